@@ -1,0 +1,52 @@
+/** The parts of a Hugging Face GPT-Neo config.json the runtime uses, resolved (no nulls). */
+export interface GptNeoConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  headDim: number;
+  /** One entry per layer, expanded from `attention_types`. */
+  attentionLayers: ("global" | "local")[];
+  /** Local layers attend to keys with 0 <= pos_q - pos_k < windowSize. */
+  windowSize: number;
+  maxPositions: number;
+  /** `intermediate_size`, or 4 * hidden_size when the config has null. */
+  intermediateSize: number;
+  layerNormEpsilon: number;
+  activation: string;
+  bosTokenId: number | undefined;
+  eosTokenId: number | undefined;
+}
+
+/** Past keys/values of one layer as the graph reads them: [heads, slots, headDim], padded per head. */
+export interface LayerPast {
+  slots: number;
+  keys: Float32Array;
+  values: Float32Array;
+}
+
+/** One call of the GPT-Neo graph over q new tokens. */
+export interface ForwardInput {
+  inputIds: readonly number[];
+  /** True positions of the q new tokens. */
+  positionIds: readonly number[];
+  /** One entry per layer. */
+  past: LayerPast[];
+  /** Per layer, additive bias [heads, q, slots + q]: 0 where allowed, a large negative where not. */
+  attentionBias: Float32Array[];
+}
+
+export interface ForwardOutput {
+  /** [q, vocab] */
+  logits: Float32Array;
+  /** Per layer, the new tokens' keys [heads, q, headDim]. */
+  presentKeys: Float32Array[];
+  /** Per layer, the new tokens' values [heads, q, headDim]. */
+  presentValues: Float32Array[];
+  /** Per layer, attention probabilities of the last min(w, q) query rows [heads, rows, slots + q]. */
+  attentionLastRows: Float32Array[];
+  /** Number of query rows in attentionLastRows. */
+  attentionRows: number;
+  /** Per layer, attention probabilities summed over all q query rows [heads, slots + q]. */
+  attentionColumnSums: Float32Array[];
+}

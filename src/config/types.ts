@@ -1,0 +1,85 @@
+/**
+ * The fully resolved run configuration: what `spg prove` runs and what goes into a
+ * bundle's config.json. schemas/config.schema.json is the source of truth; this type
+ * mirrors it. Every number here comes from configs/ presets, a config file or flags.
+ */
+export interface RunConfig {
+  /** Preset or config name, for people. */
+  name: string;
+  model: {
+    /** Checkpoint directory; "bundled" means the model shipped in models/. */
+    path: string;
+    /** dtype the weights run in. */
+    dtype: "fp32";
+    device: "cpu" | "cuda";
+  };
+  dataset: {
+    /** "brown" = the bundled Brown corpus; the others read `path`. */
+    source: "brown" | "text" | "jsonl" | "dir";
+    path: string | null;
+    /** Split the evaluation samples are drawn from. */
+    split: string;
+    /** Split used for calibration (tuning); must never share a sample with `split`. */
+    calibrationSplit: string;
+    samples: number;
+    calibrationSamples: number;
+    contextTokens: number;
+    continuationTokens: number;
+    seed: number;
+  };
+  /** Greedy generation after the context, baseline vs compressed. */
+  generation: { tokens: number };
+  kv: {
+    /** dtype the uncompressed baseline cache is counted in (fp16 as the field reports it). */
+    baselineDtype: "fp16" | "fp32";
+    /** Query rows whose attention the graph returns for scoring methods (observation window). */
+    observationWindow: number;
+  };
+  /** Methods to run, each from the same prefill. The first must be kind "full". */
+  methods: MethodConfig[];
+  hardware: HardwareConfig;
+  claims: Claim[];
+  bootstrap: { resamples: number; confidence: number; seed: number };
+  tolerances: Tolerances;
+}
+
+export interface MethodConfig {
+  /** Unique name in this run (records use it). */
+  name: string;
+  /** Which src/kv method file implements it. */
+  kind: "full" | "window-trim" | "streaming" | "h2o" | "snapkv" | "quant" | "spg";
+  /** Method parameters; each method validates its own against the schema. */
+  params: Record<string, unknown>;
+}
+
+export interface HardwareConfig {
+  /** Fraction added on top of the computed requirement (0.2 = 20%). */
+  marginFraction: number;
+  /** Bytes of activations per token of context per hidden unit, multiplier from config. */
+  activationFactor: number;
+}
+
+export type ClaimMetric =
+  | "compression_ratio"
+  | "perplexity_increase_pct"
+  | "mean_kl"
+  | "top1_agreement"
+  | "generation_agreement";
+
+export interface Claim {
+  method: string;
+  metric: ClaimMetric;
+  /** ">=" for ratio and agreements, "<=" for perplexity increase and KL. */
+  op: ">=" | "<=";
+  threshold: number;
+  /** Judge the point estimate, or the conservative end of the bootstrap interval. */
+  judge: "point" | "bound";
+}
+
+export interface Tolerances {
+  /** Replay: absolute tolerance on per-token NLL and KL. */
+  nllPerToken: number;
+  klPerToken: number;
+  /** Replay: agreement counts may differ by at most this fraction of tokens. */
+  agreementFraction: number;
+}

@@ -50,3 +50,47 @@ export interface ForwardOutput {
   /** Per layer, attention probabilities summed over all q query rows [heads, slots + q]. */
   attentionColumnSums: Float32Array[];
 }
+
+/** A float32 tensor as the runtime uses it (checkpoint F16/BF16 are widened on read). */
+export interface WeightTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** A checkpoint file with its identity, for environment.json and graph-cache keys. */
+export interface CheckpointFile {
+  /** Path relative to the checkpoint directory. */
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** A read, validated Hugging Face GPT-Neo checkpoint (src/model/checkpoint.ts). */
+export interface GptNeoCheckpoint {
+  dir: string;
+  config: GptNeoConfig;
+  /** Weights by Hugging Face name; lm_head.weight absent (tied to transformer.wte.weight), buffers dropped. */
+  weights: Map<string, WeightTensor>;
+  files: CheckpointFile[];
+  /** sha256 over the sorted file hashes: the checkpoint's identity. */
+  sha256: string;
+}
+
+export interface RuntimeOptions {
+  device: "cpu" | "cuda";
+  /** Query rows whose attention probabilities the graph returns (attentionLastRows). */
+  observationWindow: number;
+  /** Hybrid sparse attention: each query attends only to its top-k keys (0 or absent = dense). */
+  sparseTopK?: number;
+  /** Where built graphs (ONNX external data) are cached. */
+  cacheDir?: string;
+}
+
+/** A GPT-Neo forward pass on onnxruntime-node (src/model/session.ts). */
+export interface GptNeoRuntime {
+  config: GptNeoConfig;
+  /** onnxruntime execution provider actually used ("cpu" | "cuda"). */
+  executionProvider: string;
+  forward(input: ForwardInput): Promise<ForwardOutput>;
+  close(): Promise<void>;
+}

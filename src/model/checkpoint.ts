@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
+import { endianness } from "node:os";
 import { isAbsolute, join, normalize, resolve, sep } from "node:path";
 import { SpgError } from "../errors.js";
 import { CONFIG_FILE, readGptNeoConfig } from "./config.js";
@@ -25,6 +26,8 @@ export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
 export const PYTORCH_BIN_FILES: readonly string[] = ["pytorch_model.bin", "pytorch_model.bin.index.json"];
 export const LM_HEAD = "lm_head.weight";
 export const WTE = "transformer.wte.weight";
+
+const littleEndianHost = endianness() === "LE";
 
 const CONVERT_FIX =
   "convert it with Python and transformers: " +
@@ -216,8 +219,26 @@ function listNames(names: string[]): string {
   return names.length > 8 ? `${shown} and ${names.length - 8} more` : shown;
 }
 
-/** Read, validate and load a GPT-Neo checkpoint, with a record of every tensor and notes. */
-export async function readCheckpointReport(dirArg: string): Promise<CheckpointReport> {
+/** A validated checkpoint whose weights are not loaded: names, shapes, dtypes, files, hashes. */
+export interface CheckpointScan {
+  dir: string;
+  config: GptNeoConfig;
+  layout: "single" | "sharded";
+  tensors: TensorRecord[];
+  files: CheckpointFile[];
+  sha256: string;
+  notes: string[];
+  /** Parsed safetensors headers by file name (relative to dir). */
+  headers: Map<string, SafetensorsHeader>;
+  /** Where each stored tensor lives. */
+  location: Map<string, { file: string; entry: SafetensorsEntry }>;
+}
+
+/**
+ * Validate a checkpoint directory without loading its weights (only headers, config, file hashes, and
+ * lm_head/wte when an explicit lm_head must be compared): what `spg model inspect` needs for large models.
+ */
+export async function scanCheckpoint(dirArg: string): Promise<CheckpointScan> {
   const dir = resolve(dirArg);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new SpgError("E_CHECKPOINT_MISSING", `checkpoint directory ${dir} does not exist`, {
@@ -365,13 +386,6 @@ export async function readCheckpointReport(dirArg: string): Promise<CheckpointRe
     });
   }
 
-  // Load the weights (float32), in the config's order.
-  const weights = new Map<string, WeightTensor>();
-  for (const [name, shape] of expected) {
-    const { file, entry } = location.get(name)!;
-    const data = bytesToFloat32(readTensorBytes(headers.get(file)!, entry), entry.dtype, entry.elements);
-    weights.set(name, { shape: [...shape], data });
-  }
   const buffers = tensors.filter((t) => t.kind === "buffer");
   if (buffers.length > 0) {
     notes.push(
@@ -380,12 +394,9 @@ export async function readCheckpointReport(dirArg: string): Promise<CheckpointRe
   }
   const lmHead = location.get(LM_HEAD);
   if (lmHead !== undefined) {
-    const head = bytesToFloat32(
-      readTensorBytes(headers.get(lmHead.file)!, lmHead.entry),
-      lmHead.entry.dtype,
-      lmHead.entry.elements,
-    );
-    const wte = weights.get(WTE)!.data;
+    const head = readEntryFloat32(headers.get(lmHead.file)!, lmHead.entry);
+    const wteAt = location.get(WTE)!;
+    const wte = readEntryFloat32(headers.get(wteAt.file)!, wteAt.entry);
     let differing = 0;
     let maxAbsDiff = 0;
     for (let i = 0; i < wte.length; i++) {
@@ -406,6 +417,39 @@ export async function readCheckpointReport(dirArg: string): Promise<CheckpointRe
     const path = join(dir, name);
     files.push({ name, bytes: statSync(path).size, sha256: await sha256File(path) });
   }
-  const checkpoint: GptNeoCheckpoint = { dir, config, weights, files, sha256: checkpointSha256(files) };
-  return { checkpoint, layout, tensors, notes };
+  return { dir, config, layout, tensors, files, sha256: checkpointSha256(files), notes, headers, location };
+}
+
+/** Read a float tensor to float32; F32 on a little-endian host is used in place (no copy). */
+function readEntryFloat32(header: SafetensorsHeader, entry: SafetensorsEntry): Float32Array {
+  const bytes = readTensorBytes(header, entry);
+  if (entry.dtype === "F32" && littleEndianHost) return new Float32Array(bytes.buffer, 0, entry.elements);
+  return bytesToFloat32(bytes, entry.dtype, entry.elements);
+}
+
+/** Read, validate and load a GPT-Neo checkpoint, with a record of every tensor and notes. */
+export async function readCheckpointReport(dir: string): Promise<CheckpointReport> {
+  const scan = await scanCheckpoint(dir);
+  const weights = new Map<string, WeightTensor>();
+  for (const [name, shape] of expectedWeightShapes(scan.config)) {
+    const { file, entry } = scan.location.get(name)!;
+    const data = readEntryFloat32(scan.headers.get(file)!, entry);
+    const bad = data.findIndex((value) => !Number.isFinite(value));
+    if (bad >= 0) {
+      throw new SpgError("E_TENSOR_NONFINITE", `tensor ${name} holds ${data[bad]} at flat index ${bad}`, {
+        file: join(scan.dir, file),
+        field: name,
+        fix: "the weights are corrupt (or overflowed when converted to a narrower dtype); use an intact checkpoint",
+      });
+    }
+    weights.set(name, { shape: [...shape], data });
+  }
+  const checkpoint: GptNeoCheckpoint = {
+    dir: scan.dir,
+    config: scan.config,
+    weights,
+    files: scan.files,
+    sha256: scan.sha256,
+  };
+  return { checkpoint, layout: scan.layout, tensors: scan.tensors, notes: scan.notes };
 }

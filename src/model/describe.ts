@@ -3,9 +3,10 @@
  * checkpoint and its config (nothing tabled), and a text rendering of it for people.
  */
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { SpgError } from "../errors.js";
 import { bundledModelDir } from "../paths.js";
-import { type CheckpointReport, readCheckpointReport } from "./checkpoint.js";
+import { type CheckpointScan, scanCheckpoint } from "./checkpoint.js";
 import { GPT_NEO_ARCHITECTURE } from "./config.js";
 import type { SafetensorsDtype } from "./safetensors.js";
 import type { GptNeoConfig } from "./types.js";
@@ -94,28 +95,30 @@ function addUsage(
   table[dtype] = usage;
 }
 
-/** Describe a read checkpoint; `contextTokens` defaults to max_position_embeddings. */
-export function describeCheckpoint(report: CheckpointReport, contextTokens?: number): CheckpointDescription {
-  const { checkpoint } = report;
-  const { config } = checkpoint;
+/**
+ * Describe a validated checkpoint (from scanCheckpoint: weights need not be loaded);
+ * `contextTokens` defaults to max_position_embeddings.
+ */
+export function describeCheckpoint(scan: CheckpointScan, contextTokens?: number): CheckpointDescription {
+  const { config } = scan;
   const tokens = contextTokens ?? config.maxPositions;
   if (!Number.isSafeInteger(tokens) || tokens < 1 || tokens > config.maxPositions) {
     throw new SpgError(
       "E_CONTEXT_LENGTH",
       `context of ${tokens} tokens is outside 1..${config.maxPositions} (max_position_embeddings)`,
       {
-        file: `${checkpoint.dir}/config.json`,
+        file: join(scan.dir, "config.json"),
         field: "--context",
         fix: `give --context between 1 and ${config.maxPositions}; GPT-Neo has no positions beyond max_position_embeddings`,
       },
     );
   }
   let parameters = 0;
-  for (const tensor of checkpoint.weights.values()) parameters += tensor.data.length;
   const weightsByDtype: Partial<Record<SafetensorsDtype, DtypeUsage>> = {};
   const droppedByDtype: Partial<Record<SafetensorsDtype, DtypeUsage>> = {};
-  for (const tensor of report.tensors) {
+  for (const tensor of scan.tensors) {
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
+    if (tensor.kind === "weight") parameters += elements;
     addUsage(
       tensor.kind === "weight" ? weightsByDtype : droppedByDtype,
       tensor.dtype,
@@ -125,10 +128,10 @@ export function describeCheckpoint(report: CheckpointReport, contextTokens?: num
   }
   const localLayers = config.attentionLayers.filter((kind) => kind === "local").length;
   return {
-    dir: checkpoint.dir,
+    dir: scan.dir,
     architecture: GPT_NEO_ARCHITECTURE,
-    layout: report.layout,
-    sha256: checkpoint.sha256,
+    layout: scan.layout,
+    sha256: scan.sha256,
     config,
     globalLayers: config.numLayers - localLayers,
     localLayers,
@@ -136,12 +139,12 @@ export function describeCheckpoint(report: CheckpointReport, contextTokens?: num
     weightBytesFp32: parameters * FP32_BYTES,
     weightsByDtype,
     droppedByDtype,
-    bytesOnDisk: checkpoint.files.reduce((sum, file) => sum + file.bytes, 0),
-    files: checkpoint.files.map((file) => ({ ...file })),
+    bytesOnDisk: scan.files.reduce((sum, file) => sum + file.bytes, 0),
+    files: scan.files.map((file) => ({ ...file })),
     kvBytesPerTokenFp16: kvBytesPerToken(config, FP16_BYTES),
     kvBytesPerTokenFp32: kvBytesPerToken(config, FP32_BYTES),
     context: contextMemory(config, parameters, tokens),
-    notes: [...report.notes],
+    notes: [...scan.notes],
   };
 }
 
@@ -161,7 +164,7 @@ export async function describeCheckpointDir(
       },
     );
   }
-  return describeCheckpoint(await readCheckpointReport(target), contextTokens);
+  return describeCheckpoint(await scanCheckpoint(target), contextTokens);
 }
 
 /** Bytes for people: exact count plus a binary-prefixed size. */

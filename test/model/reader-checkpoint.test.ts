@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { readCheckpoint, readCheckpointReport } from "../../src/model/checkpoint.js";
+import { readCheckpoint, readCheckpointReport, scanCheckpoint } from "../../src/model/checkpoint.js";
 import { type TensorToWrite, writeSafetensors } from "../../src/model/safetensors.js";
 import type { GptNeoCheckpoint } from "../../src/model/types.js";
 import {
@@ -320,4 +320,22 @@ test("E_CHECKPOINT_MISSING: no directory, no weights, no config", async () => {
   await assert.rejects(readCheckpoint(noConfig), spgCode("E_CHECKPOINT_ARCH"));
   rmSync(join(noConfig, "config.json"));
   await assert.rejects(readCheckpoint(noConfig), spgCode("E_CHECKPOINT_MISSING"));
+});
+
+test("E_TENSOR_NONFINITE: a weight that overflowed to infinity in F16 is refused when loaded", async () => {
+  const overflowing = tensorsA.map((t) => {
+    if (t.name !== "transformer.h.2.ln_2.weight") return { ...t, dtype: "F16" as const };
+    const data = new Float32Array(t.data as Float32Array);
+    data[3] = 1e6; // above F16's 65504: encodes as +Inf
+    return { ...t, dtype: "F16" as const, data };
+  });
+  const dir = checkpointWith(overflowing);
+  await assert.rejects(readCheckpoint(dir), (error: unknown) => {
+    spgCode("E_TENSOR_NONFINITE")(error);
+    assert.equal((error as { field: string }).field, "transformer.h.2.ln_2.weight");
+    return true;
+  });
+  // scanCheckpoint validates names, shapes and dtypes without loading values.
+  const scan = await scanCheckpoint(dir);
+  assert.equal(scan.tensors.length, 56);
 });

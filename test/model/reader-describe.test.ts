@@ -4,7 +4,7 @@ import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { promisify } from "node:util";
-import { readCheckpointReport } from "../../src/model/checkpoint.js";
+import { readCheckpoint, scanCheckpoint } from "../../src/model/checkpoint.js";
 import { describeCheckpoint, describeCheckpointDir, formatDescription } from "../../src/model/describe.js";
 import { readSafetensorsHeader, writeSafetensors } from "../../src/model/safetensors.js";
 import { bundledModelDir, packageRoot } from "../../src/paths.js";
@@ -32,6 +32,9 @@ test("describes fixture A with figures that follow from its config (README table
   const inner = 128;
   const perLayer = 2 * h + 4 * h * h + h + 2 * h + inner * h + inner + h * inner + h;
   assert.equal(d.parameters, 512 * h + 64 * h + 4 * perLayer + 2 * h);
+  let loaded = 0;
+  for (const tensor of (await readCheckpoint(dir)).weights.values()) loaded += tensor.data.length;
+  assert.equal(d.parameters, loaded);
   assert.equal(d.weightBytesFp32, d.parameters * 4);
   // All weights are F32 and fill the data area: file size - 8 - header length.
   const header = readSafetensorsHeader(join(dir, "model.safetensors"));
@@ -81,7 +84,7 @@ test("dropped buffers and lm_head are counted separately by dtype", async () => 
     },
     { name: "transformer.h.1.attn.attention.masked_bias", dtype: "F32", shape: [], data: [-1e9] },
   ]);
-  const d = describeCheckpoint(await readCheckpointReport(dir), 40);
+  const d = describeCheckpoint(await scanCheckpoint(dir), 40);
   assert.deepEqual(Object.keys(d.weightsByDtype), ["BF16"]);
   assert.equal(d.weightsByDtype.BF16!.bytes, d.parameters * 2);
   assert.deepEqual(d.droppedByDtype, {

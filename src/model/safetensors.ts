@@ -257,6 +257,12 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     }
     const lengthBytes = new Uint8Array(8);
     readExactly(fd, lengthBytes, 0, path);
+    if (Buffer.from(lengthBytes).toString("latin1") === "version ") {
+      throw new SpgError("E_SAFETENSORS_HEADER", "this is a Git LFS pointer file, not the weights", {
+        file: path,
+        fix: "fetch the real file: `git lfs install && git lfs pull` in the checkpoint's clone, or download it from the hub",
+      });
+    }
     const headerLength = new DataView(lengthBytes.buffer).getBigUint64(0, true);
     if (headerLength > BigInt(MAX_HEADER_BYTES)) {
       throw headerError(

@@ -174,6 +174,14 @@ test("sharded checkpoint (model.safetensors.index.json) reads the same weights",
     JSON.stringify({ weight_map: { ...weightMap, "transformer.ln_f.bias": "../x.safetensors" } }),
   );
   await assert.rejects(readCheckpoint(dir), spgCode("E_CHECKPOINT_INDEX"));
+  // A tensor listed in the index that no shard holds.
+  writeFileSync(
+    indexPath,
+    JSON.stringify({
+      weight_map: { ...weightMap, "transformer.h.9.ln_1.bias": "model-00001-of-00002.safetensors" },
+    }),
+  );
+  await assert.rejects(readCheckpoint(dir), spgCode("E_TENSOR_MISSING"));
   // A tensor stored twice.
   writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), [...first, wteA], { format: "pt" });
   writeFileSync(indexPath, JSON.stringify({ weight_map: weightMap }));

@@ -222,6 +222,15 @@ test("E_SAFETENSORS_HEADER: bad JSON, non-object, bad fields, absurd header leng
   huge.writeBigUInt64LE(2n ** 40n, 0);
   writeFileSync(path, huge);
   assert.throws(() => readSafetensorsHeader(path), spgCode("E_SAFETENSORS_HEADER"));
+  writeFileSync(path, "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 526000000\n");
+  assert.throws(
+    () => readSafetensorsHeader(path),
+    (error: unknown) => {
+      spgCode("E_SAFETENSORS_HEADER")(error);
+      assert.match((error as Error).message, /Git LFS pointer/);
+      return true;
+    },
+  );
   writeRawSafetensors(
     path,
     JSON.stringify({ a: { dtype: "F8_E4M3", shape: [8], data_offsets: [0, 8] } }),

@@ -36,7 +36,7 @@ import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
 export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-1";
 export const ONNX_OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
-const ONNX_IR_VERSION = 8;
+export const ONNX_IR_VERSION = 8;
 /** protobuf messages cannot exceed 2 GiB; leave room for the graph structure itself. */
 export const PROTOBUF_INLINE_LIMIT_BYTES = 2 ** 31 - 64 * 2 ** 20;
 

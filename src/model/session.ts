@@ -6,8 +6,15 @@
  */
 import ort from "onnxruntime-node";
 import { SpgError } from "../errors.js";
-import { graphNames, validateGraphOptions } from "./graph.js";
+import {
+  GRAPH_BUILDER_VERSION,
+  graphNames,
+  ONNX_IR_VERSION,
+  ONNX_OPSET,
+  validateGraphOptions,
+} from "./graph.js";
 import { type GraphCacheOptions, prepareGraph } from "./graph-cache.js";
+import { encodeModel, OnnxDataType } from "./onnx-proto.js";
 import type {
   ForwardInput,
   ForwardOutput,
@@ -26,6 +33,33 @@ export type LoadRuntimeOptions = RuntimeOptions & Pick<GraphCacheOptions, "exter
 /** Whether this onnxruntime-node build lists the CUDA provider at all. */
 export function cudaProviderListed(): boolean {
   return ort.listSupportedBackends().some((backend) => backend.name === "cuda");
+}
+
+/** A one-node graph (Identity) to open a session with, so a missing provider fails before the model is built. */
+function probeGraph(): Uint8Array {
+  const io = (name: string) => ({
+    name,
+    type: { tensor_type: { elem_type: OnnxDataType.FLOAT, shape: { dim: [{ dim_value: 1 }] } } },
+  });
+  return encodeModel({
+    ir_version: ONNX_IR_VERSION,
+    producer_name: "spg",
+    producer_version: GRAPH_BUILDER_VERSION,
+    opset_import: [{ domain: "", version: ONNX_OPSET }],
+    graph: {
+      name: "provider_probe",
+      node: [{ name: "identity", op_type: "Identity", input: ["x"], output: ["y"] }],
+      initializer: [],
+      input: [io("x")],
+      output: [io("y")],
+    },
+  });
+}
+
+/** Opens and closes a tiny session on the device's provider; E_DEVICE_UNAVAILABLE when it cannot start. */
+export async function assertDeviceAvailable(device: RuntimeOptions["device"]): Promise<void> {
+  const session = await createSession({ kind: "bytes", bytes: probeGraph() }, device);
+  await session.release();
 }
 
 function executionProviders(device: RuntimeOptions["device"]): string[] {
@@ -163,6 +197,7 @@ export async function loadRuntime(
   validateGraphOptions(graphOptions);
   // Check the device before building anything, so a missing provider fails fast.
   const providers = executionProviders(options.device);
+  await assertDeviceAvailable(options.device);
   const graph = await prepareGraph(checkpoint, graphOptions, {
     cacheDir: options.cacheDir,
     externalDataThresholdBytes: options.externalDataThresholdBytes,

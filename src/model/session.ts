@@ -28,7 +28,11 @@ export const CUDA_INSTALL_FIX =
   "install onnxruntime-node with its CUDA provider: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` " +
   "on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9 (or run with device cpu)";
 
-export type LoadRuntimeOptions = RuntimeOptions & Pick<GraphCacheOptions, "externalDataThresholdBytes">;
+export type LoadRuntimeOptions = RuntimeOptions &
+  Pick<GraphCacheOptions, "externalDataThresholdBytes"> & {
+    /** onnxruntime intra-op threads (0 or absent: onnxruntime's default, one per physical core). */
+    intraOpThreads?: number;
+  };
 
 /** Whether this onnxruntime-node build lists the CUDA provider at all. */
 export function cudaProviderListed(): boolean {
@@ -86,10 +90,12 @@ function executionProviders(device: RuntimeOptions["device"]): string[] {
 async function createSession(
   graph: Awaited<ReturnType<typeof prepareGraph>>,
   device: RuntimeOptions["device"],
+  intraOpThreads = 0,
 ): Promise<ort.InferenceSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(device),
     graphOptimizationLevel: "all",
+    intraOpNumThreads: intraOpThreads,
   };
   try {
     return graph.kind === "bytes"
@@ -202,7 +208,7 @@ export async function loadRuntime(
     cacheDir: options.cacheDir,
     externalDataThresholdBytes: options.externalDataThresholdBytes,
   });
-  const session = await createSession(graph, options.device);
+  const session = await createSession(graph, options.device, options.intraOpThreads);
   const config = checkpoint.config;
   const outputNames = session.outputNames;
   return {

@@ -10,6 +10,7 @@ Modes:
   (default)                train; resumable from --run-dir/checkpoint.pt; stops at --max-steps
                            or at the wall-clock --deadline-utc, whichever comes first, and
                            exports --out (config.json + model.safetensors in F16)
+  --export-only            export --out from --run-dir/checkpoint.pt (e.g. after a crash)
   --eval-only              load --out's exported weights and print the eval-split loss
   --dump-logits FILE       load --out's exported weights, write logits of a fixed token
                            sequence as JSON (for the ONNX runtime comparison test)
@@ -519,6 +520,16 @@ def train(args):
     print(f"stopped at step {step} ({stop_reason}); exported {args.out}", flush=True)
 
 
+def export_from_checkpoint(args):
+    state = torch.load(os.path.join(args.run_dir, "checkpoint.pt"))
+    model = GptNeoForCausalLM(state["config"])
+    model.load_state_dict(state["model"])
+    info = {"steps": state["step"], "stop_reason": "exported from checkpoint", "loss_curve": state["log"],
+            "args": state["args"], "command": " ".join(sys.argv)}
+    export_model(args.out, model, state["config"], info)
+    print(f"exported step {state['step']} to {args.out}")
+
+
 def load_exported(out_dir):
     with open(os.path.join(out_dir, "config.json")) as handle:
         config = json.load(handle)
@@ -546,15 +557,21 @@ def evaluate(args):
 
 
 def dump_logits(args):
+    """Torch logits on the exported (F16 -> F32) weights over the first eval tokens, for the ONNX check.
+
+    Full rows go to --dump-logits; --dump-compact gets, per row, the full-row logsumexp and argmax
+    and the logits at a fixed column subset (every 97th id plus the row's top 8), small enough to commit.
+    """
     model, config = load_exported(args.out)
     tokens, _ = load_tokens(args.data_dir, "eval")
     ids = tokens[: args.dump_length].unsqueeze(0)
     with torch.no_grad():
         logits = model(ids)[0]
-    rows = args.dump_rows
-    picked = sorted(set([0, 1, ids.shape[1] // 2, ids.shape[1] - 2, ids.shape[1] - 1] + list(range(rows))))
+    length = ids.shape[1]
+    picked = sorted(set([0, 1, length // 2, length - 2, length - 1] + list(range(args.dump_rows))))
     payload = {
         "note": "torch float32 logits of scripts/train_gpt_neo.py on the exported F16 weights (upcast to F32)",
+        "model_sha256": hashlib.sha256(open(os.path.join(args.out, "model.safetensors"), "rb").read()).hexdigest(),
         "input_ids": ids[0].tolist(),
         "rows": picked,
         "vocab": config["vocab_size"],
@@ -562,7 +579,24 @@ def dump_logits(args):
     }
     with open(args.dump_logits, "w") as handle:
         json.dump(payload, handle)
-    print(f"wrote {args.dump_logits}: {len(picked)} rows of {ids.shape[1]} positions")
+    print(f"wrote {args.dump_logits}: {len(picked)} rows of {length} positions")
+    if args.dump_compact:
+        compact = {key: payload[key] for key in ("note", "model_sha256", "input_ids", "rows", "vocab")}
+        compact["rows_detail"] = []
+        for r in picked:
+            row = logits[r]
+            top = torch.topk(row, 8).indices.tolist()
+            columns = sorted(set(list(range(0, config["vocab_size"], 97)) + top))
+            compact["rows_detail"].append({
+                "row": r,
+                "logsumexp": torch.logsumexp(row.double(), 0).item(),
+                "argmax": int(torch.argmax(row).item()),
+                "columns": columns,
+                "values": [float(row[c].item()) for c in columns],
+            })
+        with open(args.dump_compact, "w") as handle:
+            json.dump(compact, handle)
+        print(f"wrote {args.dump_compact}")
 
 
 def main():
@@ -570,7 +604,9 @@ def main():
     parser.add_argument("--check-fixtures", metavar="DIR")
     parser.add_argument("--fixture-tolerance", type=float, default=1e-4)
     parser.add_argument("--eval-only", action="store_true")
+    parser.add_argument("--export-only", action="store_true")
     parser.add_argument("--dump-logits", metavar="FILE")
+    parser.add_argument("--dump-compact", metavar="FILE")
     parser.add_argument("--dump-length", type=int, default=600)
     parser.add_argument("--dump-rows", type=int, default=4)
     parser.add_argument("--eval-seq", type=int, default=1024)
@@ -603,6 +639,9 @@ def main():
     torch.set_num_threads(args.threads)
     if args.check_fixtures:
         sys.exit(0 if check_fixtures(args.check_fixtures, args.fixture_tolerance) else 1)
+    if args.export_only:
+        export_from_checkpoint(args)
+        return
     if args.eval_only:
         evaluate(args)
         return

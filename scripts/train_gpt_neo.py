@@ -459,7 +459,10 @@ def train(args):
     model.train()
     started = time.time()
     window_loss, window_tokens, window_started = 0.0, 0, time.time()
-    while step < args.max_steps:
+    last_step = args.max_steps if args.stop_at_step is None else min(args.max_steps, args.stop_at_step)
+    if last_step < args.max_steps:
+        stop_reason = f"stop-at-step {last_step}"
+    while step < last_step:
         if deadline is not None and time.time() + args.deadline_margin_s >= deadline:
             stop_reason = f"deadline {args.deadline_utc} UTC"
             break
@@ -633,6 +636,8 @@ def main():
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--stop-at-step", type=int, default=None,
+                        help="stop at this step; the schedule still follows --max-steps (reproduces a deadline-stopped run)")
     parser.add_argument("--deadline-utc", default=None, help="HH:MM; stop and export before this wall-clock time")
     parser.add_argument("--deadline-margin-s", type=float, default=60.0)
     args = parser.parse_args()

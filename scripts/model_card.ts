@@ -232,6 +232,7 @@ function main(): void {
     "dpkg-deb -x /var/cache/apt/archives/libopenblas0-pthread_0.3.21+ds-4_amd64.deb tmp/openblas  # optional: fast BLAS",
     "scripts/train_env.sh --check-fixtures ../shared/fixtures/gpt-neo-hf",
     `scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}`,
+    "scripts/train_env.sh --dump-logits tmp/torch-logits.json --dump-compact test/fixtures/gpt-neo-brown-torch-logits.json",
     "node dist/scripts/measure_bundled_model.js --torch-logits tmp/torch-logits.json",
     "node dist/scripts/model_card.js",
     "```",

@@ -348,6 +348,30 @@ def build_config(args):
     return config
 
 
+def build_training_info(train_args, step, stop_reason, log, manifest, train_tokens):
+    """What training.json records; train_args is the training run's argparse namespace as a dict."""
+    return {
+        "seed": train_args["seed"],
+        "steps": step,
+        "max_steps": train_args["max_steps"],
+        "stop_reason": stop_reason,
+        "tokens_per_step": train_args["tokens_per_step"],
+        "seq_lengths": [int(x) for x in train_args["seq_lengths"].split(",")],
+        "optimizer": {"name": "AdamW", "lr": train_args["lr"], "betas": [0.9, 0.95],
+                      "weight_decay": train_args["weight_decay"], "warmup_steps": train_args["warmup_steps"],
+                      "schedule": "cosine", "min_lr_ratio": train_args["min_lr_ratio"],
+                      "grad_clip": train_args["grad_clip"]},
+        "data": {key: {k: v for k, v in value.items() if k != "documentIds"}
+                 for key, value in manifest["splits"].items() if key == "train"},
+        "train_tokens": train_tokens,
+        "loss_curve": log,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "command": train_args.get("command", " ".join(sys.argv)),
+    }
+
+
 def load_tokens(data_dir, split):
     with open(os.path.join(data_dir, "manifest.json")) as handle:
         manifest = json.load(handle)
@@ -500,25 +524,7 @@ def train(args):
     save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config)
     with open(os.path.join(args.run_dir, "loss.json"), "w") as handle:
         json.dump(log, handle, indent=1)
-    training_info = {
-        "seed": args.seed,
-        "steps": step,
-        "max_steps": args.max_steps,
-        "stop_reason": stop_reason,
-        "tokens_per_step": args.tokens_per_step,
-        "seq_lengths": seq_lengths,
-        "optimizer": {"name": "AdamW", "lr": args.lr, "betas": [0.9, 0.95], "weight_decay": args.weight_decay,
-                      "warmup_steps": args.warmup_steps, "schedule": "cosine", "min_lr_ratio": args.min_lr_ratio,
-                      "grad_clip": args.grad_clip},
-        "data": {key: {k: v for k, v in value.items() if k != "documentIds"}
-                 for key, value in manifest["splits"].items() if key == "train"},
-        "train_tokens": int(train_tokens.numel()),
-        "loss_curve": log,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "command": " ".join(sys.argv),
-    }
+    training_info = build_training_info(vars(args), step, stop_reason, log, manifest, int(train_tokens.numel()))
     export_model(args.out, model, config, training_info)
     print(f"stopped at step {step} ({stop_reason}); exported {args.out}", flush=True)
 
@@ -527,8 +533,11 @@ def export_from_checkpoint(args):
     state = torch.load(os.path.join(args.run_dir, "checkpoint.pt"))
     model = GptNeoForCausalLM(state["config"])
     model.load_state_dict(state["model"])
-    info = {"steps": state["step"], "stop_reason": "exported from checkpoint", "loss_curve": state["log"],
-            "args": state["args"], "command": " ".join(sys.argv)}
+    train_args = dict(state["args"])
+    train_args.setdefault("command", "(not recorded in this checkpoint)")
+    train_tokens, manifest = load_tokens(train_args["data_dir"], "train")
+    info = build_training_info(train_args, state["step"], "exported from checkpoint by --export-only",
+                               state["log"], manifest, int(train_tokens.numel()))
     export_model(args.out, model, state["config"], info)
     print(f"exported step {state['step']} to {args.out}")
 
@@ -563,7 +572,7 @@ def dump_logits(args):
     """Torch logits on the exported (F16 -> F32) weights over the first eval tokens, for the ONNX check.
 
     Full rows go to --dump-logits; --dump-compact gets, per row, the full-row logsumexp and argmax
-    and the logits at a fixed column subset (every 97th id plus the row's top 8), small enough to commit.
+    and the logits at a fixed column subset (every 251st id plus the row's top 8), small enough to commit.
     """
     model, config = load_exported(args.out)
     tokens, _ = load_tokens(args.data_dir, "eval")
@@ -589,7 +598,7 @@ def dump_logits(args):
         for r in picked:
             row = logits[r]
             top = torch.topk(row, 8).indices.tolist()
-            columns = sorted(set(list(range(0, config["vocab_size"], 97)) + top))
+            columns = sorted(set(list(range(0, config["vocab_size"], 251)) + top))
             compact["rows_detail"].append({
                 "row": r,
                 "logsumexp": torch.logsumexp(row.double(), 0).item(),
@@ -641,6 +650,7 @@ def main():
     parser.add_argument("--deadline-utc", default=None, help="HH:MM; stop and export before this wall-clock time")
     parser.add_argument("--deadline-margin-s", type=float, default=60.0)
     args = parser.parse_args()
+    args.command = " ".join(sys.argv)
     torch.set_num_threads(args.threads)
     if args.check_fixtures:
         sys.exit(0 if check_fixtures(args.check_fixtures, args.fixture_tolerance) else 1)

@@ -275,8 +275,18 @@ def check_fixtures(fixtures_dir, tolerance):
         with open(os.path.join(directory, "config.json")) as handle:
             config = json.load(handle)
         model = GptNeoForCausalLM(config).eval()
-        tensors, metadata = read_safetensors(os.path.join(directory, "model.safetensors"))
+        fixture_weights = os.path.join(directory, "model.safetensors")
+        tensors, metadata = read_safetensors(fixture_weights)
         model.load_hf_state(tensors)
+        # The writer must reproduce the fixture file byte for byte (same layout as transformers' save).
+        rewritten = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"spg-safetensors-check-{os.getpid()}")
+        write_safetensors(rewritten, dict(model.state_dict()), "F32")
+        with open(rewritten, "rb") as a, open(fixture_weights, "rb") as b:
+            identical = a.read() == b.read()
+        os.remove(rewritten)
+        print(f"{name} safetensors writer reproduces the fixture file byte for byte: {identical}")
+        if not identical:
+            worst_overall = float("inf")
         with open(os.path.join(directory, "reference.json")) as handle:
             reference = json.load(handle)
         checked = 0

@@ -268,8 +268,9 @@ def find_input_ids(case):
     raise KeyError(f"no input ids in case (keys: {sorted(case)})")
 
 
-def check_fixtures(fixtures_dir, tolerance):
+def check_fixtures(fixtures_dir, tolerance, report_path=None):
     worst_overall = 0.0
+    report = {"fixtures": os.path.abspath(fixtures_dir), "tolerance": tolerance, "cases": [], "writer_identical": {}}
     for name in ("config-A", "config-B"):
         directory = os.path.join(fixtures_dir, name)
         with open(os.path.join(directory, "config.json")) as handle:
@@ -285,6 +286,7 @@ def check_fixtures(fixtures_dir, tolerance):
             identical = a.read() == b.read()
         os.remove(rewritten)
         print(f"{name} safetensors writer reproduces the fixture file byte for byte: {identical}")
+        report["writer_identical"][name] = identical
         if not identical:
             worst_overall = float("inf")
         with open(os.path.join(directory, "reference.json")) as handle:
@@ -310,11 +312,17 @@ def check_fixtures(fixtures_dir, tolerance):
                 line += f", attentions max|diff| = {attention_diff:.3g}"
                 diff = max(diff, attention_diff)
             print(line)
+            report["cases"].append({"config": name, "case": case_name, "max_abs_diff": diff})
             worst_overall = max(worst_overall, diff)
             checked += 1
         if checked == 0:
             raise SystemExit(f"{name}: no full_len / attentions cases found")
     ok = worst_overall <= tolerance
+    if report_path:
+        report.update({"worst_max_abs_diff": worst_overall, "ok": ok, "torch": torch.__version__})
+        with open(report_path, "w") as handle:
+            json.dump(report, handle, indent=1)
+            handle.write("\n")
     print(f"fixtures: worst max|diff| = {worst_overall:.3g} (tolerance {tolerance}) -> {'OK' if ok else 'FAIL'}")
     return ok
 
@@ -625,6 +633,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check-fixtures", metavar="DIR")
     parser.add_argument("--fixture-tolerance", type=float, default=1e-4)
+    parser.add_argument("--check-report", metavar="FILE", help="with --check-fixtures: write the results as JSON")
     parser.add_argument("--eval-only", action="store_true")
     parser.add_argument("--export-only", action="store_true")
     parser.add_argument("--dump-logits", metavar="FILE")
@@ -663,7 +672,7 @@ def main():
     args.command = " ".join(sys.argv)
     torch.set_num_threads(args.threads)
     if args.check_fixtures:
-        sys.exit(0 if check_fixtures(args.check_fixtures, args.fixture_tolerance) else 1)
+        sys.exit(0 if check_fixtures(args.check_fixtures, args.fixture_tolerance, args.check_report) else 1)
     if args.export_only:
         export_from_checkpoint(args)
         return

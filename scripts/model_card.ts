@@ -162,7 +162,7 @@ function main(): void {
     `| final training loss | ${last ? `${fmt(last.loss)} nats/token (mean over the last ${curve.length > 1 ? last.step - curve[curve.length - 2].step : last.step} steps, step ${last.step})` : "none logged"} |`,
     "",
     "The trainer's forward is checked against Hugging Face's reference logits and attentions",
-    "(`../shared/fixtures/gpt-neo-hf`, config-A and config-B) with `--check-fixtures`:",
+    "(`test/fixtures/gpt-neo-hf`, a copy of the project's shared fixtures, config-A and config-B) with `--check-fixtures`:",
     fixtureCheck === undefined
       ? "_fixture check not recorded_ (run it with `--check-report models/gpt-neo-brown/fixture-check.json`)."
       : `${fixtureCheck.cases.length} cases, worst max |diff| = ${fixtureCheck.worst_max_abs_diff.toExponential(2)} (tolerance ${fixtureCheck.tolerance}), ` +
@@ -243,7 +243,7 @@ function main(): void {
     "```sh",
     "npx tsc -p . && node dist/scripts/export_brown_tokens.js            # tmp/train-data/{train,eval}.bin",
     "dpkg-deb -x /var/cache/apt/archives/libopenblas0-pthread_0.3.21+ds-4_amd64.deb tmp/openblas  # optional: fast BLAS",
-    "scripts/train_env.sh --check-fixtures ../shared/fixtures/gpt-neo-hf --check-report models/gpt-neo-brown/fixture-check.json",
+    "scripts/train_env.sh --check-fixtures test/fixtures/gpt-neo-hf --check-report models/gpt-neo-brown/fixture-check.json",
     `scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}`,
     "scripts/train_env.sh --dump-logits tmp/torch-logits.json --dump-compact test/fixtures/gpt-neo-brown-torch-logits.json",
     "node dist/scripts/measure_bundled_model.js --torch-logits tmp/torch-logits.json",

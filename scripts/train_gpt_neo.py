@@ -270,7 +270,7 @@ def find_input_ids(case):
 
 def check_fixtures(fixtures_dir, tolerance, report_path=None):
     worst_overall = 0.0
-    report = {"fixtures": os.path.abspath(fixtures_dir), "tolerance": tolerance, "cases": [], "writer_identical": {}}
+    report = {"fixtures": fixtures_dir, "tolerance": tolerance, "cases": [], "writer_identical": {}}
     for name in ("config-A", "config-B"):
         directory = os.path.join(fixtures_dir, name)
         with open(os.path.join(directory, "config.json")) as handle:

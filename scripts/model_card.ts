@@ -37,6 +37,7 @@ interface TrainingInfo {
   numpy: string;
   python: string;
   command: string;
+  previous_phase?: { checkpoint_sha256: string; steps: number; command: string } | null;
 }
 
 const notMeasured =
@@ -153,6 +154,11 @@ function main(): void {
     "| field | value |",
     "|---|---|",
     `| seed | ${training.seed} |`,
+    ...(training.previous_phase
+      ? [
+          `| phases | 1: steps 0..${training.previous_phase.steps} (own warmup + cosine); 2: steps ${training.previous_phase.steps}..${training.steps} (warm restart: new warmup + cosine, optimizer state kept) |`,
+        ]
+      : []),
     `| steps done | ${training.steps} (schedule length ${training.max_steps}; stopped by: ${training.stop_reason}) |`,
     `| tokens per step | ${training.tokens_per_step} (sequence lengths cycled: ${training.seq_lengths.join(", ")}) |`,
     `| tokens seen | ${seen} (${fmt(seen / training.train_tokens, 3)} epochs of ${training.train_tokens}) |`,
@@ -172,7 +178,7 @@ function main(): void {
     "",
     "### Loss curve (training loss, nats/token, mean over each logging interval)",
     "",
-    "| step | loss | lr | seq of last batch | elapsed s |",
+    "| step | loss | lr | seq of last batch | elapsed s (in its phase) |",
     "|---|---|---|---|---|",
     ...thin(curve, 30).map(
       (entry) =>
@@ -244,13 +250,19 @@ function main(): void {
     "npx tsc -p . && node dist/scripts/export_brown_tokens.js            # tmp/train-data/{train,eval}.bin",
     "dpkg-deb -x /var/cache/apt/archives/libopenblas0-pthread_0.3.21+ds-4_amd64.deb tmp/openblas  # optional: fast BLAS",
     "scripts/train_env.sh --check-fixtures test/fixtures/gpt-neo-hf --check-report models/gpt-neo-brown/fixture-check.json",
-    `scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}`,
+    ...(training.previous_phase
+      ? [
+          `scripts/train_env.sh ${training.previous_phase.command.split(" ").slice(1).join(" ")}   # phase 1`,
+          `scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}   # phase 2`,
+        ]
+      : [`scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}`]),
     "scripts/train_env.sh --dump-logits tmp/torch-logits.json --dump-compact test/fixtures/gpt-neo-brown-torch-logits.json",
     "node dist/scripts/measure_bundled_model.js --torch-logits tmp/torch-logits.json",
     "node dist/scripts/model_card.js",
     "```",
     "",
-    "The training command above is the one recorded in `training.json`. A run stopped by its wall-clock",
+    "The training command(s) above are the ones recorded in `training.json` (phase 2 records phase 1's",
+    "checkpoint sha256 in `previous_phase`). A run stopped by its wall-clock",
     "`--deadline-utc` ends at the step it reached; to reproduce these exact weights, run the same command",
     `with \`--stop-at-step ${training.steps}\` instead of the deadline (the cosine schedule still follows --max-steps).`,
     "",

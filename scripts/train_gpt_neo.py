@@ -366,6 +366,25 @@ def build_config(args):
     return config
 
 
+TRAINING_FLAGS = ("data_dir", "run_dir", "out", "seed", "threads", "vocab_size", "hidden_size", "num_layers",
+                  "num_heads", "intermediate_size", "window_size", "max_positions", "attention_types",
+                  "tokens_per_step", "seq_lengths", "max_steps", "schedule_start", "lr", "min_lr_ratio",
+                  "warmup_steps", "weight_decay", "grad_clip", "log_every", "checkpoint_every", "init_from",
+                  "stop_at_step", "deadline_utc")
+
+
+def command_from_args(train_args):
+    """An explicit command line for a run's recorded arguments (for runs that did not record their argv)."""
+    parts = ["scripts/train_gpt_neo.py"]
+    for name in TRAINING_FLAGS:
+        value = train_args.get(name)
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        parts.append(f"--{name.replace('_', '-')} '{text}'" if any(c in text for c in " []\"'") else f"--{name.replace('_', '-')} {text}")
+    return " ".join(parts)
+
+
 def build_training_info(train_args, step, stop_reason, log, manifest, train_tokens):
     """What training.json records; train_args is the training run's argparse namespace as a dict."""
     return {
@@ -419,9 +438,12 @@ def sample_batch(tokens, step, seed, batch, seq):
 
 
 def learning_rate(step, args):
+    """Linear warmup then cosine decay, over steps [schedule_start, max_steps) (a second phase restarts it)."""
+    step -= args.schedule_start
+    span = args.max_steps - args.schedule_start
     if step < args.warmup_steps:
         return args.lr * (step + 1) / args.warmup_steps
-    progress = min(1.0, (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps))
+    progress = min(1.0, (step - args.warmup_steps) / max(1, span - args.warmup_steps))
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -437,11 +459,11 @@ def make_optimizer(model, args):
     )
 
 
-def save_checkpoint(path, model, optimizer, step, log, args, config):
+def save_checkpoint(path, model, optimizer, step, log, args, config, previous_phase=None):
     temporary = f"{path}.tmp-{os.getpid()}"
     torch.save(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
-         "args": vars(args), "config": config},
+         "args": vars(args), "config": config, "previous_phase": previous_phase},
         temporary,
     )
     os.replace(temporary, path)
@@ -488,6 +510,27 @@ def train(args):
     checkpoint_path = os.path.join(args.run_dir, "checkpoint.pt")
     log = []
     step = 0
+    previous_phase = None
+    if args.init_from:
+        # A second phase: start from another run's checkpoint (weights, optimizer, step, loss log).
+        with open(args.init_from, "rb") as handle:
+            init_bytes = handle.read()
+        init_state = torch.load(args.init_from)
+        if init_state["config"] != config:
+            raise SystemExit(f"{args.init_from}: saved with a different model config")
+        if init_state["step"] != args.schedule_start:
+            raise SystemExit(f"{args.init_from} is at step {init_state['step']}; pass --schedule-start {init_state['step']}")
+        previous_args = dict(init_state["args"])
+        previous_phase = {
+            "checkpoint_sha256": hashlib.sha256(init_bytes).hexdigest(),
+            "steps": init_state["step"],
+            "command": previous_args.get("command") or command_from_args(previous_args),
+            "args": previous_args,
+        }
+        model.load_state_dict(init_state["model"])
+        optimizer.load_state_dict(init_state["optimizer"])
+        step, log = init_state["step"], init_state["log"]
+        print(f"phase 2 from {args.init_from} at step {step}", flush=True)
     if os.path.exists(checkpoint_path):
         state = torch.load(checkpoint_path)
         if state["config"] != config:
@@ -495,6 +538,7 @@ def train(args):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, log = state["step"], state["log"]
+        previous_phase = state.get("previous_phase", previous_phase)
         print(f"resumed from {checkpoint_path} at step {step}", flush=True)
     deadline = deadline_from(args.deadline_utc)
     stop_reason = "max-steps"
@@ -538,11 +582,12 @@ def train(args):
             print(json.dumps(entry), flush=True)
             window_loss, window_tokens, window_started = 0.0, 0, time.time()
         if step % args.checkpoint_every == 0:
-            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config)
-    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config)
+            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase)
+    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase)
     with open(os.path.join(args.run_dir, "loss.json"), "w") as handle:
         json.dump(log, handle, indent=1)
     training_info = build_training_info(vars(args), step, stop_reason, log, manifest, int(train_tokens.numel()))
+    training_info["previous_phase"] = previous_phase
     export_model(args.out, model, config, training_info)
     print(f"stopped at step {step} ({stop_reason}); exported {args.out}", flush=True)
 
@@ -664,6 +709,8 @@ def main():
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--init-from", metavar="CHECKPOINT", help="second phase: start from this run's checkpoint.pt")
+    parser.add_argument("--schedule-start", type=int, default=0, help="step where this phase's warmup+cosine starts")
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="stop at this step; the schedule still follows --max-steps (reproduces a deadline-stopped run)")
     parser.add_argument("--deadline-utc", default=None, help="HH:MM; stop and export before this wall-clock time")

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import {
   brownCorpusDir,
@@ -87,4 +90,22 @@ test("the first eval document reads as English text without tags", () => {
 test("unknown split and document ids are clear errors", () => {
   assert.throws(() => loadBrownSplit("test" as never), { code: "E_BROWN_SPLIT" });
   assert.throws(() => brownSplitOf("zz99"), { code: "E_BROWN_DOCUMENT" });
+});
+
+test("a corpus directory without Brown documents is E_BROWN_EMPTY; a given directory is read as is", () => {
+  const dir = mkdtempSync(join(tmpdir(), "spg-brown-"));
+  try {
+    assert.throws(() => brownDocumentIds(dir), { code: "E_BROWN_EMPTY" });
+    // Eleven tiny documents: index 0 and 10 are eval, 1 is calibration, the rest train.
+    for (let i = 1; i <= 11; i++)
+      writeFileSync(join(dir, `ca${String(i).padStart(2, "0")}`), `\tWord/nn ${i}/cd ./.\n`);
+    assert.deepEqual(
+      loadBrownSplit("eval", dir).documents.map((document) => document.id),
+      ["ca01", "ca11"],
+    );
+    assert.equal(loadBrownSplit("train", dir).documents.length, 8);
+    assert.equal(loadBrownSplit("calibration", dir).documents[0].text, "Word 2.");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

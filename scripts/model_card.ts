@@ -88,6 +88,7 @@ function main(): void {
   const weightsBytes = statSync(join(modelDir, "model.safetensors")).size;
   const curve = training.loss_curve;
   const last = curve[curve.length - 1];
+  const tail = curve.slice(-10);
   const seen = tokensSeen(training.steps, training.tokens_per_step, training.seq_lengths);
   const lines: string[] = [];
   const push = (...more: string[]) => lines.push(...more);
@@ -165,7 +166,7 @@ function main(): void {
     `| optimizer | \`${JSON.stringify(training.optimizer)}\` |`,
     "| windows | random windows of the token stream, drawn from a generator keyed by (seed, step) |",
     `| software | Python ${training.python}, torch ${training.torch} (Debian python3-torch), numpy ${training.numpy}; OpenBLAS via \`scripts/train_env.sh\` |`,
-    `| final training loss | ${last ? `${fmt(last.loss)} nats/token (mean over the last ${curve.length > 1 ? last.step - curve[curve.length - 2].step : last.step} steps, step ${last.step})` : "none logged"} |`,
+    `| final training loss | ${tail.length > 0 ? `${fmt(tail.reduce((sum, entry) => sum + entry.loss, 0) / tail.length)} nats/token (mean of the last ${tail.length} logged intervals, steps ${tail[0].step - (tail.length > 1 ? tail[1].step - tail[0].step : 0)}..${last.step}; last interval alone: ${fmt(last.loss)})` : "none logged"} |`,
     "",
     "The trainer's forward is checked against Hugging Face's reference logits and attentions",
     "(`test/fixtures/gpt-neo-hf`, a copy of the project's shared fixtures, config-A and config-B) with `--check-fixtures`:",
@@ -173,16 +174,16 @@ function main(): void {
       ? "_fixture check not recorded_ (run it with `--check-report models/gpt-neo-brown/fixture-check.json`)."
       : `${fixtureCheck.cases.length} cases, worst max |diff| = ${fixtureCheck.worst_max_abs_diff.toExponential(2)} (tolerance ${fixtureCheck.tolerance}), ` +
           `safetensors writer reproduces the fixture files byte for byte: ${JSON.stringify(fixtureCheck.writer_identical)} (recorded in \`fixture-check.json\`).`,
-    "Training ran on 2 shared CPU cores with a wall-clock deadline; the schedule is fixed by the",
-    "arguments, so the same command gives the same weights up to the step it reaches.",
+    "Training ran on 2 shared CPU cores; each phase's schedule is fixed by its arguments (a wall-clock",
+    "`--deadline-utc` only guards against overrunning), so the same commands give the same weights.",
     "",
     "### Loss curve (training loss, nats/token, mean over each logging interval)",
     "",
-    "| step | loss | lr | seq of last batch | elapsed s (in its phase) |",
+    "| step | tokens seen | loss | lr | elapsed s (in its phase) |",
     "|---|---|---|---|---|",
     ...thin(curve, 30).map(
       (entry) =>
-        `| ${entry.step} | ${fmt(entry.loss)} | ${entry.lr.toExponential(2)} | ${entry.seq} | ${Math.round(entry.elapsed_s)} |`,
+        `| ${entry.step} | ${tokensSeen(entry.step, training.tokens_per_step, training.seq_lengths)} | ${fmt(entry.loss)} | ${entry.lr.toExponential(2)} | ${Math.round(entry.elapsed_s)} |`,
     ),
     "",
     "## Held-out evaluation (spg's TypeScript / ONNX runtime)",
@@ -228,9 +229,9 @@ function main(): void {
       "",
       `Prompt: \`${measured.greedySample.prompt}\``,
       "",
-      "```text",
-      `${measured.greedySample.prompt}${measured.greedySample.text}`,
-      "```",
+      `Continuation as a JSON string: \`${JSON.stringify(measured.greedySample.text)}\``,
+      "",
+      `Token ids: \`${JSON.stringify(measured.greedySample.tokens)}\``,
       "",
       "### ONNX runtime vs the torch trainer, on these weights",
       "",
@@ -262,9 +263,13 @@ function main(): void {
     "```",
     "",
     "The training command(s) above are the ones recorded in `training.json` (phase 2 records phase 1's",
-    "checkpoint sha256 in `previous_phase`). A run stopped by its wall-clock",
-    "`--deadline-utc` ends at the step it reached; to reproduce these exact weights, run the same command",
-    `with \`--stop-at-step ${training.steps}\` instead of the deadline (the cosine schedule still follows --max-steps).`,
+    "checkpoint sha256 in `previous_phase`).",
+    ...(training.stop_reason.startsWith("deadline")
+      ? [
+          `This run was stopped by its wall-clock deadline at step ${training.steps}; to reproduce these exact weights, run`,
+          `the same command with \`--stop-at-step ${training.steps}\` instead (the cosine schedule still follows --max-steps).`,
+        ]
+      : []),
     "",
     "## Licence",
     "",

@@ -99,11 +99,15 @@ function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
   ];
   for (const [field, value] of denominators) {
     if (!(value > 0)) {
-      throw new SpgError("E_SUMMARY_EMPTY", `method "${method}": summed ${field} is ${value}, so a metric divides by zero`, {
-        file: "records.jsonl",
-        field,
-        fix: "every method needs records with scored tokens, compared generation tokens and stored KV bytes",
-      });
+      throw new SpgError(
+        "E_SUMMARY_EMPTY",
+        `method "${method}": summed ${field} is ${value}, so a metric divides by zero`,
+        {
+          file: "records.jsonl",
+          field,
+          fix: "every method needs records with scored tokens, compared generation tokens and stored KV bytes",
+        },
+      );
     }
   }
   const perplexityBaseline = Math.exp(sums.nllBaseline / sums.scoredTokens);
@@ -220,29 +224,41 @@ export function judgeClaim(claim: RunConfig["claims"][number], summary: MethodSu
 export function summarize(records: readonly SampleRecord[], config: RunConfig): Summary {
   const bootstrap = config.bootstrap;
   if (!Number.isInteger(bootstrap.resamples) || bootstrap.resamples < 1) {
-    throw new SpgError("E_SUMMARY_BOOTSTRAP", `bootstrap.resamples must be a positive integer, got ${bootstrap.resamples}`, {
-      file: "config.json",
-      field: "bootstrap.resamples",
-      fix: "set bootstrap.resamples to 1 or more",
-    });
+    throw new SpgError(
+      "E_SUMMARY_BOOTSTRAP",
+      `bootstrap.resamples must be a positive integer, got ${bootstrap.resamples}`,
+      {
+        file: "config.json",
+        field: "bootstrap.resamples",
+        fix: "set bootstrap.resamples to 1 or more",
+      },
+    );
   }
   if (!(bootstrap.confidence > 0 && bootstrap.confidence < 1)) {
-    throw new SpgError("E_SUMMARY_BOOTSTRAP", `bootstrap.confidence must lie in (0, 1), got ${bootstrap.confidence}`, {
-      file: "config.json",
-      field: "bootstrap.confidence",
-      fix: "set bootstrap.confidence to e.g. 0.95",
-    });
+    throw new SpgError(
+      "E_SUMMARY_BOOTSTRAP",
+      `bootstrap.confidence must lie in (0, 1), got ${bootstrap.confidence}`,
+      {
+        file: "config.json",
+        field: "bootstrap.confidence",
+        fix: "set bootstrap.confidence to e.g. 0.95",
+      },
+    );
   }
   const byMethod = new Map<string, SampleRecord[]>();
   for (const method of config.methods) byMethod.set(method.name, []);
   for (const record of records) {
     const list = byMethod.get(record.method);
     if (list === undefined) {
-      throw new SpgError("E_SUMMARY_UNKNOWN_METHOD", `record for method "${record.method}" not in the config`, {
-        file: "records.jsonl",
-        field: "method",
-        fix: "every record's method must be one of config.methods[].name",
-      });
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `record for method "${record.method}" not in the config`,
+        {
+          file: "records.jsonl",
+          field: "method",
+          fix: "every record's method must be one of config.methods[].name",
+        },
+      );
     }
     list.push(record);
   }
@@ -253,11 +269,15 @@ export function summarize(records: readonly SampleRecord[], config: RunConfig): 
   const claims = config.claims.map((claim) => {
     const summary = byMethod.has(claim.method) ? methods[claim.method] : undefined;
     if (summary === undefined) {
-      throw new SpgError("E_SUMMARY_UNKNOWN_METHOD", `claim on method "${claim.method}", which the config does not run`, {
-        file: "config.json",
-        field: "claims[].method",
-        fix: "name one of config.methods[].name in the claim",
-      });
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `claim on method "${claim.method}", which the config does not run`,
+        {
+          file: "config.json",
+          field: "claims[].method",
+          fix: "name one of config.methods[].name in the claim",
+        },
+      );
     }
     return judgeClaim(claim, summary);
   });

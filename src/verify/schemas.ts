@@ -17,7 +17,10 @@ export const ENTRY_SCHEMAS: Readonly<Record<string, string>> = {
 };
 
 /** Per entry: its compiled validator, or why there is none (schema file absent or broken). */
-export type SchemaValidators = Map<string, { schemaFile: string; validate?: ValidateFunction; error?: string }>;
+export type SchemaValidators = Map<
+  string,
+  { schemaFile: string; validate?: ValidateFunction; error?: string }
+>;
 
 const cache = new Map<string, SchemaValidators>();
 
@@ -37,7 +40,10 @@ export function loadSchemaValidators(dir: string = schemasDir()): SchemaValidato
     try {
       validators.set(entry, { schemaFile, validate: ajv.compile(JSON.parse(readFileSync(path, "utf8"))) });
     } catch (error) {
-      validators.set(entry, { schemaFile, error: `schema ${path} does not compile: ${(error as Error).message}` });
+      validators.set(entry, {
+        schemaFile,
+        error: `schema ${path} does not compile: ${(error as Error).message}`,
+      });
     }
   }
   cache.set(dir, validators);

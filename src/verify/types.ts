@@ -122,9 +122,18 @@ export interface EnvironmentFile {
 }
 
 export function pass(check: CheckName, message: string, details?: Record<string, unknown>): Finding {
-  return details === undefined ? { check, code: "OK", ok: true, message } : { check, code: "OK", ok: true, message, details };
+  return details === undefined
+    ? { check, code: "OK", ok: true, message }
+    : { check, code: "OK", ok: true, message, details };
 }
 
-export function fail(check: CheckName, code: string, message: string, details?: Record<string, unknown>): Finding {
-  return details === undefined ? { check, code, ok: false, message } : { check, code, ok: false, message, details };
+export function fail(
+  check: CheckName,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Finding {
+  return details === undefined
+    ? { check, code, ok: false, message }
+    : { check, code, ok: false, message, details };
 }

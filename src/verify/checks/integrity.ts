@@ -25,18 +25,24 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
   }
   const manifest = parsed.value;
   if (!isRecord(manifest) || !Array.isArray(manifest.entries)) {
-    return [fail(CHECK, "E_INTEGRITY_MANIFEST", "manifest.json has no entries list", { entry: "manifest.json" })];
+    return [
+      fail(CHECK, "E_INTEGRITY_MANIFEST", "manifest.json has no entries list", { entry: "manifest.json" }),
+    ];
   }
 
   const listed = new Map<string, { sha256: unknown; bytes: unknown }>();
   for (const [index, entry] of manifest.entries.entries()) {
     if (!isRecord(entry) || typeof entry.name !== "string") {
-      findings.push(fail(CHECK, "E_INTEGRITY_MANIFEST", `manifest.json entries[${index}] has no name`, { index }));
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_MANIFEST", `manifest.json entries[${index}] has no name`, { index }),
+      );
       continue;
     }
     if (listed.has(entry.name)) {
       findings.push(
-        fail(CHECK, "E_INTEGRITY_DUPLICATE", `manifest.json lists ${entry.name} twice`, { entry: entry.name }),
+        fail(CHECK, "E_INTEGRITY_DUPLICATE", `manifest.json lists ${entry.name} twice`, {
+          entry: entry.name,
+        }),
       );
       continue;
     }
@@ -55,44 +61,66 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
     }
     const bytes = contents.entries.get(name);
     if (bytes === undefined) {
-      findings.push(fail(CHECK, "E_INTEGRITY_MISSING", `${name} is listed in manifest.json but not in the bundle`, { entry: name }));
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_MISSING", `${name} is listed in manifest.json but not in the bundle`, {
+          entry: name,
+        }),
+      );
       continue;
     }
     if (claimed.bytes !== bytes.length) {
       findings.push(
-        fail(CHECK, "E_INTEGRITY_SIZE", `${name} is ${bytes.length} bytes; manifest.json says ${String(claimed.bytes)}`, {
-          entry: name,
-          expected: claimed.bytes,
-          actual: bytes.length,
-        }),
+        fail(
+          CHECK,
+          "E_INTEGRITY_SIZE",
+          `${name} is ${bytes.length} bytes; manifest.json says ${String(claimed.bytes)}`,
+          {
+            entry: name,
+            expected: claimed.bytes,
+            actual: bytes.length,
+          },
+        ),
       );
     }
     const actual = createHash("sha256").update(bytes).digest("hex");
     if (claimed.sha256 !== actual) {
       findings.push(
-        fail(CHECK, "E_INTEGRITY_HASH", `${name} has sha256 ${actual}; manifest.json says ${String(claimed.sha256)}`, {
-          entry: name,
-          expected: claimed.sha256,
-          actual,
-        }),
+        fail(
+          CHECK,
+          "E_INTEGRITY_HASH",
+          `${name} has sha256 ${actual}; manifest.json says ${String(claimed.sha256)}`,
+          {
+            entry: name,
+            expected: claimed.sha256,
+            actual,
+          },
+        ),
       );
     }
   }
 
   for (const name of MANIFEST_LISTED_ENTRY_NAMES) {
     if (!listed.has(name)) {
-      const where = contents.entries.has(name) ? "is in the bundle but not listed in manifest.json" : "is missing";
+      const where = contents.entries.has(name)
+        ? "is in the bundle but not listed in manifest.json"
+        : "is missing";
       const code = contents.entries.has(name) ? "E_INTEGRITY_UNLISTED" : "E_INTEGRITY_MISSING";
       findings.push(fail(CHECK, code, `${name} ${where}`, { entry: name }));
     }
   }
   for (const name of contents.entries.keys()) {
     if (!(BUNDLE_ENTRY_NAMES as readonly string[]).includes(name)) {
-      findings.push(fail(CHECK, "E_INTEGRITY_UNLISTED", `${name} is in the bundle but is not a bundle entry`, { entry: name }));
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_UNLISTED", `${name} is in the bundle but is not a bundle entry`, {
+          entry: name,
+        }),
+      );
     }
   }
   if (!contents.entries.has("signature.json")) {
-    findings.push(fail(CHECK, "E_INTEGRITY_MISSING", "signature.json is missing", { entry: "signature.json" }));
+    findings.push(
+      fail(CHECK, "E_INTEGRITY_MISSING", "signature.json is missing", { entry: "signature.json" }),
+    );
   }
 
   if (findings.length === 0) {

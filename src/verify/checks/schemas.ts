@@ -38,10 +38,15 @@ export function validateEntries(contents: BundleContents, validators: SchemaVali
     const validator = validators.get(entry);
     if (validator?.validate === undefined) {
       findings.push(
-        fail(CHECK, "E_SCHEMA_UNAVAILABLE", `${entry} cannot be validated: ${validator?.error ?? "no schema"}`, {
-          entry,
-          schema: schemaFile,
-        }),
+        fail(
+          CHECK,
+          "E_SCHEMA_UNAVAILABLE",
+          `${entry} cannot be validated: ${validator?.error ?? "no schema"}`,
+          {
+            entry,
+            schema: schemaFile,
+          },
+        ),
       );
       continue;
     }
@@ -50,7 +55,10 @@ export function validateEntries(contents: BundleContents, validators: SchemaVali
     const items = jsonLines ? (result.value as unknown[]) : [result.value];
     items.forEach((item, index) => {
       if (validator.validate?.(item)) return;
-      const described = describeSchemaErrors(validator.validate?.errors, jsonLines ? `line ${index + 1} ` : "");
+      const described = describeSchemaErrors(
+        validator.validate?.errors,
+        jsonLines ? `line ${index + 1} ` : "",
+      );
       errorCount += described.length;
       for (const line of described) if (errors.length < LISTED_ERRORS) errors.push(line);
     });

@@ -38,13 +38,23 @@ export function checkSignature(contents: BundleContents, options: SignatureOptio
     return [fail(CHECK, code, parsed.error)];
   }
   if (manifestBytes === undefined) {
-    return [fail(CHECK, "E_SIGNATURE_MISSING", "manifest.json is missing, so there is nothing the signature covers")];
+    return [
+      fail(
+        CHECK,
+        "E_SIGNATURE_MISSING",
+        "manifest.json is missing, so there is nothing the signature covers",
+      ),
+    ];
   }
   const signature = parsed.value;
   if (!isRecord(signature)) return [fail(CHECK, "E_SIGNATURE_MALFORMED", "signature.json is not an object")];
   if (signature.algorithm !== "ed25519") {
     return [
-      fail(CHECK, "E_SIGNATURE_ALGORITHM", `signature.json algorithm is ${JSON.stringify(signature.algorithm)}, not "ed25519"`),
+      fail(
+        CHECK,
+        "E_SIGNATURE_ALGORITHM",
+        `signature.json algorithm is ${JSON.stringify(signature.algorithm)}, not "ed25519"`,
+      ),
     ];
   }
   const publicKey = decodeBase64Exact(signature.publicKey, nacl.sign.publicKeyLength);
@@ -71,9 +81,12 @@ export function checkSignature(contents: BundleContents, options: SignatureOptio
   const message = options.signedMessage(new Uint8Array(manifestBytes));
   if (!nacl.sign.detached.verify(message, signatureBytes, publicKey)) {
     findings.push(
-      fail(CHECK, "E_SIGNATURE_INVALID", "the Ed25519 signature does not verify over manifest.json", { keyId }),
+      fail(CHECK, "E_SIGNATURE_INVALID", "the Ed25519 signature does not verify over manifest.json", {
+        keyId,
+      }),
     );
   }
-  if (findings.length === 0) findings.push(pass(CHECK, `valid Ed25519 signature over manifest.json by key ${keyId}`, { keyId }));
+  if (findings.length === 0)
+    findings.push(pass(CHECK, `valid Ed25519 signature over manifest.json by key ${keyId}`, { keyId }));
   return findings;
 }

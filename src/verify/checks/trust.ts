@@ -24,16 +24,22 @@ export function checkTrust(contents: BundleContents, options: TrustOptions): Fin
   const signature = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
   const publicKey = signature && decodeBase64Exact(signature.publicKey, nacl.sign.publicKeyLength);
   if (signature === undefined || publicKey === undefined) {
-    return [fail(CHECK, "E_UNTRUSTED_KEY", "no readable signer in signature.json, so the signer cannot be trusted")];
+    return [
+      fail(CHECK, "E_UNTRUSTED_KEY", "no readable signer in signature.json, so the signer cannot be trusted"),
+    ];
   }
   const keyId = keyIdOf(publicKey);
   const ephemeral = signature.ephemeral === true;
   if (!policy) {
     return [
-      pass(CHECK, `no trust policy given: signer ${keyId}${ephemeral ? " (ephemeral key)" : ""} not checked`, {
-        keyId,
-        ephemeral,
-      }),
+      pass(
+        CHECK,
+        `no trust policy given: signer ${keyId}${ephemeral ? " (ephemeral key)" : ""} not checked`,
+        {
+          keyId,
+          ephemeral,
+        },
+      ),
     ];
   }
   const findings: Finding[] = [];
@@ -45,13 +51,22 @@ export function checkTrust(contents: BundleContents, options: TrustOptions): Fin
       }),
     );
   } else if (!trusted.has(keyId)) {
-    findings.push(fail(CHECK, "E_UNTRUSTED_KEY", `signer ${keyId} is not among the ${trusted.size} trusted keys`, { keyId }));
+    findings.push(
+      fail(CHECK, "E_UNTRUSTED_KEY", `signer ${keyId} is not among the ${trusted.size} trusted keys`, {
+        keyId,
+      }),
+    );
   }
   if (ephemeral || signature.ephemeral !== false) {
     findings.push(
-      fail(CHECK, "E_EPHEMERAL_KEY", `signer ${keyId} is an ephemeral (throwaway) key, which a trust policy refuses`, {
-        keyId,
-      }),
+      fail(
+        CHECK,
+        "E_EPHEMERAL_KEY",
+        `signer ${keyId} is an ephemeral (throwaway) key, which a trust policy refuses`,
+        {
+          keyId,
+        },
+      ),
     );
   }
   if (findings.length === 0) findings.push(pass(CHECK, `signer ${keyId} is trusted`, { keyId }));
@@ -72,7 +87,8 @@ export function parseTrustedKeys(text: string): { keyIds: Set<string>; errors: s
       return;
     }
     const publicKey = decodeBase64Exact(entry, nacl.sign.publicKeyLength);
-    if (publicKey === undefined) errors.push(`${where}: neither a 64-hex key id nor a base64 Ed25519 public key`);
+    if (publicKey === undefined)
+      errors.push(`${where}: neither a 64-hex key id nor a base64 Ed25519 public key`);
     else keyIds.add(keyIdOf(publicKey));
   };
   const trimmed = text.trim();

@@ -7,9 +7,8 @@
  * `fixtureParts()` to edit the objects and `buildEntries(parts, options)` to re-serialize,
  * re-hash and re-sign them (the "edited and re-signed" adversarial cases).
  */
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import Ajv2020 from "ajv/dist/2020.js";
-import nacl from "tweetnacl";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
@@ -26,15 +25,33 @@ export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
 }
 
 export interface FixtureKey {
+  /** The 32 raw public key bytes. */
   publicKey: Uint8Array;
+  /** tweetnacl's 64-byte secret key (seed then public key), for cross-checks. */
   secretKey: Uint8Array;
+  privateKey: KeyObject;
   keyId: string;
 }
 
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
 /** A deterministic Ed25519 key pair from a one-byte seed (different seeds, different keys). */
 export function fixtureKey(seedByte = 7): FixtureKey {
-  const pair = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(seedByte));
-  return { publicKey: pair.publicKey, secretKey: pair.secretKey, keyId: keyIdOf(pair.publicKey) };
+  const seed = Buffer.alloc(32, seedByte);
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const publicKey = new Uint8Array(
+    createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(12),
+  );
+  return {
+    publicKey,
+    secretKey: new Uint8Array(Buffer.concat([seed, publicKey])),
+    privateKey,
+    keyId: keyIdOf(publicKey),
+  };
 }
 
 /** Sorted keys, no whitespace: the bundle's canonical JSON (stands in for src/bundle/canonical.ts). */
@@ -267,9 +284,7 @@ export function signatureEntry(manifestBytes: Uint8Array, key: FixtureKey, ephem
     algorithm: "ed25519",
     publicKey: Buffer.from(key.publicKey).toString("base64"),
     keyId: key.keyId,
-    signature: Buffer.from(nacl.sign.detached(fixtureSignedMessage(manifestBytes), key.secretKey)).toString(
-      "base64",
-    ),
+    signature: sign(null, fixtureSignedMessage(manifestBytes), key.privateKey).toString("base64"),
     ephemeral,
   };
   return Buffer.from(canonicalJson(signature));
@@ -297,25 +312,89 @@ export interface BundleFixture {
   key: FixtureKey;
 }
 
-/** The valid fixture bundle, signed by fixtureKey() (trust it via `new Set([key.keyId])`). */
+let defaultEntries: Map<string, Buffer> | undefined;
+let defaultKey: FixtureKey | undefined;
+
+/**
+ * The valid fixture bundle, signed by fixtureKey() (trust it via `new Set([key.keyId])`).
+ * Each call returns fresh copies (edit them freely); the default build is done once.
+ */
 export function bundleFixture(options: BuildOptions = {}): BundleFixture {
   const parts = fixtureParts();
+  if (options.key === undefined && options.ephemeral === undefined && options.createdAt === undefined) {
+    defaultKey ??= fixtureKey();
+    defaultEntries ??= buildEntries(parts, { key: defaultKey });
+    const entries = new Map([...defaultEntries].map(([name, bytes]) => [name, Buffer.from(bytes)]));
+    return { contents: { entries }, parts, key: defaultKey };
+  }
   const key = options.key ?? fixtureKey();
   return { contents: { entries: buildEntries(parts, { ...options, key }) }, parts, key };
 }
 
+const object = (properties: Record<string, unknown>) => ({
+  type: "object",
+  additionalProperties: false,
+  required: Object.keys(properties),
+  properties,
+});
+const numberType = { type: "number" };
+const integer = { type: "integer", minimum: 0 };
+const text = { type: "string" };
+/** RunConfig's shape, strict, standing in for schemas/config.schema.json until it lands. */
+const STAND_IN_CONFIG_SCHEMA = object({
+  name: text,
+  model: object({ path: text, dtype: text, device: { enum: ["cpu", "cuda"] } }),
+  dataset: object({
+    source: text,
+    path: { type: ["string", "null"] },
+    split: text,
+    calibrationSplit: text,
+    samples: integer,
+    calibrationSamples: integer,
+    contextTokens: integer,
+    continuationTokens: integer,
+    seed: integer,
+  }),
+  generation: object({ tokens: integer }),
+  kv: object({ baselineDtype: { enum: ["fp16", "fp32"] }, observationWindow: integer }),
+  methods: {
+    type: "array",
+    items: object({ name: text, kind: text, params: { type: "object" } }),
+  },
+  hardware: object({ marginFraction: numberType, activationFactor: numberType }),
+  claims: {
+    type: "array",
+    items: object({
+      method: text,
+      metric: {
+        enum: [
+          "compression_ratio",
+          "perplexity_increase_pct",
+          "mean_kl",
+          "top1_agreement",
+          "generation_agreement",
+        ],
+      },
+      op: { enum: [">=", "<="] },
+      threshold: numberType,
+      judge: { enum: ["point", "bound"] },
+    }),
+  },
+  bootstrap: object({ resamples: integer, confidence: numberType, seed: integer }),
+  tolerances: object({ nllPerToken: numberType, klPerToken: numberType, agreementFraction: numberType }),
+});
+
 /**
  * The package's schema validators, for tests. Until schemas/config.schema.json exists (the
- * config part writes it) config.json is checked against an object-only stand-in so the
- * other checks can run; once it exists, the real schema is used.
+ * config part writes it) config.json is checked against a strict stand-in (STAND_IN_CONFIG_SCHEMA); once it exists, the real schema is used.
  */
 export function fixtureValidators(): SchemaValidators {
   const validators = new Map(loadSchemaValidators());
   if (validators.get("config.json")?.validate === undefined) {
-    const ajv = new Ajv2020.default({ strict: true });
+    const ajv = new Ajv2020.default({ strict: true, allowUnionTypes: true });
     validators.set("config.json", {
       schemaFile: "config.schema.json",
-      validate: ajv.compile({ type: "object" }),
+      validate: ajv.compile(STAND_IN_CONFIG_SCHEMA),
     });
   }
   return validators;

@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import nacl from "tweetnacl";
+import { createHash, createPublicKey, verify } from "node:crypto";
 import { isRecord, parseJsonEntry } from "../parse.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
 
@@ -10,6 +9,22 @@ export type SignedMessage = (manifestBytes: Uint8Array) => Uint8Array;
 
 export interface SignatureOptions {
   signedMessage: SignedMessage;
+}
+
+/** Ed25519 sizes (RFC 8032), format constants. */
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+export const ED25519_SIGNATURE_BYTES = 64;
+
+/**
+ * Ed25519 verification (RFC 8032) through node:crypto (OpenSSL): the same answer as
+ * tweetnacl's nacl.sign.detached.verify, at a fraction of the cost.
+ */
+export function verifyEd25519(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  const key = createPublicKey({
+    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey).toString("base64url") },
+    format: "jwk",
+  });
+  return verify(null, message, key, signature);
 }
 
 /** Key id: sha256 hex of the raw public key bytes. */
@@ -57,14 +72,14 @@ export function checkSignature(contents: BundleContents, options: SignatureOptio
       ),
     ];
   }
-  const publicKey = decodeBase64Exact(signature.publicKey, nacl.sign.publicKeyLength);
-  const signatureBytes = decodeBase64Exact(signature.signature, nacl.sign.signatureLength);
+  const publicKey = decodeBase64Exact(signature.publicKey, ED25519_PUBLIC_KEY_BYTES);
+  const signatureBytes = decodeBase64Exact(signature.signature, ED25519_SIGNATURE_BYTES);
   if (publicKey === undefined || signatureBytes === undefined) {
     return [
       fail(
         CHECK,
         "E_SIGNATURE_MALFORMED",
-        `signature.json needs publicKey as base64 of ${nacl.sign.publicKeyLength} bytes and signature as base64 of ${nacl.sign.signatureLength} bytes`,
+        `signature.json needs publicKey as base64 of ${ED25519_PUBLIC_KEY_BYTES} bytes and signature as base64 of ${ED25519_SIGNATURE_BYTES} bytes`,
       ),
     ];
   }
@@ -79,7 +94,7 @@ export function checkSignature(contents: BundleContents, options: SignatureOptio
     );
   }
   const message = options.signedMessage(new Uint8Array(manifestBytes));
-  if (!nacl.sign.detached.verify(message, signatureBytes, publicKey)) {
+  if (!verifyEd25519(message, signatureBytes, publicKey)) {
     findings.push(
       fail(CHECK, "E_SIGNATURE_INVALID", "the Ed25519 signature does not verify over manifest.json", {
         keyId,

@@ -1,7 +1,6 @@
-import nacl from "tweetnacl";
 import { isRecord, parseJsonEntry } from "../parse.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
-import { decodeBase64Exact, keyIdOf } from "./signature.js";
+import { decodeBase64Exact, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "./signature.js";
 
 const CHECK = "trust" as const;
 
@@ -22,7 +21,7 @@ export function checkTrust(contents: BundleContents, options: TrustOptions): Fin
   const policy = trusted !== undefined || options.requireTrusted;
   const parsed = parseJsonEntry(contents.entries.get("signature.json"), "signature.json");
   const signature = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
-  const publicKey = signature && decodeBase64Exact(signature.publicKey, nacl.sign.publicKeyLength);
+  const publicKey = signature && decodeBase64Exact(signature.publicKey, ED25519_PUBLIC_KEY_BYTES);
   if (signature === undefined || publicKey === undefined) {
     return [
       fail(CHECK, "E_UNTRUSTED_KEY", "no readable signer in signature.json, so the signer cannot be trusted"),
@@ -86,7 +85,7 @@ export function parseTrustedKeys(text: string): { keyIds: Set<string>; errors: s
       keyIds.add(entry);
       return;
     }
-    const publicKey = decodeBase64Exact(entry, nacl.sign.publicKeyLength);
+    const publicKey = decodeBase64Exact(entry, ED25519_PUBLIC_KEY_BYTES);
     if (publicKey === undefined)
       errors.push(`${where}: neither a 64-hex key id nor a base64 Ed25519 public key`);
     else keyIds.add(keyIdOf(publicKey));

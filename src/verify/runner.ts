@@ -10,7 +10,7 @@
  *   4  tampered or untrusted: integrity, signature or trust failed
  *   5  invalid: schemas, consistency, recompute or protocol failed
  *   6  claims not met (everything else held)
- * When several kinds fail, the lowest code among 4, 5, 6 wins.
+ * When several kinds fail, the lowest code wins.
  */
 import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
@@ -33,6 +33,7 @@ export const EXIT_CLAIMS = 6;
 
 /** The exit code a failure of each check leads to. */
 export const CHECK_EXIT_CODE: Record<CheckName, number> = {
+  "zip-safety": EXIT_UNREADABLE,
   integrity: EXIT_TAMPERED,
   signature: EXIT_TAMPERED,
   trust: EXIT_TAMPERED,

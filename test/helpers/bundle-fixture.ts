@@ -1,5 +1,5 @@
 /**
- * A small, consistent, valid bundle built by hand: 2 methods ("full", "snap") × 3 evaluation
+ * A small, consistent, valid bundle built by hand: 2 methods ("full", "stream") × 3 evaluation
  * samples × 2 layers, 2 calibration samples. Every figure is chosen so the invariants the
  * verifier checks hold (see the comments), and summary.json comes from summarize().
  *
@@ -88,8 +88,8 @@ const CONTEXT = 16;
 const CONTINUATION = 9;
 /** Full fp16 context cache per layer: K and V, hidden · context elements each, 2 bytes. */
 const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 512 bytes
-/** "snap" keeps these slots (of heads · context = 32) per layer in each sample. */
-const SNAP_KEPT = [24, 16, 20];
+/** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
+const STREAM_KEPT = [24, 16, 20];
 
 export function fixtureParts(): FixtureParts {
   const config: RunConfig = {
@@ -110,12 +110,16 @@ export function fixtureParts(): FixtureParts {
     kv: { baselineDtype: "fp16", observationWindow: 4 },
     methods: [
       { name: "full", kind: "full", params: {} },
-      { name: "snap", kind: "snapkv", params: { budget: 0.6 } },
+      {
+        name: "stream",
+        kind: "streaming",
+        params: { sinkTokens: 4, recentTokens: 8, localWindowTrim: false },
+      },
     ],
     hardware: { marginFraction: 0.2, activationFactor: 4 },
     claims: [
-      { method: "snap", metric: "compression_ratio", op: ">=", threshold: 1.2, judge: "point" },
-      { method: "snap", metric: "perplexity_increase_pct", op: "<=", threshold: 40, judge: "bound" },
+      { method: "stream", metric: "compression_ratio", op: ">=", threshold: 1.2, judge: "point" },
+      { method: "stream", metric: "perplexity_increase_pct", op: "<=", threshold: 40, judge: "bound" },
     ],
     bootstrap: { resamples: 200, confidence: 0.9, seed: 11 },
     tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
@@ -170,10 +174,10 @@ export function fixtureParts(): FixtureParts {
   };
 
   const nllBaseline = [20.5, 18.25, 22];
-  const snapExtraNll = [1.5, 2.25, 0.75];
-  const snapKl = [0.4, 0.6, 0.2];
-  const snapTop1 = [7, 6, 8];
-  const snapGeneration = [
+  const streamExtraNll = [1.5, 2.25, 0.75];
+  const streamKl = [0.4, 0.6, 0.2];
+  const streamTop1 = [7, 6, 8];
+  const streamGeneration = [
     { compared: 6, matches: 6, firstDivergence: null },
     { compared: 6, matches: 4, firstDivergence: 2 },
     { compared: 6, matches: 5, firstDivergence: 3 },
@@ -205,17 +209,17 @@ export function fixtureParts(): FixtureParts {
       generation: { compared: 6, matches: 6, firstDivergence: null },
       kvBytesCompressed: baselineBytes,
     });
-    // snap keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
-    const kept = SNAP_KEPT[i];
-    const snapLayerBytes = kept * 4 * 2 * 2 + kept * 4;
+    // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
+    const kept = STREAM_KEPT[i];
+    const streamLayerBytes = kept * 4 * 2 * 2 + kept * 4;
     records.push({
       ...common,
-      method: "snap",
-      nllCompressed: nllBaseline[i] + snapExtraNll[i],
-      klSum: snapKl[i],
-      top1Matches: snapTop1[i],
-      generation: snapGeneration[i],
-      kvBytesCompressed: LAYERS * snapLayerBytes,
+      method: "stream",
+      nllCompressed: nllBaseline[i] + streamExtraNll[i],
+      klSum: streamKl[i],
+      top1Matches: streamTop1[i],
+      generation: streamGeneration[i],
+      kvBytesCompressed: LAYERS * streamLayerBytes,
     });
     for (let layer = 0; layer < LAYERS; layer++) {
       fingerprints.push({
@@ -231,14 +235,14 @@ export function fixtureParts(): FixtureParts {
       });
       fingerprints.push({
         sampleId: common.sampleId,
-        method: "snap",
+        method: "stream",
         layer,
         tokensKept: kept,
         tokensTotal: HEADS * CONTEXT,
         headsFullPrecision: 0,
         bitsHistogram: { "16": kept * 4 * 2, "32": kept },
-        bytes: snapLayerBytes,
-        sha256: sha256Hex(`snap ${i} ${layer}`),
+        bytes: streamLayerBytes,
+        sha256: sha256Hex(`stream ${i} ${layer}`),
       });
     }
   }

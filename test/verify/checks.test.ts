@@ -66,15 +66,15 @@ test("consistency: the fixture agrees with itself", () => {
 
 test("consistency: fingerprint bytes must sum to the record's compressed bytes", () => {
   const parts = fixtureParts();
-  const record = parts.records.find((r) => r.method === "snap")!;
+  const record = parts.records.find((r) => r.method === "stream")!;
   record.kvBytesCompressed = Math.floor(record.kvBytesCompressed / 100); // a 100x "ratio" the layers do not back
   assert.deepEqual(consistency(parts), ["E_CONSISTENCY_BYTES"]);
 });
 
 test("consistency: a layer's bit histogram must fit in its stated bytes", () => {
   const parts = fixtureParts();
-  const fingerprint = parts.fingerprints.find((f) => f.method === "snap")!;
-  const record = parts.records.find((r) => r.sampleId === fingerprint.sampleId && r.method === "snap")!;
+  const fingerprint = parts.fingerprints.find((f) => f.method === "stream")!;
+  const record = parts.records.find((r) => r.sampleId === fingerprint.sampleId && r.method === "stream")!;
   fingerprint.bytes -= 100;
   record.kvBytesCompressed -= 100;
   assert.deepEqual(consistency(parts), ["E_CONSISTENCY_FINGERPRINT"]);
@@ -91,7 +91,7 @@ test("consistency: baseline bytes are the full context cache, not a count of any
 test("consistency: layers, duplicates, missing methods, unknown methods, sample count", () => {
   const layers = fixtureParts();
   layers.fingerprints = layers.fingerprints.filter(
-    (f) => !(f.sampleId === "eval-1" && f.layer === 1 && f.method === "snap"),
+    (f) => !(f.sampleId === "eval-1" && f.layer === 1 && f.method === "stream"),
   );
   assert.deepEqual(consistency(layers), ["E_CONSISTENCY_LAYERS"]);
 
@@ -104,14 +104,14 @@ test("consistency: layers, duplicates, missing methods, unknown methods, sample 
   ]);
 
   const missing = fixtureParts();
-  missing.records = missing.records.filter((r) => !(r.sampleId === "eval-2" && r.method === "snap"));
+  missing.records = missing.records.filter((r) => !(r.sampleId === "eval-2" && r.method === "stream"));
   missing.fingerprints = missing.fingerprints.filter(
-    (f) => !(f.sampleId === "eval-2" && f.method === "snap"),
+    (f) => !(f.sampleId === "eval-2" && f.method === "stream"),
   );
   assert.deepEqual(consistency(missing), ["E_CONSISTENCY_MISSING_RECORD"]);
 
   const unknown = fixtureParts();
-  unknown.config.methods = unknown.config.methods.filter((m) => m.name !== "snap");
+  unknown.config.methods = unknown.config.methods.filter((m) => m.name !== "stream");
   unknown.config.claims = [];
   assert.deepEqual(consistency(unknown), ["E_CONSISTENCY_UNKNOWN_METHOD"]);
 
@@ -138,7 +138,7 @@ test("consistency: token counts, generation, identity and the shared baseline", 
   assert.deepEqual(consistency(identity), ["E_CONSISTENCY_SAMPLE_IDENTITY"]);
 
   const baseline = fixtureParts();
-  baseline.records[1].nllBaseline += 1; // snap's "baseline" is not the shared prefill's
+  baseline.records[1].nllBaseline += 1; // stream's "baseline" is not the shared prefill's
   assert.deepEqual(consistency(baseline), ["E_CONSISTENCY_BASELINE_NLL"]);
 
   const noFull = fixtureParts();
@@ -156,18 +156,18 @@ test("recompute: field paths of every difference; 1e-9 relative slack only", () 
   const summary = summarize(parts.records, parts.config);
   assert.deepEqual(codes(checkRecompute({ ...parts, summary })), []);
   const edited = structuredClone(summary) as Summary & Record<string, unknown>;
-  edited.methods.snap.perplexityIncreasePct *= 1 + 1e-12; // last-bit noise: accepted
+  edited.methods.stream.perplexityIncreasePct *= 1 + 1e-12; // last-bit noise: accepted
   assert.deepEqual(codes(checkRecompute({ ...parts, summary: edited })), []);
-  edited.methods.snap.meanKl *= 1 + 1e-6;
-  edited.methods.snap.intervals.meanKl.high = 0;
+  edited.methods.stream.meanKl *= 1 + 1e-6;
+  edited.methods.stream.intervals.meanKl.high = 0;
   edited.claims[0].pass = false;
   edited.extra = 1;
   const findings = checkRecompute({ ...parts, summary: edited });
   assert.deepEqual(codes(findings), ["E_RECOMPUTE_MISMATCH"]);
   const examples = (findings[0].details!.examples as string[]).map((line) => line.split(":")[0]);
   assert.deepEqual(examples, [
-    "summary.methods.snap.meanKl",
-    "summary.methods.snap.intervals.meanKl.high",
+    "summary.methods.stream.meanKl",
+    "summary.methods.stream.intervals.meanKl.high",
     "summary.claims[0].pass",
     "summary.extra",
   ]);
@@ -190,7 +190,7 @@ test("claims: judged on recomputed values; ratio without a quality bound; wrong 
 
   const backwards = fixtureParts().config;
   backwards.claims.push({
-    method: "snap",
+    method: "stream",
     metric: "compression_ratio",
     op: "<=",
     threshold: 1000,

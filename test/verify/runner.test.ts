@@ -62,21 +62,21 @@ test("summary.json edited and re-signed with the trusted key: recompute fails (e
   const parts = fixtureParts();
   const entries = buildEntries(parts);
   const summary = JSON.parse(entries.get("summary.json")!.toString("utf8"));
-  summary.methods.snap.compressionRatio = 853.1;
+  summary.methods.stream.compressionRatio = 853.1;
   entries.set("summary.json", Buffer.from(JSON.stringify(summary)));
   resign(entries, trusted);
   const result = runChecks({ entries }, options);
   assert.deepEqual(failingCodes(result.findings), ["recompute:E_RECOMPUTE_MISMATCH"]);
   assert.match(
     result.findings.find((finding) => !finding.ok)!.message,
-    /summary\.methods\.snap\.compressionRatio/,
+    /summary\.methods\.stream\.compressionRatio/,
   );
   assert.equal(result.exitCode, EXIT_INVALID);
 });
 
 test("records edited consistently and re-signed: the recomputed claims fail (exit 6)", () => {
   const parts = fixtureParts();
-  for (const record of parts.records) if (record.method === "snap") record.nllCompressed += 20;
+  for (const record of parts.records) if (record.method === "stream") record.nllCompressed += 20;
   const entries = buildEntries(parts); // summary recomputed, so it agrees with the edited records
   const result = runChecks({ entries }, options);
   assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_FAILED"]);
@@ -85,7 +85,7 @@ test("records edited consistently and re-signed: the recomputed claims fail (exi
 
 test("a summary that claims to pass while the recomputed claims fail is caught twice", () => {
   const parts = fixtureParts();
-  for (const record of parts.records) if (record.method === "snap") record.nllCompressed += 20;
+  for (const record of parts.records) if (record.method === "stream") record.nllCompressed += 20;
   const honest = buildEntries(parts);
   const summary = JSON.parse(honest.get("summary.json")!.toString("utf8"));
   for (const claim of summary.claims) claim.pass = true;

@@ -131,3 +131,31 @@ test("exit code precedence: tampered before invalid before claims", () => {
   assert.equal(exitCodeFor([finding("claims")]), EXIT_CLAIMS);
   assert.equal(exitCodeFor([finding("integrity"), finding("zip-safety")]), EXIT_UNREADABLE);
 });
+
+test("calibration/evaluation overlap, re-signed with the trusted key: E_PROTOCOL_LEAK (exit 5)", () => {
+  const parts = fixtureParts();
+  parts.environment.calibration.samples[0].tokenHash = parts.environment.evaluation.samples[1].tokenHash;
+  const result = runChecks({ entries: buildEntries(parts) }, options);
+  assert.deepEqual(failingCodes(result.findings), ["protocol:E_PROTOCOL_LEAK"]);
+  assert.equal(result.exitCode, EXIT_INVALID);
+});
+
+test("missing model hash, re-signed: named by the protocol check as well as the schema (exit 5)", () => {
+  const parts = fixtureParts();
+  delete (parts.environment.model as { sha256?: string }).sha256;
+  const result = runChecks({ entries: buildEntries(parts) }, options);
+  assert.deepEqual(failingCodes(result.findings), [
+    "schemas:E_SCHEMA_ENVIRONMENT",
+    "consistency:E_CHECK_SKIPPED",
+    "protocol:E_PROTOCOL_MODEL_HASH",
+  ]);
+  assert.equal(result.exitCode, EXIT_INVALID);
+});
+
+test("an 853:1-style bundle: a ratio claim with no quality claim fails even when the ratio holds", () => {
+  const parts = fixtureParts();
+  parts.config.claims = parts.config.claims.filter((claim) => claim.metric === "compression_ratio");
+  const result = runChecks({ entries: buildEntries(parts) }, options);
+  assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_NO_QUALITY_BOUND"]);
+  assert.equal(result.exitCode, EXIT_CLAIMS);
+});

@@ -1,0 +1,285 @@
+/**
+ * summary.json from records.jsonl. `spg prove` writes what this returns and `spg verify`
+ * calls it again on the bundle's records and config and compares, so every figure a bundle
+ * states is a pure, deterministic function of its raw measurements.
+ *
+ * Formulas, per method m over its records r (one per evaluation sample), sums in
+ * ascending sampleIndex order:
+ *   samples               = number of records of m
+ *   scoredTokens          = Σ r.scoredTokens
+ *   nllBaseline           = Σ r.nllBaseline          nllCompressed = Σ r.nllCompressed
+ *   perplexityBaseline    = exp(nllBaseline / scoredTokens)
+ *   perplexityCompressed  = exp(nllCompressed / scoredTokens)
+ *   perplexityIncreasePct = 100 · (perplexityCompressed / perplexityBaseline − 1)
+ *   meanKl                = Σ r.klSum / scoredTokens                 (nats per scored token)
+ *   top1Agreement         = Σ r.top1Matches / scoredTokens
+ *   generationAgreement   = Σ r.generation.matches / Σ r.generation.compared
+ *   kvBytesBaseline       = Σ r.kvBytesBaseline      kvBytesCompressed = Σ r.kvBytesCompressed
+ *   compressionRatio      = kvBytesBaseline / kvBytesCompressed
+ * Perplexity is over all tokens pooled, not a mean of per-sample perplexities; the ratio is
+ * bytes pooled, not a mean of per-sample ratios.
+ *
+ * Bootstrap (config.bootstrap {resamples B, confidence c, seed s}), per method:
+ *   a fresh mulberry32(s) draws B resamples of n sample positions, each position
+ *   floor(u · n) for the next u in [0, 1), resample by resample, position by position.
+ *   Every metric above is recomputed from the pooled sums of each resample (the same
+ *   positions for all metrics of the method; with equal n every method sees the same
+ *   positions, i.e. a paired bootstrap). The interval is the percentile interval:
+ *   low = Q((1 − c) / 2), high = Q((1 + c) / 2), where Q is the linearly interpolated
+ *   quantile of the B sorted values (Hyndman–Fan type 7: h = (B − 1)·p,
+ *   Q = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋])).
+ *
+ * Claims (config.claims), in config order: value = the point estimate of the metric;
+ * judged = value when judge is "point", else the conservative end of the interval (low for
+ * ">=", high for "<="); pass = judged >= threshold (or <=). allClaimsPass = every claim
+ * passes (true when there are none).
+ */
+import type { ClaimResult, Interval, MethodSummary, SampleRecord, Summary } from "../bundle/types.js";
+import type { ClaimMetric, RunConfig } from "../config/types.js";
+import { SpgError } from "../errors.js";
+import { mulberry32, uniformIndex } from "./prng.js";
+
+/** The summary field each claim metric reads. */
+export const CLAIM_METRIC_FIELD: Record<ClaimMetric, keyof MethodSummary["intervals"]> = {
+  compression_ratio: "compressionRatio",
+  perplexity_increase_pct: "perplexityIncreasePct",
+  mean_kl: "meanKl",
+  top1_agreement: "top1Agreement",
+  generation_agreement: "generationAgreement",
+};
+
+interface PooledSums {
+  scoredTokens: number;
+  nllBaseline: number;
+  nllCompressed: number;
+  klSum: number;
+  top1Matches: number;
+  generationCompared: number;
+  generationMatches: number;
+  kvBytesBaseline: number;
+  kvBytesCompressed: number;
+}
+
+type PointMetrics = Record<keyof MethodSummary["intervals"], number> & {
+  perplexityBaseline: number;
+  perplexityCompressed: number;
+};
+
+function emptySums(): PooledSums {
+  return {
+    scoredTokens: 0,
+    nllBaseline: 0,
+    nllCompressed: 0,
+    klSum: 0,
+    top1Matches: 0,
+    generationCompared: 0,
+    generationMatches: 0,
+    kvBytesBaseline: 0,
+    kvBytesCompressed: 0,
+  };
+}
+
+function addRecord(sums: PooledSums, record: SampleRecord): void {
+  sums.scoredTokens += record.scoredTokens;
+  sums.nllBaseline += record.nllBaseline;
+  sums.nllCompressed += record.nllCompressed;
+  sums.klSum += record.klSum;
+  sums.top1Matches += record.top1Matches;
+  sums.generationCompared += record.generation.compared;
+  sums.generationMatches += record.generation.matches;
+  sums.kvBytesBaseline += record.kvBytesBaseline;
+  sums.kvBytesCompressed += record.kvBytesCompressed;
+}
+
+function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
+  const denominators: [string, number][] = [
+    ["scoredTokens", sums.scoredTokens],
+    ["generation.compared", sums.generationCompared],
+    ["kvBytesCompressed", sums.kvBytesCompressed],
+  ];
+  for (const [field, value] of denominators) {
+    if (!(value > 0)) {
+      throw new SpgError(
+        "E_SUMMARY_EMPTY",
+        `method "${method}": summed ${field} is ${value}, so a metric divides by zero`,
+        {
+          file: "records.jsonl",
+          field,
+          fix: "every method needs records with scored tokens, compared generation tokens and stored KV bytes",
+        },
+      );
+    }
+  }
+  const perplexityBaseline = Math.exp(sums.nllBaseline / sums.scoredTokens);
+  const perplexityCompressed = Math.exp(sums.nllCompressed / sums.scoredTokens);
+  return {
+    perplexityBaseline,
+    perplexityCompressed,
+    perplexityIncreasePct: 100 * (perplexityCompressed / perplexityBaseline - 1),
+    meanKl: sums.klSum / sums.scoredTokens,
+    top1Agreement: sums.top1Matches / sums.scoredTokens,
+    generationAgreement: sums.generationMatches / sums.generationCompared,
+    compressionRatio: sums.kvBytesBaseline / sums.kvBytesCompressed,
+  };
+}
+
+/** Hyndman–Fan type 7 quantile of ascending `sorted` at probability p in [0, 1]. */
+export function quantileSorted(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) throw new RangeError("quantile of an empty list");
+  const h = (sorted.length - 1) * p;
+  const lower = Math.floor(h);
+  const upper = Math.min(lower + 1, sorted.length - 1);
+  return sorted[lower] + (h - lower) * (sorted[upper] - sorted[lower]);
+}
+
+/** Bootstrap resamples of n positions, drawn from a fresh generator seeded with `seed`. */
+export function bootstrapIndices(n: number, resamples: number, seed: number): Uint32Array[] {
+  const next = mulberry32(seed);
+  const draws: Uint32Array[] = [];
+  for (let b = 0; b < resamples; b++) {
+    const positions = new Uint32Array(n);
+    for (let i = 0; i < n; i++) positions[i] = uniformIndex(next, n);
+    draws.push(positions);
+  }
+  return draws;
+}
+
+function bootstrapIntervals(
+  ordered: readonly SampleRecord[],
+  method: string,
+  bootstrap: RunConfig["bootstrap"],
+): MethodSummary["intervals"] {
+  const keys: (keyof MethodSummary["intervals"])[] = [
+    "compressionRatio",
+    "perplexityIncreasePct",
+    "meanKl",
+    "top1Agreement",
+    "generationAgreement",
+  ];
+  const values: Record<string, number[]> = {};
+  for (const key of keys) values[key] = [];
+  for (const positions of bootstrapIndices(ordered.length, bootstrap.resamples, bootstrap.seed)) {
+    const sums = emptySums();
+    for (const position of positions) addRecord(sums, ordered[position]);
+    const metrics = metricsFromSums(sums, method);
+    for (const key of keys) values[key].push(metrics[key]);
+  }
+  const alpha = (1 - bootstrap.confidence) / 2;
+  const intervals = {} as Record<keyof MethodSummary["intervals"], Interval>;
+  for (const key of keys) {
+    const sorted = values[key].sort((a, b) => a - b);
+    intervals[key] = { low: quantileSorted(sorted, alpha), high: quantileSorted(sorted, 1 - alpha) };
+  }
+  return intervals;
+}
+
+/** One method's aggregates from its records (any order; sorted here by sampleIndex). */
+export function summarizeMethod(
+  records: readonly SampleRecord[],
+  method: string,
+  bootstrap: RunConfig["bootstrap"],
+): MethodSummary {
+  const ordered = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
+  const sums = emptySums();
+  for (const record of ordered) addRecord(sums, record);
+  const point = metricsFromSums(sums, method);
+  return {
+    samples: ordered.length,
+    scoredTokens: sums.scoredTokens,
+    nllBaseline: sums.nllBaseline,
+    nllCompressed: sums.nllCompressed,
+    perplexityBaseline: point.perplexityBaseline,
+    perplexityCompressed: point.perplexityCompressed,
+    perplexityIncreasePct: point.perplexityIncreasePct,
+    meanKl: point.meanKl,
+    top1Agreement: point.top1Agreement,
+    generationAgreement: point.generationAgreement,
+    kvBytesBaseline: sums.kvBytesBaseline,
+    kvBytesCompressed: sums.kvBytesCompressed,
+    compressionRatio: point.compressionRatio,
+    intervals: bootstrapIntervals(ordered, method, bootstrap),
+  };
+}
+
+/** Judge one claim against a method's summary (see the header for the rule). */
+export function judgeClaim(claim: RunConfig["claims"][number], summary: MethodSummary): ClaimResult {
+  const field = CLAIM_METRIC_FIELD[claim.metric];
+  const value = summary[field];
+  const interval = summary.intervals[field];
+  const judged = claim.judge === "point" ? value : claim.op === ">=" ? interval.low : interval.high;
+  const pass = claim.op === ">=" ? judged >= claim.threshold : judged <= claim.threshold;
+  return {
+    method: claim.method,
+    metric: claim.metric,
+    op: claim.op,
+    threshold: claim.threshold,
+    judge: claim.judge,
+    value,
+    judged,
+    pass,
+  };
+}
+
+/** summary.json for these records under this config (methods in config order). */
+export function summarize(records: readonly SampleRecord[], config: RunConfig): Summary {
+  const bootstrap = config.bootstrap;
+  if (!Number.isInteger(bootstrap.resamples) || bootstrap.resamples < 1) {
+    throw new SpgError(
+      "E_SUMMARY_BOOTSTRAP",
+      `bootstrap.resamples must be a positive integer, got ${bootstrap.resamples}`,
+      {
+        file: "config.json",
+        field: "bootstrap.resamples",
+        fix: "set bootstrap.resamples to 1 or more",
+      },
+    );
+  }
+  if (!(bootstrap.confidence > 0 && bootstrap.confidence < 1)) {
+    throw new SpgError(
+      "E_SUMMARY_BOOTSTRAP",
+      `bootstrap.confidence must lie in (0, 1), got ${bootstrap.confidence}`,
+      {
+        file: "config.json",
+        field: "bootstrap.confidence",
+        fix: "set bootstrap.confidence to e.g. 0.95",
+      },
+    );
+  }
+  const byMethod = new Map<string, SampleRecord[]>();
+  for (const method of config.methods) byMethod.set(method.name, []);
+  for (const record of records) {
+    const list = byMethod.get(record.method);
+    if (list === undefined) {
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `record for method "${record.method}" not in the config`,
+        {
+          file: "records.jsonl",
+          field: "method",
+          fix: "every record's method must be one of config.methods[].name",
+        },
+      );
+    }
+    list.push(record);
+  }
+  // fromEntries defines own properties, so no method name can reach the prototype.
+  const methods: Record<string, MethodSummary> = Object.fromEntries(
+    [...byMethod].map(([name, list]) => [name, summarizeMethod(list, name, bootstrap)]),
+  );
+  const claims = config.claims.map((claim) => {
+    const summary = byMethod.has(claim.method) ? methods[claim.method] : undefined;
+    if (summary === undefined) {
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `claim on method "${claim.method}", which the config does not run`,
+        {
+          file: "config.json",
+          field: "claims[].method",
+          fix: "name one of config.methods[].name in the claim",
+        },
+      );
+    }
+    return judgeClaim(claim, summary);
+  });
+  return { methods, claims, allClaimsPass: claims.every((claim) => claim.pass) };
+}

@@ -1,0 +1,401 @@
+/**
+ * A small, consistent, valid bundle built by hand: 2 methods ("full", "snap") × 3 evaluation
+ * samples × 2 layers, 2 calibration samples. Every figure is chosen so the invariants the
+ * verifier checks hold (see the comments), and summary.json comes from summarize().
+ *
+ * Use: `const fixture = bundleFixture()` for the entries as a zip would hold them, or
+ * `fixtureParts()` to edit the objects and `buildEntries(parts, options)` to re-serialize,
+ * re-hash and re-sign them (the "edited and re-signed" adversarial cases).
+ */
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
+import Ajv2020 from "ajv/dist/2020.js";
+import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
+import type { RunConfig } from "../../src/config/types.js";
+import { summarize } from "../../src/measure/summary.js";
+import { keyIdOf } from "../../src/verify/checks/signature.js";
+import { loadSchemaValidators, type SchemaValidators } from "../../src/verify/schemas.js";
+import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } from "../../src/verify/types.js";
+
+/** Pre-authentication prefix the fixture signs with (stands in for src/bundle/sign.ts's). */
+export const FIXTURE_SIGNING_PREFIX = "spg-bundle v1 fixture\n";
+
+export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
+  const prefix = Buffer.from(FIXTURE_SIGNING_PREFIX, "utf8");
+  return new Uint8Array(Buffer.concat([prefix, Buffer.from(manifestBytes)]));
+}
+
+export interface FixtureKey {
+  /** The 32 raw public key bytes. */
+  publicKey: Uint8Array;
+  /** tweetnacl's 64-byte secret key (seed then public key), for cross-checks. */
+  secretKey: Uint8Array;
+  privateKey: KeyObject;
+  keyId: string;
+}
+
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** A deterministic Ed25519 key pair from a one-byte seed (different seeds, different keys). */
+export function fixtureKey(seedByte = 7): FixtureKey {
+  const seed = Buffer.alloc(32, seedByte);
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const publicKey = new Uint8Array(
+    createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(12),
+  );
+  return {
+    publicKey,
+    secretKey: new Uint8Array(Buffer.concat([seed, publicKey])),
+    privateKey,
+    keyId: keyIdOf(publicKey),
+  };
+}
+
+/** Sorted keys, no whitespace: the bundle's canonical JSON (stands in for src/bundle/canonical.ts). */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+export interface FixtureParts {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: SampleRecord[];
+  fingerprints: LayerFingerprint[];
+  /** undefined = summarize(records, config) at build time. */
+  summary?: Summary;
+  reportMd: string;
+}
+
+// Model: 2 layers, 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
+const LAYERS = 2;
+const HEADS = 2;
+const HIDDEN = 8;
+const CONTEXT = 16;
+const CONTINUATION = 9;
+/** Full fp16 context cache per layer: K and V, hidden · context elements each, 2 bytes. */
+const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 512 bytes
+/** "snap" keeps these slots (of heads · context = 32) per layer in each sample. */
+const SNAP_KEPT = [24, 16, 20];
+
+export function fixtureParts(): FixtureParts {
+  const config: RunConfig = {
+    name: "fixture",
+    model: { path: "bundled", dtype: "fp32", device: "cpu" },
+    dataset: {
+      source: "brown",
+      path: null,
+      split: "eval",
+      calibrationSplit: "calibration",
+      samples: 3,
+      calibrationSamples: 2,
+      contextTokens: CONTEXT,
+      continuationTokens: CONTINUATION,
+      seed: 7,
+    },
+    generation: { tokens: 6 },
+    kv: { baselineDtype: "fp16", observationWindow: 4 },
+    methods: [
+      { name: "full", kind: "full", params: {} },
+      { name: "snap", kind: "snapkv", params: { budget: 0.6 } },
+    ],
+    hardware: { marginFraction: 0.2, activationFactor: 4 },
+    claims: [
+      { method: "snap", metric: "compression_ratio", op: ">=", threshold: 1.2, judge: "point" },
+      { method: "snap", metric: "perplexity_increase_pct", op: "<=", threshold: 40, judge: "bound" },
+    ],
+    bootstrap: { resamples: 200, confidence: 0.9, seed: 11 },
+    tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
+  };
+
+  const evaluation = [0, 1, 2].map((i) => ({
+    sampleId: `eval-${i}`,
+    tokenHash: sha256Hex(`eval tokens ${i}`),
+  }));
+  const calibration = [0, 1].map((i) => ({
+    sampleId: `cal-${i}`,
+    tokenHash: sha256Hex(`calibration tokens ${i}`),
+  }));
+  const environment: EnvironmentFile = {
+    os: { platform: "linux", distro: "Fixture", release: "1", arch: "x64" },
+    cpu: { manufacturer: "Fixture", brand: "CPU", cores: 2, physicalCores: 2 },
+    memory: { total: 8 * 2 ** 30, available: 4 * 2 ** 30 },
+    gpus: [],
+    node: "v20.0.0",
+    onnxruntime: "1.30.0",
+    executionProvider: "cpu",
+    packages: { "onnxruntime-node": "1.30.0", tweetnacl: "1.0.3" },
+    hardwareCheck: {
+      device: "cpu",
+      requiredBytes: 1000,
+      availableBytes: 4 * 2 ** 30,
+      marginFraction: 0.2,
+      verdict: "pass",
+      inputs: { weightsBytes: 800, kvBytes: 100, activationBytes: 100 },
+    },
+    model: {
+      path: "models/gpt-neo-brown",
+      sha256: sha256Hex("model"),
+      files: [
+        { name: "config.json", sha256: sha256Hex("config"), bytes: 100 },
+        { name: "model.safetensors", sha256: sha256Hex("weights"), bytes: 1000 },
+      ],
+      layers: LAYERS,
+      heads: HEADS,
+      hiddenSize: HIDDEN,
+    },
+    dataset: {
+      source: "brown",
+      split: "eval",
+      calibrationSplit: "calibration",
+      sha256: sha256Hex("eval split"),
+      calibrationSha256: sha256Hex("calibration split"),
+      documents: 10,
+    },
+    calibration: { samples: calibration },
+    evaluation: { samples: evaluation },
+  };
+
+  const nllBaseline = [20.5, 18.25, 22];
+  const snapExtraNll = [1.5, 2.25, 0.75];
+  const snapKl = [0.4, 0.6, 0.2];
+  const snapTop1 = [7, 6, 8];
+  const snapGeneration = [
+    { compared: 6, matches: 6, firstDivergence: null },
+    { compared: 6, matches: 4, firstDivergence: 2 },
+    { compared: 6, matches: 5, firstDivergence: 3 },
+  ];
+  const baselineBytes = LAYERS * FULL_LAYER_ELEMENTS * 2;
+  const records: SampleRecord[] = [];
+  const fingerprints: LayerFingerprint[] = [];
+  for (let i = 0; i < 3; i++) {
+    const common = {
+      sampleId: evaluation[i].sampleId,
+      sampleIndex: i,
+      tokenHash: evaluation[i].tokenHash,
+      document: `ca0${i + 1}`,
+      offset: 40 * i,
+      contextTokens: CONTEXT,
+      continuationTokens: CONTINUATION,
+      scoredTokens: CONTINUATION - 1,
+      nllBaseline: nllBaseline[i],
+      kvBytesBaseline: baselineBytes,
+      timingsMs: { prefill: 5, compress: 1, continuation: 4, generation: 3 },
+      peakRssBytes: 100_000_000,
+    };
+    records.push({
+      ...common,
+      method: "full",
+      nllCompressed: nllBaseline[i],
+      klSum: 0,
+      top1Matches: CONTINUATION - 1,
+      generation: { compared: 6, matches: 6, firstDivergence: null },
+      kvBytesCompressed: baselineBytes,
+    });
+    // snap keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
+    const kept = SNAP_KEPT[i];
+    const snapLayerBytes = kept * 4 * 2 * 2 + kept * 4;
+    records.push({
+      ...common,
+      method: "snap",
+      nllCompressed: nllBaseline[i] + snapExtraNll[i],
+      klSum: snapKl[i],
+      top1Matches: snapTop1[i],
+      generation: snapGeneration[i],
+      kvBytesCompressed: LAYERS * snapLayerBytes,
+    });
+    for (let layer = 0; layer < LAYERS; layer++) {
+      fingerprints.push({
+        sampleId: common.sampleId,
+        method: "full",
+        layer,
+        tokensKept: HEADS * CONTEXT,
+        tokensTotal: HEADS * CONTEXT,
+        headsFullPrecision: HEADS,
+        bitsHistogram: { "16": FULL_LAYER_ELEMENTS },
+        bytes: FULL_LAYER_ELEMENTS * 2,
+        sha256: sha256Hex(`full ${i} ${layer}`),
+      });
+      fingerprints.push({
+        sampleId: common.sampleId,
+        method: "snap",
+        layer,
+        tokensKept: kept,
+        tokensTotal: HEADS * CONTEXT,
+        headsFullPrecision: 0,
+        bitsHistogram: { "16": kept * 4 * 2, "32": kept },
+        bytes: snapLayerBytes,
+        sha256: sha256Hex(`snap ${i} ${layer}`),
+      });
+    }
+  }
+  return { config, environment, records, fingerprints, reportMd: "# spg bundle (fixture)\n" };
+}
+
+export interface BuildOptions {
+  key?: FixtureKey;
+  ephemeral?: boolean;
+  createdAt?: string;
+}
+
+/** Serialize, hash, manifest and sign the parts the way `spg prove` does. */
+export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): Map<string, Buffer> {
+  const key = options.key ?? fixtureKey();
+  const summary = parts.summary ?? summarize(parts.records, parts.config);
+  const jsonl = (items: unknown[]): string => items.map((item) => `${canonicalJson(item)}\n`).join("");
+  const files: [string, Buffer][] = [
+    ["config.json", Buffer.from(canonicalJson(parts.config))],
+    ["environment.json", Buffer.from(canonicalJson(parts.environment))],
+    ["records.jsonl", Buffer.from(jsonl(parts.records))],
+    ["fingerprints.jsonl", Buffer.from(jsonl(parts.fingerprints))],
+    ["summary.json", Buffer.from(canonicalJson(summary))],
+    ["report.md", Buffer.from(parts.reportMd)],
+  ];
+  const manifest: ManifestFile = {
+    format: "spg-bundle",
+    version: 1,
+    tool: { name: "spg", version: "0.1.0", commit: null },
+    createdAt: options.createdAt ?? "2026-11-23T12:00:00.000Z",
+    entries: files.map(([name, bytes]) => ({ name, sha256: sha256Hex(bytes), bytes: bytes.length })),
+  };
+  const entries = new Map<string, Buffer>();
+  const manifestBytes = Buffer.from(canonicalJson(manifest));
+  entries.set("manifest.json", manifestBytes);
+  entries.set("signature.json", signatureEntry(manifestBytes, key, options.ephemeral ?? false));
+  for (const [name, bytes] of files) entries.set(name, bytes);
+  return entries;
+}
+
+export function signatureEntry(manifestBytes: Uint8Array, key: FixtureKey, ephemeral: boolean): Buffer {
+  const signature: SignatureFile = {
+    algorithm: "ed25519",
+    publicKey: Buffer.from(key.publicKey).toString("base64"),
+    keyId: key.keyId,
+    signature: sign(null, fixtureSignedMessage(manifestBytes), key.privateKey).toString("base64"),
+    ephemeral,
+  };
+  return Buffer.from(canonicalJson(signature));
+}
+
+/** Re-hash the manifest for the current entries and re-sign it: a forger holding `key`. */
+export function resign(
+  entries: Map<string, Buffer>,
+  key: FixtureKey = fixtureKey(),
+  ephemeral = false,
+): void {
+  const manifest = JSON.parse(entries.get("manifest.json")!.toString("utf8")) as ManifestFile;
+  manifest.entries = manifest.entries.map((entry) => {
+    const bytes = entries.get(entry.name);
+    return bytes === undefined ? entry : { name: entry.name, sha256: sha256Hex(bytes), bytes: bytes.length };
+  });
+  const manifestBytes = Buffer.from(canonicalJson(manifest));
+  entries.set("manifest.json", manifestBytes);
+  entries.set("signature.json", signatureEntry(manifestBytes, key, ephemeral));
+}
+
+export interface BundleFixture {
+  contents: BundleContents;
+  parts: FixtureParts;
+  key: FixtureKey;
+}
+
+let defaultEntries: Map<string, Buffer> | undefined;
+let defaultKey: FixtureKey | undefined;
+
+/**
+ * The valid fixture bundle, signed by fixtureKey() (trust it via `new Set([key.keyId])`).
+ * Each call returns fresh copies (edit them freely); the default build is done once.
+ */
+export function bundleFixture(options: BuildOptions = {}): BundleFixture {
+  const parts = fixtureParts();
+  if (options.key === undefined && options.ephemeral === undefined && options.createdAt === undefined) {
+    defaultKey ??= fixtureKey();
+    defaultEntries ??= buildEntries(parts, { key: defaultKey });
+    const entries = new Map([...defaultEntries].map(([name, bytes]) => [name, Buffer.from(bytes)]));
+    return { contents: { entries }, parts, key: defaultKey };
+  }
+  const key = options.key ?? fixtureKey();
+  return { contents: { entries: buildEntries(parts, { ...options, key }) }, parts, key };
+}
+
+const object = (properties: Record<string, unknown>) => ({
+  type: "object",
+  additionalProperties: false,
+  required: Object.keys(properties),
+  properties,
+});
+const numberType = { type: "number" };
+const integer = { type: "integer", minimum: 0 };
+const text = { type: "string" };
+/** RunConfig's shape, strict, standing in for schemas/config.schema.json until it lands. */
+const STAND_IN_CONFIG_SCHEMA = object({
+  name: text,
+  model: object({ path: text, dtype: text, device: { enum: ["cpu", "cuda"] } }),
+  dataset: object({
+    source: text,
+    path: { type: ["string", "null"] },
+    split: text,
+    calibrationSplit: text,
+    samples: integer,
+    calibrationSamples: integer,
+    contextTokens: integer,
+    continuationTokens: integer,
+    seed: integer,
+  }),
+  generation: object({ tokens: integer }),
+  kv: object({ baselineDtype: { enum: ["fp16", "fp32"] }, observationWindow: integer }),
+  methods: {
+    type: "array",
+    items: object({ name: text, kind: text, params: { type: "object" } }),
+  },
+  hardware: object({ marginFraction: numberType, activationFactor: numberType }),
+  claims: {
+    type: "array",
+    items: object({
+      method: text,
+      metric: {
+        enum: [
+          "compression_ratio",
+          "perplexity_increase_pct",
+          "mean_kl",
+          "top1_agreement",
+          "generation_agreement",
+        ],
+      },
+      op: { enum: [">=", "<="] },
+      threshold: numberType,
+      judge: { enum: ["point", "bound"] },
+    }),
+  },
+  bootstrap: object({ resamples: integer, confidence: numberType, seed: integer }),
+  tolerances: object({ nllPerToken: numberType, klPerToken: numberType, agreementFraction: numberType }),
+});
+
+/**
+ * The package's schema validators, for tests. Until schemas/config.schema.json exists (the
+ * config part writes it) config.json is checked against a strict stand-in (STAND_IN_CONFIG_SCHEMA); once it exists, the real schema is used.
+ */
+export function fixtureValidators(): SchemaValidators {
+  const validators = new Map(loadSchemaValidators());
+  if (validators.get("config.json")?.validate === undefined) {
+    const ajv = new Ajv2020.default({ strict: true, allowUnionTypes: true });
+    validators.set("config.json", {
+      schemaFile: "config.schema.json",
+      validate: ajv.compile(STAND_IN_CONFIG_SCHEMA),
+    });
+  }
+  return validators;
+}

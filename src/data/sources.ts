@@ -47,28 +47,40 @@ export function hashDocuments(documents: readonly DatasetDocument[]): string {
   return hash.digest("hex");
 }
 
-/** Byte offset of the first invalid UTF-8 sequence, or -1 when the bytes are valid. */
+/**
+ * Byte offset at which UTF-8 decoding first fails (the byte that cannot continue a valid
+ * sequence; for a sequence cut off by the end of the file, its first byte), or -1 when valid.
+ */
 export function firstInvalidUtf8(bytes: Uint8Array): number {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  try {
-    decoder.decode(bytes);
-    return -1;
-  } catch {
-    // Narrow down by halves: the invalid byte is where a prefix stops decoding.
-    let good = 0;
-    let bad = bytes.length;
-    while (bad - good > 4) {
-      const middle = (good + bad) >>> 1;
-      // Cutting inside a multi-byte character is not an error with stream: true.
-      try {
-        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, middle), { stream: true });
-        good = middle;
-      } catch {
-        bad = middle;
-      }
+  // With stream: true a prefix that ends inside a character is not an error, so "this
+  // prefix fails" is monotonic in its length and a binary search finds the shortest one.
+  const prefixFails = (length: number): boolean => {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, length), { stream: true });
+      return false;
+    } catch {
+      return true;
     }
-    return good;
+  };
+  if (!prefixFails(bytes.length)) {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      return -1;
+    } catch {
+      // Truncated at the end: the last lead byte starts the incomplete character.
+      let i = bytes.length - 1;
+      while (i > 0 && (bytes[i] & 0xc0) === 0x80) i--;
+      return i;
+    }
   }
+  let low = 1;
+  let high = bytes.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (prefixFails(middle)) high = middle;
+    else low = middle + 1;
+  }
+  return low - 1;
 }
 
 function decodeUtf8(bytes: Uint8Array, file: string): string {
@@ -78,7 +90,7 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
   } catch (error) {
     throw new SpgError(
       "E_DATASET_ENCODING",
-      `not valid UTF-8 (first bad byte near offset ${firstInvalidUtf8(bytes)})`,
+      `not valid UTF-8: decoding fails at byte offset ${firstInvalidUtf8(bytes)}`,
       { file, fix: "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", cause: error },
     );
   }

@@ -237,6 +237,24 @@ for (const name of ["A", "B"] as const) {
       }
     });
 
+    test("activation gelu (exact erf) instead of gelu_new: graph equals reference, and differs from gelu_new", async () => {
+      const exact = { ...checkpoint, config: { ...checkpoint.config, activation: "gelu" } };
+      const ids = randomIds(prng(name === "A" ? 3 : 4), 8, checkpoint.config.vocabSize);
+      const input = prefillInput(ids);
+      const erfRuntime = await loadRuntime(exact, { device: "cpu", ...options });
+      try {
+        const output = await erfRuntime.forward(input);
+        assertOutputsClose(output, referenceForward(exact, options, input), "gelu");
+        assert.ok(maxAbsDiff(output.logits, (await runtime.forward(input)).logits) > TOLERANCE);
+      } finally {
+        await erfRuntime.close();
+      }
+      const unknown = { ...checkpoint, config: { ...checkpoint.config, activation: "relu6" } };
+      await assert.rejects(loadRuntime(unknown, { device: "cpu", ...options }), {
+        code: "E_MODEL_ACTIVATION",
+      });
+    });
+
     test("sparse top-k: k >= slots+q equals dense; small k equals the reference's top-k", async () => {
       const config = checkpoint.config;
       const random = prng(name === "A" ? 101 : 103);

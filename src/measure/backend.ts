@@ -6,9 +6,8 @@ import { createHash } from "node:crypto";
 import type { MethodConfig } from "../config/types.js";
 import type { KvCache } from "../kv/cache.js";
 import { type BaselineDtype, baselineBytes } from "../kv/compressed.js";
-import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../kv/layout.js";
 import { methodFor } from "../kv/methods/index.js";
-import { loadRuntime } from "../model/session.js";
+import { extendCache, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
 
@@ -46,17 +45,9 @@ export async function createBackend(
   };
   const dense = await runtime(undefined);
 
-  const prefill = async (model: GptNeoRuntime, tokens: number[]): Promise<PrefillState> => {
-    const positions = tokens.map((_, i) => i);
-    const inputs = pastInputs(emptyCache(config), config, positions);
-    const output = await model.forward({ inputIds: tokens, positionIds: positions, ...inputs });
-    return { cache: cacheFromPrefill(config, output, positions), output, positions };
-  };
-
   const extend = async (model: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]) => {
-    const inputs = pastInputs(cache, config, positions);
-    const output = await model.forward({ inputIds: tokens, positionIds: positions, ...inputs });
-    return { logits: output.logits, cache: appendTokens(cache, output, positions) };
+    const next = await extendCache(model, cache, tokens, positions);
+    return { logits: next.output.logits, cache: next.cache };
   };
 
   const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
@@ -93,7 +84,7 @@ export async function createBackend(
     config,
     executionProvider: dense.executionProvider,
     runtime,
-    prefill,
+    prefill: prefillTokens,
     extend,
     baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
     compress,

@@ -1,0 +1,240 @@
+/**
+ * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
+ *
+ * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
+ * bare onnxruntime (feeds prepared in advance, only session.run timed), so the cost of our
+ * code around the model (cache layout, bias, feeds, output mapping) is a printed ratio.
+ * Shapes: the HF fixture checkpoints (when present), `bundled` (the shape of the bundled
+ * model), `125m` (GPT-Neo-125M's shape); synthetic checkpoints get random weights generated
+ * here, never written to disk.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import ort from "onnxruntime-node";
+import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../src/kv/layout.js";
+import { buildGptNeoGraph, graphWeightNames } from "../src/model/graph.js";
+import { forwardFeeds, loadRuntime } from "../src/model/session.js";
+import type { ForwardInput, GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../src/model/types.js";
+import { packageRoot } from "../src/paths.js";
+
+/** Benchmark shapes (not model defaults: only what a synthetic checkpoint looks like). */
+const SYNTHETIC_SHAPES: Record<
+  string,
+  Omit<GptNeoConfig, "headDim" | "intermediateSize" | "attentionLayers">
+> = {
+  bundled: {
+    vocabSize: 50257,
+    hiddenSize: 128,
+    numLayers: 4,
+    numHeads: 4,
+    windowSize: 256,
+    maxPositions: 2048,
+    layerNormEpsilon: 1e-5,
+    activation: "gelu_new",
+    bosTokenId: 50256,
+    eosTokenId: 50256,
+  },
+  "125m": {
+    vocabSize: 50257,
+    hiddenSize: 768,
+    numLayers: 12,
+    numHeads: 12,
+    windowSize: 256,
+    maxPositions: 2048,
+    layerNormEpsilon: 1e-5,
+    activation: "gelu_new",
+    bosTokenId: 50256,
+    eosTokenId: 50256,
+  },
+};
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function syntheticCheckpoint(name: string): GptNeoCheckpoint {
+  const shape = SYNTHETIC_SHAPES[name];
+  const config: GptNeoConfig = {
+    ...shape,
+    headDim: shape.hiddenSize / shape.numHeads,
+    intermediateSize: 4 * shape.hiddenSize,
+    attentionLayers: Array.from({ length: shape.numLayers }, (_, i) => (i % 2 === 0 ? "global" : "local")),
+  };
+  const random = prng(42);
+  const { hiddenSize: d, intermediateSize: inner } = config;
+  const shapes: Record<string, number[]> = {
+    "transformer.wte.weight": [config.vocabSize, d],
+    "transformer.wpe.weight": [config.maxPositions, d],
+    "transformer.ln_f.weight": [d],
+    "transformer.ln_f.bias": [d],
+  };
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `transformer.h.${l}`;
+    for (const n of ["ln_1", "ln_2"]) {
+      shapes[`${p}.${n}.weight`] = [d];
+      shapes[`${p}.${n}.bias`] = [d];
+    }
+    for (const n of ["q_proj", "k_proj", "v_proj", "out_proj"])
+      shapes[`${p}.attn.attention.${n}.weight`] = [d, d];
+    shapes[`${p}.attn.attention.out_proj.bias`] = [d];
+    shapes[`${p}.mlp.c_fc.weight`] = [inner, d];
+    shapes[`${p}.mlp.c_fc.bias`] = [inner];
+    shapes[`${p}.mlp.c_proj.weight`] = [d, inner];
+    shapes[`${p}.mlp.c_proj.bias`] = [d];
+  }
+  const weights = new Map<string, WeightTensor>();
+  for (const name of graphWeightNames(config)) {
+    const dims = shapes[name];
+    const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
+    const isNormWeight =
+      name.endsWith("ln_1.weight") || name.endsWith("ln_2.weight") || name.endsWith("ln_f.weight");
+    for (let i = 0; i < data.length; i++) data[i] = (isNormWeight ? 1 : 0) + (random() - 0.5) * 0.04;
+    weights.set(name, { shape: dims, data });
+  }
+  return { dir: `synthetic:${name}`, config, weights, files: [], sha256: `synthetic-${name}` };
+}
+
+async function fixtureCheckpoint(name: string): Promise<GptNeoCheckpoint | undefined> {
+  const dir = join(packageRoot(), "test", "fixtures", "gpt-neo-hf", `config-${name}`);
+  if (!existsSync(dir)) return undefined;
+  const helper = join(packageRoot(), "dist", "test", "helpers", "fixture-checkpoint.js");
+  if (!existsSync(helper)) return undefined;
+  const { loadFixtureCheckpoint } = (await import(helper)) as {
+    loadFixtureCheckpoint: (n: string) => GptNeoCheckpoint;
+  };
+  return loadFixtureCheckpoint(name);
+}
+
+function rssMiB(): string {
+  return (process.memoryUsage().rss / 2 ** 20).toFixed(0);
+}
+
+async function benchOne(
+  label: string,
+  checkpoint: GptNeoCheckpoint,
+  prefillTokens: number,
+  decodeSteps: number,
+  intraOpThreads: number,
+) {
+  const config = checkpoint.config;
+  const prefillLength = Math.min(prefillTokens, config.maxPositions - decodeSteps);
+  const random = prng(7);
+  const ids = Array.from({ length: prefillLength + decodeSteps }, () =>
+    Math.floor(random() * config.vocabSize),
+  );
+  const options = { observationWindow: 32 };
+
+  let start = performance.now();
+  const runtime = await loadRuntime(checkpoint, { device: "cpu", ...options, intraOpThreads });
+  const loadMs = performance.now() - start;
+  // One untimed token first: onnxruntime allocates and pre-packs on a session's first run.
+  const warmUp: ForwardInput = {
+    inputIds: [ids[0]],
+    positionIds: [0],
+    ...pastInputs(emptyCache(config), config, [0]),
+  };
+  await runtime.forward(warmUp);
+
+  // Ours: layout helpers + runtime.forward, as the evaluation uses them.
+  const positions = ids.slice(0, prefillLength).map((_, i) => i);
+  start = performance.now();
+  const prefillInput: ForwardInput = {
+    inputIds: ids.slice(0, prefillLength),
+    positionIds: positions,
+    ...pastInputs(emptyCache(config), config, positions),
+  };
+  const prefill = await runtime.forward(prefillInput);
+  let cache = cacheFromPrefill(config, prefill, positions);
+  const prefillMs = performance.now() - start;
+  const decodeInputs: ForwardInput[] = [];
+  start = performance.now();
+  for (let step = 0; step < decodeSteps; step++) {
+    const position = prefillLength + step;
+    const input = {
+      inputIds: [ids[position]],
+      positionIds: [position],
+      ...pastInputs(cache, config, [position]),
+    };
+    decodeInputs.push(input);
+    const output = await runtime.forward(input);
+    cache = appendTokens(cache, output, [position]);
+  }
+  const decodeMs = performance.now() - start;
+  await runtime.close();
+
+  // Bare onnxruntime: the same graph and the same feeds, prepared before timing.
+  const session = await ort.InferenceSession.create(buildGptNeoGraph(checkpoint, options), {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: intraOpThreads,
+  });
+  await session.run(forwardFeeds(config, warmUp));
+  const prefillFeeds = forwardFeeds(config, prefillInput);
+  start = performance.now();
+  await session.run(prefillFeeds);
+  const barePrefillMs = performance.now() - start;
+  const decodeFeeds = decodeInputs.map((input) => forwardFeeds(config, input));
+  start = performance.now();
+  for (const feeds of decodeFeeds) await session.run(feeds);
+  const bareDecodeMs = performance.now() - start;
+  await session.release();
+
+  const rate = (tokens: number, ms: number) => (tokens / (ms / 1000)).toFixed(1);
+  console.log(
+    [
+      `${label}: layers ${config.numLayers}, hidden ${config.hiddenSize}, heads ${config.numHeads}, vocab ${config.vocabSize}`,
+      `  load (build graph + session): ${loadMs.toFixed(0)} ms`,
+      `  prefill ${prefillLength} tokens: ${rate(prefillLength, prefillMs)} tok/s (bare onnxruntime ${rate(prefillLength, barePrefillMs)} tok/s, overhead x${(prefillMs / barePrefillMs).toFixed(2)})`,
+      `  decode ${decodeSteps} steps: ${rate(decodeSteps, decodeMs)} tok/s (bare onnxruntime ${rate(decodeSteps, bareDecodeMs)} tok/s, overhead x${(decodeMs / bareDecodeMs).toFixed(2)})`,
+      `  RSS now ${rssMiB()} MiB, peak ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
+    ].join("\n"),
+  );
+}
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      shape: { type: "string", multiple: true },
+      prefill: { type: "string", default: "1024" },
+      decode: { type: "string", default: "32" },
+      threads: { type: "string", default: "0" },
+    },
+  });
+  const what = positionals[0] ?? "model";
+  if (what !== "model") {
+    console.error(`unknown benchmark ${what}; available: model`);
+    process.exitCode = 2;
+    return;
+  }
+  const prefillTokens = Number(values.prefill);
+  const decodeSteps = Number(values.decode);
+  const threads = Number(values.threads);
+  const shapes = values.shape ?? ["A", "B", "bundled", "125m"];
+  for (const shape of shapes) {
+    if (shape in SYNTHETIC_SHAPES) {
+      await benchOne(`synthetic ${shape}`, syntheticCheckpoint(shape), prefillTokens, decodeSteps, threads);
+    } else {
+      const checkpoint = await fixtureCheckpoint(shape);
+      if (checkpoint === undefined) {
+        console.error(
+          `no fixture checkpoint ${shape} (known synthetic shapes: ${Object.keys(SYNTHETIC_SHAPES).join(", ")})`,
+        );
+        process.exitCode = 2;
+        return;
+      }
+      await benchOne(`HF fixture ${shape}`, checkpoint, prefillTokens, decodeSteps, threads);
+    }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main();

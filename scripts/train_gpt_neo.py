@@ -1,0 +1,616 @@
+#!/usr/bin/python3
+"""Train the bundled GPT-Neo (Hugging Face GPTNeoForCausalLM layout) on the Brown train split.
+
+Dev-time script for Debian's python3 + python3-torch (1.13) + numpy; no transformers, no
+safetensors package: both the model and the safetensors reader/writer are written here from
+the semantics in ../shared/fixtures/gpt-neo-hf/README.md.
+
+Modes:
+  --check-fixtures DIR     compare this forward with HF's reference logits (config-A, config-B)
+  (default)                train; resumable from --run-dir/checkpoint.pt; stops at --max-steps
+                           or at the wall-clock --deadline-utc, whichever comes first, and
+                           exports --out (config.json + model.safetensors in F16)
+  --eval-only              load --out's exported weights and print the eval-split loss
+  --dump-logits FILE       load --out's exported weights, write logits of a fixed token
+                           sequence as JSON (for the ONNX runtime comparison test)
+
+Data: tmp/train-data/{train,eval}.bin + manifest.json from
+`node dist/scripts/export_brown_tokens.js`.
+"""
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------------------------
+# safetensors (standard layout: u64 LE header length, JSON header, raw little-endian data)
+
+SAFETENSORS_DTYPES = {
+    "F32": (np.float32, torch.float32),
+    "F16": (np.float16, torch.float16),
+    "F64": (np.float64, torch.float64),
+    "I64": (np.int64, torch.int64),
+    "I32": (np.int32, torch.int32),
+    "U8": (np.uint8, torch.uint8),
+    "BOOL": (np.bool_, torch.bool),
+}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    (header_length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + header_length].decode("utf-8"))
+    base = 8 + header_length
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = entry["data_offsets"]
+        raw = data[base + start : base + end]
+        if entry["dtype"] == "BF16":
+            as_u16 = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            array = as_u16.view(np.float32)
+        else:
+            np_dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]][0]).newbyteorder("<")
+            array = np.frombuffer(raw, dtype=np_dtype)
+        tensors[name] = torch.from_numpy(array.reshape(entry["shape"]).copy())
+    return tensors, header.get("__metadata__")
+
+
+def write_safetensors(path, tensors, dtype_name):
+    """Writes tensors (name -> torch tensor) sorted by name, all in one dtype, atomically."""
+    np_dtype = np.dtype(SAFETENSORS_DTYPES[dtype_name][0]).newbyteorder("<")
+    header = {"__metadata__": {"format": "pt"}}
+    chunks = []
+    offset = 0
+    for name in sorted(tensors):
+        array = tensors[name].detach().cpu().numpy().astype(np_dtype)
+        raw = array.tobytes(order="C")
+        header[name] = {"dtype": dtype_name, "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    header_bytes += b" " * ((8 - len(header_bytes) % 8) % 8)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header_bytes)))
+        handle.write(header_bytes)
+        for raw in chunks:
+            handle.write(raw)
+    os.replace(temporary, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPT-Neo, parameter names as in transformers' GPTNeoForCausalLM
+
+
+def expand_attention_types(attention_types):
+    layers = []
+    for pattern, repeat in attention_types:
+        for _ in range(repeat):
+            layers.extend(pattern)
+    return layers
+
+
+def gelu_new(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config, kind):
+        super().__init__()
+        hidden = config["hidden_size"]
+        self.kind = kind
+        self.num_heads = config["num_heads"]
+        self.head_dim = hidden // self.num_heads
+        self.window_size = config["window_size"]
+        self.q_proj = nn.Linear(hidden, hidden, bias=False)
+        self.k_proj = nn.Linear(hidden, hidden, bias=False)
+        self.v_proj = nn.Linear(hidden, hidden, bias=False)
+        self.out_proj = nn.Linear(hidden, hidden, bias=True)
+
+    def split(self, x):
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def forward(self, x, position_ids):
+        q, k, v = self.split(self.q_proj(x)), self.split(self.k_proj(x)), self.split(self.v_proj(x))
+        # GPT-Neo does not scale scores by 1/sqrt(head_dim).
+        scores = torch.matmul(q.float(), k.float().transpose(-1, -2))
+        distance = position_ids[:, None, :, None] - position_ids[:, None, None, :]
+        allowed = distance >= 0
+        if self.kind == "local":
+            allowed = allowed & (distance < self.window_size)
+        scores = torch.where(allowed, scores, torch.tensor(torch.finfo(scores.dtype).min, dtype=scores.dtype))
+        probabilities = torch.softmax(scores, dim=-1).to(v.dtype)
+        out = torch.matmul(probabilities, v)
+        batch, _, seq, _ = out.shape
+        out = out.permute(0, 2, 1, 3).reshape(batch, seq, self.num_heads * self.head_dim)
+        return self.out_proj(out), probabilities
+
+
+class AttentionWrapper(nn.Module):
+    """HF nests the projections as attn.attention.*"""
+
+    def __init__(self, config, kind):
+        super().__init__()
+        self.attention = SelfAttention(config, kind)
+
+
+class Mlp(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        hidden = config["hidden_size"]
+        inner = config.get("intermediate_size") or 4 * hidden
+        self.c_fc = nn.Linear(hidden, inner)
+        self.c_proj = nn.Linear(inner, hidden)
+
+    def forward(self, x):
+        return self.c_proj(gelu_new(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config, kind):
+        super().__init__()
+        hidden = config["hidden_size"]
+        eps = config["layer_norm_epsilon"]
+        self.ln_1 = nn.LayerNorm(hidden, eps=eps)
+        self.attn = AttentionWrapper(config, kind)
+        self.ln_2 = nn.LayerNorm(hidden, eps=eps)
+        self.mlp = Mlp(config)
+
+    def forward(self, h, position_ids):
+        attended, probabilities = self.attn.attention(self.ln_1(h), position_ids)
+        h = h + attended
+        h = h + self.mlp(self.ln_2(h))
+        return h, probabilities
+
+
+class Transformer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        hidden = config["hidden_size"]
+        self.wte = nn.Embedding(config["vocab_size"], hidden)
+        self.wpe = nn.Embedding(config["max_position_embeddings"], hidden)
+        kinds = expand_attention_types(config["attention_types"])
+        assert len(kinds) == config["num_layers"], "attention_types must expand to num_layers entries"
+        self.h = nn.ModuleList([Block(config, kind) for kind in kinds])
+        self.ln_f = nn.LayerNorm(hidden, eps=config["layer_norm_epsilon"])
+
+
+class GptNeoForCausalLM(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+
+    def hidden_states(self, input_ids, position_ids=None, want_attentions=False):
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1]).unsqueeze(0).expand_as(input_ids)
+        t = self.transformer
+        h = t.wte(input_ids) + t.wpe(position_ids)
+        attentions = []
+        for block in t.h:
+            h, probabilities = block(h, position_ids)
+            if want_attentions:
+                attentions.append(probabilities)
+        return t.ln_f(h), attentions
+
+    def forward(self, input_ids, position_ids=None):
+        h, _ = self.hidden_states(input_ids, position_ids)
+        # Tied LM head: logits = ln_f(h) @ wte.T
+        return F.linear(h, self.transformer.wte.weight)
+
+    def load_hf_state(self, tensors):
+        """Loads HF tensors; lm_head.weight (if present) must equal wte; mask buffers are checked and ignored."""
+        own = self.state_dict()
+        loaded = set()
+        for name, value in tensors.items():
+            if name.endswith(".attn.attention.bias") or name.endswith(".attn.attention.masked_bias"):
+                continue
+            if name == "lm_head.weight":
+                continue
+            if name not in own:
+                raise ValueError(f"unknown tensor {name}")
+            if tuple(own[name].shape) != tuple(value.shape):
+                raise ValueError(f"{name}: shape {tuple(value.shape)}, expected {tuple(own[name].shape)}")
+            own[name].copy_(value.to(own[name].dtype))
+            loaded.add(name)
+        missing = sorted(set(own) - loaded)
+        if missing:
+            raise ValueError(f"missing tensors: {missing}")
+        if "lm_head.weight" in tensors and not torch.equal(tensors["lm_head.weight"].float(), own["transformer.wte.weight"].float()):
+            raise ValueError("lm_head.weight differs from transformer.wte.weight (expected tied)")
+
+
+def init_weights(model, generator, initializer_range):
+    """HF GPT-Neo init: N(0, initializer_range) for Linear/Embedding weights, zero biases, LN = (1, 0)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.weight.normal_(0.0, initializer_range, generator=generator)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures check
+
+
+def tensor_of(entry):
+    return torch.tensor(entry["data"], dtype=torch.float64).reshape(entry["shape"])
+
+
+def find_input_ids(case):
+    for key in ("input_ids", "ids", "inputIds"):
+        if key in case:
+            value = case[key]
+            if isinstance(value, dict):
+                return torch.tensor(value["data"], dtype=torch.long).reshape(value["shape"])
+            ids = torch.tensor(value, dtype=torch.long)
+            return ids if ids.dim() == 2 else ids.unsqueeze(0)
+    raise KeyError(f"no input ids in case (keys: {sorted(case)})")
+
+
+def check_fixtures(fixtures_dir, tolerance):
+    worst_overall = 0.0
+    for name in ("config-A", "config-B"):
+        directory = os.path.join(fixtures_dir, name)
+        with open(os.path.join(directory, "config.json")) as handle:
+            config = json.load(handle)
+        model = GptNeoForCausalLM(config).eval()
+        tensors, metadata = read_safetensors(os.path.join(directory, "model.safetensors"))
+        model.load_hf_state(tensors)
+        with open(os.path.join(directory, "reference.json")) as handle:
+            reference = json.load(handle)
+        checked = 0
+        for case in reference["cases"]:
+            case_name = case["name"]
+            if case["kind"] == "incremental":
+                # This forward has no cache; compare its full forward over the same ids.
+                case = {"input_ids": case["input_ids"], "logits": case["full_forward_logits_same_ids"]}
+            elif case["kind"] not in ("full_forward", "output_attentions"):
+                continue
+            ids = find_input_ids(case)
+            with torch.no_grad():
+                logits = model(ids).double()
+                _, attentions = model.hidden_states(ids, want_attentions=True)
+            diff = (logits - tensor_of(case["logits"])).abs().max().item()
+            line = f"{name} {case_name}: logits max|diff| = {diff:.3g}"
+            if "attentions" in case:
+                attention_diff = max(
+                    (a.double() - tensor_of(r)).abs().max().item() for a, r in zip(attentions, case["attentions"])
+                )
+                line += f", attentions max|diff| = {attention_diff:.3g}"
+                diff = max(diff, attention_diff)
+            print(line)
+            worst_overall = max(worst_overall, diff)
+            checked += 1
+        if checked == 0:
+            raise SystemExit(f"{name}: no full_len / attentions cases found")
+    ok = worst_overall <= tolerance
+    print(f"fixtures: worst max|diff| = {worst_overall:.3g} (tolerance {tolerance}) -> {'OK' if ok else 'FAIL'}")
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+MODEL_CONFIG = {
+    "activation_function": "gelu_new",
+    "architectures": ["GPTNeoForCausalLM"],
+    "attention_dropout": 0.0,
+    "embed_dropout": 0.0,
+    "resid_dropout": 0.0,
+    "classifier_dropout": 0.1,
+    "initializer_range": 0.02,
+    "layer_norm_epsilon": 1e-05,
+    "model_type": "gpt_neo",
+    "use_cache": True,
+}
+
+
+def build_config(args):
+    config = dict(MODEL_CONFIG)
+    attention_types = json.loads(args.attention_types)
+    config.update(
+        {
+            "vocab_size": args.vocab_size,
+            "hidden_size": args.hidden_size,
+            "num_layers": args.num_layers,
+            "num_heads": args.num_heads,
+            "intermediate_size": args.intermediate_size,
+            "window_size": args.window_size,
+            "max_position_embeddings": args.max_positions,
+            "attention_types": attention_types,
+            "attention_layers": expand_attention_types(attention_types),
+            "bos_token_id": args.vocab_size - 1,
+            "eos_token_id": args.vocab_size - 1,
+            "torch_dtype": "float16",
+        }
+    )
+    return config
+
+
+def load_tokens(data_dir, split):
+    with open(os.path.join(data_dir, "manifest.json")) as handle:
+        manifest = json.load(handle)
+    entry = manifest["splits"][split]
+    path = os.path.join(data_dir, entry["file"])
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != entry["fileSha256"]:
+        raise SystemExit(f"{path}: sha256 {digest} does not match manifest {entry['fileSha256']}")
+    tokens = torch.from_numpy(np.frombuffer(raw, dtype="<u2").astype(np.int64))
+    return tokens, manifest
+
+
+def batch_shape(step, tokens_per_step, seq_lengths):
+    """Cycles through the sequence lengths; the batch keeps tokens_per_step tokens."""
+    seq = seq_lengths[step % len(seq_lengths)]
+    return max(1, tokens_per_step // seq), seq
+
+
+def sample_batch(tokens, step, seed, batch, seq):
+    """Random windows of seq+1 tokens, drawn from a generator keyed by (seed, step): resumable exactly."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    starts = torch.randint(0, tokens.numel() - seq - 1, (batch,), generator=generator)
+    windows = torch.stack([tokens[s : s + seq + 1] for s in starts.tolist()])
+    return windows[:, :-1], windows[:, 1:]
+
+
+def learning_rate(step, args):
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    progress = min(1.0, (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps))
+    return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model, args):
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
+
+
+def save_checkpoint(path, model, optimizer, step, log, args, config):
+    temporary = f"{path}.tmp-{os.getpid()}"
+    torch.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
+         "args": vars(args), "config": config},
+        temporary,
+    )
+    os.replace(temporary, path)
+
+
+def export_model(out_dir, model, config, training_info):
+    os.makedirs(out_dir, exist_ok=True)
+    tensors = {name: value for name, value in model.state_dict().items()}
+    write_safetensors(os.path.join(out_dir, "model.safetensors"), tensors, "F16")
+    temporary = os.path.join(out_dir, f"config.json.tmp-{os.getpid()}")
+    with open(temporary, "w") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, os.path.join(out_dir, "config.json"))
+    temporary = os.path.join(out_dir, f"training.json.tmp-{os.getpid()}")
+    with open(temporary, "w") as handle:
+        json.dump(training_info, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, os.path.join(out_dir, "training.json"))
+
+
+def deadline_from(text):
+    if not text:
+        return None
+    hours, minutes = (int(part) for part in text.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    deadline = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    if deadline <= now:
+        raise SystemExit(f"--deadline-utc {text} is already past")
+    return deadline.timestamp()
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    config = build_config(args)
+    train_tokens, manifest = load_tokens(args.data_dir, "train")
+    seq_lengths = [int(x) for x in args.seq_lengths.split(",")]
+    if max(seq_lengths) > config["max_position_embeddings"]:
+        raise SystemExit("a sequence length exceeds max_position_embeddings")
+    model = GptNeoForCausalLM(config)
+    init_weights(model, torch.Generator().manual_seed(args.seed), config["initializer_range"])
+    optimizer = make_optimizer(model, args)
+    os.makedirs(args.run_dir, exist_ok=True)
+    checkpoint_path = os.path.join(args.run_dir, "checkpoint.pt")
+    log = []
+    step = 0
+    if os.path.exists(checkpoint_path):
+        state = torch.load(checkpoint_path)
+        if state["config"] != config:
+            raise SystemExit(f"{checkpoint_path}: saved with a different model config")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, log = state["step"], state["log"]
+        print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+    deadline = deadline_from(args.deadline_utc)
+    stop_reason = "max-steps"
+    model.train()
+    started = time.time()
+    window_loss, window_tokens, window_started = 0.0, 0, time.time()
+    while step < args.max_steps:
+        if deadline is not None and time.time() + args.deadline_margin_s >= deadline:
+            stop_reason = f"deadline {args.deadline_utc} UTC"
+            break
+        batch, seq = batch_shape(step, args.tokens_per_step, seq_lengths)
+        inputs, targets = sample_batch(train_tokens, step, args.seed, batch, seq)
+        lr = learning_rate(step, args)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip).item()
+        optimizer.step()
+        step += 1
+        window_loss += loss.item() * targets.numel()
+        window_tokens += targets.numel()
+        if step % args.log_every == 0 or step == args.max_steps:
+            elapsed = time.time() - window_started
+            entry = {
+                "step": step,
+                "tokens_seen": step * batch * seq,
+                "loss": window_loss / window_tokens,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "seq": seq,
+                "tokens_per_s": window_tokens / elapsed,
+                "elapsed_s": time.time() - started,
+            }
+            log.append(entry)
+            print(json.dumps(entry), flush=True)
+            window_loss, window_tokens, window_started = 0.0, 0, time.time()
+        if step % args.checkpoint_every == 0:
+            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config)
+    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config)
+    with open(os.path.join(args.run_dir, "loss.json"), "w") as handle:
+        json.dump(log, handle, indent=1)
+    training_info = {
+        "seed": args.seed,
+        "steps": step,
+        "max_steps": args.max_steps,
+        "stop_reason": stop_reason,
+        "tokens_per_step": args.tokens_per_step,
+        "seq_lengths": seq_lengths,
+        "optimizer": {"name": "AdamW", "lr": args.lr, "betas": [0.9, 0.95], "weight_decay": args.weight_decay,
+                      "warmup_steps": args.warmup_steps, "schedule": "cosine", "min_lr_ratio": args.min_lr_ratio,
+                      "grad_clip": args.grad_clip},
+        "data": {key: {k: v for k, v in value.items() if k != "documentIds"}
+                 for key, value in manifest["splits"].items() if key == "train"},
+        "train_tokens": int(train_tokens.numel()),
+        "loss_curve": log,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "command": " ".join(sys.argv),
+    }
+    export_model(args.out, model, config, training_info)
+    print(f"stopped at step {step} ({stop_reason}); exported {args.out}", flush=True)
+
+
+def load_exported(out_dir):
+    with open(os.path.join(out_dir, "config.json")) as handle:
+        config = json.load(handle)
+    model = GptNeoForCausalLM(config).eval()
+    tensors, _ = read_safetensors(os.path.join(out_dir, "model.safetensors"))
+    model.load_hf_state({name: value.float() for name, value in tensors.items()})
+    return model, config
+
+
+def evaluate(args):
+    model, config = load_exported(args.out)
+    tokens, _ = load_tokens(args.data_dir, "eval")
+    seq = args.eval_seq
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, tokens.numel() - 1, seq):
+            window = tokens[start : start + seq + 1]
+            if window.numel() < 2:
+                break
+            logits = model(window[:-1].unsqueeze(0))
+            total += F.cross_entropy(logits[0], window[1:], reduction="sum").item()
+            count += window.numel() - 1
+    print(json.dumps({"eval_tokens_scored": count, "eval_seq": seq, "mean_nll": total / count,
+                      "perplexity": math.exp(total / count)}))
+
+
+def dump_logits(args):
+    model, config = load_exported(args.out)
+    tokens, _ = load_tokens(args.data_dir, "eval")
+    ids = tokens[: args.dump_length].unsqueeze(0)
+    with torch.no_grad():
+        logits = model(ids)[0]
+    rows = args.dump_rows
+    picked = sorted(set([0, 1, ids.shape[1] // 2, ids.shape[1] - 2, ids.shape[1] - 1] + list(range(rows))))
+    payload = {
+        "note": "torch float32 logits of scripts/train_gpt_neo.py on the exported F16 weights (upcast to F32)",
+        "input_ids": ids[0].tolist(),
+        "rows": picked,
+        "vocab": config["vocab_size"],
+        "logits": {str(r): [float(x) for x in logits[r].tolist()] for r in picked},
+    }
+    with open(args.dump_logits, "w") as handle:
+        json.dump(payload, handle)
+    print(f"wrote {args.dump_logits}: {len(picked)} rows of {ids.shape[1]} positions")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check-fixtures", metavar="DIR")
+    parser.add_argument("--fixture-tolerance", type=float, default=1e-4)
+    parser.add_argument("--eval-only", action="store_true")
+    parser.add_argument("--dump-logits", metavar="FILE")
+    parser.add_argument("--dump-length", type=int, default=600)
+    parser.add_argument("--dump-rows", type=int, default=4)
+    parser.add_argument("--eval-seq", type=int, default=1024)
+    parser.add_argument("--data-dir", default="tmp/train-data")
+    parser.add_argument("--run-dir", default="tmp/train-run")
+    parser.add_argument("--out", default="models/gpt-neo-brown")
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--vocab-size", type=int, default=50257)
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--num-layers", type=int, default=4)
+    parser.add_argument("--num-heads", type=int, default=4)
+    parser.add_argument("--intermediate-size", type=int, default=None)
+    parser.add_argument("--window-size", type=int, default=256)
+    parser.add_argument("--max-positions", type=int, default=2048)
+    parser.add_argument("--attention-types", default='[[["global","local"],2]]')
+    parser.add_argument("--tokens-per-step", type=int, default=2048)
+    parser.add_argument("--seq-lengths", default="512,512,1024,512,512,2048")
+    parser.add_argument("--max-steps", type=int, default=1500)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1)
+    parser.add_argument("--warmup-steps", type=int, default=60)
+    parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--grad-clip", type=float, default=1.0)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--deadline-utc", default=None, help="HH:MM; stop and export before this wall-clock time")
+    parser.add_argument("--deadline-margin-s", type=float, default=60.0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.check_fixtures:
+        sys.exit(0 if check_fixtures(args.check_fixtures, args.fixture_tolerance) else 1)
+    if args.eval_only:
+        evaluate(args)
+        return
+    if args.dump_logits:
+        dump_logits(args)
+        return
+    train(args)
+
+
+if __name__ == "__main__":
+    main()

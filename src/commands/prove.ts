@@ -1,0 +1,171 @@
+import { resolve } from "node:path";
+import { Command, Flags } from "@oclif/core";
+import cliProgress from "cli-progress";
+import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
+import { type ConfigOverrides, dryRun, resolveConfig } from "../config/load.js";
+import { isSpgError } from "../errors.js";
+import { formatBytes } from "../hardware/requirement.js";
+import { type ProveEvent, prove } from "../measure/prove.js";
+import { summaryTable } from "../measure/summary-table.js";
+
+/** Exit code when the bundle was written but a configured claim does not hold (same as verify). */
+export const EXIT_CLAIMS_NOT_MET = 6;
+
+export default class Prove extends Command {
+  static override summary = "Measure KV-cache compression methods and write a signed proof bundle.";
+
+  static override description =
+    `Runs every configured method on the same samples against the uncompressed model
+(perplexity, KL, top-1 and greedy-generation agreement, bytes actually stored, time, memory)
+and writes environment, config, raw records, per-layer fingerprints and a summary into an
+Ed25519-signed zip. With no arguments: the bundled GPT-Neo on the bundled Brown corpus,
+preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim failed,
+2 bad input or environment (the message names the file, field and fix).`;
+
+  static override examples = [
+    "<%= config.bin %> prove",
+    "<%= config.bin %> prove --preset ci-smoke --out smoke.zip --ephemeral-key",
+    "<%= config.bin %> prove --config my-run.yaml --samples 32 --device cuda --key keys/signing-key.json",
+    "<%= config.bin %> prove --preset 450x --dry-run",
+  ];
+
+  static override flags = {
+    config: Flags.string({ char: "c", description: "run configuration file (YAML or JSON)" }),
+    preset: Flags.string({ char: "p", description: "preset from configs/ (default: default)" }),
+    out: Flags.string({
+      char: "o",
+      description: "bundle path (default: <name>-<time>.zip in the current directory)",
+    }),
+    key: Flags.string({ description: "secret key file to sign with (from `spg keygen`)" }),
+    "ephemeral-key": Flags.boolean({
+      description: "sign with a throwaway key (recorded in the bundle; fails verify under a trust policy)",
+      exclusive: ["key"],
+    }),
+    "dry-run": Flags.boolean({ description: "print the resolved configuration and exit" }),
+    json: Flags.boolean({ description: "print the result as JSON instead of a table" }),
+    "cache-dir": Flags.string({ description: "where built ONNX graphs are cached" }),
+    name: Flags.string({ description: "run name" }),
+    model: Flags.string({ description: 'checkpoint directory, or "bundled"' }),
+    device: Flags.string({ description: "cpu or cuda (never falls back)", options: ["cpu", "cuda"] }),
+    dataset: Flags.string({ description: "brown | text | jsonl | dir" }),
+    "dataset-path": Flags.string({ description: "local dataset file or directory ({split} is replaced)" }),
+    "calibration-path": Flags.string({
+      description: "calibration split's file when dataset-path has no {split}",
+    }),
+    split: Flags.string({ description: "evaluation split name" }),
+    "calibration-split": Flags.string({ description: "calibration split name" }),
+    samples: Flags.integer({ description: "evaluation samples" }),
+    "calibration-samples": Flags.integer({ description: "calibration samples" }),
+    context: Flags.integer({ description: "context tokens per sample" }),
+    continuation: Flags.integer({ description: "continuation tokens per sample" }),
+    generation: Flags.integer({ description: "greedy generation tokens per sample" }),
+    seed: Flags.integer({ description: "sampling seed" }),
+    methods: Flags.string({ description: "comma-separated method names to run (from the config)" }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Prove);
+    const overrides: ConfigOverrides = {
+      name: flags.name,
+      model: flags.model,
+      device: flags.device,
+      dataset: flags.dataset,
+      datasetPath: flags["dataset-path"],
+      calibrationPath: flags["calibration-path"],
+      split: flags.split,
+      calibrationSplit: flags["calibration-split"],
+      samples: flags.samples,
+      calibrationSamples: flags["calibration-samples"],
+      context: flags.context,
+      continuation: flags.continuation,
+      generation: flags.generation,
+      seed: flags.seed,
+      methods: flags.methods?.split(",").map((m) => m.trim()),
+    };
+    const resolveOptions = { file: flags.config, preset: flags.preset, overrides };
+    let bar: cliProgress.SingleBar | undefined;
+    try {
+      if (flags["dry-run"]) {
+        this.log(dryRun(resolveOptions, flags.json ? "json" : "yaml"));
+        return;
+      }
+      const config = resolveConfig(resolveOptions);
+      const key = await this.signingKey(flags.key, flags["ephemeral-key"]);
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      const out = resolve(flags.out ?? `${config.name}-${stamp}.zip`);
+      const showProgress = !flags.json && process.stderr.isTTY === true;
+      const onEvent = (event: ProveEvent) => {
+        if (flags.json) return;
+        if (event.kind === "hardware") {
+          this.logToStderr(
+            `hardware: ${event.check.device} needs ${formatBytes(event.check.requiredBytes)}, ` +
+              `has ${formatBytes(event.check.availableBytes)}: ok`,
+          );
+        } else if (event.kind === "model") {
+          this.logToStderr(
+            `model: ${event.path} (${event.sha256.slice(0, 12)}), provider ${event.executionProvider}`,
+          );
+        } else if (event.kind === "samples") {
+          this.logToStderr(`samples: ${event.evaluation} evaluation, ${event.calibration} calibration`);
+          if (showProgress) {
+            bar = new cliProgress.SingleBar(
+              {
+                format: "samples [{bar}] {value}/{total} | {methods} methods | ETA {eta_formatted}",
+                stream: process.stderr,
+              },
+              cliProgress.Presets.shades_classic,
+            );
+            bar.start(event.evaluation, 0, { methods: config.methods.length });
+          }
+        } else if (event.kind === "sample-done") {
+          if (bar) bar.update(event.done);
+          else this.logToStderr(`sample ${event.done}/${event.total} done (${event.methods} methods)`);
+        }
+      };
+      const result = await prove({ config, out, key, onEvent, cacheDir: flags["cache-dir"] });
+      bar?.stop();
+      const failed = result.summary.claims.filter((claim) => !claim.pass);
+      if (flags.json) {
+        this.log(
+          JSON.stringify({
+            bundle: result.bundle.path,
+            keyId: key.keyId,
+            ephemeralKey: key.ephemeral,
+            summary: result.summary,
+          }),
+        );
+      } else {
+        this.log(summaryTable(result.summary));
+        this.log(
+          `bundle: ${result.bundle.path} (signed by ${key.keyId.slice(0, 16)}${key.ephemeral ? ", ephemeral" : ""})`,
+        );
+        for (const claim of failed) {
+          this.logToStderr(
+            `claim not met: ${claim.method} ${claim.metric} ${claim.op} ${claim.threshold} (${claim.judge} = ${claim.judged})`,
+          );
+        }
+      }
+      if (failed.length > 0) this.exit(EXIT_CLAIMS_NOT_MET);
+    } catch (error) {
+      bar?.stop();
+      if (isSpgError(error)) {
+        process.stderr.write(`${error.describe()}\n`);
+        this.exit(error.exitCode);
+      }
+      throw error;
+    }
+  }
+
+  private async signingKey(keyFile: string | undefined, ephemeral: boolean): Promise<SigningKey> {
+    if (ephemeral) return ephemeralKey();
+    if (keyFile) return readSecretKey(resolve(keyFile));
+    const defaultKey = await loadOrCreateDefaultKey();
+    if (defaultKey.created) {
+      this.logToStderr(
+        `created your signing key ${defaultKey.key.keyId.slice(0, 16)} at ${defaultKey.path} (mode 0600); ` +
+          `public half: ${defaultKey.publicPath}`,
+      );
+    }
+    return defaultKey.key;
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * The compressed cache: what a method stores, byte for byte, and the way back.
+ *
+ * Each layer is one `serialized` byte string; its length IS the layer's byte count, and
+ * `materialize()` rebuilds the cache the model reads by decoding those bytes (the floats
+ * are not kept), so the reported bytes cannot leave anything out.
+ *
+ * What a decoder may know without storing it ("side information", free):
+ *  - the model config (layers, heads, headDim, local/global layers, window size);
+ *  - the method's params (they are in the run's config.json);
+ *  - the uncompressed cache's layout: per layer the true positions of its slots (the
+ *    context positions, identical for every head after a prefill).
+ * Everything that depends on the data (kept slots, scales, zero points, codes, masks,
+ * per-head choices, ranks) is in the bytes.
+ */
+import { SpgError } from "../errors.js";
+import { indexBits, packBits, packedLength, unpackBits } from "./bitpack.js";
+import type { HeadCache, KvCache, LayerCache } from "./cache.js";
+import { floatToHalfBits, halfBitsToFloat } from "./fp16.js";
+
+export type BaselineDtype = "fp16" | "fp32";
+
+/** Bytes of one stored element at a baseline dtype. */
+export function dtypeBytes(dtype: BaselineDtype): number {
+  return dtype === "fp16" ? 2 : 4;
+}
+
+/** Bit width label of a baseline dtype for bits histograms. */
+export function dtypeBits(dtype: BaselineDtype): number {
+  return dtype === "fp16" ? 16 : 32;
+}
+
+export interface CompressedLayer {
+  /** == serialized.length */
+  bytes: number;
+  /** Slots kept, summed over heads. */
+  tokensKept: number;
+  /** Slots of the uncompressed layer, summed over heads. */
+  tokensTotal: number;
+  /** Heads whose kept keys and values are all stored at the baseline dtype. */
+  headsFullPrecision: number;
+  /**
+   * Stored key/value numbers per bit width ("16", "4", ...). Low-rank factor entries count
+   * as the numbers they are; scales, zero points, indices and masks are metadata, not counted.
+   */
+  bitsHistogram: Record<string, number>;
+  /** The exact stored bytes of this layer. */
+  serialized: Uint8Array;
+}
+
+export interface CompressedCache {
+  /** Method kind that produced it. */
+  method: string;
+  layers: CompressedLayer[];
+  /** Sum of layer bytes. */
+  bytes: number;
+  /** Decode-time behaviour that does not change stored bytes. */
+  decode: { sparseTopK?: number };
+  /** Rebuilds the cache the model reads from the serialized bytes. */
+  materialize(): KvCache;
+}
+
+/** Layout of the uncompressed cache that a decoder knows for free. */
+export interface CacheShape {
+  headDim: number;
+  layers: { numHeads: number; positions: Int32Array }[];
+}
+
+/** Every slot of every head, keys and values, at the baseline width. */
+export function baselineBytes(cache: KvCache, dtype: BaselineDtype): number {
+  let elements = 0;
+  for (const layer of cache.layers) {
+    for (const head of layer.heads) elements += 2 * head.positions.length * cache.headDim;
+  }
+  return elements * dtypeBytes(dtype);
+}
+
+/**
+ * The free layout of a prefill cache. Fails when heads of a layer disagree on positions or
+ * arrays have the wrong size: methods compress the cache a prefill left, nothing else.
+ */
+export function cacheShape(cache: KvCache): CacheShape {
+  const { headDim } = cache;
+  if (!Number.isInteger(headDim) || headDim < 1) {
+    throw new SpgError("E_KV_CACHE", `cache headDim ${headDim} is not a positive integer`);
+  }
+  return {
+    headDim,
+    layers: cache.layers.map((layer, l) => {
+      if (layer.heads.length === 0) throw new SpgError("E_KV_CACHE", `layer ${l} has no heads`);
+      const positions = layer.heads[0].positions;
+      layer.heads.forEach((head, h) => {
+        if (head.positions.length !== positions.length || head.positions.some((p, i) => p !== positions[i])) {
+          throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: positions differ from head 0`, {
+            fix: "compress the cache a prefill produced (every head holds the same positions)",
+          });
+        }
+        const size = positions.length * headDim;
+        if (head.keys.length !== size || head.values.length !== size) {
+          throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: keys/values are not [slots, headDim]`);
+        }
+        for (let i = 1; i < positions.length; i++) {
+          if (positions[i] <= positions[i - 1]) {
+            throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: positions are not ascending`);
+          }
+        }
+      });
+      return { numHeads: layer.heads.length, positions: Int32Array.from(positions) };
+    }),
+  };
+}
+
+/** Little-endian byte writer that grows as needed. */
+export class ByteWriter {
+  private buffer = new Uint8Array(256);
+  private view = new DataView(this.buffer.buffer);
+  private length = 0;
+
+  private reserve(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < this.length + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buffer.subarray(0, this.length));
+    this.buffer = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(value: number): void {
+    this.reserve(1);
+    this.view.setUint8(this.length, value);
+    this.length += 1;
+  }
+
+  u16(value: number): void {
+    this.reserve(2);
+    this.view.setUint16(this.length, value, true);
+    this.length += 2;
+  }
+
+  u32(value: number): void {
+    this.reserve(4);
+    this.view.setUint32(this.length, value, true);
+    this.length += 4;
+  }
+
+  f32(value: number): void {
+    this.reserve(4);
+    this.view.setFloat32(this.length, value, true);
+    this.length += 4;
+  }
+
+  half(value: number): void {
+    this.u16(floatToHalfBits(value));
+  }
+
+  bytes(data: Uint8Array): void {
+    this.reserve(data.length);
+    this.buffer.set(data, this.length);
+    this.length += data.length;
+  }
+
+  finish(): Uint8Array {
+    return this.buffer.slice(0, this.length);
+  }
+}
+
+/** Reader over one layer's bytes; every read is bounds-checked, and `end()` demands all consumed. */
+export class ByteReader {
+  private offset = 0;
+  private readonly view: DataView;
+
+  constructor(private readonly data: Uint8Array) {
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  private need(count: number): void {
+    if (this.offset + count > this.data.length) {
+      throw new SpgError("E_KV_DECODE", `compressed layer truncated at byte ${this.offset} (+${count})`);
+    }
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.view.getUint8(this.offset++);
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.view.getUint16(this.offset, true);
+    this.offset += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.offset, true);
+    this.offset += 4;
+    return v;
+  }
+
+  f32(): number {
+    this.need(4);
+    const v = this.view.getFloat32(this.offset, true);
+    this.offset += 4;
+    return v;
+  }
+
+  half(): number {
+    return halfBitsToFloat(this.u16());
+  }
+
+  bytes(count: number): Uint8Array {
+    this.need(count);
+    const out = this.data.subarray(this.offset, this.offset + count);
+    this.offset += count;
+    return out;
+  }
+
+  end(): void {
+    if (this.offset !== this.data.length) {
+      throw new SpgError(
+        "E_KV_DECODE",
+        `compressed layer has ${this.data.length - this.offset} unread bytes: encoder and decoder disagree`,
+      );
+    }
+  }
+}
+
+/** Writes the given rows of a [slots, headDim] matrix at the dtype. */
+export function writeRows(
+  writer: ByteWriter,
+  matrix: Float32Array,
+  rows: ArrayLike<number>,
+  headDim: number,
+  dtype: BaselineDtype,
+): void {
+  for (let i = 0; i < rows.length; i++) {
+    const base = rows[i] * headDim;
+    for (let c = 0; c < headDim; c++) {
+      if (dtype === "fp16") writer.u16(floatToHalfBitsChecked(matrix[base + c]));
+      else writer.f32(matrix[base + c]);
+    }
+  }
+}
+
+function floatToHalfBitsChecked(x: number): number {
+  const bits = floatToHalfBits(x);
+  if ((bits & 0x7c00) === 0x7c00) {
+    throw new SpgError("E_KV_FP16_RANGE", `cache value ${x} cannot be stored as fp16`, {
+      fix: "count the cache in fp32 (kv.baselineDtype: fp32) or check the model for overflowing activations",
+    });
+  }
+  return bits;
+}
+
+/** Reads count rows of headDim elements at the dtype. */
+export function readRows(
+  reader: ByteReader,
+  count: number,
+  headDim: number,
+  dtype: BaselineDtype,
+): Float32Array {
+  const out = new Float32Array(count * headDim);
+  for (let i = 0; i < out.length; i++) out[i] = dtype === "fp16" ? reader.half() : reader.f32();
+  return out;
+}
+
+/** Per-layer result of a method's encoder, before accounting. */
+export interface EncodedLayer {
+  serialized: Uint8Array;
+  tokensKept: number;
+  headsFullPrecision: number;
+  bitsHistogram: Record<string, number>;
+}
+
+/** Adds n to histogram[bits]. */
+export function countBits(histogram: Record<string, number>, bits: number, n: number): void {
+  if (n === 0) return;
+  const key = String(bits);
+  histogram[key] = (histogram[key] ?? 0) + n;
+}
+
+/**
+ * Wraps encoded layers into a CompressedCache whose materialize() decodes the bytes with
+ * the method's own layer decoder.
+ */
+export function assembleCompressed(
+  method: string,
+  shape: CacheShape,
+  encoded: EncodedLayer[],
+  decodeLayer: (bytes: Uint8Array, layer: number, shape: CacheShape) => LayerCache,
+  decode: { sparseTopK?: number } = {},
+): CompressedCache {
+  const layers: CompressedLayer[] = encoded.map((e, l) => ({
+    bytes: e.serialized.length,
+    tokensKept: e.tokensKept,
+    tokensTotal: shape.layers[l].numHeads * shape.layers[l].positions.length,
+    headsFullPrecision: e.headsFullPrecision,
+    bitsHistogram: e.bitsHistogram,
+    serialized: e.serialized,
+  }));
+  return {
+    method,
+    layers,
+    bytes: layers.reduce((sum, layer) => sum + layer.bytes, 0),
+    decode,
+    materialize(): KvCache {
+      return {
+        headDim: shape.headDim,
+        layers: layers.map((layer, l) => {
+          const decoded = decodeLayer(layer.serialized, l, shape);
+          if (decoded.heads.length !== shape.layers[l].numHeads) {
+            throw new SpgError("E_KV_DECODE", `layer ${l}: decoded ${decoded.heads.length} heads`);
+          }
+          return decoded;
+        }),
+      };
+    },
+  };
+}
+
+/** A head holding the given rows of the original positions. */
+export function headFromRows(
+  positions: Int32Array,
+  kept: ArrayLike<number>,
+  keys: Float32Array,
+  values: Float32Array,
+): HeadCache {
+  const pos = new Int32Array(kept.length);
+  for (let i = 0; i < kept.length; i++) pos[i] = positions[kept[i]];
+  return { positions: pos, keys, values };
+}
+
+/**
+ * A subset of [0, total) (kept slots, surviving elements) stored the cheapest way:
+ * tag 0 = all (1 byte), tag 1 = bitmask (1 + ceil(total/8) bytes), tag 2 = index list
+ * (1 + 4-byte count + count indices at ceil(log2 total) bits, packed). Ties prefer the bitmask.
+ */
+export const SUBSET_ALL = 0;
+export const SUBSET_BITMASK = 1;
+export const SUBSET_INDICES = 2;
+
+export function subsetEncodingBytes(count: number, total: number): { tag: number; bytes: number } {
+  if (count === total) return { tag: SUBSET_ALL, bytes: 1 };
+  const bitmask = 1 + Math.ceil(total / 8);
+  const indices = 1 + 4 + packedLength(count, indexBits(total));
+  return bitmask <= indices
+    ? { tag: SUBSET_BITMASK, bytes: bitmask }
+    : { tag: SUBSET_INDICES, bytes: indices };
+}
+
+/** Writes ascending, distinct members of [0, total). */
+export function writeSubset(writer: ByteWriter, members: ArrayLike<number>, total: number): void {
+  const { tag } = subsetEncodingBytes(members.length, total);
+  writer.u8(tag);
+  if (tag === SUBSET_ALL) return;
+  if (tag === SUBSET_BITMASK) {
+    const mask = new Uint8Array(Math.ceil(total / 8));
+    for (let i = 0; i < members.length; i++) mask[members[i] >> 3] |= 1 << (members[i] & 7);
+    writer.bytes(mask);
+    return;
+  }
+  writer.u32(members.length);
+  writer.bytes(packBits(members, indexBits(total)));
+}
+
+export function readSubset(reader: ByteReader, total: number): Int32Array {
+  const tag = reader.u8();
+  if (tag === SUBSET_ALL) {
+    const all = new Int32Array(total);
+    for (let i = 0; i < total; i++) all[i] = i;
+    return all;
+  }
+  if (tag === SUBSET_BITMASK) {
+    const mask = reader.bytes(Math.ceil(total / 8));
+    const members: number[] = [];
+    for (let i = 0; i < total; i++) if (mask[i >> 3] & (1 << (i & 7))) members.push(i);
+    return Int32Array.from(members);
+  }
+  if (tag === SUBSET_INDICES) {
+    const count = reader.u32();
+    const bits = indexBits(total);
+    const members = Int32Array.from(unpackBits(reader.bytes(packedLength(count, bits)), count, bits));
+    for (let i = 0; i < count; i++) {
+      if (members[i] >= total || (i > 0 && members[i] <= members[i - 1])) {
+        throw new SpgError("E_KV_DECODE", "subset indices out of range or not ascending");
+      }
+    }
+    return members;
+  }
+  throw new SpgError("E_KV_DECODE", `unknown subset encoding tag ${tag}`);
+}

@@ -1,0 +1,95 @@
+/**
+ * IEEE 754 binary16 conversion (round to nearest, ties to even), ported from numpy's
+ * npy_floatbits_to_halfbits / npy_halfbits_to_floatbits. Node 20 has no Float16Array, and
+ * the stored bytes of every fp16 field must be bit-exact across machines.
+ */
+import { SpgError } from "../errors.js";
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Largest finite binary16 value. */
+export const FP16_MAX = 65504;
+
+/** binary16 bits of x (x first rounded to float32, as every cache value already is). */
+export function floatToHalfBits(x: number): number {
+  f32[0] = x;
+  const f = u32[0];
+  const sign = (f & 0x80000000) >>> 16;
+  const fExp = f & 0x7f800000;
+  if (fExp >= 0x47800000) {
+    if (fExp === 0x7f800000) {
+      const fSig = f & 0x007fffff;
+      if (fSig !== 0) {
+        let ret = 0x7c00 + (fSig >>> 13);
+        if (ret === 0x7c00) ret++;
+        return sign + ret;
+      }
+      return sign + 0x7c00;
+    }
+    return sign + 0x7c00;
+  }
+  if (fExp <= 0x38000000) {
+    if (fExp < 0x33000000) return sign;
+    const exp = fExp >>> 23;
+    let fSig = 0x00800000 + (f & 0x007fffff);
+    fSig >>>= 113 - exp;
+    if ((fSig & 0x00003fff) !== 0x00001000 || (f & 0x000007ff) !== 0) fSig += 0x00001000;
+    return sign + (fSig >>> 13);
+  }
+  const hExp = (fExp - 0x38000000) >>> 13;
+  let fSig = f & 0x007fffff;
+  if ((fSig & 0x00003fff) !== 0x00001000) fSig += 0x00001000;
+  return sign + ((fSig >>> 13) + hExp);
+}
+
+/** The float value of binary16 bits h. */
+export function halfBitsToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** x rounded to the nearest binary16 value. */
+export function roundToHalf(x: number): number {
+  return halfBitsToFloat(floatToHalfBits(x));
+}
+
+/** Smallest binary16 value >= x (x finite, |x| <= FP16_MAX). */
+export function halfCeil(x: number): number {
+  let h = floatToHalfBits(x);
+  if (halfBitsToFloat(h) < x) h = nextHalfUp(h);
+  return halfBitsToFloat(h);
+}
+
+/** Largest binary16 value <= x (x finite, |x| <= FP16_MAX). */
+export function halfFloor(x: number): number {
+  let h = floatToHalfBits(x);
+  if (halfBitsToFloat(h) > x) h = nextHalfDown(h);
+  return halfBitsToFloat(h);
+}
+
+function nextHalfUp(h: number): number {
+  if (h === 0x8000) return 0x0001;
+  return h & 0x8000 ? h - 1 : h + 1;
+}
+
+function nextHalfDown(h: number): number {
+  if (h === 0x0000) return 0x8001;
+  return h & 0x8000 ? h + 1 : h - 1;
+}
+
+/**
+ * Fails when a value cannot be stored at fp16 (overflow or NaN): storing it would silently
+ * become Infinity, so the method must refuse rather than report bytes for a broken cache.
+ */
+export function assertHalfRepresentable(x: number, what: string): void {
+  if (!Number.isFinite(x) || Math.abs(x) > FP16_MAX) {
+    throw new SpgError("E_KV_FP16_RANGE", `${what}: value ${x} cannot be stored as fp16`, {
+      fix: "count the cache in fp32 (kv.baselineDtype: fp32) or check the model for overflowing activations",
+    });
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Cache layout helpers: turn the per-layer, per-head slot lists of a KvCache into the
+ * graph's inputs (past keys/values padded per layer, additive attention bias), and fold
+ * a forward pass's new keys/values back into a cache. Pure functions, no I/O.
+ *
+ * The bias encodes, by TRUE positions: causality (key pos <= query pos), GPT-Neo's local
+ * window on local layers (0 <= pos_q - pos_k < windowSize), and padding of heads that keep
+ * fewer slots than the layer's widest head. A query always sees itself, so no row is ever
+ * fully masked.
+ */
+import { SpgError } from "../errors.js";
+import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
+import type { HeadCache, KvCache } from "./cache.js";
+
+/**
+ * The additive bias for a key a query must not read. Finite (not -inf, not float32's
+ * lowest) so that adding a score can neither overflow to -inf nor give NaN, and large
+ * enough that exp(score + bias - max) is exactly 0 in float32 for any real score.
+ */
+export const MASKED_ATTENTION_BIAS = -1e9;
+
+/** The layer's keys/values of one head [q, headDim] cut out of a [heads, q, headDim] tensor. */
+function headRows(tensor: Float32Array, head: number, rows: number, headDim: number): Float32Array {
+  const size = rows * headDim;
+  return tensor.slice(head * size, (head + 1) * size);
+}
+
+function checkOutputShape(
+  shape: { numLayers: number; numHeads: number; headDim: number },
+  output: ForwardOutput,
+  tokens: number,
+): void {
+  const expected = shape.numHeads * tokens * shape.headDim;
+  if (output.presentKeys.length !== shape.numLayers || output.presentValues.length !== shape.numLayers) {
+    throw new SpgError(
+      "E_KV_LAYOUT",
+      `forward output has ${output.presentKeys.length} layers of keys, the cache has ${shape.numLayers}`,
+      { fix: "pass the output of a forward pass over this model" },
+    );
+  }
+  for (let layer = 0; layer < shape.numLayers; layer++) {
+    if (output.presentKeys[layer].length !== expected || output.presentValues[layer].length !== expected) {
+      throw new SpgError(
+        "E_KV_LAYOUT",
+        `layer ${layer}: present keys/values hold ${output.presentKeys[layer].length} values, expected heads*tokens*headDim = ${expected}`,
+        { fix: "pass one position per token of the forward pass" },
+      );
+    }
+  }
+}
+
+/** The full (uncompressed) cache after a prefill over tokens at `positions`. */
+export function cacheFromPrefill(
+  config: GptNeoConfig,
+  output: ForwardOutput,
+  positions: readonly number[],
+): KvCache {
+  const tokens = positions.length;
+  checkOutputShape(config, output, tokens);
+  const layers = output.presentKeys.map((keys, layer) => ({
+    heads: Array.from({ length: config.numHeads }, (_, head) => ({
+      positions: Int32Array.from(positions),
+      keys: headRows(keys, head, tokens, config.headDim),
+      values: headRows(output.presentValues[layer], head, tokens, config.headDim),
+    })),
+  }));
+  return { headDim: config.headDim, layers };
+}
+
+function concat<T extends Float32Array | Int32Array>(a: T, b: T): T {
+  const out = new (a.constructor as new (length: number) => T)(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** A new cache with the forward pass's new tokens appended, uncompressed, to every head. */
+export function appendTokens(cache: KvCache, output: ForwardOutput, positions: readonly number[]): KvCache {
+  const tokens = positions.length;
+  const headDim = cache.headDim;
+  const heads = cache.layers[0]?.heads.length ?? 0;
+  checkOutputShape({ numLayers: cache.layers.length, numHeads: heads, headDim }, output, tokens);
+  const newPositions = Int32Array.from(positions);
+  const layers = cache.layers.map((layer, l) => ({
+    heads: layer.heads.map(
+      (head, h): HeadCache => ({
+        positions: concat(head.positions, newPositions),
+        keys: concat(head.keys, headRows(output.presentKeys[l], h, tokens, headDim)),
+        values: concat(head.values, headRows(output.presentValues[l], h, tokens, headDim)),
+      }),
+    ),
+  }));
+  return { headDim, layers };
+}
+
+/** Whether a query at `queryPos` may read a key at `keyPos` on a layer of this kind. */
+export function keyVisible(
+  kind: "global" | "local",
+  windowSize: number,
+  queryPos: number,
+  keyPos: number,
+): boolean {
+  const distance = queryPos - keyPos;
+  if (distance < 0) return false;
+  return kind === "global" || distance < windowSize;
+}
+
+/**
+ * Graph inputs for a forward pass over new tokens at `queryPositions` reading `cache`:
+ * per layer, keys/values [heads, slots, headDim] padded to the layer's widest head, and the
+ * bias [heads, q, slots + q].
+ */
+export function pastInputs(
+  cache: KvCache,
+  config: GptNeoConfig,
+  queryPositions: readonly number[],
+): { past: LayerPast[]; attentionBias: Float32Array[] } {
+  if (cache.layers.length !== config.numLayers) {
+    throw new SpgError(
+      "E_KV_LAYOUT",
+      `cache has ${cache.layers.length} layers, config has ${config.numLayers}`,
+      {
+        fix: "build the cache from this model's forward pass",
+      },
+    );
+  }
+  for (let i = 1; i < queryPositions.length; i++) {
+    if (queryPositions[i] <= queryPositions[i - 1]) {
+      throw new SpgError(
+        "E_KV_LAYOUT",
+        `query positions must increase strictly, got ${queryPositions.join(",")}`,
+        {
+          fix: "pass the new tokens' true positions in order",
+        },
+      );
+    }
+  }
+  const q = queryPositions.length;
+  const { headDim, numHeads } = config;
+  const past: LayerPast[] = [];
+  const attentionBias: Float32Array[] = [];
+  cache.layers.forEach((layer, l) => {
+    if (layer.heads.length !== numHeads) {
+      throw new SpgError(
+        "E_KV_LAYOUT",
+        `layer ${l} has ${layer.heads.length} heads, config has ${numHeads}`,
+        {
+          fix: "build the cache from this model's forward pass",
+        },
+      );
+    }
+    const kind = config.attentionLayers[l];
+    const slots = Math.max(0, ...layer.heads.map((head) => head.positions.length));
+    const total = slots + q;
+    const keys = new Float32Array(numHeads * slots * headDim);
+    const values = new Float32Array(numHeads * slots * headDim);
+    const bias = new Float32Array(numHeads * q * total).fill(MASKED_ATTENTION_BIAS);
+    layer.heads.forEach((head, h) => {
+      const kept = head.positions.length;
+      if (head.keys.length !== kept * headDim || head.values.length !== kept * headDim) {
+        throw new SpgError(
+          "E_KV_LAYOUT",
+          `layer ${l} head ${h}: ${kept} positions but ${head.keys.length / headDim} key rows`,
+          { fix: "keep positions, keys and values of a head the same length" },
+        );
+      }
+      keys.set(head.keys, h * slots * headDim);
+      values.set(head.values, h * slots * headDim);
+      for (let i = 0; i < q; i++) {
+        const row = (h * q + i) * total;
+        const queryPos = queryPositions[i];
+        for (let s = 0; s < kept; s++) {
+          if (keyVisible(kind, config.windowSize, queryPos, head.positions[s])) bias[row + s] = 0;
+        }
+        for (let j = 0; j <= i; j++) {
+          if (keyVisible(kind, config.windowSize, queryPos, queryPositions[j])) bias[row + slots + j] = 0;
+        }
+      }
+    });
+    past.push({ slots, keys, values });
+    attentionBias.push(bias);
+  });
+  return { past, attentionBias };
+}
+
+/** An empty cache (no slots) for a model: the past of a prefill. */
+export function emptyCache(config: GptNeoConfig): KvCache {
+  return {
+    headDim: config.headDim,
+    layers: Array.from({ length: config.numLayers }, () => ({
+      heads: Array.from({ length: config.numHeads }, () => ({
+        positions: new Int32Array(0),
+        keys: new Float32Array(0),
+        values: new Float32Array(0),
+      })),
+    })),
+  };
+}

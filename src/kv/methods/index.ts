@@ -1,0 +1,32 @@
+/** Registry: method kind -> its compress function and params schema. */
+import { SpgError } from "../../errors.js";
+import { fullMethod } from "./full.js";
+import { h2oMethod } from "./h2o.js";
+import { quantMethod } from "./quant.js";
+import { snapkvMethod } from "./snapkv.js";
+import { spgMethod } from "./spg.js";
+import { streamingMethod } from "./streaming.js";
+import type { MethodDefinition, MethodKind } from "./types.js";
+import { windowTrimMethod } from "./window-trim.js";
+
+export type { MethodContext, MethodDefinition, MethodKind, PrefillAttention } from "./types.js";
+
+export const methods: Record<MethodKind, MethodDefinition> = {
+  full: fullMethod,
+  "window-trim": windowTrimMethod,
+  streaming: streamingMethod,
+  h2o: h2oMethod,
+  snapkv: snapkvMethod,
+  quant: quantMethod,
+  spg: spgMethod,
+};
+
+export function methodFor(kind: string): MethodDefinition {
+  if (!Object.hasOwn(methods, kind)) {
+    throw new SpgError("E_METHOD_KIND", `unknown compression method kind "${kind}"`, {
+      field: "kind",
+      fix: `use one of: ${Object.keys(methods).join(", ")}`,
+    });
+  }
+  return methods[kind as MethodKind];
+}

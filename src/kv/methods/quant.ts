@@ -1,0 +1,142 @@
+/**
+ * `quant` (KIVI-style): keys quantized per channel (groups of `groupSize` consecutive
+ * tokens share a scale and zero point per channel, because key outliers live in fixed
+ * channels), values per token (groups of `groupSize` consecutive channels), asymmetric,
+ * at keyBits/valueBits; the last `residualTokens` slots stay at the baseline dtype.
+ * Per head: key group metadata and codes, value group metadata and codes, then residual
+ * key and value rows. Which slots are kept follows from params, so nothing is indexed.
+ */
+import type { HeadCache, KvCache } from "../cache.js";
+import {
+  assembleCompressed,
+  type BaselineDtype,
+  ByteReader,
+  ByteWriter,
+  type CompressedCache,
+  countBits,
+  dtypeBits,
+  type EncodedLayer,
+  headFromRows,
+  readRows,
+  writeRows,
+} from "../compressed.js";
+import { channelGroups, decodeGroups, encodeGroups, tokenGroups } from "../quantize.js";
+import { checkedShape, eligibleSlots, maskIndices, schemaParts, validateParams } from "./shared.js";
+import type { MethodContext, MethodDefinition } from "./types.js";
+
+export interface QuantParams {
+  keyBits: number;
+  valueBits: number;
+  groupSize: number;
+  residualTokens: number;
+  localWindowTrim: boolean;
+}
+
+export const paramsSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["keyBits", "valueBits", "groupSize", "residualTokens", "localWindowTrim"],
+  properties: {
+    keyBits: { enum: [2, 4, 8] },
+    valueBits: { enum: [2, 4, 8] },
+    groupSize: {
+      type: "integer",
+      minimum: 1,
+      description: "Elements sharing one fp16 scale and zero point.",
+    },
+    residualTokens: { ...schemaParts.tokens, description: "Most recent slots left at the baseline dtype." },
+    localWindowTrim: schemaParts.localWindowTrim,
+  },
+} as const;
+
+/** Rows of the kept slots of one matrix, gathered contiguously. */
+function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
+  return out;
+}
+
+function split(kept: Int32Array, residual: number): { quantized: Int32Array; recent: Int32Array } {
+  const cut = Math.max(0, kept.length - residual);
+  return { quantized: kept.subarray(0, cut), recent: kept.subarray(cut) };
+}
+
+function encodeHead(
+  writer: ByteWriter,
+  head: HeadCache,
+  kept: Int32Array,
+  dim: number,
+  p: QuantParams,
+  dtype: BaselineDtype,
+  histogram: Record<string, number>,
+): void {
+  const { quantized, recent } = split(kept, p.residualTokens);
+  const tokens = quantized.length;
+  encodeGroups(writer, gather(head.keys, quantized, dim), channelGroups(tokens, dim, p.groupSize, p.keyBits));
+  encodeGroups(
+    writer,
+    gather(head.values, quantized, dim),
+    tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
+  );
+  writeRows(writer, head.keys, recent, dim, dtype);
+  writeRows(writer, head.values, recent, dim, dtype);
+  countBits(histogram, p.keyBits, tokens * dim);
+  countBits(histogram, p.valueBits, tokens * dim);
+  countBits(histogram, dtypeBits(dtype), 2 * recent.length * dim);
+}
+
+function decodeHead(
+  reader: ByteReader,
+  positions: Int32Array,
+  kept: Int32Array,
+  dim: number,
+  p: QuantParams,
+  dtype: BaselineDtype,
+): HeadCache {
+  const { quantized, recent } = split(kept, p.residualTokens);
+  const tokens = quantized.length;
+  const keys = new Float32Array(kept.length * dim);
+  const values = new Float32Array(kept.length * dim);
+  decodeGroups(reader, keys, channelGroups(tokens, dim, p.groupSize, p.keyBits));
+  decodeGroups(
+    reader,
+    values,
+    tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
+  );
+  keys.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
+  values.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
+  return headFromRows(positions, kept, keys, values);
+}
+
+export function compress(
+  cache: KvCache,
+  context: MethodContext,
+  params: Record<string, unknown>,
+): CompressedCache {
+  const p = validateParams<QuantParams>("quant", paramsSchema, params);
+  const shape = checkedShape("quant", cache, context);
+  const dtype = context.baselineDtype;
+  const kept = eligibleSlots(shape, context, p.localWindowTrim).map(maskIndices);
+  const encoded: EncodedLayer[] = cache.layers.map((layer, l) => {
+    const writer = new ByteWriter();
+    const histogram: Record<string, number> = {};
+    for (const head of layer.heads) encodeHead(writer, head, kept[l], shape.headDim, p, dtype, histogram);
+    const quantizedSlots = split(kept[l], p.residualTokens).quantized.length;
+    return {
+      serialized: writer.finish(),
+      tokensKept: kept[l].length * layer.heads.length,
+      headsFullPrecision: quantizedSlots === 0 ? layer.heads.length : 0,
+      bitsHistogram: histogram,
+    };
+  });
+  return assembleCompressed("quant", shape, encoded, (bytes, l, s) => {
+    const reader = new ByteReader(bytes);
+    const heads = Array.from({ length: s.layers[l].numHeads }, () =>
+      decodeHead(reader, s.layers[l].positions, kept[l], s.headDim, p, dtype),
+    );
+    reader.end();
+    return { heads };
+  });
+}
+
+export const quantMethod: MethodDefinition = { kind: "quant", paramsSchema, compress };

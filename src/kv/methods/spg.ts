@@ -1,0 +1,589 @@
+/**
+ * `spg`: two-stage KV compression. Every component is switched by params, so ablations are
+ * config overlays, not code branches.
+ *
+ * Stage 1, permanent eviction (SnapKV++): per head, the attention the last
+ * `observationWindow` context queries give each slot, pooled with a kernel chosen by
+ * context length (`poolingKernels` table), each normalized by its head maximum and mixed
+ * with the key/value L2 magnitude (||k|| + ||v||) by `magnitudeWeight`; sinks and the
+ * recent window are protected; `keepRatio` (or `layerKeepRatios[l]`) of the slots kept.
+ *
+ * Stage 2, per kept head (skipped, bytes identical to plain eviction, when every stage-2
+ * component is off):
+ *  - heads ranked by importance = Σ over kept slots of observation attention × ||v||
+ *    (how much the head's output draws on its values); the top `reservedHeads` per layer
+ *    stay at the baseline dtype;
+ *  - magnitude threshold: in each remaining head's K and V blocks, elements with
+ *    |x| < magnitudeThreshold · max|x| are dropped; survivors are indexed by a bitmask or
+ *    an index list, whichever is smaller;
+ *  - mixed precision: the top `highFraction` of kept tokens by stage-1 score (protected
+ *    first) at `highBits`, the rest at the `lowBits` floor; per token, groups of
+ *    `groupSize` channels share an fp16 scale and zero point;
+ *  - adaptive low-rank: each K/V block's truncated SVD at `energyThreshold` is stored as
+ *    fp16 factors when that is smaller than the element-wise encoding.
+ * Hybrid sparse attention (`sparseTopK`) is a decode-time setting: it changes the graph's
+ * attention, not the stored bytes.
+ *
+ * Layer bytes, stage 2 on, per head: kept-slot subset; u8 head mode (0 = baseline dtype,
+ * 1 = compressed). Mode 0: K rows, V rows. Mode 1: [high-precision token subset if mixed
+ * precision]; for K then V: [u8 block kind if low-rank on: 0 element-wise, 1 low-rank];
+ * low-rank: u16 rank, fp16 left [kept, rank], fp16 right [rank, headDim]; element-wise:
+ * [surviving-element subset if threshold > 0], then codes (mixed precision) or values at
+ * the baseline dtype.
+ */
+import type { HeadCache, KvCache, LayerCache } from "../cache.js";
+import {
+  assembleCompressed,
+  type BaselineDtype,
+  ByteReader,
+  ByteWriter,
+  type CacheShape,
+  type CompressedCache,
+  countBits,
+  dtypeBits,
+  type EncodedLayer,
+  headFromRows,
+  readRows,
+  readSubset,
+  writeRows,
+  writeSubset,
+} from "../compressed.js";
+import { halfBitsToFloat } from "../fp16.js";
+import { lowRankBytes, lowRankFactor } from "../lowrank.js";
+import { decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
+import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
+import {
+  checkAttention,
+  checkedShape,
+  decodeKeptLayer,
+  eligibleSlots,
+  encodeKeptLayer,
+  paramError,
+  schemaParts,
+  validateParams,
+} from "./shared.js";
+import { observationScores } from "./snapkv.js";
+import type { MethodContext, MethodDefinition } from "./types.js";
+
+export interface SpgParams {
+  stage1: {
+    keepRatio: number;
+    layerKeepRatios: number[] | null;
+    sinkTokens: number;
+    recentTokens: number;
+    observationWindow: number;
+    poolingKernels: { maxContextTokens: number; kernel: number }[];
+    pooling: "max" | "avg";
+    magnitudeWeight: number;
+    selection: SelectionMode;
+    localWindowTrim: boolean;
+  };
+  stage2: {
+    reservedHeads: number;
+    magnitudeThreshold: number;
+    mixedPrecision: {
+      enabled: boolean;
+      highBits: number;
+      lowBits: number;
+      highFraction: number;
+      groupSize: number;
+    };
+    lowRank: { enabled: boolean; energyThreshold: number };
+  };
+  decode: { sparseTopK: number };
+}
+
+const bitsSchema = { type: "integer", minimum: 1, maximum: 16 } as const;
+
+export const paramsSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["stage1", "stage2", "decode"],
+  properties: {
+    stage1: {
+      type: "object",
+      additionalProperties: false,
+      required: [
+        "keepRatio",
+        "layerKeepRatios",
+        "sinkTokens",
+        "recentTokens",
+        "observationWindow",
+        "poolingKernels",
+        "pooling",
+        "magnitudeWeight",
+        "selection",
+        "localWindowTrim",
+      ],
+      properties: {
+        keepRatio: schemaParts.keepRatio,
+        layerKeepRatios: {
+          description: "Per-layer keep ratios overriding keepRatio (one per layer), or null.",
+          oneOf: [{ type: "null" }, { type: "array", minItems: 1, items: schemaParts.keepRatio }],
+        },
+        sinkTokens: { ...schemaParts.tokens, description: "First positions always kept." },
+        recentTokens: { ...schemaParts.tokens, description: "Most recent slots always kept." },
+        observationWindow: { type: "integer", minimum: 1 },
+        poolingKernels: {
+          type: "array",
+          minItems: 1,
+          description:
+            "Pooling kernel by context length: the first entry with maxContextTokens >= context wins.",
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["maxContextTokens", "kernel"],
+            properties: {
+              maxContextTokens: { type: "integer", minimum: 1 },
+              kernel: { type: "integer", minimum: 1 },
+            },
+          },
+        },
+        pooling: { enum: ["max", "avg"] },
+        magnitudeWeight: { type: "number", minimum: 0, maximum: 1 },
+        selection: schemaParts.selection,
+        localWindowTrim: schemaParts.localWindowTrim,
+      },
+    },
+    stage2: {
+      type: "object",
+      additionalProperties: false,
+      required: ["reservedHeads", "magnitudeThreshold", "mixedPrecision", "lowRank"],
+      properties: {
+        reservedHeads: { ...schemaParts.tokens, description: "Heads per layer kept at the baseline dtype." },
+        magnitudeThreshold: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "0 = off." },
+        mixedPrecision: {
+          type: "object",
+          additionalProperties: false,
+          required: ["enabled", "highBits", "lowBits", "highFraction", "groupSize"],
+          properties: {
+            enabled: { type: "boolean" },
+            highBits: bitsSchema,
+            lowBits: bitsSchema,
+            highFraction: { type: "number", minimum: 0, maximum: 1 },
+            groupSize: { type: "integer", minimum: 1 },
+          },
+        },
+        lowRank: {
+          type: "object",
+          additionalProperties: false,
+          required: ["enabled", "energyThreshold"],
+          properties: {
+            enabled: { type: "boolean" },
+            energyThreshold: { type: "number", exclusiveMinimum: 0, maximum: 1 },
+          },
+        },
+      },
+    },
+    decode: {
+      type: "object",
+      additionalProperties: false,
+      required: ["sparseTopK"],
+      properties: {
+        sparseTopK: { ...schemaParts.tokens, description: "Keys each decode query attends to; 0 = dense." },
+      },
+    },
+  },
+} as const;
+
+const MODE_BASELINE = 0;
+const MODE_COMPRESSED = 1;
+const BLOCK_ELEMENTWISE = 0;
+const BLOCK_LOWRANK = 1;
+
+function checkParams(p: SpgParams, context: MethodContext): void {
+  const { stage1, stage2 } = p;
+  if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== context.config.numLayers) {
+    throw paramError(
+      "spg",
+      "stage1.layerKeepRatios",
+      `has ${stage1.layerKeepRatios.length} entries for ${context.config.numLayers} layers`,
+    );
+  }
+  stage1.poolingKernels.forEach((entry, i) => {
+    if (entry.kernel % 2 === 0) throw paramError("spg", `stage1.poolingKernels.${i}.kernel`, "must be odd");
+    if (i > 0 && entry.maxContextTokens <= stage1.poolingKernels[i - 1].maxContextTokens) {
+      throw paramError("spg", `stage1.poolingKernels.${i}.maxContextTokens`, "must be ascending");
+    }
+  });
+  if (stage1.observationWindow > context.attention.rows) {
+    throw paramError(
+      "spg",
+      "stage1.observationWindow",
+      `is ${stage1.observationWindow} but the prefill returned attention for ${context.attention.rows} rows`,
+      "raise kv.observationWindow in the run config or lower params.stage1.observationWindow",
+    );
+  }
+  if (stage2.mixedPrecision.enabled && stage2.mixedPrecision.lowBits > stage2.mixedPrecision.highBits) {
+    throw paramError("spg", "stage2.mixedPrecision.lowBits", "must not exceed highBits");
+  }
+}
+
+/** The pooling kernel for this context length (first table entry that covers it). */
+export function kernelFor(p: SpgParams, contextTokens: number): number {
+  const entry = p.stage1.poolingKernels.find((e) => contextTokens <= e.maxContextTokens);
+  if (entry === undefined) {
+    throw paramError(
+      "spg",
+      "stage1.poolingKernels",
+      `has no entry for a ${contextTokens}-token context`,
+      "add an entry whose maxContextTokens covers the configured context length",
+    );
+  }
+  return entry.kernel;
+}
+
+function rowNorms(matrix: Float32Array, slots: number, dim: number): Float64Array {
+  const out = new Float64Array(slots);
+  for (let s = 0; s < slots; s++) {
+    let acc = 0;
+    for (let c = 0; c < dim; c++) acc += matrix[s * dim + c] ** 2;
+    out[s] = Math.sqrt(acc);
+  }
+  return out;
+}
+
+function maxOf(values: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > m) m = values[i];
+  return m;
+}
+
+/** Stage-1 scores of one head: pooled observation attention mixed with K/V magnitude. */
+function stage1Scores(
+  attention: Float32Array,
+  head: HeadCache,
+  dim: number,
+  kernel: number,
+  p: SpgParams,
+): Float32Array {
+  const slots = head.positions.length;
+  const pooled = pool1d(attention, kernel, p.stage1.pooling);
+  const keyNorms = rowNorms(head.keys, slots, dim);
+  const valueNorms = rowNorms(head.values, slots, dim);
+  const magnitude = Float64Array.from(keyNorms, (k, s) => k + valueNorms[s]);
+  const maxA = maxOf(pooled);
+  const maxM = maxOf(magnitude);
+  const w = p.stage1.magnitudeWeight;
+  return Float32Array.from(
+    pooled,
+    (a, s) => (1 - w) * (maxA > 0 ? a / maxA : 0) + w * (maxM > 0 ? magnitude[s] / maxM : 0),
+  );
+}
+
+function stage2Enabled(p: SpgParams): boolean {
+  const s = p.stage2;
+  return s.mixedPrecision.enabled || s.magnitudeThreshold > 0 || s.lowRank.enabled;
+}
+
+function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
+  return out;
+}
+
+/** Element indices of a block that survive the magnitude threshold (all when it is 0). */
+function survivors(block: Float32Array, threshold: number): Int32Array {
+  if (threshold === 0) return Int32Array.from(block.keys());
+  let max = 0;
+  for (const x of block) if (Math.abs(x) > max) max = Math.abs(x);
+  const cut = threshold * max;
+  const out: number[] = [];
+  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) >= cut && block[i] !== 0) out.push(i);
+  return Int32Array.from(out);
+}
+
+/** Per-token channel groups restricted to surviving elements. */
+function survivingGroups(
+  tokens: number,
+  dim: number,
+  alive: Uint8Array,
+  bitsOfToken: (t: number) => number,
+  groupSize: number,
+): QuantGroups {
+  const groups = tokenGroups(tokens, dim, groupSize, bitsOfToken);
+  return { members: groups.members.map((m) => m.filter((i) => alive[i] === 1)), bits: groups.bits };
+}
+
+interface BlockPlan {
+  tokens: number;
+  dim: number;
+  isHigh: Uint8Array;
+}
+
+/** Element-wise encoding of one block: survivor subset, then codes or baseline values. */
+function encodeElementwise(
+  writer: ByteWriter,
+  block: Float32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+  histogram: Record<string, number>,
+): void {
+  const { mixedPrecision, magnitudeThreshold } = p.stage2;
+  const alive = survivors(block, magnitudeThreshold);
+  if (magnitudeThreshold > 0) writeSubset(writer, alive, block.length);
+  if (mixedPrecision.enabled) {
+    const mask = new Uint8Array(block.length);
+    for (const i of alive) mask[i] = 1;
+    const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
+    encodeGroups(
+      writer,
+      block,
+      survivingGroups(plan.tokens, plan.dim, mask, bitsOf, mixedPrecision.groupSize),
+    );
+    for (const i of alive) countBits(histogram, bitsOf(Math.floor(i / plan.dim)), 1);
+  } else {
+    writeRows(writer, block, alive, 1, dtype);
+    countBits(histogram, dtypeBits(dtype), alive.length);
+  }
+}
+
+function decodeElementwise(
+  reader: ByteReader,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): Float32Array {
+  const { mixedPrecision, magnitudeThreshold } = p.stage2;
+  const size = plan.tokens * plan.dim;
+  const block = new Float32Array(size);
+  const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : Int32Array.from(block.keys());
+  if (mixedPrecision.enabled) {
+    const mask = new Uint8Array(size);
+    for (const i of alive) mask[i] = 1;
+    const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
+    decodeGroups(
+      reader,
+      block,
+      survivingGroups(plan.tokens, plan.dim, mask, bitsOf, mixedPrecision.groupSize),
+    );
+  } else {
+    const values = readRows(reader, alive.length, 1, dtype);
+    alive.forEach((i, n) => {
+      block[i] = values[n];
+    });
+  }
+  return block;
+}
+
+function encodeBlock(
+  writer: ByteWriter,
+  block: Float32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+  histogram: Record<string, number>,
+): void {
+  const scratch = new ByteWriter();
+  const elementHistogram: Record<string, number> = {};
+  encodeElementwise(scratch, block, plan, p, dtype, elementHistogram);
+  const elementwise = scratch.finish();
+  if (p.stage2.lowRank.enabled) {
+    const factors = lowRankFactor(block, plan.tokens, plan.dim, p.stage2.lowRank.energyThreshold);
+    if (lowRankBytes(plan.tokens, plan.dim, factors.rank) < elementwise.length) {
+      writer.u8(BLOCK_LOWRANK);
+      writer.u16(factors.rank);
+      for (const x of factors.left) writer.half(checkedHalf(x));
+      for (const x of factors.right) writer.half(checkedHalf(x));
+      countBits(histogram, 16, factors.left.length + factors.right.length);
+      return;
+    }
+    writer.u8(BLOCK_ELEMENTWISE);
+  }
+  writer.bytes(elementwise);
+  for (const [bits, n] of Object.entries(elementHistogram)) countBits(histogram, Number(bits), n);
+}
+
+function checkedHalf(x: number): number {
+  if (!Number.isFinite(x) || Math.abs(x) > 65504) {
+    throw paramError(
+      "spg",
+      "stage2.lowRank",
+      `produced a factor ${x} outside fp16 range`,
+      "disable lowRank for this model",
+    );
+  }
+  return x;
+}
+
+function decodeBlock(reader: ByteReader, plan: BlockPlan, p: SpgParams, dtype: BaselineDtype): Float32Array {
+  const kind = p.stage2.lowRank.enabled ? reader.u8() : BLOCK_ELEMENTWISE;
+  if (kind === BLOCK_ELEMENTWISE) return decodeElementwise(reader, plan, p, dtype);
+  const rank = reader.u16();
+  const left = Float64Array.from({ length: plan.tokens * rank }, () => halfBitsToFloat(reader.u16()));
+  const right = Float64Array.from({ length: rank * plan.dim }, () => halfBitsToFloat(reader.u16()));
+  const block = new Float32Array(plan.tokens * plan.dim);
+  for (let t = 0; t < plan.tokens; t++) {
+    for (let c = 0; c < plan.dim; c++) {
+      let acc = 0;
+      for (let k = 0; k < rank; k++) acc += left[t * rank + k] * right[k * plan.dim + c];
+      block[t * plan.dim + c] = acc;
+    }
+  }
+  return block;
+}
+
+/** Indices (into the kept list) of the tokens stored at high precision. */
+function highTokens(keptScores: Float32Array, protectedKept: Uint8Array, fraction: number): Int32Array {
+  const order = Array.from(keptScores.keys()).sort(
+    (a, b) => protectedKept[b] - protectedKept[a] || keptScores[b] - keptScores[a] || a - b,
+  );
+  return Int32Array.from(order.slice(0, Math.round(fraction * keptScores.length)).sort((a, b) => a - b));
+}
+
+interface LayerPlan {
+  kept: Int32Array[];
+  scores: Float32Array[];
+  importance: Float64Array;
+  protectedMask: Uint8Array;
+}
+
+function planLayer(
+  cache: KvCache,
+  shape: CacheShape,
+  l: number,
+  context: MethodContext,
+  p: SpgParams,
+  eligible: Uint8Array,
+): LayerPlan {
+  const layer = shape.layers[l];
+  const slots = layer.positions.length;
+  const dim = shape.headDim;
+  const kernel = kernelFor(p, slots);
+  const observed = observationScores(context.attention, l, layer.numHeads, slots, p.stage1.observationWindow);
+  const heads = cache.layers[l].heads;
+  const scores = heads.map((head, h) => stage1Scores(observed[h], head, dim, kernel, p));
+  const protectedMask = sinkRecentMask(layer.positions, p.stage1.sinkTokens, p.stage1.recentTokens);
+  const ratio = p.stage1.layerKeepRatios === null ? p.stage1.keepRatio : p.stage1.layerKeepRatios[l];
+  const kept = selectKept({
+    scores,
+    keep: keepCount(ratio, slots),
+    protectedMask,
+    eligible,
+    mode: p.stage1.selection,
+  });
+  const importance = Float64Array.from(heads, (head, h) => {
+    const norms = rowNorms(head.values, slots, dim);
+    let acc = 0;
+    for (const s of kept[h]) acc += observed[h][s] * norms[s];
+    return acc;
+  });
+  return { kept, scores, importance, protectedMask };
+}
+
+function encodeLayer(
+  layer: LayerCache,
+  plan: LayerPlan,
+  dim: number,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): EncodedLayer {
+  const writer = new ByteWriter();
+  const histogram: Record<string, number> = {};
+  const heads = layer.heads.length;
+  const ranked = Array.from({ length: heads }, (_, h) => h).sort(
+    (a, b) => plan.importance[b] - plan.importance[a] || a - b,
+  );
+  const reserved = new Set(ranked.slice(0, Math.min(p.stage2.reservedHeads, heads)));
+  let tokensKept = 0;
+  layer.heads.forEach((head, h) => {
+    const kept = plan.kept[h];
+    const slots = head.positions.length;
+    tokensKept += kept.length;
+    writeSubset(writer, kept, slots);
+    if (reserved.has(h)) {
+      writer.u8(MODE_BASELINE);
+      writeRows(writer, head.keys, kept, dim, dtype);
+      writeRows(writer, head.values, kept, dim, dtype);
+      countBits(histogram, dtypeBits(dtype), 2 * kept.length * dim);
+      return;
+    }
+    writer.u8(MODE_COMPRESSED);
+    const isHigh = new Uint8Array(kept.length);
+    if (p.stage2.mixedPrecision.enabled) {
+      const keptScores = Float32Array.from(kept, (s) => plan.scores[h][s]);
+      const protectedKept = Uint8Array.from(kept, (s) => plan.protectedMask[s]);
+      const high = highTokens(keptScores, protectedKept, p.stage2.mixedPrecision.highFraction);
+      writeSubset(writer, high, kept.length);
+      for (const t of high) isHigh[t] = 1;
+    }
+    const blockPlan = { tokens: kept.length, dim, isHigh };
+    encodeBlock(writer, gather(head.keys, kept, dim), blockPlan, p, dtype, histogram);
+    encodeBlock(writer, gather(head.values, kept, dim), blockPlan, p, dtype, histogram);
+  });
+  return {
+    serialized: writer.finish(),
+    tokensKept,
+    headsFullPrecision: reserved.size,
+    bitsHistogram: histogram,
+  };
+}
+
+function decodeLayer(
+  bytes: Uint8Array,
+  positions: Int32Array,
+  heads: number,
+  dim: number,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): LayerCache {
+  const reader = new ByteReader(bytes);
+  const out: HeadCache[] = [];
+  for (let h = 0; h < heads; h++) {
+    const kept = readSubset(reader, positions.length);
+    const mode = reader.u8();
+    if (mode === MODE_BASELINE) {
+      const keys = readRows(reader, kept.length, dim, dtype);
+      const values = readRows(reader, kept.length, dim, dtype);
+      out.push(headFromRows(positions, kept, keys, values));
+      continue;
+    }
+    const isHigh = new Uint8Array(kept.length);
+    if (p.stage2.mixedPrecision.enabled) for (const t of readSubset(reader, kept.length)) isHigh[t] = 1;
+    const blockPlan = { tokens: kept.length, dim, isHigh };
+    const keys = decodeBlock(reader, blockPlan, p, dtype);
+    const values = decodeBlock(reader, blockPlan, p, dtype);
+    out.push(headFromRows(positions, kept, keys, values));
+  }
+  reader.end();
+  return { heads: out };
+}
+
+export function compress(
+  cache: KvCache,
+  context: MethodContext,
+  params: Record<string, unknown>,
+): CompressedCache {
+  const p = validateParams<SpgParams>("spg", paramsSchema, params);
+  checkParams(p, context);
+  const shape = checkedShape("spg", cache, context);
+  checkAttention("spg", shape, context, "lastRows");
+  const dtype = context.baselineDtype;
+  const eligible = eligibleSlots(shape, context, p.stage1.localWindowTrim);
+  const plans = shape.layers.map((_, l) => planLayer(cache, shape, l, context, p, eligible[l]));
+  const decode = p.decode.sparseTopK > 0 ? { sparseTopK: p.decode.sparseTopK } : {};
+  if (!stage2Enabled(p)) {
+    const encoded = cache.layers.map((layer, l) =>
+      encodeKeptLayer(layer, plans[l].kept, shape.headDim, dtype, true),
+    );
+    return assembleCompressed(
+      "spg",
+      shape,
+      encoded,
+      (bytes, l, s) =>
+        decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, null),
+      decode,
+    );
+  }
+  const encoded = cache.layers.map((layer, l) => encodeLayer(layer, plans[l], shape.headDim, p, dtype));
+  return assembleCompressed(
+    "spg",
+    shape,
+    encoded,
+    (bytes, l, s) => decodeLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, p, dtype),
+    decode,
+  );
+}
+
+export const spgMethod: MethodDefinition = { kind: "spg", paramsSchema, compress };

@@ -1,0 +1,29 @@
+import type { GptNeoConfig } from "../../model/types.js";
+import type { KvCache } from "../cache.js";
+import type { BaselineDtype, CompressedCache } from "../compressed.js";
+
+/** Attention statistics of the prefill over the context tokens only (never the continuation). */
+export interface PrefillAttention {
+  /** Per layer, probabilities of the last `rows` context queries: [heads, rows, slots]. */
+  lastRows: Float32Array[];
+  /** Per layer, probabilities summed over every context query: [heads, slots]. */
+  columnSums: Float32Array[];
+  /** Query rows in lastRows. */
+  rows: number;
+}
+
+export interface MethodContext {
+  config: GptNeoConfig;
+  attention: PrefillAttention;
+  baselineDtype: BaselineDtype;
+}
+
+export type MethodKind = "full" | "window-trim" | "streaming" | "h2o" | "snapkv" | "quant" | "spg";
+
+export interface MethodDefinition {
+  kind: MethodKind;
+  /** JSON Schema (2020-12 compatible) of the method's params; every field is required. */
+  paramsSchema: Record<string, unknown>;
+  /** Validates params (SpgError E_METHOD_PARAM) and compresses the prefill cache. */
+  compress(cache: KvCache, context: MethodContext, params: Record<string, unknown>): CompressedCache;
+}

@@ -1,0 +1,178 @@
+/**
+ * The per-sample evaluation protocol (DESIGN.md "Evaluation protocol"):
+ * prefill the context once with the full cache, then for every method compress that cache,
+ * continue teacher-forced over the continuation and generate greedily, and compare each
+ * against the uncompressed baseline from the same prefill.
+ */
+import type { LayerFingerprint, SampleRecord } from "../bundle/types.js";
+import type { MethodConfig } from "../config/types.js";
+import type { Sample } from "../data/types.js";
+import type { KvCache } from "../kv/cache.js";
+import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
+import { argmax, assertFinite, compareGenerations, compareTeacherForced } from "./metrics.js";
+
+/** What a compression method hands back, as far as evaluation needs it. */
+export interface CompressionResult {
+  bytes: number;
+  layers: {
+    bytes: number;
+    tokensKept: number;
+    tokensTotal: number;
+    headsFullPrecision: number;
+    bitsHistogram: Record<string, number>;
+    sha256: string;
+  }[];
+  /** The cache the model reads, reconstructed from the stored bytes. */
+  cache: KvCache;
+  /** Hybrid sparse attention at decode time: each query attends to its top-k keys. */
+  sparseTopK: number | undefined;
+}
+
+export interface PrefillState {
+  cache: KvCache;
+  output: ForwardOutput;
+  positions: number[];
+}
+
+/** The pieces evaluation needs from the model runtime, the cache layout and the methods. */
+export interface EvaluationBackend {
+  config: GptNeoConfig;
+  /** A runtime for dense attention (undefined) or hybrid sparse attention with top-k. */
+  runtime(sparseTopK: number | undefined): Promise<GptNeoRuntime>;
+  prefill(runtime: GptNeoRuntime, tokens: number[]): Promise<PrefillState>;
+  /** Runs tokens at positions on top of cache; returns logits and the cache with them appended. */
+  extend(
+    runtime: GptNeoRuntime,
+    cache: KvCache,
+    tokens: number[],
+    positions: number[],
+  ): Promise<{ logits: Float32Array; cache: KvCache }>;
+  baselineBytes(cache: KvCache): number;
+  compress(method: MethodConfig, prefill: PrefillState): CompressionResult;
+}
+
+export interface EvaluationOptions {
+  generationTokens: number;
+}
+
+export interface SampleEvaluation {
+  records: SampleRecord[];
+  fingerprints: LayerFingerprint[];
+}
+
+interface Continuation {
+  logits: Float32Array;
+  generated: number[];
+  continuationMs: number;
+  generationMs: number;
+}
+
+async function continueFrom(
+  backend: EvaluationBackend,
+  runtime: GptNeoRuntime,
+  cache: KvCache,
+  sample: Sample,
+  firstGenerated: number,
+  generationTokens: number,
+): Promise<Continuation> {
+  const continuation = sample.tokens.slice(sample.contextTokens);
+  // The first continuation token is predicted by the full-cache prefill: it is fed, not scored.
+  const fed = continuation.slice(0, -1);
+  const fedPositions = fed.map((_, i) => sample.contextTokens + i);
+  let started = performance.now();
+  const forced = await backend.extend(runtime, cache, fed, fedPositions);
+  const continuationMs = performance.now() - started;
+
+  // Greedy generation from the end of the context; the first token comes from the shared prefill.
+  started = performance.now();
+  const generated: number[] = [];
+  let token = firstGenerated;
+  let state = cache;
+  for (let step = 0; step < generationTokens; step++) {
+    const next = await backend.extend(runtime, state, [token], [sample.contextTokens + step]);
+    state = next.cache;
+    token = argmax(next.logits, 0, backend.config.vocabSize);
+    generated.push(token);
+  }
+  return { logits: forced.logits, generated, continuationMs, generationMs: performance.now() - started };
+}
+
+function peakRssBytes(): number {
+  // maxRSS is the process's peak resident set in kilobytes, measured by the OS.
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** Evaluates every configured method on one sample, all from the same prefill. */
+export async function evaluateSample(
+  backend: EvaluationBackend,
+  sample: Sample,
+  methods: MethodConfig[],
+  options: EvaluationOptions,
+): Promise<SampleEvaluation> {
+  const vocab = backend.config.vocabSize;
+  const denseRuntime = await backend.runtime(undefined);
+  const context = sample.tokens.slice(0, sample.contextTokens);
+  let started = performance.now();
+  const prefill = await backend.prefill(denseRuntime, context);
+  const prefillMs = performance.now() - started;
+  const firstGenerated = argmax(prefill.output.logits, context.length - 1, vocab);
+
+  const baseline = await continueFrom(
+    backend,
+    denseRuntime,
+    prefill.cache,
+    sample,
+    firstGenerated,
+    options.generationTokens,
+  );
+  const targets = sample.tokens.slice(sample.contextTokens + 1);
+  const kvBytesBaseline = backend.baselineBytes(prefill.cache);
+
+  const records: SampleRecord[] = [];
+  const fingerprints: LayerFingerprint[] = [];
+  for (const method of methods) {
+    started = performance.now();
+    const compressed = backend.compress(method, prefill);
+    const compressMs = performance.now() - started;
+    const runtime = await backend.runtime(compressed.sparseTopK);
+    const result = await continueFrom(
+      backend,
+      runtime,
+      compressed.cache,
+      sample,
+      firstGenerated,
+      options.generationTokens,
+    );
+    const forced = compareTeacherForced(baseline.logits, result.logits, targets, vocab);
+    const where = `sample ${sample.sampleId}, method ${method.name}`;
+    records.push({
+      sampleId: sample.sampleId,
+      sampleIndex: sample.index,
+      method: method.name,
+      tokenHash: sample.tokenHash,
+      document: sample.document,
+      offset: sample.offset,
+      contextTokens: sample.contextTokens,
+      continuationTokens: sample.continuationTokens,
+      scoredTokens: forced.scoredTokens,
+      nllBaseline: assertFinite(forced.nllBaseline, `${where}: baseline NLL`),
+      nllCompressed: assertFinite(forced.nllCompressed, `${where}: compressed NLL`),
+      klSum: assertFinite(forced.klSum, `${where}: KL`),
+      top1Matches: forced.top1Matches,
+      generation: compareGenerations(baseline.generated, result.generated),
+      kvBytesBaseline,
+      kvBytesCompressed: compressed.bytes,
+      timingsMs: {
+        prefill: prefillMs,
+        compress: compressMs,
+        continuation: result.continuationMs,
+        generation: result.generationMs,
+      },
+      peakRssBytes: peakRssBytes(),
+    });
+    compressed.layers.forEach((layer, index) => {
+      fingerprints.push({ sampleId: sample.sampleId, method: method.name, layer: index, ...layer });
+    });
+  }
+  return { records, fingerprints };
+}

@@ -1,0 +1,236 @@
+/**
+ * Reads a Hugging Face GPT-Neo `config.json` into a resolved GptNeoConfig, with the semantics of
+ * transformers' GPTNeoConfig (configuration_gpt_neo.py): `attention_types` [[pattern, repeat], ...]
+ * expands to one entry per layer, `intermediate_size: null` means 4 * hidden_size.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { SpgError } from "../errors.js";
+import type { GptNeoConfig } from "./types.js";
+
+export const CONFIG_FILE = "config.json";
+export const GPT_NEO_ARCHITECTURE = "GPTNeoForCausalLM";
+export const GPT_NEO_MODEL_TYPE = "gpt_neo";
+/** Activations the runtime implements (transformers' ACT2FN names). */
+export const SUPPORTED_ACTIVATIONS: readonly string[] = ["gelu_new"];
+
+type AttentionKind = "global" | "local";
+
+/** Expand transformers' `attention_types` ([[["global","local"], 2]] -> global, local, global, local). */
+export function expandAttentionTypes(attentionTypes: unknown, file: string): AttentionKind[] {
+  const invalid = (why: string): SpgError =>
+    new SpgError("E_CONFIG_INVALID", `attention_types ${why}`, {
+      file,
+      field: "attention_types",
+      fix: 'write attention_types as [[["global", "local"], repeat], ...] with one entry per layer in total',
+    });
+  if (!Array.isArray(attentionTypes) || attentionTypes.length === 0)
+    throw invalid("must be a non-empty array");
+  const layers: AttentionKind[] = [];
+  for (const [index, item] of attentionTypes.entries()) {
+    if (!Array.isArray(item) || item.length !== 2) throw invalid(`[${index}] must be [pattern, repeat]`);
+    const [pattern, repeat] = item as [unknown, unknown];
+    if (!Array.isArray(pattern) || pattern.length === 0) {
+      throw invalid(`[${index}][0] must be a non-empty list of "global"/"local"`);
+    }
+    for (const kind of pattern) {
+      if (kind !== "global" && kind !== "local") {
+        throw invalid(`[${index}][0] holds ${JSON.stringify(kind)}; only "global" and "local" exist`);
+      }
+    }
+    if (!Number.isSafeInteger(repeat) || (repeat as number) < 0) {
+      throw invalid(`[${index}][1] must be a non-negative integer repeat count`);
+    }
+    for (let r = 0; r < (repeat as number); r++) layers.push(...(pattern as AttentionKind[]));
+  }
+  return layers;
+}
+
+/** Read and validate `<dir>/config.json`. */
+export function readGptNeoConfig(dir: string): GptNeoConfig {
+  const file = join(dir, CONFIG_FILE);
+  if (!existsSync(file)) {
+    throw new SpgError("E_CHECKPOINT_MISSING", `no ${CONFIG_FILE} in ${dir}`, {
+      file,
+      fix: "point spg at a Hugging Face GPT-Neo checkpoint directory (config.json + model.safetensors)",
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (cause) {
+    throw new SpgError("E_CONFIG_INVALID", `${CONFIG_FILE} is not valid JSON: ${(cause as Error).message}`, {
+      file,
+      fix: "restore config.json from the checkpoint's source",
+      cause,
+    });
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new SpgError("E_CONFIG_INVALID", `${CONFIG_FILE} must hold a JSON object`, {
+      file,
+      fix: "restore config.json from the checkpoint's source",
+    });
+  }
+  return parseGptNeoConfig(raw as Record<string, unknown>, file);
+}
+
+/** Validate a parsed config.json object (`file` is only used in error messages). */
+export function parseGptNeoConfig(json: Record<string, unknown>, file: string): GptNeoConfig {
+  const architectures = json.architectures;
+  if (
+    json.model_type !== GPT_NEO_MODEL_TYPE ||
+    !Array.isArray(architectures) ||
+    !architectures.includes(GPT_NEO_ARCHITECTURE)
+  ) {
+    throw new SpgError(
+      "E_CHECKPOINT_ARCH",
+      `this is not a GPT-Neo causal LM checkpoint (model_type ${JSON.stringify(json.model_type)}, architectures ${JSON.stringify(architectures)})`,
+      {
+        file,
+        field: json.model_type !== GPT_NEO_MODEL_TYPE ? "model_type" : "architectures",
+        fix: `spg runs only Hugging Face GPT-Neo checkpoints: model_type "${GPT_NEO_MODEL_TYPE}" with architectures ["${GPT_NEO_ARCHITECTURE}"] (e.g. EleutherAI/gpt-neo-125m)`,
+      },
+    );
+  }
+
+  const positiveInteger = (field: string): number => {
+    const value = json[field];
+    if (!Number.isSafeInteger(value) || (value as number) <= 0) {
+      throw new SpgError(
+        "E_CONFIG_INVALID",
+        `${field} must be a positive integer, got ${JSON.stringify(value)}`,
+        {
+          file,
+          field,
+          fix: `set ${field} in config.json to the value the checkpoint was trained with`,
+        },
+      );
+    }
+    return value as number;
+  };
+
+  const vocabSize = positiveInteger("vocab_size");
+  const hiddenSize = positiveInteger("hidden_size");
+  const numLayers = positiveInteger("num_layers");
+  const numHeads = positiveInteger("num_heads");
+  const windowSize = positiveInteger("window_size");
+  const maxPositions = positiveInteger("max_position_embeddings");
+
+  if (hiddenSize % numHeads !== 0) {
+    throw new SpgError(
+      "E_CONFIG_INVALID",
+      `hidden_size ${hiddenSize} is not divisible by num_heads ${numHeads}`,
+      {
+        file,
+        field: "num_heads",
+        fix: "num_heads must divide hidden_size (head_dim = hidden_size / num_heads)",
+      },
+    );
+  }
+
+  let intermediateSize: number;
+  if (json.intermediate_size === null || json.intermediate_size === undefined) {
+    // transformers: inner_dim = config.intermediate_size if not None else 4 * hidden_size
+    intermediateSize = 4 * hiddenSize;
+  } else {
+    intermediateSize = positiveInteger("intermediate_size");
+  }
+
+  const attentionLayers = expandAttentionTypes(json.attention_types, file);
+  if (attentionLayers.length !== numLayers) {
+    throw new SpgError(
+      "E_CONFIG_INVALID",
+      `attention_types expands to ${attentionLayers.length} layers but num_layers is ${numLayers}`,
+      {
+        file,
+        field: "attention_types",
+        fix: "make the repeats in attention_types add up to num_layers (transformers rejects this config too)",
+      },
+    );
+  }
+  if (json.attention_layers !== undefined) {
+    const stated = json.attention_layers;
+    if (
+      !Array.isArray(stated) ||
+      stated.length !== attentionLayers.length ||
+      stated.some((kind, i) => kind !== attentionLayers[i])
+    ) {
+      throw new SpgError(
+        "E_CONFIG_INVALID",
+        `attention_layers ${JSON.stringify(stated)} disagrees with attention_types, which expands to ${JSON.stringify(attentionLayers)}`,
+        {
+          file,
+          field: "attention_layers",
+          fix: "delete attention_layers (transformers recomputes it from attention_types) or make them agree",
+        },
+      );
+    }
+  }
+
+  const epsilon = json.layer_norm_epsilon;
+  if (typeof epsilon !== "number" || !Number.isFinite(epsilon) || epsilon <= 0) {
+    throw new SpgError(
+      "E_CONFIG_INVALID",
+      `layer_norm_epsilon must be a positive number, got ${JSON.stringify(epsilon)}`,
+      {
+        file,
+        field: "layer_norm_epsilon",
+        fix: "set layer_norm_epsilon (GPT-Neo checkpoints use 1e-5)",
+      },
+    );
+  }
+
+  const activation = json.activation_function;
+  if (typeof activation !== "string" || !SUPPORTED_ACTIVATIONS.includes(activation)) {
+    throw new SpgError(
+      "E_CONFIG_UNSUPPORTED",
+      `activation_function ${JSON.stringify(activation)} is not supported; the runtime implements ${SUPPORTED_ACTIVATIONS.join(", ")}`,
+      {
+        file,
+        field: "activation_function",
+        fix: 'use a checkpoint trained with activation_function "gelu_new" (every EleutherAI GPT-Neo is)',
+      },
+    );
+  }
+
+  if (json.tie_word_embeddings === false) {
+    throw new SpgError(
+      "E_CONFIG_UNSUPPORTED",
+      "tie_word_embeddings is false; the runtime ties lm_head to wte",
+      {
+        file,
+        field: "tie_word_embeddings",
+        fix: "use a checkpoint whose lm_head is tied to transformer.wte (the GPT-Neo default)",
+      },
+    );
+  }
+
+  const optionalTokenId = (field: string): number | undefined => {
+    const value = json[field];
+    if (value === undefined || value === null) return undefined;
+    if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) >= vocabSize) {
+      throw new SpgError("E_CONFIG_INVALID", `${field} must be a token id below vocab_size ${vocabSize}`, {
+        file,
+        field,
+        fix: `set ${field} to a valid token id or remove it`,
+      });
+    }
+    return value as number;
+  };
+
+  return {
+    vocabSize,
+    hiddenSize,
+    numLayers,
+    numHeads,
+    headDim: hiddenSize / numHeads,
+    attentionLayers,
+    windowSize,
+    maxPositions,
+    intermediateSize,
+    layerNormEpsilon: epsilon,
+    activation,
+    bosTokenId: optionalTokenId("bos_token_id"),
+    eosTokenId: optionalTokenId("eos_token_id"),
+  };
+}

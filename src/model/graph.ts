@@ -1,0 +1,408 @@
+/**
+ * GPT-Neo's forward pass as an ONNX model, built here so the graph exposes what KV-cache
+ * compression needs: explicit position ids (evicted caches keep true positions), a
+ * caller-built additive attention bias per layer (causal, local window, padding, evictions),
+ * past keys/values as inputs and only the new tokens' keys/values as outputs, plus the
+ * attention probabilities of the last `observationWindow` query rows and the attention
+ * column sums per layer.
+ *
+ * Semantics follow Hugging Face's modeling_gpt_neo.py (see test/fixtures/gpt-neo-hf):
+ * no 1/sqrt(head_dim) scaling, q/k/v without bias, out_proj with bias, pre-LayerNorm
+ * blocks, gelu_new MLP, logits = ln_f(h) @ wte^T (tied head: the file stores wte once).
+ *
+ * Hybrid sparse attention (sparseTopK = k > 0): after the bias is added, each query row
+ * keeps only the scores >= its k-th largest score (TopK gives the threshold; ties at the
+ * threshold are all kept), the rest are set to the masked bias before the softmax. With
+ * k >= slots + q this is exactly dense attention.
+ */
+import { endianness } from "node:os";
+import { SpgError } from "../errors.js";
+import { MASKED_ATTENTION_BIAS } from "../kv/layout.js";
+import {
+  encodeModel,
+  ONNX_DATA_LOCATION_EXTERNAL,
+  type OnnxAttribute,
+  OnnxAttributeType,
+  OnnxDataType,
+  type OnnxDimension,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxValueInfo,
+} from "./onnx-proto.js";
+import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
+
+/** Bump when the graph's structure or semantics change: part of the graph-cache key. */
+export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-1";
+export const ONNX_OPSET = 17;
+/** IR version 8 is the one that goes with opset 17. */
+export const ONNX_IR_VERSION = 8;
+/** protobuf messages cannot exceed 2 GiB; leave room for the graph structure itself. */
+export const PROTOBUF_INLINE_LIMIT_BYTES = 2 ** 31 - 64 * 2 ** 20;
+
+export interface GraphOptions {
+  /** Query rows whose attention probabilities are returned (>= 1). */
+  observationWindow: number;
+  /** Keep each query's top-k keys (0 or absent: dense). */
+  sparseTopK?: number;
+}
+
+/** Names of the graph's inputs and outputs, per layer. */
+export const graphNames = {
+  inputIds: "input_ids",
+  positionIds: "position_ids",
+  logits: "logits",
+  pastKey: (layer: number) => `past_key_${layer}`,
+  pastValue: (layer: number) => `past_value_${layer}`,
+  attentionBias: (layer: number) => `attention_bias_${layer}`,
+  presentKey: (layer: number) => `present_key_${layer}`,
+  presentValue: (layer: number) => `present_value_${layer}`,
+  attentionLastRows: (layer: number) => `attn_last_rows_${layer}`,
+  attentionColumnSums: (layer: number) => `attn_col_sums_${layer}`,
+};
+
+/** Decides, per weight, whether it is stored inline or as external data (and where). */
+export type InitializerPlacement = (name: string, tensor: WeightTensor) => OnnxTensor;
+
+/** Stores every weight inline as raw little-endian float32 bytes. */
+export const inlinePlacement: InitializerPlacement = (name, tensor) => ({
+  name,
+  dims: tensor.shape,
+  data_type: OnnxDataType.FLOAT,
+  raw_data: float32Bytes(tensor.data),
+});
+
+/** An initializer whose bytes are at [offset, offset+length) of `location` (relative to the model file). */
+export function externalTensor(
+  name: string,
+  shape: number[],
+  location: string,
+  offset: number,
+  length: number,
+) {
+  return {
+    name,
+    dims: shape,
+    data_type: OnnxDataType.FLOAT,
+    data_location: ONNX_DATA_LOCATION_EXTERNAL,
+    external_data: [
+      { key: "location", value: location },
+      { key: "offset", value: String(offset) },
+      { key: "length", value: String(length) },
+    ],
+  } satisfies OnnxTensor;
+}
+
+export function float32Bytes(data: Float32Array): Uint8Array {
+  if (endianness() !== "LE") {
+    throw new SpgError(
+      "E_PLATFORM_ENDIANNESS",
+      "ONNX raw tensor data is little-endian; this machine is not",
+      {
+        fix: "run spg on a little-endian machine (x86-64, arm64)",
+      },
+    );
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Total bytes of the float32 initializers the graph embeds (wte is shared by embedding and head). */
+export function initializerBytes(checkpoint: GptNeoCheckpoint): number {
+  let total = 0;
+  for (const name of graphWeightNames(checkpoint.config))
+    total += requireWeight(checkpoint, name).data.byteLength;
+  return total;
+}
+
+/** Hugging Face weight names the graph reads, in a fixed order. */
+export function graphWeightNames(config: GptNeoConfig): string[] {
+  const names = ["transformer.wte.weight", "transformer.wpe.weight"];
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const p = `transformer.h.${layer}`;
+    names.push(
+      `${p}.ln_1.weight`,
+      `${p}.ln_1.bias`,
+      `${p}.attn.attention.q_proj.weight`,
+      `${p}.attn.attention.k_proj.weight`,
+      `${p}.attn.attention.v_proj.weight`,
+      `${p}.attn.attention.out_proj.weight`,
+      `${p}.attn.attention.out_proj.bias`,
+      `${p}.ln_2.weight`,
+      `${p}.ln_2.bias`,
+      `${p}.mlp.c_fc.weight`,
+      `${p}.mlp.c_fc.bias`,
+      `${p}.mlp.c_proj.weight`,
+      `${p}.mlp.c_proj.bias`,
+    );
+  }
+  names.push("transformer.ln_f.weight", "transformer.ln_f.bias");
+  return names;
+}
+
+function requireWeight(checkpoint: GptNeoCheckpoint, name: string): WeightTensor {
+  const tensor = checkpoint.weights.get(name);
+  if (tensor === undefined) {
+    throw new SpgError("E_CHECKPOINT_TENSOR_MISSING", `checkpoint has no tensor ${name}`, {
+      file: checkpoint.dir,
+      field: name,
+      fix: "use a complete Hugging Face GPT-Neo checkpoint (model.safetensors with all transformer.* weights)",
+    });
+  }
+  return tensor;
+}
+
+export function validateGraphOptions(options: GraphOptions): void {
+  if (!Number.isInteger(options.observationWindow) || options.observationWindow < 1) {
+    throw new SpgError(
+      "E_RUNTIME_OPTION",
+      `observationWindow must be a positive integer, got ${options.observationWindow}`,
+      {
+        field: "observationWindow",
+        fix: "set the observation window to 1 or more query rows",
+      },
+    );
+  }
+  const k = options.sparseTopK ?? 0;
+  if (!Number.isInteger(k) || k < 0) {
+    throw new SpgError("E_RUNTIME_OPTION", `sparseTopK must be a non-negative integer, got ${k}`, {
+      field: "sparseTopK",
+      fix: "set sparseTopK to 0 (dense) or the number of keys each query keeps",
+    });
+  }
+}
+
+const SUPPORTED_ACTIVATIONS = ["gelu_new", "gelu"];
+
+/** Small helper that names every intermediate value uniquely and collects nodes and initializers. */
+class OnnxGraphWriter {
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxTensor[] = [];
+  private counter = 0;
+
+  fresh(hint: string): string {
+    this.counter += 1;
+    return `${hint}__${this.counter}`;
+  }
+
+  op(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], output?: string): string {
+    const out = output ?? this.fresh(opType.toLowerCase());
+    this.nodes.push({
+      name: `${opType}_${this.nodes.length}`,
+      op_type: opType,
+      input: inputs,
+      output: [out],
+      attribute: attributes,
+    });
+    return out;
+  }
+
+  opMulti(opType: string, inputs: string[], outputs: string[], attributes: OnnxAttribute[] = []): string[] {
+    this.nodes.push({
+      name: `${opType}_${this.nodes.length}`,
+      op_type: opType,
+      input: inputs,
+      output: outputs,
+      attribute: attributes,
+    });
+    return outputs;
+  }
+
+  int64Const(hint: string, values: number[]): string {
+    const name = this.fresh(hint);
+    const bytes = new Uint8Array(values.length * 8);
+    const view = new DataView(bytes.buffer);
+    for (const [i, v] of values.entries()) view.setBigInt64(i * 8, BigInt(v), true);
+    this.initializers.push({ name, dims: [values.length], data_type: OnnxDataType.INT64, raw_data: bytes });
+    return name;
+  }
+
+  floatScalar(hint: string, value: number): string {
+    const name = this.fresh(hint);
+    this.initializers.push({
+      name,
+      dims: [],
+      data_type: OnnxDataType.FLOAT,
+      raw_data: float32Bytes(new Float32Array([value])),
+    });
+    return name;
+  }
+}
+
+const attrInt = (name: string, i: number): OnnxAttribute => ({ name, type: OnnxAttributeType.INT, i });
+const attrFloat = (name: string, f: number): OnnxAttribute => ({ name, type: OnnxAttributeType.FLOAT, f });
+const attrInts = (name: string, ints: number[]): OnnxAttribute => ({
+  name,
+  type: OnnxAttributeType.INTS,
+  ints,
+});
+
+function tensorValue(name: string, elemType: number, dims: (number | string)[]): OnnxValueInfo {
+  const dim: OnnxDimension[] = dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d }));
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } } };
+}
+
+/** The ModelProto as plain objects, weights placed by `placement`. */
+export function gptNeoModelProto(
+  checkpoint: GptNeoCheckpoint,
+  options: GraphOptions,
+  placement: InitializerPlacement,
+): OnnxModel {
+  validateGraphOptions(options);
+  const config = checkpoint.config;
+  if (!SUPPORTED_ACTIVATIONS.includes(config.activation)) {
+    throw new SpgError("E_MODEL_ACTIVATION", `activation_function ${config.activation} is not supported`, {
+      file: checkpoint.dir,
+      field: "activation_function",
+      fix: `use a GPT-Neo checkpoint whose activation_function is one of ${SUPPORTED_ACTIVATIONS.join(", ")}`,
+    });
+  }
+  const { numHeads: heads, headDim, hiddenSize: hidden, numLayers } = config;
+  const g = new OnnxGraphWriter();
+  const weightNames = graphWeightNames(config);
+  for (const name of weightNames) g.initializers.push(placement(name, requireWeight(checkpoint, name)));
+
+  const axes0 = g.int64Const("axes0", [0]);
+  const headShape = g.int64Const("head_shape", [1, -1, heads, headDim]);
+  const flatShape = g.int64Const("flat_shape", [-1, hidden]);
+  const epsilon = config.layerNormEpsilon;
+
+  const layerNorm = (x: string, prefix: string) =>
+    g.op(
+      "LayerNormalization",
+      [x, `${prefix}.weight`, `${prefix}.bias`],
+      [attrInt("axis", -1), attrFloat("epsilon", epsilon)],
+    );
+  /** nn.Linear: y = x @ W^T + b, with W stored [out, in] as Hugging Face keeps it. */
+  const linear = (x: string, weight: string, bias?: string) =>
+    g.op("Gemm", bias === undefined ? [x, weight] : [x, weight, bias], [attrInt("transB", 1)]);
+  const splitHeads = (x2d: string, output?: string) =>
+    g.op("Transpose", [g.op("Reshape", [x2d, headShape])], [attrInts("perm", [0, 2, 1, 3])], output);
+
+  const half = g.floatScalar("half", 0.5);
+  const one = g.floatScalar("one", 1);
+  const exactGelu = config.activation === "gelu";
+  const geluCubic = exactGelu ? "" : g.floatScalar("gelu_cubic", 0.044715);
+  const geluScale = exactGelu ? "" : g.floatScalar("gelu_scale", Math.sqrt(2 / Math.PI));
+  const invSqrt2 = exactGelu ? g.floatScalar("inv_sqrt2", Math.SQRT1_2) : "";
+  const activation = (x: string) => {
+    if (exactGelu) {
+      // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
+      const erf = g.op("Erf", [g.op("Mul", [x, invSqrt2])]);
+      return g.op("Mul", [g.op("Mul", [x, half]), g.op("Add", [erf, one])]);
+    }
+    // gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    const cube = g.op("Mul", [g.op("Mul", [x, x]), x]);
+    const inner = g.op("Add", [x, g.op("Mul", [cube, geluCubic])]);
+    const tanh = g.op("Tanh", [g.op("Mul", [inner, geluScale])]);
+    return g.op("Mul", [g.op("Mul", [x, half]), g.op("Add", [tanh, one])]);
+  };
+
+  const sparseTopK = options.sparseTopK ?? 0;
+  const topK = sparseTopK > 0 ? g.int64Const("top_k", [sparseTopK]) : undefined;
+  const oneIndex = sparseTopK > 0 ? g.int64Const("one_index", [1]) : undefined;
+  const maskedBias = sparseTopK > 0 ? g.floatScalar("masked_bias", MASKED_ATTENTION_BIAS) : undefined;
+  const windowStart = g.int64Const("window_start", [-options.observationWindow]);
+  const sliceEnd = g.int64Const("slice_end", [Number.MAX_SAFE_INTEGER]);
+  const axes2 = g.int64Const("axes2", [2]);
+
+  const inputs: OnnxValueInfo[] = [
+    tensorValue(graphNames.inputIds, OnnxDataType.INT64, [1, "q"]),
+    tensorValue(graphNames.positionIds, OnnxDataType.INT64, [1, "q"]),
+  ];
+  const outputs: OnnxValueInfo[] = [
+    tensorValue(graphNames.logits, OnnxDataType.FLOAT, [1, "q", config.vocabSize]),
+  ];
+
+  const ids = g.op("Squeeze", [graphNames.inputIds, axes0]);
+  const positions = g.op("Squeeze", [graphNames.positionIds, axes0]);
+  let h = g.op("Add", [
+    g.op("Gather", ["transformer.wte.weight", ids], [attrInt("axis", 0)]),
+    g.op("Gather", ["transformer.wpe.weight", positions], [attrInt("axis", 0)]),
+  ]);
+
+  for (let layer = 0; layer < numLayers; layer++) {
+    const p = `transformer.h.${layer}`;
+    const past = `past_${layer}`;
+    const total = `total_${layer}`;
+    inputs.push(
+      tensorValue(graphNames.pastKey(layer), OnnxDataType.FLOAT, [1, heads, past, headDim]),
+      tensorValue(graphNames.pastValue(layer), OnnxDataType.FLOAT, [1, heads, past, headDim]),
+      tensorValue(graphNames.attentionBias(layer), OnnxDataType.FLOAT, [1, heads, "q", total]),
+    );
+    outputs.push(
+      tensorValue(graphNames.presentKey(layer), OnnxDataType.FLOAT, [1, heads, "q", headDim]),
+      tensorValue(graphNames.presentValue(layer), OnnxDataType.FLOAT, [1, heads, "q", headDim]),
+      tensorValue(graphNames.attentionLastRows(layer), OnnxDataType.FLOAT, [1, heads, "rows", total]),
+      tensorValue(graphNames.attentionColumnSums(layer), OnnxDataType.FLOAT, [1, heads, total]),
+    );
+
+    const x = layerNorm(h, `${p}.ln_1`);
+    const query = splitHeads(linear(x, `${p}.attn.attention.q_proj.weight`));
+    const key = splitHeads(linear(x, `${p}.attn.attention.k_proj.weight`), graphNames.presentKey(layer));
+    const value = splitHeads(linear(x, `${p}.attn.attention.v_proj.weight`), graphNames.presentValue(layer));
+    const allKeys = g.op("Concat", [graphNames.pastKey(layer), key], [attrInt("axis", 2)]);
+    const allValues = g.op("Concat", [graphNames.pastValue(layer), value], [attrInt("axis", 2)]);
+    // GPT-Neo does not scale scores by 1/sqrt(head_dim).
+    const scores = g.op("MatMul", [query, g.op("Transpose", [allKeys], [attrInts("perm", [0, 1, 3, 2])])]);
+    let biased = g.op("Add", [scores, graphNames.attentionBias(layer)]);
+    if (topK !== undefined && oneIndex !== undefined && maskedBias !== undefined) {
+      const keyCount = g.op("Shape", [biased], [attrInt("start", 3)]);
+      const k = g.op("Min", [keyCount, topK]);
+      const [sortedScores] = g.opMulti(
+        "TopK",
+        [biased, k],
+        [g.fresh("topk_values"), g.fresh("topk_indices")],
+        [attrInt("axis", -1), attrInt("largest", 1), attrInt("sorted", 1)],
+      );
+      const threshold = g.op("Gather", [sortedScores, g.op("Sub", [k, oneIndex])], [attrInt("axis", 3)]);
+      const dropped = g.op("Less", [biased, threshold]);
+      biased = g.op("Where", [dropped, maskedBias, biased]);
+    }
+    const probs = g.op("Softmax", [biased], [attrInt("axis", -1)]);
+    g.op("Slice", [probs, windowStart, sliceEnd, axes2], [], graphNames.attentionLastRows(layer));
+    g.op("ReduceSum", [probs, axes2], [attrInt("keepdims", 0)], graphNames.attentionColumnSums(layer));
+    const context = g.op("MatMul", [probs, allValues]);
+    const merged = g.op("Reshape", [
+      g.op("Transpose", [context], [attrInts("perm", [0, 2, 1, 3])]),
+      flatShape,
+    ]);
+    h = g.op("Add", [
+      h,
+      linear(merged, `${p}.attn.attention.out_proj.weight`, `${p}.attn.attention.out_proj.bias`),
+    ]);
+    const y = layerNorm(h, `${p}.ln_2`);
+    const inner = activation(linear(y, `${p}.mlp.c_fc.weight`, `${p}.mlp.c_fc.bias`));
+    h = g.op("Add", [h, linear(inner, `${p}.mlp.c_proj.weight`, `${p}.mlp.c_proj.bias`)]);
+  }
+  const final = layerNorm(h, "transformer.ln_f");
+  // Tied head: logits = ln_f(h) @ wte^T. The Transpose of the initializer is constant-folded
+  // by onnxruntime at load, so MatMul gets a pre-packed [hidden, vocab] matrix (Gemm with
+  // transB=1 on a single decode row was ~20x slower) while the file stores wte once.
+  const wteTransposed = g.op("Transpose", ["transformer.wte.weight"], [attrInts("perm", [1, 0])]);
+  g.op("Unsqueeze", [g.op("MatMul", [final, wteTransposed]), axes0], [], graphNames.logits);
+
+  return {
+    ir_version: ONNX_IR_VERSION,
+    producer_name: "spg",
+    producer_version: GRAPH_BUILDER_VERSION,
+    doc_string: `GPT-Neo forward (${numLayers} layers, ${heads} heads), observation window ${options.observationWindow}, sparse top-k ${sparseTopK}`,
+    opset_import: [{ domain: "", version: ONNX_OPSET }],
+    graph: { name: "gpt_neo", node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+  };
+}
+
+/** The whole graph with weights inline, as ONNX bytes (checkpoints under protobuf's 2 GiB limit). */
+export function buildGptNeoGraph(checkpoint: GptNeoCheckpoint, options: GraphOptions): Uint8Array {
+  const bytes = initializerBytes(checkpoint);
+  if (bytes > PROTOBUF_INLINE_LIMIT_BYTES) {
+    throw new SpgError(
+      "E_GRAPH_TOO_LARGE",
+      `the checkpoint's weights (${bytes} bytes) exceed protobuf's 2 GiB limit for an inline ONNX graph`,
+      {
+        file: checkpoint.dir,
+        fix: "load it through loadRuntime, which writes ONNX external data to the graph cache",
+      },
+    );
+  }
+  return encodeModel(gptNeoModelProto(checkpoint, options, inlinePlacement));
+}

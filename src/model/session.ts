@@ -1,0 +1,282 @@
+/**
+ * The GPT-Neo runtime on onnxruntime-node: builds (or reuses) the graph, opens a session on
+ * exactly the requested execution provider, and maps ForwardInput/ForwardOutput to the
+ * graph's batch-1 tensors. device "cuda" asks for the CUDA provider only; when it is not
+ * installed this fails with E_DEVICE_UNAVAILABLE, it never falls back to the CPU.
+ */
+import ort from "onnxruntime-node";
+import { SpgError } from "../errors.js";
+import type { KvCache } from "../kv/cache.js";
+import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../kv/layout.js";
+import {
+  GRAPH_BUILDER_VERSION,
+  graphNames,
+  ONNX_IR_VERSION,
+  ONNX_OPSET,
+  validateGraphOptions,
+} from "./graph.js";
+import { type GraphCacheOptions, prepareGraph } from "./graph-cache.js";
+import { encodeModel, OnnxDataType } from "./onnx-proto.js";
+import type {
+  ForwardInput,
+  ForwardOutput,
+  GptNeoCheckpoint,
+  GptNeoConfig,
+  GptNeoRuntime,
+  RuntimeOptions,
+} from "./types.js";
+
+export const CUDA_INSTALL_FIX =
+  "install onnxruntime-node with its CUDA provider: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` " +
+  "on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9 (or run with device cpu)";
+
+export type LoadRuntimeOptions = RuntimeOptions &
+  Pick<GraphCacheOptions, "externalDataThresholdBytes"> & {
+    /** onnxruntime intra-op threads (0 or absent: onnxruntime's default, one per physical core). */
+    intraOpThreads?: number;
+  };
+
+/** Whether this onnxruntime-node build lists the CUDA provider at all. */
+export function cudaProviderListed(): boolean {
+  return ort.listSupportedBackends().some((backend) => backend.name === "cuda");
+}
+
+/** A one-node graph (Identity) to open a session with, so a missing provider fails before the model is built. */
+function probeGraph(): Uint8Array {
+  const io = (name: string) => ({
+    name,
+    type: { tensor_type: { elem_type: OnnxDataType.FLOAT, shape: { dim: [{ dim_value: 1 }] } } },
+  });
+  return encodeModel({
+    ir_version: ONNX_IR_VERSION,
+    producer_name: "spg",
+    producer_version: GRAPH_BUILDER_VERSION,
+    opset_import: [{ domain: "", version: ONNX_OPSET }],
+    graph: {
+      name: "provider_probe",
+      node: [{ name: "identity", op_type: "Identity", input: ["x"], output: ["y"] }],
+      initializer: [],
+      input: [io("x")],
+      output: [io("y")],
+    },
+  });
+}
+
+/** Opens and closes a tiny session on the device's provider; E_DEVICE_UNAVAILABLE when it cannot start. */
+export async function assertDeviceAvailable(device: RuntimeOptions["device"]): Promise<void> {
+  const session = await createSession({ kind: "bytes", bytes: probeGraph() }, device);
+  await session.release();
+}
+
+function executionProviders(device: RuntimeOptions["device"]): string[] {
+  if (device === "cpu") return ["cpu"];
+  if (device === "cuda") {
+    if (!cudaProviderListed()) {
+      throw new SpgError(
+        "E_DEVICE_UNAVAILABLE",
+        "this onnxruntime-node build has no CUDA execution provider",
+        {
+          field: "device",
+          fix: CUDA_INSTALL_FIX,
+        },
+      );
+    }
+    return ["cuda"];
+  }
+  throw new SpgError("E_RUNTIME_OPTION", `unknown device ${String(device)}`, {
+    field: "device",
+    fix: "use device cpu or cuda",
+  });
+}
+
+async function createSession(
+  graph: Awaited<ReturnType<typeof prepareGraph>>,
+  device: RuntimeOptions["device"],
+  intraOpThreads = 0,
+): Promise<ort.InferenceSession> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: executionProviders(device),
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: intraOpThreads,
+  };
+  try {
+    return graph.kind === "bytes"
+      ? await ort.InferenceSession.create(graph.bytes, sessionOptions)
+      : await ort.InferenceSession.create(graph.path, sessionOptions);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (device === "cuda") {
+      throw new SpgError(
+        "E_DEVICE_UNAVAILABLE",
+        `onnxruntime could not start the CUDA provider: ${message}`,
+        {
+          field: "device",
+          fix: CUDA_INSTALL_FIX,
+          cause: error,
+        },
+      );
+    }
+    throw new SpgError("E_GRAPH_LOAD", `onnxruntime rejected the GPT-Neo graph: ${message}`, {
+      fix: "report this as a bug in spg's graph builder, with the checkpoint's config.json",
+      cause: error,
+    });
+  }
+}
+
+function inputError(message: string, field: string): SpgError {
+  return new SpgError("E_FORWARD_INPUT", message, {
+    field,
+    fix: "build past and attentionBias with pastInputs() from src/kv/layout.ts",
+  });
+}
+
+/** The graph's feeds for one forward call, checked against the config. */
+export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<string, ort.Tensor> {
+  const q = input.inputIds.length;
+  if (q < 1) throw inputError("a forward pass needs at least one token", "inputIds");
+  if (input.positionIds.length !== q) {
+    throw inputError(`${q} input ids but ${input.positionIds.length} position ids`, "positionIds");
+  }
+  for (const id of input.inputIds) {
+    if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
+      throw inputError(`token id ${id} is outside the vocabulary [0, ${config.vocabSize})`, "inputIds");
+    }
+  }
+  for (const pos of input.positionIds) {
+    if (!Number.isInteger(pos) || pos < 0 || pos >= config.maxPositions) {
+      throw inputError(
+        `position ${pos} is outside [0, ${config.maxPositions}) (max_position_embeddings)`,
+        "positionIds",
+      );
+    }
+  }
+  if (input.past.length !== config.numLayers || input.attentionBias.length !== config.numLayers) {
+    throw inputError(`past/attentionBias must have ${config.numLayers} layers`, "past");
+  }
+  const { numHeads: heads, headDim } = config;
+  const feeds: Record<string, ort.Tensor> = {
+    [graphNames.inputIds]: new ort.Tensor("int64", BigInt64Array.from(input.inputIds, BigInt), [1, q]),
+    [graphNames.positionIds]: new ort.Tensor("int64", BigInt64Array.from(input.positionIds, BigInt), [1, q]),
+  };
+  input.past.forEach((layerPast, layer) => {
+    const { slots } = layerPast;
+    const size = heads * slots * headDim;
+    if (layerPast.keys.length !== size || layerPast.values.length !== size) {
+      throw inputError(
+        `layer ${layer}: past keys/values must hold heads*slots*headDim = ${size} values`,
+        "past",
+      );
+    }
+    const bias = input.attentionBias[layer];
+    if (bias.length !== heads * q * (slots + q)) {
+      throw inputError(
+        `layer ${layer}: attention bias must be [heads, q, slots+q] = ${heads * q * (slots + q)} values`,
+        "attentionBias",
+      );
+    }
+    feeds[graphNames.pastKey(layer)] = new ort.Tensor("float32", layerPast.keys, [1, heads, slots, headDim]);
+    feeds[graphNames.pastValue(layer)] = new ort.Tensor("float32", layerPast.values, [
+      1,
+      heads,
+      slots,
+      headDim,
+    ]);
+    feeds[graphNames.attentionBias(layer)] = new ort.Tensor("float32", bias, [1, heads, q, slots + q]);
+  });
+  return feeds;
+}
+
+function floatOutput(outputs: ort.InferenceSession.OnnxValueMapType, name: string): Float32Array {
+  const tensor = outputs[name];
+  if (tensor === undefined || !(tensor.data instanceof Float32Array)) {
+    throw new SpgError("E_GRAPH_OUTPUT", `the graph returned no float32 output ${name}`, {
+      fix: "report this as a bug in spg's graph builder",
+    });
+  }
+  return tensor.data;
+}
+
+/** Opens a GPT-Neo runtime for the checkpoint on the requested device. */
+export async function loadRuntime(
+  checkpoint: GptNeoCheckpoint,
+  options: LoadRuntimeOptions,
+): Promise<GptNeoRuntime> {
+  const graphOptions = { observationWindow: options.observationWindow, sparseTopK: options.sparseTopK ?? 0 };
+  validateGraphOptions(graphOptions);
+  // Check the device before building anything, so a missing provider fails fast.
+  const providers = executionProviders(options.device);
+  await assertDeviceAvailable(options.device);
+  const graph = await prepareGraph(checkpoint, graphOptions, {
+    cacheDir: options.cacheDir,
+    externalDataThresholdBytes: options.externalDataThresholdBytes,
+  });
+  const session = await createSession(graph, options.device, options.intraOpThreads);
+  const config = checkpoint.config;
+  const outputNames = session.outputNames;
+  return {
+    config,
+    executionProvider: providers[0],
+    async forward(input: ForwardInput): Promise<ForwardOutput> {
+      const feeds = forwardFeeds(config, input);
+      const outputs = await session.run(feeds, outputNames);
+      const layers = Array.from({ length: config.numLayers }, (_, layer) => layer);
+      return {
+        logits: floatOutput(outputs, graphNames.logits),
+        presentKeys: layers.map((l) => floatOutput(outputs, graphNames.presentKey(l))),
+        presentValues: layers.map((l) => floatOutput(outputs, graphNames.presentValue(l))),
+        attentionLastRows: layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l))),
+        attentionRows: Math.min(options.observationWindow, input.inputIds.length),
+        attentionColumnSums: layers.map((l) => floatOutput(outputs, graphNames.attentionColumnSums(l))),
+      };
+    },
+    async close() {
+      await session.release();
+    },
+  };
+}
+
+/** Prefill: the tokens at positions 0..n-1 with an empty past; returns the output and the full cache. */
+export async function prefillTokens(
+  runtime: GptNeoRuntime,
+  tokens: readonly number[],
+): Promise<{ output: ForwardOutput; cache: KvCache; positions: number[] }> {
+  const positions = tokens.map((_, i) => i);
+  const output = await runtime.forward({
+    inputIds: tokens,
+    positionIds: positions,
+    ...pastInputs(emptyCache(runtime.config), runtime.config, positions),
+  });
+  return { output, cache: cacheFromPrefill(runtime.config, output, positions), positions };
+}
+
+/**
+ * Runs new tokens at their true positions on top of a (possibly compressed) cache, in one
+ * forward pass (causal among themselves), and returns the output and the cache with the new
+ * tokens appended uncompressed.
+ */
+export async function extendCache(
+  runtime: GptNeoRuntime,
+  cache: KvCache,
+  tokens: readonly number[],
+  positions: readonly number[],
+): Promise<{ output: ForwardOutput; cache: KvCache }> {
+  if (tokens.length === 0) {
+    // Nothing to run (e.g. a one-token continuation has nothing to feed): the cache is unchanged.
+    const none = runtime.config.attentionLayers.map(() => new Float32Array(0));
+    const output: ForwardOutput = {
+      logits: new Float32Array(0),
+      presentKeys: none,
+      presentValues: none,
+      attentionLastRows: none,
+      attentionRows: 0,
+      attentionColumnSums: none,
+    };
+    return { output, cache };
+  }
+  const output = await runtime.forward({
+    inputIds: tokens,
+    positionIds: positions,
+    ...pastInputs(cache, runtime.config, positions),
+  });
+  return { output, cache: appendTokens(cache, output, positions) };
+}

@@ -1,0 +1,95 @@
+/** Small synthetic caches and prefill statistics for the KV method tests. */
+import type { KvCache } from "../../src/kv/cache.js";
+import type { BaselineDtype } from "../../src/kv/compressed.js";
+import type { MethodContext } from "../../src/kv/methods/types.js";
+import type { GptNeoConfig } from "../../src/model/types.js";
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function testConfig(
+  layers: ("global" | "local")[],
+  numHeads: number,
+  headDim: number,
+  windowSize: number,
+): GptNeoConfig {
+  return {
+    vocabSize: 50257,
+    hiddenSize: numHeads * headDim,
+    numLayers: layers.length,
+    numHeads,
+    headDim,
+    attentionLayers: layers,
+    windowSize,
+    maxPositions: 2048,
+    intermediateSize: 4 * numHeads * headDim,
+    layerNormEpsilon: 1e-5,
+    activation: "gelu_new",
+    bosTokenId: undefined,
+    eosTokenId: undefined,
+  };
+}
+
+/** Cache of `slots` context positions 0..slots-1 with values uniform in [-scale, scale). */
+export function randomCache(config: GptNeoConfig, slots: number, seed: number, scale = 2): KvCache {
+  const next = rng(seed);
+  const d = config.headDim;
+  return {
+    headDim: d,
+    layers: config.attentionLayers.map(() => ({
+      heads: Array.from({ length: config.numHeads }, () => ({
+        positions: Int32Array.from({ length: slots }, (_, i) => i),
+        keys: Float32Array.from({ length: slots * d }, () => (next() * 2 - 1) * scale),
+        values: Float32Array.from({ length: slots * d }, () => (next() * 2 - 1) * scale),
+      })),
+    })),
+  };
+}
+
+/**
+ * Attention statistics with designed scores: lastRows[l][h, r, s] = rowScore(l, h, r, s),
+ * columnSums[l][h, s] = columnScore(l, h, s). Not normalized: methods only rank them.
+ */
+export function designedContext(
+  config: GptNeoConfig,
+  slots: number,
+  rows: number,
+  dtype: BaselineDtype,
+  rowScore: (l: number, h: number, r: number, s: number) => number,
+  columnScore: (l: number, h: number, s: number) => number,
+): MethodContext {
+  const H = config.numHeads;
+  return {
+    config,
+    baselineDtype: dtype,
+    attention: {
+      rows,
+      lastRows: config.attentionLayers.map((_, l) => {
+        const a = new Float32Array(H * rows * slots);
+        for (let h = 0; h < H; h++)
+          for (let r = 0; r < rows; r++)
+            for (let s = 0; s < slots; s++) a[(h * rows + r) * slots + s] = rowScore(l, h, r, s);
+        return a;
+      }),
+      columnSums: config.attentionLayers.map((_, l) => {
+        const a = new Float32Array(H * slots);
+        for (let h = 0; h < H; h++) for (let s = 0; s < slots; s++) a[h * slots + s] = columnScore(l, h, s);
+        return a;
+      }),
+    },
+  };
+}
+
+/** Row `slot` of a head's keys or values. */
+export function row(matrix: Float32Array, slot: number, d: number): number[] {
+  return Array.from(matrix.subarray(slot * d, (slot + 1) * d));
+}

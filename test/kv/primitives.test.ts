@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { indexBits, packBits, packedLength, unpackBits } from "../../src/kv/bitpack.js";
+import {
+  ByteReader,
+  ByteWriter,
+  readSubset,
+  subsetEncodingBytes,
+  writeSubset,
+} from "../../src/kv/compressed.js";
+import { floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor, roundToHalf } from "../../src/kv/fp16.js";
+import {
+  channelGroups,
+  chooseGroupQuant,
+  decodeGroups,
+  dequantizeValue,
+  encodeGroups,
+  groupsBytes,
+  quantizeValue,
+  tokenGroups,
+} from "../../src/kv/quantize.js";
+import { rng } from "./helpers.js";
+
+test("bit packing: known layout, LSB first", () => {
+  // 1 | 2<<2 | 3<<4 = 0b00111001
+  assert.deepEqual([...packBits([1, 2, 3], 2)], [0x39]);
+  // 12-bit: 0xabc, 0x123 -> bytes bc, 3a, 12
+  assert.deepEqual([...packBits([0xabc, 0x123], 12)], [0xbc, 0x3a, 0x12]);
+  assert.equal(packedLength(10, 3), 4);
+  assert.throws(() => packBits([4], 2), /does not fit/);
+  assert.throws(() => packBits([0], 17), /1\.\.16/);
+  assert.equal(indexBits(80), 7);
+  assert.equal(indexBits(1), 1);
+});
+
+test("bit packing round-trips every width 1..16", () => {
+  const next = rng(7);
+  for (let bits = 1; bits <= 16; bits++) {
+    const values = Array.from({ length: 37 }, () => Math.floor(next() * 2 ** bits));
+    const packed = packBits(values, bits);
+    assert.equal(packed.length, Math.ceil((37 * bits) / 8));
+    assert.deepEqual([...unpackBits(packed, 37, bits)], values);
+  }
+});
+
+test("fp16 encodes known bit patterns (round to nearest even)", () => {
+  const cases: [number, number][] = [
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [65504, 0x7bff],
+    [65520, 0x7c00], // halfway to the next binade rounds to even = overflow to inf
+    [2 ** -24, 0x0001],
+    [2 ** -25, 0x0000], // tie between 0 and the smallest subnormal: even is 0
+    [1.5 * 2 ** -25, 0x0001],
+    [2 ** -14, 0x0400],
+    [0.1, 0x2e66],
+    [1 / 3, 0x3555],
+    [1 + 2 ** -11, 0x3c00], // tie, 0x3c00 is even
+    [1 + 3 * 2 ** -11, 0x3c02], // tie, rounds up to even
+    [-0, 0x8000],
+  ];
+  for (const [x, bits] of cases) assert.equal(floatToHalfBits(x), bits, `fp16(${x})`);
+  assert.equal(halfBitsToFloat(0x3555), 0.333251953125);
+  assert.equal(halfBitsToFloat(0x7c00), Number.POSITIVE_INFINITY);
+});
+
+test("fp16 decode then encode is the identity on all finite patterns", () => {
+  for (let h = 0; h < 0x10000; h++) {
+    if ((h & 0x7c00) === 0x7c00) continue;
+    assert.equal(floatToHalfBits(halfBitsToFloat(h)), h);
+  }
+});
+
+test("fp16 floor/ceil bracket x by adjacent representable values", () => {
+  const next = rng(3);
+  for (let i = 0; i < 500; i++) {
+    const x = (next() * 2 - 1) * 100;
+    const lo = halfFloor(x);
+    const hi = halfCeil(x);
+    assert.ok(lo <= x && x <= hi);
+    assert.equal(roundToHalf(lo), lo);
+    assert.equal(roundToHalf(hi), hi);
+    if (lo !== hi) assert.equal(floatToHalfBits(hi) - floatToHalfBits(lo), x > 0 ? 1 : -1);
+  }
+});
+
+test("asymmetric quantization: fp16-exact scale/zero, error <= scale/2 for every bit width", () => {
+  const next = rng(11);
+  for (const bits of [2, 3, 4, 8]) {
+    for (let g = 0; g < 50; g++) {
+      const values = Array.from({ length: 16 }, () => Math.fround((next() * 2 - 1) * 10 ** (next() * 3 - 1)));
+      const q = chooseGroupQuant(Math.min(...values), Math.max(...values), bits);
+      assert.equal(roundToHalf(q.scale), q.scale);
+      assert.equal(roundToHalf(q.zero), q.zero);
+      for (const x of values) {
+        const code = quantizeValue(x, q, bits);
+        assert.ok(code >= 0 && code < 2 ** bits);
+        const err = Math.abs(dequantizeValue(code, q) - x);
+        assert.ok(
+          err <= q.scale / 2 + 1e-6 * Math.abs(x) + 1e-12,
+          `bits ${bits}: err ${err} scale ${q.scale}`,
+        );
+      }
+    }
+  }
+  const constant = chooseGroupQuant(0.25, 0.25, 4);
+  assert.equal(dequantizeValue(quantizeValue(0.25, constant, 4), constant), 0.25);
+});
+
+test("group encoding round-trips within half a step and its byte count is the closed form", () => {
+  const next = rng(5);
+  const tokens = 10;
+  const dim = 4;
+  const data = Float32Array.from({ length: tokens * dim }, () => next() * 4 - 2);
+  // keys: per channel, groups of 4 tokens -> 4 channels x 3 groups (4, 4, 2 tokens) at 4 bits
+  const keys = channelGroups(tokens, dim, 4, 4);
+  assert.equal(keys.members.length, 12);
+  assert.equal(groupsBytes(keys), 12 * 4 + Math.ceil((40 * 4) / 8));
+  const writer = new ByteWriter();
+  encodeGroups(writer, data, keys);
+  const bytes = writer.finish();
+  assert.equal(bytes.length, groupsBytes(keys));
+  const out = new Float32Array(data.length);
+  const reader = new ByteReader(bytes);
+  decodeGroups(reader, out, keys);
+  reader.end();
+  for (const members of keys.members) {
+    const vals = [...members].map((i) => data[i]);
+    const q = chooseGroupQuant(Math.min(...vals), Math.max(...vals), 4);
+    for (const i of members) assert.ok(Math.abs(out[i] - data[i]) <= q.scale / 2 + 1e-6);
+  }
+  // values: per token, groups of 3 channels (3 + 1), mixed 8/2 bits by token parity
+  const values = tokenGroups(tokens, dim, 3, (t) => (t % 2 === 0 ? 8 : 2));
+  assert.equal(values.members.length, 20);
+  assert.equal(groupsBytes(values), 20 * 4 + (5 * 4 * 8) / 8 + Math.ceil((5 * 4 * 2) / 8));
+});
+
+test("subset storage picks the smaller of bitmask and index list, and round-trips", () => {
+  // 80 slots: bitmask 1 + 10 bytes; 3 indices at 7 bits: 1 + 4 + 3 bytes
+  assert.deepEqual(subsetEncodingBytes(3, 80), { tag: 2, bytes: 8 });
+  assert.deepEqual(subsetEncodingBytes(40, 80), { tag: 1, bytes: 11 });
+  assert.deepEqual(subsetEncodingBytes(80, 80), { tag: 0, bytes: 1 });
+  // crossover: k indices cost 5 + ceil(7k/8) vs 11: k = 6 -> 11 (tie -> bitmask), k = 5 -> 10
+  assert.equal(subsetEncodingBytes(5, 80).tag, 2);
+  assert.equal(subsetEncodingBytes(6, 80).tag, 1);
+  for (const members of [
+    [0, 5, 79],
+    Array.from({ length: 40 }, (_, i) => 2 * i),
+    Array.from({ length: 80 }, (_, i) => i),
+    [],
+  ]) {
+    const writer = new ByteWriter();
+    writeSubset(writer, members, 80);
+    const bytes = writer.finish();
+    assert.equal(bytes.length, subsetEncodingBytes(members.length, 80).bytes);
+    const reader = new ByteReader(bytes);
+    assert.deepEqual([...readSubset(reader, 80)], members);
+    reader.end();
+  }
+});

@@ -1,0 +1,243 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { KvCache } from "../../src/kv/cache.js";
+import { roundToHalf } from "../../src/kv/fp16.js";
+import { lowRankBytes, lowRankFactor, symmetricEigen } from "../../src/kv/lowrank.js";
+import { methods } from "../../src/kv/methods/index.js";
+import type { SpgParams } from "../../src/kv/methods/spg.js";
+import { chooseGroupQuant } from "../../src/kv/quantize.js";
+import { designedContext, randomCache, rng, row, testConfig } from "./helpers.js";
+
+const config = testConfig(["global", "local"], 2, 4, 4);
+const SLOTS = 10;
+
+function offParams(): SpgParams {
+  return {
+    stage1: {
+      keepRatio: 0.5,
+      layerKeepRatios: null,
+      sinkTokens: 0,
+      recentTokens: 2,
+      observationWindow: 2,
+      poolingKernels: [{ maxContextTokens: 4096, kernel: 3 }],
+      pooling: "max",
+      magnitudeWeight: 0,
+      selection: "per-head",
+      localWindowTrim: false,
+    },
+    stage2: {
+      reservedHeads: 0,
+      magnitudeThreshold: 0,
+      mixedPrecision: { enabled: false, highBits: 8, lowBits: 4, highFraction: 0.5, groupSize: 4 },
+      lowRank: { enabled: false, energyThreshold: 0.99 },
+    },
+    decode: { sparseTopK: 0 },
+  };
+}
+
+const asRecord = (p: SpgParams) => p as unknown as Record<string, unknown>;
+const scoredContext = () =>
+  designedContext(
+    config,
+    SLOTS,
+    4,
+    "fp16",
+    (l, h, r, s) => ((l + 1) * (h + 2) * (r + 1) * (s + 5)) % 11,
+    () => 0,
+  );
+
+test("spg with every stage-2 component off equals SnapKV eviction, byte for byte", () => {
+  const cache = randomCache(config, SLOTS, 21);
+  const ctx = scoredContext();
+  const spg = methods.spg.compress(cache, ctx, asRecord(offParams()));
+  const snap = methods.snapkv.compress(cache, ctx, {
+    keepRatio: 0.5,
+    observationWindow: 2,
+    poolingKernel: 3,
+    pooling: "max",
+    selection: "per-head",
+    localWindowTrim: false,
+  });
+  assert.equal(spg.bytes, snap.bytes);
+  spg.layers.forEach((layer, l) => {
+    assert.deepEqual(layer.serialized, snap.layers[l].serialized);
+  });
+  assert.deepEqual(spg.materialize(), snap.materialize());
+  assert.deepEqual(spg.decode, {});
+});
+
+test("spg stage 1: sinks and recent protected, pooling kernel chosen by context length", () => {
+  const cache = randomCache(config, SLOTS, 22);
+  const ctx = scoredContext();
+  const p = offParams();
+  p.stage1.sinkTokens = 1;
+  p.stage1.recentTokens = 3;
+  p.stage1.keepRatio = 0.4;
+  const c = methods.spg.compress(cache, ctx, asRecord(p));
+  for (const layer of c.materialize().layers) {
+    for (const head of layer.heads) {
+      const kept = [...head.positions];
+      assert.equal(kept.length, 4);
+      for (const protectedPos of [0, 7, 8, 9]) assert.ok(kept.includes(protectedPos));
+    }
+  }
+  p.stage1.poolingKernels = [{ maxContextTokens: 8, kernel: 3 }];
+  assert.throws(() => methods.spg.compress(cache, ctx, asRecord(p)), /no entry for a 10-token context/);
+  p.stage1.poolingKernels = [
+    { maxContextTokens: 8, kernel: 3 },
+    { maxContextTokens: 16, kernel: 4 },
+  ];
+  assert.throws(() => methods.spg.compress(cache, ctx, asRecord(p)), /kernel must be odd/);
+});
+
+test("spg magnitude weight 1 keeps the largest-norm slots; per-layer budgets apply", () => {
+  const cache = randomCache(config, SLOTS, 23, 0.1);
+  // make slots 2 and 5 of every head loud
+  for (const layer of cache.layers)
+    for (const head of layer.heads)
+      for (const s of [2, 5]) for (let c = 0; c < 4; c++) head.keys[s * 4 + c] = 5;
+  const p = offParams();
+  p.stage1.magnitudeWeight = 1;
+  p.stage1.keepRatio = 0.4;
+  p.stage1.layerKeepRatios = [0.4, 0.2];
+  const m = methods.spg.compress(cache, scoredContext(), asRecord(p)).materialize();
+  assert.deepEqual([...m.layers[0].heads[1].positions], [2, 5, 8, 9]);
+  assert.deepEqual([...m.layers[1].heads[0].positions], [8, 9]);
+  p.stage1.layerKeepRatios = [0.4];
+  assert.throws(
+    () => methods.spg.compress(cache, scoredContext(), asRecord(p)),
+    /layerKeepRatios has 1 entries/,
+  );
+});
+
+test("spg reserved heads: the most important head stays at fp16, the other is mixed precision", () => {
+  const cache = randomCache(config, SLOTS, 24);
+  // observation attention: head 1 attends much more (importance = attention x ||v||)
+  const ctx = designedContext(
+    config,
+    SLOTS,
+    4,
+    "fp16",
+    (_l, h, _r, s) => (h === 1 ? 1 : 0.01) * (1 + (s % 3)),
+    () => 0,
+  );
+  const p = offParams();
+  p.stage2.reservedHeads = 1;
+  p.stage2.mixedPrecision.enabled = true;
+  const c = methods.spg.compress(cache, ctx, asRecord(p));
+  const m = c.materialize();
+  for (let l = 0; l < 2; l++) {
+    assert.equal(c.layers[l].headsFullPrecision, 1);
+    const head = m.layers[l].heads[1];
+    [...head.positions].forEach((pos, i) => {
+      assert.deepEqual(row(head.keys, i, 4), row(cache.layers[l].heads[1].keys, pos, 4).map(roundToHalf));
+    });
+    // head 0: 5 kept tokens, round(0.5 * 5) = 2 (rounded half up: 3) at 8 bits, rest at 4
+    assert.deepEqual(c.layers[l].bitsHistogram, { "16": 5 * 4 * 2, "8": 3 * 4 * 2, "4": 2 * 4 * 2 });
+    // bytes: per head kept subset (bitmask, 3 B) + mode byte; head 1: 5 x 4 x 2 x 2 B;
+    // head 0: high-token subset of 5 (1 + 1 B bitmask) + K and V: 5 token groups x 4 B + codes
+    const codes = (3 * 4 * 8 + 2 * 4 * 4) / 8;
+    assert.equal(c.layers[l].bytes, 2 * (3 + 1) + 5 * 4 * 2 * 2 + 2 + 2 * (5 * 4 + codes));
+    const quantized = m.layers[l].heads[0];
+    [...quantized.positions].forEach((pos, i) => {
+      const xs = row(cache.layers[l].heads[0].values, pos, 4);
+      const q8 = chooseGroupQuant(Math.min(...xs), Math.max(...xs), 8);
+      const q4 = chooseGroupQuant(Math.min(...xs), Math.max(...xs), 4);
+      xs.forEach((x, ch) => {
+        const err = Math.abs(quantized.values[i * 4 + ch] - x);
+        assert.ok(err <= Math.max(q8.scale, q4.scale) / 2 + 1e-6);
+      });
+    });
+  }
+});
+
+test("spg magnitude threshold drops small values exactly and stores survivors sparse", () => {
+  const cache = randomCache(config, SLOTS, 25);
+  const p = offParams();
+  p.stage2.magnitudeThreshold = 0.5;
+  const c = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  const m = c.materialize();
+  for (let l = 0; l < 2; l++) {
+    let survivors = 0;
+    m.layers[l].heads.forEach((head, h) => {
+      const src = cache.layers[l].heads[h];
+      for (const matrix of ["keys", "values"] as const) {
+        const kept = [...head.positions].flatMap((pos) => row(src[matrix], pos, 4));
+        const max = Math.max(...kept.map(Math.abs));
+        kept.forEach((x, i) => {
+          const out = head[matrix][i];
+          if (Math.abs(x) < 0.5 * max) assert.equal(out, 0);
+          else {
+            assert.equal(out, roundToHalf(x));
+            survivors++;
+          }
+        });
+      }
+    });
+    assert.deepEqual(c.layers[l].bitsHistogram, { "16": survivors });
+  }
+});
+
+test("symmetric eigen and low-rank: an exactly rank-2 block gives rank 2 and reconstructs", () => {
+  const next = rng(31);
+  const rows = 20;
+  const cols = 8;
+  const u = Array.from({ length: 2 }, () => Array.from({ length: rows }, () => next() - 0.5));
+  const v = Array.from({ length: 2 }, () => Array.from({ length: cols }, () => next() - 0.5));
+  const block = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) block[r * cols + c] = u[0][r] * v[0][c] + 3 * u[1][r] * v[1][c];
+  const f = lowRankFactor(block, rows, cols, 0.999999);
+  assert.equal(f.rank, 2);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) {
+      const x = f.left[r * 2] * f.right[c] + f.left[r * 2 + 1] * f.right[cols + c];
+      assert.ok(Math.abs(x - block[r * cols + c]) < 1e-6);
+    }
+  // eigenvalues of a diagonal matrix are its entries
+  const { values } = symmetricEigen(Float64Array.from([2, 0, 0, 0, 5, 0, 0, 0, 1]), 3);
+  assert.deepEqual([...values], [5, 2, 1]);
+  assert.equal(lowRankBytes(20, 8, 2), 2 + 2 * 2 * 28);
+});
+
+test("spg low-rank stores a rank-1 head as fp16 factors when smaller", () => {
+  const cfg = testConfig(["global"], 1, 8, 4);
+  const slots = 40;
+  const next = rng(41);
+  const u = Array.from({ length: slots }, () => next() + 0.5);
+  const v = Array.from({ length: 8 }, () => next() - 0.5);
+  const rank1 = Float32Array.from({ length: slots * 8 }, (_, i) => u[Math.floor(i / 8)] * v[i % 8]);
+  const cache: KvCache = {
+    headDim: 8,
+    layers: [
+      {
+        heads: [
+          { positions: Int32Array.from({ length: slots }, (_, i) => i), keys: rank1, values: rank1.slice() },
+        ],
+      },
+    ],
+  };
+  const ctx = designedContext(
+    cfg,
+    slots,
+    2,
+    "fp16",
+    () => 1,
+    () => 0,
+  );
+  const p = offParams();
+  p.stage1.keepRatio = 1;
+  p.stage2.mixedPrecision.enabled = true;
+  p.stage2.lowRank = { enabled: true, energyThreshold: 0.9999 };
+  const c = methods.spg.compress(cache, ctx, asRecord(p));
+  // kept subset "all" (1 B) + mode (1 B) + high-token subset + per block: kind (1 B) + rank (2 B) + fp16 factors
+  const highSubset = 1 + 5; // 20 of 40 tokens: bitmask 1 + 5 B
+  assert.equal(c.bytes, 1 + 1 + highSubset + 2 * (1 + lowRankBytes(slots, 8, 1)));
+  assert.deepEqual(c.layers[0].bitsHistogram, { "16": 2 * (slots + 8) });
+  const out = c.materialize().layers[0].heads[0];
+  rank1.forEach((x, i) => {
+    assert.ok(Math.abs(out.keys[i] - x) <= 2e-3 * Math.max(1, Math.abs(x)));
+  });
+  p.decode.sparseTopK = 16;
+  assert.deepEqual(methods.spg.compress(cache, ctx, asRecord(p)).decode, { sparseTopK: 16 });
+});

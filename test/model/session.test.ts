@@ -1,0 +1,166 @@
+/**
+ * Runtime plumbing: the external-data graph cache (forced with a tiny threshold), its reuse
+ * and hash verification, the CUDA request failing loudly on a CPU-only build, and
+ * input validation.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { isSpgError } from "../../src/errors.js";
+import { emptyCache, pastInputs } from "../../src/kv/layout.js";
+import { buildGptNeoGraph, initializerBytes } from "../../src/model/graph.js";
+import { graphCacheKey, MODEL_FILE, prepareGraph, WEIGHTS_FILE } from "../../src/model/graph-cache.js";
+import { decodeModel } from "../../src/model/onnx-proto.js";
+import { assertDeviceAvailable, loadRuntime } from "../../src/model/session.js";
+import type { ForwardInput, GptNeoCheckpoint } from "../../src/model/types.js";
+import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+
+const options = { observationWindow: 2 };
+
+describe("graph cache with ONNX external data", () => {
+  let checkpoint: GptNeoCheckpoint;
+  let cacheDir: string;
+
+  before(() => {
+    checkpoint = loadFixtureCheckpoint("A");
+    cacheDir = mkdtempSync(join(tmpdir(), "spg-graph-cache-"));
+  });
+  after(() => {
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  test("small graphs stay in memory; the inline graph holds every weight byte", async () => {
+    const prepared = await prepareGraph(checkpoint, options, { cacheDir });
+    assert.equal(prepared.kind, "bytes");
+    const model = decodeModel(buildGptNeoGraph(checkpoint, options));
+    const floatBytes = model.graph.initializer
+      .filter((t) => t.name.startsWith("transformer."))
+      .reduce((sum, t) => sum + (t.raw_data?.length ?? 0), 0);
+    assert.equal(floatBytes, initializerBytes(checkpoint));
+  });
+
+  test("above the threshold: external data written, loaded, reused, and rebuilt when tampered", async () => {
+    const threshold = 1024;
+    const first = await prepareGraph(checkpoint, options, {
+      cacheDir,
+      externalDataThresholdBytes: threshold,
+    });
+    assert.equal(first.kind, "file");
+    if (first.kind !== "file") return;
+    assert.equal(first.reused, false);
+    assert.equal(first.entryDir, join(cacheDir, graphCacheKey(checkpoint, options)));
+    // model.onnx carries no weights; weights.bin carries all of them (page-aligned, so at least their bytes).
+    const model = decodeModel(readFileSync(first.path));
+    const external = model.graph.initializer.filter((t) => t.data_location === 1);
+    assert.equal(
+      external.length,
+      model.graph.initializer.filter((t) => t.name.startsWith("transformer.")).length,
+    );
+    assert.ok(statSync(first.path).size < initializerBytes(checkpoint) / 10);
+    assert.ok(statSync(join(first.entryDir, WEIGHTS_FILE)).size >= initializerBytes(checkpoint));
+
+    const second = await prepareGraph(checkpoint, options, {
+      cacheDir,
+      externalDataThresholdBytes: threshold,
+    });
+    assert.equal(second.kind === "file" && second.reused, true);
+
+    // Corrupt one byte of the weights: the entry fails verification and is rebuilt.
+    const weightsPath = join(first.entryDir, WEIGHTS_FILE);
+    const bytes = readFileSync(weightsPath);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(weightsPath, bytes);
+    const third = await prepareGraph(checkpoint, options, {
+      cacheDir,
+      externalDataThresholdBytes: threshold,
+    });
+    assert.ok(third.kind === "file" && !third.reused);
+    assert.match(third.kind === "file" ? (third.rebuiltBecause ?? "") : "", /weights\.bin sha256/);
+
+    // A different observation window is a different graph, so a different entry.
+    assert.notEqual(graphCacheKey(checkpoint, options), graphCacheKey(checkpoint, { observationWindow: 3 }));
+    assert.ok(existsSync(join(first.entryDir, MODEL_FILE)));
+  });
+
+  test("a runtime loaded from external data gives the HF logits", async () => {
+    const runtime = await loadRuntime(checkpoint, {
+      device: "cpu",
+      ...options,
+      cacheDir,
+      externalDataThresholdBytes: 1024,
+    });
+    try {
+      const reference = fixtureCase("A", "full_len7");
+      const ids = reference.input_ids[0];
+      const positions = ids.map((_, i) => i);
+      const output = await runtime.forward({
+        inputIds: ids,
+        positionIds: positions,
+        ...pastInputs(emptyCache(checkpoint.config), checkpoint.config, positions),
+      });
+      assert.ok(maxAbsDiff(output.logits, reference.logits!.data) <= 1e-4);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
+
+describe("devices and inputs", () => {
+  test("device cuda without the CUDA provider fails with E_DEVICE_UNAVAILABLE, never a CPU run", async (t) => {
+    const checkpoint = loadFixtureCheckpoint("B");
+    const cudaInstalled = await assertDeviceAvailable("cuda").then(
+      () => true,
+      () => false,
+    );
+    if (cudaInstalled) {
+      t.skip("this onnxruntime-node has a working CUDA provider");
+      return;
+    }
+    await assert.rejects(loadRuntime(checkpoint, { device: "cuda", ...options }), (error: unknown) => {
+      assert.ok(isSpgError(error));
+      assert.equal(error.code, "E_DEVICE_UNAVAILABLE");
+      assert.match(error.fix ?? "", /ONNXRUNTIME_NODE_INSTALL=cuda12/);
+      return true;
+    });
+  });
+
+  test("bad forward inputs and options are SpgErrors with stable codes", async () => {
+    const checkpoint = loadFixtureCheckpoint("B");
+    await assert.rejects(loadRuntime(checkpoint, { device: "cpu", observationWindow: 0 }), {
+      code: "E_RUNTIME_OPTION",
+    });
+    const runtime = await loadRuntime(checkpoint, { device: "cpu", ...options });
+    try {
+      const config = checkpoint.config;
+      const good: ForwardInput = {
+        inputIds: [1, 2],
+        positionIds: [0, 1],
+        ...pastInputs(emptyCache(config), config, [0, 1]),
+      };
+      await assert.rejects(runtime.forward({ ...good, inputIds: [1, config.vocabSize] }), {
+        code: "E_FORWARD_INPUT",
+      });
+      await assert.rejects(runtime.forward({ ...good, positionIds: [0, config.maxPositions] }), {
+        code: "E_FORWARD_INPUT",
+      });
+      await assert.rejects(runtime.forward({ ...good, positionIds: [0] }), { code: "E_FORWARD_INPUT" });
+      await assert.rejects(
+        runtime.forward({ ...good, attentionBias: good.attentionBias.map((b) => b.subarray(1)) }),
+        {
+          code: "E_FORWARD_INPUT",
+        },
+      );
+      const output = await runtime.forward(good);
+      assert.equal(output.logits.length, 2 * config.vocabSize);
+      assert.equal(output.attentionRows, 2);
+      // A later call does not overwrite an earlier call's outputs.
+      const kept = Float32Array.from(output.logits);
+      await runtime.forward({ ...good, inputIds: [3, 4] });
+      assert.deepEqual(output.logits, kept);
+    } finally {
+      await runtime.close();
+    }
+  });
+});

@@ -8,7 +8,8 @@
  * re-hash and re-sign them (the "edited and re-signed" adversarial cases).
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
-import Ajv2020 from "ajv/dist/2020.js";
+import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
+import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
@@ -16,12 +17,9 @@ import { keyIdOf } from "../../src/verify/checks/signature.js";
 import { loadSchemaValidators, type SchemaValidators } from "../../src/verify/schemas.js";
 import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } from "../../src/verify/types.js";
 
-/** Pre-authentication prefix the fixture signs with (stands in for src/bundle/sign.ts's). */
-export const FIXTURE_SIGNING_PREFIX = "spg-bundle v1 fixture\n";
-
+/** What a bundle signature covers: the format's pre-authentication encoding of manifest.json. */
 export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
-  const prefix = Buffer.from(FIXTURE_SIGNING_PREFIX, "utf8");
-  return new Uint8Array(Buffer.concat([prefix, Buffer.from(manifestBytes)]));
+  return preAuthenticationEncoding(manifestBytes);
 }
 
 export interface FixtureKey {
@@ -54,16 +52,9 @@ export function fixtureKey(seedByte = 7): FixtureKey {
   };
 }
 
-/** Sorted keys, no whitespace: the bundle's canonical JSON (stands in for src/bundle/canonical.ts). */
+/** The bundle's canonical JSON (src/bundle/canonical.ts), as a string. */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
+  return canonicalJsonString(value);
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
@@ -113,7 +104,7 @@ export function fixtureParts(): FixtureParts {
       {
         name: "stream",
         kind: "streaming",
-        params: { sinkTokens: 4, recentTokens: 8, localWindowTrim: false },
+        params: { sinkTokens: 4, recentTokens: 8 },
       },
     ],
     hardware: { marginFraction: 0.2, activationFactor: 4 },
@@ -259,7 +250,7 @@ export interface BuildOptions {
 export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): Map<string, Buffer> {
   const key = options.key ?? fixtureKey();
   const summary = parts.summary ?? summarize(parts.records, parts.config);
-  const jsonl = (items: unknown[]): string => items.map((item) => `${canonicalJson(item)}\n`).join("");
+  const jsonl = (items: unknown[]): Buffer => canonicalJsonl(items);
   const files: [string, Buffer][] = [
     ["config.json", Buffer.from(canonicalJson(parts.config))],
     ["environment.json", Buffer.from(canonicalJson(parts.environment))],
@@ -335,71 +326,7 @@ export function bundleFixture(options: BuildOptions = {}): BundleFixture {
   return { contents: { entries: buildEntries(parts, { ...options, key }) }, parts, key };
 }
 
-const object = (properties: Record<string, unknown>) => ({
-  type: "object",
-  additionalProperties: false,
-  required: Object.keys(properties),
-  properties,
-});
-const numberType = { type: "number" };
-const integer = { type: "integer", minimum: 0 };
-const text = { type: "string" };
-/** RunConfig's shape, strict, standing in for schemas/config.schema.json until it lands. */
-const STAND_IN_CONFIG_SCHEMA = object({
-  name: text,
-  model: object({ path: text, dtype: text, device: { enum: ["cpu", "cuda"] } }),
-  dataset: object({
-    source: text,
-    path: { type: ["string", "null"] },
-    split: text,
-    calibrationSplit: text,
-    samples: integer,
-    calibrationSamples: integer,
-    contextTokens: integer,
-    continuationTokens: integer,
-    seed: integer,
-  }),
-  generation: object({ tokens: integer }),
-  kv: object({ baselineDtype: { enum: ["fp16", "fp32"] }, observationWindow: integer }),
-  methods: {
-    type: "array",
-    items: object({ name: text, kind: text, params: { type: "object" } }),
-  },
-  hardware: object({ marginFraction: numberType, activationFactor: numberType }),
-  claims: {
-    type: "array",
-    items: object({
-      method: text,
-      metric: {
-        enum: [
-          "compression_ratio",
-          "perplexity_increase_pct",
-          "mean_kl",
-          "top1_agreement",
-          "generation_agreement",
-        ],
-      },
-      op: { enum: [">=", "<="] },
-      threshold: numberType,
-      judge: { enum: ["point", "bound"] },
-    }),
-  },
-  bootstrap: object({ resamples: integer, confidence: numberType, seed: integer }),
-  tolerances: object({ nllPerToken: numberType, klPerToken: numberType, agreementFraction: numberType }),
-});
-
-/**
- * The package's schema validators, for tests. Until schemas/config.schema.json exists (the
- * config part writes it) config.json is checked against a strict stand-in (STAND_IN_CONFIG_SCHEMA); once it exists, the real schema is used.
- */
+/** The package's compiled schema validators (schemas/), for tests. */
 export function fixtureValidators(): SchemaValidators {
-  const validators = new Map(loadSchemaValidators());
-  if (validators.get("config.json")?.validate === undefined) {
-    const ajv = new Ajv2020.default({ strict: true, allowUnionTypes: true });
-    validators.set("config.json", {
-      schemaFile: "config.schema.json",
-      validate: ajv.compile(STAND_IN_CONFIG_SCHEMA),
-    });
-  }
-  return validators;
+  return loadSchemaValidators();
 }

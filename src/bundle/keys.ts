@@ -146,16 +146,28 @@ export async function writeKeyPair(
       }
     }
   }
-  await fs.mkdir(path.dirname(paths.secretPath), { recursive: true, mode: 0o700 });
-  await fs.mkdir(path.dirname(paths.publicPath), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(paths.secretPath, secretKeyFileContents(key), {
-    mode: SECRET_KEY_FILE_MODE,
-    overwrite: force,
-  });
-  await writeFileAtomic(paths.publicPath, publicKeyFileContents(key), {
-    mode: PUBLIC_KEY_FILE_MODE,
-    overwrite: force,
-  });
+  let current = paths.secretPath;
+  try {
+    await fs.mkdir(path.dirname(paths.secretPath), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(paths.secretPath, secretKeyFileContents(key), {
+      mode: SECRET_KEY_FILE_MODE,
+      overwrite: force,
+    });
+    current = paths.publicPath;
+    await fs.mkdir(path.dirname(paths.publicPath), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(paths.publicPath, publicKeyFileContents(key), {
+      mode: PUBLIC_KEY_FILE_MODE,
+      overwrite: force,
+    });
+  } catch (error) {
+    if (error instanceof SpgError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SpgError("E_KEY_WRITE", `cannot write the key file (${code ?? String(error)})`, {
+      file: current,
+      fix: "choose a writable directory with --out",
+      cause: error,
+    });
+  }
   return { ...paths, key };
 }
 
@@ -164,7 +176,8 @@ async function exists(file: string): Promise<boolean> {
     await fs.lstat(file);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return false;
     throw error;
   }
 }

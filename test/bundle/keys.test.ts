@@ -73,6 +73,16 @@ test("existing keys are never replaced without force", async () => {
   });
 });
 
+test("an unwritable key location is a clear error (E_KEY_WRITE)", async () => {
+  await withTempDir(async (directory) => {
+    const blocker = path.join(directory, "file");
+    await writeFile(blocker, "not a directory");
+    await assert.rejects(writeKeyPair(path.join(blocker, "keys")), (error: unknown) => {
+      return error instanceof SpgError && error.code === "E_KEY_WRITE" && error.file !== undefined;
+    });
+  });
+});
+
 test("a secret key readable by others is refused (E_KEY_PERMISSIONS)", { skip: !posix }, async () => {
   await withTempDir(async (directory) => {
     const { secretPath } = await writeKeyPair(directory);

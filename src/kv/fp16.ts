@@ -43,8 +43,13 @@ export function floatToHalfBits(x: number): number {
   return sign + ((fSig >>> 13) + hExp);
 }
 
-/** The float value of binary16 bits h. */
+/** The float value of binary16 bits h (table lookup; see halfBitsToFloatSlow). */
 export function halfBitsToFloat(h: number): number {
+  return HALF_TO_FLOAT[h & 0xffff];
+}
+
+/** Direct evaluation of binary16 bits, used to build the lookup table. */
+export function halfBitsToFloatSlow(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
   const mant = h & 0x3ff;
@@ -93,3 +98,6 @@ export function assertHalfRepresentable(x: number, what: string): void {
     });
   }
 }
+
+/** Every binary16 pattern decoded once: decoding a cache is a table lookup per element. */
+const HALF_TO_FLOAT = Float32Array.from({ length: 0x10000 }, (_, h) => halfBitsToFloatSlow(h));

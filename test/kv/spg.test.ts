@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
-import { lowRankBytes, lowRankFactor, symmetricEigen } from "../../src/kv/lowrank.js";
+import { lowRankBytes, lowRankFactor, symmetricEigen, symmetricEigenJacobi } from "../../src/kv/lowrank.js";
 import { methods } from "../../src/kv/methods/index.js";
 import type { SpgParams } from "../../src/kv/methods/spg.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
@@ -240,4 +240,31 @@ test("spg low-rank stores a rank-1 head as fp16 factors when smaller", () => {
   });
   p.decode.sparseTopK = 16;
   assert.deepEqual(methods.spg.compress(cache, ctx, asRecord(p)).decode, { sparseTopK: 16 });
+});
+
+test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies A v = λ v", () => {
+  const next = rng(51);
+  for (const n of [1, 2, 5, 12]) {
+    const a = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let j = i; j < n; j++) {
+        const x = next() * 2 - 1;
+        a[i * n + j] = x;
+        a[j * n + i] = x;
+      }
+    // Gram matrices are positive semi-definite: use AᵀA so eigenvalues are >= 0
+    const gram = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) gram[i * n + j] += a[k * n + i] * a[k * n + j];
+    const fast = symmetricEigen(gram, n);
+    const reference = symmetricEigenJacobi(gram, n);
+    for (let i = 0; i < n; i++) assert.ok(Math.abs(fast.values[i] - reference.values[i]) < 1e-9);
+    for (let col = 0; col < n; col++) {
+      for (let r = 0; r < n; r++) {
+        let av = 0;
+        for (let k = 0; k < n; k++) av += gram[r * n + k] * fast.vectors[k * n + col];
+        assert.ok(Math.abs(av - fast.values[col] * fast.vectors[r * n + col]) < 1e-9);
+      }
+    }
+  }
 });

@@ -301,8 +301,7 @@ function survivingGroups(
   bitsOfToken: (t: number) => number,
   groupSize: number,
 ): QuantGroups {
-  const groups = tokenGroups(tokens, dim, groupSize, bitsOfToken);
-  return { members: groups.members.map((m) => m.filter((i) => alive[i] === 1)), bits: groups.bits };
+  return tokenGroups(tokens, dim, groupSize, bitsOfToken, alive);
 }
 
 interface BlockPlan {
@@ -379,9 +378,13 @@ function encodeBlock(
   const elementHistogram: Record<string, number> = {};
   encodeElementwise(scratch, block, plan, p, dtype, elementHistogram);
   const elementwise = scratch.finish();
+  // rank 1 already costs at least the element-wise bytes: the factors cannot win, skip the SVD
+  const couldWin = lowRankBytes(plan.tokens, plan.dim, 1) < elementwise.length || !block.some((x) => x !== 0);
   if (p.stage2.lowRank.enabled) {
-    const factors = lowRankFactor(block, plan.tokens, plan.dim, p.stage2.lowRank.energyThreshold);
-    if (lowRankBytes(plan.tokens, plan.dim, factors.rank) < elementwise.length) {
+    const factors = couldWin
+      ? lowRankFactor(block, plan.tokens, plan.dim, p.stage2.lowRank.energyThreshold)
+      : null;
+    if (factors !== null && lowRankBytes(plan.tokens, plan.dim, factors.rank) < elementwise.length) {
       writer.u8(BLOCK_LOWRANK);
       writer.u16(factors.rank);
       for (const x of factors.left) writer.half(checkedHalf(x));

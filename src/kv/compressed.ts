@@ -16,7 +16,7 @@
 import { SpgError } from "../errors.js";
 import { indexBits, packBits, packedLength, unpackBits } from "./bitpack.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
-import { floatToHalfBits, halfBitsToFloat } from "./fp16.js";
+import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat } from "./fp16.js";
 
 export type BaselineDtype = "fp16" | "fp32";
 
@@ -158,9 +158,10 @@ export class ByteWriter {
   halves(src: Float32Array, start: number, count: number): void {
     this.reserve(2 * count);
     const buf = this.buffer;
+    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
     let o = this.length;
     for (let i = start; i < start + count; i++) {
-      const bits = floatToHalfBits(src[i]);
+      const bits = floatBitsToHalfBits(raw[i]);
       if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
       buf[o++] = bits & 0xff;
       buf[o++] = bits >>> 8;

@@ -14,7 +14,11 @@ export const FP16_MAX = 65504;
 /** binary16 bits of x (x first rounded to float32, as every cache value already is). */
 export function floatToHalfBits(x: number): number {
   f32[0] = x;
-  const f = u32[0];
+  return floatBitsToHalfBits(u32[0]);
+}
+
+/** binary16 bits from float32 bits f (read straight from a Float32Array's buffer). */
+export function floatBitsToHalfBits(f: number): number {
   const sign = (f & 0x80000000) >>> 16;
   const fExp = f & 0x7f800000;
   if (fExp >= 0x47800000) {

@@ -238,15 +238,12 @@ export function symmetricEigenJacobi(
   );
 }
 
-export function lowRankFactor(
+/** Eigen-decomposition of the block's Gram matrix AᵀA: squared singular values and right singular vectors. */
+export function gramSpectrum(
   block: Float32Array,
   rows: number,
   cols: number,
-  energyThreshold: number,
-): LowRankFactors {
-  if (!(energyThreshold > 0 && energyThreshold <= 1)) {
-    throw new SpgError("E_KV_LOWRANK", `energy threshold ${energyThreshold} must be in (0, 1]`);
-  }
+): { values: Float64Array; vectors: Float64Array } {
   const gram = new Float64Array(cols * cols);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
@@ -257,13 +254,34 @@ export function lowRankFactor(
     }
   }
   for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) gram[i * cols + j] = gram[j * cols + i];
-  const { values, vectors } = symmetricEigen(gram, cols);
+  return symmetricEigen(gram, cols);
+}
+
+/** Fewest leading components whose energy reaches `energyThreshold` of the total (0 for a zero block). */
+export function rankForEnergy(
+  values: Float64Array,
+  maxRank: number,
+  energyThreshold: number,
+): { rank: number; energyKept: number } {
+  if (!(energyThreshold > 0 && energyThreshold <= 1)) {
+    throw new SpgError("E_KV_LOWRANK", `energy threshold ${energyThreshold} must be in (0, 1]`);
+  }
   const total = values.reduce((a, b) => a + b, 0);
+  if (total === 0) return { rank: 0, energyKept: 1 };
   let rank = 0;
   let kept = 0;
-  if (total > 0) {
-    while (rank < Math.min(rows, cols) && kept < energyThreshold * total) kept += values[rank++];
-  }
+  while (rank < maxRank && kept < energyThreshold * total) kept += values[rank++];
+  return { rank, energyKept: kept / total };
+}
+
+/** left = A·V_r [rows, rank], right = V_rᵀ [rank, cols]. */
+export function factorsFor(
+  block: Float32Array,
+  rows: number,
+  cols: number,
+  vectors: Float64Array,
+  rank: number,
+): { left: Float64Array; right: Float64Array } {
   const left = new Float64Array(rows * rank);
   const right = new Float64Array(rank * cols);
   for (let k = 0; k < rank; k++) for (let c = 0; c < cols; c++) right[k * cols + c] = vectors[c * cols + k];
@@ -274,7 +292,18 @@ export function lowRankFactor(
       left[r * rank + k] = acc;
     }
   }
-  return { rank, left, right, energyKept: total > 0 ? kept / total : 1 };
+  return { left, right };
+}
+
+export function lowRankFactor(
+  block: Float32Array,
+  rows: number,
+  cols: number,
+  energyThreshold: number,
+): LowRankFactors {
+  const { values, vectors } = gramSpectrum(block, rows, cols);
+  const { rank, energyKept } = rankForEnergy(values, Math.min(rows, cols), energyThreshold);
+  return { rank, energyKept, ...factorsFor(block, rows, cols, vectors, rank) };
 }
 
 /** Bytes of fp16 factors plus the 2-byte rank. */

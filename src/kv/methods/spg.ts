@@ -49,7 +49,7 @@ import {
   writeSubset,
 } from "../compressed.js";
 import { halfBitsToFloat } from "../fp16.js";
-import { lowRankBytes, lowRankFactor } from "../lowrank.js";
+import { factorsFor, gramSpectrum, lowRankBytes, rankForEnergy } from "../lowrank.js";
 import { decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
 import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
 import {
@@ -378,15 +378,14 @@ function encodeBlock(
   const elementHistogram: Record<string, number> = {};
   encodeElementwise(scratch, block, plan, p, dtype, elementHistogram);
   const elementwise = scratch.finish();
-  // rank 1 already costs at least the element-wise bytes: the factors cannot win, skip the SVD
-  const couldWin = lowRankBytes(plan.tokens, plan.dim, 1) < elementwise.length || !block.some((x) => x !== 0);
   if (p.stage2.lowRank.enabled) {
-    const factors = couldWin
-      ? lowRankFactor(block, plan.tokens, plan.dim, p.stage2.lowRank.energyThreshold)
-      : null;
-    if (factors !== null && lowRankBytes(plan.tokens, plan.dim, factors.rank) < elementwise.length) {
+    // the spectrum decides the rank; factors are only computed when they are smaller
+    const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);
+    const { rank } = rankForEnergy(values, Math.min(plan.tokens, plan.dim), p.stage2.lowRank.energyThreshold);
+    if (lowRankBytes(plan.tokens, plan.dim, rank) < elementwise.length) {
+      const factors = factorsFor(block, plan.tokens, plan.dim, vectors, rank);
       writer.u8(BLOCK_LOWRANK);
-      writer.u16(factors.rank);
+      writer.u16(rank);
       for (const x of factors.left) writer.half(checkedHalf(x));
       for (const x of factors.right) writer.half(checkedHalf(x));
       countBits(histogram, 16, factors.left.length + factors.right.length);

@@ -268,3 +268,16 @@ test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies
     }
   }
 });
+
+test("spg drops small values only when the sparse form is smaller than keeping them all", () => {
+  const cache = randomCache(config, SLOTS, 26);
+  const p = offParams();
+  p.stage2.mixedPrecision.enabled = true;
+  const dense = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  // a threshold that drops at most a few elements: the mask (a bit per element) would cost more
+  p.stage2.magnitudeThreshold = 0.01;
+  const tiny = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  // same values, plus one "all elements" tag byte per K and V block of each of the 2 heads
+  assert.equal(tiny.bytes, dense.bytes + 2 * 2 * 2);
+  assert.deepEqual(tiny.materialize(), dense.materialize());
+});

@@ -15,7 +15,8 @@
  *    stay at the baseline dtype;
  *  - magnitude threshold: in each remaining head's K and V blocks, elements with
  *    |x| < magnitudeThreshold · max|x| are dropped; survivors are indexed by a bitmask or
- *    an index list, whichever is smaller;
+ *    an index list, whichever is smaller; a block keeps all its elements instead when that
+ *    is smaller than the sparse form (the mask alone costs a bit per element);
  *  - mixed precision: the top `highFraction` of kept tokens by stage-1 score (protected
  *    first) at `highBits`, the rest at the `lowBits` floor; per token, groups of
  *    `groupSize` channels share an fp16 scale and zero point;
@@ -310,17 +311,17 @@ interface BlockPlan {
   isHigh: Uint8Array;
 }
 
-/** Element-wise encoding of one block: survivor subset, then codes or baseline values. */
-function encodeElementwise(
+/** Element-wise encoding of one block with the given surviving elements: codes or baseline values. */
+function encodeSurvivors(
   writer: ByteWriter,
   block: Float32Array,
+  alive: Int32Array,
   plan: BlockPlan,
   p: SpgParams,
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
-  const alive = survivors(block, magnitudeThreshold);
   if (magnitudeThreshold > 0) writeSubset(writer, alive, block.length);
   if (mixedPrecision.enabled) {
     const mask = new Uint8Array(block.length);
@@ -336,6 +337,32 @@ function encodeElementwise(
     writeRows(writer, block, alive, 1, dtype);
     countBits(histogram, dtypeBits(dtype), alive.length);
   }
+}
+
+/**
+ * Element-wise encoding of one block. With a magnitude threshold, the small elements are
+ * dropped only when the sparse form (survivor subset + survivors) is smaller than keeping
+ * every element (subset "all", 1 byte): at tiny thresholds the survivor mask costs more than
+ * the dropped values, and dropping would then lose accuracy for nothing.
+ */
+function encodeElementwise(
+  block: Float32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): { bytes: Uint8Array; histogram: Record<string, number> } {
+  const every = Int32Array.from(block.keys());
+  const options =
+    p.stage2.magnitudeThreshold > 0 ? [every, survivors(block, p.stage2.magnitudeThreshold)] : [every];
+  let best: { bytes: Uint8Array; histogram: Record<string, number> } | null = null;
+  for (const alive of options) {
+    const writer = new ByteWriter();
+    const histogram: Record<string, number> = {};
+    encodeSurvivors(writer, block, alive, plan, p, dtype, histogram);
+    const bytes = writer.finish();
+    if (best === null || bytes.length < best.bytes.length) best = { bytes, histogram };
+  }
+  return best!;
 }
 
 function decodeElementwise(
@@ -374,10 +401,7 @@ function encodeBlock(
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
-  const scratch = new ByteWriter();
-  const elementHistogram: Record<string, number> = {};
-  encodeElementwise(scratch, block, plan, p, dtype, elementHistogram);
-  const elementwise = scratch.finish();
+  const { bytes: elementwise, histogram: elementHistogram } = encodeElementwise(block, plan, p, dtype);
   if (p.stage2.lowRank.enabled) {
     // the spectrum decides the rank; factors are only computed when they are smaller
     const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);

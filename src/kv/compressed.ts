@@ -185,6 +185,11 @@ export class ByteWriter {
     this.length += data.length;
   }
 
+  /** Bytes written so far. */
+  size(): number {
+    return this.length;
+  }
+
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
   }

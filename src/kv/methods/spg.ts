@@ -32,6 +32,8 @@
  * [surviving-element subset if threshold > 0], then codes (mixed precision) or values at
  * the baseline dtype.
  */
+
+import { SpgError } from "../../errors.js";
 import type { HeadCache, KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
@@ -42,16 +44,18 @@ import {
   type CompressedCache,
   countBits,
   dtypeBits,
+  dtypeBytes,
   type EncodedLayer,
   headFromRows,
   readRows,
   readSubset,
+  subsetEncodingBytes,
   writeRows,
   writeSubset,
 } from "../compressed.js";
 import { halfBitsToFloat } from "../fp16.js";
 import { factorsFor, gramSpectrum, lowRankBytes, rankForEnergy } from "../lowrank.js";
-import { decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
+import { decodeGroups, encodeGroups, groupsBytes, type QuantGroups, tokenGroups } from "../quantize.js";
 import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
 import {
   checkAttention,
@@ -285,13 +289,14 @@ function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Arr
 
 /** Element indices of a block that survive the magnitude threshold (all when it is 0). */
 function survivors(block: Float32Array, threshold: number): Int32Array {
-  if (threshold === 0) return Int32Array.from(block.keys());
+  if (threshold === 0) return range(block.length);
   let max = 0;
   for (const x of block) if (Math.abs(x) > max) max = Math.abs(x);
   const cut = threshold * max;
-  const out: number[] = [];
-  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) >= cut && block[i] !== 0) out.push(i);
-  return Int32Array.from(out);
+  const out = new Int32Array(block.length);
+  let n = 0;
+  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) >= cut && block[i] !== 0) out[n++] = i;
+  return out.slice(0, n);
 }
 
 /** Per-token channel groups restricted to surviving elements. */
@@ -311,58 +316,89 @@ interface BlockPlan {
   isHigh: Uint8Array;
 }
 
-/** Element-wise encoding of one block with the given surviving elements: codes or baseline values. */
-function encodeSurvivors(
-  writer: ByteWriter,
+/** 0, 1, ..., n-1 */
+function range(n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+}
+
+/** One way to store a block element-wise: which elements survive, their groups, and the exact size. */
+interface ElementwiseOption {
+  alive: Int32Array;
+  groups: QuantGroups | null;
+  bytes: number;
+}
+
+function elementwiseOption(
   block: Float32Array,
   alive: Int32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): ElementwiseOption {
+  const { mixedPrecision, magnitudeThreshold } = p.stage2;
+  const subset = magnitudeThreshold > 0 ? subsetEncodingBytes(alive.length, block.length).bytes : 0;
+  if (!mixedPrecision.enabled)
+    return { alive, groups: null, bytes: subset + alive.length * dtypeBytes(dtype) };
+  let mask: Uint8Array | undefined;
+  if (alive.length < block.length) {
+    mask = new Uint8Array(block.length);
+    for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
+  }
+  const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
+  const groups = tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask);
+  return { alive, groups, bytes: subset + groupsBytes(groups) };
+}
+
+/**
+ * The element-wise storage of one block. With a magnitude threshold, the small elements are
+ * dropped only when the sparse form (survivor subset + survivors) is smaller than keeping
+ * every element (subset "all", 1 byte): at tiny thresholds the survivor mask costs more than
+ * the dropped values, and dropping would then lose accuracy for nothing.
+ */
+function bestElementwise(
+  block: Float32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): ElementwiseOption {
+  const dense = elementwiseOption(block, range(block.length), plan, p, dtype);
+  if (p.stage2.magnitudeThreshold === 0) return dense;
+  const alive = survivors(block, p.stage2.magnitudeThreshold);
+  if (alive.length === block.length) return dense;
+  const sparse = elementwiseOption(block, alive, plan, p, dtype);
+  return sparse.bytes < dense.bytes ? sparse : dense;
+}
+
+function writeElementwise(
+  writer: ByteWriter,
+  block: Float32Array,
+  option: ElementwiseOption,
   plan: BlockPlan,
   p: SpgParams,
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
-  if (magnitudeThreshold > 0) writeSubset(writer, alive, block.length);
-  if (mixedPrecision.enabled) {
-    const mask = new Uint8Array(block.length);
-    for (const i of alive) mask[i] = 1;
-    const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
-    encodeGroups(
-      writer,
-      block,
-      survivingGroups(plan.tokens, plan.dim, mask, bitsOf, mixedPrecision.groupSize),
-    );
-    for (const i of alive) countBits(histogram, bitsOf(Math.floor(i / plan.dim)), 1);
+  const start = writer.size();
+  if (magnitudeThreshold > 0) writeSubset(writer, option.alive, block.length);
+  if (option.groups !== null) {
+    encodeGroups(writer, block, option.groups);
+    let high = 0;
+    for (let n = 0; n < option.alive.length; n++) high += plan.isHigh[(option.alive[n] / plan.dim) | 0];
+    countBits(histogram, mixedPrecision.highBits, high);
+    countBits(histogram, mixedPrecision.lowBits, option.alive.length - high);
   } else {
-    writeRows(writer, block, alive, 1, dtype);
-    countBits(histogram, dtypeBits(dtype), alive.length);
+    writeRows(writer, block, option.alive, 1, dtype);
+    countBits(histogram, dtypeBits(dtype), option.alive.length);
   }
-}
-
-/**
- * Element-wise encoding of one block. With a magnitude threshold, the small elements are
- * dropped only when the sparse form (survivor subset + survivors) is smaller than keeping
- * every element (subset "all", 1 byte): at tiny thresholds the survivor mask costs more than
- * the dropped values, and dropping would then lose accuracy for nothing.
- */
-function encodeElementwise(
-  block: Float32Array,
-  plan: BlockPlan,
-  p: SpgParams,
-  dtype: BaselineDtype,
-): { bytes: Uint8Array; histogram: Record<string, number> } {
-  const every = Int32Array.from(block.keys());
-  const options =
-    p.stage2.magnitudeThreshold > 0 ? [every, survivors(block, p.stage2.magnitudeThreshold)] : [every];
-  let best: { bytes: Uint8Array; histogram: Record<string, number> } | null = null;
-  for (const alive of options) {
-    const writer = new ByteWriter();
-    const histogram: Record<string, number> = {};
-    encodeSurvivors(writer, block, alive, plan, p, dtype, histogram);
-    const bytes = writer.finish();
-    if (best === null || bytes.length < best.bytes.length) best = { bytes, histogram };
+  if (writer.size() - start !== option.bytes) {
+    throw new SpgError(
+      "E_KV_ENCODE",
+      `spg block wrote ${writer.size() - start} bytes, planned ${option.bytes}`,
+    );
   }
-  return best!;
 }
 
 function decodeElementwise(
@@ -374,7 +410,7 @@ function decodeElementwise(
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
   const size = plan.tokens * plan.dim;
   const block = new Float32Array(size);
-  const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : Int32Array.from(block.keys());
+  const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : range(size);
   if (mixedPrecision.enabled) {
     const mask = new Uint8Array(size);
     for (const i of alive) mask[i] = 1;
@@ -401,12 +437,12 @@ function encodeBlock(
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
-  const { bytes: elementwise, histogram: elementHistogram } = encodeElementwise(block, plan, p, dtype);
+  const elementwise = bestElementwise(block, plan, p, dtype);
   if (p.stage2.lowRank.enabled) {
     // the spectrum decides the rank; factors are only computed when they are smaller
     const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);
     const { rank } = rankForEnergy(values, Math.min(plan.tokens, plan.dim), p.stage2.lowRank.energyThreshold);
-    if (lowRankBytes(plan.tokens, plan.dim, rank) < elementwise.length) {
+    if (lowRankBytes(plan.tokens, plan.dim, rank) < elementwise.bytes) {
       const factors = factorsFor(block, plan.tokens, plan.dim, vectors, rank);
       writer.u8(BLOCK_LOWRANK);
       writer.u16(rank);
@@ -417,8 +453,7 @@ function encodeBlock(
     }
     writer.u8(BLOCK_ELEMENTWISE);
   }
-  writer.bytes(elementwise);
-  for (const [bits, n] of Object.entries(elementHistogram)) countBits(histogram, Number(bits), n);
+  writeElementwise(writer, block, elementwise, plan, p, dtype, histogram);
 }
 
 function checkedHalf(x: number): number {

@@ -281,3 +281,75 @@ test("spg drops small values only when the sparse form is smaller than keeping t
   assert.equal(tiny.bytes, dense.bytes + 2 * 2 * 2);
   assert.deepEqual(tiny.materialize(), dense.materialize());
 });
+
+test("spg pooling kernel follows the context-length table", () => {
+  const cache = randomCache(config, SLOTS, 27);
+  const ctx = scoredContext();
+  const snap = (kernel: number) =>
+    methods.snapkv.compress(cache, ctx, {
+      keepRatio: 0.5,
+      observationWindow: 2,
+      poolingKernel: kernel,
+      pooling: "max",
+      selection: "per-head",
+      localWindowTrim: false,
+    });
+  const p = offParams();
+  // 10 context slots: the first entry covering 10 wins
+  p.stage1.poolingKernels = [
+    { maxContextTokens: 9, kernel: 1 },
+    { maxContextTokens: 10, kernel: 5 },
+    { maxContextTokens: 64, kernel: 3 },
+  ];
+  const spg = methods.spg.compress(cache, ctx, asRecord(p));
+  assert.deepEqual(
+    spg.layers.map((l) => l.serialized),
+    snap(5).layers.map((l) => l.serialized),
+  );
+  assert.notDeepEqual(
+    snap(5).layers.map((l) => l.serialized),
+    snap(3).layers.map((l) => l.serialized),
+  );
+});
+
+test("spg ablation overlays: stage 2 never changes the kept slots, and every variant decodes", () => {
+  const cache = randomCache(config, SLOTS, 28);
+  const ctx = scoredContext();
+  const on = offParams();
+  on.stage2 = {
+    reservedHeads: 1,
+    magnitudeThreshold: 0.3,
+    mixedPrecision: { enabled: true, highBits: 8, lowBits: 4, highFraction: 0.4, groupSize: 2 },
+    lowRank: { enabled: true, energyThreshold: 0.9 },
+  };
+  const stage1Only = methods.spg.compress(cache, ctx, asRecord(offParams())).materialize();
+  const variants: ((p: SpgParams) => void)[] = [
+    () => {},
+    (p) => {
+      p.stage2.reservedHeads = 0;
+    },
+    (p) => {
+      p.stage2.magnitudeThreshold = 0;
+    },
+    (p) => {
+      p.stage2.mixedPrecision.enabled = false;
+    },
+    (p) => {
+      p.stage2.lowRank.enabled = false;
+    },
+  ];
+  for (const change of variants) {
+    const p = structuredClone(on);
+    change(p);
+    const c = methods.spg.compress(cache, ctx, asRecord(p));
+    c.layers.forEach((layer) => {
+      assert.equal(layer.bytes, layer.serialized.length);
+    });
+    const m = c.materialize();
+    m.layers.forEach((layer, l) => {
+      layer.heads.forEach((head, h) => {
+        assert.deepEqual(head.positions, stage1Only.layers[l].heads[h].positions);
+      });
+    });
+  }
+});

@@ -299,17 +299,6 @@ function survivors(block: Float32Array, threshold: number): Int32Array {
   return out.slice(0, n);
 }
 
-/** Per-token channel groups restricted to surviving elements. */
-function survivingGroups(
-  tokens: number,
-  dim: number,
-  alive: Uint8Array,
-  bitsOfToken: (t: number) => number,
-  groupSize: number,
-): QuantGroups {
-  return tokenGroups(tokens, dim, groupSize, bitsOfToken, alive);
-}
-
 interface BlockPlan {
   tokens: number;
   dim: number;
@@ -415,11 +404,7 @@ function decodeElementwise(
     const mask = new Uint8Array(size);
     for (const i of alive) mask[i] = 1;
     const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
-    decodeGroups(
-      reader,
-      block,
-      survivingGroups(plan.tokens, plan.dim, mask, bitsOf, mixedPrecision.groupSize),
-    );
+    decodeGroups(reader, block, tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask));
   } else {
     const values = readRows(reader, alive.length, 1, dtype);
     alive.forEach((i, n) => {

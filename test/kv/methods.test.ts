@@ -306,3 +306,32 @@ test("params are validated: missing, unknown and mistyped fields name the method
   const wrongModel = { ...flat(), config: testConfig(["global"], 2, 4, 4) };
   assert.throws(() => methods.full.compress(cache, wrongModel, {}), /E_METHOD_INPUT|cache has 2 layers/);
 });
+
+test("decoders consume exactly the stored bytes: a truncated or padded layer fails to materialize", () => {
+  const cache = randomCache(config, SLOTS, 10);
+  const ctx = designedContext(
+    config,
+    SLOTS,
+    4,
+    "fp16",
+    (_l, h, r, s) => (h + r + s) % 5,
+    () => 0,
+  );
+  const c = methods.snapkv.compress(cache, ctx, {
+    keepRatio: 0.5,
+    observationWindow: 2,
+    poolingKernel: 1,
+    pooling: "max",
+    selection: "per-head",
+    localWindowTrim: false,
+  });
+  const original = c.layers[0].serialized;
+  const padded = new Uint8Array(original.length + 1);
+  padded.set(original);
+  c.layers[0].serialized = padded;
+  assert.throws(() => c.materialize(), /unread bytes/);
+  c.layers[0].serialized = original.subarray(0, original.length - 1);
+  assert.throws(() => c.materialize(), /truncated/);
+  c.layers[0].serialized = original;
+  c.materialize();
+});

@@ -9,88 +9,202 @@ import { SpgError } from "../errors.js";
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-function childPath(path: string, key: string | number): string {
-  if (typeof key === "number") return `${path}[${key}]`;
-  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+function formatPath(keys: readonly (string | number)[]): string {
+  let path = "$";
+  for (const key of keys) {
+    if (typeof key === "number") path += `[${key}]`;
+    else path += /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+  }
+  return path;
 }
 
-function serialize(value: unknown, path: string, ancestors: Set<object>, out: string[]): void {
-  if (value === null) {
-    out.push("null");
-    return;
-  }
+function nonFinite(keys: readonly (string | number)[], what: string): SpgError {
+  const path = formatPath(keys);
+  return new SpgError("E_NON_FINITE", `${path} is ${what}; JSON cannot hold it`, {
+    field: path,
+    fix:
+      what === "undefined"
+        ? "give the field a value (null when it is deliberately empty) or leave the key out"
+        : "a measurement produced a non-finite number: find why and fail the run instead of writing it",
+  });
+}
+
+function nonJson(keys: readonly (string | number)[], what: string, fix: string): SpgError {
+  const path = formatPath(keys);
+  return new SpgError("E_NON_JSON", `${path} ${what}`, { field: path, fix });
+}
+
+/**
+ * Check that `value` is plain JSON data (finite numbers, no undefined, plain objects and
+ * arrays, no cycles) and collect every object key into `names`. `keys` is the path from
+ * the root, only turned into text for an error message.
+ */
+function validate(
+  value: unknown,
+  keys: (string | number)[],
+  ancestors: Set<object>,
+  names: Set<string>,
+): void {
   switch (typeof value) {
     case "boolean":
-      out.push(value ? "true" : "false");
+    case "string":
       return;
     case "number":
+      if (!Number.isFinite(value)) throw nonFinite(keys, String(value));
+      return;
+    case "undefined":
+      throw nonFinite(keys, "undefined");
+    case "object":
+      if (value === null) return;
+      break;
+    default:
+      throw nonJson(
+        keys,
+        `is a ${typeof value}; JSON cannot hold it`,
+        "convert it to a number or string first",
+      );
+  }
+  if (ancestors.has(value))
+    throw nonJson(keys, "refers back to itself (a cycle)", "serialize a tree, not a graph");
+  ancestors.add(value);
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      keys.push(index);
+      validate(value[index], keys, ancestors, names);
+      keys.pop();
+    }
+  } else {
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) {
+      const kind = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
+      throw nonJson(
+        keys,
+        `is a ${kind}, not a plain object`,
+        "convert it to plain objects, arrays, strings and numbers (e.g. Array.from for typed arrays)",
+      );
+    }
+    for (const key of Object.keys(value)) {
+      names.add(key);
+      keys.push(key);
+      validate((value as Record<string, unknown>)[key], keys, ancestors, names);
+      keys.pop();
+    }
+  }
+  ancestors.delete(value);
+}
+
+/**
+ * Past this many distinct keys in one document, JSON.stringify's property list (scanned
+ * once per object) would cost more than serializing by hand.
+ */
+const MAX_PROPERTY_LIST = 512;
+
+/**
+ * Canonical text of an already validated value. JSON.stringify with a property list
+ * writes every object's keys in the list's order (ECMA-262 SerializeJSONObject), integer-
+ * like keys included, so the sorted list of all keys gives sorted objects, natively.
+ */
+function serializeValidated(value: unknown, names: Set<string>): string {
+  if (names.size > MAX_PROPERTY_LIST) return canonicalJsonStringByHand(value);
+  return JSON.stringify(value, [...names].sort());
+}
+
+/**
+ * The same canonical text built by hand, one value at a time: the reference the fast
+ * path is tested against, and the path for documents with very many distinct keys.
+ */
+export function canonicalJsonStringByHand(value: unknown): string {
+  return serialize(value, [], new Set());
+}
+
+/**
+ * Serialize `value`; `keys` is the path from the root (only turned into text for an
+ * error message, since building it for every value would dominate the cost).
+ */
+function serialize(value: unknown, keys: (string | number)[], ancestors: Set<object>): string {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
       if (!Number.isFinite(value)) {
+        const path = formatPath(keys);
         throw new SpgError("E_NON_FINITE", `${path} is ${String(value)}; JSON cannot hold it`, {
           field: path,
           fix: "a measurement produced a non-finite number: find why and fail the run instead of writing it",
         });
       }
       // JSON.stringify gives the shortest round-trip form and writes -0 as 0.
-      out.push(JSON.stringify(value));
-      return;
+      return JSON.stringify(value);
     case "string":
       // Lone surrogates come out as \uXXXX escapes, so the result is always valid UTF-8.
-      out.push(JSON.stringify(value));
-      return;
-    case "undefined":
+      return JSON.stringify(value);
+    case "undefined": {
+      const path = formatPath(keys);
       throw new SpgError("E_NON_FINITE", `${path} is undefined; JSON cannot hold it`, {
         field: path,
         fix: "give the field a value (null when it is deliberately empty) or leave the key out",
       });
+    }
     case "object":
       break;
-    default:
+    default: {
+      const path = formatPath(keys);
       throw new SpgError("E_NON_JSON", `${path} is a ${typeof value}; JSON cannot hold it`, {
         field: path,
         fix: "convert it to a number or string before serializing",
       });
+    }
   }
   const object = value as object;
   if (ancestors.has(object)) {
+    const path = formatPath(keys);
     throw new SpgError("E_NON_JSON", `${path} refers back to itself (a cycle)`, {
       field: path,
       fix: "serialize a tree, not a graph",
     });
   }
   ancestors.add(object);
+  let out: string;
   if (Array.isArray(object)) {
-    out.push("[");
+    out = "[";
     for (let index = 0; index < object.length; index++) {
-      if (index > 0) out.push(",");
-      serialize(object[index], childPath(path, index), ancestors, out);
+      if (index > 0) out += ",";
+      keys.push(index);
+      out += serialize(object[index], keys, ancestors);
+      keys.pop();
     }
-    out.push("]");
+    out += "]";
   } else {
     const prototype = Object.getPrototypeOf(object);
     if (prototype !== Object.prototype && prototype !== null) {
       const kind = (object as { constructor?: { name?: string } }).constructor?.name ?? "object";
+      const path = formatPath(keys);
       throw new SpgError("E_NON_JSON", `${path} is a ${kind}, not a plain object`, {
         field: path,
         fix: "convert it to plain objects, arrays, strings and numbers (e.g. Array.from for typed arrays)",
       });
     }
-    const keys = Object.keys(object).sort();
-    out.push("{");
-    keys.forEach((key, index) => {
-      if (index > 0) out.push(",");
-      out.push(JSON.stringify(key), ":");
-      serialize((object as Record<string, unknown>)[key], childPath(path, key), ancestors, out);
-    });
-    out.push("}");
+    const names = Object.keys(object).sort();
+    out = "{";
+    for (let index = 0; index < names.length; index++) {
+      const key = names[index];
+      if (index > 0) out += ",";
+      keys.push(key);
+      out += `${JSON.stringify(key)}:${serialize((object as Record<string, unknown>)[key], keys, ancestors)}`;
+      keys.pop();
+    }
+    out += "}";
   }
   ancestors.delete(object);
+  return out;
 }
 
 /** Canonical JSON text of a value. */
 export function canonicalJsonString(value: unknown): string {
-  const out: string[] = [];
-  serialize(value, "$", new Set(), out);
-  return out.join("");
+  const names = new Set<string>();
+  validate(value, [], new Set(), names);
+  return serializeValidated(value, names);
 }
 
 /** Canonical JSON as UTF-8 bytes. */
@@ -101,11 +215,12 @@ export function canonicalJson(value: unknown): Buffer {
 /** JSON Lines: one canonical JSON value per line, each line ending in "\n". */
 export function canonicalJsonl(rows: readonly unknown[]): Buffer {
   const lines: string[] = [];
-  rows.forEach((row, index) => {
-    const out: string[] = [];
-    serialize(row, `$[${index}]`, new Set(), out);
-    lines.push(out.join(""), "\n");
-  });
+  const ancestors = new Set<object>();
+  for (let index = 0; index < rows.length; index++) {
+    const names = new Set<string>();
+    validate(rows[index], [index], ancestors, names);
+    lines.push(serializeValidated(rows[index], names), "\n");
+  }
   return Buffer.from(lines.join(""), "utf8");
 }
 

@@ -146,16 +146,28 @@ export async function writeKeyPair(
       }
     }
   }
-  await fs.mkdir(path.dirname(paths.secretPath), { recursive: true, mode: 0o700 });
-  await fs.mkdir(path.dirname(paths.publicPath), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(paths.secretPath, secretKeyFileContents(key), {
-    mode: SECRET_KEY_FILE_MODE,
-    overwrite: force,
-  });
-  await writeFileAtomic(paths.publicPath, publicKeyFileContents(key), {
-    mode: PUBLIC_KEY_FILE_MODE,
-    overwrite: force,
-  });
+  let current = paths.secretPath;
+  try {
+    await fs.mkdir(path.dirname(paths.secretPath), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(paths.secretPath, secretKeyFileContents(key), {
+      mode: SECRET_KEY_FILE_MODE,
+      overwrite: force,
+    });
+    current = paths.publicPath;
+    await fs.mkdir(path.dirname(paths.publicPath), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(paths.publicPath, publicKeyFileContents(key), {
+      mode: PUBLIC_KEY_FILE_MODE,
+      overwrite: force,
+    });
+  } catch (error) {
+    if (error instanceof SpgError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new SpgError("E_KEY_WRITE", `cannot write the key file (${code ?? String(error)})`, {
+      file: current,
+      fix: "choose a writable directory with --out",
+      cause: error,
+    });
+  }
   return { ...paths, key };
 }
 
@@ -164,7 +176,8 @@ async function exists(file: string): Promise<boolean> {
     await fs.lstat(file);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return false;
     throw error;
   }
 }
@@ -311,4 +324,46 @@ export async function loadOrCreateDefaultKey(env: NodeJS.ProcessEnv = process.en
     }
     throw error;
   }
+}
+
+export interface ResolvedSigningKey {
+  key: SigningKey;
+  /** Where the key came from: --key FILE, the user's default key, or a throwaway one. */
+  source: "file" | "default" | "ephemeral";
+  /** Secret key file, when there is one. */
+  path: string | null;
+  /** Public key file, when known (the default key's; a --key file's sibling is not guessed). */
+  publicPath: string | null;
+  /** True when the default key was created by this call: announce its id and public file. */
+  created: boolean;
+}
+
+/**
+ * The key `spg prove` signs with: `keyPath` (--key FILE), else a throwaway key when
+ * `ephemeral` (--ephemeral-key), else the user's default key, created on first use.
+ * Asking for both a file and an ephemeral key is an error, not a silent choice.
+ */
+export async function resolveSigningKey(
+  options: { keyPath?: string; ephemeral?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<ResolvedSigningKey> {
+  if (options.keyPath !== undefined && options.ephemeral === true) {
+    throw new SpgError("E_KEY_OPTIONS", "--key and --ephemeral-key ask for different keys", {
+      fix: "pass one of them: --key FILE to sign with your key, --ephemeral-key for a throwaway one",
+    });
+  }
+  if (options.keyPath !== undefined) {
+    const key = await readSecretKey(options.keyPath);
+    return { key, source: "file", path: options.keyPath, publicPath: null, created: false };
+  }
+  if (options.ephemeral === true) {
+    return { key: ephemeralKey(), source: "ephemeral", path: null, publicPath: null, created: false };
+  }
+  const found = await loadOrCreateDefaultKey(options.env);
+  return {
+    key: found.key,
+    source: "default",
+    path: found.path,
+    publicPath: found.publicPath,
+    created: found.created,
+  };
 }

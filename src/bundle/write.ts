@@ -65,15 +65,19 @@ export function serializeContents(contents: BundleContents): Map<BundleEntryName
 }
 
 /**
- * Manifest and signature over already-serialized entries (everything but manifest.json
- * and signature.json). Exposed so tests can build bundles with chosen bytes and sign them.
+ * Manifest and signature over already-serialized entries. Any manifest.json or
+ * signature.json in `contents` is ignored and replaced, so the entries of a bundle that
+ * was read can be edited and re-signed (how tests build tampered-but-signed bundles).
  */
 export function assembleBundle(
-  listed: ReadonlyMap<string, Uint8Array>,
+  contents: ReadonlyMap<string, Uint8Array>,
   key: SigningKey,
   tool: ToolInfo,
   createdAt: string,
 ): AssembledBundle {
+  const listed = new Map(
+    [...contents].filter(([name]) => name !== "manifest.json" && name !== "signature.json"),
+  );
   const manifest = buildManifest(listed, tool, createdAt);
   const manifestData = manifestBytes(manifest);
   const signature = signManifest(manifestData, key);

@@ -4,6 +4,7 @@ import {
   canonicalJson,
   canonicalJsonl,
   canonicalJsonString,
+  canonicalJsonStringByHand,
   isCanonicalJson,
   isCanonicalJsonl,
   parseJson,
@@ -124,7 +125,11 @@ test("random documents survive canonical serialization and parsing unchanged", (
     if (pick === 3) return Math.floor(random() * 1e6);
     if (pick === 4) return Array.from({ length: Math.floor(random() * 4) }, () => make(depth + 1));
     const object: Record<string, unknown> = {};
-    for (let i = 0; i < 4; i++) object[`k${Math.floor(random() * 100)}`] = make(depth + 1);
+    for (let i = 0; i < 4; i++) {
+      // Integer-like keys ("16" sorts before "4") are where JS property order and canonical order differ.
+      const key = random() < 0.3 ? String(Math.floor(random() * 40)) : `k${Math.floor(random() * 100)}`;
+      object[key] = make(depth + 1);
+    }
     return object;
   };
   for (let i = 0; i < 200; i++) {
@@ -133,5 +138,21 @@ test("random documents survive canonical serialization and parsing unchanged", (
     // JSON.parse is the independent reference for what the bytes mean.
     assert.deepEqual(JSON.parse(bytes.toString("utf8")), value);
     assert.ok(isCanonicalJson(bytes));
+    // The native fast path and the by-hand serializer are two implementations of one rule.
+    assert.equal(bytes.toString("utf8"), canonicalJsonStringByHand(value));
   }
+});
+
+test("integer-like keys sort as strings, and documents with very many keys take the by-hand path", () => {
+  assert.equal(
+    canonicalJsonString({ "4": 1, "16": 2, "0": 3, "01": 4, a: 5 }),
+    '{"0":3,"01":4,"16":2,"4":1,"a":5}',
+  );
+  const wide: Record<string, number> = {};
+  for (let i = 2000; i > 0; i--) wide[`key${i}`] = i;
+  const text = canonicalJsonString({ wide, "10": 1, "9": 2 });
+  assert.equal(text, canonicalJsonStringByHand({ wide, "10": 1, "9": 2 }));
+  assert.ok(
+    text.startsWith('{"10":1,"9":2,"wide":{"key1":1,"key10":10,"key100":100,"key1000":1000,"key1001":1001,'),
+  );
 });

@@ -11,6 +11,7 @@ import {
   loadOrCreateDefaultKey,
   readPublicKey,
   readSecretKey,
+  resolveSigningKey,
   writeKeyPair,
 } from "../../src/bundle/keys.js";
 import { checkSignature, signManifest } from "../../src/bundle/sign.js";
@@ -70,6 +71,16 @@ test("existing keys are never replaced without force", async () => {
     assert.equal((await readSecretKey(first.secretPath)).keyId, second.key.keyId);
     if (posix) assert.equal(await modeOf(first.secretPath), 0o600);
     assert.deepEqual((await readdir(directory)).sort(), ["signing-key.json", "signing-key.pub.json"]);
+  });
+});
+
+test("an unwritable key location is a clear error (E_KEY_WRITE)", async () => {
+  await withTempDir(async (directory) => {
+    const blocker = path.join(directory, "file");
+    await writeFile(blocker, "not a directory");
+    await assert.rejects(writeKeyPair(path.join(blocker, "keys")), (error: unknown) => {
+      return error instanceof SpgError && error.code === "E_KEY_WRITE" && error.file !== undefined;
+    });
   });
 });
 
@@ -148,4 +159,27 @@ test("ephemeral keys are fresh each time and marked in the signature", () => {
   assert.equal(one.ephemeral, true);
   assert.equal(signManifest(Buffer.from("{}"), one).ephemeral, true);
   assert.equal(signManifest(Buffer.from("{}"), generateKeyPair()).ephemeral, false);
+});
+
+test("resolveSigningKey: --key file, --ephemeral-key, else the default key; both at once is an error", async () => {
+  await withTempDir(async (directory) => {
+    const env = { XDG_CONFIG_HOME: path.join(directory, "config") };
+    const { secretPath, key } = await writeKeyPair(path.join(directory, "mine"));
+    const fromFile = await resolveSigningKey({ keyPath: secretPath, env });
+    assert.equal(fromFile.source, "file");
+    assert.equal(fromFile.key.keyId, key.keyId);
+    const ephemeral = await resolveSigningKey({ ephemeral: true, env });
+    assert.equal(ephemeral.source, "ephemeral");
+    assert.equal(ephemeral.key.ephemeral, true);
+    const created = await resolveSigningKey({ env });
+    assert.equal(created.source, "default");
+    assert.equal(created.created, true);
+    assert.equal(created.path, defaultKeyPath(env));
+    const again = await resolveSigningKey({ env });
+    assert.equal(again.created, false);
+    assert.equal(again.key.keyId, created.key.keyId);
+    await assert.rejects(resolveSigningKey({ keyPath: secretPath, ephemeral: true, env }), {
+      code: "E_KEY_OPTIONS",
+    });
+  });
 });

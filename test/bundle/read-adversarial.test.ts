@@ -59,6 +59,8 @@ async function expectRefused(zip: Buffer, code: string, limits = {}): Promise<Bu
     assert.equal(finding.ok, false);
     assert.match(finding.code, /^E_ZIP_[A-Z_]+$/);
     assert.ok(finding.message.length > 0);
+    // Findings go out as --json: they must survive a JSON round trip unchanged.
+    assert.deepEqual(JSON.parse(JSON.stringify(finding)), finding);
   }
   return result;
 }

@@ -152,3 +152,28 @@ test("an existing bundle is replaced whole", async () => {
     assert.equal(parseJsonl(read.entries.get("records.jsonl")!).length, 4);
   });
 });
+
+test("a read bundle can be edited and re-signed (how tampering tests build signed forgeries)", async () => {
+  const original = await zipEntries(
+    assembleBundle(serializeContents(sampleContents()), fixedKey, tool, createdAt).entries,
+  );
+  const read = await readBundleZipBuffer(original);
+  assert.ok(read.ok);
+  const edited = new Map(read.entries);
+  edited.set("summary.json", Buffer.from('{"allClaimsPass":true,"claims":[],"methods":{}}'));
+  const forger = generateKeyPair();
+  const forged = await zipEntries(assembleBundle(edited, forger, tool, createdAt).entries);
+  const reread = await readBundleZipBuffer(forged);
+  assert.ok(reread.ok);
+  const signature = checkSignature(
+    reread.entries.get("manifest.json")!,
+    reread.entries.get("signature.json")!,
+  );
+  // The forgery is internally consistent; only trust in the signer can reject it.
+  assert.ok(signature.ok);
+  assert.equal(signature.keyId, forger.keyId);
+  assert.notEqual(signature.keyId, fixedKey.keyId);
+  const manifest = parseJson(reread.entries.get("manifest.json")!) as unknown as Manifest;
+  const summaryEntry = manifest.entries.find((entry) => entry.name === "summary.json")!;
+  assert.equal(summaryEntry.sha256, createHash("sha256").update(edited.get("summary.json")!).digest("hex"));
+});

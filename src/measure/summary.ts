@@ -65,30 +65,50 @@ type PointMetrics = Record<keyof MethodSummary["intervals"], number> & {
   perplexityCompressed: number;
 };
 
-function emptySums(): PooledSums {
-  return {
-    scoredTokens: 0,
-    nllBaseline: 0,
-    nllCompressed: 0,
-    klSum: 0,
-    top1Matches: 0,
-    generationCompared: 0,
-    generationMatches: 0,
-    kvBytesBaseline: 0,
-    kvBytesCompressed: 0,
-  };
+const SUMMED_FIELDS = [
+  "scoredTokens",
+  "nllBaseline",
+  "nllCompressed",
+  "klSum",
+  "top1Matches",
+  "generationCompared",
+  "generationMatches",
+  "kvBytesBaseline",
+  "kvBytesCompressed",
+] as const satisfies readonly (keyof PooledSums)[];
+
+/** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
+type Columns = Record<keyof PooledSums, Float64Array>;
+
+function columnsOf(ordered: readonly SampleRecord[]): Columns {
+  const columns = {} as Columns;
+  for (const field of SUMMED_FIELDS) columns[field] = new Float64Array(ordered.length);
+  ordered.forEach((record, i) => {
+    columns.scoredTokens[i] = record.scoredTokens;
+    columns.nllBaseline[i] = record.nllBaseline;
+    columns.nllCompressed[i] = record.nllCompressed;
+    columns.klSum[i] = record.klSum;
+    columns.top1Matches[i] = record.top1Matches;
+    columns.generationCompared[i] = record.generation.compared;
+    columns.generationMatches[i] = record.generation.matches;
+    columns.kvBytesBaseline[i] = record.kvBytesBaseline;
+    columns.kvBytesCompressed[i] = record.kvBytesCompressed;
+  });
+  return columns;
 }
 
-function addRecord(sums: PooledSums, record: SampleRecord): void {
-  sums.scoredTokens += record.scoredTokens;
-  sums.nllBaseline += record.nllBaseline;
-  sums.nllCompressed += record.nllCompressed;
-  sums.klSum += record.klSum;
-  sums.top1Matches += record.top1Matches;
-  sums.generationCompared += record.generation.compared;
-  sums.generationMatches += record.generation.matches;
-  sums.kvBytesBaseline += record.kvBytesBaseline;
-  sums.kvBytesCompressed += record.kvBytesCompressed;
+/** Sums over `positions` (with repeats), added in the order given; all positions when omitted. */
+function sumAt(columns: Columns, positions?: ArrayLike<number>): PooledSums {
+  const sums = {} as PooledSums;
+  const count = positions === undefined ? columns.scoredTokens.length : positions.length;
+  for (const field of SUMMED_FIELDS) {
+    const column = columns[field];
+    let total = 0;
+    if (positions === undefined) for (let i = 0; i < count; i++) total += column[i];
+    else for (let i = 0; i < count; i++) total += column[positions[i]];
+    sums[field] = total;
+  }
+  return sums;
 }
 
 function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
@@ -145,7 +165,7 @@ export function bootstrapIndices(n: number, resamples: number, seed: number): Ui
 }
 
 function bootstrapIntervals(
-  ordered: readonly SampleRecord[],
+  columns: Columns,
   method: string,
   bootstrap: RunConfig["bootstrap"],
 ): MethodSummary["intervals"] {
@@ -158,10 +178,12 @@ function bootstrapIntervals(
   ];
   const values: Record<string, number[]> = {};
   for (const key of keys) values[key] = [];
-  for (const positions of bootstrapIndices(ordered.length, bootstrap.resamples, bootstrap.seed)) {
-    const sums = emptySums();
-    for (const position of positions) addRecord(sums, ordered[position]);
-    const metrics = metricsFromSums(sums, method);
+  for (const positions of bootstrapIndices(
+    columns.scoredTokens.length,
+    bootstrap.resamples,
+    bootstrap.seed,
+  )) {
+    const metrics = metricsFromSums(sumAt(columns, positions), method);
     for (const key of keys) values[key].push(metrics[key]);
   }
   const alpha = (1 - bootstrap.confidence) / 2;
@@ -180,8 +202,8 @@ export function summarizeMethod(
   bootstrap: RunConfig["bootstrap"],
 ): MethodSummary {
   const ordered = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
-  const sums = emptySums();
-  for (const record of ordered) addRecord(sums, record);
+  const columns = columnsOf(ordered);
+  const sums = sumAt(columns);
   const point = metricsFromSums(sums, method);
   return {
     samples: ordered.length,
@@ -197,7 +219,7 @@ export function summarizeMethod(
     kvBytesBaseline: sums.kvBytesBaseline,
     kvBytesCompressed: sums.kvBytesCompressed,
     compressionRatio: point.compressionRatio,
-    intervals: bootstrapIntervals(ordered, method, bootstrap),
+    intervals: bootstrapIntervals(columns, method, bootstrap),
   };
 }
 

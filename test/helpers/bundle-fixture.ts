@@ -82,7 +82,12 @@ const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 5
 /** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
 const STREAM_KEPT = [24, 16, 20];
 
-export function fixtureParts(): FixtureParts {
+/**
+ * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
+ * the figures of sample i mod 3, so every invariant still holds.
+ */
+export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
+  const sampleCount = options.samples ?? 3;
   const config: RunConfig = {
     name: "fixture",
     model: { path: "bundled", dtype: "fp32", device: "cpu" },
@@ -91,7 +96,7 @@ export function fixtureParts(): FixtureParts {
       path: null,
       split: "eval",
       calibrationSplit: "calibration",
-      samples: 3,
+      samples: sampleCount,
       calibrationSamples: 2,
       contextTokens: CONTEXT,
       continuationTokens: CONTINUATION,
@@ -116,7 +121,7 @@ export function fixtureParts(): FixtureParts {
     tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
   };
 
-  const evaluation = [0, 1, 2].map((i) => ({
+  const evaluation = Array.from({ length: sampleCount }, (_, i) => i).map((i) => ({
     sampleId: `eval-${i}`,
     tokenHash: sha256Hex(`eval tokens ${i}`),
   }));
@@ -176,17 +181,18 @@ export function fixtureParts(): FixtureParts {
   const baselineBytes = LAYERS * FULL_LAYER_ELEMENTS * 2;
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < sampleCount; i++) {
+    const figures = i % 3;
     const common = {
       sampleId: evaluation[i].sampleId,
       sampleIndex: i,
       tokenHash: evaluation[i].tokenHash,
-      document: `ca0${i + 1}`,
+      document: `ca0${figures + 1}`,
       offset: 40 * i,
       contextTokens: CONTEXT,
       continuationTokens: CONTINUATION,
       scoredTokens: CONTINUATION - 1,
-      nllBaseline: nllBaseline[i],
+      nllBaseline: nllBaseline[figures],
       kvBytesBaseline: baselineBytes,
       timingsMs: { prefill: 5, compress: 1, continuation: 4, generation: 3 },
       peakRssBytes: 100_000_000,
@@ -194,22 +200,22 @@ export function fixtureParts(): FixtureParts {
     records.push({
       ...common,
       method: "full",
-      nllCompressed: nllBaseline[i],
+      nllCompressed: nllBaseline[figures],
       klSum: 0,
       top1Matches: CONTINUATION - 1,
       generation: { compared: 6, matches: 6, firstDivergence: null },
       kvBytesCompressed: baselineBytes,
     });
     // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
-    const kept = STREAM_KEPT[i];
+    const kept = STREAM_KEPT[figures];
     const streamLayerBytes = kept * 4 * 2 * 2 + kept * 4;
     records.push({
       ...common,
       method: "stream",
-      nllCompressed: nllBaseline[i] + streamExtraNll[i],
-      klSum: streamKl[i],
-      top1Matches: streamTop1[i],
-      generation: streamGeneration[i],
+      nllCompressed: nllBaseline[figures] + streamExtraNll[figures],
+      klSum: streamKl[figures],
+      top1Matches: streamTop1[figures],
+      generation: streamGeneration[figures],
       kvBytesCompressed: LAYERS * streamLayerBytes,
     });
     for (let layer = 0; layer < LAYERS; layer++) {

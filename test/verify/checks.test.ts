@@ -257,3 +257,9 @@ test("protocol: disjoint samples, counts, hashes, splits, device", () => {
     "E_PROTOCOL_NO_ENVIRONMENT",
   ]);
 });
+
+test("the fixture scaled up (benchmark input) is still consistent", () => {
+  const parts = fixtureParts({ samples: 10 });
+  assert.deepEqual(codes(checkConsistency(parts)), []);
+  assert.deepEqual(protocol(parts), []);
+});

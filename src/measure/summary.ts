@@ -152,15 +152,23 @@ export function quantileSorted(sorted: readonly number[], p: number): number {
   return sorted[lower] + (h - lower) * (sorted[upper] - sorted[lower]);
 }
 
-/** Bootstrap resamples of n positions, drawn from a fresh generator seeded with `seed`. */
-export function bootstrapIndices(n: number, resamples: number, seed: number): Uint32Array[] {
+/**
+ * Bootstrap resamples of n positions from a fresh generator seeded with `seed`, one at a
+ * time into one reused buffer (memory stays O(n) whatever the resample count).
+ */
+export function* bootstrapResamples(n: number, resamples: number, seed: number): Generator<Uint32Array> {
   const next = mulberry32(seed);
-  const draws: Uint32Array[] = [];
+  const positions = new Uint32Array(n);
   for (let b = 0; b < resamples; b++) {
-    const positions = new Uint32Array(n);
     for (let i = 0; i < n; i++) positions[i] = uniformIndex(next, n);
-    draws.push(positions);
+    yield positions;
   }
+}
+
+/** All resamples as separate arrays (for tests and small inputs). */
+export function bootstrapIndices(n: number, resamples: number, seed: number): Uint32Array[] {
+  const draws: Uint32Array[] = [];
+  for (const positions of bootstrapResamples(n, resamples, seed)) draws.push(positions.slice());
   return draws;
 }
 
@@ -178,7 +186,7 @@ function bootstrapIntervals(
   ];
   const values: Record<string, number[]> = {};
   for (const key of keys) values[key] = [];
-  for (const positions of bootstrapIndices(
+  for (const positions of bootstrapResamples(
     columns.scoredTokens.length,
     bootstrap.resamples,
     bootstrap.seed,

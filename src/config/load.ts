@@ -511,17 +511,39 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
     }
   }
   config.methods.forEach((method, i) => {
-    if (method.kind !== "spg") return;
-    const stage1 = (
-      method.params as { stage1: { enabled: boolean; poolingKernels: { maxContext: number }[] } }
-    ).stage1;
-    const longest = Math.max(...stage1.poolingKernels.map((k) => k.maxContext));
-    if (stage1.enabled && longest < dataset.contextTokens) {
-      problems.push({
-        pointer: `/methods/${i}/params/stage1/poolingKernels`,
-        message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
-        fix: `add an entry with maxContext >= ${dataset.contextTokens}`,
-      });
+    const params = method.params as {
+      observationWindow?: number;
+      stage1?: { observationWindow: number; poolingKernels: { maxContextTokens: number }[] };
+    };
+    // Scoring reads only the attention rows the graph returns (kv.observationWindow).
+    const windows: [string, number | undefined][] = [
+      [
+        `/methods/${i}/params/observationWindow`,
+        method.kind === "snapkv" ? params.observationWindow : undefined,
+      ],
+      [
+        `/methods/${i}/params/stage1/observationWindow`,
+        method.kind === "spg" ? params.stage1?.observationWindow : undefined,
+      ],
+    ];
+    for (const [pointer, window] of windows) {
+      if (window !== undefined && window > config.kv.observationWindow) {
+        problems.push({
+          pointer,
+          message: `is ${window} but the graph returns attention for kv.observationWindow = ${config.kv.observationWindow} rows`,
+          fix: `lower it to at most ${config.kv.observationWindow}, or raise kv.observationWindow`,
+        });
+      }
+    }
+    if (method.kind === "spg" && params.stage1 !== undefined) {
+      const longest = Math.max(...params.stage1.poolingKernels.map((k) => k.maxContextTokens));
+      if (longest < dataset.contextTokens) {
+        problems.push({
+          pointer: `/methods/${i}/params/stage1/poolingKernels`,
+          message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
+          fix: `add an entry with maxContextTokens >= ${dataset.contextTokens}`,
+        });
+      }
     }
   });
   const hasClaimOnBaseline = config.claims.findIndex(
@@ -555,21 +577,22 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
   }
   config.methods.forEach((method, i) => {
     if (method.kind !== "spg") return;
-    const stage2 = (
-      method.params as { stage2: { reservedFp16Heads: number; perLayerBudgets: number[] | null } }
-    ).stage2;
-    if (stage2.reservedFp16Heads > model.numHeads) {
+    const { stage1, stage2 } = method.params as {
+      stage1: { layerKeepRatios: number[] | null };
+      stage2: { reservedHeads: number };
+    };
+    if (stage2.reservedHeads > model.numHeads) {
       problems.push({
-        pointer: `/methods/${i}/params/stage2/reservedFp16Heads`,
-        message: `is ${stage2.reservedFp16Heads} but the model has ${model.numHeads} heads per layer`,
+        pointer: `/methods/${i}/params/stage2/reservedHeads`,
+        message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
         fix: `set it to at most ${model.numHeads}`,
       });
     }
-    if (stage2.perLayerBudgets !== null && stage2.perLayerBudgets.length !== model.numLayers) {
+    if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
       problems.push({
-        pointer: `/methods/${i}/params/stage2/perLayerBudgets`,
-        message: `has ${stage2.perLayerBudgets.length} entries but the model has ${model.numLayers} layers`,
-        fix: `give ${model.numLayers} ratios, or null for uniform budgets`,
+        pointer: `/methods/${i}/params/stage1/layerKeepRatios`,
+        message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
+        fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
       });
     }
   });

@@ -84,7 +84,7 @@ test("a file that extends a preset deep-merges objects, merges methods by name, 
       "dataset: { samples: 3 }",
       "methods:",
       "  - name: spg",
-      "    params: { stage1: { ratio: 8 } }",
+      "    params: { stage1: { keepRatio: 0.125 } }",
       "  - name: spg-no-sinks",
       "    from: spg",
       "    params: { stage1: { sinkTokens: 0 } }",
@@ -108,7 +108,7 @@ test("a file that extends a preset deep-merges objects, merges methods by name, 
   assert.ok(!names.includes("quant"), "remove: true drops the method");
   assert.equal(names[names.length - 1], "spg-no-sinks", "new names are appended");
   const spg = spgParams(config);
-  assert.equal(spg.stage1.ratio, 8);
+  assert.equal(spg.stage1.keepRatio, 0.125);
   assert.equal(
     spg.stage1.sinkTokens,
     spgParams(base).stage1.sinkTokens,
@@ -118,7 +118,7 @@ test("a file that extends a preset deep-merges objects, merges methods by name, 
   assert.equal(variant.kind, "spg");
   const variantParams = variant.params as Record<string, Record<string, unknown>>;
   assert.equal(variantParams.stage1.sinkTokens, 0);
-  assert.equal(variantParams.stage1.ratio, 8, "from copies the merged base method");
+  assert.equal(variantParams.stage1.keepRatio, 0.125, "from copies the merged base method");
   assert.deepEqual(variantParams.stage2, spg.stage2);
   assert.equal(config.claims.length, 1, "arrays other than methods are replaced");
 });
@@ -183,19 +183,22 @@ test("a misspelt field is rejected with the allowed names", () => {
 test("method params are validated per kind", () => {
   const file = writeConfig(
     "bad-spg.yaml",
-    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { floorBits: 3 } }\n  - name: snapkv\n    params: { ratio: 0.5 }\n",
+    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { mixedPrecision: { lowBits: 0 } } }\n  - name: snapkv\n    params: { keepRatio: 2 }\n",
   );
   const error = spgError(() => resolveConfig({ file }));
   assert.match(error.message, /2 problems/);
-  assert.match(error.message, /methods\[\d\]\.params\.stage2\.floorBits \(method "spg"\)/);
-  assert.match(error.message, /methods\[\d\]\.params\.ratio \(method "snapkv"\) must be >= 1/);
+  assert.match(
+    error.message,
+    /methods\[\d\]\.params\.stage2\.mixedPrecision\.lowBits \(method "spg"\) must be >= 1/,
+  );
+  assert.match(error.message, /methods\[\d\]\.params\.keepRatio \(method "snapkv"\) must be <= 1/);
   const unknownParam = writeConfig(
     "bad-stream.yaml",
     "extends: default\nmethods:\n  - name: streaming\n    params: { window: 3 }\n",
   );
   const second = spgError(() => resolveConfig({ file: unknownParam }));
   assert.match(second.field ?? "", /params\.window/);
-  assert.match(second.fix ?? "", /sinkTokens, recentTokens/);
+  assert.match(second.fix ?? "", /sinkTokens, recentTokens, localWindowTrim/);
 });
 
 test("cross-field rules: baseline first, unique names, claims name methods, op fits the metric", () => {
@@ -222,6 +225,14 @@ test("cross-field rules: baseline first, unique names, claims name methods, op f
   assert.match(spgError(() => validateRunConfig(twice)).message, /duplicates the name/);
   const error = spgError(() => resolveConfig({ overrides: { context: 8 } }));
   assert.match(error.message, /observationWindow is longer than the context/);
+  const window = writeConfig("window.yaml", "extends: default\nkv: { observationWindow: 8 }\n");
+  const tooWide = spgError(() => resolveConfig({ file: window }));
+  assert.match(tooWide.message, /2 problems/);
+  assert.match(
+    tooWide.message,
+    /params\.observationWindow \(method "snapkv"\) is 32 but the graph returns attention for kv\.observationWindow = 8 rows/,
+  );
+  assert.match(tooWide.message, /params\.stage1\.observationWindow \(method "spg"\)/);
 });
 
 test("local sources need a calibration path or a {split} template", () => {
@@ -312,7 +323,7 @@ test("checks against the model: positions, reserved heads, per-layer budgets", (
   assert.match(tooLong.fix ?? "", /at most 1984/);
   const file = writeConfig(
     "heads.yaml",
-    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { reservedFp16Heads: 5, perLayerBudgets: [2, 2] } }\n",
+    "extends: default\nmethods:\n  - name: spg\n    params: { stage1: { layerKeepRatios: [0.5, 0.5] }, stage2: { reservedHeads: 5 } }\n",
   );
   const heads = spgError(() => checkConfigAgainstModel(resolveConfig({ file }), model));
   assert.match(heads.message, /2 problems/);

@@ -53,6 +53,8 @@ export interface ResolveOptions {
   overrides?: ConfigOverrides;
   /** Where presets live (tests point this at fixtures); default configs/ of the package. */
   presetsDir?: string;
+  /** `--ablation`: add every overlay of configs/ablations/ (one SPG variant each), in file-name order. */
+  ablation?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -241,6 +243,42 @@ function selectMethods(merged: MergedConfig, names: readonly string[]): void {
   }
 }
 
+/** The ablation overlays (configs/ablations/*.yaml), sorted by file name. */
+export function listAblations(dir: string = configsDir()): string[] {
+  const ablations = join(dir, "ablations");
+  if (!existsSync(ablations)) return [];
+  return readdirSync(ablations)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => join(ablations, f));
+}
+
+/** Ablation overlays only add methods (variants `from` an existing one); anything else is refused. */
+function ablationLayers(dir: string): ConfigLayer[] {
+  const files = listAblations(dir);
+  if (files.length === 0) {
+    throw new SpgError("E_CONFIG_MISSING", `no ablation overlays in ${join(dir, "ablations")}`, {
+      fix: "reinstall spg, or drop --ablation",
+    });
+  }
+  return files.map((file) => {
+    const data = readConfigFile(file);
+    const extra = Object.keys(data).filter((k) => k !== "methods");
+    if (extra.length > 0) {
+      throw new SpgError(
+        "E_CONFIG_INVALID",
+        `an ablation overlay may only add methods, not ${extra.join(", ")}`,
+        {
+          file,
+          field: extra[0],
+          fix: "keep only a methods list whose entries derive from a method with `from:`",
+        },
+      );
+    }
+    return { source: displayPath(file), data };
+  });
+}
+
 /** The layers, in order, for these options. */
 function layersFor(options: ResolveOptions): ConfigLayer[] {
   const presetsDir = options.presetsDir ?? configsDir();
@@ -256,6 +294,7 @@ function layersFor(options: ResolveOptions): ConfigLayer[] {
   const preset = options.preset ?? (options.file === undefined ? DEFAULT_PRESET : undefined);
   if (preset !== undefined) layers.push(...fileChain(presetPath(preset, presetsDir), presetsDir));
   layers.push(...fileLayers);
+  if (options.ablation === true) layers.push(...ablationLayers(presetsDir));
   layers.push(...overrideLayers(options.overrides ?? {}));
   return layers;
 }

@@ -338,3 +338,43 @@ test("the schema file is valid JSON with additionalProperties false at the top",
   assert.equal(schema.additionalProperties, false);
   assert.equal(schema.$schema, "https://json-schema.org/draft/2020-12/schema");
 });
+
+test("--ablation adds one SPG variant per overlay, each differing from spg in its own component only", () => {
+  const base = resolveConfig();
+  const config = resolveConfig({ ablation: true });
+  const spg = config.methods.find((m) => m.name === "spg")!;
+  const variants = config.methods.filter((m) => m.name.startsWith("spg-"));
+  assert.ok(variants.length >= 10, `${variants.length} variants`);
+  assert.deepEqual(
+    config.methods.slice(0, base.methods.length).map((m) => m.name),
+    base.methods.map((m) => m.name),
+  );
+  const changedLeaves = (a: unknown, b: unknown, path: string): string[] => {
+    if (typeof a === "object" && a !== null && !Array.isArray(a) && typeof b === "object" && b !== null) {
+      const keys = new Set([...Object.keys(a), ...Object.keys(b as object)]);
+      return [...keys].flatMap((k) =>
+        changedLeaves((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`),
+      );
+    }
+    return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+  };
+  const byName = new Map(variants.map((v) => [v.name, changedLeaves(spg.params, v.params, "params")]));
+  for (const [name, changed] of byName) {
+    assert.ok(changed.length >= 1, `${name} changes something`);
+    assert.equal(config.methods.find((m) => m.name === name)!.kind, "spg");
+  }
+  assert.deepEqual(byName.get("spg-no-sinks"), ["params.stage1.sinkTokens"]);
+  assert.deepEqual(byName.get("spg-no-hybrid-sparse"), ["params.decode.sparseTopK"]);
+  assert.deepEqual(byName.get("spg-stage2-only"), ["params.stage1.keepRatio"]);
+  // the 450x preset's variants derive from its own aggressive spg
+  const aggressive = resolveConfig({ preset: "450x", ablation: true });
+  const aggressiveSpg = aggressive.methods.find((m) => m.name === "spg")!.params as Record<
+    string,
+    Record<string, unknown>
+  >;
+  const noSinks = aggressive.methods.find((m) => m.name === "spg-no-sinks")!.params as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assert.equal(noSinks.stage1.keepRatio, aggressiveSpg.stage1.keepRatio);
+});

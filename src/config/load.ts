@@ -174,7 +174,8 @@ function fileChain(path: string, presetsDir: string, seen: string[] = []): Confi
       fix: "remove one of the extends in the cycle",
     });
   }
-  const { extends: base, ...data } = readConfigFile(absolute);
+  // `$schema` may point editors at schemas/config.schema.json; it is not part of the config.
+  const { extends: base, $schema: _editorSchema, ...data } = readConfigFile(absolute);
   const source = displayPath(absolute);
   if (base === undefined) return [{ source, data }];
   if (typeof base !== "string" || base.length === 0) {

@@ -115,6 +115,15 @@ test("a file that extends a preset deep-merges objects, merges methods by name, 
     "sibling params survive a partial overlay",
   );
   const variant = config.methods.find((m) => m.name === "spg-no-sinks")!;
+  const badVariant = writeConfig(
+    "bad-variant.yaml",
+    "extends: default\nmethods:\n  - name: v\n    from: spg\n    params: { stage1: { sinkTokens: -1 } }\n",
+  );
+  const variantError = spgError(() => resolveConfig({ file: badVariant }));
+  assert.ok(variantError.file?.endsWith("bad-variant.yaml"));
+  assert.match(variantError.field ?? "", /params\.stage1\.sinkTokens \(method "v"\)/);
+  const noBase = writeConfig("no-base.yaml", "extends: default\nmethods:\n  - name: v\n    from: nope\n");
+  assert.match(spgError(() => resolveConfig({ file: noBase })).message, /"from" names no method/);
   assert.equal(variant.kind, "spg");
   const variantParams = variant.params as Record<string, Record<string, unknown>>;
   assert.equal(variantParams.stage1.sinkTokens, 0);
@@ -147,8 +156,11 @@ test("flags override the file and --methods selects methods, baseline first, dro
   assert.ok(config.claims.length > 0);
 });
 
-test("a JSON config file works like YAML", () => {
-  const file = writeConfig("run.json", JSON.stringify({ extends: "ci-smoke", dataset: { seed: 99 } }));
+test("a JSON config file works like YAML (an editor $schema key is allowed)", () => {
+  const file = writeConfig(
+    "run.json",
+    JSON.stringify({ $schema: "../schemas/config.schema.json", extends: "ci-smoke", dataset: { seed: 99 } }),
+  );
   const config = resolveConfig({ file });
   assert.equal(config.dataset.seed, 99);
   assert.equal(config.name, "ci-smoke");
@@ -187,6 +199,7 @@ test("method params are validated per kind", () => {
   );
   const error = spgError(() => resolveConfig({ file }));
   assert.match(error.message, /2 problems/);
+  assert.match(error.message, /\[[^\]]*bad-spg\.yaml\]; fix/);
   assert.match(
     error.message,
     /methods\[\d\]\.params\.stage2\.mixedPrecision\.lowBits \(method "spg"\) must be >= 1/,
@@ -197,6 +210,10 @@ test("method params are validated per kind", () => {
     "extends: default\nmethods:\n  - name: streaming\n    params: { window: 3 }\n",
   );
   const second = spgError(() => resolveConfig({ file: unknownParam }));
+  assert.ok(
+    second.file?.endsWith("bad-stream.yaml"),
+    "the overlay that set the bad param is named, not the preset",
+  );
   assert.match(second.field ?? "", /params\.window/);
   assert.match(second.fix ?? "", /sinkTokens, recentTokens, localWindowTrim/);
 });

@@ -62,6 +62,7 @@ function gpu(overrides: Partial<GpuSnapshot>): GpuSnapshot {
     memoryUsedMiB: null,
     memoryFreeMiB: null,
     driverVersion: "550.54",
+    source: "systeminformation",
     ...overrides,
   };
 }

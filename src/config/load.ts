@@ -232,8 +232,8 @@ function selectMethods(merged: MergedConfig, names: readonly string[]): void {
     );
   }
   const baseline = methods.find((m) => isPlainObject(m) && m.kind === "full");
-  const chosen = names.map((n) => byName.get(n)!);
-  if (isPlainObject(baseline) && !chosen.includes(baseline)) chosen.unshift(baseline);
+  const chosen = [...new Set(names)].map((n) => byName.get(n)!).filter((m) => m !== baseline);
+  if (isPlainObject(baseline)) chosen.unshift(baseline);
   merged.value.methods = chosen;
   merged.provenance.set("/methods", "--methods");
   if (Array.isArray(merged.value.claims)) {

@@ -30,6 +30,11 @@ test("flags map onto overrides; --methods splits on commas; absent flags stay ab
     ["full", "spg", "window-trim"],
   );
   assert.equal(config.dataset.calibrationSamples, 0);
+  const reordered = resolveConfig(resolveOptionsFromFlags({ methods: "spg,full,spg" }));
+  assert.deepEqual(
+    reordered.methods.map((m) => m.name),
+    ["full", "spg"],
+  );
   for (const flag of [
     "config",
     "preset",

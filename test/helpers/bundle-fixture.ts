@@ -11,6 +11,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } f
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
 import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
+import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
 import { keyIdOf } from "../../src/verify/checks/signature.js";
@@ -82,6 +83,24 @@ const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 5
 /** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
 const STREAM_KEPT = [24, 16, 20];
 
+let defaultStreamingParams: Record<string, unknown> | undefined;
+
+/**
+ * The streaming method's params as the default preset states them, so the fixture's
+ * config.json keeps validating against schemas/config.schema.json as method params evolve.
+ */
+function streamingParams(): Record<string, unknown> {
+  if (defaultStreamingParams === undefined) {
+    const streaming = resolveConfig({ preset: "default" }).methods.find(
+      (method) => method.kind === "streaming",
+    );
+    if (streaming === undefined)
+      throw new Error("the default preset has no streaming method for the fixture");
+    defaultStreamingParams = streaming.params;
+  }
+  return structuredClone(defaultStreamingParams);
+}
+
 /**
  * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
  * the figures of sample i mod 3, so every invariant still holds.
@@ -106,11 +125,7 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
     kv: { baselineDtype: "fp16", observationWindow: 4 },
     methods: [
       { name: "full", kind: "full", params: {} },
-      {
-        name: "stream",
-        kind: "streaming",
-        params: { sinkTokens: 4, recentTokens: 8 },
-      },
+      { name: "stream", kind: "streaming", params: streamingParams() },
     ],
     hardware: { marginFraction: 0.2, activationFactor: 4 },
     claims: [

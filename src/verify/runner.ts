@@ -43,6 +43,8 @@ export const CHECK_EXIT_CODE: Record<CheckName, number> = {
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
   claims: EXIT_CLAIMS,
+  // Measurements that do not reproduce make the bundle's records invalid.
+  replay: EXIT_INVALID,
 };
 
 export interface VerifyOptions {

@@ -1,0 +1,169 @@
+/**
+ * The report's plots as vega-lite specs, compiled with vega-lite and rendered to SVG by
+ * vega in Node (no browser, no network: every spec carries its data inline). Method
+ * names from the bundle reach the SVG only as data, which vega escapes as text.
+ */
+import * as vega from "vega";
+import * as vl from "vega-lite";
+import type { LayerCell, MethodPoint, SamplePoint } from "./data.js";
+
+type Spec = vl.TopLevelSpec;
+
+const BASE_CONFIG = {
+  font: "system-ui, sans-serif",
+  background: "white",
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 220 },
+  view: { stroke: "#ddd" },
+};
+
+const METHOD_SCHEME = "tableau10";
+
+function methodColor(methodOrder: readonly string[]) {
+  return {
+    field: "method",
+    type: "nominal" as const,
+    title: "method",
+    scale: { domain: [...methodOrder], scheme: METHOD_SCHEME },
+  };
+}
+
+/** Compression ratio (log x) against perplexity increase, with intervals, labels and the frontier line. */
+export function paretoSpec(points: readonly MethodPoint[], methodOrder: readonly string[]): Spec {
+  const x = {
+    field: "ratio",
+    type: "quantitative" as const,
+    title: "compression ratio (baseline bytes / compressed bytes, log scale)",
+    scale: { type: "log" as const, nice: false, padding: 20 },
+  };
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    width: 640,
+    height: 380,
+    data: { values: points.map((p) => ({ ...p })) },
+    config: BASE_CONFIG,
+    layer: [
+      {
+        transform: [{ filter: "datum.onFrontier" }],
+        mark: { type: "line", color: "#222", strokeDash: [6, 4], point: false },
+        encoding: { x, y: { field: "pplIncreasePct", type: "quantitative" }, order: { field: "ratio" } },
+      },
+      {
+        mark: { type: "rule", strokeWidth: 2, opacity: 0.6 },
+        encoding: {
+          x,
+          y: { field: "pplLow", type: "quantitative", title: "perplexity increase (%), bootstrap CI" },
+          y2: { field: "pplHigh" },
+          color: methodColor(methodOrder),
+        },
+      },
+      {
+        mark: { type: "point", size: 90, strokeWidth: 2 },
+        encoding: {
+          x,
+          y: { field: "pplIncreasePct", type: "quantitative" },
+          color: methodColor(methodOrder),
+          shape: {
+            field: "onFrontier",
+            type: "nominal",
+            title: "on the Pareto frontier",
+            scale: { domain: [true, false], range: ["diamond", "circle"] },
+          },
+          fill: {
+            condition: { test: "datum.onFrontier", field: "method", type: "nominal", scale: null },
+            value: "white",
+          },
+        },
+      },
+      {
+        mark: { type: "text", align: "left", dx: 8, dy: -8, fontSize: 11 },
+        encoding: { x, y: { field: "pplIncreasePct", type: "quantitative" }, text: { field: "method" } },
+      },
+    ],
+  } as Spec;
+}
+
+/** Layer × method heatmap of one per-cell figure, the value written in each cell. */
+export function heatmapSpec(
+  cells: readonly LayerCell[],
+  methodOrder: readonly string[],
+  field: "keptFraction" | "meanBytes",
+  title: string,
+  format: string,
+): Spec {
+  const domain = field === "keptFraction" ? [0, 1] : undefined;
+  const layers = new Set(cells.map((c) => c.layer)).size;
+  // Text over dark cells is white: shade = the cell's position on the color scale.
+  const max = domain === undefined ? Math.max(0, ...cells.map((c) => c[field])) : domain[1];
+  const values = cells.map((c) => ({ ...c, shade: max > 0 ? c[field] / max : 0 }));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    width: Math.max(160, 56 * layers),
+    height: { step: 24 },
+    data: { values },
+    config: BASE_CONFIG,
+    encoding: {
+      x: { field: "layer", type: "ordinal", title: "layer" },
+      y: { field: "method", type: "nominal", title: "method", sort: [...methodOrder] },
+    },
+    layer: [
+      {
+        mark: "rect",
+        encoding: {
+          color: {
+            field,
+            type: "quantitative",
+            title,
+            scale: domain === undefined ? { scheme: "blues" } : { scheme: "blues", domain },
+          },
+        },
+      },
+      {
+        mark: { type: "text", fontSize: 10 },
+        encoding: {
+          text: { field, type: "quantitative", format },
+          color: { condition: { test: "datum.shade > 0.6", value: "white" }, value: "black" },
+        },
+      },
+    ],
+  } as Spec;
+}
+
+/** Per-sample distribution of one figure per method: a box (min–max whiskers) and every sample as a tick. */
+export function distributionSpec(
+  samples: readonly SamplePoint[],
+  methodOrder: readonly string[],
+  field: "pplIncreasePct" | "klPerToken",
+  title: string,
+): Spec {
+  const y = { field: "method", type: "nominal" as const, title: "method", sort: [...methodOrder] };
+  const x = { field, type: "quantitative" as const, title };
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    width: 560,
+    height: { step: 28 },
+    data: { values: samples.map((s) => ({ ...s })) },
+    config: BASE_CONFIG,
+    layer: [
+      {
+        mark: { type: "boxplot", extent: "min-max", opacity: 0.35, size: 18 },
+        encoding: { x, y, color: { ...methodColor(methodOrder), legend: null } },
+      },
+      {
+        mark: { type: "tick", thickness: 2, size: 16 },
+        encoding: { x, y, color: { ...methodColor(methodOrder), legend: null } },
+      },
+    ],
+  } as Spec;
+}
+
+/** Compile a vega-lite spec and render it to an SVG string in Node (no DOM, no network). */
+export async function renderSvg(spec: Spec): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}

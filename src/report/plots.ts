@@ -157,12 +157,33 @@ export function distributionSpec(
   } as Spec;
 }
 
+/**
+ * Element ids vega gives gradients, clip paths and patterns come from a process-wide counter;
+ * renumbering them per page (unique across its SVGs) makes the same bundle give the same page.
+ */
+export class SvgIdRenumbering {
+  private next = 0;
+
+  apply(svg: string): string {
+    const renamed = new Map<string, string>();
+    for (const match of svg.matchAll(/\bid="([A-Za-z_]+\d+)"/g)) {
+      if (!renamed.has(match[1])) renamed.set(match[1], `spg-svg-${this.next++}`);
+    }
+    const rename = (id: string) => renamed.get(id) ?? id;
+    // Only id attributes and references to them; text (which may quote bundle data) is left alone.
+    return svg
+      .replace(/\bid="([^"]+)"/g, (_, id: string) => `id="${rename(id)}"`)
+      .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${rename(id)})`)
+      .replace(/href="#([^"]+)"/g, (_, id: string) => `href="#${rename(id)}"`);
+  }
+}
+
 /** Compile a vega-lite spec and render it to an SVG string in Node (no DOM, no network). */
-export async function renderSvg(spec: Spec): Promise<string> {
+export async function renderSvg(spec: Spec, ids: SvgIdRenumbering): Promise<string> {
   const compiled = vl.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
   try {
-    return await view.toSVG();
+    return ids.apply(await view.toSVG());
   } finally {
     view.finalize();
   }

@@ -6,12 +6,15 @@
  * specs rendered to SVG here and inlined, so the page loads nothing at view time (its
  * Content-Security-Policy forbids it too).
  */
+import type { Stats } from "node:fs";
+import { stat } from "node:fs/promises";
 import { basename } from "node:path";
+import { writeFileAtomic } from "../bundle/atomic.js";
 import { readBundleZip, type ZipSafetyFinding } from "../bundle/read.js";
 import { preAuthenticationEncoding } from "../bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
-import { isSpgError } from "../errors.js";
+import { isSpgError, SpgError } from "../errors.js";
 import { summarize } from "../measure/summary.js";
 import { validateEntries } from "../verify/checks/schemas.js";
 import { runChecks, type VerifyResult } from "../verify/runner.js";
@@ -19,7 +22,7 @@ import { loadSchemaValidators } from "../verify/schemas.js";
 import type { EnvironmentFile, Finding, ManifestFile } from "../verify/types.js";
 import { layerCells, methodOrderOf, methodPoints, samplePoints } from "./data.js";
 import { escapeHtml, formatNumber, formatPercent, table } from "./html.js";
-import { distributionSpec, heatmapSpec, paretoSpec, renderSvg } from "./plots.js";
+import { distributionSpec, heatmapSpec, paretoSpec, renderSvg, SvgIdRenumbering } from "./plots.js";
 
 export interface ReportOptions {
   /** Run the verifier and show its verdict (false: the page says it is unverified). */
@@ -30,12 +33,41 @@ export interface ReportOptions {
   requireTrusted?: boolean;
 }
 
+export type ReportVerdict = "pass" | "fail" | "unverified";
+
+export interface BuiltReport {
+  html: string;
+  /** The verdict on top of the page. */
+  verdict: ReportVerdict;
+}
+
 /** Read the bundle at `bundlePath` and render its report. */
 export async function renderReport(bundlePath: string, options: ReportOptions): Promise<string> {
+  return (await buildReport(bundlePath, options)).html;
+}
+
+/** renderReport, with the verdict the page shows (for the command's summary line). */
+export async function buildReport(bundlePath: string, options: ReportOptions): Promise<BuiltReport> {
+  let stats: Stats;
+  try {
+    stats = await stat(bundlePath);
+  } catch (cause) {
+    throw new SpgError("E_REPORT_BUNDLE", `bundle not found (${(cause as NodeJS.ErrnoException).code})`, {
+      file: bundlePath,
+      fix: "pass the path of a bundle zip written by `spg prove`",
+      cause,
+    });
+  }
+  if (!stats.isFile()) {
+    throw new SpgError("E_REPORT_BUNDLE", "not a file", {
+      file: bundlePath,
+      fix: "pass the path of a bundle zip written by `spg prove`",
+    });
+  }
   const read = await readBundleZip(bundlePath);
   const title = basename(bundlePath);
-  if (!read.ok) return page(title, unreadableSection(read.findings));
-  return renderReportFromEntries(read.entries, title, options);
+  if (!read.ok) return { html: page(title, unreadableSection(read.findings)), verdict: "fail" };
+  return buildReportFromEntries(read.entries, title, options);
 }
 
 interface Parts {
@@ -47,11 +79,11 @@ interface Parts {
 }
 
 /** Render from a bundle's entries already read by the safe reader. */
-export async function renderReportFromEntries(
+export async function buildReportFromEntries(
   entries: Map<string, Buffer>,
   title: string,
   options: ReportOptions,
-): Promise<string> {
+): Promise<BuiltReport> {
   const contents = { entries };
   const validation = validateEntries(contents, loadSchemaValidators());
   const valid = validation.valid;
@@ -84,6 +116,7 @@ export async function renderReportFromEntries(
     }
   }
 
+  const ids = new SvgIdRenumbering();
   const methodOrder = methodOrderOf(parts.config?.methods.map((m) => m.name) ?? [], parts.records ?? []);
   const sections = [
     verdictSection(verification, validation.findings),
@@ -92,13 +125,15 @@ export async function renderReportFromEntries(
       ? `<section><h2>Claims and methods</h2><p class="problem">Not shown: ${escapeHtml(summaryProblem ?? "no summary")}</p></section>`
       : [
           claimsSection(summary),
-          await paretoSection(summary, methodOrder),
+          await paretoSection(summary, methodOrder, ids),
           methodsSection(summary, parts, methodOrder),
         ].join("\n"),
-    await layersSection(parts.fingerprints, methodOrder),
-    await samplesSection(parts.records, methodOrder),
+    await layersSection(parts.fingerprints, methodOrder, ids),
+    await samplesSection(parts.records, methodOrder, ids),
   ];
-  return page(title, sections.join("\n"));
+  const verdict: ReportVerdict =
+    verification === undefined ? "unverified" : verification.passed ? "pass" : "fail";
+  return { html: page(title, sections.join("\n")), verdict };
 }
 
 const STYLE = `
@@ -233,11 +268,15 @@ function figure(id: string, svg: string, caption: string): string {
   return `<figure class="plot" data-plot="${escapeHtml(id)}">${svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`;
 }
 
-async function paretoSection(summary: Summary, methodOrder: readonly string[]): Promise<string> {
+async function paretoSection(
+  summary: Summary,
+  methodOrder: readonly string[],
+  ids: SvgIdRenumbering,
+): Promise<string> {
   const points = methodPoints(summary, methodOrder);
   if (points.length === 0)
     return `<section id="pareto"><h2>Trade-off</h2><p>No method to plot.</p></section>`;
-  const svg = await renderSvg(paretoSpec(points, methodOrder));
+  const svg = await renderSvg(paretoSpec(points, methodOrder), ids);
   return `<section id="pareto"><h2>Trade-off: compression against perplexity</h2>
 ${figure("pareto", svg, "Each method's compression ratio and perplexity increase, with its bootstrap interval; filled diamonds and the dashed line mark the Pareto frontier (no other method compresses more at no higher perplexity increase).")}</section>`;
 }
@@ -298,13 +337,14 @@ ${table(
 async function layersSection(
   fingerprints: LayerFingerprint[] | undefined,
   methodOrder: readonly string[],
+  ids: SvgIdRenumbering,
 ): Promise<string> {
   if (fingerprints === undefined || fingerprints.length === 0) {
     return `<section id="layers"><h2>Per layer</h2><p class="problem">fingerprints.jsonl is missing, empty or fails its schema.</p></section>`;
   }
   const cells = layerCells(fingerprints, methodOrder);
-  const kept = await renderSvg(heatmapSpec(cells, methodOrder, "keptFraction", "tokens kept", ".2f"));
-  const bytes = await renderSvg(heatmapSpec(cells, methodOrder, "meanBytes", "bytes", ".3s"));
+  const kept = await renderSvg(heatmapSpec(cells, methodOrder, "keptFraction", "tokens kept", ".2f"), ids);
+  const bytes = await renderSvg(heatmapSpec(cells, methodOrder, "meanBytes", "bytes", ".3s"), ids);
   return `<section id="layers"><h2>Per layer</h2>
 ${figure("layers-kept", kept, "Mean fraction of cache slots kept (tokens kept / tokens in the full cache, summed over heads), per layer and method, over samples.")}
 ${figure("layers-bytes", bytes, "Mean bytes each layer's compressed cache occupies, per layer and method, over samples.")}</section>`;
@@ -313,6 +353,7 @@ ${figure("layers-bytes", bytes, "Mean bytes each layer's compressed cache occupi
 async function samplesSection(
   records: SampleRecord[] | undefined,
   methodOrder: readonly string[],
+  ids: SvgIdRenumbering,
 ): Promise<string> {
   if (records === undefined || records.length === 0) {
     return `<section id="samples"><h2>Per sample</h2><p class="problem">records.jsonl is missing, empty or fails its schema.</p></section>`;
@@ -320,11 +361,38 @@ async function samplesSection(
   const samples = samplePoints(records);
   const ppl = await renderSvg(
     distributionSpec(samples, methodOrder, "pplIncreasePct", "perplexity increase (%) per sample"),
+    ids,
   );
   const kl = await renderSvg(
     distributionSpec(samples, methodOrder, "klPerToken", "KL(baseline ‖ compressed), nats per token"),
+    ids,
   );
   return `<section id="samples"><h2>Per sample</h2>
 ${figure("samples-ppl", ppl, "Each sample's perplexity increase (ticks) and their spread (box: quartiles, whiskers: min–max).")}
 ${figure("samples-kl", kl, "Each sample's mean KL divergence per scored token.")}</section>`;
+}
+
+/** The bundle's path with .html instead of .zip (or .html appended). */
+export function defaultReportPath(bundlePath: string): string {
+  return bundlePath.toLowerCase().endsWith(".zip")
+    ? `${bundlePath.slice(0, -".zip".length)}.html`
+    : `${bundlePath}.html`;
+}
+
+/** Write the page atomically (temp file, then rename over any earlier report). */
+export async function writeReportFile(out: string, html: string): Promise<void> {
+  try {
+    await writeFileAtomic(out, html, { overwrite: true });
+  } catch (cause) {
+    if (isSpgError(cause)) throw cause;
+    throw new SpgError(
+      "E_REPORT_WRITE",
+      `cannot write the report (${(cause as NodeJS.ErrnoException).code})`,
+      {
+        file: out,
+        fix: "choose an --out path in an existing, writable directory",
+        cause,
+      },
+    );
+  }
 }

@@ -20,9 +20,13 @@ export interface ReportBundleOptions {
   hostileMethod?: string;
   /** Replace config.name. */
   runName?: string;
+  /** State this compression ratio for the claimed method in summary.json (a false summary). */
+  statedRatio?: number;
 }
 
 export interface ReportBundle {
+  /** The method the claims are about (the preset's last). */
+  target: string;
   config: RunConfig;
   records: SampleRecord[];
   fingerprints: LayerFingerprint[];
@@ -89,6 +93,7 @@ export async function writeReportBundle(
   });
   // Summarized before any renaming: a renamed method is one the config does not know.
   const summary = summarize(records, config);
+  if (options.statedRatio !== undefined) summary.methods[target].compressionRatio = options.statedRatio;
   if (options.hostileMethod !== undefined) {
     for (const item of [...records, ...fingerprints])
       if (item.method === target) item.method = options.hostileMethod;
@@ -100,5 +105,5 @@ export async function writeReportBundle(
     { name: "spg", version: "0.0.0-test", commit: null },
     { createdAt: "2026-11-23T12:00:00.000Z" },
   );
-  return { config, records, fingerprints };
+  return { target, config, records, fingerprints };
 }

@@ -72,3 +72,23 @@ export function dominates(a: TradeoffPoint, b: TradeoffPoint): boolean {
     (a.ratio > b.ratio || a.pplIncreasePct < b.pplIncreasePct)
   );
 }
+
+/**
+ * One frontier per group (e.g. per method across its sweep variants), groups in order of
+ * first appearance. `groupOf` names a point's group.
+ */
+export function paretoFrontiersByGroup<T extends TradeoffPoint>(
+  points: readonly T[],
+  groupOf: (point: T) => string,
+): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const point of points) {
+    const group = groupOf(point);
+    const members = groups.get(group);
+    if (members === undefined) groups.set(group, [point]);
+    else members.push(point);
+  }
+  const frontiers = new Map<string, T[]>();
+  for (const [group, members] of groups) frontiers.set(group, paretoFrontier(members));
+  return frontiers;
+}

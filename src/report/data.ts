@@ -4,7 +4,8 @@
  * these add the per-sample and per-layer views.
  */
 import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
-import { paretoFrontier, type TradeoffPoint } from "../measure/pareto.js";
+import { SWEEP_NAME_SEPARATOR } from "../config/sweep.js";
+import { paretoFrontier, paretoFrontiersByGroup, type TradeoffPoint } from "../measure/pareto.js";
 
 export interface SamplePoint {
   method: string;
@@ -78,9 +79,20 @@ export function layerCells(
 }
 
 export interface MethodPoint extends TradeoffPoint {
+  /** The method a sweep variant belongs to ("spg" for "spg@ratio=8"); the method itself otherwise. */
+  family: string;
   pplLow: number;
   pplHigh: number;
+  /** On the frontier of all methods. */
   onFrontier: boolean;
+  /** On the frontier of its family's points (its sweep). */
+  onFamilyFrontier: boolean;
+}
+
+/** A sweep variant's method ("spg" for "spg@ratio=8"). */
+export function familyOf(method: string): string {
+  const at = method.indexOf(SWEEP_NAME_SEPARATOR);
+  return at <= 0 ? method : method.slice(0, at);
 }
 
 /** Every method's (ratio, perplexity increase) with its interval, and whether it is on the frontier. */
@@ -99,7 +111,15 @@ export function methodPoints(summary: Summary, methodOrder: readonly string[]): 
     })
     .filter((p) => Number.isFinite(p.ratio) && Number.isFinite(p.pplIncreasePct));
   const frontier = new Set(paretoFrontier(points).map((p) => p.method));
-  return points.map((p) => ({ ...p, onFrontier: frontier.has(p.method) }));
+  const familyFrontier = new Set(
+    [...paretoFrontiersByGroup(points, (p) => familyOf(p.method)).values()].flat().map((p) => p.method),
+  );
+  return points.map((p) => ({
+    ...p,
+    family: familyOf(p.method),
+    onFrontier: frontier.has(p.method),
+    onFamilyFrontier: familyFrontier.has(p.method),
+  }));
 }
 
 /** Methods in config order, then any the records name that the config does not (sorted). */

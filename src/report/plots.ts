@@ -17,19 +17,27 @@ const BASE_CONFIG = {
   view: { stroke: "#ddd" },
 };
 
-const METHOD_SCHEME = "tableau10";
+/** tableau10's ten hues are easier to tell apart; tableau20 (paired shades) only beyond ten. */
+function methodScheme(count: number): string {
+  return count <= 10 ? "tableau10" : "tableau20";
+}
 
-function methodColor(methodOrder: readonly string[]) {
+function methodColor(methodOrder: readonly string[], field: "method" | "family" = "method") {
   return {
-    field: "method",
+    field,
     type: "nominal" as const,
     title: "method",
-    scale: { domain: [...methodOrder], scheme: METHOD_SCHEME },
+    scale: { domain: [...methodOrder], scheme: methodScheme(methodOrder.length) },
   };
 }
 
-/** Compression ratio (log x) against perplexity increase, with intervals, labels and the frontier line. */
-export function paretoSpec(points: readonly MethodPoint[], methodOrder: readonly string[]): Spec {
+/**
+ * Compression ratio (log x) against perplexity increase: every method with its interval and
+ * label, colored by method family (sweep variants share their method's color and are joined
+ * along their own frontier), and the frontier of all methods as a dashed line.
+ */
+export function paretoSpec(points: readonly MethodPoint[]): Spec {
+  const families = [...new Set(points.map((p) => p.family))];
   const x = {
     field: "ratio",
     type: "quantitative" as const,
@@ -49,29 +57,35 @@ export function paretoSpec(points: readonly MethodPoint[], methodOrder: readonly
         encoding: { x, y: { field: "pplIncreasePct", type: "quantitative" }, order: { field: "ratio" } },
       },
       {
+        transform: [{ filter: "datum.onFamilyFrontier" }],
+        mark: { type: "line", strokeWidth: 1.5, opacity: 0.7 },
+        encoding: {
+          x,
+          y: { field: "pplIncreasePct", type: "quantitative" },
+          color: methodColor(families, "family"),
+          order: { field: "ratio" },
+        },
+      },
+      {
         mark: { type: "rule", strokeWidth: 2, opacity: 0.6 },
         encoding: {
           x,
           y: { field: "pplLow", type: "quantitative", title: "perplexity increase (%), bootstrap CI" },
           y2: { field: "pplHigh" },
-          color: methodColor(methodOrder),
+          color: methodColor(families, "family"),
         },
       },
       {
-        mark: { type: "point", size: 90, strokeWidth: 2 },
+        mark: { type: "point", size: 90, filled: true, opacity: 0.9 },
         encoding: {
           x,
           y: { field: "pplIncreasePct", type: "quantitative" },
-          color: methodColor(methodOrder),
+          color: methodColor(families, "family"),
           shape: {
             field: "onFrontier",
             type: "nominal",
-            title: "on the Pareto frontier",
+            legend: null,
             scale: { domain: [true, false], range: ["diamond", "circle"] },
-          },
-          fill: {
-            condition: { test: "datum.onFrontier", field: "method", type: "nominal", scale: null },
-            value: "white",
           },
         },
       },

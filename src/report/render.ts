@@ -144,7 +144,7 @@ table { border-collapse: collapse; margin: .5rem 0; font-variant-numeric: tabula
 th, td { border: 1px solid #ddd; padding: .25rem .55rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 td { overflow-wrap: anywhere; }
-td:first-child { white-space: nowrap; }
+td:nth-child(-n+2) { white-space: nowrap; }
 .verdict { padding: .8rem 1rem; border-radius: 6px; font-size: 1.15rem; font-weight: 600; }
 .verdict.pass { background: #e5f6e8; border: 1px solid #3c9a4d; color: #17632a; }
 .verdict.fail { background: #fde8e8; border: 1px solid #c43d3d; color: #8e1c1c; }
@@ -276,9 +276,9 @@ async function paretoSection(
   const points = methodPoints(summary, methodOrder);
   if (points.length === 0)
     return `<section id="pareto"><h2>Trade-off</h2><p>No method to plot.</p></section>`;
-  const svg = await renderSvg(paretoSpec(points, methodOrder), ids);
+  const svg = await renderSvg(paretoSpec(points), ids);
   return `<section id="pareto"><h2>Trade-off: compression against perplexity</h2>
-${figure("pareto", svg, "Each method's compression ratio and perplexity increase, with its bootstrap interval; filled diamonds and the dashed line mark the Pareto frontier (no other method compresses more at no higher perplexity increase).")}</section>`;
+${figure("pareto", svg, "Each method's compression ratio and perplexity increase, with its bootstrap interval; diamonds and the dashed line mark the Pareto frontier of all methods (no other method compresses at least as much at no higher perplexity increase); sweep variants of one method share its color, joined along their own frontier.")}</section>`;
 }
 
 function withInterval(

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isSpgError } from "../../src/errors.js";
-import { compareTradeoffPoints, paretoFrontier, type TradeoffPoint } from "../../src/measure/pareto.js";
+import {
+  compareTradeoffPoints,
+  paretoFrontier,
+  paretoFrontiersByGroup,
+  type TradeoffPoint,
+} from "../../src/measure/pareto.js";
 import { mulberry32 } from "../../src/measure/prng.js";
 
 /** Second implementation: the definition, checked pair by pair (O(n²)). */
@@ -77,5 +82,34 @@ test("non-finite figures are an error, not a silent frontier", () => {
   assert.throws(
     () => paretoFrontier([{ method: "x", ratio: Number.POSITIVE_INFINITY, pplIncreasePct: 0 }]),
     (error: unknown) => isSpgError(error) && error.code === "E_PARETO_NONFINITE",
+  );
+});
+
+test("per-group frontiers: each group's own, equal to the frontier of that group alone", () => {
+  const points: TradeoffPoint[] = [
+    { method: "spg@ratio=2", ratio: 2, pplIncreasePct: 1 },
+    { method: "h2o@ratio=2", ratio: 2, pplIncreasePct: 3 },
+    { method: "spg@ratio=4", ratio: 4, pplIncreasePct: 5 },
+    { method: "spg@ratio=8", ratio: 3.5, pplIncreasePct: 9 }, // dominated by spg@ratio=4
+    { method: "h2o@ratio=4", ratio: 4, pplIncreasePct: 6 },
+  ];
+  const family = (p: TradeoffPoint) => p.method.split("@")[0];
+  const frontiers = paretoFrontiersByGroup(points, family);
+  assert.deepEqual([...frontiers.keys()], ["spg", "h2o"]);
+  assert.deepEqual(
+    frontiers.get("spg")!.map((p) => p.method),
+    ["spg@ratio=2", "spg@ratio=4"],
+  );
+  // h2o alone: both points are on its frontier, though spg dominates both overall.
+  assert.deepEqual(
+    frontiers.get("h2o")!.map((p) => p.method),
+    ["h2o@ratio=2", "h2o@ratio=4"],
+  );
+  for (const [name, frontier] of frontiers) {
+    assert.deepEqual(frontier, bruteForceFrontier(points.filter((p) => family(p) === name)));
+  }
+  assert.deepEqual(
+    paretoFrontier(points).map((p) => p.method),
+    ["spg@ratio=2", "spg@ratio=4"],
   );
 });

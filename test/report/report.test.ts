@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { promisify } from "node:util";
+import type { Summary } from "../../src/bundle/types.js";
 import { isSpgError } from "../../src/errors.js";
 import { summarize } from "../../src/measure/summary.js";
 import { packageRoot } from "../../src/paths.js";
-import { layerCells, samplePoints } from "../../src/report/data.js";
+import { familyOf, layerCells, methodPoints, samplePoints } from "../../src/report/data.js";
 import { escapeHtml, formatNumber } from "../../src/report/html.js";
 import { buildReport, defaultReportPath, renderReport } from "../../src/report/render.js";
 import { writeReportBundle } from "./report-bundle.js";
@@ -194,4 +195,38 @@ test("spg report writes BUNDLE.html atomically and prints the verdict; errors ar
       return true;
     },
   );
+});
+
+test("trade-off points: sweep variants grouped under their method, overall and per-method frontiers", () => {
+  const interval = { low: 0, high: 0 };
+  const method = (ratio: number, ppl: number) =>
+    ({
+      compressionRatio: ratio,
+      perplexityIncreasePct: ppl,
+      intervals: { perplexityIncreasePct: { low: ppl - 1, high: ppl + 1 }, compressionRatio: interval },
+    }) as unknown as Summary["methods"][string];
+  const summary = {
+    methods: {
+      full: method(1, 0),
+      "spg@ratio=2": method(2, 1),
+      "spg@ratio=4": method(4, 3),
+      "h2o@ratio=2": method(2, 2),
+      "h2o@ratio=4": method(4, 2.5),
+    },
+    claims: [],
+    allClaimsPass: true,
+  } as unknown as Summary;
+  const points = methodPoints(summary, ["full", "spg@ratio=2", "spg@ratio=4", "h2o@ratio=2", "h2o@ratio=4"]);
+  assert.deepEqual(
+    points.map((p) => [p.method, p.family, p.onFrontier, p.onFamilyFrontier, p.pplLow, p.pplHigh]),
+    [
+      ["full", "full", true, true, -1, 1],
+      ["spg@ratio=2", "spg", true, true, 0, 2],
+      ["spg@ratio=4", "spg", false, true, 2, 4],
+      ["h2o@ratio=2", "h2o", false, true, 1, 3],
+      ["h2o@ratio=4", "h2o", true, true, 1.5, 3.5],
+    ],
+  );
+  assert.equal(familyOf("spg@ratio=8"), "spg");
+  assert.equal(familyOf("@odd"), "@odd");
 });

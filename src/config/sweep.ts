@@ -38,6 +38,12 @@ export interface SweepSpec {
 /** Between the method name and the swept setting in a variant's name. */
 export const SWEEP_NAME_SEPARATOR = "@";
 
+/** The method a variant was made from ("spg" for "spg@ratio=8"); a name without the separator is its own. */
+export function methodOfVariant(name: string): string {
+  const at = name.indexOf(SWEEP_NAME_SEPARATOR);
+  return at <= 0 ? name : name.slice(0, at);
+}
+
 export function defaultSweepSpecPath(): string {
   return join(configsDir(), "sweeps", "default.yaml");
 }

@@ -4,7 +4,7 @@
  * these add the per-sample and per-layer views.
  */
 import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
-import { SWEEP_NAME_SEPARATOR } from "../config/sweep.js";
+import { methodOfVariant } from "../config/sweep.js";
 import { paretoFrontier, paretoFrontiersByGroup, type TradeoffPoint } from "../measure/pareto.js";
 
 export interface SamplePoint {
@@ -91,8 +91,7 @@ export interface MethodPoint extends TradeoffPoint {
 
 /** A sweep variant's method ("spg" for "spg@ratio=8"). */
 export function familyOf(method: string): string {
-  const at = method.indexOf(SWEEP_NAME_SEPARATOR);
-  return at <= 0 ? method : method.slice(0, at);
+  return methodOfVariant(method);
 }
 
 /** Every method's (ratio, perplexity increase) with its interval, and whether it is on the frontier. */

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import {
   loadSweepSpec,
+  methodOfVariant,
   rangePoints,
   type SweepSpec,
   spreadIndices,
@@ -79,6 +80,7 @@ test("spg: stage1.keepRatio is swept as the compression factor it targets, on co
     assert.deepEqual(variant.params.stage2, { reservedHeads: 1 });
     assert.equal((variant.params.stage1 as { recentTokens: number }).recentTokens, 32);
   }
+  for (const variant of variants) assert.equal(methodOfVariant(variant.name), "spg");
   // The input method is untouched.
   assert.equal((spgMethod.params.stage1 as { keepRatio: number }).keepRatio, 0.25);
 });

@@ -2,7 +2,8 @@ import { resolve } from "node:path";
 import { Command, Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
-import { type ConfigOverrides, dryRun, resolveConfig } from "../config/load.js";
+import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
+import { dryRun, resolveConfig } from "../config/load.js";
 import { isSpgError } from "../errors.js";
 import { formatBytes } from "../hardware/requirement.js";
 import { type ProveEvent, prove } from "../measure/prove.js";
@@ -27,11 +28,11 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     "<%= config.bin %> prove --preset ci-smoke --out smoke.zip --ephemeral-key",
     "<%= config.bin %> prove --config my-run.yaml --samples 32 --device cuda --key keys/signing-key.json",
     "<%= config.bin %> prove --preset 450x --dry-run",
+    "<%= config.bin %> prove --ablation --out ablation.zip",
   ];
 
   static override flags = {
-    config: Flags.string({ char: "c", description: "run configuration file (YAML or JSON)" }),
-    preset: Flags.string({ char: "p", description: "preset from configs/ (default: default)" }),
+    ...configFlags,
     out: Flags.string({
       char: "o",
       description: "bundle path (default: <name>-<time>.zip in the current directory)",
@@ -41,48 +42,13 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
       description: "sign with a throwaway key (recorded in the bundle; fails verify under a trust policy)",
       exclusive: ["key"],
     }),
-    "dry-run": Flags.boolean({ description: "print the resolved configuration and exit" }),
     json: Flags.boolean({ description: "print the result as JSON instead of a table" }),
     "cache-dir": Flags.string({ description: "where built ONNX graphs are cached" }),
-    name: Flags.string({ description: "run name" }),
-    model: Flags.string({ description: 'checkpoint directory, or "bundled"' }),
-    device: Flags.string({ description: "cpu or cuda (never falls back)", options: ["cpu", "cuda"] }),
-    dataset: Flags.string({ description: "brown | text | jsonl | dir" }),
-    "dataset-path": Flags.string({ description: "local dataset file or directory ({split} is replaced)" }),
-    "calibration-path": Flags.string({
-      description: "calibration split's file when dataset-path has no {split}",
-    }),
-    split: Flags.string({ description: "evaluation split name" }),
-    "calibration-split": Flags.string({ description: "calibration split name" }),
-    samples: Flags.integer({ description: "evaluation samples" }),
-    "calibration-samples": Flags.integer({ description: "calibration samples" }),
-    context: Flags.integer({ description: "context tokens per sample" }),
-    continuation: Flags.integer({ description: "continuation tokens per sample" }),
-    generation: Flags.integer({ description: "greedy generation tokens per sample" }),
-    seed: Flags.integer({ description: "sampling seed" }),
-    methods: Flags.string({ description: "comma-separated method names to run (from the config)" }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Prove);
-    const overrides: ConfigOverrides = {
-      name: flags.name,
-      model: flags.model,
-      device: flags.device,
-      dataset: flags.dataset,
-      datasetPath: flags["dataset-path"],
-      calibrationPath: flags["calibration-path"],
-      split: flags.split,
-      calibrationSplit: flags["calibration-split"],
-      samples: flags.samples,
-      calibrationSamples: flags["calibration-samples"],
-      context: flags.context,
-      continuation: flags.continuation,
-      generation: flags.generation,
-      seed: flags.seed,
-      methods: flags.methods?.split(",").map((m) => m.trim()),
-    };
-    const resolveOptions = { file: flags.config, preset: flags.preset, overrides };
+    const resolveOptions = resolveOptionsFromFlags(flags);
     let bar: cliProgress.SingleBar | undefined;
     try {
       if (flags["dry-run"]) {

@@ -53,6 +53,8 @@ export interface ResolveOptions {
   overrides?: ConfigOverrides;
   /** Where presets live (tests point this at fixtures); default configs/ of the package. */
   presetsDir?: string;
+  /** `--ablation`: add every overlay of configs/ablations/ (one SPG variant each), in file-name order. */
+  ablation?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -172,7 +174,8 @@ function fileChain(path: string, presetsDir: string, seen: string[] = []): Confi
       fix: "remove one of the extends in the cycle",
     });
   }
-  const { extends: base, ...data } = readConfigFile(absolute);
+  // `$schema` may point editors at schemas/config.schema.json; it is not part of the config.
+  const { extends: base, $schema: _editorSchema, ...data } = readConfigFile(absolute);
   const source = displayPath(absolute);
   if (base === undefined) return [{ source, data }];
   if (typeof base !== "string" || base.length === 0) {
@@ -229,8 +232,8 @@ function selectMethods(merged: MergedConfig, names: readonly string[]): void {
     );
   }
   const baseline = methods.find((m) => isPlainObject(m) && m.kind === "full");
-  const chosen = names.map((n) => byName.get(n)!);
-  if (isPlainObject(baseline) && !chosen.includes(baseline)) chosen.unshift(baseline);
+  const chosen = [...new Set(names)].map((n) => byName.get(n)!).filter((m) => m !== baseline);
+  if (isPlainObject(baseline)) chosen.unshift(baseline);
   merged.value.methods = chosen;
   merged.provenance.set("/methods", "--methods");
   if (Array.isArray(merged.value.claims)) {
@@ -239,6 +242,42 @@ function selectMethods(merged: MergedConfig, names: readonly string[]): void {
       (c) => !isPlainObject(c) || kept.has(c.method as string),
     );
   }
+}
+
+/** The ablation overlays (configs/ablations/*.yaml), sorted by file name. */
+export function listAblations(dir: string = configsDir()): string[] {
+  const ablations = join(dir, "ablations");
+  if (!existsSync(ablations)) return [];
+  return readdirSync(ablations)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => join(ablations, f));
+}
+
+/** Ablation overlays only add methods (variants `from` an existing one); anything else is refused. */
+function ablationLayers(dir: string): ConfigLayer[] {
+  const files = listAblations(dir);
+  if (files.length === 0) {
+    throw new SpgError("E_CONFIG_MISSING", `no ablation overlays in ${join(dir, "ablations")}`, {
+      fix: "reinstall spg, or drop --ablation",
+    });
+  }
+  return files.map((file) => {
+    const data = readConfigFile(file);
+    const extra = Object.keys(data).filter((k) => k !== "methods");
+    if (extra.length > 0) {
+      throw new SpgError(
+        "E_CONFIG_INVALID",
+        `an ablation overlay may only add methods, not ${extra.join(", ")}`,
+        {
+          file,
+          field: extra[0],
+          fix: "keep only a methods list whose entries derive from a method with `from:`",
+        },
+      );
+    }
+    return { source: displayPath(file), data };
+  });
 }
 
 /** The layers, in order, for these options. */
@@ -256,6 +295,7 @@ function layersFor(options: ResolveOptions): ConfigLayer[] {
   const preset = options.preset ?? (options.file === undefined ? DEFAULT_PRESET : undefined);
   if (preset !== undefined) layers.push(...fileChain(presetPath(preset, presetsDir), presetsDir));
   layers.push(...fileLayers);
+  if (options.ablation === true) layers.push(...ablationLayers(presetsDir));
   layers.push(...overrideLayers(options.overrides ?? {}));
   return layers;
 }
@@ -511,17 +551,39 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
     }
   }
   config.methods.forEach((method, i) => {
-    if (method.kind !== "spg") return;
-    const stage1 = (
-      method.params as { stage1: { enabled: boolean; poolingKernels: { maxContext: number }[] } }
-    ).stage1;
-    const longest = Math.max(...stage1.poolingKernels.map((k) => k.maxContext));
-    if (stage1.enabled && longest < dataset.contextTokens) {
-      problems.push({
-        pointer: `/methods/${i}/params/stage1/poolingKernels`,
-        message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
-        fix: `add an entry with maxContext >= ${dataset.contextTokens}`,
-      });
+    const params = method.params as {
+      observationWindow?: number;
+      stage1?: { observationWindow: number; poolingKernels: { maxContextTokens: number }[] };
+    };
+    // Scoring reads only the attention rows the graph returns (kv.observationWindow).
+    const windows: [string, number | undefined][] = [
+      [
+        `/methods/${i}/params/observationWindow`,
+        method.kind === "snapkv" ? params.observationWindow : undefined,
+      ],
+      [
+        `/methods/${i}/params/stage1/observationWindow`,
+        method.kind === "spg" ? params.stage1?.observationWindow : undefined,
+      ],
+    ];
+    for (const [pointer, window] of windows) {
+      if (window !== undefined && window > config.kv.observationWindow) {
+        problems.push({
+          pointer,
+          message: `is ${window} but the graph returns attention for kv.observationWindow = ${config.kv.observationWindow} rows`,
+          fix: `lower it to at most ${config.kv.observationWindow}, or raise kv.observationWindow`,
+        });
+      }
+    }
+    if (method.kind === "spg" && params.stage1 !== undefined) {
+      const longest = Math.max(...params.stage1.poolingKernels.map((k) => k.maxContextTokens));
+      if (longest < dataset.contextTokens) {
+        problems.push({
+          pointer: `/methods/${i}/params/stage1/poolingKernels`,
+          message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
+          fix: `add an entry with maxContextTokens >= ${dataset.contextTokens}`,
+        });
+      }
     }
   });
   const hasClaimOnBaseline = config.claims.findIndex(
@@ -555,21 +617,22 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
   }
   config.methods.forEach((method, i) => {
     if (method.kind !== "spg") return;
-    const stage2 = (
-      method.params as { stage2: { reservedFp16Heads: number; perLayerBudgets: number[] | null } }
-    ).stage2;
-    if (stage2.reservedFp16Heads > model.numHeads) {
+    const { stage1, stage2 } = method.params as {
+      stage1: { layerKeepRatios: number[] | null };
+      stage2: { reservedHeads: number };
+    };
+    if (stage2.reservedHeads > model.numHeads) {
       problems.push({
-        pointer: `/methods/${i}/params/stage2/reservedFp16Heads`,
-        message: `is ${stage2.reservedFp16Heads} but the model has ${model.numHeads} heads per layer`,
+        pointer: `/methods/${i}/params/stage2/reservedHeads`,
+        message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
         fix: `set it to at most ${model.numHeads}`,
       });
     }
-    if (stage2.perLayerBudgets !== null && stage2.perLayerBudgets.length !== model.numLayers) {
+    if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
       problems.push({
-        pointer: `/methods/${i}/params/stage2/perLayerBudgets`,
-        message: `has ${stage2.perLayerBudgets.length} entries but the model has ${model.numLayers} layers`,
-        fix: `give ${model.numLayers} ratios, or null for uniform budgets`,
+        pointer: `/methods/${i}/params/stage1/layerKeepRatios`,
+        message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
+        fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
       });
     }
   });

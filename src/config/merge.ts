@@ -5,7 +5,7 @@
  *
  * Rules (documented in configs/README.md):
  * - objects merge key by key, recursively;
- * - arrays and scalars are replaced as a whole (claims, poolingKernels, perLayerBudgets);
+ * - arrays and scalars are replaced as a whole (claims, poolingKernels, layerKeepRatios);
  * - `methods` merge by `name`: an entry whose name exists deep-merges into it (a changed
  *   `kind` replaces the entry instead), a new name is appended, `remove: true` deletes;
  * - after all layers, a method with `from: <name>` starts from that method's kind and

@@ -12,7 +12,9 @@
  *    samples, in that order.
  * 4. Only when `count` exceeds the pool are further windows drawn uniformly over every
  *    distinct (document, offset) not yet taken; these may overlap earlier ones.
- * All randomness comes from one Mulberry32 stream seeded with `seed`.
+ * All randomness comes from one Mulberry32 stream per role, seeded with the first four
+ * bytes (little-endian uint32) of sha256("spg-sampling:<role>:<seed>"), so evaluation and
+ * calibration draws with the same seed are independent of each other.
  */
 import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
@@ -45,6 +47,11 @@ export function tokenHash(tokens: readonly number[]): string {
     view.setUint32(i * 4, token, true);
   });
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** The PRNG seed of one role's draw (see the rule above). */
+export function streamSeed(seed: number, role: Sample["role"]): number {
+  return createHash("sha256").update(`spg-sampling:${role}:${seed}`, "utf8").digest().readUInt32LE(0);
 }
 
 interface Window {
@@ -87,7 +94,7 @@ export function drawSamples(documents: readonly TokenizedDocument[], options: Dr
       },
     );
   }
-  const rng = new Mulberry32(seed);
+  const rng = new Mulberry32(streamSeed(seed, role));
   const pool: Window[] = [];
   eligible.forEach((document, documentIndex) => {
     const length = document.tokens.length;

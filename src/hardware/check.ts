@@ -154,3 +154,41 @@ export async function runHardwareCheck(
   assertHardware(check);
   return { snapshot, check };
 }
+
+/** The hardware check as environment.json records it (schemas/environment.schema.json: hardwareCheck). */
+export interface HardwareCheckRecord {
+  device: "cpu" | "cuda";
+  requiredBytes: number;
+  availableBytes: number;
+  marginFraction: number;
+  verdict: "pass" | "fail";
+  /** Flat: every number the requirement came from, and where the available memory was read. */
+  inputs: Record<string, number | string | boolean | null>;
+}
+
+export function hardwareCheckRecord(check: HardwareCheck): HardwareCheckRecord {
+  const r = check.inputs.requirement;
+  const gpu = check.inputs.gpu;
+  return {
+    device: check.device,
+    requiredBytes: check.requiredBytes,
+    availableBytes: Math.floor(check.availableBytes),
+    marginFraction: r.marginFraction,
+    verdict: check.verdict === "ok" ? "pass" : "fail",
+    inputs: {
+      reason: check.reason,
+      tokens: r.tokens,
+      parameters: r.parameters,
+      weightBytes: r.weightBytes,
+      kvBytes: r.kvBytes,
+      logitsBytes: r.logitsBytes,
+      attentionBytes: r.attentionBytes,
+      activationBytes: r.activationBytes,
+      activationFactor: r.activationFactor,
+      subtotalBytes: r.subtotalBytes,
+      memorySource: check.inputs.memorySource,
+      gpu: gpu === null ? null : `${gpu.vendor} ${gpu.model}`.trim(),
+      gpuSource: gpu === null ? null : gpu.source,
+    },
+  };
+}

@@ -80,8 +80,10 @@ export async function createBackend(
     };
   };
 
+  const baselineMethod: MethodConfig = { name: "baseline", kind: "full", params: {} };
   return {
     config,
+    baselineCache: (state) => compress(baselineMethod, state).cache,
     executionProvider: dense.executionProvider,
     runtime,
     prefill: prefillTokens,

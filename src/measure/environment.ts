@@ -8,7 +8,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { RunConfig } from "../config/types.js";
 import type { DatasetSplit, Sample } from "../data/types.js";
-import type { HardwareCheck } from "../hardware/check.js";
+import { type HardwareCheck, hardwareCheckRecord } from "../hardware/check.js";
 import type { HardwareSnapshot } from "../hardware/probe.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
 import { packageRoot } from "../paths.js";
@@ -36,18 +36,6 @@ export function installedPackageVersions(): Record<string, string> {
   return versions;
 }
 
-function flattenInputs(check: HardwareCheck): Record<string, number | string | boolean | null> {
-  const flat: Record<string, number | string | boolean | null> = {};
-  for (const [key, value] of Object.entries(check.inputs.requirement)) {
-    if (typeof value === "number" || typeof value === "string") flat[key] = value;
-  }
-  flat.memorySource = check.inputs.memorySource;
-  flat.gpu = check.inputs.gpu ? `${check.inputs.gpu.vendor} ${check.inputs.gpu.model}` : null;
-  flat.gpusSeen = check.inputs.gpusSeen.join("; ");
-  flat.reason = check.reason;
-  return flat;
-}
-
 export interface EnvironmentInputs {
   config: RunConfig;
   snapshot: HardwareSnapshot;
@@ -73,14 +61,7 @@ export function buildEnvironment(inputs: EnvironmentInputs): Record<string, unkn
     onnxruntime: ort.env.versions.node ?? packages["onnxruntime-node"],
     executionProvider: inputs.executionProvider,
     packages,
-    hardwareCheck: {
-      device: check.device,
-      requiredBytes: check.requiredBytes,
-      availableBytes: check.availableBytes,
-      marginFraction: inputs.config.hardware.marginFraction,
-      verdict: check.verdict === "ok" ? "pass" : "fail",
-      inputs: flattenInputs(check),
-    },
+    hardwareCheck: hardwareCheckRecord(check),
     model: {
       path: inputs.modelPath,
       sha256: checkpoint.sha256,

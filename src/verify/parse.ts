@@ -1,3 +1,5 @@
+import { isUtf8 } from "node:buffer";
+
 /**
  * Parsing bundle entries without trusting them: every failure is a value, never a throw,
  * so a hostile entry becomes a finding.
@@ -20,24 +22,27 @@ export function parseJsonEntry(bytes: Buffer | undefined, name: string): Parsed<
   }
 }
 
-/** One JSON value per line; a final newline is allowed, blank lines elsewhere are not. */
+/**
+ * One JSON value per line; a final newline is allowed, blank lines elsewhere are not.
+ * Decoded line by line from the bytes, so a records file of hundreds of MB never becomes
+ * one string (V8 caps strings near 512 MiB).
+ */
 export function parseJsonLinesEntry(bytes: Buffer | undefined, name: string): Parsed<unknown[]> {
   if (bytes === undefined) return { ok: false, error: `${name} is missing` };
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return { ok: false, error: `${name} is not valid UTF-8` };
-  }
-  const lines = text.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
+  if (!isUtf8(bytes)) return { ok: false, error: `${name} is not valid UTF-8` };
   const values: unknown[] = [];
-  for (let i = 0; i < lines.length; i++) {
+  let start = 0;
+  let line = 0;
+  while (start < bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end === -1) end = bytes.length;
+    line += 1;
     try {
-      values.push(JSON.parse(lines[i]));
+      values.push(JSON.parse(bytes.toString("utf8", start, end)));
     } catch (error) {
-      return { ok: false, error: `${name} line ${i + 1} is not valid JSON: ${(error as Error).message}` };
+      return { ok: false, error: `${name} line ${line} is not valid JSON: ${(error as Error).message}` };
     }
+    start = end + 1;
   }
   return { ok: true, value: values };
 }

@@ -10,8 +10,9 @@
  *   4  tampered or untrusted: integrity, signature or trust failed
  *   5  invalid: schemas, consistency, recompute or protocol failed
  *   6  claims not met (everything else held)
- * When several kinds fail, the lowest code among 4, 5, 6 wins.
+ * When several kinds fail, the lowest code wins.
  */
+import { preAuthenticationEncoding } from "../bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { checkClaims } from "./checks/claims.js";
@@ -33,6 +34,7 @@ export const EXIT_CLAIMS = 6;
 
 /** The exit code a failure of each check leads to. */
 export const CHECK_EXIT_CODE: Record<CheckName, number> = {
+  "zip-safety": EXIT_UNREADABLE,
   integrity: EXIT_TAMPERED,
   signature: EXIT_TAMPERED,
   trust: EXIT_TAMPERED,
@@ -44,8 +46,8 @@ export const CHECK_EXIT_CODE: Record<CheckName, number> = {
 };
 
 export interface VerifyOptions {
-  /** The message a signature covers, from the bundle format (src/bundle/sign.ts). */
-  signedMessage: SignedMessage;
+  /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
+  signedMessage?: SignedMessage;
   /** Key ids the verifier trusts; undefined = no trust policy. */
   trustedKeyIds?: ReadonlySet<string>;
   /** Fail unless the signer is trusted (on by default when CI=true; the command decides). */
@@ -104,7 +106,9 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   const findings: Finding[] = [];
   findings.push(...guarded("integrity", () => checkIntegrity(contents)));
   findings.push(
-    ...guarded("signature", () => checkSignature(contents, { signedMessage: options.signedMessage })),
+    ...guarded("signature", () =>
+      checkSignature(contents, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+    ),
   );
   findings.push(
     ...guarded("trust", () =>

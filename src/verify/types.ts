@@ -4,8 +4,12 @@
  * the runner (runner.ts) strings them together and reports every finding, not the first.
  */
 
-/** The verification steps, in the order the runner runs them. */
+/**
+ * The verification steps in report order. "zip-safety" is the safe reader's
+ * (src/bundle/read.ts) and runs before the runner; the runner runs the rest, in order.
+ */
 export type CheckName =
+  | "zip-safety"
   | "integrity"
   | "signature"
   | "trust"
@@ -16,6 +20,7 @@ export type CheckName =
   | "protocol";
 
 export const CHECK_ORDER: readonly CheckName[] = [
+  "zip-safety",
   "integrity",
   "signature",
   "trust",

@@ -84,7 +84,7 @@ test("a file that extends a preset deep-merges objects, merges methods by name, 
       "dataset: { samples: 3 }",
       "methods:",
       "  - name: spg",
-      "    params: { stage1: { ratio: 8 } }",
+      "    params: { stage1: { keepRatio: 0.125 } }",
       "  - name: spg-no-sinks",
       "    from: spg",
       "    params: { stage1: { sinkTokens: 0 } }",
@@ -108,17 +108,26 @@ test("a file that extends a preset deep-merges objects, merges methods by name, 
   assert.ok(!names.includes("quant"), "remove: true drops the method");
   assert.equal(names[names.length - 1], "spg-no-sinks", "new names are appended");
   const spg = spgParams(config);
-  assert.equal(spg.stage1.ratio, 8);
+  assert.equal(spg.stage1.keepRatio, 0.125);
   assert.equal(
     spg.stage1.sinkTokens,
     spgParams(base).stage1.sinkTokens,
     "sibling params survive a partial overlay",
   );
   const variant = config.methods.find((m) => m.name === "spg-no-sinks")!;
+  const badVariant = writeConfig(
+    "bad-variant.yaml",
+    "extends: default\nmethods:\n  - name: v\n    from: spg\n    params: { stage1: { sinkTokens: -1 } }\n",
+  );
+  const variantError = spgError(() => resolveConfig({ file: badVariant }));
+  assert.ok(variantError.file?.endsWith("bad-variant.yaml"));
+  assert.match(variantError.field ?? "", /params\.stage1\.sinkTokens \(method "v"\)/);
+  const noBase = writeConfig("no-base.yaml", "extends: default\nmethods:\n  - name: v\n    from: nope\n");
+  assert.match(spgError(() => resolveConfig({ file: noBase })).message, /"from" names no method/);
   assert.equal(variant.kind, "spg");
   const variantParams = variant.params as Record<string, Record<string, unknown>>;
   assert.equal(variantParams.stage1.sinkTokens, 0);
-  assert.equal(variantParams.stage1.ratio, 8, "from copies the merged base method");
+  assert.equal(variantParams.stage1.keepRatio, 0.125, "from copies the merged base method");
   assert.deepEqual(variantParams.stage2, spg.stage2);
   assert.equal(config.claims.length, 1, "arrays other than methods are replaced");
 });
@@ -147,8 +156,11 @@ test("flags override the file and --methods selects methods, baseline first, dro
   assert.ok(config.claims.length > 0);
 });
 
-test("a JSON config file works like YAML", () => {
-  const file = writeConfig("run.json", JSON.stringify({ extends: "ci-smoke", dataset: { seed: 99 } }));
+test("a JSON config file works like YAML (an editor $schema key is allowed)", () => {
+  const file = writeConfig(
+    "run.json",
+    JSON.stringify({ $schema: "../schemas/config.schema.json", extends: "ci-smoke", dataset: { seed: 99 } }),
+  );
   const config = resolveConfig({ file });
   assert.equal(config.dataset.seed, 99);
   assert.equal(config.name, "ci-smoke");
@@ -183,19 +195,27 @@ test("a misspelt field is rejected with the allowed names", () => {
 test("method params are validated per kind", () => {
   const file = writeConfig(
     "bad-spg.yaml",
-    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { floorBits: 3 } }\n  - name: snapkv\n    params: { ratio: 0.5 }\n",
+    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { mixedPrecision: { lowBits: 0 } } }\n  - name: snapkv\n    params: { keepRatio: 2 }\n",
   );
   const error = spgError(() => resolveConfig({ file }));
   assert.match(error.message, /2 problems/);
-  assert.match(error.message, /methods\[\d\]\.params\.stage2\.floorBits \(method "spg"\)/);
-  assert.match(error.message, /methods\[\d\]\.params\.ratio \(method "snapkv"\) must be >= 1/);
+  assert.match(error.message, /\[[^\]]*bad-spg\.yaml\]; fix/);
+  assert.match(
+    error.message,
+    /methods\[\d\]\.params\.stage2\.mixedPrecision\.lowBits \(method "spg"\) must be >= 1/,
+  );
+  assert.match(error.message, /methods\[\d\]\.params\.keepRatio \(method "snapkv"\) must be <= 1/);
   const unknownParam = writeConfig(
     "bad-stream.yaml",
     "extends: default\nmethods:\n  - name: streaming\n    params: { window: 3 }\n",
   );
   const second = spgError(() => resolveConfig({ file: unknownParam }));
+  assert.ok(
+    second.file?.endsWith("bad-stream.yaml"),
+    "the overlay that set the bad param is named, not the preset",
+  );
   assert.match(second.field ?? "", /params\.window/);
-  assert.match(second.fix ?? "", /sinkTokens, recentTokens/);
+  assert.match(second.fix ?? "", /sinkTokens, recentTokens, localWindowTrim/);
 });
 
 test("cross-field rules: baseline first, unique names, claims name methods, op fits the metric", () => {
@@ -222,6 +242,14 @@ test("cross-field rules: baseline first, unique names, claims name methods, op f
   assert.match(spgError(() => validateRunConfig(twice)).message, /duplicates the name/);
   const error = spgError(() => resolveConfig({ overrides: { context: 8 } }));
   assert.match(error.message, /observationWindow is longer than the context/);
+  const window = writeConfig("window.yaml", "extends: default\nkv: { observationWindow: 8 }\n");
+  const tooWide = spgError(() => resolveConfig({ file: window }));
+  assert.match(tooWide.message, /2 problems/);
+  assert.match(
+    tooWide.message,
+    /params\.observationWindow \(method "snapkv"\) is 32 but the graph returns attention for kv\.observationWindow = 8 rows/,
+  );
+  assert.match(tooWide.message, /params\.stage1\.observationWindow \(method "spg"\)/);
 });
 
 test("local sources need a calibration path or a {split} template", () => {
@@ -312,7 +340,7 @@ test("checks against the model: positions, reserved heads, per-layer budgets", (
   assert.match(tooLong.fix ?? "", /at most 1984/);
   const file = writeConfig(
     "heads.yaml",
-    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { reservedFp16Heads: 5, perLayerBudgets: [2, 2] } }\n",
+    "extends: default\nmethods:\n  - name: spg\n    params: { stage1: { layerKeepRatios: [0.5, 0.5] }, stage2: { reservedHeads: 5 } }\n",
   );
   const heads = spgError(() => checkConfigAgainstModel(resolveConfig({ file }), model));
   assert.match(heads.message, /2 problems/);
@@ -326,4 +354,44 @@ test("the schema file is valid JSON with additionalProperties false at the top",
   );
   assert.equal(schema.additionalProperties, false);
   assert.equal(schema.$schema, "https://json-schema.org/draft/2020-12/schema");
+});
+
+test("--ablation adds one SPG variant per overlay, each differing from spg in its own component only", () => {
+  const base = resolveConfig();
+  const config = resolveConfig({ ablation: true });
+  const spg = config.methods.find((m) => m.name === "spg")!;
+  const variants = config.methods.filter((m) => m.name.startsWith("spg-"));
+  assert.ok(variants.length >= 10, `${variants.length} variants`);
+  assert.deepEqual(
+    config.methods.slice(0, base.methods.length).map((m) => m.name),
+    base.methods.map((m) => m.name),
+  );
+  const changedLeaves = (a: unknown, b: unknown, path: string): string[] => {
+    if (typeof a === "object" && a !== null && !Array.isArray(a) && typeof b === "object" && b !== null) {
+      const keys = new Set([...Object.keys(a), ...Object.keys(b as object)]);
+      return [...keys].flatMap((k) =>
+        changedLeaves((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`),
+      );
+    }
+    return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+  };
+  const byName = new Map(variants.map((v) => [v.name, changedLeaves(spg.params, v.params, "params")]));
+  for (const [name, changed] of byName) {
+    assert.ok(changed.length >= 1, `${name} changes something`);
+    assert.equal(config.methods.find((m) => m.name === name)!.kind, "spg");
+  }
+  assert.deepEqual(byName.get("spg-no-sinks"), ["params.stage1.sinkTokens"]);
+  assert.deepEqual(byName.get("spg-no-hybrid-sparse"), ["params.decode.sparseTopK"]);
+  assert.deepEqual(byName.get("spg-stage2-only"), ["params.stage1.keepRatio"]);
+  // the 450x preset's variants derive from its own aggressive spg
+  const aggressive = resolveConfig({ preset: "450x", ablation: true });
+  const aggressiveSpg = aggressive.methods.find((m) => m.name === "spg")!.params as Record<
+    string,
+    Record<string, unknown>
+  >;
+  const noSinks = aggressive.methods.find((m) => m.name === "spg-no-sinks")!.params as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assert.equal(noSinks.stage1.keepRatio, aggressiveSpg.stage1.keepRatio);
 });

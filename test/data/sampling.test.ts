@@ -6,6 +6,7 @@ import {
   assertDisjointSamples,
   drawSamples,
   sharedSampleHashes,
+  streamSeed,
   type TokenizedDocument,
   tokenHash,
 } from "../../src/data/sampling.js";
@@ -75,6 +76,23 @@ test("token hash is sha256 of little-endian uint32 ids (hand-built buffer)", () 
   assert.equal(tokenHash([]), createHash("sha256").update(Buffer.alloc(0)).digest("hex"));
 });
 
+test("each role draws from its own stream: sha256('spg-sampling:<role>:<seed>')[0..4] LE", () => {
+  const digest = createHash("sha256").update("spg-sampling:eval:1234").digest();
+  assert.equal(
+    streamSeed(1234, "eval"),
+    digest[0] + digest[1] * 256 + digest[2] * 65536 + digest[3] * 16777216,
+  );
+  assert.notEqual(streamSeed(1234, "eval"), streamSeed(1234, "calibration"));
+  // identical documents, same seed: the two roles pick different windows
+  const docs = documents("d", [500, 500, 500, 500]);
+  const evaluation = drawSamples(docs, options);
+  const calibration = drawSamples(docs, { ...options, role: "calibration" });
+  assert.notDeepEqual(
+    evaluation.map((s) => `${s.document}:${s.offset}`),
+    calibration.map((s) => `${s.document}:${s.offset}`),
+  );
+});
+
 test("same seed, same samples; different seeds differ", () => {
   const docs = documents("d", [500, 130, 49, 260, 1000]);
   const a = drawSamples(docs, options);
@@ -142,7 +160,14 @@ test("calibration drawn from another split shares no sample with evaluation", ()
   assert.deepEqual(sharedSampleHashes(evaluation, calibration), []);
   assertDisjointSamples(evaluation, calibration);
   assert.ok(calibration.every((s) => s.role === "calibration" && s.sampleId.startsWith("calibration-")));
-  const leaked = drawSamples(evalDocs, { ...options, role: "calibration" });
-  assert.equal(sharedSampleHashes(evaluation, leaked).length, evaluation.length);
+  // a calibration set that reuses two evaluation windows is caught by token hash
+  const leaked = [
+    ...calibration.slice(2),
+    ...evaluation.slice(0, 2).map((s) => ({ ...s, role: "calibration" as const })),
+  ];
+  assert.deepEqual(
+    sharedSampleHashes(evaluation, leaked),
+    evaluation.slice(0, 2).map((s) => s.tokenHash),
+  );
   assert.equal(spgError(() => assertDisjointSamples(evaluation, leaked)).code, "E_SAMPLES_SHARED");
 });

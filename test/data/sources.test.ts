@@ -101,6 +101,18 @@ test("a text split carries its documents and the sha256 of ids and texts (length
   assert.equal(hashDocuments(split.documents), split.sha256);
 });
 
+test("CRLF line endings and a UTF-8 BOM read like LF files", () => {
+  const lf = loadLocalSplit("text", file("lf.txt", "a\nb\n\nc\n"), "eval");
+  const crlf = loadLocalSplit("text", file("crlf.txt", "\uFEFFa\r\nb\r\n\r\nc\r\n"), "eval");
+  assert.deepEqual(crlf.documents, lf.documents);
+  assert.equal(crlf.sha256, lf.sha256);
+  const jsonl = loadLocalSplit("jsonl", file("bom.jsonl", '\uFEFF{"text":"x"}\r\n{"text":"y"}\r\n'), "eval");
+  assert.deepEqual(
+    jsonl.documents.map((d) => d.text),
+    ["x", "y"],
+  );
+});
+
 test("JSONL: a text field per line, field name configurable, bad lines named", () => {
   const path = file("docs.jsonl", '{"text":"first doc"}\n\n{"text":"second","meta":1}\n');
   assert.deepEqual(loadLocalSplit("jsonl", path, "eval").documents, [

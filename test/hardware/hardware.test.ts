@@ -3,7 +3,13 @@ import { test } from "node:test";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { isSpgError, type SpgError } from "../../src/errors.js";
-import { assertHardware, checkHardware, gpuFreeBytes, runHardwareCheck } from "../../src/hardware/check.js";
+import {
+  assertHardware,
+  checkHardware,
+  gpuFreeBytes,
+  hardwareCheckRecord,
+  runHardwareCheck,
+} from "../../src/hardware/check.js";
 import type { GpuSnapshot, HardwareSnapshot } from "../../src/hardware/probe.js";
 import { type MemoryRequirement, memoryRequirement, parameterCount } from "../../src/hardware/requirement.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
@@ -62,6 +68,7 @@ function gpu(overrides: Partial<GpuSnapshot>): GpuSnapshot {
     memoryUsedMiB: null,
     memoryFreeMiB: null,
     driverVersion: "550.54",
+    source: "systeminformation",
     ...overrides,
   };
 }
@@ -210,4 +217,50 @@ test("runHardwareCheck uses the injected probe and throws before anything loads"
   );
   assert.equal(fine.check.verdict, "ok");
   assert.ok(fine.check.requiredBytes > requirement.weightBytes);
+});
+
+test("the check as environment.json records it: flat inputs, pass/fail", () => {
+  const tiny = model({
+    vocabSize: 10,
+    hiddenSize: 4,
+    numLayers: 2,
+    numHeads: 2,
+    headDim: 2,
+    maxPositions: 32,
+    intermediateSize: 16,
+  });
+  const config = runConfig((c) => {
+    c.dataset.contextTokens = 8;
+    c.dataset.continuationTokens = 4;
+    c.generation.tokens = 2;
+    c.hardware.activationFactor = 3;
+    c.hardware.marginFraction = 0.25;
+  });
+  const requirement = memoryRequirement(tiny, config);
+  const pass = hardwareCheckRecord(checkHardware(requirement, snapshot([], 10_000), "cpu"));
+  assert.deepEqual(pass, {
+    device: "cpu",
+    requiredBytes: 8080,
+    availableBytes: 10_000,
+    marginFraction: 0.25,
+    verdict: "pass",
+    inputs: {
+      reason: "enough-memory",
+      tokens: 12,
+      parameters: 640,
+      weightBytes: 2560,
+      kvBytes: 1536,
+      logitsBytes: 320,
+      attentionBytes: 512,
+      activationBytes: 1536,
+      activationFactor: 3,
+      subtotalBytes: 6464,
+      memorySource: "mem().available (free + reclaimable)",
+      gpu: null,
+      gpuSource: null,
+    },
+  });
+  const fail = hardwareCheckRecord(checkHardware(requirement, snapshot([gpu({ memoryFreeMiB: 0 })]), "cuda"));
+  assert.equal(fail.verdict, "fail");
+  assert.equal(fail.inputs.gpu, "NVIDIA Corporation NVIDIA T4");
 });

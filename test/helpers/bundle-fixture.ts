@@ -1,5 +1,5 @@
 /**
- * A small, consistent, valid bundle built by hand: 2 methods ("full", "snap") × 3 evaluation
+ * A small, consistent, valid bundle built by hand: 2 methods ("full", "stream") × 3 evaluation
  * samples × 2 layers, 2 calibration samples. Every figure is chosen so the invariants the
  * verifier checks hold (see the comments), and summary.json comes from summarize().
  *
@@ -8,7 +8,8 @@
  * re-hash and re-sign them (the "edited and re-signed" adversarial cases).
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
-import Ajv2020 from "ajv/dist/2020.js";
+import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
+import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
@@ -16,12 +17,9 @@ import { keyIdOf } from "../../src/verify/checks/signature.js";
 import { loadSchemaValidators, type SchemaValidators } from "../../src/verify/schemas.js";
 import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } from "../../src/verify/types.js";
 
-/** Pre-authentication prefix the fixture signs with (stands in for src/bundle/sign.ts's). */
-export const FIXTURE_SIGNING_PREFIX = "spg-bundle v1 fixture\n";
-
+/** What a bundle signature covers: the format's pre-authentication encoding of manifest.json. */
 export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
-  const prefix = Buffer.from(FIXTURE_SIGNING_PREFIX, "utf8");
-  return new Uint8Array(Buffer.concat([prefix, Buffer.from(manifestBytes)]));
+  return preAuthenticationEncoding(manifestBytes);
 }
 
 export interface FixtureKey {
@@ -54,16 +52,9 @@ export function fixtureKey(seedByte = 7): FixtureKey {
   };
 }
 
-/** Sorted keys, no whitespace: the bundle's canonical JSON (stands in for src/bundle/canonical.ts). */
+/** The bundle's canonical JSON (src/bundle/canonical.ts), as a string. */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
+  return canonicalJsonString(value);
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
@@ -88,8 +79,8 @@ const CONTEXT = 16;
 const CONTINUATION = 9;
 /** Full fp16 context cache per layer: K and V, hidden · context elements each, 2 bytes. */
 const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 512 bytes
-/** "snap" keeps these slots (of heads · context = 32) per layer in each sample. */
-const SNAP_KEPT = [24, 16, 20];
+/** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
+const STREAM_KEPT = [24, 16, 20];
 
 export function fixtureParts(): FixtureParts {
   const config: RunConfig = {
@@ -110,12 +101,16 @@ export function fixtureParts(): FixtureParts {
     kv: { baselineDtype: "fp16", observationWindow: 4 },
     methods: [
       { name: "full", kind: "full", params: {} },
-      { name: "snap", kind: "snapkv", params: { budget: 0.6 } },
+      {
+        name: "stream",
+        kind: "streaming",
+        params: { sinkTokens: 4, recentTokens: 8 },
+      },
     ],
     hardware: { marginFraction: 0.2, activationFactor: 4 },
     claims: [
-      { method: "snap", metric: "compression_ratio", op: ">=", threshold: 1.2, judge: "point" },
-      { method: "snap", metric: "perplexity_increase_pct", op: "<=", threshold: 40, judge: "bound" },
+      { method: "stream", metric: "compression_ratio", op: ">=", threshold: 1.2, judge: "point" },
+      { method: "stream", metric: "perplexity_increase_pct", op: "<=", threshold: 40, judge: "bound" },
     ],
     bootstrap: { resamples: 200, confidence: 0.9, seed: 11 },
     tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
@@ -170,10 +165,10 @@ export function fixtureParts(): FixtureParts {
   };
 
   const nllBaseline = [20.5, 18.25, 22];
-  const snapExtraNll = [1.5, 2.25, 0.75];
-  const snapKl = [0.4, 0.6, 0.2];
-  const snapTop1 = [7, 6, 8];
-  const snapGeneration = [
+  const streamExtraNll = [1.5, 2.25, 0.75];
+  const streamKl = [0.4, 0.6, 0.2];
+  const streamTop1 = [7, 6, 8];
+  const streamGeneration = [
     { compared: 6, matches: 6, firstDivergence: null },
     { compared: 6, matches: 4, firstDivergence: 2 },
     { compared: 6, matches: 5, firstDivergence: 3 },
@@ -205,17 +200,17 @@ export function fixtureParts(): FixtureParts {
       generation: { compared: 6, matches: 6, firstDivergence: null },
       kvBytesCompressed: baselineBytes,
     });
-    // snap keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
-    const kept = SNAP_KEPT[i];
-    const snapLayerBytes = kept * 4 * 2 * 2 + kept * 4;
+    // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
+    const kept = STREAM_KEPT[i];
+    const streamLayerBytes = kept * 4 * 2 * 2 + kept * 4;
     records.push({
       ...common,
-      method: "snap",
-      nllCompressed: nllBaseline[i] + snapExtraNll[i],
-      klSum: snapKl[i],
-      top1Matches: snapTop1[i],
-      generation: snapGeneration[i],
-      kvBytesCompressed: LAYERS * snapLayerBytes,
+      method: "stream",
+      nllCompressed: nllBaseline[i] + streamExtraNll[i],
+      klSum: streamKl[i],
+      top1Matches: streamTop1[i],
+      generation: streamGeneration[i],
+      kvBytesCompressed: LAYERS * streamLayerBytes,
     });
     for (let layer = 0; layer < LAYERS; layer++) {
       fingerprints.push({
@@ -231,14 +226,14 @@ export function fixtureParts(): FixtureParts {
       });
       fingerprints.push({
         sampleId: common.sampleId,
-        method: "snap",
+        method: "stream",
         layer,
         tokensKept: kept,
         tokensTotal: HEADS * CONTEXT,
         headsFullPrecision: 0,
         bitsHistogram: { "16": kept * 4 * 2, "32": kept },
-        bytes: snapLayerBytes,
-        sha256: sha256Hex(`snap ${i} ${layer}`),
+        bytes: streamLayerBytes,
+        sha256: sha256Hex(`stream ${i} ${layer}`),
       });
     }
   }
@@ -255,7 +250,7 @@ export interface BuildOptions {
 export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): Map<string, Buffer> {
   const key = options.key ?? fixtureKey();
   const summary = parts.summary ?? summarize(parts.records, parts.config);
-  const jsonl = (items: unknown[]): string => items.map((item) => `${canonicalJson(item)}\n`).join("");
+  const jsonl = (items: unknown[]): Buffer => canonicalJsonl(items);
   const files: [string, Buffer][] = [
     ["config.json", Buffer.from(canonicalJson(parts.config))],
     ["environment.json", Buffer.from(canonicalJson(parts.environment))],
@@ -331,71 +326,7 @@ export function bundleFixture(options: BuildOptions = {}): BundleFixture {
   return { contents: { entries: buildEntries(parts, { ...options, key }) }, parts, key };
 }
 
-const object = (properties: Record<string, unknown>) => ({
-  type: "object",
-  additionalProperties: false,
-  required: Object.keys(properties),
-  properties,
-});
-const numberType = { type: "number" };
-const integer = { type: "integer", minimum: 0 };
-const text = { type: "string" };
-/** RunConfig's shape, strict, standing in for schemas/config.schema.json until it lands. */
-const STAND_IN_CONFIG_SCHEMA = object({
-  name: text,
-  model: object({ path: text, dtype: text, device: { enum: ["cpu", "cuda"] } }),
-  dataset: object({
-    source: text,
-    path: { type: ["string", "null"] },
-    split: text,
-    calibrationSplit: text,
-    samples: integer,
-    calibrationSamples: integer,
-    contextTokens: integer,
-    continuationTokens: integer,
-    seed: integer,
-  }),
-  generation: object({ tokens: integer }),
-  kv: object({ baselineDtype: { enum: ["fp16", "fp32"] }, observationWindow: integer }),
-  methods: {
-    type: "array",
-    items: object({ name: text, kind: text, params: { type: "object" } }),
-  },
-  hardware: object({ marginFraction: numberType, activationFactor: numberType }),
-  claims: {
-    type: "array",
-    items: object({
-      method: text,
-      metric: {
-        enum: [
-          "compression_ratio",
-          "perplexity_increase_pct",
-          "mean_kl",
-          "top1_agreement",
-          "generation_agreement",
-        ],
-      },
-      op: { enum: [">=", "<="] },
-      threshold: numberType,
-      judge: { enum: ["point", "bound"] },
-    }),
-  },
-  bootstrap: object({ resamples: integer, confidence: numberType, seed: integer }),
-  tolerances: object({ nllPerToken: numberType, klPerToken: numberType, agreementFraction: numberType }),
-});
-
-/**
- * The package's schema validators, for tests. Until schemas/config.schema.json exists (the
- * config part writes it) config.json is checked against a strict stand-in (STAND_IN_CONFIG_SCHEMA); once it exists, the real schema is used.
- */
+/** The package's compiled schema validators (schemas/), for tests. */
 export function fixtureValidators(): SchemaValidators {
-  const validators = new Map(loadSchemaValidators());
-  if (validators.get("config.json")?.validate === undefined) {
-    const ajv = new Ajv2020.default({ strict: true, allowUnionTypes: true });
-    validators.set("config.json", {
-      schemaFile: "config.schema.json",
-      validate: ajv.compile(STAND_IN_CONFIG_SCHEMA),
-    });
-  }
-  return validators;
+  return loadSchemaValidators();
 }

@@ -34,11 +34,11 @@ const sample = makeSample(tokens, 32);
 
 before(async () => {
   const checkpoint = await readCheckpoint(fixture);
-  backend = await createBackend(checkpoint, { device: "cpu", observationWindow: 4, baselineDtype: "fp32" });
+  backend = await createBackend(checkpoint, { device: "cpu", observationWindow: 4, baselineDtype: "fp16" });
 });
 after(async () => backend.close());
 
-test("full and window-trim at fp32 reproduce the baseline exactly; streaming does not", async () => {
+test("full and window-trim reproduce the fp16 baseline exactly; streaming does not", async () => {
   const { records, fingerprints } = await evaluateSample(
     backend,
     sample,
@@ -66,8 +66,8 @@ test("full and window-trim at fp32 reproduce the baseline exactly; streaming doe
     assert.equal(record.top1Matches, 11);
     assert.deepEqual(record.generation, { compared: 6, matches: 6, firstDivergence: null });
   }
-  // fp32 baseline: 4 layers x 4 heads x 32 slots x 8 dims x 2 (K,V) x 4 bytes.
-  assert.equal(full.kvBytesBaseline, 4 * 4 * 32 * 8 * 2 * 4);
+  // fp16 baseline: 4 layers x 4 heads x 32 slots x 8 dims x 2 (K,V) x 2 bytes.
+  assert.equal(full.kvBytesBaseline, 4 * 4 * 32 * 8 * 2 * 2);
   assert.ok(trim.kvBytesCompressed < full.kvBytesCompressed);
   assert.ok(stream.kvBytesCompressed < trim.kvBytesCompressed);
   assert.ok(stream.klSum > 1e-6, "dropping most of the context must change the predictions");
@@ -78,9 +78,20 @@ test("full and window-trim at fp32 reproduce the baseline exactly; streaming doe
 
 test("baseline NLL equals an independent float64 reference forward over the whole sequence", async () => {
   const checkpoint = await readCheckpoint(fixture);
-  const { records } = await evaluateSample(backend, sample, [{ name: "full", kind: "full", params: {} }], {
-    generationTokens: 1,
+  // Counted in fp32, the baseline cache is the runtime's own: no rounding between it and the reference.
+  const fp32Backend = await createBackend(checkpoint, {
+    device: "cpu",
+    observationWindow: 4,
+    baselineDtype: "fp32",
   });
+  const { records } = await evaluateSample(
+    fp32Backend,
+    sample,
+    [{ name: "full", kind: "full", params: {} }],
+    {
+      generationTokens: 1,
+    },
+  );
   const positions = tokens.map((_, i) => i);
   const reference = referenceForward(
     checkpoint,
@@ -101,5 +112,6 @@ test("baseline NLL equals an independent float64 reference forward over the whol
     for (let v = 0; v < vocab; v++) sum += Math.exp(reference.logits[row * vocab + v] - max);
     nll -= reference.logits[row * vocab + tokens[row + 1]] - max - Math.log(sum);
   }
+  await fp32Backend.close();
   assert.ok(Math.abs(records[0].nllBaseline - nll) < 1e-3, `${records[0].nllBaseline} vs ${nll}`);
 });

@@ -5,6 +5,7 @@ import {
   EXIT_INVALID,
   EXIT_PASS,
   EXIT_TAMPERED,
+  EXIT_UNREADABLE,
   exitCodeFor,
   runChecks,
   type VerifyOptions,
@@ -41,7 +42,7 @@ test("the fixture bundle passes every check, one OK finding per check", () => {
   assert.equal(result.passed, true);
   assert.deepEqual(
     result.findings.map((finding) => finding.check),
-    [...CHECK_ORDER],
+    CHECK_ORDER.filter((check) => check !== "zip-safety"),
   );
   assert.ok(result.recomputed !== undefined);
 });
@@ -61,21 +62,21 @@ test("summary.json edited and re-signed with the trusted key: recompute fails (e
   const parts = fixtureParts();
   const entries = buildEntries(parts);
   const summary = JSON.parse(entries.get("summary.json")!.toString("utf8"));
-  summary.methods.snap.compressionRatio = 853.1;
+  summary.methods.stream.compressionRatio = 853.1;
   entries.set("summary.json", Buffer.from(JSON.stringify(summary)));
   resign(entries, trusted);
   const result = runChecks({ entries }, options);
   assert.deepEqual(failingCodes(result.findings), ["recompute:E_RECOMPUTE_MISMATCH"]);
   assert.match(
     result.findings.find((finding) => !finding.ok)!.message,
-    /summary\.methods\.snap\.compressionRatio/,
+    /summary\.methods\.stream\.compressionRatio/,
   );
   assert.equal(result.exitCode, EXIT_INVALID);
 });
 
 test("records edited consistently and re-signed: the recomputed claims fail (exit 6)", () => {
   const parts = fixtureParts();
-  for (const record of parts.records) if (record.method === "snap") record.nllCompressed += 20;
+  for (const record of parts.records) if (record.method === "stream") record.nllCompressed += 20;
   const entries = buildEntries(parts); // summary recomputed, so it agrees with the edited records
   const result = runChecks({ entries }, options);
   assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_FAILED"]);
@@ -84,7 +85,7 @@ test("records edited consistently and re-signed: the recomputed claims fail (exi
 
 test("a summary that claims to pass while the recomputed claims fail is caught twice", () => {
   const parts = fixtureParts();
-  for (const record of parts.records) if (record.method === "snap") record.nllCompressed += 20;
+  for (const record of parts.records) if (record.method === "stream") record.nllCompressed += 20;
   const honest = buildEntries(parts);
   const summary = JSON.parse(honest.get("summary.json")!.toString("utf8"));
   for (const claim of summary.claims) claim.pass = true;
@@ -128,4 +129,33 @@ test("exit code precedence: tampered before invalid before claims", () => {
   assert.equal(exitCodeFor([finding("claims"), finding("schemas")]), EXIT_INVALID);
   assert.equal(exitCodeFor([finding("claims"), finding("protocol"), finding("trust")]), EXIT_TAMPERED);
   assert.equal(exitCodeFor([finding("claims")]), EXIT_CLAIMS);
+  assert.equal(exitCodeFor([finding("integrity"), finding("zip-safety")]), EXIT_UNREADABLE);
+});
+
+test("calibration/evaluation overlap, re-signed with the trusted key: E_PROTOCOL_LEAK (exit 5)", () => {
+  const parts = fixtureParts();
+  parts.environment.calibration.samples[0].tokenHash = parts.environment.evaluation.samples[1].tokenHash;
+  const result = runChecks({ entries: buildEntries(parts) }, options);
+  assert.deepEqual(failingCodes(result.findings), ["protocol:E_PROTOCOL_LEAK"]);
+  assert.equal(result.exitCode, EXIT_INVALID);
+});
+
+test("missing model hash, re-signed: named by the protocol check as well as the schema (exit 5)", () => {
+  const parts = fixtureParts();
+  delete (parts.environment.model as { sha256?: string }).sha256;
+  const result = runChecks({ entries: buildEntries(parts) }, options);
+  assert.deepEqual(failingCodes(result.findings), [
+    "schemas:E_SCHEMA_ENVIRONMENT",
+    "consistency:E_CHECK_SKIPPED",
+    "protocol:E_PROTOCOL_MODEL_HASH",
+  ]);
+  assert.equal(result.exitCode, EXIT_INVALID);
+});
+
+test("an 853:1-style bundle: a ratio claim with no quality claim fails even when the ratio holds", () => {
+  const parts = fixtureParts();
+  parts.config.claims = parts.config.claims.filter((claim) => claim.metric === "compression_ratio");
+  const result = runChecks({ entries: buildEntries(parts) }, options);
+  assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_NO_QUALITY_BOUND"]);
+  assert.equal(result.exitCode, EXIT_CLAIMS);
 });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import nacl from "tweetnacl";
 import { checkIntegrity } from "../../src/verify/checks/integrity.js";
 import { checkSignature, verifyEd25519 } from "../../src/verify/checks/signature.js";
-import { checkTrust, parseTrustedKeys } from "../../src/verify/checks/trust.js";
+import { checkTrust } from "../../src/verify/checks/trust.js";
 import { EXIT_TAMPERED, runChecks, type VerifyOptions } from "../../src/verify/runner.js";
 import { BUNDLE_ENTRY_NAMES, type Finding } from "../../src/verify/types.js";
 import {
@@ -158,18 +158,6 @@ test("trust: ephemeral keys fail under a policy; no policy reports the signer; r
     codes(checkTrust(contents, { requireTrusted: true, trustedKeyIds: new Set([trusted.keyId]) })),
     [],
   );
-});
-
-test("trusted-keys files: key ids, base64 public keys, comments, JSON, and errors", () => {
-  const publicKey = Buffer.from(trusted.publicKey).toString("base64");
-  const other = fixtureKey(5);
-  const text = `# project keys\n${publicKey}\n\n${other.keyId}\nnot-a-key\n`;
-  const parsed = parseTrustedKeys(text);
-  assert.deepEqual([...parsed.keyIds].sort(), [trusted.keyId, other.keyId].sort());
-  assert.deepEqual(parsed.errors, ["line 5: neither a 64-hex key id nor a base64 Ed25519 public key"]);
-  const json = parseTrustedKeys(JSON.stringify({ publicKey, keyId: trusted.keyId }));
-  assert.deepEqual([...json.keyIds], [trusted.keyId]);
-  assert.deepEqual(parseTrustedKeys(JSON.stringify([other.keyId, { keyId: trusted.keyId }])).errors, []);
 });
 
 test("Ed25519 through node:crypto agrees with tweetnacl both ways", () => {

@@ -5,7 +5,8 @@ import { decodeBase64Exact, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "./signatur
 const CHECK = "trust" as const;
 
 export interface TrustOptions {
-  /** Key ids (sha256 hex of public keys) the verifier trusts; undefined = no trust policy. */
+  /** Key ids (sha256 hex of public keys) the verifier trusts, e.g. from readTrustedKeys()
+   * (src/bundle/sign.ts); undefined = no trust policy. */
   trustedKeyIds?: ReadonlySet<string>;
   /** Fail unless the signer is one of `trustedKeyIds` (on by default under CI). */
   requireTrusted: boolean;
@@ -70,47 +71,4 @@ export function checkTrust(contents: BundleContents, options: TrustOptions): Fin
   }
   if (findings.length === 0) findings.push(pass(CHECK, `signer ${keyId} is trusted`, { keyId }));
   return findings;
-}
-
-/**
- * A trusted-keys file: one key per line, either a key id (64 hex) or a base64 Ed25519 public
- * key; blank lines and lines starting with # are ignored. A JSON public key file
- * ({"publicKey": ...}) or a JSON list of such entries is accepted too. Returns key ids.
- */
-export function parseTrustedKeys(text: string): { keyIds: Set<string>; errors: string[] } {
-  const keyIds = new Set<string>();
-  const errors: string[] = [];
-  const addOne = (entry: string, where: string): void => {
-    if (/^[0-9a-f]{64}$/.test(entry)) {
-      keyIds.add(entry);
-      return;
-    }
-    const publicKey = decodeBase64Exact(entry, ED25519_PUBLIC_KEY_BYTES);
-    if (publicKey === undefined)
-      errors.push(`${where}: neither a 64-hex key id nor a base64 Ed25519 public key`);
-    else keyIds.add(keyIdOf(publicKey));
-  };
-  const trimmed = text.trim();
-  if (trimmed.startsWith("{") || trimmed.startsWith("[")) {
-    let value: unknown;
-    try {
-      value = JSON.parse(trimmed);
-    } catch (error) {
-      return { keyIds, errors: [`not valid JSON: ${(error as Error).message}`] };
-    }
-    const list = Array.isArray(value) ? value : [value];
-    list.forEach((item, index) => {
-      if (typeof item === "string") addOne(item, `entry ${index}`);
-      else if (isRecord(item) && typeof item.publicKey === "string") addOne(item.publicKey, `entry ${index}`);
-      else if (isRecord(item) && typeof item.keyId === "string") addOne(item.keyId, `entry ${index}`);
-      else errors.push(`entry ${index}: expected a key string or an object with publicKey or keyId`);
-    });
-    return { keyIds, errors };
-  }
-  text.split(/\r?\n/).forEach((line, index) => {
-    const entry = line.trim();
-    if (entry === "" || entry.startsWith("#")) return;
-    addOne(entry, `line ${index + 1}`);
-  });
-  return { keyIds, errors };
 }

@@ -8,7 +8,7 @@
  * stderr and nothing to stdout (exit code as the verifier's).
  */
 import { readBundleZip } from "../src/bundle/read.js";
-import { preAuthenticationEncoding, readTrustedKeys } from "../src/bundle/sign.js";
+import { readTrustedKeys } from "../src/bundle/sign.js";
 import type { SampleRecord } from "../src/bundle/types.js";
 import type { RunConfig } from "../src/config/types.js";
 import { isSpgError } from "../src/errors.js";
@@ -32,7 +32,6 @@ async function main(argv: string[]): Promise<number> {
   const result = runChecks(
     { entries: read.entries },
     {
-      signedMessage: preAuthenticationEncoding,
       trustedKeyIds: trusted,
       requireTrusted: trusted !== undefined,
     },

@@ -2,6 +2,7 @@ import { Args, Command, Flags } from "@oclif/core";
 import { readTrustedKeys } from "../bundle/sign.js";
 import { isSpgError } from "../errors.js";
 import { buildReport, defaultReportPath, writeReportFile } from "../report/render.js";
+import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
 export default class Report extends Command {
   static override summary = "Render a bundle as one self-contained HTML page, verified first.";
@@ -42,7 +43,7 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
       const report = await buildReport(args.bundle, {
         verify: flags.verify,
         trustedKeyIds: trusted,
-        requireTrusted: trusted !== undefined,
+        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
       });
       await writeReportFile(out, report.html);
       this.log(`report: ${out} (verdict: ${report.verdict})`);

@@ -11,7 +11,6 @@ import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { writeFileAtomic } from "../bundle/atomic.js";
 import { readBundleZip, type ZipSafetyFinding } from "../bundle/read.js";
-import { preAuthenticationEncoding } from "../bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { isSpgError, SpgError } from "../errors.js";
@@ -19,7 +18,7 @@ import { summarize } from "../measure/summary.js";
 import { validateEntries } from "../verify/checks/schemas.js";
 import { runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
-import type { EnvironmentFile, Finding, ManifestFile } from "../verify/types.js";
+import { type EnvironmentFile, type Finding, type ManifestFile, pass } from "../verify/types.js";
 import { layerCells, methodOrderOf, methodPoints, samplePoints } from "./data.js";
 import { escapeHtml, formatNumber, formatPercent, table } from "./html.js";
 import { distributionSpec, heatmapSpec, paretoSpec, renderSvg, SvgIdRenumbering } from "./plots.js";
@@ -67,7 +66,7 @@ export async function buildReport(bundlePath: string, options: ReportOptions): P
   const read = await readBundleZip(bundlePath);
   const title = basename(bundlePath);
   if (!read.ok) return { html: page(title, unreadableSection(read.findings)), verdict: "fail" };
-  return buildReportFromEntries(read.entries, title, options);
+  return buildReportFromEntries(read.entries, title, options, read.inflatedBytes);
 }
 
 interface Parts {
@@ -83,6 +82,7 @@ export async function buildReportFromEntries(
   entries: Map<string, Buffer>,
   title: string,
   options: ReportOptions,
+  inflatedBytes?: number,
 ): Promise<BuiltReport> {
   const contents = { entries };
   const validation = validateEntries(contents, loadSchemaValidators());
@@ -94,13 +94,17 @@ export async function buildReportFromEntries(
     records: valid.get("records.jsonl") as SampleRecord[] | undefined,
     fingerprints: valid.get("fingerprints.jsonl") as LayerFingerprint[] | undefined,
   };
-  const verification = options.verify
-    ? runChecks(contents, {
-        signedMessage: preAuthenticationEncoding,
-        trustedKeyIds: options.trustedKeyIds,
-        requireTrusted: options.requireTrusted ?? false,
-      })
-    : undefined;
+  let verification: VerifyResult | undefined;
+  if (options.verify) {
+    const result = runChecks(contents, {
+      trustedKeyIds: options.trustedKeyIds,
+      requireTrusted: options.requireTrusted ?? false,
+    });
+    // As spg verify reports it (src/verify/verify-bundle.ts): the safe read is a check too.
+    const bytes = inflatedBytes === undefined ? "" : ` (${inflatedBytes} bytes inflated)`;
+    const safe = pass("zip-safety", `${entries.size} entries read within limits${bytes}`);
+    verification = { ...result, findings: [safe, ...result.findings] };
+  }
 
   let summary: Summary | undefined = verification?.recomputed;
   let summaryProblem: string | undefined;

@@ -30,7 +30,13 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
       allowNo: true,
     }),
     "trusted-keys": Flags.string({
-      description: "trusted public keys; the verdict fails unless the signer is one",
+      description:
+        "file of trusted signers: key ids (64 hex) or base64 public keys, one per line, or spg public key files",
+    }),
+    "require-trusted": Flags.boolean({
+      description:
+        "the verdict fails unless the signer is in --trusted-keys (default: on when CI=true, as spg verify)",
+      allowNo: true,
     }),
   };
 

@@ -31,6 +31,33 @@ function methodColor(methodOrder: readonly string[], field: "method" | "family" 
   };
 }
 
+/** Points at the same coordinates share one label ("a, b, c") on the first of them. */
+function labelled(points: readonly MethodPoint[]): (MethodPoint & { label: string; labelBelow: boolean })[] {
+  // Neighbouring frontier points put their labels on alternate sides of the line.
+  const frontierRank = new Map(
+    points
+      .filter((p) => p.onFrontier)
+      .sort((a, b) => a.ratio - b.ratio)
+      .map((p, i) => [p.method, i]),
+  );
+  const names = new Map<string, string[]>();
+  for (const p of points) {
+    const key = JSON.stringify([p.ratio, p.pplIncreasePct]);
+    names.set(key, [...(names.get(key) ?? []), p.method]);
+  }
+  const labelledAt = new Set<string>();
+  return points.map((p) => {
+    const key = JSON.stringify([p.ratio, p.pplIncreasePct]);
+    const first = !labelledAt.has(key);
+    labelledAt.add(key);
+    const rank = frontierRank.get(p.method) ?? 0;
+    return { ...p, label: first ? (names.get(key) ?? []).join(", ") : "", labelBelow: rank % 2 === 1 };
+  });
+}
+
+/** Up to this many methods, every point of the trade-off plot carries its name. */
+const LABEL_ALL_UP_TO = 10;
+
 /**
  * Compression ratio (log x) against perplexity increase: every method with its interval and
  * label, colored by method family (sweep variants share their method's color and are joined
@@ -48,7 +75,7 @@ export function paretoSpec(points: readonly MethodPoint[]): Spec {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     width: 640,
     height: 380,
-    data: { values: points.map((p) => ({ ...p })) },
+    data: { values: labelled(points) },
     config: BASE_CONFIG,
     layer: [
       {
@@ -76,8 +103,9 @@ export function paretoSpec(points: readonly MethodPoint[]): Spec {
         },
       },
       {
-        mark: { type: "point", size: 90, filled: true, opacity: 0.9 },
+        mark: { type: "point", filled: true, opacity: 0.9 },
         encoding: {
+          size: { condition: { test: "datum.onFrontier", value: 170 }, value: 70 },
           x,
           y: { field: "pplIncreasePct", type: "quantitative" },
           color: methodColor(families, "family"),
@@ -90,8 +118,21 @@ export function paretoSpec(points: readonly MethodPoint[]): Spec {
         },
       },
       {
+        // Beyond LABEL_ALL_UP_TO methods the labels would pile up: only the frontier is named
+        // (the legend and the methods table name the rest).
+        transform: [
+          {
+            filter:
+              points.length > LABEL_ALL_UP_TO ? "datum.onFrontier && !datum.labelBelow" : "!datum.labelBelow",
+          },
+        ],
         mark: { type: "text", align: "left", dx: 8, dy: -8, fontSize: 11 },
-        encoding: { x, y: { field: "pplIncreasePct", type: "quantitative" }, text: { field: "method" } },
+        encoding: { x, y: { field: "pplIncreasePct", type: "quantitative" }, text: { field: "label" } },
+      },
+      {
+        transform: [{ filter: "datum.labelBelow" }],
+        mark: { type: "text", align: "left", dx: 8, dy: 14, fontSize: 11 },
+        encoding: { x, y: { field: "pplIncreasePct", type: "quantitative" }, text: { field: "label" } },
       },
     ],
   } as Spec;

@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
+ * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
  * bare onnxruntime (feeds prepared in advance, only session.run timed), so the cost of our
@@ -18,6 +19,7 @@ import { buildGptNeoGraph, graphWeightNames } from "../src/model/graph.js";
 import { forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
+import { benchVerify } from "./bench-verify.js";
 
 /** Benchmark shapes (not model defaults: only what a synthetic checkpoint looks like). */
 const SYNTHETIC_SHAPES: Record<
@@ -208,11 +210,17 @@ async function main() {
       prefill: { type: "string", default: "1024" },
       decode: { type: "string", default: "32" },
       threads: { type: "string", default: "0" },
+      samples: { type: "string", default: "200000" },
+      resamples: { type: "string", default: "200" },
     },
   });
   const what = positionals[0] ?? "model";
+  if (what === "verify") {
+    await benchVerify(Number(values.samples), Number(values.resamples));
+    return;
+  }
   if (what !== "model") {
-    console.error(`unknown benchmark ${what}; available: model`);
+    console.error(`unknown benchmark ${what}; available: model, verify`);
     process.exitCode = 2;
     return;
   }

@@ -36,6 +36,17 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
       allowNo: true,
     }),
     json: Flags.boolean({ description: "print the findings as JSON" }),
+    replay: Flags.integer({
+      description: "re-run N of the bundle's samples here and compare within the config's tolerances",
+      min: 0,
+    }),
+    model: Flags.string({
+      description: "checkpoint directory to replay with (default: the bundle config's model)",
+    }),
+    device: Flags.string({
+      description: "device to replay on (default: the bundle config's)",
+      options: ["cpu", "cuda"],
+    }),
   };
 
   async run(): Promise<void> {
@@ -45,6 +56,14 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
       const result = await verifyBundleFile(args.bundle, {
         trustedKeysFile: flags["trusted-keys"],
         requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+        replay:
+          flags.replay === undefined
+            ? undefined
+            : {
+                samples: flags.replay,
+                modelDir: flags.model,
+                device: flags.device as "cpu" | "cuda" | undefined,
+              },
       });
       process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
       reportToGitHub(args.bundle, result);

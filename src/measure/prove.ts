@@ -71,6 +71,11 @@ function loadSplit(config: RunConfig, role: "eval" | "calibration"): DatasetSpli
   return loadBrownSplit(split as BrownSplitName);
 }
 
+/** The evaluation and calibration splits a config names. */
+export function loadRunSplits(config: RunConfig): { evaluation: DatasetSplit; calibration: DatasetSplit } {
+  return { evaluation: loadSplit(config, "eval"), calibration: loadSplit(config, "calibration") };
+}
+
 /** Draws the evaluation and calibration samples; they must never share a token sequence. */
 export function drawRunSamples(
   config: RunConfig,
@@ -117,8 +122,7 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
   );
   emit({ kind: "hardware", check });
 
-  const evaluationSplit = loadSplit(config, "eval");
-  const calibrationSplit = loadSplit(config, "calibration");
+  const { evaluation: evaluationSplit, calibration: calibrationSplit } = loadRunSplits(config);
   const { evaluation, calibration } = drawRunSamples(config, evaluationSplit, calibrationSplit);
   emit({ kind: "samples", evaluation: evaluation.length, calibration: calibration.length });
 

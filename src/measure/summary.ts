@@ -65,30 +65,50 @@ type PointMetrics = Record<keyof MethodSummary["intervals"], number> & {
   perplexityCompressed: number;
 };
 
-function emptySums(): PooledSums {
-  return {
-    scoredTokens: 0,
-    nllBaseline: 0,
-    nllCompressed: 0,
-    klSum: 0,
-    top1Matches: 0,
-    generationCompared: 0,
-    generationMatches: 0,
-    kvBytesBaseline: 0,
-    kvBytesCompressed: 0,
-  };
+const SUMMED_FIELDS = [
+  "scoredTokens",
+  "nllBaseline",
+  "nllCompressed",
+  "klSum",
+  "top1Matches",
+  "generationCompared",
+  "generationMatches",
+  "kvBytesBaseline",
+  "kvBytesCompressed",
+] as const satisfies readonly (keyof PooledSums)[];
+
+/** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
+type Columns = Record<keyof PooledSums, Float64Array>;
+
+function columnsOf(ordered: readonly SampleRecord[]): Columns {
+  const columns = {} as Columns;
+  for (const field of SUMMED_FIELDS) columns[field] = new Float64Array(ordered.length);
+  ordered.forEach((record, i) => {
+    columns.scoredTokens[i] = record.scoredTokens;
+    columns.nllBaseline[i] = record.nllBaseline;
+    columns.nllCompressed[i] = record.nllCompressed;
+    columns.klSum[i] = record.klSum;
+    columns.top1Matches[i] = record.top1Matches;
+    columns.generationCompared[i] = record.generation.compared;
+    columns.generationMatches[i] = record.generation.matches;
+    columns.kvBytesBaseline[i] = record.kvBytesBaseline;
+    columns.kvBytesCompressed[i] = record.kvBytesCompressed;
+  });
+  return columns;
 }
 
-function addRecord(sums: PooledSums, record: SampleRecord): void {
-  sums.scoredTokens += record.scoredTokens;
-  sums.nllBaseline += record.nllBaseline;
-  sums.nllCompressed += record.nllCompressed;
-  sums.klSum += record.klSum;
-  sums.top1Matches += record.top1Matches;
-  sums.generationCompared += record.generation.compared;
-  sums.generationMatches += record.generation.matches;
-  sums.kvBytesBaseline += record.kvBytesBaseline;
-  sums.kvBytesCompressed += record.kvBytesCompressed;
+/** Sums over `positions` (with repeats), added in the order given; all positions when omitted. */
+function sumAt(columns: Columns, positions?: ArrayLike<number>): PooledSums {
+  const sums = {} as PooledSums;
+  const count = positions === undefined ? columns.scoredTokens.length : positions.length;
+  for (const field of SUMMED_FIELDS) {
+    const column = columns[field];
+    let total = 0;
+    if (positions === undefined) for (let i = 0; i < count; i++) total += column[i];
+    else for (let i = 0; i < count; i++) total += column[positions[i]];
+    sums[field] = total;
+  }
+  return sums;
 }
 
 function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
@@ -132,20 +152,28 @@ export function quantileSorted(sorted: readonly number[], p: number): number {
   return sorted[lower] + (h - lower) * (sorted[upper] - sorted[lower]);
 }
 
-/** Bootstrap resamples of n positions, drawn from a fresh generator seeded with `seed`. */
-export function bootstrapIndices(n: number, resamples: number, seed: number): Uint32Array[] {
+/**
+ * Bootstrap resamples of n positions from a fresh generator seeded with `seed`, one at a
+ * time into one reused buffer (memory stays O(n) whatever the resample count).
+ */
+export function* bootstrapResamples(n: number, resamples: number, seed: number): Generator<Uint32Array> {
   const next = mulberry32(seed);
-  const draws: Uint32Array[] = [];
+  const positions = new Uint32Array(n);
   for (let b = 0; b < resamples; b++) {
-    const positions = new Uint32Array(n);
     for (let i = 0; i < n; i++) positions[i] = uniformIndex(next, n);
-    draws.push(positions);
+    yield positions;
   }
+}
+
+/** All resamples as separate arrays (for tests and small inputs). */
+export function bootstrapIndices(n: number, resamples: number, seed: number): Uint32Array[] {
+  const draws: Uint32Array[] = [];
+  for (const positions of bootstrapResamples(n, resamples, seed)) draws.push(positions.slice());
   return draws;
 }
 
 function bootstrapIntervals(
-  ordered: readonly SampleRecord[],
+  columns: Columns,
   method: string,
   bootstrap: RunConfig["bootstrap"],
 ): MethodSummary["intervals"] {
@@ -158,10 +186,12 @@ function bootstrapIntervals(
   ];
   const values: Record<string, number[]> = {};
   for (const key of keys) values[key] = [];
-  for (const positions of bootstrapIndices(ordered.length, bootstrap.resamples, bootstrap.seed)) {
-    const sums = emptySums();
-    for (const position of positions) addRecord(sums, ordered[position]);
-    const metrics = metricsFromSums(sums, method);
+  for (const positions of bootstrapResamples(
+    columns.scoredTokens.length,
+    bootstrap.resamples,
+    bootstrap.seed,
+  )) {
+    const metrics = metricsFromSums(sumAt(columns, positions), method);
     for (const key of keys) values[key].push(metrics[key]);
   }
   const alpha = (1 - bootstrap.confidence) / 2;
@@ -180,8 +210,8 @@ export function summarizeMethod(
   bootstrap: RunConfig["bootstrap"],
 ): MethodSummary {
   const ordered = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
-  const sums = emptySums();
-  for (const record of ordered) addRecord(sums, record);
+  const columns = columnsOf(ordered);
+  const sums = sumAt(columns);
   const point = metricsFromSums(sums, method);
   return {
     samples: ordered.length,
@@ -197,7 +227,7 @@ export function summarizeMethod(
     kvBytesBaseline: sums.kvBytesBaseline,
     kvBytesCompressed: sums.kvBytesCompressed,
     compressionRatio: point.compressionRatio,
-    intervals: bootstrapIntervals(ordered, method, bootstrap),
+    intervals: bootstrapIntervals(columns, method, bootstrap),
   };
 }
 

@@ -46,9 +46,10 @@ export function renderText(bundle: string, result: VerifyResult): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** The same as JSON: {bundle, passed, exitCode, findings}. */
+/** The same as JSON: {bundle, passed, exitCode, findings, recomputed?} (recomputed: the summary verify computed itself). */
 export function renderJson(bundle: string, result: VerifyResult): string {
-  return `${JSON.stringify({ bundle, passed: result.passed, exitCode: result.exitCode, findings: result.findings }, null, 2)}\n`;
+  const { passed, exitCode, findings, recomputed } = result;
+  return `${JSON.stringify({ bundle, passed, exitCode, findings, ...(recomputed === undefined ? {} : { recomputed }) }, null, 2)}\n`;
 }
 
 /** Workflow-command escaping (data): %, CR and LF. */

@@ -43,6 +43,8 @@ export const CHECK_EXIT_CODE: Record<CheckName, number> = {
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
   claims: EXIT_CLAIMS,
+  // Measurements that do not reproduce make the bundle's records invalid.
+  replay: EXIT_INVALID,
 };
 
 export interface VerifyOptions {
@@ -56,6 +58,8 @@ export interface VerifyOptions {
   validators?: SchemaValidators;
   /** Relative tolerance of the recompute check (default RECOMPUTE_RELATIVE_TOLERANCE). */
   relativeTolerance?: number;
+  /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
+  maxBootstrapDraws?: number;
 }
 
 export interface VerifyResult {
@@ -152,7 +156,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   } else {
     findings.push(
       ...guarded("recompute", () => {
-        const result = recomputeSummary(records, config);
+        const result = recomputeSummary(records, config, options.maxBootstrapDraws);
         if (!result.ok) return [result.finding];
         recomputed = result.summary;
         return checkRecompute({
@@ -173,7 +177,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     findings.push(
       ...guarded("claims", () => {
         if (recomputed === undefined) {
-          const result = recomputeSummary(records, config);
+          const result = recomputeSummary(records, config, options.maxBootstrapDraws);
           if (!result.ok) {
             return [fail("claims", "E_CHECK_SKIPPED", `not run: ${result.finding.message}`)];
           }

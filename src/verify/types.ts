@@ -17,7 +17,8 @@ export type CheckName =
   | "consistency"
   | "recompute"
   | "claims"
-  | "protocol";
+  | "protocol"
+  | "replay";
 
 export const CHECK_ORDER: readonly CheckName[] = [
   "zip-safety",
@@ -29,6 +30,7 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "recompute",
   "claims",
   "protocol",
+  "replay",
 ];
 
 /** One result of one check. Failing findings carry a stable E_... code; passing ones "OK". */

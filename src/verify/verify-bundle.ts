@@ -6,8 +6,9 @@
 import type { ZipReadLimits } from "../bundle/format.js";
 import { readBundleZip } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
-import { EXIT_UNREADABLE, runChecks, type VerifyResult } from "./runner.js";
-import { type Finding, pass } from "./types.js";
+import { checkReplay, type ReplayOptions } from "./checks/replay.js";
+import { EXIT_UNREADABLE, exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
+import { type Finding, fail, pass } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */
@@ -16,6 +17,8 @@ export interface VerifyFileOptions {
   requireTrusted: boolean;
   /** Tighten or loosen the zip reader's limits. */
   limits?: Partial<ZipReadLimits>;
+  /** Re-run this many samples here (check 9); absent or 0 = no replay. */
+  replay?: ReplayOptions;
 }
 
 /** Read and verify one bundle file. Throws only for bad options (an unreadable trusted keys file). */
@@ -35,7 +38,25 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
     "zip-safety",
     `${read.entries.size} entries read within limits (${read.inflatedBytes} bytes inflated)`,
   );
-  return { ...result, findings: [safe, ...result.findings] };
+  const findings = [safe, ...result.findings];
+  if (options.replay !== undefined && options.replay.samples > 0) {
+    // Replaying a bundle whose bytes or files are not what was signed would measure nothing.
+    const blocking = result.findings.filter(
+      (f) => !f.ok && ["integrity", "signature", "schemas", "consistency"].includes(f.check),
+    );
+    findings.push(
+      ...(blocking.length > 0
+        ? [
+            fail(
+              "replay",
+              "E_CHECK_SKIPPED",
+              "not replayed: the bundle failed integrity, signature, schema or consistency checks",
+            ),
+          ]
+        : await checkReplay(read.entries, options.replay)),
+    );
+  }
+  return { findings, passed: findings.every((f) => f.ok), exitCode: exitCodeFor(findings) };
 }
 
 /** The default of --require-trusted: on in CI (CI=true), off elsewhere. */

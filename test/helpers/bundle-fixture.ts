@@ -11,6 +11,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } f
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
 import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
+import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
 import { keyIdOf } from "../../src/verify/checks/signature.js";
@@ -82,7 +83,30 @@ const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 5
 /** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
 const STREAM_KEPT = [24, 16, 20];
 
-export function fixtureParts(): FixtureParts {
+let defaultStreamingParams: Record<string, unknown> | undefined;
+
+/**
+ * The streaming method's params as the default preset states them, so the fixture's
+ * config.json keeps validating against schemas/config.schema.json as method params evolve.
+ */
+function streamingParams(): Record<string, unknown> {
+  if (defaultStreamingParams === undefined) {
+    const streaming = resolveConfig({ preset: "default" }).methods.find(
+      (method) => method.kind === "streaming",
+    );
+    if (streaming === undefined)
+      throw new Error("the default preset has no streaming method for the fixture");
+    defaultStreamingParams = streaming.params;
+  }
+  return structuredClone(defaultStreamingParams);
+}
+
+/**
+ * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
+ * the figures of sample i mod 3, so every invariant still holds.
+ */
+export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
+  const sampleCount = options.samples ?? 3;
   const config: RunConfig = {
     name: "fixture",
     model: { path: "bundled", dtype: "fp32", device: "cpu" },
@@ -91,7 +115,7 @@ export function fixtureParts(): FixtureParts {
       path: null,
       split: "eval",
       calibrationSplit: "calibration",
-      samples: 3,
+      samples: sampleCount,
       calibrationSamples: 2,
       contextTokens: CONTEXT,
       continuationTokens: CONTINUATION,
@@ -101,11 +125,7 @@ export function fixtureParts(): FixtureParts {
     kv: { baselineDtype: "fp16", observationWindow: 4 },
     methods: [
       { name: "full", kind: "full", params: {} },
-      {
-        name: "stream",
-        kind: "streaming",
-        params: { sinkTokens: 4, recentTokens: 8 },
-      },
+      { name: "stream", kind: "streaming", params: streamingParams() },
     ],
     hardware: { marginFraction: 0.2, activationFactor: 4 },
     claims: [
@@ -116,7 +136,7 @@ export function fixtureParts(): FixtureParts {
     tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
   };
 
-  const evaluation = [0, 1, 2].map((i) => ({
+  const evaluation = Array.from({ length: sampleCount }, (_, i) => i).map((i) => ({
     sampleId: `eval-${i}`,
     tokenHash: sha256Hex(`eval tokens ${i}`),
   }));
@@ -176,17 +196,18 @@ export function fixtureParts(): FixtureParts {
   const baselineBytes = LAYERS * FULL_LAYER_ELEMENTS * 2;
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < sampleCount; i++) {
+    const figures = i % 3;
     const common = {
       sampleId: evaluation[i].sampleId,
       sampleIndex: i,
       tokenHash: evaluation[i].tokenHash,
-      document: `ca0${i + 1}`,
+      document: `ca0${figures + 1}`,
       offset: 40 * i,
       contextTokens: CONTEXT,
       continuationTokens: CONTINUATION,
       scoredTokens: CONTINUATION - 1,
-      nllBaseline: nllBaseline[i],
+      nllBaseline: nllBaseline[figures],
       kvBytesBaseline: baselineBytes,
       timingsMs: { prefill: 5, compress: 1, continuation: 4, generation: 3 },
       peakRssBytes: 100_000_000,
@@ -194,22 +215,22 @@ export function fixtureParts(): FixtureParts {
     records.push({
       ...common,
       method: "full",
-      nllCompressed: nllBaseline[i],
+      nllCompressed: nllBaseline[figures],
       klSum: 0,
       top1Matches: CONTINUATION - 1,
       generation: { compared: 6, matches: 6, firstDivergence: null },
       kvBytesCompressed: baselineBytes,
     });
     // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
-    const kept = STREAM_KEPT[i];
+    const kept = STREAM_KEPT[figures];
     const streamLayerBytes = kept * 4 * 2 * 2 + kept * 4;
     records.push({
       ...common,
       method: "stream",
-      nllCompressed: nllBaseline[i] + streamExtraNll[i],
-      klSum: streamKl[i],
-      top1Matches: streamTop1[i],
-      generation: streamGeneration[i],
+      nllCompressed: nllBaseline[figures] + streamExtraNll[figures],
+      klSum: streamKl[figures],
+      top1Matches: streamTop1[figures],
+      generation: streamGeneration[figures],
       kvBytesCompressed: LAYERS * streamLayerBytes,
     });
     for (let layer = 0; layer < LAYERS; layer++) {

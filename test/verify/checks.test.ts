@@ -145,6 +145,10 @@ test("consistency: token counts, generation, identity and the shared baseline", 
   noFull.config.methods.reverse();
   assert.deepEqual(consistency(noFull), ["E_CONSISTENCY_NO_BASELINE"]);
 
+  const twice = fixtureParts();
+  twice.config.methods.push({ ...twice.config.methods[1] });
+  assert.deepEqual(consistency(twice), ["E_CONSISTENCY_DUPLICATE_METHOD"]);
+
   const full = fixtureParts();
   full.records[0].kvBytesCompressed += 2;
   full.fingerprints[0].bytes += 2;
@@ -252,4 +256,10 @@ test("protocol: disjoint samples, counts, hashes, splits, device", () => {
   assert.deepEqual(codes(checkProtocol({ config: undefined, environment: "x", records: undefined })), [
     "E_PROTOCOL_NO_ENVIRONMENT",
   ]);
+});
+
+test("the fixture scaled up (benchmark input) is still consistent", () => {
+  const parts = fixtureParts({ samples: 10 });
+  assert.deepEqual(codes(checkConsistency(parts)), []);
+  assert.deepEqual(protocol(parts), []);
 });

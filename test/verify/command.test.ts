@@ -82,6 +82,7 @@ test("spg verify and spg inspect from the command line", async () => {
   const json = JSON.parse(trusted.stdout);
   assert.equal(json.passed, true);
   assert.equal(json.findings.length, 9);
+  assert.equal(json.recomputed.methods.stream.compressionRatio, 1.28);
   const table = readFileSync(summary, "utf8");
   assert.match(table, /❌ fail \(exit 4\)[\s\S]*✅ pass/);
 

@@ -24,16 +24,13 @@ after(() => {
   rmSync(outDir, { recursive: true, force: true });
 });
 
-test("a bundle written by spg prove passes every check; the same bundle with one byte changed does not", async () => {
+test("a bundle written by spg prove (every ci-smoke method) passes every check; damaged, it does not", async () => {
   const config = resolveConfig({
     preset: "ci-smoke",
     overrides: { model: modelDir, context: 48, continuation: 8, samples: 2, calibrationSamples: 1 },
   });
-  // The lossless pair keeps this test about verify, independent of the lossy methods' parameters.
-  config.methods = config.methods.filter((method) => method.kind === "full" || method.kind === "window-trim");
-  config.claims = config.claims.filter((claim) =>
-    config.methods.some((method) => method.name === claim.method),
-  );
+  // A random model at this size does not reach the preset's SPG targets; keep the lossless claim.
+  config.claims = config.claims.filter((claim) => claim.method === "window-trim");
   const out = join(outDir, "run.zip");
   await prove({ config, out, key: ephemeralKey(), cacheDir: join(outDir, "graphs") });
 
@@ -43,7 +40,11 @@ test("a bundle written by spg prove passes every check; the same bundle with one
     [],
   );
   assert.equal(result.exitCode, EXIT_PASS);
-  assert.deepEqual(Object.keys(result.recomputed?.methods ?? {}), ["full", "window-trim"]);
+  // Every method of the preset (lossless and lossy) passes consistency as prove writes it.
+  assert.deepEqual(
+    Object.keys(result.recomputed?.methods ?? {}),
+    config.methods.map((method) => method.name),
+  );
 
   // An ephemeral signer under a trust policy is refused.
   const trusted = await verifyBundleFile(out, { requireTrusted: true });

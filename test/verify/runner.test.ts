@@ -159,3 +159,15 @@ test("an 853:1-style bundle: a ratio claim with no quality claim fails even when
   assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_NO_QUALITY_BOUND"]);
   assert.equal(result.exitCode, EXIT_CLAIMS);
 });
+
+test("a bootstrap too large to recompute is refused, not run (E_RECOMPUTE_LIMIT)", () => {
+  const parts = fixtureParts();
+  parts.config.bootstrap.resamples = 1000;
+  const result = runChecks({ entries: buildEntries(parts) }, { ...options, maxBootstrapDraws: 5999 });
+  assert.deepEqual(failingCodes(result.findings), ["recompute:E_RECOMPUTE_LIMIT", "claims:E_CHECK_SKIPPED"]);
+  assert.equal(result.exitCode, EXIT_INVALID);
+  assert.equal(
+    runChecks({ entries: buildEntries(parts) }, { ...options, maxBootstrapDraws: 6000 }).passed,
+    true,
+  );
+});

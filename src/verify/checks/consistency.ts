@@ -48,6 +48,9 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
     config.dataset.contextTokens *
     BASELINE_DTYPE_BYTES[config.kv.baselineDtype];
 
+  if (methodKinds.size !== config.methods.length) {
+    failures.add("E_CONSISTENCY_DUPLICATE_METHOD", "config.methods names a method more than once");
+  }
   if (config.methods[0]?.kind !== "full") {
     failures.add("E_CONSISTENCY_NO_BASELINE", `config.methods[0] must be the "full" (uncompressed) method`);
   }

@@ -15,11 +15,31 @@ const CHECK = "recompute" as const;
  */
 export const RECOMPUTE_RELATIVE_TOLERANCE = 1e-9;
 
+/**
+ * Default bound on bootstrap draws (resamples × records, all methods) verify will make: a
+ * resource limit like the zip reader's, so a bundle cannot make verify spin for hours by
+ * stating a huge bootstrap.resamples. Generous: 1000 resamples of 200k samples × 5 methods.
+ */
+export const MAX_BOOTSTRAP_DRAWS = 1e9;
+
 /** summarize() as a value: the summary, or the error that stopped it. */
 export function recomputeSummary(
   records: readonly SampleRecord[],
   config: RunConfig,
+  maxBootstrapDraws: number = MAX_BOOTSTRAP_DRAWS,
 ): { ok: true; summary: Summary } | { ok: false; finding: Finding } {
+  const draws = config.bootstrap.resamples * records.length;
+  if (draws > maxBootstrapDraws) {
+    return {
+      ok: false,
+      finding: fail(
+        CHECK,
+        "E_RECOMPUTE_LIMIT",
+        `bootstrap.resamples ${config.bootstrap.resamples} over ${records.length} records is ${draws} draws, above this verifier's limit of ${maxBootstrapDraws}`,
+        { draws, limit: maxBootstrapDraws },
+      ),
+    };
+  }
   try {
     return { ok: true, summary: summarize(records, config) };
   } catch (error) {
@@ -109,13 +129,14 @@ export interface RecomputeInput {
   /** summarize(records, config), when the caller already has it. */
   recomputed?: Summary;
   relativeTolerance?: number;
+  maxBootstrapDraws?: number;
 }
 
 /** Every figure in summary.json equals summarize(records, config) (src/measure/summary.ts). */
 export function checkRecompute(input: RecomputeInput): Finding[] {
   let recomputed = input.recomputed;
   if (recomputed === undefined) {
-    const result = recomputeSummary(input.records, input.config);
+    const result = recomputeSummary(input.records, input.config, input.maxBootstrapDraws);
     if (!result.ok) return [result.finding];
     recomputed = result.summary;
   }

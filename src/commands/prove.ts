@@ -3,7 +3,8 @@ import { Command, Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
 import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
-import { dryRun, resolveConfig } from "../config/load.js";
+import { dryRun, formatConfig, resolveConfig } from "../config/load.js";
+import { applySweep } from "../config/sweep.js";
 import { isSpgError } from "../errors.js";
 import { formatBytes } from "../hardware/requirement.js";
 import { type ProveEvent, prove } from "../measure/prove.js";
@@ -29,6 +30,7 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     "<%= config.bin %> prove --config my-run.yaml --samples 32 --device cuda --key keys/signing-key.json",
     "<%= config.bin %> prove --preset 450x --dry-run",
     "<%= config.bin %> prove --ablation --out ablation.zip",
+    "<%= config.bin %> prove --sweep 5 --out sweep.zip",
   ];
 
   static override flags = {
@@ -43,6 +45,10 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
       exclusive: ["key"],
     }),
     json: Flags.boolean({ description: "print the result as JSON instead of a table" }),
+    sweep: Flags.integer({
+      description:
+        "trade-off sweep: add N variants of each method (configs/sweeps/default.yaml); the summary holds the Pareto frontier",
+    }),
     "cache-dir": Flags.string({ description: "where built ONNX graphs are cached" }),
   };
 
@@ -51,11 +57,16 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     const resolveOptions = resolveOptionsFromFlags(flags);
     let bar: cliProgress.SingleBar | undefined;
     try {
+      const resolved = resolveConfig(resolveOptions);
+      const config = flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep);
       if (flags["dry-run"]) {
-        this.log(dryRun(resolveOptions, flags.json ? "json" : "yaml"));
+        this.log(
+          flags.sweep === undefined
+            ? dryRun(resolveOptions, flags.json ? "json" : "yaml")
+            : formatConfig(config, flags.json ? "json" : "yaml"),
+        );
         return;
       }
-      const config = resolveConfig(resolveOptions);
       const key = await this.signingKey(flags.key, flags["ephemeral-key"]);
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
       const out = resolve(flags.out ?? `${config.name}-${stamp}.zip`);

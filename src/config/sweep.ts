@@ -10,7 +10,8 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse } from "yaml";
 import { SpgError } from "../errors.js";
 import { configsDir } from "../paths.js";
-import type { MethodConfig } from "./types.js";
+import { validateRunConfig } from "./load.js";
+import type { MethodConfig, RunConfig } from "./types.js";
 
 export interface SweepRange {
   from: number;
@@ -281,4 +282,16 @@ export function sweepVariants(method: MethodConfig, points: number, spec: SweepS
       params,
     };
   });
+}
+
+/**
+ * `spg prove --sweep N`: every swept method is followed by its N variants (the method itself
+ * stays, so claims about it still apply), and the result is validated like any config.
+ */
+export function applySweep(config: RunConfig, points: number, spec: SweepSpec = loadSweepSpec()): RunConfig {
+  const methods = config.methods.flatMap((method) => {
+    const variants = sweepVariants(method, points, spec);
+    return variants.length === 1 && variants[0] === method ? [method] : [method, ...variants];
+  });
+  return validateRunConfig({ ...config, methods }, "--sweep");
 }

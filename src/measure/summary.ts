@@ -35,8 +35,10 @@
  * passes (true when there are none).
  */
 import type { ClaimResult, Interval, MethodSummary, SampleRecord, Summary } from "../bundle/types.js";
+import { methodOfVariant } from "../config/sweep.js";
 import type { ClaimMetric, RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
+import { paretoFrontier, paretoFrontiersByGroup } from "./pareto.js";
 import { mulberry32, uniformIndex } from "./prng.js";
 
 /** The summary field each claim metric reads. */
@@ -311,5 +313,28 @@ export function summarize(records: readonly SampleRecord[], config: RunConfig): 
     }
     return judgeClaim(claim, summary);
   });
-  return { methods, claims, allClaimsPass: claims.every((claim) => claim.pass) };
+  return {
+    methods,
+    claims,
+    allClaimsPass: claims.every((claim) => claim.pass),
+    frontiers: frontiers(methods),
+  };
+}
+
+/**
+ * Pareto frontiers of compression ratio against perplexity increase: over every method, and
+ * per method family (a method with its sweep variants "name@param=value"). Names only: the
+ * figures are the methods' own, so verify recomputes the frontier with everything else.
+ */
+export function frontiers(methods: Record<string, MethodSummary>): Summary["frontiers"] {
+  const points = Object.entries(methods).map(([method, m]) => ({
+    method,
+    ratio: m.compressionRatio,
+    pplIncreasePct: m.perplexityIncreasePct,
+  }));
+  const byMethod: Record<string, string[]> = {};
+  for (const [family, frontier] of paretoFrontiersByGroup(points, (p) => methodOfVariant(p.method))) {
+    byMethod[family] = frontier.map((p) => p.method);
+  }
+  return { all: paretoFrontier(points).map((p) => p.method), byMethod };
 }

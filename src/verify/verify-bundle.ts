@@ -56,7 +56,7 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
         : await checkReplay(read.entries, options.replay)),
     );
   }
-  return { findings, passed: findings.every((f) => f.ok), exitCode: exitCodeFor(findings) };
+  return { ...result, findings, passed: findings.every((f) => f.ok), exitCode: exitCodeFor(findings) };
 }
 
 /** The default of --require-trusted: on in CI (CI=true), off elsewhere. */

@@ -47,7 +47,7 @@ export function sampleContents(records = 3): BundleContents {
     environment: { node: process.version, os: { platform: "linux" } },
     records: rows,
     fingerprints,
-    summary: { methods: {}, claims: [], allClaimsPass: true },
+    summary: { methods: {}, claims: [], allClaimsPass: true, frontiers: { all: [], byMethod: {} } },
     reportMd: "# Report\n\nNothing measured here: a test fixture.\n",
   };
 }

@@ -15,7 +15,11 @@ import { packageRoot } from "../../src/paths.js";
 import { renderReport } from "../../src/report/render.js";
 import { writeReportBundle } from "./report-bundle.js";
 
-const CHROMIUM = "/usr/bin/chromium";
+// Debian's chromium (what .ci/run installs); SPG_CHROMIUM or a preinstalled Chrome elsewhere (GitHub runners).
+const CHROMIUM =
+  [process.env.SPG_CHROMIUM, "/usr/bin/chromium", "/usr/bin/google-chrome"].find(
+    (path): path is string => path !== undefined && path !== "" && existsSync(path),
+  ) ?? "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",

@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
+ * `npm run bench -- prove|methods [--preset NAME] [--model DIR] [--samples N]` (scripts/bench-prove.ts)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
  * bare onnxruntime (feeds prepared in advance, only session.run timed), so the cost of our
@@ -19,6 +20,7 @@ import { buildGptNeoGraph, graphWeightNames } from "../src/model/graph.js";
 import { forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
+import { benchMethods, benchProve } from "./bench-prove.js";
 import { benchVerify } from "./bench-verify.js";
 
 /** Benchmark shapes (not model defaults: only what a synthetic checkpoint looks like). */
@@ -210,17 +212,28 @@ async function main() {
       prefill: { type: "string", default: "1024" },
       decode: { type: "string", default: "32" },
       threads: { type: "string", default: "0" },
-      samples: { type: "string", default: "200000" },
+      samples: { type: "string" },
+      preset: { type: "string" },
+      model: { type: "string" },
       resamples: { type: "string", default: "200" },
     },
   });
   const what = positionals[0] ?? "model";
+  if (what === "prove" || what === "methods") {
+    const options = {
+      preset: values.preset ?? "default",
+      model: values.model,
+      samples: values.samples === undefined ? undefined : Number(values.samples),
+    };
+    await (what === "prove" ? benchProve(options) : benchMethods(options));
+    return;
+  }
   if (what === "verify") {
-    await benchVerify(Number(values.samples), Number(values.resamples));
+    await benchVerify(Number(values.samples ?? "200000"), Number(values.resamples));
     return;
   }
   if (what !== "model") {
-    console.error(`unknown benchmark ${what}; available: model, verify`);
+    console.error(`unknown benchmark ${what}; available: model, methods, prove, verify`);
     process.exitCode = 2;
     return;
   }

@@ -58,7 +58,12 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     let bar: cliProgress.SingleBar | undefined;
     try {
       const resolved = resolveConfig(resolveOptions);
-      const config = flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep);
+      // With --ablation, the sweep traces the preset's own methods, not every ablation variant.
+      const swept =
+        flags.sweep !== undefined && flags.ablation
+          ? new Set(resolveConfig({ ...resolveOptions, ablation: false }).methods.map((m) => m.name))
+          : undefined;
+      const config = flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
       if (flags["dry-run"]) {
         this.log(
           flags.sweep === undefined

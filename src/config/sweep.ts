@@ -288,8 +288,15 @@ export function sweepVariants(method: MethodConfig, points: number, spec: SweepS
  * `spg prove --sweep N`: every swept method is followed by its N variants (the method itself
  * stays, so claims about it still apply), and the result is validated like any config.
  */
-export function applySweep(config: RunConfig, points: number, spec: SweepSpec = loadSweepSpec()): RunConfig {
+export function applySweep(
+  config: RunConfig,
+  points: number,
+  spec: SweepSpec = loadSweepSpec(),
+  /** Sweep only these methods (e.g. not the ablation variants); default all. */
+  only?: ReadonlySet<string>,
+): RunConfig {
   const methods = config.methods.flatMap((method) => {
+    if (only !== undefined && !only.has(method.name)) return [method];
     const variants = sweepVariants(method, points, spec);
     return variants.length === 1 && variants[0] === method ? [method] : [method, ...variants];
   });

@@ -8,6 +8,7 @@ import { ephemeralKey } from "../../src/bundle/keys.js";
 import type { LayerFingerprint, SampleRecord } from "../../src/bundle/types.js";
 import { writeBundle } from "../../src/bundle/write.js";
 import { resolveConfig } from "../../src/config/load.js";
+import { applySweep } from "../../src/config/sweep.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
 import { fixtureParts, sha256Hex } from "../helpers/bundle-fixture.js";
@@ -22,6 +23,8 @@ export interface ReportBundleOptions {
   runName?: string;
   /** State this compression ratio for the claimed method in summary.json (a false summary). */
   statedRatio?: number;
+  /** Add this many sweep variants per swept method (as `spg prove --sweep N`). */
+  sweep?: number;
 }
 
 export interface ReportBundle {
@@ -38,7 +41,7 @@ export async function writeReportBundle(
 ): Promise<ReportBundle> {
   const parts = fixtureParts();
   const preset = resolveConfig();
-  const methods = preset.methods;
+  const methods = options.sweep === undefined ? preset.methods : applySweep(preset, options.sweep).methods;
   const compressed = methods.filter((m) => m.kind !== "full").map((m) => m.name);
   const target = compressed[compressed.length - 1];
   const config: RunConfig = {

@@ -230,3 +230,36 @@ test("trade-off points: sweep variants grouped under their method, overall and p
   assert.equal(familyOf("spg@ratio=8"), "spg");
   assert.equal(familyOf("@odd"), "@odd");
 });
+
+test("a swept bundle: variants verify, share their method's color and are joined along its own frontier", async () => {
+  const bundle = join(work, "sweep.zip");
+  const made = await writeReportBundle(bundle, { sweep: 3 });
+  const variants = made.config.methods.filter((m) => m.name.includes("@"));
+  assert.ok(variants.length >= 3, "the sweep added variants");
+  const { html, verdict } = await buildReport(bundle, { verify: true });
+  assert.equal(verdict, "pass", html.match(/<table class="failures">[\s\S]*?<\/table>/)?.[0]);
+  for (const method of made.config.methods) {
+    assert.ok(html.includes(`<td>${escapeHtml(method.name)}</td>`), method.name);
+  }
+  const pareto = plotSvgs(html).get("pareto")!;
+  // One line per method family with two or more points on its own frontier, plus the overall frontier.
+  const summary = summarize(made.records, made.config);
+  const points = methodPoints(
+    summary,
+    made.config.methods.map((m) => m.name),
+  );
+  const familiesWithLines = new Set(
+    points
+      .filter((p) => p.onFamilyFrontier)
+      .map((p) => p.family)
+      .filter((family, _, all) => all.filter((f) => f === family).length >= 2),
+  );
+  assert.ok(familiesWithLines.size >= 1);
+  const overall = points.filter((p) => p.onFrontier).length;
+  assert.ok(overall >= 2);
+  // Drawn lines: line-mark paths with at least one segment (a one-point series is just "M…Z").
+  const drawn = [...pareto.matchAll(/aria-roledescription="line mark" d="([^"]*)"/g)].filter((m) =>
+    m[1].includes("L"),
+  ).length;
+  assert.equal(drawn, familiesWithLines.size + 1);
+});

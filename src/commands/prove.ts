@@ -63,7 +63,8 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         flags.sweep !== undefined && flags.ablation
           ? new Set(resolveConfig({ ...resolveOptions, ablation: false }).methods.map((m) => m.name))
           : undefined;
-      const config = flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
+      const config =
+        flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
       if (flags["dry-run"]) {
         this.log(
           flags.sweep === undefined

@@ -71,3 +71,31 @@ test("prove measures every method on the Brown eval split and writes a bundle wh
   assert.equal(environment.calibration.samples.length, 1);
   assert.equal(environment.hardwareCheck.verdict, "pass");
 });
+
+test("two runs with the same config and seed give identical records (but timings and memory) and fingerprints", async () => {
+  const config = resolveConfig({
+    preset: "ci-smoke",
+    overrides: { model: modelDir, context: 64, continuation: 8, samples: 1, calibrationSamples: 1 },
+  });
+  const runs = [];
+  for (const name of ["a.zip", "b.zip"]) {
+    const out = join(outDir, name);
+    await prove({ config, out, key: ephemeralKey(), cacheDir: join(outDir, "graphs") });
+    const read = await readBundleZip(out);
+    assert.ok(read.ok);
+    if (!read.ok) return;
+    const lines = (entry: string) =>
+      read.entries
+        .get(entry)!
+        .toString("utf8")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+    runs.push({
+      records: lines("records.jsonl").map(({ timingsMs: _t, peakRssBytes: _m, ...rest }) => rest),
+      fingerprints: lines("fingerprints.jsonl"),
+    });
+  }
+  assert.deepEqual(runs[0].records, runs[1].records);
+  assert.deepEqual(runs[0].fingerprints, runs[1].fingerprints);
+});

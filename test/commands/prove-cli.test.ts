@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { packageRoot } from "../../src/paths.js";
+import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
 
 const bin = join(packageRoot(), "bin", "run.js");
 
@@ -41,4 +42,42 @@ test("prove refuses an unknown preset with the list of presets", () => {
   assert.equal(result.status, 2);
   assert.match(result.stderr, /E_PRESET_UNKNOWN/);
   assert.match(result.stderr, /default/);
+});
+
+test("prove --device cuda on a machine without an NVIDIA GPU stops before loading the model", () => {
+  const modelDir = writeRandomGptNeo({
+    hidden: 8,
+    layers: 2,
+    heads: 2,
+    window: 4,
+    maxPositions: 64,
+    seed: 2,
+  });
+  const cwd = mkdtempSync(join(tmpdir(), "spg-prove-cuda-"));
+  try {
+    const result = spg(
+      [
+        "prove",
+        "--model",
+        modelDir,
+        "--device",
+        "cuda",
+        "--ephemeral-key",
+        "--preset",
+        "ci-smoke",
+        "--context",
+        "32",
+        "--continuation",
+        "8",
+      ],
+      cwd,
+    );
+    if (result.status === 0) return; // a machine with a large enough NVIDIA GPU and the CUDA provider
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /E_NO_GPU|E_GPU_MEMORY_UNKNOWN|E_HARDWARE_INSUFFICIENT|E_DEVICE_UNAVAILABLE/);
+    assert.deepEqual(readdirSync(cwd), []);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+    rmSync(modelDir, { recursive: true, force: true });
+  }
 });

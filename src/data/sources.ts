@@ -18,7 +18,6 @@
  * Files must be UTF-8 (a leading BOM is dropped). Leading/trailing blank lines of a
  * document are trimmed; whitespace-only documents are dropped.
  */
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import type { RunConfig } from "../config/types.js";
@@ -32,20 +31,9 @@ export interface LocalSourceOptions {
   textField?: string;
 }
 
-/** sha256 over documents in order: each id and text as UTF-8, each prefixed by its byte length (uint64 LE). */
-export function hashDocuments(documents: readonly DatasetDocument[]): string {
-  const hash = createHash("sha256");
-  for (const document of documents) {
-    for (const part of [document.id, document.text]) {
-      const bytes = Buffer.from(part, "utf8");
-      const length = Buffer.alloc(8);
-      length.writeBigUInt64LE(BigInt(bytes.length));
-      hash.update(length);
-      hash.update(bytes);
-    }
-  }
-  return hash.digest("hex");
-}
+import { hashDocuments } from "./hash.js";
+
+export { hashDocuments };
 
 /**
  * Byte offset at which UTF-8 decoding first fails (the byte that cannot continue a valid

@@ -1,5 +1,7 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
+ * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
+ * `npm run bench -- prove|methods [--preset NAME] [--model DIR] [--samples N]` (scripts/bench-prove.ts)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
  * bare onnxruntime (feeds prepared in advance, only session.run timed), so the cost of our
@@ -18,6 +20,8 @@ import { buildGptNeoGraph, graphWeightNames } from "../src/model/graph.js";
 import { forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
+import { benchMethods, benchProve } from "./bench-prove.js";
+import { benchVerify } from "./bench-verify.js";
 
 /** Benchmark shapes (not model defaults: only what a synthetic checkpoint looks like). */
 const SYNTHETIC_SHAPES: Record<
@@ -136,6 +140,13 @@ async function benchOne(
   let start = performance.now();
   const runtime = await loadRuntime(checkpoint, { device: "cpu", ...options, intraOpThreads });
   const loadMs = performance.now() - start;
+  // One untimed token first: onnxruntime allocates and pre-packs on a session's first run.
+  const warmUp: ForwardInput = {
+    inputIds: [ids[0]],
+    positionIds: [0],
+    ...pastInputs(emptyCache(config), config, [0]),
+  };
+  await runtime.forward(warmUp);
 
   // Ours: layout helpers + runtime.forward, as the evaluation uses them.
   const positions = ids.slice(0, prefillLength).map((_, i) => i);
@@ -170,6 +181,7 @@ async function benchOne(
     graphOptimizationLevel: "all",
     intraOpNumThreads: intraOpThreads,
   });
+  await session.run(forwardFeeds(config, warmUp));
   const prefillFeeds = forwardFeeds(config, prefillInput);
   start = performance.now();
   await session.run(prefillFeeds);
@@ -200,18 +212,35 @@ async function main() {
       prefill: { type: "string", default: "1024" },
       decode: { type: "string", default: "32" },
       threads: { type: "string", default: "0" },
+      samples: { type: "string" },
+      preset: { type: "string" },
+      model: { type: "string" },
+      resamples: { type: "string", default: "200" },
     },
   });
   const what = positionals[0] ?? "model";
+  if (what === "prove" || what === "methods") {
+    const options = {
+      preset: values.preset ?? "default",
+      model: values.model,
+      samples: values.samples === undefined ? undefined : Number(values.samples),
+    };
+    await (what === "prove" ? benchProve(options) : benchMethods(options));
+    return;
+  }
+  if (what === "verify") {
+    await benchVerify(Number(values.samples ?? "200000"), Number(values.resamples));
+    return;
+  }
   if (what !== "model") {
-    console.error(`unknown benchmark ${what}; available: model`);
+    console.error(`unknown benchmark ${what}; available: model, methods, prove, verify`);
     process.exitCode = 2;
     return;
   }
   const prefillTokens = Number(values.prefill);
   const decodeSteps = Number(values.decode);
   const threads = Number(values.threads);
-  const shapes = values.shape ?? ["A", "B", "bundled"];
+  const shapes = values.shape ?? ["A", "B", "bundled", "125m"];
   for (const shape of shapes) {
     if (shape in SYNTHETIC_SHAPES) {
       await benchOne(`synthetic ${shape}`, syntheticCheckpoint(shape), prefillTokens, decodeSteps, threads);

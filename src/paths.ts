@@ -9,7 +9,7 @@ export function packageRoot(): string {
     const manifest = join(dir, "package.json");
     if (existsSync(manifest) && JSON.parse(readFileSync(manifest, "utf8")).name === "spg") return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error("spg package root not found above " + fileURLToPath(import.meta.url));
+    if (parent === dir) throw new Error(`spg package root not found above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
 }

@@ -95,4 +95,6 @@ export interface Summary {
   methods: Record<string, MethodSummary>;
   claims: ClaimResult[];
   allClaimsPass: boolean;
+  /** Methods on the Pareto frontier of compression ratio vs perplexity increase: overall, and per method family. */
+  frontiers: { all: string[]; byMethod: Record<string, string[]> };
 }

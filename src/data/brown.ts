@@ -7,7 +7,6 @@
  *   calibration = index % 10 == 1   (ca02, ca12, ...)
  *   train       = every other index
  */
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -125,20 +124,9 @@ export function detagBrown(tagged: string): string {
   return paragraphs.join("\n\n");
 }
 
-/** sha256 over documents in order: each id and text, length-prefixed so no two lists collide. */
-export function hashDocuments(documents: readonly DatasetDocument[]): string {
-  const hash = createHash("sha256");
-  for (const document of documents) {
-    for (const part of [document.id, document.text]) {
-      const bytes = Buffer.from(part, "utf8");
-      const length = Buffer.alloc(8);
-      length.writeBigUInt64LE(BigInt(bytes.length));
-      hash.update(length);
-      hash.update(bytes);
-    }
-  }
-  return hash.digest("hex");
-}
+import { hashDocuments } from "./hash.js";
+
+export { hashDocuments };
 
 /** One split of the Brown corpus, detagged, in sorted id order, with its hash. */
 export function loadBrownSplit(split: BrownSplitName, corpusDir: string = brownCorpusDir()): DatasetSplit {

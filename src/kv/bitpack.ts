@@ -47,7 +47,15 @@ export function unpackBits(bytes: Uint8Array, count: number, bits: number, offse
     throw new SpgError("E_KV_DECODE", `packed data truncated: need ${need} bytes at ${offset}`);
   }
   const out = new Uint32Array(count);
-  const mask = 2 ** bits - 1;
+  const mask = (1 << bits) - 1;
+  if (8 % bits === 0) {
+    // widths dividing a byte: each byte holds 8/bits whole codes
+    const perByte = 8 / bits;
+    for (let i = 0; i < count; i++) {
+      out[i] = (bytes[offset + ((i / perByte) | 0)] >>> ((i % perByte) * bits)) & mask;
+    }
+    return out;
+  }
   let acc = 0;
   let accBits = 0;
   let pos = offset;

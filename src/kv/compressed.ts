@@ -13,10 +13,11 @@
  * Everything that depends on the data (kept slots, scales, zero points, codes, masks,
  * per-head choices, ranks) is in the bytes.
  */
+import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
 import { indexBits, packBits, packedLength, unpackBits } from "./bitpack.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
-import { floatToHalfBits, halfBitsToFloat } from "./fp16.js";
+import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat } from "./fp16.js";
 
 export type BaselineDtype = "fp16" | "fp32";
 
@@ -154,10 +155,39 @@ export class ByteWriter {
     this.u16(floatToHalfBits(value));
   }
 
+  /** count elements of src from start as fp16, failing on values fp16 cannot hold. */
+  halves(src: Float32Array, start: number, count: number): void {
+    this.reserve(2 * count);
+    const buf = this.buffer;
+    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    let o = this.length;
+    for (let i = start; i < start + count; i++) {
+      const bits = floatBitsToHalfBits(raw[i]);
+      if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
+      buf[o++] = bits & 0xff;
+      buf[o++] = bits >>> 8;
+    }
+    this.length = o;
+  }
+
+  /** count elements of src from start as little-endian float32. */
+  floats(src: Float32Array, start: number, count: number): void {
+    this.reserve(4 * count);
+    for (let i = start; i < start + count; i++) {
+      this.view.setFloat32(this.length, src[i], true);
+      this.length += 4;
+    }
+  }
+
   bytes(data: Uint8Array): void {
     this.reserve(data.length);
     this.buffer.set(data, this.length);
     this.length += data.length;
+  }
+
+  /** Bytes written so far. */
+  size(): number {
+    return this.length;
   }
 
   finish(): Uint8Array {
@@ -210,6 +240,27 @@ export class ByteReader {
     return halfBitsToFloat(this.u16());
   }
 
+  /** count fp16 values into out from outStart. */
+  halves(count: number, out: Float32Array, outStart: number): void {
+    this.need(2 * count);
+    const data = this.data;
+    let o = this.offset;
+    for (let i = 0; i < count; i++) {
+      out[outStart + i] = halfBitsToFloat(data[o] | (data[o + 1] << 8));
+      o += 2;
+    }
+    this.offset = o;
+  }
+
+  /** count little-endian float32 values into out from outStart. */
+  floats(count: number, out: Float32Array, outStart: number): void {
+    this.need(4 * count);
+    for (let i = 0; i < count; i++) {
+      out[outStart + i] = this.view.getFloat32(this.offset, true);
+      this.offset += 4;
+    }
+  }
+
   bytes(count: number): Uint8Array {
     this.need(count);
     const out = this.data.subarray(this.offset, this.offset + count);
@@ -236,22 +287,15 @@ export function writeRows(
   dtype: BaselineDtype,
 ): void {
   for (let i = 0; i < rows.length; i++) {
-    const base = rows[i] * headDim;
-    for (let c = 0; c < headDim; c++) {
-      if (dtype === "fp16") writer.u16(floatToHalfBitsChecked(matrix[base + c]));
-      else writer.f32(matrix[base + c]);
-    }
+    if (dtype === "fp16") writer.halves(matrix, rows[i] * headDim, headDim);
+    else writer.floats(matrix, rows[i] * headDim, headDim);
   }
 }
 
-function floatToHalfBitsChecked(x: number): number {
-  const bits = floatToHalfBits(x);
-  if ((bits & 0x7c00) === 0x7c00) {
-    throw new SpgError("E_KV_FP16_RANGE", `cache value ${x} cannot be stored as fp16`, {
-      fix: "count the cache in fp32 (kv.baselineDtype: fp32) or check the model for overflowing activations",
-    });
-  }
-  return bits;
+function fp16RangeError(x: number): SpgError {
+  return new SpgError("E_KV_FP16_RANGE", `cache value ${x} cannot be stored as fp16`, {
+    fix: "count the cache in fp32 (kv.baselineDtype: fp32) or check the model for overflowing activations",
+  });
 }
 
 /** Reads count rows of headDim elements at the dtype. */
@@ -262,7 +306,8 @@ export function readRows(
   dtype: BaselineDtype,
 ): Float32Array {
   const out = new Float32Array(count * headDim);
-  for (let i = 0; i < out.length; i++) out[i] = dtype === "fp16" ? reader.half() : reader.f32();
+  if (dtype === "fp16") reader.halves(out.length, out, 0);
+  else reader.floats(out.length, out, 0);
   return out;
 }
 
@@ -390,4 +435,28 @@ export function readSubset(reader: ByteReader, total: number): Int32Array {
     return members;
   }
   throw new SpgError("E_KV_DECODE", `unknown subset encoding tag ${tag}`);
+}
+
+/** What fingerprints.jsonl records of one layer (without sample and method ids). */
+export interface LayerFingerprintFields {
+  layer: number;
+  tokensKept: number;
+  tokensTotal: number;
+  headsFullPrecision: number;
+  bitsHistogram: Record<string, number>;
+  bytes: number;
+  /** sha256 hex of the layer's serialized bytes. */
+  sha256: string;
+}
+
+export function layerFingerprints(compressed: CompressedCache): LayerFingerprintFields[] {
+  return compressed.layers.map((layer, index) => ({
+    layer: index,
+    tokensKept: layer.tokensKept,
+    tokensTotal: layer.tokensTotal,
+    headsFullPrecision: layer.headsFullPrecision,
+    bitsHistogram: { ...layer.bitsHistogram },
+    bytes: layer.serialized.length,
+    sha256: createHash("sha256").update(layer.serialized).digest("hex"),
+  }));
 }

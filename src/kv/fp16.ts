@@ -14,7 +14,11 @@ export const FP16_MAX = 65504;
 /** binary16 bits of x (x first rounded to float32, as every cache value already is). */
 export function floatToHalfBits(x: number): number {
   f32[0] = x;
-  const f = u32[0];
+  return floatBitsToHalfBits(u32[0]);
+}
+
+/** binary16 bits from float32 bits f (read straight from a Float32Array's buffer). */
+export function floatBitsToHalfBits(f: number): number {
   const sign = (f & 0x80000000) >>> 16;
   const fExp = f & 0x7f800000;
   if (fExp >= 0x47800000) {
@@ -43,8 +47,13 @@ export function floatToHalfBits(x: number): number {
   return sign + ((fSig >>> 13) + hExp);
 }
 
-/** The float value of binary16 bits h. */
+/** The float value of binary16 bits h (table lookup; see halfBitsToFloatSlow). */
 export function halfBitsToFloat(h: number): number {
+  return HALF_TO_FLOAT[h & 0xffff];
+}
+
+/** Direct evaluation of binary16 bits, used to build the lookup table. */
+export function halfBitsToFloatSlow(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
   const mant = h & 0x3ff;
@@ -93,3 +102,6 @@ export function assertHalfRepresentable(x: number, what: string): void {
     });
   }
 }
+
+/** Every binary16 pattern decoded once: decoding a cache is a table lookup per element. */
+const HALF_TO_FLOAT = Float32Array.from({ length: 0x10000 }, (_, h) => halfBitsToFloatSlow(h));

@@ -67,8 +67,8 @@ export function cacheFromPrefill(
   return { headDim: config.headDim, layers };
 }
 
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
+function concat<T extends Float32Array | Int32Array>(a: T, b: T): T {
+  const out = new (a.constructor as new (length: number) => T)(a.length + b.length);
   out.set(a, 0);
   out.set(b, a.length);
   return out;
@@ -84,7 +84,7 @@ export function appendTokens(cache: KvCache, output: ForwardOutput, positions: r
   const layers = cache.layers.map((layer, l) => ({
     heads: layer.heads.map(
       (head, h): HeadCache => ({
-        positions: Int32Array.from([...head.positions, ...newPositions]),
+        positions: concat(head.positions, newPositions),
         keys: concat(head.keys, headRows(output.presentKeys[l], h, tokens, headDim)),
         values: concat(head.values, headRows(output.presentValues[l], h, tokens, headDim)),
       }),

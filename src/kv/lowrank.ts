@@ -17,8 +17,178 @@ export interface LowRankFactors {
   energyKept: number;
 }
 
-/** Eigenvalues (descending) and eigenvectors (columns of `vectors`, [n, n] row-major) of a symmetric matrix. */
+/**
+ * Eigenvalues (descending) and eigenvectors (columns of `vectors`, [n, n] row-major) of a
+ * symmetric matrix: Householder tridiagonalization and the implicit QL algorithm (JAMA's
+ * tred2/tql2, public domain), O(n³) with a small constant.
+ */
 export function symmetricEigen(
+  matrix: Float64Array,
+  n: number,
+): { values: Float64Array; vectors: Float64Array } {
+  const V = Float64Array.from(matrix);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  tred2(V, d, e, n);
+  tql2(V, d, e, n);
+  return sortDescending(d, V, n);
+}
+
+function sortDescending(
+  d: Float64Array,
+  V: Float64Array,
+  n: number,
+): { values: Float64Array; vectors: Float64Array } {
+  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => d[j] - d[i] || i - j);
+  const values = Float64Array.from(order, (i) => Math.max(0, d[i]));
+  const vectors = new Float64Array(n * n);
+  order.forEach((src, dst) => {
+    for (let k = 0; k < n; k++) vectors[k * n + dst] = V[k * n + src];
+  });
+  return { values, vectors };
+}
+
+function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+  for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j];
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0;
+    let h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
+    if (scale === 0) {
+      e[i] = d[i - 1];
+      for (let j = 0; j < i; j++) {
+        d[j] = V[(i - 1) * n + j];
+        V[i * n + j] = 0;
+        V[j * n + i] = 0;
+      }
+    } else {
+      for (let k = 0; k < i; k++) {
+        d[k] /= scale;
+        h += d[k] * d[k];
+      }
+      let f = d[i - 1];
+      let g = Math.sqrt(h);
+      if (f > 0) g = -g;
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        V[j * n + i] = f;
+        g = e[j] + V[j * n + j] * f;
+        for (let k = j + 1; k <= i - 1; k++) {
+          g += V[k * n + j] * d[k];
+          e[k] += V[k * n + j] * f;
+        }
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] /= h;
+        f += e[j] * d[j];
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        g = e[j];
+        for (let k = j; k <= i - 1; k++) V[k * n + j] -= f * e[k] + g * d[k];
+        d[j] = V[(i - 1) * n + j];
+        V[i * n + j] = 0;
+      }
+    }
+    d[i] = h;
+  }
+  for (let i = 0; i < n - 1; i++) {
+    V[(n - 1) * n + i] = V[i * n + i];
+    V[i * n + i] = 1;
+    const h = d[i + 1];
+    if (h !== 0) {
+      for (let k = 0; k <= i; k++) d[k] = V[k * n + i + 1] / h;
+      for (let j = 0; j <= i; j++) {
+        let g = 0;
+        for (let k = 0; k <= i; k++) g += V[k * n + i + 1] * V[k * n + j];
+        for (let k = 0; k <= i; k++) V[k * n + j] -= g * d[k];
+      }
+    }
+    for (let k = 0; k <= i; k++) V[k * n + i + 1] = 0;
+  }
+  for (let j = 0; j < n; j++) {
+    d[j] = V[(n - 1) * n + j];
+    V[(n - 1) * n + j] = 0;
+  }
+  V[(n - 1) * n + n - 1] = 1;
+  e[0] = 0;
+}
+
+function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  let f = 0;
+  let tst1 = 0;
+  const eps = 2 ** -52;
+  for (let l = 0; l < n; l++) {
+    tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
+    let m = l;
+    while (m < n) {
+      if (Math.abs(e[m]) <= eps * tst1) break;
+      m++;
+    }
+    if (m > l) {
+      let iter = 0;
+      do {
+        if (++iter > 200) throw new SpgError("E_KV_LOWRANK", "eigen decomposition did not converge");
+        let g = d[l];
+        let p = (d[l + 1] - g) / (2 * e[l]);
+        let r = Math.hypot(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        const dl1 = d[l + 1];
+        let h = g - d[l];
+        for (let i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        let c = 1;
+        let c2 = c;
+        let c3 = c;
+        const el1 = e[l + 1];
+        let s = 0;
+        let s2 = 0;
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = Math.hypot(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+          for (let k = 0; k < n; k++) {
+            h = V[k * n + i + 1];
+            V[k * n + i + 1] = s * V[k * n + i] + c * h;
+            V[k * n + i] = c * V[k * n + i] - s * h;
+          }
+        }
+        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (Math.abs(e[l]) > eps * tst1);
+    }
+    d[l] += f;
+    e[l] = 0;
+  }
+}
+
+/**
+ * The same decomposition by cyclic Jacobi rotations: slower, independent, kept as the
+ * reference the tests compare symmetricEigen against.
+ */
+export function symmetricEigenJacobi(
   matrix: Float64Array,
   n: number,
 ): { values: Float64Array; vectors: Float64Array } {
@@ -61,24 +231,19 @@ export function symmetricEigen(
       }
     }
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => a[j * n + j] - a[i * n + i] || i - j);
-  const values = Float64Array.from(order, (i) => Math.max(0, a[i * n + i]));
-  const vectors = new Float64Array(n * n);
-  order.forEach((src, dst) => {
-    for (let k = 0; k < n; k++) vectors[k * n + dst] = v[k * n + src];
-  });
-  return { values, vectors };
+  return sortDescending(
+    Float64Array.from({ length: n }, (_, i) => a[i * n + i]),
+    v,
+    n,
+  );
 }
 
-export function lowRankFactor(
+/** Eigen-decomposition of the block's Gram matrix AᵀA: squared singular values and right singular vectors. */
+export function gramSpectrum(
   block: Float32Array,
   rows: number,
   cols: number,
-  energyThreshold: number,
-): LowRankFactors {
-  if (!(energyThreshold > 0 && energyThreshold <= 1)) {
-    throw new SpgError("E_KV_LOWRANK", `energy threshold ${energyThreshold} must be in (0, 1]`);
-  }
+): { values: Float64Array; vectors: Float64Array } {
   const gram = new Float64Array(cols * cols);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
@@ -89,13 +254,34 @@ export function lowRankFactor(
     }
   }
   for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) gram[i * cols + j] = gram[j * cols + i];
-  const { values, vectors } = symmetricEigen(gram, cols);
+  return symmetricEigen(gram, cols);
+}
+
+/** Fewest leading components whose energy reaches `energyThreshold` of the total (0 for a zero block). */
+export function rankForEnergy(
+  values: Float64Array,
+  maxRank: number,
+  energyThreshold: number,
+): { rank: number; energyKept: number } {
+  if (!(energyThreshold > 0 && energyThreshold <= 1)) {
+    throw new SpgError("E_KV_LOWRANK", `energy threshold ${energyThreshold} must be in (0, 1]`);
+  }
   const total = values.reduce((a, b) => a + b, 0);
+  if (total === 0) return { rank: 0, energyKept: 1 };
   let rank = 0;
   let kept = 0;
-  if (total > 0) {
-    while (rank < Math.min(rows, cols) && kept < energyThreshold * total) kept += values[rank++];
-  }
+  while (rank < maxRank && kept < energyThreshold * total) kept += values[rank++];
+  return { rank, energyKept: kept / total };
+}
+
+/** left = A·V_r [rows, rank], right = V_rᵀ [rank, cols]. */
+export function factorsFor(
+  block: Float32Array,
+  rows: number,
+  cols: number,
+  vectors: Float64Array,
+  rank: number,
+): { left: Float64Array; right: Float64Array } {
   const left = new Float64Array(rows * rank);
   const right = new Float64Array(rank * cols);
   for (let k = 0; k < rank; k++) for (let c = 0; c < cols; c++) right[k * cols + c] = vectors[c * cols + k];
@@ -106,7 +292,18 @@ export function lowRankFactor(
       left[r * rank + k] = acc;
     }
   }
-  return { rank, left, right, energyKept: total > 0 ? kept / total : 1 };
+  return { left, right };
+}
+
+export function lowRankFactor(
+  block: Float32Array,
+  rows: number,
+  cols: number,
+  energyThreshold: number,
+): LowRankFactors {
+  const { values, vectors } = gramSpectrum(block, rows, cols);
+  const { rank, energyKept } = rankForEnergy(values, Math.min(rows, cols), energyThreshold);
+  return { rank, energyKept, ...factorsFor(block, rows, cols, vectors, rank) };
 }
 
 /** Bytes of fp16 factors plus the 2-byte rank. */

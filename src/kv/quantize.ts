@@ -59,114 +59,156 @@ export function groupQuantFromBits(scaleBits: number, zeroBits: number): GroupQu
 export const GROUP_META_BYTES = 4;
 
 /**
- * A set of quantization groups over one flat array: `members[g]` lists the element indices
- * of group g, `bits[g]` its code width. Stored as: fp16 scale + zero for every non-empty
- * group (group order), then per distinct width (ascending) one bit-packed stream of the
- * codes of the groups at that width (group order, member order). The decoder knows the
- * groups and widths (from params or from bytes read earlier), so it can read this back.
+ * A set of quantization groups over one flat array: group g holds the element indices
+ * members[starts[g]] .. members[starts[g+1]-1] and codes at bits[g]. Stored as: fp16 scale +
+ * zero for every non-empty group (group order), then per distinct width (ascending) one
+ * bit-packed stream of the codes of the groups at that width (group order, member order).
+ * The decoder knows the groups and widths (from params or from bytes read earlier).
  */
 export interface QuantGroups {
-  members: Int32Array[];
+  members: Int32Array;
+  /** groups + 1 offsets into members. */
+  starts: Int32Array;
   bits: Uint8Array;
 }
 
+function codeCounts(groups: QuantGroups): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (let g = 0; g < groups.bits.length; g++) {
+    const len = groups.starts[g + 1] - groups.starts[g];
+    if (len > 0) counts.set(groups.bits[g], (counts.get(groups.bits[g]) ?? 0) + len);
+  }
+  return counts;
+}
+
+function widths(counts: Map<number, number>): number[] {
+  return [...counts.keys()].sort((a, b) => a - b);
+}
+
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
-  const streams = new Map<number, number[]>();
-  groups.members.forEach((members, g) => {
-    if (members.length === 0) return;
+  const counts = codeCounts(groups);
+  const streams = new Map<number, { codes: Uint32Array; next: number }>();
+  for (const [bits, count] of counts) streams.set(bits, { codes: new Uint32Array(count), next: 0 });
+  const { members, starts } = groups;
+  for (let g = 0; g < groups.bits.length; g++) {
+    const from = starts[g];
+    const to = starts[g + 1];
+    if (to === from) continue;
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
-    for (const i of members) {
-      if (data[i] < min) min = data[i];
-      if (data[i] > max) max = data[i];
+    for (let m = from; m < to; m++) {
+      const x = data[members[m]];
+      if (x < min) min = x;
+      if (x > max) max = x;
     }
     const bits = groups.bits[g];
     const q = chooseGroupQuant(min, max, bits);
     const [scaleBits, zeroBits] = groupQuantBits(q);
     writer.u16(scaleBits);
     writer.u16(zeroBits);
-    let stream = streams.get(bits);
-    if (stream === undefined) {
-      stream = [];
-      streams.set(bits, stream);
+    const stream = streams.get(bits)!;
+    const levels = levelsFor(bits);
+    const codes = stream.codes;
+    let next = stream.next;
+    if (q.scale === 0) next += to - from;
+    else {
+      for (let m = from; m < to; m++) {
+        const code = Math.round((data[members[m]] - q.zero) / q.scale);
+        codes[next++] = code < 0 ? 0 : code > levels ? levels : code;
+      }
     }
-    for (const i of members) stream.push(quantizeValue(data[i], q, bits));
-  });
-  for (const bits of [...streams.keys()].sort((a, b) => a - b))
-    writer.bytes(packBits(streams.get(bits)!, bits));
+    stream.next = next;
+  }
+  for (const bits of widths(counts)) writer.bytes(packBits(streams.get(bits)!.codes, bits));
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */
 export function decodeGroups(reader: ByteReader, out: Float32Array, groups: QuantGroups): void {
-  const quants: GroupQuant[] = [];
-  const counts = new Map<number, number>();
-  groups.members.forEach((members, g) => {
-    if (members.length === 0) {
-      quants.push({ scale: 0, zero: 0 });
-      return;
-    }
-    const scaleBits = reader.u16();
-    const zeroBits = reader.u16();
-    quants.push(groupQuantFromBits(scaleBits, zeroBits));
-    counts.set(groups.bits[g], (counts.get(groups.bits[g]) ?? 0) + members.length);
-  });
-  const codes = new Map<number, { values: Uint32Array; next: number }>();
-  for (const bits of [...counts.keys()].sort((a, b) => a - b)) {
-    const count = counts.get(bits)!;
-    codes.set(bits, { values: unpackBits(reader.bytes(packedLength(count, bits)), count, bits), next: 0 });
+  const groupCount = groups.bits.length;
+  const scales = new Float64Array(groupCount);
+  const zeros = new Float64Array(groupCount);
+  const { members, starts } = groups;
+  for (let g = 0; g < groupCount; g++) {
+    if (starts[g + 1] === starts[g]) continue;
+    const q = groupQuantFromBits(reader.u16(), reader.u16());
+    scales[g] = q.scale;
+    zeros[g] = q.zero;
   }
-  groups.members.forEach((members, g) => {
-    if (members.length === 0) return;
-    const stream = codes.get(groups.bits[g])!;
-    for (const i of members) out[i] = dequantizeValue(stream.values[stream.next++], quants[g]);
-  });
+  const counts = codeCounts(groups);
+  const streams = new Map<number, { codes: Uint32Array; next: number }>();
+  for (const bits of widths(counts)) {
+    const count = counts.get(bits)!;
+    streams.set(bits, { codes: unpackBits(reader.bytes(packedLength(count, bits)), count, bits), next: 0 });
+  }
+  for (let g = 0; g < groupCount; g++) {
+    const from = starts[g];
+    const to = starts[g + 1];
+    if (to === from) continue;
+    const stream = streams.get(groups.bits[g])!;
+    const scale = scales[g];
+    const zero = zeros[g];
+    const codes = stream.codes;
+    let next = stream.next;
+    // same arithmetic as dequantizeValue (float64, then rounded into the Float32Array)
+    for (let m = from; m < to; m++) out[members[m]] = zero + codes[next++] * scale;
+    stream.next = next;
+  }
 }
 
 /** Bytes encodeGroups writes for these groups (metadata + packed codes). */
 export function groupsBytes(groups: QuantGroups): number {
   let meta = 0;
-  const counts = new Map<number, number>();
-  groups.members.forEach((members, g) => {
-    if (members.length === 0) return;
-    meta += GROUP_META_BYTES;
-    counts.set(groups.bits[g], (counts.get(groups.bits[g]) ?? 0) + members.length);
-  });
+  for (let g = 0; g < groups.bits.length; g++)
+    if (groups.starts[g + 1] > groups.starts[g]) meta += GROUP_META_BYTES;
   let codes = 0;
-  for (const [bits, count] of counts) codes += packedLength(count, bits);
+  for (const [bits, count] of codeCounts(groups)) codes += packedLength(count, bits);
   return meta + codes;
 }
 
 /** KIVI keys: per channel, runs of `groupSize` consecutive tokens of a [tokens, dim] matrix. */
 export function channelGroups(tokens: number, dim: number, groupSize: number, bits: number): QuantGroups {
-  const members: Int32Array[] = [];
+  const perChannel = Math.ceil(tokens / groupSize);
+  const members = new Int32Array(tokens * dim);
+  const starts = new Int32Array(perChannel * dim + 1);
+  let m = 0;
+  let g = 0;
   for (let c = 0; c < dim; c++) {
     for (let t0 = 0; t0 < tokens; t0 += groupSize) {
-      const len = Math.min(groupSize, tokens - t0);
-      const group = new Int32Array(len);
-      for (let i = 0; i < len; i++) group[i] = (t0 + i) * dim + c;
-      members.push(group);
+      starts[g++] = m;
+      for (let t = t0; t < Math.min(t0 + groupSize, tokens); t++) members[m++] = t * dim + c;
     }
   }
-  return { members, bits: new Uint8Array(members.length).fill(bits) };
+  starts[g] = m;
+  return { members, starts, bits: new Uint8Array(g).fill(bits) };
 }
 
-/** KIVI values: per token, runs of `groupSize` consecutive channels. */
+/**
+ * KIVI values (and spg's mixed precision): per token, runs of `groupSize` consecutive
+ * channels at the token's width; elements with alive[i] === 0 are left out (not stored).
+ */
 export function tokenGroups(
   tokens: number,
   dim: number,
   groupSize: number,
   bitsOfToken: (t: number) => number,
+  alive?: Uint8Array,
 ): QuantGroups {
-  const members: Int32Array[] = [];
-  const bits: number[] = [];
+  const perToken = Math.ceil(dim / groupSize);
+  const members = new Int32Array(tokens * dim);
+  const starts = new Int32Array(perToken * tokens + 1);
+  const bits = new Uint8Array(perToken * tokens);
+  let m = 0;
+  let g = 0;
   for (let t = 0; t < tokens; t++) {
+    const width = bitsOfToken(t);
     for (let c0 = 0; c0 < dim; c0 += groupSize) {
-      const len = Math.min(groupSize, dim - c0);
-      const group = new Int32Array(len);
-      for (let i = 0; i < len; i++) group[i] = t * dim + c0 + i;
-      members.push(group);
-      bits.push(bitsOfToken(t));
+      bits[g] = width;
+      starts[g++] = m;
+      for (let i = t * dim + c0; i < t * dim + Math.min(c0 + groupSize, dim); i++) {
+        if (alive === undefined || alive[i] === 1) members[m++] = i;
+      }
     }
   }
-  return { members, bits: Uint8Array.from(bits) };
+  starts[g] = m;
+  return { members: members.subarray(0, m), starts, bits };
 }

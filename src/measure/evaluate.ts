@@ -48,6 +48,11 @@ export interface EvaluationBackend {
     positions: number[],
   ): Promise<{ logits: Float32Array; cache: KvCache }>;
   baselineBytes(cache: KvCache): number;
+  /**
+   * The uncompressed cache as the baseline counts it (every slot at the baseline dtype):
+   * the baseline continues from this, so a method is compared with what its ratio is against.
+   */
+  baselineCache(prefill: PrefillState): KvCache;
   compress(method: MethodConfig, prefill: PrefillState): CompressionResult;
 }
 
@@ -120,7 +125,7 @@ export async function evaluateSample(
   const baseline = await continueFrom(
     backend,
     denseRuntime,
-    prefill.cache,
+    backend.baselineCache(prefill),
     sample,
     firstGenerated,
     options.generationTokens,

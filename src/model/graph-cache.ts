@@ -145,7 +145,16 @@ async function writeEntry(
     };
     writeFileSync(join(tempDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
     rmSync(entryDir, { recursive: true, force: true });
-    renameSync(tempDir, entryDir);
+    try {
+      renameSync(tempDir, entryDir);
+    } catch (error) {
+      // Another process may have put the same entry in place meanwhile: use it if it verifies.
+      if (existsSync(entryDir) && (await entryProblem(entryDir, key)) === undefined) {
+        rmSync(tempDir, { recursive: true, force: true });
+        return;
+      }
+      throw error;
+    }
   } catch (error) {
     rmSync(tempDir, { recursive: true, force: true });
     throw new SpgError("E_GRAPH_CACHE_WRITE", `could not write the graph cache entry ${entryDir}`, {

@@ -8,7 +8,7 @@
  *
  * Semantics follow Hugging Face's modeling_gpt_neo.py (see test/fixtures/gpt-neo-hf):
  * no 1/sqrt(head_dim) scaling, q/k/v without bias, out_proj with bias, pre-LayerNorm
- * blocks, gelu_new MLP, logits = ln_f(h) @ wte^T (tied head; Gemm transB reads wte as is).
+ * blocks, gelu_new MLP, logits = ln_f(h) @ wte^T (tied head: the file stores wte once).
  *
  * Hybrid sparse attention (sparseTopK = k > 0): after the bias is added, each query row
  * keeps only the scores >= its k-th largest score (TopK gives the threshold; ties at the

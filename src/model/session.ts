@@ -6,6 +6,8 @@
  */
 import ort from "onnxruntime-node";
 import { SpgError } from "../errors.js";
+import type { KvCache } from "../kv/cache.js";
+import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../kv/layout.js";
 import {
   GRAPH_BUILDER_VERSION,
   graphNames,
@@ -231,4 +233,50 @@ export async function loadRuntime(
       await session.release();
     },
   };
+}
+
+/** Prefill: the tokens at positions 0..n-1 with an empty past; returns the output and the full cache. */
+export async function prefillTokens(
+  runtime: GptNeoRuntime,
+  tokens: readonly number[],
+): Promise<{ output: ForwardOutput; cache: KvCache; positions: number[] }> {
+  const positions = tokens.map((_, i) => i);
+  const output = await runtime.forward({
+    inputIds: tokens,
+    positionIds: positions,
+    ...pastInputs(emptyCache(runtime.config), runtime.config, positions),
+  });
+  return { output, cache: cacheFromPrefill(runtime.config, output, positions), positions };
+}
+
+/**
+ * Runs new tokens at their true positions on top of a (possibly compressed) cache, in one
+ * forward pass (causal among themselves), and returns the output and the cache with the new
+ * tokens appended uncompressed.
+ */
+export async function extendCache(
+  runtime: GptNeoRuntime,
+  cache: KvCache,
+  tokens: readonly number[],
+  positions: readonly number[],
+): Promise<{ output: ForwardOutput; cache: KvCache }> {
+  if (tokens.length === 0) {
+    // Nothing to run (e.g. a one-token continuation has nothing to feed): the cache is unchanged.
+    const none = runtime.config.attentionLayers.map(() => new Float32Array(0));
+    const output: ForwardOutput = {
+      logits: new Float32Array(0),
+      presentKeys: none,
+      presentValues: none,
+      attentionLastRows: none,
+      attentionRows: 0,
+      attentionColumnSums: none,
+    };
+    return { output, cache };
+  }
+  const output = await runtime.forward({
+    inputIds: tokens,
+    positionIds: positions,
+    ...pastInputs(cache, runtime.config, positions),
+  });
+  return { output, cache: appendTokens(cache, output, positions) };
 }

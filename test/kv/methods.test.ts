@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
-import { baselineBytes, type CompressedCache } from "../../src/kv/compressed.js";
+import { baselineBytes, type CompressedCache, layerFingerprints } from "../../src/kv/compressed.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
-import { methodFor, methods } from "../../src/kv/methods/index.js";
+import { compressWithConfig, methodFor, methods } from "../../src/kv/methods/index.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
 import { designedContext, randomCache, row, testConfig } from "./helpers.js";
 
@@ -231,6 +231,27 @@ test("every method: serialized length == bytes, deterministic fingerprints", () 
       localWindowTrim: true,
     },
     quant: { keyBits: 8, valueBits: 4, groupSize: 3, residualTokens: 1, localWindowTrim: true },
+    spg: {
+      stage1: {
+        keepRatio: 0.6,
+        layerKeepRatios: null,
+        sinkTokens: 1,
+        recentTokens: 2,
+        observationWindow: 2,
+        poolingKernels: [{ maxContextTokens: 16, kernel: 3 }],
+        pooling: "avg",
+        magnitudeWeight: 0.3,
+        selection: "per-layer",
+        localWindowTrim: true,
+      },
+      stage2: {
+        reservedHeads: 1,
+        magnitudeThreshold: 0.2,
+        mixedPrecision: { enabled: true, highBits: 8, lowBits: 3, highFraction: 0.3, groupSize: 3 },
+        lowRank: { enabled: true, energyThreshold: 0.9 },
+      },
+      decode: { sparseTopK: 4 },
+    },
   };
   for (const [kind, params] of Object.entries(paramsFor)) {
     const a = methodFor(kind).compress(cache, ctx, params);
@@ -239,7 +260,17 @@ test("every method: serialized length == bytes, deterministic fingerprints", () 
     const hash = (c: CompressedCache) =>
       c.layers.map((l) => createHash("sha256").update(l.serialized).digest("hex"));
     assert.deepEqual(hash(a), hash(b), kind);
-    a.materialize();
+    assert.deepEqual(
+      layerFingerprints(a).map((f) => f.sha256),
+      hash(a),
+    );
+    const m = a.materialize();
+    m.layers.forEach((layer, l) => {
+      assert.equal(
+        layer.heads.reduce((n, h) => n + h.positions.length, 0),
+        a.layers[l].tokensKept,
+      );
+    });
   }
 });
 
@@ -266,6 +297,41 @@ test("params are validated: missing, unknown and mistyped fields name the method
     /params.keyBits/,
   );
   assert.throws(() => methodFor("magic"), /unknown compression method kind/);
+  assert.throws(
+    () =>
+      compressWithConfig({ name: "sinks-only", kind: "streaming", params: { sinkTokens: 4 } }, cache, flat()),
+    (e: Error & { field?: string }) =>
+      e.field === "methods[sinks-only].params.recentTokens" && /sinks-only/.test(e.message),
+  );
   const wrongModel = { ...flat(), config: testConfig(["global"], 2, 4, 4) };
   assert.throws(() => methods.full.compress(cache, wrongModel, {}), /E_METHOD_INPUT|cache has 2 layers/);
+});
+
+test("decoders consume exactly the stored bytes: a truncated or padded layer fails to materialize", () => {
+  const cache = randomCache(config, SLOTS, 10);
+  const ctx = designedContext(
+    config,
+    SLOTS,
+    4,
+    "fp16",
+    (_l, h, r, s) => (h + r + s) % 5,
+    () => 0,
+  );
+  const c = methods.snapkv.compress(cache, ctx, {
+    keepRatio: 0.5,
+    observationWindow: 2,
+    poolingKernel: 1,
+    pooling: "max",
+    selection: "per-head",
+    localWindowTrim: false,
+  });
+  const original = c.layers[0].serialized;
+  const padded = new Uint8Array(original.length + 1);
+  padded.set(original);
+  c.layers[0].serialized = padded;
+  assert.throws(() => c.materialize(), /unread bytes/);
+  c.layers[0].serialized = original.subarray(0, original.length - 1);
+  assert.throws(() => c.materialize(), /truncated/);
+  c.layers[0].serialized = original;
+  c.materialize();
 });

@@ -114,7 +114,9 @@ test("group encoding round-trips within half a step and its byte count is the cl
   const data = Float32Array.from({ length: tokens * dim }, () => next() * 4 - 2);
   // keys: per channel, groups of 4 tokens -> 4 channels x 3 groups (4, 4, 2 tokens) at 4 bits
   const keys = channelGroups(tokens, dim, 4, 4);
-  assert.equal(keys.members.length, 12);
+  assert.equal(keys.bits.length, 12);
+  // channel 1, second group: tokens 4..7
+  assert.deepEqual([...keys.members.subarray(keys.starts[4], keys.starts[5])], [17, 21, 25, 29]);
   assert.equal(groupsBytes(keys), 12 * 4 + Math.ceil((40 * 4) / 8));
   const writer = new ByteWriter();
   encodeGroups(writer, data, keys);
@@ -124,14 +126,16 @@ test("group encoding round-trips within half a step and its byte count is the cl
   const reader = new ByteReader(bytes);
   decodeGroups(reader, out, keys);
   reader.end();
-  for (const members of keys.members) {
+  for (let g = 0; g < keys.bits.length; g++) {
+    const members = [...keys.members.subarray(keys.starts[g], keys.starts[g + 1])];
     const vals = [...members].map((i) => data[i]);
     const q = chooseGroupQuant(Math.min(...vals), Math.max(...vals), 4);
     for (const i of members) assert.ok(Math.abs(out[i] - data[i]) <= q.scale / 2 + 1e-6);
   }
   // values: per token, groups of 3 channels (3 + 1), mixed 8/2 bits by token parity
   const values = tokenGroups(tokens, dim, 3, (t) => (t % 2 === 0 ? 8 : 2));
-  assert.equal(values.members.length, 20);
+  assert.equal(values.bits.length, 20);
+  assert.deepEqual([...values.members.subarray(values.starts[1], values.starts[2])], [3]);
   assert.equal(groupsBytes(values), 20 * 4 + (5 * 4 * 8) / 8 + Math.ceil((5 * 4 * 2) / 8));
 });
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
-import { lowRankBytes, lowRankFactor, symmetricEigen } from "../../src/kv/lowrank.js";
+import { lowRankBytes, lowRankFactor, symmetricEigen, symmetricEigenJacobi } from "../../src/kv/lowrank.js";
 import { methods } from "../../src/kv/methods/index.js";
 import type { SpgParams } from "../../src/kv/methods/spg.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
@@ -240,4 +240,116 @@ test("spg low-rank stores a rank-1 head as fp16 factors when smaller", () => {
   });
   p.decode.sparseTopK = 16;
   assert.deepEqual(methods.spg.compress(cache, ctx, asRecord(p)).decode, { sparseTopK: 16 });
+});
+
+test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies A v = λ v", () => {
+  const next = rng(51);
+  for (const n of [1, 2, 5, 12]) {
+    const a = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let j = i; j < n; j++) {
+        const x = next() * 2 - 1;
+        a[i * n + j] = x;
+        a[j * n + i] = x;
+      }
+    // Gram matrices are positive semi-definite: use AᵀA so eigenvalues are >= 0
+    const gram = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) gram[i * n + j] += a[k * n + i] * a[k * n + j];
+    const fast = symmetricEigen(gram, n);
+    const reference = symmetricEigenJacobi(gram, n);
+    for (let i = 0; i < n; i++) assert.ok(Math.abs(fast.values[i] - reference.values[i]) < 1e-9);
+    for (let col = 0; col < n; col++) {
+      for (let r = 0; r < n; r++) {
+        let av = 0;
+        for (let k = 0; k < n; k++) av += gram[r * n + k] * fast.vectors[k * n + col];
+        assert.ok(Math.abs(av - fast.values[col] * fast.vectors[r * n + col]) < 1e-9);
+      }
+    }
+  }
+});
+
+test("spg drops small values only when the sparse form is smaller than keeping them all", () => {
+  const cache = randomCache(config, SLOTS, 26);
+  const p = offParams();
+  p.stage2.mixedPrecision.enabled = true;
+  const dense = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  // a threshold that drops at most a few elements: the mask (a bit per element) would cost more
+  p.stage2.magnitudeThreshold = 0.01;
+  const tiny = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  // same values, plus one "all elements" tag byte per K and V block of each of the 2 heads
+  assert.equal(tiny.bytes, dense.bytes + 2 * 2 * 2);
+  assert.deepEqual(tiny.materialize(), dense.materialize());
+});
+
+test("spg pooling kernel follows the context-length table", () => {
+  const cache = randomCache(config, SLOTS, 27);
+  const ctx = scoredContext();
+  const snap = (kernel: number) =>
+    methods.snapkv.compress(cache, ctx, {
+      keepRatio: 0.5,
+      observationWindow: 2,
+      poolingKernel: kernel,
+      pooling: "max",
+      selection: "per-head",
+      localWindowTrim: false,
+    });
+  const p = offParams();
+  // 10 context slots: the first entry covering 10 wins
+  p.stage1.poolingKernels = [
+    { maxContextTokens: 9, kernel: 1 },
+    { maxContextTokens: 10, kernel: 5 },
+    { maxContextTokens: 64, kernel: 3 },
+  ];
+  const spg = methods.spg.compress(cache, ctx, asRecord(p));
+  assert.deepEqual(
+    spg.layers.map((l) => l.serialized),
+    snap(5).layers.map((l) => l.serialized),
+  );
+  assert.notDeepEqual(
+    snap(5).layers.map((l) => l.serialized),
+    snap(3).layers.map((l) => l.serialized),
+  );
+});
+
+test("spg ablation overlays: stage 2 never changes the kept slots, and every variant decodes", () => {
+  const cache = randomCache(config, SLOTS, 28);
+  const ctx = scoredContext();
+  const on = offParams();
+  on.stage2 = {
+    reservedHeads: 1,
+    magnitudeThreshold: 0.3,
+    mixedPrecision: { enabled: true, highBits: 8, lowBits: 4, highFraction: 0.4, groupSize: 2 },
+    lowRank: { enabled: true, energyThreshold: 0.9 },
+  };
+  const stage1Only = methods.spg.compress(cache, ctx, asRecord(offParams())).materialize();
+  const variants: ((p: SpgParams) => void)[] = [
+    () => {},
+    (p) => {
+      p.stage2.reservedHeads = 0;
+    },
+    (p) => {
+      p.stage2.magnitudeThreshold = 0;
+    },
+    (p) => {
+      p.stage2.mixedPrecision.enabled = false;
+    },
+    (p) => {
+      p.stage2.lowRank.enabled = false;
+    },
+  ];
+  for (const change of variants) {
+    const p = structuredClone(on);
+    change(p);
+    const c = methods.spg.compress(cache, ctx, asRecord(p));
+    c.layers.forEach((layer) => {
+      assert.equal(layer.bytes, layer.serialized.length);
+    });
+    const m = c.materialize();
+    m.layers.forEach((layer, l) => {
+      layer.heads.forEach((head, h) => {
+        assert.deepEqual(head.positions, stage1Only.layers[l].heads[h].positions);
+      });
+    });
+  }
 });

@@ -15,7 +15,7 @@ import {
   pastInputs,
 } from "../../src/kv/layout.js";
 import { referenceForward } from "../../src/model/reference.js";
-import { loadRuntime } from "../../src/model/session.js";
+import { extendCache, loadRuntime, prefillTokens } from "../../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
 import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
 
@@ -174,6 +174,40 @@ for (const name of ["A", "B"] as const) {
       }
     });
 
+    test("several new tokens in one pass over an evicted cache equal the same tokens one at a time", async () => {
+      const config = checkpoint.config;
+      const random = prng(name === "A" ? 31 : 37);
+      const prefillLength = 10;
+      const extra = 5;
+      const ids = randomIds(random, prefillLength + extra, config.vocabSize);
+      const { cache: full } = await prefillTokens(runtime, ids.slice(0, prefillLength));
+      const { cache: evicted } = evictRandomly(full, random);
+      const positions = ids.slice(prefillLength).map((_, i) => prefillLength + i);
+      const together = await extendCache(runtime, evicted, ids.slice(prefillLength), positions);
+      const input = {
+        inputIds: ids.slice(prefillLength),
+        positionIds: positions,
+        ...pastInputs(evicted, config, positions),
+      };
+      assertOutputsClose(together.output, referenceForward(checkpoint, options, input), "multi-token");
+      let cache = evicted;
+      const vocab = config.vocabSize;
+      for (let i = 0; i < extra; i++) {
+        const step = await extendCache(runtime, cache, [ids[prefillLength + i]], [positions[i]]);
+        const row = together.output.logits.subarray(i * vocab, (i + 1) * vocab);
+        assert.ok(maxAbsDiff(step.output.logits, row) <= TOLERANCE, `token ${i}`);
+        cache = step.cache;
+      }
+      // The appended caches agree slot for slot.
+      const a = pastInputs(cache, config, [prefillLength + extra]).past;
+      const b = pastInputs(together.cache, config, [prefillLength + extra]).past;
+      for (const [l, layer] of a.entries()) assert.ok(maxAbsDiff(layer.keys, b[l].keys) <= TOLERANCE);
+      // Zero new tokens: nothing runs, the cache is returned as is.
+      const none = await extendCache(runtime, evicted, [], []);
+      assert.equal(none.cache, evicted);
+      assert.equal(none.output.logits.length, 0);
+    });
+
     test("prefill then single steps equals one full forward (reference)", async () => {
       const config = checkpoint.config;
       const random = prng(name === "A" ? 5 : 7);
@@ -201,6 +235,24 @@ for (const name of ["A", "B"] as const) {
         );
         cache = appendTokens(cache, output, [position]);
       }
+    });
+
+    test("activation gelu (exact erf) instead of gelu_new: graph equals reference, and differs from gelu_new", async () => {
+      const exact = { ...checkpoint, config: { ...checkpoint.config, activation: "gelu" } };
+      const ids = randomIds(prng(name === "A" ? 3 : 4), 8, checkpoint.config.vocabSize);
+      const input = prefillInput(ids);
+      const erfRuntime = await loadRuntime(exact, { device: "cpu", ...options });
+      try {
+        const output = await erfRuntime.forward(input);
+        assertOutputsClose(output, referenceForward(exact, options, input), "gelu");
+        assert.ok(maxAbsDiff(output.logits, (await runtime.forward(input)).logits) > TOLERANCE);
+      } finally {
+        await erfRuntime.close();
+      }
+      const unknown = { ...checkpoint, config: { ...checkpoint.config, activation: "relu6" } };
+      await assert.rejects(loadRuntime(unknown, { device: "cpu", ...options }), {
+        code: "E_MODEL_ACTIVATION",
+      });
     });
 
     test("sparse top-k: k >= slots+q equals dense; small k equals the reference's top-k", async () => {

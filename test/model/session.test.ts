@@ -155,6 +155,10 @@ describe("devices and inputs", () => {
       const output = await runtime.forward(good);
       assert.equal(output.logits.length, 2 * config.vocabSize);
       assert.equal(output.attentionRows, 2);
+      // A later call does not overwrite an earlier call's outputs.
+      const kept = Float32Array.from(output.logits);
+      await runtime.forward({ ...good, inputIds: [3, 4] });
+      assert.deepEqual(output.logits, kept);
     } finally {
       await runtime.close();
     }

@@ -54,7 +54,8 @@ export function validateParams<T>(kind: string, schema: Record<string, unknown>,
     const { field, message } = describeError(validate.errors![0]);
     throw paramError(kind, field, `${message}`);
   }
-  return params as T;
+  // a private copy: decoders close over params, and a caller may reuse its object
+  return structuredClone(params) as T;
 }
 
 export function paramError(kind: string, field: string, message: string, fix?: string): SpgError {

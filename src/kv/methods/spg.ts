@@ -15,7 +15,8 @@
  *    stay at the baseline dtype;
  *  - magnitude threshold: in each remaining head's K and V blocks, elements with
  *    |x| < magnitudeThreshold · max|x| are dropped; survivors are indexed by a bitmask or
- *    an index list, whichever is smaller;
+ *    an index list, whichever is smaller; a block keeps all its elements instead when that
+ *    is smaller than the sparse form (the mask alone costs a bit per element);
  *  - mixed precision: the top `highFraction` of kept tokens by stage-1 score (protected
  *    first) at `highBits`, the rest at the `lowBits` floor; per token, groups of
  *    `groupSize` channels share an fp16 scale and zero point;
@@ -31,6 +32,8 @@
  * [surviving-element subset if threshold > 0], then codes (mixed precision) or values at
  * the baseline dtype.
  */
+
+import { SpgError } from "../../errors.js";
 import type { HeadCache, KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
@@ -41,16 +44,18 @@ import {
   type CompressedCache,
   countBits,
   dtypeBits,
+  dtypeBytes,
   type EncodedLayer,
   headFromRows,
   readRows,
   readSubset,
+  subsetEncodingBytes,
   writeRows,
   writeSubset,
 } from "../compressed.js";
 import { halfBitsToFloat } from "../fp16.js";
-import { lowRankBytes, lowRankFactor } from "../lowrank.js";
-import { decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
+import { factorsFor, gramSpectrum, lowRankBytes, rankForEnergy } from "../lowrank.js";
+import { decodeGroups, encodeGroups, groupsBytes, type QuantGroups, tokenGroups } from "../quantize.js";
 import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
 import {
   checkAttention,
@@ -284,25 +289,14 @@ function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Arr
 
 /** Element indices of a block that survive the magnitude threshold (all when it is 0). */
 function survivors(block: Float32Array, threshold: number): Int32Array {
-  if (threshold === 0) return Int32Array.from(block.keys());
+  if (threshold === 0) return range(block.length);
   let max = 0;
   for (const x of block) if (Math.abs(x) > max) max = Math.abs(x);
   const cut = threshold * max;
-  const out: number[] = [];
-  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) >= cut && block[i] !== 0) out.push(i);
-  return Int32Array.from(out);
-}
-
-/** Per-token channel groups restricted to surviving elements. */
-function survivingGroups(
-  tokens: number,
-  dim: number,
-  alive: Uint8Array,
-  bitsOfToken: (t: number) => number,
-  groupSize: number,
-): QuantGroups {
-  const groups = tokenGroups(tokens, dim, groupSize, bitsOfToken);
-  return { members: groups.members.map((m) => m.filter((i) => alive[i] === 1)), bits: groups.bits };
+  const out = new Int32Array(block.length);
+  let n = 0;
+  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) >= cut && block[i] !== 0) out[n++] = i;
+  return out.slice(0, n);
 }
 
 interface BlockPlan {
@@ -311,31 +305,88 @@ interface BlockPlan {
   isHigh: Uint8Array;
 }
 
-/** Element-wise encoding of one block: survivor subset, then codes or baseline values. */
-function encodeElementwise(
+/** 0, 1, ..., n-1 */
+function range(n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+}
+
+/** One way to store a block element-wise: which elements survive, their groups, and the exact size. */
+interface ElementwiseOption {
+  alive: Int32Array;
+  groups: QuantGroups | null;
+  bytes: number;
+}
+
+function elementwiseOption(
+  block: Float32Array,
+  alive: Int32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): ElementwiseOption {
+  const { mixedPrecision, magnitudeThreshold } = p.stage2;
+  const subset = magnitudeThreshold > 0 ? subsetEncodingBytes(alive.length, block.length).bytes : 0;
+  if (!mixedPrecision.enabled)
+    return { alive, groups: null, bytes: subset + alive.length * dtypeBytes(dtype) };
+  let mask: Uint8Array | undefined;
+  if (alive.length < block.length) {
+    mask = new Uint8Array(block.length);
+    for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
+  }
+  const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
+  const groups = tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask);
+  return { alive, groups, bytes: subset + groupsBytes(groups) };
+}
+
+/**
+ * The element-wise storage of one block. With a magnitude threshold, the small elements are
+ * dropped only when the sparse form (survivor subset + survivors) is smaller than keeping
+ * every element (subset "all", 1 byte): at tiny thresholds the survivor mask costs more than
+ * the dropped values, and dropping would then lose accuracy for nothing.
+ */
+function bestElementwise(
+  block: Float32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): ElementwiseOption {
+  const dense = elementwiseOption(block, range(block.length), plan, p, dtype);
+  if (p.stage2.magnitudeThreshold === 0) return dense;
+  const alive = survivors(block, p.stage2.magnitudeThreshold);
+  if (alive.length === block.length) return dense;
+  const sparse = elementwiseOption(block, alive, plan, p, dtype);
+  return sparse.bytes < dense.bytes ? sparse : dense;
+}
+
+function writeElementwise(
   writer: ByteWriter,
   block: Float32Array,
+  option: ElementwiseOption,
   plan: BlockPlan,
   p: SpgParams,
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
-  const alive = survivors(block, magnitudeThreshold);
-  if (magnitudeThreshold > 0) writeSubset(writer, alive, block.length);
-  if (mixedPrecision.enabled) {
-    const mask = new Uint8Array(block.length);
-    for (const i of alive) mask[i] = 1;
-    const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
-    encodeGroups(
-      writer,
-      block,
-      survivingGroups(plan.tokens, plan.dim, mask, bitsOf, mixedPrecision.groupSize),
-    );
-    for (const i of alive) countBits(histogram, bitsOf(Math.floor(i / plan.dim)), 1);
+  const start = writer.size();
+  if (magnitudeThreshold > 0) writeSubset(writer, option.alive, block.length);
+  if (option.groups !== null) {
+    encodeGroups(writer, block, option.groups);
+    let high = 0;
+    for (let n = 0; n < option.alive.length; n++) high += plan.isHigh[(option.alive[n] / plan.dim) | 0];
+    countBits(histogram, mixedPrecision.highBits, high);
+    countBits(histogram, mixedPrecision.lowBits, option.alive.length - high);
   } else {
-    writeRows(writer, block, alive, 1, dtype);
-    countBits(histogram, dtypeBits(dtype), alive.length);
+    writeRows(writer, block, option.alive, 1, dtype);
+    countBits(histogram, dtypeBits(dtype), option.alive.length);
+  }
+  if (writer.size() - start !== option.bytes) {
+    throw new SpgError(
+      "E_KV_ENCODE",
+      `spg block wrote ${writer.size() - start} bytes, planned ${option.bytes}`,
+    );
   }
 }
 
@@ -348,16 +399,12 @@ function decodeElementwise(
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
   const size = plan.tokens * plan.dim;
   const block = new Float32Array(size);
-  const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : Int32Array.from(block.keys());
+  const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : range(size);
   if (mixedPrecision.enabled) {
     const mask = new Uint8Array(size);
     for (const i of alive) mask[i] = 1;
     const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
-    decodeGroups(
-      reader,
-      block,
-      survivingGroups(plan.tokens, plan.dim, mask, bitsOf, mixedPrecision.groupSize),
-    );
+    decodeGroups(reader, block, tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask));
   } else {
     const values = readRows(reader, alive.length, 1, dtype);
     alive.forEach((i, n) => {
@@ -375,15 +422,15 @@ function encodeBlock(
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
-  const scratch = new ByteWriter();
-  const elementHistogram: Record<string, number> = {};
-  encodeElementwise(scratch, block, plan, p, dtype, elementHistogram);
-  const elementwise = scratch.finish();
+  const elementwise = bestElementwise(block, plan, p, dtype);
   if (p.stage2.lowRank.enabled) {
-    const factors = lowRankFactor(block, plan.tokens, plan.dim, p.stage2.lowRank.energyThreshold);
-    if (lowRankBytes(plan.tokens, plan.dim, factors.rank) < elementwise.length) {
+    // the spectrum decides the rank; factors are only computed when they are smaller
+    const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);
+    const { rank } = rankForEnergy(values, Math.min(plan.tokens, plan.dim), p.stage2.lowRank.energyThreshold);
+    if (lowRankBytes(plan.tokens, plan.dim, rank) < elementwise.bytes) {
+      const factors = factorsFor(block, plan.tokens, plan.dim, vectors, rank);
       writer.u8(BLOCK_LOWRANK);
-      writer.u16(factors.rank);
+      writer.u16(rank);
       for (const x of factors.left) writer.half(checkedHalf(x));
       for (const x of factors.right) writer.half(checkedHalf(x));
       countBits(histogram, 16, factors.left.length + factors.right.length);
@@ -391,8 +438,7 @@ function encodeBlock(
     }
     writer.u8(BLOCK_ELEMENTWISE);
   }
-  writer.bytes(elementwise);
-  for (const [bits, n] of Object.entries(elementHistogram)) countBits(histogram, Number(bits), n);
+  writeElementwise(writer, block, elementwise, plan, p, dtype, histogram);
 }
 
 function checkedHalf(x: number): number {

@@ -1,0 +1,115 @@
+/**
+ * `npm run bench -- prove`: the evaluation loop of `spg prove` on the default preset (or
+ * --preset), printing tokens/s and the share of wall time spent outside onnxruntime
+ * (target: under 10%).
+ * `npm run bench -- methods`: per method at matched budgets, the achieved ratio, perplexity
+ * change, KL, top-1 agreement and compression time as a share of prefill time (SPG target:
+ * under 5%).
+ * Both run on the bundled model unless --model DIR is given.
+ */
+
+import type { SampleRecord } from "../src/bundle/types.js";
+import { resolveConfig } from "../src/config/load.js";
+import type { RunConfig } from "../src/config/types.js";
+import { createBackend } from "../src/measure/backend.js";
+import { evaluateSample } from "../src/measure/evaluate.js";
+import { drawRunSamples, loadRunSplits, resolveModelDir } from "../src/measure/prove.js";
+import { summarize } from "../src/measure/summary.js";
+import { readCheckpoint } from "../src/model/checkpoint.js";
+import type { GptNeoRuntime } from "../src/model/types.js";
+
+export interface ProveBenchOptions {
+  preset: string;
+  model?: string;
+  samples?: number;
+}
+
+async function runEvaluation(options: ProveBenchOptions) {
+  const config: RunConfig = resolveConfig({
+    preset: options.preset,
+    overrides: {
+      ...(options.model ? { model: options.model } : {}),
+      ...(options.samples ? { samples: options.samples } : {}),
+    },
+  });
+  const checkpoint = await readCheckpoint(resolveModelDir(config));
+  const splits = loadRunSplits(config);
+  const { evaluation } = drawRunSamples(config, splits.evaluation, splits.calibration);
+  const backend = await createBackend(checkpoint, {
+    device: config.model.device,
+    observationWindow: config.kv.observationWindow,
+    baselineDtype: config.kv.baselineDtype,
+  });
+  // Time every forward pass: what onnxruntime itself spends (feeds and outputs included).
+  let forwardMs = 0;
+  let forwardTokens = 0;
+  const timed = new Map<GptNeoRuntime, GptNeoRuntime>();
+  const runtime = backend.runtime;
+  backend.runtime = async (topK) => {
+    const inner = await runtime(topK);
+    let wrapper = timed.get(inner);
+    if (wrapper === undefined) {
+      wrapper = {
+        ...inner,
+        async forward(input) {
+          const started = performance.now();
+          const output = await inner.forward(input);
+          forwardMs += performance.now() - started;
+          forwardTokens += input.inputIds.length;
+          return output;
+        },
+      };
+      timed.set(inner, wrapper);
+    }
+    return wrapper;
+  };
+  // Warm-up (not timed): JIT, and the sessions every method needs (hybrid sparse attention builds its own).
+  await evaluateSample(backend, evaluation[0], config.methods, {
+    generationTokens: config.generation.tokens,
+  });
+  forwardMs = 0;
+  forwardTokens = 0;
+  const records: SampleRecord[] = [];
+  const started = performance.now();
+  for (const sample of evaluation) {
+    const result = await evaluateSample(backend, sample, config.methods, {
+      generationTokens: config.generation.tokens,
+    });
+    records.push(...result.records);
+  }
+  const wallMs = performance.now() - started;
+  await backend.close();
+  return { config, records, wallMs, forwardMs, forwardTokens, samples: evaluation.length };
+}
+
+export async function benchProve(options: ProveBenchOptions): Promise<void> {
+  const run = await runEvaluation(options);
+  const outside = 1 - run.forwardMs / run.wallMs;
+  console.log(
+    `prove bench: preset ${run.config.name}, ${run.samples} samples x ${run.config.methods.length} methods`,
+  );
+  console.log(`  wall ${(run.wallMs / 1000).toFixed(2)} s, ${run.forwardTokens} tokens through the model`);
+  console.log(`  throughput ${(run.forwardTokens / (run.wallMs / 1000)).toFixed(0)} tokens/s`);
+  console.log(
+    `  inside onnxruntime ${(run.forwardMs / 1000).toFixed(2)} s; outside ${(100 * outside).toFixed(1)}% of wall time (target < 10%)`,
+  );
+}
+
+export async function benchMethods(options: ProveBenchOptions): Promise<void> {
+  const run = await runEvaluation(options);
+  const summary = summarize(run.records, run.config);
+  console.log(
+    `methods bench: ${run.samples} samples of ${run.config.dataset.contextTokens} context tokens (preset ${run.config.name})`,
+  );
+  console.log("method           ratio   ppl +%    mean KL   top-1   compress/prefill");
+  for (const method of run.config.methods) {
+    const m = summary.methods[method.name];
+    const mine = run.records.filter((r) => r.method === method.name);
+    const compress = mine.reduce((s, r) => s + r.timingsMs.compress, 0);
+    const prefill = mine.reduce((s, r) => s + r.timingsMs.prefill, 0);
+    console.log(
+      `${method.name.padEnd(15)} ${m.compressionRatio.toFixed(2).padStart(6)}x ${m.perplexityIncreasePct.toFixed(3).padStart(8)} ` +
+        `${m.meanKl.toExponential(2).padStart(10)} ${(100 * m.top1Agreement).toFixed(1).padStart(6)}% ${(100 * (compress / prefill)).toFixed(1).padStart(10)}%`,
+    );
+  }
+}

@@ -1,0 +1,100 @@
+import { SpgError } from "../errors.js";
+
+/**
+ * Bundle format version 1: names, order, signing domain and the limits a reader
+ * enforces. These are format constants (part of what "version 1" means), not
+ * run parameters; readers may tighten or loosen the limits through options.
+ */
+
+export const BUNDLE_FORMAT = "spg-bundle";
+export const BUNDLE_FORMAT_VERSION = 1;
+
+/** Every entry of a bundle, in the order the writer stores them. Nothing else is allowed. */
+export const BUNDLE_ENTRY_ORDER = [
+  "manifest.json",
+  "signature.json",
+  "config.json",
+  "environment.json",
+  "records.jsonl",
+  "fingerprints.jsonl",
+  "summary.json",
+  "report.md",
+] as const;
+
+export type BundleEntryName = (typeof BUNDLE_ENTRY_ORDER)[number];
+
+/** Entries the manifest lists (all but itself and the signature over it). */
+export const MANIFEST_LISTED_ENTRIES: readonly BundleEntryName[] = BUNDLE_ENTRY_ORDER.filter(
+  (name) => name !== "manifest.json" && name !== "signature.json",
+);
+
+export function isBundleEntryName(name: string): name is BundleEntryName {
+  return (BUNDLE_ENTRY_ORDER as readonly string[]).includes(name);
+}
+
+/**
+ * Domain separation for the signature (DSSE-style pre-authentication encoding): the
+ * signed message names the format, version and payload type and carries explicit
+ * lengths, so a signature over a manifest can never be replayed as one over other bytes.
+ */
+export const SIGNING_PREFIX = "SPGBUNDLEv1";
+export const MANIFEST_PAYLOAD_TYPE = "application/vnd.spg.manifest+json;version=1";
+
+/** Only Ed25519 is defined for version 1. */
+export const SIGNATURE_ALGORITHM = "ed25519";
+
+/**
+ * Zip entries carry this fixed modification time so identical content gives identical
+ * bytes (1980-01-01 is the earliest date a DOS timestamp can hold).
+ */
+export const ZIP_FIXED_DATE = new Date(Date.UTC(1980, 0, 1, 0, 0, 0));
+/** Regular file, rw-r--r--. */
+export const ZIP_FILE_MODE = 0o100644;
+/** zlib's default level: fixed so the compressed bytes do not vary between runs. */
+export const ZIP_DEFLATE_LEVEL = 6;
+
+export interface ZipReadLimits {
+  /** Most entries the central directory may declare. */
+  maxEntries: number;
+  /** Most bytes one entry may inflate to. */
+  maxEntryBytes: number;
+  /** Most bytes all entries together may inflate to. */
+  maxTotalBytes: number;
+  /** Largest inflated/compressed ratio allowed for an entry (deflate itself tops out near 1032). */
+  maxCompressionRatio: number;
+  /** Entries that inflate to at most this many bytes are exempt from the ratio limit (tiny files compress oddly). */
+  ratioExemptBytes: number;
+  /** Largest archive file the reader opens at all. */
+  maxArchiveBytes: number;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Version 1 reading limits. The entry count allows a little over the 8 defined entries
+ * so extra ones are reported by name rather than by count; the byte limits leave room
+ * for records files of several hundred MB.
+ */
+export const DEFAULT_ZIP_READ_LIMITS: Readonly<ZipReadLimits> = Object.freeze({
+  maxEntries: 64,
+  maxEntryBytes: 1024 * MiB,
+  maxTotalBytes: 1536 * MiB,
+  maxCompressionRatio: 200,
+  ratioExemptBytes: 1 * MiB,
+  maxArchiveBytes: 1536 * MiB,
+});
+
+export function resolveZipReadLimits(overrides: Partial<ZipReadLimits> = {}): ZipReadLimits {
+  const limits = { ...DEFAULT_ZIP_READ_LIMITS };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new SpgError("E_ZIP_LIMITS", `zip read limit ${key} must be a finite non-negative number`, {
+        field: key,
+        fix: `pass a number >= 0 for ${key} (got ${String(value)})`,
+      });
+    }
+    (limits as Record<string, number>)[key] = value;
+  }
+  return limits;
+}

@@ -1,0 +1,86 @@
+/**
+ * manifest.json: what the signature covers. It names the format, the tool that wrote
+ * the bundle, and every other entry (except the signature over it) with its sha256 and
+ * length, in the fixed entry order.
+ */
+import { createHash } from "node:crypto";
+import { SpgError } from "../errors.js";
+import { canonicalJson } from "./canonical.js";
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  type BundleEntryName,
+  MANIFEST_LISTED_ENTRIES,
+} from "./format.js";
+
+export interface ToolInfo {
+  name: string;
+  version: string;
+  /** Source commit the tool was built from, or null when unknown (e.g. installed from a tarball). */
+  commit: string | null;
+}
+
+export interface ManifestEntry {
+  name: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface Manifest {
+  format: typeof BUNDLE_FORMAT;
+  version: typeof BUNDLE_FORMAT_VERSION;
+  tool: ToolInfo;
+  /** ISO 8601 UTC time the bundle was written. */
+  createdAt: string;
+  entries: ManifestEntry[];
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * Build the manifest over the listed entries (every entry but manifest.json and
+ * signature.json), in format order. Throws when one is missing or unknown.
+ */
+export function buildManifest(
+  contents: ReadonlyMap<string, Uint8Array>,
+  tool: ToolInfo,
+  createdAt: string,
+): Manifest {
+  for (const name of contents.keys()) {
+    if (!(MANIFEST_LISTED_ENTRIES as readonly string[]).includes(name)) {
+      throw new SpgError("E_BUNDLE_ENTRY", `${name} is not an entry the manifest lists`, {
+        field: name,
+        fix: `pass exactly: ${MANIFEST_LISTED_ENTRIES.join(", ")}`,
+      });
+    }
+  }
+  if (Number.isNaN(Date.parse(createdAt))) {
+    throw new SpgError("E_BUNDLE_ENTRY", `createdAt ${JSON.stringify(createdAt)} is not a date`, {
+      field: "createdAt",
+      fix: "pass an ISO 8601 time, e.g. new Date().toISOString()",
+    });
+  }
+  const entries = MANIFEST_LISTED_ENTRIES.map((name: BundleEntryName) => {
+    const bytes = contents.get(name);
+    if (bytes === undefined) {
+      throw new SpgError("E_BUNDLE_ENTRY", `${name} is missing`, {
+        field: name,
+        fix: "a bundle needs every entry of the format",
+      });
+    }
+    return { name, sha256: sha256Hex(bytes), bytes: bytes.byteLength };
+  });
+  return {
+    format: BUNDLE_FORMAT,
+    version: BUNDLE_FORMAT_VERSION,
+    tool: { name: tool.name, version: tool.version, commit: tool.commit },
+    createdAt,
+    entries,
+  };
+}
+
+export function manifestBytes(manifest: Manifest): Buffer {
+  return canonicalJson(manifest);
+}

@@ -1,0 +1,697 @@
+/**
+ * Safe bundle reading (yauzl). Nothing in the archive is trusted: the central directory
+ * is checked entry by entry before any byte is inflated (names, types, duplicates,
+ * declared sizes and ratios), then each entry is inflated while its bytes are counted
+ * and inflating stops at the first limit crossed; the CRC-32 and the actual size are
+ * checked against the declared ones (yauzl itself checks neither the CRC nor, with
+ * validateEntrySizes off, the size: we do both here so each failure gets its own code).
+ *
+ * Every failure is returned as a finding of the "zip-safety" check with a stable code;
+ * the reader never throws for a bad archive and never leaves an error unhandled.
+ */
+import { promises as fs } from "node:fs";
+import type { Readable } from "node:stream";
+import zlib from "node:zlib";
+import yauzl from "yauzl";
+import { BUNDLE_ENTRY_ORDER, resolveZipReadLimits, type ZipReadLimits } from "./format.js";
+
+export const ZIP_SAFETY_CHECK = "zip-safety";
+
+/** Stable codes of the zip-safety check. */
+export const ZIP_CODES = {
+  /** Not a zip, or its structure is damaged. */
+  unreadable: "E_ZIP_UNREADABLE",
+  /** The archive ends early (a cut download or copy). */
+  truncated: "E_ZIP_TRUNCATED",
+  /** `..`, absolute, drive-letter, backslash, NUL, or otherwise unsafe/ambiguous name. */
+  path: "E_ZIP_PATH",
+  duplicate: "E_ZIP_DUPLICATE",
+  link: "E_ZIP_LINK",
+  directory: "E_ZIP_DIRECTORY",
+  /** A device, FIFO or socket entry. */
+  special: "E_ZIP_SPECIAL_FILE",
+  unexpected: "E_ZIP_UNEXPECTED_ENTRY",
+  missing: "E_ZIP_MISSING_ENTRY",
+  tooManyEntries: "E_ZIP_TOO_MANY_ENTRIES",
+  tooLarge: "E_ZIP_TOO_LARGE",
+  ratio: "E_ZIP_RATIO",
+  sizeMismatch: "E_ZIP_SIZE_MISMATCH",
+  crc: "E_ZIP_CRC",
+  encrypted: "E_ZIP_ENCRYPTED",
+  method: "E_ZIP_METHOD",
+  /** The compressed data of an entry is not valid deflate. */
+  corrupt: "E_ZIP_CORRUPT",
+  /** Two entries' data share bytes (overlapping-entry bombs, ambiguous archives). */
+  overlap: "E_ZIP_OVERLAP",
+  /** Local header and central directory disagree about an entry. */
+  headerMismatch: "E_ZIP_HEADER_MISMATCH",
+} as const;
+
+export type ZipSafetyCode = (typeof ZIP_CODES)[keyof typeof ZIP_CODES];
+
+export interface ZipSafetyFinding {
+  check: typeof ZIP_SAFETY_CHECK;
+  code: ZipSafetyCode;
+  ok: false;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+export type BundleZipRead =
+  | {
+      ok: true;
+      /** Entry bytes by name, in the archive's central-directory order. */
+      entries: Map<string, Buffer>;
+      /** Total bytes inflated. */
+      inflatedBytes: number;
+    }
+  | { ok: false; findings: ZipSafetyFinding[] };
+
+export interface ReadBundleZipOptions {
+  /** Tighten or loosen the format's default limits. */
+  limits?: Partial<ZipReadLimits>;
+  /** Report E_ZIP_MISSING_ENTRY when an entry of the format is absent (default true). */
+  requireAllEntries?: boolean;
+  /** Allowed entry names (default: the bundle format's). */
+  allowedNames?: readonly string[];
+}
+
+function finding(
+  code: ZipSafetyCode,
+  message: string,
+  details: Record<string, unknown> = {},
+): ZipSafetyFinding {
+  return { check: ZIP_SAFETY_CHECK, code, ok: false, message, details };
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const MSDOS_DIRECTORY_ATTRIBUTE = 0x10;
+const FLAG_ENCRYPTED = 0x1;
+const FLAG_STRONG_ENCRYPTION = 0x40;
+const FLAG_UTF8 = 0x800;
+const INFO_ZIP_UNICODE_PATH_FIELD = 0x7075;
+const METHOD_STORED = 0;
+const METHOD_DEFLATED = 8;
+const LOCAL_FILE_HEADER_SIGNATURE = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Printable form of a raw name for messages (never used for decisions). */
+function displayName(raw: Buffer): string {
+  return JSON.stringify(raw.toString("latin1"));
+}
+
+/**
+ * Decode an entry name; null when it is not valid text. Names without the UTF-8 flag are
+ * CP437; every allowed name is ASCII, where CP437, Latin-1 and UTF-8 agree, so any
+ * non-ASCII byte there gives a name that cannot be allowed anyway.
+ */
+function decodeName(raw: Buffer, flags: number): string | null {
+  if ((flags & FLAG_UTF8) !== 0) {
+    try {
+      return strictUtf8.decode(raw);
+    } catch {
+      return null;
+    }
+  }
+  return raw.toString("latin1");
+}
+
+/** Why a name is unsafe to extract anywhere, or null. */
+function unsafePathReason(name: string): string | null {
+  if (name.length === 0) return "the name is empty";
+  if (name.includes("\0")) return "the name contains a NUL byte";
+  if (name.includes("\\")) return "the name contains a backslash (a path separator on Windows)";
+  if (name.startsWith("/")) return "the name is an absolute path";
+  if (/^[A-Za-z]:/.test(name)) return "the name starts with a drive letter";
+  if (name.split("/").includes("..")) return "the name climbs out of the extraction directory (..)";
+  return null;
+}
+
+type ErrorKind = typeof ZIP_CODES.truncated | typeof ZIP_CODES.unreadable;
+
+/** Map yauzl's and the file system's messages about the archive's structure to a code. */
+function structuralCode(error: unknown): ErrorKind {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/unexpected EOF|overflows file bounds/i.test(message)) return ZIP_CODES.truncated;
+  return ZIP_CODES.unreadable;
+}
+
+type Source = { kind: "file"; path: string } | { kind: "buffer"; buffer: Buffer };
+
+function openArchive(source: Source, onLateError: (error: Error) => void): Promise<yauzl.ZipFile> {
+  const options: yauzl.Options = {
+    lazyEntries: true,
+    autoClose: false,
+    decodeStrings: false,
+    // Sizes are checked below as bytes stream, so a lie and a bomb get different codes.
+    validateEntrySizes: false,
+    strictFileNames: true,
+  };
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, zipfile?: yauzl.ZipFile) => {
+      if (error !== null || zipfile === undefined) {
+        reject(error ?? new Error("yauzl returned no archive"));
+        return;
+      }
+      // Errors the archive emits later (e.g. a failing read) must never go unhandled.
+      zipfile.on("error", onLateError);
+      resolve(zipfile);
+    };
+    if (source.kind === "file") yauzl.open(source.path, options, done);
+    else yauzl.fromBuffer(source.buffer, options, done);
+  });
+}
+
+/** The first bytes of the archive, to tell a cut zip from something that never was one. */
+async function readHead(source: Source): Promise<Buffer> {
+  if (source.kind === "buffer") return source.buffer.subarray(0, LOCAL_FILE_HEADER_SIGNATURE.length);
+  const handle = await fs.open(source.path, "r");
+  try {
+    const buffer = Buffer.alloc(LOCAL_FILE_HEADER_SIGNATURE.length);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Read the whole central directory (entry count already bounded). */
+function readCentralDirectory(zipfile: yauzl.ZipFile): Promise<yauzl.Entry[]> {
+  return new Promise((resolve, reject) => {
+    const entries: yauzl.Entry[] = [];
+    const onEntry = (entry: yauzl.Entry) => {
+      entries.push(entry);
+      zipfile.readEntry();
+    };
+    const cleanup = () => {
+      zipfile.removeListener("entry", onEntry);
+      zipfile.removeListener("end", onEnd);
+      zipfile.removeListener("error", onError);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(entries);
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    zipfile.on("entry", onEntry);
+    zipfile.once("end", onEnd);
+    zipfile.once("error", onError);
+    zipfile.readEntry();
+  });
+}
+
+interface CheckedEntry {
+  entry: yauzl.Entry;
+  name: string;
+}
+
+/** Everything knowable from the central directory alone, before inflating anything. */
+function checkCentralDirectory(
+  entries: yauzl.Entry[],
+  limits: ZipReadLimits,
+  allowedNames: ReadonlySet<string>,
+  requireAllEntries: boolean,
+): { findings: ZipSafetyFinding[]; checked: CheckedEntry[] } {
+  const findings: ZipSafetyFinding[] = [];
+  const checked: CheckedEntry[] = [];
+  const seen = new Map<string, number>();
+  let declaredTotal = 0;
+  entries.forEach((entry, index) => {
+    const raw = entry.fileNameRaw;
+    const name = decodeName(raw, entry.generalPurposeBitFlag);
+    const shown = name === null ? displayName(raw) : JSON.stringify(name);
+    const where = { entry: name ?? raw.toString("latin1"), index };
+    const before = findings.length;
+    if (name === null) {
+      findings.push(finding(ZIP_CODES.path, `entry ${index} has a name that is not valid UTF-8`, where));
+    } else {
+      const unsafe = unsafePathReason(name);
+      if (unsafe !== null) findings.push(finding(ZIP_CODES.path, `entry ${shown}: ${unsafe}`, where));
+    }
+    if (entry.extraFields.some((field) => field.id === INFO_ZIP_UNICODE_PATH_FIELD)) {
+      findings.push(
+        finding(
+          ZIP_CODES.path,
+          `entry ${shown} carries a second (Info-ZIP Unicode) name, which tools may extract instead`,
+          where,
+        ),
+      );
+    }
+    const unixMode = entry.externalFileAttributes >>> 16;
+    const fileType = unixMode & S_IFMT;
+    if (fileType === S_IFLNK) {
+      findings.push(finding(ZIP_CODES.link, `entry ${shown} is a symbolic link`, { ...where, unixMode }));
+    } else if (
+      fileType === S_IFDIR ||
+      (entry.externalFileAttributes & MSDOS_DIRECTORY_ATTRIBUTE) !== 0 ||
+      (name ?? "").endsWith("/")
+    ) {
+      findings.push(finding(ZIP_CODES.directory, `entry ${shown} is a directory`, { ...where, unixMode }));
+    } else if (fileType !== 0 && fileType !== S_IFREG) {
+      findings.push(
+        finding(ZIP_CODES.special, `entry ${shown} is not a regular file (mode ${unixMode.toString(8)})`, {
+          ...where,
+          unixMode,
+        }),
+      );
+    }
+    if (name !== null) {
+      const first = seen.get(name);
+      if (first !== undefined) {
+        findings.push(
+          finding(ZIP_CODES.duplicate, `entry ${shown} appears more than once`, {
+            ...where,
+            firstIndex: first,
+          }),
+        );
+      } else {
+        seen.set(name, index);
+      }
+    }
+    if (findings.length === before && name !== null && !allowedNames.has(name)) {
+      findings.push(finding(ZIP_CODES.unexpected, `entry ${shown} is not part of the bundle format`, where));
+    }
+    if ((entry.generalPurposeBitFlag & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) !== 0) {
+      findings.push(finding(ZIP_CODES.encrypted, `entry ${shown} is encrypted`, where));
+    }
+    if (entry.compressionMethod !== METHOD_STORED && entry.compressionMethod !== METHOD_DEFLATED) {
+      findings.push(
+        finding(ZIP_CODES.method, `entry ${shown} uses compression method ${entry.compressionMethod}`, {
+          ...where,
+          method: entry.compressionMethod,
+          allowed: [METHOD_STORED, METHOD_DEFLATED],
+        }),
+      );
+    }
+    const sizes = { compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize };
+    if (entry.compressionMethod === METHOD_STORED && entry.compressedSize !== entry.uncompressedSize) {
+      findings.push(
+        finding(ZIP_CODES.sizeMismatch, `stored entry ${shown} declares different stored and real sizes`, {
+          ...where,
+          ...sizes,
+        }),
+      );
+    }
+    if (entry.uncompressedSize > limits.maxEntryBytes) {
+      findings.push(
+        finding(
+          ZIP_CODES.tooLarge,
+          `entry ${shown} declares ${entry.uncompressedSize} bytes, over the ${limits.maxEntryBytes}-byte limit`,
+          { ...where, ...sizes, limit: limits.maxEntryBytes },
+        ),
+      );
+    }
+    if (
+      entry.uncompressedSize > limits.ratioExemptBytes &&
+      entry.uncompressedSize > entry.compressedSize * limits.maxCompressionRatio
+    ) {
+      findings.push(
+        finding(
+          ZIP_CODES.ratio,
+          `entry ${shown} declares a compression ratio over ${limits.maxCompressionRatio}:1 (a zip bomb?)`,
+          { ...where, ...sizes, limit: limits.maxCompressionRatio },
+        ),
+      );
+    }
+    declaredTotal += entry.uncompressedSize;
+    checked.push({ entry, name: name ?? raw.toString("latin1") });
+  });
+  if (declaredTotal > limits.maxTotalBytes) {
+    findings.push(
+      finding(
+        ZIP_CODES.tooLarge,
+        `entries declare ${declaredTotal} bytes in all, over the ${limits.maxTotalBytes}-byte limit`,
+        { declaredTotal, limit: limits.maxTotalBytes },
+      ),
+    );
+  }
+  if (requireAllEntries) {
+    for (const name of allowedNames) {
+      if (!seen.has(name)) {
+        findings.push(
+          finding(ZIP_CODES.missing, `entry ${JSON.stringify(name)} is missing`, { entry: name }),
+        );
+      }
+    }
+  }
+  return { findings, checked };
+}
+
+function readLocalHeader(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<yauzl.LocalFileHeader> {
+  return new Promise((resolve, reject) => {
+    zipfile.readLocalFileHeader(entry, {}, (error, header) => {
+      if (error !== null) reject(error);
+      else resolve(header);
+    });
+  });
+}
+
+/** Local headers must agree with the central directory, and entries' bytes must not overlap. */
+async function checkLocalHeaders(
+  zipfile: yauzl.ZipFile,
+  checked: CheckedEntry[],
+): Promise<ZipSafetyFinding[]> {
+  const findings: ZipSafetyFinding[] = [];
+  const spans: { name: string; start: number; end: number }[] = [];
+  for (const { entry, name } of checked) {
+    let header: yauzl.LocalFileHeader;
+    try {
+      header = await readLocalHeader(zipfile, entry);
+    } catch (error) {
+      const code = structuralCode(error);
+      findings.push(
+        finding(code, `entry ${JSON.stringify(name)}: local header unreadable: ${(error as Error).message}`, {
+          entry: name,
+          offset: entry.relativeOffsetOfLocalHeader,
+        }),
+      );
+      continue;
+    }
+    if (!header.fileName.equals(entry.fileNameRaw)) {
+      findings.push(
+        finding(
+          ZIP_CODES.headerMismatch,
+          `entry ${JSON.stringify(name)}: its local header names it ${displayName(header.fileName)}`,
+          { entry: name, localName: header.fileName.toString("latin1") },
+        ),
+      );
+    }
+    if (header.compressionMethod !== entry.compressionMethod) {
+      findings.push(
+        finding(
+          ZIP_CODES.headerMismatch,
+          `entry ${JSON.stringify(name)}: local and central compression differ`,
+          {
+            entry: name,
+            local: header.compressionMethod,
+            central: entry.compressionMethod,
+          },
+        ),
+      );
+    }
+    if ((header.generalPurposeBitFlag & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) !== 0) {
+      findings.push(
+        finding(ZIP_CODES.encrypted, `entry ${JSON.stringify(name)} is encrypted`, { entry: name }),
+      );
+    }
+    spans.push({
+      name,
+      start: entry.relativeOffsetOfLocalHeader,
+      end: header.fileDataStart + entry.compressedSize,
+    });
+  }
+  spans.sort((a, b) => a.start - b.start);
+  for (let index = 1; index < spans.length; index++) {
+    const previous = spans[index - 1];
+    const current = spans[index];
+    if (current.start < previous.end) {
+      findings.push(
+        finding(
+          ZIP_CODES.overlap,
+          `entries ${JSON.stringify(previous.name)} and ${JSON.stringify(current.name)} share bytes`,
+          { entries: [previous.name, current.name], offsets: [previous.start, current.start] },
+        ),
+      );
+    }
+  }
+  return findings;
+}
+
+function openEntryStream(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    zipfile.openReadStream(entry, (error, stream) => {
+      if (error !== null) reject(error);
+      else resolve(stream);
+    });
+  });
+}
+
+interface InflateBudget {
+  /** Bytes inflated so far over all entries. */
+  total: number;
+}
+
+type InflateResult = { ok: true; data: Buffer } | { ok: false; finding: ZipSafetyFinding; fatal: boolean };
+
+/**
+ * Inflate one entry, counting bytes as they arrive and stopping at the first limit.
+ * Past the declared size nothing more is kept, but counting goes on (bounded by the
+ * limits) so a bomb is reported as one, and a mere size lie as a size mismatch.
+ */
+async function inflateEntry(
+  zipfile: yauzl.ZipFile,
+  { entry, name }: CheckedEntry,
+  limits: ZipReadLimits,
+  budget: InflateBudget,
+): Promise<InflateResult> {
+  const shown = JSON.stringify(name);
+  const sizes = { entry: name, compressedSize: entry.compressedSize, declaredSize: entry.uncompressedSize };
+  let stream: Readable;
+  try {
+    stream = await openEntryStream(zipfile, entry);
+  } catch (error) {
+    return {
+      ok: false,
+      fatal: false,
+      finding: finding(
+        structuralCode(error),
+        `entry ${shown}: cannot read its data: ${(error as Error).message}`,
+        {
+          entry: name,
+        },
+      ),
+    };
+  }
+  const ratioCap = Math.max(limits.ratioExemptBytes, entry.compressedSize * limits.maxCompressionRatio);
+  return new Promise<InflateResult>((resolve) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let crc = 0;
+    let settled = false;
+    const settle = (result: InflateResult) => {
+      if (settled) return;
+      settled = true;
+      stream.removeListener("data", onData);
+      stream.removeListener("end", onEnd);
+      // Keep an error listener: a destroyed inflater may still report, and that must not crash us.
+      stream.on("error", () => undefined);
+      if (!result.ok) stream.destroy();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      budget.total += chunk.length;
+      if (bytes > limits.maxEntryBytes) {
+        settle({
+          ok: false,
+          fatal: true,
+          finding: finding(
+            ZIP_CODES.tooLarge,
+            `entry ${shown} inflates past the ${limits.maxEntryBytes}-byte limit; stopped reading`,
+            { ...sizes, inflatedAtLeast: bytes, limit: limits.maxEntryBytes },
+          ),
+        });
+      } else if (budget.total > limits.maxTotalBytes) {
+        settle({
+          ok: false,
+          fatal: true,
+          finding: finding(
+            ZIP_CODES.tooLarge,
+            `entries inflate past the ${limits.maxTotalBytes}-byte total limit at ${shown}; stopped reading`,
+            { ...sizes, totalInflatedAtLeast: budget.total, limit: limits.maxTotalBytes },
+          ),
+        });
+      } else if (bytes > ratioCap) {
+        settle({
+          ok: false,
+          fatal: true,
+          finding: finding(
+            ZIP_CODES.ratio,
+            `entry ${shown} inflates past ${limits.maxCompressionRatio}x its compressed size (a zip bomb); stopped reading`,
+            { ...sizes, inflatedAtLeast: bytes, limit: limits.maxCompressionRatio },
+          ),
+        });
+      } else if (bytes <= entry.uncompressedSize) {
+        chunks.push(chunk);
+        crc = zlib.crc32(chunk, crc);
+      } else if (chunks.length > 0) {
+        // Over the declared size: a lie. Keep counting (to tell a bomb) but stop keeping.
+        chunks.length = 0;
+      }
+    };
+    const onEnd = () => {
+      if (bytes !== entry.uncompressedSize) {
+        settle({
+          ok: false,
+          fatal: false,
+          finding: finding(
+            ZIP_CODES.sizeMismatch,
+            `entry ${shown} declares ${entry.uncompressedSize} bytes but holds ${bytes}`,
+            { ...sizes, actualSize: bytes },
+          ),
+        });
+      } else if (crc >>> 0 !== entry.crc32 >>> 0) {
+        settle({
+          ok: false,
+          fatal: false,
+          finding: finding(ZIP_CODES.crc, `entry ${shown} fails its CRC-32 check (its bytes were altered)`, {
+            entry: name,
+            declaredCrc32: (entry.crc32 >>> 0).toString(16).padStart(8, "0"),
+            actualCrc32: (crc >>> 0).toString(16).padStart(8, "0"),
+          }),
+        });
+      } else {
+        settle({ ok: true, data: Buffer.concat(chunks, bytes) });
+      }
+    };
+    const onError = (error: Error) => {
+      const zlibError = typeof (error as NodeJS.ErrnoException).errno === "number" && "code" in error;
+      const code =
+        zlibError && /^Z_/.test(String((error as NodeJS.ErrnoException).code)) ? ZIP_CODES.corrupt : null;
+      settle({
+        ok: false,
+        fatal: false,
+        finding: finding(
+          code ?? structuralCode(error),
+          `entry ${shown}: ${code !== null ? "compressed data is invalid" : "cannot read its data"}: ${error.message}`,
+          { entry: name },
+        ),
+      });
+    };
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.on("error", onError);
+  });
+}
+
+async function readFromSource(source: Source, options: ReadBundleZipOptions): Promise<BundleZipRead> {
+  const limits = resolveZipReadLimits(options.limits);
+  const allowedNames = new Set(options.allowedNames ?? BUNDLE_ENTRY_ORDER);
+  const requireAllEntries = options.requireAllEntries ?? true;
+  const fail = (...findings: ZipSafetyFinding[]): BundleZipRead => ({ ok: false, findings });
+
+  const archiveBytes = source.kind === "buffer" ? source.buffer.length : (await fs.stat(source.path)).size;
+  if (archiveBytes > limits.maxArchiveBytes) {
+    return fail(
+      finding(
+        ZIP_CODES.tooLarge,
+        `the archive is ${archiveBytes} bytes, over the ${limits.maxArchiveBytes}-byte limit`,
+        {
+          archiveBytes,
+          limit: limits.maxArchiveBytes,
+        },
+      ),
+    );
+  }
+  let lateError: Error | null = null;
+  let zipfile: yauzl.ZipFile;
+  try {
+    zipfile = await openArchive(source, (error) => {
+      lateError ??= error;
+    });
+  } catch (error) {
+    const head = await readHead(source);
+    const message = (error as Error).message;
+    // A file that starts like a zip but has no end record was cut short.
+    const startsLikeZip =
+      head.length > 0 && LOCAL_FILE_HEADER_SIGNATURE.subarray(0, head.length).equals(head);
+    const code =
+      /end of central directory record signature not found/i.test(message) && startsLikeZip
+        ? ZIP_CODES.truncated
+        : structuralCode(error);
+    return fail(
+      finding(
+        code,
+        code === ZIP_CODES.truncated
+          ? `the archive is truncated: ${message}`
+          : `not a readable zip: ${message}`,
+        {
+          archiveBytes,
+        },
+      ),
+    );
+  }
+  try {
+    if (zipfile.entryCount > limits.maxEntries) {
+      return fail(
+        finding(
+          ZIP_CODES.tooManyEntries,
+          `the archive declares ${zipfile.entryCount} entries, over the limit of ${limits.maxEntries}`,
+          { entryCount: zipfile.entryCount, limit: limits.maxEntries },
+        ),
+      );
+    }
+    let entries: yauzl.Entry[];
+    try {
+      entries = await readCentralDirectory(zipfile);
+    } catch (error) {
+      const message = (error as Error).message;
+      const code = /strong encryption/i.test(message) ? ZIP_CODES.encrypted : structuralCode(error);
+      return fail(finding(code, `central directory unreadable: ${message}`, { archiveBytes }));
+    }
+    const central = checkCentralDirectory(entries, limits, allowedNames, requireAllEntries);
+    if (central.findings.length > 0) return fail(...central.findings);
+    const local = await checkLocalHeaders(zipfile, central.checked);
+    if (local.length > 0) return fail(...local);
+
+    const findings: ZipSafetyFinding[] = [];
+    const contents = new Map<string, Buffer>();
+    const budget: InflateBudget = { total: 0 };
+    for (const checked of central.checked) {
+      const result = await inflateEntry(zipfile, checked, limits, budget);
+      if (result.ok) {
+        contents.set(checked.name, result.data);
+        continue;
+      }
+      findings.push(result.finding);
+      if (result.fatal) break;
+    }
+    if (lateError !== null) {
+      findings.push(
+        finding(structuralCode(lateError), `reading the archive failed: ${(lateError as Error).message}`),
+      );
+    }
+    if (findings.length > 0) return fail(...findings);
+    return { ok: true, entries: contents, inflatedBytes: budget.total };
+  } finally {
+    zipfile.close();
+  }
+}
+
+/** Defence in depth: whatever goes wrong inside becomes a finding, never an exception. */
+async function guarded(read: () => Promise<BundleZipRead>): Promise<BundleZipRead> {
+  try {
+    return await read();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && /^E_ZIP_LIMITS$/.test(code)) throw error;
+    return {
+      ok: false,
+      findings: [
+        finding(ZIP_CODES.unreadable, `the archive could not be read: ${(error as Error).message}`, {
+          errorCode: code,
+        }),
+      ],
+    };
+  }
+}
+
+/** Safely read a bundle zip from disk. Never throws for a bad archive (only for bad limits). */
+export function readBundleZip(path: string, options: ReadBundleZipOptions = {}): Promise<BundleZipRead> {
+  return guarded(() => readFromSource({ kind: "file", path }, options));
+}
+
+/** Safely read a bundle zip held in memory. */
+export function readBundleZipBuffer(
+  buffer: Buffer,
+  options: ReadBundleZipOptions = {},
+): Promise<BundleZipRead> {
+  return guarded(() => readFromSource({ kind: "buffer", buffer }, options));
+}

@@ -1,0 +1,179 @@
+/**
+ * signature.json: an Ed25519 signature over the exact bytes of manifest.json, wrapped in
+ * a DSSE-style pre-authentication encoding (PAE) so the signed message is bound to this
+ * format, version and payload type:
+ *
+ *   "SPGBUNDLEv1" SP len(type) SP type SP len(body) SP body     (lengths: ASCII decimal bytes)
+ */
+import { readFile } from "node:fs/promises";
+import nacl from "tweetnacl";
+import { SpgError } from "../errors.js";
+import { canonicalJson, parseJson } from "./canonical.js";
+import { MANIFEST_PAYLOAD_TYPE, SIGNATURE_ALGORITHM, SIGNING_PREFIX } from "./format.js";
+import {
+  decodeBase64Strict,
+  ED25519_PUBLIC_KEY_BYTES,
+  ED25519_SIGNATURE_BYTES,
+  encodeBase64,
+  keyIdOf,
+  PUBLIC_KEY_FILE_TYPE,
+  publicKeyFromJson,
+  type SigningKey,
+} from "./keys.js";
+
+export interface SignatureJson {
+  algorithm: typeof SIGNATURE_ALGORITHM;
+  publicKey: string;
+  keyId: string;
+  signature: string;
+  ephemeral: boolean;
+}
+
+/** The exact bytes signed for a manifest. */
+export function preAuthenticationEncoding(body: Uint8Array, payloadType = MANIFEST_PAYLOAD_TYPE): Buffer {
+  const type = Buffer.from(payloadType, "utf8");
+  const header = Buffer.from(`${SIGNING_PREFIX} ${type.length} ${payloadType} ${body.length} `, "utf8");
+  return Buffer.concat([header, body]);
+}
+
+export function signManifest(manifestBytes: Uint8Array, key: SigningKey): SignatureJson {
+  const signature = nacl.sign.detached(preAuthenticationEncoding(manifestBytes), key.secretKey);
+  return {
+    algorithm: SIGNATURE_ALGORITHM,
+    publicKey: encodeBase64(key.publicKey),
+    keyId: key.keyId,
+    signature: encodeBase64(signature),
+    ephemeral: key.ephemeral,
+  };
+}
+
+export function signatureJsonBytes(signature: SignatureJson): Buffer {
+  return canonicalJson(signature);
+}
+
+export type SignatureCheck =
+  | { ok: true; keyId: string; publicKey: Uint8Array; ephemeral: boolean }
+  | {
+      ok: false;
+      /** E_SIGNATURE_MALFORMED | E_SIGNATURE_ALGORITHM | E_SIGNATURE_KEY_ID | E_SIGNATURE_INVALID */
+      code: string;
+      message: string;
+    };
+
+/**
+ * Check signature.json (bytes or parsed) against manifest bytes. The key id is
+ * recomputed from the public key; a signature.json whose keyId disagrees is rejected,
+ * so trust decisions can use the returned keyId.
+ */
+export function checkSignature(manifestBytes: Uint8Array, signature: unknown): SignatureCheck {
+  let value: unknown = signature;
+  if (value instanceof Uint8Array) {
+    try {
+      value = parseJson(value, "signature.json");
+    } catch (error) {
+      return { ok: false, code: "E_SIGNATURE_MALFORMED", message: (error as Error).message };
+    }
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { ok: false, code: "E_SIGNATURE_MALFORMED", message: "signature.json is not a JSON object" };
+  }
+  const json = value as Record<string, unknown>;
+  if (json.algorithm !== SIGNATURE_ALGORITHM) {
+    return {
+      ok: false,
+      code: "E_SIGNATURE_ALGORITHM",
+      message: `algorithm is ${JSON.stringify(json.algorithm)}, only "${SIGNATURE_ALGORITHM}" is defined`,
+    };
+  }
+  const publicKey = decodeBase64Strict(json.publicKey, ED25519_PUBLIC_KEY_BYTES);
+  if (publicKey === null) {
+    return { ok: false, code: "E_SIGNATURE_MALFORMED", message: "publicKey is not 32 bytes of base64" };
+  }
+  const signatureBytes = decodeBase64Strict(json.signature, ED25519_SIGNATURE_BYTES);
+  if (signatureBytes === null) {
+    return { ok: false, code: "E_SIGNATURE_MALFORMED", message: "signature is not 64 bytes of base64" };
+  }
+  if (typeof json.ephemeral !== "boolean") {
+    return { ok: false, code: "E_SIGNATURE_MALFORMED", message: "ephemeral is not a boolean" };
+  }
+  const keyId = keyIdOf(publicKey);
+  if (json.keyId !== keyId) {
+    return { ok: false, code: "E_SIGNATURE_KEY_ID", message: "keyId is not the sha256 of publicKey" };
+  }
+  if (!nacl.sign.detached.verify(preAuthenticationEncoding(manifestBytes), signatureBytes, publicKey)) {
+    return { ok: false, code: "E_SIGNATURE_INVALID", message: "the signature does not match manifest.json" };
+  }
+  return { ok: true, keyId, publicKey, ephemeral: json.ephemeral };
+}
+
+export function verifySignature(manifestBytes: Uint8Array, signature: unknown): boolean {
+  return checkSignature(manifestBytes, signature).ok;
+}
+
+/**
+ * Trusted keys file: a JSON array of public keys (base64) or key ids (64 hex), a public
+ * key file written by `spg keygen` (or a JSON array of them), or a text file with one
+ * key or id per line ("#" starts a comment). Returns the trusted key ids.
+ */
+export async function readTrustedKeys(file: string): Promise<Set<string>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new SpgError(
+      "E_TRUSTED_KEYS",
+      `cannot read trusted keys (${(cause as NodeJS.ErrnoException).code})`,
+      {
+        file,
+        fix: "check the --trusted-keys path",
+        cause,
+      },
+    );
+  }
+  return parseTrustedKeys(text, file);
+}
+
+export function parseTrustedKeys(text: string, file = "trusted keys"): Set<string> {
+  const trimmed = text.trim();
+  const items: { value: unknown; where: string }[] = [];
+  if (trimmed.startsWith("[") || trimmed.startsWith("{")) {
+    const parsed = parseJson(trimmed, file);
+    const list = Array.isArray(parsed) ? parsed : [parsed];
+    list.forEach((value, index) => {
+      items.push({ value, where: Array.isArray(parsed) ? `[${index}]` : "$" });
+    });
+  } else {
+    text.split(/\r?\n/).forEach((line, index) => {
+      const content = line.replace(/#.*$/, "").trim();
+      if (content !== "") items.push({ value: content, where: `line ${index + 1}` });
+    });
+  }
+  const ids = new Set<string>();
+  for (const { value, where } of items) {
+    ids.add(trustedKeyId(value, where, file));
+  }
+  if (ids.size === 0) {
+    throw new SpgError("E_TRUSTED_KEYS", "the trusted keys file lists no keys", {
+      file,
+      fix: "list at least one public key (base64) or key id (sha256 hex), or leave out --trusted-keys",
+    });
+  }
+  return ids;
+}
+
+function trustedKeyId(value: unknown, where: string, file: string): string {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const json = value as Record<string, unknown>;
+    if (json.type === PUBLIC_KEY_FILE_TYPE) return publicKeyFromJson(json, file).keyId;
+  }
+  if (typeof value === "string") {
+    if (/^[0-9a-fA-F]{64}$/.test(value)) return value.toLowerCase();
+    const publicKey = decodeBase64Strict(value, ED25519_PUBLIC_KEY_BYTES);
+    if (publicKey !== null) return keyIdOf(publicKey);
+  }
+  throw new SpgError("E_TRUSTED_KEYS", `${where} is neither a public key nor a key id`, {
+    file,
+    field: where,
+    fix: "each entry is an Ed25519 public key in base64 (44 characters), a key id (64 hex), or an spg public key file",
+  });
+}

@@ -1,0 +1,154 @@
+import { resolve } from "node:path";
+import { Command, Flags } from "@oclif/core";
+import cliProgress from "cli-progress";
+import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
+import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
+import { dryRun, formatConfig, resolveConfig } from "../config/load.js";
+import { applySweep } from "../config/sweep.js";
+import { isSpgError } from "../errors.js";
+import { formatBytes } from "../hardware/requirement.js";
+import { type ProveEvent, prove } from "../measure/prove.js";
+import { summaryTable } from "../measure/summary-table.js";
+
+/** Exit code when the bundle was written but a configured claim does not hold (same as verify). */
+export const EXIT_CLAIMS_NOT_MET = 6;
+
+export default class Prove extends Command {
+  static override summary = "Measure KV-cache compression methods and write a signed proof bundle.";
+
+  static override description =
+    `Runs every configured method on the same samples against the uncompressed model
+(perplexity, KL, top-1 and greedy-generation agreement, bytes actually stored, time, memory)
+and writes environment, config, raw records, per-layer fingerprints and a summary into an
+Ed25519-signed zip. With no arguments: the bundled GPT-Neo on the bundled Brown corpus,
+preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim failed,
+2 bad input or environment (the message names the file, field and fix).`;
+
+  static override examples = [
+    "<%= config.bin %> prove",
+    "<%= config.bin %> prove --preset ci-smoke --out smoke.zip --ephemeral-key",
+    "<%= config.bin %> prove --config my-run.yaml --samples 32 --device cuda --key keys/signing-key.json",
+    "<%= config.bin %> prove --preset 450x --dry-run",
+    "<%= config.bin %> prove --ablation --out ablation.zip",
+    "<%= config.bin %> prove --sweep 5 --out sweep.zip",
+  ];
+
+  static override flags = {
+    ...configFlags,
+    out: Flags.string({
+      char: "o",
+      description: "bundle path (default: <name>-<time>.zip in the current directory)",
+    }),
+    key: Flags.string({ description: "secret key file to sign with (from `spg keygen`)" }),
+    "ephemeral-key": Flags.boolean({
+      description: "sign with a throwaway key (recorded in the bundle; fails verify under a trust policy)",
+      exclusive: ["key"],
+    }),
+    json: Flags.boolean({ description: "print the result as JSON instead of a table" }),
+    sweep: Flags.integer({
+      description:
+        "trade-off sweep: add N variants of each method (configs/sweeps/default.yaml); the summary holds the Pareto frontier",
+    }),
+    "cache-dir": Flags.string({ description: "where built ONNX graphs are cached" }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Prove);
+    const resolveOptions = resolveOptionsFromFlags(flags);
+    let bar: cliProgress.SingleBar | undefined;
+    try {
+      const resolved = resolveConfig(resolveOptions);
+      // With --ablation, the sweep traces the preset's own methods, not every ablation variant.
+      const swept =
+        flags.sweep !== undefined && flags.ablation
+          ? new Set(resolveConfig({ ...resolveOptions, ablation: false }).methods.map((m) => m.name))
+          : undefined;
+      const config =
+        flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
+      if (flags["dry-run"]) {
+        this.log(
+          flags.sweep === undefined
+            ? dryRun(resolveOptions, flags.json ? "json" : "yaml")
+            : formatConfig(config, flags.json ? "json" : "yaml"),
+        );
+        return;
+      }
+      const key = await this.signingKey(flags.key, flags["ephemeral-key"]);
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      const out = resolve(flags.out ?? `${config.name}-${stamp}.zip`);
+      const showProgress = !flags.json && process.stderr.isTTY === true;
+      const onEvent = (event: ProveEvent) => {
+        if (flags.json) return;
+        if (event.kind === "hardware") {
+          this.logToStderr(
+            `hardware: ${event.check.device} needs ${formatBytes(event.check.requiredBytes)}, ` +
+              `has ${formatBytes(event.check.availableBytes)}: ok`,
+          );
+        } else if (event.kind === "model") {
+          this.logToStderr(
+            `model: ${event.path} (${event.sha256.slice(0, 12)}), provider ${event.executionProvider}`,
+          );
+        } else if (event.kind === "samples") {
+          this.logToStderr(`samples: ${event.evaluation} evaluation, ${event.calibration} calibration`);
+          if (showProgress) {
+            bar = new cliProgress.SingleBar(
+              {
+                format: "samples [{bar}] {value}/{total} | {methods} methods | ETA {eta_formatted}",
+                stream: process.stderr,
+              },
+              cliProgress.Presets.shades_classic,
+            );
+            bar.start(event.evaluation, 0, { methods: config.methods.length });
+          }
+        } else if (event.kind === "sample-done") {
+          if (bar) bar.update(event.done);
+          else this.logToStderr(`sample ${event.done}/${event.total} done (${event.methods} methods)`);
+        }
+      };
+      const result = await prove({ config, out, key, onEvent, cacheDir: flags["cache-dir"] });
+      bar?.stop();
+      const failed = result.summary.claims.filter((claim) => !claim.pass);
+      if (flags.json) {
+        this.log(
+          JSON.stringify({
+            bundle: result.bundle.path,
+            keyId: key.keyId,
+            ephemeralKey: key.ephemeral,
+            summary: result.summary,
+          }),
+        );
+      } else {
+        this.log(summaryTable(result.summary));
+        this.log(
+          `bundle: ${result.bundle.path} (signed by ${key.keyId.slice(0, 16)}${key.ephemeral ? ", ephemeral" : ""})`,
+        );
+        for (const claim of failed) {
+          this.logToStderr(
+            `claim not met: ${claim.method} ${claim.metric} ${claim.op} ${claim.threshold} (${claim.judge} = ${claim.judged})`,
+          );
+        }
+      }
+      if (failed.length > 0) this.exit(EXIT_CLAIMS_NOT_MET);
+    } catch (error) {
+      bar?.stop();
+      if (isSpgError(error)) {
+        process.stderr.write(`${error.describe()}\n`);
+        this.exit(error.exitCode);
+      }
+      throw error;
+    }
+  }
+
+  private async signingKey(keyFile: string | undefined, ephemeral: boolean): Promise<SigningKey> {
+    if (ephemeral) return ephemeralKey();
+    if (keyFile) return readSecretKey(resolve(keyFile));
+    const defaultKey = await loadOrCreateDefaultKey();
+    if (defaultKey.created) {
+      this.logToStderr(
+        `created your signing key ${defaultKey.key.keyId.slice(0, 16)} at ${defaultKey.path} (mode 0600); ` +
+          `public half: ${defaultKey.publicPath}`,
+      );
+    }
+    return defaultKey.key;
+  }
+}

@@ -1,0 +1,685 @@
+/**
+ * Resolving a run configuration: preset (configs/<name>.yaml) and/or config file (YAML or
+ * JSON, may `extends:` a preset or another file), then command-line flags, merged with
+ * provenance (src/config/merge.ts), then validated with ajv against
+ * schemas/config.schema.json and a few cross-field rules a schema cannot say.
+ * Errors are SpgErrors naming the file or flag, the field and the fix.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
+import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import { isMap, parseDocument, stringify } from "yaml";
+import { SpgError } from "../errors.js";
+import type { GptNeoConfig } from "../model/types.js";
+import { configsDir, schemasDir } from "../paths.js";
+import {
+  type ConfigLayer,
+  isPlainObject,
+  type MergedConfig,
+  mergeLayers,
+  type PlainObject,
+  sourceOf,
+} from "./merge.js";
+import type { RunConfig } from "./types.js";
+
+/** The preset used when neither --preset nor --config is given. */
+export const DEFAULT_PRESET = "default";
+
+/** Command-line overrides; each maps to one field of the config (see FLAG_FIELDS). */
+export interface ConfigOverrides {
+  name?: string;
+  model?: string;
+  device?: string;
+  dataset?: string;
+  datasetPath?: string;
+  calibrationPath?: string;
+  split?: string;
+  calibrationSplit?: string;
+  samples?: number;
+  calibrationSamples?: number;
+  context?: number;
+  continuation?: number;
+  generation?: number;
+  seed?: number;
+  /** Run only these methods, in this order (the `full` baseline is always run first). */
+  methods?: readonly string[];
+}
+
+export interface ResolveOptions {
+  /** A YAML or JSON config file. */
+  file?: string;
+  /** A preset name from configs/ (default "default" when no file is given). */
+  preset?: string;
+  overrides?: ConfigOverrides;
+  /** Where presets live (tests point this at fixtures); default configs/ of the package. */
+  presetsDir?: string;
+  /** `--ablation`: add every overlay of configs/ablations/ (one SPG variant each), in file-name order. */
+  ablation?: boolean;
+}
+
+export interface ResolvedConfig {
+  config: RunConfig;
+  /** The layers applied, in order: preset/config files, then flags. */
+  sources: string[];
+}
+
+/** Flag name and the config field it sets. */
+const FLAG_FIELDS: Record<Exclude<keyof ConfigOverrides, "methods">, { flag: string; path: string[] }> = {
+  name: { flag: "--name", path: ["name"] },
+  model: { flag: "--model", path: ["model", "path"] },
+  device: { flag: "--device", path: ["model", "device"] },
+  dataset: { flag: "--dataset", path: ["dataset", "source"] },
+  datasetPath: { flag: "--dataset-path", path: ["dataset", "path"] },
+  calibrationPath: { flag: "--calibration-path", path: ["dataset", "calibrationPath"] },
+  split: { flag: "--split", path: ["dataset", "split"] },
+  calibrationSplit: { flag: "--calibration-split", path: ["dataset", "calibrationSplit"] },
+  samples: { flag: "--samples", path: ["dataset", "samples"] },
+  calibrationSamples: { flag: "--calibration-samples", path: ["dataset", "calibrationSamples"] },
+  context: { flag: "--context", path: ["dataset", "contextTokens"] },
+  continuation: { flag: "--continuation", path: ["dataset", "continuationTokens"] },
+  generation: { flag: "--generation", path: ["generation", "tokens"] },
+  seed: { flag: "--seed", path: ["dataset", "seed"] },
+};
+
+const CONFIG_EXTENSIONS = [".yaml", ".yml", ".json"];
+
+/** Names of the presets in a presets directory (configs/*.yaml), sorted. */
+export function listPresets(dir: string = configsDir()): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml") && statSync(join(dir, f)).isFile())
+    .map((f) => f.slice(0, -".yaml".length))
+    .sort();
+}
+
+/** configs/<name>.yaml, or E_PRESET_UNKNOWN listing the available presets. */
+export function presetPath(name: string, dir: string = configsDir()): string {
+  const path = join(dir, `${name}.yaml`);
+  if (/^[A-Za-z0-9._-]+$/.test(name) && existsSync(path)) return path;
+  const available = listPresets(dir);
+  throw new SpgError("E_PRESET_UNKNOWN", `no preset named "${name}"`, {
+    file: path,
+    field: "preset",
+    fix: `use one of: ${available.join(", ") || `(none found in ${dir})`}`,
+  });
+}
+
+/** Reads a YAML (.yaml/.yml) or JSON (.json) config file into a plain object. */
+export function readConfigFile(path: string): PlainObject {
+  if (!existsSync(path) || !statSync(path).isFile()) {
+    throw new SpgError("E_CONFIG_MISSING", `config file not found: ${path}`, {
+      file: path,
+      fix: "check the path given to --config (YAML or JSON)",
+    });
+  }
+  const extension = extname(path).toLowerCase();
+  if (!CONFIG_EXTENSIONS.includes(extension)) {
+    throw new SpgError(
+      "E_CONFIG_PARSE",
+      `config files are YAML or JSON, not "${extension || "no extension"}"`,
+      {
+        file: path,
+        fix: "name the file *.yaml, *.yml or *.json",
+      },
+    );
+  }
+  const text = readFileSync(path, "utf8");
+  let data: unknown;
+  if (extension === ".json") {
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      throw new SpgError("E_CONFIG_PARSE", `invalid JSON: ${(error as Error).message}`, {
+        file: path,
+        fix: "fix the JSON syntax at the position named",
+        cause: error,
+      });
+    }
+  } else {
+    const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+    const problem = document.errors[0];
+    if (problem !== undefined) {
+      const where = problem.linePos
+        ? ` at line ${problem.linePos[0].line}, column ${problem.linePos[0].col}`
+        : "";
+      throw new SpgError("E_CONFIG_PARSE", `invalid YAML${where}: ${problem.message.split("\n")[0]}`, {
+        file: path,
+        fix: "fix the YAML syntax at the line named",
+      });
+    }
+    if (!isMap(document.contents)) {
+      throw new SpgError("E_CONFIG_PARSE", "a config file must be a mapping of fields (key: value)", {
+        file: path,
+        fix: "start from configs/default.yaml, or write `extends: default` and the fields to change",
+      });
+    }
+    data = document.toJS();
+  }
+  if (!isPlainObject(data)) {
+    throw new SpgError("E_CONFIG_PARSE", "a config file must be an object of fields", {
+      file: path,
+      fix: 'write an object, e.g. {"extends": "default", "dataset": {"samples": 4}}',
+    });
+  }
+  return data;
+}
+
+/** A file and everything it extends, base first. `extends` is a preset name or a path relative to the file. */
+function fileChain(path: string, presetsDir: string, seen: string[] = []): ConfigLayer[] {
+  const absolute = resolve(path);
+  if (seen.includes(absolute)) {
+    throw new SpgError("E_CONFIG_INVALID", `extends makes a cycle: ${[...seen, absolute].join(" -> ")}`, {
+      file: absolute,
+      field: "extends",
+      fix: "remove one of the extends in the cycle",
+    });
+  }
+  // `$schema` may point editors at schemas/config.schema.json; it is not part of the config.
+  const { extends: base, $schema: _editorSchema, ...data } = readConfigFile(absolute);
+  const source = displayPath(absolute);
+  if (base === undefined) return [{ source, data }];
+  if (typeof base !== "string" || base.length === 0) {
+    throw new SpgError("E_CONFIG_INVALID", "extends must be a preset name or a path", {
+      file: source,
+      field: "extends",
+      fix: `write e.g. extends: default (presets: ${listPresets(presetsDir).join(", ")})`,
+    });
+  }
+  const looksLikePath = base.includes("/") || CONFIG_EXTENSIONS.includes(extname(base).toLowerCase());
+  const basePath = looksLikePath
+    ? isAbsolute(base)
+      ? base
+      : resolve(dirname(absolute), base)
+    : presetPath(base, presetsDir);
+  return [...fileChain(basePath, presetsDir, [...seen, absolute]), { source, data }];
+}
+
+function displayPath(absolute: string): string {
+  const fromCwd = relative(process.cwd(), absolute);
+  return fromCwd.startsWith("..") || isAbsolute(fromCwd) ? absolute : fromCwd;
+}
+
+function overrideLayers(overrides: ConfigOverrides): ConfigLayer[] {
+  const layers: ConfigLayer[] = [];
+  for (const [key, { flag, path }] of Object.entries(FLAG_FIELDS)) {
+    const value = overrides[key as keyof typeof FLAG_FIELDS];
+    if (value === undefined) continue;
+    let data: PlainObject = { [path[path.length - 1]]: value };
+    for (let i = path.length - 2; i >= 0; i--) data = { [path[i]]: data };
+    layers.push({ source: flag, data });
+  }
+  // Switching to the bundled corpus clears the local paths unless they are given too.
+  if (overrides.dataset === "brown" && overrides.datasetPath === undefined) {
+    layers.push({ source: "--dataset", data: { dataset: { path: null, calibrationPath: null } } });
+  }
+  return layers;
+}
+
+/** --methods a,b: keep those methods in that order, the `full` baseline first; claims on dropped methods go. */
+function selectMethods(merged: MergedConfig, names: readonly string[]): void {
+  const methods = Array.isArray(merged.value.methods) ? (merged.value.methods as unknown[]) : [];
+  const byName = new Map<string, PlainObject>();
+  for (const m of methods) if (isPlainObject(m) && typeof m.name === "string") byName.set(m.name, m);
+  const unknown = names.filter((n) => !byName.has(n));
+  if (unknown.length > 0 || names.length === 0) {
+    throw new SpgError(
+      "E_CONFIG_INVALID",
+      `--methods names unknown methods: ${unknown.join(", ") || "(none given)"}`,
+      {
+        field: "--methods",
+        fix: `choose from: ${[...byName.keys()].join(", ")}`,
+      },
+    );
+  }
+  const baseline = methods.find((m) => isPlainObject(m) && m.kind === "full");
+  const chosen = [...new Set(names)].map((n) => byName.get(n)!).filter((m) => m !== baseline);
+  if (isPlainObject(baseline)) chosen.unshift(baseline);
+  merged.value.methods = chosen;
+  merged.provenance.set("/methods", "--methods");
+  if (Array.isArray(merged.value.claims)) {
+    const kept = new Set(chosen.map((m) => m.name));
+    merged.value.claims = merged.value.claims.filter(
+      (c) => !isPlainObject(c) || kept.has(c.method as string),
+    );
+  }
+}
+
+/** The ablation overlays (configs/ablations/*.yaml), sorted by file name. */
+export function listAblations(dir: string = configsDir()): string[] {
+  const ablations = join(dir, "ablations");
+  if (!existsSync(ablations)) return [];
+  return readdirSync(ablations)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => join(ablations, f));
+}
+
+/** Ablation overlays only add methods (variants `from` an existing one); anything else is refused. */
+function ablationLayers(dir: string): ConfigLayer[] {
+  const files = listAblations(dir);
+  if (files.length === 0) {
+    throw new SpgError("E_CONFIG_MISSING", `no ablation overlays in ${join(dir, "ablations")}`, {
+      fix: "reinstall spg, or drop --ablation",
+    });
+  }
+  return files.map((file) => {
+    const data = readConfigFile(file);
+    const extra = Object.keys(data).filter((k) => k !== "methods");
+    if (extra.length > 0) {
+      throw new SpgError(
+        "E_CONFIG_INVALID",
+        `an ablation overlay may only add methods, not ${extra.join(", ")}`,
+        {
+          file,
+          field: extra[0],
+          fix: "keep only a methods list whose entries derive from a method with `from:`",
+        },
+      );
+    }
+    return { source: displayPath(file), data };
+  });
+}
+
+/** The layers, in order, for these options. */
+function layersFor(options: ResolveOptions): ConfigLayer[] {
+  const presetsDir = options.presetsDir ?? configsDir();
+  const layers: ConfigLayer[] = [];
+  const fileLayers = options.file === undefined ? [] : fileChain(options.file, presetsDir);
+  if (options.preset !== undefined && fileLayers.length > 1) {
+    throw new SpgError("E_CONFIG_INVALID", "both --preset and a config file with `extends` were given", {
+      file: options.file,
+      field: "extends",
+      fix: "drop --preset, or drop extends from the file",
+    });
+  }
+  const preset = options.preset ?? (options.file === undefined ? DEFAULT_PRESET : undefined);
+  if (preset !== undefined) layers.push(...fileChain(presetPath(preset, presetsDir), presetsDir));
+  layers.push(...fileLayers);
+  if (options.ablation === true) layers.push(...ablationLayers(presetsDir));
+  layers.push(...overrideLayers(options.overrides ?? {}));
+  return layers;
+}
+
+/** Resolves, validates and returns the run configuration, with the layers it came from. */
+export function resolveConfigWithSources(options: ResolveOptions = {}): ResolvedConfig {
+  const layers = layersFor(options);
+  const merged = mergeLayers(layers);
+  if (options.overrides?.methods !== undefined) selectMethods(merged, options.overrides.methods);
+  const config = validateMerged(merged);
+  const sources = layers.map((l) => l.source);
+  if (options.overrides?.methods !== undefined) sources.push("--methods");
+  return { config, sources };
+}
+
+/** Resolves and validates the run configuration (see ResolveOptions). */
+export function resolveConfig(options: ResolveOptions = {}): RunConfig {
+  return resolveConfigWithSources(options).config;
+}
+
+/** `--dry-run`: the resolved configuration as YAML (default) or canonical-order JSON, ready to print. */
+export function formatConfig(config: RunConfig, format: "yaml" | "json" = "yaml"): string {
+  return format === "json" ? `${JSON.stringify(config, null, 2)}\n` : stringify(config, { lineWidth: 0 });
+}
+
+/** `--dry-run` in one call: resolve, validate, format. */
+export function dryRun(options: ResolveOptions = {}, format: "yaml" | "json" = "yaml"): string {
+  const { config, sources } = resolveConfigWithSources(options);
+  const header = format === "yaml" ? `# resolved from: ${sources.join(" <- ")}\n` : "";
+  return header + formatConfig(config, format);
+}
+
+// ---------------------------------------------------------------- validation
+
+let compiled: ValidateFunction | undefined;
+
+/** The compiled config schema (ajv 2020-12, all errors, strict). */
+export function configValidator(): ValidateFunction {
+  if (compiled === undefined) {
+    const schema = JSON.parse(readFileSync(join(schemasDir(), "config.schema.json"), "utf8"));
+    const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+    compiled = ajv.compile(schema);
+  }
+  return compiled as ValidateFunction;
+}
+
+/** One problem with a configuration. */
+export interface ConfigProblem {
+  /** JSON pointer into the resolved config. */
+  pointer: string;
+  message: string;
+  fix: string;
+}
+
+/** Validates an already-merged plain object as a RunConfig (no provenance: errors name `file`). */
+export function validateRunConfig(value: unknown, file?: string): RunConfig {
+  const merged: MergedConfig = {
+    value: isPlainObject(value) ? value : {},
+    provenance: new Map(file === undefined ? [] : [["", file]]),
+  };
+  if (!isPlainObject(value)) {
+    throw new SpgError("E_CONFIG_INVALID", "the configuration must be an object", {
+      file,
+      fix: "see configs/default.yaml",
+    });
+  }
+  return validateMerged(merged);
+}
+
+function validateMerged(merged: MergedConfig): RunConfig {
+  const validate = configValidator();
+  const problems: ConfigProblem[] = validate(merged.value)
+    ? semanticProblems(merged.value as unknown as RunConfig)
+    : schemaProblems(validate.errors ?? []);
+  if (problems.length > 0) throw problemsError(problems, merged);
+  return merged.value as unknown as RunConfig;
+}
+
+const WRAPPER_KEYWORDS = new Set(["if", "then", "else", "allOf", "anyOf", "oneOf", "not"]);
+
+function schemaProblems(errors: readonly ErrorObject[]): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const oneOfPointers = new Set(errors.filter((e) => e.keyword === "oneOf").map((e) => e.instancePath));
+  for (const error of errors) {
+    if (error.keyword === "oneOf") {
+      problems.push({
+        pointer: error.instancePath,
+        message: "matches none of the allowed forms",
+        fix: `use one of the forms the schema allows: ${describeOneOf(error.schema)}`,
+      });
+      continue;
+    }
+    if (WRAPPER_KEYWORDS.has(error.keyword)) continue;
+    // Branch failures of a oneOf are summarised by the oneOf problem itself.
+    if (oneOfPointers.has(error.instancePath) && error.schemaPath.includes("/oneOf/")) continue;
+    problems.push(schemaProblem(error));
+  }
+  // ajv may report the same problem through several schema paths (if/then); keep each once.
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.pointer}|${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function describeOneOf(branches: unknown): string {
+  if (!Array.isArray(branches)) return "see schemas/config.schema.json";
+  return branches
+    .map((b) => (isPlainObject(b) && typeof b.type === "string" ? b.type : "object"))
+    .join(" or ");
+}
+
+function schemaProblem(error: ErrorObject): ConfigProblem {
+  const params = error.params as Record<string, unknown>;
+  const at = error.instancePath;
+  switch (error.keyword) {
+    case "required":
+      return {
+        pointer: `${at}/${params.missingProperty}`,
+        message: "is required but missing",
+        fix: `add ${params.missingProperty} (see schemas/config.schema.json; a partial config file should start with \`extends: default\`)`,
+      };
+    case "additionalProperties": {
+      const allowed = isPlainObject(error.parentSchema?.properties)
+        ? Object.keys(error.parentSchema.properties)
+        : [];
+      return {
+        pointer: `${at}/${params.additionalProperty}`,
+        message: "is not a known field",
+        fix: `remove it or correct the spelling; allowed here: ${allowed.join(", ") || "(no fields)"}`,
+      };
+    }
+    case "enum":
+      return {
+        pointer: at,
+        message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")} (got ${JSON.stringify(error.data)})`,
+        fix: `use one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`,
+      };
+    case "const":
+      return {
+        pointer: at,
+        message: `must be ${JSON.stringify(params.allowedValue)} (got ${JSON.stringify(error.data)})`,
+        fix: `set it to ${JSON.stringify(params.allowedValue)}`,
+      };
+    case "type":
+      if (at === "/dataset/path" || at === "/dataset/calibrationPath") {
+        return {
+          pointer: at,
+          message: `must be ${params.type} for dataset.source "${(error.parentSchema as { type?: unknown }).type === "null" ? "brown" : "text|jsonl|dir"}" (got ${JSON.stringify(error.data)})`,
+          fix:
+            params.type === "null"
+              ? "to read local files, also give --dataset text|jsonl|dir; for the bundled corpus drop the path"
+              : "give --dataset-path with the file or directory to read",
+        };
+      }
+      return {
+        pointer: at,
+        message: `must be ${params.type} (got ${JSON.stringify(error.data)})`,
+        fix: `give a value of type ${params.type}`,
+      };
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum":
+      return {
+        pointer: at,
+        message: `must be ${params.comparison} ${params.limit} (got ${JSON.stringify(error.data)})`,
+        fix: `set a value ${params.comparison} ${params.limit}`,
+      };
+    default:
+      return { pointer: at, message: error.message ?? error.keyword, fix: "see schemas/config.schema.json" };
+  }
+}
+
+/** Rules across fields that the schema cannot express. */
+function semanticProblems(config: RunConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const names = config.methods.map((m) => m.name);
+  if (config.methods[0].kind !== "full") {
+    problems.push({
+      pointer: "/methods/0/kind",
+      message: `must be "full": the first method is the uncompressed baseline (got "${config.methods[0].kind}")`,
+      fix: "put a method of kind full first",
+    });
+  }
+  config.methods.forEach((method, i) => {
+    if (i > 0 && method.kind === "full") {
+      problems.push({
+        pointer: `/methods/${i}/kind`,
+        message: 'repeats the baseline kind "full"',
+        fix: "keep one full method, first",
+      });
+    }
+  });
+  config.methods.forEach((method, i) => {
+    if (names.indexOf(method.name) !== i) {
+      problems.push({
+        pointer: `/methods/${i}/name`,
+        message: `duplicates the name of methods[${names.indexOf(method.name)}]`,
+        fix: "give every method a unique name",
+      });
+    }
+  });
+  config.claims.forEach((claim, i) => {
+    if (!names.includes(claim.method)) {
+      problems.push({
+        pointer: `/claims/${i}/method`,
+        message: `names no configured method ("${claim.method}")`,
+        fix: `use one of: ${names.join(", ")}`,
+      });
+    }
+  });
+  const dataset = config.dataset;
+  if (config.kv.observationWindow > dataset.contextTokens) {
+    problems.push({
+      pointer: "/kv/observationWindow",
+      message: `is longer than the context (${config.kv.observationWindow} > ${dataset.contextTokens})`,
+      fix: "lower kv.observationWindow or raise --context",
+    });
+  }
+  if (
+    dataset.source === "brown" &&
+    dataset.split === dataset.calibrationSplit &&
+    dataset.calibrationSamples > 0
+  ) {
+    problems.push({
+      pointer: "/dataset/calibrationSplit",
+      message: `is the evaluation split ("${dataset.split}"): calibration and evaluation would share samples`,
+      fix: "name two different splits (the Brown corpus has train, calibration, eval)",
+    });
+  }
+  if (dataset.source !== "brown" && dataset.calibrationSamples > 0 && dataset.path !== null) {
+    const templated = dataset.path.includes("{split}");
+    const calibrationPath = dataset.calibrationPath ?? undefined;
+    if (!templated && calibrationPath === undefined) {
+      problems.push({
+        pointer: "/dataset/calibrationPath",
+        message: "is needed: calibration samples are asked for but only the evaluation path is given",
+        fix: "give --calibration-path, or put {split} in --dataset-path (e.g. wiki.{split}.raw), or set calibrationSamples to 0",
+      });
+    } else if (
+      (templated && calibrationPath === undefined && dataset.split === dataset.calibrationSplit) ||
+      (!templated && calibrationPath !== undefined && resolve(calibrationPath) === resolve(dataset.path))
+    ) {
+      problems.push({
+        pointer: "/dataset/calibrationPath",
+        message:
+          "reads the same data as the evaluation split: calibration and evaluation would share samples",
+        fix: "point calibration at a different file (another split)",
+      });
+    }
+  }
+  config.methods.forEach((method, i) => {
+    const params = method.params as {
+      observationWindow?: number;
+      stage1?: { observationWindow: number; poolingKernels: { maxContextTokens: number }[] };
+    };
+    // Scoring reads only the attention rows the graph returns (kv.observationWindow).
+    const windows: [string, number | undefined][] = [
+      [
+        `/methods/${i}/params/observationWindow`,
+        method.kind === "snapkv" ? params.observationWindow : undefined,
+      ],
+      [
+        `/methods/${i}/params/stage1/observationWindow`,
+        method.kind === "spg" ? params.stage1?.observationWindow : undefined,
+      ],
+    ];
+    for (const [pointer, window] of windows) {
+      if (window !== undefined && window > config.kv.observationWindow) {
+        problems.push({
+          pointer,
+          message: `is ${window} but the graph returns attention for kv.observationWindow = ${config.kv.observationWindow} rows`,
+          fix: `lower it to at most ${config.kv.observationWindow}, or raise kv.observationWindow`,
+        });
+      }
+    }
+    if (method.kind === "spg" && params.stage1 !== undefined) {
+      const longest = Math.max(...params.stage1.poolingKernels.map((k) => k.maxContextTokens));
+      if (longest < dataset.contextTokens) {
+        problems.push({
+          pointer: `/methods/${i}/params/stage1/poolingKernels`,
+          message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
+          fix: `add an entry with maxContextTokens >= ${dataset.contextTokens}`,
+        });
+      }
+    }
+  });
+  const hasClaimOnBaseline = config.claims.findIndex(
+    (c) => config.methods.find((m) => m.name === c.method)?.kind === "full",
+  );
+  if (hasClaimOnBaseline >= 0) {
+    problems.push({
+      pointer: `/claims/${hasClaimOnBaseline}/method`,
+      message: "names the uncompressed baseline: claims are about compression methods",
+      fix: "claim something about a compression method",
+    });
+  }
+  return problems;
+}
+
+/**
+ * Checks that need the checkpoint's config: the sample fits the model's positions, and
+ * per-model SPG settings (reserved heads, per-layer budgets) match its shape.
+ * `prove` calls it after reading config.json, before loading weights.
+ */
+export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, modelFile?: string): void {
+  const problems: ConfigProblem[] = [];
+  const tokens =
+    config.dataset.contextTokens + Math.max(config.dataset.continuationTokens, config.generation.tokens);
+  if (tokens > model.maxPositions) {
+    problems.push({
+      pointer: "/dataset/contextTokens",
+      message: `context + max(continuation, generation) = ${tokens} tokens exceeds the model's ${model.maxPositions} positions`,
+      fix: `lower --context to at most ${model.maxPositions - Math.max(config.dataset.continuationTokens, config.generation.tokens)}`,
+    });
+  }
+  config.methods.forEach((method, i) => {
+    if (method.kind !== "spg") return;
+    const { stage1, stage2 } = method.params as {
+      stage1: { layerKeepRatios: number[] | null };
+      stage2: { reservedHeads: number };
+    };
+    if (stage2.reservedHeads > model.numHeads) {
+      problems.push({
+        pointer: `/methods/${i}/params/stage2/reservedHeads`,
+        message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
+        fix: `set it to at most ${model.numHeads}`,
+      });
+    }
+    if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
+      problems.push({
+        pointer: `/methods/${i}/params/stage1/layerKeepRatios`,
+        message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
+        fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
+      });
+    }
+  });
+  if (problems.length > 0) {
+    const error = problemsError(problems, { value: config as unknown as PlainObject, provenance: new Map() });
+    throw new SpgError(error.code, `${error.message} (model: ${modelFile ?? "checkpoint config.json"})`, {
+      field: error.field,
+      fix: error.fix,
+    });
+  }
+}
+
+/** JSON pointer -> readable field path: /methods/2/params/stage1 -> methods[2].params.stage1 */
+export function fieldName(pointer: string): string {
+  return pointer
+    .split("/")
+    .slice(1)
+    .map((t) => t.replaceAll("~1", "/").replaceAll("~0", "~"))
+    .reduce((acc, token) => (/^\d+$/.test(token) ? `${acc}[${token}]` : acc ? `${acc}.${token}` : token), "");
+}
+
+function problemsError(problems: readonly ConfigProblem[], merged: MergedConfig): SpgError {
+  const described = problems.map((p) => {
+    const source = sourceOf(p.pointer, merged);
+    const field = fieldName(p.pointer) || "(root)";
+    const methodName = methodNameAt(p.pointer, merged);
+    return { ...p, source, field: methodName ? `${field} (method "${methodName}")` : field };
+  });
+  const first = described[0];
+  const message =
+    described.length === 1
+      ? `${first.field} ${first.message}`
+      : `${described.length} problems in the configuration:\n${described
+          .map((p) => `  - ${p.field} ${p.message}${p.source ? ` [${p.source}]` : ""}; fix: ${p.fix}`)
+          .join("\n")}`;
+  const fromFlag = first.source?.startsWith("--") === true;
+  return new SpgError("E_CONFIG_INVALID", message, {
+    file: fromFlag ? undefined : first.source,
+    field: fromFlag ? `${first.field} (set by ${first.source})` : first.field,
+    fix: first.fix,
+  });
+}
+
+function methodNameAt(pointer: string, merged: MergedConfig): string | undefined {
+  const match = /^\/methods\/(\d+)\//.exec(pointer);
+  const methods = merged.value.methods;
+  if (!match || !Array.isArray(methods)) return undefined;
+  const entry = methods[Number(match[1])];
+  return isPlainObject(entry) && typeof entry.name === "string" ? entry.name : undefined;
+}

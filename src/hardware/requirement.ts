@@ -1,0 +1,92 @@
+/**
+ * How much memory a run needs, from the checkpoint's config and the run config; nothing
+ * here is a guess hidden in code: the formula is below, its two knobs are in the config
+ * (hardware.activationFactor, hardware.marginFraction).
+ *
+ *   tokens      = contextTokens + max(continuationTokens, generation.tokens)
+ *   weights     = parameterCount(model) * bytes(model.dtype)
+ *   kv          = CACHES_HELD * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time)
+ *   logits      = contextTokens * vocab * 4        (the prefill returns logits for every position)
+ *   attention   = heads * contextTokens^2 * 4      (one layer's prefill attention probabilities)
+ *   activations = activationFactor * contextTokens * max(hidden, intermediate) * 4
+ *   required    = (weights + kv + logits + attention + activations) * (1 + marginFraction)
+ *
+ * CACHES_HELD is 2 because the protocol keeps the full baseline cache alive while a method's
+ * compressed cache is evaluated from the same prefill.
+ */
+import type { RunConfig } from "../config/types.js";
+import type { GptNeoConfig } from "../model/types.js";
+
+/** Byte width of a run-time float32 value. */
+const FLOAT32_BYTES = 4;
+const DTYPE_BYTES: Record<RunConfig["model"]["dtype"], number> = { fp32: 4 };
+/** The baseline cache and one compressed cache live at the same time (see above). */
+export const CACHES_HELD = 2;
+
+export interface MemoryRequirement {
+  device: RunConfig["model"]["device"];
+  tokens: number;
+  parameters: number;
+  weightBytes: number;
+  kvBytes: number;
+  logitsBytes: number;
+  attentionBytes: number;
+  activationBytes: number;
+  /** Sum of the parts before the margin. */
+  subtotalBytes: number;
+  marginFraction: number;
+  activationFactor: number;
+  /** subtotal * (1 + margin), rounded up to whole bytes. */
+  requiredBytes: number;
+}
+
+/**
+ * Parameters of a GPT-Neo checkpoint: token and position embeddings, per layer two
+ * LayerNorms, q/k/v (no bias), out_proj (bias), the MLP (biases), the final LayerNorm;
+ * lm_head is tied to wte and not counted twice.
+ */
+export function parameterCount(model: GptNeoConfig): number {
+  const h = model.hiddenSize;
+  const inner = model.intermediateSize;
+  const layerNorm = 2 * h;
+  const attention = 3 * h * h + (h * h + h);
+  const mlp = h * inner + inner + (inner * h + h);
+  const perLayer = 2 * layerNorm + attention + mlp;
+  return model.vocabSize * h + model.maxPositions * h + model.numLayers * perLayer + layerNorm;
+}
+
+/** The memory this run needs on its device (formula in the module comment). */
+export function memoryRequirement(model: GptNeoConfig, config: RunConfig): MemoryRequirement {
+  const { contextTokens, continuationTokens } = config.dataset;
+  const tokens = contextTokens + Math.max(continuationTokens, config.generation.tokens);
+  const parameters = parameterCount(model);
+  const weightBytes = parameters * DTYPE_BYTES[config.model.dtype];
+  const kvBytes = CACHES_HELD * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES;
+  const logitsBytes = contextTokens * model.vocabSize * FLOAT32_BYTES;
+  const attentionBytes = model.numHeads * contextTokens * contextTokens * FLOAT32_BYTES;
+  const { activationFactor, marginFraction } = config.hardware;
+  const activationBytes = Math.ceil(
+    activationFactor * contextTokens * Math.max(model.hiddenSize, model.intermediateSize) * FLOAT32_BYTES,
+  );
+  const subtotalBytes = weightBytes + kvBytes + logitsBytes + attentionBytes + activationBytes;
+  return {
+    device: config.model.device,
+    tokens,
+    parameters,
+    weightBytes,
+    kvBytes,
+    logitsBytes,
+    attentionBytes,
+    activationBytes,
+    subtotalBytes,
+    marginFraction,
+    activationFactor,
+    requiredBytes: Math.ceil(subtotalBytes * (1 + marginFraction)),
+  };
+}
+
+/** "1.50 GiB" / "12.0 MiB": for messages. */
+export function formatBytes(bytes: number): string {
+  const mib = bytes / 2 ** 20;
+  return mib >= 1024 ? `${(mib / 1024).toFixed(2)} GiB` : `${mib.toFixed(1)} MiB`;
+}

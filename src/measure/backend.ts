@@ -1,0 +1,97 @@
+/**
+ * Joins the model runtime, the cache layout and the compression methods into the backend the
+ * evaluation protocol runs on. One runtime per distinct hybrid-sparse top-k, built on demand.
+ */
+import { createHash } from "node:crypto";
+import type { MethodConfig } from "../config/types.js";
+import type { KvCache } from "../kv/cache.js";
+import { type BaselineDtype, baselineBytes } from "../kv/compressed.js";
+import { methodFor } from "../kv/methods/index.js";
+import { extendCache, loadRuntime, prefillTokens } from "../model/session.js";
+import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
+
+export interface BackendOptions {
+  device: RuntimeOptions["device"];
+  observationWindow: number;
+  baselineDtype: BaselineDtype;
+  cacheDir?: string;
+}
+
+export interface ClosableBackend extends EvaluationBackend {
+  executionProvider: string;
+  close(): Promise<void>;
+}
+
+export async function createBackend(
+  checkpoint: GptNeoCheckpoint,
+  options: BackendOptions,
+): Promise<ClosableBackend> {
+  const config = checkpoint.config;
+  const runtimes = new Map<number, Promise<GptNeoRuntime>>();
+  const runtime = (sparseTopK: number | undefined): Promise<GptNeoRuntime> => {
+    const key = sparseTopK ?? 0;
+    let pending = runtimes.get(key);
+    if (!pending) {
+      pending = loadRuntime(checkpoint, {
+        device: options.device,
+        observationWindow: options.observationWindow,
+        sparseTopK: key,
+        cacheDir: options.cacheDir,
+      });
+      runtimes.set(key, pending);
+    }
+    return pending;
+  };
+  const dense = await runtime(undefined);
+
+  const extend = async (model: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]) => {
+    const next = await extendCache(model, cache, tokens, positions);
+    return { logits: next.output.logits, cache: next.cache };
+  };
+
+  const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
+    const compressed = methodFor(method.kind).compress(
+      state.cache,
+      {
+        config,
+        baselineDtype: options.baselineDtype,
+        attention: {
+          lastRows: state.output.attentionLastRows,
+          columnSums: state.output.attentionColumnSums,
+          rows: state.output.attentionRows,
+        },
+      },
+      method.params,
+    );
+    return {
+      bytes: compressed.bytes,
+      layers: compressed.layers.map((layer) => ({
+        bytes: layer.bytes,
+        tokensKept: layer.tokensKept,
+        tokensTotal: layer.tokensTotal,
+        headsFullPrecision: layer.headsFullPrecision,
+        bitsHistogram: layer.bitsHistogram,
+        sha256: createHash("sha256").update(layer.serialized).digest("hex"),
+      })),
+      // The model reads what the stored bytes decode to, never the floats the method started from.
+      cache: compressed.materialize(),
+      sparseTopK: compressed.decode.sparseTopK,
+    };
+  };
+
+  const baselineMethod: MethodConfig = { name: "baseline", kind: "full", params: {} };
+  return {
+    config,
+    baselineCache: (state) => compress(baselineMethod, state).cache,
+    executionProvider: dense.executionProvider,
+    runtime,
+    prefill: prefillTokens,
+    extend,
+    baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
+    compress,
+    async close() {
+      for (const pending of runtimes.values()) await (await pending).close();
+    },
+  };
+}

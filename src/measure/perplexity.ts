@@ -1,0 +1,111 @@
+/**
+ * Held-out perplexity of a checkpoint on a dataset split (`spg model eval`, and the numbers
+ * in the bundled model's card). Protocol: each document is tokenized on its own and cut into
+ * consecutive windows of `windowTokens`; every token but a window's first is scored;
+ * perplexity = exp(sum NLL / scored tokens). The same tokens are scored by an add-one unigram
+ * model fit on a reference split, as the floor a trained model must beat.
+ */
+
+import { encode, endOfTextId } from "../data/tokenizer.js";
+import type { DatasetSplit } from "../data/types.js";
+import { fitUnigram, unigramLogProbability } from "../data/unigram.js";
+import { SpgError } from "../errors.js";
+import { prefillTokens } from "../model/session.js";
+import type { GptNeoRuntime } from "../model/types.js";
+import { logSoftmax } from "./metrics.js";
+
+export interface PerplexityOptions {
+  windowTokens: number;
+  /** Stop after this many windows (all when absent). */
+  maxWindows?: number;
+  /** Split the unigram baseline is fit on (e.g. the training split); none when absent. */
+  unigramSplit?: DatasetSplit;
+  onWindow?: (windows: number, scoredTokens: number, perplexity: number) => void;
+}
+
+export interface PerplexityResult {
+  split: string;
+  splitSha256: string;
+  windowTokens: number;
+  windows: number;
+  scoredTokens: number;
+  sumNll: number;
+  perplexity: number;
+  unigram: { fitOn: string; fitTokens: number; sumNll: number; perplexity: number } | null;
+}
+
+/** Token ids of a split as the trainer streams them: each document, then end-of-text. */
+export function splitTokenStream(split: DatasetSplit): number[] {
+  const ids: number[] = [];
+  for (const document of split.documents) {
+    for (const id of encode(document.text)) ids.push(id);
+    ids.push(endOfTextId);
+  }
+  return ids;
+}
+
+export async function evaluatePerplexity(
+  runtime: GptNeoRuntime,
+  split: DatasetSplit,
+  options: PerplexityOptions,
+): Promise<PerplexityResult> {
+  const config = runtime.config;
+  if (
+    !Number.isInteger(options.windowTokens) ||
+    options.windowTokens < 2 ||
+    options.windowTokens > config.maxPositions
+  ) {
+    throw new SpgError("E_EVAL_WINDOW", `window of ${options.windowTokens} tokens does not fit this model`, {
+      field: "--window",
+      fix: `use a window between 2 and max_position_embeddings = ${config.maxPositions}`,
+    });
+  }
+  const unigram =
+    options.unigramSplit === undefined
+      ? undefined
+      : fitUnigram(splitTokenStream(options.unigramSplit), config.vocabSize);
+  const maxWindows = options.maxWindows ?? Number.POSITIVE_INFINITY;
+  let sumNll = 0;
+  let unigramNll = 0;
+  let scored = 0;
+  let windows = 0;
+  outer: for (const document of split.documents) {
+    const ids = encode(document.text);
+    for (let start = 0; start + 1 < ids.length; start += options.windowTokens) {
+      if (windows >= maxWindows) break outer;
+      const window = ids.slice(start, start + options.windowTokens);
+      const { output } = await prefillTokens(runtime, window);
+      for (let i = 0; i + 1 < window.length; i++) {
+        sumNll -= logSoftmax(output.logits, i, config.vocabSize)[window[i + 1]];
+        if (unigram) unigramNll -= unigramLogProbability(unigram, window[i + 1]);
+        scored++;
+      }
+      windows++;
+      options.onWindow?.(windows, scored, Math.exp(sumNll / scored));
+    }
+  }
+  if (scored === 0) {
+    throw new SpgError("E_DATASET_TOO_SHORT", `split ${split.split} has no document of two tokens or more`, {
+      field: "dataset",
+      fix: "evaluate on a split with text in it",
+    });
+  }
+  return {
+    split: split.split,
+    splitSha256: split.sha256,
+    windowTokens: options.windowTokens,
+    windows,
+    scoredTokens: scored,
+    sumNll,
+    perplexity: Math.exp(sumNll / scored),
+    unigram:
+      unigram && options.unigramSplit
+        ? {
+            fitOn: options.unigramSplit.split,
+            fitTokens: unigram.total,
+            sumNll: unigramNll,
+            perplexity: Math.exp(unigramNll / scored),
+          }
+        : null,
+  };
+}

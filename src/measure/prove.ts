@@ -1,0 +1,186 @@
+/**
+ * `spg prove` as a library: config -> hardware check -> model -> dataset -> per-sample
+ * evaluation -> summary -> signed bundle (DESIGN.md "Data path").
+ */
+import { resolve } from "node:path";
+import type { SigningKey } from "../bundle/keys.js";
+import { readToolInfo } from "../bundle/tool-info.js";
+import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
+import { type WrittenBundle, writeBundle } from "../bundle/write.js";
+import { checkConfigAgainstModel } from "../config/load.js";
+import type { RunConfig } from "../config/types.js";
+import { type BrownSplitName, brownSplitNames, loadBrownSplit } from "../data/brown.js";
+import { assertDisjointSamples, drawSamples } from "../data/sampling.js";
+import { loadConfiguredLocalSplit } from "../data/sources.js";
+import { encode } from "../data/tokenizer.js";
+import type { DatasetSplit, Sample } from "../data/types.js";
+import { SpgError } from "../errors.js";
+import type { HardwareCheck } from "../hardware/check.js";
+import { runHardwareCheck } from "../hardware/check.js";
+import type { HardwareProbe, HardwareSnapshot } from "../hardware/probe.js";
+import { memoryRequirement } from "../hardware/requirement.js";
+import { readCheckpoint } from "../model/checkpoint.js";
+import { readGptNeoConfig } from "../model/config.js";
+import { bundledModelDir } from "../paths.js";
+import { createBackend } from "./backend.js";
+import { buildEnvironment } from "./environment.js";
+import { evaluateSample } from "./evaluate.js";
+import { renderReportMarkdown } from "./report-md.js";
+import { summarize } from "./summary.js";
+
+export type ProveEvent =
+  | { kind: "hardware"; check: HardwareCheck }
+  | { kind: "model"; path: string; sha256: string; executionProvider: string }
+  | { kind: "samples"; evaluation: number; calibration: number }
+  | { kind: "sample-done"; done: number; total: number; methods: number };
+
+export interface ProveOptions {
+  config: RunConfig;
+  /** Where the bundle goes (written atomically). */
+  out: string;
+  key: SigningKey;
+  probe?: HardwareProbe;
+  onEvent?: (event: ProveEvent) => void;
+  /** Graph cache directory (default: the user's cache). */
+  cacheDir?: string;
+  /** Fixed creation time for reproducible bundles. */
+  createdAt?: string;
+}
+
+export interface ProveResult {
+  bundle: WrittenBundle;
+  summary: Summary;
+  records: SampleRecord[];
+  snapshot: HardwareSnapshot;
+}
+
+export function resolveModelDir(config: RunConfig): string {
+  return config.model.path === "bundled" ? bundledModelDir() : resolve(config.model.path);
+}
+
+function loadSplit(config: RunConfig, role: "eval" | "calibration"): DatasetSplit {
+  const dataset = config.dataset;
+  if (dataset.source !== "brown") return loadConfiguredLocalSplit(dataset, role);
+  const split = role === "eval" ? dataset.split : dataset.calibrationSplit;
+  if (!(brownSplitNames as readonly string[]).includes(split)) {
+    throw new SpgError("E_DATASET_SPLIT", `the Brown corpus has no split "${split}"`, {
+      field: role === "eval" ? "dataset.split" : "dataset.calibrationSplit",
+      fix: `use one of ${brownSplitNames.join(", ")}`,
+    });
+  }
+  return loadBrownSplit(split as BrownSplitName);
+}
+
+/** The evaluation and calibration splits a config names. */
+export function loadRunSplits(config: RunConfig): { evaluation: DatasetSplit; calibration: DatasetSplit } {
+  return { evaluation: loadSplit(config, "eval"), calibration: loadSplit(config, "calibration") };
+}
+
+/** Draws the evaluation and calibration samples; they must never share a token sequence. */
+export function drawRunSamples(
+  config: RunConfig,
+  evaluationSplit: DatasetSplit,
+  calibrationSplit: DatasetSplit,
+): { evaluation: Sample[]; calibration: Sample[] } {
+  const dataset = config.dataset;
+  const tokenize = (split: DatasetSplit) =>
+    split.documents.map((doc) => ({ id: doc.id, tokens: encode(doc.text) }));
+  const common = { contextTokens: dataset.contextTokens, continuationTokens: dataset.continuationTokens };
+  const evaluation = drawSamples(tokenize(evaluationSplit), {
+    ...common,
+    count: dataset.samples,
+    seed: dataset.seed,
+    role: "eval",
+    split: evaluationSplit.split,
+  });
+  const calibration =
+    dataset.calibrationSamples === 0
+      ? []
+      : drawSamples(tokenize(calibrationSplit), {
+          ...common,
+          count: dataset.calibrationSamples,
+          seed: dataset.seed,
+          role: "calibration",
+          split: calibrationSplit.split,
+        });
+  assertDisjointSamples(evaluation, calibration);
+  return { evaluation, calibration };
+}
+
+export async function prove(options: ProveOptions): Promise<ProveResult> {
+  const { config } = options;
+  const emit = options.onEvent ?? (() => {});
+  const modelDir = resolveModelDir(config);
+
+  // The hardware check runs on the config alone, before any weight is loaded.
+  const modelConfig = readGptNeoConfig(modelDir);
+  checkConfigAgainstModel(config, modelConfig, modelDir);
+  const { snapshot, check } = await runHardwareCheck(
+    memoryRequirement(modelConfig, config),
+    config.model.device,
+    options.probe,
+  );
+  emit({ kind: "hardware", check });
+
+  const { evaluation: evaluationSplit, calibration: calibrationSplit } = loadRunSplits(config);
+  const { evaluation, calibration } = drawRunSamples(config, evaluationSplit, calibrationSplit);
+  emit({ kind: "samples", evaluation: evaluation.length, calibration: calibration.length });
+
+  const checkpoint = await readCheckpoint(modelDir);
+  const backend = await createBackend(checkpoint, {
+    device: config.model.device,
+    observationWindow: config.kv.observationWindow,
+    baselineDtype: config.kv.baselineDtype,
+    cacheDir: options.cacheDir,
+  });
+  emit({
+    kind: "model",
+    path: modelDir,
+    sha256: checkpoint.sha256,
+    executionProvider: backend.executionProvider,
+  });
+
+  const records: SampleRecord[] = [];
+  const fingerprints: LayerFingerprint[] = [];
+  try {
+    for (const [done, sample] of evaluation.entries()) {
+      const result = await evaluateSample(backend, sample, config.methods, {
+        generationTokens: config.generation.tokens,
+      });
+      records.push(...result.records);
+      fingerprints.push(...result.fingerprints);
+      emit({ kind: "sample-done", done: done + 1, total: evaluation.length, methods: config.methods.length });
+    }
+  } finally {
+    await backend.close();
+  }
+
+  const summary = summarize(records, config);
+  const environment = buildEnvironment({
+    config,
+    snapshot,
+    check,
+    executionProvider: backend.executionProvider,
+    modelPath: config.model.path,
+    checkpoint,
+    evaluationSplit,
+    calibrationSplit,
+    evaluation,
+    calibration,
+  });
+  const bundle = await writeBundle(
+    options.out,
+    {
+      config,
+      environment,
+      records,
+      fingerprints,
+      summary,
+      reportMd: renderReportMarkdown(config, summary, { model: { sha256: checkpoint.sha256 } }),
+    },
+    options.key,
+    readToolInfo(),
+    { createdAt: options.createdAt },
+  );
+  return { bundle, summary, records, snapshot };
+}

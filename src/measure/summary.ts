@@ -1,0 +1,340 @@
+/**
+ * summary.json from records.jsonl. `spg prove` writes what this returns and `spg verify`
+ * calls it again on the bundle's records and config and compares, so every figure a bundle
+ * states is a pure, deterministic function of its raw measurements.
+ *
+ * Formulas, per method m over its records r (one per evaluation sample), sums in
+ * ascending sampleIndex order:
+ *   samples               = number of records of m
+ *   scoredTokens          = Σ r.scoredTokens
+ *   nllBaseline           = Σ r.nllBaseline          nllCompressed = Σ r.nllCompressed
+ *   perplexityBaseline    = exp(nllBaseline / scoredTokens)
+ *   perplexityCompressed  = exp(nllCompressed / scoredTokens)
+ *   perplexityIncreasePct = 100 · (perplexityCompressed / perplexityBaseline − 1)
+ *   meanKl                = Σ r.klSum / scoredTokens                 (nats per scored token)
+ *   top1Agreement         = Σ r.top1Matches / scoredTokens
+ *   generationAgreement   = Σ r.generation.matches / Σ r.generation.compared
+ *   kvBytesBaseline       = Σ r.kvBytesBaseline      kvBytesCompressed = Σ r.kvBytesCompressed
+ *   compressionRatio      = kvBytesBaseline / kvBytesCompressed
+ * Perplexity is over all tokens pooled, not a mean of per-sample perplexities; the ratio is
+ * bytes pooled, not a mean of per-sample ratios.
+ *
+ * Bootstrap (config.bootstrap {resamples B, confidence c, seed s}), per method:
+ *   a fresh mulberry32(s) draws B resamples of n sample positions, each position
+ *   floor(u · n) for the next u in [0, 1), resample by resample, position by position.
+ *   Every metric above is recomputed from the pooled sums of each resample (the same
+ *   positions for all metrics of the method; with equal n every method sees the same
+ *   positions, i.e. a paired bootstrap). The interval is the percentile interval:
+ *   low = Q((1 − c) / 2), high = Q((1 + c) / 2), where Q is the linearly interpolated
+ *   quantile of the B sorted values (Hyndman–Fan type 7: h = (B − 1)·p,
+ *   Q = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋])).
+ *
+ * Claims (config.claims), in config order: value = the point estimate of the metric;
+ * judged = value when judge is "point", else the conservative end of the interval (low for
+ * ">=", high for "<="); pass = judged >= threshold (or <=). allClaimsPass = every claim
+ * passes (true when there are none).
+ */
+import type { ClaimResult, Interval, MethodSummary, SampleRecord, Summary } from "../bundle/types.js";
+import { methodOfVariant } from "../config/sweep.js";
+import type { ClaimMetric, RunConfig } from "../config/types.js";
+import { SpgError } from "../errors.js";
+import { paretoFrontier, paretoFrontiersByGroup } from "./pareto.js";
+import { mulberry32, uniformIndex } from "./prng.js";
+
+/** The summary field each claim metric reads. */
+export const CLAIM_METRIC_FIELD: Record<ClaimMetric, keyof MethodSummary["intervals"]> = {
+  compression_ratio: "compressionRatio",
+  perplexity_increase_pct: "perplexityIncreasePct",
+  mean_kl: "meanKl",
+  top1_agreement: "top1Agreement",
+  generation_agreement: "generationAgreement",
+};
+
+interface PooledSums {
+  scoredTokens: number;
+  nllBaseline: number;
+  nllCompressed: number;
+  klSum: number;
+  top1Matches: number;
+  generationCompared: number;
+  generationMatches: number;
+  kvBytesBaseline: number;
+  kvBytesCompressed: number;
+}
+
+type PointMetrics = Record<keyof MethodSummary["intervals"], number> & {
+  perplexityBaseline: number;
+  perplexityCompressed: number;
+};
+
+const SUMMED_FIELDS = [
+  "scoredTokens",
+  "nllBaseline",
+  "nllCompressed",
+  "klSum",
+  "top1Matches",
+  "generationCompared",
+  "generationMatches",
+  "kvBytesBaseline",
+  "kvBytesCompressed",
+] as const satisfies readonly (keyof PooledSums)[];
+
+/** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
+type Columns = Record<keyof PooledSums, Float64Array>;
+
+function columnsOf(ordered: readonly SampleRecord[]): Columns {
+  const columns = {} as Columns;
+  for (const field of SUMMED_FIELDS) columns[field] = new Float64Array(ordered.length);
+  ordered.forEach((record, i) => {
+    columns.scoredTokens[i] = record.scoredTokens;
+    columns.nllBaseline[i] = record.nllBaseline;
+    columns.nllCompressed[i] = record.nllCompressed;
+    columns.klSum[i] = record.klSum;
+    columns.top1Matches[i] = record.top1Matches;
+    columns.generationCompared[i] = record.generation.compared;
+    columns.generationMatches[i] = record.generation.matches;
+    columns.kvBytesBaseline[i] = record.kvBytesBaseline;
+    columns.kvBytesCompressed[i] = record.kvBytesCompressed;
+  });
+  return columns;
+}
+
+/** Sums over `positions` (with repeats), added in the order given; all positions when omitted. */
+function sumAt(columns: Columns, positions?: ArrayLike<number>): PooledSums {
+  const sums = {} as PooledSums;
+  const count = positions === undefined ? columns.scoredTokens.length : positions.length;
+  for (const field of SUMMED_FIELDS) {
+    const column = columns[field];
+    let total = 0;
+    if (positions === undefined) for (let i = 0; i < count; i++) total += column[i];
+    else for (let i = 0; i < count; i++) total += column[positions[i]];
+    sums[field] = total;
+  }
+  return sums;
+}
+
+function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
+  const denominators: [string, number][] = [
+    ["scoredTokens", sums.scoredTokens],
+    ["generation.compared", sums.generationCompared],
+    ["kvBytesCompressed", sums.kvBytesCompressed],
+  ];
+  for (const [field, value] of denominators) {
+    if (!(value > 0)) {
+      throw new SpgError(
+        "E_SUMMARY_EMPTY",
+        `method "${method}": summed ${field} is ${value}, so a metric divides by zero`,
+        {
+          file: "records.jsonl",
+          field,
+          fix: "every method needs records with scored tokens, compared generation tokens and stored KV bytes",
+        },
+      );
+    }
+  }
+  const perplexityBaseline = Math.exp(sums.nllBaseline / sums.scoredTokens);
+  const perplexityCompressed = Math.exp(sums.nllCompressed / sums.scoredTokens);
+  return {
+    perplexityBaseline,
+    perplexityCompressed,
+    perplexityIncreasePct: 100 * (perplexityCompressed / perplexityBaseline - 1),
+    meanKl: sums.klSum / sums.scoredTokens,
+    top1Agreement: sums.top1Matches / sums.scoredTokens,
+    generationAgreement: sums.generationMatches / sums.generationCompared,
+    compressionRatio: sums.kvBytesBaseline / sums.kvBytesCompressed,
+  };
+}
+
+/** Hyndman–Fan type 7 quantile of ascending `sorted` at probability p in [0, 1]. */
+export function quantileSorted(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) throw new RangeError("quantile of an empty list");
+  const h = (sorted.length - 1) * p;
+  const lower = Math.floor(h);
+  const upper = Math.min(lower + 1, sorted.length - 1);
+  return sorted[lower] + (h - lower) * (sorted[upper] - sorted[lower]);
+}
+
+/**
+ * Bootstrap resamples of n positions from a fresh generator seeded with `seed`, one at a
+ * time into one reused buffer (memory stays O(n) whatever the resample count).
+ */
+export function* bootstrapResamples(n: number, resamples: number, seed: number): Generator<Uint32Array> {
+  const next = mulberry32(seed);
+  const positions = new Uint32Array(n);
+  for (let b = 0; b < resamples; b++) {
+    for (let i = 0; i < n; i++) positions[i] = uniformIndex(next, n);
+    yield positions;
+  }
+}
+
+/** All resamples as separate arrays (for tests and small inputs). */
+export function bootstrapIndices(n: number, resamples: number, seed: number): Uint32Array[] {
+  const draws: Uint32Array[] = [];
+  for (const positions of bootstrapResamples(n, resamples, seed)) draws.push(positions.slice());
+  return draws;
+}
+
+function bootstrapIntervals(
+  columns: Columns,
+  method: string,
+  bootstrap: RunConfig["bootstrap"],
+): MethodSummary["intervals"] {
+  const keys: (keyof MethodSummary["intervals"])[] = [
+    "compressionRatio",
+    "perplexityIncreasePct",
+    "meanKl",
+    "top1Agreement",
+    "generationAgreement",
+  ];
+  const values: Record<string, number[]> = {};
+  for (const key of keys) values[key] = [];
+  for (const positions of bootstrapResamples(
+    columns.scoredTokens.length,
+    bootstrap.resamples,
+    bootstrap.seed,
+  )) {
+    const metrics = metricsFromSums(sumAt(columns, positions), method);
+    for (const key of keys) values[key].push(metrics[key]);
+  }
+  const alpha = (1 - bootstrap.confidence) / 2;
+  const intervals = {} as Record<keyof MethodSummary["intervals"], Interval>;
+  for (const key of keys) {
+    const sorted = values[key].sort((a, b) => a - b);
+    intervals[key] = { low: quantileSorted(sorted, alpha), high: quantileSorted(sorted, 1 - alpha) };
+  }
+  return intervals;
+}
+
+/** One method's aggregates from its records (any order; sorted here by sampleIndex). */
+export function summarizeMethod(
+  records: readonly SampleRecord[],
+  method: string,
+  bootstrap: RunConfig["bootstrap"],
+): MethodSummary {
+  const ordered = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
+  const columns = columnsOf(ordered);
+  const sums = sumAt(columns);
+  const point = metricsFromSums(sums, method);
+  return {
+    samples: ordered.length,
+    scoredTokens: sums.scoredTokens,
+    nllBaseline: sums.nllBaseline,
+    nllCompressed: sums.nllCompressed,
+    perplexityBaseline: point.perplexityBaseline,
+    perplexityCompressed: point.perplexityCompressed,
+    perplexityIncreasePct: point.perplexityIncreasePct,
+    meanKl: point.meanKl,
+    top1Agreement: point.top1Agreement,
+    generationAgreement: point.generationAgreement,
+    kvBytesBaseline: sums.kvBytesBaseline,
+    kvBytesCompressed: sums.kvBytesCompressed,
+    compressionRatio: point.compressionRatio,
+    intervals: bootstrapIntervals(columns, method, bootstrap),
+  };
+}
+
+/** Judge one claim against a method's summary (see the header for the rule). */
+export function judgeClaim(claim: RunConfig["claims"][number], summary: MethodSummary): ClaimResult {
+  const field = CLAIM_METRIC_FIELD[claim.metric];
+  const value = summary[field];
+  const interval = summary.intervals[field];
+  const judged = claim.judge === "point" ? value : claim.op === ">=" ? interval.low : interval.high;
+  const pass = claim.op === ">=" ? judged >= claim.threshold : judged <= claim.threshold;
+  return {
+    method: claim.method,
+    metric: claim.metric,
+    op: claim.op,
+    threshold: claim.threshold,
+    judge: claim.judge,
+    value,
+    judged,
+    pass,
+  };
+}
+
+/** summary.json for these records under this config (methods in config order). */
+export function summarize(records: readonly SampleRecord[], config: RunConfig): Summary {
+  const bootstrap = config.bootstrap;
+  if (!Number.isInteger(bootstrap.resamples) || bootstrap.resamples < 1) {
+    throw new SpgError(
+      "E_SUMMARY_BOOTSTRAP",
+      `bootstrap.resamples must be a positive integer, got ${bootstrap.resamples}`,
+      {
+        file: "config.json",
+        field: "bootstrap.resamples",
+        fix: "set bootstrap.resamples to 1 or more",
+      },
+    );
+  }
+  if (!(bootstrap.confidence > 0 && bootstrap.confidence < 1)) {
+    throw new SpgError(
+      "E_SUMMARY_BOOTSTRAP",
+      `bootstrap.confidence must lie in (0, 1), got ${bootstrap.confidence}`,
+      {
+        file: "config.json",
+        field: "bootstrap.confidence",
+        fix: "set bootstrap.confidence to e.g. 0.95",
+      },
+    );
+  }
+  const byMethod = new Map<string, SampleRecord[]>();
+  for (const method of config.methods) byMethod.set(method.name, []);
+  for (const record of records) {
+    const list = byMethod.get(record.method);
+    if (list === undefined) {
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `record for method "${record.method}" not in the config`,
+        {
+          file: "records.jsonl",
+          field: "method",
+          fix: "every record's method must be one of config.methods[].name",
+        },
+      );
+    }
+    list.push(record);
+  }
+  // fromEntries defines own properties, so no method name can reach the prototype.
+  const methods: Record<string, MethodSummary> = Object.fromEntries(
+    [...byMethod].map(([name, list]) => [name, summarizeMethod(list, name, bootstrap)]),
+  );
+  const claims = config.claims.map((claim) => {
+    const summary = byMethod.has(claim.method) ? methods[claim.method] : undefined;
+    if (summary === undefined) {
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `claim on method "${claim.method}", which the config does not run`,
+        {
+          file: "config.json",
+          field: "claims[].method",
+          fix: "name one of config.methods[].name in the claim",
+        },
+      );
+    }
+    return judgeClaim(claim, summary);
+  });
+  return {
+    methods,
+    claims,
+    allClaimsPass: claims.every((claim) => claim.pass),
+    frontiers: frontiers(methods),
+  };
+}
+
+/**
+ * Pareto frontiers of compression ratio against perplexity increase: over every method, and
+ * per method family (a method with its sweep variants "name@param=value"). Names only: the
+ * figures are the methods' own, so verify recomputes the frontier with everything else.
+ */
+export function frontiers(methods: Record<string, MethodSummary>): Summary["frontiers"] {
+  const points = Object.entries(methods).map(([method, m]) => ({
+    method,
+    ratio: m.compressionRatio,
+    pplIncreasePct: m.perplexityIncreasePct,
+  }));
+  const byMethod: Record<string, string[]> = {};
+  for (const [family, frontier] of paretoFrontiersByGroup(points, (p) => methodOfVariant(p.method))) {
+    byMethod[family] = frontier.map((p) => p.method);
+  }
+  return { all: paretoFrontier(points).map((p) => p.method), byMethod };
+}

@@ -1,0 +1,130 @@
+import { createHash } from "node:crypto";
+import { isRecord, parseJsonEntry } from "../parse.js";
+import {
+  BUNDLE_ENTRY_NAMES,
+  type BundleContents,
+  type Finding,
+  fail,
+  MANIFEST_LISTED_ENTRY_NAMES,
+  pass,
+} from "../types.js";
+
+const CHECK = "integrity" as const;
+
+/**
+ * Every entry's sha256 and byte length match manifest.json; the manifest lists exactly the
+ * bundle's entries (all but itself and signature.json); nothing unlisted, nothing missing.
+ * Runs on raw bytes: the manifest is the signed root, so nothing else is trusted yet.
+ */
+export function checkIntegrity(contents: BundleContents): Finding[] {
+  const findings: Finding[] = [];
+  const parsed = parseJsonEntry(contents.entries.get("manifest.json"), "manifest.json");
+  if (!parsed.ok) {
+    const code = contents.entries.has("manifest.json") ? "E_INTEGRITY_MANIFEST" : "E_INTEGRITY_MISSING";
+    return [fail(CHECK, code, parsed.error, { entry: "manifest.json" })];
+  }
+  const manifest = parsed.value;
+  if (!isRecord(manifest) || !Array.isArray(manifest.entries)) {
+    return [
+      fail(CHECK, "E_INTEGRITY_MANIFEST", "manifest.json has no entries list", { entry: "manifest.json" }),
+    ];
+  }
+
+  const listed = new Map<string, { sha256: unknown; bytes: unknown }>();
+  for (const [index, entry] of manifest.entries.entries()) {
+    if (!isRecord(entry) || typeof entry.name !== "string") {
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_MANIFEST", `manifest.json entries[${index}] has no name`, { index }),
+      );
+      continue;
+    }
+    if (listed.has(entry.name)) {
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_DUPLICATE", `manifest.json lists ${entry.name} twice`, {
+          entry: entry.name,
+        }),
+      );
+      continue;
+    }
+    listed.set(entry.name, { sha256: entry.sha256, bytes: entry.bytes });
+  }
+
+  for (const [name, claimed] of listed) {
+    if (!MANIFEST_LISTED_ENTRY_NAMES.includes(name)) {
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_UNEXPECTED", `manifest.json lists ${name}, which is not a bundle entry`, {
+          entry: name,
+          allowed: MANIFEST_LISTED_ENTRY_NAMES,
+        }),
+      );
+      continue;
+    }
+    const bytes = contents.entries.get(name);
+    if (bytes === undefined) {
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_MISSING", `${name} is listed in manifest.json but not in the bundle`, {
+          entry: name,
+        }),
+      );
+      continue;
+    }
+    if (claimed.bytes !== bytes.length) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_INTEGRITY_SIZE",
+          `${name} is ${bytes.length} bytes; manifest.json says ${String(claimed.bytes)}`,
+          {
+            entry: name,
+            expected: claimed.bytes,
+            actual: bytes.length,
+          },
+        ),
+      );
+    }
+    const actual = createHash("sha256").update(bytes).digest("hex");
+    if (claimed.sha256 !== actual) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_INTEGRITY_HASH",
+          `${name} has sha256 ${actual}; manifest.json says ${String(claimed.sha256)}`,
+          {
+            entry: name,
+            expected: claimed.sha256,
+            actual,
+          },
+        ),
+      );
+    }
+  }
+
+  for (const name of MANIFEST_LISTED_ENTRY_NAMES) {
+    if (!listed.has(name)) {
+      const where = contents.entries.has(name)
+        ? "is in the bundle but not listed in manifest.json"
+        : "is missing";
+      const code = contents.entries.has(name) ? "E_INTEGRITY_UNLISTED" : "E_INTEGRITY_MISSING";
+      findings.push(fail(CHECK, code, `${name} ${where}`, { entry: name }));
+    }
+  }
+  for (const name of contents.entries.keys()) {
+    if (!(BUNDLE_ENTRY_NAMES as readonly string[]).includes(name)) {
+      findings.push(
+        fail(CHECK, "E_INTEGRITY_UNLISTED", `${name} is in the bundle but is not a bundle entry`, {
+          entry: name,
+        }),
+      );
+    }
+  }
+  if (!contents.entries.has("signature.json")) {
+    findings.push(
+      fail(CHECK, "E_INTEGRITY_MISSING", "signature.json is missing", { entry: "signature.json" }),
+    );
+  }
+
+  if (findings.length === 0) {
+    findings.push(pass(CHECK, `${listed.size} entries match manifest.json (sha256 and bytes)`));
+  }
+  return findings;
+}

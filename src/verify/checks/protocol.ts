@@ -1,0 +1,194 @@
+import { FailureCollector } from "../collect.js";
+import { isRecord } from "../parse.js";
+import { type Finding, fail, pass } from "../types.js";
+
+const CHECK = "protocol" as const;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export interface ProtocolInput {
+  /** Parsed config.json, environment.json and records.jsonl lines; read defensively, so
+   * this check still speaks when a file is schema-invalid (a missing model hash is named as such). */
+  config: unknown;
+  environment: unknown;
+  records: unknown;
+}
+
+function sampleList(
+  environment: Record<string, unknown>,
+  role: "calibration" | "evaluation",
+): unknown[] | undefined {
+  const list = environment[role];
+  return isRecord(list) && Array.isArray(list.samples) ? list.samples : undefined;
+}
+
+function get(value: unknown, ...path: string[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (!isRecord(current) || !Object.hasOwn(current, key)) return undefined;
+    current = current[key];
+  }
+  return current;
+}
+
+/**
+ * The evaluation protocol held: evaluation and calibration samples are disjoint by token hash
+ * (no tuning on the tokens scored; different splits), counts are as configured, every record
+ * scores a listed evaluation sample, the model and both dataset splits are identified by
+ * sha256, and the run used the configured device with a passing hardware check.
+ */
+export function checkProtocol(input: ProtocolInput): Finding[] {
+  const { config, environment, records } = input;
+  if (!isRecord(environment))
+    return [fail(CHECK, "E_PROTOCOL_NO_ENVIRONMENT", "environment.json is missing or not an object")];
+  const failures = new FailureCollector(CHECK);
+
+  const evaluation = sampleList(environment, "evaluation");
+  const calibration = sampleList(environment, "calibration");
+  if (evaluation === undefined || calibration === undefined) {
+    failures.add(
+      "E_PROTOCOL_SAMPLES",
+      "environment.json must list evaluation.samples and calibration.samples",
+    );
+  }
+  const evaluationById = new Map<string, string>();
+  const evaluationHashes = new Set<string>();
+  for (const sample of evaluation ?? []) {
+    const id = get(sample, "sampleId");
+    const hash = get(sample, "tokenHash");
+    if (typeof id !== "string" || typeof hash !== "string" || !SHA256_HEX.test(hash)) {
+      failures.add(
+        "E_PROTOCOL_SAMPLES",
+        `evaluation sample ${JSON.stringify(sample)} lacks a sampleId or sha256 tokenHash`,
+      );
+      continue;
+    }
+    if (evaluationHashes.has(hash) || evaluationById.has(id)) {
+      failures.add(
+        "E_PROTOCOL_DUPLICATE_SAMPLE",
+        `evaluation sample ${id} (${hash}) is listed more than once`,
+      );
+    }
+    evaluationHashes.add(hash);
+    evaluationById.set(id, hash);
+  }
+  for (const sample of calibration ?? []) {
+    const id = get(sample, "sampleId");
+    const hash = get(sample, "tokenHash");
+    if (typeof hash !== "string" || !SHA256_HEX.test(hash)) {
+      failures.add(
+        "E_PROTOCOL_SAMPLES",
+        `calibration sample ${JSON.stringify(sample)} lacks a sha256 tokenHash`,
+      );
+    } else if (evaluationHashes.has(hash)) {
+      failures.add(
+        "E_PROTOCOL_LEAK",
+        `calibration sample ${String(id)} has the same tokens (${hash}) as an evaluation sample: tuned on what is scored`,
+      );
+    }
+  }
+
+  const samples = get(config, "dataset", "samples");
+  const calibrationSamples = get(config, "dataset", "calibrationSamples");
+  if (evaluation !== undefined && evaluation.length !== samples) {
+    failures.add(
+      "E_PROTOCOL_SAMPLE_COUNT",
+      `${evaluation.length} evaluation samples; config.dataset.samples is ${String(samples)}`,
+    );
+  }
+  if (calibration !== undefined && calibration.length !== calibrationSamples) {
+    failures.add(
+      "E_PROTOCOL_SAMPLE_COUNT",
+      `${calibration.length} calibration samples; config.dataset.calibrationSamples is ${String(calibrationSamples)}`,
+    );
+  }
+
+  if (Array.isArray(records)) {
+    for (const record of records) {
+      const id = get(record, "sampleId");
+      const hash = get(record, "tokenHash");
+      if (typeof id !== "string" || evaluationById.get(id) !== hash) {
+        failures.add(
+          "E_PROTOCOL_UNKNOWN_SAMPLE",
+          `record ${String(id)}/${String(get(record, "method"))}: tokenHash ${String(hash)} is not that of a listed evaluation sample`,
+        );
+      }
+    }
+  }
+
+  const modelHash = get(environment, "model", "sha256");
+  const modelFiles = get(environment, "model", "files");
+  if (typeof modelHash !== "string" || !SHA256_HEX.test(modelHash)) {
+    failures.add("E_PROTOCOL_MODEL_HASH", "environment.json has no sha256 of the model (model.sha256)");
+  }
+  if (
+    !Array.isArray(modelFiles) ||
+    modelFiles.length === 0 ||
+    modelFiles.some((file) => {
+      const hash = get(file, "sha256");
+      return typeof hash !== "string" || !SHA256_HEX.test(hash);
+    })
+  ) {
+    failures.add(
+      "E_PROTOCOL_MODEL_HASH",
+      "environment.json must list the model's files, each with its sha256 (model.files)",
+    );
+  }
+  const datasetHash = get(environment, "dataset", "sha256");
+  const calibrationHash = get(environment, "dataset", "calibrationSha256");
+  for (const [field, hash] of [
+    ["dataset.sha256", datasetHash],
+    ["dataset.calibrationSha256", calibrationHash],
+  ] as const) {
+    if (typeof hash !== "string" || !SHA256_HEX.test(hash)) {
+      failures.add(
+        "E_PROTOCOL_DATASET_HASH",
+        `environment.json has no sha256 of the dataset split (${field})`,
+      );
+    }
+  }
+  const split = get(config, "dataset", "split");
+  const calibrationSplit = get(config, "dataset", "calibrationSplit");
+  if (typeof calibrationSamples === "number" && calibrationSamples > 0) {
+    if (split === calibrationSplit || (typeof datasetHash === "string" && datasetHash === calibrationHash)) {
+      failures.add(
+        "E_PROTOCOL_SAME_SPLIT",
+        `calibration and evaluation come from the same split (${String(split)}): calibrate on a split never scored`,
+      );
+    }
+  }
+  for (const field of ["source", "split", "calibrationSplit"]) {
+    const stated = get(environment, "dataset", field);
+    const configured = get(config, "dataset", field);
+    if (stated !== configured) {
+      failures.add(
+        "E_PROTOCOL_DATASET_IDENTITY",
+        `environment.json dataset.${field} is ${JSON.stringify(stated)}; config.json says ${JSON.stringify(configured)}`,
+      );
+    }
+  }
+
+  const device = get(config, "model", "device");
+  if (get(environment, "hardwareCheck", "verdict") !== "pass") {
+    failures.add(
+      "E_PROTOCOL_HARDWARE_CHECK",
+      "the hardware check did not pass (environment.json hardwareCheck.verdict)",
+    );
+  }
+  if (
+    get(environment, "hardwareCheck", "device") !== device ||
+    get(environment, "executionProvider") !== device
+  ) {
+    failures.add(
+      "E_PROTOCOL_DEVICE",
+      `config asks for device ${String(device)}, but the run checked ${String(get(environment, "hardwareCheck", "device"))} and used ${String(get(environment, "executionProvider"))}`,
+    );
+  }
+
+  if (failures.size > 0) return failures.findings();
+  return [
+    pass(
+      CHECK,
+      `${evaluationHashes.size} evaluation and ${calibration?.length ?? 0} calibration samples, disjoint; model and dataset hashed`,
+    ),
+  ];
+}

@@ -1,0 +1,91 @@
+import { parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
+import { describeSchemaErrors, ENTRY_SCHEMAS, type SchemaValidators } from "../schemas.js";
+import { type BundleContents, type Finding, fail, pass } from "../types.js";
+
+const CHECK = "schemas" as const;
+/** At most this many schema errors are listed per file; the count says how many there were. */
+const LISTED_ERRORS = 20;
+
+/** E_SCHEMA_<FILE>: "records.jsonl" -> E_SCHEMA_RECORDS. */
+export function schemaCode(entry: string): string {
+  return `E_SCHEMA_${entry.replace(/\..*$/, "").toUpperCase()}`;
+}
+
+export interface SchemaValidation {
+  findings: Finding[];
+  /** Parsed values of the entries that parsed and validated (jsonl: the array of lines). */
+  valid: Map<string, unknown>;
+  /** Parsed values of every entry that parsed, valid or not. */
+  parsed: Map<string, unknown>;
+}
+
+/** Parse every JSON entry and validate it against its schema; collect values for later checks. */
+export function validateEntries(contents: BundleContents, validators: SchemaValidators): SchemaValidation {
+  const findings: Finding[] = [];
+  const valid = new Map<string, unknown>();
+  const parsed = new Map<string, unknown>();
+  for (const [entry, schemaFile] of Object.entries(ENTRY_SCHEMAS)) {
+    const code = schemaCode(entry);
+    const jsonLines = entry.endsWith(".jsonl");
+    const result = jsonLines
+      ? parseJsonLinesEntry(contents.entries.get(entry), entry)
+      : parseJsonEntry(contents.entries.get(entry), entry);
+    if (!result.ok) {
+      findings.push(fail(CHECK, code, result.error, { entry, schema: schemaFile }));
+      continue;
+    }
+    parsed.set(entry, result.value);
+    const validator = validators.get(entry);
+    if (validator?.validate === undefined) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_SCHEMA_UNAVAILABLE",
+          `${entry} cannot be validated: ${validator?.error ?? "no schema"}`,
+          {
+            entry,
+            schema: schemaFile,
+          },
+        ),
+      );
+      continue;
+    }
+    const errors: string[] = [];
+    let errorCount = 0;
+    const items = jsonLines ? (result.value as unknown[]) : [result.value];
+    items.forEach((item, index) => {
+      if (validator.validate?.(item)) return;
+      const described = describeSchemaErrors(
+        validator.validate?.errors,
+        jsonLines ? `line ${index + 1} ` : "",
+      );
+      errorCount += described.length;
+      for (const line of described) if (errors.length < LISTED_ERRORS) errors.push(line);
+    });
+    if (jsonLines && items.length === 0) {
+      errorCount += 1;
+      errors.push("no lines");
+    }
+    if (errorCount > 0) {
+      findings.push(
+        fail(CHECK, code, `${entry} does not match ${schemaFile}: ${errors[0]}`, {
+          entry,
+          schema: schemaFile,
+          errorCount,
+          errors,
+        }),
+      );
+    } else {
+      valid.set(entry, result.value);
+    }
+  }
+  if (findings.length === 0) {
+    findings.push(pass(CHECK, `${Object.keys(ENTRY_SCHEMAS).length} files match their schemas`));
+  }
+  return { findings, valid, parsed };
+}
+
+/** Every JSON file of the bundle validates against schemas/ (strict: no extra properties). */
+export function checkSchemas(contents: BundleContents, validators: SchemaValidators): Finding[] {
+  return validateEntries(contents, validators).findings;
+}

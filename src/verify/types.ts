@@ -1,0 +1,146 @@
+/**
+ * What the verifier works on and what it reports. Checks take plain inputs (the zip's
+ * entries as bytes, or files already parsed and schema-validated) and return findings;
+ * the runner (runner.ts) strings them together and reports every finding, not the first.
+ */
+
+/**
+ * The verification steps in report order. "zip-safety" is the safe reader's
+ * (src/bundle/read.ts) and runs before the runner; the runner runs the rest, in order.
+ */
+export type CheckName =
+  | "zip-safety"
+  | "integrity"
+  | "signature"
+  | "trust"
+  | "schemas"
+  | "consistency"
+  | "recompute"
+  | "claims"
+  | "protocol"
+  | "replay";
+
+export const CHECK_ORDER: readonly CheckName[] = [
+  "zip-safety",
+  "integrity",
+  "signature",
+  "trust",
+  "schemas",
+  "consistency",
+  "recompute",
+  "claims",
+  "protocol",
+  "replay",
+];
+
+/** One result of one check. Failing findings carry a stable E_... code; passing ones "OK". */
+export interface Finding {
+  check: CheckName;
+  code: string;
+  ok: boolean;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** The entries of a bundle zip, already read safely (src/bundle/read.ts), by name. */
+export interface BundleContents {
+  entries: Map<string, Buffer>;
+}
+
+/** Every entry of a version 1 bundle, nothing else (DESIGN.md "Bundle format"). */
+export const BUNDLE_ENTRY_NAMES = [
+  "manifest.json",
+  "signature.json",
+  "config.json",
+  "environment.json",
+  "records.jsonl",
+  "fingerprints.jsonl",
+  "summary.json",
+  "report.md",
+] as const;
+
+/** The entries the manifest lists (all but itself and the signature over it). */
+export const MANIFEST_LISTED_ENTRY_NAMES: readonly string[] = BUNDLE_ENTRY_NAMES.filter(
+  (name) => name !== "manifest.json" && name !== "signature.json",
+);
+
+/** manifest.json (schemas/manifest.schema.json). */
+export interface ManifestFile {
+  format: "spg-bundle";
+  version: 1;
+  tool: { name: string; version: string; commit: string | null };
+  createdAt: string;
+  entries: { name: string; sha256: string; bytes: number }[];
+}
+
+/** signature.json (schemas/signature.schema.json). */
+export interface SignatureFile {
+  algorithm: "ed25519";
+  /** base64 of the 32-byte public key. */
+  publicKey: string;
+  /** sha256 hex of the raw public key bytes. */
+  keyId: string;
+  /** base64 of the 64-byte detached signature. */
+  signature: string;
+  ephemeral: boolean;
+}
+
+export interface SampleHash {
+  sampleId: string;
+  tokenHash: string;
+}
+
+/** environment.json (schemas/environment.schema.json). */
+export interface EnvironmentFile {
+  os: Record<string, unknown>;
+  cpu: Record<string, unknown>;
+  memory: Record<string, unknown>;
+  gpus: Record<string, unknown>[];
+  node: string;
+  onnxruntime: string;
+  executionProvider: "cpu" | "cuda";
+  packages: Record<string, string>;
+  hardwareCheck: {
+    device: "cpu" | "cuda";
+    requiredBytes: number;
+    availableBytes: number;
+    marginFraction: number;
+    verdict: "pass" | "fail";
+    inputs: Record<string, number | string | boolean | null>;
+  };
+  model: {
+    path: string;
+    sha256: string;
+    files: { name: string; sha256: string; bytes: number }[];
+    layers: number;
+    heads: number;
+    hiddenSize: number;
+  };
+  dataset: {
+    source: "brown" | "text" | "jsonl" | "dir";
+    split: string;
+    calibrationSplit: string;
+    sha256: string;
+    calibrationSha256: string;
+    documents: number;
+  };
+  calibration: { samples: SampleHash[] };
+  evaluation: { samples: SampleHash[] };
+}
+
+export function pass(check: CheckName, message: string, details?: Record<string, unknown>): Finding {
+  return details === undefined
+    ? { check, code: "OK", ok: true, message }
+    : { check, code: "OK", ok: true, message, details };
+}
+
+export function fail(
+  check: CheckName,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Finding {
+  return details === undefined
+    ? { check, code, ok: false, message }
+    : { check, code, ok: false, message, details };
+}

@@ -1,0 +1,266 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { resolveConfig } from "../../src/config/load.js";
+import type { RunConfig } from "../../src/config/types.js";
+import { isSpgError, type SpgError } from "../../src/errors.js";
+import {
+  assertHardware,
+  checkHardware,
+  gpuFreeBytes,
+  hardwareCheckRecord,
+  runHardwareCheck,
+} from "../../src/hardware/check.js";
+import type { GpuSnapshot, HardwareSnapshot } from "../../src/hardware/probe.js";
+import { type MemoryRequirement, memoryRequirement, parameterCount } from "../../src/hardware/requirement.js";
+import type { GptNeoConfig } from "../../src/model/types.js";
+
+const MIB = 2 ** 20;
+
+function model(overrides: Partial<GptNeoConfig>): GptNeoConfig {
+  return {
+    vocabSize: 50257,
+    hiddenSize: 768,
+    numLayers: 12,
+    numHeads: 12,
+    headDim: 64,
+    attentionLayers: Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? "global" : "local")),
+    windowSize: 256,
+    maxPositions: 2048,
+    intermediateSize: 3072,
+    layerNormEpsilon: 1e-5,
+    activation: "gelu_new",
+    bosTokenId: 50256,
+    eosTokenId: 50256,
+    ...overrides,
+  };
+}
+
+function runConfig(change: (c: RunConfig) => void): RunConfig {
+  const config = structuredClone(resolveConfig());
+  change(config);
+  return config;
+}
+
+function requirementOf(bytes: number): MemoryRequirement {
+  return {
+    device: "cuda",
+    tokens: 1,
+    parameters: 1,
+    weightBytes: bytes,
+    kvBytes: 0,
+    logitsBytes: 0,
+    attentionBytes: 0,
+    activationBytes: 0,
+    subtotalBytes: bytes,
+    marginFraction: 0,
+    activationFactor: 1,
+    requiredBytes: bytes,
+  };
+}
+
+function gpu(overrides: Partial<GpuSnapshot>): GpuSnapshot {
+  return {
+    vendor: "NVIDIA Corporation",
+    model: "NVIDIA T4",
+    vramMiB: 16384,
+    vramDynamic: false,
+    memoryTotalMiB: null,
+    memoryUsedMiB: null,
+    memoryFreeMiB: null,
+    driverVersion: "550.54",
+    source: "systeminformation",
+    ...overrides,
+  };
+}
+
+function snapshot(gpus: GpuSnapshot[], availableBytes = 8 * 1024 * MIB): HardwareSnapshot {
+  return {
+    os: { platform: "linux", distro: "Debian", release: "12", kernel: "6", arch: "x64" },
+    cpu: { manufacturer: "AMD", brand: "EPYC", cores: 2, physicalCores: 2, speedGHz: 2 },
+    memory: { total: 16 * 1024 * MIB, free: availableBytes, available: availableBytes },
+    gpus,
+  };
+}
+
+function spgError(fn: () => unknown): SpgError {
+  try {
+    fn();
+  } catch (error) {
+    if (isSpgError(error)) return error;
+    throw error;
+  }
+  assert.fail("expected an SpgError");
+}
+
+test("parameter count of GPT-Neo 125M matches its published count (125,198,592)", () => {
+  assert.equal(parameterCount(model({})), 125_198_592);
+});
+
+test("memory requirement of a tiny config, term by term (closed form)", () => {
+  const tiny = model({
+    vocabSize: 10,
+    hiddenSize: 4,
+    numLayers: 2,
+    numHeads: 2,
+    headDim: 2,
+    maxPositions: 32,
+    intermediateSize: 16,
+  });
+  const config = runConfig((c) => {
+    c.dataset.contextTokens = 8;
+    c.dataset.continuationTokens = 4;
+    c.generation.tokens = 2;
+    c.hardware.activationFactor = 3;
+    c.hardware.marginFraction = 0.25;
+  });
+  const r = memoryRequirement(tiny, config);
+  // wte 40 + wpe 128 + 2 layers * (LN 8 + LN 8 + qkv 48 + out 20 + fc 80 + proj 68) + ln_f 8
+  assert.equal(r.parameters, 40 + 128 + 2 * (8 + 8 + 48 + 20 + 80 + 68) + 8);
+  assert.equal(r.weightBytes, 640 * 4);
+  assert.equal(r.tokens, 12);
+  assert.equal(r.kvBytes, 2 * 2 * 2 * 4 * 12 * 4); // caches held * (K,V) * layers * hidden * tokens * fp32
+  assert.equal(r.logitsBytes, 8 * 10 * 4);
+  assert.equal(r.attentionBytes, 2 * 8 * 8 * 4);
+  assert.equal(r.activationBytes, 3 * 8 * 16 * 4);
+  assert.equal(r.subtotalBytes, 2560 + 1536 + 320 + 512 + 1536);
+  assert.equal(r.requiredBytes, 8080);
+  const generationLonger = memoryRequirement(
+    tiny,
+    runConfig((c) => {
+      c.dataset.contextTokens = 8;
+      c.dataset.continuationTokens = 4;
+      c.generation.tokens = 9;
+    }),
+  );
+  assert.equal(generationLonger.tokens, 17);
+});
+
+test("cpu: enough available RAM is ok, too little is E_HARDWARE_INSUFFICIENT with needed, found and fix", () => {
+  const ok = checkHardware(requirementOf(100 * MIB), snapshot([], 200 * MIB), "cpu");
+  assert.equal(ok.verdict, "ok");
+  assert.equal(ok.availableBytes, 200 * MIB);
+  assertHardware(ok);
+  const short = checkHardware(requirementOf(300 * MIB), snapshot([], 200 * MIB), "cpu");
+  assert.equal(short.verdict, "insufficient");
+  const error = spgError(() => assertHardware(short));
+  assert.equal(error.code, "E_HARDWARE_INSUFFICIENT");
+  assert.match(error.message, /needs 300\.0 MiB/);
+  assert.match(error.message, /found 200\.0 MiB available RAM/);
+  assert.ok(error.fix);
+});
+
+test("cuda without an NVIDIA GPU is E_NO_GPU, even with plenty of RAM", () => {
+  const intel = gpu({
+    vendor: "Intel Corporation",
+    model: "UHD Graphics 630",
+    vramMiB: 1024,
+    vramDynamic: true,
+  });
+  for (const gpus of [[], [intel]]) {
+    const check = checkHardware(requirementOf(MIB), snapshot(gpus), "cuda");
+    assert.equal(check.verdict, "insufficient");
+    assert.equal(check.reason, "no-nvidia-gpu");
+    const error = spgError(() => assertHardware(check));
+    assert.equal(error.code, "E_NO_GPU");
+    assert.match(error.fix ?? "", /--device cpu/);
+  }
+});
+
+test("cuda: free VRAM from memoryFree, else total - used, else total VRAM", () => {
+  assert.deepEqual(
+    gpuFreeBytes(gpu({ memoryFreeMiB: 1000, memoryTotalMiB: 16000, memoryUsedMiB: 100 }))?.bytes,
+    1000 * MIB,
+  );
+  assert.equal(gpuFreeBytes(gpu({ memoryTotalMiB: 16000, memoryUsedMiB: 15000 }))?.bytes, 1000 * MIB);
+  const totalOnly = gpuFreeBytes(gpu({ vramMiB: 4096 }));
+  assert.equal(totalOnly?.bytes, 4096 * MIB);
+  assert.match(totalOnly?.source ?? "", /vram total/);
+  assert.equal(gpuFreeBytes(gpu({ vramMiB: null })), null);
+});
+
+test("cuda: GPU present but too small fails; enough VRAM passes; unreadable memory fails", () => {
+  const small = gpu({ memoryFreeMiB: 512, memoryTotalMiB: 16384, memoryUsedMiB: 15872 });
+  const tooSmall = checkHardware(requirementOf(1024 * MIB), snapshot([small]), "cuda");
+  assert.equal(tooSmall.verdict, "insufficient");
+  assert.equal(tooSmall.availableBytes, 512 * MIB);
+  const error = spgError(() => assertHardware(tooSmall));
+  assert.equal(error.code, "E_HARDWARE_INSUFFICIENT");
+  assert.match(error.message, /1\.00 GiB/);
+  assert.match(error.message, /512\.0 MiB free VRAM on NVIDIA/);
+  assert.match(error.fix ?? "", /not fall back/);
+  const big = gpu({ memoryFreeMiB: 15000 });
+  const enough = checkHardware(requirementOf(1024 * MIB), snapshot([big]), "cuda");
+  assert.equal(enough.verdict, "ok");
+  assert.equal(enough.inputs.gpu, big);
+  const unknown = checkHardware(requirementOf(MIB), snapshot([gpu({ vramMiB: null })]), "cuda");
+  assert.equal(spgError(() => assertHardware(unknown)).code, "E_GPU_MEMORY_UNKNOWN");
+});
+
+test("runHardwareCheck uses the injected probe and throws before anything loads", async () => {
+  const tiny = model({});
+  const config = runConfig((c) => {
+    c.model.device = "cuda";
+  });
+  const requirement = memoryRequirement(tiny, config);
+  let probed = 0;
+  const probe = async () => {
+    probed++;
+    return snapshot([gpu({ memoryFreeMiB: 1 })]);
+  };
+  await assert.rejects(
+    runHardwareCheck(requirement, "cuda", probe),
+    (e: unknown) => isSpgError(e) && e.code === "E_HARDWARE_INSUFFICIENT",
+  );
+  assert.equal(probed, 1);
+  const fine = await runHardwareCheck(requirement, "cuda", async () =>
+    snapshot([gpu({ memoryFreeMiB: 80_000 })]),
+  );
+  assert.equal(fine.check.verdict, "ok");
+  assert.ok(fine.check.requiredBytes > requirement.weightBytes);
+});
+
+test("the check as environment.json records it: flat inputs, pass/fail", () => {
+  const tiny = model({
+    vocabSize: 10,
+    hiddenSize: 4,
+    numLayers: 2,
+    numHeads: 2,
+    headDim: 2,
+    maxPositions: 32,
+    intermediateSize: 16,
+  });
+  const config = runConfig((c) => {
+    c.dataset.contextTokens = 8;
+    c.dataset.continuationTokens = 4;
+    c.generation.tokens = 2;
+    c.hardware.activationFactor = 3;
+    c.hardware.marginFraction = 0.25;
+  });
+  const requirement = memoryRequirement(tiny, config);
+  const pass = hardwareCheckRecord(checkHardware(requirement, snapshot([], 10_000), "cpu"));
+  assert.deepEqual(pass, {
+    device: "cpu",
+    requiredBytes: 8080,
+    availableBytes: 10_000,
+    marginFraction: 0.25,
+    verdict: "pass",
+    inputs: {
+      reason: "enough-memory",
+      tokens: 12,
+      parameters: 640,
+      weightBytes: 2560,
+      kvBytes: 1536,
+      logitsBytes: 320,
+      attentionBytes: 512,
+      activationBytes: 1536,
+      activationFactor: 3,
+      subtotalBytes: 6464,
+      memorySource: "mem().available (free + reclaimable)",
+      gpu: null,
+      gpuSource: null,
+    },
+  });
+  const fail = hardwareCheckRecord(checkHardware(requirement, snapshot([gpu({ memoryFreeMiB: 0 })]), "cuda"));
+  assert.equal(fail.verdict, "fail");
+  assert.equal(fail.inputs.gpu, "NVIDIA Corporation NVIDIA T4");
+});

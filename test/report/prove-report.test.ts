@@ -1,0 +1,50 @@
+/**
+ * The report of a bundle that `prove` really measured (a tiny random GPT-Neo, every method of
+ * the ci-smoke preset): the verifier passes it and every section renders from real records
+ * and fingerprints.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { ephemeralKey } from "../../src/bundle/keys.js";
+import { resolveConfig } from "../../src/config/load.js";
+import { prove } from "../../src/measure/prove.js";
+import { escapeHtml, formatNumber } from "../../src/report/html.js";
+import { buildReport } from "../../src/report/render.js";
+import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
+
+const modelDir = writeRandomGptNeo({
+  hidden: 16,
+  layers: 2,
+  heads: 2,
+  window: 16,
+  maxPositions: 128,
+  seed: 5,
+});
+const outDir = mkdtempSync(join(tmpdir(), "spg-report-prove-"));
+after(() => {
+  rmSync(modelDir, { recursive: true, force: true });
+  rmSync(outDir, { recursive: true, force: true });
+});
+
+test("the report of a measured bundle: verdict pass, every method and layer shown", async () => {
+  const config = resolveConfig({
+    preset: "ci-smoke",
+    overrides: { model: modelDir, context: 96, continuation: 12, samples: 2, calibrationSamples: 1 },
+  });
+  const out = join(outDir, "run.zip");
+  const proved = await prove({ config, out, key: ephemeralKey(), cacheDir: join(outDir, "graphs") });
+  const { html, verdict } = await buildReport(out, { verify: true });
+  assert.equal(verdict, "pass", html.match(/<table class="failures">[\s\S]*?<\/table>/)?.[0]);
+  for (const method of config.methods) {
+    const ratio = proved.summary.methods[method.name].compressionRatio;
+    assert.ok(html.includes(`<td>${escapeHtml(method.name)}</td><td>${method.kind}</td>`), method.name);
+    assert.ok(html.includes(`${formatNumber(ratio)}×`), `${method.name}: ratio ${ratio}`);
+  }
+  const figures = [...html.matchAll(/<figure class="plot" data-plot="([^"]+)"><svg/g)].map((m) => m[1]);
+  assert.deepEqual(figures, ["pareto", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"]);
+  // Both layers of the model appear in the per-layer heatmap.
+  for (const layer of [0, 1]) assert.match(html, new RegExp(`aria-label="layer: ${layer}; method: spg`));
+});

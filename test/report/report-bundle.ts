@@ -1,0 +1,112 @@
+/**
+ * A signed bundle for report tests, built with the real writer (writeBundle) from the
+ * hand-made fixture (test/helpers/bundle-fixture.ts) widened to every method of the default
+ * preset: each compressed method keeps fewer slots than the one before and loses a little
+ * more quality, so the plots have several points and a non-trivial frontier.
+ */
+import { ephemeralKey } from "../../src/bundle/keys.js";
+import type { LayerFingerprint, SampleRecord } from "../../src/bundle/types.js";
+import { writeBundle } from "../../src/bundle/write.js";
+import { resolveConfig } from "../../src/config/load.js";
+import { applySweep } from "../../src/config/sweep.js";
+import type { RunConfig } from "../../src/config/types.js";
+import { summarize } from "../../src/measure/summary.js";
+import { fixtureParts, sha256Hex } from "../helpers/bundle-fixture.js";
+
+/** Bytes per kept slot in the fixture's layout: K and V (head dim 4) in fp16 plus an int32 position. */
+const SLOT_BYTES = 4 * 2 * 2 + 4;
+
+export interface ReportBundleOptions {
+  /** Rename the last method in records and fingerprints (not in the config) to this. */
+  hostileMethod?: string;
+  /** Replace config.name. */
+  runName?: string;
+  /** State this compression ratio for the claimed method in summary.json (a false summary). */
+  statedRatio?: number;
+  /** Add this many sweep variants per swept method (as `spg prove --sweep N`). */
+  sweep?: number;
+}
+
+export interface ReportBundle {
+  /** The method the claims are about (the preset's last). */
+  target: string;
+  config: RunConfig;
+  records: SampleRecord[];
+  fingerprints: LayerFingerprint[];
+}
+
+export async function writeReportBundle(
+  path: string,
+  options: ReportBundleOptions = {},
+): Promise<ReportBundle> {
+  const parts = fixtureParts();
+  const preset = resolveConfig();
+  const methods = options.sweep === undefined ? preset.methods : applySweep(preset, options.sweep).methods;
+  const compressed = methods.filter((m) => m.kind !== "full").map((m) => m.name);
+  const target = compressed[compressed.length - 1];
+  const config: RunConfig = {
+    ...parts.config,
+    name: options.runName ?? parts.config.name,
+    methods,
+    claims: [
+      { method: target, metric: "compression_ratio", op: ">=", threshold: 2, judge: "point" },
+      { method: target, metric: "perplexity_increase_pct", op: "<=", threshold: 1000, judge: "bound" },
+    ],
+  };
+  const fullRecords = parts.records.filter((r) => r.method === "full");
+  const fullPrints = parts.fingerprints.filter((f) => f.method === "full");
+  const records: SampleRecord[] = [...fullRecords];
+  const fingerprints: LayerFingerprint[] = [...fullPrints];
+  compressed.forEach((method, j) => {
+    const step = j + 1;
+    for (const base of fullRecords) {
+      const i = base.sampleIndex;
+      const layers = fullPrints.filter((f) => f.sampleId === base.sampleId);
+      const total = layers[0].tokensTotal;
+      const kept = Math.max(2, Math.floor(total / (step + 1)) - i);
+      // Every other method pays extra quality for its compression: off the frontier.
+      const extraNll = 0.2 * step * (1 + 0.5 * i) + (step % 2 === 0 ? 0.8 : 0);
+      const mismatches = Math.min(base.generation.compared, Math.floor(step / 2) + (i % 2));
+      const matches = base.generation.compared - mismatches;
+      records.push({
+        ...base,
+        method,
+        nllCompressed: base.nllBaseline + extraNll,
+        klSum: 0.05 * step * (1 + 0.3 * i),
+        top1Matches: Math.max(0, base.scoredTokens - step),
+        generation: {
+          compared: base.generation.compared,
+          matches,
+          firstDivergence: mismatches === 0 ? null : matches,
+        },
+        kvBytesCompressed: layers.length * kept * SLOT_BYTES,
+      });
+      for (const layer of layers) {
+        fingerprints.push({
+          ...layer,
+          method,
+          tokensKept: kept,
+          headsFullPrecision: 0,
+          bitsHistogram: { "16": kept * 4 * 2, "32": kept },
+          bytes: kept * SLOT_BYTES,
+          sha256: sha256Hex(`${method} ${base.sampleId} ${layer.layer}`),
+        });
+      }
+    }
+  });
+  // Summarized before any renaming: a renamed method is one the config does not know.
+  const summary = summarize(records, config);
+  if (options.statedRatio !== undefined) summary.methods[target].compressionRatio = options.statedRatio;
+  if (options.hostileMethod !== undefined) {
+    for (const item of [...records, ...fingerprints])
+      if (item.method === target) item.method = options.hostileMethod;
+  }
+  await writeBundle(
+    path,
+    { config, environment: parts.environment, records, fingerprints, summary, reportMd: "# report (test)\n" },
+    ephemeralKey(),
+    { name: "spg", version: "0.0.0-test", commit: null },
+    { createdAt: "2026-11-23T12:00:00.000Z" },
+  );
+  return { target, config, records, fingerprints };
+}

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { zipEntries } from "../../src/bundle/write.js";
+import { packageRoot } from "../../src/paths.js";
+import { EXIT_CLAIMS, EXIT_PASS, EXIT_TAMPERED, EXIT_UNREADABLE } from "../../src/verify/runner.js";
+import { requireTrustedByDefault, verifyBundleFile } from "../../src/verify/verify-bundle.js";
+import { buildEntries, bundleFixture, fixtureKey, fixtureParts } from "../helpers/bundle-fixture.js";
+
+const dir = mkdtempSync(join(tmpdir(), "spg-verify-cmd-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const keysFile = join(dir, "trusted-keys.txt");
+writeFileSync(keysFile, `# the fixture's signer\n${fixtureKey().keyId}\n`);
+
+async function writeZip(name: string, entries: Map<string, Buffer>): Promise<string> {
+  const path = join(dir, name);
+  writeFileSync(path, await zipEntries([...entries].map(([entryName, data]) => ({ name: entryName, data }))));
+  return path;
+}
+
+const codes = (findings: { ok: boolean; code: string }[]) => findings.filter((f) => !f.ok).map((f) => f.code);
+
+test("verifyBundleFile: a valid zip passes under trust; tampered, unsafe and failing-claims zips get their exit codes", async () => {
+  const valid = await writeZip("valid.zip", bundleFixture().contents.entries);
+  const passed = await verifyBundleFile(valid, { trustedKeysFile: keysFile, requireTrusted: true });
+  assert.deepEqual(codes(passed.findings), []);
+  assert.equal(passed.exitCode, EXIT_PASS);
+  assert.equal(passed.findings[0].check, "zip-safety");
+
+  const tamperedEntries = bundleFixture().contents.entries;
+  const records = Buffer.from(
+    tamperedEntries.get("records.jsonl")!.toString("utf8").replace('"klSum":0.4', '"klSum":0.1'),
+  );
+  tamperedEntries.set("records.jsonl", records);
+  const tampered = await verifyBundleFile(await writeZip("tampered.zip", tamperedEntries), {
+    trustedKeysFile: keysFile,
+    requireTrusted: true,
+  });
+  assert.ok(codes(tampered.findings).includes("E_INTEGRITY_HASH"));
+  assert.equal(tampered.exitCode, EXIT_TAMPERED);
+
+  const garbage = join(dir, "garbage.zip");
+  writeFileSync(garbage, "not a zip at all");
+  const unreadable = await verifyBundleFile(garbage, { requireTrusted: false });
+  assert.equal(unreadable.exitCode, EXIT_UNREADABLE);
+  assert.ok(unreadable.findings.every((f) => f.check === "zip-safety" && !f.ok));
+
+  const parts = fixtureParts();
+  parts.config.claims[0].threshold = 2;
+  const claims = await verifyBundleFile(await writeZip("claims.zip", buildEntries(parts)), {
+    trustedKeysFile: keysFile,
+    requireTrusted: true,
+  });
+  assert.deepEqual(codes(claims.findings), ["E_CLAIM_FAILED"]);
+  assert.equal(claims.exitCode, EXIT_CLAIMS);
+
+  assert.equal(requireTrustedByDefault({ CI: "true" }), true);
+  assert.equal(requireTrustedByDefault({}), false);
+});
+
+test("spg verify and spg inspect from the command line", async () => {
+  const valid = await writeZip("cli.zip", bundleFixture().contents.entries);
+  const summary = join(dir, "step-summary.md");
+  writeFileSync(summary, "");
+  const bin = join(packageRoot(), "bin", "run.js");
+  const env = { ...process.env, CI: "true", GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: summary };
+
+  const untrusted = spawnSync(process.execPath, [bin, "verify", valid], { env, encoding: "utf8" });
+  assert.equal(untrusted.status, EXIT_TAMPERED, untrusted.stderr);
+  assert.match(untrusted.stdout, /✗ trust\s+1 failure\n\s+E_NO_TRUSTED_KEYS/);
+  assert.match(untrusted.stdout, /^::error file=.*cli\.zip,title=spg verify::E_NO_TRUSTED_KEYS \[trust\]/m);
+
+  const trusted = spawnSync(process.execPath, [bin, "verify", valid, "--trusted-keys", keysFile, "--json"], {
+    env,
+    encoding: "utf8",
+  });
+  assert.equal(trusted.status, EXIT_PASS, trusted.stdout + trusted.stderr);
+  const json = JSON.parse(trusted.stdout);
+  assert.equal(json.passed, true);
+  assert.equal(json.findings.length, 9);
+  assert.equal(json.recomputed.methods.stream.compressionRatio, 1.28);
+  const table = readFileSync(summary, "utf8");
+  assert.match(table, /❌ fail \(exit 4\)[\s\S]*✅ pass/);
+
+  const inspect = spawnSync(process.execPath, [bin, "inspect", valid], { encoding: "utf8" });
+  assert.equal(inspect.status, 0, inspect.stderr);
+  assert.match(inspect.stdout, /not verified/);
+  assert.match(inspect.stdout, /stream\s+streaming\s+1\.28/);
+});

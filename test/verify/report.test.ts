@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  githubAnnotations,
+  githubSummaryMarkdown,
+  renderJson,
+  renderText,
+  reportToGitHub,
+} from "../../src/verify/report.js";
+import { runChecks, type VerifyResult } from "../../src/verify/runner.js";
+import { bundleFixture, fixtureSignedMessage, fixtureValidators } from "../helpers/bundle-fixture.js";
+
+function failingResult(): VerifyResult {
+  const { contents } = bundleFixture();
+  const report = Buffer.from(contents.entries.get("report.md")!);
+  report[5] ^= 1;
+  contents.entries.set("report.md", report);
+  return runChecks(contents, {
+    signedMessage: fixtureSignedMessage,
+    requireTrusted: true,
+    validators: fixtureValidators(),
+  });
+}
+
+test("text report: one line per check, ✓/✗, codes under failures, verdict last", () => {
+  const passing = runChecks(bundleFixture().contents, {
+    signedMessage: fixtureSignedMessage,
+    requireTrusted: false,
+    validators: fixtureValidators(),
+  });
+  const text = renderText("b.zip", passing);
+  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, 8);
+  assert.match(text, /PASS b\.zip/);
+
+  const failing = failingResult();
+  const failedText = renderText("b.zip", failing);
+  assert.match(failedText, /✗ integrity\s+1 failure\n\s+E_INTEGRITY_HASH: report\.md has sha256/);
+  assert.match(failedText, /✗ trust\s+1 failure\n\s+E_NO_TRUSTED_KEYS/);
+  assert.match(failedText, /FAIL b\.zip: 2 failing findings \(exit 4\)\n$/);
+  const json = JSON.parse(renderJson("b.zip", failing));
+  assert.equal(json.exitCode, 4);
+  assert.equal(json.passed, false);
+  assert.equal(json.findings.length, failing.findings.length);
+});
+
+test("GitHub: escaped ::error per failure, and the table is appended to the step summary", () => {
+  const result = failingResult();
+  result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
+  const annotations = githubAnnotations("bundles/a,b.zip", result);
+  assert.equal(annotations.length, 3);
+  assert.match(
+    annotations[0],
+    /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
+  );
+  assert.equal(
+    annotations[2],
+    "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
+  );
+  assert.match(
+    githubSummaryMarkdown("x.zip", result),
+    /\| claims \| ❌ \| `E_CLAIM_FAILED` \| 50% \\\| a b \|/,
+  );
+
+  const dir = mkdtempSync(join(tmpdir(), "spg-report-"));
+  try {
+    const summaryFile = join(dir, "summary.md");
+    writeFileSync(summaryFile, "earlier step\n");
+    const printed: string[] = [];
+    const env = { GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: summaryFile };
+    assert.equal(
+      reportToGitHub("a.zip", result, env, (line) => printed.push(line)),
+      true,
+    );
+    reportToGitHub("b.zip", result, env, (line) => printed.push(line));
+    const summary = readFileSync(summaryFile, "utf8");
+    assert.ok(summary.startsWith("earlier step\n### spg verify `a.zip`: ❌ fail (exit 4)"));
+    assert.match(summary, /### spg verify `b\.zip`/);
+    assert.equal(printed.length, 6);
+    assert.equal(
+      reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
+      false,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

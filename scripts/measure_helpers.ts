@@ -1,15 +1,7 @@
 /** Pure helpers of scripts/measure_bundled_model.ts (no I/O), tested in test/data. */
 import { keyVisible } from "../src/kv/layout.js";
 
-/** log p(target) from one row of logits, in float64 (log-sum-exp with the row max). */
-export function logProbabilityAt(logits: Float32Array, row: number, vocab: number, target: number): number {
-  const offset = row * vocab;
-  let max = Number.NEGATIVE_INFINITY;
-  for (let v = 0; v < vocab; v++) if (logits[offset + v] > max) max = logits[offset + v];
-  let sum = 0;
-  for (let v = 0; v < vocab; v++) sum += Math.exp(logits[offset + v] - max);
-  return logits[offset + target] - max - Math.log(sum);
-}
+export { logProbabilityAt } from "../src/measure/metrics.js";
 
 export interface EntropyTotals {
   /** Summed entropy (nats) of the attention rows. */

@@ -16,6 +16,16 @@ export function logSoftmax(logits: Float32Array, row: number, vocab: number): Fl
   return out;
 }
 
+/** log p(target) from one row of logits, without materializing the row's distribution. */
+export function logProbabilityAt(logits: Float32Array, row: number, vocab: number, target: number): number {
+  const offset = row * vocab;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let v = 0; v < vocab; v++) if (logits[offset + v] > max) max = logits[offset + v];
+  let sum = 0;
+  for (let v = 0; v < vocab; v++) sum += Math.exp(logits[offset + v] - max);
+  return logits[offset + target] - max - Math.log(sum);
+}
+
 export function argmax(logits: Float32Array, row: number, vocab: number): number {
   const start = row * vocab;
   let best = 0;

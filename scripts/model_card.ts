@@ -8,7 +8,7 @@
  *
  * Usage: node dist/scripts/model_card.js [modelDir]
  */
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { brownSplitNames, loadBrownSplit } from "../src/data/brown.js";
 import { bundledModelDir } from "../src/paths.js";
@@ -213,6 +213,50 @@ function main(): void {
       `| gpt-neo-brown (this model) | ${fmt(measured.evalPerplexity.perplexity, 6)} | ${fmt(measured.evalPerplexity.sumNll / measured.evalPerplexity.scoredTokens, 6)} |`,
       `| unigram baseline (${measured.unigramBaseline.fitOn}, ${measured.unigramBaseline.trainTokens} tokens) | ${fmt(measured.unigramBaseline.perplexity, 6)} | ${fmt(measured.unigramBaseline.sumNll / measured.unigramBaseline.scoredTokens, 6)} |`,
       "",
+    );
+    // Same protocol at other window lengths (measurements-window<N>.json, same script with --window N).
+    const others = readdirSync(modelDir)
+      .filter((name) => /^measurements-window\d+\.json$/.test(name))
+      .sort();
+    if (others.length > 0) {
+      push(
+        "Same protocol at other window lengths (`measure_bundled_model.js --window N --out measurements-windowN.json`):",
+        "",
+        "| window | windows | scored tokens | perplexity | unigram perplexity |",
+        "|---|---|---|---|---|",
+        `| ${protocol.windowTokens} | ${protocol.windows} | ${measured.evalPerplexity.scoredTokens} | ${fmt(measured.evalPerplexity.perplexity, 6)} | ${fmt(measured.unigramBaseline.perplexity, 6)} |`,
+      );
+      for (const name of others) {
+        // biome-ignore lint/suspicious/noExplicitAny: rendered as recorded by measure_bundled_model.ts
+        const other: any = readJson(join(modelDir, name));
+        if (other.model.sha256 !== measured.model.sha256) throw new Error(`${name} measured another model`);
+        push(
+          `| ${other.protocol.windowTokens} | ${other.protocol.windows} | ${other.evalPerplexity.scoredTokens} | ${fmt(other.evalPerplexity.perplexity, 6)} | ${fmt(other.unigramBaseline.perplexity, 6)} |`,
+        );
+      }
+      push(
+        "",
+        "`spg model eval` uses this protocol; its default window is the model's max_position_embeddings.",
+        "",
+      );
+    }
+    push(
+      ...readdirSync(modelDir)
+        .filter((name) => /^spg-model-eval.*\.json$/.test(name))
+        .sort()
+        .flatMap((name) => {
+          const run = readJson<{
+            modelSha256: string;
+            windowTokens: number;
+            perplexity: number;
+            unigram?: { perplexity: number };
+          }>(join(modelDir, name));
+          return [
+            `Cross-check by the CLI: \`spg model eval --window ${run.windowTokens} --json\` (recorded in \`${name}\`, model sha256 ${run.modelSha256 === measured.model.sha256 ? "matches" : "DIFFERS"}) printed perplexity ${fmt(run.perplexity, 8)}` +
+              (run.unigram ? `, unigram ${fmt(run.unigram.perplexity, 8)}.` : "."),
+            "",
+          ];
+        }),
       `### Attention entropy (first ${measured.attentionEntropy.windows} eval windows, all heads and query rows)`,
       "",
       "Mean entropy of each attention row against uniform attention over the same visible keys",

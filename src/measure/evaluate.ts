@@ -9,7 +9,7 @@ import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { KvCache } from "../kv/cache.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
-import { argmax, assertFinite, compareGenerations, compareTeacherForced } from "./metrics.js";
+import { argmax, assertFinite, compareGenerations, compareWithBaseline, prepareBaseline } from "./metrics.js";
 
 /** What a compression method hands back, as far as evaluation needs it. */
 export interface CompressionResult {
@@ -131,6 +131,7 @@ export async function evaluateSample(
     options.generationTokens,
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
+  const preparedBaseline = prepareBaseline(baseline.logits, targets, vocab);
   const kvBytesBaseline = backend.baselineBytes(prefill.cache);
 
   const records: SampleRecord[] = [];
@@ -148,7 +149,7 @@ export async function evaluateSample(
       firstGenerated,
       options.generationTokens,
     );
-    const forced = compareTeacherForced(baseline.logits, result.logits, targets, vocab);
+    const forced = compareWithBaseline(preparedBaseline, result.logits, targets, vocab);
     const where = `sample ${sample.sampleId}, method ${method.name}`;
     records.push({
       sampleId: sample.sampleId,

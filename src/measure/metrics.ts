@@ -52,29 +52,76 @@ export interface TeacherForcedComparison {
   top1Matches: number;
 }
 
+/** The baseline side of a teacher-forced comparison, computed once per sample and shared by every method. */
+export interface PreparedBaseline {
+  probs: Float64Array[];
+  /** Per row, sum_i p_i log p_i. */
+  negEntropy: number[];
+  argmax: number[];
+  nll: number;
+}
+
+export function prepareBaseline(
+  baseline: Float32Array,
+  targets: readonly number[],
+  vocab: number,
+): PreparedBaseline {
+  const logProbs = targets.map((_, row) => logSoftmax(baseline, row, vocab));
+  const probs = logProbs.map((row) => row.map(Math.exp));
+  return {
+    probs,
+    negEntropy: logProbs.map((row, r) =>
+      row.reduce((sum, logP, i) => (probs[r][i] > 0 ? sum + probs[r][i] * logP : sum), 0),
+    ),
+    argmax: targets.map((_, row) => argmax(baseline, row, vocab)),
+    nll: targets.reduce((sum, target, row) => sum - logProbs[row][target], 0),
+  };
+}
+
 /**
- * Compares baseline and compressed logits over the same teacher-forced rows: row r predicts targets[r].
- * Sums, not means, so aggregates can be recomputed exactly.
+ * Compares compressed logits with the prepared baseline over the same teacher-forced rows:
+ * row r predicts targets[r]. Sums, not means, so aggregates can be recomputed exactly.
  */
+export function compareWithBaseline(
+  baseline: PreparedBaseline,
+  compressed: Float32Array,
+  targets: readonly number[],
+  vocab: number,
+): TeacherForcedComparison {
+  let nllCompressed = 0;
+  let klSum = 0;
+  let top1Matches = 0;
+  for (let row = 0; row < targets.length; row++) {
+    // With log q_i = x_i - log Z: KL(p||q) = sum p log p - sum p x + log Z (sum p = 1), so one
+    // exp pass per row and no per-row distribution.
+    const offset = row * vocab;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < vocab; i++) if (compressed[offset + i] > max) max = compressed[offset + i];
+    let sumExp = 0;
+    let dot = 0;
+    const p = baseline.probs[row];
+    for (let i = 0; i < vocab; i++) {
+      const x = compressed[offset + i];
+      sumExp += Math.exp(x - max);
+      dot += p[i] * x;
+    }
+    const logZ = max + Math.log(sumExp);
+    nllCompressed -= compressed[offset + targets[row]] - logZ;
+    // Rounding can leave a tiny negative value for identical distributions; KL is non-negative.
+    klSum += Math.max(0, baseline.negEntropy[row] - dot + logZ);
+    if (baseline.argmax[row] === argmax(compressed, row, vocab)) top1Matches++;
+  }
+  return { scoredTokens: targets.length, nllBaseline: baseline.nll, nllCompressed, klSum, top1Matches };
+}
+
+/** One-off comparison of two logits buffers (prepareBaseline + compareWithBaseline). */
 export function compareTeacherForced(
   baseline: Float32Array,
   compressed: Float32Array,
   targets: readonly number[],
   vocab: number,
 ): TeacherForcedComparison {
-  let nllBaseline = 0;
-  let nllCompressed = 0;
-  let klSum = 0;
-  let top1Matches = 0;
-  for (let row = 0; row < targets.length; row++) {
-    const logP = logSoftmax(baseline, row, vocab);
-    const logQ = logSoftmax(compressed, row, vocab);
-    nllBaseline -= logP[targets[row]];
-    nllCompressed -= logQ[targets[row]];
-    klSum += klDivergence(logP, logQ);
-    if (argmax(baseline, row, vocab) === argmax(compressed, row, vocab)) top1Matches++;
-  }
-  return { scoredTokens: targets.length, nllBaseline, nllCompressed, klSum, top1Matches };
+  return compareWithBaseline(prepareBaseline(baseline, targets, vocab), compressed, targets, vocab);
 }
 
 export interface GenerationComparison {

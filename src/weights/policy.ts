@@ -32,8 +32,10 @@ export const WEIGHT_MODULE_KINDS = [
 export type WeightModuleKind = (typeof WEIGHT_MODULE_KINDS)[number];
 
 export interface LowRankParams {
-  /** Fixed number of singular triplets kept (exactly one of rank / energy). */
+  /** Fixed number of singular triplets kept (exactly one of rank / rankFraction / energy). */
   rank?: number;
+  /** Keep ceil(rankFraction · min(rows, cols)) triplets. */
+  rankFraction?: number;
   /** Keep the fewest triplets holding this share of ‖W‖²_F. */
   energy?: number;
   /** Cap on the rank an energy threshold may choose. */
@@ -102,9 +104,10 @@ export const weightsParamsSchema = {
           lowRank: {
             type: "object",
             additionalProperties: false,
-            oneOf: [{ required: ["rank"] }, { required: ["energy"] }],
+            oneOf: [{ required: ["rank"] }, { required: ["rankFraction"] }, { required: ["energy"] }],
             properties: {
               rank: { type: "integer", minimum: 1 },
+              rankFraction: { type: "number", exclusiveMinimum: 0, maximum: 1 },
               energy: { type: "number", exclusiveMinimum: 0, maximum: 1 },
               maxRank: { type: "integer", minimum: 1 },
             },
@@ -180,7 +183,7 @@ export function validateWeightPolicy(value: unknown, file = "weights policy"): W
       throw new SpgError("E_WEIGHTS_POLICY", "lowRank.maxRank only applies to an energy threshold", {
         file,
         field: `params.rules.${i}.lowRank.maxRank`,
-        fix: "drop maxRank, or replace rank with energy",
+        fix: "drop maxRank, or use energy instead of rank / rankFraction",
       });
     }
   });
@@ -283,9 +286,13 @@ function matches(
 
 function treatmentOf(rule: WeightRule): MatrixTreatment {
   if (rule.lowRank === undefined) return { encoding: "quantized", quantize: rule.quantize! };
-  const { rank, energy, maxRank } = rule.lowRank;
+  const { rank, rankFraction, energy, maxRank } = rule.lowRank;
   const selection: RankSelection =
-    rank !== undefined ? { kind: "rank", rank } : { kind: "energy", threshold: energy!, maxRank };
+    rank !== undefined
+      ? { kind: "rank", rank }
+      : rankFraction !== undefined
+        ? { kind: "fraction", fraction: rankFraction }
+        : { kind: "energy", threshold: energy!, maxRank };
   return { encoding: "lowrank", selection, quantize: rule.quantize };
 }
 

@@ -13,6 +13,8 @@ import { factorsFor, gramSpectrum, rankForEnergy } from "../kv/lowrank.js";
 /** How many singular triplets to keep: a fixed rank, or the fewest reaching an energy share. */
 export type RankSelection =
   | { kind: "rank"; rank: number }
+  /** ceil(fraction · min(rows, cols)): "rank 128 of 2048" carried to a model of another width. */
+  | { kind: "fraction"; fraction: number }
   | { kind: "energy"; threshold: number; maxRank?: number };
 
 export interface TruncatedSvd {
@@ -54,6 +56,15 @@ export function selectRank(squaredSingularValues: Float64Array, selection: RankS
       });
     }
     return Math.min(selection.rank, full);
+  }
+  if (selection.kind === "fraction") {
+    if (!(selection.fraction > 0 && selection.fraction <= 1)) {
+      throw new SpgError("E_WEIGHTS_RANK", `rank fraction ${selection.fraction} is not in (0, 1]`, {
+        field: "lowRank.rankFraction",
+        fix: "give the share of min(rows, cols) to keep, e.g. 0.0625",
+      });
+    }
+    return Math.min(full, Math.ceil(selection.fraction * full));
   }
   const maxRank = Math.min(selection.maxRank ?? full, full);
   if (selection.threshold === 1) {

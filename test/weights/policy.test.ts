@@ -1,11 +1,13 @@
 /** Policy validation and selection on the fixture config A (4 layers: global, local, global, local). */
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { describe, test } from "node:test";
 import {
   loadWeightPolicy,
   planCompression,
   validateWeightPolicy,
   type WeightsParams,
+  weightPresetsDir,
 } from "../../src/weights/policy.js";
 import { loadFixtureCheckpoint } from "../helpers/fixture-checkpoint.js";
 
@@ -23,6 +25,16 @@ function touched(params: WeightsParams): Map<string, string> {
 }
 
 describe("weights policy", () => {
+  test("every preset in configs/weights validates and plans on config A", () => {
+    const names = readdirSync(weightPresetsDir()).filter((f) => f.endsWith(".yaml"));
+    assert.ok(names.length >= 3);
+    for (const file of names) {
+      const policy = loadWeightPolicy(file.replace(/\.yaml$/, ""));
+      assert.equal(`${policy.name}.yaml`, file);
+      assert.equal(planCompression(config, policy.params).length, 2 + 6 * 4);
+    }
+  });
+
   test("naive preset: every matrix (26 on config A) is low-rank + INT8, nothing dense", () => {
     const policy = loadWeightPolicy("naive");
     const plan = planCompression(config, policy.params);
@@ -33,6 +45,17 @@ describe("weights policy", () => {
         selection: { kind: "rank", rank: 128 },
         quantize: { bits: 8, scheme: "asymmetric", groupSize: "row" },
       });
+    }
+  });
+
+  test("naive-scaled preset: every matrix at rank fraction 1/16 + INT8", () => {
+    const plan = planCompression(config, loadWeightPolicy("naive-scaled").params);
+    assert.equal(plan.length, 2 + 6 * 4);
+    for (const p of plan) {
+      assert.equal(p.treatment.encoding, "lowrank");
+      if (p.treatment.encoding === "lowrank") {
+        assert.deepEqual(p.treatment.selection, { kind: "fraction", fraction: 0.0625 });
+      }
     }
   });
 
@@ -90,6 +113,8 @@ describe("weights policy", () => {
       [{ modules: ["q_proj"] }],
       [{ modules: ["q_proj"], quantize: { bits: 8, scheme: "asymmetric" } }],
       [{ modules: ["q_proj"], lowRank: { rank: 2, maxRank: 4 } }],
+      [{ modules: ["q_proj"], lowRank: { rankFraction: 0.5, rank: 2 } }],
+      [{ modules: ["q_proj"], lowRank: { rankFraction: 1.5 } }],
     ];
     for (const rules of bad) {
       assert.throws(() => validateWeightPolicy({ ...base, params: { ...base.params, rules } }), {

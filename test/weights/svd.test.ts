@@ -69,6 +69,12 @@ describe("truncatedSvd", () => {
 
   test("rank selection: fixed ranks clip at min(rows, cols); an all-zero matrix has rank 0 by energy", () => {
     assert.equal(selectRank(Float64Array.of(4, 1), { kind: "rank", rank: 128 }), 2);
+    // rank 128 of 2048 carried to a 128-wide matrix: ceil(0.0625 · 128) = 8; never 0.
+    assert.equal(selectRank(new Float64Array(128).fill(1), { kind: "fraction", fraction: 128 / 2048 }), 8);
+    assert.equal(selectRank(new Float64Array(5).fill(1), { kind: "fraction", fraction: 0.01 }), 1);
+    assert.throws(() => selectRank(Float64Array.of(1), { kind: "fraction", fraction: 0 }), {
+      code: "E_WEIGHTS_RANK",
+    });
     const zero = truncatedSvd(new Float32Array(12), 3, 4, { kind: "energy", threshold: 0.9 });
     assert.equal(zero.rank, 0);
     assert.equal(zero.energyKept, 1);

@@ -225,3 +225,37 @@ export function compressCheckpoint(checkpoint: GptNeoCheckpoint, policy: WeightP
     checkpoint: { ...checkpoint, weights, sha256: identity.digest("hex") },
   };
 }
+
+/**
+ * Rebuilds the weights from serialized tensors alone (what a verifier holds): the plan comes
+ * from the config and the policy, so a tensor's bytes decode only under the treatment the
+ * policy gives it. Every tensor of `shapes` must be present.
+ */
+export function decodeWeights(
+  config: GptNeoCheckpoint["config"],
+  policy: WeightPolicy,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  serialized: ReadonlyMap<string, Uint8Array>,
+): Map<string, WeightTensor> {
+  const dtype = policy.params.baselineDtype;
+  const plans = new Map(planCompression(config, policy.params).map((plan) => [plan.name, plan]));
+  const weights = new Map<string, WeightTensor>();
+  for (const [name, shape] of shapes) {
+    const bytes = serialized.get(name);
+    if (bytes === undefined) {
+      throw new SpgError("E_WEIGHTS_DECODE", `no serialized bytes for tensor ${name}`, {
+        field: name,
+        fix: "every tensor of the checkpoint must be stored, dense ones included",
+      });
+    }
+    const plan = plans.get(name);
+    const count = shape.reduce((a, b) => a * b, 1);
+    const rows = plan?.rows ?? 1;
+    const cols = plan?.cols ?? count;
+    weights.set(name, {
+      shape: [...shape],
+      data: decodeTensor(bytes, rows, cols, plan?.treatment ?? { encoding: "dense" }, dtype),
+    });
+  }
+  return weights;
+}

@@ -11,7 +11,7 @@ import { emptyCache, pastInputs } from "../../src/kv/layout.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
-import { compressCheckpoint, decodeTensor, encodeTensor } from "../../src/weights/compress.js";
+import { compressCheckpoint, decodeTensor, decodeWeights, encodeTensor } from "../../src/weights/compress.js";
 import type { WeightPolicy } from "../../src/weights/policy.js";
 import { multiplyFactors, truncatedSvd } from "../../src/weights/svd.js";
 import { loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
@@ -87,6 +87,18 @@ describe("compressCheckpoint", () => {
       assert.deepEqual(decodeTensor(t.serialized, rows, cols, treatment, "fp16"), t.reconstructed, t.name);
     }
     assert.notEqual(compressed.checkpoint.sha256, original.sha256);
+  });
+
+  test("decodeWeights rebuilds every tensor from the bytes, config and policy alone", () => {
+    const shapes = new Map(compressed.tensors.map((t) => [t.name, t.shape]));
+    const bytes = new Map(compressed.tensors.map((t) => [t.name, t.serialized]));
+    const rebuilt = decodeWeights(original.config, mixed, shapes, bytes);
+    for (const t of compressed.tensors) assert.deepEqual(rebuilt.get(t.name)!.data, t.reconstructed, t.name);
+    // bytes decoded under another policy's treatment are refused, not misread
+    const otherPolicy: WeightPolicy = { name: "dense", params: { ...mixed.params, rules: [] } };
+    assert.throws(() => decodeWeights(original.config, otherPolicy, shapes, bytes), { code: "E_KV_DECODE" });
+    bytes.delete("transformer.wpe.weight");
+    assert.throws(() => decodeWeights(original.config, mixed, shapes, bytes), { code: "E_WEIGHTS_DECODE" });
   });
 
   test("unquantized fp32 factors reconstruct the truncated SVD product", () => {

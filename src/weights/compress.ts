@@ -14,6 +14,7 @@ import { type BaselineDtype, ByteReader, ByteWriter, dtypeBits, dtypeBytes } fro
 import type { GptNeoCheckpoint, WeightTensor } from "../model/types.js";
 import { type MatrixPlan, type MatrixTreatment, planCompression, type WeightPolicy } from "./policy.js";
 import { decodeQuantized, encodeQuantized } from "./quantize.js";
+import { randomizedSvd } from "./randomized-svd.js";
 import { multiplyFactors, truncatedSvd } from "./svd.js";
 
 /** One tensor's identity in a weight bundle. */
@@ -92,7 +93,10 @@ export function encodeTensor(
     encodeQuantized(writer, data, rows, cols, treatment.quantize);
     return { serialized: writer.finish(), rank: null, parameters: data.length };
   }
-  const svd = truncatedSvd(data, rows, cols, treatment.selection);
+  const svd =
+    treatment.randomized === undefined
+      ? truncatedSvd(data, rows, cols, treatment.selection)
+      : randomizedSvd(data, rows, cols, treatment.selection, treatment.randomized);
   const left = Float32Array.from(svd.left);
   const right = Float32Array.from(svd.right);
   writer.u32(svd.rank);

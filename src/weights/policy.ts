@@ -16,6 +16,7 @@ import type { BaselineDtype } from "../kv/compressed.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { configsDir } from "../paths.js";
 import type { QuantSpec } from "./quantize.js";
+import type { RandomizedSvdOptions } from "./randomized-svd.js";
 import type { RankSelection } from "./svd.js";
 
 /** Module kinds by their Hugging Face GPT-Neo names. */
@@ -40,6 +41,8 @@ export interface LowRankParams {
   energy?: number;
   /** Cap on the rank an energy threshold may choose. */
   maxRank?: number;
+  /** Seeded randomized SVD instead of the exact one (large matrices). */
+  randomized?: RandomizedSvdOptions;
 }
 
 export interface WeightRule {
@@ -110,6 +113,16 @@ export const weightsParamsSchema = {
               rankFraction: { type: "number", exclusiveMinimum: 0, maximum: 1 },
               energy: { type: "number", exclusiveMinimum: 0, maximum: 1 },
               maxRank: { type: "integer", minimum: 1 },
+              randomized: {
+                type: "object",
+                additionalProperties: false,
+                required: ["oversample", "powerIterations", "seed"],
+                properties: {
+                  oversample: { type: "integer", minimum: 0 },
+                  powerIterations: { type: "integer", minimum: 0 },
+                  seed: { type: "integer", minimum: 0, maximum: 4294967295 },
+                },
+              },
             },
           },
           quantize: {
@@ -242,7 +255,13 @@ export function weightMatrices(config: GptNeoConfig): WeightMatrix[] {
 export type MatrixTreatment =
   | { encoding: "dense" }
   | { encoding: "quantized"; quantize: QuantSpec }
-  | { encoding: "lowrank"; selection: RankSelection; quantize: QuantSpec | undefined };
+  | {
+      encoding: "lowrank";
+      selection: RankSelection;
+      quantize: QuantSpec | undefined;
+      /** Absent: the exact SVD. */
+      randomized?: RandomizedSvdOptions;
+    };
 
 export interface MatrixPlan extends WeightMatrix {
   treatment: MatrixTreatment;
@@ -293,7 +312,12 @@ function treatmentOf(rule: WeightRule): MatrixTreatment {
       : rankFraction !== undefined
         ? { kind: "fraction", fraction: rankFraction }
         : { kind: "energy", threshold: energy!, maxRank };
-  return { encoding: "lowrank", selection, quantize: rule.quantize };
+  return {
+    encoding: "lowrank",
+    selection,
+    quantize: rule.quantize,
+    ...(rule.lowRank.randomized === undefined ? {} : { randomized: rule.lowRank.randomized }),
+  };
 }
 
 /** The treatment of every matrix of a model under a policy. */

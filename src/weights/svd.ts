@@ -21,7 +21,7 @@ export interface TruncatedSvd {
   rows: number;
   cols: number;
   rank: number;
-  /** Every singular value of A, descending (min(rows, cols) of them). */
+  /** Singular values of A, descending: all min(rows, cols) (exact), or the sampled leading ones (randomized). */
   singularValues: Float64Array;
   /** U_r·diag(S_r), [rows, rank] row-major. */
   left: Float64Array;

@@ -29,7 +29,12 @@ const mixed: WeightPolicy = {
         lowRank: { rank: 6 },
         quantize: { bits: 4, scheme: "asymmetric", groupSize: 4 },
       },
-      { modules: ["v_proj", "out_proj"], lowRank: { energy: 0.8 } },
+      { modules: ["v_proj"], lowRank: { energy: 0.8 } },
+      {
+        modules: ["out_proj"],
+        lowRank: { rank: 5, randomized: { oversample: 4, powerIterations: 2, seed: 7 } },
+        quantize: { bits: 8, scheme: "symmetric", groupSize: 8 },
+      },
       { modules: ["c_fc", "c_proj"], quantize: { bits: 8, scheme: "symmetric", groupSize: "row" } },
       {
         modules: ["wte"],
@@ -63,6 +68,12 @@ describe("compressCheckpoint", () => {
     assert.equal(compressed.compressedBytes, total);
     assert.equal(compressed.baselineBytes, baseline);
     assert.ok(compressed.compressedBytes < compressed.baselineBytes);
+  });
+
+  test("randomized low-rank tensors carry their rank", () => {
+    const t = compressed.tensors.find((x) => x.name === "transformer.h.1.attn.attention.out_proj.weight")!;
+    assert.equal(t.fingerprint.rank, 5);
+    assert.equal(t.plan?.treatment.encoding, "lowrank");
   });
 
   test("a rank-6 INT4 factor pair occupies its closed-form byte count", () => {

@@ -115,6 +115,7 @@ describe("weights policy", () => {
       [{ modules: ["q_proj"], lowRank: { rank: 2, maxRank: 4 } }],
       [{ modules: ["q_proj"], lowRank: { rankFraction: 0.5, rank: 2 } }],
       [{ modules: ["q_proj"], lowRank: { rankFraction: 1.5 } }],
+      [{ modules: ["q_proj"], lowRank: { rank: 4, randomized: { oversample: 4, powerIterations: 1 } } }],
     ];
     for (const rules of bad) {
       assert.throws(() => validateWeightPolicy({ ...base, params: { ...base.params, rules } }), {

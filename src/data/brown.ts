@@ -145,3 +145,14 @@ export function loadBrownSplit(split: BrownSplitName, corpusDir: string = brownC
   });
   return { source: "brown", split, path: corpusDir, documents, sha256: hashDocuments(documents) };
 }
+
+/** A split named by the user (config field or flag): an unknown name is a clear error naming `field`. */
+export function loadBrownSplitNamed(split: string, field: string): DatasetSplit {
+  if (!(brownSplitNames as readonly string[]).includes(split)) {
+    throw new SpgError("E_DATASET_SPLIT", `the Brown corpus has no split "${split}"`, {
+      field,
+      fix: `use one of ${brownSplitNames.join(", ")}`,
+    });
+  }
+  return loadBrownSplit(split as BrownSplitName);
+}

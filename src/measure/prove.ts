@@ -9,12 +9,11 @@ import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
 import { checkConfigAgainstModel } from "../config/load.js";
 import type { RunConfig } from "../config/types.js";
-import { type BrownSplitName, brownSplitNames, loadBrownSplit } from "../data/brown.js";
+import { loadBrownSplitNamed } from "../data/brown.js";
 import { assertDisjointSamples, drawSamples } from "../data/sampling.js";
 import { loadConfiguredLocalSplit } from "../data/sources.js";
 import { encode } from "../data/tokenizer.js";
 import type { DatasetSplit, Sample } from "../data/types.js";
-import { SpgError } from "../errors.js";
 import type { HardwareCheck } from "../hardware/check.js";
 import { runHardwareCheck } from "../hardware/check.js";
 import type { HardwareProbe, HardwareSnapshot } from "../hardware/probe.js";
@@ -61,14 +60,9 @@ export function resolveModelDir(config: RunConfig): string {
 function loadSplit(config: RunConfig, role: "eval" | "calibration"): DatasetSplit {
   const dataset = config.dataset;
   if (dataset.source !== "brown") return loadConfiguredLocalSplit(dataset, role);
-  const split = role === "eval" ? dataset.split : dataset.calibrationSplit;
-  if (!(brownSplitNames as readonly string[]).includes(split)) {
-    throw new SpgError("E_DATASET_SPLIT", `the Brown corpus has no split "${split}"`, {
-      field: role === "eval" ? "dataset.split" : "dataset.calibrationSplit",
-      fix: `use one of ${brownSplitNames.join(", ")}`,
-    });
-  }
-  return loadBrownSplit(split as BrownSplitName);
+  return role === "eval"
+    ? loadBrownSplitNamed(dataset.split, "dataset.split")
+    : loadBrownSplitNamed(dataset.calibrationSplit, "dataset.calibrationSplit");
 }
 
 /** The evaluation and calibration splits a config names. */

@@ -2,9 +2,10 @@
  * A small GPT-Neo checkpoint with the GPT-2 vocabulary and seeded random weights, written to a
  * temp directory: lets end-to-end tests run `prove` on the real tokenizer and corpus in seconds.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import { vocabularySize } from "../../src/data/tokenizer.js";
 import { writeSafetensors } from "../../src/model/safetensors.js";
 
@@ -88,4 +89,25 @@ export function writeRandomGptNeo(shape: RandomModelShape): string {
     }),
   );
   return dir;
+}
+
+/**
+ * The small GPT-2-vocabulary model end-to-end tests prove on, and a temp directory for their
+ * bundles and graphs; both are removed after the calling test file's tests.
+ */
+export function tinyModelWorkspace(seed: number, prefix: string): { modelDir: string; outDir: string } {
+  const modelDir = writeRandomGptNeo({
+    hidden: 16,
+    layers: 2,
+    heads: 2,
+    window: 16,
+    maxPositions: 128,
+    seed,
+  });
+  const outDir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => {
+    rmSync(modelDir, { recursive: true, force: true });
+    rmSync(outDir, { recursive: true, force: true });
+  });
+  return { modelDir, outDir };
 }

@@ -1,28 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { ephemeralKey } from "../../src/bundle/keys.js";
 import { readBundleZip } from "../../src/bundle/read.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { prove } from "../../src/measure/prove.js";
 import { summarize } from "../../src/measure/summary.js";
-import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
+import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const modelDir = writeRandomGptNeo({
-  hidden: 16,
-  layers: 2,
-  heads: 2,
-  window: 16,
-  maxPositions: 128,
-  seed: 7,
-});
-const outDir = mkdtempSync(join(tmpdir(), "spg-prove-"));
-after(() => {
-  rmSync(modelDir, { recursive: true, force: true });
-  rmSync(outDir, { recursive: true, force: true });
-});
+const { modelDir, outDir } = tinyModelWorkspace(7, "spg-prove-");
 
 test("prove measures every method on the Brown eval split and writes a bundle whose summary recomputes", async () => {
   const config = resolveConfig({

@@ -4,30 +4,16 @@
  * and fingerprints.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { ephemeralKey } from "../../src/bundle/keys.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { prove } from "../../src/measure/prove.js";
 import { escapeHtml, formatNumber } from "../../src/report/html.js";
 import { buildReport } from "../../src/report/render.js";
-import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
+import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const modelDir = writeRandomGptNeo({
-  hidden: 16,
-  layers: 2,
-  heads: 2,
-  window: 16,
-  maxPositions: 128,
-  seed: 5,
-});
-const outDir = mkdtempSync(join(tmpdir(), "spg-report-prove-"));
-after(() => {
-  rmSync(modelDir, { recursive: true, force: true });
-  rmSync(outDir, { recursive: true, force: true });
-});
+const { modelDir, outDir } = tinyModelWorkspace(5, "spg-report-prove-");
 
 test("the report of a measured bundle: verdict pass, every method and layer shown", async () => {
   const config = resolveConfig({

@@ -1,28 +1,15 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { ephemeralKey } from "../../src/bundle/keys.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { prove } from "../../src/measure/prove.js";
 import { EXIT_PASS, EXIT_TAMPERED } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
-import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
+import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const modelDir = writeRandomGptNeo({
-  hidden: 16,
-  layers: 2,
-  heads: 2,
-  window: 16,
-  maxPositions: 128,
-  seed: 11,
-});
-const outDir = mkdtempSync(join(tmpdir(), "spg-verify-e2e-"));
-after(() => {
-  rmSync(modelDir, { recursive: true, force: true });
-  rmSync(outDir, { recursive: true, force: true });
-});
+const { modelDir, outDir } = tinyModelWorkspace(11, "spg-verify-e2e-");
 
 test("a bundle written by spg prove (every ci-smoke method) passes every check; damaged, it does not", async () => {
   const config = resolveConfig({

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { Args, Command, Flags } from "@oclif/core";
-import { type BrownSplitName, brownSplitNames, loadBrownSplit } from "../../data/brown.js";
+import { loadBrownSplit, loadBrownSplitNamed } from "../../data/brown.js";
 import { loadLocalSplit } from "../../data/sources.js";
 import type { DatasetSplit } from "../../data/types.js";
 import { isSpgError, SpgError } from "../../errors.js";
@@ -99,15 +99,7 @@ Defaults: the bundled model on the Brown eval split.`;
   }
 
   private loadSplit(source: string, path: string | undefined, split: string): DatasetSplit {
-    if (source === "brown") {
-      if (!(brownSplitNames as readonly string[]).includes(split)) {
-        throw new SpgError("E_DATASET_SPLIT", `the Brown corpus has no split "${split}"`, {
-          field: "--split",
-          fix: `use one of ${brownSplitNames.join(", ")}`,
-        });
-      }
-      return loadBrownSplit(split as BrownSplitName);
-    }
+    if (source === "brown") return loadBrownSplitNamed(split, "--split");
     if (source !== "text" && source !== "jsonl" && source !== "dir") {
       throw new SpgError("E_DATASET_SOURCE", `unknown dataset source "${source}"`, {
         field: "--dataset",

@@ -7,7 +7,7 @@ import type { MethodConfig } from "../config/types.js";
 import type { KvCache } from "../kv/cache.js";
 import { type BaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
-import { extendCache, loadRuntime, prefillTokens } from "../model/session.js";
+import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
 
@@ -46,8 +46,8 @@ export async function createBackend(
   const dense = await runtime(undefined);
 
   const extend = async (model: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]) => {
-    const next = await extendCache(model, cache, tokens, positions);
-    return { logits: next.output.logits, cache: next.cache };
+    const output = await forwardOnCache(model, cache, tokens, positions);
+    return { logits: output.logits, logSumExp: output.logitsLogSumExp, argmax: output.logitsArgmax };
   };
 
   const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
@@ -86,8 +86,10 @@ export async function createBackend(
     baselineCache: (state) => compress(baselineMethod, state).cache,
     executionProvider: dense.executionProvider,
     runtime,
-    prefill: prefillTokens,
+    // Only the last context row's logits are read (the first generated token).
+    prefill: (model, tokens) => prefillTokens(model, tokens, 1),
     extend,
+    generate: generateGreedy,
     baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
     compress,
     async close() {

@@ -9,7 +9,13 @@ import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { KvCache } from "../kv/cache.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
-import { argmax, assertFinite, compareGenerations, compareWithBaseline, prepareBaseline } from "./metrics.js";
+import {
+  assertFinite,
+  compareGenerations,
+  compareWithBaseline,
+  type LogitRows,
+  prepareBaseline,
+} from "./metrics.js";
 
 /** What a compression method hands back, as far as evaluation needs it. */
 export interface CompressionResult {
@@ -40,13 +46,16 @@ export interface EvaluationBackend {
   /** A runtime for dense attention (undefined) or hybrid sparse attention with top-k. */
   runtime(sparseTopK: number | undefined): Promise<GptNeoRuntime>;
   prefill(runtime: GptNeoRuntime, tokens: number[]): Promise<PrefillState>;
-  /** Runs tokens at positions on top of cache; returns logits and the cache with them appended. */
-  extend(
+  /** Runs tokens at positions on top of cache in one pass; returns their logit rows. */
+  extend(runtime: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]): Promise<LogitRows>;
+  /** Greedy decoding from cache: feeds firstToken at startPosition, returns the next `steps` tokens. */
+  generate(
     runtime: GptNeoRuntime,
     cache: KvCache,
-    tokens: number[],
-    positions: number[],
-  ): Promise<{ logits: Float32Array; cache: KvCache }>;
+    firstToken: number,
+    startPosition: number,
+    steps: number,
+  ): Promise<number[]>;
   baselineBytes(cache: KvCache): number;
   /**
    * The uncompressed cache as the baseline counts it (every slot at the baseline dtype):
@@ -66,7 +75,7 @@ export interface SampleEvaluation {
 }
 
 interface Continuation {
-  logits: Float32Array;
+  rows: LogitRows;
   generated: number[];
   continuationMs: number;
   generationMs: number;
@@ -90,16 +99,14 @@ async function continueFrom(
 
   // Greedy generation from the end of the context; the first token comes from the shared prefill.
   started = performance.now();
-  const generated: number[] = [];
-  let token = firstGenerated;
-  let state = cache;
-  for (let step = 0; step < generationTokens; step++) {
-    const next = await backend.extend(runtime, state, [token], [sample.contextTokens + step]);
-    state = next.cache;
-    token = argmax(next.logits, 0, backend.config.vocabSize);
-    generated.push(token);
-  }
-  return { logits: forced.logits, generated, continuationMs, generationMs: performance.now() - started };
+  const generated = await backend.generate(
+    runtime,
+    cache,
+    firstGenerated,
+    sample.contextTokens,
+    generationTokens,
+  );
+  return { rows: forced, generated, continuationMs, generationMs: performance.now() - started };
 }
 
 function peakRssBytes(): number {
@@ -120,7 +127,8 @@ export async function evaluateSample(
   let started = performance.now();
   const prefill = await backend.prefill(denseRuntime, context);
   const prefillMs = performance.now() - started;
-  const firstGenerated = argmax(prefill.output.logits, context.length - 1, vocab);
+  // The prefill returns its last row's logits only (the evaluation backend asks for one).
+  const firstGenerated = prefill.output.logitsArgmax[prefill.output.logitsArgmax.length - 1];
 
   const baseline = await continueFrom(
     backend,
@@ -131,7 +139,7 @@ export async function evaluateSample(
     options.generationTokens,
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
-  const preparedBaseline = prepareBaseline(baseline.logits, targets, vocab);
+  const preparedBaseline = prepareBaseline(baseline.rows, targets, vocab);
   const kvBytesBaseline = backend.baselineBytes(prefill.cache);
 
   const records: SampleRecord[] = [];
@@ -149,7 +157,7 @@ export async function evaluateSample(
       firstGenerated,
       options.generationTokens,
     );
-    const forced = compareWithBaseline(preparedBaseline, result.logits, targets, vocab);
+    const forced = compareWithBaseline(preparedBaseline, result.rows, targets, vocab);
     const where = `sample ${sample.sampleId}, method ${method.name}`;
     records.push({
       sampleId: sample.sampleId,

@@ -12,7 +12,6 @@ import { fitUnigram, unigramLogProbability } from "../data/unigram.js";
 import { SpgError } from "../errors.js";
 import { prefillTokens } from "../model/session.js";
 import type { GptNeoRuntime } from "../model/types.js";
-import { logProbabilityAt } from "./metrics.js";
 
 export interface PerplexityOptions {
   windowTokens: number;
@@ -76,7 +75,8 @@ export async function evaluatePerplexity(
       const window = ids.slice(start, start + options.windowTokens);
       const { output } = await prefillTokens(runtime, window);
       for (let i = 0; i + 1 < window.length; i++) {
-        sumNll -= logProbabilityAt(output.logits, i, config.vocabSize, window[i + 1]);
+        // log p = logit - log Z, with log Z from the graph (float64).
+        sumNll -= output.logits[i * config.vocabSize + window[i + 1]] - output.logitsLogSumExp[i];
         if (unigram) unigramNll -= unigramLogProbability(unigram, window[i + 1]);
         scored++;
       }

@@ -51,6 +51,7 @@ export async function createBackend(
   };
 
   const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
+    const started = performance.now();
     const compressed = methodFor(method.kind).compress(
       state.cache,
       {
@@ -64,6 +65,10 @@ export async function createBackend(
       },
       method.params,
     );
+    const encoded = performance.now();
+    // The model reads what the stored bytes decode to, never the floats the method started from.
+    const cache = compressed.materialize();
+    const decodeMs = performance.now() - encoded;
     return {
       bytes: compressed.bytes,
       layers: compressed.layers.map((layer) => ({
@@ -74,8 +79,8 @@ export async function createBackend(
         bitsHistogram: layer.bitsHistogram,
         sha256: createHash("sha256").update(layer.serialized).digest("hex"),
       })),
-      // The model reads what the stored bytes decode to, never the floats the method started from.
-      cache: compressed.materialize(),
+      cache,
+      timingsMs: { compress: encoded - started, decompress: decodeMs },
       sparseTopK: compressed.decode.sparseTopK,
     };
   };

@@ -32,6 +32,8 @@ export interface CompressionResult {
   cache: KvCache;
   /** Hybrid sparse attention at decode time: each query attends to its top-k keys. */
   sparseTopK: number | undefined;
+  /** The method's encoding (cache to stored bytes) and the decoding of those bytes for the model. */
+  timingsMs: { compress: number; decompress: number };
 }
 
 export interface PrefillState {
@@ -124,7 +126,7 @@ export async function evaluateSample(
   const vocab = backend.config.vocabSize;
   const denseRuntime = await backend.runtime(undefined);
   const context = sample.tokens.slice(0, sample.contextTokens);
-  let started = performance.now();
+  const started = performance.now();
   const prefill = await backend.prefill(denseRuntime, context);
   const prefillMs = performance.now() - started;
   // The prefill returns its last row's logits only (the evaluation backend asks for one).
@@ -145,9 +147,7 @@ export async function evaluateSample(
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
   for (const method of methods) {
-    started = performance.now();
     const compressed = backend.compress(method, prefill);
-    const compressMs = performance.now() - started;
     const runtime = await backend.runtime(compressed.sparseTopK);
     const result = await continueFrom(
       backend,
@@ -178,7 +178,8 @@ export async function evaluateSample(
       kvBytesCompressed: compressed.bytes,
       timingsMs: {
         prefill: prefillMs,
-        compress: compressMs,
+        compress: compressed.timingsMs.compress,
+        decompress: compressed.timingsMs.decompress,
         continuation: result.continuationMs,
         generation: result.generationMs,
       },

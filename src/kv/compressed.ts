@@ -111,6 +111,24 @@ export function cacheShape(cache: KvCache): CacheShape {
   };
 }
 
+/** Writes src[start, start+count) as little-endian fp16 at buf[o]; returns the new offset. */
+function writeHalfRange(
+  buf: Uint8Array,
+  o: number,
+  raw: Uint32Array,
+  src: Float32Array,
+  start: number,
+  count: number,
+): number {
+  for (let i = start; i < start + count; i++) {
+    const bits = floatBitsToHalfBits(raw[i]);
+    if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
+    buf[o++] = bits & 0xff;
+    buf[o++] = bits >>> 8;
+  }
+  return o;
+}
+
 /** Little-endian byte writer that grows as needed. */
 export class ByteWriter {
   private buffer = new Uint8Array(256);
@@ -158,15 +176,20 @@ export class ByteWriter {
   /** count elements of src from start as fp16, failing on values fp16 cannot hold. */
   halves(src: Float32Array, start: number, count: number): void {
     this.reserve(2 * count);
-    const buf = this.buffer;
+    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    this.length = writeHalfRange(this.buffer, this.length, raw, src, start, count);
+  }
+
+  /**
+   * Rows (of `width` elements) of src as fp16, in the order given. One pass with one view of
+   * src's bits: a view per row made fp16 caches allocation-bound.
+   */
+  halfRows(src: Float32Array, rows: ArrayLike<number>, width: number): void {
+    this.reserve(2 * width * rows.length);
     const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
     let o = this.length;
-    for (let i = start; i < start + count; i++) {
-      const bits = floatBitsToHalfBits(raw[i]);
-      if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
-      buf[o++] = bits & 0xff;
-      buf[o++] = bits >>> 8;
-    }
+    for (let r = 0; r < rows.length; r++)
+      o = writeHalfRange(this.buffer, o, raw, src, rows[r] * width, width);
     this.length = o;
   }
 
@@ -286,10 +309,11 @@ export function writeRows(
   headDim: number,
   dtype: BaselineDtype,
 ): void {
-  for (let i = 0; i < rows.length; i++) {
-    if (dtype === "fp16") writer.halves(matrix, rows[i] * headDim, headDim);
-    else writer.floats(matrix, rows[i] * headDim, headDim);
+  if (dtype === "fp16") {
+    writer.halfRows(matrix, rows, headDim);
+    return;
   }
+  for (let i = 0; i < rows.length; i++) writer.floats(matrix, rows[i] * headDim, headDim);
 }
 
 function fp16RangeError(x: number): SpgError {

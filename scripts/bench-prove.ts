@@ -17,10 +17,13 @@ import { drawRunSamples, loadRunSplits, resolveModelDir } from "../src/measure/p
 import { summarize } from "../src/measure/summary.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
 import type { GptNeoRuntime } from "../src/model/types.js";
+import { syntheticCheckpoint } from "./synthetic-checkpoint.js";
 
 export interface ProveBenchOptions {
   preset: string;
   model?: string;
+  /** A synthetic checkpoint of this shape (scripts/synthetic-checkpoint.ts) instead of --model. */
+  shape?: string;
   samples?: number;
 }
 
@@ -32,7 +35,10 @@ async function runEvaluation(options: ProveBenchOptions) {
       ...(options.samples ? { samples: options.samples } : {}),
     },
   });
-  const checkpoint = await readCheckpoint(resolveModelDir(config));
+  const checkpoint =
+    options.shape === undefined
+      ? await readCheckpoint(resolveModelDir(config))
+      : syntheticCheckpoint(options.shape);
   const splits = loadRunSplits(config);
   const { evaluation } = drawRunSamples(config, splits.evaluation, splits.calibration);
   const backend = await createBackend(checkpoint, {
@@ -79,14 +85,22 @@ async function runEvaluation(options: ProveBenchOptions) {
   }
   const wallMs = performance.now() - started;
   await backend.close();
-  return { config, records, wallMs, forwardMs, forwardTokens, samples: evaluation.length };
+  return {
+    config,
+    records,
+    wallMs,
+    forwardMs,
+    forwardTokens,
+    samples: evaluation.length,
+    model: options.shape === undefined ? checkpoint.dir : `synthetic ${options.shape} (random weights)`,
+  };
 }
 
 export async function benchProve(options: ProveBenchOptions): Promise<void> {
   const run = await runEvaluation(options);
   const outside = 1 - run.forwardMs / run.wallMs;
   console.log(
-    `prove bench: preset ${run.config.name}, ${run.samples} samples x ${run.config.methods.length} methods`,
+    `prove bench: preset ${run.config.name}, ${run.samples} samples x ${run.config.methods.length} methods, model ${run.model}`,
   );
   console.log(`  wall ${(run.wallMs / 1000).toFixed(2)} s, ${run.forwardTokens} tokens through the model`);
   console.log(`  throughput ${(run.forwardTokens / (run.wallMs / 1000)).toFixed(0)} tokens/s`);

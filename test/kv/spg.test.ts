@@ -200,9 +200,7 @@ test("symmetric eigen and low-rank: an exactly rank-2 block gives rank 2 and rec
   assert.equal(lowRankBytes(20, 8, 2), 2 + 2 * 2 * 28);
 });
 
-test("spg low-rank stores a rank-1 head as fp16 factors when smaller", () => {
-  const cfg = testConfig(["global"], 1, 8, 4);
-  const slots = 40;
+function rankOneHead(slots: number) {
   const next = rng(41);
   const u = Array.from({ length: slots }, () => next() + 0.5);
   const v = Array.from({ length: 8 }, () => next() - 0.5);
@@ -218,21 +216,25 @@ test("spg low-rank stores a rank-1 head as fp16 factors when smaller", () => {
     ],
   };
   const ctx = designedContext(
-    cfg,
+    testConfig(["global"], 1, 8, 4),
     slots,
     2,
     "fp16",
     () => 1,
     () => 0,
   );
+  return { rank1, cache, ctx };
+}
+
+test("spg low-rank without mixed precision stores a rank-1 head as fp16 factors when smaller", () => {
+  const slots = 40;
+  const { rank1, cache, ctx } = rankOneHead(slots);
   const p = offParams();
   p.stage1.keepRatio = 1;
-  p.stage2.mixedPrecision.enabled = true;
   p.stage2.lowRank = { enabled: true, energyThreshold: 0.9999 };
   const c = methods.spg.compress(cache, ctx, asRecord(p));
-  // kept subset "all" (1 B) + mode (1 B) + high-token subset + per block: kind (1 B) + rank (2 B) + fp16 factors
-  const highSubset = 1 + 5; // 20 of 40 tokens: bitmask 1 + 5 B
-  assert.equal(c.bytes, 1 + 1 + highSubset + 2 * (1 + lowRankBytes(slots, 8, 1)));
+  // kept subset "all" (1 B) + mode (1 B) + per block: kind (1 B) + rank (2 B) + fp16 factors
+  assert.equal(c.bytes, 1 + 1 + 2 * (1 + lowRankBytes(slots, 8, 1)));
   assert.deepEqual(c.layers[0].bitsHistogram, { "16": 2 * (slots + 8) });
   const out = c.materialize().layers[0].heads[0];
   rank1.forEach((x, i) => {
@@ -240,6 +242,30 @@ test("spg low-rank stores a rank-1 head as fp16 factors when smaller", () => {
   });
   p.decode.sparseTopK = 16;
   assert.deepEqual(methods.spg.compress(cache, ctx, asRecord(p)).decode, { sparseTopK: 16 });
+});
+
+test("spg low-rank with mixed precision holds the factors to the precision tiers (closed-form bytes)", () => {
+  const slots = 40;
+  const { rank1, cache, ctx } = rankOneHead(slots);
+  const p = offParams();
+  p.stage1.keepRatio = 1;
+  p.stage2.mixedPrecision.enabled = true; // high 8 bits for half the tokens, low 4 bits, groups of 4
+  p.stage2.lowRank = { enabled: true, energyThreshold: 0.9999 };
+  const c = methods.spg.compress(cache, ctx, asRecord(p));
+  // Left factor [40, 1]: one group per token (4 B scale + zero), 20 codes at 8 bits + 20 at 4 bits.
+  const left = 40 * 4 + 20 + 10;
+  // Right factor [1, 8] at highBits: 2 groups of 4 (8 B) + 8 codes at 8 bits.
+  const right = 2 * 4 + 8;
+  const highSubset = 1 + 5; // 20 of 40 tokens: bitmask 1 + 5 B
+  // Element-wise would need 80 groups (320 B) + 160 + 80 B of codes: the factors win.
+  assert.equal(c.bytes, 1 + 1 + highSubset + 2 * (1 + 2 + left + right));
+  assert.deepEqual(c.layers[0].bitsHistogram, { "8": 2 * (20 + 8), "4": 2 * 20 });
+  // Reconstruction error is the factors' quantization error: at most half a step of each.
+  const out = c.materialize().layers[0].heads[0];
+  const maxAbs = Math.max(...rank1.map(Math.abs));
+  rank1.forEach((x, i) => {
+    assert.ok(Math.abs(out.keys[i] - x) <= 1e-2 * maxAbs, `${out.keys[i]} vs ${x}`);
+  });
 });
 
 test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies A v = λ v", () => {

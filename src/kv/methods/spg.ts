@@ -21,14 +21,17 @@
  *    first) at `highBits`, the rest at the `lowBits` floor; per token, groups of
  *    `groupSize` channels share an fp16 scale and zero point;
  *  - adaptive low-rank: each K/V block's truncated SVD at `energyThreshold` is stored as
- *    fp16 factors when that is smaller than the element-wise encoding.
+ *    factors when that is smaller than the element-wise encoding; with mixed precision on,
+ *    the factors are held to the same tiers (each left-factor row at its token's bits, the
+ *    right factor at `highBits`, groups of `groupSize`), otherwise fp16.
  * Hybrid sparse attention (`sparseTopK`) is a decode-time setting: it changes the graph's
  * attention, not the stored bytes.
  *
  * Layer bytes, stage 2 on, per head: kept-slot subset; u8 head mode (0 = baseline dtype,
  * 1 = compressed). Mode 0: K rows, V rows. Mode 1: [high-precision token subset if mixed
  * precision]; for K then V: [u8 block kind if low-rank on: 0 element-wise, 1 low-rank];
- * low-rank: u16 rank, fp16 left [kept, rank], fp16 right [rank, headDim]; element-wise:
+ * low-rank: u16 rank, left [kept, rank] then right [rank, headDim] (quantization groups as
+ * element-wise blocks with mixed precision on, else fp16); element-wise:
  * [surviving-element subset if threshold > 0], then codes (mixed precision) or values at
  * the baseline dtype.
  */
@@ -414,6 +417,66 @@ function decodeElementwise(
   return block;
 }
 
+/**
+ * How a compressed head's low-rank factors are stored. With mixed precision on, they are held
+ * to the same tiers as element-wise blocks (a compressed head is never stored above them): each
+ * left-factor row (one per token) at its token's tier, the right factor at highBits, in groups
+ * of groupSize. With it off, fp16. null = fp16.
+ */
+function factorGroups(
+  plan: BlockPlan,
+  rank: number,
+  p: SpgParams,
+): { left: QuantGroups; right: QuantGroups } | null {
+  const mixed = p.stage2.mixedPrecision;
+  if (!mixed.enabled) return null;
+  const bitsOf = (t: number) => (plan.isHigh[t] ? mixed.highBits : mixed.lowBits);
+  return {
+    left: tokenGroups(plan.tokens, rank, mixed.groupSize, bitsOf),
+    right: tokenGroups(rank, plan.dim, mixed.groupSize, () => mixed.highBits),
+  };
+}
+
+/** Exact bytes of a low-rank block's body at this rank: u16 rank + factors. */
+function factorBytes(plan: BlockPlan, rank: number, p: SpgParams): number {
+  const groups = factorGroups(plan, rank, p);
+  return groups === null
+    ? lowRankBytes(plan.tokens, plan.dim, rank)
+    : 2 + groupsBytes(groups.left) + groupsBytes(groups.right);
+}
+
+function writeFactors(
+  writer: ByteWriter,
+  factors: { left: Float64Array; right: Float64Array },
+  rank: number,
+  plan: BlockPlan,
+  p: SpgParams,
+  histogram: Record<string, number>,
+): void {
+  const start = writer.size();
+  writer.u16(rank);
+  const groups = factorGroups(plan, rank, p);
+  if (groups === null) {
+    for (const x of factors.left) writer.half(checkedHalf(x));
+    for (const x of factors.right) writer.half(checkedHalf(x));
+    countBits(histogram, 16, factors.left.length + factors.right.length);
+  } else {
+    const { highBits, lowBits } = p.stage2.mixedPrecision;
+    encodeGroups(writer, Float32Array.from(factors.left), groups.left);
+    encodeGroups(writer, Float32Array.from(factors.right), groups.right);
+    let high = 0;
+    for (let t = 0; t < plan.tokens; t++) high += plan.isHigh[t];
+    countBits(histogram, highBits, high * rank + factors.right.length);
+    countBits(histogram, lowBits, (plan.tokens - high) * rank);
+  }
+  if (writer.size() - start !== factorBytes(plan, rank, p)) {
+    throw new SpgError(
+      "E_KV_ENCODE",
+      `spg low-rank block wrote ${writer.size() - start} bytes, planned ${factorBytes(plan, rank, p)}`,
+    );
+  }
+}
+
 function encodeBlock(
   writer: ByteWriter,
   block: Float32Array,
@@ -423,12 +486,12 @@ function encodeBlock(
   histogram: Record<string, number>,
 ): void {
   const elementwise = bestElementwise(block, plan, p, dtype);
-  // A non-zero block needs rank >= 1, and factors of rank 1 already cost 2 + 2 (tokens + dim)
-  // bytes: when that is not smaller than the element-wise form, no rank can win and the
-  // spectrum is not worth computing (the choice is the same as with it).
+  // A non-zero block needs rank >= 1, and factors of rank 1 cost at least factorBytes(1): when
+  // that is not smaller than the element-wise form, no rank can win and the spectrum is not
+  // worth computing (the choice is the same as with it).
   if (
     p.stage2.lowRank.enabled &&
-    lowRankBytes(plan.tokens, plan.dim, 1) >= elementwise.bytes &&
+    factorBytes(plan, 1, p) >= elementwise.bytes &&
     block.some((x) => x !== 0)
   ) {
     writer.u8(BLOCK_ELEMENTWISE);
@@ -436,13 +499,9 @@ function encodeBlock(
     // the spectrum decides the rank; factors are only computed when they are smaller
     const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);
     const { rank } = rankForEnergy(values, Math.min(plan.tokens, plan.dim), p.stage2.lowRank.energyThreshold);
-    if (lowRankBytes(plan.tokens, plan.dim, rank) < elementwise.bytes) {
-      const factors = factorsFor(block, plan.tokens, plan.dim, vectors, rank);
+    if (factorBytes(plan, rank, p) < elementwise.bytes) {
       writer.u8(BLOCK_LOWRANK);
-      writer.u16(rank);
-      for (const x of factors.left) writer.half(checkedHalf(x));
-      for (const x of factors.right) writer.half(checkedHalf(x));
-      countBits(histogram, 16, factors.left.length + factors.right.length);
+      writeFactors(writer, factorsFor(block, plan.tokens, plan.dim, vectors, rank), rank, plan, p, histogram);
       return;
     }
     writer.u8(BLOCK_ELEMENTWISE);
@@ -466,8 +525,18 @@ function decodeBlock(reader: ByteReader, plan: BlockPlan, p: SpgParams, dtype: B
   const kind = p.stage2.lowRank.enabled ? reader.u8() : BLOCK_ELEMENTWISE;
   if (kind === BLOCK_ELEMENTWISE) return decodeElementwise(reader, plan, p, dtype);
   const rank = reader.u16();
-  const left = Float64Array.from({ length: plan.tokens * rank }, () => halfBitsToFloat(reader.u16()));
-  const right = Float64Array.from({ length: rank * plan.dim }, () => halfBitsToFloat(reader.u16()));
+  const groups = factorGroups(plan, rank, p);
+  let left: Float32Array | Float64Array;
+  let right: Float32Array | Float64Array;
+  if (groups === null) {
+    left = Float64Array.from({ length: plan.tokens * rank }, () => halfBitsToFloat(reader.u16()));
+    right = Float64Array.from({ length: rank * plan.dim }, () => halfBitsToFloat(reader.u16()));
+  } else {
+    left = new Float32Array(plan.tokens * rank);
+    right = new Float32Array(rank * plan.dim);
+    decodeGroups(reader, left, groups.left);
+    decodeGroups(reader, right, groups.right);
+  }
   const block = new Float32Array(plan.tokens * plan.dim);
   for (let t = 0; t < plan.tokens; t++) {
     for (let c = 0; c < plan.dim; c++) {

@@ -65,14 +65,14 @@ export interface SampleEvaluation {
   fingerprints: LayerFingerprint[];
 }
 
-interface Continuation {
+export interface Continuation {
   logits: Float32Array;
   generated: number[];
   continuationMs: number;
   generationMs: number;
 }
 
-async function continueFrom(
+export async function continueFrom(
   backend: EvaluationBackend,
   runtime: GptNeoRuntime,
   cache: KvCache,
@@ -102,7 +102,7 @@ async function continueFrom(
   return { logits: forced.logits, generated, continuationMs, generationMs: performance.now() - started };
 }
 
-function peakRssBytes(): number {
+export function peakRssBytes(): number {
   // maxRSS is the process's peak resident set in kilobytes, measured by the OS.
   return process.resourceUsage().maxRSS * 1024;
 }

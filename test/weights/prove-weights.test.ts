@@ -41,6 +41,13 @@ describe("prove with weights methods", () => {
     // A random model says nothing about the presets' quality targets: keep the claims on
     // surgical, which on 2 layers keeps everything dense (boundary layers + embeddings).
     resolved.claims = resolved.claims.filter((claim) => claim.method === "surgical");
+    // A policy that compresses nothing, at the checkpoint's own fp32: the compressed model is the
+    // baseline, an independent check of the protocol (KL 0, cosine 1, every token agrees).
+    resolved.methods.push({
+      name: "identity",
+      kind: "weights",
+      params: { policy: "identity", baselineDtype: "fp32", rules: [], keepDense: [] },
+    });
     config = withSensitivityVariants(resolved);
     result = await prove({ config, out, key: ephemeralKey(), cacheDir: join(outDir, "graphs") });
     const read = await readBundleZip(out);
@@ -79,6 +86,31 @@ describe("prove with weights methods", () => {
     assert.equal(wte?.rank, 16);
     // surgical keeps both layers (first and last) and the embeddings dense: ratio exactly 1
     assert.equal(result.summary.methods.surgical.compressionRatio, 1);
+  });
+
+  test("a policy that compresses nothing measures as the baseline: ratio 1, KL 0, cosine 1, full agreement", () => {
+    assert.equal(result.summary.methods.identity.compressionRatio, 1);
+    for (const record of result.records.filter((r) => r.method === "identity")) {
+      assert.ok(Math.abs(record.nllCompressed - record.nllBaseline) <= 1e-9 * record.nllBaseline);
+      assert.ok(record.klSum <= 1e-9, `${record.klSum}`);
+      assert.ok(Math.abs(record.logitCosineSum! - record.scoredTokens) <= 1e-9);
+      assert.equal(record.top1Matches, record.scoredTokens);
+      assert.equal(record.generation.matches, record.generation.compared);
+      assert.equal(record.generation.compared, config.generation.tokens);
+    }
+  });
+
+  test("replay re-runs a sample: weights records reproduce, tensor bytes bit-identical", async () => {
+    const replayed = await verifyBundleFile(out, {
+      requireTrusted: false,
+      replay: { samples: 1, modelDir, cacheDir: join(outDir, "graphs") },
+    });
+    const replay = replayed.findings.filter((f) => f.check === "replay");
+    assert.deepEqual(
+      replay.map((f) => f.ok),
+      [true],
+      JSON.stringify(replay),
+    );
   });
 
   test("sensitivity: restore/only variants per compressed unit, ranked by recovery", () => {

@@ -185,6 +185,22 @@ describe("prove with weights methods", () => {
     assert.ok(failedCodes(checked).includes("E_CONSISTENCY_WEIGHTS"));
   });
 
+  test("a ratio claimed with no quality bound fails verify (the 853:1 pattern), however valid the bundle", () => {
+    const copy = new Map<string, Buffer>([...entries].map(([name, bytes]) => [name, Buffer.from(bytes)]));
+    const edited = JSON.parse(copy.get("config.json")!.toString("utf8")) as RunConfig;
+    edited.claims = [
+      { method: "naive-scaled", metric: "compression_ratio", op: ">=", threshold: 2, judge: "point" },
+    ];
+    copy.set("config.json", canonicalJson(edited));
+    copy.set("summary.json", canonicalJson(summarize(result.records, edited)));
+    resign(copy, fixtureKey(), true);
+    const checked = runChecks(
+      { entries: copy },
+      { signedMessage: fixtureSignedMessage, requireTrusted: false },
+    );
+    assert.deepEqual(failedCodes(checked), ["E_CLAIM_NO_QUALITY_BOUND"]);
+  });
+
   test("a sensitivity variant whose params are not derived from its parent is rejected", () => {
     const copy = new Map<string, Buffer>([...entries].map(([name, bytes]) => [name, Buffer.from(bytes)]));
     const edited = JSON.parse(copy.get("config.json")!.toString("utf8")) as RunConfig;

@@ -101,15 +101,24 @@ export async function benchMethods(options: ProveBenchOptions): Promise<void> {
   console.log(
     `methods bench: ${run.samples} samples of ${run.config.dataset.contextTokens} context tokens (preset ${run.config.name})`,
   );
-  console.log("method           ratio   ppl +%    mean KL   top-1   compress/prefill");
+  const prefillMs = run.records.filter((r) => r.method === run.config.methods[0].name);
+  const meanPrefill = prefillMs.reduce((s, r) => s + r.timingsMs.prefill, 0) / prefillMs.length;
+  console.log(`mean prefill ${meanPrefill.toFixed(1)} ms (the context, one row of logits)`);
+  console.log(
+    "method           ratio   ppl +%    mean KL   top-1  compress ms  /prefill  decompress ms  /prefill",
+  );
   for (const method of run.config.methods) {
     const m = summary.methods[method.name];
     const mine = run.records.filter((r) => r.method === method.name);
-    const compress = mine.reduce((s, r) => s + r.timingsMs.compress, 0);
-    const prefill = mine.reduce((s, r) => s + r.timingsMs.prefill, 0);
+    const mean = (pick: (r: SampleRecord) => number) => mine.reduce((s, r) => s + pick(r), 0) / mine.length;
+    const prefill = mean((r) => r.timingsMs.prefill);
+    const compress = mean((r) => r.timingsMs.compress);
+    const decompress = mean((r) => r.timingsMs.decompress);
     console.log(
       `${method.name.padEnd(15)} ${m.compressionRatio.toFixed(2).padStart(6)}x ${m.perplexityIncreasePct.toFixed(3).padStart(8)} ` +
-        `${m.meanKl.toExponential(2).padStart(10)} ${(100 * m.top1Agreement).toFixed(1).padStart(6)}% ${(100 * (compress / prefill)).toFixed(1).padStart(10)}%`,
+        `${m.meanKl.toExponential(2).padStart(10)} ${(100 * m.top1Agreement).toFixed(1).padStart(6)}% ` +
+        `${compress.toFixed(1).padStart(11)} ${(100 * (compress / prefill)).toFixed(1).padStart(8)}% ` +
+        `${decompress.toFixed(1).padStart(14)} ${(100 * (decompress / prefill)).toFixed(1).padStart(8)}%`,
     );
   }
 }

@@ -17,14 +17,14 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadBrownSplit } from "../src/data/brown.js";
-import { decode, encode, endOfTextId } from "../src/data/tokenizer.js";
-import { fitUnigram, unigramLogProbability } from "../src/data/unigram.js";
+import { decode, encode } from "../src/data/tokenizer.js";
 import { emptyCache, pastInputs } from "../src/kv/layout.js";
+import { evaluatePerplexity } from "../src/measure/perplexity.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
 import { loadRuntime } from "../src/model/session.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../src/model/types.js";
 import { bundledModelDir } from "../src/paths.js";
-import { attentionEntropy, logProbabilityAt } from "./measure_helpers.js";
+import { attentionEntropy } from "./measure_helpers.js";
 
 async function prefill(runtime: GptNeoRuntime, config: GptNeoConfig, ids: number[]): Promise<ForwardOutput> {
   const positions = ids.map((_, index) => index);
@@ -70,33 +70,22 @@ async function main(): Promise<void> {
   const runtime = await loadRuntime(checkpoint, { device: "cpu", observationWindow: 1 });
   const started = Date.now();
 
-  // Unigram baseline from the train split, tokenized exactly as the trainer's stream.
+  // Perplexity and the unigram baseline by the same code as `spg model eval`; the first
+  // entropy windows run on the runtime that returns every query row's attention.
   const train = loadBrownSplit("train");
-  const trainIds: number[] = [];
-  for (const document of train.documents) {
-    for (const id of encode(document.text)) trainIds.push(id);
-    trainIds.push(endOfTextId);
-  }
-  const unigram = fitUnigram(trainIds, config.vocabSize);
-
   const evaluation = loadBrownSplit("eval");
-  let sumNll = 0;
-  let unigramSumNll = 0;
-  let scored = 0;
-  let windows = 0;
   const entropy = config.attentionLayers.map(() => ({ entropy: 0, uniform: 0, rows: 0 }));
-  outer: for (const document of evaluation.documents) {
-    const ids = encode(document.text);
-    for (let start = 0; start + 1 < ids.length; start += windowTokens) {
-      if (windows >= maxWindows) break outer;
-      const window = ids.slice(start, start + windowTokens);
-      const output = await prefill(windows < entropyWindows ? entropyRuntime : runtime, config, window);
-      for (let i = 0; i + 1 < window.length; i++) {
-        sumNll -= logProbabilityAt(output.logits, i, config.vocabSize, window[i + 1]);
-        unigramSumNll -= unigramLogProbability(unigram, window[i + 1]);
-        scored++;
-      }
-      if (windows < entropyWindows) {
+  const result = await evaluatePerplexity(runtime, evaluation, {
+    windowTokens,
+    ...(Number.isFinite(maxWindows) ? { maxWindows } : {}),
+    unigramSplit: train,
+    onWindow: (windows, scored, perplexity) => {
+      if (windows % 10 === 0) console.error(`${windows} windows, ${scored} tokens, ppl ${perplexity}`);
+    },
+    inspect: {
+      windows: entropyWindows,
+      runtime: entropyRuntime,
+      inspect: (output, window) => {
         const positions = window.map((_, index) => index);
         config.attentionLayers.forEach((kind, layer) => {
           const totals = attentionEntropy(
@@ -111,12 +100,12 @@ async function main(): Promise<void> {
           entropy[layer].uniform += totals.uniform;
           entropy[layer].rows += totals.rows;
         });
-      }
-      windows++;
-      if (windows % 10 === 0)
-        console.error(`${windows} windows, ${scored} tokens, ppl ${Math.exp(sumNll / scored)}`);
-    }
-  }
+      },
+    },
+  });
+  const unigram = result.unigram;
+  if (unigram === null) throw new Error("evaluatePerplexity returned no unigram baseline");
+  const { windows, scoredTokens: scored, sumNll } = result;
 
   // Greedy sample: full recompute per step (short), argmax of the last row.
   const promptIds = encode(values.prompt!);
@@ -176,10 +165,10 @@ async function main(): Promise<void> {
     unigramBaseline: {
       fitOn: "brown train split tokens (documents + <|endoftext|>), add-one smoothing",
       trainSplitSha256: train.sha256,
-      trainTokens: unigram.total,
+      trainTokens: unigram.fitTokens,
       scoredTokens: scored,
-      sumNll: unigramSumNll,
-      perplexity: Math.exp(unigramSumNll / scored),
+      sumNll: unigram.sumNll,
+      perplexity: unigram.perplexity,
     },
     attentionEntropy: {
       windows: Math.min(windows, entropyWindows),

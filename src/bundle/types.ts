@@ -27,7 +27,13 @@ export interface SampleRecord {
   generation: { compared: number; matches: number; firstDivergence: number | null };
   kvBytesBaseline: number;
   kvBytesCompressed: number;
-  timingsMs: { prefill: number; compress: number; continuation: number; generation: number };
+  timingsMs: {
+    prefill: number;
+    compress: number;
+    decompress: number;
+    continuation: number;
+    generation: number;
+  };
   peakRssBytes: number;
   /**
    * Weights methods only: the bytes their ratio counts (serialized weights, every tensor, vs

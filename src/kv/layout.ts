@@ -106,9 +106,115 @@ export function keyVisible(
 }
 
 /**
+ * Sets bias[row + s] = 0 for each of the first `count` key positions a query at `queryPos`
+ * may read (keyVisible, inlined: this runs for every query row, head and slot of a pass).
+ */
+export function openVisibleKeys(
+  bias: Float32Array,
+  row: number,
+  kind: "global" | "local",
+  windowSize: number,
+  queryPos: number,
+  keyPositions: ArrayLike<number>,
+  count: number,
+): void {
+  const limit = kind === "global" ? Number.POSITIVE_INFINITY : windowSize;
+  for (let s = 0; s < count; s++) {
+    const distance = queryPos - keyPositions[s];
+    if (distance >= 0 && distance < limit) bias[row + s] = 0;
+  }
+}
+
+function sameSlots(
+  a: readonly ArrayLike<number>[],
+  aCounts: readonly number[],
+  b: readonly ArrayLike<number>[],
+  bCounts: readonly number[],
+): boolean {
+  if (a.length !== b.length) return false;
+  for (let h = 0; h < a.length; h++) {
+    if (aCounts[h] !== bCounts[h]) return false;
+    if (a[h] === b[h]) continue;
+    for (let s = 0; s < aCounts[h]; s++) if (a[h][s] !== b[h][s]) return false;
+  }
+  return true;
+}
+
+/**
+ * Builds the attention bias of one forward pass, layer by layer, sharing what can be shared:
+ * when every head of a layer reads the same slots the bias is one head's [1, q, slots + q]
+ * (the graph broadcasts it), and layers of the same kind over the same slots get the same
+ * array. A 1024-token prefill otherwise writes heads x layers x 1024^2 floats of bias.
+ */
+export class AttentionBiases {
+  private readonly built: {
+    kind: "global" | "local";
+    positions: readonly ArrayLike<number>[];
+    counts: readonly number[];
+    slots: number;
+    bias: Float32Array;
+  }[] = [];
+
+  constructor(private readonly windowSize: number) {}
+
+  /** Bias for heads whose first counts[h] slots hold keys at positions[h], padded to `slots`. */
+  get(
+    kind: "global" | "local",
+    positions: readonly ArrayLike<number>[],
+    counts: readonly number[],
+    slots: number,
+    queryPositions: readonly number[],
+  ): Float32Array {
+    const reusable = this.built.find(
+      (entry) =>
+        entry.kind === kind &&
+        entry.slots === slots &&
+        sameSlots(entry.positions, entry.counts, positions, counts),
+    );
+    if (reusable) return reusable.bias;
+    const shared = positions.every((_, h) =>
+      sameSlots([positions[0]], [counts[0]], [positions[h]], [counts[h]]),
+    );
+    const biasHeads = shared ? 1 : positions.length;
+    const q = queryPositions.length;
+    const total = slots + q;
+    const bias = new Float32Array(biasHeads * q * total).fill(MASKED_ATTENTION_BIAS);
+    for (let h = 0; h < biasHeads; h++) {
+      for (let i = 0; i < q; i++) {
+        const row = (h * q + i) * total;
+        openVisibleKeys(bias, row, kind, this.windowSize, queryPositions[i], positions[h], counts[h]);
+        openVisibleKeys(bias, row + slots, kind, this.windowSize, queryPositions[i], queryPositions, i + 1);
+      }
+    }
+    this.built.push({ kind, positions, counts, slots, bias });
+    return bias;
+  }
+}
+
+/** A bias as [heads, q, total]: a shared [1, q, total] bias repeated per head, or a copy of a per-head one. */
+export function perHeadBias(bias: Float32Array, heads: number, q: number, total: number): Float32Array {
+  const out = new Float32Array(heads * q * total);
+  if (bias.length === out.length) {
+    out.set(bias);
+    return out;
+  }
+  if (bias.length !== q * total) {
+    throw new SpgError(
+      "E_KV_LAYOUT",
+      `a bias of ${bias.length} values is neither [heads, q, total] nor [1, q, total]`,
+      {
+        fix: "pass a bias built by pastInputs for these q and total",
+      },
+    );
+  }
+  for (let h = 0; h < heads; h++) out.set(bias, h * q * total);
+  return out;
+}
+
+/**
  * Graph inputs for a forward pass over new tokens at `queryPositions` reading `cache`:
  * per layer, keys/values [heads, slots, headDim] padded to the layer's widest head, and the
- * bias [heads, q, slots + q].
+ * bias [heads, q, slots + q] ([1, q, slots + q] when every head reads the same slots).
  */
 export function pastInputs(
   cache: KvCache,
@@ -135,10 +241,10 @@ export function pastInputs(
       );
     }
   }
-  const q = queryPositions.length;
   const { headDim, numHeads } = config;
   const past: LayerPast[] = [];
   const attentionBias: Float32Array[] = [];
+  const biases = new AttentionBiases(config.windowSize);
   cache.layers.forEach((layer, l) => {
     if (layer.heads.length !== numHeads) {
       throw new SpgError(
@@ -151,10 +257,8 @@ export function pastInputs(
     }
     const kind = config.attentionLayers[l];
     const slots = Math.max(0, ...layer.heads.map((head) => head.positions.length));
-    const total = slots + q;
     const keys = new Float32Array(numHeads * slots * headDim);
     const values = new Float32Array(numHeads * slots * headDim);
-    const bias = new Float32Array(numHeads * q * total).fill(MASKED_ATTENTION_BIAS);
     layer.heads.forEach((head, h) => {
       const kept = head.positions.length;
       if (head.keys.length !== kept * headDim || head.values.length !== kept * headDim) {
@@ -166,19 +270,11 @@ export function pastInputs(
       }
       keys.set(head.keys, h * slots * headDim);
       values.set(head.values, h * slots * headDim);
-      for (let i = 0; i < q; i++) {
-        const row = (h * q + i) * total;
-        const queryPos = queryPositions[i];
-        for (let s = 0; s < kept; s++) {
-          if (keyVisible(kind, config.windowSize, queryPos, head.positions[s])) bias[row + s] = 0;
-        }
-        for (let j = 0; j <= i; j++) {
-          if (keyVisible(kind, config.windowSize, queryPos, queryPositions[j])) bias[row + slots + j] = 0;
-        }
-      }
     });
     past.push({ slots, keys, values });
-    attentionBias.push(bias);
+    const positions = layer.heads.map((head) => head.positions);
+    const counts = positions.map((p) => p.length);
+    attentionBias.push(biases.get(kind, positions, counts, slots, queryPositions));
   });
   return { past, attentionBias };
 }

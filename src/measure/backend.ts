@@ -7,7 +7,7 @@ import type { MethodConfig } from "../config/types.js";
 import type { KvCache } from "../kv/cache.js";
 import { type BaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
-import { extendCache, loadRuntime, prefillTokens } from "../model/session.js";
+import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
 
@@ -46,11 +46,12 @@ export async function createBackend(
   const dense = await runtime(undefined);
 
   const extend = async (model: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]) => {
-    const next = await extendCache(model, cache, tokens, positions);
-    return { logits: next.output.logits, cache: next.cache };
+    const output = await forwardOnCache(model, cache, tokens, positions);
+    return { logits: output.logits, logSumExp: output.logitsLogSumExp, argmax: output.logitsArgmax };
   };
 
   const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
+    const started = performance.now();
     const compressed = methodFor(method.kind).compress(
       state.cache,
       {
@@ -64,6 +65,10 @@ export async function createBackend(
       },
       method.params,
     );
+    const encoded = performance.now();
+    // The model reads what the stored bytes decode to, never the floats the method started from.
+    const cache = compressed.materialize();
+    const decodeMs = performance.now() - encoded;
     return {
       bytes: compressed.bytes,
       layers: compressed.layers.map((layer) => ({
@@ -74,8 +79,8 @@ export async function createBackend(
         bitsHistogram: layer.bitsHistogram,
         sha256: createHash("sha256").update(layer.serialized).digest("hex"),
       })),
-      // The model reads what the stored bytes decode to, never the floats the method started from.
-      cache: compressed.materialize(),
+      cache,
+      timingsMs: { compress: encoded - started, decompress: decodeMs },
       sparseTopK: compressed.decode.sparseTopK,
     };
   };
@@ -86,8 +91,10 @@ export async function createBackend(
     baselineCache: (state) => compress(baselineMethod, state).cache,
     executionProvider: dense.executionProvider,
     runtime,
-    prefill: prefillTokens,
+    // Only the last context row's logits are read (the first generated token).
+    prefill: (model, tokens) => prefillTokens(model, tokens, 1),
     extend,
+    generate: generateGreedy,
     baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
     compress,
     async close() {

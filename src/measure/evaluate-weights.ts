@@ -21,13 +21,19 @@ import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
 import { continueFrom, type EvaluationBackend, peakRssBytes } from "./evaluate.js";
 import { logitCosineSum } from "./logit-cosine.js";
-import { argmax, assertFinite, compareGenerations, compareWithBaseline, prepareBaseline } from "./metrics.js";
+import {
+  assertFinite,
+  compareGenerations,
+  compareWithBaseline,
+  type LogitRows,
+  prepareBaseline,
+} from "./metrics.js";
 
 /** The uncompressed model's side of one sample, shared by every weights method. */
 export interface SampleBaseline {
   sample: Sample;
-  /** Teacher-forced logits [scored rows, vocab]. */
-  logits: Float32Array;
+  /** Teacher-forced logit rows [scored rows, vocab]. */
+  rows: LogitRows;
   targets: number[];
   /** Greedy generation from the end of the context, first token included (generation.tokens long). */
   generated: number[];
@@ -47,7 +53,8 @@ async function runFromContext(
   const started = performance.now();
   const prefill = await backend.prefill(runtime, contextOf(sample));
   const prefillMs = performance.now() - started;
-  const first = argmax(prefill.output.logits, sample.contextTokens - 1, backend.config.vocabSize);
+  // The prefill returns its last row's logits (the evaluation backend asks for one).
+  const first = prefill.output.logitsArgmax[prefill.output.logitsArgmax.length - 1];
   const cache = backend.baselineCache(prefill);
   const result = await continueFrom(backend, runtime, cache, sample, first, Math.max(0, tokens - 1));
   return {
@@ -67,7 +74,7 @@ export async function sampleBaseline(
   const run = await runFromContext(backend, dense, sample, generationTokens);
   return {
     sample,
-    logits: run.logits,
+    rows: run.rows,
     targets: sample.tokens.slice(sample.contextTokens + 1),
     generated: run.generated,
   };
@@ -78,8 +85,10 @@ export interface CompressedModel {
   method: MethodConfig;
   compressed: CompressedWeights;
   runtime: GptNeoRuntime;
-  /** Time to compress the checkpoint (once per run; repeated in each record of the method). */
+  /** Encoding the checkpoint (once per run; repeated in each record of the method). */
   compressMs: number;
+  /** Decoding the stored bytes into the factors and weights the runtime reads (once per run). */
+  decompressMs: number;
   fingerprints: WeightFingerprintLine[];
 }
 
@@ -118,12 +127,16 @@ export async function openCompressedModel(
   const started = performance.now();
   const compressed = compressCheckpoint(checkpoint, policyOfMethod(method));
   const compressMs = performance.now() - started;
-  const runtime = await loadRuntime(factorisedCheckpoint(compressed), { ...runtimeOptions, sparseTopK: 0 });
+  const decodeStarted = performance.now();
+  const factorised = factorisedCheckpoint(compressed);
+  const decompressMs = performance.now() - decodeStarted;
+  const runtime = await loadRuntime(factorised, { ...runtimeOptions, sparseTopK: 0 });
   return {
     method,
     compressed,
     runtime,
     compressMs,
+    decompressMs,
     fingerprints: weightFingerprintLines(method.name, compressed),
   };
 }
@@ -139,8 +152,8 @@ export async function evaluateWeightsSample(
   const vocab = backend.config.vocabSize;
   const run = await runFromContext(backend, model.runtime, sample, generationTokens);
   const forced = compareWithBaseline(
-    prepareBaseline(baseline.logits, targets, vocab),
-    run.logits,
+    prepareBaseline(baseline.rows, targets, vocab),
+    run.rows,
     targets,
     vocab,
   );
@@ -167,6 +180,7 @@ export async function evaluateWeightsSample(
     timingsMs: {
       prefill: run.prefillMs,
       compress: model.compressMs,
+      decompress: model.decompressMs,
       continuation: run.continuationMs,
       generation: run.generationMs,
     },
@@ -178,7 +192,7 @@ export async function evaluateWeightsSample(
       parametersStored: c.storedParameters,
     },
     logitCosineSum: assertFinite(
-      logitCosineSum(baseline.logits, run.logits, targets.length, vocab),
+      logitCosineSum(baseline.rows.logits, run.rows.logits, targets.length, vocab),
       `${where}: logit cosine`,
     ),
   };

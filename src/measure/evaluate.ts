@@ -9,7 +9,13 @@ import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { KvCache } from "../kv/cache.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
-import { argmax, assertFinite, compareGenerations, compareWithBaseline, prepareBaseline } from "./metrics.js";
+import {
+  assertFinite,
+  compareGenerations,
+  compareWithBaseline,
+  type LogitRows,
+  prepareBaseline,
+} from "./metrics.js";
 
 /** What a compression method hands back, as far as evaluation needs it. */
 export interface CompressionResult {
@@ -26,6 +32,8 @@ export interface CompressionResult {
   cache: KvCache;
   /** Hybrid sparse attention at decode time: each query attends to its top-k keys. */
   sparseTopK: number | undefined;
+  /** The method's encoding (cache to stored bytes) and the decoding of those bytes for the model. */
+  timingsMs: { compress: number; decompress: number };
 }
 
 export interface PrefillState {
@@ -40,13 +48,16 @@ export interface EvaluationBackend {
   /** A runtime for dense attention (undefined) or hybrid sparse attention with top-k. */
   runtime(sparseTopK: number | undefined): Promise<GptNeoRuntime>;
   prefill(runtime: GptNeoRuntime, tokens: number[]): Promise<PrefillState>;
-  /** Runs tokens at positions on top of cache; returns logits and the cache with them appended. */
-  extend(
+  /** Runs tokens at positions on top of cache in one pass; returns their logit rows. */
+  extend(runtime: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]): Promise<LogitRows>;
+  /** Greedy decoding from cache: feeds firstToken at startPosition, returns the next `steps` tokens. */
+  generate(
     runtime: GptNeoRuntime,
     cache: KvCache,
-    tokens: number[],
-    positions: number[],
-  ): Promise<{ logits: Float32Array; cache: KvCache }>;
+    firstToken: number,
+    startPosition: number,
+    steps: number,
+  ): Promise<number[]>;
   baselineBytes(cache: KvCache): number;
   /**
    * The uncompressed cache as the baseline counts it (every slot at the baseline dtype):
@@ -66,7 +77,7 @@ export interface SampleEvaluation {
 }
 
 export interface Continuation {
-  logits: Float32Array;
+  rows: LogitRows;
   generated: number[];
   continuationMs: number;
   generationMs: number;
@@ -90,16 +101,14 @@ export async function continueFrom(
 
   // Greedy generation from the end of the context; the first token comes from the shared prefill.
   started = performance.now();
-  const generated: number[] = [];
-  let token = firstGenerated;
-  let state = cache;
-  for (let step = 0; step < generationTokens; step++) {
-    const next = await backend.extend(runtime, state, [token], [sample.contextTokens + step]);
-    state = next.cache;
-    token = argmax(next.logits, 0, backend.config.vocabSize);
-    generated.push(token);
-  }
-  return { logits: forced.logits, generated, continuationMs, generationMs: performance.now() - started };
+  const generated = await backend.generate(
+    runtime,
+    cache,
+    firstGenerated,
+    sample.contextTokens,
+    generationTokens,
+  );
+  return { rows: forced, generated, continuationMs, generationMs: performance.now() - started };
 }
 
 export function peakRssBytes(): number {
@@ -117,10 +126,11 @@ export async function evaluateSample(
   const vocab = backend.config.vocabSize;
   const denseRuntime = await backend.runtime(undefined);
   const context = sample.tokens.slice(0, sample.contextTokens);
-  let started = performance.now();
+  const started = performance.now();
   const prefill = await backend.prefill(denseRuntime, context);
   const prefillMs = performance.now() - started;
-  const firstGenerated = argmax(prefill.output.logits, context.length - 1, vocab);
+  // The prefill returns its last row's logits only (the evaluation backend asks for one).
+  const firstGenerated = prefill.output.logitsArgmax[prefill.output.logitsArgmax.length - 1];
 
   const baseline = await continueFrom(
     backend,
@@ -131,15 +141,13 @@ export async function evaluateSample(
     options.generationTokens,
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
-  const preparedBaseline = prepareBaseline(baseline.logits, targets, vocab);
+  const preparedBaseline = prepareBaseline(baseline.rows, targets, vocab);
   const kvBytesBaseline = backend.baselineBytes(prefill.cache);
 
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
   for (const method of methods) {
-    started = performance.now();
     const compressed = backend.compress(method, prefill);
-    const compressMs = performance.now() - started;
     const runtime = await backend.runtime(compressed.sparseTopK);
     const result = await continueFrom(
       backend,
@@ -149,7 +157,7 @@ export async function evaluateSample(
       firstGenerated,
       options.generationTokens,
     );
-    const forced = compareWithBaseline(preparedBaseline, result.logits, targets, vocab);
+    const forced = compareWithBaseline(preparedBaseline, result.rows, targets, vocab);
     const where = `sample ${sample.sampleId}, method ${method.name}`;
     records.push({
       sampleId: sample.sampleId,
@@ -170,7 +178,8 @@ export async function evaluateSample(
       kvBytesCompressed: compressed.bytes,
       timingsMs: {
         prefill: prefillMs,
-        compress: compressMs,
+        compress: compressed.timingsMs.compress,
+        decompress: compressed.timingsMs.decompress,
         continuation: result.continuationMs,
         generation: result.generationMs,
       },

@@ -52,6 +52,31 @@ export interface TeacherForcedComparison {
   top1Matches: number;
 }
 
+/**
+ * Teacher-forced rows as the graph returns them: logits [rows, vocab] with each row's
+ * log-sum-exp (float64) and argmax, so no metric needs its own pass of exp over a row.
+ */
+export interface LogitRows {
+  logits: Float32Array;
+  logSumExp: Float64Array;
+  argmax: Int32Array;
+}
+
+/** LogitRows computed here from raw logits (for logits that did not come from the graph). */
+export function logitRows(logits: Float32Array, vocab: number): LogitRows {
+  const rows = logits.length / vocab;
+  const logSumExp = new Float64Array(rows);
+  const best = new Int32Array(rows);
+  for (let row = 0; row < rows; row++) {
+    best[row] = argmax(logits, row, vocab);
+    const max = logits[row * vocab + best[row]];
+    let sum = 0;
+    for (let i = row * vocab; i < (row + 1) * vocab; i++) sum += Math.exp(logits[i] - max);
+    logSumExp[row] = max + Math.log(sum);
+  }
+  return { logits, logSumExp, argmax: best };
+}
+
 /** The baseline side of a teacher-forced comparison, computed once per sample and shared by every method. */
 export interface PreparedBaseline {
   probs: Float64Array[];
@@ -62,20 +87,28 @@ export interface PreparedBaseline {
 }
 
 export function prepareBaseline(
-  baseline: Float32Array,
+  baseline: LogitRows,
   targets: readonly number[],
   vocab: number,
 ): PreparedBaseline {
-  const logProbs = targets.map((_, row) => logSoftmax(baseline, row, vocab));
-  const probs = logProbs.map((row) => row.map(Math.exp));
-  return {
-    probs,
-    negEntropy: logProbs.map((row, r) =>
-      row.reduce((sum, logP, i) => (probs[r][i] > 0 ? sum + probs[r][i] * logP : sum), 0),
-    ),
-    argmax: targets.map((_, row) => argmax(baseline, row, vocab)),
-    nll: targets.reduce((sum, target, row) => sum - logProbs[row][target], 0),
-  };
+  const probs: Float64Array[] = [];
+  const negEntropy: number[] = [];
+  let nll = 0;
+  targets.forEach((target, row) => {
+    const offset = row * vocab;
+    const logZ = baseline.logSumExp[row];
+    const p = new Float64Array(vocab);
+    let sum = 0;
+    for (let i = 0; i < vocab; i++) {
+      const logP = baseline.logits[offset + i] - logZ;
+      p[i] = Math.exp(logP);
+      if (p[i] > 0) sum += p[i] * logP;
+    }
+    probs.push(p);
+    negEntropy.push(sum);
+    nll -= baseline.logits[offset + target] - logZ;
+  });
+  return { probs, negEntropy, argmax: targets.map((_, row) => baseline.argmax[row]), nll };
 }
 
 /**
@@ -84,44 +117,55 @@ export function prepareBaseline(
  */
 export function compareWithBaseline(
   baseline: PreparedBaseline,
-  compressed: Float32Array,
+  compressed: LogitRows,
   targets: readonly number[],
   vocab: number,
 ): TeacherForcedComparison {
   let nllCompressed = 0;
   let klSum = 0;
   let top1Matches = 0;
+  const x = compressed.logits;
   for (let row = 0; row < targets.length; row++) {
-    // With log q_i = x_i - log Z: KL(p||q) = sum p log p - sum p x + log Z (sum p = 1), so one
-    // exp pass per row and no per-row distribution.
+    // With log q_i = x_i - log Z: KL(p||q) = sum p log p - sum p x + log Z (sum p = 1): one
+    // dot product per row, the log-sum-exp coming with the rows.
     const offset = row * vocab;
-    let max = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < vocab; i++) if (compressed[offset + i] > max) max = compressed[offset + i];
-    let sumExp = 0;
-    let dot = 0;
     const p = baseline.probs[row];
-    for (let i = 0; i < vocab; i++) {
-      const x = compressed[offset + i];
-      sumExp += Math.exp(x - max);
-      dot += p[i] * x;
+    // Four partial sums: independent chains the CPU can overlap (one chain is latency-bound).
+    let dot0 = 0;
+    let dot1 = 0;
+    let dot2 = 0;
+    let dot3 = 0;
+    let i = 0;
+    for (; i + 3 < vocab; i += 4) {
+      dot0 += p[i] * x[offset + i];
+      dot1 += p[i + 1] * x[offset + i + 1];
+      dot2 += p[i + 2] * x[offset + i + 2];
+      dot3 += p[i + 3] * x[offset + i + 3];
     }
-    const logZ = max + Math.log(sumExp);
-    nllCompressed -= compressed[offset + targets[row]] - logZ;
+    for (; i < vocab; i++) dot0 += p[i] * x[offset + i];
+    const dot = dot0 + dot1 + dot2 + dot3;
+    const logZ = compressed.logSumExp[row];
+    nllCompressed -= x[offset + targets[row]] - logZ;
     // Rounding can leave a tiny negative value for identical distributions; KL is non-negative.
     klSum += Math.max(0, baseline.negEntropy[row] - dot + logZ);
-    if (baseline.argmax[row] === argmax(compressed, row, vocab)) top1Matches++;
+    if (baseline.argmax[row] === compressed.argmax[row]) top1Matches++;
   }
   return { scoredTokens: targets.length, nllBaseline: baseline.nll, nllCompressed, klSum, top1Matches };
 }
 
-/** One-off comparison of two logits buffers (prepareBaseline + compareWithBaseline). */
+/** One-off comparison of two raw logits buffers (prepareBaseline + compareWithBaseline). */
 export function compareTeacherForced(
   baseline: Float32Array,
   compressed: Float32Array,
   targets: readonly number[],
   vocab: number,
 ): TeacherForcedComparison {
-  return compareWithBaseline(prepareBaseline(baseline, targets, vocab), compressed, targets, vocab);
+  return compareWithBaseline(
+    prepareBaseline(logitRows(baseline, vocab), targets, vocab),
+    logitRows(compressed, vocab),
+    targets,
+    vocab,
+  );
 }
 
 export interface GenerationComparison {

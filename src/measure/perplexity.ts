@@ -11,8 +11,7 @@ import type { DatasetSplit } from "../data/types.js";
 import { fitUnigram, unigramLogProbability } from "../data/unigram.js";
 import { SpgError } from "../errors.js";
 import { prefillTokens } from "../model/session.js";
-import type { GptNeoRuntime } from "../model/types.js";
-import { logProbabilityAt } from "./metrics.js";
+import type { ForwardOutput, GptNeoRuntime } from "../model/types.js";
 
 export interface PerplexityOptions {
   windowTokens: number;
@@ -21,6 +20,15 @@ export interface PerplexityOptions {
   /** Split the unigram baseline is fit on (e.g. the training split); none when absent. */
   unigramSplit?: DatasetSplit;
   onWindow?: (windows: number, scoredTokens: number, perplexity: number) => void;
+  /**
+   * Runs the first `windows` windows on `runtime` instead (e.g. one that returns attention for
+   * every query row) and hands each output to `inspect`: the same logits, more outputs.
+   */
+  inspect?: {
+    windows: number;
+    runtime: GptNeoRuntime;
+    inspect: (output: ForwardOutput, window: readonly number[]) => void;
+  };
 }
 
 export interface PerplexityResult {
@@ -74,9 +82,13 @@ export async function evaluatePerplexity(
     for (let start = 0; start + 1 < ids.length; start += options.windowTokens) {
       if (windows >= maxWindows) break outer;
       const window = ids.slice(start, start + options.windowTokens);
-      const { output } = await prefillTokens(runtime, window);
+      const inspector =
+        options.inspect !== undefined && windows < options.inspect.windows ? options.inspect : undefined;
+      const { output } = await prefillTokens(inspector?.runtime ?? runtime, window);
+      inspector?.inspect(output, window);
       for (let i = 0; i + 1 < window.length; i++) {
-        sumNll -= logProbabilityAt(output.logits, i, config.vocabSize, window[i + 1]);
+        // log p = logit - log Z, with log Z from the graph (float64).
+        sumNll -= output.logits[i * config.vocabSize + window[i + 1]] - output.logitsLogSumExp[i];
         if (unigram) unigramNll -= unigramLogProbability(unigram, window[i + 1]);
         scored++;
       }

@@ -33,7 +33,7 @@ import {
 import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
 
 /** Bump when the graph's structure or semantics change: part of the graph-cache key. */
-export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-1";
+export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-2";
 export const ONNX_OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
 export const ONNX_IR_VERSION = 8;
@@ -51,7 +51,13 @@ export interface GraphOptions {
 export const graphNames = {
   inputIds: "input_ids",
   positionIds: "position_ids",
+  /** How many trailing query rows get logits: a prefill needs only its last row's. */
+  logitRows: "logit_rows",
   logits: "logits",
+  /** Per query row, log sum_v exp(logits[v]): NLL and KL then need one logit or one dot product, not a pass of exp. */
+  logitsLogSumExp: "logits_logsumexp",
+  /** Per query row, the first index of the largest logit (greedy decoding, top-1 agreement). */
+  logitsArgmax: "logits_argmax",
   pastKey: (layer: number) => `past_key_${layer}`,
   pastValue: (layer: number) => `past_value_${layer}`,
   attentionBias: (layer: number) => `attention_bias_${layer}`,
@@ -337,9 +343,12 @@ export function gptNeoModelProto(
   const inputs: OnnxValueInfo[] = [
     tensorValue(graphNames.inputIds, OnnxDataType.INT64, [1, "q"]),
     tensorValue(graphNames.positionIds, OnnxDataType.INT64, [1, "q"]),
+    tensorValue(graphNames.logitRows, OnnxDataType.INT64, [1]),
   ];
   const outputs: OnnxValueInfo[] = [
-    tensorValue(graphNames.logits, OnnxDataType.FLOAT, [1, "q", config.vocabSize]),
+    tensorValue(graphNames.logits, OnnxDataType.FLOAT, [1, "logit_rows", config.vocabSize]),
+    tensorValue(graphNames.logitsLogSumExp, OnnxDataType.DOUBLE, [1, "logit_rows"]),
+    tensorValue(graphNames.logitsArgmax, OnnxDataType.INT64, [1, "logit_rows"]),
   ];
 
   const ids = g.op("Squeeze", [graphNames.inputIds, axes0]);
@@ -353,7 +362,8 @@ export function gptNeoModelProto(
     inputs.push(
       tensorValue(graphNames.pastKey(layer), OnnxDataType.FLOAT, [1, heads, past, headDim]),
       tensorValue(graphNames.pastValue(layer), OnnxDataType.FLOAT, [1, heads, past, headDim]),
-      tensorValue(graphNames.attentionBias(layer), OnnxDataType.FLOAT, [1, heads, "q", total]),
+      // bias_heads is 1 when every head reads the same slots (one bias broadcast to all heads).
+      tensorValue(graphNames.attentionBias(layer), OnnxDataType.FLOAT, [1, "bias_heads", "q", total]),
     );
     outputs.push(
       tensorValue(graphNames.presentKey(layer), OnnxDataType.FLOAT, [1, heads, "q", headDim]),
@@ -405,13 +415,33 @@ export function gptNeoModelProto(
   // by onnxruntime at load, so MatMul gets a pre-packed [hidden, vocab] matrix (Gemm with
   // transB=1 on a single decode row was ~20x slower) while the file stores wte once.
   const transposed = (name: string) => g.op("Transpose", [name], [attrInts("perm", [1, 0])]);
-  const head = factors.has("transformer.wte.weight")
-    ? g.op("MatMul", [
-        g.op("MatMul", [final, transposed(factorNames("transformer.wte.weight").right)]),
-        transposed(factorNames("transformer.wte.weight").left),
-      ])
-    : g.op("MatMul", [final, transposed("transformer.wte.weight")]);
-  g.op("Unsqueeze", [head, axes0], [], graphNames.logits);
+  // Only the trailing logit_rows rows reach the vocabulary projection (a 1024-token prefill
+  // would otherwise spend more on logits nobody reads than on the transformer).
+  const lastRows = g.op("Slice", [final, g.op("Neg", [graphNames.logitRows]), sliceEnd, axes0]);
+  // A factorised wte = L R gives logits = (h @ R^T) @ L^T.
+  const wte = factors.has("transformer.wte.weight") ? factorNames("transformer.wte.weight") : undefined;
+  const logits =
+    wte === undefined
+      ? g.op("MatMul", [lastRows, transposed("transformer.wte.weight")])
+      : g.op("MatMul", [g.op("MatMul", [lastRows, transposed(wte.right)]), transposed(wte.left)]);
+  g.op("Unsqueeze", [logits, axes0], [], graphNames.logits);
+  // Reductions over the vocabulary run here, next to the MatMul, instead of as JS passes over
+  // every row. The log-sum-exp is taken in float64: KL is a difference of terms near log Z,
+  // and a float32 sum over the vocabulary would leave errors larger than small KLs.
+  // ArgMax returns the first maximum, as a JS scan would.
+  const logits64 = g.op("Cast", [logits], [attrInt("to", OnnxDataType.DOUBLE)]);
+  g.op(
+    "Unsqueeze",
+    [g.op("ReduceLogSumExp", [logits64], [attrInts("axes", [-1]), attrInt("keepdims", 0)]), axes0],
+    [],
+    graphNames.logitsLogSumExp,
+  );
+  g.op(
+    "Unsqueeze",
+    [g.op("ArgMax", [logits], [attrInt("axis", -1), attrInt("keepdims", 0)]), axes0],
+    [],
+    graphNames.logitsArgmax,
+  );
 
   return {
     ir_version: ONNX_IR_VERSION,

@@ -116,6 +116,7 @@ export function referenceForward(
     const value = linear(x, w("attn.attention.v_proj.weight"), hidden);
     const { slots, keys: pastKeys, values: pastValues } = input.past[layer];
     const bias = input.attentionBias[layer];
+    const biasHeads = bias.length / (q * (slots + q));
     const total = slots + q;
 
     const presentK = new Float32Array(heads * q * headDim);
@@ -140,7 +141,7 @@ export function referenceForward(
           let dot = 0;
           for (let d = 0; d < headDim; d++) dot += query[i][head * headDim + d] * keyAt(t, d);
           // No 1/sqrt(head_dim) scaling in GPT-Neo; the caller's bias is added.
-          scores[t] = dot + bias[(head * q + i) * total + t];
+          scores[t] = dot + bias[((biasHeads === 1 ? 0 : head) * q + i) * total + t];
         }
         if (sparseTopK > 0) {
           const sorted = Array.from(scores).sort((a, b) => b - a);
@@ -188,10 +189,28 @@ export function referenceForward(
     weight(checkpoint, "transformer.ln_f.bias"),
     config.layerNormEpsilon,
   );
-  const logits = new Float32Array(q * vocabSize);
-  // Tied head: logits = ln_f(h) @ wte^T.
-  linear(final, wte, vocabSize).forEach((row, i) => {
+  const logitRows = input.logitRows ?? q;
+  const logits = new Float32Array(logitRows * vocabSize);
+  const logitsLogSumExp = new Float64Array(logitRows);
+  const logitsArgmax = new Int32Array(logitRows);
+  // Tied head: logits = ln_f(h) @ wte^T, for the last logitRows rows.
+  linear(final.slice(q - logitRows), wte, vocabSize).forEach((row, i) => {
     logits.set(row, i * vocabSize);
+    let best = 0;
+    for (let v = 1; v < vocabSize; v++) if (row[v] > row[best]) best = v;
+    let sum = 0;
+    for (let v = 0; v < vocabSize; v++) sum += Math.exp(row[v] - row[best]);
+    logitsLogSumExp[i] = row[best] + Math.log(sum);
+    logitsArgmax[i] = best;
   });
-  return { logits, presentKeys, presentValues, attentionLastRows, attentionRows: rows, attentionColumnSums };
+  return {
+    logits,
+    logitsLogSumExp,
+    logitsArgmax,
+    presentKeys,
+    presentValues,
+    attentionLastRows,
+    attentionRows: rows,
+    attentionColumnSums,
+  };
 }

@@ -8,6 +8,7 @@ import ort from "onnxruntime-node";
 import { SpgError } from "../errors.js";
 import type { KvCache } from "../kv/cache.js";
 import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../kv/layout.js";
+import { PaddedCache } from "../kv/padded-cache.js";
 import {
   GRAPH_BUILDER_VERSION,
   graphNames,
@@ -137,6 +138,10 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
   if (input.positionIds.length !== q) {
     throw inputError(`${q} input ids but ${input.positionIds.length} position ids`, "positionIds");
   }
+  const logitRows = input.logitRows ?? q;
+  if (!Number.isInteger(logitRows) || logitRows < 1 || logitRows > q) {
+    throw inputError(`logitRows must be a whole number in [1, ${q}], got ${logitRows}`, "logitRows");
+  }
   for (const id of input.inputIds) {
     if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
       throw inputError(`token id ${id} is outside the vocabulary [0, ${config.vocabSize})`, "inputIds");
@@ -157,6 +162,7 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
   const feeds: Record<string, ort.Tensor> = {
     [graphNames.inputIds]: new ort.Tensor("int64", BigInt64Array.from(input.inputIds, BigInt), [1, q]),
     [graphNames.positionIds]: new ort.Tensor("int64", BigInt64Array.from(input.positionIds, BigInt), [1, q]),
+    [graphNames.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(logitRows)), [1]),
   };
   input.past.forEach((layerPast, layer) => {
     const { slots } = layerPast;
@@ -168,9 +174,10 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
       );
     }
     const bias = input.attentionBias[layer];
-    if (bias.length !== heads * q * (slots + q)) {
+    const biasHeads = bias.length / (q * (slots + q));
+    if (biasHeads !== 1 && biasHeads !== heads) {
       throw inputError(
-        `layer ${layer}: attention bias must be [heads, q, slots+q] = ${heads * q * (slots + q)} values`,
+        `layer ${layer}: attention bias must be [heads, q, slots+q] = ${heads * q * (slots + q)} or [1, q, slots+q] = ${q * (slots + q)} values`,
         "attentionBias",
       );
     }
@@ -181,9 +188,29 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
       slots,
       headDim,
     ]);
-    feeds[graphNames.attentionBias(layer)] = new ort.Tensor("float32", bias, [1, heads, q, slots + q]);
+    feeds[graphNames.attentionBias(layer)] = new ort.Tensor("float32", bias, [1, biasHeads, q, slots + q]);
   });
   return feeds;
+}
+
+function doubleOutput(outputs: ort.InferenceSession.OnnxValueMapType, name: string): Float64Array {
+  const tensor = outputs[name];
+  if (tensor === undefined || !(tensor.data instanceof Float64Array)) {
+    throw new SpgError("E_GRAPH_OUTPUT", `the graph returned no float64 output ${name}`, {
+      fix: "report this as a bug in spg's graph builder",
+    });
+  }
+  return tensor.data;
+}
+
+function argmaxOutput(outputs: ort.InferenceSession.OnnxValueMapType): Int32Array {
+  const tensor = outputs[graphNames.logitsArgmax];
+  if (tensor === undefined || !(tensor.data instanceof BigInt64Array)) {
+    throw new SpgError("E_GRAPH_OUTPUT", `the graph returned no int64 output ${graphNames.logitsArgmax}`, {
+      fix: "report this as a bug in spg's graph builder",
+    });
+  }
+  return Int32Array.from(tensor.data, Number);
 }
 
 function floatOutput(outputs: ort.InferenceSession.OnnxValueMapType, name: string): Float32Array {
@@ -222,6 +249,8 @@ export async function loadRuntime(
       const layers = Array.from({ length: config.numLayers }, (_, layer) => layer);
       return {
         logits: floatOutput(outputs, graphNames.logits),
+        logitsLogSumExp: doubleOutput(outputs, graphNames.logitsLogSumExp),
+        logitsArgmax: argmaxOutput(outputs),
         presentKeys: layers.map((l) => floatOutput(outputs, graphNames.presentKey(l))),
         presentValues: layers.map((l) => floatOutput(outputs, graphNames.presentValue(l))),
         attentionLastRows: layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l))),
@@ -235,15 +264,20 @@ export async function loadRuntime(
   };
 }
 
-/** Prefill: the tokens at positions 0..n-1 with an empty past; returns the output and the full cache. */
+/**
+ * Prefill: the tokens at positions 0..n-1 with an empty past; returns the output and the full
+ * cache. `logitRows` limits the logits to the last rows (default: every row).
+ */
 export async function prefillTokens(
   runtime: GptNeoRuntime,
   tokens: readonly number[],
+  logitRows?: number,
 ): Promise<{ output: ForwardOutput; cache: KvCache; positions: number[] }> {
   const positions = tokens.map((_, i) => i);
   const output = await runtime.forward({
     inputIds: tokens,
     positionIds: positions,
+    logitRows,
     ...pastInputs(emptyCache(runtime.config), runtime.config, positions),
   });
   return { output, cache: cacheFromPrefill(runtime.config, output, positions), positions };
@@ -251,32 +285,72 @@ export async function prefillTokens(
 
 /**
  * Runs new tokens at their true positions on top of a (possibly compressed) cache, in one
- * forward pass (causal among themselves), and returns the output and the cache with the new
- * tokens appended uncompressed.
+ * forward pass (causal among themselves), and returns the output; the cache is not changed.
  */
-export async function extendCache(
+export async function forwardOnCache(
   runtime: GptNeoRuntime,
   cache: KvCache,
   tokens: readonly number[],
   positions: readonly number[],
-): Promise<{ output: ForwardOutput; cache: KvCache }> {
+): Promise<ForwardOutput> {
   if (tokens.length === 0) {
-    // Nothing to run (e.g. a one-token continuation has nothing to feed): the cache is unchanged.
+    // Nothing to run (e.g. a one-token continuation has nothing to feed).
     const none = runtime.config.attentionLayers.map(() => new Float32Array(0));
-    const output: ForwardOutput = {
+    return {
       logits: new Float32Array(0),
+      logitsLogSumExp: new Float64Array(0),
+      logitsArgmax: new Int32Array(0),
       presentKeys: none,
       presentValues: none,
       attentionLastRows: none,
       attentionRows: 0,
       attentionColumnSums: none,
     };
-    return { output, cache };
   }
-  const output = await runtime.forward({
+  return runtime.forward({
     inputIds: tokens,
     positionIds: positions,
     ...pastInputs(cache, runtime.config, positions),
   });
-  return { output, cache: appendTokens(cache, output, positions) };
+}
+
+/** forwardOnCache, and the cache with the new tokens appended uncompressed. */
+export async function extendCache(
+  runtime: GptNeoRuntime,
+  cache: KvCache,
+  tokens: readonly number[],
+  positions: readonly number[],
+): Promise<{ output: ForwardOutput; cache: KvCache }> {
+  const output = await forwardOnCache(runtime, cache, tokens, positions);
+  return { output, cache: tokens.length === 0 ? cache : appendTokens(cache, output, positions) };
+}
+
+/**
+ * Greedy decoding on top of a (possibly compressed) cache: feeds `firstToken` at
+ * `startPosition`, then each step's argmax at the next position, `steps` times, and returns
+ * the `steps` tokens chosen. The cache is laid out once with room for every step, so a step
+ * costs one forward pass and no copy of the cache.
+ */
+export async function generateGreedy(
+  runtime: GptNeoRuntime,
+  cache: KvCache,
+  firstToken: number,
+  startPosition: number,
+  steps: number,
+): Promise<number[]> {
+  const padded = PaddedCache.from(cache, runtime.config, steps);
+  const generated: number[] = [];
+  let token = firstToken;
+  for (let step = 0; step < steps; step++) {
+    const positions = [startPosition + step];
+    const output = await runtime.forward({
+      inputIds: [token],
+      positionIds: positions,
+      ...padded.inputs(positions),
+    });
+    if (step + 1 < steps) padded.append(output, positions);
+    token = output.logitsArgmax[0];
+    generated.push(token);
+  }
+  return generated;
 }

@@ -32,13 +32,22 @@ export interface ForwardInput {
   positionIds: readonly number[];
   /** One entry per layer. */
   past: LayerPast[];
-  /** Per layer, additive bias [heads, q, slots + q]: 0 where allowed, a large negative where not. */
+  /**
+   * Per layer, additive bias [heads, q, slots + q], or [1, q, slots + q] shared by every head:
+   * 0 where allowed, a large negative where not.
+   */
   attentionBias: Float32Array[];
+  /** Logits for the last this-many query rows only (1..q; absent: every row). */
+  logitRows?: number;
 }
 
 export interface ForwardOutput {
-  /** [q, vocab] */
+  /** [rows, vocab] for the last `logitRows` query rows (all q unless the input asked for fewer). */
   logits: Float32Array;
+  /** [rows]: log sum_v exp(logits[row, v]), in float64. */
+  logitsLogSumExp: Float64Array;
+  /** [rows]: the first index of each row's largest logit. */
+  logitsArgmax: Int32Array;
   /** Per layer, the new tokens' keys [heads, q, headDim]. */
   presentKeys: Float32Array[];
   /** Per layer, the new tokens' values [heads, q, headDim]. */

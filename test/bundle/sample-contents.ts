@@ -24,7 +24,7 @@ export function sampleContents(records = 3): BundleContents {
         generation: { compared: 8, matches: 8 - index, firstDivergence: index === 0 ? null : 8 - index },
         kvBytesBaseline: 4096,
         kvBytesCompressed: method === "full" ? 4096 : 1024,
-        timingsMs: { prefill: 1.5, compress: 0.25, continuation: 3, generation: 4 },
+        timingsMs: { prefill: 1.5, compress: 0.25, decompress: 0.25, continuation: 3, generation: 4 },
         peakRssBytes: 123456789,
       });
       for (let layer = 0; layer < 2; layer++) {

@@ -209,7 +209,7 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
       scoredTokens: CONTINUATION - 1,
       nllBaseline: nllBaseline[figures],
       kvBytesBaseline: baselineBytes,
-      timingsMs: { prefill: 5, compress: 1, continuation: 4, generation: 3 },
+      timingsMs: { prefill: 5, compress: 1, decompress: 1, continuation: 4, generation: 3 },
       peakRssBytes: 100_000_000,
     };
     records.push({

@@ -13,6 +13,7 @@ import {
   keyVisible,
   MASKED_ATTENTION_BIAS,
   pastInputs,
+  perHeadBias,
 } from "../../src/kv/layout.js";
 import type { ForwardOutput, GptNeoConfig } from "../../src/model/types.js";
 
@@ -45,6 +46,8 @@ function fakeOutput(tokens: number, offset = 0): ForwardOutput {
     );
   return {
     logits: new Float32Array(tokens * config.vocabSize),
+    logitsLogSumExp: new Float64Array(tokens),
+    logitsArgmax: new Int32Array(tokens),
     presentKeys: tensor(1),
     presentValues: tensor(2),
     attentionLastRows: [],
@@ -73,9 +76,12 @@ describe("attention bias", () => {
   test("a full prefill: causal on global layers, a band of window keys on local layers", () => {
     const q = 6;
     const positions = Array.from({ length: q }, (_, i) => i);
-    const { past, attentionBias } = pastInputs(emptyCache(config), config, positions);
+    const { past, attentionBias: shared } = pastInputs(emptyCache(config), config, positions);
     assert.equal(past[0].slots, 0);
     assert.equal(past[0].keys.length, 0);
+    // Every head reads the same (no) slots: one head's bias, broadcast by the graph.
+    for (const bias of shared) assert.equal(bias.length, q * q);
+    const attentionBias = shared.map((bias) => perHeadBias(bias, config.numHeads, q, q));
     for (let h = 0; h < config.numHeads; h++) {
       for (let i = 0; i < q; i++) {
         assert.deepEqual(allowed(attentionBias[0], q, q, h, i), positions.slice(0, i + 1));

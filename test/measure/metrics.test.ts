@@ -44,6 +44,38 @@ test("teacher-forced comparison sums NLL, KL and top-1 agreement per row", () =>
   assert.equal(argmax(baseline, 0, 2), 1);
 });
 
+test("teacher-forced sums equal per-row log-softmax and KL computed the direct way", () => {
+  // A second implementation: full log-softmax rows and KL by definition, on seeded random logits.
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const vocab = 97;
+  const rows = 5;
+  const baseline = Float32Array.from({ length: rows * vocab }, () => 8 * random() - 4);
+  const compressed = baseline.map((x) => x + 0.3 * (random() - 0.5));
+  const targets = [3, 50, 96, 0, 11];
+  const result = compareTeacherForced(baseline, compressed, targets, vocab);
+  let nllBaseline = 0;
+  let nllCompressed = 0;
+  let kl = 0;
+  let top1 = 0;
+  targets.forEach((target, row) => {
+    const p = logSoftmax(baseline, row, vocab);
+    const q = logSoftmax(compressed, row, vocab);
+    nllBaseline -= p[target];
+    nllCompressed -= q[target];
+    kl += klDivergence(p, q);
+    if (argmax(baseline, row, vocab) === argmax(compressed, row, vocab)) top1++;
+  });
+  assert.ok(Math.abs(result.nllBaseline - nllBaseline) < 1e-9);
+  assert.ok(Math.abs(result.nllCompressed - nllCompressed) < 1e-9);
+  assert.ok(kl > 1e-4);
+  assert.ok(Math.abs(result.klSum - kl) < 1e-9 * Math.max(1, kl), `${result.klSum} vs ${kl}`);
+  assert.equal(result.top1Matches, top1);
+});
+
 test("generation comparison finds the first divergence", () => {
   assert.deepEqual(compareGenerations([1, 2, 3, 4], [1, 2, 9, 4]), {
     compared: 4,

@@ -31,7 +31,7 @@ function record(
     generation: { compared: 4, matches: 4, firstDivergence: null },
     kvBytesBaseline: 100,
     kvBytesCompressed: 100,
-    timingsMs: { prefill: 0, compress: 0, continuation: 0, generation: 0 },
+    timingsMs: { prefill: 0, compress: 0, decompress: 0, continuation: 0, generation: 0 },
     peakRssBytes: 0,
     ...overrides,
   };

@@ -13,6 +13,7 @@ import {
   emptyCache,
   MASKED_ATTENTION_BIAS,
   pastInputs,
+  perHeadBias,
 } from "../../src/kv/layout.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { extendCache, loadRuntime, prefillTokens } from "../../src/model/session.js";
@@ -148,6 +149,9 @@ for (const name of ["A", "B"] as const) {
           );
           // 2. Dropping slots equals keeping them and masking them in the bias.
           const fullInputs = pastInputs(full, config, [position]);
+          fullInputs.attentionBias = fullInputs.attentionBias.map((bias, l) =>
+            perHeadBias(bias, config.numHeads, 1, fullInputs.past[l].slots + 1),
+          );
           fullInputs.attentionBias.forEach((bias, l) => {
             evicted.kept[l].forEach((mask, h) => {
               const total = fullInputs.past[l].slots + 1;

@@ -140,7 +140,7 @@ test("per-sample and per-layer figures: closed forms on a hand-made record and f
       generation: { compared: 2, matches: 2, firstDivergence: null },
       kvBytesBaseline: 1000,
       kvBytesCompressed: 250,
-      timingsMs: { prefill: 1, compress: 1, continuation: 1, generation: 1 },
+      timingsMs: { prefill: 1, compress: 1, decompress: 1, continuation: 1, generation: 1 },
       peakRssBytes: 1,
     },
   ]);

@@ -242,7 +242,7 @@ function rowNorms(matrix: Float32Array, slots: number, dim: number): Float64Arra
   const out = new Float64Array(slots);
   for (let s = 0; s < slots; s++) {
     let acc = 0;
-    for (let c = 0; c < dim; c++) acc += matrix[s * dim + c] ** 2;
+    for (let c = s * dim; c < (s + 1) * dim; c++) acc += matrix[c] * matrix[c];
     out[s] = Math.sqrt(acc);
   }
   return out;
@@ -257,23 +257,23 @@ function maxOf(values: ArrayLike<number>): number {
 /** Stage-1 scores of one head: pooled observation attention mixed with K/V magnitude. */
 function stage1Scores(
   attention: Float32Array,
-  head: HeadCache,
-  dim: number,
+  keyNorms: Float64Array,
+  valueNorms: Float64Array,
   kernel: number,
   p: SpgParams,
 ): Float32Array {
-  const slots = head.positions.length;
   const pooled = pool1d(attention, kernel, p.stage1.pooling);
-  const keyNorms = rowNorms(head.keys, slots, dim);
-  const valueNorms = rowNorms(head.values, slots, dim);
-  const magnitude = Float64Array.from(keyNorms, (k, s) => k + valueNorms[s]);
+  const slots = pooled.length;
+  const magnitude = new Float64Array(slots);
+  for (let s = 0; s < slots; s++) magnitude[s] = keyNorms[s] + valueNorms[s];
   const maxA = maxOf(pooled);
   const maxM = maxOf(magnitude);
   const w = p.stage1.magnitudeWeight;
-  return Float32Array.from(
-    pooled,
-    (a, s) => (1 - w) * (maxA > 0 ? a / maxA : 0) + w * (maxM > 0 ? magnitude[s] / maxM : 0),
-  );
+  const out = new Float32Array(slots);
+  for (let s = 0; s < slots; s++) {
+    out[s] = (1 - w) * (maxA > 0 ? pooled[s] / maxA : 0) + w * (maxM > 0 ? magnitude[s] / maxM : 0);
+  }
+  return out;
 }
 
 function stage2Enabled(p: SpgParams): boolean {
@@ -291,7 +291,7 @@ function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Arr
 function survivors(block: Float32Array, threshold: number): Int32Array {
   if (threshold === 0) return range(block.length);
   let max = 0;
-  for (const x of block) if (Math.abs(x) > max) max = Math.abs(x);
+  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) > max) max = Math.abs(block[i]);
   const cut = threshold * max;
   const out = new Int32Array(block.length);
   let n = 0;
@@ -423,7 +423,16 @@ function encodeBlock(
   histogram: Record<string, number>,
 ): void {
   const elementwise = bestElementwise(block, plan, p, dtype);
-  if (p.stage2.lowRank.enabled) {
+  // A non-zero block needs rank >= 1, and factors of rank 1 already cost 2 + 2 (tokens + dim)
+  // bytes: when that is not smaller than the element-wise form, no rank can win and the
+  // spectrum is not worth computing (the choice is the same as with it).
+  if (
+    p.stage2.lowRank.enabled &&
+    lowRankBytes(plan.tokens, plan.dim, 1) >= elementwise.bytes &&
+    block.some((x) => x !== 0)
+  ) {
+    writer.u8(BLOCK_ELEMENTWISE);
+  } else if (p.stage2.lowRank.enabled) {
     // the spectrum decides the rank; factors are only computed when they are smaller
     const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);
     const { rank } = rankForEnergy(values, Math.min(plan.tokens, plan.dim), p.stage2.lowRank.energyThreshold);
@@ -499,7 +508,9 @@ function planLayer(
   const kernel = kernelFor(p, slots);
   const observed = observationScores(context.attention, l, layer.numHeads, slots, p.stage1.observationWindow);
   const heads = cache.layers[l].heads;
-  const scores = heads.map((head, h) => stage1Scores(observed[h], head, dim, kernel, p));
+  const keyNorms = heads.map((head) => rowNorms(head.keys, slots, dim));
+  const valueNorms = heads.map((head) => rowNorms(head.values, slots, dim));
+  const scores = heads.map((_, h) => stage1Scores(observed[h], keyNorms[h], valueNorms[h], kernel, p));
   const protectedMask = sinkRecentMask(layer.positions, p.stage1.sinkTokens, p.stage1.recentTokens);
   const ratio = p.stage1.layerKeepRatios === null ? p.stage1.keepRatio : p.stage1.layerKeepRatios[l];
   const kept = selectKept({
@@ -509,11 +520,10 @@ function planLayer(
     eligible,
     mode: p.stage1.selection,
   });
-  const importance = Float64Array.from(heads, (head, h) => {
-    const norms = rowNorms(head.values, slots, dim);
-    let acc = 0;
-    for (const s of kept[h]) acc += observed[h][s] * norms[s];
-    return acc;
+  const importance = new Float64Array(heads.length);
+  kept.forEach((slotsKept, h) => {
+    for (let i = 0; i < slotsKept.length; i++)
+      importance[h] += observed[h][slotsKept[i]] * valueNorms[h][slotsKept[i]];
   });
   return { kept, scores, importance, protectedMask };
 }

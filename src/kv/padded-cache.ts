@@ -1,0 +1,136 @@
+/**
+ * A cache laid out once the way the graph reads it ([heads, capacity, headDim] per layer),
+ * with room for a number of further tokens per head, so decode steps append in place.
+ * pastInputs + appendTokens build a new padded copy of the whole cache on every step, which
+ * made greedy generation cost more in copies than in the model. Slots not yet written are
+ * masked by the attention bias, exactly like the padding of heads that keep fewer slots.
+ */
+import { SpgError } from "../errors.js";
+import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
+import type { KvCache } from "./cache.js";
+import { AttentionBiases, pastInputs } from "./layout.js";
+
+interface PaddedLayer {
+  /** Slots per head: the widest head's slots at creation plus the room asked for. */
+  capacity: number;
+  keys: Float32Array;
+  values: Float32Array;
+  /** Per head, true positions of the written slots (the first `filled[h]` entries). */
+  positions: Int32Array[];
+  filled: number[];
+}
+
+export class PaddedCache {
+  private constructor(
+    private readonly config: GptNeoConfig,
+    private readonly layers: PaddedLayer[],
+  ) {}
+
+  /** Lays `cache` out with room for `extraTokens` more tokens in every head. */
+  static from(cache: KvCache, config: GptNeoConfig, extraTokens: number): PaddedCache {
+    if (!Number.isInteger(extraTokens) || extraTokens < 0) {
+      throw new SpgError("E_KV_LAYOUT", `room for ${extraTokens} tokens is not a count`, {
+        fix: "pass the number of tokens the decoder will append",
+      });
+    }
+    // pastInputs checks the cache against the config and pads heads to the widest one.
+    const { past } = pastInputs(cache, config, []);
+    const { numHeads, headDim } = config;
+    const layers = past.map(({ slots, keys, values }, l): PaddedLayer => {
+      const capacity = slots + extraTokens;
+      const paddedKeys = new Float32Array(numHeads * capacity * headDim);
+      const paddedValues = new Float32Array(numHeads * capacity * headDim);
+      const heads = cache.layers[l].heads;
+      for (let h = 0; h < numHeads; h++) {
+        paddedKeys.set(keys.subarray(h * slots * headDim, (h + 1) * slots * headDim), h * capacity * headDim);
+        paddedValues.set(
+          values.subarray(h * slots * headDim, (h + 1) * slots * headDim),
+          h * capacity * headDim,
+        );
+      }
+      return {
+        capacity,
+        keys: paddedKeys,
+        values: paddedValues,
+        positions: heads.map((head) => {
+          const positions = new Int32Array(capacity);
+          positions.set(head.positions);
+          return positions;
+        }),
+        filled: heads.map((head) => head.positions.length),
+      };
+    });
+    return new PaddedCache(config, layers);
+  }
+
+  /** Graph inputs for new tokens at `queryPositions`: the buffers themselves, and the bias. */
+  inputs(queryPositions: readonly number[]): { past: LayerPast[]; attentionBias: Float32Array[] } {
+    const biases = new AttentionBiases(this.config.windowSize);
+    const past: LayerPast[] = [];
+    const attentionBias: Float32Array[] = [];
+    this.layers.forEach((layer, l) => {
+      past.push({ slots: layer.capacity, keys: layer.keys, values: layer.values });
+      attentionBias.push(
+        biases.get(
+          this.config.attentionLayers[l],
+          layer.positions,
+          layer.filled,
+          layer.capacity,
+          queryPositions,
+        ),
+      );
+    });
+    return { past, attentionBias };
+  }
+
+  /** Writes a forward pass's new keys/values (run with inputs(positions)) into the free slots. */
+  append(output: ForwardOutput, positions: readonly number[]): void {
+    const q = positions.length;
+    const { numHeads, headDim } = this.config;
+    this.layers.forEach((layer, l) => {
+      const keys = output.presentKeys[l];
+      const values = output.presentValues[l];
+      if (keys.length !== numHeads * q * headDim || values.length !== numHeads * q * headDim) {
+        throw new SpgError(
+          "E_KV_LAYOUT",
+          `layer ${l}: present keys/values hold ${keys.length} values, expected heads*tokens*headDim = ${numHeads * q * headDim}`,
+          { fix: "pass the output of the forward pass run on these positions" },
+        );
+      }
+      for (let h = 0; h < numHeads; h++) {
+        const at = layer.filled[h];
+        if (at + q > layer.capacity) {
+          throw new SpgError(
+            "E_KV_LAYOUT",
+            `layer ${l} head ${h}: no room for ${q} more tokens (${at} of ${layer.capacity} slots used)`,
+            { fix: "create the padded cache with room for every token the decoder appends" },
+          );
+        }
+        const source = h * q * headDim;
+        const target = (h * layer.capacity + at) * headDim;
+        layer.keys.set(keys.subarray(source, source + q * headDim), target);
+        layer.values.set(values.subarray(source, source + q * headDim), target);
+        layer.positions[h].set(positions, at);
+        layer.filled[h] = at + q;
+      }
+    });
+  }
+
+  /** The written slots as a plain cache (what appendTokens would have built). */
+  toCache(): KvCache {
+    const { headDim } = this.config;
+    return {
+      headDim,
+      layers: this.layers.map((layer) => ({
+        heads: layer.filled.map((filled, h) => {
+          const start = h * layer.capacity * headDim;
+          return {
+            positions: layer.positions[h].slice(0, filled),
+            keys: layer.keys.slice(start, start + filled * headDim),
+            values: layer.values.slice(start, start + filled * headDim),
+          };
+        }),
+      })),
+    };
+  }
+}

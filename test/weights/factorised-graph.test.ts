@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { emptyCache, pastInputs } from "../../src/kv/layout.js";
+import { readCheckpoint } from "../../src/model/checkpoint.js";
 import { factorNames, gptNeoModelProto, inlinePlacement } from "../../src/model/graph.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
@@ -14,6 +15,7 @@ import { compressCheckpoint } from "../../src/weights/compress.js";
 import type { WeightPolicy } from "../../src/weights/policy.js";
 import { factorisedCheckpoint } from "../../src/weights/runtime.js";
 import { loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
 const TOLERANCE = 1e-4;
 
@@ -97,4 +99,31 @@ describe("factorised graph", () => {
       assert.ok(maxAbsDiff(ours.presentValues[layer], dense.presentValues[layer]) <= TOLERANCE);
     }
   });
+});
+
+test("on a random GPT-2-vocabulary checkpoint (50257-row tied head factorised) the logits match within 1e-4", async () => {
+  const { modelDir } = tinyModelWorkspace(31, "spg-factorised-");
+  const original = await readCheckpoint(modelDir);
+  const compressed = compressCheckpoint(original, lowRankEverywhere);
+  const factorised = factorisedCheckpoint(compressed);
+  assert.ok(factorised.factors?.has("transformer.wte.weight"));
+  const options = { observationWindow: 2 };
+  const ids = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13];
+  const positions = ids.map((_, i) => i);
+  const input: ForwardInput = {
+    inputIds: ids,
+    positionIds: positions,
+    ...pastInputs(emptyCache(original.config), original.config, positions),
+  };
+  const factorRuntime = await loadRuntime(factorised, { device: "cpu", ...options });
+  const denseRuntime = await loadRuntime(compressed.checkpoint, { device: "cpu", ...options });
+  try {
+    const ours = await factorRuntime.forward(input);
+    const dense = await denseRuntime.forward(input);
+    assert.equal(ours.logits.length, ids.length * original.config.vocabSize);
+    assert.ok(maxAbsDiff(ours.logits, dense.logits) <= TOLERANCE, `${maxAbsDiff(ours.logits, dense.logits)}`);
+  } finally {
+    await factorRuntime.close();
+    await denseRuntime.close();
+  }
 });

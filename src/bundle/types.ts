@@ -35,6 +35,47 @@ export interface SampleRecord {
     generation: number;
   };
   peakRssBytes: number;
+  /**
+   * Weights methods only: the bytes their ratio counts (serialized weights, every tensor, vs
+   * the checkpoint at the policy's baseline dtype) and parameters; the cache is not compressed.
+   */
+  weights?: WeightBytes;
+  /** Weights methods only: Σ over scored rows of cos(baseline logits row, compressed logits row). */
+  logitCosineSum?: number;
+}
+
+export interface WeightBytes {
+  bytesBaseline: number;
+  bytesCompressed: number;
+  parametersBaseline: number;
+  parametersStored: number;
+}
+
+/** fingerprints.jsonl line of a weights method: one per stored tensor of the checkpoint. */
+export interface WeightFingerprintLine {
+  kind: "weights";
+  method: string;
+  /** Hugging Face tensor name. */
+  tensor: string;
+  /** Module kind a policy addresses (q_proj ... wpe); null for vectors (biases, layer norms). */
+  module: string | null;
+  /** Transformer layer; null for the embeddings and the final layer norm. */
+  layer: number | null;
+  encoding: "dense" | "quantized" | "lowrank";
+  rank: number | null;
+  bits: number;
+  bytes: number;
+  baselineBytes: number;
+  parameters: number;
+  /** sha256 hex of the tensor's serialized bytes. */
+  sha256: string;
+}
+
+/** A line of fingerprints.jsonl: a KV layer (no `kind`) or a weight tensor (`kind: "weights"`). */
+export type FingerprintLine = LayerFingerprint | WeightFingerprintLine;
+
+export function isWeightFingerprint(line: FingerprintLine): line is WeightFingerprintLine {
+  return (line as { kind?: unknown }).kind === "weights";
 }
 
 /** fingerprints.jsonl: one line per (sample, method, layer). */
@@ -73,7 +114,10 @@ export interface MethodSummary {
   generationAgreement: number;
   kvBytesBaseline: number;
   kvBytesCompressed: number;
+  /** kvBytes* for KV methods; weightBytes* for weights methods (then the KV cache is not compressed). */
   compressionRatio: number;
+  /** Weights methods only. */
+  weights?: WeightsSummary;
   /** Bootstrap intervals over samples, seeded from config.bootstrap. */
   intervals: {
     compressionRatio: Interval;
@@ -82,6 +126,18 @@ export interface MethodSummary {
     top1Agreement: Interval;
     generationAgreement: Interval;
   };
+}
+
+export interface WeightsSummary {
+  /** compressionRatio counts these bytes. */
+  bytesBaseline: number;
+  bytesCompressed: number;
+  parametersBaseline: number;
+  parametersStored: number;
+  /** parametersBaseline / parametersStored: what "N:1 in parameters" claims quote; not the ratio. */
+  parameterRatio: number;
+  /** Σ logitCosineSum / scoredTokens. */
+  meanLogitCosine: number;
 }
 
 export interface ClaimResult {
@@ -103,4 +159,24 @@ export interface Summary {
   allClaimsPass: boolean;
   /** Methods on the Pareto frontier of compression ratio vs perplexity increase: overall, and per method family. */
   frontiers: { all: string[]; byMethod: Record<string, string[]> };
+  /** `spg prove --sensitivity`: per weights method, its layers ranked by measurement. */
+  sensitivity?: Record<string, SensitivitySummary>;
+}
+
+export interface SensitivityEntry {
+  unit: string;
+  /** The variant method measured. */
+  method: string;
+  perplexityIncreasePct: number;
+}
+
+export interface SensitivitySummary {
+  /** The method's own perplexity increase (everything its policy compresses). */
+  perplexityIncreasePct: number;
+  /** Everything compressed but the unit; recoveredPct = method's increase − the variant's. */
+  restore: (SensitivityEntry & { recoveredPct: number })[];
+  /** Only the unit compressed. */
+  only: SensitivityEntry[];
+  /** Units by recoveredPct, largest first (ties: unit order): the load-bearing ones first. */
+  ranking: string[];
 }

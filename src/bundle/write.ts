@@ -22,7 +22,7 @@ import {
 import type { SigningKey } from "./keys.js";
 import { buildManifest, type Manifest, manifestBytes, type ToolInfo } from "./manifest.js";
 import { type SignatureJson, signatureJsonBytes, signManifest } from "./sign.js";
-import type { LayerFingerprint, SampleRecord, Summary } from "./types.js";
+import type { FingerprintLine, SampleRecord, Summary } from "./types.js";
 
 /** What a bundle holds, as values; writeBundle serializes them canonically. */
 export interface BundleContents {
@@ -30,7 +30,7 @@ export interface BundleContents {
   config: unknown;
   environment: unknown;
   records: readonly SampleRecord[];
-  fingerprints: readonly LayerFingerprint[];
+  fingerprints: readonly FingerprintLine[];
   summary: Summary;
   reportMd: string;
 }

@@ -7,14 +7,15 @@ import { dryRun, formatConfig, resolveConfig } from "../config/load.js";
 import { applySweep } from "../config/sweep.js";
 import { isSpgError } from "../errors.js";
 import { formatBytes } from "../hardware/requirement.js";
-import { type ProveEvent, prove } from "../measure/prove.js";
+import { type ProveEvent, prove, withSensitivityVariants } from "../measure/prove.js";
 import { summaryTable } from "../measure/summary-table.js";
 
 /** Exit code when the bundle was written but a configured claim does not hold (same as verify). */
 export const EXIT_CLAIMS_NOT_MET = 6;
 
 export default class Prove extends Command {
-  static override summary = "Measure KV-cache compression methods and write a signed proof bundle.";
+  static override summary =
+    "Measure KV-cache and weight compression methods and write a signed proof bundle.";
 
   static override description =
     `Runs every configured method on the same samples against the uncompressed model
@@ -31,6 +32,7 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     "<%= config.bin %> prove --preset 450x --dry-run",
     "<%= config.bin %> prove --ablation --out ablation.zip",
     "<%= config.bin %> prove --sweep 5 --out sweep.zip",
+    "<%= config.bin %> prove --preset weights-naive-vs-surgical --sensitivity --out weights.zip",
   ];
 
   static override flags = {
@@ -50,6 +52,10 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         "trade-off sweep: add N variants of each method (configs/sweeps/default.yaml); the summary holds the Pareto frontier",
     }),
     "cache-dir": Flags.string({ description: "where built ONNX graphs are cached" }),
+    sensitivity: Flags.boolean({
+      description:
+        "for each weights method, also measure it with one layer (or the embeddings) restored to dense, and with only that unit compressed; the summary ranks the units",
+    }),
   };
 
   async run(): Promise<void> {
@@ -63,11 +69,11 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         flags.sweep !== undefined && flags.ablation
           ? new Set(resolveConfig({ ...resolveOptions, ablation: false }).methods.map((m) => m.name))
           : undefined;
-      const config =
-        flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
+      const base = flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
+      const config = flags.sensitivity ? withSensitivityVariants(base) : base;
       if (flags["dry-run"]) {
         this.log(
-          flags.sweep === undefined
+          flags.sweep === undefined && !flags.sensitivity
             ? dryRun(resolveOptions, flags.json ? "json" : "yaml")
             : formatConfig(config, flags.json ? "json" : "yaml"),
         );
@@ -103,6 +109,9 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         } else if (event.kind === "sample-done") {
           if (bar) bar.update(event.done);
           else this.logToStderr(`sample ${event.done}/${event.total} done (${event.methods} methods)`);
+        } else if (event.kind === "weights-method-done") {
+          bar?.stop();
+          this.logToStderr(`weights method ${event.method} done (${event.done}/${event.total})`);
         }
       };
       const result = await prove({ config, out, key, onEvent, cacheDir: flags["cache-dir"] });

@@ -12,6 +12,8 @@ import { isMap, parseDocument, stringify } from "yaml";
 import { SpgError } from "../errors.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { configsDir, schemasDir } from "../paths.js";
+import { resolveWeightsParams } from "../weights/method.js";
+import { planCompression, validateWeightPolicy } from "../weights/policy.js";
 import {
   type ConfigLayer,
   isPlainObject,
@@ -305,6 +307,7 @@ export function resolveConfigWithSources(options: ResolveOptions = {}): Resolved
   const layers = layersFor(options);
   const merged = mergeLayers(layers);
   if (options.overrides?.methods !== undefined) selectMethods(merged, options.overrides.methods);
+  expandWeightPolicies(merged);
   const config = validateMerged(merged);
   const sources = layers.map((l) => l.source);
   if (options.overrides?.methods !== undefined) sources.push("--methods");
@@ -326,6 +329,29 @@ export function dryRun(options: ResolveOptions = {}, format: "yaml" | "json" = "
   const { config, sources } = resolveConfigWithSources(options);
   const header = format === "yaml" ? `# resolved from: ${sources.join(" <- ")}\n` : "";
   return header + formatConfig(config, format);
+}
+
+/**
+ * Weights methods naming a preset (`params: {policy: naive}`) get the preset's params copied
+ * in, so the resolved config (and a bundle's config.json) states the whole policy.
+ */
+function expandWeightPolicies(merged: MergedConfig): void {
+  const methods = merged.value.methods;
+  if (!Array.isArray(methods)) return;
+  methods.forEach((method, i) => {
+    if (!isPlainObject(method) || method.kind !== "weights" || !isPlainObject(method.params)) return;
+    try {
+      method.params = resolveWeightsParams(method.params);
+    } catch (error) {
+      if (!(error instanceof SpgError)) throw error;
+      const name = typeof method.name === "string" ? method.name : String(i);
+      throw new SpgError(error.code, `methods[${i}] (method "${name}"): ${error.message}`, {
+        file: error.file ?? sourceOf(`/methods/${i}/params/policy`, merged),
+        field: `methods[${i}].params.policy`,
+        fix: error.fix,
+      });
+    }
+  });
 }
 
 // ---------------------------------------------------------------- validation
@@ -586,6 +612,21 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
       }
     }
   });
+  config.methods.forEach((method, i) => {
+    if (method.kind !== "weights") return;
+    // What the schema cannot say about a policy (e.g. maxRank only with an energy threshold).
+    try {
+      const { policy, sensitivity: _tag, ...params } = method.params;
+      validateWeightPolicy({ name: policy, kind: "weights", params }, `methods[${i}]`);
+    } catch (error) {
+      if (!(error instanceof SpgError)) throw error;
+      problems.push({
+        pointer: `/methods/${i}/params${error.field ? `/${error.field.replace(/^params\.?/, "").replaceAll(".", "/")}` : ""}`,
+        message: error.message,
+        fix: error.fix ?? "see configs/weights/README.md",
+      });
+    }
+  });
   const hasClaimOnBaseline = config.claims.findIndex(
     (c) => config.methods.find((m) => m.name === c.method)?.kind === "full",
   );
@@ -633,6 +674,20 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
         pointer: `/methods/${i}/params/stage1/layerKeepRatios`,
         message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
         fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
+      });
+    }
+  });
+  config.methods.forEach((method, i) => {
+    if (method.kind !== "weights") return;
+    // Layer indices of a policy must exist in this model.
+    try {
+      planCompression(model, method.params as never);
+    } catch (error) {
+      if (!(error instanceof SpgError)) throw error;
+      problems.push({
+        pointer: `/methods/${i}/${(error.field ?? "params").replaceAll(".", "/")}`,
+        message: error.message,
+        fix: error.fix ?? "see configs/weights/README.md",
       });
     }
   });

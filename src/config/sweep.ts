@@ -49,7 +49,16 @@ export function defaultSweepSpecPath(): string {
   return join(configsDir(), "sweeps", "default.yaml");
 }
 
-const KINDS: MethodConfig["kind"][] = ["full", "window-trim", "streaming", "h2o", "snapkv", "quant", "spg"];
+const KINDS: MethodConfig["kind"][] = [
+  "full",
+  "window-trim",
+  "streaming",
+  "h2o",
+  "snapkv",
+  "quant",
+  "spg",
+  "weights",
+];
 
 const kindSweepSchema = {
   type: "object",

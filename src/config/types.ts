@@ -51,8 +51,8 @@ export interface RunConfig {
 export interface MethodConfig {
   /** Unique name in this run (records use it). */
   name: string;
-  /** Which src/kv method file implements it. */
-  kind: "full" | "window-trim" | "streaming" | "h2o" | "snapkv" | "quant" | "spg";
+  /** Which src/kv method file implements it; "weights" rewrites the checkpoint (src/weights). */
+  kind: "full" | "window-trim" | "streaming" | "h2o" | "snapkv" | "quant" | "spg" | "weights";
   /** Method parameters; each method validates its own against the schema. */
   params: Record<string, unknown>;
 }

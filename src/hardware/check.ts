@@ -98,7 +98,9 @@ export function checkHardware(
 function breakdown(r: MemoryRequirement): string {
   return (
     `weights ${formatBytes(r.weightBytes)} + KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
-    ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)},` +
+    ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)}` +
+    (r.weightsMethodBytes > 0 ? ` + weights methods ${formatBytes(r.weightsMethodBytes)}` : "") +
+    "," +
     ` plus ${Math.round(r.marginFraction * 100)}% margin, for ${r.tokens} tokens`
   );
 }
@@ -185,6 +187,7 @@ export function hardwareCheckRecord(check: HardwareCheck): HardwareCheckRecord {
       attentionBytes: r.attentionBytes,
       activationBytes: r.activationBytes,
       activationFactor: r.activationFactor,
+      weightsMethodBytes: r.weightsMethodBytes,
       subtotalBytes: r.subtotalBytes,
       memorySource: check.inputs.memorySource,
       gpu: gpu === null ? null : `${gpu.vendor} ${gpu.model}`.trim(),

@@ -9,13 +9,15 @@
  *   logits      = contextTokens * vocab * 4        (the prefill returns logits for every position)
  *   attention   = heads * contextTokens^2 * 4      (one layer's prefill attention probabilities)
  *   activations = activationFactor * contextTokens * max(hidden, intermediate) * 4
- *   required    = (weights + kv + logits + attention + activations) * (1 + marginFraction)
+ *   weightsMethods = what weights methods add (src/weights/memory.ts; 0 without them)
+ *   required    = (weights + kv + logits + attention + activations + weightsMethods) * (1 + marginFraction)
  *
  * CACHES_HELD is 2 because the protocol keeps the full baseline cache alive while a method's
  * compressed cache is evaluated from the same prefill.
  */
 import type { RunConfig } from "../config/types.js";
 import type { GptNeoConfig } from "../model/types.js";
+import { weightsMethodsBytes } from "../weights/memory.js";
 
 /** Byte width of a run-time float32 value. */
 const FLOAT32_BYTES = 4;
@@ -32,6 +34,8 @@ export interface MemoryRequirement {
   logitsBytes: number;
   attentionBytes: number;
   activationBytes: number;
+  /** A compressed runtime, the compression's working copies and the kept baselines (weights methods). */
+  weightsMethodBytes: number;
   /** Sum of the parts before the margin. */
   subtotalBytes: number;
   marginFraction: number;
@@ -68,7 +72,9 @@ export function memoryRequirement(model: GptNeoConfig, config: RunConfig): Memor
   const activationBytes = Math.ceil(
     activationFactor * contextTokens * Math.max(model.hiddenSize, model.intermediateSize) * FLOAT32_BYTES,
   );
-  const subtotalBytes = weightBytes + kvBytes + logitsBytes + attentionBytes + activationBytes;
+  const weightsMethodBytes = weightsMethodsBytes(model, config, parameters);
+  const subtotalBytes =
+    weightBytes + kvBytes + logitsBytes + attentionBytes + activationBytes + weightsMethodBytes;
   return {
     device: config.model.device,
     tokens,
@@ -78,6 +84,7 @@ export function memoryRequirement(model: GptNeoConfig, config: RunConfig): Memor
     logitsBytes,
     attentionBytes,
     activationBytes,
+    weightsMethodBytes,
     subtotalBytes,
     marginFraction,
     activationFactor,

@@ -76,14 +76,14 @@ export interface SampleEvaluation {
   fingerprints: LayerFingerprint[];
 }
 
-interface Continuation {
+export interface Continuation {
   rows: LogitRows;
   generated: number[];
   continuationMs: number;
   generationMs: number;
 }
 
-async function continueFrom(
+export async function continueFrom(
   backend: EvaluationBackend,
   runtime: GptNeoRuntime,
   cache: KvCache,
@@ -111,7 +111,7 @@ async function continueFrom(
   return { rows: forced, generated, continuationMs, generationMs: performance.now() - started };
 }
 
-function peakRssBytes(): number {
+export function peakRssBytes(): number {
   // maxRSS is the process's peak resident set in kilobytes, measured by the OS.
   return process.resourceUsage().maxRSS * 1024;
 }

@@ -5,7 +5,7 @@
 import { resolve } from "node:path";
 import type { SigningKey } from "../bundle/keys.js";
 import { readToolInfo } from "../bundle/tool-info.js";
-import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
+import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
 import { checkConfigAgainstModel } from "../config/load.js";
 import type { RunConfig } from "../config/types.js";
@@ -21,17 +21,19 @@ import { memoryRequirement } from "../hardware/requirement.js";
 import { readCheckpoint } from "../model/checkpoint.js";
 import { readGptNeoConfig } from "../model/config.js";
 import { bundledModelDir } from "../paths.js";
+import { withSensitivity } from "../weights/sensitivity.js";
 import { createBackend } from "./backend.js";
 import { buildEnvironment } from "./environment.js";
-import { evaluateSample } from "./evaluate.js";
 import { renderReportMarkdown } from "./report-md.js";
+import { evaluateRun } from "./run-methods.js";
 import { summarize } from "./summary.js";
 
 export type ProveEvent =
   | { kind: "hardware"; check: HardwareCheck }
   | { kind: "model"; path: string; sha256: string; executionProvider: string }
   | { kind: "samples"; evaluation: number; calibration: number }
-  | { kind: "sample-done"; done: number; total: number; methods: number };
+  | { kind: "sample-done"; done: number; total: number; methods: number }
+  | { kind: "weights-method-done"; method: string; done: number; total: number };
 
 export interface ProveOptions {
   config: RunConfig;
@@ -55,6 +57,12 @@ export interface ProveResult {
 
 export function resolveModelDir(config: RunConfig): string {
   return config.model.path === "bundled" ? bundledModelDir() : resolve(config.model.path);
+}
+
+/** `--sensitivity`: the config with every weights method's sensitivity variants (needs the model's layer count). */
+export function withSensitivityVariants(config: RunConfig): RunConfig {
+  const modelDir = resolveModelDir(config);
+  return withSensitivity(config, readGptNeoConfig(modelDir));
 }
 
 function loadSplit(config: RunConfig, role: "eval" | "calibration"): DatasetSplit {
@@ -134,17 +142,21 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
     executionProvider: backend.executionProvider,
   });
 
-  const records: SampleRecord[] = [];
-  const fingerprints: LayerFingerprint[] = [];
+  let records: SampleRecord[];
+  let fingerprints: FingerprintLine[];
   try {
-    for (const [done, sample] of evaluation.entries()) {
-      const result = await evaluateSample(backend, sample, config.methods, {
-        generationTokens: config.generation.tokens,
-      });
-      records.push(...result.records);
-      fingerprints.push(...result.fingerprints);
-      emit({ kind: "sample-done", done: done + 1, total: evaluation.length, methods: config.methods.length });
-    }
+    ({ records, fingerprints } = await evaluateRun(
+      backend,
+      checkpoint,
+      evaluation,
+      config,
+      { cacheDir: options.cacheDir },
+      {
+        sampleDone: (done, total, methods) => emit({ kind: "sample-done", done, total, methods }),
+        weightsMethodDone: (method, done, total) =>
+          emit({ kind: "weights-method-done", method, done, total }),
+      },
+    ));
   } finally {
     await backend.close();
   }

@@ -7,6 +7,49 @@ function fixed(value: number, digits: number): string {
   return value.toFixed(digits);
 }
 
+/** Weights methods: the bytes their ratio counts, parameters beside them, and the logit cosine. */
+function weightsSection(summary: Summary): string[] {
+  const rows = Object.entries(summary.methods).filter(([, m]) => m.weights !== undefined);
+  if (rows.length === 0) return [];
+  const lines = [
+    "",
+    "## Weight compression",
+    "",
+    "Ratios count serialized weight bytes (every tensor, dense ones included) against the checkpoint at the",
+    "policy's baseline dtype; parameter counts are shown beside them, never used for the ratio.",
+    "",
+    "| method | weight bytes base | weight bytes comp | ratio (bytes) | params base | params stored | params ratio | logit cosine |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const [name, m] of rows) {
+    const w = m.weights!;
+    const perSample = (bytes: number) => Math.round(bytes / m.samples);
+    lines.push(
+      `| ${name} | ${perSample(w.bytesBaseline)} | ${perSample(w.bytesCompressed)} | ${fixed(m.compressionRatio, 3)}x | ` +
+        `${Math.round(w.parametersBaseline / m.samples)} | ${Math.round(w.parametersStored / m.samples)} | ` +
+        `${fixed(w.parameterRatio, 3)}x | ${fixed(w.meanLogitCosine, 4)} |`,
+    );
+  }
+  for (const [method, s] of Object.entries(summary.sensitivity ?? {})) {
+    lines.push(
+      "",
+      `### Sensitivity of ${method} (perplexity +${fixed(s.perplexityIncreasePct, 2)}% with everything compressed)`,
+      "",
+      "| unit | ppl +% restored to dense | recovered (points) | ppl +% only this unit compressed |",
+      "|---|---:|---:|---:|",
+    );
+    for (const unit of s.ranking) {
+      const restore = s.restore.find((e) => e.unit === unit)!;
+      const only = s.only.find((e) => e.unit === unit);
+      lines.push(
+        `| ${unit} | ${fixed(restore.perplexityIncreasePct, 2)} | ${fixed(restore.recoveredPct, 2)} | ${only === undefined ? "-" : fixed(only.perplexityIncreasePct, 2)} |`,
+      );
+    }
+    lines.push("", `Ranking (restoring recovers most first): ${s.ranking.join(", ")}.`);
+  }
+  return lines;
+}
+
 export function renderReportMarkdown(
   config: RunConfig,
   summary: Summary,
@@ -33,6 +76,7 @@ export function renderReportMarkdown(
         `${fixed(100 * m.top1Agreement, 1)}% | ${fixed(100 * m.generationAgreement, 1)}% |`,
     );
   }
+  lines.push(...weightsSection(summary));
   lines.push("", "## Claims", "");
   if (summary.claims.length === 0) lines.push("No claims configured.");
   for (const claim of summary.claims) {

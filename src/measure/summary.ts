@@ -15,7 +15,13 @@
  *   top1Agreement         = Σ r.top1Matches / scoredTokens
  *   generationAgreement   = Σ r.generation.matches / Σ r.generation.compared
  *   kvBytesBaseline       = Σ r.kvBytesBaseline      kvBytesCompressed = Σ r.kvBytesCompressed
- *   compressionRatio      = kvBytesBaseline / kvBytesCompressed
+ *   compressionRatio      = kvBytesBaseline / kvBytesCompressed                   (KV methods)
+ *                         = Σ r.weights.bytesBaseline / Σ r.weights.bytesCompressed (weights methods)
+ * Weights methods (config kind "weights") also get `weights`: those byte sums, the parameter
+ * sums and their ratio (reported, never the compression ratio), and
+ *   meanLogitCosine       = Σ r.logitCosineSum / scoredTokens.
+ * With `spg prove --sensitivity`, `sensitivity` ranks units (src/weights/sensitivity.ts) from
+ * the variants' perplexity increases.
  * Perplexity is over all tokens pooled, not a mean of per-sample perplexities; the ratio is
  * bytes pooled, not a mean of per-sample ratios.
  *
@@ -36,8 +42,9 @@
  */
 import type { ClaimResult, Interval, MethodSummary, SampleRecord, Summary } from "../bundle/types.js";
 import { methodOfVariant } from "../config/sweep.js";
-import type { ClaimMetric, RunConfig } from "../config/types.js";
+import type { ClaimMetric, MethodConfig, RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
+import { summarizeSensitivity } from "../weights/sensitivity.js";
 import { paretoFrontier, paretoFrontiersByGroup } from "./pareto.js";
 import { mulberry32, uniformIndex } from "./prng.js";
 
@@ -60,6 +67,12 @@ interface PooledSums {
   generationMatches: number;
   kvBytesBaseline: number;
   kvBytesCompressed: number;
+  /** The bytes compressionRatio counts: KV bytes, or weight bytes for a weights method. */
+  ratioBaseline: number;
+  ratioCompressed: number;
+  logitCosineSum: number;
+  parametersBaseline: number;
+  parametersStored: number;
 }
 
 type PointMetrics = Record<keyof MethodSummary["intervals"], number> & {
@@ -77,12 +90,17 @@ const SUMMED_FIELDS = [
   "generationMatches",
   "kvBytesBaseline",
   "kvBytesCompressed",
+  "ratioBaseline",
+  "ratioCompressed",
+  "logitCosineSum",
+  "parametersBaseline",
+  "parametersStored",
 ] as const satisfies readonly (keyof PooledSums)[];
 
 /** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
 type Columns = Record<keyof PooledSums, Float64Array>;
 
-function columnsOf(ordered: readonly SampleRecord[]): Columns {
+function columnsOf(ordered: readonly SampleRecord[], method: string, weightsKind: boolean): Columns {
   const columns = {} as Columns;
   for (const field of SUMMED_FIELDS) columns[field] = new Float64Array(ordered.length);
   ordered.forEach((record, i) => {
@@ -95,6 +113,23 @@ function columnsOf(ordered: readonly SampleRecord[]): Columns {
     columns.generationMatches[i] = record.generation.matches;
     columns.kvBytesBaseline[i] = record.kvBytesBaseline;
     columns.kvBytesCompressed[i] = record.kvBytesCompressed;
+    const weights = record.weights;
+    if ((weights !== undefined) !== weightsKind || (record.logitCosineSum !== undefined) !== weightsKind) {
+      throw new SpgError(
+        "E_SUMMARY_WEIGHTS",
+        `method "${method}", sample ${record.sampleId}: ${weightsKind ? "a weights method's record lacks" : "a KV method's record has"} weights / logitCosineSum`,
+        {
+          file: "records.jsonl",
+          field: "weights",
+          fix: "records of kind weights carry weights and logitCosineSum; other records carry neither",
+        },
+      );
+    }
+    columns.ratioBaseline[i] = weights?.bytesBaseline ?? record.kvBytesBaseline;
+    columns.ratioCompressed[i] = weights?.bytesCompressed ?? record.kvBytesCompressed;
+    columns.logitCosineSum[i] = record.logitCosineSum ?? 0;
+    columns.parametersBaseline[i] = weights?.parametersBaseline ?? 0;
+    columns.parametersStored[i] = weights?.parametersStored ?? 0;
   });
   return columns;
 }
@@ -117,7 +152,7 @@ function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
   const denominators: [string, number][] = [
     ["scoredTokens", sums.scoredTokens],
     ["generation.compared", sums.generationCompared],
-    ["kvBytesCompressed", sums.kvBytesCompressed],
+    ["compressed bytes", sums.ratioCompressed],
   ];
   for (const [field, value] of denominators) {
     if (!(value > 0)) {
@@ -141,7 +176,7 @@ function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
     meanKl: sums.klSum / sums.scoredTokens,
     top1Agreement: sums.top1Matches / sums.scoredTokens,
     generationAgreement: sums.generationMatches / sums.generationCompared,
-    compressionRatio: sums.kvBytesBaseline / sums.kvBytesCompressed,
+    compressionRatio: sums.ratioBaseline / sums.ratioCompressed,
   };
 }
 
@@ -210,11 +245,25 @@ export function summarizeMethod(
   records: readonly SampleRecord[],
   method: string,
   bootstrap: RunConfig["bootstrap"],
+  kind: MethodConfig["kind"] | undefined = undefined,
 ): MethodSummary {
   const ordered = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
-  const columns = columnsOf(ordered);
+  const weightsKind = kind === undefined ? ordered[0]?.weights !== undefined : kind === "weights";
+  const columns = columnsOf(ordered, method, weightsKind);
   const sums = sumAt(columns);
   const point = metricsFromSums(sums, method);
+  const weights = weightsKind
+    ? {
+        weights: {
+          bytesBaseline: sums.ratioBaseline,
+          bytesCompressed: sums.ratioCompressed,
+          parametersBaseline: sums.parametersBaseline,
+          parametersStored: sums.parametersStored,
+          parameterRatio: sums.parametersBaseline / sums.parametersStored,
+          meanLogitCosine: sums.logitCosineSum / sums.scoredTokens,
+        },
+      }
+    : {};
   return {
     samples: ordered.length,
     scoredTokens: sums.scoredTokens,
@@ -229,6 +278,7 @@ export function summarizeMethod(
     kvBytesBaseline: sums.kvBytesBaseline,
     kvBytesCompressed: sums.kvBytesCompressed,
     compressionRatio: point.compressionRatio,
+    ...weights,
     intervals: bootstrapIntervals(columns, method, bootstrap),
   };
 }
@@ -296,7 +346,10 @@ export function summarize(records: readonly SampleRecord[], config: RunConfig): 
   }
   // fromEntries defines own properties, so no method name can reach the prototype.
   const methods: Record<string, MethodSummary> = Object.fromEntries(
-    [...byMethod].map(([name, list]) => [name, summarizeMethod(list, name, bootstrap)]),
+    [...byMethod].map(([name, list]) => [
+      name,
+      summarizeMethod(list, name, bootstrap, config.methods.find((m) => m.name === name)?.kind),
+    ]),
   );
   const claims = config.claims.map((claim) => {
     const summary = byMethod.has(claim.method) ? methods[claim.method] : undefined;
@@ -313,11 +366,26 @@ export function summarize(records: readonly SampleRecord[], config: RunConfig): 
     }
     return judgeClaim(claim, summary);
   });
+  const sensitivity = summarizeSensitivity(config, (name) => {
+    if (!byMethod.has(name)) {
+      throw new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `sensitivity variant of "${name}", which the config does not run`,
+        {
+          file: "config.json",
+          field: "methods[].params.sensitivity.of",
+          fix: "a variant's sensitivity.of names the weights method it derives from",
+        },
+      );
+    }
+    return methods[name].perplexityIncreasePct;
+  });
   return {
     methods,
     claims,
     allClaimsPass: claims.every((claim) => claim.pass),
     frontiers: frontiers(methods),
+    ...(sensitivity === undefined ? {} : { sensitivity }),
   };
 }
 

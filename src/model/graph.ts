@@ -115,10 +115,18 @@ export function float32Bytes(data: Float32Array): Uint8Array {
 /** Total bytes of the float32 initializers the graph embeds (wte is shared by embedding and head). */
 export function initializerBytes(checkpoint: GptNeoCheckpoint): number {
   let total = 0;
-  for (const name of graphWeightNames(checkpoint.config))
-    total += requireWeight(checkpoint, name).data.byteLength;
+  for (const name of graphWeightNames(checkpoint.config)) {
+    const factors = checkpoint.factors?.get(name);
+    total +=
+      factors === undefined
+        ? requireWeight(checkpoint, name).data.byteLength
+        : factors.left.data.byteLength + factors.right.data.byteLength;
+  }
   return total;
 }
+
+/** Initializer names of a factorised weight W = left @ right. */
+export const factorNames = (name: string) => ({ left: `${name}:left`, right: `${name}:right` });
 
 /** Hugging Face weight names the graph reads, in a fixed order. */
 export function graphWeightNames(config: GptNeoConfig): string[] {
@@ -265,7 +273,15 @@ export function gptNeoModelProto(
   const { numHeads: heads, headDim, hiddenSize: hidden, numLayers } = config;
   const g = new OnnxGraphWriter();
   const weightNames = graphWeightNames(config);
-  for (const name of weightNames) g.initializers.push(placement(name, requireWeight(checkpoint, name)));
+  const factors = checkpoint.factors ?? new Map();
+  for (const name of weightNames) {
+    const pair = factors.get(name);
+    if (pair === undefined) g.initializers.push(placement(name, requireWeight(checkpoint, name)));
+    else {
+      const names = factorNames(name);
+      g.initializers.push(placement(names.left, pair.left), placement(names.right, pair.right));
+    }
+  }
 
   const axes0 = g.int64Const("axes0", [0]);
   const headShape = g.int64Const("head_shape", [1, -1, heads, headDim]);
@@ -278,9 +294,22 @@ export function gptNeoModelProto(
       [x, `${prefix}.weight`, `${prefix}.bias`],
       [attrInt("axis", -1), attrFloat("epsilon", epsilon)],
     );
-  /** nn.Linear: y = x @ W^T + b, with W stored [out, in] as Hugging Face keeps it. */
-  const linear = (x: string, weight: string, bias?: string) =>
-    g.op("Gemm", bias === undefined ? [x, weight] : [x, weight, bias], [attrInt("transB", 1)]);
+  /**
+   * nn.Linear: y = x @ W^T + b, with W stored [out, in] as Hugging Face keeps it; a factorised
+   * W = L R runs as two products, y = (x @ R^T) @ L^T + b, never forming W.
+   */
+  const linear = (x: string, weight: string, bias?: string) => {
+    const pair = factors.has(weight) ? factorNames(weight) : undefined;
+    const input = pair === undefined ? x : g.op("Gemm", [x, pair.right], [attrInt("transB", 1)]);
+    const matrix = pair === undefined ? weight : pair.left;
+    return g.op("Gemm", bias === undefined ? [input, matrix] : [input, matrix, bias], [attrInt("transB", 1)]);
+  };
+  /** Rows of an embedding table: Gather(W), or Gather(L) @ R when factorised. */
+  const embed = (table: string, indices: string) => {
+    if (!factors.has(table)) return g.op("Gather", [table, indices], [attrInt("axis", 0)]);
+    const pair = factorNames(table);
+    return g.op("MatMul", [g.op("Gather", [pair.left, indices], [attrInt("axis", 0)]), pair.right]);
+  };
   const splitHeads = (x2d: string, output?: string) =>
     g.op("Transpose", [g.op("Reshape", [x2d, headShape])], [attrInts("perm", [0, 2, 1, 3])], output);
 
@@ -324,10 +353,7 @@ export function gptNeoModelProto(
 
   const ids = g.op("Squeeze", [graphNames.inputIds, axes0]);
   const positions = g.op("Squeeze", [graphNames.positionIds, axes0]);
-  let h = g.op("Add", [
-    g.op("Gather", ["transformer.wte.weight", ids], [attrInt("axis", 0)]),
-    g.op("Gather", ["transformer.wpe.weight", positions], [attrInt("axis", 0)]),
-  ]);
+  let h = g.op("Add", [embed("transformer.wte.weight", ids), embed("transformer.wpe.weight", positions)]);
 
   for (let layer = 0; layer < numLayers; layer++) {
     const p = `transformer.h.${layer}`;
@@ -388,11 +414,16 @@ export function gptNeoModelProto(
   // Tied head: logits = ln_f(h) @ wte^T. The Transpose of the initializer is constant-folded
   // by onnxruntime at load, so MatMul gets a pre-packed [hidden, vocab] matrix (Gemm with
   // transB=1 on a single decode row was ~20x slower) while the file stores wte once.
-  const wteTransposed = g.op("Transpose", ["transformer.wte.weight"], [attrInts("perm", [1, 0])]);
+  const transposed = (name: string) => g.op("Transpose", [name], [attrInts("perm", [1, 0])]);
   // Only the trailing logit_rows rows reach the vocabulary projection (a 1024-token prefill
   // would otherwise spend more on logits nobody reads than on the transformer).
   const lastRows = g.op("Slice", [final, g.op("Neg", [graphNames.logitRows]), sliceEnd, axes0]);
-  const logits = g.op("MatMul", [lastRows, wteTransposed]);
+  // A factorised wte = L R gives logits = (h @ R^T) @ L^T.
+  const wte = factors.has("transformer.wte.weight") ? factorNames("transformer.wte.weight") : undefined;
+  const logits =
+    wte === undefined
+      ? g.op("MatMul", [lastRows, transposed("transformer.wte.weight")])
+      : g.op("MatMul", [g.op("MatMul", [lastRows, transposed(wte.right)]), transposed(wte.left)]);
   g.op("Unsqueeze", [logits, axes0], [], graphNames.logits);
   // Reductions over the vocabulary run here, next to the MatMul, instead of as JS passes over
   // every row. The log-sum-exp is taken in float64: KL is a difference of terms near log Z,

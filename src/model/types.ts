@@ -83,6 +83,16 @@ export interface GptNeoCheckpoint {
   files: CheckpointFile[];
   /** sha256 over the sorted file hashes: the checkpoint's identity. */
   sha256: string;
+  /**
+   * Low-rank weights the graph runs factorised (src/weights): W = left [rows, rank] @ right
+   * [rank, cols]; such a name's entry in `weights` is not read by the graph.
+   */
+  factors?: Map<string, LowRankFactors>;
+}
+
+export interface LowRankFactors {
+  left: WeightTensor;
+  right: WeightTensor;
 }
 
 export interface RuntimeOptions {

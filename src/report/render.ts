@@ -11,7 +11,13 @@ import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { writeFileAtomic } from "../bundle/atomic.js";
 import { readBundleZip, type ZipSafetyFinding } from "../bundle/read.js";
-import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
+import {
+  type FingerprintLine,
+  isWeightFingerprint,
+  type LayerFingerprint,
+  type SampleRecord,
+  type Summary,
+} from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { isSpgError, SpgError } from "../errors.js";
 import { summarize } from "../measure/summary.js";
@@ -92,7 +98,10 @@ export async function buildReportFromEntries(
     config: valid.get("config.json") as RunConfig | undefined,
     environment: valid.get("environment.json") as EnvironmentFile | undefined,
     records: valid.get("records.jsonl") as SampleRecord[] | undefined,
-    fingerprints: valid.get("fingerprints.jsonl") as LayerFingerprint[] | undefined,
+    // Per-layer KV figures only; weights methods' tensor lines are in the summary's weights section.
+    fingerprints: (valid.get("fingerprints.jsonl") as FingerprintLine[] | undefined)?.filter(
+      (f): f is LayerFingerprint => !isWeightFingerprint(f),
+    ),
   };
   let verification: VerifyResult | undefined;
   if (options.verify) {

@@ -13,7 +13,7 @@
  * When several kinds fail, the lowest code wins.
  */
 import { preAuthenticationEncoding } from "../bundle/sign.js";
-import type { LayerFingerprint, SampleRecord, Summary } from "../bundle/types.js";
+import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { checkClaims } from "./checks/claims.js";
 import { checkConsistency } from "./checks/consistency.js";
@@ -144,7 +144,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
           config,
           environment: valid.get("environment.json") as EnvironmentFile,
           records,
-          fingerprints: valid.get("fingerprints.jsonl") as LayerFingerprint[],
+          fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
         }),
       )),
   );

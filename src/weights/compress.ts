@@ -130,24 +130,58 @@ export function decodeTensor(
   if (treatment.encoding === "dense") out = readDense(reader, rows * cols, dtype);
   else if (treatment.encoding === "quantized") out = decodeQuantized(reader, rows, cols, treatment.quantize);
   else {
-    const rank = reader.u32();
-    if (rank > Math.min(rows, cols)) {
-      throw new SpgError("E_WEIGHTS_DECODE", `rank ${rank} exceeds min(${rows}, ${cols})`, {
-        fix: "the serialized factors are corrupt or belong to another matrix",
-      });
-    }
-    if (rank === 0) out = new Float32Array(rows * cols);
-    else {
-      const q = treatment.quantize;
-      const left =
-        q === undefined ? readDense(reader, rows * rank, dtype) : decodeQuantized(reader, rows, rank, q);
-      const right =
-        q === undefined ? readDense(reader, rank * cols, dtype) : decodeQuantized(reader, rank, cols, q);
-      out = Float32Array.from(multiplyFactors(left, right, rows, rank, cols));
-    }
+    const { rank, left, right } = readFactors(reader, rows, cols, treatment, dtype);
+    out =
+      rank === 0
+        ? new Float32Array(rows * cols)
+        : Float32Array.from(multiplyFactors(left, right, rows, rank, cols));
   }
   reader.end();
   return out;
+}
+
+function readFactors(
+  reader: ByteReader,
+  rows: number,
+  cols: number,
+  treatment: Extract<MatrixTreatment, { encoding: "lowrank" }>,
+  dtype: BaselineDtype,
+): LowRankDecoded {
+  const rank = reader.u32();
+  if (rank > Math.min(rows, cols)) {
+    throw new SpgError("E_WEIGHTS_DECODE", `rank ${rank} exceeds min(${rows}, ${cols})`, {
+      fix: "the serialized factors are corrupt or belong to another matrix",
+    });
+  }
+  if (rank === 0) return { rank, left: new Float32Array(0), right: new Float32Array(0) };
+  const q = treatment.quantize;
+  const left =
+    q === undefined ? readDense(reader, rows * rank, dtype) : decodeQuantized(reader, rows, rank, q);
+  const right =
+    q === undefined ? readDense(reader, rank * cols, dtype) : decodeQuantized(reader, rank, cols, q);
+  return { rank, left, right };
+}
+
+export interface LowRankDecoded {
+  rank: number;
+  /** [rows, rank] */
+  left: Float32Array;
+  /** [rank, cols] */
+  right: Float32Array;
+}
+
+/** The factors a low-rank tensor's bytes decode to (what the factorised graph runs). */
+export function decodeFactors(
+  serialized: Uint8Array,
+  rows: number,
+  cols: number,
+  treatment: Extract<MatrixTreatment, { encoding: "lowrank" }>,
+  dtype: BaselineDtype,
+): LowRankDecoded {
+  const reader = new ByteReader(serialized);
+  const decoded = readFactors(reader, rows, cols, treatment, dtype);
+  reader.end();
+  return decoded;
 }
 
 function bitsOf(treatment: MatrixTreatment, dtype: BaselineDtype): number {

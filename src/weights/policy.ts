@@ -100,14 +100,23 @@ export const weightsParamsSchema = {
         type: "object",
         additionalProperties: false,
         required: ["modules"],
-        anyOf: [{ required: ["lowRank"] }, { required: ["quantize"] }],
+        // Each branch declares what it requires, so the schema compiles under ajv's strictRequired
+        // (the config schema embeds it as $defs/params-weights).
+        anyOf: [
+          { required: ["lowRank"], properties: { lowRank: true } },
+          { required: ["quantize"], properties: { quantize: true } },
+        ],
         properties: {
           modules: moduleList,
           layers: layerList,
           lowRank: {
             type: "object",
             additionalProperties: false,
-            oneOf: [{ required: ["rank"] }, { required: ["rankFraction"] }, { required: ["energy"] }],
+            oneOf: [
+              { required: ["rank"], properties: { rank: true } },
+              { required: ["rankFraction"], properties: { rankFraction: true } },
+              { required: ["energy"], properties: { energy: true } },
+            ],
             properties: {
               rank: { type: "integer", minimum: 1 },
               rankFraction: { type: "number", exclusiveMinimum: 0, maximum: 1 },

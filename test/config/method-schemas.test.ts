@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { resolveConfig } from "../../src/config/load.js";
+import { weightsMethodParamsSchema } from "../../src/weights/method.js";
 
 const schema = JSON.parse(
   readFileSync(new URL("../../../schemas/config.schema.json", import.meta.url), "utf8"),
@@ -18,7 +19,8 @@ test("config schema's params-<kind> equal each method's own paramsSchema (src/kv
     methods: Record<string, { paramsSchema: Record<string, unknown> }>;
   };
   const kinds = Object.keys(registry.methods).sort();
-  assert.deepEqual(kinds, [...schema.$defs.method.properties.kind.enum].sort());
+  // Every kind but "weights" (src/weights, checked below) is a KV method of the registry.
+  assert.deepEqual([...kinds, "weights"].sort(), [...schema.$defs.method.properties.kind.enum].sort());
   for (const kind of kinds) {
     assert.deepEqual(
       schema.$defs[`params-${kind}`],
@@ -34,4 +36,8 @@ test("every kind has a params schema in the config schema, used by the method's 
     assert.ok(schema.$defs[`params-${kind}`], kind);
   }
   assert.ok(config.methods.length >= 4);
+});
+
+test("config schema's params-weights equals src/weights/method.ts's weightsMethodParamsSchema()", () => {
+  assert.deepEqual(schema.$defs["params-weights"], JSON.parse(JSON.stringify(weightsMethodParamsSchema())));
 });

@@ -51,6 +51,7 @@ function requirementOf(bytes: number): MemoryRequirement {
     logitsBytes: 0,
     attentionBytes: 0,
     activationBytes: 0,
+    weightsMethodBytes: 0,
     subtotalBytes: bytes,
     marginFraction: 0,
     activationFactor: 1,
@@ -254,6 +255,7 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       attentionBytes: 512,
       activationBytes: 1536,
       activationFactor: 3,
+      weightsMethodBytes: 0,
       subtotalBytes: 6464,
       memorySource: "mem().available (free + reclaimable)",
       gpu: null,
@@ -263,4 +265,44 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
   const fail = hardwareCheckRecord(checkHardware(requirement, snapshot([gpu({ memoryFreeMiB: 0 })]), "cuda"));
   assert.equal(fail.verdict, "fail");
   assert.equal(fail.inputs.gpu, "NVIDIA Corporation NVIDIA T4");
+});
+
+test("weights methods add one compressed runtime (rank bounds by selection), the compression's copies and kept baselines", () => {
+  const tiny = model({
+    vocabSize: 10,
+    hiddenSize: 4,
+    numLayers: 2,
+    numHeads: 2,
+    headDim: 2,
+    maxPositions: 32,
+    intermediateSize: 16,
+  });
+  const withWeights = (rules: unknown[]) =>
+    runConfig((c) => {
+      c.dataset.samples = 3;
+      c.dataset.contextTokens = 8;
+      c.dataset.continuationTokens = 4;
+      c.generation.tokens = 2;
+      c.hardware.activationFactor = 3;
+      c.hardware.marginFraction = 0.25;
+      c.methods = [
+        { name: "full", kind: "full", params: {} },
+        { name: "w", kind: "weights", params: { policy: "w", baselineDtype: "fp16", rules, keepDense: [] } },
+      ];
+    });
+  const parameters = 640;
+  const fixed = (runtime: number) => runtime * 4 + 2 * parameters * 4 + 3 * 3 * 10 * 4 + 2 * 3 * 10 * 8;
+  // rank 1 on wte [10, 4]: 1 * (10 + 4) values instead of 40
+  const rank = memoryRequirement(tiny, withWeights([{ modules: ["wte"], lowRank: { rank: 1 } }]));
+  assert.equal(rank.weightsMethodBytes, fixed(parameters - 40 + 14));
+  // an energy threshold may keep full rank: min(10, 4) * (10 + 4) = 56 values
+  const energy = memoryRequirement(tiny, withWeights([{ modules: ["wte"], lowRank: { energy: 0.9 } }]));
+  assert.equal(energy.weightsMethodBytes, fixed(parameters - 40 + 56));
+  assert.equal(energy.subtotalBytes, 2560 + 1536 + 320 + 512 + 1536 + energy.weightsMethodBytes);
+  // plain quantization keeps the runtime dense
+  const quantized = memoryRequirement(
+    tiny,
+    withWeights([{ modules: ["c_fc"], quantize: { bits: 8, scheme: "symmetric", groupSize: "row" } }]),
+  );
+  assert.equal(quantized.weightsMethodBytes, fixed(parameters));
 });

@@ -232,3 +232,37 @@ test("summarize refuses records and claims for methods the config does not run, 
     "E_SUMMARY_BOOTSTRAP",
   );
 });
+
+test("a weights method's ratio is weight bytes pooled (not KV bytes, not parameters); cosine is a pooled mean", () => {
+  const weights = (bytesCompressed: number) => ({
+    bytesBaseline: 1000,
+    bytesCompressed,
+    parametersBaseline: 500,
+    parametersStored: 800,
+  });
+  const records = [
+    record({ sampleIndex: 0, method: "w", scoredTokens: 2, weights: weights(250), logitCosineSum: 1.5 }),
+    record({ sampleIndex: 1, method: "w", scoredTokens: 4, weights: weights(250), logitCosineSum: 3.9 }),
+  ];
+  const methods: RunConfig["methods"] = [{ name: "w", kind: "weights", params: {} }];
+  const m = summarize(records, config({ methods })).methods.w;
+  assert.equal(m.compressionRatio, 2000 / 500);
+  assert.equal(m.kvBytesCompressed, 200);
+  assert.deepEqual(m.weights, {
+    bytesBaseline: 2000,
+    bytesCompressed: 500,
+    parametersBaseline: 1000,
+    parametersStored: 1600,
+    parameterRatio: 1000 / 1600,
+    meanLogitCosine: (1.5 + 3.9) / 6,
+  });
+  // every resample has the same per-record bytes: the ratio's interval is the point
+  assert.equal(m.intervals.compressionRatio.low, 4);
+  assert.equal(m.intervals.compressionRatio.high, 4);
+  // a weights method's record without its weight bytes cannot be summarized
+  const { weights: _dropped, ...bare } = records[0];
+  assert.throws(
+    () => summarize([bare, records[1]], config({ methods })),
+    (error: unknown) => isSpgError(error) && error.code === "E_SUMMARY_WEIGHTS",
+  );
+});

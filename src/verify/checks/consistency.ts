@@ -1,7 +1,14 @@
-import type { LayerFingerprint, SampleRecord } from "../../bundle/types.js";
+import {
+  type FingerprintLine,
+  isWeightFingerprint,
+  type LayerFingerprint,
+  type SampleRecord,
+  type WeightFingerprintLine,
+} from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { FailureCollector } from "../collect.js";
 import { type EnvironmentFile, type Finding, pass } from "../types.js";
+import { checkWeightsConsistency } from "./weights-consistency.js";
 
 const CHECK = "consistency" as const;
 
@@ -12,7 +19,7 @@ export interface ConsistencyInput {
   config: RunConfig;
   environment: EnvironmentFile;
   records: SampleRecord[];
-  fingerprints: LayerFingerprint[];
+  fingerprints: FingerprintLine[];
 }
 
 /** Fields every record of one sample must agree on, whatever the method. */
@@ -37,8 +44,11 @@ const SAMPLE_IDENTITY_FIELDS = [
  * tolerances.nllPerToken per scored token.
  */
 export function checkConsistency(input: ConsistencyInput): Finding[] {
-  const { config, environment, records, fingerprints } = input;
+  const { config, environment, records } = input;
   const failures = new FailureCollector(CHECK);
+  // KV layers here; weights methods' tensor lines in weights-consistency.ts.
+  const fingerprints = input.fingerprints.filter((f): f is LayerFingerprint => !isWeightFingerprint(f));
+  const weightLines = input.fingerprints.filter((f): f is WeightFingerprintLine => isWeightFingerprint(f));
   const methodKinds = new Map(config.methods.map((method) => [method.name, method.kind]));
   const layers = environment.model.layers;
   const baselineBytes =
@@ -216,6 +226,16 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
   for (const [sampleId, methods] of bySample) {
     for (const [method, record] of methods) {
       const seen = layersSeen.get(`${sampleId}/${method}`);
+      if (methodKinds.get(method) === "weights") {
+        // A weights method compresses no cache: no layer fingerprints, its tensors' instead.
+        if (seen !== undefined) {
+          failures.add(
+            "E_CONSISTENCY_LAYERS",
+            `${sampleId}/${method}: a weights method has KV layer fingerprints`,
+          );
+        }
+        continue;
+      }
       const count = seen?.layers.size ?? 0;
       if (count !== layers) {
         failures.add(
@@ -231,11 +251,16 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
     }
   }
 
+  checkWeightsConsistency(config, environment.model, records, weightLines, failures);
+
   if (failures.size > 0) return failures.findings();
   return [
     pass(
       CHECK,
-      `${records.length} records and ${fingerprints.length} fingerprints agree (${bySample.size} samples × ${methodKinds.size} methods × ${layers} layers)`,
+      `${records.length} records and ${fingerprints.length} fingerprints agree (${bySample.size} samples × ${methodKinds.size} methods × ${layers} layers)` +
+        (weightLines.length > 0
+          ? `; ${weightLines.length} weight-tensor fingerprints sum to their records' bytes`
+          : ""),
     ),
   ];
 }

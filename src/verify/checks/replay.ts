@@ -5,13 +5,18 @@
  * verifiers replay the same ones.
  */
 import { parseJsonl } from "../../bundle/canonical.js";
-import type { LayerFingerprint, SampleRecord } from "../../bundle/types.js";
+import {
+  type FingerprintLine,
+  isWeightFingerprint,
+  type LayerFingerprint,
+  type SampleRecord,
+} from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { Mulberry32 } from "../../data/prng.js";
 import { isSpgError } from "../../errors.js";
 import { createBackend } from "../../measure/backend.js";
-import { evaluateSample } from "../../measure/evaluate.js";
 import { drawRunSamples, loadRunSplits, resolveModelDir } from "../../measure/prove.js";
+import { evaluateRun } from "../../measure/run-methods.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import { type Finding, fail, pass } from "../types.js";
 
@@ -66,6 +71,8 @@ export function compareRecords(stored: SampleRecord, fresh: SampleRecord, config
     problems.push(`kvBytesBaseline ${stored.kvBytesBaseline} vs ${fresh.kvBytesBaseline}`);
   if (stored.kvBytesCompressed !== fresh.kvBytesCompressed)
     problems.push(`kvBytesCompressed ${stored.kvBytesCompressed} vs ${fresh.kvBytesCompressed}`);
+  if (JSON.stringify(stored.weights) !== JSON.stringify(fresh.weights))
+    problems.push(`weights ${JSON.stringify(stored.weights)} vs ${JSON.stringify(fresh.weights)}`);
   return problems;
 }
 
@@ -76,7 +83,7 @@ export async function checkReplay(entries: Map<string, Buffer>, options: ReplayO
     dataset: { sha256: string };
   };
   const records = parseJsonl(text(entries, "records.jsonl")) as unknown as SampleRecord[];
-  const fingerprints = parseJsonl(text(entries, "fingerprints.jsonl")) as unknown as LayerFingerprint[];
+  const fingerprints = parseJsonl(text(entries, "fingerprints.jsonl")) as unknown as FingerprintLine[];
   const modelDir = options.modelDir ?? resolveModelDir(config);
 
   let checkpoint: Awaited<ReturnType<typeof readCheckpoint>>;
@@ -123,61 +130,75 @@ export async function checkReplay(entries: Map<string, Buffer>, options: ReplayO
   let compared = 0;
   let layersCompared = 0;
   let identicalLayerBytes = 0;
+  const replayable = chosen.filter((sample) => {
+    const stored = records.filter((r) => r.sampleId === sample.sampleId);
+    if (stored.length > 0 && stored.every((r) => r.tokenHash === sample.tokenHash)) return true;
+    findings.push(
+      fail("replay", "E_REPLAY_SAMPLE_MISMATCH", `sample ${sample.sampleId} redrawn here has other tokens`, {
+        sampleId: sample.sampleId,
+        tokenHash: sample.tokenHash,
+      }),
+    );
+    return false;
+  });
   try {
-    for (const sample of chosen) {
-      const stored = records.filter((r) => r.sampleId === sample.sampleId);
-      if (stored.length === 0 || stored.some((r) => r.tokenHash !== sample.tokenHash)) {
+    const fresh = await evaluateRun(backend, checkpoint, replayable, config, {
+      cacheDir: options.cacheDir,
+      device: options.device,
+    });
+    for (const record of fresh.records) {
+      const original = records.find((r) => r.sampleId === record.sampleId && r.method === record.method);
+      const problems =
+        original === undefined
+          ? ["record missing from the bundle"]
+          : compareRecords(original, record, config);
+      compared++;
+      if (problems.length > 0) {
+        findings.push(
+          fail("replay", "E_REPLAY_RECORD", `${record.sampleId} / ${record.method} does not reproduce`, {
+            problems,
+          }),
+        );
+      }
+    }
+    for (const line of fresh.fingerprints) {
+      layersCompared++;
+      if (isWeightFingerprint(line)) {
+        // A weights method's tensors are a pure function of checkpoint and policy: bit-identical.
+        const original = fingerprints.find(
+          (f) => isWeightFingerprint(f) && f.method === line.method && f.tensor === line.tensor,
+        );
+        if (original === undefined || original.bytes !== line.bytes || original.sha256 !== line.sha256) {
+          findings.push(
+            fail("replay", "E_REPLAY_FINGERPRINT", `${line.method} tensor ${line.tensor}: bytes differ`, {
+              stored: original ?? null,
+              replayed: { bytes: line.bytes, sha256: line.sha256 },
+            }),
+          );
+        } else identicalLayerBytes++;
+        continue;
+      }
+      const original = fingerprints.find(
+        (f): f is LayerFingerprint =>
+          !isWeightFingerprint(f) &&
+          f.sampleId === line.sampleId &&
+          f.method === line.method &&
+          f.layer === line.layer,
+      );
+      if (
+        original === undefined ||
+        original.bytes !== line.bytes ||
+        original.tokensKept !== line.tokensKept
+      ) {
         findings.push(
           fail(
             "replay",
-            "E_REPLAY_SAMPLE_MISMATCH",
-            `sample ${sample.sampleId} redrawn here has other tokens`,
-            {
-              sampleId: sample.sampleId,
-              tokenHash: sample.tokenHash,
-            },
+            "E_REPLAY_FINGERPRINT",
+            `${line.sampleId} / ${line.method} layer ${line.layer}: bytes or tokens kept differ`,
+            { stored: original ?? null, replayed: { bytes: line.bytes, tokensKept: line.tokensKept } },
           ),
         );
-        continue;
-      }
-      const fresh = await evaluateSample(backend, sample, config.methods, {
-        generationTokens: config.generation.tokens,
-      });
-      for (const record of fresh.records) {
-        const original = stored.find((r) => r.method === record.method);
-        const problems =
-          original === undefined
-            ? ["record missing from the bundle"]
-            : compareRecords(original, record, config);
-        compared++;
-        if (problems.length > 0) {
-          findings.push(
-            fail("replay", "E_REPLAY_RECORD", `${sample.sampleId} / ${record.method} does not reproduce`, {
-              problems,
-            }),
-          );
-        }
-      }
-      for (const layer of fresh.fingerprints) {
-        const original = fingerprints.find(
-          (f) => f.sampleId === layer.sampleId && f.method === layer.method && f.layer === layer.layer,
-        );
-        layersCompared++;
-        if (
-          original === undefined ||
-          original.bytes !== layer.bytes ||
-          original.tokensKept !== layer.tokensKept
-        ) {
-          findings.push(
-            fail(
-              "replay",
-              "E_REPLAY_FINGERPRINT",
-              `${layer.sampleId} / ${layer.method} layer ${layer.layer}: bytes or tokens kept differ`,
-              { stored: original ?? null, replayed: { bytes: layer.bytes, tokensKept: layer.tokensKept } },
-            ),
-          );
-        } else if (original.sha256 === layer.sha256) identicalLayerBytes++;
-      }
+      } else if (original.sha256 === line.sha256) identicalLayerBytes++;
     }
   } finally {
     await backend.close();
@@ -187,7 +208,7 @@ export async function checkReplay(entries: Map<string, Buffer>, options: ReplayO
       pass(
         "replay",
         `${chosen.length} samples re-run here: ${compared} records within tolerance, ` +
-          `${layersCompared} layers with equal bytes (${identicalLayerBytes} bit-identical)`,
+          `${layersCompared} layer/tensor fingerprints with equal bytes (${identicalLayerBytes} bit-identical)`,
         { samples: chosen.map((s) => s.sampleId) },
       ),
     );

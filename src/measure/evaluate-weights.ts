@@ -1,0 +1,234 @@
+/**
+ * The evaluation protocol for weights methods (DESIGN.md "Evaluation protocol", issue 8).
+ * The checkpoint is compressed once per method and run (factorised) on its own runtime; per
+ * sample the compressed model prefills the context itself, continues teacher-forced over the
+ * continuation and generates greedily, and is compared with the uncompressed baseline:
+ *   - the same scored rows as the KV methods (the first continuation token is fed, not
+ *     scored), the same NLL / KL / top-1 sums (src/measure/metrics.ts), and the logit cosine;
+ *   - both caches at the KV baseline dtype (the cache is not what is compressed here);
+ *   - greedy generation compared from the first generated token on: that token is the
+ *     compressed model's own prediction, not a shared prefill's.
+ * Methods run one after another over all samples, so one compressed runtime is open at a time;
+ * the baseline's logits per sample are kept meanwhile.
+ */
+import type { SampleRecord, WeightFingerprintLine } from "../bundle/types.js";
+import type { MethodConfig } from "../config/types.js";
+import type { Sample } from "../data/types.js";
+import { loadRuntime } from "../model/session.js";
+import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
+import { policyOfMethod } from "../weights/method.js";
+import { factorisedCheckpoint } from "../weights/runtime.js";
+import { continueFrom, type EvaluationBackend, peakRssBytes } from "./evaluate.js";
+import { logitCosineSum } from "./logit-cosine.js";
+import {
+  assertFinite,
+  compareGenerations,
+  compareWithBaseline,
+  type LogitRows,
+  prepareBaseline,
+} from "./metrics.js";
+
+/** The uncompressed model's side of one sample, shared by every weights method. */
+export interface SampleBaseline {
+  sample: Sample;
+  /** Teacher-forced logit rows [scored rows, vocab]. */
+  rows: LogitRows;
+  targets: number[];
+  /** Greedy generation from the end of the context, first token included (generation.tokens long). */
+  generated: number[];
+}
+
+function contextOf(sample: Sample): number[] {
+  return sample.tokens.slice(0, sample.contextTokens);
+}
+
+/** Prefill, teacher-forced continuation and greedy generation of `runtime` from a sample's context. */
+async function runFromContext(
+  backend: EvaluationBackend,
+  runtime: GptNeoRuntime,
+  sample: Sample,
+  tokens: number,
+) {
+  const started = performance.now();
+  const prefill = await backend.prefill(runtime, contextOf(sample));
+  const prefillMs = performance.now() - started;
+  // The prefill returns its last row's logits (the evaluation backend asks for one).
+  const first = prefill.output.logitsArgmax[prefill.output.logitsArgmax.length - 1];
+  const cache = backend.baselineCache(prefill);
+  const result = await continueFrom(backend, runtime, cache, sample, first, Math.max(0, tokens - 1));
+  return {
+    ...result,
+    prefillMs,
+    generated: tokens > 0 ? [first, ...result.generated] : [],
+    kvBytes: backend.baselineBytes(prefill.cache),
+  };
+}
+
+export async function sampleBaseline(
+  backend: EvaluationBackend,
+  sample: Sample,
+  generationTokens: number,
+): Promise<SampleBaseline> {
+  const dense = await backend.runtime(undefined);
+  const run = await runFromContext(backend, dense, sample, generationTokens);
+  return {
+    sample,
+    rows: run.rows,
+    targets: sample.tokens.slice(sample.contextTokens + 1),
+    generated: run.generated,
+  };
+}
+
+/** A weights method's compressed checkpoint, open on its own runtime. */
+export interface CompressedModel {
+  method: MethodConfig;
+  compressed: CompressedWeights;
+  runtime: GptNeoRuntime;
+  /** Encoding the checkpoint (once per run; repeated in each record of the method). */
+  compressMs: number;
+  /** Decoding the stored bytes into the factors and weights the runtime reads (once per run). */
+  decompressMs: number;
+  fingerprints: WeightFingerprintLine[];
+}
+
+const LAYER_OF_NAME = /^transformer\.h\.(\d+)\./;
+
+/** One fingerprint line per stored tensor (dense ones too: the record's bytes are their sum). */
+export function weightFingerprintLines(
+  method: string,
+  compressed: CompressedWeights,
+): WeightFingerprintLine[] {
+  return compressed.tensors.map((tensor) => {
+    const layer = LAYER_OF_NAME.exec(tensor.name);
+    const f = tensor.fingerprint;
+    return {
+      kind: "weights",
+      method,
+      tensor: tensor.name,
+      module: tensor.plan?.kind ?? null,
+      layer: layer === null ? null : Number(layer[1]),
+      encoding: f.encoding,
+      rank: f.rank,
+      bits: f.bits,
+      bytes: f.bytes,
+      baselineBytes: f.baselineBytes,
+      parameters: f.parameters,
+      sha256: f.sha256,
+    };
+  });
+}
+
+export async function openCompressedModel(
+  checkpoint: GptNeoCheckpoint,
+  method: MethodConfig,
+  runtimeOptions: Omit<RuntimeOptions, "sparseTopK">,
+): Promise<CompressedModel> {
+  const started = performance.now();
+  const compressed = compressCheckpoint(checkpoint, policyOfMethod(method));
+  const compressMs = performance.now() - started;
+  const decodeStarted = performance.now();
+  const factorised = factorisedCheckpoint(compressed);
+  const decompressMs = performance.now() - decodeStarted;
+  const runtime = await loadRuntime(factorised, { ...runtimeOptions, sparseTopK: 0 });
+  return {
+    method,
+    compressed,
+    runtime,
+    compressMs,
+    decompressMs,
+    fingerprints: weightFingerprintLines(method.name, compressed),
+  };
+}
+
+/** One record: the compressed model on one sample against its baseline. */
+export async function evaluateWeightsSample(
+  backend: EvaluationBackend,
+  model: CompressedModel,
+  baseline: SampleBaseline,
+  generationTokens: number,
+): Promise<SampleRecord> {
+  const { sample, targets } = baseline;
+  const vocab = backend.config.vocabSize;
+  const run = await runFromContext(backend, model.runtime, sample, generationTokens);
+  const forced = compareWithBaseline(
+    prepareBaseline(baseline.rows, targets, vocab),
+    run.rows,
+    targets,
+    vocab,
+  );
+  const where = `sample ${sample.sampleId}, method ${model.method.name}`;
+  const c = model.compressed;
+  return {
+    sampleId: sample.sampleId,
+    sampleIndex: sample.index,
+    method: model.method.name,
+    tokenHash: sample.tokenHash,
+    document: sample.document,
+    offset: sample.offset,
+    contextTokens: sample.contextTokens,
+    continuationTokens: sample.continuationTokens,
+    scoredTokens: forced.scoredTokens,
+    nllBaseline: assertFinite(forced.nllBaseline, `${where}: baseline NLL`),
+    nllCompressed: assertFinite(forced.nllCompressed, `${where}: compressed NLL`),
+    klSum: assertFinite(forced.klSum, `${where}: KL`),
+    top1Matches: forced.top1Matches,
+    generation: compareGenerations(baseline.generated, run.generated),
+    kvBytesBaseline: run.kvBytes,
+    // The cache is kept whole at the baseline dtype: a weights method compresses no KV bytes.
+    kvBytesCompressed: run.kvBytes,
+    timingsMs: {
+      prefill: run.prefillMs,
+      compress: model.compressMs,
+      decompress: model.decompressMs,
+      continuation: run.continuationMs,
+      generation: run.generationMs,
+    },
+    peakRssBytes: peakRssBytes(),
+    weights: {
+      bytesBaseline: c.baselineBytes,
+      bytesCompressed: c.compressedBytes,
+      parametersBaseline: c.baselineParameters,
+      parametersStored: c.storedParameters,
+    },
+    logitCosineSum: assertFinite(
+      logitCosineSum(baseline.rows.logits, run.rows.logits, targets.length, vocab),
+      `${where}: logit cosine`,
+    ),
+  };
+}
+
+export interface WeightsEvaluation {
+  records: SampleRecord[];
+  fingerprints: WeightFingerprintLine[];
+}
+
+/** Every weights method on every sample: baselines first, then one compressed runtime at a time. */
+export async function evaluateWeightsMethods(
+  backend: EvaluationBackend,
+  checkpoint: GptNeoCheckpoint,
+  samples: readonly Sample[],
+  methods: readonly MethodConfig[],
+  options: { generationTokens: number; runtime: Omit<RuntimeOptions, "sparseTopK"> },
+  onMethodDone?: (method: string, done: number, total: number) => void,
+): Promise<WeightsEvaluation> {
+  const records: SampleRecord[] = [];
+  const fingerprints: WeightFingerprintLine[] = [];
+  if (methods.length === 0) return { records, fingerprints };
+  const baselines: SampleBaseline[] = [];
+  for (const sample of samples)
+    baselines.push(await sampleBaseline(backend, sample, options.generationTokens));
+  for (const [index, method] of methods.entries()) {
+    const model = await openCompressedModel(checkpoint, method, options.runtime);
+    try {
+      for (const baseline of baselines) {
+        records.push(await evaluateWeightsSample(backend, model, baseline, options.generationTokens));
+      }
+    } finally {
+      await model.runtime.close();
+    }
+    fingerprints.push(...model.fingerprints);
+    onMethodDone?.(method.name, index + 1, methods.length);
+  }
+  return { records, fingerprints };
+}

@@ -1,0 +1,196 @@
+/**
+ * Consistency of weights methods (issue 8): their records and their tensor fingerprints
+ * describe the same compressed checkpoint.
+ *   - a weights method's records carry `weights` and `logitCosineSum`, other records neither;
+ *     the KV cache is not compressed (kvBytesCompressed = kvBytesBaseline);
+ *   - every record of a method states the same weight bytes (compressed once per run);
+ *   - one fingerprint per tensor the graph reads, each once; the record's bytesCompressed is
+ *     the sum of their bytes, bytesBaseline the sum of their baselineBytes, parametersStored
+ *     the sum of their parameters, parametersBaseline = bytesBaseline / baseline dtype width;
+ *   - each tensor's encoding and bits are what the method's policy gives it, a dense tensor
+ *     stores exactly its baseline bytes;
+ *   - a sensitivity variant's params are the ones derived from the method it names.
+ * So a ratio is always recomputed from fingerprint bytes, never from parameter counts.
+ */
+import { isDeepStrictEqual } from "node:util";
+import type { SampleRecord, WeightFingerprintLine } from "../../bundle/types.js";
+import type { RunConfig } from "../../config/types.js";
+import { dtypeBits, dtypeBytes } from "../../kv/compressed.js";
+import { graphWeightNames } from "../../model/graph.js";
+import type { GptNeoConfig } from "../../model/types.js";
+import { sensitivityOf, type WeightsMethodParams } from "../../weights/method.js";
+import { planCompression } from "../../weights/policy.js";
+import { variantParams } from "../../weights/sensitivity.js";
+import type { FailureCollector } from "../collect.js";
+
+/**
+ * Only the layer count and names matter to a policy's treatments and to the tensor names;
+ * the verifier has no vocabulary or intermediate size, so shapes are placeholders here.
+ */
+function layersOnlyConfig(layers: number, hiddenSize: number): GptNeoConfig {
+  return {
+    vocabSize: 1,
+    hiddenSize,
+    numLayers: layers,
+    numHeads: 1,
+    headDim: hiddenSize,
+    attentionLayers: Array.from({ length: layers }, () => "global" as const),
+    windowSize: 1,
+    maxPositions: 1,
+    intermediateSize: 1,
+    layerNormEpsilon: 0,
+    activation: "gelu_new",
+    bosTokenId: undefined,
+    eosTokenId: undefined,
+  };
+}
+
+export function checkWeightsConsistency(
+  config: RunConfig,
+  model: { layers: number; hiddenSize: number },
+  records: readonly SampleRecord[],
+  lines: readonly WeightFingerprintLine[],
+  failures: FailureCollector,
+): void {
+  const modelConfig = layersOnlyConfig(model.layers, model.hiddenSize);
+  const expectedTensors = graphWeightNames(modelConfig);
+  const weightsMethods = new Map(config.methods.filter((m) => m.kind === "weights").map((m) => [m.name, m]));
+
+  for (const record of records) {
+    const where = `record ${record.sampleId}/${record.method}`;
+    const isWeights = weightsMethods.has(record.method);
+    if ((record.weights !== undefined) !== isWeights || (record.logitCosineSum !== undefined) !== isWeights) {
+      failures.add(
+        "E_CONSISTENCY_WEIGHTS",
+        `${where}: ${isWeights ? "a weights method's record lacks" : "a KV method's record has"} weights / logitCosineSum`,
+      );
+    }
+    if (isWeights && record.kvBytesCompressed !== record.kvBytesBaseline) {
+      failures.add(
+        "E_CONSISTENCY_WEIGHTS",
+        `${where}: a weights method keeps the cache whole, but kvBytesCompressed ${record.kvBytesCompressed} != kvBytesBaseline ${record.kvBytesBaseline}`,
+      );
+    }
+    if (record.logitCosineSum !== undefined && Math.abs(record.logitCosineSum) > record.scoredTokens) {
+      failures.add(
+        "E_CONSISTENCY_WEIGHTS",
+        `${where}: logitCosineSum ${record.logitCosineSum} exceeds its ${record.scoredTokens} rows (a cosine is in [-1, 1])`,
+      );
+    }
+  }
+
+  const byMethod = new Map<string, WeightFingerprintLine[]>();
+  for (const line of lines) {
+    if (!weightsMethods.has(line.method)) {
+      failures.add(
+        "E_CONSISTENCY_ORPHAN_FINGERPRINT",
+        `weight fingerprint ${line.method}/${line.tensor}: "${line.method}" is not a weights method of the config`,
+      );
+      continue;
+    }
+    const list = byMethod.get(line.method) ?? [];
+    list.push(line);
+    byMethod.set(line.method, list);
+  }
+
+  for (const [name, method] of weightsMethods) {
+    const params = method.params as unknown as WeightsMethodParams;
+    const tag = sensitivityOf(method);
+    if (tag !== undefined) {
+      const parent = weightsMethods.get(tag.of);
+      if (parent === undefined || sensitivityOf(parent) !== undefined) {
+        failures.add(
+          "E_CONSISTENCY_SENSITIVITY",
+          `${name}: sensitivity.of "${tag.of}" is not a weights method`,
+        );
+      } else {
+        let derived: WeightsMethodParams | undefined;
+        try {
+          derived = variantParams(
+            parent.params as unknown as WeightsMethodParams,
+            tag.of,
+            tag.mode,
+            tag.unit,
+            model.layers,
+          );
+        } catch (error) {
+          failures.add("E_CONSISTENCY_SENSITIVITY", `${name}: ${(error as Error).message}`);
+        }
+        if (derived !== undefined && !isDeepStrictEqual(derived, params)) {
+          failures.add(
+            "E_CONSISTENCY_SENSITIVITY",
+            `${name}: params are not ${tag.of}'s with ${tag.unit} ${tag.mode === "restore" ? "kept dense" : "alone compressed"}`,
+          );
+        }
+      }
+    }
+
+    const dtype = params.baselineDtype;
+    const plans = new Map(planCompression(modelConfig, params).map((plan) => [plan.name, plan]));
+    const methodLines = byMethod.get(name) ?? [];
+    const seen = new Set<string>();
+    const sums = { bytes: 0, baselineBytes: 0, parameters: 0 };
+    for (const line of methodLines) {
+      const where = `weight fingerprint ${name}/${line.tensor}`;
+      if (seen.has(line.tensor)) {
+        failures.add("E_CONSISTENCY_DUPLICATE_FINGERPRINT", `${where} appears more than once`);
+        continue;
+      }
+      seen.add(line.tensor);
+      sums.bytes += line.bytes;
+      sums.baselineBytes += line.baselineBytes;
+      sums.parameters += line.parameters;
+      const treatment = plans.get(line.tensor)?.treatment ?? { encoding: "dense" as const };
+      const bits =
+        treatment.encoding === "dense" || treatment.quantize === undefined
+          ? dtypeBits(dtype)
+          : treatment.quantize.bits;
+      if (line.encoding !== treatment.encoding || line.bits !== bits) {
+        failures.add(
+          "E_CONSISTENCY_WEIGHTS",
+          `${where}: stored as ${line.encoding} at ${line.bits} bits, the policy says ${treatment.encoding} at ${bits}`,
+        );
+      }
+      if ((line.rank !== null) !== (line.encoding === "lowrank")) {
+        failures.add("E_CONSISTENCY_WEIGHTS", `${where}: rank ${line.rank} with encoding ${line.encoding}`);
+      }
+      if (
+        line.encoding === "dense" &&
+        (line.bytes !== line.baselineBytes || line.parameters * dtypeBytes(dtype) !== line.baselineBytes)
+      ) {
+        failures.add(
+          "E_CONSISTENCY_WEIGHTS",
+          `${where}: a dense tensor stores its ${line.baselineBytes} baseline bytes, not ${line.bytes}`,
+        );
+      }
+    }
+    const missing = expectedTensors.filter((tensor) => !seen.has(tensor));
+    const unknown = [...seen].filter((tensor) => !expectedTensors.includes(tensor));
+    if (missing.length > 0 || unknown.length > 0) {
+      failures.add(
+        "E_CONSISTENCY_WEIGHTS",
+        `${name}: weight fingerprints ${missing.length > 0 ? `miss ${missing.slice(0, 3).join(", ")}` : ""}${unknown.length > 0 ? ` name unknown tensors ${unknown.slice(0, 3).join(", ")}` : ""} (one per tensor of the ${model.layers}-layer model)`,
+      );
+    }
+    for (const record of records) {
+      if (record.method !== name || record.weights === undefined) continue;
+      const w = record.weights;
+      const where = `record ${record.sampleId}/${name}`;
+      if (w.bytesCompressed !== sums.bytes || w.bytesBaseline !== sums.baselineBytes) {
+        failures.add(
+          "E_CONSISTENCY_BYTES",
+          `${where}: weights bytes ${w.bytesBaseline} -> ${w.bytesCompressed}, its tensor fingerprints sum to ${sums.baselineBytes} -> ${sums.bytes}`,
+        );
+      }
+      if (
+        w.parametersStored !== sums.parameters ||
+        w.parametersBaseline * dtypeBytes(dtype) !== w.bytesBaseline
+      ) {
+        failures.add(
+          "E_CONSISTENCY_WEIGHTS",
+          `${where}: parameters ${w.parametersBaseline} -> ${w.parametersStored} disagree with the fingerprints (${sums.parameters} stored) or the ${dtype} baseline bytes`,
+        );
+      }
+    }
+  }
+}

@@ -43,7 +43,9 @@ export function describeBundle(contents: BundleContents): BundleDescription {
 
 function show(value: unknown): string {
   if (value === undefined || value === null) return "?";
-  if (typeof value === "number") return String(Number(value.toPrecision(5)));
+  // Counts, seeds and byte sizes are shown exactly; measured fractions to 5 significant digits.
+  if (typeof value === "number")
+    return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 

@@ -14,6 +14,12 @@ test("inspect shows what the bundle states: format, signer, run, methods, claims
   assert.match(text, /stream\s+streaming\s+1\.28\s/); // 3072 / 2400 bytes, as summary.json states
   assert.match(text, /compression_ratio >= 1\.2\s+point\s+1\.28\s/);
   assert.match(text, /summary\.jsonl?\s+\d+/);
+  // Integers (seeds, counts) exactly, not rounded to 5 significant digits (inspect trusts
+  // nothing, so a config.json edited in place is enough to show it).
+  const config = JSON.parse(contents.entries.get("config.json")?.toString("utf8") ?? "{}");
+  config.dataset.seed = 20261123;
+  contents.entries.set("config.json", Buffer.from(JSON.stringify(config)));
+  assert.match(renderDescription("b.zip", describeBundle(contents)), /seed 20261123;/);
 });
 
 test("inspect does not fail on a damaged bundle: unknown parts show as ?", () => {

@@ -8,7 +8,7 @@
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
 import type { KvCache } from "./cache.js";
-import { AttentionBiases, pastInputs } from "./layout.js";
+import { AttentionBiases } from "./layout.js";
 
 interface PaddedLayer {
   /** Slots per head: the widest head's slots at creation plus the room asked for. */
@@ -33,31 +33,51 @@ export class PaddedCache {
         fix: "pass the number of tokens the decoder will append",
       });
     }
-    // pastInputs checks the cache against the config and pads heads to the widest one.
-    const { past } = pastInputs(cache, config, []);
+    if (cache.layers.length !== config.numLayers || cache.headDim !== config.headDim) {
+      throw new SpgError(
+        "E_KV_LAYOUT",
+        `cache has ${cache.layers.length} layers of head size ${cache.headDim}, the config ${config.numLayers} of ${config.headDim}`,
+        { fix: "build the cache from this model's forward pass" },
+      );
+    }
     const { numHeads, headDim } = config;
-    const layers = past.map(({ slots, keys, values }, l): PaddedLayer => {
-      const capacity = slots + extraTokens;
-      const paddedKeys = new Float32Array(numHeads * capacity * headDim);
-      const paddedValues = new Float32Array(numHeads * capacity * headDim);
-      const heads = cache.layers[l].heads;
-      for (let h = 0; h < numHeads; h++) {
-        paddedKeys.set(keys.subarray(h * slots * headDim, (h + 1) * slots * headDim), h * capacity * headDim);
-        paddedValues.set(
-          values.subarray(h * slots * headDim, (h + 1) * slots * headDim),
-          h * capacity * headDim,
+    // Each head is copied once, straight into the layout the graph reads.
+    const layers = cache.layers.map((layer, l): PaddedLayer => {
+      if (layer.heads.length !== numHeads) {
+        throw new SpgError(
+          "E_KV_LAYOUT",
+          `layer ${l} has ${layer.heads.length} heads, config has ${numHeads}`,
+          {
+            fix: "build the cache from this model's forward pass",
+          },
         );
       }
+      const slots = Math.max(0, ...layer.heads.map((head) => head.positions.length));
+      const capacity = slots + extraTokens;
+      const keys = new Float32Array(numHeads * capacity * headDim);
+      const values = new Float32Array(numHeads * capacity * headDim);
+      layer.heads.forEach((head, h) => {
+        const kept = head.positions.length;
+        if (head.keys.length !== kept * headDim || head.values.length !== kept * headDim) {
+          throw new SpgError(
+            "E_KV_LAYOUT",
+            `layer ${l} head ${h}: ${kept} positions but ${head.keys.length / headDim} key rows`,
+            { fix: "keep positions, keys and values of a head the same length" },
+          );
+        }
+        keys.set(head.keys, h * capacity * headDim);
+        values.set(head.values, h * capacity * headDim);
+      });
       return {
         capacity,
-        keys: paddedKeys,
-        values: paddedValues,
-        positions: heads.map((head) => {
+        keys,
+        values,
+        positions: layer.heads.map((head) => {
           const positions = new Int32Array(capacity);
           positions.set(head.positions);
           return positions;
         }),
-        filled: heads.map((head) => head.positions.length),
+        filled: layer.heads.map((head) => head.positions.length),
       };
     });
     return new PaddedCache(config, layers);

@@ -4,12 +4,14 @@
  */
 import { createHash } from "node:crypto";
 import type { MethodConfig } from "../config/types.js";
-import type { KvCache } from "../kv/cache.js";
 import { type BaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
+import { PaddedCache } from "../kv/padded-cache.js";
+import { loadDistributionSession } from "../model/distribution.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
+import { preparedFromDistributions } from "./metrics.js";
 
 export interface BackendOptions {
   device: RuntimeOptions["device"];
@@ -44,8 +46,9 @@ export async function createBackend(
     return pending;
   };
   const dense = await runtime(undefined);
+  const distributions = await loadDistributionSession(config.vocabSize, options.device);
 
-  const extend = async (model: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]) => {
+  const extend = async (model: GptNeoRuntime, cache: PaddedCache, tokens: number[], positions: number[]) => {
     const output = await forwardOnCache(model, cache, tokens, positions);
     return { logits: output.logits, logSumExp: output.logitsLogSumExp, argmax: output.logitsArgmax };
   };
@@ -93,12 +96,22 @@ export async function createBackend(
     runtime,
     // Only the last context row's logits are read (the first generated token).
     prefill: (model, tokens) => prefillTokens(model, tokens, 1),
+    async prepareBaseline(rows, targets) {
+      const scored = rows.logSumExp.subarray(0, targets.length);
+      const computed = await distributions.distributions(
+        rows.logits.subarray(0, scored.length * config.vocabSize),
+        scored,
+      );
+      return preparedFromDistributions(rows, computed, targets, config.vocabSize);
+    },
+    layout: (cache, room) => PaddedCache.from(cache, config, room),
     extend,
     generate: generateGreedy,
     baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
     compress,
     async close() {
       for (const pending of runtimes.values()) await (await pending).close();
+      await distributions.close();
     },
   };
 }

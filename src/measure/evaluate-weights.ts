@@ -21,13 +21,7 @@ import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
 import { continueFrom, type EvaluationBackend, peakRssBytes } from "./evaluate.js";
 import { logitCosineSum } from "./logit-cosine.js";
-import {
-  assertFinite,
-  compareGenerations,
-  compareWithBaseline,
-  type LogitRows,
-  prepareBaseline,
-} from "./metrics.js";
+import { assertFinite, compareGenerations, compareWithBaseline, type LogitRows } from "./metrics.js";
 
 /** The uncompressed model's side of one sample, shared by every weights method. */
 export interface SampleBaseline {
@@ -152,7 +146,7 @@ export async function evaluateWeightsSample(
   const vocab = backend.config.vocabSize;
   const run = await runFromContext(backend, model.runtime, sample, generationTokens);
   const forced = compareWithBaseline(
-    prepareBaseline(baseline.rows, targets, vocab),
+    await backend.prepareBaseline(baseline.rows, targets),
     run.rows,
     targets,
     vocab,

@@ -8,13 +8,14 @@ import type { LayerFingerprint, SampleRecord } from "../bundle/types.js";
 import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { KvCache } from "../kv/cache.js";
+import type { PaddedCache } from "../kv/padded-cache.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
 import {
   assertFinite,
   compareGenerations,
   compareWithBaseline,
   type LogitRows,
-  prepareBaseline,
+  type PreparedBaseline,
 } from "./metrics.js";
 
 /** What a compression method hands back, as far as evaluation needs it. */
@@ -48,12 +49,24 @@ export interface EvaluationBackend {
   /** A runtime for dense attention (undefined) or hybrid sparse attention with top-k. */
   runtime(sparseTopK: number | undefined): Promise<GptNeoRuntime>;
   prefill(runtime: GptNeoRuntime, tokens: number[]): Promise<PrefillState>;
-  /** Runs tokens at positions on top of cache in one pass; returns their logit rows. */
-  extend(runtime: GptNeoRuntime, cache: KvCache, tokens: number[], positions: number[]): Promise<LogitRows>;
-  /** Greedy decoding from cache: feeds firstToken at startPosition, returns the next `steps` tokens. */
+  /** The baseline side of the teacher-forced comparison (its distributions, once per sample). */
+  prepareBaseline(rows: LogitRows, targets: readonly number[]): Promise<PreparedBaseline>;
+  /** The cache laid out once as the model reads it, with room for `room` more tokens per head. */
+  layout(cache: KvCache, room: number): PaddedCache;
+  /** Runs tokens at positions on top of cache in one pass (the cache is not changed); their logit rows. */
+  extend(
+    runtime: GptNeoRuntime,
+    cache: PaddedCache,
+    tokens: number[],
+    positions: number[],
+  ): Promise<LogitRows>;
+  /**
+   * Greedy decoding from cache: feeds firstToken at startPosition, returns the next `steps`
+   * tokens; the steps are appended to the cache, which needs room for them.
+   */
   generate(
     runtime: GptNeoRuntime,
-    cache: KvCache,
+    cache: PaddedCache,
     firstToken: number,
     startPosition: number,
     steps: number,
@@ -95,15 +108,17 @@ export async function continueFrom(
   // The first continuation token is predicted by the full-cache prefill: it is fed, not scored.
   const fed = continuation.slice(0, -1);
   const fedPositions = fed.map((_, i) => sample.contextTokens + i);
+  // Laid out once: the teacher-forced pass reads it, then generation appends to it.
+  const laidOut = backend.layout(cache, generationTokens);
   let started = performance.now();
-  const forced = await backend.extend(runtime, cache, fed, fedPositions);
+  const forced = await backend.extend(runtime, laidOut, fed, fedPositions);
   const continuationMs = performance.now() - started;
 
   // Greedy generation from the end of the context; the first token comes from the shared prefill.
   started = performance.now();
   const generated = await backend.generate(
     runtime,
-    cache,
+    laidOut,
     firstGenerated,
     sample.contextTokens,
     generationTokens,
@@ -141,7 +156,7 @@ export async function evaluateSample(
     options.generationTokens,
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
-  const preparedBaseline = prepareBaseline(baseline.rows, targets, vocab);
+  const preparedBaseline = await backend.prepareBaseline(baseline.rows, targets);
   const kvBytesBaseline = backend.baselineBytes(prefill.cache);
 
   const records: SampleRecord[] = [];

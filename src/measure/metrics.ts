@@ -79,9 +79,16 @@ export function logitRows(logits: Float32Array, vocab: number): LogitRows {
 
 /** The baseline side of a teacher-forced comparison, computed once per sample and shared by every method. */
 export interface PreparedBaseline {
-  probs: Float64Array[];
-  /** Per row, sum_i p_i log p_i. */
+  /**
+   * Per row, the baseline probabilities rounded to float32 (half the memory traffic of the
+   * per-method dot products). KL is then computed exactly for these p~ with their own mass
+   * (below), which differs from KL for p by at most 2^-24 * sum_i p_i |log p_i - log q_i|.
+   */
+  probs: Float32Array[];
+  /** Per row, sum_i p~_i log p_i. */
   negEntropy: number[];
+  /** Per row, sum_i p~_i (1 up to float32 rounding). */
+  mass: number[];
   argmax: number[];
   nll: number;
 }
@@ -91,24 +98,69 @@ export function prepareBaseline(
   targets: readonly number[],
   vocab: number,
 ): PreparedBaseline {
-  const probs: Float64Array[] = [];
+  const probs: Float32Array[] = [];
   const negEntropy: number[] = [];
+  const mass: number[] = [];
   let nll = 0;
   targets.forEach((target, row) => {
     const offset = row * vocab;
     const logZ = baseline.logSumExp[row];
-    const p = new Float64Array(vocab);
+    const p = new Float32Array(vocab);
     let sum = 0;
+    let total = 0;
     for (let i = 0; i < vocab; i++) {
       const logP = baseline.logits[offset + i] - logZ;
       p[i] = Math.exp(logP);
-      if (p[i] > 0) sum += p[i] * logP;
+      sum += p[i] * logP;
+      total += p[i];
     }
     probs.push(p);
     negEntropy.push(sum);
+    mass.push(total);
     nll -= baseline.logits[offset + target] - logZ;
   });
-  return { probs, negEntropy, argmax: targets.map((_, row) => baseline.argmax[row]), nll };
+  return { probs, negEntropy, mass, argmax: targets.map((_, row) => baseline.argmax[row]), nll };
+}
+
+/** sum_i p[i] x[offset + i] over p's length, in float64 with four independent partial sums. */
+function dotRow(p: Float32Array, x: Float32Array, offset: number): number {
+  let dot0 = 0;
+  let dot1 = 0;
+  let dot2 = 0;
+  let dot3 = 0;
+  const n = p.length;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    dot0 += p[i] * x[offset + i];
+    dot1 += p[i + 1] * x[offset + i + 1];
+    dot2 += p[i + 2] * x[offset + i + 2];
+    dot3 += p[i + 3] * x[offset + i + 3];
+  }
+  for (; i < n; i++) dot0 += p[i] * x[offset + i];
+  return dot0 + dot1 + dot2 + dot3;
+}
+
+/**
+ * prepareBaseline with the distributions computed elsewhere (the graph of
+ * src/model/distribution.ts): the same p~, mass and sum p~ log p, the NLL and argmax from the rows.
+ */
+export function preparedFromDistributions(
+  baseline: LogitRows,
+  distributions: { probs: Float32Array[]; mass: ArrayLike<number>; negEntropy: ArrayLike<number> },
+  targets: readonly number[],
+  vocab: number,
+): PreparedBaseline {
+  let nll = 0;
+  targets.forEach((target, row) => {
+    nll -= baseline.logits[row * vocab + target] - baseline.logSumExp[row];
+  });
+  return {
+    probs: distributions.probs.slice(0, targets.length),
+    mass: Array.from(distributions.mass).slice(0, targets.length),
+    negEntropy: Array.from(distributions.negEntropy).slice(0, targets.length),
+    argmax: targets.map((_, row) => baseline.argmax[row]),
+    nll,
+  };
 }
 
 /**
@@ -126,28 +178,15 @@ export function compareWithBaseline(
   let top1Matches = 0;
   const x = compressed.logits;
   for (let row = 0; row < targets.length; row++) {
-    // With log q_i = x_i - log Z: KL(p||q) = sum p log p - sum p x + log Z (sum p = 1): one
+    // With log q_i = x_i - log Z: KL(p~||q) = sum p~ log p - sum p~ x + (sum p~) log Z: one
     // dot product per row, the log-sum-exp coming with the rows.
     const offset = row * vocab;
     const p = baseline.probs[row];
-    // Four partial sums: independent chains the CPU can overlap (one chain is latency-bound).
-    let dot0 = 0;
-    let dot1 = 0;
-    let dot2 = 0;
-    let dot3 = 0;
-    let i = 0;
-    for (; i + 3 < vocab; i += 4) {
-      dot0 += p[i] * x[offset + i];
-      dot1 += p[i + 1] * x[offset + i + 1];
-      dot2 += p[i + 2] * x[offset + i + 2];
-      dot3 += p[i + 3] * x[offset + i + 3];
-    }
-    for (; i < vocab; i++) dot0 += p[i] * x[offset + i];
-    const dot = dot0 + dot1 + dot2 + dot3;
+    const dot = dotRow(p, x, offset);
     const logZ = compressed.logSumExp[row];
     nllCompressed -= x[offset + targets[row]] - logZ;
     // Rounding can leave a tiny negative value for identical distributions; KL is non-negative.
-    klSum += Math.max(0, baseline.negEntropy[row] - dot + logZ);
+    klSum += Math.max(0, baseline.negEntropy[row] - dot + baseline.mass[row] * logZ);
     if (baseline.argmax[row] === compressed.argmax[row]) top1Matches++;
   }
   return { scoredTokens: targets.length, nllBaseline: baseline.nll, nllCompressed, klSum, top1Matches };

@@ -188,7 +188,7 @@ export function validateGraphOptions(options: GraphOptions): void {
 const SUPPORTED_ACTIVATIONS = ["gelu_new", "gelu"];
 
 /** Small helper that names every intermediate value uniquely and collects nodes and initializers. */
-class OnnxGraphWriter {
+export class OnnxGraphWriter {
   readonly nodes: OnnxNode[] = [];
   readonly initializers: OnnxTensor[] = [];
   private counter = 0;
@@ -242,7 +242,7 @@ class OnnxGraphWriter {
   }
 }
 
-const attrInt = (name: string, i: number): OnnxAttribute => ({ name, type: OnnxAttributeType.INT, i });
+export const attrInt = (name: string, i: number): OnnxAttribute => ({ name, type: OnnxAttributeType.INT, i });
 const attrFloat = (name: string, f: number): OnnxAttribute => ({ name, type: OnnxAttributeType.FLOAT, f });
 const attrInts = (name: string, ints: number[]): OnnxAttribute => ({
   name,
@@ -250,7 +250,7 @@ const attrInts = (name: string, ints: number[]): OnnxAttribute => ({
   ints,
 });
 
-function tensorValue(name: string, elemType: number, dims: (number | string)[]): OnnxValueInfo {
+export function tensorValue(name: string, elemType: number, dims: (number | string)[]): OnnxValueInfo {
   const dim: OnnxDimension[] = dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d }));
   return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } } };
 }

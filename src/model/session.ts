@@ -90,7 +90,7 @@ function executionProviders(device: RuntimeOptions["device"]): string[] {
   });
 }
 
-async function createSession(
+export async function createSession(
   graph: Awaited<ReturnType<typeof prepareGraph>>,
   device: RuntimeOptions["device"],
   intraOpThreads = 0,
@@ -99,6 +99,9 @@ async function createSession(
     executionProviders: executionProviders(device),
     graphOptimizationLevel: "all",
     intraOpNumThreads: intraOpThreads,
+    // onnxruntime's pool threads busy-wait after each run by default; between runs spg does
+    // its own work (compression, metrics) on the same cores, which the spinning slowed ~5x.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
   try {
     return graph.kind === "bytes"
@@ -289,7 +292,7 @@ export async function prefillTokens(
  */
 export async function forwardOnCache(
   runtime: GptNeoRuntime,
-  cache: KvCache,
+  cache: KvCache | PaddedCache,
   tokens: readonly number[],
   positions: readonly number[],
 ): Promise<ForwardOutput> {
@@ -307,11 +310,9 @@ export async function forwardOnCache(
       attentionColumnSums: none,
     };
   }
-  return runtime.forward({
-    inputIds: tokens,
-    positionIds: positions,
-    ...pastInputs(cache, runtime.config, positions),
-  });
+  const inputs =
+    cache instanceof PaddedCache ? cache.inputs(positions) : pastInputs(cache, runtime.config, positions);
+  return runtime.forward({ inputIds: tokens, positionIds: positions, ...inputs });
 }
 
 /** forwardOnCache, and the cache with the new tokens appended uncompressed. */
@@ -328,17 +329,18 @@ export async function extendCache(
 /**
  * Greedy decoding on top of a (possibly compressed) cache: feeds `firstToken` at
  * `startPosition`, then each step's argmax at the next position, `steps` times, and returns
- * the `steps` tokens chosen. The cache is laid out once with room for every step, so a step
- * costs one forward pass and no copy of the cache.
+ * the `steps` tokens chosen. The cache is laid out once with room for every step (or comes
+ * laid out: a PaddedCache with that room, which the steps then fill), so a step costs one
+ * forward pass and no copy of the cache.
  */
 export async function generateGreedy(
   runtime: GptNeoRuntime,
-  cache: KvCache,
+  cache: KvCache | PaddedCache,
   firstToken: number,
   startPosition: number,
   steps: number,
 ): Promise<number[]> {
-  const padded = PaddedCache.from(cache, runtime.config, steps);
+  const padded = cache instanceof PaddedCache ? cache : PaddedCache.from(cache, runtime.config, steps);
   const generated: number[] = [];
   let token = firstToken;
   for (let step = 0; step < steps; step++) {

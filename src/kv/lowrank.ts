@@ -34,6 +34,20 @@ export function symmetricEigen(
   return sortDescending(d, V, n);
 }
 
+/**
+ * The eigenvalues alone (descending, clamped at 0 like symmetricEigen's), without
+ * accumulating eigenvectors: a fraction of the cost, for deciding whether a block's rank is
+ * worth factoring before paying for its vectors.
+ */
+export function symmetricEigenvalues(matrix: Float64Array, n: number): Float64Array {
+  const V = Float64Array.from(matrix);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  tred2(V, d, e, n, false);
+  tql2(V, d, e, n, false);
+  return Float64Array.from(d, (x) => Math.max(0, x)).sort((a, b) => b - a);
+}
+
 function sortDescending(
   d: Float64Array,
   V: Float64Array,
@@ -48,7 +62,7 @@ function sortDescending(
   return { values, vectors };
 }
 
-function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number, withVectors = true): void {
   for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j];
   for (let i = n - 1; i > 0; i--) {
     let scale = 0;
@@ -100,6 +114,12 @@ function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): vo
     }
     d[i] = h;
   }
+  if (!withVectors) {
+    // The tridiagonal's diagonal is the reduced matrix's; the accumulation below only builds Q.
+    for (let j = 0; j < n; j++) d[j] = V[j * n + j];
+    e[0] = 0;
+    return;
+  }
   for (let i = 0; i < n - 1; i++) {
     V[(n - 1) * n + i] = V[i * n + i];
     V[i * n + i] = 1;
@@ -122,7 +142,7 @@ function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): vo
   e[0] = 0;
 }
 
-function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number, withVectors = true): void {
   for (let i = 1; i < n; i++) e[i - 1] = e[i];
   e[n - 1] = 0;
   let f = 0;
@@ -168,7 +188,7 @@ function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): voi
           c = p / r;
           p = c * d[i] - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]);
-          for (let k = 0; k < n; k++) {
+          for (let k = 0; withVectors && k < n; k++) {
             h = V[k * n + i + 1];
             V[k * n + i + 1] = s * V[k * n + i] + c * h;
             V[k * n + i] = c * V[k * n + i] - s * h;
@@ -244,6 +264,29 @@ export function gramSpectrum(
   rows: number,
   cols: number,
 ): { values: Float64Array; vectors: Float64Array } {
+  return symmetricEigen(gramMatrix(block, rows, cols), cols);
+}
+
+/**
+ * An upper bound on the sum of the k largest eigenvalues of a symmetric positive
+ * semi-definite n x n matrix G, without its eigen-decomposition: by Cauchy-Schwarz
+ * sum_{i<=k} λ_i <= sqrt(k · sum_i λ_i²) = sqrt(k) ‖G‖_F, and the sum never exceeds trace(G).
+ * Returns the bound and the trace (the total energy).
+ */
+export function topEigenvalueSumBound(
+  gram: Float64Array,
+  n: number,
+  k: number,
+): { bound: number; trace: number } {
+  let trace = 0;
+  let frobenius2 = 0;
+  for (let i = 0; i < n; i++) trace += gram[i * n + i];
+  for (let i = 0; i < n * n; i++) frobenius2 += gram[i] * gram[i];
+  return { bound: Math.min(trace, Math.sqrt(k * frobenius2)), trace };
+}
+
+/** The Gram matrix AᵀA [cols, cols] of a row-major block A [rows, cols], in float64. */
+export function gramMatrix(block: Float32Array, rows: number, cols: number): Float64Array {
   // Column-major float64 copy, then one dot product per (i, j): long unit-stride loops with
   // four partial sums run several times faster in JS than the row-wise outer-product update.
   const columns = new Float64Array(rows * cols);
@@ -269,7 +312,7 @@ export function gramSpectrum(
       gram[j * cols + i] = gram[i * cols + j];
     }
   }
-  return symmetricEigen(gram, cols);
+  return gram;
 }
 
 /** Fewest leading components whose energy reaches `energyThreshold` of the total (0 for a zero block). */

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
-import { lowRankBytes, lowRankFactor, symmetricEigen, symmetricEigenJacobi } from "../../src/kv/lowrank.js";
+import {
+  lowRankBytes,
+  lowRankFactor,
+  symmetricEigen,
+  symmetricEigenJacobi,
+  symmetricEigenvalues,
+  topEigenvalueSumBound,
+} from "../../src/kv/lowrank.js";
 import { methods } from "../../src/kv/methods/index.js";
 import type { SpgParams } from "../../src/kv/methods/spg.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
@@ -244,6 +251,24 @@ test("spg low-rank without mixed precision stores a rank-1 head as fp16 factors 
   assert.deepEqual(methods.spg.compress(cache, ctx, asRecord(p)).decode, { sparseTopK: 16 });
 });
 
+test("spg low-rank on a full-rank head keeps the element-wise form: one kind byte per block more, same cache", () => {
+  const slots = 40;
+  const { cache, ctx } = rankOneHead(slots);
+  const next = rng(77);
+  const head = cache.layers[0].heads[0];
+  // Isotropic noise: no rank below 8 holds 99.99% of the energy, so factors cannot win.
+  head.keys = Float32Array.from(head.keys, () => next() - 0.5);
+  head.values = Float32Array.from(head.values, () => next() - 0.5);
+  const p = offParams();
+  p.stage1.keepRatio = 1;
+  p.stage2.mixedPrecision.enabled = true;
+  const without = methods.spg.compress(cache, ctx, asRecord(p));
+  p.stage2.lowRank = { enabled: true, energyThreshold: 0.9999 };
+  const withLowRank = methods.spg.compress(cache, ctx, asRecord(p));
+  assert.equal(withLowRank.bytes, without.bytes + 2);
+  assert.deepEqual(withLowRank.materialize(), without.materialize());
+});
+
 test("spg low-rank with mixed precision holds the factors to the precision tiers (closed-form bytes)", () => {
   const slots = 40;
   const { rank1, cache, ctx } = rankOneHead(slots);
@@ -284,7 +309,18 @@ test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies
       for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) gram[i * n + j] += a[k * n + i] * a[k * n + j];
     const fast = symmetricEigen(gram, n);
     const reference = symmetricEigenJacobi(gram, n);
+    const valuesOnly = symmetricEigenvalues(gram, n);
     for (let i = 0; i < n; i++) assert.ok(Math.abs(fast.values[i] - reference.values[i]) < 1e-9);
+    // Without vectors the QL iterations are the same: the same values, bit for bit.
+    assert.deepEqual(Array.from(valuesOnly), Array.from(fast.values));
+    // The bound on the top-k eigenvalue sum holds for every k, and is the trace at k = n.
+    let top = 0;
+    for (let k = 1; k <= n; k++) {
+      top += reference.values[k - 1];
+      const { bound, trace } = topEigenvalueSumBound(gram, n, k);
+      assert.ok(bound >= top - 1e-9, `n ${n} k ${k}: bound ${bound} < top-k sum ${top}`);
+      if (k === n) assert.ok(Math.abs(bound - trace) < 1e-9 && Math.abs(trace - top) < 1e-9);
+    }
     for (let col = 0; col < n; col++) {
       for (let r = 0; r < n; r++) {
         let av = 0;

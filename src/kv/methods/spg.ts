@@ -37,6 +37,7 @@
  */
 
 import { SpgError } from "../../errors.js";
+import { packedLength } from "../bitpack.js";
 import type { HeadCache, KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
@@ -57,8 +58,23 @@ import {
   writeSubset,
 } from "../compressed.js";
 import { halfBitsToFloat } from "../fp16.js";
-import { factorsFor, gramSpectrum, lowRankBytes, rankForEnergy } from "../lowrank.js";
-import { decodeGroups, encodeGroups, groupsBytes, type QuantGroups, tokenGroups } from "../quantize.js";
+import {
+  factorsFor,
+  gramMatrix,
+  lowRankBytes,
+  rankForEnergy,
+  symmetricEigen,
+  symmetricEigenvalues,
+  topEigenvalueSumBound,
+} from "../lowrank.js";
+import {
+  decodeGroups,
+  encodeGroups,
+  GROUP_META_BYTES,
+  groupsBytes,
+  type QuantGroups,
+  tokenGroups,
+} from "../quantize.js";
 import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
 import {
   checkAttention,
@@ -437,12 +453,25 @@ function factorGroups(
   };
 }
 
-/** Exact bytes of a low-rank block's body at this rank: u16 rank + factors. */
-function factorBytes(plan: BlockPlan, rank: number, p: SpgParams): number {
-  const groups = factorGroups(plan, rank, p);
-  return groups === null
-    ? lowRankBytes(plan.tokens, plan.dim, rank)
-    : 2 + groupsBytes(groups.left) + groupsBytes(groups.right);
+/**
+ * Exact bytes of a low-rank block's body at this rank: u16 rank + factors. Closed form of what
+ * writeFactors writes (it checks the two agree): per group an fp16 scale and zero point, then
+ * one bit-packed stream per distinct width of each factor.
+ */
+function factorBytes(plan: BlockPlan, rank: number, p: SpgParams, highTokens: number): number {
+  const mixed = p.stage2.mixedPrecision;
+  if (!mixed.enabled) return lowRankBytes(plan.tokens, plan.dim, rank);
+  if (rank === 0) return 2;
+  const { highBits, lowBits, groupSize } = mixed;
+  const lowTokens = plan.tokens - highTokens;
+  const leftCodes =
+    highBits === lowBits
+      ? packedLength(plan.tokens * rank, highBits)
+      : packedLength(highTokens * rank, highBits) + packedLength(lowTokens * rank, lowBits);
+  const left = GROUP_META_BYTES * plan.tokens * Math.ceil(rank / groupSize) + leftCodes;
+  const right =
+    GROUP_META_BYTES * rank * Math.ceil(plan.dim / groupSize) + packedLength(rank * plan.dim, highBits);
+  return 2 + left + right;
 }
 
 function writeFactors(
@@ -469,12 +498,49 @@ function writeFactors(
     countBits(histogram, highBits, high * rank + factors.right.length);
     countBits(histogram, lowBits, (plan.tokens - high) * rank);
   }
-  if (writer.size() - start !== factorBytes(plan, rank, p)) {
+  const planned = factorBytes(plan, rank, p, highCount(plan));
+  if (writer.size() - start !== planned) {
     throw new SpgError(
       "E_KV_ENCODE",
-      `spg low-rank block wrote ${writer.size() - start} bytes, planned ${factorBytes(plan, rank, p)}`,
+      `spg low-rank block wrote ${writer.size() - start} bytes, planned ${planned}`,
     );
   }
+}
+
+function highCount(plan: BlockPlan): number {
+  let high = 0;
+  for (let t = 0; t < plan.tokens; t++) high += plan.isHigh[t];
+  return high;
+}
+
+/**
+ * The low-rank form of a block when it is smaller than the element-wise form, else null. The
+ * rank is the fewest components that reach the energy threshold. Ranks from `ceiling` up
+ * cannot beat the element-wise bytes, so when even the best `ceiling - 1` components cannot
+ * hold the threshold's energy (an upper bound from the Gram matrix alone), the
+ * eigen-decomposition is skipped: the choice is the same as with it.
+ */
+function lowRankChoice(
+  block: Float32Array,
+  plan: BlockPlan,
+  p: SpgParams,
+  elementwiseBytes: number,
+): { rank: number; factors: { left: Float64Array; right: Float64Array } } | null {
+  const high = highCount(plan);
+  const maxRank = Math.min(plan.tokens, plan.dim);
+  let ceiling = 0;
+  while (ceiling <= maxRank && factorBytes(plan, ceiling, p, high) < elementwiseBytes) ceiling++;
+  if (ceiling === 0) return null;
+  const gram = gramMatrix(block, plan.tokens, plan.dim);
+  const threshold = p.stage2.lowRank.energyThreshold;
+  const { bound, trace } = topEigenvalueSumBound(gram, plan.dim, ceiling - 1);
+  // The margin is far above float64 rounding of eigenvalue sums: only clear cases skip.
+  if (trace > 0 && bound < threshold * trace * (1 - 1e-9)) return null;
+  // The rank from the eigenvalues alone; the vectors only when the factors win.
+  const { rank } = rankForEnergy(symmetricEigenvalues(gram, plan.dim), maxRank, threshold);
+  if (factorBytes(plan, rank, p, high) >= elementwiseBytes) return null;
+  const { vectors } = symmetricEigen(gram, plan.dim);
+  return { rank, factors: factorsFor(block, plan.tokens, plan.dim, vectors, rank) };
 }
 
 function encodeBlock(
@@ -486,25 +552,13 @@ function encodeBlock(
   histogram: Record<string, number>,
 ): void {
   const elementwise = bestElementwise(block, plan, p, dtype);
-  // A non-zero block needs rank >= 1, and factors of rank 1 cost at least factorBytes(1): when
-  // that is not smaller than the element-wise form, no rank can win and the spectrum is not
-  // worth computing (the choice is the same as with it).
-  if (
-    p.stage2.lowRank.enabled &&
-    factorBytes(plan, 1, p) >= elementwise.bytes &&
-    block.some((x) => x !== 0)
-  ) {
-    writer.u8(BLOCK_ELEMENTWISE);
-  } else if (p.stage2.lowRank.enabled) {
-    // the spectrum decides the rank; factors are only computed when they are smaller
-    const { values, vectors } = gramSpectrum(block, plan.tokens, plan.dim);
-    const { rank } = rankForEnergy(values, Math.min(plan.tokens, plan.dim), p.stage2.lowRank.energyThreshold);
-    if (factorBytes(plan, rank, p) < elementwise.bytes) {
-      writer.u8(BLOCK_LOWRANK);
-      writeFactors(writer, factorsFor(block, plan.tokens, plan.dim, vectors, rank), rank, plan, p, histogram);
+  if (p.stage2.lowRank.enabled) {
+    const lowRank = lowRankChoice(block, plan, p, elementwise.bytes);
+    writer.u8(lowRank === null ? BLOCK_ELEMENTWISE : BLOCK_LOWRANK);
+    if (lowRank !== null) {
+      writeFactors(writer, lowRank.factors, lowRank.rank, plan, p, histogram);
       return;
     }
-    writer.u8(BLOCK_ELEMENTWISE);
   }
   writeElementwise(writer, block, elementwise, plan, p, dtype, histogram);
 }

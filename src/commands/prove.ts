@@ -3,11 +3,10 @@ import { Command, Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
 import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
-import { dryRun, formatConfig, resolveConfig } from "../config/load.js";
-import { applySweep } from "../config/sweep.js";
+import { dryRun, formatConfig } from "../config/load.js";
 import { isSpgError } from "../errors.js";
 import { formatBytes } from "../hardware/requirement.js";
-import { type ProveEvent, prove, withSensitivityVariants } from "../measure/prove.js";
+import { type ProveEvent, prove, resolveProveConfig } from "../measure/prove.js";
 import { summaryTable } from "../measure/summary-table.js";
 
 /** Exit code when the bundle was written but a configured claim does not hold (same as verify). */
@@ -63,14 +62,10 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     const resolveOptions = resolveOptionsFromFlags(flags);
     let bar: cliProgress.SingleBar | undefined;
     try {
-      const resolved = resolveConfig(resolveOptions);
-      // With --ablation, the sweep traces the preset's own methods, not every ablation variant.
-      const swept =
-        flags.sweep !== undefined && flags.ablation
-          ? new Set(resolveConfig({ ...resolveOptions, ablation: false }).methods.map((m) => m.name))
-          : undefined;
-      const base = flags.sweep === undefined ? resolved : applySweep(resolved, flags.sweep, undefined, swept);
-      const config = flags.sensitivity ? withSensitivityVariants(base) : base;
+      const config = resolveProveConfig(resolveOptions, {
+        sweep: flags.sweep,
+        sensitivity: flags.sensitivity,
+      });
       if (flags["dry-run"]) {
         this.log(
           flags.sweep === undefined && !flags.sensitivity

@@ -7,7 +7,8 @@ import type { SigningKey } from "../bundle/keys.js";
 import { readToolInfo } from "../bundle/tool-info.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
-import { checkConfigAgainstModel } from "../config/load.js";
+import { checkConfigAgainstModel, type ResolveOptions, resolveConfig } from "../config/load.js";
+import { applySweep } from "../config/sweep.js";
 import type { RunConfig } from "../config/types.js";
 import { loadBrownSplitNamed } from "../data/brown.js";
 import { assertDisjointSamples, drawSamples } from "../data/sampling.js";
@@ -57,6 +58,26 @@ export interface ProveResult {
 
 export function resolveModelDir(config: RunConfig): string {
   return config.model.path === "bundled" ? bundledModelDir() : resolve(config.model.path);
+}
+
+/**
+ * The run config `spg prove` runs: the preset, file and flags resolved, then `sweep` points of
+ * each method (with ablations on, of the preset's own methods only, not of every ablation
+ * variant) and, with `sensitivity`, each weights method's sensitivity variants.
+ */
+export function resolveProveConfig(
+  options: ResolveOptions,
+  extras: { sweep?: number; sensitivity?: boolean } = {},
+): RunConfig {
+  const resolved = resolveConfig(options);
+  let config = resolved;
+  if (extras.sweep !== undefined) {
+    const swept = options.ablation
+      ? new Set(resolveConfig({ ...options, ablation: false }).methods.map((m) => m.name))
+      : undefined;
+    config = applySweep(resolved, extras.sweep, undefined, swept);
+  }
+  return extras.sensitivity ? withSensitivityVariants(config) : config;
 }
 
 /** `--sensitivity`: the config with every weights method's sensitivity variants (needs the model's layer count). */

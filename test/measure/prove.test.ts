@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { ephemeralKey } from "../../src/bundle/keys.js";
 import { readBundleZip } from "../../src/bundle/read.js";
 import { resolveConfig } from "../../src/config/load.js";
-import { prove } from "../../src/measure/prove.js";
+import { prove, resolveProveConfig } from "../../src/measure/prove.js";
 import { summarize } from "../../src/measure/summary.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
@@ -85,4 +85,17 @@ test("two runs with the same config and seed give identical records (but timings
   }
   assert.deepEqual(runs[0].records, runs[1].records);
   assert.deepEqual(runs[0].fingerprints, runs[1].fingerprints);
+});
+
+test("resolveProveConfig: with ablations on, the sweep adds points of the preset's own methods only", () => {
+  const plain = resolveProveConfig({ preset: "default" });
+  const swept = resolveProveConfig({ preset: "default", ablation: true }, { sweep: 3 });
+  const names = swept.methods.map((m) => m.name);
+  const variants = names.filter((name) => name.includes("@"));
+  assert.ok(variants.length > 0);
+  const presetNames = new Set(plain.methods.map((m) => m.name));
+  for (const variant of variants) assert.ok(presetNames.has(variant.split("@")[0]), variant);
+  // The ablation overlays themselves are there, unswept.
+  assert.ok(names.includes("spg-stage1-only"));
+  assert.deepEqual(resolveProveConfig({ preset: "default" }, {}), plain);
 });

@@ -6,7 +6,10 @@
  *   tokens      = contextTokens + max(continuationTokens, generation.tokens)
  *   weights     = parameterCount(model) * bytes(model.dtype)
  *   kv          = CACHES_HELD * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time)
- *   logits      = contextTokens * vocab * 4        (the prefill returns logits for every position)
+ *   logits      = rows * vocab * (4 + 8 + 4 + 3 * 8), rows = max(1, continuationTokens - 1)
+ *                 (the teacher-forced pass's float32 logits and the graph's float64 copy for
+ *                 their log-sum-exp; the baseline's float32 probabilities and the distribution
+ *                 graph's three float64 intermediates; the prefill asks for one row only)
  *   attention   = heads * contextTokens^2 * 4      (one layer's prefill attention probabilities)
  *   activations = activationFactor * contextTokens * max(hidden, intermediate) * 4
  *   weightsMethods = what weights methods add (src/weights/memory.ts; 0 without them)
@@ -21,6 +24,7 @@ import { weightsMethodsBytes } from "../weights/memory.js";
 
 /** Byte width of a run-time float32 value. */
 const FLOAT32_BYTES = 4;
+const FLOAT64_BYTES = 8;
 const DTYPE_BYTES: Record<RunConfig["model"]["dtype"], number> = { fp32: 4 };
 /** The baseline cache and one compressed cache live at the same time (see above). */
 export const CACHES_HELD = 2;
@@ -66,7 +70,9 @@ export function memoryRequirement(model: GptNeoConfig, config: RunConfig): Memor
   const parameters = parameterCount(model);
   const weightBytes = parameters * DTYPE_BYTES[config.model.dtype];
   const kvBytes = CACHES_HELD * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES;
-  const logitsBytes = contextTokens * model.vocabSize * FLOAT32_BYTES;
+  const logitRows = Math.max(1, continuationTokens - 1);
+  const logitsBytes =
+    logitRows * model.vocabSize * (FLOAT32_BYTES + FLOAT64_BYTES + FLOAT32_BYTES + 3 * FLOAT64_BYTES);
   const attentionBytes = model.numHeads * contextTokens * contextTokens * FLOAT32_BYTES;
   const { activationFactor, marginFraction } = config.hardware;
   const activationBytes = Math.ceil(

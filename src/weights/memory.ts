@@ -6,8 +6,8 @@
  *                 (one compressed runtime is open at a time, beside the dense one)
  *   compression = 2 * parameters * 4   (the decoded float32 weights and the serialized bytes,
  *                                       at most float32-sized, while a method is compressed)
- *   baselines   = samples * (continuationTokens - 1) * vocab * 4   (baseline logits kept per sample)
- *               + (continuationTokens - 1) * vocab * 8 * 2          (one prepared baseline, float64)
+ *   baselines   = samples * (continuationTokens - 1) * vocab * 4   (baseline logits kept per sample;
+ *                 the prepared baseline in use is counted by requirement.ts's logits term)
  *
  * runtimeParameters counts float32 values the factorised graph holds: a low-rank matrix as
  * r * (rows + cols) with r its fixed rank, ceil(fraction * min) for a rank fraction, and the
@@ -20,7 +20,6 @@ import type { WeightsMethodParams } from "./method.js";
 import { planCompression } from "./policy.js";
 
 const FLOAT32_BYTES = 4;
-const FLOAT64_BYTES = 8;
 
 /** Upper bound on the float32 values a compressed runtime holds (`parameters`: the dense model's). */
 export function runtimeParameters(
@@ -53,9 +52,6 @@ export function weightsMethodsBytes(model: GptNeoConfig, config: RunConfig, para
   );
   const rows = Math.max(0, config.dataset.continuationTokens - 1) * model.vocabSize;
   return (
-    runtime * FLOAT32_BYTES +
-    2 * parameters * FLOAT32_BYTES +
-    config.dataset.samples * rows * FLOAT32_BYTES +
-    2 * rows * FLOAT64_BYTES
+    runtime * FLOAT32_BYTES + 2 * parameters * FLOAT32_BYTES + config.dataset.samples * rows * FLOAT32_BYTES
   );
 }

@@ -36,9 +36,19 @@ export function chooseGroupQuant(min: number, max: number, bits: number): GroupQ
   return { scale: halfBitsToFloat(scaleBits), zero };
 }
 
+/**
+ * Math.round(v) (ties toward +infinity) for finite v with |v| < 2^52, several times faster in
+ * V8: floor(v + 0.5), corrected where the addition itself rounded up past the next integer
+ * (v = 0.49999999999999994 gives v + 0.5 == 1). c - 0.5 is exact, so the test is exact.
+ */
+export function roundHalfUp(v: number): number {
+  const c = Math.floor(v + 0.5);
+  return v < c - 0.5 ? c - 1 : c;
+}
+
 export function quantizeValue(x: number, q: GroupQuant, bits: number): number {
   if (q.scale === 0) return 0;
-  const code = Math.round((x - q.zero) / q.scale);
+  const code = roundHalfUp((x - q.zero) / q.scale);
   const levels = levelsFor(bits);
   return code < 0 ? 0 : code > levels ? levels : code;
 }
@@ -110,10 +120,11 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
     const levels = levelsFor(bits);
     const codes = stream.codes;
     let next = stream.next;
-    if (q.scale === 0) next += to - from;
+    const { scale, zero } = q;
+    if (scale === 0) next += to - from;
     else {
       for (let m = from; m < to; m++) {
-        const code = Math.round((data[members[m]] - q.zero) / q.scale);
+        const code = roundHalfUp((data[members[m]] - zero) / scale);
         codes[next++] = code < 0 ? 0 : code > levels ? levels : code;
       }
     }

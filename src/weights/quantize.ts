@@ -15,7 +15,14 @@ import { SpgError } from "../errors.js";
 import { packBits, packedLength, unpackBits } from "../kv/bitpack.js";
 import { ByteReader, ByteWriter } from "../kv/compressed.js";
 import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil } from "../kv/fp16.js";
-import { decodeGroups, encodeGroups, GROUP_META_BYTES, groupsBytes, tokenGroups } from "../kv/quantize.js";
+import {
+  decodeGroups,
+  encodeGroups,
+  GROUP_META_BYTES,
+  groupsBytes,
+  roundHalfUp,
+  tokenGroups,
+} from "../kv/quantize.js";
 
 export type QuantScheme = "symmetric" | "asymmetric";
 
@@ -88,7 +95,7 @@ function encodeSymmetric(
       const scale = symmetricScale(maxAbs, bits);
       writer.u16(floatToHalfBits(scale));
       for (let i = from; i < to; i++) {
-        const q = scale === 0 ? 0 : Math.round(matrix[i] / scale);
+        const q = scale === 0 ? 0 : roundHalfUp(matrix[i] / scale);
         codes[i] = (q < -levels ? -levels : q > levels ? levels : q) + levels;
       }
     }

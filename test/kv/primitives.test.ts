@@ -17,6 +17,7 @@ import {
   encodeGroups,
   groupsBytes,
   quantizeValue,
+  roundHalfUp,
   tokenGroups,
 } from "../../src/kv/quantize.js";
 import { rng } from "./helpers.js";
@@ -161,4 +162,39 @@ test("subset storage picks the smaller of bitmask and index list, and round-trip
     assert.deepEqual([...readSubset(reader, 80)], members);
     reader.end();
   }
+});
+
+test("roundHalfUp equals Math.round: ties, the values just below a half, negatives, random", () => {
+  const f64 = new Float64Array(1);
+  const bits = new BigInt64Array(f64.buffer);
+  const cases = [
+    0,
+    -0,
+    0.5,
+    1.5,
+    2.5,
+    -0.5,
+    -1.5,
+    -2.5,
+    0.49999999999999994,
+    -0.49999999999999994,
+    2 ** 52 - 1,
+  ];
+  // Every double within 3 ulps of k + 0.5 and of -(k + 0.5).
+  for (let k = 0; k < 2000; k++) {
+    for (const sign of [1, -1]) {
+      f64[0] = sign * (k + 0.5);
+      const center = bits[0];
+      for (let step = -3n; step <= 3n; step++) {
+        bits[0] = center + step;
+        cases.push(f64[0]);
+      }
+    }
+  }
+  let seed = 5;
+  for (let i = 0; i < 100_000; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    cases.push((seed / 2147483648 - 0.5) * 2 ** ((i % 40) - 10));
+  }
+  for (const v of cases) assert.equal(roundHalfUp(v), Math.round(v) + 0, `${v}`);
 });

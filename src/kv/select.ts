@@ -40,25 +40,28 @@ export function selectKept(input: SelectionInput): Int32Array[] {
     return mask;
   });
   const protectedCount = kept.length === 0 ? 0 : kept[0].reduce((a, b) => a + b, 0);
-  const candidates: { head: number; slot: number; score: number }[][] = scores.map((s, head) => {
-    const list: { head: number; slot: number; score: number }[] = [];
-    for (let slot = 0; slot < slots; slot++) {
-      if (eligible[slot] && !protectedMask[slot]) list.push({ head, slot, score: s[slot] });
-    }
-    return list;
-  });
-  const byScore = (a: { head: number; slot: number; score: number }, b: typeof a) =>
-    b.score - a.score || a.slot - b.slot || a.head - b.head;
+  // Candidates as slot indices (per-layer: head * slots + slot), ordered by score, then the
+  // earlier slot, then the lower head.
+  const candidates: number[] = [];
+  for (let slot = 0; slot < slots; slot++) if (eligible[slot] && !protectedMask[slot]) candidates.push(slot);
   if (mode === "per-head") {
     const rest = Math.max(0, input.keep - protectedCount);
-    candidates.forEach((list, head) => {
-      list.sort(byScore);
-      for (const c of list.slice(0, rest)) kept[head][c.slot] = 1;
+    scores.forEach((s, head) => {
+      const order = Int32Array.from(candidates).sort((a, b) => s[b] - s[a] || a - b);
+      for (let i = 0; i < Math.min(rest, order.length); i++) kept[head][order[i]] = 1;
     });
   } else {
     const rest = Math.max(0, input.keep * scores.length - protectedCount * scores.length);
-    const all = candidates.flat().sort(byScore);
-    for (const c of all.slice(0, rest)) kept[c.head][c.slot] = 1;
+    const all: number[] = [];
+    scores.forEach((_, head) => {
+      for (const slot of candidates) all.push(head * slots + slot);
+    });
+    const order = Int32Array.from(all).sort((a, b) => {
+      const sa = scores[(a / slots) | 0][a % slots];
+      const sb = scores[(b / slots) | 0][b % slots];
+      return sb - sa || (a % slots) - (b % slots) || ((a / slots) | 0) - ((b / slots) | 0);
+    });
+    for (let i = 0; i < Math.min(rest, order.length); i++) kept[(order[i] / slots) | 0][order[i] % slots] = 1;
   }
   return kept.map((mask) => {
     const out: number[] = [];

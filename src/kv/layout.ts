@@ -155,7 +155,11 @@ export class AttentionBiases {
     bias: Float32Array;
   }[] = [];
 
-  constructor(private readonly windowSize: number) {}
+  /** One instance per forward pass: every bias it builds is for these query positions. */
+  constructor(
+    private readonly windowSize: number,
+    private readonly queryPositions: readonly number[],
+  ) {}
 
   /** Bias for heads whose first counts[h] slots hold keys at positions[h], padded to `slots`. */
   get(
@@ -163,8 +167,8 @@ export class AttentionBiases {
     positions: readonly ArrayLike<number>[],
     counts: readonly number[],
     slots: number,
-    queryPositions: readonly number[],
   ): Float32Array {
+    const queryPositions = this.queryPositions;
     const reusable = this.built.find(
       (entry) =>
         entry.kind === kind &&
@@ -244,7 +248,7 @@ export function pastInputs(
   const { headDim, numHeads } = config;
   const past: LayerPast[] = [];
   const attentionBias: Float32Array[] = [];
-  const biases = new AttentionBiases(config.windowSize);
+  const biases = new AttentionBiases(config.windowSize, queryPositions);
   cache.layers.forEach((layer, l) => {
     if (layer.heads.length !== numHeads) {
       throw new SpgError(
@@ -274,7 +278,7 @@ export function pastInputs(
     past.push({ slots, keys, values });
     const positions = layer.heads.map((head) => head.positions);
     const counts = positions.map((p) => p.length);
-    attentionBias.push(biases.get(kind, positions, counts, slots, queryPositions));
+    attentionBias.push(biases.get(kind, positions, counts, slots));
   });
   return { past, attentionBias };
 }

@@ -85,19 +85,13 @@ export class PaddedCache {
 
   /** Graph inputs for new tokens at `queryPositions`: the buffers themselves, and the bias. */
   inputs(queryPositions: readonly number[]): { past: LayerPast[]; attentionBias: Float32Array[] } {
-    const biases = new AttentionBiases(this.config.windowSize);
+    const biases = new AttentionBiases(this.config.windowSize, queryPositions);
     const past: LayerPast[] = [];
     const attentionBias: Float32Array[] = [];
     this.layers.forEach((layer, l) => {
       past.push({ slots: layer.capacity, keys: layer.keys, values: layer.values });
       attentionBias.push(
-        biases.get(
-          this.config.attentionLayers[l],
-          layer.positions,
-          layer.filled,
-          layer.capacity,
-          queryPositions,
-        ),
+        biases.get(this.config.attentionLayers[l], layer.positions, layer.filled, layer.capacity),
       );
     });
     return { past, attentionBias };

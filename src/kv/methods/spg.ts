@@ -513,6 +513,11 @@ function highCount(plan: BlockPlan): number {
   return high;
 }
 
+/** Whether the previous block of this layer was stored as factors (a hint for the next one). */
+interface LowRankTrend {
+  lastWon: boolean;
+}
+
 /**
  * The low-rank form of a block when it is smaller than the element-wise form, else null. The
  * rank is the fewest components that reach the energy threshold. Ranks from `ceiling` up
@@ -525,6 +530,7 @@ function lowRankChoice(
   plan: BlockPlan,
   p: SpgParams,
   elementwiseBytes: number,
+  trend: LowRankTrend,
 ): { rank: number; factors: { left: Float64Array; right: Float64Array } } | null {
   const high = highCount(plan);
   const maxRank = Math.min(plan.tokens, plan.dim);
@@ -536,10 +542,14 @@ function lowRankChoice(
   const { bound, trace } = topEigenvalueSumBound(gram, plan.dim, ceiling - 1);
   // The margin is far above float64 rounding of eigenvalue sums: only clear cases skip.
   if (trace > 0 && bound < threshold * trace * (1 - 1e-9)) return null;
-  // The rank from the eigenvalues alone; the vectors only when the factors win.
-  const { rank } = rankForEnergy(symmetricEigenvalues(gram, plan.dim), maxRank, threshold);
-  if (factorBytes(plan, rank, p, high) >= elementwiseBytes) return null;
-  const { vectors } = symmetricEigen(gram, plan.dim);
+  // When the previous block's factors won, this one's likely will: decompose with vectors at
+  // once; otherwise the eigenvalues alone first, the vectors only if the factors win. Both give
+  // the same eigenvalues bit for bit, so the choice never depends on the path.
+  const full = trend.lastWon ? symmetricEigen(gram, plan.dim) : undefined;
+  const { rank } = rankForEnergy(full?.values ?? symmetricEigenvalues(gram, plan.dim), maxRank, threshold);
+  trend.lastWon = factorBytes(plan, rank, p, high) < elementwiseBytes;
+  if (!trend.lastWon) return null;
+  const { vectors } = full ?? symmetricEigen(gram, plan.dim);
   return { rank, factors: factorsFor(block, plan.tokens, plan.dim, vectors, rank) };
 }
 
@@ -550,10 +560,11 @@ function encodeBlock(
   p: SpgParams,
   dtype: BaselineDtype,
   histogram: Record<string, number>,
+  trend: LowRankTrend,
 ): void {
   const elementwise = bestElementwise(block, plan, p, dtype);
   if (p.stage2.lowRank.enabled) {
-    const lowRank = lowRankChoice(block, plan, p, elementwise.bytes);
+    const lowRank = lowRankChoice(block, plan, p, elementwise.bytes, trend);
     writer.u8(lowRank === null ? BLOCK_ELEMENTWISE : BLOCK_LOWRANK);
     if (lowRank !== null) {
       writeFactors(writer, lowRank.factors, lowRank.rank, plan, p, histogram);
@@ -660,6 +671,7 @@ function encodeLayer(
 ): EncodedLayer {
   const writer = new ByteWriter();
   const histogram: Record<string, number> = {};
+  const trend: LowRankTrend = { lastWon: false };
   const heads = layer.heads.length;
   const ranked = Array.from({ length: heads }, (_, h) => h).sort(
     (a, b) => plan.importance[b] - plan.importance[a] || a - b,
@@ -688,8 +700,8 @@ function encodeLayer(
       for (const t of high) isHigh[t] = 1;
     }
     const blockPlan = { tokens: kept.length, dim, isHigh };
-    encodeBlock(writer, gather(head.keys, kept, dim), blockPlan, p, dtype, histogram);
-    encodeBlock(writer, gather(head.values, kept, dim), blockPlan, p, dtype, histogram);
+    encodeBlock(writer, gather(head.keys, kept, dim), blockPlan, p, dtype, histogram, trend);
+    encodeBlock(writer, gather(head.values, kept, dim), blockPlan, p, dtype, histogram, trend);
   });
   return {
     serialized: writer.finish(),

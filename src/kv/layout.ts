@@ -10,7 +10,7 @@
  */
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
-import type { HeadCache, KvCache } from "./cache.js";
+import type { HeadCache, KvCache, LayerCache } from "./cache.js";
 
 /**
  * The additive bias for a key a query must not read. Finite (not -inf, not float32's
@@ -215,6 +215,44 @@ export function perHeadBias(bias: Float32Array, heads: number, q: number, total:
   return out;
 }
 
+/** Slots of the layer's widest head. */
+export function widestHead(layer: LayerCache): number {
+  return Math.max(0, ...layer.heads.map((head) => head.positions.length));
+}
+
+/**
+ * A layer's heads packed as the graph reads them: keys and values [heads, capacity, headDim],
+ * each head's slots first, the rest zero (the bias masks them). capacity >= widestHead(layer).
+ */
+export function packHeads(
+  layer: LayerCache,
+  l: number,
+  config: Pick<GptNeoConfig, "numHeads" | "headDim">,
+  capacity: number,
+): LayerPast {
+  const { numHeads: heads, headDim } = config;
+  if (layer.heads.length !== heads) {
+    throw new SpgError("E_KV_LAYOUT", `layer ${l} has ${layer.heads.length} heads, config has ${heads}`, {
+      fix: "build the cache from this model's forward pass",
+    });
+  }
+  const keys = new Float32Array(heads * capacity * headDim);
+  const values = new Float32Array(heads * capacity * headDim);
+  layer.heads.forEach((head, h) => {
+    const kept = head.positions.length;
+    if (head.keys.length !== kept * headDim || head.values.length !== kept * headDim) {
+      throw new SpgError(
+        "E_KV_LAYOUT",
+        `layer ${l} head ${h}: ${kept} positions but ${head.keys.length / headDim} key rows`,
+        { fix: "keep positions, keys and values of a head the same length" },
+      );
+    }
+    keys.set(head.keys, h * capacity * headDim);
+    values.set(head.values, h * capacity * headDim);
+  });
+  return { slots: capacity, keys, values };
+}
+
 /**
  * Graph inputs for a forward pass over new tokens at `queryPositions` reading `cache`:
  * per layer, keys/values [heads, slots, headDim] padded to the layer's widest head, and the
@@ -245,37 +283,13 @@ export function pastInputs(
       );
     }
   }
-  const { headDim, numHeads } = config;
   const past: LayerPast[] = [];
   const attentionBias: Float32Array[] = [];
   const biases = new AttentionBiases(config.windowSize, queryPositions);
   cache.layers.forEach((layer, l) => {
-    if (layer.heads.length !== numHeads) {
-      throw new SpgError(
-        "E_KV_LAYOUT",
-        `layer ${l} has ${layer.heads.length} heads, config has ${numHeads}`,
-        {
-          fix: "build the cache from this model's forward pass",
-        },
-      );
-    }
     const kind = config.attentionLayers[l];
-    const slots = Math.max(0, ...layer.heads.map((head) => head.positions.length));
-    const keys = new Float32Array(numHeads * slots * headDim);
-    const values = new Float32Array(numHeads * slots * headDim);
-    layer.heads.forEach((head, h) => {
-      const kept = head.positions.length;
-      if (head.keys.length !== kept * headDim || head.values.length !== kept * headDim) {
-        throw new SpgError(
-          "E_KV_LAYOUT",
-          `layer ${l} head ${h}: ${kept} positions but ${head.keys.length / headDim} key rows`,
-          { fix: "keep positions, keys and values of a head the same length" },
-        );
-      }
-      keys.set(head.keys, h * slots * headDim);
-      values.set(head.values, h * slots * headDim);
-    });
-    past.push({ slots, keys, values });
+    const slots = widestHead(layer);
+    past.push(packHeads(layer, l, config, slots));
     const positions = layer.heads.map((head) => head.positions);
     const counts = positions.map((p) => p.length);
     attentionBias.push(biases.get(kind, positions, counts, slots));

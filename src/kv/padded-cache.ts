@@ -8,7 +8,7 @@
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
 import type { KvCache } from "./cache.js";
-import { AttentionBiases } from "./layout.js";
+import { AttentionBiases, packHeads, widestHead } from "./layout.js";
 
 interface PaddedLayer {
   /** Slots per head: the widest head's slots at creation plus the room asked for. */
@@ -40,34 +40,10 @@ export class PaddedCache {
         { fix: "build the cache from this model's forward pass" },
       );
     }
-    const { numHeads, headDim } = config;
     // Each head is copied once, straight into the layout the graph reads.
     const layers = cache.layers.map((layer, l): PaddedLayer => {
-      if (layer.heads.length !== numHeads) {
-        throw new SpgError(
-          "E_KV_LAYOUT",
-          `layer ${l} has ${layer.heads.length} heads, config has ${numHeads}`,
-          {
-            fix: "build the cache from this model's forward pass",
-          },
-        );
-      }
-      const slots = Math.max(0, ...layer.heads.map((head) => head.positions.length));
-      const capacity = slots + extraTokens;
-      const keys = new Float32Array(numHeads * capacity * headDim);
-      const values = new Float32Array(numHeads * capacity * headDim);
-      layer.heads.forEach((head, h) => {
-        const kept = head.positions.length;
-        if (head.keys.length !== kept * headDim || head.values.length !== kept * headDim) {
-          throw new SpgError(
-            "E_KV_LAYOUT",
-            `layer ${l} head ${h}: ${kept} positions but ${head.keys.length / headDim} key rows`,
-            { fix: "keep positions, keys and values of a head the same length" },
-          );
-        }
-        keys.set(head.keys, h * capacity * headDim);
-        values.set(head.values, h * capacity * headDim);
-      });
+      const capacity = widestHead(layer) + extraTokens;
+      const { keys, values } = packHeads(layer, l, config, capacity);
       return {
         capacity,
         keys,

@@ -19,7 +19,7 @@ import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/t
 import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
 import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
-import { continueFrom, type EvaluationBackend, peakRssBytes } from "./evaluate.js";
+import { continueFrom, type EvaluationBackend, measuredRecord } from "./evaluate.js";
 import { logitCosineSum } from "./logit-cosine.js";
 import { assertFinite, compareGenerations, compareWithBaseline, type LogitRows } from "./metrics.js";
 
@@ -151,34 +151,26 @@ export async function evaluateWeightsSample(
     targets,
     vocab,
   );
-  const where = `sample ${sample.sampleId}, method ${model.method.name}`;
   const c = model.compressed;
   return {
-    sampleId: sample.sampleId,
-    sampleIndex: sample.index,
-    method: model.method.name,
-    tokenHash: sample.tokenHash,
-    document: sample.document,
-    offset: sample.offset,
-    contextTokens: sample.contextTokens,
-    continuationTokens: sample.continuationTokens,
-    scoredTokens: forced.scoredTokens,
-    nllBaseline: assertFinite(forced.nllBaseline, `${where}: baseline NLL`),
-    nllCompressed: assertFinite(forced.nllCompressed, `${where}: compressed NLL`),
-    klSum: assertFinite(forced.klSum, `${where}: KL`),
-    top1Matches: forced.top1Matches,
-    generation: compareGenerations(baseline.generated, run.generated),
-    kvBytesBaseline: run.kvBytes,
-    // The cache is kept whole at the baseline dtype: a weights method compresses no KV bytes.
-    kvBytesCompressed: run.kvBytes,
-    timingsMs: {
-      prefill: run.prefillMs,
-      compress: model.compressMs,
-      decompress: model.decompressMs,
-      continuation: run.continuationMs,
-      generation: run.generationMs,
-    },
-    peakRssBytes: peakRssBytes(),
+    ...measuredRecord(
+      sample,
+      model.method.name,
+      forced,
+      compareGenerations(baseline.generated, run.generated),
+      {
+        kvBytesBaseline: run.kvBytes,
+        // The cache is kept whole at the baseline dtype: a weights method compresses no KV bytes.
+        kvBytesCompressed: run.kvBytes,
+        timingsMs: {
+          prefill: run.prefillMs,
+          compress: model.compressMs,
+          decompress: model.decompressMs,
+          continuation: run.continuationMs,
+          generation: run.generationMs,
+        },
+      },
+    ),
     weights: {
       bytesBaseline: c.baselineBytes,
       bytesCompressed: c.compressedBytes,
@@ -187,7 +179,7 @@ export async function evaluateWeightsSample(
     },
     logitCosineSum: assertFinite(
       logitCosineSum(baseline.rows.logits, run.rows.logits, targets.length, vocab),
-      `${where}: logit cosine`,
+      `sample ${sample.sampleId}, method ${model.method.name}: logit cosine`,
     ),
   };
 }

@@ -16,6 +16,7 @@ import {
   compareWithBaseline,
   type LogitRows,
   type PreparedBaseline,
+  type TeacherForcedComparison,
 } from "./metrics.js";
 
 /** What a compression method hands back, as far as evaluation needs it. */
@@ -126,9 +127,41 @@ export async function continueFrom(
   return { rows: forced, generated, continuationMs, generationMs: performance.now() - started };
 }
 
-export function peakRssBytes(): number {
+function peakRssBytes(): number {
   // maxRSS is the process's peak resident set in kilobytes, measured by the OS.
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/**
+ * One record from a sample's measurements: the sample's identity, the teacher-forced sums
+ * (NaN or Infinity fails the run) and generation agreement, bytes and timings as given.
+ */
+export function measuredRecord(
+  sample: Sample,
+  method: string,
+  forced: TeacherForcedComparison,
+  generation: SampleRecord["generation"],
+  measured: Pick<SampleRecord, "kvBytesBaseline" | "kvBytesCompressed" | "timingsMs">,
+): SampleRecord {
+  const where = `sample ${sample.sampleId}, method ${method}`;
+  return {
+    sampleId: sample.sampleId,
+    sampleIndex: sample.index,
+    method,
+    tokenHash: sample.tokenHash,
+    document: sample.document,
+    offset: sample.offset,
+    contextTokens: sample.contextTokens,
+    continuationTokens: sample.continuationTokens,
+    scoredTokens: forced.scoredTokens,
+    nllBaseline: assertFinite(forced.nllBaseline, `${where}: baseline NLL`),
+    nllCompressed: assertFinite(forced.nllCompressed, `${where}: compressed NLL`),
+    klSum: assertFinite(forced.klSum, `${where}: KL`),
+    top1Matches: forced.top1Matches,
+    generation,
+    ...measured,
+    peakRssBytes: peakRssBytes(),
+  };
 }
 
 /** Evaluates every configured method on one sample, all from the same prefill. */
@@ -173,33 +206,19 @@ export async function evaluateSample(
       options.generationTokens,
     );
     const forced = compareWithBaseline(preparedBaseline, result.rows, targets, vocab);
-    const where = `sample ${sample.sampleId}, method ${method.name}`;
-    records.push({
-      sampleId: sample.sampleId,
-      sampleIndex: sample.index,
-      method: method.name,
-      tokenHash: sample.tokenHash,
-      document: sample.document,
-      offset: sample.offset,
-      contextTokens: sample.contextTokens,
-      continuationTokens: sample.continuationTokens,
-      scoredTokens: forced.scoredTokens,
-      nllBaseline: assertFinite(forced.nllBaseline, `${where}: baseline NLL`),
-      nllCompressed: assertFinite(forced.nllCompressed, `${where}: compressed NLL`),
-      klSum: assertFinite(forced.klSum, `${where}: KL`),
-      top1Matches: forced.top1Matches,
-      generation: compareGenerations(baseline.generated, result.generated),
-      kvBytesBaseline,
-      kvBytesCompressed: compressed.bytes,
-      timingsMs: {
-        prefill: prefillMs,
-        compress: compressed.timingsMs.compress,
-        decompress: compressed.timingsMs.decompress,
-        continuation: result.continuationMs,
-        generation: result.generationMs,
-      },
-      peakRssBytes: peakRssBytes(),
-    });
+    records.push(
+      measuredRecord(sample, method.name, forced, compareGenerations(baseline.generated, result.generated), {
+        kvBytesBaseline,
+        kvBytesCompressed: compressed.bytes,
+        timingsMs: {
+          prefill: prefillMs,
+          compress: compressed.timingsMs.compress,
+          decompress: compressed.timingsMs.decompress,
+          continuation: result.continuationMs,
+          generation: result.generationMs,
+        },
+      }),
+    );
     compressed.layers.forEach((layer, index) => {
       fingerprints.push({ sampleId: sample.sampleId, method: method.name, layer: index, ...layer });
     });

@@ -17,13 +17,14 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import ort from "onnxruntime-node";
 import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../src/kv/layout.js";
+import { mulberry32 } from "../src/measure/prng.js";
 import { buildGptNeoGraph } from "../src/model/graph.js";
 import { forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
 import { benchMethods, benchProve } from "./bench-prove.js";
 import { benchVerify } from "./bench-verify.js";
-import { prng, SYNTHETIC_SHAPES, syntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { SYNTHETIC_SHAPES, syntheticCheckpoint } from "./synthetic-checkpoint.js";
 
 async function fixtureCheckpoint(name: string): Promise<GptNeoCheckpoint | undefined> {
   const dir = join(packageRoot(), "test", "fixtures", "gpt-neo-hf", `config-${name}`);
@@ -49,7 +50,7 @@ async function benchOne(
 ) {
   const config = checkpoint.config;
   const prefillLength = Math.min(prefillTokens, config.maxPositions - decodeSteps);
-  const random = prng(7);
+  const random = mulberry32(7);
   const ids = Array.from({ length: prefillLength + decodeSteps }, () =>
     Math.floor(random() * config.vocabSize),
   );

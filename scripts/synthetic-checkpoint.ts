@@ -2,6 +2,7 @@
  * Synthetic GPT-Neo checkpoints for benchmarks: a known shape with seeded random weights
  * (timings only; their outputs mean nothing).
  */
+import { mulberry32 } from "../src/measure/prng.js";
 import { graphWeightNames } from "../src/model/graph.js";
 import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../src/model/types.js";
 
@@ -36,17 +37,6 @@ export const SYNTHETIC_SHAPES: Record<
   },
 };
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function syntheticCheckpoint(name: string): GptNeoCheckpoint {
   const shape = SYNTHETIC_SHAPES[name];
   const config: GptNeoConfig = {
@@ -55,7 +45,7 @@ export function syntheticCheckpoint(name: string): GptNeoCheckpoint {
     intermediateSize: 4 * shape.hiddenSize,
     attentionLayers: Array.from({ length: shape.numLayers }, (_, i) => (i % 2 === 0 ? "global" : "local")),
   };
-  const random = prng(42);
+  const random = mulberry32(42);
   const { hiddenSize: d, intermediateSize: inner } = config;
   const shapes: Record<string, number[]> = {
     "transformer.wte.weight": [config.vocabSize, d],

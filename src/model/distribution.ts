@@ -7,14 +7,7 @@
  */
 import ort from "onnxruntime-node";
 import { SpgError } from "../errors.js";
-import {
-  attrInt,
-  GRAPH_BUILDER_VERSION,
-  ONNX_IR_VERSION,
-  ONNX_OPSET,
-  OnnxGraphWriter,
-  tensorValue,
-} from "./graph.js";
+import { attrInt, OnnxGraphWriter, spgModel, tensorValue } from "./graph.js";
 import { encodeModel, OnnxDataType } from "./onnx-proto.js";
 import { createSession } from "./session.js";
 import type { RuntimeOptions } from "./types.js";
@@ -40,12 +33,8 @@ export function distributionGraph(vocab: number): Uint8Array {
   const p = g.op("Cast", [rounded], [attrInt("to", OnnxDataType.DOUBLE)]);
   g.op("ReduceSum", [p, lastAxis], [attrInt("keepdims", 0)], names.mass);
   g.op("ReduceSum", [g.op("Mul", [p, logP]), lastAxis], [attrInt("keepdims", 0)], names.negEntropy);
-  return encodeModel({
-    ir_version: ONNX_IR_VERSION,
-    producer_name: "spg",
-    producer_version: GRAPH_BUILDER_VERSION,
-    opset_import: [{ domain: "", version: ONNX_OPSET }],
-    graph: {
+  return encodeModel(
+    spgModel({
       name: "baseline_distribution",
       node: g.nodes,
       initializer: g.initializers,
@@ -58,8 +47,8 @@ export function distributionGraph(vocab: number): Uint8Array {
         tensorValue(names.mass, OnnxDataType.DOUBLE, ["rows"]),
         tensorValue(names.negEntropy, OnnxDataType.DOUBLE, ["rows"]),
       ],
-    },
-  });
+    }),
+  );
 }
 
 export interface RowDistributions {

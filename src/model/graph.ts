@@ -25,6 +25,7 @@ import {
   OnnxAttributeType,
   OnnxDataType,
   type OnnxDimension,
+  type OnnxGraph,
   type OnnxModel,
   type OnnxNode,
   type OnnxTensor,
@@ -443,13 +444,21 @@ export function gptNeoModelProto(
     graphNames.logitsArgmax,
   );
 
+  return spgModel(
+    { name: "gpt_neo", node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+    `GPT-Neo forward (${numLayers} layers, ${heads} heads), observation window ${options.observationWindow}, sparse top-k ${sparseTopK}`,
+  );
+}
+
+/** A ModelProto of spg's: the IR version and opset every graph here is built for, spg as producer. */
+export function spgModel(graph: OnnxGraph, docString?: string): OnnxModel {
   return {
     ir_version: ONNX_IR_VERSION,
     producer_name: "spg",
     producer_version: GRAPH_BUILDER_VERSION,
-    doc_string: `GPT-Neo forward (${numLayers} layers, ${heads} heads), observation window ${options.observationWindow}, sparse top-k ${sparseTopK}`,
+    ...(docString === undefined ? {} : { doc_string: docString }),
     opset_import: [{ domain: "", version: ONNX_OPSET }],
-    graph: { name: "gpt_neo", node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
+    graph,
   };
 }
 

@@ -9,13 +9,7 @@ import { SpgError } from "../errors.js";
 import type { KvCache } from "../kv/cache.js";
 import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../kv/layout.js";
 import { PaddedCache } from "../kv/padded-cache.js";
-import {
-  GRAPH_BUILDER_VERSION,
-  graphNames,
-  ONNX_IR_VERSION,
-  ONNX_OPSET,
-  validateGraphOptions,
-} from "./graph.js";
+import { graphNames, spgModel, validateGraphOptions } from "./graph.js";
 import { type GraphCacheOptions, prepareGraph } from "./graph-cache.js";
 import { encodeModel, OnnxDataType } from "./onnx-proto.js";
 import type {
@@ -48,19 +42,15 @@ function probeGraph(): Uint8Array {
     name,
     type: { tensor_type: { elem_type: OnnxDataType.FLOAT, shape: { dim: [{ dim_value: 1 }] } } },
   });
-  return encodeModel({
-    ir_version: ONNX_IR_VERSION,
-    producer_name: "spg",
-    producer_version: GRAPH_BUILDER_VERSION,
-    opset_import: [{ domain: "", version: ONNX_OPSET }],
-    graph: {
+  return encodeModel(
+    spgModel({
       name: "provider_probe",
       node: [{ name: "identity", op_type: "Identity", input: ["x"], output: ["y"] }],
       initializer: [],
       input: [io("x")],
       output: [io("y")],
-    },
-  });
+    }),
+  );
 }
 
 /** Opens and closes a tiny session on the device's provider; E_DEVICE_UNAVAILABLE when it cannot start. */

@@ -8,7 +8,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../../src/model/types.js";
+import { emptyCache, pastInputs } from "../../src/kv/layout.js";
+import type { ForwardInput, GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "../../src/model/types.js";
 
 export const fixturesRoot = fileURLToPath(new URL("../../../test/fixtures/gpt-neo-hf/", import.meta.url));
 
@@ -129,6 +130,16 @@ export function fixtureCase(name: "A" | "B", caseName: string): FixtureCase {
 }
 
 /** Largest |a[i] - b[i]| (lengths must match). */
+/** The graph input of a prefill: ids at positions 0..n-1 over an empty cache. */
+export function prefillInput(checkpoint: GptNeoCheckpoint, ids: readonly number[]): ForwardInput {
+  const positions = ids.map((_, i) => i);
+  return {
+    inputIds: ids,
+    positionIds: positions,
+    ...pastInputs(emptyCache(checkpoint.config), checkpoint.config, positions),
+  };
+}
+
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
   let worst = 0;

@@ -10,15 +10,19 @@ import type { KvCache } from "../../src/kv/cache.js";
 import {
   appendTokens,
   cacheFromPrefill,
-  emptyCache,
   MASKED_ATTENTION_BIAS,
   pastInputs,
   perHeadBias,
 } from "../../src/kv/layout.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { extendCache, loadRuntime, prefillTokens } from "../../src/model/session.js";
-import type { ForwardInput, GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
-import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import type { GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
+import {
+  fixtureCase,
+  loadFixtureCheckpoint,
+  maxAbsDiff,
+  prefillInput,
+} from "../helpers/fixture-checkpoint.js";
 
 const TOLERANCE = 1e-4;
 const OBSERVATION_WINDOW = 3;
@@ -105,19 +109,10 @@ for (const name of ["A", "B"] as const) {
       await runtime.close();
     });
 
-    const prefillInput = (ids: number[]): ForwardInput => {
-      const positions = ids.map((_, i) => i);
-      return {
-        inputIds: ids,
-        positionIds: positions,
-        ...pastInputs(emptyCache(checkpoint.config), checkpoint.config, positions),
-      };
-    };
-
     test("the reference itself matches Hugging Face on the longest full forward", () => {
       const caseName = name === "A" ? "full_len24" : "full_len17";
       const reference = fixtureCase(name, caseName);
-      const output = referenceForward(checkpoint, options, prefillInput(reference.input_ids[0]));
+      const output = referenceForward(checkpoint, options, prefillInput(checkpoint, reference.input_ids[0]));
       assert.ok(maxAbsDiff(output.logits, reference.logits!.data) <= TOLERANCE);
     });
 
@@ -128,7 +123,7 @@ for (const name of ["A", "B"] as const) {
         const prefillLength = 6 + Math.floor(random() * 10);
         const ids = randomIds(random, prefillLength + 3, config.vocabSize);
         const positions = ids.slice(0, prefillLength).map((_, i) => i);
-        const prefill = await runtime.forward(prefillInput(ids.slice(0, prefillLength)));
+        const prefill = await runtime.forward(prefillInput(checkpoint, ids.slice(0, prefillLength)));
         let full = cacheFromPrefill(config, prefill, positions);
         const evicted = evictRandomly(full, random);
         let compact = evicted.cache;
@@ -218,8 +213,8 @@ for (const name of ["A", "B"] as const) {
       const total = Math.min(config.maxPositions, 14);
       const prefillLength = 9;
       const ids = randomIds(random, total, config.vocabSize);
-      const whole = referenceForward(checkpoint, options, prefillInput(ids));
-      const prefill = await runtime.forward(prefillInput(ids.slice(0, prefillLength)));
+      const whole = referenceForward(checkpoint, options, prefillInput(checkpoint, ids));
+      const prefill = await runtime.forward(prefillInput(checkpoint, ids.slice(0, prefillLength)));
       const vocab = config.vocabSize;
       assert.ok(maxAbsDiff(prefill.logits, whole.logits.subarray(0, prefillLength * vocab)) <= TOLERANCE);
       let cache = cacheFromPrefill(
@@ -244,7 +239,7 @@ for (const name of ["A", "B"] as const) {
     test("activation gelu (exact erf) instead of gelu_new: graph equals reference, and differs from gelu_new", async () => {
       const exact = { ...checkpoint, config: { ...checkpoint.config, activation: "gelu" } };
       const ids = randomIds(prng(name === "A" ? 3 : 4), 8, checkpoint.config.vocabSize);
-      const input = prefillInput(ids);
+      const input = prefillInput(checkpoint, ids);
       const erfRuntime = await loadRuntime(exact, { device: "cpu", ...options });
       try {
         const output = await erfRuntime.forward(input);
@@ -263,7 +258,7 @@ for (const name of ["A", "B"] as const) {
       const config = checkpoint.config;
       const random = prng(name === "A" ? 101 : 103);
       const ids = randomIds(random, 12, config.vocabSize);
-      const input = prefillInput(ids);
+      const input = prefillInput(checkpoint, ids);
       const dense = await runtime.forward(input);
       const wide = await loadRuntime(checkpoint, { device: "cpu", ...options, sparseTopK: ids.length });
       try {

@@ -7,14 +7,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { emptyCache, pastInputs } from "../../src/kv/layout.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
-import type { ForwardInput, GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
+import type { GptNeoRuntime } from "../../src/model/types.js";
 import { compressCheckpoint, decodeTensor, decodeWeights, encodeTensor } from "../../src/weights/compress.js";
 import type { WeightPolicy } from "../../src/weights/policy.js";
 import { multiplyFactors, truncatedSvd } from "../../src/weights/svd.js";
-import { loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import { loadFixtureCheckpoint, maxAbsDiff, prefillInput } from "../helpers/fixture-checkpoint.js";
 import { randomMatrix } from "./helpers.js";
 
 const TOLERANCE = 1e-4;
@@ -152,22 +151,13 @@ describe("runtime on the reconstructed checkpoint", () => {
     await dense.close();
   });
 
-  const input = (checkpoint: GptNeoCheckpoint, ids: number[]): ForwardInput => {
-    const positions = ids.map((_, i) => i);
-    return {
-      inputIds: ids,
-      positionIds: positions,
-      ...pastInputs(emptyCache(checkpoint.config), checkpoint.config, positions),
-    };
-  };
-
   test("graph logits equal the float64 reference on the reconstructed weights within 1e-4", async () => {
     const ids = [3, 141, 59, 265, 358, 97, 93, 238, 46, 264, 338, 327];
-    const ours = await runtime.forward(input(compressed, ids));
-    const reference = referenceForward(compressed, options, input(compressed, ids));
+    const ours = await runtime.forward(prefillInput(compressed, ids));
+    const reference = referenceForward(compressed, options, prefillInput(compressed, ids));
     assert.ok(maxAbsDiff(ours.logits, reference.logits) <= TOLERANCE);
     // and the compression really changed the model (the runtime did not run the dense weights)
-    const baseline = await dense.forward(input(original, ids));
+    const baseline = await dense.forward(prefillInput(original, ids));
     assert.ok(maxAbsDiff(ours.logits, baseline.logits) > 100 * TOLERANCE);
   });
 });

@@ -10,11 +10,11 @@ import { readCheckpoint } from "../../src/model/checkpoint.js";
 import { factorNames, gptNeoModelProto, inlinePlacement } from "../../src/model/graph.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
-import type { ForwardInput, GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
+import type { ForwardInput, GptNeoRuntime } from "../../src/model/types.js";
 import { compressCheckpoint } from "../../src/weights/compress.js";
 import type { WeightPolicy } from "../../src/weights/policy.js";
 import { factorisedCheckpoint } from "../../src/weights/runtime.js";
-import { loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import { loadFixtureCheckpoint, maxAbsDiff, prefillInput } from "../helpers/fixture-checkpoint.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
 const TOLERANCE = 1e-4;
@@ -59,15 +59,6 @@ describe("factorised graph", () => {
     await denseRuntime.close();
   });
 
-  const input = (checkpoint: GptNeoCheckpoint, ids: number[]): ForwardInput => {
-    const positions = ids.map((_, i) => i);
-    return {
-      inputIds: ids,
-      positionIds: positions,
-      ...pastInputs(emptyCache(checkpoint.config), checkpoint.config, positions),
-    };
-  };
-
   test("low-rank matrices are factor initializers, never a dense W", () => {
     const lowRank = compressed.tensors.filter((t) => t.fingerprint.encoding === "lowrank");
     // layer 1 kept dense: 4 attention + 2 MLP per other layer, plus wte and wpe
@@ -89,9 +80,9 @@ describe("factorised graph", () => {
 
   test("logits and new keys/values equal the dense forward on the reconstructed weights within 1e-4", async () => {
     const ids = [3, 141, 59, 265, 358, 97, 93, 238, 46, 264, 338, 327];
-    const ours = await factorRuntime.forward(input(factorised, ids));
-    const dense = await denseRuntime.forward(input(reconstructed, ids));
-    const reference = referenceForward(reconstructed, options, input(reconstructed, ids));
+    const ours = await factorRuntime.forward(prefillInput(factorised, ids));
+    const dense = await denseRuntime.forward(prefillInput(reconstructed, ids));
+    const reference = referenceForward(reconstructed, options, prefillInput(reconstructed, ids));
     assert.ok(maxAbsDiff(ours.logits, dense.logits) <= TOLERANCE, `${maxAbsDiff(ours.logits, dense.logits)}`);
     assert.ok(maxAbsDiff(ours.logits, reference.logits) <= TOLERANCE);
     for (let layer = 0; layer < original.config.numLayers; layer++) {

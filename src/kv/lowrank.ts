@@ -48,6 +48,238 @@ export function symmetricEigenvalues(matrix: Float64Array, n: number): Float64Ar
   return Float64Array.from(d, (x) => Math.max(0, x)).sort((a, b) => b - a);
 }
 
+/**
+ * Eigenvalues (descending, clamped at 0) of a symmetric matrix, and eigenvectors for only as
+ * many of the largest as `vectorsWanted(values)` asks for (0: none). The eigenvalues are
+ * symmetricEigenvalues' bit for bit; the vectors come from inverse iteration on the same
+ * tridiagonal form, carried back by its Householder reflectors: for a few leading vectors a
+ * fraction of symmetricEigen's cost. `vectors` is [n, n] row-major with eigenvector j in
+ * column j (columns past the count are zero), as symmetricEigen lays them out.
+ */
+export function symmetricTopEigen(
+  matrix: Float64Array,
+  n: number,
+  vectorsWanted: (values: Float64Array) => number,
+): { values: Float64Array; vectors: Float64Array | null } {
+  const reduced = Float64Array.from(matrix);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const reflectorScales = new Float64Array(n);
+  tred2(reduced, d, e, n, false, reflectorScales);
+  const diagonal = Float64Array.from(d);
+  // tred2's e[i] couples rows i-1 and i (e[0] = 0)
+  const offDiagonal = Float64Array.from(e);
+  tql2(reduced, d, e, n, false);
+  const raw = Float64Array.from(d).sort((a, b) => b - a);
+  const values = Float64Array.from(raw, (x) => Math.max(0, x));
+  const count = vectorsWanted(values);
+  if (count === 0) return { values, vectors: null };
+  const vectors = new Float64Array(n * n);
+  tridiagonalEigenvectors(diagonal, offDiagonal, raw.subarray(0, count), n).forEach((y, j) => {
+    // The basis of the tridiagonal form is Q = P_{n-1} ... P_1, P_k = I - u uᵀ / h with u in
+    // column k above the diagonal and h = uᵀu / 2 (tred2's layout): apply P_1 first.
+    for (let k = 1; k < n; k++) {
+      const h = reflectorScales[k];
+      if (h === 0) continue;
+      let dot = 0;
+      for (let m = 0; m < k; m++) dot += reduced[m * n + k] * y[m];
+      const f = dot / h;
+      for (let m = 0; m < k; m++) y[m] -= f * reduced[m * n + k];
+    }
+    for (let r = 0; r < n; r++) vectors[r * n + j] = y[r];
+  });
+  return { values, vectors };
+}
+
+/**
+ * Eigenvectors of the symmetric tridiagonal T (diagonal, offDiagonal[i] coupling i-1 and i)
+ * for the given eigenvalues (descending), by inverse iteration (LAPACK dstein): a fixed
+ * pseudo-random start per vector, T - λI factored with partial pivoting, and vectors of
+ * eigenvalues closer than a cluster gap orthogonalized against each other at every step.
+ * Fails rather than return a vector whose residual says it is not one.
+ */
+function tridiagonalEigenvectors(
+  diagonal: Float64Array,
+  offDiagonal: Float64Array,
+  lambdas: Float64Array,
+  n: number,
+): Float64Array[] {
+  let norm = 0;
+  for (let i = 0; i < n; i++) {
+    const row =
+      Math.abs(diagonal[i]) + Math.abs(offDiagonal[i]) + (i + 1 < n ? Math.abs(offDiagonal[i + 1]) : 0);
+    if (row > norm) norm = row;
+  }
+  const eps = 2 ** -52;
+  const vectors: Float64Array[] = [];
+  if (norm === 0) {
+    // T = 0: every unit vector is an eigenvector
+    for (let j = 0; j < lambdas.length; j++)
+      vectors.push(Float64Array.from({ length: n }, (_, i) => (i === j ? 1 : 0)));
+    return vectors;
+  }
+  // LAPACK dstein's orthogonalization gap and tinvit's pivot floor, relative to ‖T‖.
+  const clusterGap = 1e-3 * norm;
+  const pivotFloor = eps * norm;
+  const accepted = 16 * n * eps * norm;
+  const maxIterations = 8;
+  const lu = {
+    d: new Float64Array(n),
+    dl: new Float64Array(n),
+    du: new Float64Array(n),
+    du2: new Float64Array(n),
+    swapped: new Uint8Array(n),
+  };
+  let previous = Number.POSITIVE_INFINITY;
+  for (let j = 0; j < lambdas.length; j++) {
+    // equal eigenvalues would factor to the same LU; nudge apart as tinvit does
+    let lambda = lambdas[j];
+    if (previous - lambda < 10 * pivotFloor) lambda = previous - 10 * pivotFloor;
+    previous = lambda;
+    factorShifted(diagonal, offDiagonal, lambda, n, pivotFloor, lu);
+    let x: Float64Array = startVector(n, j, 0);
+    let converged = false;
+    for (let iteration = 0; iteration < maxIterations && !converged; iteration++) {
+      x = solveShifted(lu, x, n);
+      for (let i = 0; i < j; i++) {
+        if (Math.abs(lambdas[i] - lambdas[j]) > clusterGap) continue;
+        const v = vectors[i];
+        let dot = 0;
+        for (let k = 0; k < n; k++) dot += v[k] * x[k];
+        for (let k = 0; k < n; k++) x[k] -= dot * v[k];
+      }
+      let size = 0;
+      for (let k = 0; k < n; k++) size += x[k] * x[k];
+      size = Math.sqrt(size);
+      if (!(size > 0 && Number.isFinite(size))) {
+        // nothing left outside the cluster's earlier vectors: start over from another vector
+        x = startVector(n, j, iteration + 1);
+        continue;
+      }
+      for (let k = 0; k < n; k++) x[k] /= size;
+      converged = residual(diagonal, offDiagonal, lambdas[j], x, n) <= accepted;
+    }
+    if (!converged) {
+      throw new SpgError("E_KV_LOWRANK", `inverse iteration for eigenvalue ${lambdas[j]} did not converge`, {
+        fix: "disable stage2.lowRank for this model, and report the block that failed",
+      });
+    }
+    vectors.push(x);
+  }
+  return vectors;
+}
+
+/**
+ * A fixed pseudo-random start in [-1, 1) per (vector, attempt): generic (almost surely not
+ * orthogonal to the wanted eigenvector), and the same on every machine (32-bit integer hash).
+ */
+function startVector(n: number, vector: number, attempt: number): Float64Array {
+  const x = new Float64Array(n);
+  let h = (Math.imul(vector + 1, 0x9e3779b1) ^ Math.imul(attempt + 1, 0x85ebca6b)) >>> 0;
+  for (let k = 0; k < n; k++) {
+    h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    x[k] = h / 2 ** 31 - 1;
+  }
+  return x;
+}
+
+/** ‖T x − λ x‖₂ */
+function residual(
+  diagonal: Float64Array,
+  offDiagonal: Float64Array,
+  lambda: number,
+  x: Float64Array,
+  n: number,
+): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    let tx = (diagonal[i] - lambda) * x[i];
+    if (i > 0) tx += offDiagonal[i] * x[i - 1];
+    if (i + 1 < n) tx += offDiagonal[i + 1] * x[i + 1];
+    sum += tx * tx;
+  }
+  return Math.sqrt(sum);
+}
+
+interface TridiagonalLu {
+  d: Float64Array;
+  dl: Float64Array;
+  du: Float64Array;
+  du2: Float64Array;
+  swapped: Uint8Array;
+}
+
+/** LU with partial pivoting of T − λI (LAPACK dgttrf), zero pivots raised to pivotFloor. */
+function factorShifted(
+  diagonal: Float64Array,
+  offDiagonal: Float64Array,
+  lambda: number,
+  n: number,
+  pivotFloor: number,
+  lu: TridiagonalLu,
+): void {
+  const { d, dl, du, du2, swapped } = lu;
+  for (let i = 0; i < n; i++) {
+    d[i] = diagonal[i] - lambda;
+    dl[i] = i + 1 < n ? offDiagonal[i + 1] : 0;
+    du[i] = dl[i];
+    du2[i] = 0;
+    swapped[i] = 0;
+  }
+  for (let i = 0; i + 1 < n; i++) {
+    if (Math.abs(d[i]) >= Math.abs(dl[i])) {
+      if (d[i] === 0) d[i] = pivotFloor;
+      const fact = dl[i] / d[i];
+      dl[i] = fact;
+      d[i + 1] -= fact * du[i];
+    } else {
+      const fact = d[i] / dl[i];
+      d[i] = dl[i];
+      dl[i] = fact;
+      const temp = du[i];
+      du[i] = d[i + 1];
+      d[i + 1] = temp - fact * d[i + 1];
+      if (i + 2 < n) {
+        du2[i] = du[i + 1];
+        du[i + 1] = -fact * du[i + 1];
+      }
+      swapped[i] = 1;
+    }
+  }
+  for (let i = 0; i < n; i++) if (Math.abs(d[i]) < pivotFloor) d[i] = d[i] < 0 ? -pivotFloor : pivotFloor;
+}
+
+/** Solves (T − λI) x = b with the factors (LAPACK dgttrs). */
+function solveShifted(lu: TridiagonalLu, b: Float64Array, n: number): Float64Array {
+  const { d, dl, du, du2, swapped } = lu;
+  const x = Float64Array.from(b);
+  for (let i = 0; i + 1 < n; i++) {
+    if (swapped[i] === 0) x[i + 1] -= dl[i] * x[i];
+    else {
+      const temp = x[i] - dl[i] * x[i + 1];
+      x[i] = x[i + 1];
+      x[i + 1] = temp;
+    }
+  }
+  for (let i = n - 1; i >= 0; i--) {
+    let acc = x[i];
+    if (i + 1 < n) acc -= du[i] * x[i + 1];
+    if (i + 2 < n) acc -= du2[i] * x[i + 2];
+    x[i] = acc / d[i];
+  }
+  return x;
+}
+
+/** sqrt(a² + b²) without overflow or underflow; Math.hypot is several times slower in V8. */
+function hypot(a: number, b: number): number {
+  const x = Math.abs(a);
+  const y = Math.abs(b);
+  const big = x > y ? x : y;
+  if (big === 0 || !Number.isFinite(big)) return big;
+  const ratio = (x > y ? y : x) / big;
+  return big * Math.sqrt(1 + ratio * ratio);
+}
+
 function sortDescending(
   d: Float64Array,
   V: Float64Array,
@@ -62,7 +294,19 @@ function sortDescending(
   return { values, vectors };
 }
 
-function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number, withVectors = true): void {
+/**
+ * Householder reduction to tridiagonal form (diagonal d, e[i] coupling i-1 and i). Without
+ * vectors, V keeps each reflector u_k in column k above the diagonal, and `reflectorScales`
+ * (when given) receives h_k = u_kᵀu_k / 2, so the basis can be applied without building it.
+ */
+function tred2(
+  V: Float64Array,
+  d: Float64Array,
+  e: Float64Array,
+  n: number,
+  withVectors = true,
+  reflectorScales?: Float64Array,
+): void {
   for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j];
   for (let i = n - 1; i > 0; i--) {
     let scale = 0;
@@ -115,6 +359,7 @@ function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number, wit
     d[i] = h;
   }
   if (!withVectors) {
+    reflectorScales?.set(d);
     // The tridiagonal's diagonal is the reduced matrix's; the accumulation below only builds Q.
     for (let j = 0; j < n; j++) d[j] = V[j * n + j];
     e[0] = 0;
@@ -161,7 +406,7 @@ function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number, with
         if (++iter > 200) throw new SpgError("E_KV_LOWRANK", "eigen decomposition did not converge");
         let g = d[l];
         let p = (d[l + 1] - g) / (2 * e[l]);
-        let r = Math.hypot(p, 1);
+        let r = hypot(p, 1);
         if (p < 0) r = -r;
         d[l] = e[l] / (p + r);
         d[l + 1] = e[l] * (p + r);
@@ -182,7 +427,7 @@ function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number, with
           s2 = s;
           g = c * e[i];
           h = c * p;
-          r = Math.hypot(p, e[i]);
+          r = hypot(p, e[i]);
           e[i + 1] = s * r;
           s = e[i] / r;
           c = p / r;
@@ -285,31 +530,90 @@ export function topEigenvalueSumBound(
   return { bound: Math.min(trace, Math.sqrt(k * frobenius2)), trace };
 }
 
-/** The Gram matrix AᵀA [cols, cols] of a row-major block A [rows, cols], in float64. */
+/**
+ * The Gram matrix AᵀA [cols, cols] of a row-major block A [rows, cols], in float64. Every
+ * entry is the plain row-order sum Σ_r A[r,i]·A[r,j] (float32 products are exact in float64),
+ * so the result does not depend on how the loops are tiled.
+ */
 export function gramMatrix(block: Float32Array, rows: number, cols: number): Float64Array {
-  // Column-major float64 copy, then one dot product per (i, j): long unit-stride loops with
-  // four partial sums run several times faster in JS than the row-wise outer-product update.
-  const columns = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) columns[c * rows + r] = block[r * cols + c];
   const gram = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) {
-    const a = i * rows;
-    for (let j = i; j < cols; j++) {
-      const b = j * rows;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let r = 0;
-      for (; r + 3 < rows; r += 4) {
-        s0 += columns[a + r] * columns[b + r];
-        s1 += columns[a + r + 1] * columns[b + r + 1];
-        s2 += columns[a + r + 2] * columns[b + r + 2];
-        s3 += columns[a + r + 3] * columns[b + r + 3];
+  const put = (i: number, j: number, value: number) => {
+    gram[i * cols + j] = value;
+    gram[j * cols + i] = value;
+  };
+  const end = rows * cols;
+  const tiled = cols - (cols % 4);
+  // 4x4 tiles of the upper triangle: each row's 8 loads feed 16 running sums, several times
+  // fewer loads per multiply than one dot product at a time.
+  for (let i = 0; i < tiled; i += 4) {
+    for (let j = i; j < tiled; j += 4) {
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
+      let s20 = 0,
+        s21 = 0,
+        s22 = 0,
+        s23 = 0,
+        s30 = 0,
+        s31 = 0,
+        s32 = 0,
+        s33 = 0;
+      for (let o = 0; o < end; o += cols) {
+        const x0 = block[o + i];
+        const x1 = block[o + i + 1];
+        const x2 = block[o + i + 2];
+        const x3 = block[o + i + 3];
+        const y0 = block[o + j];
+        const y1 = block[o + j + 1];
+        const y2 = block[o + j + 2];
+        const y3 = block[o + j + 3];
+        s00 += x0 * y0;
+        s01 += x0 * y1;
+        s02 += x0 * y2;
+        s03 += x0 * y3;
+        s10 += x1 * y0;
+        s11 += x1 * y1;
+        s12 += x1 * y2;
+        s13 += x1 * y3;
+        s20 += x2 * y0;
+        s21 += x2 * y1;
+        s22 += x2 * y2;
+        s23 += x2 * y3;
+        s30 += x3 * y0;
+        s31 += x3 * y1;
+        s32 += x3 * y2;
+        s33 += x3 * y3;
       }
-      for (; r < rows; r++) s0 += columns[a + r] * columns[b + r];
-      gram[i * cols + j] = s0 + s1 + s2 + s3;
-      gram[j * cols + i] = gram[i * cols + j];
+      // on a diagonal tile, (p, q) and (q, p) are the same sums, so the order of puts is moot
+      put(i, j, s00);
+      put(i, j + 1, s01);
+      put(i, j + 2, s02);
+      put(i, j + 3, s03);
+      put(i + 1, j, s10);
+      put(i + 1, j + 1, s11);
+      put(i + 1, j + 2, s12);
+      put(i + 1, j + 3, s13);
+      put(i + 2, j, s20);
+      put(i + 2, j + 1, s21);
+      put(i + 2, j + 2, s22);
+      put(i + 2, j + 3, s23);
+      put(i + 3, j, s30);
+      put(i + 3, j + 1, s31);
+      put(i + 3, j + 2, s32);
+      put(i + 3, j + 3, s33);
+    }
+  }
+  // columns past the last whole tile: one sum per pair
+  for (let j = tiled; j < cols; j++) {
+    for (let i = 0; i <= j; i++) {
+      let sum = 0;
+      for (let o = 0; o < end; o += cols) sum += block[o + i] * block[o + j];
+      put(i, j, sum);
     }
   }
   return gram;
@@ -332,7 +636,7 @@ export function rankForEnergy(
   return { rank, energyKept: kept / total };
 }
 
-/** left = A·V_r [rows, rank], right = V_rᵀ [rank, cols]. */
+/** left = A·V_r [rows, rank], right = V_rᵀ [rank, cols]. Each entry is a plain column-order dot product. */
 export function factorsFor(
   block: Float32Array,
   rows: number,
@@ -343,10 +647,37 @@ export function factorsFor(
   const left = new Float64Array(rows * rank);
   const right = new Float64Array(rank * cols);
   for (let k = 0; k < rank; k++) for (let c = 0; c < cols; c++) right[k * cols + c] = vectors[c * cols + k];
-  for (let r = 0; r < rows; r++) {
+  let r = 0;
+  // four rows at a time share each load of the right factor
+  for (; r + 3 < rows; r += 4) {
+    const o0 = r * cols;
+    const o1 = o0 + cols;
+    const o2 = o1 + cols;
+    const o3 = o2 + cols;
+    for (let k = 0; k < rank; k++) {
+      const w = k * cols;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      for (let c = 0; c < cols; c++) {
+        const v = right[w + c];
+        a0 += block[o0 + c] * v;
+        a1 += block[o1 + c] * v;
+        a2 += block[o2 + c] * v;
+        a3 += block[o3 + c] * v;
+      }
+      left[r * rank + k] = a0;
+      left[(r + 1) * rank + k] = a1;
+      left[(r + 2) * rank + k] = a2;
+      left[(r + 3) * rank + k] = a3;
+    }
+  }
+  for (; r < rows; r++) {
+    const o = r * cols;
     for (let k = 0; k < rank; k++) {
       let acc = 0;
-      for (let c = 0; c < cols; c++) acc += block[r * cols + c] * right[k * cols + c];
+      for (let c = 0; c < cols; c++) acc += block[o + c] * right[k * cols + c];
       left[r * rank + k] = acc;
     }
   }

@@ -40,34 +40,60 @@ export function selectKept(input: SelectionInput): Int32Array[] {
     return mask;
   });
   const protectedCount = kept.length === 0 ? 0 : kept[0].reduce((a, b) => a + b, 0);
-  // Candidates as slot indices (per-layer: head * slots + slot), ordered by score, then the
-  // earlier slot, then the lower head.
+  // Candidates in tie order: per head the slot; per layer slot * heads + head (the earlier
+  // slot, then the lower head).
   const candidates: number[] = [];
   for (let slot = 0; slot < slots; slot++) if (eligible[slot] && !protectedMask[slot]) candidates.push(slot);
   if (mode === "per-head") {
     const rest = Math.max(0, input.keep - protectedCount);
+    const members = Int32Array.from(candidates);
     scores.forEach((s, head) => {
-      const order = Int32Array.from(candidates).sort((a, b) => s[b] - s[a] || a - b);
-      for (let i = 0; i < Math.min(rest, order.length); i++) kept[head][order[i]] = 1;
+      for (const slot of topMembers(s, members, rest)) kept[head][slot] = 1;
     });
   } else {
-    const rest = Math.max(0, input.keep * scores.length - protectedCount * scores.length);
-    const all: number[] = [];
-    scores.forEach((_, head) => {
-      for (const slot of candidates) all.push(head * slots + slot);
+    const heads = scores.length;
+    const rest = Math.max(0, input.keep * heads - protectedCount * heads);
+    const members = new Int32Array(candidates.length * heads);
+    const flat = new Float32Array(slots * heads);
+    candidates.forEach((slot, i) => {
+      for (let head = 0; head < heads; head++) {
+        members[i * heads + head] = slot * heads + head;
+        flat[slot * heads + head] = scores[head][slot];
+      }
     });
-    const order = Int32Array.from(all).sort((a, b) => {
-      const sa = scores[(a / slots) | 0][a % slots];
-      const sb = scores[(b / slots) | 0][b % slots];
-      return sb - sa || (a % slots) - (b % slots) || ((a / slots) | 0) - ((b / slots) | 0);
-    });
-    for (let i = 0; i < Math.min(rest, order.length); i++) kept[(order[i] / slots) | 0][order[i] % slots] = 1;
+    for (const member of topMembers(flat, members, rest)) kept[member % heads][(member / heads) | 0] = 1;
   }
   return kept.map((mask) => {
     const out: number[] = [];
     for (let i = 0; i < slots; i++) if (mask[i]) out.push(i);
     return Int32Array.from(out);
   });
+}
+
+/**
+ * The `take` members (ascending indices into `values`) with the highest values, ties to the
+ * earlier member: the same set as sorting by (value descending, member ascending) and taking
+ * a prefix, found from the take-th largest value (a native numeric sort) instead of a
+ * comparator sort. Returned in ascending order.
+ */
+export function topMembers(values: ArrayLike<number>, members: Int32Array, take: number): Int32Array {
+  const count = Math.min(take, members.length);
+  if (count <= 0) return new Int32Array(0);
+  if (count === members.length) return members.slice();
+  const sorted = new Float64Array(members.length);
+  for (let i = 0; i < members.length; i++) sorted[i] = values[members[i]];
+  sorted.sort();
+  const cut = sorted[members.length - count];
+  let above = 0;
+  for (let i = 0; i < members.length; i++) if (values[members[i]] > cut) above++;
+  let ties = count - above;
+  const out = new Int32Array(count);
+  let n = 0;
+  for (let i = 0; i < members.length; i++) {
+    const v = values[members[i]];
+    if (v > cut || (v === cut && ties-- > 0)) out[n++] = members[i];
+  }
+  return out;
 }
 
 /** Slot count for a keep ratio of the layer's slots (rounded to nearest). */

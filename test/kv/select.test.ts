@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { pool1d, readableMask, selectKept, sinkRecentMask } from "../../src/kv/select.js";
+import { pool1d, readableMask, selectKept, sinkRecentMask, topMembers } from "../../src/kv/select.js";
+import { rng } from "./helpers.js";
 
 const ones = (n: number) => new Uint8Array(n).fill(1);
 const zeros = (n: number) => new Uint8Array(n);
@@ -78,4 +79,20 @@ test("masks and pooling", () => {
   assert.deepEqual([...pool1d(s, 3, "max")], [3, 3, 3, 6, 6]);
   assert.deepEqual([...pool1d(s, 3, "avg")], [1, 1, 1, 2, 2]);
   assert.throws(() => pool1d(s, 2, "max"), /odd/);
+});
+
+test("topMembers equals a comparator sort by (value descending, member ascending), ties and signed zeros included", () => {
+  const next = rng(9);
+  for (let trial = 0; trial < 200; trial++) {
+    const size = 1 + Math.floor(next() * 60);
+    // few distinct values, so ties are common; -0 and +0 compare equal
+    const values = Float32Array.from({ length: size }, () => [0, -0, 0.5, 1, -1, 2][Math.floor(next() * 6)]);
+    const members = Int32Array.from({ length: size }, (_, i) => i).filter(() => next() < 0.7);
+    const take = Math.floor(next() * (members.length + 3));
+    const reference = Array.from(members)
+      .sort((a, b) => values[b] - values[a] || a - b)
+      .slice(0, take)
+      .sort((a, b) => a - b);
+    assert.deepEqual(Array.from(topMembers(values, members, take)), reference, `trial ${trial}`);
+  }
 });

@@ -3,11 +3,13 @@ import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
 import {
+  gramMatrix,
   lowRankBytes,
   lowRankFactor,
   symmetricEigen,
   symmetricEigenJacobi,
   symmetricEigenvalues,
+  symmetricTopEigen,
   topEigenvalueSumBound,
 } from "../../src/kv/lowrank.js";
 import { methods } from "../../src/kv/methods/index.js";
@@ -328,6 +330,97 @@ test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies
         assert.ok(Math.abs(av - fast.values[col] * fast.vectors[r * n + col]) < 1e-9);
       }
     }
+  }
+});
+
+test("symmetricTopEigen: symmetricEigenvalues' values bit for bit, and leading vectors that are eigenvectors", () => {
+  const next = rng(63);
+  const cases: { label: string; n: number; matrix: Float64Array; count: number }[] = [];
+  for (const [rows, n, rank, noise] of [
+    [64, 12, 3, 0.01],
+    [40, 16, 16, 1],
+    [5, 16, 2, 0],
+  ]) {
+    // low rank plus noise, as K/V blocks are
+    const basis = Array.from({ length: rank }, () => Float32Array.from({ length: n }, () => next() - 0.5));
+    const block = new Float32Array(rows * n);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < n; c++) {
+        let v = noise * (next() - 0.5);
+        for (const b of basis) v += b[c] * (next() - 0.5);
+        block[r * n + c] = v;
+      }
+    cases.push({
+      label: `rank ${rank} of ${n}`,
+      n,
+      matrix: gramMatrix(block, rows, n),
+      count: Math.min(n, rank + 2),
+    });
+  }
+  const diagonal = (entries: number[]) => {
+    const n = entries.length;
+    const m = new Float64Array(n * n);
+    entries.forEach((v, i) => {
+      m[i * n + i] = v;
+    });
+    return m;
+  };
+  // repeated eigenvalues: the vectors must still come out orthonormal
+  cases.push({ label: "identity", n: 5, matrix: diagonal([1, 1, 1, 1, 1]), count: 4 });
+  cases.push({ label: "repeats", n: 6, matrix: diagonal([3, 3, 1, 1, 1, 0]), count: 5 });
+  cases.push({ label: "zero", n: 4, matrix: diagonal([0, 0, 0, 0]), count: 2 });
+  for (const { label, n, matrix, count } of cases) {
+    let asked: Float64Array | undefined;
+    const top = symmetricTopEigen(matrix, n, (values) => {
+      asked = values;
+      return count;
+    });
+    assert.deepEqual(Array.from(top.values), Array.from(symmetricEigenvalues(matrix, n)), label);
+    assert.deepEqual(Array.from(asked ?? []), Array.from(top.values), label);
+    const reference = symmetricEigenJacobi(matrix, n);
+    const vectors = top.vectors!;
+    const scale = Math.max(1, top.values[0]);
+    for (let j = 0; j < count; j++) {
+      for (let r = 0; r < n; r++) {
+        let av = 0;
+        for (let k = 0; k < n; k++) av += matrix[r * n + k] * vectors[k * n + j];
+        assert.ok(
+          Math.abs(av - top.values[j] * vectors[r * n + j]) < 1e-10 * scale,
+          `${label}: A v = λ v, vector ${j}`,
+        );
+      }
+      for (let i = 0; i <= j; i++) {
+        let dot = 0;
+        for (let r = 0; r < n; r++) dot += vectors[r * n + i] * vectors[r * n + j];
+        assert.ok(Math.abs(dot - (i === j ? 1 : 0)) < 1e-10, `${label}: orthonormal ${i}, ${j}`);
+      }
+      // a simple eigenvalue's vector is the reference's, up to sign
+      const simple =
+        (j === 0 || top.values[j - 1] - top.values[j] > 1e-6 * scale) &&
+        (j + 1 >= n || top.values[j] - top.values[j + 1] > 1e-6 * scale);
+      if (simple) {
+        let dot = 0;
+        for (let r = 0; r < n; r++) dot += vectors[r * n + j] * reference.vectors[r * n + j];
+        assert.ok(Math.abs(Math.abs(dot) - 1) < 1e-8, `${label}: vector ${j} matches Jacobi's`);
+      }
+    }
+    for (let j = count; j < n; j++) for (let r = 0; r < n; r++) assert.equal(vectors[r * n + j], 0);
+  }
+  assert.equal(symmetricTopEigen(cases[0].matrix, cases[0].n, () => 0).vectors, null);
+});
+
+test("gramMatrix equals the naive row-order sums bit for bit, for widths inside and past whole tiles", () => {
+  const next = rng(77);
+  for (const cols of [1, 3, 4, 5, 8, 11, 32]) {
+    const rows = 37;
+    const block = Float32Array.from({ length: rows * cols }, () => next() * 2 - 1);
+    const gram = gramMatrix(block, rows, cols);
+    for (let i = 0; i < cols; i++)
+      for (let j = 0; j < cols; j++) {
+        let sum = 0;
+        for (let r = 0; r < rows; r++) sum += block[r * cols + i] * block[r * cols + j];
+        assert.equal(gram[i * cols + j], sum, `cols ${cols} (${i}, ${j})`);
+      }
   }
 });
 

@@ -63,19 +63,11 @@ import {
   gramMatrix,
   lowRankBytes,
   rankForEnergy,
-  symmetricEigen,
-  symmetricEigenvalues,
+  symmetricTopEigen,
   topEigenvalueSumBound,
 } from "../lowrank.js";
-import {
-  decodeGroups,
-  encodeGroups,
-  GROUP_META_BYTES,
-  groupsBytes,
-  type QuantGroups,
-  tokenGroups,
-} from "../quantize.js";
-import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
+import { decodeGroups, encodeGroups, GROUP_META_BYTES, type QuantGroups, tokenGroups } from "../quantize.js";
+import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask, topMembers } from "../select.js";
 import {
   checkAttention,
   checkedShape,
@@ -259,9 +251,12 @@ export function kernelFor(p: SpgParams, contextTokens: number): number {
 
 function rowNorms(matrix: Float32Array, slots: number, dim: number): Float64Array {
   const out = new Float64Array(slots);
-  for (let s = 0; s < slots; s++) {
+  for (let s = 0, o = 0; s < slots; s++, o += dim) {
     let acc = 0;
-    for (let c = s * dim; c < (s + 1) * dim; c++) acc += matrix[c] * matrix[c];
+    for (let c = 0; c < dim; c++) {
+      const x = matrix[o + c];
+      acc += x * x;
+    }
     out[s] = Math.sqrt(acc);
   }
   return out;
@@ -306,16 +301,18 @@ function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Arr
   return out;
 }
 
-/** Element indices of a block that survive the magnitude threshold (all when it is 0). */
-function survivors(block: Float32Array, threshold: number): Int32Array {
-  if (threshold === 0) return range(block.length);
+/** Whether an element survives a magnitude cut (zeros never do: nothing to store). */
+function survives(x: number, cut: number): boolean {
+  return Math.abs(x) >= cut && x !== 0;
+}
+
+function maxAbs(block: Float32Array): number {
   let max = 0;
-  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) > max) max = Math.abs(block[i]);
-  const cut = threshold * max;
-  const out = new Int32Array(block.length);
-  let n = 0;
-  for (let i = 0; i < block.length; i++) if (Math.abs(block[i]) >= cut && block[i] !== 0) out[n++] = i;
-  return out.slice(0, n);
+  for (let i = 0; i < block.length; i++) {
+    const a = Math.abs(block[i]);
+    if (a > max) max = a;
+  }
+  return max;
 }
 
 interface BlockPlan {
@@ -331,32 +328,52 @@ function range(n: number): Int32Array {
   return out;
 }
 
-/** One way to store a block element-wise: which elements survive, their groups, and the exact size. */
+/** One way to store a block element-wise: which elements survive (null: all) and the exact size. */
 interface ElementwiseOption {
-  alive: Int32Array;
-  groups: QuantGroups | null;
+  alive: Int32Array | null;
   bytes: number;
 }
 
-function elementwiseOption(
-  block: Float32Array,
-  alive: Int32Array,
+/**
+ * Exact bytes of a block stored element-wise, in closed form (writeElementwise builds the
+ * groups and checks it wrote this much): the survivor subset when a threshold is set, then
+ * either baseline-dtype values or, with mixed precision, per token groups of `groupSize`
+ * channels (an fp16 scale and zero point for each group holding a survivor) and one
+ * bit-packed code stream per width.
+ */
+function elementwiseBytes(
+  alive: Int32Array | null,
   plan: BlockPlan,
   p: SpgParams,
   dtype: BaselineDtype,
-): ElementwiseOption {
+): number {
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
-  const subset = magnitudeThreshold > 0 ? subsetEncodingBytes(alive.length, block.length).bytes : 0;
-  if (!mixedPrecision.enabled)
-    return { alive, groups: null, bytes: subset + alive.length * dtypeBytes(dtype) };
-  let mask: Uint8Array | undefined;
-  if (alive.length < block.length) {
-    mask = new Uint8Array(block.length);
-    for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
+  const size = plan.tokens * plan.dim;
+  const count = alive === null ? size : alive.length;
+  const subset = magnitudeThreshold > 0 ? subsetEncodingBytes(count, size).bytes : 0;
+  if (!mixedPrecision.enabled) return subset + count * dtypeBytes(dtype);
+  const { highBits, lowBits, groupSize } = mixedPrecision;
+  const perToken = Math.ceil(plan.dim / groupSize);
+  let groups = 0;
+  let highCodes = 0;
+  if (alive === null) {
+    groups = plan.tokens * perToken;
+    highCodes = highCount(plan) * plan.dim;
+  } else {
+    let last = -1;
+    for (let n = 0; n < alive.length; n++) {
+      const token = (alive[n] / plan.dim) | 0;
+      const group = token * perToken + (((alive[n] - token * plan.dim) / groupSize) | 0);
+      if (group !== last) groups++;
+      last = group;
+      highCodes += plan.isHigh[token];
+    }
   }
-  const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
-  const groups = tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask);
-  return { alive, groups, bytes: subset + groupsBytes(groups) };
+  const codes =
+    highBits === lowBits
+      ? packedLength(count, highBits)
+      : packedLength(highCodes, highBits) + packedLength(count - highCodes, lowBits);
+  return subset + GROUP_META_BYTES * groups + codes;
 }
 
 /**
@@ -371,11 +388,23 @@ function bestElementwise(
   p: SpgParams,
   dtype: BaselineDtype,
 ): ElementwiseOption {
-  const dense = elementwiseOption(block, range(block.length), plan, p, dtype);
-  if (p.stage2.magnitudeThreshold === 0) return dense;
-  const alive = survivors(block, p.stage2.magnitudeThreshold);
-  if (alive.length === block.length) return dense;
-  const sparse = elementwiseOption(block, alive, plan, p, dtype);
+  const dense = { alive: null, bytes: elementwiseBytes(null, plan, p, dtype) };
+  const { magnitudeThreshold, mixedPrecision } = p.stage2;
+  if (magnitudeThreshold === 0) return dense;
+  const cut = magnitudeThreshold * maxAbs(block);
+  let count = 0;
+  for (let i = 0; i < block.length; i++) if (survives(block[i], cut)) count++;
+  if (count === block.length) return dense;
+  // The sparse form costs at least its subset plus its survivors' codes at the narrowest
+  // width: when that alone is no smaller, the survivors need not be listed.
+  const narrowest = mixedPrecision.enabled
+    ? Math.min(mixedPrecision.lowBits, mixedPrecision.highBits)
+    : dtypeBits(dtype);
+  if (subsetEncodingBytes(count, block.length).bytes + packedLength(count, narrowest) >= dense.bytes)
+    return dense;
+  const alive = new Int32Array(count);
+  for (let i = 0, n = 0; i < block.length; i++) if (survives(block[i], cut)) alive[n++] = i;
+  const sparse = { alive, bytes: elementwiseBytes(alive, plan, p, dtype) };
   return sparse.bytes < dense.bytes ? sparse : dense;
 }
 
@@ -390,16 +419,23 @@ function writeElementwise(
 ): void {
   const { mixedPrecision, magnitudeThreshold } = p.stage2;
   const start = writer.size();
-  if (magnitudeThreshold > 0) writeSubset(writer, option.alive, block.length);
-  if (option.groups !== null) {
-    encodeGroups(writer, block, option.groups);
+  const alive = option.alive ?? range(block.length);
+  if (magnitudeThreshold > 0) writeSubset(writer, alive, block.length);
+  if (mixedPrecision.enabled) {
+    let mask: Uint8Array | undefined;
+    if (option.alive !== null) {
+      mask = new Uint8Array(block.length);
+      for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
+    }
+    const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
+    encodeGroups(writer, block, tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask));
     let high = 0;
-    for (let n = 0; n < option.alive.length; n++) high += plan.isHigh[(option.alive[n] / plan.dim) | 0];
+    for (let n = 0; n < alive.length; n++) high += plan.isHigh[(alive[n] / plan.dim) | 0];
     countBits(histogram, mixedPrecision.highBits, high);
-    countBits(histogram, mixedPrecision.lowBits, option.alive.length - high);
+    countBits(histogram, mixedPrecision.lowBits, alive.length - high);
   } else {
-    writeRows(writer, block, option.alive, 1, dtype);
-    countBits(histogram, dtypeBits(dtype), option.alive.length);
+    writeRows(writer, block, alive, 1, dtype);
+    countBits(histogram, dtypeBits(dtype), alive.length);
   }
   if (writer.size() - start !== option.bytes) {
     throw new SpgError(
@@ -513,24 +549,19 @@ function highCount(plan: BlockPlan): number {
   return high;
 }
 
-/** Whether the previous block of this layer was stored as factors (a hint for the next one). */
-interface LowRankTrend {
-  lastWon: boolean;
-}
-
 /**
  * The low-rank form of a block when it is smaller than the element-wise form, else null. The
  * rank is the fewest components that reach the energy threshold. Ranks from `ceiling` up
  * cannot beat the element-wise bytes, so when even the best `ceiling - 1` components cannot
  * hold the threshold's energy (an upper bound from the Gram matrix alone), the
- * eigen-decomposition is skipped: the choice is the same as with it.
+ * eigen-decomposition is skipped: the choice is the same as with it. Otherwise the
+ * eigenvalues decide, and only the vectors the factors use are computed.
  */
 function lowRankChoice(
   block: Float32Array,
   plan: BlockPlan,
   p: SpgParams,
   elementwiseBytes: number,
-  trend: LowRankTrend,
 ): { rank: number; factors: { left: Float64Array; right: Float64Array } } | null {
   const high = highCount(plan);
   const maxRank = Math.min(plan.tokens, plan.dim);
@@ -542,15 +573,15 @@ function lowRankChoice(
   const { bound, trace } = topEigenvalueSumBound(gram, plan.dim, ceiling - 1);
   // The margin is far above float64 rounding of eigenvalue sums: only clear cases skip.
   if (trace > 0 && bound < threshold * trace * (1 - 1e-9)) return null;
-  // When the previous block's factors won, this one's likely will: decompose with vectors at
-  // once; otherwise the eigenvalues alone first, the vectors only if the factors win. Both give
-  // the same eigenvalues bit for bit, so the choice never depends on the path.
-  const full = trend.lastWon ? symmetricEigen(gram, plan.dim) : undefined;
-  const { rank } = rankForEnergy(full?.values ?? symmetricEigenvalues(gram, plan.dim), maxRank, threshold);
-  trend.lastWon = factorBytes(plan, rank, p, high) < elementwiseBytes;
-  if (!trend.lastWon) return null;
-  const { vectors } = full ?? symmetricEigen(gram, plan.dim);
-  return { rank, factors: factorsFor(block, plan.tokens, plan.dim, vectors, rank) };
+  let rank = 0;
+  let won = false;
+  const { vectors } = symmetricTopEigen(gram, plan.dim, (values) => {
+    rank = rankForEnergy(values, maxRank, threshold).rank;
+    won = factorBytes(plan, rank, p, high) < elementwiseBytes;
+    return won ? rank : 0;
+  });
+  if (!won) return null;
+  return { rank, factors: factorsFor(block, plan.tokens, plan.dim, vectors ?? new Float64Array(0), rank) };
 }
 
 function encodeBlock(
@@ -560,11 +591,10 @@ function encodeBlock(
   p: SpgParams,
   dtype: BaselineDtype,
   histogram: Record<string, number>,
-  trend: LowRankTrend,
 ): void {
   const elementwise = bestElementwise(block, plan, p, dtype);
   if (p.stage2.lowRank.enabled) {
-    const lowRank = lowRankChoice(block, plan, p, elementwise.bytes, trend);
+    const lowRank = lowRankChoice(block, plan, p, elementwise.bytes);
     writer.u8(lowRank === null ? BLOCK_ELEMENTWISE : BLOCK_LOWRANK);
     if (lowRank !== null) {
       writeFactors(writer, lowRank.factors, lowRank.rank, plan, p, histogram);
@@ -613,12 +643,18 @@ function decodeBlock(reader: ByteReader, plan: BlockPlan, p: SpgParams, dtype: B
   return block;
 }
 
-/** Indices (into the kept list) of the tokens stored at high precision. */
+/**
+ * Indices (into the kept list, ascending) of the tokens stored at high precision: the top
+ * `fraction` by (protected first, stage-1 score, earlier token).
+ */
 function highTokens(keptScores: Float32Array, protectedKept: Uint8Array, fraction: number): Int32Array {
-  const order = Array.from(keptScores.keys()).sort(
-    (a, b) => protectedKept[b] - protectedKept[a] || keptScores[b] - keptScores[a] || a - b,
-  );
-  return Int32Array.from(order.slice(0, Math.round(fraction * keptScores.length)).sort((a, b) => a - b));
+  const take = Math.round(fraction * keptScores.length);
+  const isProtected: number[] = [];
+  const others: number[] = [];
+  for (let t = 0; t < keptScores.length; t++) (protectedKept[t] ? isProtected : others).push(t);
+  if (take <= isProtected.length) return topMembers(keptScores, Int32Array.from(isProtected), take);
+  const rest = topMembers(keptScores, Int32Array.from(others), take - isProtected.length);
+  return Int32Array.from([...isProtected, ...rest]).sort();
 }
 
 interface LayerPlan {
@@ -671,7 +707,6 @@ function encodeLayer(
 ): EncodedLayer {
   const writer = new ByteWriter();
   const histogram: Record<string, number> = {};
-  const trend: LowRankTrend = { lastWon: false };
   const heads = layer.heads.length;
   const ranked = Array.from({ length: heads }, (_, h) => h).sort(
     (a, b) => plan.importance[b] - plan.importance[a] || a - b,
@@ -700,8 +735,8 @@ function encodeLayer(
       for (const t of high) isHigh[t] = 1;
     }
     const blockPlan = { tokens: kept.length, dim, isHigh };
-    encodeBlock(writer, gather(head.keys, kept, dim), blockPlan, p, dtype, histogram, trend);
-    encodeBlock(writer, gather(head.values, kept, dim), blockPlan, p, dtype, histogram, trend);
+    encodeBlock(writer, gather(head.keys, kept, dim), blockPlan, p, dtype, histogram);
+    encodeBlock(writer, gather(head.values, kept, dim), blockPlan, p, dtype, histogram);
   });
   return {
     serialized: writer.finish(),

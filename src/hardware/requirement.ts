@@ -6,10 +6,12 @@
  *   tokens      = contextTokens + max(continuationTokens, generation.tokens)
  *   weights     = parameterCount(model) * bytes(model.dtype)
  *   kv          = CACHES_HELD * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time)
- *   logits      = rows * vocab * (4 + 8 + 4 + 3 * 8), rows = max(1, continuationTokens - 1)
+ *   logits      = rows * vocab * (4 + 8 + 4 + 3 * 8 + 2 * 8), rows = max(1, continuationTokens - 1)
  *                 (the teacher-forced pass's float32 logits and the graph's float64 copy for
  *                 their log-sum-exp; the baseline's float32 probabilities and the distribution
- *                 graph's three float64 intermediates; the prefill asks for one row only)
+ *                 graph's three float64 intermediates; a method's pass scoring in the graph:
+ *                 float64 copies of those probabilities and of the scored logit rows; the
+ *                 prefill asks for one row only)
  *   attention   = heads * contextTokens^2 * 4      (one layer's prefill attention probabilities)
  *   activations = activationFactor * contextTokens * max(hidden, intermediate) * 4
  *   weightsMethods = what weights methods add (src/weights/memory.ts; 0 without them)
@@ -72,7 +74,9 @@ export function memoryRequirement(model: GptNeoConfig, config: RunConfig): Memor
   const kvBytes = CACHES_HELD * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES;
   const logitRows = Math.max(1, continuationTokens - 1);
   const logitsBytes =
-    logitRows * model.vocabSize * (FLOAT32_BYTES + FLOAT64_BYTES + FLOAT32_BYTES + 3 * FLOAT64_BYTES);
+    logitRows *
+    model.vocabSize *
+    (FLOAT32_BYTES + FLOAT64_BYTES + FLOAT32_BYTES + 3 * FLOAT64_BYTES + 2 * FLOAT64_BYTES);
   const attentionBytes = model.numHeads * contextTokens * contextTokens * FLOAT32_BYTES;
   const { activationFactor, marginFraction } = config.hardware;
   const activationBytes = Math.ceil(

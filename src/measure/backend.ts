@@ -11,7 +11,7 @@ import { loadDistributionSession } from "../model/distribution.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
-import { preparedFromDistributions } from "./metrics.js";
+import { type PreparedBaseline, preparedFromDistributions, type ScoredRows } from "./metrics.js";
 
 export interface BackendOptions {
   device: RuntimeOptions["device"];
@@ -51,6 +51,26 @@ export async function createBackend(
   const extend = async (model: GptNeoRuntime, cache: PaddedCache, tokens: number[], positions: number[]) => {
     const output = await forwardOnCache(model, cache, tokens, positions);
     return { logits: output.logits, logSumExp: output.logitsLogSumExp, argmax: output.logitsArgmax };
+  };
+
+  const score = async (
+    model: GptNeoRuntime,
+    cache: PaddedCache,
+    tokens: number[],
+    positions: number[],
+    baseline: PreparedBaseline,
+    targets: readonly number[],
+  ): Promise<ScoredRows> => {
+    const output = await forwardOnCache(model, cache, tokens, positions, {
+      scored: { probs: baseline.probRows.subarray(0, targets.length * config.vocabSize), targets },
+      returnLogits: false,
+    });
+    return {
+      expectedLogit: output.scoredExpectedLogit,
+      targetLogit: output.scoredTargetLogit,
+      logSumExp: output.logitsLogSumExp,
+      argmax: output.logitsArgmax,
+    };
   };
 
   const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
@@ -106,6 +126,7 @@ export async function createBackend(
     },
     layout: (cache, room) => PaddedCache.from(cache, config, room),
     extend,
+    score,
     generate: generateGreedy,
     baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
     compress,

@@ -50,9 +50,18 @@ async function runFromContext(
   // The prefill returns its last row's logits (the evaluation backend asks for one).
   const first = prefill.output.logitsArgmax[prefill.output.logitsArgmax.length - 1];
   const cache = backend.baselineCache(prefill);
-  const result = await continueFrom(backend, runtime, cache, sample, first, Math.max(0, tokens - 1));
+  const result = await continueFrom(
+    backend,
+    runtime,
+    cache,
+    sample,
+    first,
+    Math.max(0, tokens - 1),
+    (laidOut, fed, positions) => backend.extend(runtime, laidOut, fed, positions),
+  );
   return {
     ...result,
+    rows: result.forced,
     prefillMs,
     generated: tokens > 0 ? [first, ...result.generated] : [],
     kvBytes: backend.baselineBytes(prefill.cache),

@@ -13,9 +13,10 @@ import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.
 import {
   assertFinite,
   compareGenerations,
-  compareWithBaseline,
+  compareScored,
   type LogitRows,
   type PreparedBaseline,
+  type ScoredRows,
   type TeacherForcedComparison,
 } from "./metrics.js";
 
@@ -62,6 +63,18 @@ export interface EvaluationBackend {
     positions: number[],
   ): Promise<LogitRows>;
   /**
+   * extend, with the first targets.length rows scored against the baseline's p~ in the graph:
+   * what a method's comparison needs, without copying [rows, vocab] logits out.
+   */
+  score(
+    runtime: GptNeoRuntime,
+    cache: PaddedCache,
+    tokens: number[],
+    positions: number[],
+    baseline: PreparedBaseline,
+    targets: readonly number[],
+  ): Promise<ScoredRows>;
+  /**
    * Greedy decoding from cache: feeds firstToken at startPosition, returns the next `steps`
    * tokens; the steps are appended to the cache, which needs room for them.
    */
@@ -90,21 +103,26 @@ export interface SampleEvaluation {
   fingerprints: LayerFingerprint[];
 }
 
-export interface Continuation {
-  rows: LogitRows;
+export interface Continuation<T> {
+  /** What the teacher-forced pass returned (logit rows, or rows scored in the graph). */
+  forced: T;
   generated: number[];
   continuationMs: number;
   generationMs: number;
 }
 
-export async function continueFrom(
+/** The teacher-forced pass over the continuation: fed tokens at their positions on the laid-out cache. */
+export type TeacherForced<T> = (cache: PaddedCache, tokens: number[], positions: number[]) => Promise<T>;
+
+export async function continueFrom<T>(
   backend: EvaluationBackend,
   runtime: GptNeoRuntime,
   cache: KvCache,
   sample: Sample,
   firstGenerated: number,
   generationTokens: number,
-): Promise<Continuation> {
+  teacherForced: TeacherForced<T>,
+): Promise<Continuation<T>> {
   const continuation = sample.tokens.slice(sample.contextTokens);
   // The first continuation token is predicted by the full-cache prefill: it is fed, not scored.
   const fed = continuation.slice(0, -1);
@@ -112,7 +130,7 @@ export async function continueFrom(
   // Laid out once: the teacher-forced pass reads it, then generation appends to it.
   const laidOut = backend.layout(cache, generationTokens);
   let started = performance.now();
-  const forced = await backend.extend(runtime, laidOut, fed, fedPositions);
+  const forced = await teacherForced(laidOut, fed, fedPositions);
   const continuationMs = performance.now() - started;
 
   // Greedy generation from the end of the context; the first token comes from the shared prefill.
@@ -124,7 +142,7 @@ export async function continueFrom(
     sample.contextTokens,
     generationTokens,
   );
-  return { rows: forced, generated, continuationMs, generationMs: performance.now() - started };
+  return { forced, generated, continuationMs, generationMs: performance.now() - started };
 }
 
 function peakRssBytes(): number {
@@ -171,7 +189,6 @@ export async function evaluateSample(
   methods: MethodConfig[],
   options: EvaluationOptions,
 ): Promise<SampleEvaluation> {
-  const vocab = backend.config.vocabSize;
   const denseRuntime = await backend.runtime(undefined);
   const context = sample.tokens.slice(0, sample.contextTokens);
   const started = performance.now();
@@ -187,9 +204,10 @@ export async function evaluateSample(
     sample,
     firstGenerated,
     options.generationTokens,
+    (cache, tokens, positions) => backend.extend(denseRuntime, cache, tokens, positions),
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
-  const preparedBaseline = await backend.prepareBaseline(baseline.rows, targets);
+  const preparedBaseline = await backend.prepareBaseline(baseline.forced, targets);
   const kvBytesBaseline = backend.baselineBytes(prefill.cache);
 
   const records: SampleRecord[] = [];
@@ -204,8 +222,10 @@ export async function evaluateSample(
       sample,
       firstGenerated,
       options.generationTokens,
+      (cache, tokens, positions) =>
+        backend.score(runtime, cache, tokens, positions, preparedBaseline, targets),
     );
-    const forced = compareWithBaseline(preparedBaseline, result.rows, targets, vocab);
+    const forced = compareScored(preparedBaseline, result.forced, targets);
     records.push(
       measuredRecord(sample, method.name, forced, compareGenerations(baseline.generated, result.generated), {
         kvBytesBaseline,

@@ -85,6 +85,8 @@ export interface PreparedBaseline {
    * (below), which differs from KL for p by at most 2^-24 * sum_i p_i |log p_i - log q_i|.
    */
   probs: Float32Array[];
+  /** The same p~ rows as one [rows, vocab] array (the graph's scored_probs input). */
+  probRows: Float32Array;
   /** Per row, sum_i p~_i log p_i. */
   negEntropy: number[];
   /** Per row, sum_i p~_i (1 up to float32 rounding). */
@@ -98,6 +100,7 @@ export function prepareBaseline(
   targets: readonly number[],
   vocab: number,
 ): PreparedBaseline {
+  const probRows = new Float32Array(targets.length * vocab);
   const probs: Float32Array[] = [];
   const negEntropy: number[] = [];
   const mass: number[] = [];
@@ -105,7 +108,7 @@ export function prepareBaseline(
   targets.forEach((target, row) => {
     const offset = row * vocab;
     const logZ = baseline.logSumExp[row];
-    const p = new Float32Array(vocab);
+    const p = probRows.subarray(offset, offset + vocab);
     let sum = 0;
     let total = 0;
     for (let i = 0; i < vocab; i++) {
@@ -119,7 +122,7 @@ export function prepareBaseline(
     mass.push(total);
     nll -= baseline.logits[offset + target] - logZ;
   });
-  return { probs, negEntropy, mass, argmax: targets.map((_, row) => baseline.argmax[row]), nll };
+  return { probs, probRows, negEntropy, mass, argmax: targets.map((_, row) => baseline.argmax[row]), nll };
 }
 
 /** sum_i p[i] x[offset + i] over p's length, in float64 with four independent partial sums. */
@@ -146,7 +149,12 @@ function dotRow(p: Float32Array, x: Float32Array, offset: number): number {
  */
 export function preparedFromDistributions(
   baseline: LogitRows,
-  distributions: { probs: Float32Array[]; mass: ArrayLike<number>; negEntropy: ArrayLike<number> },
+  distributions: {
+    probs: Float32Array[];
+    matrix: Float32Array;
+    mass: ArrayLike<number>;
+    negEntropy: ArrayLike<number>;
+  },
   targets: readonly number[],
   vocab: number,
 ): PreparedBaseline {
@@ -156,6 +164,7 @@ export function preparedFromDistributions(
   });
   return {
     probs: distributions.probs.slice(0, targets.length),
+    probRows: distributions.matrix.subarray(0, targets.length * vocab),
     mass: Array.from(distributions.mass).slice(0, targets.length),
     negEntropy: Array.from(distributions.negEntropy).slice(0, targets.length),
     argmax: targets.map((_, row) => baseline.argmax[row]),
@@ -188,6 +197,40 @@ export function compareWithBaseline(
     // Rounding can leave a tiny negative value for identical distributions; KL is non-negative.
     klSum += Math.max(0, baseline.negEntropy[row] - dot + baseline.mass[row] * logZ);
     if (baseline.argmax[row] === compressed.argmax[row]) top1Matches++;
+  }
+  return { scoredTokens: targets.length, nllBaseline: baseline.nll, nllCompressed, klSum, top1Matches };
+}
+
+/** A teacher-forced pass scored in the graph against the baseline's p~ (graphNames.scored*). */
+export interface ScoredRows {
+  /** Per row, sum_i p~_i x_i in float64. */
+  expectedLogit: Float64Array;
+  /** Per row, x[target]. */
+  targetLogit: Float32Array;
+  logSumExp: Float64Array;
+  argmax: Int32Array;
+}
+
+/**
+ * compareWithBaseline from rows the graph scored: the same formulas, with the dot product and
+ * the target's logit computed next to the logits instead of over copied-out rows.
+ */
+export function compareScored(
+  baseline: PreparedBaseline,
+  scored: ScoredRows,
+  targets: readonly number[],
+): TeacherForcedComparison {
+  if (scored.expectedLogit.length !== targets.length || scored.targetLogit.length !== targets.length) {
+    throw new Error(`scored ${scored.expectedLogit.length} rows for ${targets.length} targets`);
+  }
+  let nllCompressed = 0;
+  let klSum = 0;
+  let top1Matches = 0;
+  for (let row = 0; row < targets.length; row++) {
+    const logZ = scored.logSumExp[row];
+    nllCompressed -= scored.targetLogit[row] - logZ;
+    klSum += Math.max(0, baseline.negEntropy[row] - scored.expectedLogit[row] + baseline.mass[row] * logZ);
+    if (baseline.argmax[row] === scored.argmax[row]) top1Matches++;
   }
   return { scoredTokens: targets.length, nllBaseline: baseline.nll, nllCompressed, klSum, top1Matches };
 }

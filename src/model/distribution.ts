@@ -52,8 +52,10 @@ export function distributionGraph(vocab: number): Uint8Array {
 }
 
 export interface RowDistributions {
-  /** Per row, p~ over the vocabulary (views into one buffer). */
+  /** Per row, p~ over the vocabulary (views into `matrix`). */
   probs: Float32Array[];
+  /** Every row's p~, [rows, vocab]. */
+  matrix: Float32Array;
   mass: Float64Array;
   negEntropy: Float64Array;
 }
@@ -82,7 +84,12 @@ export async function loadDistributionSession(
     async distributions(logits, logSumExp) {
       const rows = logSumExp.length;
       if (rows === 0 && logits.length === 0) {
-        return { probs: [], mass: new Float64Array(0), negEntropy: new Float64Array(0) };
+        return {
+          probs: [],
+          matrix: new Float32Array(0),
+          mass: new Float64Array(0),
+          negEntropy: new Float64Array(0),
+        };
       }
       if (logits.length !== rows * vocab) {
         throw new SpgError("E_FORWARD_INPUT", `${logits.length} logits are not ${rows} rows of ${vocab}`, {
@@ -96,6 +103,7 @@ export async function loadDistributionSession(
       const probs = output(outputs, names.probs, Float32Array);
       return {
         probs: Array.from({ length: rows }, (_, r) => probs.subarray(r * vocab, (r + 1) * vocab)),
+        matrix: probs,
         mass: output(outputs, names.mass, Float64Array),
         negEntropy: output(outputs, names.negEntropy, Float64Array),
       };

@@ -34,7 +34,7 @@ import {
 import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
 
 /** Bump when the graph's structure or semantics change: part of the graph-cache key. */
-export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-2";
+export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-3";
 export const ONNX_OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
 export const ONNX_IR_VERSION = 8;
@@ -59,6 +59,15 @@ export const graphNames = {
   logitsLogSumExp: "logits_logsumexp",
   /** Per query row, the first index of the largest logit (greedy decoding, top-1 agreement). */
   logitsArgmax: "logits_argmax",
+  /**
+   * Scoring against a reference distribution without returning the logits: p~ [scored, vocab]
+   * and targets [scored] for the first `scored` logit rows (0 rows: nothing scored) give, per
+   * row, sum_v p~[v] logits[v] in float64 (KL's one dot product) and logits[target].
+   */
+  scoredProbs: "scored_probs",
+  scoredTargets: "scored_targets",
+  scoredExpectedLogit: "scored_expected_logit",
+  scoredTargetLogit: "scored_target_logit",
   pastKey: (layer: number) => `past_key_${layer}`,
   pastValue: (layer: number) => `past_value_${layer}`,
   attentionBias: (layer: number) => `attention_bias_${layer}`,
@@ -345,11 +354,15 @@ export function gptNeoModelProto(
     tensorValue(graphNames.inputIds, OnnxDataType.INT64, [1, "q"]),
     tensorValue(graphNames.positionIds, OnnxDataType.INT64, [1, "q"]),
     tensorValue(graphNames.logitRows, OnnxDataType.INT64, [1]),
+    tensorValue(graphNames.scoredProbs, OnnxDataType.FLOAT, ["scored_rows", config.vocabSize]),
+    tensorValue(graphNames.scoredTargets, OnnxDataType.INT64, ["scored_rows"]),
   ];
   const outputs: OnnxValueInfo[] = [
     tensorValue(graphNames.logits, OnnxDataType.FLOAT, [1, "logit_rows", config.vocabSize]),
     tensorValue(graphNames.logitsLogSumExp, OnnxDataType.DOUBLE, [1, "logit_rows"]),
     tensorValue(graphNames.logitsArgmax, OnnxDataType.INT64, [1, "logit_rows"]),
+    tensorValue(graphNames.scoredExpectedLogit, OnnxDataType.DOUBLE, ["scored_rows"]),
+    tensorValue(graphNames.scoredTargetLogit, OnnxDataType.FLOAT, ["scored_rows"]),
   ];
 
   const ids = g.op("Squeeze", [graphNames.inputIds, axes0]);
@@ -442,6 +455,38 @@ export function gptNeoModelProto(
     [g.op("ArgMax", [logits], [attrInt("axis", -1), attrInt("keepdims", 0)]), axes0],
     [],
     graphNames.logitsArgmax,
+  );
+  // Scoring (KL's dot product, the target's logit) next to the logits too: a caller that
+  // scores need not copy [rows, vocab] logits out and pass over them again in JS.
+  const scoredStart = g.int64Const("scored_start", [0]);
+  const scoredEnd = g.op("Shape", [graphNames.scoredTargets]);
+  const scoredLogits = g.op("Slice", [logits64, scoredStart, scoredEnd, axes0]);
+  // Per row p~ · x as a batched [1, vocab] x [vocab, 1] MatMul in float64 (ReduceSum over a
+  // zero-row input returns the unreduced shape in onnxruntime, and decode steps score no rows).
+  const rowAxis = g.int64Const("scored_row_axis", [1]);
+  const columnAxis = g.int64Const("scored_column_axis", [2]);
+  const probs64 = g.op("Cast", [graphNames.scoredProbs], [attrInt("to", OnnxDataType.DOUBLE)]);
+  const dots = g.op("MatMul", [
+    g.op("Unsqueeze", [probs64, rowAxis]),
+    g.op("Unsqueeze", [scoredLogits, columnAxis]),
+  ]);
+  g.op("Squeeze", [dots, g.int64Const("scored_dot_axes", [1, 2])], [], graphNames.scoredExpectedLogit);
+  const targetAxis = g.int64Const("scored_target_axis", [1]);
+  g.op(
+    "Squeeze",
+    [
+      g.op(
+        "GatherElements",
+        [
+          g.op("Slice", [logits, scoredStart, scoredEnd, axes0]),
+          g.op("Unsqueeze", [graphNames.scoredTargets, targetAxis]),
+        ],
+        [attrInt("axis", 1)],
+      ),
+      targetAxis,
+    ],
+    [],
+    graphNames.scoredTargetLogit,
   );
 
   return spgModel(

@@ -203,10 +203,23 @@ export function referenceForward(
     logitsLogSumExp[i] = row[best] + Math.log(sum);
     logitsArgmax[i] = best;
   });
+  // Scoring against a reference distribution, as the graph does it (first rows, float64 sum).
+  const scoredTargets = input.scored?.targets ?? [];
+  const scoredProbs = input.scored?.probs ?? new Float32Array(0);
+  const scoredExpectedLogit = new Float64Array(scoredTargets.length);
+  const scoredTargetLogit = new Float32Array(scoredTargets.length);
+  scoredTargets.forEach((target, r) => {
+    let dot = 0;
+    for (let v = 0; v < vocabSize; v++) dot += scoredProbs[r * vocabSize + v] * logits[r * vocabSize + v];
+    scoredExpectedLogit[r] = dot;
+    scoredTargetLogit[r] = logits[r * vocabSize + target];
+  });
   return {
-    logits,
+    logits: (input.returnLogits ?? true) ? logits : new Float32Array(0),
     logitsLogSumExp,
     logitsArgmax,
+    scoredExpectedLogit,
+    scoredTargetLogit,
     presentKeys,
     presentValues,
     attentionLastRows,

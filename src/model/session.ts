@@ -152,10 +152,39 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
     throw inputError(`past/attentionBias must have ${config.numLayers} layers`, "past");
   }
   const { numHeads: heads, headDim } = config;
+  const scoredTargets = input.scored?.targets ?? [];
+  const scoredProbs = input.scored?.probs ?? new Float32Array(0);
+  if (scoredTargets.length > logitRows) {
+    throw inputError(
+      `${scoredTargets.length} scored rows but only ${logitRows} logit rows`,
+      "scored.targets",
+    );
+  }
+  if (scoredProbs.length !== scoredTargets.length * config.vocabSize) {
+    throw inputError(
+      `scored.probs must hold scored rows * vocab = ${scoredTargets.length * config.vocabSize} values, got ${scoredProbs.length}`,
+      "scored.probs",
+    );
+  }
+  for (const target of scoredTargets) {
+    if (!Number.isInteger(target) || target < 0 || target >= config.vocabSize) {
+      throw inputError(
+        `scored target ${target} is outside the vocabulary [0, ${config.vocabSize})`,
+        "scored.targets",
+      );
+    }
+  }
   const feeds: Record<string, ort.Tensor> = {
     [graphNames.inputIds]: new ort.Tensor("int64", BigInt64Array.from(input.inputIds, BigInt), [1, q]),
     [graphNames.positionIds]: new ort.Tensor("int64", BigInt64Array.from(input.positionIds, BigInt), [1, q]),
     [graphNames.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(logitRows)), [1]),
+    [graphNames.scoredProbs]: new ort.Tensor("float32", scoredProbs, [
+      scoredTargets.length,
+      config.vocabSize,
+    ]),
+    [graphNames.scoredTargets]: new ort.Tensor("int64", BigInt64Array.from(scoredTargets, BigInt), [
+      scoredTargets.length,
+    ]),
   };
   input.past.forEach((layerPast, layer) => {
     const { slots } = layerPast;
@@ -233,17 +262,21 @@ export async function loadRuntime(
   const session = await createSession(graph, options.device, options.intraOpThreads);
   const config = checkpoint.config;
   const outputNames = session.outputNames;
+  const withoutLogits = outputNames.filter((name) => name !== graphNames.logits);
   return {
     config,
     executionProvider: providers[0],
     async forward(input: ForwardInput): Promise<ForwardOutput> {
       const feeds = forwardFeeds(config, input);
-      const outputs = await session.run(feeds, outputNames);
+      const returnLogits = input.returnLogits ?? true;
+      const outputs = await session.run(feeds, returnLogits ? outputNames : withoutLogits);
       const layers = Array.from({ length: config.numLayers }, (_, layer) => layer);
       return {
-        logits: floatOutput(outputs, graphNames.logits),
+        logits: returnLogits ? floatOutput(outputs, graphNames.logits) : new Float32Array(0),
         logitsLogSumExp: doubleOutput(outputs, graphNames.logitsLogSumExp),
         logitsArgmax: argmaxOutput(outputs),
+        scoredExpectedLogit: doubleOutput(outputs, graphNames.scoredExpectedLogit),
+        scoredTargetLogit: floatOutput(outputs, graphNames.scoredTargetLogit),
         presentKeys: layers.map((l) => floatOutput(outputs, graphNames.presentKey(l))),
         presentValues: layers.map((l) => floatOutput(outputs, graphNames.presentValue(l))),
         attentionLastRows: layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l))),
@@ -285,6 +318,7 @@ export async function forwardOnCache(
   cache: KvCache | PaddedCache,
   tokens: readonly number[],
   positions: readonly number[],
+  options: Pick<ForwardInput, "scored" | "returnLogits"> = {},
 ): Promise<ForwardOutput> {
   if (tokens.length === 0) {
     // Nothing to run (e.g. a one-token continuation has nothing to feed).
@@ -293,6 +327,8 @@ export async function forwardOnCache(
       logits: new Float32Array(0),
       logitsLogSumExp: new Float64Array(0),
       logitsArgmax: new Int32Array(0),
+      scoredExpectedLogit: new Float64Array(0),
+      scoredTargetLogit: new Float32Array(0),
       presentKeys: none,
       presentValues: none,
       attentionLastRows: none,
@@ -302,7 +338,7 @@ export async function forwardOnCache(
   }
   const inputs =
     cache instanceof PaddedCache ? cache.inputs(positions) : pastInputs(cache, runtime.config, positions);
-  return runtime.forward({ inputIds: tokens, positionIds: positions, ...inputs });
+  return runtime.forward({ inputIds: tokens, positionIds: positions, ...inputs, ...options });
 }
 
 /** forwardOnCache, and the cache with the new tokens appended uncompressed. */
@@ -335,10 +371,12 @@ export async function generateGreedy(
   let token = firstToken;
   for (let step = 0; step < steps; step++) {
     const positions = [startPosition + step];
+    // Only the argmax is read: the logits stay in onnxruntime.
     const output = await runtime.forward({
       inputIds: [token],
       positionIds: positions,
       ...padded.inputs(positions),
+      returnLogits: false,
     });
     if (step + 1 < steps) padded.append(output, positions);
     token = output.logitsArgmax[0];

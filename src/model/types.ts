@@ -39,15 +39,29 @@ export interface ForwardInput {
   attentionBias: Float32Array[];
   /** Logits for the last this-many query rows only (1..q; absent: every row). */
   logitRows?: number;
+  /**
+   * Rows scored in the graph against a reference distribution: the first targets.length logit
+   * rows, probs [rows, vocab] the reference's p~ (absent: none scored).
+   */
+  scored?: { probs: Float32Array; targets: readonly number[] };
+  /** Whether the logits are copied out (default true); log-sum-exp, argmax and scores always are. */
+  returnLogits?: boolean;
 }
 
 export interface ForwardOutput {
-  /** [rows, vocab] for the last `logitRows` query rows (all q unless the input asked for fewer). */
+  /**
+   * [rows, vocab] for the last `logitRows` query rows (all q unless the input asked for fewer);
+   * empty when the input set returnLogits false.
+   */
   logits: Float32Array;
   /** [rows]: log sum_v exp(logits[row, v]), in float64. */
   logitsLogSumExp: Float64Array;
   /** [rows]: the first index of each row's largest logit. */
   logitsArgmax: Int32Array;
+  /** [scored rows]: sum_v p~[v] logits[v] in float64 (empty when nothing was scored). */
+  scoredExpectedLogit: Float64Array;
+  /** [scored rows]: logits[target]. */
+  scoredTargetLogit: Float32Array;
   /** Per layer, the new tokens' keys [heads, q, headDim]. */
   presentKeys: Float32Array[];
   /** Per layer, the new tokens' values [heads, q, headDim]. */

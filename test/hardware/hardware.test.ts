@@ -120,12 +120,12 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
   assert.equal(r.weightBytes, 640 * 4);
   assert.equal(r.tokens, 12);
   assert.equal(r.kvBytes, 2 * 2 * 2 * 4 * 12 * 4); // caches held * (K,V) * layers * hidden * tokens * fp32
-  // 3 teacher-forced rows * vocab 10 * (f32 logits + f64 copy + f32 probabilities + 3 f64 intermediates)
-  assert.equal(r.logitsBytes, 3 * 10 * (4 + 8 + 4 + 24));
+  // 3 teacher-forced rows * vocab 10 * (f32 logits + f64 copy + f32 probabilities + 3 f64 intermediates + 2 f64 scoring copies)
+  assert.equal(r.logitsBytes, 3 * 10 * (4 + 8 + 4 + 24 + 16));
   assert.equal(r.attentionBytes, 2 * 8 * 8 * 4);
   assert.equal(r.activationBytes, 3 * 8 * 16 * 4);
-  assert.equal(r.subtotalBytes, 2560 + 1536 + 1200 + 512 + 1536);
-  assert.equal(r.requiredBytes, Math.ceil((2560 + 1536 + 1200 + 512 + 1536) * 1.25));
+  assert.equal(r.subtotalBytes, 2560 + 1536 + 1680 + 512 + 1536);
+  assert.equal(r.requiredBytes, Math.ceil((2560 + 1536 + 1680 + 512 + 1536) * 1.25));
   const generationLonger = memoryRequirement(
     tiny,
     runConfig((c) => {
@@ -242,7 +242,7 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
   const pass = hardwareCheckRecord(checkHardware(requirement, snapshot([], 10_000), "cpu"));
   assert.deepEqual(pass, {
     device: "cpu",
-    requiredBytes: 9180,
+    requiredBytes: 9780,
     availableBytes: 10_000,
     marginFraction: 0.25,
     verdict: "pass",
@@ -252,12 +252,12 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       parameters: 640,
       weightBytes: 2560,
       kvBytes: 1536,
-      logitsBytes: 1200,
+      logitsBytes: 1680,
       attentionBytes: 512,
       activationBytes: 1536,
       activationFactor: 3,
       weightsMethodBytes: 0,
-      subtotalBytes: 7344,
+      subtotalBytes: 7824,
       memorySource: "mem().available (free + reclaimable)",
       gpu: null,
       gpuSource: null,
@@ -299,7 +299,7 @@ test("weights methods add one compressed runtime (rank bounds by selection), the
   // an energy threshold may keep full rank: min(10, 4) * (10 + 4) = 56 values
   const energy = memoryRequirement(tiny, withWeights([{ modules: ["wte"], lowRank: { energy: 0.9 } }]));
   assert.equal(energy.weightsMethodBytes, fixed(parameters - 40 + 56));
-  assert.equal(energy.subtotalBytes, 2560 + 1536 + 1200 + 512 + 1536 + energy.weightsMethodBytes);
+  assert.equal(energy.subtotalBytes, 2560 + 1536 + 1680 + 512 + 1536 + energy.weightsMethodBytes);
   // plain quantization keeps the runtime dense
   const quantized = memoryRequirement(
     tiny,

@@ -48,6 +48,8 @@ function fakeOutput(tokens: number, offset = 0): ForwardOutput {
     logits: new Float32Array(tokens * config.vocabSize),
     logitsLogSumExp: new Float64Array(tokens),
     logitsArgmax: new Int32Array(tokens),
+    scoredExpectedLogit: new Float64Array(0),
+    scoredTargetLogit: new Float32Array(0),
     presentKeys: tensor(1),
     presentValues: tensor(2),
     attentionLastRows: [],

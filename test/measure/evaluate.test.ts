@@ -6,6 +6,7 @@ import type { Sample } from "../../src/data/types.js";
 import { emptyCache, pastInputs } from "../../src/kv/layout.js";
 import { type ClosableBackend, createBackend } from "../../src/measure/backend.js";
 import { evaluateSample } from "../../src/measure/evaluate.js";
+import { compareScored, compareWithBaseline } from "../../src/measure/metrics.js";
 import { readCheckpoint } from "../../src/model/checkpoint.js";
 import { referenceForward } from "../../src/model/reference.js";
 import { packageRoot } from "../../src/paths.js";
@@ -114,4 +115,40 @@ test("baseline NLL equals an independent float64 reference forward over the whol
   }
   await fp32Backend.close();
   assert.ok(Math.abs(records[0].nllBaseline - nll) < 1e-3, `${records[0].nllBaseline} vs ${nll}`);
+});
+
+test("rows scored in the graph give the comparison the JS path computes from copied-out logits", async () => {
+  const runtime = await backend.runtime(undefined);
+  const context = tokens.slice(0, sample.contextTokens);
+  const prefill = await backend.prefill(runtime, context);
+  const fed = tokens.slice(sample.contextTokens, -1);
+  const positions = fed.map((_, i) => sample.contextTokens + i);
+  const targets = tokens.slice(sample.contextTokens + 1);
+  const baselineRows = await backend.extend(
+    runtime,
+    backend.layout(backend.baselineCache(prefill), 0),
+    fed,
+    positions,
+  );
+  const prepared = await backend.prepareBaseline(baselineRows, targets);
+  const evicted = backend.compress(
+    { name: "stream", kind: "streaming", params: { sinkTokens: 2, recentTokens: 4, localWindowTrim: true } },
+    prefill,
+  ).cache;
+  const rows = await backend.extend(runtime, backend.layout(evicted, 0), fed, positions);
+  const scored = await backend.score(runtime, backend.layout(evicted, 0), fed, positions, prepared, targets);
+  const vocab = backend.config.vocabSize;
+  const byJs = compareWithBaseline(prepared, rows, targets, vocab);
+  const byGraph = compareScored(prepared, scored, targets);
+  assert.ok(byJs.klSum > 1e-6, "the evicted cache must change the predictions");
+  assert.ok(
+    Math.abs(byGraph.klSum - byJs.klSum) <= 1e-9 * byJs.klSum + 1e-12,
+    `${byGraph.klSum} vs ${byJs.klSum}`,
+  );
+  assert.equal(byGraph.nllCompressed, byJs.nllCompressed);
+  assert.equal(byGraph.top1Matches, byJs.top1Matches);
+  // No rows asked for, none scored.
+  const none = await backend.score(runtime, backend.layout(evicted, 0), fed, positions, prepared, []);
+  assert.equal(none.expectedLogit.length, 0);
+  assert.equal(none.targetLogit.length, 0);
 });

@@ -19,6 +19,17 @@ export function packBits(values: ArrayLike<number>, bits: number): Uint8Array {
   checkBits(bits);
   const out = new Uint8Array(packedLength(values.length, bits));
   const limit = 2 ** bits;
+  if (values instanceof Uint32Array && 8 % bits === 0) {
+    // Whole codes per byte, and a Uint32Array holds only integers >= 0: the range is the
+    // one check left (the hot path of every quantized block).
+    const perByte = 8 / bits;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v >= limit) throw new SpgError("E_KV_BITS", `value ${v} at ${i} does not fit in ${bits} bits`);
+      out[(i / perByte) | 0] |= v << ((i % perByte) * bits);
+    }
+    return out;
+  }
   let acc = 0;
   let accBits = 0;
   let pos = 0;

@@ -96,12 +96,23 @@ function widths(counts: Map<number, number>): number[] {
   return [...counts.keys()].sort((a, b) => a - b);
 }
 
+/** Per width (index = bits, 1..16), a buffer for that width's codes in group order. */
+function codeStreams(counts: Map<number, number>): { codes: Uint32Array[]; next: Int32Array } {
+  const codes: Uint32Array[] = [];
+  for (const [bits, count] of counts) codes[bits] = new Uint32Array(count);
+  return { codes, next: new Int32Array(17) };
+}
+
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
   const counts = codeCounts(groups);
-  const streams = new Map<number, { codes: Uint32Array; next: number }>();
-  for (const [bits, count] of counts) streams.set(bits, { codes: new Uint32Array(count), next: 0 });
-  const { members, starts } = groups;
-  for (let g = 0; g < groups.bits.length; g++) {
+  const streams = codeStreams(counts);
+  const { members, starts, bits } = groups;
+  let nonEmpty = 0;
+  for (let g = 0; g < bits.length; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
+  // every group's fp16 scale and zero point, little-endian, in group order
+  const meta = new Uint8Array(GROUP_META_BYTES * nonEmpty);
+  let metaAt = 0;
+  for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
     const to = starts[g + 1];
     if (to === from) continue;
@@ -112,15 +123,17 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
       if (x < min) min = x;
       if (x > max) max = x;
     }
-    const bits = groups.bits[g];
-    const q = chooseGroupQuant(min, max, bits);
-    writer.u16(floatToHalfBits(q.scale));
-    writer.u16(floatToHalfBits(q.zero));
-    const stream = streams.get(bits)!;
-    const levels = levelsFor(bits);
-    const codes = stream.codes;
-    let next = stream.next;
-    const { scale, zero } = q;
+    const width = bits[g];
+    const { scale, zero } = chooseGroupQuant(min, max, width);
+    const scaleBits = floatToHalfBits(scale);
+    const zeroBits = floatToHalfBits(zero);
+    meta[metaAt++] = scaleBits & 0xff;
+    meta[metaAt++] = scaleBits >>> 8;
+    meta[metaAt++] = zeroBits & 0xff;
+    meta[metaAt++] = zeroBits >>> 8;
+    const codes = streams.codes[width];
+    const levels = levelsFor(width);
+    let next = streams.next[width];
     if (scale === 0) next += to - from;
     else {
       for (let m = from; m < to; m++) {
@@ -128,41 +141,40 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
         codes[next++] = code < 0 ? 0 : code > levels ? levels : code;
       }
     }
-    stream.next = next;
+    streams.next[width] = next;
   }
-  for (const bits of widths(counts)) writer.bytes(packBits(streams.get(bits)!.codes, bits));
+  writer.bytes(meta);
+  for (const width of widths(counts)) writer.bytes(packBits(streams.codes[width], width));
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */
 export function decodeGroups(reader: ByteReader, out: Float32Array, groups: QuantGroups): void {
-  const groupCount = groups.bits.length;
-  const scales = new Float64Array(groupCount);
-  const zeros = new Float64Array(groupCount);
-  const { members, starts } = groups;
-  for (let g = 0; g < groupCount; g++) {
-    if (starts[g + 1] === starts[g]) continue;
-    const q = groupQuantFromBits(reader.u16(), reader.u16());
-    scales[g] = q.scale;
-    zeros[g] = q.zero;
-  }
+  const { members, starts, bits } = groups;
+  const groupCount = bits.length;
+  let nonEmpty = 0;
+  for (let g = 0; g < groupCount; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
+  const meta = reader.bytes(GROUP_META_BYTES * nonEmpty);
   const counts = codeCounts(groups);
-  const streams = new Map<number, { codes: Uint32Array; next: number }>();
-  for (const bits of widths(counts)) {
-    const count = counts.get(bits)!;
-    streams.set(bits, { codes: unpackBits(reader.bytes(packedLength(count, bits)), count, bits), next: 0 });
+  const codes: Uint32Array[] = [];
+  for (const width of widths(counts)) {
+    const count = counts.get(width)!;
+    codes[width] = unpackBits(reader.bytes(packedLength(count, width)), count, width);
   }
+  const next = new Int32Array(17);
+  let metaAt = 0;
   for (let g = 0; g < groupCount; g++) {
     const from = starts[g];
     const to = starts[g + 1];
     if (to === from) continue;
-    const stream = streams.get(groups.bits[g])!;
-    const scale = scales[g];
-    const zero = zeros[g];
-    const codes = stream.codes;
-    let next = stream.next;
+    const scale = halfBitsToFloat(meta[metaAt] | (meta[metaAt + 1] << 8));
+    const zero = halfBitsToFloat(meta[metaAt + 2] | (meta[metaAt + 3] << 8));
+    metaAt += GROUP_META_BYTES;
+    const width = bits[g];
+    const stream = codes[width];
+    let n = next[width];
     // same arithmetic as dequantizeValue (float64, then rounded into the Float32Array)
-    for (let m = from; m < to; m++) out[members[m]] = zero + codes[next++] * scale;
-    stream.next = next;
+    for (let m = from; m < to; m++) out[members[m]] = zero + stream[n++] * scale;
+    next[width] = n;
   }
 }
 

@@ -20,7 +20,7 @@ import {
   readRows,
   writeRows,
 } from "../compressed.js";
-import { channelGroups, decodeGroups, encodeGroups, tokenGroups } from "../quantize.js";
+import { channelGroups, decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
 import { checkedShape, eligibleSlots, maskIndices, schemaParts, validateParams } from "./shared.js";
 import type { MethodContext, MethodDefinition } from "./types.js";
 
@@ -61,6 +61,27 @@ function split(kept: Int32Array, residual: number): { quantized: Int32Array; rec
   return { quantized: kept.subarray(0, cut), recent: kept.subarray(cut) };
 }
 
+interface HeadGroups {
+  keys: QuantGroups;
+  values: QuantGroups;
+}
+
+/** Key and value groups by quantized token count: the same for every head of a layer, so built once. */
+function groupLayouts(p: QuantParams, dim: number): (tokens: number) => HeadGroups {
+  const built = new Map<number, HeadGroups>();
+  return (tokens) => {
+    let groups = built.get(tokens);
+    if (groups === undefined) {
+      groups = {
+        keys: channelGroups(tokens, dim, p.groupSize, p.keyBits),
+        values: tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
+      };
+      built.set(tokens, groups);
+    }
+    return groups;
+  };
+}
+
 function encodeHead(
   writer: ByteWriter,
   head: HeadCache,
@@ -69,15 +90,13 @@ function encodeHead(
   p: QuantParams,
   dtype: BaselineDtype,
   histogram: Record<string, number>,
+  groupsFor: (tokens: number) => HeadGroups,
 ): void {
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
-  encodeGroups(writer, gather(head.keys, quantized, dim), channelGroups(tokens, dim, p.groupSize, p.keyBits));
-  encodeGroups(
-    writer,
-    gather(head.values, quantized, dim),
-    tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
-  );
+  const groups = groupsFor(tokens);
+  encodeGroups(writer, gather(head.keys, quantized, dim), groups.keys);
+  encodeGroups(writer, gather(head.values, quantized, dim), groups.values);
   writeRows(writer, head.keys, recent, dim, dtype);
   writeRows(writer, head.values, recent, dim, dtype);
   countBits(histogram, p.keyBits, tokens * dim);
@@ -92,17 +111,15 @@ function decodeHead(
   dim: number,
   p: QuantParams,
   dtype: BaselineDtype,
+  groupsFor: (tokens: number) => HeadGroups,
 ): HeadCache {
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
   const keys = new Float32Array(kept.length * dim);
   const values = new Float32Array(kept.length * dim);
-  decodeGroups(reader, keys, channelGroups(tokens, dim, p.groupSize, p.keyBits));
-  decodeGroups(
-    reader,
-    values,
-    tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
-  );
+  const groups = groupsFor(tokens);
+  decodeGroups(reader, keys, groups.keys);
+  decodeGroups(reader, values, groups.values);
   keys.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
   values.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
   return headFromRows(positions, kept, keys, values);
@@ -117,10 +134,12 @@ export function compress(
   const shape = checkedShape("quant", cache, context);
   const dtype = context.baselineDtype;
   const kept = eligibleSlots(shape, context, p.localWindowTrim).map(maskIndices);
+  const groupsFor = groupLayouts(p, shape.headDim);
   const encoded: EncodedLayer[] = cache.layers.map((layer, l) => {
     const writer = new ByteWriter();
     const histogram: Record<string, number> = {};
-    for (const head of layer.heads) encodeHead(writer, head, kept[l], shape.headDim, p, dtype, histogram);
+    for (const head of layer.heads)
+      encodeHead(writer, head, kept[l], shape.headDim, p, dtype, histogram, groupsFor);
     const quantizedSlots = split(kept[l], p.residualTokens).quantized.length;
     return {
       serialized: writer.finish(),
@@ -132,7 +151,7 @@ export function compress(
   return assembleCompressed("quant", shape, encoded, (bytes, l, s) => {
     const reader = new ByteReader(bytes);
     const heads = Array.from({ length: s.layers[l].numHeads }, () =>
-      decodeHead(reader, s.layers[l].positions, kept[l], s.headDim, p, dtype),
+      decodeHead(reader, s.layers[l].positions, kept[l], s.headDim, p, dtype, groupsFor),
     );
     reader.end();
     return { heads };

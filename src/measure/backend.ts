@@ -63,7 +63,8 @@ export async function createBackend(
   ): Promise<ScoredRows> => {
     const output = await forwardOnCache(model, cache, tokens, positions, {
       scored: { probs: baseline.probRows.subarray(0, targets.length * config.vocabSize), targets },
-      returnLogits: false,
+      // scored in the graph: nothing bulky comes back (the cache is not extended)
+      returns: { logits: false, attention: false, present: false },
     });
     return {
       expectedLogit: output.scoredExpectedLogit,

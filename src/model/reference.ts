@@ -214,16 +214,18 @@ export function referenceForward(
     scoredExpectedLogit[r] = dot;
     scoredTargetLogit[r] = logits[r * vocabSize + target];
   });
+  const returns = { logits: true, attention: true, present: true, ...input.returns };
+  const none = () => presentKeys.map(() => new Float32Array(0));
   return {
-    logits: (input.returnLogits ?? true) ? logits : new Float32Array(0),
+    logits: returns.logits ? logits : new Float32Array(0),
     logitsLogSumExp,
     logitsArgmax,
     scoredExpectedLogit,
     scoredTargetLogit,
-    presentKeys,
-    presentValues,
-    attentionLastRows,
-    attentionRows: rows,
-    attentionColumnSums,
+    presentKeys: returns.present ? presentKeys : none(),
+    presentValues: returns.present ? presentValues : none(),
+    attentionLastRows: returns.attention ? attentionLastRows : none(),
+    attentionRows: returns.attention ? rows : 0,
+    attentionColumnSums: returns.attention ? attentionColumnSums : none(),
   };
 }

@@ -18,6 +18,7 @@ import type {
   GptNeoCheckpoint,
   GptNeoConfig,
   GptNeoRuntime,
+  OutputSelection,
   RuntimeOptions,
 } from "./types.js";
 
@@ -261,27 +262,45 @@ export async function loadRuntime(
   });
   const session = await createSession(graph, options.device, options.intraOpThreads);
   const config = checkpoint.config;
-  const outputNames = session.outputNames;
-  const withoutLogits = outputNames.filter((name) => name !== graphNames.logits);
+  const layers = Array.from({ length: config.numLayers }, (_, layer) => layer);
+  const attentionNames = new Set(
+    layers.flatMap((l) => [graphNames.attentionLastRows(l), graphNames.attentionColumnSums(l)]),
+  );
+  const presentNames = new Set(layers.flatMap((l) => [graphNames.presentKey(l), graphNames.presentValue(l)]));
+  const fetched = (returns: Required<OutputSelection>) =>
+    session.outputNames.filter(
+      (name) =>
+        (returns.logits || name !== graphNames.logits) &&
+        (returns.attention || !attentionNames.has(name)) &&
+        (returns.present || !presentNames.has(name)),
+    );
   return {
     config,
     executionProvider: providers[0],
     async forward(input: ForwardInput): Promise<ForwardOutput> {
       const feeds = forwardFeeds(config, input);
-      const returnLogits = input.returnLogits ?? true;
-      const outputs = await session.run(feeds, returnLogits ? outputNames : withoutLogits);
-      const layers = Array.from({ length: config.numLayers }, (_, layer) => layer);
+      const returns = { logits: true, attention: true, present: true, ...input.returns };
+      const outputs = await session.run(feeds, fetched(returns));
+      const empty = () => layers.map(() => new Float32Array(0));
       return {
-        logits: returnLogits ? floatOutput(outputs, graphNames.logits) : new Float32Array(0),
+        logits: returns.logits ? floatOutput(outputs, graphNames.logits) : new Float32Array(0),
         logitsLogSumExp: doubleOutput(outputs, graphNames.logitsLogSumExp),
         logitsArgmax: argmaxOutput(outputs),
         scoredExpectedLogit: doubleOutput(outputs, graphNames.scoredExpectedLogit),
         scoredTargetLogit: floatOutput(outputs, graphNames.scoredTargetLogit),
-        presentKeys: layers.map((l) => floatOutput(outputs, graphNames.presentKey(l))),
-        presentValues: layers.map((l) => floatOutput(outputs, graphNames.presentValue(l))),
-        attentionLastRows: layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l))),
-        attentionRows: Math.min(options.observationWindow, input.inputIds.length),
-        attentionColumnSums: layers.map((l) => floatOutput(outputs, graphNames.attentionColumnSums(l))),
+        presentKeys: returns.present
+          ? layers.map((l) => floatOutput(outputs, graphNames.presentKey(l)))
+          : empty(),
+        presentValues: returns.present
+          ? layers.map((l) => floatOutput(outputs, graphNames.presentValue(l)))
+          : empty(),
+        attentionLastRows: returns.attention
+          ? layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l)))
+          : empty(),
+        attentionRows: returns.attention ? Math.min(options.observationWindow, input.inputIds.length) : 0,
+        attentionColumnSums: returns.attention
+          ? layers.map((l) => floatOutput(outputs, graphNames.attentionColumnSums(l)))
+          : empty(),
       };
     },
     async close() {
@@ -318,7 +337,7 @@ export async function forwardOnCache(
   cache: KvCache | PaddedCache,
   tokens: readonly number[],
   positions: readonly number[],
-  options: Pick<ForwardInput, "scored" | "returnLogits"> = {},
+  options: Pick<ForwardInput, "scored" | "returns"> = {},
 ): Promise<ForwardOutput> {
   if (tokens.length === 0) {
     // Nothing to run (e.g. a one-token continuation has nothing to feed).
@@ -371,12 +390,12 @@ export async function generateGreedy(
   let token = firstToken;
   for (let step = 0; step < steps; step++) {
     const positions = [startPosition + step];
-    // Only the argmax is read: the logits stay in onnxruntime.
+    // Only the argmax and the new keys and values are read: the rest stays in onnxruntime.
     const output = await runtime.forward({
       inputIds: [token],
       positionIds: positions,
       ...padded.inputs(positions),
-      returnLogits: false,
+      returns: { logits: false, attention: false },
     });
     if (step + 1 < steps) padded.append(output, positions);
     token = output.logitsArgmax[0];

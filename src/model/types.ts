@@ -44,14 +44,25 @@ export interface ForwardInput {
    * rows, probs [rows, vocab] the reference's p~ (absent: none scored).
    */
   scored?: { probs: Float32Array; targets: readonly number[] };
-  /** Whether the logits are copied out (default true); log-sum-exp, argmax and scores always are. */
-  returnLogits?: boolean;
+  /**
+   * Which bulky outputs are copied out of onnxruntime (each default true): the logits, the
+   * attention statistics, the new tokens' keys and values. Those not asked for come back
+   * empty; log-sum-exp, argmax and scores always come back. A teacher-forced pass that scores
+   * in the graph needs none of them; a decode step only the keys and values.
+   */
+  returns?: OutputSelection;
+}
+
+export interface OutputSelection {
+  logits?: boolean;
+  attention?: boolean;
+  present?: boolean;
 }
 
 export interface ForwardOutput {
   /**
    * [rows, vocab] for the last `logitRows` query rows (all q unless the input asked for fewer);
-   * empty when the input set returnLogits false.
+   * empty when the input's `returns` left them out (so are the attention and present arrays).
    */
   logits: Float32Array;
   /** [rows]: log sum_v exp(logits[row, v]), in float64. */

@@ -41,7 +41,10 @@ test("bit packing round-trips every width 1..16", () => {
     const packed = packBits(values, bits);
     assert.equal(packed.length, Math.ceil((37 * bits) / 8));
     assert.deepEqual([...unpackBits(packed, 37, bits)], values);
+    // the Uint32Array path (whole codes per byte for 1, 2, 4, 8 bits) packs the same bytes
+    assert.deepEqual([...packBits(Uint32Array.from(values), bits)], [...packed], `${bits} bits`);
   }
+  assert.throws(() => packBits(Uint32Array.of(16), 4), /does not fit/);
 });
 
 test("fp16 encodes known bit patterns (round to nearest even)", () => {
@@ -63,6 +66,31 @@ test("fp16 encodes known bit patterns (round to nearest even)", () => {
   for (const [x, bits] of cases) assert.equal(floatToHalfBits(x), bits, `fp16(${x})`);
   assert.equal(halfBitsToFloat(0x3555), 0.333251953125);
   assert.equal(halfBitsToFloat(0x7c00), Number.POSITIVE_INFINITY);
+});
+
+test("fp16 rows written and read at aligned and odd byte offsets equal per-value half() writes", () => {
+  const next = rng(21);
+  const src = Float32Array.from({ length: 40 }, () => (next() - 0.5) * 100);
+  const rows = [3, 0, 4];
+  for (const lead of [0, 1]) {
+    const fast = new ByteWriter();
+    const slow = new ByteWriter();
+    for (let i = 0; i < lead; i++) {
+      fast.u8(7);
+      slow.u8(7);
+    }
+    fast.halfRows(src, rows, 8);
+    for (const r of rows) for (let c = 0; c < 8; c++) slow.half(src[r * 8 + c]);
+    const bytes = fast.finish();
+    assert.deepEqual([...bytes], [...slow.finish()], `lead ${lead}`);
+    const reader = new ByteReader(bytes);
+    for (let i = 0; i < lead; i++) reader.u8();
+    const back = new Float32Array(24);
+    reader.halves(24, back, 0);
+    rows.forEach((r, i) => {
+      for (let c = 0; c < 8; c++) assert.equal(back[i * 8 + c], roundToHalf(src[r * 8 + c]));
+    });
+  }
 });
 
 test("fp16 decode then encode is the identity on all finite patterns", () => {

@@ -77,6 +77,35 @@ export function baselineBytes(cache: KvCache, dtype: BaselineDtype): number {
 }
 
 /**
+ * The cache as the baseline counts it: every value rounded to the baseline dtype (fp16 fails
+ * on values it cannot hold, as the encoders do). Equal to what `full` stores and decodes,
+ * without writing and hashing the bytes.
+ */
+export function atBaselineDtype(cache: KvCache, dtype: BaselineDtype): KvCache {
+  const round = (src: Float32Array): Float32Array => {
+    if (dtype === "fp32") return Float32Array.from(src);
+    const out = new Float32Array(src.length);
+    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    for (let i = 0; i < src.length; i++) {
+      const bits = floatBitsToHalfBits(raw[i]);
+      if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
+      out[i] = halfBitsToFloat(bits);
+    }
+    return out;
+  };
+  return {
+    headDim: cache.headDim,
+    layers: cache.layers.map((layer) => ({
+      heads: layer.heads.map((head) => ({
+        positions: Int32Array.from(head.positions),
+        keys: round(head.keys),
+        values: round(head.values),
+      })),
+    })),
+  };
+}
+
+/**
  * The free layout of a prefill cache. Fails when heads of a layer disagree on positions or
  * arrays have the wrong size: methods compress the cache a prefill left, nothing else.
  */

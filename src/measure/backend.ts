@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { MethodConfig } from "../config/types.js";
-import { type BaselineDtype, baselineBytes } from "../kv/compressed.js";
+import { atBaselineDtype, type BaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
 import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
@@ -109,10 +109,9 @@ export async function createBackend(
     };
   };
 
-  const baselineMethod: MethodConfig = { name: "baseline", kind: "full", params: {} };
   return {
     config,
-    baselineCache: (state) => compress(baselineMethod, state).cache,
+    baselineCache: (state) => atBaselineDtype(state.cache, options.baselineDtype),
     executionProvider: dense.executionProvider,
     runtime,
     // Only the last context row's logits are read (the first generated token).

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
-import { baselineBytes, type CompressedCache, layerFingerprints } from "../../src/kv/compressed.js";
+import {
+  atBaselineDtype,
+  baselineBytes,
+  type CompressedCache,
+  layerFingerprints,
+} from "../../src/kv/compressed.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
 import { compressWithConfig, methodFor, methods } from "../../src/kv/methods/index.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
@@ -32,6 +37,28 @@ function assertAccounting(c: CompressedCache): void {
   }
   assert.equal(c.bytes, sum);
 }
+
+test("the cache at the baseline dtype equals what full stores and decodes, for fp16 and fp32", () => {
+  const cache = randomCache(config, SLOTS, 3);
+  for (const dtype of ["fp16", "fp32"] as const) {
+    const context = designedContext(
+      config,
+      SLOTS,
+      4,
+      dtype,
+      () => 0,
+      () => 0,
+    );
+    const decoded = methods.full.compress(cache, context, {}).materialize();
+    assert.deepEqual(atBaselineDtype(cache, dtype), decoded, dtype);
+  }
+  const overflowing = randomCache(config, SLOTS, 3);
+  overflowing.layers[1].heads[0].values[5] = 1e6;
+  assert.throws(
+    () => atBaselineDtype(overflowing, "fp16"),
+    (e: Error & { code?: string }) => e.code === "E_KV_FP16_RANGE",
+  );
+});
 
 test("baseline bytes: every slot of every head, keys and values, at the dtype width", () => {
   const cache = randomCache(config, SLOTS, 1);

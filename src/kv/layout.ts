@@ -125,7 +125,8 @@ export function openVisibleKeys(
   }
 }
 
-function sameSlots(
+/** Whether two sets of heads hold the same slots (counts, then positions, head by head). */
+export function sameSlots(
   a: readonly ArrayLike<number>[],
   aCounts: readonly number[],
   b: readonly ArrayLike<number>[],
@@ -168,7 +169,6 @@ export class AttentionBiases {
     counts: readonly number[],
     slots: number,
   ): Float32Array {
-    const queryPositions = this.queryPositions;
     const reusable = this.built.find(
       (entry) =>
         entry.kind === kind &&
@@ -179,6 +179,23 @@ export class AttentionBiases {
     const shared = positions.every((_, h) =>
       sameSlots([positions[0]], [counts[0]], [positions[h]], [counts[h]]),
     );
+    const bias = this.build(kind, positions, counts, slots, shared);
+    this.built.push({ kind, positions, counts, slots, bias });
+    return bias;
+  }
+
+  /**
+   * The bias itself, for a caller that already knows whether every head holds the same slots
+   * (`shared`: one [1, q, slots + q] bias) and keeps its own reuse across layers.
+   */
+  build(
+    kind: "global" | "local",
+    positions: readonly ArrayLike<number>[],
+    counts: readonly number[],
+    slots: number,
+    shared: boolean,
+  ): Float32Array {
+    const queryPositions = this.queryPositions;
     const biasHeads = shared ? 1 : positions.length;
     const q = queryPositions.length;
     const total = slots + q;
@@ -190,7 +207,6 @@ export class AttentionBiases {
         openVisibleKeys(bias, row + slots, kind, this.windowSize, queryPositions[i], queryPositions, i + 1);
       }
     }
-    this.built.push({ kind, positions, counts, slots, bias });
     return bias;
   }
 }

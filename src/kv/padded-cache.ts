@@ -8,7 +8,7 @@
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
 import type { KvCache } from "./cache.js";
-import { AttentionBiases, packHeads, widestHead } from "./layout.js";
+import { AttentionBiases, packHeads, sameSlots, widestHead } from "./layout.js";
 
 interface PaddedLayer {
   /** Slots per head: the widest head's slots at creation plus the room asked for. */
@@ -20,11 +20,45 @@ interface PaddedLayer {
   filled: number[];
 }
 
+/**
+ * Which layers can share an attention bias, found once: appends write the same positions to
+ * every head of every layer, so heads or layers holding the same slots keep doing so, and
+ * a pass need not compare slot lists again.
+ */
+interface BiasSharing {
+  /** Per layer: every head holds the same slots (one bias row set for all heads). */
+  sharedHeads: boolean[];
+  /** Per layer: an earlier layer of the same kind with the same slots, or -1. */
+  sameAs: number[];
+}
+
+function biasSharing(layers: PaddedLayer[], config: GptNeoConfig): BiasSharing {
+  const sharedHeads = layers.map((layer) =>
+    layer.positions.every((positions, h) =>
+      sameSlots([layer.positions[0]], [layer.filled[0]], [positions], [layer.filled[h]]),
+    ),
+  );
+  const sameAs = layers.map((layer, l) =>
+    layers.findIndex(
+      (other, earlier) =>
+        earlier < l &&
+        config.attentionLayers[earlier] === config.attentionLayers[l] &&
+        other.capacity === layer.capacity &&
+        sameSlots(other.positions, other.filled, layer.positions, layer.filled),
+    ),
+  );
+  return { sharedHeads, sameAs };
+}
+
 export class PaddedCache {
+  private readonly sharing: BiasSharing;
+
   private constructor(
     private readonly config: GptNeoConfig,
     private readonly layers: PaddedLayer[],
-  ) {}
+  ) {
+    this.sharing = biasSharing(layers, config);
+  }
 
   /** Lays `cache` out with room for `extraTokens` more tokens in every head. */
   static from(cache: KvCache, config: GptNeoConfig, extraTokens: number): PaddedCache {
@@ -64,10 +98,19 @@ export class PaddedCache {
     const biases = new AttentionBiases(this.config.windowSize, queryPositions);
     const past: LayerPast[] = [];
     const attentionBias: Float32Array[] = [];
+    const { sharedHeads, sameAs } = this.sharing;
     this.layers.forEach((layer, l) => {
       past.push({ slots: layer.capacity, keys: layer.keys, values: layer.values });
       attentionBias.push(
-        biases.get(this.config.attentionLayers[l], layer.positions, layer.filled, layer.capacity),
+        sameAs[l] >= 0
+          ? attentionBias[sameAs[l]]
+          : biases.build(
+              this.config.attentionLayers[l],
+              layer.positions,
+              layer.filled,
+              layer.capacity,
+              sharedHeads[l],
+            ),
       );
     });
     return { past, attentionBias };

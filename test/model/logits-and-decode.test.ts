@@ -143,5 +143,47 @@ for (const name of ["A", "B"] as const) {
       assert.ok(maxAbsDiff(output.logits, plain.logits) <= 1e-5);
       assert.throws(() => padded.append(output, [12, 13]), /no room/);
     });
+
+    test("a padded cache whose heads keep different slots gives the unpadded layout's logits, before and after appends", async () => {
+      const { config } = checkpoint;
+      const context = ids(12);
+      const prefill = await prefillTokens(runtime, context);
+      // Layer 0: each head keeps a different subset; the other layers keep the same slots in
+      // every head, so their biases are shared by heads (and by layers of the same kind).
+      const d = config.headDim;
+      const evicted: KvCache = {
+        headDim: d,
+        layers: prefill.cache.layers.map((layer, l) => ({
+          heads: layer.heads.map((head, h) => {
+            const kept = Array.from(head.positions.keys()).filter((s) =>
+              l === 0 ? (s + h) % 3 !== 0 : s % 2 === 0,
+            );
+            return {
+              positions: Int32Array.from(kept, (s) => head.positions[s]),
+              keys: Float32Array.from(kept.flatMap((s) => [...head.keys.subarray(s * d, (s + 1) * d)])),
+              values: Float32Array.from(kept.flatMap((s) => [...head.values.subarray(s * d, (s + 1) * d)])),
+            };
+          }),
+        })),
+      };
+      const padded = PaddedCache.from(evicted, config, 3);
+      let plainCache = evicted;
+      for (const positions of [[12, 13], [14]]) {
+        const tokens = positions.map((p) => (p * 7) % config.vocabSize);
+        const output = await runtime.forward({
+          inputIds: tokens,
+          positionIds: positions,
+          ...padded.inputs(positions),
+        });
+        const plain = await runtime.forward({
+          inputIds: tokens,
+          positionIds: positions,
+          ...pastInputs(plainCache, config, positions),
+        });
+        assert.ok(maxAbsDiff(output.logits, plain.logits) <= 1e-5, `positions ${positions}`);
+        padded.append(output, positions);
+        plainCache = appendTokens(plainCache, plain, positions);
+      }
+    });
   });
 }

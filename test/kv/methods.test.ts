@@ -10,6 +10,7 @@ import {
 } from "../../src/kv/compressed.js";
 import { roundToHalf } from "../../src/kv/fp16.js";
 import { compressWithConfig, methodFor, methods } from "../../src/kv/methods/index.js";
+import { observationScores } from "../../src/kv/methods/snapkv.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
 import { designedContext, randomCache, row, testConfig } from "./helpers.js";
 
@@ -37,6 +38,27 @@ function assertAccounting(c: CompressedCache): void {
   }
   assert.equal(c.bytes, sum);
 }
+
+test("observation scores equal a float32 accumulator summed row by row, for any window", () => {
+  const heads = 3;
+  const rows = 11;
+  const slots = 17;
+  let seed = 5;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const data = Float32Array.from({ length: heads * rows * slots }, () => next() * next());
+  for (const window of [1, 3, 4, 7, 11]) {
+    const scores = observationScores({ lastRows: [data], columnSums: [], rows }, 0, heads, slots, window);
+    for (let h = 0; h < heads; h++) {
+      const expected = new Float32Array(slots);
+      for (let r = rows - window; r < rows; r++)
+        for (let s = 0; s < slots; s++) expected[s] += data[(h * rows + r) * slots + s];
+      assert.deepEqual(scores[h], expected, `window ${window} head ${h}`);
+    }
+  }
+});
 
 test("the cache at the baseline dtype equals what full stores and decodes, for fp16 and fp32", () => {
   const cache = randomCache(config, SLOTS, 3);

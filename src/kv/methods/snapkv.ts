@@ -59,8 +59,21 @@ export function observationScores(
   const rows = attention.rows;
   const data = attention.lastRows[layer];
   return Array.from({ length: numHeads }, (_, h) => {
+    // Summed row by row in float32 (each partial sum rounded, as a Float32Array accumulator
+    // would), four rows per pass over the slots.
     const out = new Float32Array(slots);
-    for (let r = rows - window; r < rows; r++) {
+    let r = rows - window;
+    for (; r + 3 < rows; r += 4) {
+      const b0 = (h * rows + r) * slots;
+      const b1 = b0 + slots;
+      const b2 = b1 + slots;
+      const b3 = b2 + slots;
+      for (let s = 0; s < slots; s++) {
+        const f = Math.fround;
+        out[s] = f(f(f(f(out[s] + data[b0 + s]) + data[b1 + s]) + data[b2 + s]) + data[b3 + s]);
+      }
+    }
+    for (; r < rows; r++) {
       const base = (h * rows + r) * slots;
       for (let s = 0; s < slots; s++) out[s] += data[base + s];
     }

@@ -1,9 +1,11 @@
 /**
  * Truncated SVD of a small dense block A [rows, cols] for adaptive low-rank storage.
- * Eigen-decomposes the Gram matrix AᵀA [cols, cols] with cyclic Jacobi rotations (float64;
- * cols is a head dimension, so this is small and deterministic), keeps the fewest right
- * singular vectors whose energy (sum of squared singular values) reaches `energyThreshold`
- * of the total, and returns A ≈ left · right with left = A·V_r [rows, r], right = V_rᵀ [r, cols].
+ * Eigen-decomposes the Gram matrix AᵀA [cols, cols] in float64 (Householder tridiagonal form
+ * and implicit QL, deterministic; cols is a head dimension, so this is small), keeps the
+ * fewest right singular vectors whose energy (sum of squared singular values) reaches
+ * `energyThreshold` of the total, and returns A ≈ left · right with left = A·V_r [rows, r],
+ * right = V_rᵀ [r, cols]. symmetricTopEigen computes only the r vectors kept (inverse
+ * iteration); cyclic Jacobi is kept as the independent reference the tests compare against.
  */
 import { SpgError } from "../errors.js";
 

@@ -21,7 +21,8 @@
  *    first) at `highBits`, the rest at the `lowBits` floor; per token, groups of
  *    `groupSize` channels share an fp16 scale and zero point;
  *  - adaptive low-rank: each K/V block's truncated SVD at `energyThreshold` is stored as
- *    factors when that is smaller than the element-wise encoding; with mixed precision on,
+ *    factors when that is smaller than the element-wise encoding (the rank comes from the
+ *    Gram matrix's eigenvalues; only the kept singular vectors are computed); with mixed precision on,
  *    the factors are held to the same tiers (each left-factor row at its token's bits, the
  *    right factor at `highBits`, groups of `groupSize`), otherwise fp16.
  * Hybrid sparse attention (`sparseTopK`) is a decode-time setting: it changes the graph's

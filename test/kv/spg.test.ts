@@ -409,6 +409,42 @@ test("symmetricTopEigen: symmetricEigenvalues' values bit for bit, and leading v
   assert.equal(symmetricTopEigen(cases[0].matrix, cases[0].n, () => 0).vectors, null);
 });
 
+test("symmetricTopEigen converges on Gram matrices of every kind of spectrum (low rank, graded, clustered, repeated)", () => {
+  const next = rng(99);
+  for (let trial = 0; trial < 120; trial++) {
+    const n = [8, 16, 32][trial % 3];
+    const rows = [n / 2, n, 4 * n][trial % 4 === 3 ? 2 : trial % 3];
+    const rank = 1 + (trial % n);
+    const weight = (k: number) => [1, 2 ** -k, k < 3 ? 100 : 1, 1e-3, 1e4][trial % 5];
+    const basis = Array.from({ length: rank }, (_, k) =>
+      Float32Array.from({ length: n }, () => (next() - 0.5) * weight(k)),
+    );
+    const noise = [0, 1e-6, 1e-3, 0.1][trial % 4];
+    const block = new Float32Array(rows * n);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < n; c++) {
+        let v = noise * (next() - 0.5);
+        for (const b of basis) v += b[c] * (next() - 0.5);
+        block[r * n + c] = v;
+      }
+    // two equal columns: an exactly repeated direction
+    if (trial % 7 === 0) for (let r = 0; r < rows; r++) block[r * n + 1] = block[r * n];
+    const gram = gramMatrix(block, rows, n);
+    const count = Math.min(n, rank + 3);
+    const { values, vectors } = symmetricTopEigen(gram, n, () => count);
+    const scale = Math.max(values[0], Number.MIN_VALUE);
+    for (let j = 0; j < count; j++)
+      for (let r = 0; r < n; r++) {
+        let av = 0;
+        for (let c = 0; c < n; c++) av += gram[r * n + c] * vectors![c * n + j];
+        assert.ok(
+          Math.abs(av - values[j] * vectors![r * n + j]) <= 1e-10 * scale,
+          `trial ${trial} vector ${j}`,
+        );
+      }
+  }
+});
+
 test("gramMatrix equals the naive row-order sums bit for bit, for widths inside and past whole tiles", () => {
   const next = rng(77);
   for (const cols of [1, 3, 4, 5, 8, 11, 32]) {

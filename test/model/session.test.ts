@@ -152,9 +152,33 @@ describe("devices and inputs", () => {
           code: "E_FORWARD_INPUT",
         },
       );
+      // Scored rows: no more than the logit rows, probabilities for each, targets in the vocabulary.
+      const probs = (rows: number) => new Float32Array(rows * config.vocabSize).fill(1 / config.vocabSize);
+      for (const scored of [
+        { probs: probs(3), targets: [0, 1, 2] },
+        { probs: probs(1), targets: [0, 1] },
+        { probs: probs(1), targets: [config.vocabSize] },
+      ]) {
+        await assert.rejects(runtime.forward({ ...good, scored }), { code: "E_FORWARD_INPUT" });
+      }
+      // What is not asked for does not come back; scores always do.
+      const lean = await runtime.forward({
+        ...good,
+        scored: { probs: probs(1), targets: [5] },
+        returns: { logits: false, attention: false, present: false },
+      });
+      assert.equal(lean.logits.length, 0);
+      assert.equal(lean.attentionRows, 0);
+      assert.ok(lean.presentKeys.every((k) => k.length === 0));
+      assert.equal(lean.scoredExpectedLogit.length, 1);
       const output = await runtime.forward(good);
       assert.equal(output.logits.length, 2 * config.vocabSize);
       assert.equal(output.attentionRows, 2);
+      // The scores are the uniform average of the first row's logits and its logit for target 5.
+      let mean = 0;
+      for (let v = 0; v < config.vocabSize; v++) mean += output.logits[v] / config.vocabSize;
+      assert.ok(Math.abs(lean.scoredExpectedLogit[0] - mean) < 1e-5);
+      assert.equal(lean.scoredTargetLogit[0], output.logits[5]);
       // A later call does not overwrite an earlier call's outputs.
       const kept = Float32Array.from(output.logits);
       await runtime.forward({ ...good, inputIds: [3, 4] });

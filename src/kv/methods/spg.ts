@@ -253,12 +253,24 @@ export function kernelFor(p: SpgParams, contextTokens: number): number {
 function rowNorms(matrix: Float32Array, slots: number, dim: number): Float64Array {
   const out = new Float64Array(slots);
   for (let s = 0, o = 0; s < slots; s++, o += dim) {
-    let acc = 0;
-    for (let c = 0; c < dim; c++) {
-      const x = matrix[o + c];
-      acc += x * x;
+    // four running sums: one would wait on each add (the loop is latency-bound, not load-bound)
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let c = 0;
+    for (; c + 3 < dim; c += 4) {
+      const x0 = matrix[o + c];
+      const x1 = matrix[o + c + 1];
+      const x2 = matrix[o + c + 2];
+      const x3 = matrix[o + c + 3];
+      a0 += x0 * x0;
+      a1 += x1 * x1;
+      a2 += x2 * x2;
+      a3 += x3 * x3;
     }
-    out[s] = Math.sqrt(acc);
+    for (; c < dim; c++) a0 += matrix[o + c] * matrix[o + c];
+    out[s] = Math.sqrt(a0 + a1 + a2 + a3);
   }
   return out;
 }

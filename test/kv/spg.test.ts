@@ -13,7 +13,12 @@ import {
   topEigenvalueSumBound,
 } from "../../src/kv/lowrank.js";
 import { methods } from "../../src/kv/methods/index.js";
-import type { SpgParams } from "../../src/kv/methods/spg.js";
+import {
+  type BlockPlan,
+  elementwiseBytes,
+  type SpgParams,
+  sparseFloorBytes,
+} from "../../src/kv/methods/spg.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
 import { designedContext, randomCache, rng, row, testConfig } from "./helpers.js";
 
@@ -442,6 +447,36 @@ test("symmetricTopEigen converges on Gram matrices of every kind of spectrum (lo
           `trial ${trial} vector ${j}`,
         );
       }
+  }
+});
+
+test("the sparse form's floor from the survivor count never exceeds its exact bytes", () => {
+  const next = rng(31);
+  for (let trial = 0; trial < 300; trial++) {
+    const tokens = 1 + Math.floor(next() * 20);
+    const dim = 1 + Math.floor(next() * 12);
+    const plan: BlockPlan = {
+      tokens,
+      dim,
+      isHigh: Uint8Array.from({ length: tokens }, () => (next() < 0.4 ? 1 : 0)),
+    };
+    const p = offParams();
+    p.stage2.magnitudeThreshold = 0.01;
+    const mixed = trial % 3 !== 0;
+    const lowBits = 1 + Math.floor(next() * 8);
+    p.stage2.mixedPrecision = {
+      enabled: mixed,
+      highBits: lowBits + Math.floor(next() * 8),
+      lowBits,
+      highFraction: 0.5,
+      groupSize: 1 + Math.floor(next() * 8),
+    };
+    const size = tokens * dim;
+    const alive = Int32Array.from({ length: size }, (_, i) => i).filter(() => next() < 0.8);
+    const dtype = trial % 2 === 0 ? "fp16" : "fp32";
+    const floor = sparseFloorBytes(alive.length, size, plan, p, dtype);
+    const exact = elementwiseBytes(alive, plan, p, dtype);
+    assert.ok(floor <= exact, `trial ${trial}: floor ${floor} > exact ${exact}`);
   }
 });
 

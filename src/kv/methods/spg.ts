@@ -328,7 +328,7 @@ function maxAbs(block: Float32Array): number {
   return max;
 }
 
-interface BlockPlan {
+export interface BlockPlan {
   tokens: number;
   dim: number;
   isHigh: Uint8Array;
@@ -354,7 +354,7 @@ interface ElementwiseOption {
  * channels (an fp16 scale and zero point for each group holding a survivor) and one
  * bit-packed code stream per width.
  */
-function elementwiseBytes(
+export function elementwiseBytes(
   alive: Int32Array | null,
   plan: BlockPlan,
   p: SpgParams,
@@ -390,6 +390,29 @@ function elementwiseBytes(
 }
 
 /**
+ * A lower bound on the sparse form's bytes from the survivor count alone, so the survivors
+ * need listing only when the sparse form might win: its subset, then either the survivors at
+ * the baseline dtype (exact) or, with mixed precision, a scale and zero point for at least
+ * ceil(count / groupSize) groups and codes with as few survivors at highBits as the dropped
+ * elements allow (highBits >= lowBits, checkParams).
+ */
+export function sparseFloorBytes(
+  count: number,
+  size: number,
+  plan: BlockPlan,
+  p: SpgParams,
+  dtype: BaselineDtype,
+): number {
+  const subset = subsetEncodingBytes(count, size).bytes;
+  const { mixedPrecision } = p.stage2;
+  if (!mixedPrecision.enabled) return subset + count * dtypeBytes(dtype);
+  const { highBits, lowBits, groupSize } = mixedPrecision;
+  const highSurvivors = Math.max(0, highCount(plan) * plan.dim - (size - count));
+  const codeBits = highSurvivors * highBits + (count - highSurvivors) * lowBits;
+  return subset + GROUP_META_BYTES * Math.ceil(count / groupSize) + Math.ceil(codeBits / 8);
+}
+
+/**
  * The element-wise storage of one block. With a magnitude threshold, the small elements are
  * dropped only when the sparse form (survivor subset + survivors) is smaller than keeping
  * every element (subset "all", 1 byte): at tiny thresholds the survivor mask costs more than
@@ -402,19 +425,13 @@ function bestElementwise(
   dtype: BaselineDtype,
 ): ElementwiseOption {
   const dense = { alive: null, bytes: elementwiseBytes(null, plan, p, dtype) };
-  const { magnitudeThreshold, mixedPrecision } = p.stage2;
+  const { magnitudeThreshold } = p.stage2;
   if (magnitudeThreshold === 0) return dense;
   const cut = magnitudeThreshold * maxAbs(block);
   let count = 0;
   for (let i = 0; i < block.length; i++) if (survives(block[i], cut)) count++;
   if (count === block.length) return dense;
-  // The sparse form costs at least its subset plus its survivors' codes at the narrowest
-  // width: when that alone is no smaller, the survivors need not be listed.
-  const narrowest = mixedPrecision.enabled
-    ? Math.min(mixedPrecision.lowBits, mixedPrecision.highBits)
-    : dtypeBits(dtype);
-  if (subsetEncodingBytes(count, block.length).bytes + packedLength(count, narrowest) >= dense.bytes)
-    return dense;
+  if (sparseFloorBytes(count, block.length, plan, p, dtype) >= dense.bytes) return dense;
   const alive = new Int32Array(count);
   for (let i = 0, n = 0; i < block.length; i++) if (survives(block[i], cut)) alive[n++] = i;
   const sparse = { alive, bytes: elementwiseBytes(alive, plan, p, dtype) };

@@ -23,6 +23,7 @@
  * compressed cache is evaluated from the same prefill.
  */
 import type { RunConfig } from "../config/types.js";
+import { decodeTopK } from "../kv/methods/spg.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 
@@ -76,9 +77,8 @@ export function parameterCount(model: GptNeoConfig): number {
 export function runtimeCount(config: RunConfig): number {
   const topKs = new Set<number>();
   for (const method of config.methods) {
-    if (method.kind !== "spg") continue;
-    const decode = (method.params as { decode?: { sparseTopK?: unknown } }).decode;
-    if (typeof decode?.sparseTopK === "number" && decode.sparseTopK > 0) topKs.add(decode.sparseTopK);
+    const topK = method.kind === "spg" ? decodeTopK(method.params) : 0;
+    if (topK > 0) topKs.add(topK);
   }
   return 1 + topKs.size;
 }

@@ -42,18 +42,13 @@ export function symmetricEigen(
  * worth factoring before paying for its vectors.
  */
 export function symmetricEigenvalues(matrix: Float64Array, n: number): Float64Array {
-  const V = Float64Array.from(matrix);
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  tred2(V, d, e, n, false);
-  tql2(V, d, e, n, false);
-  return Float64Array.from(d, (x) => Math.max(0, x)).sort((a, b) => b - a);
+  return symmetricTopEigen(matrix, n, () => 0).values;
 }
 
 /**
  * Eigenvalues (descending, clamped at 0) of a symmetric matrix, and eigenvectors for only as
  * many of the largest as `vectorsWanted(values)` asks for (0: none). The eigenvalues are
- * symmetricEigenvalues' bit for bit; the vectors come from inverse iteration on the same
+ * symmetricEigen's bit for bit (same reduction and QL steps); the vectors come from inverse iteration on the same
  * tridiagonal form, carried back by its Householder reflectors: for a few leading vectors a
  * fraction of symmetricEigen's cost. `vectors` is [n, n] row-major with eigenvector j in
  * column j (columns past the count are zero), as symmetricEigen lays them out.

@@ -96,11 +96,14 @@ function widths(counts: Map<number, number>): number[] {
   return [...counts.keys()].sort((a, b) => a - b);
 }
 
+/** Arrays indexed directly by bit width (1..16, the bit packer's range). */
+const BY_WIDTH = 17;
+
 /** Per width (index = bits, 1..16), a buffer for that width's codes in group order. */
 function codeStreams(counts: Map<number, number>): { codes: Uint32Array[]; next: Int32Array } {
   const codes: Uint32Array[] = [];
   for (const [bits, count] of counts) codes[bits] = new Uint32Array(count);
-  return { codes, next: new Int32Array(17) };
+  return { codes, next: new Int32Array(BY_WIDTH) };
 }
 
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
@@ -160,7 +163,7 @@ export function decodeGroups(reader: ByteReader, out: Float32Array, groups: Quan
     const count = counts.get(width)!;
     codes[width] = unpackBits(reader.bytes(packedLength(count, width)), count, width);
   }
-  const next = new Int32Array(17);
+  const next = new Int32Array(BY_WIDTH);
   let metaAt = 0;
   for (let g = 0; g < groupCount; g++) {
     const from = starts[g];

@@ -9,7 +9,7 @@ import ort from "onnxruntime-node";
 import { SpgError } from "../errors.js";
 import { attrInt, OnnxGraphWriter, spgModel, tensorValue } from "./graph.js";
 import { encodeModel, OnnxDataType } from "./onnx-proto.js";
-import { createSession } from "./session.js";
+import { createSession, graphOutput } from "./session.js";
 import type { RuntimeOptions } from "./types.js";
 
 const names = {
@@ -66,13 +66,7 @@ export interface DistributionSession {
 }
 
 function output<T>(outputs: ort.InferenceSession.OnnxValueMapType, name: string, type: new () => T): T {
-  const data = outputs[name]?.data;
-  if (!(data instanceof type)) {
-    throw new SpgError("E_GRAPH_OUTPUT", `the distribution graph returned no ${type.name} output ${name}`, {
-      fix: "report this as a bug in spg's graph builder",
-    });
-  }
-  return data;
+  return graphOutput(outputs, name, type, "the distribution graph");
 }
 
 export async function loadDistributionSession(

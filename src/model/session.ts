@@ -216,34 +216,32 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
   return feeds;
 }
 
-function doubleOutput(outputs: ort.InferenceSession.OnnxValueMapType, name: string): Float64Array {
-  const tensor = outputs[name];
-  if (tensor === undefined || !(tensor.data instanceof Float64Array)) {
-    throw new SpgError("E_GRAPH_OUTPUT", `the graph returned no float64 output ${name}`, {
+/**
+ * A graph output of the expected element type, or E_GRAPH_OUTPUT naming the graph and the
+ * output (a missing or mistyped output is a bug in spg's graph builder).
+ */
+export function graphOutput<T>(
+  outputs: ort.InferenceSession.OnnxValueMapType,
+  name: string,
+  type: new () => T,
+  graph = "the graph",
+): T {
+  const data = outputs[name]?.data;
+  if (!(data instanceof type)) {
+    throw new SpgError("E_GRAPH_OUTPUT", `${graph} returned no ${type.name} output ${name}`, {
       fix: "report this as a bug in spg's graph builder",
     });
   }
-  return tensor.data;
+  return data;
 }
+
+const floatOutput = (outputs: ort.InferenceSession.OnnxValueMapType, name: string) =>
+  graphOutput(outputs, name, Float32Array);
+const doubleOutput = (outputs: ort.InferenceSession.OnnxValueMapType, name: string) =>
+  graphOutput(outputs, name, Float64Array);
 
 function argmaxOutput(outputs: ort.InferenceSession.OnnxValueMapType): Int32Array {
-  const tensor = outputs[graphNames.logitsArgmax];
-  if (tensor === undefined || !(tensor.data instanceof BigInt64Array)) {
-    throw new SpgError("E_GRAPH_OUTPUT", `the graph returned no int64 output ${graphNames.logitsArgmax}`, {
-      fix: "report this as a bug in spg's graph builder",
-    });
-  }
-  return Int32Array.from(tensor.data, Number);
-}
-
-function floatOutput(outputs: ort.InferenceSession.OnnxValueMapType, name: string): Float32Array {
-  const tensor = outputs[name];
-  if (tensor === undefined || !(tensor.data instanceof Float32Array)) {
-    throw new SpgError("E_GRAPH_OUTPUT", `the graph returned no float32 output ${name}`, {
-      fix: "report this as a bug in spg's graph builder",
-    });
-  }
-  return tensor.data;
+  return Int32Array.from(graphOutput(outputs, graphNames.logitsArgmax, BigInt64Array), Number);
 }
 
 /** Opens a GPT-Neo runtime for the checkpoint on the requested device. */
@@ -267,13 +265,22 @@ export async function loadRuntime(
     layers.flatMap((l) => [graphNames.attentionLastRows(l), graphNames.attentionColumnSums(l)]),
   );
   const presentNames = new Set(layers.flatMap((l) => [graphNames.presentKey(l), graphNames.presentValue(l)]));
-  const fetched = (returns: Required<OutputSelection>) =>
-    session.outputNames.filter(
-      (name) =>
-        (returns.logits || name !== graphNames.logits) &&
-        (returns.attention || !attentionNames.has(name)) &&
-        (returns.present || !presentNames.has(name)),
-    );
+  // The output names to fetch, per selection: built once each, not on every forward pass.
+  const fetchLists = new Map<string, string[]>();
+  const fetched = (returns: Required<OutputSelection>) => {
+    const key = `${returns.logits}/${returns.attention}/${returns.present}`;
+    let names = fetchLists.get(key);
+    if (names === undefined) {
+      names = session.outputNames.filter(
+        (name) =>
+          (returns.logits || name !== graphNames.logits) &&
+          (returns.attention || !attentionNames.has(name)) &&
+          (returns.present || !presentNames.has(name)),
+      );
+      fetchLists.set(key, names);
+    }
+    return names;
+  };
   return {
     config,
     executionProvider: providers[0],

@@ -40,6 +40,19 @@ function model(overrides: Partial<GptNeoConfig>): GptNeoConfig {
   };
 }
 
+/** A model small enough that every term of the requirement can be written out by hand. */
+function tinyModel(): GptNeoConfig {
+  return model({
+    vocabSize: 10,
+    hiddenSize: 4,
+    numLayers: 2,
+    numHeads: 2,
+    headDim: 2,
+    maxPositions: 32,
+    intermediateSize: 16,
+  });
+}
+
 function runConfig(change: (c: RunConfig) => void): RunConfig {
   const config = structuredClone(resolveConfig());
   change(config);
@@ -104,15 +117,7 @@ test("parameter count of GPT-Neo 125M matches its published count (125,198,592)"
 });
 
 test("memory requirement of a tiny config, term by term (closed form)", () => {
-  const tiny = model({
-    vocabSize: 10,
-    hiddenSize: 4,
-    numLayers: 2,
-    numHeads: 2,
-    headDim: 2,
-    maxPositions: 32,
-    intermediateSize: 16,
-  });
+  const tiny = tinyModel();
   const config = runConfig((c) => {
     c.dataset.contextTokens = 8;
     c.dataset.continuationTokens = 4;
@@ -230,15 +235,7 @@ test("runHardwareCheck uses the injected probe and throws before anything loads"
 });
 
 test("the check as environment.json records it: flat inputs, pass/fail", () => {
-  const tiny = model({
-    vocabSize: 10,
-    hiddenSize: 4,
-    numLayers: 2,
-    numHeads: 2,
-    headDim: 2,
-    maxPositions: 32,
-    intermediateSize: 16,
-  });
+  const tiny = tinyModel();
   const config = runConfig((c) => {
     c.dataset.contextTokens = 8;
     c.dataset.continuationTokens = 4;
@@ -278,15 +275,7 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
 });
 
 test("weights methods add one compressed runtime (rank bounds by selection), the compression's copies and kept baselines", () => {
-  const tiny = model({
-    vocabSize: 10,
-    hiddenSize: 4,
-    numLayers: 2,
-    numHeads: 2,
-    headDim: 2,
-    maxPositions: 32,
-    intermediateSize: 16,
-  });
+  const tiny = tinyModel();
   const withWeights = (rules: unknown[]) =>
     runConfig((c) => {
       c.dataset.samples = 3;

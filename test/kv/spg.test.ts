@@ -338,6 +338,22 @@ test("tridiagonal QL eigen solver agrees with the Jacobi reference and satisfies
   }
 });
 
+/**
+ * rows x n: random combinations of the basis rows plus uniform noise (low rank plus noise, as
+ * K/V blocks are), drawing from `next` in row order.
+ */
+function lowRankBlock(next: () => number, rows: number, basis: Float32Array[], noise: number): Float32Array {
+  const n = basis[0].length;
+  const block = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < n; c++) {
+      let v = noise * (next() - 0.5);
+      for (const b of basis) v += b[c] * (next() - 0.5);
+      block[r * n + c] = v;
+    }
+  return block;
+}
+
 test("symmetricTopEigen: symmetricEigenvalues' values bit for bit, and leading vectors that are eigenvectors", () => {
   const next = rng(63);
   const cases: { label: string; n: number; matrix: Float64Array; count: number }[] = [];
@@ -346,15 +362,8 @@ test("symmetricTopEigen: symmetricEigenvalues' values bit for bit, and leading v
     [40, 16, 16, 1],
     [5, 16, 2, 0],
   ]) {
-    // low rank plus noise, as K/V blocks are
     const basis = Array.from({ length: rank }, () => Float32Array.from({ length: n }, () => next() - 0.5));
-    const block = new Float32Array(rows * n);
-    for (let r = 0; r < rows; r++)
-      for (let c = 0; c < n; c++) {
-        let v = noise * (next() - 0.5);
-        for (const b of basis) v += b[c] * (next() - 0.5);
-        block[r * n + c] = v;
-      }
+    const block = lowRankBlock(next, rows, basis, noise);
     cases.push({
       label: `rank ${rank} of ${n}`,
       n,
@@ -424,14 +433,7 @@ test("symmetricTopEigen converges on Gram matrices of every kind of spectrum (lo
     const basis = Array.from({ length: rank }, (_, k) =>
       Float32Array.from({ length: n }, () => (next() - 0.5) * weight(k)),
     );
-    const noise = [0, 1e-6, 1e-3, 0.1][trial % 4];
-    const block = new Float32Array(rows * n);
-    for (let r = 0; r < rows; r++)
-      for (let c = 0; c < n; c++) {
-        let v = noise * (next() - 0.5);
-        for (const b of basis) v += b[c] * (next() - 0.5);
-        block[r * n + c] = v;
-      }
+    const block = lowRankBlock(next, rows, basis, [0, 1e-6, 1e-3, 0.1][trial % 4]);
     // two equal columns: an exactly repeated direction
     if (trial % 7 === 0) for (let r = 0; r < rows; r++) block[r * n + 1] = block[r * n];
     const gram = gramMatrix(block, rows, n);

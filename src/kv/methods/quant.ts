@@ -21,7 +21,14 @@ import {
   writeRows,
 } from "../compressed.js";
 import { channelGroups, decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
-import { checkedShape, eligibleSlots, maskIndices, schemaParts, validateParams } from "./shared.js";
+import {
+  checkedShape,
+  eligibleSlots,
+  gatherRows,
+  maskIndices,
+  schemaParts,
+  validateParams,
+} from "./shared.js";
 import type { MethodContext, MethodDefinition } from "./types.js";
 
 export interface QuantParams {
@@ -48,13 +55,6 @@ export const paramsSchema = {
     localWindowTrim: schemaParts.localWindowTrim,
   },
 } as const;
-
-/** Rows of the kept slots of one matrix, gathered contiguously. */
-function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
-  const out = new Float32Array(rows.length * dim);
-  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
-  return out;
-}
 
 function split(kept: Int32Array, residual: number): { quantized: Int32Array; recent: Int32Array } {
   const cut = Math.max(0, kept.length - residual);
@@ -95,8 +95,8 @@ function encodeHead(
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
   const groups = groupsFor(tokens);
-  encodeGroups(writer, gather(head.keys, quantized, dim), groups.keys);
-  encodeGroups(writer, gather(head.values, quantized, dim), groups.values);
+  encodeGroups(writer, gatherRows(head.keys, quantized, dim), groups.keys);
+  encodeGroups(writer, gatherRows(head.values, quantized, dim), groups.values);
   writeRows(writer, head.keys, recent, dim, dtype);
   writeRows(writer, head.values, recent, dim, dtype);
   countBits(histogram, p.keyBits, tokens * dim);

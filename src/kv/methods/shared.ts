@@ -119,6 +119,13 @@ export function eligibleSlots(shape: CacheShape, context: MethodContext, trimLoc
   );
 }
 
+/** Rows (of `dim` values) of a [slots, dim] matrix, gathered contiguously in the order given. */
+export function gatherRows(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
+  return out;
+}
+
 /** Indices where mask is 1. */
 export function maskIndices(mask: Uint8Array): Int32Array {
   const out: number[] = [];

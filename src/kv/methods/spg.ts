@@ -75,6 +75,7 @@ import {
   decodeKeptLayer,
   eligibleSlots,
   encodeKeptLayer,
+  gatherRows,
   paramError,
   schemaParts,
   validateParams,
@@ -306,12 +307,6 @@ function stage1Scores(
 function stage2Enabled(p: SpgParams): boolean {
   const s = p.stage2;
   return s.mixedPrecision.enabled || s.magnitudeThreshold > 0 || s.lowRank.enabled;
-}
-
-function gather(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
-  const out = new Float32Array(rows.length * dim);
-  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
-  return out;
 }
 
 /** Whether an element survives a magnitude cut (zeros never do: nothing to store). */
@@ -765,8 +760,8 @@ function encodeLayer(
       for (const t of high) isHigh[t] = 1;
     }
     const blockPlan = { tokens: kept.length, dim, isHigh };
-    encodeBlock(writer, gather(head.keys, kept, dim), blockPlan, p, dtype, histogram);
-    encodeBlock(writer, gather(head.values, kept, dim), blockPlan, p, dtype, histogram);
+    encodeBlock(writer, gatherRows(head.keys, kept, dim), blockPlan, p, dtype, histogram);
+    encodeBlock(writer, gatherRows(head.values, kept, dim), blockPlan, p, dtype, histogram);
   });
   return {
     serialized: writer.finish(),
@@ -804,6 +799,15 @@ function decodeLayer(
   }
   reader.end();
   return { heads: out };
+}
+
+/**
+ * The hybrid-sparse top-k a spg method's cache is decoded with (0: dense attention), read from
+ * its params before any run: the memory check counts one model session per distinct value.
+ */
+export function decodeTopK(params: Record<string, unknown>): number {
+  const sparseTopK = (params as { decode?: { sparseTopK?: unknown } }).decode?.sparseTopK;
+  return typeof sparseTopK === "number" ? sparseTopK : 0;
 }
 
 export function compress(

@@ -22,11 +22,13 @@ export function packBits(values: ArrayLike<number>, bits: number): Uint8Array {
   if (values instanceof Uint32Array && 8 % bits === 0) {
     // Whole codes per byte, and a Uint32Array holds only integers >= 0: the range is the
     // one check left (the hot path of every quantized block).
-    const perByte = 8 / bits;
+    // shifts and masks, not / and %: an integer division per code was most of the loop
+    const shift = 31 - Math.clz32(8 / bits);
+    const slot = 8 / bits - 1;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       if (v >= limit) throw new SpgError("E_KV_BITS", `value ${v} at ${i} does not fit in ${bits} bits`);
-      out[(i / perByte) | 0] |= v << ((i % perByte) * bits);
+      out[i >> shift] |= v << ((i & slot) * bits);
     }
     return out;
   }
@@ -61,10 +63,9 @@ export function unpackBits(bytes: Uint8Array, count: number, bits: number, offse
   const mask = (1 << bits) - 1;
   if (8 % bits === 0) {
     // widths dividing a byte: each byte holds 8/bits whole codes
-    const perByte = 8 / bits;
-    for (let i = 0; i < count; i++) {
-      out[i] = (bytes[offset + ((i / perByte) | 0)] >>> ((i % perByte) * bits)) & mask;
-    }
+    const shift = 31 - Math.clz32(8 / bits);
+    const slot = 8 / bits - 1;
+    for (let i = 0; i < count; i++) out[i] = (bytes[offset + (i >> shift)] >>> ((i & slot) * bits)) & mask;
     return out;
   }
   let acc = 0;

@@ -99,21 +99,15 @@ function widths(counts: Map<number, number>): number[] {
 /** Arrays indexed directly by bit width (1..16, the bit packer's range). */
 const BY_WIDTH = 17;
 
-/** Per width (index = bits, 1..16), a buffer for that width's codes in group order. */
-function codeStreams(counts: Map<number, number>): { codes: Uint32Array[]; next: Int32Array } {
-  const codes: Uint32Array[] = [];
-  for (const [bits, count] of counts) codes[bits] = new Uint32Array(count);
-  return { codes, next: new Int32Array(BY_WIDTH) };
-}
-
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
-  const counts = codeCounts(groups);
-  const streams = codeStreams(counts);
   const { members, starts, bits } = groups;
   let nonEmpty = 0;
   for (let g = 0; g < bits.length; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
   // every group's fp16 scale and zero point, little-endian, in group order
   const meta = new Uint8Array(GROUP_META_BYTES * nonEmpty);
+  // codes in member order (one typed array the loop below always stores into), split by
+  // width afterwards only when the groups have more than one
+  const codes = new Uint32Array(members.length);
   let metaAt = 0;
   for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
@@ -134,20 +128,33 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
     meta[metaAt++] = scaleBits >>> 8;
     meta[metaAt++] = zeroBits & 0xff;
     meta[metaAt++] = zeroBits >>> 8;
-    const codes = streams.codes[width];
+    if (scale === 0) continue; // codes stay 0
     const levels = levelsFor(width);
-    let next = streams.next[width];
-    if (scale === 0) next += to - from;
-    else {
-      for (let m = from; m < to; m++) {
-        const code = roundHalfUp((data[members[m]] - zero) / scale);
-        codes[next++] = code < 0 ? 0 : code > levels ? levels : code;
-      }
+    for (let m = from; m < to; m++) {
+      // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
+      const v = (data[members[m]] - zero) / scale;
+      let code = (v + 0.5) | 0;
+      if (v < code - 0.5) code--;
+      codes[m] = code > levels ? levels : code;
     }
-    streams.next[width] = next;
   }
   writer.bytes(meta);
-  for (const width of widths(counts)) writer.bytes(packBits(streams.codes[width], width));
+  const counts = codeCounts(groups);
+  const used = widths(counts);
+  if (used.length === 1) {
+    writer.bytes(packBits(codes, used[0]));
+    return;
+  }
+  for (const width of used) {
+    const stream = new Uint32Array(counts.get(width) ?? 0);
+    let next = 0;
+    for (let g = 0; g < bits.length; g++) {
+      if (bits[g] !== width) continue;
+      stream.set(codes.subarray(starts[g], starts[g + 1]), next);
+      next += starts[g + 1] - starts[g];
+    }
+    writer.bytes(packBits(stream, width));
+  }
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */

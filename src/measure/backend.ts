@@ -49,7 +49,9 @@ export async function createBackend(
   const distributions = await loadDistributionSession(config.vocabSize, options.device);
 
   const extend = async (model: GptNeoRuntime, cache: PaddedCache, tokens: number[], positions: number[]) => {
-    const output = await forwardOnCache(model, cache, tokens, positions);
+    const output = await forwardOnCache(model, cache, tokens, positions, {
+      returns: { attention: false, statistics: false, present: false },
+    });
     return { logits: output.logits, logSumExp: output.logitsLogSumExp, argmax: output.logitsArgmax };
   };
 
@@ -64,7 +66,7 @@ export async function createBackend(
     const output = await forwardOnCache(model, cache, tokens, positions, {
       scored: { probs: baseline.probRows.subarray(0, targets.length * config.vocabSize), targets },
       // scored in the graph: nothing bulky comes back (the cache is not extended)
-      returns: { logits: false, attention: false, present: false },
+      returns: { logits: false, attention: false, statistics: false, present: false },
     });
     return {
       expectedLogit: output.scoredExpectedLogit,
@@ -82,10 +84,11 @@ export async function createBackend(
         config,
         baselineDtype: options.baselineDtype,
         attention: {
-          lastRows: state.output.attentionLastRows,
+          windowSums: state.output.attentionWindowSums,
           columnSums: state.output.attentionColumnSums,
           rows: state.output.attentionRows,
         },
+        norms: { keys: state.output.keyNorms, values: state.output.valueNorms },
       },
       method.params,
     );
@@ -114,8 +117,9 @@ export async function createBackend(
     baselineCache: (state) => atBaselineDtype(state.cache, options.baselineDtype),
     executionProvider: dense.executionProvider,
     runtime,
-    // Only the last context row's logits are read (the first generated token).
-    prefill: (model, tokens) => prefillTokens(model, tokens, 1),
+    // Only the last context row's logits are read (the first generated token); the methods
+    // score from the statistics, not from rows of attention probabilities.
+    prefill: (model, tokens) => prefillTokens(model, tokens, { logitRows: 1, returns: { attention: false } }),
     async prepareBaseline(rows, targets) {
       const scored = rows.logSumExp.subarray(0, targets.length);
       const computed = await distributions.distributions(

@@ -34,7 +34,7 @@ import {
 import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
 
 /** Bump when the graph's structure or semantics change: part of the graph-cache key. */
-export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-3";
+export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-4";
 export const ONNX_OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
 export const ONNX_IR_VERSION = 8;
@@ -75,6 +75,15 @@ export const graphNames = {
   presentValue: (layer: number) => `present_value_${layer}`,
   attentionLastRows: (layer: number) => `attn_last_rows_${layer}`,
   attentionColumnSums: (layer: number) => `attn_col_sums_${layer}`,
+  /**
+   * Per layer [1, heads, rows, total]: row i is the attention of the last (rows - i) query rows,
+   * summed (reverse cumulative sum of attn_last_rows): the observation scores of every window
+   * up to `rows`, one row each.
+   */
+  attentionWindowSums: (layer: number) => `attn_window_sums_${layer}`,
+  /** Per layer [1, heads, q]: the L2 norm of each new token's key (value), in float64. */
+  keyNorms: (layer: number) => `key_norms_${layer}`,
+  valueNorms: (layer: number) => `value_norms_${layer}`,
 };
 
 /** Decides, per weight, whether it is stored inline or as external data (and where). */
@@ -240,6 +249,14 @@ export class OnnxGraphWriter {
     return name;
   }
 
+  int64Scalar(hint: string, value: number): string {
+    const name = this.fresh(hint);
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigInt64(0, BigInt(value), true);
+    this.initializers.push({ name, dims: [], data_type: OnnxDataType.INT64, raw_data: bytes });
+    return name;
+  }
+
   floatScalar(hint: string, value: number): string {
     const name = this.fresh(hint);
     this.initializers.push({
@@ -349,6 +366,13 @@ export function gptNeoModelProto(
   const windowStart = g.int64Const("window_start", [-options.observationWindow]);
   const sliceEnd = g.int64Const("slice_end", [Number.MAX_SAFE_INTEGER]);
   const axes2 = g.int64Const("axes2", [2]);
+  const axes3 = g.int64Const("axes3", [3]);
+  const queryRowAxis = g.int64Scalar("query_row_axis", 2);
+  const norms = (x: string, name: string) => {
+    const wide = g.op("Cast", [x], [attrInt("to", OnnxDataType.DOUBLE)]);
+    const squares = g.op("ReduceSum", [g.op("Mul", [wide, wide]), axes3], [attrInt("keepdims", 0)]);
+    return g.op("Sqrt", [squares], [], name);
+  };
 
   const inputs: OnnxValueInfo[] = [
     tensorValue(graphNames.inputIds, OnnxDataType.INT64, [1, "q"]),
@@ -384,12 +408,19 @@ export function gptNeoModelProto(
       tensorValue(graphNames.presentValue(layer), OnnxDataType.FLOAT, [1, heads, "q", headDim]),
       tensorValue(graphNames.attentionLastRows(layer), OnnxDataType.FLOAT, [1, heads, "rows", total]),
       tensorValue(graphNames.attentionColumnSums(layer), OnnxDataType.FLOAT, [1, heads, total]),
+      tensorValue(graphNames.attentionWindowSums(layer), OnnxDataType.FLOAT, [1, heads, "rows", total]),
+      tensorValue(graphNames.keyNorms(layer), OnnxDataType.DOUBLE, [1, heads, "q"]),
+      tensorValue(graphNames.valueNorms(layer), OnnxDataType.DOUBLE, [1, heads, "q"]),
     );
 
     const x = layerNorm(h, `${p}.ln_1`);
     const query = splitHeads(linear(x, `${p}.attn.attention.q_proj.weight`));
     const key = splitHeads(linear(x, `${p}.attn.attention.k_proj.weight`), graphNames.presentKey(layer));
     const value = splitHeads(linear(x, `${p}.attn.attention.v_proj.weight`), graphNames.presentValue(layer));
+    // Scoring statistics next to the attention that makes them: methods read a row per head
+    // instead of summing rows and norms over the whole cache in JS.
+    norms(key, graphNames.keyNorms(layer));
+    norms(value, graphNames.valueNorms(layer));
     const allKeys = g.op("Concat", [graphNames.pastKey(layer), key], [attrInt("axis", 2)]);
     const allValues = g.op("Concat", [graphNames.pastValue(layer), value], [attrInt("axis", 2)]);
     // GPT-Neo does not scale scores by 1/sqrt(head_dim).
@@ -409,7 +440,18 @@ export function gptNeoModelProto(
       biased = g.op("Where", [dropped, maskedBias, biased]);
     }
     const probs = g.op("Softmax", [biased], [attrInt("axis", -1)]);
-    g.op("Slice", [probs, windowStart, sliceEnd, axes2], [], graphNames.attentionLastRows(layer));
+    const windowRows = g.op(
+      "Slice",
+      [probs, windowStart, sliceEnd, axes2],
+      [],
+      graphNames.attentionLastRows(layer),
+    );
+    g.op(
+      "CumSum",
+      [windowRows, queryRowAxis],
+      [attrInt("reverse", 1)],
+      graphNames.attentionWindowSums(layer),
+    );
     g.op("ReduceSum", [probs, axes2], [attrInt("keepdims", 0)], graphNames.attentionColumnSums(layer));
     const context = g.op("MatMul", [probs, allValues]);
     const merged = g.op("Reshape", [

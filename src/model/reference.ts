@@ -5,6 +5,7 @@
  * inputs the fixtures do not cover (evicted caches, per-head padding, sparse top-k).
  */
 import { SpgError } from "../errors.js";
+import { rowNorms, windowSumsFromRows } from "../kv/statistics.js";
 import type { GraphOptions } from "./graph.js";
 import type { ForwardInput, ForwardOutput, GptNeoCheckpoint } from "./types.js";
 
@@ -214,8 +215,9 @@ export function referenceForward(
     scoredExpectedLogit[r] = dot;
     scoredTargetLogit[r] = logits[r * vocabSize + target];
   });
-  const returns = { logits: true, attention: true, present: true, ...input.returns };
+  const returns = { logits: true, attention: true, statistics: true, present: true, ...input.returns };
   const none = () => presentKeys.map(() => new Float32Array(0));
+  const none64 = () => presentKeys.map(() => new Float64Array(0));
   return {
     logits: returns.logits ? logits : new Float32Array(0),
     logitsLogSumExp,
@@ -225,7 +227,14 @@ export function referenceForward(
     presentKeys: returns.present ? presentKeys : none(),
     presentValues: returns.present ? presentValues : none(),
     attentionLastRows: returns.attention ? attentionLastRows : none(),
-    attentionRows: returns.attention ? rows : 0,
-    attentionColumnSums: returns.attention ? attentionColumnSums : none(),
+    attentionRows: returns.attention || returns.statistics ? rows : 0,
+    attentionColumnSums: returns.statistics ? attentionColumnSums : none(),
+    attentionWindowSums: returns.statistics
+      ? attentionLastRows.map((lastRows) =>
+          windowSumsFromRows(lastRows, heads, rows, lastRows.length / (heads * rows)),
+        )
+      : none(),
+    keyNorms: returns.statistics ? presentKeys.map((k) => rowNorms(k, heads * q, headDim)) : none64(),
+    valueNorms: returns.statistics ? presentValues.map((v) => rowNorms(v, heads * q, headDim)) : none64(),
   };
 }

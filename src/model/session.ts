@@ -261,22 +261,30 @@ export async function loadRuntime(
   const session = await createSession(graph, options.device, options.intraOpThreads);
   const config = checkpoint.config;
   const layers = Array.from({ length: config.numLayers }, (_, layer) => layer);
-  const attentionNames = new Set(
-    layers.flatMap((l) => [graphNames.attentionLastRows(l), graphNames.attentionColumnSums(l)]),
-  );
-  const presentNames = new Set(layers.flatMap((l) => [graphNames.presentKey(l), graphNames.presentValue(l)]));
+  // Each optional output name, with the selection flag that asks for it.
+  const optional = new Map<string, keyof OutputSelection>([[graphNames.logits, "logits"]]);
+  for (const l of layers) {
+    optional.set(graphNames.attentionLastRows(l), "attention");
+    for (const name of [
+      graphNames.attentionColumnSums(l),
+      graphNames.attentionWindowSums(l),
+      graphNames.keyNorms(l),
+      graphNames.valueNorms(l),
+    ])
+      optional.set(name, "statistics");
+    optional.set(graphNames.presentKey(l), "present");
+    optional.set(graphNames.presentValue(l), "present");
+  }
   // The output names to fetch, per selection: built once each, not on every forward pass.
   const fetchLists = new Map<string, string[]>();
   const fetched = (returns: Required<OutputSelection>) => {
-    const key = `${returns.logits}/${returns.attention}/${returns.present}`;
+    const key = JSON.stringify(returns);
     let names = fetchLists.get(key);
     if (names === undefined) {
-      names = session.outputNames.filter(
-        (name) =>
-          (returns.logits || name !== graphNames.logits) &&
-          (returns.attention || !attentionNames.has(name)) &&
-          (returns.present || !presentNames.has(name)),
-      );
+      names = session.outputNames.filter((name) => {
+        const flag = optional.get(name);
+        return flag === undefined || returns[flag];
+      });
       fetchLists.set(key, names);
     }
     return names;
@@ -286,9 +294,10 @@ export async function loadRuntime(
     executionProvider: providers[0],
     async forward(input: ForwardInput): Promise<ForwardOutput> {
       const feeds = forwardFeeds(config, input);
-      const returns = { logits: true, attention: true, present: true, ...input.returns };
+      const returns = { logits: true, attention: true, statistics: true, present: true, ...input.returns };
       const outputs = await session.run(feeds, fetched(returns));
       const empty = () => layers.map(() => new Float32Array(0));
+      const empty64 = () => layers.map(() => new Float64Array(0));
       return {
         logits: returns.logits ? floatOutput(outputs, graphNames.logits) : new Float32Array(0),
         logitsLogSumExp: doubleOutput(outputs, graphNames.logitsLogSumExp),
@@ -304,10 +313,22 @@ export async function loadRuntime(
         attentionLastRows: returns.attention
           ? layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l)))
           : empty(),
-        attentionRows: returns.attention ? Math.min(options.observationWindow, input.inputIds.length) : 0,
-        attentionColumnSums: returns.attention
+        attentionRows:
+          returns.attention || returns.statistics
+            ? Math.min(options.observationWindow, input.inputIds.length)
+            : 0,
+        attentionColumnSums: returns.statistics
           ? layers.map((l) => floatOutput(outputs, graphNames.attentionColumnSums(l)))
           : empty(),
+        attentionWindowSums: returns.statistics
+          ? layers.map((l) => floatOutput(outputs, graphNames.attentionWindowSums(l)))
+          : empty(),
+        keyNorms: returns.statistics
+          ? layers.map((l) => doubleOutput(outputs, graphNames.keyNorms(l)))
+          : empty64(),
+        valueNorms: returns.statistics
+          ? layers.map((l) => doubleOutput(outputs, graphNames.valueNorms(l)))
+          : empty64(),
       };
     },
     async close() {
@@ -318,18 +339,21 @@ export async function loadRuntime(
 
 /**
  * Prefill: the tokens at positions 0..n-1 with an empty past; returns the output and the full
- * cache. `logitRows` limits the logits to the last rows (default: every row).
+ * cache. `logitRows` limits the logits to the last rows (default: every row); `returns` leaves
+ * out outputs the caller does not read (the present keys and values always come back).
  */
 export async function prefillTokens(
   runtime: GptNeoRuntime,
   tokens: readonly number[],
-  logitRows?: number,
+  options: Pick<ForwardInput, "logitRows" | "returns"> = {},
 ): Promise<{ output: ForwardOutput; cache: KvCache; positions: number[] }> {
   const positions = tokens.map((_, i) => i);
   const output = await runtime.forward({
     inputIds: tokens,
     positionIds: positions,
-    logitRows,
+    ...options,
+    // the cache is built from the present keys and values
+    returns: { ...options.returns, present: true },
     ...pastInputs(emptyCache(runtime.config), runtime.config, positions),
   });
   return { output, cache: cacheFromPrefill(runtime.config, output, positions), positions };
@@ -360,6 +384,9 @@ export async function forwardOnCache(
       attentionLastRows: none,
       attentionRows: 0,
       attentionColumnSums: none,
+      attentionWindowSums: none,
+      keyNorms: runtime.config.attentionLayers.map(() => new Float64Array(0)),
+      valueNorms: runtime.config.attentionLayers.map(() => new Float64Array(0)),
     };
   }
   const inputs =
@@ -402,7 +429,7 @@ export async function generateGreedy(
       inputIds: [token],
       positionIds: positions,
       ...padded.inputs(positions),
-      returns: { logits: false, attention: false },
+      returns: { logits: false, attention: false, statistics: false },
     });
     if (step + 1 < steps) padded.append(output, positions);
     token = output.logitsArgmax[0];

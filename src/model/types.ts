@@ -46,9 +46,11 @@ export interface ForwardInput {
   scored?: { probs: Float32Array; targets: readonly number[] };
   /**
    * Which bulky outputs are copied out of onnxruntime (each default true): the logits, the
-   * attention statistics, the new tokens' keys and values. Those not asked for come back
-   * empty; log-sum-exp, argmax and scores always come back. A teacher-forced pass that scores
-   * in the graph needs none of them; a decode step only the keys and values.
+   * last rows of attention probabilities, the scoring statistics (column and window sums of
+   * attention, key and value norms), the new tokens' keys and values. Those not asked for come
+   * back empty; log-sum-exp, argmax and scores always come back. A teacher-forced pass that
+   * scores in the graph needs none of them; a decode step only the keys and values; a prefill
+   * for the compression methods the statistics, not the attention rows.
    */
   returns?: OutputSelection;
 }
@@ -56,6 +58,7 @@ export interface ForwardInput {
 export interface OutputSelection {
   logits?: boolean;
   attention?: boolean;
+  statistics?: boolean;
   present?: boolean;
 }
 
@@ -83,6 +86,15 @@ export interface ForwardOutput {
   attentionRows: number;
   /** Per layer, attention probabilities summed over all q query rows [heads, slots + q]. */
   attentionColumnSums: Float32Array[];
+  /**
+   * Per layer [heads, rows, slots + q]: row i is the sum of attentionLastRows' rows i..rows-1,
+   * the attention of the last (rows - i) queries (a float32 running sum from the last row up).
+   */
+  attentionWindowSums: Float32Array[];
+  /** Per layer [heads, q]: the L2 norm of each new token's key, in float64. */
+  keyNorms: Float64Array[];
+  /** Per layer [heads, q]: the L2 norm of each new token's value, in float64. */
+  valueNorms: Float64Array[];
 }
 
 /** A float32 tensor as the runtime uses it (checkpoint F16/BF16 are widened on read). */

@@ -2,6 +2,7 @@
 import type { KvCache } from "../../src/kv/cache.js";
 import type { BaselineDtype } from "../../src/kv/compressed.js";
 import type { MethodContext } from "../../src/kv/methods/types.js";
+import { cacheNorms, windowSumsFromRows } from "../../src/kv/statistics.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
@@ -56,8 +57,10 @@ export function randomCache(config: GptNeoConfig, slots: number, seed: number, s
 }
 
 /**
- * Attention statistics with designed scores: lastRows[l][h, r, s] = rowScore(l, h, r, s),
- * columnSums[l][h, s] = columnScore(l, h, s). Not normalized: methods only rank them.
+ * Prefill statistics with designed scores: the attention of query row r (of the last `rows`)
+ * is rowScore(l, h, r, s), summed into window sums as the graph does; columnSums[l][h, s] =
+ * columnScore(l, h, s). Not normalized: methods only rank them. Key and value norms are the
+ * cache's when one is given (spg reads them), else absent.
  */
 export function designedContext(
   config: GptNeoConfig,
@@ -66,19 +69,21 @@ export function designedContext(
   dtype: BaselineDtype,
   rowScore: (l: number, h: number, r: number, s: number) => number,
   columnScore: (l: number, h: number, s: number) => number,
+  cache?: KvCache,
 ): MethodContext {
   const H = config.numHeads;
   return {
     config,
     baselineDtype: dtype,
+    norms: cache === undefined ? { keys: [], values: [] } : cacheNorms(cache),
     attention: {
       rows,
-      lastRows: config.attentionLayers.map((_, l) => {
+      windowSums: config.attentionLayers.map((_, l) => {
         const a = new Float32Array(H * rows * slots);
         for (let h = 0; h < H; h++)
           for (let r = 0; r < rows; r++)
             for (let s = 0; s < slots; s++) a[(h * rows + r) * slots + s] = rowScore(l, h, r, s);
-        return a;
+        return windowSumsFromRows(a, H, rows, slots);
       }),
       columnSums: config.attentionLayers.map((_, l) => {
         const a = new Float32Array(H * slots);

@@ -55,6 +55,9 @@ function fakeOutput(tokens: number, offset = 0): ForwardOutput {
     attentionLastRows: [],
     attentionRows: 0,
     attentionColumnSums: [],
+    attentionWindowSums: [],
+    keyNorms: [],
+    valueNorms: [],
   };
 }
 

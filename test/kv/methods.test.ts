@@ -12,6 +12,7 @@ import { roundToHalf } from "../../src/kv/fp16.js";
 import { compressWithConfig, methodFor, methods } from "../../src/kv/methods/index.js";
 import { observationScores } from "../../src/kv/methods/snapkv.js";
 import { chooseGroupQuant } from "../../src/kv/quantize.js";
+import { windowSumsFromRows } from "../../src/kv/statistics.js";
 import { designedContext, randomCache, row, testConfig } from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);
@@ -39,7 +40,7 @@ function assertAccounting(c: CompressedCache): void {
   assert.equal(c.bytes, sum);
 }
 
-test("observation scores equal a float32 accumulator summed row by row, for any window", () => {
+test("observation scores (window sums) equal a float32 accumulator summed from the last row up, for any window", () => {
   const heads = 3;
   const rows = 11;
   const slots = 17;
@@ -50,10 +51,11 @@ test("observation scores equal a float32 accumulator summed row by row, for any 
   };
   const data = Float32Array.from({ length: heads * rows * slots }, () => next() * next());
   for (const window of [1, 3, 4, 7, 11]) {
-    const scores = observationScores({ lastRows: [data], columnSums: [], rows }, 0, heads, slots, window);
+    const windowSums = [windowSumsFromRows(data, heads, rows, slots)];
+    const scores = observationScores({ windowSums, columnSums: [], rows }, 0, heads, slots, window);
     for (let h = 0; h < heads; h++) {
       const expected = new Float32Array(slots);
-      for (let r = rows - window; r < rows; r++)
+      for (let r = rows - 1; r >= rows - window; r--)
         for (let s = 0; s < slots; s++) expected[s] += data[(h * rows + r) * slots + s];
       assert.deepEqual(scores[h], expected, `window ${window} head ${h}`);
     }
@@ -265,6 +267,7 @@ test("every method: serialized length == bytes, deterministic fingerprints", () 
     "fp16",
     (_l, h, r, s) => ((h + 1) * (r + 1) * (s + 3)) % 7,
     (_l, h, s) => (s * (h + 2)) % 5,
+    cache,
   );
   const paramsFor: Record<string, Record<string, unknown>> = {
     full: {},

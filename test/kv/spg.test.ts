@@ -50,7 +50,7 @@ function offParams(): SpgParams {
 }
 
 const asRecord = (p: SpgParams) => p as unknown as Record<string, unknown>;
-const scoredContext = () =>
+const scoredContext = (cache: KvCache) =>
   designedContext(
     config,
     SLOTS,
@@ -58,11 +58,12 @@ const scoredContext = () =>
     "fp16",
     (l, h, r, s) => ((l + 1) * (h + 2) * (r + 1) * (s + 5)) % 11,
     () => 0,
+    cache,
   );
 
 test("spg with every stage-2 component off equals SnapKV eviction, byte for byte", () => {
   const cache = randomCache(config, SLOTS, 21);
-  const ctx = scoredContext();
+  const ctx = scoredContext(cache);
   const spg = methods.spg.compress(cache, ctx, asRecord(offParams()));
   const snap = methods.snapkv.compress(cache, ctx, {
     keepRatio: 0.5,
@@ -82,7 +83,7 @@ test("spg with every stage-2 component off equals SnapKV eviction, byte for byte
 
 test("spg stage 1: sinks and recent protected, pooling kernel chosen by context length", () => {
   const cache = randomCache(config, SLOTS, 22);
-  const ctx = scoredContext();
+  const ctx = scoredContext(cache);
   const p = offParams();
   p.stage1.sinkTokens = 1;
   p.stage1.recentTokens = 3;
@@ -114,12 +115,12 @@ test("spg magnitude weight 1 keeps the largest-norm slots; per-layer budgets app
   p.stage1.magnitudeWeight = 1;
   p.stage1.keepRatio = 0.4;
   p.stage1.layerKeepRatios = [0.4, 0.2];
-  const m = methods.spg.compress(cache, scoredContext(), asRecord(p)).materialize();
+  const m = methods.spg.compress(cache, scoredContext(cache), asRecord(p)).materialize();
   assert.deepEqual([...m.layers[0].heads[1].positions], [2, 5, 8, 9]);
   assert.deepEqual([...m.layers[1].heads[0].positions], [8, 9]);
   p.stage1.layerKeepRatios = [0.4];
   assert.throws(
-    () => methods.spg.compress(cache, scoredContext(), asRecord(p)),
+    () => methods.spg.compress(cache, scoredContext(cache), asRecord(p)),
     /layerKeepRatios has 1 entries/,
   );
 });
@@ -134,6 +135,7 @@ test("spg reserved heads: the most important head stays at fp16, the other is mi
     "fp16",
     (_l, h, _r, s) => (h === 1 ? 1 : 0.01) * (1 + (s % 3)),
     () => 0,
+    cache,
   );
   const p = offParams();
   p.stage2.reservedHeads = 1;
@@ -169,7 +171,7 @@ test("spg magnitude threshold drops small values exactly and stores survivors sp
   const cache = randomCache(config, SLOTS, 25);
   const p = offParams();
   p.stage2.magnitudeThreshold = 0.5;
-  const c = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  const c = methods.spg.compress(cache, scoredContext(cache), asRecord(p));
   const m = c.materialize();
   for (let l = 0; l < 2; l++) {
     let survivors = 0;
@@ -236,6 +238,7 @@ function rankOneHead(slots: number) {
     "fp16",
     () => 1,
     () => 0,
+    cache,
   );
   return { rank1, cache, ctx };
 }
@@ -501,10 +504,10 @@ test("spg drops small values only when the sparse form is smaller than keeping t
   const cache = randomCache(config, SLOTS, 26);
   const p = offParams();
   p.stage2.mixedPrecision.enabled = true;
-  const dense = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  const dense = methods.spg.compress(cache, scoredContext(cache), asRecord(p));
   // a threshold that drops at most a few elements: the mask (a bit per element) would cost more
   p.stage2.magnitudeThreshold = 0.01;
-  const tiny = methods.spg.compress(cache, scoredContext(), asRecord(p));
+  const tiny = methods.spg.compress(cache, scoredContext(cache), asRecord(p));
   // same values, plus one "all elements" tag byte per K and V block of each of the 2 heads
   assert.equal(tiny.bytes, dense.bytes + 2 * 2 * 2);
   assert.deepEqual(tiny.materialize(), dense.materialize());
@@ -512,7 +515,7 @@ test("spg drops small values only when the sparse form is smaller than keeping t
 
 test("spg pooling kernel follows the context-length table", () => {
   const cache = randomCache(config, SLOTS, 27);
-  const ctx = scoredContext();
+  const ctx = scoredContext(cache);
   const snap = (kernel: number) =>
     methods.snapkv.compress(cache, ctx, {
       keepRatio: 0.5,
@@ -542,7 +545,7 @@ test("spg pooling kernel follows the context-length table", () => {
 
 test("spg ablation overlays: stage 2 never changes the kept slots, and every variant decodes", () => {
   const cache = randomCache(config, SLOTS, 28);
-  const ctx = scoredContext();
+  const ctx = scoredContext(cache);
   const on = offParams();
   on.stage2 = {
     reservedHeads: 1,

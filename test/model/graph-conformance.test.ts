@@ -12,6 +12,7 @@ import {
   MASKED_ATTENTION_BIAS,
   pastInputs,
 } from "../../src/kv/layout.js";
+import { rowNorms, windowSumsFromRows } from "../../src/kv/statistics.js";
 import { loadRuntime } from "../../src/model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
 import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
@@ -84,7 +85,7 @@ for (const name of ["A", "B"] as const) {
     });
 
     const attentionLength = name === "A" ? 24 : 17;
-    test(`attentions_len${attentionLength}: last rows and column sums equal HF's probabilities`, async () => {
+    test(`attentions_len${attentionLength}: last rows, column and window sums equal HF's probabilities; norms`, async () => {
       const reference = fixtureCase(name, `attentions_len${attentionLength}`);
       const config = checkpoint.config;
       const q = attentionLength;
@@ -112,6 +113,26 @@ for (const name of ["A", "B"] as const) {
           maxAbsDiff(output.attentionColumnSums[layer], expectedSums) <= TOLERANCE,
           `layer ${layer} sums`,
         );
+        // Window sums: HF's rows summed, and bit for bit the JS running sum over the graph's rows.
+        const rows = output.attentionRows;
+        const fromHf = windowSumsFromRows(Float32Array.from(expectedLast), config.numHeads, rows, q);
+        assert.ok(
+          maxAbsDiff(output.attentionWindowSums[layer], fromHf) <= rows * TOLERANCE,
+          `layer ${layer} window sums`,
+        );
+        assert.deepEqual(
+          output.attentionWindowSums[layer],
+          windowSumsFromRows(output.attentionLastRows[layer], config.numHeads, rows, q),
+        );
+        // Norms: the float64 norms of the keys and values the graph returned.
+        for (const [norms, matrix] of [
+          [output.keyNorms[layer], output.presentKeys[layer]],
+          [output.valueNorms[layer], output.presentValues[layer]],
+        ] as const) {
+          const expected = rowNorms(matrix, config.numHeads * q, config.headDim);
+          assert.equal(norms.length, expected.length);
+          assert.ok(maxAbsDiff(norms, expected) <= 1e-12 * Math.max(...expected), `layer ${layer} norms`);
+        }
       }
     });
 

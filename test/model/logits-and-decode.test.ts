@@ -57,7 +57,7 @@ for (const name of ["A", "B"] as const) {
       const { config } = checkpoint;
       const tokens = ids(12);
       const all = await prefillTokens(runtime, tokens);
-      const last3 = await prefillTokens(runtime, tokens, 3);
+      const last3 = await prefillTokens(runtime, tokens, { logitRows: 3 });
       assert.equal(last3.output.logits.length, 3 * config.vocabSize);
       assert.ok(maxAbsDiff(last3.output.logits, all.output.logits.subarray(9 * config.vocabSize)) <= 1e-6);
       assert.deepEqual(

@@ -165,11 +165,26 @@ describe("devices and inputs", () => {
       const lean = await runtime.forward({
         ...good,
         scored: { probs: probs(1), targets: [5] },
-        returns: { logits: false, attention: false, present: false },
+        returns: { logits: false, attention: false, statistics: false, present: false },
       });
       assert.equal(lean.logits.length, 0);
       assert.equal(lean.attentionRows, 0);
-      assert.ok(lean.presentKeys.every((k) => k.length === 0));
+      for (const arrays of [
+        lean.presentKeys,
+        lean.presentValues,
+        lean.attentionLastRows,
+        lean.attentionColumnSums,
+        lean.attentionWindowSums,
+        lean.keyNorms,
+        lean.valueNorms,
+      ])
+        assert.ok(arrays.every((a) => a.length === 0));
+      // Statistics without the attention rows: what a prefill for the methods asks for.
+      const statistics = await runtime.forward({ ...good, returns: { attention: false } });
+      assert.ok(statistics.attentionLastRows.every((a) => a.length === 0));
+      assert.equal(statistics.attentionRows, 2);
+      assert.ok(statistics.attentionWindowSums.every((a) => a.length === 2 * config.numHeads * 2));
+      assert.ok(statistics.keyNorms.every((a) => a.length === config.numHeads * 2));
       assert.equal(lean.scoredExpectedLogit.length, 1);
       const output = await runtime.forward(good);
       assert.equal(output.logits.length, 2 * config.vocabSize);

@@ -7,8 +7,8 @@ import type { KvCache } from "../cache.js";
 import type { CompressedCache } from "../compressed.js";
 import { keepCount, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
 import {
-  checkAttention,
   checkedShape,
+  checkStatistics,
   eligibleSlots,
   schemaParts,
   storeEvicted,
@@ -44,7 +44,7 @@ export function compress(
 ): CompressedCache {
   const p = validateParams<H2oParams>("h2o", paramsSchema, params);
   const shape = checkedShape("h2o", cache, context);
-  checkAttention("h2o", shape, context, "columnSums");
+  checkStatistics("h2o", shape, context, "columnSums");
   const eligible = eligibleSlots(shape, context, p.localWindowTrim);
   const kept = shape.layers.map((layer, l) => {
     const slots = layer.positions.length;

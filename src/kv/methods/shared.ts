@@ -85,23 +85,28 @@ export function checkedShape(kind: string, cache: KvCache, context: MethodContex
   return shape;
 }
 
-/** Checks the attention statistics a scoring method reads. */
-export function checkAttention(
+/** Checks the prefill statistics a scoring method reads: one [heads, rows, slots] array per layer. */
+export function checkStatistics(
   kind: string,
   shape: CacheShape,
   context: MethodContext,
-  need: "lastRows" | "columnSums",
+  need: "windowSums" | "columnSums" | "keyNorms" | "valueNorms",
 ): void {
-  const { attention } = context;
-  const arrays = need === "lastRows" ? attention.lastRows : attention.columnSums;
+  const { attention, norms } = context;
+  const sources: Record<typeof need, [ArrayLike<number>[], number]> = {
+    windowSums: [attention.windowSums, attention.rows],
+    columnSums: [attention.columnSums, 1],
+    keyNorms: [norms.keys, 1],
+    valueNorms: [norms.values, 1],
+  };
+  const [arrays, rows] = sources[need];
   const fail = (what: string) =>
-    new SpgError("E_METHOD_INPUT", `method ${kind}: attention ${need}: ${what}`, {
-      fix: "run the prefill with attention outputs over the context tokens",
+    new SpgError("E_METHOD_INPUT", `method ${kind}: prefill statistics ${need}: ${what}`, {
+      fix: "run the prefill with its statistics outputs over the context tokens",
     });
   if (!Array.isArray(arrays) || arrays.length !== shape.layers.length)
     throw fail("one array per layer expected");
   shape.layers.forEach((layer, l) => {
-    const rows = need === "lastRows" ? attention.rows : 1;
     const expected = layer.numHeads * rows * layer.positions.length;
     if (arrays[l].length !== expected)
       throw fail(`layer ${l} has ${arrays[l].length} values, expected ${expected}`);

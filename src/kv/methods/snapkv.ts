@@ -8,8 +8,8 @@ import type { KvCache } from "../cache.js";
 import type { CompressedCache } from "../compressed.js";
 import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
 import {
-  checkAttention,
   checkedShape,
+  checkStatistics,
   eligibleSlots,
   paramError,
   schemaParts,
@@ -46,8 +46,8 @@ export const paramsSchema = {
 } as const;
 
 /**
- * Per head, attention of the last `window` rows summed over those rows: [slots] each.
- * Shared with spg's stage 1.
+ * Per head, attention of the last `window` rows summed over those rows: [slots] each (views
+ * into the prefill's window sums, not copies). Shared with spg's stage 1.
  */
 export function observationScores(
   attention: PrefillAttention,
@@ -57,27 +57,10 @@ export function observationScores(
   window: number,
 ): Float32Array[] {
   const rows = attention.rows;
-  const data = attention.lastRows[layer];
+  const sums = attention.windowSums[layer];
   return Array.from({ length: numHeads }, (_, h) => {
-    // Summed row by row in float32 (each partial sum rounded, as a Float32Array accumulator
-    // would), four rows per pass over the slots.
-    const out = new Float32Array(slots);
-    let r = rows - window;
-    for (; r + 3 < rows; r += 4) {
-      const b0 = (h * rows + r) * slots;
-      const b1 = b0 + slots;
-      const b2 = b1 + slots;
-      const b3 = b2 + slots;
-      for (let s = 0; s < slots; s++) {
-        const f = Math.fround;
-        out[s] = f(f(f(f(out[s] + data[b0 + s]) + data[b1 + s]) + data[b2 + s]) + data[b3 + s]);
-      }
-    }
-    for (; r < rows; r++) {
-      const base = (h * rows + r) * slots;
-      for (let s = 0; s < slots; s++) out[s] += data[base + s];
-    }
-    return out;
+    const start = (h * rows + rows - window) * slots;
+    return sums.subarray(start, start + slots);
   });
 }
 
@@ -97,7 +80,7 @@ export function compress(
     );
   }
   const shape = checkedShape("snapkv", cache, context);
-  checkAttention("snapkv", shape, context, "lastRows");
+  checkStatistics("snapkv", shape, context, "windowSums");
   const eligible = eligibleSlots(shape, context, p.localWindowTrim);
   const kept = shape.layers.map((layer, l) => {
     const slots = layer.positions.length;

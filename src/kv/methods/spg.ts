@@ -70,8 +70,8 @@ import {
 import { decodeGroups, encodeGroups, GROUP_META_BYTES, type QuantGroups, tokenGroups } from "../quantize.js";
 import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask, topMembers } from "../select.js";
 import {
-  checkAttention,
   checkedShape,
+  checkStatistics,
   decodeKeptLayer,
   eligibleSlots,
   encodeKeptLayer,
@@ -249,31 +249,6 @@ export function kernelFor(p: SpgParams, contextTokens: number): number {
     );
   }
   return entry.kernel;
-}
-
-function rowNorms(matrix: Float32Array, slots: number, dim: number): Float64Array {
-  const out = new Float64Array(slots);
-  for (let s = 0, o = 0; s < slots; s++, o += dim) {
-    // four running sums: one would wait on each add (the loop is latency-bound, not load-bound)
-    let a0 = 0;
-    let a1 = 0;
-    let a2 = 0;
-    let a3 = 0;
-    let c = 0;
-    for (; c + 3 < dim; c += 4) {
-      const x0 = matrix[o + c];
-      const x1 = matrix[o + c + 1];
-      const x2 = matrix[o + c + 2];
-      const x3 = matrix[o + c + 3];
-      a0 += x0 * x0;
-      a1 += x1 * x1;
-      a2 += x2 * x2;
-      a3 += x3 * x3;
-    }
-    for (; c < dim; c++) a0 += matrix[o + c] * matrix[o + c];
-    out[s] = Math.sqrt(a0 + a1 + a2 + a3);
-  }
-  return out;
 }
 
 function maxOf(values: ArrayLike<number>): number {
@@ -699,12 +674,12 @@ function planLayer(
 ): LayerPlan {
   const layer = shape.layers[l];
   const slots = layer.positions.length;
-  const dim = shape.headDim;
   const kernel = kernelFor(p, slots);
   const observed = observationScores(context.attention, l, layer.numHeads, slots, p.stage1.observationWindow);
   const heads = cache.layers[l].heads;
-  const keyNorms = heads.map((head) => rowNorms(head.keys, slots, dim));
-  const valueNorms = heads.map((head) => rowNorms(head.values, slots, dim));
+  const normsOf = (all: Float64Array) => heads.map((_, h) => all.subarray(h * slots, (h + 1) * slots));
+  const keyNorms = normsOf(context.norms.keys[l]);
+  const valueNorms = normsOf(context.norms.values[l]);
   const scores = heads.map((_, h) => stage1Scores(observed[h], keyNorms[h], valueNorms[h], kernel, p));
   const protectedMask = sinkRecentMask(layer.positions, p.stage1.sinkTokens, p.stage1.recentTokens);
   const ratio = p.stage1.layerKeepRatios === null ? p.stage1.keepRatio : p.stage1.layerKeepRatios[l];
@@ -818,7 +793,9 @@ export function compress(
   const p = validateParams<SpgParams>("spg", paramsSchema, params);
   checkParams(p, context);
   const shape = checkedShape("spg", cache, context);
-  checkAttention("spg", shape, context, "lastRows");
+  checkStatistics("spg", shape, context, "windowSums");
+  checkStatistics("spg", shape, context, "keyNorms");
+  checkStatistics("spg", shape, context, "valueNorms");
   const dtype = context.baselineDtype;
   const eligible = eligibleSlots(shape, context, p.stage1.localWindowTrim);
   const plans = shape.layers.map((_, l) => planLayer(cache, shape, l, context, p, eligible[l]));

@@ -1,20 +1,26 @@
 import type { GptNeoConfig } from "../../model/types.js";
 import type { KvCache } from "../cache.js";
 import type { BaselineDtype, CompressedCache } from "../compressed.js";
+import type { CacheNorms } from "../statistics.js";
 
 /** Attention statistics of the prefill over the context tokens only (never the continuation). */
 export interface PrefillAttention {
-  /** Per layer, probabilities of the last `rows` context queries: [heads, rows, slots]. */
-  lastRows: Float32Array[];
+  /**
+   * Per layer [heads, rows, slots]: row i holds the probabilities of the last (rows - i) context
+   * queries, summed, so an observation window of w queries reads row rows - w.
+   */
+  windowSums: Float32Array[];
   /** Per layer, probabilities summed over every context query: [heads, slots]. */
   columnSums: Float32Array[];
-  /** Query rows in lastRows. */
+  /** Query rows behind windowSums (the largest observation window). */
   rows: number;
 }
 
 export interface MethodContext {
   config: GptNeoConfig;
   attention: PrefillAttention;
+  /** The prefill cache's key and value norms per slot (empty arrays when not computed). */
+  norms: CacheNorms;
   baselineDtype: BaselineDtype;
 }
 

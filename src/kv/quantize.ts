@@ -96,9 +96,6 @@ function widths(counts: Map<number, number>): number[] {
   return [...counts.keys()].sort((a, b) => a - b);
 }
 
-/** Arrays indexed directly by bit width (1..16, the bit packer's range). */
-const BY_WIDTH = 17;
-
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
   const { members, starts, bits } = groups;
   let nonEmpty = 0;
@@ -164,13 +161,26 @@ export function decodeGroups(reader: ByteReader, out: Float32Array, groups: Quan
   let nonEmpty = 0;
   for (let g = 0; g < groupCount; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
   const meta = reader.bytes(GROUP_META_BYTES * nonEmpty);
+  // codes back in member order, as encodeGroups held them
   const counts = codeCounts(groups);
-  const codes: Uint32Array[] = [];
-  for (const width of widths(counts)) {
-    const count = counts.get(width)!;
-    codes[width] = unpackBits(reader.bytes(packedLength(count, width)), count, width);
+  const used = widths(counts);
+  let codes: Uint32Array;
+  if (used.length === 1) {
+    codes = unpackBits(reader.bytes(packedLength(members.length, used[0])), members.length, used[0]);
+  } else {
+    codes = new Uint32Array(members.length);
+    for (const width of used) {
+      const count = counts.get(width) ?? 0;
+      const stream = unpackBits(reader.bytes(packedLength(count, width)), count, width);
+      let next = 0;
+      for (let g = 0; g < groupCount; g++) {
+        if (bits[g] !== width) continue;
+        const length = starts[g + 1] - starts[g];
+        codes.set(stream.subarray(next, next + length), starts[g]);
+        next += length;
+      }
+    }
   }
-  const next = new Int32Array(BY_WIDTH);
   let metaAt = 0;
   for (let g = 0; g < groupCount; g++) {
     const from = starts[g];
@@ -179,12 +189,8 @@ export function decodeGroups(reader: ByteReader, out: Float32Array, groups: Quan
     const scale = halfBitsToFloat(meta[metaAt] | (meta[metaAt + 1] << 8));
     const zero = halfBitsToFloat(meta[metaAt + 2] | (meta[metaAt + 3] << 8));
     metaAt += GROUP_META_BYTES;
-    const width = bits[g];
-    const stream = codes[width];
-    let n = next[width];
     // same arithmetic as dequantizeValue (float64, then rounded into the Float32Array)
-    for (let m = from; m < to; m++) out[members[m]] = zero + stream[n++] * scale;
-    next[width] = n;
+    for (let m = from; m < to; m++) out[members[m]] = zero + codes[m] * scale;
   }
 }
 

@@ -166,6 +166,37 @@ test("group encoding round-trips within half a step and its byte count is the cl
   assert.equal(values.bits.length, 20);
   assert.deepEqual([...values.members.subarray(values.starts[1], values.starts[2])], [3]);
   assert.equal(groupsBytes(values), 20 * 4 + (5 * 4 * 8) / 8 + Math.ceil((5 * 4 * 2) / 8));
+  // Mixed widths: metadata, then one stream per width ascending (2 bits, then 8), each in group order
+  // (codes from quantizeValue, packed by packBits); decoding puts every value back in its place.
+  const mixedWriter = new ByteWriter();
+  encodeGroups(mixedWriter, data, values);
+  const mixed = mixedWriter.finish();
+  assert.equal(mixed.length, groupsBytes(values));
+  const streams: Record<number, number[]> = { 2: [], 8: [] };
+  for (let g = 0; g < values.bits.length; g++) {
+    const members = [...values.members.subarray(values.starts[g], values.starts[g + 1])];
+    const q = chooseGroupQuant(
+      Math.min(...members.map((i) => data[i])),
+      Math.max(...members.map((i) => data[i])),
+      values.bits[g],
+    );
+    for (const i of members) streams[values.bits[g]].push(quantizeValue(data[i], q, values.bits[g]));
+  }
+  const expectedStreams = [...packBits(streams[2], 2), ...packBits(streams[8], 8)];
+  assert.deepEqual([...mixed.subarray(20 * 4)], expectedStreams);
+  const mixedOut = new Float32Array(data.length);
+  const mixedReader = new ByteReader(mixed);
+  decodeGroups(mixedReader, mixedOut, values);
+  mixedReader.end();
+  for (let g = 0; g < values.bits.length; g++) {
+    const members = [...values.members.subarray(values.starts[g], values.starts[g + 1])];
+    const q = chooseGroupQuant(
+      Math.min(...members.map((i) => data[i])),
+      Math.max(...members.map((i) => data[i])),
+      values.bits[g],
+    );
+    for (const i of members) assert.ok(Math.abs(mixedOut[i] - data[i]) <= q.scale / 2 + 1e-6);
+  }
 });
 
 test("subset storage picks the smaller of bitmask and index list, and round-trips", () => {

@@ -16,6 +16,7 @@ import { methods } from "../../src/kv/methods/index.js";
 import {
   type BlockPlan,
   elementwiseBytes,
+  factorProduct,
   type SpgParams,
   sparseFloorBytes,
 } from "../../src/kv/methods/spg.js";
@@ -582,5 +583,30 @@ test("spg ablation overlays: stage 2 never changes the kept slots, and every var
         assert.deepEqual(head.positions, stage1Only.layers[l].heads[h].positions);
       });
     });
+  }
+});
+
+test("factorProduct equals a float64 dot product per element, bit for bit, for float32 and float64 factors", () => {
+  const next = rng(91);
+  for (const [rows, rank, cols] of [
+    [1, 1, 1],
+    [7, 3, 5],
+    [33, 8, 32],
+  ]) {
+    for (const make of [
+      (n: number) => Float32Array.from({ length: n }, () => next() * 4 - 2),
+      (n: number) => Float64Array.from({ length: n }, () => next() * 4 - 2),
+    ]) {
+      const left = make(rows * rank);
+      const right = make(rank * cols);
+      const expected = new Float32Array(rows * cols);
+      for (let t = 0; t < rows; t++)
+        for (let c = 0; c < cols; c++) {
+          let acc = 0;
+          for (let k = 0; k < rank; k++) acc += left[t * rank + k] * right[k * cols + c];
+          expected[t * cols + c] = acc;
+        }
+      assert.deepEqual(factorProduct(left, right, rows, rank, cols), expected);
+    }
   }
 });

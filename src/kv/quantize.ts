@@ -26,14 +26,22 @@ export function levelsFor(bits: number): number {
 export function chooseGroupQuant(min: number, max: number, bits: number): GroupQuant {
   assertHalfRepresentable(min, "quantization group minimum");
   assertHalfRepresentable(max, "quantization group maximum");
-  const levels = levelsFor(bits);
   const zero = halfFloor(min);
+  return { scale: groupScale(zero, max, levelsFor(bits)), zero };
+}
+
+/**
+ * The fp16-exact step from `zero` that reaches `max` in `levels` steps (0 for an empty span).
+ * A number, not a field of an object: encodeGroups calls it per group, and an object whose
+ * scale is sometimes the small integer 0 made V8 box every scale it read afterwards.
+ */
+function groupScale(zero: number, max: number, levels: number): number {
   const span = max - zero;
-  if (span === 0) return { scale: 0, zero };
+  if (span === 0) return 0;
   let scaleBits = floatToHalfBits(halfCeil(span / levels));
   // fp16 ceil of span/levels can still fall short after the multiply in float64; step up.
   while (zero + levels * halfBitsToFloat(scaleBits) < max) scaleBits++;
-  return { scale: halfBitsToFloat(scaleBits), zero };
+  return halfBitsToFloat(scaleBits);
 }
 
 /**
@@ -118,7 +126,11 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
       if (x > max) max = x;
     }
     const width = bits[g];
-    const { scale, zero } = chooseGroupQuant(min, max, width);
+    assertHalfRepresentable(min, "quantization group minimum");
+    assertHalfRepresentable(max, "quantization group maximum");
+    const zero = halfFloor(min);
+    const levels = levelsFor(width);
+    const scale = groupScale(zero, max, levels);
     const scaleBits = floatToHalfBits(scale);
     const zeroBits = floatToHalfBits(zero);
     meta[metaAt++] = scaleBits & 0xff;
@@ -126,7 +138,6 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
     meta[metaAt++] = zeroBits & 0xff;
     meta[metaAt++] = zeroBits >>> 8;
     if (scale === 0) continue; // codes stay 0
-    const levels = levelsFor(width);
     for (let m = from; m < to; m++) {
       // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
       const v = (data[members[m]] - zero) / scale;

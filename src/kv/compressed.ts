@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
 import { indexBits, packBits, packedLength, unpackBits } from "./bitpack.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
-import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat } from "./fp16.js";
+import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat, roundHalfInto } from "./fp16.js";
 
 export type BaselineDtype = "fp16" | "fp32";
 
@@ -85,12 +85,8 @@ export function atBaselineDtype(cache: KvCache, dtype: BaselineDtype): KvCache {
   const round = (src: Float32Array): Float32Array => {
     if (dtype === "fp32") return Float32Array.from(src);
     const out = new Float32Array(src.length);
-    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
-    for (let i = 0; i < src.length; i++) {
-      const bits = floatBitsToHalfBits(raw[i]);
-      if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
-      out[i] = halfBitsToFloat(bits);
-    }
+    const unfit = roundHalfInto(src, out);
+    if (unfit >= 0) throw fp16RangeError(src[unfit]);
     return out;
   };
   return {

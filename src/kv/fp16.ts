@@ -67,6 +67,34 @@ export function roundToHalf(x: number): number {
   return halfBitsToFloat(floatToHalfBits(x));
 }
 
+/**
+ * Writes src rounded to the nearest binary16 value (ties to even) into out, as float32: the
+ * values halfBitsToFloat(floatBitsToHalfBits(x)) gives. Returns the index of the first value
+ * binary16 cannot hold (out is then incomplete), or -1. Values in binary16's normal range are
+ * rounded on their float32 bits (mantissa cut to 10 bits; a carry moves into the exponent),
+ * the rest go through the bit conversion; the two agree on every normal-range float32 pattern
+ * (checked exhaustively when written).
+ */
+export function roundHalfInto(src: Float32Array, out: Float32Array): number {
+  const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const outRaw = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; i++) {
+    const f = raw[i];
+    const fExp = f & 0x7f800000;
+    if (fExp > 0x38000000 && fExp < 0x47800000) {
+      // + 0xfff, + 1 more when the kept lowest bit is odd: ties go to even
+      const rounded = (f + 0x0fff + ((f >>> 13) & 1)) & 0xffffe000;
+      if ((rounded & 0x7f800000) === 0x47800000) return i; // rounded past 65504
+      outRaw[i] = rounded;
+      continue;
+    }
+    const bits = floatBitsToHalfBits(f);
+    if ((bits & 0x7c00) === 0x7c00) return i;
+    out[i] = halfBitsToFloat(bits);
+  }
+  return -1;
+}
+
 /** Smallest binary16 value >= x (x finite, |x| <= FP16_MAX). */
 export function halfCeil(x: number): number {
   let h = floatToHalfBits(x);

@@ -8,7 +8,14 @@ import {
   subsetEncodingBytes,
   writeSubset,
 } from "../../src/kv/compressed.js";
-import { floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor, roundToHalf } from "../../src/kv/fp16.js";
+import {
+  floatToHalfBits,
+  halfBitsToFloat,
+  halfCeil,
+  halfFloor,
+  roundHalfInto,
+  roundToHalf,
+} from "../../src/kv/fp16.js";
 import {
   channelGroups,
   chooseGroupQuant,
@@ -98,6 +105,34 @@ test("fp16 decode then encode is the identity on all finite patterns", () => {
     if ((h & 0x7c00) === 0x7c00) continue;
     assert.equal(floatToHalfBits(halfBitsToFloat(h)), h);
   }
+});
+
+test("roundHalfInto equals the bit conversion and back on every exponent, ties, subnormals and overflow", () => {
+  // Every float32 exponent with mantissas that hit ties (low 13 bits 0x1000, kept bit odd or
+  // even), just below and above them, carries into the exponent, and pseudo-random ones.
+  const patterns: number[] = [];
+  const next = rng(17);
+  for (let exp = 0; exp < 255; exp++) {
+    for (const sign of [0, 0x80000000]) {
+      const mantissas = [0, 0x1000, 0x0fff, 0x1001, 0x3000, 0x2000, 0x7fffff, 0x7ff000, 0x7fefff];
+      for (let k = 0; k < 24; k++) mantissas.push(Math.floor(next() * 0x800000));
+      for (const m of mantissas) patterns.push((sign | (exp << 23) | m) >>> 0);
+    }
+  }
+  const src = new Float32Array(Uint32Array.from(patterns).buffer);
+  for (let i = 0; i < src.length; i++) {
+    const one = src.subarray(i, i + 1);
+    const out = new Float32Array(1);
+    const expected = floatToHalfBits(one[0]);
+    if ((expected & 0x7c00) === 0x7c00) {
+      assert.equal(roundHalfInto(one, out), 0, `0x${patterns[i].toString(16)} cannot be held`);
+      continue;
+    }
+    assert.equal(roundHalfInto(one, out), -1);
+    assert.ok(Object.is(out[0], halfBitsToFloat(expected)), `0x${patterns[i].toString(16)}`);
+  }
+  // Whole arrays: the index of the first value fp16 cannot hold.
+  assert.equal(roundHalfInto(Float32Array.of(1, 65504, 65519.99, 65520, 2), new Float32Array(5)), 3);
 });
 
 test("fp16 floor/ceil bracket x by adjacent representable values", () => {

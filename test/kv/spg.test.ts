@@ -610,3 +610,12 @@ test("factorProduct equals a float64 dot product per element, bit for bit, for f
     }
   }
 });
+
+test("spg without the prefill's key/value norms fails with E_METHOD_INPUT, naming the statistic", () => {
+  const cache = randomCache(config, SLOTS, 31);
+  const withoutNorms = { ...scoredContext(cache), norms: { keys: [], values: [] } };
+  assert.throws(() => methods.spg.compress(cache, withoutNorms, asRecord(offParams())), {
+    code: "E_METHOD_INPUT",
+    message: /keyNorms: one array per layer expected/,
+  });
+});

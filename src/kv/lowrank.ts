@@ -681,6 +681,51 @@ export function factorsFor(
   return { left, right };
 }
 
+/**
+ * left [rows, rank] x right [rank, cols] into `out` (float64 unless given a Float32Array). Each
+ * element is summed over k in order in float64, as a dot product per element would be, and
+ * rounded once on the store; four columns at a time, so each load of the left factor serves
+ * four sums. The decoders of spg's low-rank blocks and of low-rank weights both read this.
+ */
+export function multiplyFactors<Out extends Float32Array | Float64Array = Float64Array>(
+  left: ArrayLike<number>,
+  right: ArrayLike<number>,
+  rows: number,
+  rank: number,
+  cols: number,
+  out: Out = new Float64Array(rows * cols) as Out,
+): Out {
+  const wide = cols - (cols % 4);
+  for (let t = 0; t < rows; t++) {
+    const lo = t * rank;
+    const bo = t * cols;
+    for (let c = 0; c < wide; c += 4) {
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      for (let k = 0; k < rank; k++) {
+        const l = left[lo + k];
+        const w = k * cols + c;
+        a0 += l * right[w];
+        a1 += l * right[w + 1];
+        a2 += l * right[w + 2];
+        a3 += l * right[w + 3];
+      }
+      out[bo + c] = a0;
+      out[bo + c + 1] = a1;
+      out[bo + c + 2] = a2;
+      out[bo + c + 3] = a3;
+    }
+    for (let c = wide; c < cols; c++) {
+      let acc = 0;
+      for (let k = 0; k < rank; k++) acc += left[lo + k] * right[k * cols + c];
+      out[bo + c] = acc;
+    }
+  }
+  return out;
+}
+
 export function lowRankFactor(
   block: Float32Array,
   rows: number,

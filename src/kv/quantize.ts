@@ -24,10 +24,15 @@ export function levelsFor(bits: number): number {
 
 /** Scale and zero for values spanning [min, max] at this bit width. */
 export function chooseGroupQuant(min: number, max: number, bits: number): GroupQuant {
+  const zero = groupZero(min, max);
+  return { scale: groupScale(zero, max, levelsFor(bits)), zero };
+}
+
+/** The fp16 zero point of a group spanning [min, max]: fp16 floor of min (both must fit fp16). */
+function groupZero(min: number, max: number): number {
   assertHalfRepresentable(min, "quantization group minimum");
   assertHalfRepresentable(max, "quantization group maximum");
-  const zero = halfFloor(min);
-  return { scale: groupScale(zero, max, levelsFor(bits)), zero };
+  return halfFloor(min);
 }
 
 /**
@@ -126,9 +131,7 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
       if (x > max) max = x;
     }
     const width = bits[g];
-    assertHalfRepresentable(min, "quantization group minimum");
-    assertHalfRepresentable(max, "quantization group maximum");
-    const zero = halfFloor(min);
+    const zero = groupZero(min, max);
     const levels = levelsFor(width);
     const scale = groupScale(zero, max, levels);
     const scaleBits = floatToHalfBits(scale);

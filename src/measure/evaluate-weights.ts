@@ -104,20 +104,14 @@ export function weightFingerprintLines(
 ): WeightFingerprintLine[] {
   return compressed.tensors.map((tensor) => {
     const layer = LAYER_OF_NAME.exec(tensor.name);
-    const f = tensor.fingerprint;
+    const { name: _name, ...stored } = tensor.fingerprint;
     return {
       kind: "weights",
       method,
       tensor: tensor.name,
       module: tensor.plan?.kind ?? null,
       layer: layer === null ? null : Number(layer[1]),
-      encoding: f.encoding,
-      rank: f.rank,
-      bits: f.bits,
-      bytes: f.bytes,
-      baselineBytes: f.baselineBytes,
-      parameters: f.parameters,
-      sha256: f.sha256,
+      ...stored,
     };
   });
 }

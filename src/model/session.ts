@@ -296,39 +296,28 @@ export async function loadRuntime(
       const feeds = forwardFeeds(config, input);
       const returns = { logits: true, attention: true, statistics: true, present: true, ...input.returns };
       const outputs = await session.run(feeds, fetched(returns));
-      const empty = () => layers.map(() => new Float32Array(0));
-      const empty64 = () => layers.map(() => new Float64Array(0));
+      // One array per layer from the named outputs, or empty arrays when not asked for.
+      const floats = (asked: boolean, name: (l: number) => string) =>
+        layers.map((l) => (asked ? floatOutput(outputs, name(l)) : new Float32Array(0)));
+      const doubles = (asked: boolean, name: (l: number) => string) =>
+        layers.map((l) => (asked ? doubleOutput(outputs, name(l)) : new Float64Array(0)));
       return {
         logits: returns.logits ? floatOutput(outputs, graphNames.logits) : new Float32Array(0),
         logitsLogSumExp: doubleOutput(outputs, graphNames.logitsLogSumExp),
         logitsArgmax: argmaxOutput(outputs),
         scoredExpectedLogit: doubleOutput(outputs, graphNames.scoredExpectedLogit),
         scoredTargetLogit: floatOutput(outputs, graphNames.scoredTargetLogit),
-        presentKeys: returns.present
-          ? layers.map((l) => floatOutput(outputs, graphNames.presentKey(l)))
-          : empty(),
-        presentValues: returns.present
-          ? layers.map((l) => floatOutput(outputs, graphNames.presentValue(l)))
-          : empty(),
-        attentionLastRows: returns.attention
-          ? layers.map((l) => floatOutput(outputs, graphNames.attentionLastRows(l)))
-          : empty(),
+        presentKeys: floats(returns.present, graphNames.presentKey),
+        presentValues: floats(returns.present, graphNames.presentValue),
+        attentionLastRows: floats(returns.attention, graphNames.attentionLastRows),
         attentionRows:
           returns.attention || returns.statistics
             ? Math.min(options.observationWindow, input.inputIds.length)
             : 0,
-        attentionColumnSums: returns.statistics
-          ? layers.map((l) => floatOutput(outputs, graphNames.attentionColumnSums(l)))
-          : empty(),
-        attentionWindowSums: returns.statistics
-          ? layers.map((l) => floatOutput(outputs, graphNames.attentionWindowSums(l)))
-          : empty(),
-        keyNorms: returns.statistics
-          ? layers.map((l) => doubleOutput(outputs, graphNames.keyNorms(l)))
-          : empty64(),
-        valueNorms: returns.statistics
-          ? layers.map((l) => doubleOutput(outputs, graphNames.valueNorms(l)))
-          : empty64(),
+        attentionColumnSums: floats(returns.statistics, graphNames.attentionColumnSums),
+        attentionWindowSums: floats(returns.statistics, graphNames.attentionWindowSums),
+        keyNorms: doubles(returns.statistics, graphNames.keyNorms),
+        valueNorms: doubles(returns.statistics, graphNames.valueNorms),
       };
     },
     async close() {

@@ -9,31 +9,25 @@
  * wte is tied to the LM head, so compressing wte also changes the output projection.
  */
 import { createHash } from "node:crypto";
+import type { WeightFingerprintLine } from "../bundle/types.js";
 import { SpgError } from "../errors.js";
 import { type BaselineDtype, ByteReader, ByteWriter, dtypeBits, dtypeBytes } from "../kv/compressed.js";
+import { multiplyFactors } from "../kv/lowrank.js";
 import type { GptNeoCheckpoint, WeightTensor } from "../model/types.js";
 import { type MatrixPlan, type MatrixTreatment, planCompression, type WeightPolicy } from "./policy.js";
 import { decodeQuantized, encodeQuantized } from "./quantize.js";
 import { randomizedSvd } from "./randomized-svd.js";
-import { multiplyFactors, truncatedSvd } from "./svd.js";
+import { truncatedSvd } from "./svd.js";
 
-/** One tensor's identity in a weight bundle. */
-export interface WeightFingerprint {
-  name: string;
-  encoding: MatrixTreatment["encoding"];
-  /** Kept singular triplets; null when the tensor is not factorised. */
-  rank: number | null;
-  /** Bits per stored value (the baseline dtype's width for dense tensors and unquantized factors). */
-  bits: number;
-  /** == serialized.length */
-  bytes: number;
-  /** The tensor at the baseline dtype. */
-  baselineBytes: number;
-  /** Stored values (matrix elements, or factor elements), not counting scales. */
-  parameters: number;
-  /** sha256 hex of the serialized bytes. */
-  sha256: string;
-}
+/**
+ * One tensor's identity in a weight bundle: the fingerprints.jsonl line's stored fields
+ * (src/bundle/types.ts, the schema's mirror), named by the tensor before the run adds where
+ * it sits (method, module, layer).
+ */
+export type WeightFingerprint = { name: string } & Omit<
+  WeightFingerprintLine,
+  "kind" | "method" | "tensor" | "module" | "layer"
+>;
 
 export interface CompressedTensor {
   name: string;
@@ -134,7 +128,7 @@ export function decodeTensor(
     out =
       rank === 0
         ? new Float32Array(rows * cols)
-        : Float32Array.from(multiplyFactors(left, right, rows, rank, cols));
+        : multiplyFactors(left, right, rows, rank, cols, new Float32Array(rows * cols));
   }
   reader.end();
   return out;

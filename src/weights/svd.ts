@@ -130,24 +130,3 @@ export function truncatedSvd(
   }
   return { rows, cols, rank, singularValues, left, right, energyKept: energyShare(values, rank) };
 }
-
-/** left·right as a dense float64 [rows, cols] matrix. */
-export function multiplyFactors(
-  left: ArrayLike<number>,
-  right: ArrayLike<number>,
-  rows: number,
-  rank: number,
-  cols: number,
-): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    for (let k = 0; k < rank; k++) {
-      const a = left[r * rank + k];
-      if (a === 0) continue;
-      const base = k * cols;
-      const o = r * cols;
-      for (let c = 0; c < cols; c++) out[o + c] += a * right[base + c];
-    }
-  }
-  return out;
-}

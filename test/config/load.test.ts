@@ -16,8 +16,8 @@ import {
   validateRunConfig,
 } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
-import { isSpgError, type SpgError } from "../../src/errors.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
+import { spgError } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-config-"));
 
@@ -25,16 +25,6 @@ function writeConfig(name: string, text: string): string {
   const path = join(work, name);
   writeFileSync(path, text);
   return path;
-}
-
-function spgError(fn: () => unknown): SpgError {
-  try {
-    fn();
-  } catch (error) {
-    if (isSpgError(error)) return error;
-    throw error;
-  }
-  assert.fail("expected an SpgError");
 }
 
 function spgParams(config: RunConfig): Record<string, Record<string, unknown>> {

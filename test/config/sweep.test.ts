@@ -13,21 +13,13 @@ import {
   validateSweepSpec,
 } from "../../src/config/sweep.js";
 import type { MethodConfig } from "../../src/config/types.js";
-import { isSpgError } from "../../src/errors.js";
 import { methods } from "../../src/kv/methods/index.js";
+import { spgError } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-sweep-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isSpgError(error)) return error.code;
-    throw error;
-  }
-  assert.fail("expected an SpgError");
-}
+const code = (fn: () => unknown): string => spgError(fn).code;
 
 const spec = loadSweepSpec();
 

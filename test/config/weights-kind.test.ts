@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { checkConfigAgainstModel, resolveConfig } from "../../src/config/load.js";
-import { isSpgError, type SpgError } from "../../src/errors.js";
 import { loadWeightPolicy } from "../../src/weights/policy.js";
 import { loadFixtureCheckpoint } from "../helpers/fixture-checkpoint.js";
+import { spgError } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-weights-config-"));
 const file = (name: string, text: string) => {
@@ -15,15 +15,6 @@ const file = (name: string, text: string) => {
   writeFileSync(path, text);
   return path;
 };
-function spgError(fn: () => unknown): SpgError {
-  try {
-    fn();
-  } catch (error) {
-    if (isSpgError(error)) return error;
-    throw error;
-  }
-  assert.fail("expected an SpgError");
-}
 
 test("params {policy: <preset>} resolve to the preset's params, so config.json states the whole policy", () => {
   const config = resolveConfig({ preset: "weights-naive-vs-surgical" });

@@ -10,7 +10,7 @@ import {
   type TokenizedDocument,
   tokenHash,
 } from "../../src/data/sampling.js";
-import { isSpgError, type SpgError } from "../../src/errors.js";
+import { spgError } from "../helpers/spg-error.js";
 
 /** A second, independent mulberry32 written with BigInt arithmetic (mod 2^32 by hand). */
 function referenceMulberry32(seed: number, count: number): number[] {
@@ -33,16 +33,6 @@ function documents(prefix: string, lengths: number[], base = 0): TokenizedDocume
     id: `${prefix}${d}`,
     tokens: Array.from({ length }, (_, i) => base + d * 100_000 + i),
   }));
-}
-
-function spgError(fn: () => unknown): SpgError {
-  try {
-    fn();
-  } catch (error) {
-    if (isSpgError(error)) return error;
-    throw error;
-  }
-  assert.fail("expected an SpgError");
 }
 
 const options = {

@@ -13,7 +13,7 @@ import {
   localSplitPath,
   splitTextDocuments,
 } from "../../src/data/sources.js";
-import { isSpgError, type SpgError } from "../../src/errors.js";
+import { spgError } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-sources-"));
 
@@ -22,16 +22,6 @@ function file(name: string, content: string | Uint8Array): string {
   mkdirSync(join(path, ".."), { recursive: true });
   writeFileSync(path, content);
   return path;
-}
-
-function spgError(fn: () => unknown): SpgError {
-  try {
-    fn();
-  } catch (error) {
-    if (isSpgError(error)) return error;
-    throw error;
-  }
-  assert.fail("expected an SpgError");
 }
 
 test("WikiText-style files split on top-level headings, not on sections", () => {

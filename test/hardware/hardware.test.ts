@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
-import { isSpgError, type SpgError } from "../../src/errors.js";
+import { isSpgError } from "../../src/errors.js";
 import {
   assertHardware,
   checkHardware,
@@ -18,6 +18,7 @@ import {
   runtimeCount,
 } from "../../src/hardware/requirement.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
+import { spgError } from "../helpers/spg-error.js";
 
 const MIB = 2 ** 20;
 
@@ -100,16 +101,6 @@ function snapshot(gpus: GpuSnapshot[], availableBytes = 8 * 1024 * MIB): Hardwar
     memory: { total: 16 * 1024 * MIB, free: availableBytes, available: availableBytes },
     gpus,
   };
-}
-
-function spgError(fn: () => unknown): SpgError {
-  try {
-    fn();
-  } catch (error) {
-    if (isSpgError(error)) return error;
-    throw error;
-  }
-  assert.fail("expected an SpgError");
 }
 
 test("parameter count of GPT-Neo 125M matches its published count (125,198,592)", () => {

@@ -23,6 +23,7 @@ import {
   dequantizeValue,
   encodeGroups,
   groupsBytes,
+  type QuantGroups,
   quantizeValue,
   roundHalfUp,
   tokenGroups,
@@ -182,20 +183,31 @@ test("group encoding round-trips within half a step and its byte count is the cl
   // channel 1, second group: tokens 4..7
   assert.deepEqual([...keys.members.subarray(keys.starts[4], keys.starts[5])], [17, 21, 25, 29]);
   assert.equal(groupsBytes(keys), 12 * 4 + Math.ceil((40 * 4) / 8));
-  const writer = new ByteWriter();
-  encodeGroups(writer, data, keys);
-  const bytes = writer.finish();
-  assert.equal(bytes.length, groupsBytes(keys));
-  const out = new Float32Array(data.length);
-  const reader = new ByteReader(bytes);
-  decodeGroups(reader, out, keys);
-  reader.end();
-  for (let g = 0; g < keys.bits.length; g++) {
-    const members = [...keys.members.subarray(keys.starts[g], keys.starts[g + 1])];
-    const vals = [...members].map((i) => data[i]);
-    const q = chooseGroupQuant(Math.min(...vals), Math.max(...vals), 4);
-    for (const i of members) assert.ok(Math.abs(out[i] - data[i]) <= q.scale / 2 + 1e-6);
-  }
+  const membersOf = (groups: QuantGroups, g: number) => [
+    ...groups.members.subarray(groups.starts[g], groups.starts[g + 1]),
+  ];
+  const quantOf = (groups: QuantGroups, g: number) => {
+    const vals = membersOf(groups, g).map((i) => data[i]);
+    return chooseGroupQuant(Math.min(...vals), Math.max(...vals), groups.bits[g]);
+  };
+  // Encodes, checks the closed-form length, decodes (consuming every byte) and checks every
+  // value is back within half its group's step.
+  const roundTrip = (groups: QuantGroups): Uint8Array => {
+    const writer = new ByteWriter();
+    encodeGroups(writer, data, groups);
+    const bytes = writer.finish();
+    assert.equal(bytes.length, groupsBytes(groups));
+    const out = new Float32Array(data.length);
+    const reader = new ByteReader(bytes);
+    decodeGroups(reader, out, groups);
+    reader.end();
+    for (let g = 0; g < groups.bits.length; g++) {
+      const q = quantOf(groups, g);
+      for (const i of membersOf(groups, g)) assert.ok(Math.abs(out[i] - data[i]) <= q.scale / 2 + 1e-6);
+    }
+    return bytes;
+  };
+  roundTrip(keys);
   // values: per token, groups of 3 channels (3 + 1), mixed 8/2 bits by token parity
   const values = tokenGroups(tokens, dim, 3, (t) => (t % 2 === 0 ? 8 : 2));
   assert.equal(values.bits.length, 20);
@@ -203,35 +215,15 @@ test("group encoding round-trips within half a step and its byte count is the cl
   assert.equal(groupsBytes(values), 20 * 4 + (5 * 4 * 8) / 8 + Math.ceil((5 * 4 * 2) / 8));
   // Mixed widths: metadata, then one stream per width ascending (2 bits, then 8), each in group order
   // (codes from quantizeValue, packed by packBits); decoding puts every value back in its place.
-  const mixedWriter = new ByteWriter();
-  encodeGroups(mixedWriter, data, values);
-  const mixed = mixedWriter.finish();
-  assert.equal(mixed.length, groupsBytes(values));
+  const mixed = roundTrip(values);
   const streams: Record<number, number[]> = { 2: [], 8: [] };
   for (let g = 0; g < values.bits.length; g++) {
-    const members = [...values.members.subarray(values.starts[g], values.starts[g + 1])];
-    const q = chooseGroupQuant(
-      Math.min(...members.map((i) => data[i])),
-      Math.max(...members.map((i) => data[i])),
-      values.bits[g],
-    );
-    for (const i of members) streams[values.bits[g]].push(quantizeValue(data[i], q, values.bits[g]));
+    const q = quantOf(values, g);
+    for (const i of membersOf(values, g))
+      streams[values.bits[g]].push(quantizeValue(data[i], q, values.bits[g]));
   }
   const expectedStreams = [...packBits(streams[2], 2), ...packBits(streams[8], 8)];
   assert.deepEqual([...mixed.subarray(20 * 4)], expectedStreams);
-  const mixedOut = new Float32Array(data.length);
-  const mixedReader = new ByteReader(mixed);
-  decodeGroups(mixedReader, mixedOut, values);
-  mixedReader.end();
-  for (let g = 0; g < values.bits.length; g++) {
-    const members = [...values.members.subarray(values.starts[g], values.starts[g + 1])];
-    const q = chooseGroupQuant(
-      Math.min(...members.map((i) => data[i])),
-      Math.max(...members.map((i) => data[i])),
-      values.bits[g],
-    );
-    for (const i of members) assert.ok(Math.abs(mixedOut[i] - data[i]) <= q.scale / 2 + 1e-6);
-  }
 });
 
 test("subset storage picks the smaller of bitmask and index list, and round-trips", () => {

@@ -6,6 +6,7 @@ import {
   gramMatrix,
   lowRankBytes,
   lowRankFactor,
+  multiplyFactors,
   symmetricEigen,
   symmetricEigenJacobi,
   symmetricEigenvalues,
@@ -16,7 +17,6 @@ import { methods } from "../../src/kv/methods/index.js";
 import {
   type BlockPlan,
   elementwiseBytes,
-  factorProduct,
   type SpgParams,
   sparseFloorBytes,
 } from "../../src/kv/methods/spg.js";
@@ -586,7 +586,7 @@ test("spg ablation overlays: stage 2 never changes the kept slots, and every var
   }
 });
 
-test("factorProduct equals a float64 dot product per element, bit for bit, for float32 and float64 factors", () => {
+test("multiplyFactors equals a float64 dot product per element, bit for bit, for float32 and float64 factors", () => {
   const next = rng(91);
   for (const [rows, rank, cols] of [
     [1, 1, 1],
@@ -606,7 +606,10 @@ test("factorProduct equals a float64 dot product per element, bit for bit, for f
           for (let k = 0; k < rank; k++) acc += left[t * rank + k] * right[k * cols + c];
           expected[t * cols + c] = acc;
         }
-      assert.deepEqual(factorProduct(left, right, rows, rank, cols), expected);
+      assert.deepEqual(
+        multiplyFactors(left, right, rows, rank, cols, new Float32Array(rows * cols)),
+        expected,
+      );
     }
   }
 });

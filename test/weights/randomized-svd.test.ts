@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { multiplyFactors } from "../../src/kv/lowrank.js";
 import { randomizedSvd } from "../../src/weights/randomized-svd.js";
-import { multiplyFactors } from "../../src/weights/svd.js";
 import { frobeniusDistance, matrixWithSpectrum } from "./helpers.js";
 
 const options = { oversample: 6, powerIterations: 2, seed: 1234 };

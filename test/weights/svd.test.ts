@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { multiplyFactors, selectRank, truncatedSvd } from "../../src/weights/svd.js";
+import { multiplyFactors } from "../../src/kv/lowrank.js";
+import { selectRank, truncatedSvd } from "../../src/weights/svd.js";
 import { frobeniusDistance, matrixWithSpectrum } from "./helpers.js";
 
 const SOLVER_ALLOWANCE = 1e-9;

@@ -63,6 +63,7 @@ import {
   factorsFor,
   gramMatrix,
   lowRankBytes,
+  multiplyFactors,
   rankForEnergy,
   symmetricTopEigen,
   topEigenvalueSumBound,
@@ -632,51 +633,7 @@ function decodeBlock(reader: ByteReader, plan: BlockPlan, p: SpgParams, dtype: B
     decodeGroups(reader, left, groups.left);
     decodeGroups(reader, right, groups.right);
   }
-  return factorProduct(left, right, plan.tokens, rank, plan.dim);
-}
-
-/**
- * left [rows, rank] x right [rank, cols] into float32. Each element is summed over k in order in
- * float64 (as a dot product per element would be), four columns at a time so each load of the
- * left factor serves four sums.
- */
-export function factorProduct(
-  left: ArrayLike<number>,
-  right: ArrayLike<number>,
-  rows: number,
-  rank: number,
-  cols: number,
-): Float32Array {
-  const block = new Float32Array(rows * cols);
-  const wide = cols - (cols % 4);
-  for (let t = 0; t < rows; t++) {
-    const lo = t * rank;
-    const bo = t * cols;
-    for (let c = 0; c < wide; c += 4) {
-      let a0 = 0;
-      let a1 = 0;
-      let a2 = 0;
-      let a3 = 0;
-      for (let k = 0; k < rank; k++) {
-        const l = left[lo + k];
-        const w = k * cols + c;
-        a0 += l * right[w];
-        a1 += l * right[w + 1];
-        a2 += l * right[w + 2];
-        a3 += l * right[w + 3];
-      }
-      block[bo + c] = a0;
-      block[bo + c + 1] = a1;
-      block[bo + c + 2] = a2;
-      block[bo + c + 3] = a3;
-    }
-    for (let c = wide; c < cols; c++) {
-      let acc = 0;
-      for (let k = 0; k < rank; k++) acc += left[lo + k] * right[k * cols + c];
-      block[bo + c] = acc;
-    }
-  }
-  return block;
+  return multiplyFactors(left, right, plan.tokens, rank, plan.dim, new Float32Array(plan.tokens * plan.dim));
 }
 
 /**

@@ -58,21 +58,23 @@ export function symmetricTopEigen(
   n: number,
   vectorsWanted: (values: Float64Array) => number,
 ): { values: Float64Array; vectors: Float64Array | null } {
-  const reduced = Float64Array.from(matrix);
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  const reflectorScales = new Float64Array(n);
+  const work = eigenWorkspace(n);
+  const { reduced, d, e, reflectorScales, diagonal, offDiagonal, raw } = work;
+  reduced.set(matrix);
   tred2(reduced, d, e, n, false, reflectorScales);
-  const diagonal = Float64Array.from(d);
+  diagonal.set(d);
   // tred2's e[i] couples rows i-1 and i (e[0] = 0)
-  const offDiagonal = Float64Array.from(e);
+  offDiagonal.set(e);
   tql2(reduced, d, e, n, false);
-  const raw = Float64Array.from(d).sort((a, b) => b - a);
+  raw.set(d);
+  raw.sort((a, b) => b - a);
   const values = Float64Array.from(raw, (x) => Math.max(0, x));
   const count = vectorsWanted(values);
   if (count === 0) return { values, vectors: null };
   const vectors = new Float64Array(n * n);
-  tridiagonalEigenvectors(diagonal, offDiagonal, raw.subarray(0, count), n).forEach((y, j) => {
+  const found = tridiagonalEigenvectors(work, raw.subarray(0, count), n);
+  for (let j = 0; j < count; j++) {
+    const y = found.subarray(j * n, (j + 1) * n);
     // The basis of the tridiagonal form is Q = P_{n-1} ... P_1, P_k = I - u uᵀ / h with u in
     // column k above the diagonal and h = uᵀu / 2 (tred2's layout): apply P_1 first.
     for (let k = 1; k < n; k++) {
@@ -84,23 +86,60 @@ export function symmetricTopEigen(
       for (let m = 0; m < k; m++) y[m] -= f * reduced[m * n + k];
     }
     for (let r = 0; r < n; r++) vectors[r * n + j] = y[r];
-  });
+  }
   return { values, vectors };
 }
 
 /**
- * Eigenvectors of the symmetric tridiagonal T (diagonal, offDiagonal[i] coupling i-1 and i)
- * for the given eigenvalues (descending), by inverse iteration (LAPACK dstein): a fixed
- * pseudo-random start per vector, T - λI factored with partial pivoting, and vectors of
- * eigenvalues closer than a cluster gap orthogonalized against each other at every step.
- * Fails rather than return a vector whose residual says it is not one.
+ * Scratch arrays of symmetricTopEigen for one size, reused from call to call (spg solves one
+ * small eigenproblem per block; allocating some forty typed arrays each time cost more than
+ * the arithmetic inside the evaluation loop). Nothing in it outlives a call, and nothing
+ * called during one (vectorsWanted) may start another.
  */
-function tridiagonalEigenvectors(
-  diagonal: Float64Array,
-  offDiagonal: Float64Array,
-  lambdas: Float64Array,
-  n: number,
-): Float64Array[] {
+interface EigenWorkspace {
+  n: number;
+  reduced: Float64Array;
+  d: Float64Array;
+  e: Float64Array;
+  reflectorScales: Float64Array;
+  diagonal: Float64Array;
+  offDiagonal: Float64Array;
+  raw: Float64Array;
+  lu: TridiagonalLu;
+  /** The inverse-iteration vectors, one row of n per eigenvalue. */
+  found: Float64Array;
+}
+
+let workspace: EigenWorkspace | undefined;
+
+function eigenWorkspace(n: number): EigenWorkspace {
+  if (workspace?.n === n) return workspace;
+  const vector = () => new Float64Array(n);
+  workspace = {
+    n,
+    reduced: new Float64Array(n * n),
+    d: vector(),
+    e: vector(),
+    reflectorScales: vector(),
+    diagonal: vector(),
+    offDiagonal: vector(),
+    raw: vector(),
+    lu: { d: vector(), dl: vector(), du: vector(), du2: vector(), swapped: new Uint8Array(n) },
+    found: new Float64Array(n * n),
+  };
+  return workspace;
+}
+
+/**
+ * Eigenvectors of the symmetric tridiagonal T (work.diagonal, work.offDiagonal[i] coupling
+ * i-1 and i) for the given eigenvalues (descending), by inverse iteration (LAPACK dstein): a
+ * fixed pseudo-random start per vector, T - λI factored with partial pivoting, and vectors of
+ * eigenvalues closer than a cluster gap orthogonalized against each other at every step.
+ * Fails rather than return a vector whose residual says it is not one. Returns work.found,
+ * vector j in row j.
+ */
+function tridiagonalEigenvectors(work: EigenWorkspace, lambdas: Float64Array, n: number): Float64Array {
+  const { diagonal, offDiagonal, lu, found } = work;
   let norm = 0;
   for (let i = 0; i < n; i++) {
     const row =
@@ -108,25 +147,16 @@ function tridiagonalEigenvectors(
     if (row > norm) norm = row;
   }
   const eps = 2 ** -52;
-  const vectors: Float64Array[] = [];
   if (norm === 0) {
     // T = 0: every unit vector is an eigenvector
-    for (let j = 0; j < lambdas.length; j++)
-      vectors.push(Float64Array.from({ length: n }, (_, i) => (i === j ? 1 : 0)));
-    return vectors;
+    for (let j = 0; j < lambdas.length; j++) for (let i = 0; i < n; i++) found[j * n + i] = i === j ? 1 : 0;
+    return found;
   }
   // LAPACK dstein's orthogonalization gap and tinvit's pivot floor, relative to ‖T‖.
   const clusterGap = 1e-3 * norm;
   const pivotFloor = eps * norm;
   const accepted = 16 * n * eps * norm;
   const maxIterations = 8;
-  const lu = {
-    d: new Float64Array(n),
-    dl: new Float64Array(n),
-    du: new Float64Array(n),
-    du2: new Float64Array(n),
-    swapped: new Uint8Array(n),
-  };
   let previous = Number.POSITIVE_INFINITY;
   for (let j = 0; j < lambdas.length; j++) {
     // equal eigenvalues would factor to the same LU; nudge apart as tinvit does
@@ -134,13 +164,14 @@ function tridiagonalEigenvectors(
     if (previous - lambda < 10 * pivotFloor) lambda = previous - 10 * pivotFloor;
     previous = lambda;
     factorShifted(diagonal, offDiagonal, lambda, n, pivotFloor, lu);
-    let x: Float64Array = startVector(n, j, 0);
+    const x = found.subarray(j * n, (j + 1) * n);
+    startVector(x, n, j, 0);
     let converged = false;
     for (let iteration = 0; iteration < maxIterations && !converged; iteration++) {
-      x = solveShifted(lu, x, n);
+      solveShifted(lu, x, n);
       for (let i = 0; i < j; i++) {
         if (Math.abs(lambdas[i] - lambdas[j]) > clusterGap) continue;
-        const v = vectors[i];
+        const v = found.subarray(i * n, (i + 1) * n);
         let dot = 0;
         for (let k = 0; k < n; k++) dot += v[k] * x[k];
         for (let k = 0; k < n; k++) x[k] -= dot * v[k];
@@ -150,7 +181,7 @@ function tridiagonalEigenvectors(
       size = Math.sqrt(size);
       if (!(size > 0 && Number.isFinite(size))) {
         // nothing left outside the cluster's earlier vectors: start over from another vector
-        x = startVector(n, j, iteration + 1);
+        startVector(x, n, j, iteration + 1);
         continue;
       }
       for (let k = 0; k < n; k++) x[k] /= size;
@@ -161,23 +192,20 @@ function tridiagonalEigenvectors(
         fix: "disable stage2.lowRank for this model, and report the block that failed",
       });
     }
-    vectors.push(x);
   }
-  return vectors;
+  return found;
 }
 
 /**
  * A fixed pseudo-random start in [-1, 1) per (vector, attempt): generic (almost surely not
  * orthogonal to the wanted eigenvector), and the same on every machine (32-bit integer hash).
  */
-function startVector(n: number, vector: number, attempt: number): Float64Array {
-  const x = new Float64Array(n);
+function startVector(x: Float64Array, n: number, vector: number, attempt: number): void {
   let h = (Math.imul(vector + 1, 0x9e3779b1) ^ Math.imul(attempt + 1, 0x85ebca6b)) >>> 0;
   for (let k = 0; k < n; k++) {
     h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
     x[k] = h / 2 ** 31 - 1;
   }
-  return x;
 }
 
 /** ‖T x − λ x‖₂ */
@@ -246,10 +274,9 @@ function factorShifted(
   for (let i = 0; i < n; i++) if (Math.abs(d[i]) < pivotFloor) d[i] = d[i] < 0 ? -pivotFloor : pivotFloor;
 }
 
-/** Solves (T − λI) x = b with the factors (LAPACK dgttrs). */
-function solveShifted(lu: TridiagonalLu, b: Float64Array, n: number): Float64Array {
+/** Solves (T − λI) y = x with the factors (LAPACK dgttrs), y into x. */
+function solveShifted(lu: TridiagonalLu, x: Float64Array, n: number): void {
   const { d, dl, du, du2, swapped } = lu;
-  const x = Float64Array.from(b);
   for (let i = 0; i + 1 < n; i++) {
     if (swapped[i] === 0) x[i + 1] -= dl[i] * x[i];
     else {
@@ -264,7 +291,6 @@ function solveShifted(lu: TridiagonalLu, b: Float64Array, n: number): Float64Arr
     if (i + 2 < n) acc -= du2[i] * x[i + 2];
     x[i] = acc / d[i];
   }
-  return x;
 }
 
 /** sqrt(a² + b²) without overflow or underflow; Math.hypot is several times slower in V8. */

@@ -384,29 +384,72 @@ export function sparseFloorBytes(
 }
 
 /**
- * The element-wise storage of one block. With a magnitude threshold, the small elements are
- * dropped only when the sparse form (survivor subset + survivors) is smaller than keeping
- * every element (subset "all", 1 byte): at tiny thresholds the survivor mask costs more than
- * the dropped values, and dropping would then lose accuracy for nothing.
+ * The element-wise storage of one block, worked out only as far as a caller needs it. With a
+ * magnitude threshold, the small elements are dropped only when the sparse form (survivor
+ * subset + survivors) is smaller than keeping every element (subset "all", 1 byte): at tiny
+ * thresholds the survivor mask costs more than the dropped values, and dropping would then
+ * lose accuracy for nothing. `upper` (the dense form, closed form) and `lower()` (from the
+ * survivor count alone) bound the best form's bytes, so a low-rank block that beats the lower
+ * bound never lists its survivors; `best()` is the exact choice.
  */
-function bestElementwise(
-  block: Float32Array,
-  plan: BlockPlan,
-  p: SpgParams,
-  dtype: BaselineDtype,
-): ElementwiseOption {
-  const dense = { alive: null, bytes: elementwiseBytes(null, plan, p, dtype) };
-  const { magnitudeThreshold } = p.stage2;
-  if (magnitudeThreshold === 0) return dense;
-  const cut = magnitudeThreshold * maxAbs(block);
-  let count = 0;
-  for (let i = 0; i < block.length; i++) if (survives(block[i], cut)) count++;
-  if (count === block.length) return dense;
-  if (sparseFloorBytes(count, block.length, plan, p, dtype) >= dense.bytes) return dense;
-  const alive = new Int32Array(count);
-  for (let i = 0, n = 0; i < block.length; i++) if (survives(block[i], cut)) alive[n++] = i;
-  const sparse = { alive, bytes: elementwiseBytes(alive, plan, p, dtype) };
-  return sparse.bytes < dense.bytes ? sparse : dense;
+class ElementwiseChoice {
+  readonly upper: number;
+  private cut = 0;
+  private count = -1;
+  private chosen: ElementwiseOption | null = null;
+
+  constructor(
+    private readonly block: Float32Array,
+    private readonly plan: BlockPlan,
+    private readonly p: SpgParams,
+    private readonly dtype: BaselineDtype,
+  ) {
+    this.upper = elementwiseBytes(null, plan, p, dtype);
+  }
+
+  /** Survivors of the magnitude cut (every element when the threshold is off). */
+  private survivors(): number {
+    if (this.count >= 0) return this.count;
+    const { block } = this;
+    const { magnitudeThreshold } = this.p.stage2;
+    if (magnitudeThreshold === 0) {
+      this.count = block.length;
+      return this.count;
+    }
+    this.cut = magnitudeThreshold * maxAbs(block);
+    let count = 0;
+    for (let i = 0; i < block.length; i++) if (survives(block[i], this.cut)) count++;
+    this.count = count;
+    return count;
+  }
+
+  /** A lower bound on best().bytes. */
+  lower(): number {
+    const count = this.survivors();
+    if (count === this.block.length) return this.upper;
+    return Math.min(this.upper, sparseFloorBytes(count, this.block.length, this.plan, this.p, this.dtype));
+  }
+
+  best(): ElementwiseOption {
+    if (this.chosen !== null) return this.chosen;
+    const dense = { alive: null, bytes: this.upper };
+    if (this.lower() >= this.upper) {
+      this.chosen = dense;
+      return dense;
+    }
+    const { block } = this;
+    const alive = new Int32Array(this.survivors());
+    for (let i = 0, n = 0; i < block.length; i++) if (survives(block[i], this.cut)) alive[n++] = i;
+    const sparse = { alive, bytes: elementwiseBytes(alive, this.plan, this.p, this.dtype) };
+    this.chosen = sparse.bytes < dense.bytes ? sparse : dense;
+    return this.chosen;
+  }
+
+  /** Whether `bytes` is strictly less than the best element-wise form's. */
+  isBeatenBy(bytes: number): boolean {
+    if (bytes >= this.upper) return false;
+    return bytes < this.lower() || bytes < this.best().bytes;
+  }
 }
 
 function writeElementwise(
@@ -553,21 +596,21 @@ function highCount(plan: BlockPlan): number {
 /**
  * The low-rank form of a block when it is smaller than the element-wise form, else null. The
  * rank is the fewest components that reach the energy threshold. Ranks from `ceiling` up
- * cannot beat the element-wise bytes, so when even the best `ceiling - 1` components cannot
- * hold the threshold's energy (an upper bound from the Gram matrix alone), the
- * eigen-decomposition is skipped: the choice is the same as with it. Otherwise the
+ * cannot beat even the dense element-wise bytes, so when even the best `ceiling - 1`
+ * components cannot hold the threshold's energy (an upper bound from the Gram matrix alone),
+ * the eigen-decomposition is skipped: the choice is the same as with it. Otherwise the
  * eigenvalues decide, and only the vectors the factors use are computed.
  */
 function lowRankChoice(
   block: Float32Array,
   plan: BlockPlan,
   p: SpgParams,
-  elementwiseBytes: number,
+  elementwise: ElementwiseChoice,
 ): { rank: number; factors: { left: Float64Array; right: Float64Array } } | null {
   const high = highCount(plan);
   const maxRank = Math.min(plan.tokens, plan.dim);
   let ceiling = 0;
-  while (ceiling <= maxRank && factorBytes(plan, ceiling, p, high) < elementwiseBytes) ceiling++;
+  while (ceiling <= maxRank && factorBytes(plan, ceiling, p, high) < elementwise.upper) ceiling++;
   if (ceiling === 0) return null;
   const gram = gramMatrix(block, plan.tokens, plan.dim);
   const threshold = p.stage2.lowRank.energyThreshold;
@@ -578,7 +621,7 @@ function lowRankChoice(
   let won = false;
   const { vectors } = symmetricTopEigen(gram, plan.dim, (values) => {
     rank = rankForEnergy(values, maxRank, threshold).rank;
-    won = factorBytes(plan, rank, p, high) < elementwiseBytes;
+    won = elementwise.isBeatenBy(factorBytes(plan, rank, p, high));
     return won ? rank : 0;
   });
   if (!won) return null;
@@ -593,16 +636,16 @@ function encodeBlock(
   dtype: BaselineDtype,
   histogram: Record<string, number>,
 ): void {
-  const elementwise = bestElementwise(block, plan, p, dtype);
+  const elementwise = new ElementwiseChoice(block, plan, p, dtype);
   if (p.stage2.lowRank.enabled) {
-    const lowRank = lowRankChoice(block, plan, p, elementwise.bytes);
+    const lowRank = lowRankChoice(block, plan, p, elementwise);
     writer.u8(lowRank === null ? BLOCK_ELEMENTWISE : BLOCK_LOWRANK);
     if (lowRank !== null) {
       writeFactors(writer, lowRank.factors, lowRank.rank, plan, p, histogram);
       return;
     }
   }
-  writeElementwise(writer, block, elementwise, plan, p, dtype, histogram);
+  writeElementwise(writer, block, elementwise.best(), plan, p, dtype, histogram);
 }
 
 function checkedHalf(x: number): number {

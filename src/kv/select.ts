@@ -73,17 +73,16 @@ export function selectKept(input: SelectionInput): Int32Array[] {
 /**
  * The `take` members (ascending indices into `values`) with the highest values, ties to the
  * earlier member: the same set as sorting by (value descending, member ascending) and taking
- * a prefix, found from the take-th largest value (a native numeric sort) instead of a
+ * a prefix, found from the take-th largest value (selected, not sorted) instead of a
  * comparator sort. Returned in ascending order.
  */
 export function topMembers(values: ArrayLike<number>, members: Int32Array, take: number): Int32Array {
   const count = Math.min(take, members.length);
   if (count <= 0) return new Int32Array(0);
   if (count === members.length) return members.slice();
-  const sorted = new Float64Array(members.length);
-  for (let i = 0; i < members.length; i++) sorted[i] = values[members[i]];
-  sorted.sort();
-  const cut = sorted[members.length - count];
+  const picked = new Float64Array(members.length);
+  for (let i = 0; i < members.length; i++) picked[i] = values[members[i]];
+  const cut = kthSmallest(picked, members.length - count);
   let above = 0;
   for (let i = 0; i < members.length; i++) if (values[members[i]] > cut) above++;
   let ties = count - above;
@@ -94,6 +93,42 @@ export function topMembers(values: ArrayLike<number>, members: Int32Array, take:
     if (v > cut || (v === cut && ties-- > 0)) out[n++] = members[i];
   }
   return out;
+}
+
+/**
+ * The k-th smallest (0-based) of `a`, as a numeric sort would place it (quickselect, median of
+ * three; reorders `a`). With a NaN present it sorts instead, so NaN ranks last as in a sort.
+ */
+export function kthSmallest(a: Float64Array, k: number): number {
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i])) return a.sort()[k];
+  }
+  let lo = 0;
+  let hi = a.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    // median of a[lo], a[mid], a[hi] as the pivot
+    const x = a[lo];
+    const y = a[mid];
+    const z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    // [lo, j] <= pivot <= [i, hi], and anything strictly between equals the pivot
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return pivot;
+  }
+  return a[k];
 }
 
 /** Slot count for a keep ratio of the layer's slots (rounded to nearest). */
@@ -142,12 +177,21 @@ export function pool1d(scores: Float32Array, kernel: number, mode: "max" | "avg"
   const n = scores.length;
   const half = (kernel - 1) / 2;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let acc = mode === "max" ? Number.NEGATIVE_INFINITY : 0;
-    for (let j = Math.max(0, i - half); j <= Math.min(n - 1, i + half); j++) {
-      acc = mode === "max" ? Math.max(acc, scores[j]) : acc + scores[j];
+  // one loop per mode: a mode test per element was most of the cost
+  if (mode === "max") {
+    for (let i = 0; i < n; i++) {
+      let acc = Number.NEGATIVE_INFINITY;
+      const to = Math.min(n - 1, i + half);
+      for (let j = Math.max(0, i - half); j <= to; j++) acc = Math.max(acc, scores[j]);
+      out[i] = acc;
     }
-    out[i] = mode === "max" ? acc : acc / kernel;
+    return out;
+  }
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    const to = Math.min(n - 1, i + half);
+    for (let j = Math.max(0, i - half); j <= to; j++) acc += scores[j];
+    out[i] = acc / kernel;
   }
   return out;
 }

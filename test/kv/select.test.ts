@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { pool1d, readableMask, selectKept, sinkRecentMask, topMembers } from "../../src/kv/select.js";
+import {
+  kthSmallest,
+  pool1d,
+  readableMask,
+  selectKept,
+  sinkRecentMask,
+  topMembers,
+} from "../../src/kv/select.js";
 import { rng } from "./helpers.js";
 
 const ones = (n: number) => new Uint8Array(n).fill(1);
@@ -94,5 +101,22 @@ test("topMembers equals a comparator sort by (value descending, member ascending
       .slice(0, take)
       .sort((a, b) => a - b);
     assert.deepEqual(Array.from(topMembers(values, members, take)), reference, `trial ${trial}`);
+  }
+});
+
+test("kthSmallest picks the value a numeric sort puts at k: ties, infinities, NaN", () => {
+  const next = rng(11);
+  const special = [0, -0, 1, 1, -1, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  for (let trial = 0; trial < 500; trial++) {
+    const size = 1 + Math.floor(next() * (trial < 400 ? 40 : 2000));
+    const values = Float64Array.from({ length: size }, () =>
+      next() < 0.3 ? special[Math.floor(next() * special.length)] : next() - 0.5,
+    );
+    if (trial % 7 === 0) values[Math.floor(next() * size)] = Number.NaN;
+    const k = Math.floor(next() * size);
+    const sorted = Float64Array.from(values).sort();
+    const picked = kthSmallest(Float64Array.from(values), k);
+    // -0 and +0 are one value to every comparison topMembers makes
+    assert.ok(picked === sorted[k] || (Number.isNaN(picked) && Number.isNaN(sorted[k])), `trial ${trial}`);
   }
 });

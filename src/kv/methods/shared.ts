@@ -127,7 +127,11 @@ export function eligibleSlots(shape: CacheShape, context: MethodContext, trimLoc
 /** Rows (of `dim` values) of a [slots, dim] matrix, gathered contiguously in the order given. */
 export function gatherRows(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
   const out = new Float32Array(rows.length * dim);
-  for (let i = 0; i < rows.length; i++) out.set(matrix.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
+  // an element loop: a subarray view per row was one allocation per row
+  for (let i = 0, o = 0; i < rows.length; i++) {
+    const from = rows[i] * dim;
+    for (let c = 0; c < dim; c++) out[o++] = matrix[from + c];
+  }
   return out;
 }
 

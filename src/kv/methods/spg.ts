@@ -416,9 +416,10 @@ class ElementwiseChoice {
       this.count = block.length;
       return this.count;
     }
-    this.cut = magnitudeThreshold * maxAbs(block);
+    const cut = magnitudeThreshold * maxAbs(block);
     let count = 0;
-    for (let i = 0; i < block.length; i++) if (survives(block[i], this.cut)) count++;
+    for (let i = 0; i < block.length; i++) if (survives(block[i], cut)) count++;
+    this.cut = cut;
     this.count = count;
     return count;
   }
@@ -437,9 +438,9 @@ class ElementwiseChoice {
       this.chosen = dense;
       return dense;
     }
-    const { block } = this;
+    const { block, cut } = this;
     const alive = new Int32Array(this.survivors());
-    for (let i = 0, n = 0; i < block.length; i++) if (survives(block[i], this.cut)) alive[n++] = i;
+    for (let i = 0, n = 0; i < block.length; i++) if (survives(block[i], cut)) alive[n++] = i;
     const sparse = { alive, bytes: elementwiseBytes(alive, this.plan, this.p, this.dtype) };
     this.chosen = sparse.bytes < dense.bytes ? sparse : dense;
     return this.chosen;

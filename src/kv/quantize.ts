@@ -159,10 +159,10 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
   for (const width of used) {
     const stream = new Uint32Array(counts.get(width) ?? 0);
     let next = 0;
+    // element copies: a subarray view per group cost more than the group's codes
     for (let g = 0; g < bits.length; g++) {
       if (bits[g] !== width) continue;
-      stream.set(codes.subarray(starts[g], starts[g + 1]), next);
-      next += starts[g + 1] - starts[g];
+      for (let m = starts[g]; m < starts[g + 1]; m++) stream[next++] = codes[m];
     }
     writer.bytes(packBits(stream, width));
   }
@@ -189,9 +189,7 @@ export function decodeGroups(reader: ByteReader, out: Float32Array, groups: Quan
       let next = 0;
       for (let g = 0; g < groupCount; g++) {
         if (bits[g] !== width) continue;
-        const length = starts[g + 1] - starts[g];
-        codes.set(stream.subarray(next, next + length), starts[g]);
-        next += length;
+        for (let m = starts[g]; m < starts[g + 1]; m++) codes[m] = stream[next++];
       }
     }
   }

@@ -16,6 +16,7 @@ import {
 import { methods } from "../../src/kv/methods/index.js";
 import {
   type BlockPlan,
+  ElementwiseChoice,
   elementwiseBytes,
   type SpgParams,
   sparseFloorBytes,
@@ -483,6 +484,57 @@ test("the sparse form's floor from the survivor count never exceeds its exact by
     const floor = sparseFloorBytes(alive.length, size, plan, p, dtype);
     const exact = elementwiseBytes(alive, plan, p, dtype);
     assert.ok(floor <= exact, `trial ${trial}: floor ${floor} > exact ${exact}`);
+  }
+});
+
+test("ElementwiseChoice: its bounds hold, best() is the smaller of the dense and sparse forms, isBeatenBy is strict", () => {
+  const next = rng(41);
+  for (let trial = 0; trial < 300; trial++) {
+    const tokens = 1 + Math.floor(next() * 24);
+    const dim = 1 + Math.floor(next() * 12);
+    const plan: BlockPlan = {
+      tokens,
+      dim,
+      isHigh: Uint8Array.from({ length: tokens }, () => (next() < 0.4 ? 1 : 0)),
+    };
+    const p = offParams();
+    p.stage2.magnitudeThreshold = [0, 0.001, 0.1, 0.5][trial % 4];
+    const lowBits = 1 + Math.floor(next() * 8);
+    p.stage2.mixedPrecision = {
+      enabled: trial % 3 !== 0,
+      highBits: lowBits + Math.floor(next() * 8),
+      lowBits,
+      highFraction: 0.5,
+      groupSize: 1 + Math.floor(next() * 8),
+    };
+    // blocks from dense to mostly zero, so either form can win
+    const zeros = next();
+    const block = Float32Array.from({ length: tokens * dim }, () => (next() < zeros ? 0 : next() * 2 - 1));
+    const dtype = trial % 2 === 0 ? "fp16" : "fp32";
+    // brute force: list the survivors of the cut directly, price both forms, keep the smaller
+    let max = 0;
+    for (const x of block) max = Math.max(max, Math.abs(x));
+    const cut = p.stage2.magnitudeThreshold * max;
+    const dense = elementwiseBytes(null, plan, p, dtype);
+    const alive = Int32Array.from({ length: block.length }, (_, i) => i).filter(
+      (i) => block[i] !== 0 && Math.abs(block[i]) >= cut,
+    );
+    const sparseWins =
+      p.stage2.magnitudeThreshold > 0 &&
+      alive.length < block.length &&
+      elementwiseBytes(alive, plan, p, dtype) < dense;
+    const choice = new ElementwiseChoice(block, plan, p, dtype);
+    const best = choice.best();
+    assert.equal(best.alive === null, !sparseWins, `trial ${trial}`);
+    assert.equal(best.bytes, sparseWins ? elementwiseBytes(alive, plan, p, dtype) : dense, `trial ${trial}`);
+    if (best.alive !== null) assert.deepEqual([...best.alive], [...alive], `trial ${trial}`);
+    const fresh = new ElementwiseChoice(block, plan, p, dtype);
+    assert.equal(fresh.upper, dense);
+    assert.ok(fresh.lower() <= best.bytes && best.bytes <= fresh.upper, `trial ${trial}`);
+    for (const bytes of [best.bytes - 1, best.bytes, best.bytes + 1, fresh.lower() - 1, dense]) {
+      // asked before best() is known, as the low-rank choice asks
+      assert.equal(new ElementwiseChoice(block, plan, p, dtype).isBeatenBy(bytes), bytes < best.bytes);
+    }
   }
 });
 

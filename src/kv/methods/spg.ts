@@ -392,7 +392,7 @@ export function sparseFloorBytes(
  * survivor count alone) bound the best form's bytes, so a low-rank block that beats the lower
  * bound never lists its survivors; `best()` is the exact choice.
  */
-class ElementwiseChoice {
+export class ElementwiseChoice {
   readonly upper: number;
   private cut = 0;
   private count = -1;

@@ -457,28 +457,42 @@ test("symmetricTopEigen converges on Gram matrices of every kind of spectrum (lo
   }
 });
 
+/**
+ * A random block plan (up to maxTokens tokens, up to 12 channels, 40% high tokens) and
+ * params at this magnitude threshold, with mixed precision on in two trials of three at random
+ * widths and group size.
+ */
+function randomBlockPlan(
+  next: () => number,
+  trial: number,
+  maxTokens: number,
+  magnitudeThreshold: number,
+): { plan: BlockPlan; p: SpgParams } {
+  const tokens = 1 + Math.floor(next() * maxTokens);
+  const dim = 1 + Math.floor(next() * 12);
+  const plan: BlockPlan = {
+    tokens,
+    dim,
+    isHigh: Uint8Array.from({ length: tokens }, () => (next() < 0.4 ? 1 : 0)),
+  };
+  const p = offParams();
+  p.stage2.magnitudeThreshold = magnitudeThreshold;
+  const lowBits = 1 + Math.floor(next() * 8);
+  p.stage2.mixedPrecision = {
+    enabled: trial % 3 !== 0,
+    highBits: lowBits + Math.floor(next() * 8),
+    lowBits,
+    highFraction: 0.5,
+    groupSize: 1 + Math.floor(next() * 8),
+  };
+  return { plan, p };
+}
+
 test("the sparse form's floor from the survivor count never exceeds its exact bytes", () => {
   const next = rng(31);
   for (let trial = 0; trial < 300; trial++) {
-    const tokens = 1 + Math.floor(next() * 20);
-    const dim = 1 + Math.floor(next() * 12);
-    const plan: BlockPlan = {
-      tokens,
-      dim,
-      isHigh: Uint8Array.from({ length: tokens }, () => (next() < 0.4 ? 1 : 0)),
-    };
-    const p = offParams();
-    p.stage2.magnitudeThreshold = 0.01;
-    const mixed = trial % 3 !== 0;
-    const lowBits = 1 + Math.floor(next() * 8);
-    p.stage2.mixedPrecision = {
-      enabled: mixed,
-      highBits: lowBits + Math.floor(next() * 8),
-      lowBits,
-      highFraction: 0.5,
-      groupSize: 1 + Math.floor(next() * 8),
-    };
-    const size = tokens * dim;
+    const { plan, p } = randomBlockPlan(next, trial, 20, 0.01);
+    const size = plan.tokens * plan.dim;
     const alive = Int32Array.from({ length: size }, (_, i) => i).filter(() => next() < 0.8);
     const dtype = trial % 2 === 0 ? "fp16" : "fp32";
     const floor = sparseFloorBytes(alive.length, size, plan, p, dtype);
@@ -490,26 +504,12 @@ test("the sparse form's floor from the survivor count never exceeds its exact by
 test("ElementwiseChoice: its bounds hold, best() is the smaller of the dense and sparse forms, isBeatenBy is strict", () => {
   const next = rng(41);
   for (let trial = 0; trial < 300; trial++) {
-    const tokens = 1 + Math.floor(next() * 24);
-    const dim = 1 + Math.floor(next() * 12);
-    const plan: BlockPlan = {
-      tokens,
-      dim,
-      isHigh: Uint8Array.from({ length: tokens }, () => (next() < 0.4 ? 1 : 0)),
-    };
-    const p = offParams();
-    p.stage2.magnitudeThreshold = [0, 0.001, 0.1, 0.5][trial % 4];
-    const lowBits = 1 + Math.floor(next() * 8);
-    p.stage2.mixedPrecision = {
-      enabled: trial % 3 !== 0,
-      highBits: lowBits + Math.floor(next() * 8),
-      lowBits,
-      highFraction: 0.5,
-      groupSize: 1 + Math.floor(next() * 8),
-    };
+    const { plan, p } = randomBlockPlan(next, trial, 24, [0, 0.001, 0.1, 0.5][trial % 4]);
     // blocks from dense to mostly zero, so either form can win
     const zeros = next();
-    const block = Float32Array.from({ length: tokens * dim }, () => (next() < zeros ? 0 : next() * 2 - 1));
+    const block = Float32Array.from({ length: plan.tokens * plan.dim }, () =>
+      next() < zeros ? 0 : next() * 2 - 1,
+    );
     const dtype = trial % 2 === 0 ? "fp16" : "fp32";
     // brute force: list the survivors of the cut directly, price both forms, keep the smaller
     let max = 0;

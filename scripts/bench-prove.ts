@@ -5,12 +5,14 @@
  * `npm run bench -- methods`: per method at matched budgets, the achieved ratio, perplexity
  * change, KL, top-1 agreement and compression time as a share of prefill time (SPG target:
  * under 5%), as recorded inside the loop and warm (the same encoding repeated at once).
- * Both run on the bundled model unless --model DIR is given.
+ * Both run on the bundled model unless --model DIR is given. `prove` also prints the process's
+ * peak resident memory next to what the hardware check asks for on the same configs.
  */
 
 import type { SampleRecord } from "../src/bundle/types.js";
 import { resolveConfig } from "../src/config/load.js";
 import type { RunConfig } from "../src/config/types.js";
+import { formatBytes, memoryRequirement } from "../src/hardware/requirement.js";
 import { createBackend } from "../src/measure/backend.js";
 import { evaluateSample } from "../src/measure/evaluate.js";
 import { drawRunSamples, loadRunSplits, resolveModelDir } from "../src/measure/prove.js";
@@ -118,6 +120,7 @@ async function runEvaluation(options: ProveBenchOptions) {
     forwardTokens,
     warmMs,
     samples: evaluation.length,
+    requiredBytes: memoryRequirement(checkpoint.config, config).requiredBytes,
     model: options.shape === undefined ? checkpoint.dir : `synthetic ${options.shape} (random weights)`,
   };
 }
@@ -140,6 +143,11 @@ export async function benchProve(options: ProveBenchOptions): Promise<void> {
   console.log(
     `  of which methods compressing/decompressing ${(100 * (methodsMs / run.wallMs)).toFixed(1)}%, ` +
       `everything else ${(100 * (restMs / run.wallMs)).toFixed(1)}%`,
+  );
+  // maxRSS is in KiB; it covers the whole process (node, modules, corpus, onnxruntime's arenas).
+  const peakBytes = process.resourceUsage().maxRSS * 1024;
+  console.log(
+    `  memory: peak resident ${formatBytes(peakBytes)}; the hardware check asks for ${formatBytes(run.requiredBytes)}`,
   );
 }
 

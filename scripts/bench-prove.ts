@@ -14,7 +14,7 @@ import { resolveConfig } from "../src/config/load.js";
 import type { RunConfig } from "../src/config/types.js";
 import { formatBytes, memoryRequirement } from "../src/hardware/requirement.js";
 import { createBackend } from "../src/measure/backend.js";
-import { evaluateSample } from "../src/measure/evaluate.js";
+import { evaluateSample, peakRssBytes } from "../src/measure/evaluate.js";
 import { drawRunSamples, loadRunSplits, resolveModelDir } from "../src/measure/prove.js";
 import { summarize } from "../src/measure/summary.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
@@ -144,10 +144,9 @@ export async function benchProve(options: ProveBenchOptions): Promise<void> {
     `  of which methods compressing/decompressing ${(100 * (methodsMs / run.wallMs)).toFixed(1)}%, ` +
       `everything else ${(100 * (restMs / run.wallMs)).toFixed(1)}%`,
   );
-  // maxRSS is in KiB; it covers the whole process (node, modules, corpus, onnxruntime's arenas).
-  const peakBytes = process.resourceUsage().maxRSS * 1024;
+  // the whole process: node, modules, corpus, onnxruntime's arenas
   console.log(
-    `  memory: peak resident ${formatBytes(peakBytes)}; the hardware check asks for ${formatBytes(run.requiredBytes)}`,
+    `  memory: peak resident ${formatBytes(peakRssBytes())}; the hardware check asks for ${formatBytes(run.requiredBytes)}`,
   );
 }
 

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { zipEntries } from "../src/bundle/write.js";
+import { peakRssBytes } from "../src/measure/evaluate.js";
 import { verifyBundleFile } from "../src/verify/verify-bundle.js";
 import { buildEntries, fixtureParts } from "../test/helpers/bundle-fixture.js";
 
@@ -62,7 +63,7 @@ export async function benchVerify(samples: number, resamples: number): Promise<v
     console.log(
       `sha256sum of entries:  ${inflatedHashSeconds.toFixed(3)} s  -> verify is ${(verifySeconds / inflatedHashSeconds).toFixed(1)}x`,
     );
-    console.log(`peak RSS:   ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+    console.log(`peak RSS:   ${(peakRssBytes() / 2 ** 20).toFixed(0)} MiB`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -17,6 +17,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import ort from "onnxruntime-node";
 import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../src/kv/layout.js";
+import { peakRssBytes } from "../src/measure/evaluate.js";
 import { mulberry32 } from "../src/measure/prng.js";
 import { buildGptNeoGraph } from "../src/model/graph.js";
 import { forwardFeeds, loadRuntime } from "../src/model/session.js";
@@ -118,7 +119,7 @@ async function benchOne(
       `  load (build graph + session): ${loadMs.toFixed(0)} ms`,
       `  prefill ${prefillLength} tokens: ${rate(prefillLength, prefillMs)} tok/s (bare onnxruntime ${rate(prefillLength, barePrefillMs)} tok/s, overhead x${(prefillMs / barePrefillMs).toFixed(2)})`,
       `  decode ${decodeSteps} steps: ${rate(decodeSteps, decodeMs)} tok/s (bare onnxruntime ${rate(decodeSteps, bareDecodeMs)} tok/s, overhead x${(decodeMs / bareDecodeMs).toFixed(2)})`,
-      `  RSS now ${rssMiB()} MiB, peak ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
+      `  RSS now ${rssMiB()} MiB, peak ${(peakRssBytes() / 2 ** 20).toFixed(0)} MiB`,
     ].join("\n"),
   );
 }

@@ -145,7 +145,7 @@ export async function continueFrom<T>(
   return { forced, generated, continuationMs, generationMs: performance.now() - started };
 }
 
-function peakRssBytes(): number {
+export function peakRssBytes(): number {
   // maxRSS is the process's peak resident set in kilobytes, measured by the OS.
   return process.resourceUsage().maxRSS * 1024;
 }

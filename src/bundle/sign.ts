@@ -5,6 +5,7 @@
  *
  *   "SPGBUNDLEv1" SP len(type) SP type SP len(body) SP body     (lengths: ASCII decimal bytes)
  */
+import { createPublicKey, verify } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { SpgError } from "../errors.js";
@@ -51,12 +52,57 @@ export function signatureJsonBytes(signature: SignatureJson): Buffer {
   return canonicalJson(signature);
 }
 
+/** The order L of Ed25519's base point (RFC 8032 section 5.1). */
+const ED25519_GROUP_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+/**
+ * Whether the signature's scalar S (its last 32 bytes, little-endian) is below L. RFC 8032
+ * requires it; a verifier that skips the check (tweetnacl does) accepts S + L as a second
+ * valid signature over the same message, so signatures would not be unique.
+ */
+export function hasCanonicalScalar(signature: Uint8Array): boolean {
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  let scalar = 0n;
+  for (let index = ED25519_SIGNATURE_BYTES - 1; index >= ED25519_SIGNATURE_BYTES / 2; index--) {
+    scalar = (scalar << 8n) | BigInt(signature[index]);
+  }
+  return scalar < ED25519_GROUP_ORDER;
+}
+
+/**
+ * The one Ed25519 verifier of the project (RFC 8032, strict): non-canonical S is refused
+ * here, then node:crypto (OpenSSL) checks the equation. Everything that verifies a
+ * signature (the library's checkSignature, spg verify's signature check) goes through it.
+ */
+export function verifyEd25519(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES || !hasCanonicalScalar(signature)) return false;
+  try {
+    const key = createPublicKey({
+      key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey).toString("base64url") },
+      format: "jwk",
+    });
+    return verify(null, message, key, signature);
+  } catch {
+    // A public key that is not a curve point cannot have signed anything.
+    return false;
+  }
+}
+
+/** Stable codes of a failed signature check. */
+export const SIGNATURE_CODES = [
+  "E_SIGNATURE_MALFORMED",
+  "E_SIGNATURE_ALGORITHM",
+  "E_SIGNATURE_KEY_ID",
+  "E_SIGNATURE_NON_CANONICAL",
+  "E_SIGNATURE_INVALID",
+] as const;
+export type SignatureCode = (typeof SIGNATURE_CODES)[number];
+
 export type SignatureCheck =
   | { ok: true; keyId: string; publicKey: Uint8Array; ephemeral: boolean }
   | {
       ok: false;
-      /** E_SIGNATURE_MALFORMED | E_SIGNATURE_ALGORITHM | E_SIGNATURE_KEY_ID | E_SIGNATURE_INVALID */
-      code: string;
+      code: SignatureCode;
       message: string;
     };
 
@@ -65,7 +111,11 @@ export type SignatureCheck =
  * recomputed from the public key; a signature.json whose keyId disagrees is rejected,
  * so trust decisions can use the returned keyId.
  */
-export function checkSignature(manifestBytes: Uint8Array, signature: unknown): SignatureCheck {
+export function checkSignature(
+  manifestBytes: Uint8Array,
+  signature: unknown,
+  signedMessage: (manifestBytes: Uint8Array) => Uint8Array = preAuthenticationEncoding,
+): SignatureCheck {
   let value: unknown = signature;
   if (value instanceof Uint8Array) {
     try {
@@ -100,7 +150,14 @@ export function checkSignature(manifestBytes: Uint8Array, signature: unknown): S
   if (json.keyId !== keyId) {
     return { ok: false, code: "E_SIGNATURE_KEY_ID", message: "keyId is not the sha256 of publicKey" };
   }
-  if (!nacl.sign.detached.verify(preAuthenticationEncoding(manifestBytes), signatureBytes, publicKey)) {
+  if (!hasCanonicalScalar(signatureBytes)) {
+    return {
+      ok: false,
+      code: "E_SIGNATURE_NON_CANONICAL",
+      message: "the signature's scalar S is not below the group order (a malleated signature)",
+    };
+  }
+  if (!verifyEd25519(signedMessage(manifestBytes), signatureBytes, publicKey)) {
     return { ok: false, code: "E_SIGNATURE_INVALID", message: "the signature does not match manifest.json" };
   }
   return { ok: true, keyId, publicKey, ephemeral: json.ephemeral };

@@ -9,12 +9,12 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
+import { keyIdOf } from "../../src/bundle/keys.js";
 import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { summarize } from "../../src/measure/summary.js";
-import { keyIdOf } from "../../src/verify/checks/signature.js";
 import { loadSchemaValidators, type SchemaValidators } from "../../src/verify/schemas.js";
 import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } from "../../src/verify/types.js";
 

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import nacl from "tweetnacl";
+import { verifyEd25519 } from "../../src/bundle/sign.js";
 import { checkIntegrity } from "../../src/verify/checks/integrity.js";
-import { checkSignature, verifyEd25519 } from "../../src/verify/checks/signature.js";
+import { checkSignature } from "../../src/verify/checks/signature.js";
 import { checkTrust } from "../../src/verify/checks/trust.js";
 import { EXIT_TAMPERED, runChecks, type VerifyOptions } from "../../src/verify/runner.js";
 import { BUNDLE_ENTRY_NAMES, type Finding } from "../../src/verify/types.js";

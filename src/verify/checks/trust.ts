@@ -1,6 +1,6 @@
+import { decodeBase64Strict, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "../../bundle/keys.js";
 import { isRecord, parseJsonEntry } from "../parse.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
-import { decodeBase64Exact, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "./signature.js";
 
 const CHECK = "trust" as const;
 
@@ -22,8 +22,8 @@ export function checkTrust(contents: BundleContents, options: TrustOptions): Fin
   const policy = trusted !== undefined || options.requireTrusted;
   const parsed = parseJsonEntry(contents.entries.get("signature.json"), "signature.json");
   const signature = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
-  const publicKey = signature && decodeBase64Exact(signature.publicKey, ED25519_PUBLIC_KEY_BYTES);
-  if (signature === undefined || publicKey === undefined) {
+  const publicKey = signature && decodeBase64Strict(signature.publicKey, ED25519_PUBLIC_KEY_BYTES);
+  if (signature === undefined || publicKey === null || publicKey === undefined) {
     return [
       fail(CHECK, "E_UNTRUSTED_KEY", "no readable signer in signature.json, so the signer cannot be trusted"),
     ];

@@ -84,6 +84,13 @@ export const DEFAULT_ZIP_READ_LIMITS: Readonly<ZipReadLimits> = Object.freeze({
   maxArchiveBytes: 1536 * MiB,
 });
 
+/**
+ * Version 1 JSON reading limit: no bundle file nests deeper than a handful of levels
+ * (config method params are the deepest, under 10), so anything past this is hostile;
+ * refusing it early keeps recursive serializers and validators off the stack limit.
+ */
+export const MAX_JSON_NESTING = 64;
+
 export function resolveZipReadLimits(overrides: Partial<ZipReadLimits> = {}): ZipReadLimits {
   const limits = { ...DEFAULT_ZIP_READ_LIMITS };
   for (const [key, value] of Object.entries(overrides)) {

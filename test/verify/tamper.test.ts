@@ -9,6 +9,7 @@ import { EXIT_TAMPERED, runChecks, type VerifyOptions } from "../../src/verify/r
 import { BUNDLE_ENTRY_NAMES, type Finding } from "../../src/verify/types.js";
 import {
   bundleFixture,
+  canonicalJson,
   fixtureKey,
   fixtureSignedMessage,
   fixtureValidators,
@@ -76,7 +77,7 @@ test("integrity: size, missing, unlisted, unexpected and duplicate entries have 
   manifest.entries.push(manifest.entries[0]);
   manifest.entries.push({ name: "payload.bin", sha256: sha256Hex("x"), bytes: 1 });
   manifest.entries = manifest.entries.filter((entry: { name: string }) => entry.name !== "report.md");
-  relisted.entries.set("manifest.json", Buffer.from(JSON.stringify(manifest)));
+  relisted.entries.set("manifest.json", Buffer.from(canonicalJson(manifest)));
   assert.deepEqual(codes(checkIntegrity(relisted)).sort(), [
     "E_INTEGRITY_DUPLICATE",
     "E_INTEGRITY_UNEXPECTED",
@@ -87,6 +88,10 @@ test("integrity: size, missing, unlisted, unexpected and duplicate entries have 
   noManifest.entries.delete("manifest.json");
   assert.deepEqual(codes(checkIntegrity(noManifest)), ["E_INTEGRITY_MISSING"]);
   noManifest.entries.set("manifest.json", Buffer.from("{not json"));
+  assert.deepEqual(codes(checkIntegrity(noManifest)), ["E_JSON_SYNTAX"]);
+  noManifest.entries.set("manifest.json", Buffer.from('{"entries":[]}'));
+  assert.ok(codes(checkIntegrity(noManifest)).includes("E_INTEGRITY_UNLISTED"));
+  noManifest.entries.set("manifest.json", Buffer.from('{"format":1}'));
   assert.deepEqual(codes(checkIntegrity(noManifest)), ["E_INTEGRITY_MANIFEST"]);
 });
 

@@ -20,7 +20,7 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
   const findings: Finding[] = [];
   const parsed = parseJsonEntry(contents.entries.get("manifest.json"), "manifest.json");
   if (!parsed.ok) {
-    const code = contents.entries.has("manifest.json") ? "E_INTEGRITY_MANIFEST" : "E_INTEGRITY_MISSING";
+    const code = contents.entries.has("manifest.json") ? parsed.code : "E_INTEGRITY_MISSING";
     return [fail(CHECK, code, parsed.error, { entry: "manifest.json" })];
   }
   const manifest = parsed.value;

@@ -1,4 +1,4 @@
-import { parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
+import { checkEntryText, parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
 import { describeSchemaErrors, ENTRY_SCHEMAS, type SchemaValidators } from "../schemas.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
 
@@ -31,7 +31,7 @@ export function validateEntries(contents: BundleContents, validators: SchemaVali
       ? parseJsonLinesEntry(contents.entries.get(entry), entry)
       : parseJsonEntry(contents.entries.get(entry), entry);
     if (!result.ok) {
-      findings.push(fail(CHECK, code, result.error, { entry, schema: schemaFile }));
+      findings.push(fail(CHECK, result.code, result.error, { entry, schema: schemaFile }));
       continue;
     }
     parsed.set(entry, result.value);
@@ -79,6 +79,9 @@ export function validateEntries(contents: BundleContents, validators: SchemaVali
       valid.set(entry, result.value);
     }
   }
+  // report.md is free text, but follows the one rule every entry does (UTF-8, no BOM).
+  const report = checkEntryText(contents.entries.get("report.md"), "report.md");
+  if (!report.ok) findings.push(fail(CHECK, report.code, report.error, { entry: "report.md" }));
   if (findings.length === 0) {
     findings.push(pass(CHECK, `${Object.keys(ENTRY_SCHEMAS).length} files match their schemas`));
   }

@@ -24,7 +24,7 @@ export function checkSignature(contents: BundleContents, options: SignatureOptio
   const manifestBytes = contents.entries.get("manifest.json");
   const parsed = parseJsonEntry(contents.entries.get("signature.json"), "signature.json");
   if (!parsed.ok) {
-    const code = contents.entries.has("signature.json") ? "E_SIGNATURE_MALFORMED" : "E_SIGNATURE_MISSING";
+    const code = contents.entries.has("signature.json") ? parsed.code : "E_SIGNATURE_MISSING";
     return [fail(CHECK, code, parsed.error)];
   }
   if (manifestBytes === undefined) {

@@ -43,8 +43,16 @@ export const ZIP_CODES = {
   corrupt: "E_ZIP_CORRUPT",
   /** Two entries' data share bytes (overlapping-entry bombs, ambiguous archives). */
   overlap: "E_ZIP_OVERLAP",
-  /** Local header and central directory disagree about an entry. */
+  /** Local header (or data descriptor) and central directory disagree about an entry. */
   headerMismatch: "E_ZIP_HEADER_MISMATCH",
+  /** Bytes before the first local header: another file glued in front (a polyglot). */
+  prefix: "E_ZIP_PREFIX",
+  /** Bytes between entries, or between the last entry, the central directory and its end record. */
+  gap: "E_ZIP_GAP",
+  /** An archive or entry comment (where hidden bytes and fake end records live). */
+  comment: "E_ZIP_COMMENT",
+  /** Zip64 records or fields: never needed within the format's size limits. */
+  zip64: "E_ZIP_ZIP64",
 } as const;
 
 export type ZipSafetyCode = (typeof ZIP_CODES)[keyof typeof ZIP_CODES];
@@ -95,7 +103,18 @@ const FLAG_UTF8 = 0x800;
 const INFO_ZIP_UNICODE_PATH_FIELD = 0x7075;
 const METHOD_STORED = 0;
 const METHOD_DEFLATED = 8;
+const FLAG_DATA_DESCRIPTOR = 0x8;
+const ZIP64_EXTRA_FIELD = 0x0001;
 const LOCAL_FILE_HEADER_SIGNATURE = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+const DATA_DESCRIPTOR_SIGNATURE = 0x08074b50;
+const END_OF_CENTRAL_DIRECTORY_SIGNATURE = 0x06054b50;
+/** Fixed sizes of the zip records (APPNOTE 4.3). */
+const END_OF_CENTRAL_DIRECTORY_BYTES = 22;
+const CENTRAL_HEADER_FIXED_BYTES = 46;
+const DATA_DESCRIPTOR_BYTES = 12;
+/** A zip64 marker in a 32-bit or 16-bit field. */
+const ZIP64_MARKER_32 = 0xffffffff;
+const ZIP64_MARKER_16 = 0xffff;
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -179,6 +198,88 @@ async function readHead(source: Source): Promise<Buffer> {
   }
 }
 
+/** `length` bytes at `position` (fewer at the end of the archive). */
+async function readAt(source: Source, position: number, length: number): Promise<Buffer> {
+  if (source.kind === "buffer") return source.buffer.subarray(position, position + length);
+  const handle = await fs.open(source.path, "r");
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Where the central directory lies, from the end record (the archive's last 22 bytes once a comment is refused). */
+interface ArchiveLayout {
+  archiveBytes: number;
+  centralDirectoryOffset: number;
+  centralDirectoryBytes: number;
+}
+
+/**
+ * The archive is exactly: entries back to back from byte 0, the central directory, and a
+ * comment-less end record; no zip64. Anything else could hide bytes one reader sees and
+ * another does not.
+ */
+async function checkArchiveEnvelope(
+  source: Source,
+  zipfile: yauzl.ZipFile,
+  archiveBytes: number,
+): Promise<{ findings: ZipSafetyFinding[]; layout?: ArchiveLayout }> {
+  const comment = zipfile.comment as unknown as Buffer | string;
+  if (comment.length > 0) {
+    return {
+      findings: [
+        finding(
+          ZIP_CODES.comment,
+          `the archive carries a ${comment.length}-byte comment; bundles have none`,
+          {
+            commentBytes: comment.length,
+          },
+        ),
+      ],
+    };
+  }
+  const end = await readAt(
+    source,
+    archiveBytes - END_OF_CENTRAL_DIRECTORY_BYTES,
+    END_OF_CENTRAL_DIRECTORY_BYTES,
+  );
+  if (
+    end.length !== END_OF_CENTRAL_DIRECTORY_BYTES ||
+    end.readUInt32LE(0) !== END_OF_CENTRAL_DIRECTORY_SIGNATURE
+  ) {
+    return { findings: [finding(ZIP_CODES.unreadable, "the archive does not end with its end record")] };
+  }
+  const entryCount = end.readUInt16LE(10);
+  const centralDirectoryBytes = end.readUInt32LE(12);
+  const centralDirectoryOffset = end.readUInt32LE(16);
+  if (
+    entryCount === ZIP64_MARKER_16 ||
+    centralDirectoryBytes === ZIP64_MARKER_32 ||
+    centralDirectoryOffset === ZIP64_MARKER_32 ||
+    zipfile.entryCount !== entryCount
+  ) {
+    return {
+      findings: [finding(ZIP_CODES.zip64, "the archive uses zip64 end records; bundles never need them")],
+    };
+  }
+  const findings: ZipSafetyFinding[] = [];
+  const endOffset = archiveBytes - END_OF_CENTRAL_DIRECTORY_BYTES;
+  if (centralDirectoryOffset + centralDirectoryBytes !== endOffset) {
+    findings.push(
+      finding(
+        ZIP_CODES.gap,
+        `${endOffset - centralDirectoryOffset - centralDirectoryBytes} bytes lie between the central directory and the end record`,
+        { centralDirectoryOffset, centralDirectoryBytes, endOffset },
+      ),
+    );
+  }
+  return { findings, layout: { archiveBytes, centralDirectoryOffset, centralDirectoryBytes } };
+}
+
 /** Read the whole central directory (entry count already bounded). */
 function readCentralDirectory(zipfile: yauzl.ZipFile): Promise<yauzl.Entry[]> {
   return new Promise((resolve, reject) => {
@@ -234,6 +335,14 @@ function checkCentralDirectory(
     } else {
       const unsafe = unsafePathReason(name);
       if (unsafe !== null) findings.push(finding(ZIP_CODES.path, `entry ${shown}: ${unsafe}`, where));
+    }
+    if (entry.fileCommentLength > 0) {
+      findings.push(
+        finding(ZIP_CODES.comment, `entry ${shown} carries a comment; bundle entries have none`, where),
+      );
+    }
+    if (entry.extraFields.some((field) => field.id === ZIP64_EXTRA_FIELD)) {
+      findings.push(finding(ZIP_CODES.zip64, `entry ${shown} carries a zip64 extra field`, where));
     }
     if (entry.extraFields.some((field) => field.id === INFO_ZIP_UNICODE_PATH_FIELD)) {
       findings.push(
@@ -353,14 +462,67 @@ function readLocalHeader(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<ya
   });
 }
 
-/** Local headers must agree with the central directory, and entries' bytes must not overlap. */
+/** The data descriptor after an entry's data, when its flags say one follows: its length, or why it is wrong. */
+async function dataDescriptorBytes(
+  source: Source,
+  entry: yauzl.Entry,
+  dataEnd: number,
+): Promise<number | string> {
+  const bytes = await readAt(source, dataEnd, DATA_DESCRIPTOR_BYTES + 4);
+  const agrees = (at: number) =>
+    bytes.length >= at + DATA_DESCRIPTOR_BYTES &&
+    bytes.readUInt32LE(at) === entry.crc32 >>> 0 &&
+    bytes.readUInt32LE(at + 4) === entry.compressedSize &&
+    bytes.readUInt32LE(at + 8) === entry.uncompressedSize;
+  if (bytes.length >= 4 && bytes.readUInt32LE(0) === DATA_DESCRIPTOR_SIGNATURE && agrees(4)) {
+    return DATA_DESCRIPTOR_BYTES + 4;
+  }
+  if (agrees(0)) return DATA_DESCRIPTOR_BYTES;
+  return "its data descriptor does not repeat the central directory's CRC-32 and sizes";
+}
+
+/** Where the local header says what the central directory does not, or undefined. */
+function localHeaderDisagreement(header: yauzl.LocalFileHeader, entry: yauzl.Entry): string | undefined {
+  if (!header.fileName.equals(entry.fileNameRaw)) {
+    return `its local header names it ${displayName(header.fileName)}`;
+  }
+  if (header.compressionMethod !== entry.compressionMethod) return "local and central compression differ";
+  if (header.generalPurposeBitFlag !== entry.generalPurposeBitFlag) return "local and central flags differ";
+  const central = Buffer.concat(
+    entry.extraFields.map((field) => {
+      const head = Buffer.alloc(4);
+      head.writeUInt16LE(field.id, 0);
+      head.writeUInt16LE(field.data.length, 2);
+      return Buffer.concat([head, field.data]);
+    }),
+  );
+  if (!header.extraField.equals(central)) return "local and central extra fields differ";
+  const deferred = (header.generalPurposeBitFlag & FLAG_DATA_DESCRIPTOR) !== 0;
+  const stated = [header.crc32 >>> 0, header.compressedSize, header.uncompressedSize];
+  const expected = [entry.crc32 >>> 0, entry.compressedSize, entry.uncompressedSize];
+  // With a data descriptor the local fields may be zero (written before the data was known).
+  const agrees = stated.every((value, index) => value === expected[index] || (deferred && value === 0));
+  if (!agrees) return "local and central CRC-32 or sizes differ";
+  return undefined;
+}
+
+/**
+ * Local headers (and data descriptors) must agree with the central directory, and the
+ * entries must lie back to back from byte 0 up to the central directory: no overlap (one
+ * byte range read as two entries), no prefix (a polyglot), no gaps (hidden bytes).
+ */
 async function checkLocalHeaders(
+  source: Source,
   zipfile: yauzl.ZipFile,
   checked: CheckedEntry[],
+  layout: ArchiveLayout,
 ): Promise<ZipSafetyFinding[]> {
   const findings: ZipSafetyFinding[] = [];
   const spans: { name: string; start: number; end: number }[] = [];
+  let centralRecordBytes = 0;
   for (const { entry, name } of checked) {
+    centralRecordBytes +=
+      CENTRAL_HEADER_FIXED_BYTES + entry.fileNameLength + entry.extraFieldLength + entry.fileCommentLength;
     let header: yauzl.LocalFileHeader;
     try {
       header = await readLocalHeader(zipfile, entry);
@@ -374,26 +536,27 @@ async function checkLocalHeaders(
       );
       continue;
     }
-    if (!header.fileName.equals(entry.fileNameRaw)) {
+    const disagreement = localHeaderDisagreement(header, entry);
+    if (disagreement !== undefined) {
       findings.push(
-        finding(
-          ZIP_CODES.headerMismatch,
-          `entry ${JSON.stringify(name)}: its local header names it ${displayName(header.fileName)}`,
-          { entry: name, localName: header.fileName.toString("latin1") },
-        ),
-      );
-    }
-    if (header.compressionMethod !== entry.compressionMethod) {
-      findings.push(
-        finding(
-          ZIP_CODES.headerMismatch,
-          `entry ${JSON.stringify(name)}: local and central compression differ`,
-          {
-            entry: name,
-            local: header.compressionMethod,
-            central: entry.compressionMethod,
+        finding(ZIP_CODES.headerMismatch, `entry ${JSON.stringify(name)}: ${disagreement}`, {
+          entry: name,
+          localName: header.fileName.toString("latin1"),
+          local: {
+            method: header.compressionMethod,
+            flags: header.generalPurposeBitFlag,
+            crc32: header.crc32 >>> 0,
+            compressedSize: header.compressedSize,
+            uncompressedSize: header.uncompressedSize,
           },
-        ),
+          central: {
+            method: entry.compressionMethod,
+            flags: entry.generalPurposeBitFlag,
+            crc32: entry.crc32 >>> 0,
+            compressedSize: entry.compressedSize,
+            uncompressedSize: entry.uncompressedSize,
+          },
+        }),
       );
     }
     if ((header.generalPurposeBitFlag & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) !== 0) {
@@ -401,13 +564,36 @@ async function checkLocalHeaders(
         finding(ZIP_CODES.encrypted, `entry ${JSON.stringify(name)} is encrypted`, { entry: name }),
       );
     }
-    spans.push({
-      name,
-      start: entry.relativeOffsetOfLocalHeader,
-      end: header.fileDataStart + entry.compressedSize,
-    });
+    let end = header.fileDataStart + entry.compressedSize;
+    if ((entry.generalPurposeBitFlag & FLAG_DATA_DESCRIPTOR) !== 0) {
+      const descriptor = await dataDescriptorBytes(source, entry, end);
+      if (typeof descriptor === "string") {
+        findings.push(
+          finding(ZIP_CODES.headerMismatch, `entry ${JSON.stringify(name)}: ${descriptor}`, { entry: name }),
+        );
+      } else end += descriptor;
+    }
+    spans.push({ name, start: entry.relativeOffsetOfLocalHeader, end });
+  }
+  if (centralRecordBytes !== layout.centralDirectoryBytes) {
+    findings.push(
+      finding(
+        ZIP_CODES.gap,
+        `the central directory is ${layout.centralDirectoryBytes} bytes but its records take ${centralRecordBytes}`,
+        { centralDirectoryBytes: layout.centralDirectoryBytes, centralRecordBytes },
+      ),
+    );
   }
   spans.sort((a, b) => a.start - b.start);
+  if (spans.length > 0 && spans[0].start > 0) {
+    findings.push(
+      finding(
+        ZIP_CODES.prefix,
+        `${spans[0].start} bytes precede the first entry (another file glued in front: a polyglot?)`,
+        { prefixBytes: spans[0].start },
+      ),
+    );
+  }
   for (let index = 1; index < spans.length; index++) {
     const previous = spans[index - 1];
     const current = spans[index];
@@ -419,7 +605,27 @@ async function checkLocalHeaders(
           { entries: [previous.name, current.name], offsets: [previous.start, current.start] },
         ),
       );
+    } else if (current.start > previous.end) {
+      findings.push(
+        finding(
+          ZIP_CODES.gap,
+          `${current.start - previous.end} bytes lie between entries ${JSON.stringify(previous.name)} and ${JSON.stringify(current.name)}`,
+          { entries: [previous.name, current.name], gapBytes: current.start - previous.end },
+        ),
+      );
     }
+  }
+  const last = spans[spans.length - 1];
+  if (last !== undefined && last.end !== layout.centralDirectoryOffset) {
+    findings.push(
+      finding(
+        last.end < layout.centralDirectoryOffset ? ZIP_CODES.gap : ZIP_CODES.overlap,
+        last.end < layout.centralDirectoryOffset
+          ? `${layout.centralDirectoryOffset - last.end} bytes lie between the last entry and the central directory`
+          : `entry ${JSON.stringify(last.name)} runs into the central directory`,
+        { entry: last.name, entryEnd: last.end, centralDirectoryOffset: layout.centralDirectoryOffset },
+      ),
+    );
   }
   return findings;
 }
@@ -636,9 +842,13 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
       const code = /strong encryption/i.test(message) ? ZIP_CODES.encrypted : structuralCode(error);
       return fail(finding(code, `central directory unreadable: ${message}`, { archiveBytes }));
     }
+    const envelope = await checkArchiveEnvelope(source, zipfile, archiveBytes);
+    if (envelope.layout === undefined) return fail(...envelope.findings);
     const central = checkCentralDirectory(entries, limits, allowedNames, requireAllEntries);
-    if (central.findings.length > 0) return fail(...central.findings);
-    const local = await checkLocalHeaders(zipfile, central.checked);
+    if (central.findings.length > 0 || envelope.findings.length > 0) {
+      return fail(...envelope.findings, ...central.findings);
+    }
+    const local = await checkLocalHeaders(source, zipfile, central.checked, envelope.layout);
     if (local.length > 0) return fail(...local);
 
     const findings: ZipSafetyFinding[] = [];

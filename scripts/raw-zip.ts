@@ -4,7 +4,8 @@
  * would, so readers can be tested against hand-made hostile archives.
  *
  * Layout: for each entry a local file header + data, then the central directory, then
- * the end-of-central-directory record. No data descriptors, no zip64.
+ * the end-of-central-directory record. No data descriptors, no zip64. Shared by the tests
+ * and the adversarial benchmark (scripts/ never imports from test/).
  */
 import zlib from "node:zlib";
 
@@ -48,6 +49,12 @@ export interface RawZipEntry {
   extra?: Buffer;
   /** Name written in the local header (default: same as `name`). */
   localName?: string | Buffer;
+  /** Local header fields that differ from the central directory's (default: the same). */
+  local?: { flags?: number; crc32?: number; compressedSize?: number; uncompressedSize?: number };
+  /** Bytes written right after this entry's data (hidden between entries). */
+  trailingBytes?: Buffer;
+  /** Entry comment in the central directory. */
+  comment?: Buffer;
   /**
    * Write no local header/data for this entry: its central record points at the local
    * header of entry `shareLocalHeaderOf` (overlapping entries).
@@ -59,6 +66,10 @@ export interface RawZipOptions {
   /** Entry count written in the end record (default: the real count). */
   declaredEntryCount?: number;
   comment?: Buffer;
+  /** Bytes before the first local header (a polyglot's other file); offsets account for it. */
+  prefix?: Buffer;
+  /** Bytes between the last entry and the central directory. */
+  beforeCentralDirectory?: Buffer;
 }
 
 /** DOS date/time of 1980-01-01 00:00. */
@@ -90,6 +101,10 @@ export function buildRawZip(entries: readonly RawZipEntry[], options: RawZipOpti
   const central: Buffer[] = [];
   const localOffsets: number[] = [];
   let offset = 0;
+  if (options.prefix !== undefined) {
+    parts.push(options.prefix);
+    offset += options.prefix.length;
+  }
   const resolved = entries.map((entry) => {
     const data = entry.data ?? Buffer.alloc(0);
     const method = entry.method ?? METHOD_DEFLATED;
@@ -115,20 +130,26 @@ export function buildRawZip(entries: readonly RawZipEntry[], options: RawZipOpti
     const header = Buffer.alloc(30);
     header.writeUInt32LE(0x04034b50, 0);
     header.writeUInt16LE(VERSION_NEEDED, 4);
-    header.writeUInt16LE(item.flags, 6);
+    const local = item.entry.local ?? {};
+    header.writeUInt16LE(local.flags ?? item.flags, 6);
     header.writeUInt16LE(item.method, 8);
     header.writeUInt16LE(DOS_TIME, 10);
     header.writeUInt16LE(DOS_DATE, 12);
-    header.writeUInt32LE(item.crc >>> 0, 14);
-    header.writeUInt32LE(item.compressedSize >>> 0, 18);
-    header.writeUInt32LE(item.uncompressedSize >>> 0, 22);
+    header.writeUInt32LE((local.crc32 ?? item.crc) >>> 0, 14);
+    header.writeUInt32LE((local.compressedSize ?? item.compressedSize) >>> 0, 18);
+    header.writeUInt32LE((local.uncompressedSize ?? item.uncompressedSize) >>> 0, 22);
     header.writeUInt16LE(item.localName.length, 26);
     header.writeUInt16LE(item.extra.length, 28);
     localOffsets.push(offset);
-    for (const part of [header, item.localName, item.extra, item.stored]) {
+    for (const part of [header, item.localName, item.extra, item.stored, item.entry.trailingBytes]) {
+      if (part === undefined) continue;
       parts.push(part);
       offset += part.length;
     }
+  }
+  if (options.beforeCentralDirectory !== undefined) {
+    parts.push(options.beforeCentralDirectory);
+    offset += options.beforeCentralDirectory.length;
   }
   const centralStart = offset;
   resolved.forEach((item, index) => {
@@ -147,12 +168,13 @@ export function buildRawZip(entries: readonly RawZipEntry[], options: RawZipOpti
     record.writeUInt32LE(item.uncompressedSize >>> 0, 24);
     record.writeUInt16LE(item.name.length, 28);
     record.writeUInt16LE(item.extra.length, 30);
-    record.writeUInt16LE(0, 32);
+    const entryComment = item.entry.comment ?? Buffer.alloc(0);
+    record.writeUInt16LE(entryComment.length, 32);
     record.writeUInt16LE(0, 34);
     record.writeUInt16LE(0, 36);
     record.writeUInt32LE((item.entry.externalAttributes ?? REGULAR_FILE_ATTRIBUTES) >>> 0, 38);
     record.writeUInt32LE(localOffset >>> 0, 42);
-    central.push(record, item.name, item.extra);
+    central.push(record, item.name, item.extra, entryComment);
   });
   const centralBytes = Buffer.concat(central);
   const comment = options.comment ?? Buffer.alloc(0);

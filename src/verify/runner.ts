@@ -1,8 +1,10 @@
 /**
- * The verifier: every check in order over a bundle's entries, every finding collected.
- * A check that throws becomes an E_CHECK_CRASHED finding, never a crash; a check whose
- * inputs are missing or schema-invalid reports E_CHECK_SKIPPED (which fails: nothing
- * unverified passes).
+ * The verifier: walks the check units (checks/index.ts; zip-safety and replay in
+ * verify-bundle.ts) in order over one BundleContext and collects every finding. A unit
+ * whose required check failed reports E_CHECK_SKIPPED ("skipped because X failed"), which
+ * fails: nothing unverified passes and nothing runs on what an earlier check refused. A
+ * unit that throws becomes a finding (an SpgError keeps its code; anything else is
+ * E_CHECK_CRASHED), never a crash, and the findings before it are kept.
  *
  * Exit codes (also in README):
  *   0  every check passed
@@ -12,19 +14,11 @@
  *   6  claims not met (everything else held)
  * When several kinds fail, the lowest code wins.
  */
-import { preAuthenticationEncoding } from "../bundle/sign.js";
-import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
-import type { RunConfig } from "../config/types.js";
-import { checkClaims } from "./checks/claims.js";
-import { checkConsistency } from "./checks/consistency.js";
-import { checkIntegrity } from "./checks/integrity.js";
-import { checkProtocol } from "./checks/protocol.js";
-import { checkRecompute, recomputeSummary } from "./checks/recompute.js";
-import { validateEntries } from "./checks/schemas.js";
-import { checkSignature, type SignedMessage } from "./checks/signature.js";
-import { checkTrust } from "./checks/trust.js";
-import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
-import { type BundleContents, type CheckName, type EnvironmentFile, type Finding, fail } from "./types.js";
+import type { Summary } from "../bundle/types.js";
+import { isSpgError } from "../errors.js";
+import { type CheckOptions, type CheckUnit, ENTRY_CHECKS } from "./checks/index.js";
+import { type BundleContext, bundleContext } from "./context.js";
+import { type BundleContents, type CheckName, type Finding, fail } from "./types.js";
 
 export const EXIT_PASS = 0;
 export const EXIT_UNREADABLE = 3;
@@ -47,20 +41,7 @@ export const CHECK_EXIT_CODE: Record<CheckName, number> = {
   replay: EXIT_INVALID,
 };
 
-export interface VerifyOptions {
-  /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
-  signedMessage?: SignedMessage;
-  /** Key ids the verifier trusts; undefined = no trust policy. */
-  trustedKeyIds?: ReadonlySet<string>;
-  /** Fail unless the signer is trusted (on by default when CI=true; the command decides). */
-  requireTrusted: boolean;
-  /** Compiled schemas; default: the package's schemas/. */
-  validators?: SchemaValidators;
-  /** Relative tolerance of the recompute check (default RECOMPUTE_RELATIVE_TOLERANCE). */
-  relativeTolerance?: number;
-  /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
-  maxBootstrapDraws?: number;
-}
+export type VerifyOptions = CheckOptions;
 
 export interface VerifyResult {
   findings: Finding[];
@@ -70,28 +51,69 @@ export interface VerifyResult {
   recomputed?: Summary;
 }
 
-function guarded(check: CheckName, run: () => Finding[]): Finding[] {
-  try {
-    return run();
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return [fail(check, "E_CHECK_CRASHED", `the ${check} check could not finish: ${message}`)];
-  }
+/** Pass/fail of each check walked so far (a skipped check counts as failed). */
+export type CheckOutcomes = Map<CheckName, boolean>;
+
+/** The skipped finding when a check this one requires failed or was skipped; else undefined. */
+function skippedBecause(unit: CheckUnit<never>, outcomes: CheckOutcomes): Finding[] | undefined {
+  const failed = unit.requires.filter((check) => outcomes.get(check) === false);
+  if (failed.length === 0) return undefined;
+  return [
+    fail(unit.name, "E_CHECK_SKIPPED", `skipped because ${failed.join(", ")} failed`, { because: failed }),
+  ];
 }
 
-function skipped(check: CheckName, needs: string[], have: Map<string, unknown>): Finding[] | undefined {
-  const missing = needs.filter((entry) => !have.has(entry));
-  if (missing.length === 0) return undefined;
-  return [
-    fail(
-      check,
-      "E_CHECK_SKIPPED",
-      `not run: ${missing.join(", ")} missing or invalid (see the schemas check)`,
-      {
-        needs: missing,
-      },
-    ),
-  ];
+/** A check that throws becomes a finding: an SpgError keeps its code, anything else is E_CHECK_CRASHED. */
+function crashed(unit: CheckUnit<never>, error: unknown): Finding[] {
+  const message = error instanceof Error ? error.message : String(error);
+  if (isSpgError(error)) return [fail(unit.name, error.code, `the ${unit.name} check stopped: ${message}`)];
+  return [fail(unit.name, "E_CHECK_CRASHED", `the ${unit.name} check could not finish: ${message}`)];
+}
+
+function settle(unit: CheckUnit<never>, findings: Finding[], outcomes: CheckOutcomes): Finding[] {
+  outcomes.set(
+    unit.name,
+    findings.every((finding) => finding.ok),
+  );
+  return findings;
+}
+
+/** Run one unit whose work is synchronous (throws if it returns a promise). */
+export function runUnitSync<Options>(
+  unit: CheckUnit<Options>,
+  context: BundleContext,
+  options: Options,
+  outcomes: CheckOutcomes,
+): Finding[] {
+  const skipped = skippedBecause(unit as CheckUnit<never>, outcomes);
+  if (skipped !== undefined) return settle(unit as CheckUnit<never>, skipped, outcomes);
+  let findings: Finding[];
+  try {
+    const result = unit.run(context, options);
+    if (!Array.isArray(result)) throw new Error(`the ${unit.name} check is asynchronous`);
+    findings = result;
+  } catch (error) {
+    findings = crashed(unit as CheckUnit<never>, error);
+  }
+  return settle(unit as CheckUnit<never>, findings, outcomes);
+}
+
+/** Run one unit, awaiting it. */
+export async function runUnit<Options>(
+  unit: CheckUnit<Options>,
+  context: BundleContext,
+  options: Options,
+  outcomes: CheckOutcomes,
+): Promise<Finding[]> {
+  const skipped = skippedBecause(unit as CheckUnit<never>, outcomes);
+  if (skipped !== undefined) return settle(unit as CheckUnit<never>, skipped, outcomes);
+  let findings: Finding[];
+  try {
+    findings = await unit.run(context, options);
+  } catch (error) {
+    findings = crashed(unit as CheckUnit<never>, error);
+  }
+  return settle(unit as CheckUnit<never>, findings, outcomes);
 }
 
 /** The exit code for these findings (see the header). */
@@ -105,101 +127,25 @@ export function exitCodeFor(findings: readonly Finding[]): number {
   return code;
 }
 
-/** Run every check over the bundle's entries and collect every finding. */
-export function runChecks(contents: BundleContents, options: VerifyOptions): VerifyResult {
-  const findings: Finding[] = [];
-  findings.push(...guarded("integrity", () => checkIntegrity(contents)));
-  findings.push(
-    ...guarded("signature", () =>
-      checkSignature(contents, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
-    ),
-  );
-  findings.push(
-    ...guarded("trust", () =>
-      checkTrust(contents, { trustedKeyIds: options.trustedKeyIds, requireTrusted: options.requireTrusted }),
-    ),
-  );
-
-  let valid = new Map<string, unknown>();
-  let parsed = new Map<string, unknown>();
-  findings.push(
-    ...guarded("schemas", () => {
-      const validation = validateEntries(contents, options.validators ?? loadSchemaValidators());
-      valid = validation.valid;
-      parsed = validation.parsed;
-      return validation.findings;
-    }),
-  );
-  const config = valid.get("config.json") as RunConfig;
-  const records = valid.get("records.jsonl") as SampleRecord[];
-
-  findings.push(
-    ...(skipped(
-      "consistency",
-      ["config.json", "environment.json", "records.jsonl", "fingerprints.jsonl"],
-      valid,
-    ) ??
-      guarded("consistency", () =>
-        checkConsistency({
-          config,
-          environment: valid.get("environment.json") as EnvironmentFile,
-          records,
-          fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
-        }),
-      )),
-  );
-
-  let recomputed: Summary | undefined;
-  const recomputeSkip = skipped("recompute", ["config.json", "records.jsonl", "summary.json"], valid);
-  if (recomputeSkip !== undefined) {
-    findings.push(...recomputeSkip);
-  } else {
-    findings.push(
-      ...guarded("recompute", () => {
-        const result = recomputeSummary(records, config, options.maxBootstrapDraws);
-        if (!result.ok) return [result.finding];
-        recomputed = result.summary;
-        return checkRecompute({
-          config,
-          records,
-          summary: valid.get("summary.json"),
-          recomputed,
-          relativeTolerance: options.relativeTolerance,
-        });
-      }),
-    );
-  }
-
-  const claimsSkip = skipped("claims", ["config.json", "records.jsonl"], valid);
-  if (claimsSkip !== undefined) {
-    findings.push(...claimsSkip);
-  } else {
-    findings.push(
-      ...guarded("claims", () => {
-        if (recomputed === undefined) {
-          const result = recomputeSummary(records, config, options.maxBootstrapDraws);
-          if (!result.ok) {
-            return [fail("claims", "E_CHECK_SKIPPED", `not run: ${result.finding.message}`)];
-          }
-          recomputed = result.summary;
-        }
-        return checkClaims(config, recomputed);
-      }),
-    );
-  }
-
-  findings.push(
-    ...guarded("protocol", () =>
-      checkProtocol({
-        config: parsed.get("config.json"),
-        environment: parsed.get("environment.json"),
-        records: parsed.get("records.jsonl"),
-      }),
-    ),
-  );
-
+/** The result of a walk: its findings, the exit code they give, and the recomputed summary if any. */
+export function verifyResult(findings: Finding[], recomputed: Summary | undefined): VerifyResult {
   const exitCode = exitCodeFor(findings);
   const result: VerifyResult = { findings, passed: exitCode === EXIT_PASS, exitCode };
   if (recomputed !== undefined) result.recomputed = recomputed;
   return result;
+}
+
+/**
+ * Walk every check over the bundle's entries (already read: zip-safety is the file
+ * reader's, ../verify-bundle.ts) and collect every finding.
+ */
+export function runChecks(
+  contents: BundleContents,
+  options: VerifyOptions,
+  outcomes: CheckOutcomes = new Map(),
+): VerifyResult {
+  const context = bundleContext(contents);
+  const findings: Finding[] = [];
+  for (const unit of ENTRY_CHECKS) findings.push(...runUnitSync(unit, context, options, outcomes));
+  return verifyResult(findings, context.recomputed);
 }

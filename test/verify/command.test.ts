@@ -47,7 +47,16 @@ test("verifyBundleFile: a valid zip passes under trust; tampered, unsafe and fai
   writeFileSync(garbage, "not a zip at all");
   const unreadable = await verifyBundleFile(garbage, { requireTrusted: false });
   assert.equal(unreadable.exitCode, EXIT_UNREADABLE);
-  assert.ok(unreadable.findings.every((f) => f.check === "zip-safety" && !f.ok));
+  // Nothing inside an unsafe zip is looked at: every later check says it was skipped, and why.
+  for (const finding of unreadable.findings) {
+    assert.equal(finding.ok, false);
+    if (finding.check !== "zip-safety") assert.equal(finding.code, "E_CHECK_SKIPPED");
+  }
+  assert.ok(unreadable.findings.some((f) => f.check === "zip-safety" && f.code === "E_ZIP_UNREADABLE"));
+  assert.match(
+    unreadable.findings.find((f) => f.check === "integrity")!.message,
+    /because zip-safety failed/,
+  );
 
   const parts = fixtureParts();
   parts.config.claims[0].threshold = 2;

@@ -39,7 +39,11 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
   const failedText = renderText("b.zip", failing);
   assert.match(failedText, /✗ integrity\s+1 failure\n\s+E_INTEGRITY_HASH: report\.md has sha256/);
   assert.match(failedText, /✗ trust\s+1 failure\n\s+E_NO_TRUSTED_KEYS/);
-  assert.match(failedText, /FAIL b\.zip: 2 failing findings \(exit 4\)\n$/);
+  assert.match(
+    failedText,
+    /✗ schemas\s+1 failure\n\s+E_CHECK_SKIPPED: skipped because integrity, trust failed/,
+  );
+  assert.match(failedText, /FAIL b\.zip: 7 failing findings \(exit 4\)\n$/);
   const json = JSON.parse(renderJson("b.zip", failing));
   assert.equal(json.exitCode, 4);
   assert.equal(json.passed, false);
@@ -50,13 +54,13 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
   const result = failingResult();
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
   const annotations = githubAnnotations("bundles/a,b.zip", result);
-  assert.equal(annotations.length, 3);
+  assert.equal(annotations.length, 8);
   assert.match(
     annotations[0],
     /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
   );
   assert.equal(
-    annotations[2],
+    annotations[7],
     "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
   );
   assert.match(
@@ -78,7 +82,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify `a.zip`: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify `b\.zip`/);
-    assert.equal(printed.length, 6);
+    assert.equal(printed.length, 16);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,

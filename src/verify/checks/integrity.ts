@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { isRecord, parseJsonEntry } from "../parse.js";
+import { bundleContext } from "../context.js";
+import { isRecord } from "../parse.js";
 import {
   BUNDLE_ENTRY_NAMES,
   type BundleContents,
@@ -18,7 +19,7 @@ const CHECK = "integrity" as const;
  */
 export function checkIntegrity(contents: BundleContents): Finding[] {
   const findings: Finding[] = [];
-  const parsed = parseJsonEntry(contents.entries.get("manifest.json"), "manifest.json");
+  const parsed = bundleContext(contents).json("manifest.json");
   if (!parsed.ok) {
     const code = contents.entries.has("manifest.json") ? parsed.code : "E_INTEGRITY_MISSING";
     return [fail(CHECK, code, parsed.error, { entry: "manifest.json" })];

@@ -1,4 +1,5 @@
-import { checkEntryText, parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
+import { bundleContext } from "../context.js";
+import { checkEntryText } from "../parse.js";
 import { describeSchemaErrors, ENTRY_SCHEMAS, type SchemaValidators } from "../schemas.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
 
@@ -21,15 +22,14 @@ export interface SchemaValidation {
 
 /** Parse every JSON entry and validate it against its schema; collect values for later checks. */
 export function validateEntries(contents: BundleContents, validators: SchemaValidators): SchemaValidation {
+  const context = bundleContext(contents);
   const findings: Finding[] = [];
-  const valid = new Map<string, unknown>();
+  const valid = context.valid;
   const parsed = new Map<string, unknown>();
   for (const [entry, schemaFile] of Object.entries(ENTRY_SCHEMAS)) {
     const code = schemaCode(entry);
     const jsonLines = entry.endsWith(".jsonl");
-    const result = jsonLines
-      ? parseJsonLinesEntry(contents.entries.get(entry), entry)
-      : parseJsonEntry(contents.entries.get(entry), entry);
+    const result = context.json(entry);
     if (!result.ok) {
       findings.push(fail(CHECK, result.code, result.error, { entry, schema: schemaFile }));
       continue;

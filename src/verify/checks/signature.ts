@@ -1,5 +1,5 @@
 import { checkSignature as checkBundleSignature, SIGNATURE_CODES } from "../../bundle/sign.js";
-import { parseJsonEntry } from "../parse.js";
+import { bundleContext } from "../context.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
 
 const CHECK = "signature" as const;
@@ -22,7 +22,7 @@ export const SIGNATURE_CHECK_CODES = ["E_SIGNATURE_MISSING", ...SIGNATURE_CODES]
  */
 export function checkSignature(contents: BundleContents, options: SignatureOptions): Finding[] {
   const manifestBytes = contents.entries.get("manifest.json");
-  const parsed = parseJsonEntry(contents.entries.get("signature.json"), "signature.json");
+  const parsed = bundleContext(contents).json("signature.json");
   if (!parsed.ok) {
     const code = contents.entries.has("signature.json") ? parsed.code : "E_SIGNATURE_MISSING";
     return [fail(CHECK, code, parsed.error)];

@@ -1,5 +1,6 @@
 import { decodeBase64Strict, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "../../bundle/keys.js";
-import { isRecord, parseJsonEntry } from "../parse.js";
+import { bundleContext } from "../context.js";
+import { isRecord } from "../parse.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
 
 const CHECK = "trust" as const;
@@ -20,7 +21,7 @@ export interface TrustOptions {
 export function checkTrust(contents: BundleContents, options: TrustOptions): Finding[] {
   const trusted = options.trustedKeyIds;
   const policy = trusted !== undefined || options.requireTrusted;
-  const parsed = parseJsonEntry(contents.entries.get("signature.json"), "signature.json");
+  const parsed = bundleContext(contents).json("signature.json");
   const signature = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
   const publicKey = signature && decodeBase64Strict(signature.publicKey, ED25519_PUBLIC_KEY_BYTES);
   if (signature === undefined || publicKey === null || publicKey === undefined) {

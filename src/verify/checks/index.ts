@@ -1,0 +1,213 @@
+/**
+ * Every verification step as a named unit: its name, the codes its failing findings carry,
+ * the checks that must have passed before it runs, and what it does with the context. The
+ * runner (../runner.ts) walks them in CHECK_ORDER; a unit whose required check failed (or
+ * was itself skipped) reports E_CHECK_SKIPPED "skipped because X failed", which fails:
+ * nothing unverified passes, and nothing runs on bytes an earlier check refused.
+ */
+
+import { preAuthenticationEncoding } from "../../bundle/sign.js";
+import type { FingerprintLine, SampleRecord } from "../../bundle/types.js";
+import type { RunConfig } from "../../config/types.js";
+import type { BundleContext } from "../context.js";
+import { ENTRY_PARSE_CODE_LIST } from "../parse.js";
+import type { SchemaValidators } from "../schemas.js";
+import { ENTRY_SCHEMAS, loadSchemaValidators } from "../schemas.js";
+import type { CheckName, EnvironmentFile, Finding } from "../types.js";
+import { fail } from "../types.js";
+import { checkClaims } from "./claims.js";
+import { checkConsistency } from "./consistency.js";
+import { checkIntegrity } from "./integrity.js";
+import { checkProtocol } from "./protocol.js";
+import { checkRecompute, recomputeSummary } from "./recompute.js";
+import { schemaCode, validateEntries } from "./schemas.js";
+import { checkSignature, SIGNATURE_CHECK_CODES, type SignedMessage } from "./signature.js";
+import { checkTrust } from "./trust.js";
+
+/** The runner's own codes, which any unit may end with. */
+export const RUNNER_CODES = ["E_CHECK_SKIPPED", "E_CHECK_CRASHED"] as const;
+
+/** What the in-memory checks need from the caller (the runner's VerifyOptions extend it). */
+export interface CheckOptions {
+  /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
+  signedMessage?: SignedMessage;
+  /** Key ids the verifier trusts; undefined = no trust policy. */
+  trustedKeyIds?: ReadonlySet<string>;
+  /** Fail unless the signer is trusted (on by default when CI=true; the command decides). */
+  requireTrusted: boolean;
+  /** Compiled schemas; default: the package's schemas/. */
+  validators?: SchemaValidators;
+  /** Relative tolerance of the recompute check (default RECOMPUTE_RELATIVE_TOLERANCE). */
+  relativeTolerance?: number;
+  /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
+  maxBootstrapDraws?: number;
+}
+
+export interface CheckUnit<Options = CheckOptions> {
+  name: CheckName;
+  /** Every code its failing findings carry (besides RUNNER_CODES). */
+  codes: readonly string[];
+  /** Checks that must have passed first. */
+  requires: readonly CheckName[];
+  run(context: BundleContext, options: Options): Finding[] | Promise<Finding[]>;
+}
+
+const INTEGRITY_CODES = [
+  "E_INTEGRITY_MANIFEST",
+  "E_INTEGRITY_MISSING",
+  "E_INTEGRITY_DUPLICATE",
+  "E_INTEGRITY_UNEXPECTED",
+  "E_INTEGRITY_SIZE",
+  "E_INTEGRITY_HASH",
+  "E_INTEGRITY_UNLISTED",
+  // manifest.json is parsed here, strictly.
+  ...ENTRY_PARSE_CODE_LIST,
+];
+
+const SIGNED_AND_TRUSTED: readonly CheckName[] = ["integrity", "signature", "trust"];
+
+export const integrityCheck: CheckUnit = {
+  name: "integrity",
+  codes: INTEGRITY_CODES,
+  requires: ["zip-safety"],
+  run: (context) => checkIntegrity(context),
+};
+
+export const signatureCheck: CheckUnit = {
+  name: "signature",
+  codes: [...SIGNATURE_CHECK_CODES, ...ENTRY_PARSE_CODE_LIST],
+  requires: ["zip-safety"],
+  run: (context, options) =>
+    checkSignature(context, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+};
+
+export const trustCheck: CheckUnit = {
+  name: "trust",
+  codes: ["E_UNTRUSTED_KEY", "E_NO_TRUSTED_KEYS", "E_EPHEMERAL_KEY"],
+  requires: ["signature"],
+  run: (context, options) =>
+    checkTrust(context, { trustedKeyIds: options.trustedKeyIds, requireTrusted: options.requireTrusted }),
+};
+
+export const schemasCheck: CheckUnit = {
+  name: "schemas",
+  codes: [...Object.keys(ENTRY_SCHEMAS).map(schemaCode), "E_SCHEMA_UNAVAILABLE", ...ENTRY_PARSE_CODE_LIST],
+  requires: SIGNED_AND_TRUSTED,
+  run: (context, options) => validateEntries(context, options.validators ?? loadSchemaValidators()).findings,
+};
+
+/** Schema-valid values the later checks read (present once schemas passed). */
+function validInputs(context: BundleContext) {
+  return {
+    config: context.valid.get("config.json") as RunConfig,
+    environment: context.valid.get("environment.json") as EnvironmentFile,
+    records: context.valid.get("records.jsonl") as SampleRecord[],
+    fingerprints: context.valid.get("fingerprints.jsonl") as FingerprintLine[],
+  };
+}
+
+export const consistencyCheck: CheckUnit = {
+  name: "consistency",
+  codes: [
+    "E_CONSISTENCY_BASELINE_BYTES",
+    "E_CONSISTENCY_BASELINE_NLL",
+    "E_CONSISTENCY_BYTES",
+    "E_CONSISTENCY_DUPLICATE_FINGERPRINT",
+    "E_CONSISTENCY_DUPLICATE_METHOD",
+    "E_CONSISTENCY_DUPLICATE_RECORD",
+    "E_CONSISTENCY_FINGERPRINT",
+    "E_CONSISTENCY_FULL_METHOD",
+    "E_CONSISTENCY_GENERATION",
+    "E_CONSISTENCY_LAYERS",
+    "E_CONSISTENCY_MISSING_RECORD",
+    "E_CONSISTENCY_NO_BASELINE",
+    "E_CONSISTENCY_ORPHAN_FINGERPRINT",
+    "E_CONSISTENCY_SAMPLE_COUNT",
+    "E_CONSISTENCY_SAMPLE_IDENTITY",
+    "E_CONSISTENCY_SENSITIVITY",
+    "E_CONSISTENCY_TOKENS",
+    "E_CONSISTENCY_UNKNOWN_METHOD",
+    "E_CONSISTENCY_WEIGHTS",
+  ],
+  requires: ["schemas"],
+  run: (context) => checkConsistency(validInputs(context)),
+};
+
+export const recomputeCheck: CheckUnit = {
+  name: "recompute",
+  codes: ["E_RECOMPUTE_FAILED", "E_RECOMPUTE_LIMIT", "E_RECOMPUTE_MISMATCH"],
+  requires: ["schemas"],
+  run: (context, options) => {
+    const { config, records } = validInputs(context);
+    const result = recomputeSummary(records, config, options.maxBootstrapDraws);
+    if (!result.ok) return [result.finding];
+    context.recomputed = result.summary;
+    return checkRecompute({
+      config,
+      records,
+      summary: context.valid.get("summary.json"),
+      recomputed: result.summary,
+      relativeTolerance: options.relativeTolerance,
+    });
+  },
+};
+
+export const claimsCheck: CheckUnit = {
+  name: "claims",
+  codes: ["E_CLAIM_DIRECTION", "E_CLAIM_FAILED", "E_CLAIM_NO_QUALITY_BOUND", "E_CLAIM_UNKNOWN_METHOD"],
+  requires: ["schemas"],
+  run: (context) => {
+    // Judged on the recomputed figures only; summary.json's are never read here.
+    if (context.recomputed === undefined) {
+      return [
+        fail(
+          "claims",
+          "E_CHECK_SKIPPED",
+          "skipped because recompute failed: no recomputed summary to judge",
+          {
+            because: ["recompute"],
+          },
+        ),
+      ];
+    }
+    return checkClaims(validInputs(context).config, context.recomputed);
+  },
+};
+
+export const protocolCheck: CheckUnit = {
+  name: "protocol",
+  codes: [
+    "E_PROTOCOL_DATASET_HASH",
+    "E_PROTOCOL_DATASET_IDENTITY",
+    "E_PROTOCOL_DEVICE",
+    "E_PROTOCOL_DUPLICATE_SAMPLE",
+    "E_PROTOCOL_HARDWARE_CHECK",
+    "E_PROTOCOL_LEAK",
+    "E_PROTOCOL_MODEL_HASH",
+    "E_PROTOCOL_NO_ENVIRONMENT",
+    "E_PROTOCOL_SAME_SPLIT",
+    "E_PROTOCOL_SAMPLES",
+    "E_PROTOCOL_SAMPLE_COUNT",
+    "E_PROTOCOL_UNKNOWN_SAMPLE",
+  ],
+  // Reads the parsed files defensively, so it still speaks when one is schema-invalid.
+  requires: SIGNED_AND_TRUSTED,
+  run: (context) =>
+    checkProtocol({
+      config: context.value("config.json"),
+      environment: context.value("environment.json"),
+      records: context.value("records.jsonl"),
+    }),
+};
+
+/** The checks over a bundle's entries in memory, in order (zip-safety before, replay after: ../verify-bundle.ts). */
+export const ENTRY_CHECKS: readonly CheckUnit[] = [
+  integrityCheck,
+  signatureCheck,
+  trustCheck,
+  schemasCheck,
+  consistencyCheck,
+  recomputeCheck,
+  claimsCheck,
+  protocolCheck,
+];

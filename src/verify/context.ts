@@ -1,0 +1,44 @@
+/**
+ * The verification context: the bundle's entries, parsed once (strictly: parse.ts) on first
+ * use, and what earlier checks established for later ones (schema-valid values, the
+ * recomputed summary). Every check reads the bundle through it, so no entry is parsed
+ * twice and no two checks can read the same entry differently.
+ */
+import type { Summary } from "../bundle/types.js";
+import { type Parsed, parseJsonEntry, parseJsonLinesEntry } from "./parse.js";
+import type { BundleContents } from "./types.js";
+
+export class BundleContext implements BundleContents {
+  readonly entries: Map<string, Buffer>;
+  private readonly parsed = new Map<string, Parsed<unknown>>();
+  /** Entries that parsed and matched their schema (the schemas check fills it). */
+  readonly valid = new Map<string, unknown>();
+  /** summarize(records, config), once the recompute check has computed it. */
+  recomputed: Summary | undefined;
+
+  constructor(entries: Map<string, Buffer> = new Map()) {
+    this.entries = entries;
+  }
+
+  /** The entry parsed strictly (.jsonl: the array of its lines); the same object on every call. */
+  json(name: string): Parsed<unknown> {
+    let result = this.parsed.get(name);
+    if (result === undefined) {
+      const bytes = this.entries.get(name);
+      result = name.endsWith(".jsonl") ? parseJsonLinesEntry(bytes, name) : parseJsonEntry(bytes, name);
+      this.parsed.set(name, result);
+    }
+    return result;
+  }
+
+  /** The parsed value, or undefined when the entry is missing or did not parse. */
+  value(name: string): unknown {
+    const result = this.json(name);
+    return result.ok ? result.value : undefined;
+  }
+}
+
+/** The context of these contents: itself when it already is one, else a fresh one over its entries. */
+export function bundleContext(contents: BundleContents): BundleContext {
+  return contents instanceof BundleContext ? contents : new BundleContext(contents.entries);
+}

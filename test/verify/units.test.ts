@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { packageRoot } from "../../src/paths.js";
+import { RUNNER_CODES } from "../../src/verify/checks/index.js";
+import { runChecks } from "../../src/verify/runner.js";
+import { CHECK_ORDER } from "../../src/verify/types.js";
+import { CHECK_UNITS } from "../../src/verify/verify-bundle.js";
+import { bundleFixture, fixtureKey, fixtureValidators, resign } from "../helpers/bundle-fixture.js";
+
+test("the runner walks one unit per check, in report order", () => {
+  assert.deepEqual(
+    CHECK_UNITS.map((unit) => unit.name),
+    CHECK_ORDER,
+  );
+});
+
+test("every code a check's source can emit is among its unit's declared codes", () => {
+  const sources: Record<string, string[]> = {
+    integrity: ["integrity.ts"],
+    signature: ["signature.ts"],
+    trust: ["trust.ts"],
+    schemas: ["schemas.ts"],
+    consistency: ["consistency.ts", "weights-consistency.ts"],
+    recompute: ["recompute.ts"],
+    claims: ["claims.ts"],
+    protocol: ["protocol.ts"],
+    replay: ["replay.ts"],
+  };
+  for (const unit of CHECK_UNITS) {
+    const declared = new Set<string>([...unit.codes, ...RUNNER_CODES]);
+    for (const file of sources[unit.name] ?? []) {
+      const text = readFileSync(join(packageRoot(), "src", "verify", "checks", file), "utf8");
+      for (const [code] of text.matchAll(/"E_[A-Z0-9_]+"/g)) {
+        assert.ok(declared.has(JSON.parse(code)), `${unit.name} (${file}) emits ${code}, undeclared`);
+      }
+    }
+  }
+});
+
+test("nothing runs on a tampered entry: a config edited to a billion resamples is never bootstrapped", () => {
+  const { contents } = bundleFixture();
+  const config = JSON.parse(contents.entries.get("config.json")!.toString("utf8"));
+  config.bootstrap.resamples = 1e9;
+  contents.entries.set("config.json", Buffer.from(JSON.stringify(config)));
+  const started = process.cpuUsage();
+  const result = runChecks(contents, { requireTrusted: false, validators: fixtureValidators() });
+  const byCheck = new Map(result.findings.map((finding) => [finding.check, finding]));
+  assert.equal(byCheck.get("integrity")?.code, "E_INTEGRITY_HASH");
+  for (const check of ["schemas", "consistency", "recompute", "claims", "protocol"] as const) {
+    assert.equal(byCheck.get(check)?.code, "E_CHECK_SKIPPED", check);
+    assert.equal(byCheck.get(check)?.ok, false);
+  }
+  assert.match(byCheck.get("recompute")!.message, /skipped because schemas failed/);
+  assert.match(byCheck.get("schemas")!.message, /skipped because integrity failed/);
+  // A billion resamples would take minutes; skipping takes nothing (loose bound: CPU, not wall).
+  const used = process.cpuUsage(started);
+  assert.ok(used.user + used.system < 5e6, `${used.user + used.system} µs of CPU`);
+  assert.equal(result.exitCode, 4);
+});
+
+test("the context parses each entry once: every check reads the same object", () => {
+  const { contents } = bundleFixture();
+  resign(contents.entries, fixtureKey());
+  const validators = fixtureValidators();
+  const parse = JSON.parse;
+  let parses = 0;
+  JSON.parse = ((...args: Parameters<typeof JSON.parse>) => {
+    parses++;
+    return parse(...args);
+  }) as typeof JSON.parse;
+  try {
+    runChecks(contents, { requireTrusted: false, validators });
+  } finally {
+    JSON.parse = parse;
+  }
+  // One parse per JSON document: 5 .json entries plus one per .jsonl line.
+  const lines = ["records.jsonl", "fingerprints.jsonl"]
+    .map((name) => contents.entries.get(name)!.toString("utf8").split("\n").length - 1)
+    .reduce((a, b) => a + b, 0);
+  assert.equal(parses, 5 + lines);
+});

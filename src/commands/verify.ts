@@ -14,8 +14,10 @@ judges the claims on the recomputed figures and checks the evaluation protocol.
 Every finding is reported. Under GitHub Actions each failure is also an ::error
 annotation and a table is appended to $GITHUB_STEP_SUMMARY.
 Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
-5 invalid (schemas, consistency, recompute, protocol), 6 claims not met,
-2 bad arguments (e.g. an unreadable --trusted-keys file).`;
+5 invalid (schemas, consistency, recompute, protocol, replay), 6 claims not met:
+a fault in the bundle found at any stage, replay included, with every finding
+printed; 2 only for the verifier's own bad arguments or environment (e.g. an
+unreadable --trusted-keys file).`;
 
   static override examples = [
     "<%= config.bin %> verify bundles/default.zip --trusted-keys bundles/trusted-keys.txt",
@@ -51,7 +53,6 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Verify);
-    let exitCode: number;
     try {
       const result = await verifyBundleFile(args.bundle, {
         trustedKeysFile: flags["trusted-keys"],
@@ -67,12 +68,12 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
       });
       process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
       reportToGitHub(args.bundle, result);
-      exitCode = result.exitCode;
+      // Set, not exit: the process ends once stdout has drained, so a piped report is never cut off.
+      process.exitCode = result.exitCode;
     } catch (error) {
       if (!isSpgError(error)) throw error;
       process.stderr.write(`${error.describe()}\n`);
-      exitCode = error.exitCode;
+      process.exitCode = error.exitCode;
     }
-    if (exitCode !== 0) this.exit(exitCode);
   }
 }

@@ -7,6 +7,26 @@ import { appendFileSync } from "node:fs";
 import type { VerifyResult } from "./runner.js";
 import { CHECK_ORDER, type CheckName, type Finding } from "./types.js";
 
+/**
+ * Characters a terminal or viewer acts on rather than shows: C0 and C1 controls (ESC and
+ * CSI start escape sequences: a bundle could print a fake PASS line or hide a FAIL), line
+ * and paragraph separators, and the invisible and bidirectional formatting marks that
+ * reorder or hide text.
+ */
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+/** The same less C0 controls, which JSON.stringify already escapes inside strings (and uses as layout outside). */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+function codePointEscape(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
+}
+
+/** Text from a bundle made inert for a terminal: every unsafe character shown as \uXXXX. */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE_CHARACTERS, codePointEscape);
+}
+
 /** Examples listed under a failing finding in the human report. */
 const EXAMPLES_SHOWN = 5;
 
@@ -25,36 +45,46 @@ function verdictLine(bundle: string, result: VerifyResult): string {
 
 /** One line per check (✓ or ✗), then each failure's code, message and examples. */
 export function renderText(bundle: string, result: VerifyResult): string {
-  const lines: string[] = [`spg verify ${bundle}`];
+  const lines: string[] = [`spg verify ${terminalSafe(bundle)}`];
   for (const [check, findings] of byCheck(result.findings)) {
     if (findings.length === 0) continue;
     const failures = findings.filter((finding) => !finding.ok);
     if (failures.length === 0) {
-      lines.push(`  ✓ ${check.padEnd(11)} ${findings.map((finding) => finding.message).join("; ")}`);
+      lines.push(
+        `  ✓ ${check.padEnd(11)} ${terminalSafe(findings.map((finding) => finding.message).join("; "))}`,
+      );
       continue;
     }
     lines.push(`  ✗ ${check.padEnd(11)} ${failures.length} failure${failures.length === 1 ? "" : "s"}`);
     for (const failure of failures) {
-      lines.push(`      ${failure.code}: ${failure.message}`);
+      lines.push(`      ${terminalSafe(failure.code)}: ${terminalSafe(failure.message)}`);
       const examples = failure.details?.examples;
       if (Array.isArray(examples) && examples.length > 1) {
-        for (const example of examples.slice(1, EXAMPLES_SHOWN)) lines.push(`        - ${String(example)}`);
+        for (const example of examples.slice(1, EXAMPLES_SHOWN)) {
+          lines.push(`        - ${terminalSafe(String(example))}`);
+        }
       }
     }
   }
-  lines.push(verdictLine(bundle, result));
+  lines.push(verdictLine(terminalSafe(bundle), result));
   return `${lines.join("\n")}\n`;
 }
 
 /** The same as JSON: {bundle, passed, exitCode, findings, recomputed?} (recomputed: the summary verify computed itself). */
 export function renderJson(bundle: string, result: VerifyResult): string {
   const { passed, exitCode, findings, recomputed } = result;
-  return `${JSON.stringify({ bundle, passed, exitCode, findings, ...(recomputed === undefined ? {} : { recomputed }) }, null, 2)}\n`;
+  const text = JSON.stringify(
+    { bundle, passed, exitCode, findings, ...(recomputed === undefined ? {} : { recomputed }) },
+    null,
+    2,
+  );
+  // JSON.stringify escapes C0 controls only; escaping the rest as \uXXXX gives the same JSON value.
+  return `${text.replace(UNSAFE_IN_JSON, codePointEscape)}\n`;
 }
 
-/** Workflow-command escaping (data): %, CR and LF. */
+/** Workflow-command escaping (data): %, CR and LF (GitHub's documented %25, %0D, %0A); other controls made inert. */
 function escapeData(text: string): string {
-  return text.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+  return terminalSafe(text.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A"));
 }
 
 /** Workflow-command escaping (properties): also ':' and ','. */
@@ -72,14 +102,26 @@ export function githubAnnotations(bundle: string, result: VerifyResult): string[
     );
 }
 
+/**
+ * Bundle text as inert Markdown in a table cell: no HTML (&, <, > as entities), every
+ * Markdown punctuation mark backslash-escaped (no links, images, emphasis or code spans
+ * a bundle could forge), newlines as spaces, and controls made inert.
+ */
 function cell(text: string): string {
-  return text.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
+  return terminalSafe(
+    text
+      .replace(/\r?\n/g, " ")
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;")
+      .replace(/[\\`*_{}[\]()#+!|~]/g, "\\$&"),
+  );
 }
 
 /** A Markdown section for the job summary: the verdict and a table of every finding. */
 export function githubSummaryMarkdown(bundle: string, result: VerifyResult): string {
   const lines = [
-    `### spg verify \`${cell(bundle)}\`: ${result.passed ? "✅ pass" : `❌ fail (exit ${result.exitCode})`}`,
+    `### spg verify ${cell(bundle)}: ${result.passed ? "✅ pass" : `❌ fail (exit ${result.exitCode})`}`,
     "",
     "| check | result | code | message |",
     "|---|---|---|---|",
@@ -87,7 +129,7 @@ export function githubSummaryMarkdown(bundle: string, result: VerifyResult): str
   for (const [check, findings] of byCheck(result.findings)) {
     for (const finding of findings) {
       lines.push(
-        `| ${check} | ${finding.ok ? "✅" : "❌"} | ${finding.ok ? "" : `\`${finding.code}\``} | ${cell(finding.message)} |`,
+        `| ${check} | ${finding.ok ? "✅" : "❌"} | ${finding.ok ? "" : `\`${finding.code.replace(/[^A-Z0-9_]/g, "?")}\``} | ${cell(finding.message)} |`,
       );
     }
   }

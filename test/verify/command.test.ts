@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,4 +99,28 @@ test("spg verify and spg inspect from the command line", async () => {
   assert.equal(inspect.status, 0, inspect.stderr);
   assert.match(inspect.stdout, /not verified/);
   assert.match(inspect.stdout, /stream\s+streaming\s+1\.28/);
+});
+
+test("--json through a slow pipe is complete on failure, and the exit code still comes through", async () => {
+  // A failing bundle whose JSON report is far larger than a pipe buffer (64 KiB): many failing claims.
+  const parts = fixtureParts();
+  parts.config.claims[0].threshold = 2;
+  parts.config.claims = [...Array(400).fill(parts.config.claims[0]), parts.config.claims[1]];
+  const big = await writeZip("big-fail.zip", buildEntries(parts));
+  const bin = join(packageRoot(), "bin", "run.js");
+  const child = spawn(process.execPath, [bin, "verify", big, "--json", "--no-require-trusted"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const chunks: Buffer[] = [];
+  // Read slowly: a writer that exits before its output drains loses the tail here.
+  child.stdout.on("data", (chunk: Buffer) => {
+    chunks.push(chunk);
+    child.stdout.pause();
+    setTimeout(() => child.stdout.resume(), 5);
+  });
+  const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  const json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  assert.equal(status, EXIT_CLAIMS);
+  assert.equal(json.exitCode, EXIT_CLAIMS);
+  assert.ok(Buffer.concat(chunks).length > 65536, `${Buffer.concat(chunks).length} bytes`);
 });

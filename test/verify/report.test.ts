@@ -80,8 +80,8 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     );
     reportToGitHub("b.zip", result, env, (line) => printed.push(line));
     const summary = readFileSync(summaryFile, "utf8");
-    assert.ok(summary.startsWith("earlier step\n### spg verify `a.zip`: ❌ fail (exit 4)"));
-    assert.match(summary, /### spg verify `b\.zip`/);
+    assert.ok(summary.startsWith("earlier step\n### spg verify a.zip: ❌ fail (exit 4)"));
+    assert.match(summary, /### spg verify b\.zip/);
     assert.equal(printed.length, 16);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
@@ -90,4 +90,25 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("strings from a bundle are inert in the terminal, in annotations, in the step summary and in JSON", () => {
+  const result = failingResult();
+  const hostile =
+    "m\u001b[2K\r\u001b[32m✓ PASS everything\u001b[0m\u009b31m\u202eevil\n::error::forged [x](http://e) <img src=x> `code`";
+  result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: hostile });
+  const text = renderText("b\u001b[1m.zip", result);
+  assert.doesNotMatch(text, /[\u001b\u009b\u202e\r]/);
+  assert.match(text, /\\u001b\[32m✓ PASS everything/);
+  // The forged newline does not start a line of its own.
+  assert.ok(!text.split("\n").some((line) => line.startsWith("::error::forged")));
+  for (const line of githubAnnotations("b.zip", result)) {
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u202e]/);
+  }
+  const markdown = githubSummaryMarkdown("b.zip", result);
+  assert.doesNotMatch(markdown, /<img|\]\(http|[\u001b\u009b\u202e]/);
+  assert.match(markdown, /&lt;img src=x&gt; \\`code\\`/);
+  const json = renderJson("b.zip", result);
+  assert.doesNotMatch(json, /[\u001b\u009b\u202e]/);
+  assert.equal(JSON.parse(json).findings.at(-1).message, hostile);
 });

@@ -13,6 +13,7 @@ import { CHECK_ORDER, type CheckName, type Finding } from "./types.js";
  * and paragraph separators, and the invisible and bidirectional formatting marks that
  * reorder or hide text.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 /** The same less C0 controls, which JSON.stringify already escapes inside strings (and uses as layout outside). */

@@ -98,17 +98,21 @@ test("strings from a bundle are inert in the terminal, in annotations, in the st
     "m\u001b[2K\r\u001b[32m✓ PASS everything\u001b[0m\u009b31m\u202eevil\n::error::forged [x](http://e) <img src=x> `code`";
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: hostile });
   const text = renderText("b\u001b[1m.zip", result);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   assert.doesNotMatch(text, /[\u001b\u009b\u202e\r]/);
   assert.match(text, /\\u001b\[32m✓ PASS everything/);
   // The forged newline does not start a line of its own.
   assert.ok(!text.split("\n").some((line) => line.startsWith("::error::forged")));
   for (const line of githubAnnotations("b.zip", result)) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
     assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u202e]/);
   }
   const markdown = githubSummaryMarkdown("b.zip", result);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   assert.doesNotMatch(markdown, /<img|\]\(http|[\u001b\u009b\u202e]/);
   assert.match(markdown, /&lt;img src=x&gt; \\`code\\`/);
   const json = renderJson("b.zip", result);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   assert.doesNotMatch(json, /[\u001b\u009b\u202e]/);
   assert.equal(JSON.parse(json).findings.at(-1).message, hostile);
 });

@@ -1,0 +1,365 @@
+/**
+ * An adversarial corpus: hostile bundles derived from any valid one, one case or more per
+ * class of attack `spg verify` must refuse (signature malleation, lenient parsing, zip
+ * tricks, work on failed-integrity input, resource exhaustion, forged output). Entry edits
+ * are re-hashed and re-signed with a key the adversary made (a producer holding a key):
+ * only the verifier's own rules can catch them. Shared by the tests and by
+ * `npm run bench -- verify --adversarial` (scripts/ never imports from test/).
+ *
+ * `scale` sizes the resource cases: 1 for tests (small, fast), larger for the benchmark,
+ * where the biggest cases approach the 64 MiB (zipped) the verifier must handle.
+ */
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
+import zlib from "node:zlib";
+import { canonicalJson } from "../src/bundle/canonical.js";
+import { keyIdOf } from "../src/bundle/keys.js";
+import { sha256Hex } from "../src/bundle/manifest.js";
+import { preAuthenticationEncoding } from "../src/bundle/sign.js";
+import { buildRawZip, extraField, type RawZipEntry, type RawZipOptions } from "./raw-zip.js";
+
+export interface AdversarialCase {
+  /** Short unique name. */
+  name: string;
+  /** The class of attack (the issue's list): what the case is an instance of. */
+  kind: "signature" | "parsing" | "zip" | "integrity-first" | "resources" | "output";
+  /** The check and code verify must refuse it with, and the exit status. */
+  check: string;
+  code: string;
+  exitCode: number;
+  /** The zip bytes (built on demand: the large ones are big). */
+  build(): Buffer;
+}
+
+type Entries = Map<string, Buffer>;
+
+/** The adversary's own Ed25519 key. */
+interface ForgerKey {
+  privateKey: KeyObject;
+  publicKey: Buffer;
+}
+
+function forgerKey(): ForgerKey {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const raw = publicKey.export({ format: "der", type: "spki" }).subarray(12);
+  return {
+    privateKey: createPrivateKey(privateKey.export({ format: "pem", type: "pkcs8" })),
+    publicKey: raw,
+  };
+}
+
+/** Re-hash every listed entry into the manifest and sign it: what a producer holding a key can do. */
+function resign(entries: Entries, key: ForgerKey): Entries {
+  const manifest = JSON.parse(entries.get("manifest.json")!.toString("utf8")) as {
+    entries: { name: string; sha256: string; bytes: number }[];
+  };
+  manifest.entries = manifest.entries.map(({ name }) => {
+    const bytes = entries.get(name)!;
+    return { name, sha256: sha256Hex(bytes), bytes: bytes.length };
+  });
+  const manifestBytes = canonicalJson(manifest);
+  entries.set("manifest.json", manifestBytes);
+  entries.set(
+    "signature.json",
+    signatureJson(key, sign(null, preAuthenticationEncoding(manifestBytes), key.privateKey)),
+  );
+  return entries;
+}
+
+function signatureJson(key: ForgerKey, signature: Buffer): Buffer {
+  return canonicalJson({
+    algorithm: "ed25519",
+    ephemeral: false,
+    keyId: keyIdOf(key.publicKey),
+    publicKey: key.publicKey.toString("base64"),
+    signature: signature.toString("base64"),
+  });
+}
+
+/** The entries as a plain, well-formed zip (deflated, no data descriptors). */
+export function zipOf(
+  entries: Entries,
+  options: RawZipOptions = {},
+  change: (e: RawZipEntry[]) => void = () => {},
+): Buffer {
+  const list: RawZipEntry[] = [...entries].map(([name, data]) => ({ name, data }));
+  change(list);
+  return buildRawZip(list, options);
+}
+
+function copy(entries: Entries): Entries {
+  return new Map([...entries].map(([name, bytes]) => [name, Buffer.from(bytes)]));
+}
+
+function jsonOf(entries: Entries, name: string): Record<string, unknown> {
+  return JSON.parse(entries.get(name)!.toString("utf8")) as Record<string, unknown>;
+}
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** S + L for a 64-byte Ed25519 signature (RFC 8032's group order L). */
+function malleate(signature: Buffer): Buffer {
+  const order = 2n ** 252n + 27742317777372353535851937790883648493n;
+  let scalar = 0n;
+  for (let index = 63; index >= 32; index--) scalar = (scalar << 8n) | BigInt(signature[index]);
+  scalar += order;
+  const out = Buffer.from(signature);
+  for (let index = 32; index < 64; index++) {
+    out[index] = Number(scalar & 0xffn);
+    scalar >>= 8n;
+  }
+  return out;
+}
+
+/** Every case, derived from `valid` (a bundle that verifies). */
+export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
+  const key = forgerKey();
+  const edited = (change: (entries: Entries) => void): Buffer => {
+    const entries = copy(valid);
+    change(entries);
+    return zipOf(resign(entries, key));
+  };
+  const editedJson = (name: string, change: (value: Record<string, unknown>) => void) =>
+    edited((entries) => {
+      const value = jsonOf(entries, name);
+      change(value);
+      entries.set(name, canonicalJson(value));
+    });
+  const MiB = 1024 * 1024;
+  const cases: AdversarialCase[] = [
+    {
+      name: "malleated-signature",
+      kind: "signature",
+      check: "signature",
+      code: "E_SIGNATURE_NON_CANONICAL",
+      exitCode: 4,
+      build: () => {
+        const entries = resign(copy(valid), key);
+        const signature = jsonOf(entries, "signature.json");
+        signature.signature = malleate(Buffer.from(String(signature.signature), "base64")).toString("base64");
+        entries.set("signature.json", canonicalJson(signature));
+        return zipOf(entries);
+      },
+    },
+    {
+      name: "duplicate-key-config",
+      kind: "parsing",
+      check: "schemas",
+      code: "E_JSON_DUPLICATE_KEY",
+      exitCode: 5,
+      build: () =>
+        edited((entries) => {
+          // Last one wins in JSON.parse: a lenient reader would judge 1 resample, another 200.
+          const text = entries.get("config.json")!.toString("utf8");
+          entries.set(
+            "config.json",
+            Buffer.from(text.replace('{"bootstrap":{', '{"bootstrap":{"resamples":1,')),
+          );
+        }),
+    },
+    {
+      name: "duplicate-key-records-line",
+      kind: "parsing",
+      check: "schemas",
+      code: "E_JSON_DUPLICATE_KEY",
+      exitCode: 5,
+      build: () =>
+        edited((entries) => {
+          const lines = entries.get("records.jsonl")!.toString("utf8").split("\n");
+          lines[0] = lines[0].replace(/^\{/, '{"klSum":0,');
+          entries.set("records.jsonl", Buffer.from(lines.join("\n")));
+        }),
+    },
+    ...(["config.json", "records.jsonl", "report.md"] as const).map(
+      (name): AdversarialCase => ({
+        name: `bom-${name}`,
+        kind: "parsing",
+        check: "schemas",
+        code: "E_ENTRY_BOM",
+        exitCode: 5,
+        build: () => edited((entries) => entries.set(name, Buffer.concat([BOM, entries.get(name)!]))),
+      }),
+    ),
+    {
+      name: "bom-manifest",
+      kind: "parsing",
+      check: "integrity",
+      code: "E_ENTRY_BOM",
+      exitCode: 4,
+      build: () => {
+        const entries = resign(copy(valid), key);
+        entries.set("manifest.json", Buffer.concat([BOM, entries.get("manifest.json")!]));
+        return zipOf(entries);
+      },
+    },
+    {
+      name: "non-canonical-summary",
+      kind: "parsing",
+      check: "schemas",
+      code: "E_JSON_NOT_CANONICAL",
+      exitCode: 5,
+      build: () =>
+        edited((entries) =>
+          entries.set("summary.json", Buffer.from(JSON.stringify(jsonOf(entries, "summary.json"), null, 1))),
+        ),
+    },
+    {
+      name: "deep-nesting",
+      kind: "resources",
+      check: "schemas",
+      code: "E_JSON_NESTING",
+      exitCode: 5,
+      build: () => {
+        // Under the ratio limit's 1 MiB exemption, so the nesting itself is what is refused.
+        const depth = 400_000;
+        return edited((entries) =>
+          entries.set("summary.json", Buffer.from(`${"[".repeat(depth)}${"]".repeat(depth)}`)),
+        );
+      },
+    },
+    {
+      name: "giant-number",
+      kind: "resources",
+      check: "schemas",
+      code: "E_JSON_NOT_CANONICAL",
+      exitCode: 5,
+      build: () =>
+        edited((entries) => {
+          // A million-digit number: every parser rounds it somewhere else (or to Infinity).
+          const digits = `1${Array.from(randomBytes(1_000_000 * scale), (byte) => byte % 10).join("")}`;
+          const text = entries.get("summary.json")!.toString("utf8");
+          entries.set("summary.json", Buffer.from(text.replace(/^\{/, `{"aaa":${digits},`)));
+        }),
+    },
+    {
+      name: "giant-string",
+      kind: "resources",
+      check: "schemas",
+      code: "E_SCHEMA_SUMMARY",
+      exitCode: 5,
+      build: () =>
+        editedJson("summary.json", (summary) => {
+          // Incompressible, so the zip ratio limit does not catch it first.
+          summary.aaa = randomBytes(Math.round(1 * MiB * scale)).toString("base64");
+        }),
+    },
+    {
+      name: "many-jsonl-lines",
+      kind: "resources",
+      check: "schemas",
+      code: "E_SCHEMA_RECORDS",
+      exitCode: 5,
+      build: () =>
+        edited((entries) => {
+          // Small distinct lines (random, so they compress too little for the ratio limit).
+          const count = Math.round(100_000 * scale);
+          const noise = randomBytes(count * 4).toString("hex");
+          const lines: string[] = [];
+          for (let i = 0; i < count; i++) lines.push(`{"x":"${noise.slice(i * 8, i * 8 + 8)}"}\n`);
+          entries.set("records.jsonl", Buffer.from(lines.join("")));
+        }),
+    },
+    {
+      name: "signed-billion-resamples",
+      kind: "resources",
+      check: "recompute",
+      code: "E_RECOMPUTE_LIMIT",
+      exitCode: 5,
+      build: () =>
+        editedJson("config.json", (config) => {
+          (config.bootstrap as Record<string, unknown>).resamples = 1e9;
+        }),
+    },
+    {
+      name: "tampered-billion-resamples",
+      kind: "integrity-first",
+      check: "integrity",
+      code: "E_INTEGRITY_HASH",
+      exitCode: 4,
+      build: () => {
+        // Edited after signing: integrity fails and nothing may bootstrap the edited config.
+        const entries = resign(copy(valid), key);
+        const config = jsonOf(entries, "config.json");
+        (config.bootstrap as Record<string, unknown>).resamples = 1e9;
+        entries.set("config.json", canonicalJson(config));
+        return zipOf(entries);
+      },
+    },
+    {
+      name: "escape-codes-in-method-name",
+      kind: "output",
+      check: "schemas",
+      code: "E_SCHEMA_CONFIG",
+      exitCode: 5,
+      build: () =>
+        editedJson("config.json", (config) => {
+          const methods = config.methods as { name: string }[];
+          methods[0].name = "full\u001b[2K\r\u001b[32m  ✓ claims      all hold\u001b[0m";
+        }),
+    },
+    {
+      name: "polyglot-prefix",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_PREFIX",
+      exitCode: 3,
+      build: () => zipOf(valid, { prefix: Buffer.from("<!doctype html><p>hello</p>\n") }),
+    },
+    {
+      name: "bytes-between-entries",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_GAP",
+      exitCode: 3,
+      build: () => zipOf(valid, {}, (list) => (list[2].trailingBytes = Buffer.from("hidden"))),
+    },
+    {
+      name: "local-header-sizes-differ",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_HEADER_MISMATCH",
+      exitCode: 3,
+      build: () => zipOf(valid, {}, (list) => (list[2].local = { uncompressedSize: 1 })),
+    },
+    {
+      name: "archive-comment",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_COMMENT",
+      exitCode: 3,
+      build: () => zipOf(valid, { comment: Buffer.from("PK\u0005\u0006 not the end") }),
+    },
+    {
+      name: "zip64-extra-field",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_ZIP64",
+      exitCode: 3,
+      build: () => zipOf(valid, {}, (list) => (list[7].extra = extraField(0x0001, Buffer.alloc(8)))),
+    },
+    {
+      name: "too-many-entries",
+      kind: "resources",
+      check: "zip-safety",
+      code: "E_ZIP_TOO_MANY_ENTRIES",
+      exitCode: 3,
+      build: () =>
+        zipOf(valid, {}, (list) => {
+          for (let i = 0; i < 100 * scale; i++)
+            list.push({ name: `extra-${i}.json`, data: Buffer.from("{}") });
+        }),
+    },
+    {
+      name: "zip-bomb",
+      kind: "resources",
+      check: "zip-safety",
+      code: "E_ZIP_RATIO",
+      exitCode: 3,
+      build: () =>
+        zipOf(valid, {}, (list) => {
+          const data = Buffer.alloc(Math.round(8 * MiB * scale));
+          const index = list.findIndex((entry) => entry.name === "report.md");
+          list[index] = { name: "report.md", data, compressed: zlib.deflateRawSync(data, { level: 9 }) };
+        }),
+    },
+  ];
+  return cases;
+}

@@ -1,0 +1,64 @@
+/**
+ * The adversarial corpus (scripts/adversarial-bundles.ts): every hostile bundle is refused
+ * by the check and code it documents, with its exit status, without a crash, every failing
+ * code one its check declares, and nothing from the bundle reaching the terminal raw.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { adversarialCases } from "../../scripts/adversarial-bundles.js";
+import { RUNNER_CODES } from "../../src/verify/checks/index.js";
+import { renderText } from "../../src/verify/report.js";
+import { CHECK_UNITS, verifyBundleFile } from "../../src/verify/verify-bundle.js";
+import { bundleFixture } from "../helpers/bundle-fixture.js";
+
+const dir = mkdtempSync(join(tmpdir(), "spg-adversarial-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const declared = new Map(CHECK_UNITS.map((unit) => [unit.name, new Set([...unit.codes, ...RUNNER_CODES])]));
+const cases = adversarialCases(bundleFixture().contents.entries);
+
+test("the corpus covers every class of attack", () => {
+  const kinds = new Set(cases.map((c) => c.kind));
+  for (const kind of ["signature", "parsing", "zip", "integrity-first", "resources", "output"]) {
+    assert.ok(kinds.has(kind as never), kind);
+  }
+  assert.equal(new Set(cases.map((c) => c.name)).size, cases.length);
+});
+
+for (const hostile of cases) {
+  test(`${hostile.kind}: ${hostile.name} is refused with ${hostile.check}:${hostile.code} (exit ${hostile.exitCode})`, async () => {
+    const path = join(dir, `${hostile.name}.zip`);
+    writeFileSync(path, hostile.build());
+    const result = await verifyBundleFile(path, { requireTrusted: false });
+    const failing = result.findings.filter((finding) => !finding.ok);
+    assert.ok(
+      failing.some((finding) => finding.check === hostile.check && finding.code === hostile.code),
+      failing.map((f) => `${f.check}:${f.code}`).join(", "),
+    );
+    assert.equal(result.exitCode, hostile.exitCode);
+    for (const finding of failing) {
+      assert.notEqual(finding.code, "E_CHECK_CRASHED", finding.message);
+      assert.ok(
+        declared.get(finding.check)?.has(finding.code),
+        `${finding.check} does not declare ${finding.code}`,
+      );
+    }
+    // Whatever the bundle holds, the report shows it inert.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+    assert.doesNotMatch(renderText(path, result), /[\u001b\u009b\r]/);
+  });
+}
+
+test("a BOM in config.json with replay asked: refused before replay, no uncaught SyntaxError", async () => {
+  const hostile = cases.find((c) => c.name === "bom-config.json")!;
+  const path = join(dir, "bom-replay.zip");
+  writeFileSync(path, hostile.build());
+  const result = await verifyBundleFile(path, { requireTrusted: false, replay: { samples: 1 } });
+  assert.equal(result.exitCode, 5);
+  const replay = result.findings.find((finding) => finding.check === "replay");
+  assert.equal(replay?.code, "E_CHECK_SKIPPED");
+  assert.match(replay?.message ?? "", /skipped because schemas(, consistency)? failed/);
+});

@@ -258,6 +258,30 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "compressible-records",
+      kind: "resources",
+      check: "consistency",
+      code: "E_CONSISTENCY_SAMPLE_COUNT",
+      exitCode: 5,
+      build: () =>
+        edited((entries) => {
+          // Valid, canonical record lines that compress well (within the ratio limit): the
+          // most parsed data a zip of this size can carry.
+          const lines = entries.get("records.jsonl")!.toString("utf8").trimEnd().split("\n");
+          const target = 12 * MiB * scale;
+          const out: string[] = [];
+          let bytes = 0;
+          for (let copy = 0; bytes < target; copy++) {
+            for (const line of lines) {
+              const next = `${line.replace(/"sampleId":"([^"]*)"/, `"sampleId":"$1-${copy}"`)}\n`;
+              out.push(next);
+              bytes += next.length;
+            }
+          }
+          entries.set("records.jsonl", Buffer.from(out.join("")));
+        }),
+    },
+    {
       name: "signed-billion-resamples",
       kind: "resources",
       check: "recompute",

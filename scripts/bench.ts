@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
+ * `npm run bench -- verify --adversarial [--scale N] [--case NAME]...` (scripts/bench-adversarial.ts)
  * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N]`
  *   (scripts/bench-prove.ts; --shape runs a synthetic checkpoint: timings only)
  *
@@ -23,6 +24,7 @@ import { buildGptNeoGraph } from "../src/model/graph.js";
 import { forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
+import { benchAdversarial } from "./bench-adversarial.js";
 import { benchMethods, benchProve } from "./bench-prove.js";
 import { benchVerify } from "./bench-verify.js";
 import { SYNTHETIC_SHAPES, syntheticCheckpoint } from "./synthetic-checkpoint.js";
@@ -136,6 +138,11 @@ async function main() {
       preset: { type: "string" },
       model: { type: "string" },
       resamples: { type: "string", default: "200" },
+      adversarial: { type: "boolean", default: false },
+      case: { type: "string", multiple: true },
+      scale: { type: "string", default: "48" },
+      "max-seconds": { type: "string", default: "60" },
+      "max-rss-mib": { type: "string", default: "2048" },
     },
   });
   const what = positionals[0] ?? "model";
@@ -153,6 +160,15 @@ async function main() {
       samples: values.samples === undefined ? undefined : Number(values.samples),
     };
     await (what === "prove" ? benchProve(options) : benchMethods(options));
+    return;
+  }
+  if (what === "verify" && values.adversarial) {
+    await benchAdversarial({
+      scale: Number(values.scale),
+      maxSeconds: Number(values["max-seconds"]),
+      maxRssMiB: Number(values["max-rss-mib"]),
+      only: values.case,
+    });
     return;
   }
   if (what === "verify") {

@@ -52,7 +52,7 @@ test("nothing runs on a tampered entry: a config edited to a billion resamples i
     assert.equal(byCheck.get(check)?.code, "E_CHECK_SKIPPED", check);
     assert.equal(byCheck.get(check)?.ok, false);
   }
-  assert.match(byCheck.get("recompute")!.message, /skipped because schemas failed/);
+  assert.match(byCheck.get("recompute")!.message, /skipped because schemas, consistency failed/);
   assert.match(byCheck.get("schemas")!.message, /skipped because integrity failed/);
   // A billion resamples would take minutes; skipping takes nothing (loose bound: CPU, not wall).
   const used = process.cpuUsage(started);

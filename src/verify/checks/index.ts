@@ -136,7 +136,9 @@ export const consistencyCheck: CheckUnit = {
 export const recomputeCheck: CheckUnit = {
   name: "recompute",
   codes: ["E_RECOMPUTE_FAILED", "E_RECOMPUTE_LIMIT", "E_RECOMPUTE_MISMATCH"],
-  requires: ["schemas"],
+  // Bootstrapping records that disagree with their config would only spend time (the
+  // most a bundle can make verify spend): inconsistent records are not summarized.
+  requires: ["schemas", "consistency"],
   run: (context, options) => {
     const { config, records } = validInputs(context);
     const result = recomputeSummary(records, config, options.maxBootstrapDraws);

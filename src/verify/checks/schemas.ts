@@ -55,11 +55,11 @@ export function validateEntries(contents: BundleContents, validators: SchemaVali
     const items = jsonLines ? (result.value as unknown[]) : [result.value];
     items.forEach((item, index) => {
       if (validator.validate?.(item)) return;
-      const described = describeSchemaErrors(
-        validator.validate?.errors,
-        jsonLines ? `line ${index + 1} ` : "",
-      );
-      errorCount += described.length;
+      const itemErrors = validator.validate?.errors ?? [];
+      errorCount += itemErrors.length;
+      // Only the listed errors are put into words: a million bad lines cost a count, not a million messages.
+      if (errors.length >= LISTED_ERRORS) return;
+      const described = describeSchemaErrors(itemErrors, jsonLines ? `line ${index + 1} ` : "");
       for (const line of described) if (errors.length < LISTED_ERRORS) errors.push(line);
     });
     if (jsonLines && items.length === 0) {

@@ -13,7 +13,7 @@ import {
   localSplitPath,
   splitTextDocuments,
 } from "../../src/data/sources.js";
-import { spgError, spgErrorAsync } from "../helpers/spg-error.js";
+import { spgErrorAsync } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-sources-"));
 

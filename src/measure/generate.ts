@@ -8,6 +8,7 @@ import type { MethodConfig } from "../config/types.js";
 import type { KvCache } from "../kv/cache.js";
 import type { GptNeoRuntime } from "../model/types.js";
 import type { EvaluationBackend, PrefillState } from "./evaluate.js";
+import { compareGenerations } from "./metrics.js";
 
 /** Greedy continuation of `tokens` tokens from a cache: the prefill's next token, then tokens - 1 decoded steps. */
 async function continueGreedily(
@@ -51,13 +52,6 @@ export interface MethodContinuation {
   kvBytesCompressed: number;
 }
 
-/** Index of the first differing token of two continuations (null when one is a prefix of the other). */
-export function firstDivergence(a: readonly number[], b: readonly number[]): number | null {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return i;
-  return null;
-}
-
 /** The baseline's and one KV-cache method's greedy continuations of a prompt, from one prefill. */
 export async function generateWithMethod(
   backend: EvaluationBackend,
@@ -74,7 +68,7 @@ export async function generateWithMethod(
   return {
     baseline,
     compressed: continuation,
-    firstDivergence: firstDivergence(baseline, continuation),
+    firstDivergence: compareGenerations(baseline, continuation).firstDivergence,
     kvBytesBaseline: backend.baselineBytes(prefill.cache),
     kvBytesCompressed: compressed.bytes,
   };

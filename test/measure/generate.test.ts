@@ -13,7 +13,8 @@ import { printable } from "../../src/commands/model/generate.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { encode } from "../../src/data/tokenizer.js";
 import { createBackend } from "../../src/measure/backend.js";
-import { firstDivergence, generateText, generateWithMethod } from "../../src/measure/generate.js";
+import { generateText, generateWithMethod } from "../../src/measure/generate.js";
+import { compareGenerations } from "../../src/measure/metrics.js";
 import { readCheckpoint } from "../../src/model/checkpoint.js";
 import { loadRuntime, prefillTokens } from "../../src/model/session.js";
 import { packageRoot } from "../../src/paths.js";
@@ -116,7 +117,10 @@ test("--method: the full method agrees with the baseline at the same bytes; a tr
       },
     });
     assert.deepEqual(streaming.baseline, full.baseline, "the baseline does not depend on the method");
-    assert.equal(streaming.firstDivergence, firstDivergence(streaming.baseline, streaming.compressed));
+    assert.equal(
+      streaming.firstDivergence,
+      compareGenerations(streaming.baseline, streaming.compressed).firstDivergence,
+    );
     assert.ok(streaming.kvBytesCompressed < streaming.kvBytesBaseline);
   } finally {
     await backend.close();

@@ -15,9 +15,9 @@
  */
 import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
-import { indexBits, packBits, packedLength, unpackBits } from "./bitpack.js";
+import { indexBits, packBits, packedLength, unpackBits } from "../numeric/bitpack.js";
+import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat, roundHalfInto } from "../numeric/fp16.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
-import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat, roundHalfInto } from "./fp16.js";
 
 export type BaselineDtype = "fp16" | "fp32";
 

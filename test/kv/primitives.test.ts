@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { indexBits, packBits, packedLength, unpackBits } from "../../src/kv/bitpack.js";
 import {
   ByteReader,
   ByteWriter,
@@ -8,6 +7,7 @@ import {
   subsetEncodingBytes,
   writeSubset,
 } from "../../src/kv/compressed.js";
+import { indexBits, packBits, packedLength, unpackBits } from "../../src/numeric/bitpack.js";
 import {
   floatToHalfBits,
   halfBitsToFloat,
@@ -15,7 +15,7 @@ import {
   halfFloor,
   roundHalfInto,
   roundToHalf,
-} from "../../src/kv/fp16.js";
+} from "../../src/numeric/fp16.js";
 import {
   channelGroups,
   chooseGroupQuant,
@@ -27,7 +27,7 @@ import {
   quantizeValue,
   roundHalfUp,
   tokenGroups,
-} from "../../src/kv/quantize.js";
+} from "../../src/numeric/group-quant.js";
 import { rng } from "./helpers.js";
 
 test("bit packing: known layout, LSB first", () => {

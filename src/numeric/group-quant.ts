@@ -6,8 +6,8 @@
  * |x - dequant(quant(x))| <= scale/2 (plus float32 rounding of the result).
  */
 
-import type { ByteReader, ByteWriter } from "../kv/compressed.js";
 import { packBits, packedLength, unpackBits } from "./bitpack.js";
+import type { ByteReader, ByteWriter } from "./bytes.js";
 import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor } from "./fp16.js";
 
 export interface GroupQuant {

@@ -12,8 +12,8 @@
  */
 
 import { SpgError } from "../errors.js";
-import { ByteReader, ByteWriter } from "../kv/compressed.js";
 import { packBits, packedLength, unpackBits } from "../numeric/bitpack.js";
+import { ByteReader, ByteWriter } from "../numeric/bytes.js";
 import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil } from "../numeric/fp16.js";
 import {
   decodeGroups,

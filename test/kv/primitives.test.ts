@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  ByteReader,
-  ByteWriter,
-  readSubset,
-  subsetEncodingBytes,
-  writeSubset,
-} from "../../src/kv/compressed.js";
+import { readSubset, subsetEncodingBytes, writeSubset } from "../../src/kv/compressed.js";
 import { indexBits, packBits, packedLength, unpackBits } from "../../src/numeric/bitpack.js";
+import { ByteReader, ByteWriter } from "../../src/numeric/bytes.js";
 import {
   floatToHalfBits,
   halfBitsToFloat,

@@ -7,6 +7,7 @@
  * key and value rows. Which slots are kept follows from params, so nothing is indexed.
  */
 
+import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
 import {
   channelGroups,
   decodeGroups,
@@ -18,8 +19,6 @@ import type { HeadCache, KvCache } from "../cache.js";
 import {
   assembleCompressed,
   type BaselineDtype,
-  ByteReader,
-  ByteWriter,
   type CompressedCache,
   countBits,
   dtypeBits,

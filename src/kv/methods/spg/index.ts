@@ -39,6 +39,7 @@
 
 import { SpgError } from "../../../errors.js";
 import { packedLength } from "../../../numeric/bitpack.js";
+import { ByteReader, ByteWriter } from "../../../numeric/bytes.js";
 import { halfBitsToFloat } from "../../../numeric/fp16.js";
 import {
   decodeGroups,
@@ -60,8 +61,6 @@ import type { HeadCache, KvCache, LayerCache } from "../../cache.js";
 import {
   assembleCompressed,
   type BaselineDtype,
-  ByteReader,
-  ByteWriter,
   type CacheShape,
   type CompressedCache,
   countBits,

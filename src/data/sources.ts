@@ -32,6 +32,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
+import { sha256Hex } from "../numeric/sha256.js";
 import { DocumentsHash, hashDocuments } from "./hash.js";
 import { jsonlRows } from "./jsonl.js";
 import { parquetTextRows } from "./parquet.js";
@@ -275,7 +276,7 @@ export async function loadLocalSplit(
       .filter((d) => d.text.trim() !== "");
   } else {
     const bytes = readFileSync(absolute);
-    file = { path, bytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
+    file = { path, bytes: bytes.length, sha256: sha256Hex(bytes) };
     documents = splitTextDocuments(decodeUtf8(bytes, absolute));
   }
   if (documents.length === 0) throw emptySplit(split, absolute);

@@ -49,7 +49,7 @@ export interface BundleContents {
   entries: Map<string, Buffer>;
 }
 
-/** Every entry of a version 1 bundle, nothing else (DESIGN.md "Bundle format"). */
+/** Every entry of a version 1 bundle, nothing else (docs/bundle-format.md §2). */
 export const BUNDLE_ENTRY_NAMES = [
   "manifest.json",
   "signature.json",

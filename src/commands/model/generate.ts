@@ -1,14 +1,15 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { resolveConfig } from "../../config/load.js";
 import type { MethodConfig, RunConfig } from "../../config/types.js";
 import { decode, encode, vocabularySize } from "../../data/tokenizer.js";
-import { isSpgError, SpgError } from "../../errors.js";
+import { SpgError } from "../../errors.js";
 import { createBackend } from "../../measure/backend.js";
 import { generateText, generateWithMethod } from "../../measure/generate.js";
 import { resolveModelDir } from "../../measure/prove.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
+import { SpgCommand } from "../../spg-command.js";
 
 /** Model text made safe for a terminal: control characters other than newline and tab shown as \u escapes. */
 export function printable(text: string): string {
@@ -39,7 +40,7 @@ function methodNamed(config: RunConfig, name: string, source: string): MethodCon
   return method;
 }
 
-export default class ModelGenerate extends Command {
+export default class ModelGenerate extends SpgCommand {
   static override summary = "Print a greedy continuation of a prompt, alone or beside a compressed cache's";
 
   static override description =
@@ -83,107 +84,101 @@ printed side by side with the first diverging token marked and the bytes each ca
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelGenerate);
-    try {
-      const config = resolveConfig({ file: flags.config, preset: flags.preset });
-      const source = flags.config ?? `preset ${flags.preset ?? "default"}`;
-      const method = flags.method === undefined ? undefined : methodNamed(config, flags.method, source);
-      const dir = args.dir === undefined ? resolveModelDir(config) : resolve(args.dir);
-      if (!existsSync(dir)) {
-        throw new SpgError("E_CHECKPOINT_MISSING", `no checkpoint directory at ${dir}`, {
-          file: dir,
-          fix: "pass a GPT-Neo checkpoint directory: spg model generate DIR --prompt ...",
-        });
-      }
-      const checkpoint = await readCheckpoint(dir);
-      const tokens = flags.tokens ?? config.generation.tokens;
-      const prompt = encode(flags.prompt);
-      if (checkpoint.config.vocabSize !== vocabularySize) {
-        throw new SpgError(
-          "E_GENERATE_PROMPT",
-          `the checkpoint has ${checkpoint.config.vocabSize} tokens, not the GPT-2 vocabulary (${vocabularySize}) the prompt is tokenized with`,
-          { file: dir, field: "--prompt", fix: "use a GPT-Neo checkpoint with the GPT-2 vocabulary" },
-        );
-      }
-      if (prompt.length === 0) {
-        throw new SpgError("E_GENERATE_PROMPT", "the prompt is empty", {
-          field: "--prompt",
-          fix: 'give some text: --prompt "The jury said"',
-        });
-      }
-      const maxPositions = checkpoint.config.maxPositions;
-      if (prompt.length + tokens > maxPositions) {
-        throw new SpgError(
-          "E_GENERATE_LENGTH",
-          `${prompt.length} prompt tokens + ${tokens} generated exceed max_position_embeddings (${maxPositions})`,
-          {
-            file: dir,
-            field: "--tokens",
-            fix: `lower --tokens to at most ${maxPositions - prompt.length}, or shorten the prompt`,
-          },
-        );
-      }
-      const backend = await createBackend(checkpoint, {
-        device: (flags.device as "cpu" | "cuda" | undefined) ?? config.model.device,
-        observationWindow: config.kv.observationWindow,
-        baselineDtype: config.kv.baselineDtype,
+    const config = resolveConfig({ file: flags.config, preset: flags.preset });
+    const source = flags.config ?? `preset ${flags.preset ?? "default"}`;
+    const method = flags.method === undefined ? undefined : methodNamed(config, flags.method, source);
+    const dir = args.dir === undefined ? resolveModelDir(config) : resolve(args.dir);
+    if (!existsSync(dir)) {
+      throw new SpgError("E_CHECKPOINT_MISSING", `no checkpoint directory at ${dir}`, {
+        file: dir,
+        fix: "pass a GPT-Neo checkpoint directory: spg model generate DIR --prompt ...",
       });
-      const head = {
-        model: dir,
-        modelSha256: checkpoint.sha256,
-        prompt: flags.prompt,
-        promptTokens: prompt,
-        tokens,
-      };
-      try {
-        if (method === undefined) {
-          const ids = await generateText(backend, prompt, tokens);
-          if (flags.json) {
-            this.log(JSON.stringify({ ...head, continuation: { ids, text: decode(ids) } }));
-            return;
-          }
-          this.log(`model    ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
-          this.log(`prompt   ${JSON.stringify(flags.prompt)} (${prompt.length} tokens)`);
-          this.log(`greedy   ${tokens} tokens, float32 cache\n`);
-          this.log(printable(`${flags.prompt}${decode(ids)}`));
-          return;
-        }
-        const result = await generateWithMethod(backend, prompt, tokens, method);
-        const ratio = result.kvBytesBaseline / result.kvBytesCompressed;
+    }
+    const checkpoint = await readCheckpoint(dir);
+    const tokens = flags.tokens ?? config.generation.tokens;
+    const prompt = encode(flags.prompt);
+    if (checkpoint.config.vocabSize !== vocabularySize) {
+      throw new SpgError(
+        "E_GENERATE_PROMPT",
+        `the checkpoint has ${checkpoint.config.vocabSize} tokens, not the GPT-2 vocabulary (${vocabularySize}) the prompt is tokenized with`,
+        { file: dir, field: "--prompt", fix: "use a GPT-Neo checkpoint with the GPT-2 vocabulary" },
+      );
+    }
+    if (prompt.length === 0) {
+      throw new SpgError("E_GENERATE_PROMPT", "the prompt is empty", {
+        field: "--prompt",
+        fix: 'give some text: --prompt "The jury said"',
+      });
+    }
+    const maxPositions = checkpoint.config.maxPositions;
+    if (prompt.length + tokens > maxPositions) {
+      throw new SpgError(
+        "E_GENERATE_LENGTH",
+        `${prompt.length} prompt tokens + ${tokens} generated exceed max_position_embeddings (${maxPositions})`,
+        {
+          file: dir,
+          field: "--tokens",
+          fix: `lower --tokens to at most ${maxPositions - prompt.length}, or shorten the prompt`,
+        },
+      );
+    }
+    const backend = await createBackend(checkpoint, {
+      device: (flags.device as "cpu" | "cuda" | undefined) ?? config.model.device,
+      observationWindow: config.kv.observationWindow,
+      baselineDtype: config.kv.baselineDtype,
+    });
+    const head = {
+      model: dir,
+      modelSha256: checkpoint.sha256,
+      prompt: flags.prompt,
+      promptTokens: prompt,
+      tokens,
+    };
+    try {
+      if (method === undefined) {
+        const ids = await generateText(backend, prompt, tokens);
         if (flags.json) {
-          this.log(
-            JSON.stringify({
-              ...head,
-              method: method.name,
-              kind: method.kind,
-              baselineDtype: config.kv.baselineDtype,
-              baseline: { ids: result.baseline, text: decode(result.baseline) },
-              compressed: { ids: result.compressed, text: decode(result.compressed) },
-              firstDivergence: result.firstDivergence,
-              kvBytesBaseline: result.kvBytesBaseline,
-              kvBytesCompressed: result.kvBytesCompressed,
-              compressionRatio: ratio,
-            }),
-          );
+          this.log(JSON.stringify({ ...head, continuation: { ids, text: decode(ids) } }));
           return;
         }
-        this.log(
-          renderSideBySide(
-            flags.prompt,
-            method,
-            config.kv.baselineDtype,
-            result,
-            ratio,
-            dir,
-            checkpoint.sha256,
-          ),
-        );
-      } finally {
-        await backend.close();
+        this.log(`model    ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
+        this.log(`prompt   ${JSON.stringify(flags.prompt)} (${prompt.length} tokens)`);
+        this.log(`greedy   ${tokens} tokens, float32 cache\n`);
+        this.log(printable(`${flags.prompt}${decode(ids)}`));
+        return;
       }
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      this.exit(error.exitCode);
+      const result = await generateWithMethod(backend, prompt, tokens, method);
+      const ratio = result.kvBytesBaseline / result.kvBytesCompressed;
+      if (flags.json) {
+        this.log(
+          JSON.stringify({
+            ...head,
+            method: method.name,
+            kind: method.kind,
+            baselineDtype: config.kv.baselineDtype,
+            baseline: { ids: result.baseline, text: decode(result.baseline) },
+            compressed: { ids: result.compressed, text: decode(result.compressed) },
+            firstDivergence: result.firstDivergence,
+            kvBytesBaseline: result.kvBytesBaseline,
+            kvBytesCompressed: result.kvBytesCompressed,
+            compressionRatio: ratio,
+          }),
+        );
+        return;
+      }
+      this.log(
+        renderSideBySide(
+          flags.prompt,
+          method,
+          config.kv.baselineDtype,
+          result,
+          ratio,
+          dir,
+          checkpoint.sha256,
+        ),
+      );
+    } finally {
+      await backend.close();
     }
   }
 }

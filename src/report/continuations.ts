@@ -64,6 +64,6 @@ export function continuationsSection(
 ${table(["cache", "agreement", "greedy continuation"], lines)}`;
   });
   return `<section id="continuations">${heading}
-<p class="note">Greedy continuations after each sample's context, decoded with the GPT-2 tokenizer: the baseline's, then each method's from its compressed cache. Highlighted: from the first token that differs from the baseline on. ↵ is a line break.</p>
+<p class="note">The greedy tokens each record compares, decoded with the GPT-2 tokenizer: the baseline's, then each method's. KV-cache methods start after the first generated token, which the shared prefill predicts for all of them; weights methods start with their own first token. Highlighted: from the first token that differs from the baseline on. ↵ is a line break.</p>
 ${blocks.join("\n")}</section>`;
 }

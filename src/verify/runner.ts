@@ -21,6 +21,7 @@ import { checkIntegrity } from "./checks/integrity.js";
 import { checkProtocol } from "./checks/protocol.js";
 import { checkRecompute, recomputeSummary } from "./checks/recompute.js";
 import { validateEntries } from "./checks/schemas.js";
+import { checkShards, claimsOnShard, shardMarkerOf } from "./checks/shards.js";
 import { checkSignature, type SignedMessage } from "./checks/signature.js";
 import { checkTrust } from "./checks/trust.js";
 import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
@@ -42,6 +43,8 @@ export const CHECK_EXIT_CODE: Record<CheckName, number> = {
   consistency: EXIT_INVALID,
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
+  // A shard's tampering or untrusted signer is reported under integrity/signature/trust.
+  shards: EXIT_INVALID,
   claims: EXIT_CLAIMS,
   // Measurements that do not reproduce make the bundle's records invalid.
   replay: EXIT_INVALID,
@@ -120,11 +123,12 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
+  const validators = options.validators ?? loadSchemaValidators();
   let valid = new Map<string, unknown>();
   let parsed = new Map<string, unknown>();
   findings.push(
     ...guarded("schemas", () => {
-      const validation = validateEntries(contents, options.validators ?? loadSchemaValidators());
+      const validation = validateEntries(contents, validators);
       valid = validation.valid;
       parsed = validation.parsed;
       return validation.findings;
@@ -132,6 +136,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   );
   const config = valid.get("config.json") as RunConfig;
   const records = valid.get("records.jsonl") as SampleRecord[];
+  const shard = shardMarkerOf(contents, validators);
 
   findings.push(
     ...(skipped(
@@ -145,6 +150,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
           environment: valid.get("environment.json") as EnvironmentFile,
           records,
           fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
+          expectedSamples: shard?.sampleIds.length,
         }),
       )),
   );
@@ -171,7 +177,10 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   }
 
   const claimsSkip = skipped("claims", ["config.json", "records.jsonl"], valid);
-  if (claimsSkip !== undefined) {
+  const shardClaims = claimsOnShard(contents, validators);
+  if (shardClaims !== undefined) {
+    findings.push(shardClaims);
+  } else if (claimsSkip !== undefined) {
     findings.push(...claimsSkip);
   } else {
     findings.push(
@@ -194,6 +203,15 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
         config: parsed.get("config.json"),
         environment: parsed.get("environment.json"),
         records: parsed.get("records.jsonl"),
+      }),
+    ),
+  );
+
+  findings.push(
+    ...guarded("shards", () =>
+      checkShards(contents, {
+        validators,
+        verifyShard: (shardContents) => runChecks(shardContents, options),
       }),
     ),
   );

@@ -10,9 +10,11 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { canonicalJson } from "../../src/bundle/canonical.js";
 import { generateKeyPair, type SigningKey, writeKeyPair } from "../../src/bundle/keys.js";
 import type { ToolInfo } from "../../src/bundle/manifest.js";
 import { readBundleZip } from "../../src/bundle/read.js";
+import { signatureJsonBytes, signManifest } from "../../src/bundle/sign.js";
 import { assembleBundle, zipEntries } from "../../src/bundle/write.js";
 import { isSpgError } from "../../src/errors.js";
 import { packageRoot } from "../../src/paths.js";
@@ -299,6 +301,58 @@ test("a merged bundle with a shard and its records left out fails verify naming 
   const missing = result.findings.find((f) => f.code === "E_SHARD_MISSING");
   assert.ok(missing !== undefined, JSON.stringify(result.findings.filter((f) => !f.ok)));
   assert.match(missing.message, /shard 2 of 3 missing/);
+});
+
+test("merged lines out of the unsharded order fail verify, even re-signed by the merger", async () => {
+  const file = await resigned(
+    join(dir, "run.zip"),
+    "run-reordered.zip",
+    (entries) => {
+      const lines = entries.get("records.jsonl")!.toString("utf8").split("\n");
+      // The first sample's first record moved after the second sample's.
+      const [first] = lines.splice(0, 1);
+      lines.splice(7, 0, first);
+      entries.set("records.jsonl", Buffer.from(lines.join("\n")));
+    },
+    merger,
+  );
+  const result = await verifyBundleFile(file, { trustedKeysFile: trustBoth, requireTrusted: true });
+  assert.ok(
+    result.findings.some((f) => f.code === "E_SHARD_RECORDS" && /unsharded run's order/.test(f.message)),
+    JSON.stringify(result.findings.filter((f) => !f.ok)),
+  );
+  assert.notEqual(result.exitCode, 0);
+});
+
+test("a shard covering other samples than its part of the draw fails verify, even re-signed", async () => {
+  const file = await resigned(
+    shardFile(3),
+    "wrong-part.zip",
+    (entries) =>
+      editJson(entries, "shard.json", (marker) => {
+        marker.sampleIds = ["eval-0001"];
+      }),
+    producer,
+  );
+  const result = await verifyBundleFile(file, { trustedKeysFile: trustProducerOnly, requireTrusted: true });
+  assert.equal(result.exitCode, 5);
+  assert.ok(result.findings.some((f) => f.code === "E_SHARD_SUBSET"));
+});
+
+test("a version 1 manifest may not list shard.json", async () => {
+  const entries = await entriesOf(shardFile(1));
+  const manifest = json(entries.get("manifest.json"));
+  manifest.version = 1;
+  const manifestBytes = canonicalJson(manifest);
+  entries.set("manifest.json", manifestBytes);
+  entries.set("signature.json", signatureJsonBytes(signManifest(manifestBytes, producer)));
+  const file = join(dir, "v1-shard.zip");
+  writeFileSync(file, await zipEntries([...entries].map(([name, data]) => ({ name, data }))));
+  const result = await verifyBundleFile(file, { trustedKeysFile: trustProducerOnly, requireTrusted: true });
+  assert.equal(result.exitCode, 4);
+  assert.ok(
+    result.findings.some((f) => f.code === "E_INTEGRITY_UNEXPECTED" && /shard\.json/.test(f.message)),
+  );
 });
 
 test("merge refuses a missing shard, naming it", async () => {

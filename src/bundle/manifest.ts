@@ -3,8 +3,9 @@
  * the bundle, and every other entry (except the signature over it) with its sha256 and
  * length, in the fixed entry order.
  */
-import { createHash } from "node:crypto";
+
 import { SpgError } from "../errors.js";
+import { sha256Hex } from "../numeric/sha256.js";
 import { canonicalJson } from "./canonical.js";
 import {
   BUNDLE_FORMAT,
@@ -36,9 +37,7 @@ export interface Manifest {
   entries: ManifestEntry[];
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
+export { sha256Hex };
 
 /**
  * Build the manifest over the listed entries (every entry but manifest.json and

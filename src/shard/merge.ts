@@ -15,6 +15,7 @@ import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
 import { renderReportMarkdown } from "../measure/report-md.js";
 import { summarize } from "../measure/summary.js";
+import { shardMarkerOf } from "../verify/checks/shards.js";
 import { isRecord } from "../verify/parse.js";
 import { EXIT_TAMPERED, EXIT_UNREADABLE, runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
@@ -123,16 +124,10 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
   };
 }
 
+/** The shard's marker (shard.json), read as verify reads it; undefined for a whole-run or merged bundle. */
 function markerOf(entries: Map<string, Buffer>): ShardMarker | undefined {
-  const bytes = entries.get("shard.json");
-  if (bytes === undefined || entries.has(SHARDS_ENTRY)) return undefined;
-  try {
-    const value = JSON.parse(bytes.toString("utf8")) as unknown;
-    const validate = loadSchemaValidators().get("shard.json")?.validate;
-    return validate?.(value) ? (value as ShardMarker) : undefined;
-  } catch {
-    return undefined;
-  }
+  if (entries.has(SHARDS_ENTRY)) return undefined;
+  return shardMarkerOf({ entries }, loadSchemaValidators());
 }
 
 function jsonField(entries: Map<string, Buffer>, entry: string, field: string): string {

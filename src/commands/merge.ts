@@ -1,14 +1,14 @@
 import { resolve } from "node:path";
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { resolveSigningKey } from "../bundle/keys.js";
 import { readToolInfo } from "../bundle/tool-info.js";
-import { isSpgError } from "../errors.js";
+import { EXIT_CLAIMS } from "../error-codes.js";
 import { summaryTable } from "../measure/summary-table.js";
 import { mergeShards } from "../shard/merge.js";
+import { SpgCommand } from "../spg-command.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
-import { EXIT_CLAIMS_NOT_MET } from "./prove.js";
 
-export default class Merge extends Command {
+export default class Merge extends SpgCommand {
   static override summary = "Merge the shard bundles of a sharded run into one signed bundle.";
 
   static override description =
@@ -18,8 +18,8 @@ once), and writes one bundle: records and fingerprints in the unsharded order, t
 recomputed over all samples, each shard's manifest, signature and environment kept inside,
 signed by the merger. On any failure nothing is written.
 Exit codes: 0 merged and every claim holds, 6 merged but a claim failed, 2 bad input
-(missing, duplicated or overlapping shards, mixed configs, tools or N), 3 an unreadable
-shard, 4 a tampered or untrusted shard, 5 an invalid shard.`;
+(an unreadable, tampered, untrusted or invalid shard; missing, duplicated or overlapping
+shards; mixed configs, tools or N: each its own E_MERGE_* code).`;
 
   static override examples = [
     "<%= config.bin %> merge shard-*.zip --out run.zip --key keys/signing-key.json --trusted-keys keys/trusted.txt",
@@ -53,47 +53,39 @@ shard, 4 a tampered or untrusted shard, 5 an invalid shard.`;
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Merge);
-    let exitCode = 0;
-    try {
-      const signing = await resolveSigningKey({ keyPath: flags.key, ephemeral: flags["ephemeral-key"] });
-      if (signing.created) {
-        this.logToStderr(`created your signing key ${signing.key.keyId.slice(0, 16)} at ${signing.path}`);
-      }
-      const result = await mergeShards({
-        shards: (argv as string[]).map((file) => resolve(file)),
-        out: resolve(flags.out),
-        key: signing.key,
-        tool: readToolInfo(),
-        trustedKeysFile: flags["trusted-keys"],
-        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
-      });
-      const failed = result.summary.claims.filter((claim) => !claim.pass);
-      if (flags.json) {
-        this.log(
-          JSON.stringify({
-            bundle: result.path,
-            keyId: signing.key.keyId,
-            shards: result.shards,
-            summary: result.summary,
-          }),
-        );
-      } else {
-        this.log(summaryTable(result.summary));
-        this.log(
-          `merged ${result.shards.length} shards into ${result.path} (signed by ${signing.key.keyId.slice(0, 16)})`,
-        );
-        for (const claim of failed) {
-          this.logToStderr(
-            `claim not met: ${claim.method} ${claim.metric} ${claim.op} ${claim.threshold} (${claim.judge} = ${claim.judged})`,
-          );
-        }
-      }
-      if (failed.length > 0) exitCode = EXIT_CLAIMS_NOT_MET;
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      exitCode = error.exitCode;
+    const signing = await resolveSigningKey({ keyPath: flags.key, ephemeral: flags["ephemeral-key"] });
+    if (signing.created) {
+      this.logToStderr(`created your signing key ${signing.key.keyId.slice(0, 16)} at ${signing.path}`);
     }
-    if (exitCode !== 0) this.exit(exitCode);
+    const result = await mergeShards({
+      shards: (argv as string[]).map((file) => resolve(file)),
+      out: resolve(flags.out),
+      key: signing.key,
+      tool: readToolInfo(),
+      trustedKeysFile: flags["trusted-keys"],
+      requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+    });
+    const failed = result.summary.claims.filter((claim) => !claim.pass);
+    if (flags.json) {
+      this.log(
+        JSON.stringify({
+          bundle: result.path,
+          keyId: signing.key.keyId,
+          shards: result.shards,
+          summary: result.summary,
+        }),
+      );
+    } else {
+      this.log(summaryTable(result.summary));
+      this.log(
+        `merged ${result.shards.length} shards into ${result.path} (signed by ${signing.key.keyId.slice(0, 16)})`,
+      );
+      for (const claim of failed) {
+        this.logToStderr(
+          `claim not met: ${claim.method} ${claim.metric} ${claim.op} ${claim.threshold} (${claim.judge} = ${claim.judged})`,
+        );
+      }
+    }
+    this.exitUnlessZero(failed.length > 0 ? EXIT_CLAIMS : 0);
   }
 }

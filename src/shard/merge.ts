@@ -12,12 +12,13 @@ import type { ToolInfo } from "../bundle/manifest.js";
 import type { SampleRecord, Summary } from "../bundle/types.js";
 import { assembleBundle, writeZipAtomic } from "../bundle/write.js";
 import type { RunConfig } from "../config/types.js";
+import type { InputErrorCode } from "../error-codes.js";
 import { SpgError } from "../errors.js";
 import { renderReportMarkdown } from "../measure/report-md.js";
 import { summarize } from "../measure/summary.js";
 import { shardMarkerOf } from "../verify/checks/shards.js";
 import { isRecord } from "../verify/parse.js";
-import { EXIT_TAMPERED, EXIT_UNREADABLE, runChecks, type VerifyResult } from "../verify/runner.js";
+import { EXIT_UNREADABLE, runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
 import type { Finding } from "../verify/types.js";
 import { verifyBundleFile } from "../verify/verify-bundle.js";
@@ -80,7 +81,6 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
     throw new SpgError("E_MERGE_SHARD_UNREADABLE", `${file} is not a readable bundle: ${listed(failures)}`, {
       file,
       fix: "re-download or re-run this shard",
-      exitCode: EXIT_UNREADABLE,
     });
   }
   const untrusted = failures.filter((finding) => finding.check === "trust");
@@ -94,7 +94,6 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
       {
         file,
         fix: "re-run this shard: its bytes are not what its producer signed",
-        exitCode: EXIT_TAMPERED,
       },
     );
   }
@@ -103,7 +102,6 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
       file,
       field: "--trusted-keys",
       fix: "sign every shard with a key in --trusted-keys (see docs/distributed.md on keys)",
-      exitCode: EXIT_TAMPERED,
     });
   }
   const marker = markerOf(result.entries);
@@ -142,7 +140,7 @@ function jsonField(entries: Map<string, Buffer>, entry: string, field: string): 
 /** Every shard agrees with the first on `describe(shard)`; else `code`. */
 function requireSame(
   shards: readonly VerifiedShard[],
-  code: string,
+  code: InputErrorCode,
   what: string,
   describe: (shard: VerifiedShard) => string,
   fix: string,
@@ -240,7 +238,6 @@ function checkShardSet(shards: readonly VerifiedShard[]): void {
       {
         file: invalid.file,
         fix: "run `spg verify` on it and re-run the shard",
-        exitCode: 5,
       },
     );
   }

@@ -8,6 +8,7 @@
  * included), so the merged records and fingerprints are exactly the shards' signed ones.
  */
 import { SHARD_ENTRY, SHARDS_ENTRY } from "../../bundle/format.js";
+import type { FindingCode } from "../../error-codes.js";
 import {
   groupLines,
   KEPT_SHARD_ENTRIES,
@@ -217,9 +218,12 @@ function checkShardBundle(contents: BundleContents, validators: SchemaValidators
 }
 
 /** Which check and code a failing finding of a rebuilt shard becomes in the merged bundle's report. */
-function shardFailure(finding: Finding, marker: ShardMarker): Finding {
+function shardFailure(
+  finding: Finding,
+  marker: ShardMarker,
+): { check: CheckName; code: FindingCode; message: string } {
   let check: CheckName = CHECK;
-  let code: string = SHARD_CODES.invalid;
+  let code: FindingCode = SHARD_CODES.invalid;
   if (finding.check === "integrity" || finding.check === "signature" || finding.check === "zip-safety") {
     check = finding.check === "zip-safety" ? "integrity" : finding.check;
     code = SHARD_CODES.tampered;
@@ -227,7 +231,11 @@ function shardFailure(finding: Finding, marker: ShardMarker): Finding {
     check = "trust";
     code = SHARD_CODES.untrusted;
   }
-  return fail(check, code, `shard ${marker.index} of ${marker.count}: ${finding.code}: ${finding.message}`);
+  return {
+    check,
+    code,
+    message: `shard ${marker.index} of ${marker.count}: ${finding.code}: ${finding.message}`,
+  };
 }
 
 interface ShardInMerge {

@@ -30,9 +30,9 @@ export const BUNDLE_ENTRY_ORDER = [
 
 export type BundleEntryName = (typeof BUNDLE_ENTRY_ORDER)[number];
 
-/** Version 2: marks a shard bundle (src/shard/layout.ts). */
+/** Version 2: marks a shard bundle (shards.ts). */
 export const SHARD_ENTRY = "shard.json";
-/** Version 2: a merged bundle's shards, one line each (src/shard/layout.ts). */
+/** Version 2: a merged bundle's shards, one line each (shards.ts). */
 export const SHARDS_ENTRY = "shards.jsonl";
 /** Entries a version 2 bundle may add (at most one of them), stored after the others. */
 export const OPTIONAL_BUNDLE_ENTRIES = [SHARD_ENTRY, SHARDS_ENTRY] as const;
@@ -58,11 +58,20 @@ export function isBundleEntryName(name: string): name is BundleEntryName {
 /**
  * Domain separation for the signature (DSSE-style pre-authentication encoding): the
  * signed message names the format, version and payload type and carries explicit
- * lengths, so a signature over a manifest can never be replayed as one over other bytes.
+ * lengths, so a signature over a manifest can never be replayed as one over other bytes
+ * or another format version. Each version has its own prefix and payload type.
  */
-/** Unchanged in version 2: the manifest's version field, which the signature covers, tells the versions apart. */
-export const SIGNING_PREFIX = "SPGBUNDLEv1";
-export const MANIFEST_PAYLOAD_TYPE = "application/vnd.spg.manifest+json;version=1";
+export function signingPrefix(version: number): string {
+  return `SPGBUNDLEv${version}`;
+}
+
+export function manifestPayloadType(version: number): string {
+  return `application/vnd.spg.manifest+json;version=${version}`;
+}
+
+/** Version 1's signing domain. */
+export const SIGNING_PREFIX = signingPrefix(1);
+export const MANIFEST_PAYLOAD_TYPE = manifestPayloadType(1);
 
 /** Only Ed25519 is defined for version 1. */
 export const SIGNATURE_ALGORITHM = "ed25519";

@@ -4,7 +4,7 @@ import { resolveSigningKey } from "../bundle/keys.js";
 import { readToolInfo } from "../bundle/tool-info.js";
 import { EXIT_CLAIMS } from "../error-codes.js";
 import { summaryTable } from "../measure/summary-table.js";
-import { mergeShards } from "../shard/merge.js";
+import { mergeShards } from "../merge/merge.js";
 import { SpgCommand } from "../spg-command.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
@@ -19,7 +19,7 @@ recomputed over all samples, each shard's manifest, signature and environment ke
 signed by the merger. On any failure nothing is written.
 Exit codes: 0 merged and every claim holds, 6 merged but a claim failed, 2 bad input
 (an unreadable, tampered, untrusted or invalid shard; missing, duplicated or overlapping
-shards; mixed configs, tools or N: each its own E_MERGE_* code).`;
+shards; mixed configs, tools or N: each its own code, listed in docs/errors.md).`;
 
   static override examples = [
     "<%= config.bin %> merge shard-*.zip --out run.zip --key keys/signing-key.json --trusted-keys keys/trusted.txt",

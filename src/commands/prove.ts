@@ -4,11 +4,11 @@ import cliProgress from "cli-progress";
 import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
 import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
 import { dryRun, formatConfig } from "../config/load.js";
+import { parseShardFlag, shardFromEnv } from "../config/shard.js";
 import { EXIT_CLAIMS } from "../error-codes.js";
 import { formatBytes } from "../hardware/requirement.js";
 import { type ProveEvent, prove, resolveProveConfig } from "../measure/prove.js";
 import { summaryTable } from "../measure/summary-table.js";
-import { parseShardFlag, shardFromEnv } from "../shard/spec.js";
 import { SpgCommand } from "../spg-command.js";
 
 export default class Prove extends SpgCommand {

@@ -4,10 +4,12 @@
  */
 import { resolve } from "node:path";
 import type { SigningKey } from "../bundle/keys.js";
+import { selectShard, shardMarker } from "../bundle/shards.js";
 import { readToolInfo } from "../bundle/tool-info.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
 import { checkConfigAgainstModel, type ResolveOptions, resolveConfig } from "../config/load.js";
+import type { ShardSpec } from "../config/shard.js";
 import { applySweep } from "../config/sweep.js";
 import type { RunConfig } from "../config/types.js";
 import { loadBrownSplitNamed } from "../data/brown.js";
@@ -22,8 +24,6 @@ import { memoryRequirement } from "../hardware/requirement.js";
 import { readCheckpoint } from "../model/checkpoint.js";
 import { readGptNeoConfig } from "../model/config.js";
 import { bundledModelDir } from "../paths.js";
-import { shardMarker } from "../shard/layout.js";
-import { type ShardSpec, selectShard } from "../shard/spec.js";
 import { withSensitivity } from "../weights/sensitivity.js";
 import { createBackend } from "./backend.js";
 import { buildEnvironment } from "./environment.js";

@@ -12,7 +12,7 @@
  *   6  claims not met (everything else held)
  * When several kinds fail, the lowest code wins.
  */
-import { preAuthenticationEncoding } from "../bundle/sign.js";
+import { manifestSignedMessage } from "../bundle/sign.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
@@ -102,7 +102,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   findings.push(...guarded("integrity", () => checkIntegrity(contents)));
   findings.push(
     ...guarded("signature", () =>
-      checkSignature(contents, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+      checkSignature(contents, { signedMessage: options.signedMessage ?? manifestSignedMessage }),
     ),
   );
   findings.push(

@@ -8,7 +8,6 @@
  * included), so the merged records and fingerprints are exactly the shards' signed ones.
  */
 import { SHARD_ENTRY, SHARDS_ENTRY } from "../../bundle/format.js";
-import type { FindingCode } from "../../error-codes.js";
 import {
   groupLines,
   KEPT_SHARD_ENTRIES,
@@ -18,8 +17,9 @@ import {
   type ShardMarker,
   type ShardsLine,
   shardBundleEntries,
-} from "../../shard/layout.js";
-import { shardPositions } from "../../shard/spec.js";
+  shardPositions,
+} from "../../bundle/shards.js";
+import type { FindingCode } from "../../error-codes.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord, parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
 import { describeSchemaErrors, type SchemaValidators } from "../schemas.js";

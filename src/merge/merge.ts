@@ -9,6 +9,14 @@ import { canonicalJson, canonicalJsonl } from "../bundle/canonical.js";
 import { SHARDS_ENTRY } from "../bundle/format.js";
 import type { SigningKey } from "../bundle/keys.js";
 import type { ToolInfo } from "../bundle/manifest.js";
+import {
+  groupLines,
+  joinLines,
+  type OwnedLine,
+  ownedLines,
+  type ShardMarker,
+  shardsLineOf,
+} from "../bundle/shards.js";
 import type { SampleRecord, Summary } from "../bundle/types.js";
 import { assembleBundle, writeZipAtomic } from "../bundle/write.js";
 import type { RunConfig } from "../config/types.js";
@@ -22,14 +30,6 @@ import { EXIT_UNREADABLE, runChecks, type VerifyResult } from "../verify/runner.
 import { loadSchemaValidators } from "../verify/schemas.js";
 import type { Finding } from "../verify/types.js";
 import { verifyBundleFile } from "../verify/verify-bundle.js";
-import {
-  groupLines,
-  joinLines,
-  type OwnedLine,
-  ownedLines,
-  type ShardMarker,
-  shardsLineOf,
-} from "./layout.js";
 
 export interface MergeOptions {
   /** Shard bundle files, in any order. */

@@ -124,29 +124,3 @@ export function shardFromEnv(env: NodeJS.ProcessEnv, count: number | undefined):
     { field: "--shard-from-env", fix: "run it as an Indexed Job or a Slurm array task, or pass --shard K/N" },
   );
 }
-
-/**
- * Shard `index` of `count` of a draw, given as draw positions (0-based): position p belongs
- * to shard (p mod count) + 1. Round robin, so shards differ in size by at most one sample and
- * each holds early and late draws alike.
- */
-export function shardPositions(drawSize: number, spec: ShardSpec): number[] {
-  const positions: number[] = [];
-  for (let position = spec.index - 1; position < drawSize; position += spec.count) positions.push(position);
-  return positions;
-}
-
-/** The items of `draw` (in draw order) that shard `spec` covers; E_SHARD_SPEC when it would be empty. */
-export function selectShard<T>(draw: readonly T[], spec: ShardSpec): T[] {
-  if (spec.count > draw.length) {
-    throw new SpgError(
-      "E_SHARD_SPEC",
-      `${spec.count} shards of ${draw.length} evaluation samples would leave shards empty`,
-      {
-        field: "--shard",
-        fix: `use at most ${draw.length} shards, or draw more samples (--samples)`,
-      },
-    );
-  }
-  return shardPositions(draw.length, spec).map((position) => draw[position]);
-}

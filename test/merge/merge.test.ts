@@ -17,8 +17,8 @@ import { readBundleZip } from "../../src/bundle/read.js";
 import { signatureJsonBytes, signManifest } from "../../src/bundle/sign.js";
 import { assembleBundle, zipEntries } from "../../src/bundle/write.js";
 import { isSpgError } from "../../src/errors.js";
+import { mergeShards } from "../../src/merge/merge.js";
 import { packageRoot } from "../../src/paths.js";
-import { mergeShards } from "../../src/shard/merge.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 
 const bin = join(packageRoot(), "bin", "run.js");

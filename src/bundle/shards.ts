@@ -13,11 +13,10 @@
  * shard bundle can be rebuilt byte for byte from the merged one and its producer's
  * signature checked again (shardBundleEntries).
  */
-import { canonicalJson } from "../bundle/canonical.js";
-import { SHARD_ENTRY } from "../bundle/format.js";
-import { sha256Hex } from "../bundle/manifest.js";
-import { isRecord } from "../verify/parse.js";
-import type { ShardSpec } from "./spec.js";
+import { SpgError } from "../errors.js";
+import { canonicalJson } from "./canonical.js";
+import { SHARD_ENTRY } from "./format.js";
+import { sha256Hex } from "./manifest.js";
 
 /** shard.json (schemas/shard.schema.json). */
 export interface ShardMarker {
@@ -29,6 +28,39 @@ export interface ShardMarker {
   count: number;
   /** The evaluation samples this shard covers, in draw order. */
   sampleIds: string[];
+}
+
+/** Which shard: K (`index`, 1-based) of N (`count`). */
+export type ShardIndex = Pick<ShardMarker, "index" | "count">;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Shard `index` of `count` of a draw, given as draw positions (0-based): position p belongs
+ * to shard (p mod count) + 1. Round robin, so shards differ in size by at most one sample and
+ * each holds early and late draws alike.
+ */
+export function shardPositions(drawSize: number, shard: ShardIndex): number[] {
+  const positions: number[] = [];
+  for (let position = shard.index - 1; position < drawSize; position += shard.count) positions.push(position);
+  return positions;
+}
+
+/** The items of `draw` (in draw order) that `shard` covers; E_SHARD_SPEC when a shard would be empty. */
+export function selectShard<T>(draw: readonly T[], shard: ShardIndex): T[] {
+  if (shard.count > draw.length) {
+    throw new SpgError(
+      "E_SHARD_SPEC",
+      `${shard.count} shards of ${draw.length} evaluation samples would leave shards empty`,
+      {
+        field: "--shard",
+        fix: `use at most ${draw.length} shards, or draw more samples (--samples)`,
+      },
+    );
+  }
+  return shardPositions(draw.length, shard).map((position) => draw[position]);
 }
 
 /** The entries of a shard kept in a merged bundle's shards.jsonl line, as text. */
@@ -49,7 +81,7 @@ export function runConfigSha256(configBytes: Uint8Array): string {
 }
 
 /** shard.json of shard `spec` of the run `config` describes, covering `sampleIds`. */
-export function shardMarker(config: unknown, spec: ShardSpec, sampleIds: string[]): ShardMarker {
+export function shardMarker(config: unknown, spec: ShardIndex, sampleIds: string[]): ShardMarker {
   return {
     runConfigSha256: runConfigSha256(canonicalJson(config)),
     index: spec.index,
@@ -106,9 +138,9 @@ export function ownedLines(bytes: Buffer, entry: string): { lines: OwnedLine[] }
     } catch (error) {
       return { error: `${entry} line ${index + 1} is not JSON: ${(error as Error).message}` };
     }
-    if (isRecord(value) && typeof value.sampleId === "string") {
+    if (isObject(value) && typeof value.sampleId === "string") {
       lines.push({ bytes: raw, sampleId: value.sampleId });
-    } else if (isRecord(value) && value.kind === "weights" && !Object.hasOwn(value, "sampleId")) {
+    } else if (isObject(value) && value.kind === "weights" && !Object.hasOwn(value, "sampleId")) {
       lines.push({ bytes: raw, sampleId: undefined });
     } else {
       return { error: `${entry} line ${index + 1} names no sampleId` };

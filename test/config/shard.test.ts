@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseShardFlag, selectShard, shardFromEnv, shardPositions } from "../../src/shard/spec.js";
+import { selectShard, shardPositions } from "../../src/bundle/shards.js";
+import { parseShardFlag, shardFromEnv } from "../../src/config/shard.js";
 import { spgError } from "../helpers/spg-error.js";
 
 test("--shard K/N parses K from 1 to N and refuses anything else with E_SHARD_SPEC", () => {

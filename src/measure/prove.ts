@@ -4,10 +4,12 @@
  */
 import { resolve } from "node:path";
 import type { SigningKey } from "../bundle/keys.js";
+import { selectShard, shardMarker } from "../bundle/shards.js";
 import { readToolInfo } from "../bundle/tool-info.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
 import { checkConfigAgainstModel, type ResolveOptions, resolveConfig } from "../config/load.js";
+import type { ShardSpec } from "../config/shard.js";
 import { applySweep } from "../config/sweep.js";
 import type { RunConfig } from "../config/types.js";
 import { drawConfiguredSplit } from "../data/draw.js";
@@ -45,6 +47,8 @@ export interface ProveOptions {
   cacheDir?: string;
   /** Fixed creation time for reproducible bundles. */
   createdAt?: string;
+  /** Prove only this shard of the run (the same draw and calibration; its part of the evaluation samples). */
+  shard?: ShardSpec;
 }
 
 export interface ProveResult {
@@ -122,7 +126,9 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
   emit({ kind: "hardware", check });
 
   const { evaluationSplit, calibrationSplit, evaluation, calibration } = await drawRunSamples(config);
-  emit({ kind: "samples", evaluation: evaluation.length, calibration: calibration.length });
+  // A shard measures its part of the unsharded draw; environment.json still lists the whole draw.
+  const measured = options.shard === undefined ? evaluation : selectShard(evaluation, options.shard);
+  emit({ kind: "samples", evaluation: measured.length, calibration: calibration.length });
 
   const checkpoint = await readCheckpoint(modelDir);
   const backend = await createBackend(checkpoint, {
@@ -144,7 +150,7 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
     ({ records, fingerprints } = await evaluateRun(
       backend,
       checkpoint,
-      evaluation,
+      measured,
       config,
       { cacheDir: options.cacheDir },
       {
@@ -179,6 +185,14 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
       fingerprints,
       summary,
       reportMd: renderReportMarkdown(config, summary, { model: { sha256: checkpoint.sha256 } }),
+      shard:
+        options.shard === undefined
+          ? undefined
+          : shardMarker(
+              config,
+              options.shard,
+              measured.map((sample) => sample.sampleId),
+            ),
     },
     options.key,
     readToolInfo(),

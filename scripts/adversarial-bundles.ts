@@ -14,7 +14,7 @@ import zlib from "node:zlib";
 import { canonicalJson } from "../src/bundle/canonical.js";
 import { keyIdOf } from "../src/bundle/keys.js";
 import { sha256Hex } from "../src/bundle/manifest.js";
-import { preAuthenticationEncoding } from "../src/bundle/sign.js";
+import { manifestSignedMessage } from "../src/bundle/sign.js";
 import { buildRawZip, extraField, type RawZipEntry, type RawZipOptions } from "./raw-zip.js";
 
 export interface AdversarialCase {
@@ -60,7 +60,7 @@ function resign(entries: Entries, key: ForgerKey): Entries {
   entries.set("manifest.json", manifestBytes);
   entries.set(
     "signature.json",
-    signatureJson(key, sign(null, preAuthenticationEncoding(manifestBytes), key.privateKey)),
+    signatureJson(key, sign(null, manifestSignedMessage(manifestBytes), key.privateKey)),
   );
   return entries;
 }

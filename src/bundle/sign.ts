@@ -4,13 +4,23 @@
  * format, version and payload type:
  *
  *   "SPGBUNDLEv1" SP len(type) SP type SP len(body) SP body     (lengths: ASCII decimal bytes)
+ *
+ * with the prefix and type of the manifest's own format version (SPGBUNDLEv2 ... for version 2).
  */
 import { createPublicKey, verify } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
+import type { FindingCode } from "../error-codes.js";
 import { SpgError } from "../errors.js";
 import { canonicalJson, parseJson } from "./canonical.js";
-import { MANIFEST_PAYLOAD_TYPE, SIGNATURE_ALGORITHM, SIGNING_PREFIX } from "./format.js";
+import {
+  MANIFEST_PAYLOAD_TYPE,
+  manifestPayloadType,
+  READABLE_FORMAT_VERSIONS,
+  SIGNATURE_ALGORITHM,
+  SIGNING_PREFIX,
+  signingPrefix,
+} from "./format.js";
 import {
   decodeBase64Strict,
   ED25519_PUBLIC_KEY_BYTES,
@@ -30,15 +40,40 @@ export interface SignatureJson {
   ephemeral: boolean;
 }
 
-/** The exact bytes signed for a manifest. */
-export function preAuthenticationEncoding(body: Uint8Array, payloadType = MANIFEST_PAYLOAD_TYPE): Buffer {
+/** The exact bytes signed for a manifest, in a given signing domain (default: version 1's). */
+export function preAuthenticationEncoding(
+  body: Uint8Array,
+  payloadType = MANIFEST_PAYLOAD_TYPE,
+  prefix = SIGNING_PREFIX,
+): Buffer {
   const type = Buffer.from(payloadType, "utf8");
-  const header = Buffer.from(`${SIGNING_PREFIX} ${type.length} ${payloadType} ${body.length} `, "utf8");
+  const header = Buffer.from(`${prefix} ${type.length} ${payloadType} ${body.length} `, "utf8");
   return Buffer.concat([header, body]);
 }
 
+/** The format version a manifest states, when it is one this tool reads; else 1. */
+function statedVersion(manifestBytes: Uint8Array): number {
+  try {
+    const manifest = JSON.parse(Buffer.from(manifestBytes).toString("utf8")) as { version?: unknown };
+    const version = manifest?.version;
+    return typeof version === "number" && READABLE_FORMAT_VERSIONS.includes(version) ? version : 1;
+  } catch {
+    return 1;
+  }
+}
+
+/**
+ * The message a bundle's signature covers: the PAE of manifest.json in its own version's
+ * domain. The version is read from the manifest the signature covers, so changing it
+ * breaks the signature.
+ */
+export function manifestSignedMessage(manifestBytes: Uint8Array): Buffer {
+  const version = statedVersion(manifestBytes);
+  return preAuthenticationEncoding(manifestBytes, manifestPayloadType(version), signingPrefix(version));
+}
+
 export function signManifest(manifestBytes: Uint8Array, key: SigningKey): SignatureJson {
-  const signature = nacl.sign.detached(preAuthenticationEncoding(manifestBytes), key.secretKey);
+  const signature = nacl.sign.detached(manifestSignedMessage(manifestBytes), key.secretKey);
   return {
     algorithm: SIGNATURE_ALGORITHM,
     publicKey: encodeBase64(key.publicKey),
@@ -102,7 +137,7 @@ export type SignatureCheck =
   | { ok: true; keyId: string; publicKey: Uint8Array; ephemeral: boolean }
   | {
       ok: false;
-      code: SignatureCode;
+      code: Extract<FindingCode, SignatureCode>;
       message: string;
     };
 
@@ -114,7 +149,7 @@ export type SignatureCheck =
 export function checkSignature(
   manifestBytes: Uint8Array,
   signature: unknown,
-  signedMessage: (manifestBytes: Uint8Array) => Uint8Array = preAuthenticationEncoding,
+  signedMessage: (manifestBytes: Uint8Array) => Uint8Array = manifestSignedMessage,
 ): SignatureCheck {
   let value: unknown = signature;
   if (value instanceof Uint8Array) {

@@ -1,16 +1,22 @@
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { readTrustedKeys } from "../bundle/sign.js";
-import { isSpgError } from "../errors.js";
-import { buildReport, defaultReportPath, writeReportFile } from "../report/render.js";
+import {
+  buildReport,
+  DEFAULT_CONTINUATION_SAMPLES,
+  defaultReportPath,
+  writeReportFile,
+} from "../report/render.js";
+import { SpgCommand } from "../spg-command.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
-export default class Report extends Command {
+export default class Report extends SpgCommand {
   static override summary = "Render a bundle as one self-contained HTML page, verified first.";
 
   static override description =
     `Reads the bundle safely, runs the verifier over it and writes one HTML file with the
 verdict on top, the claims, a compression/perplexity trade-off plot with the Pareto frontier,
-the methods (ablation) table, per-layer heatmaps and per-sample distributions. Every figure is
+the methods (ablation) table, per-layer heatmaps, per-sample distributions and, for a few
+samples, the baseline's and each method's greedy continuation as text. Every figure is
 recomputed from the bundle's records; the page loads nothing from the network.`;
 
   static override examples = [
@@ -33,6 +39,10 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
       description:
         "file of trusted signers: key ids (64 hex) or base64 public keys, one per line, or spg public key files",
     }),
+    continuations: Flags.integer({
+      description: `samples whose greedy continuations are shown as text (default ${DEFAULT_CONTINUATION_SAMPLES})`,
+      min: 0,
+    }),
     "require-trusted": Flags.boolean({
       description:
         "the verdict fails unless the signer is in --trusted-keys (default: on when CI=true, as spg verify)",
@@ -42,23 +52,16 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Report);
-    try {
-      const trusted =
-        flags["trusted-keys"] === undefined ? undefined : await readTrustedKeys(flags["trusted-keys"]);
-      const out = flags.out ?? defaultReportPath(args.bundle);
-      const report = await buildReport(args.bundle, {
-        verify: flags.verify,
-        trustedKeyIds: trusted,
-        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
-      });
-      await writeReportFile(out, report.html);
-      this.log(`report: ${out} (verdict: ${report.verdict})`);
-    } catch (error) {
-      if (isSpgError(error)) {
-        process.stderr.write(`${error.describe()}\n`);
-        this.exit(error.exitCode);
-      }
-      throw error;
-    }
+    const trusted =
+      flags["trusted-keys"] === undefined ? undefined : await readTrustedKeys(flags["trusted-keys"]);
+    const out = flags.out ?? defaultReportPath(args.bundle);
+    const report = await buildReport(args.bundle, {
+      verify: flags.verify,
+      trustedKeyIds: trusted,
+      requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+      continuationSamples: flags.continuations,
+    });
+    await writeReportFile(out, report.html);
+    this.log(`report: ${out} (verdict: ${report.verdict})`);
   }
 }

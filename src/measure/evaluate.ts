@@ -1,5 +1,5 @@
 /**
- * The per-sample evaluation protocol (DESIGN.md "Evaluation protocol"):
+ * The per-sample evaluation protocol (docs/ARCHITECTURE.md "The data path"):
  * prefill the context once with the full cache, then for every method compress that cache,
  * continue teacher-forced over the continuation and generate greedily, and compare each
  * against the uncompressed baseline from the same prefill.
@@ -12,8 +12,8 @@ import type { PaddedCache } from "../kv/padded-cache.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
 import {
   assertFinite,
-  compareGenerations,
   compareScored,
+  generationRecord,
   type LogitRows,
   type PreparedBaseline,
   type ScoredRows,
@@ -227,7 +227,7 @@ export async function evaluateSample(
     );
     const forced = compareScored(preparedBaseline, result.forced, targets);
     records.push(
-      measuredRecord(sample, method.name, forced, compareGenerations(baseline.generated, result.generated), {
+      measuredRecord(sample, method.name, forced, generationRecord(baseline.generated, result.generated), {
         kvBytesBaseline,
         kvBytesCompressed: compressed.bytes,
         timingsMs: {

@@ -15,31 +15,21 @@
  * When several kinds fail, the lowest code wins.
  */
 import type { Summary } from "../bundle/types.js";
+import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { isSpgError } from "../errors.js";
 import { type CheckOptions, type CheckUnit, ENTRY_CHECKS } from "./checks/index.js";
 import { type BundleContext, bundleContext } from "./context.js";
 import { type BundleContents, type CheckName, type Finding, fail } from "./types.js";
 
-export const EXIT_PASS = 0;
-export const EXIT_UNREADABLE = 3;
-export const EXIT_TAMPERED = 4;
-export const EXIT_INVALID = 5;
-export const EXIT_CLAIMS = 6;
-
-/** The exit code a failure of each check leads to. */
-export const CHECK_EXIT_CODE: Record<CheckName, number> = {
-  "zip-safety": EXIT_UNREADABLE,
-  integrity: EXIT_TAMPERED,
-  signature: EXIT_TAMPERED,
-  trust: EXIT_TAMPERED,
-  schemas: EXIT_INVALID,
-  consistency: EXIT_INVALID,
-  recompute: EXIT_INVALID,
-  protocol: EXIT_INVALID,
-  claims: EXIT_CLAIMS,
-  // Measurements that do not reproduce make the bundle's records invalid.
-  replay: EXIT_INVALID,
-};
+// The exit codes are the error registry's (src/error-codes.ts); re-exported as part of the verifier's API.
+export {
+  CHECK_EXIT_CODE,
+  EXIT_CLAIMS,
+  EXIT_INVALID,
+  EXIT_PASS,
+  EXIT_TAMPERED,
+  EXIT_UNREADABLE,
+} from "../error-codes.js";
 
 export type VerifyOptions = CheckOptions;
 
@@ -66,8 +56,9 @@ function skippedBecause(unit: CheckUnit<never>, outcomes: CheckOutcomes): Findin
 /** A check that throws becomes a finding: an SpgError keeps its code, anything else is E_CHECK_CRASHED. */
 function crashed(unit: CheckUnit<never>, error: unknown): Finding[] {
   const message = error instanceof Error ? error.message : String(error);
-  if (isSpgError(error)) return [fail(unit.name, error.code, `the ${unit.name} check stopped: ${message}`)];
-  return [fail(unit.name, "E_CHECK_CRASHED", `the ${unit.name} check could not finish: ${message}`)];
+  // An SpgError names what it met in the bundle or here; its code goes with the finding.
+  const cause = isSpgError(error) ? { cause: error.code } : undefined;
+  return [fail(unit.name, "E_CHECK_CRASHED", `the ${unit.name} check could not finish: ${message}`, cause)];
 }
 
 function settle(unit: CheckUnit<never>, findings: Finding[], outcomes: CheckOutcomes): Finding[] {

@@ -71,8 +71,13 @@ export const CHECK_UNITS: readonly CheckUnit<never>[] = [
   replayCheck,
 ] as CheckUnit<never>[];
 
+export interface VerifyFileResult extends VerifyResult {
+  /** The entries read and checked (absent when the zip was unreadable or unsafe): `spg merge` uses what it verified. */
+  entries?: Map<string, Buffer>;
+}
+
 /** Read and verify one bundle file. Throws only for bad options (an unreadable trusted keys file). */
-export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyResult> {
+export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyFileResult> {
   const trustedKeyIds =
     options.trustedKeysFile === undefined ? undefined : await readTrustedKeys(options.trustedKeysFile);
   const checkOptions: FileCheckOptions = {
@@ -88,7 +93,9 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   const units: CheckUnit<FileCheckOptions>[] = [zipSafetyCheck, ...ENTRY_CHECKS];
   if (options.replay !== undefined && options.replay.samples > 0) units.push(replayCheck);
   for (const unit of units) findings.push(...(await runUnit(unit, context, checkOptions, outcomes)));
-  return verifyResult(findings, context.recomputed);
+  const result: VerifyFileResult = verifyResult(findings, context.recomputed);
+  if (outcomes.get("zip-safety") === true) result.entries = context.entries;
+  return result;
 }
 
 /** The default of --require-trusted: on in CI (CI=true), off elsewhere. */

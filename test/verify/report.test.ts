@@ -43,7 +43,7 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
     failedText,
     /✗ schemas\s+1 failure\n\s+E_CHECK_SKIPPED: skipped because integrity, trust failed/,
   );
-  assert.match(failedText, /FAIL b\.zip: 7 failing findings \(exit 4\)\n$/);
+  assert.match(failedText, /FAIL b\.zip: 8 failing findings \(exit 4\)\n$/);
   const json = JSON.parse(renderJson("b.zip", failing));
   assert.equal(json.exitCode, 4);
   assert.equal(json.passed, false);
@@ -54,13 +54,13 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
   const result = failingResult();
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
   const annotations = githubAnnotations("bundles/a,b.zip", result);
-  assert.equal(annotations.length, 8);
+  assert.equal(annotations.length, 9);
   assert.match(
     annotations[0],
     /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
   );
   assert.equal(
-    annotations[7],
+    annotations[8],
     "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
   );
   assert.match(
@@ -82,7 +82,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify a.zip: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify b\.zip/);
-    assert.equal(printed.length, 16);
+    assert.equal(printed.length, 18);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,

@@ -1,15 +1,16 @@
 import { resolve } from "node:path";
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { loadBrownSplit, loadBrownSplitNamed } from "../../data/brown.js";
-import { loadLocalSplit } from "../../data/sources.js";
+import { isLocalSource, loadLocalSplit } from "../../data/sources.js";
 import type { DatasetSplit } from "../../data/types.js";
-import { isSpgError, SpgError } from "../../errors.js";
+import { SpgError } from "../../errors.js";
 import { evaluatePerplexity } from "../../measure/perplexity.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import { loadRuntime } from "../../model/session.js";
 import { bundledModelDir } from "../../paths.js";
+import { SpgCommand } from "../../spg-command.js";
 
-export default class ModelEval extends Command {
+export default class ModelEval extends SpgCommand {
   static override summary = "Print a model's perplexity on a dataset split.";
 
   static override description =
@@ -30,8 +31,13 @@ Defaults: the bundled model on the Brown eval split.`;
   };
 
   static override flags = {
-    dataset: Flags.string({ description: "brown | text | jsonl | dir", default: "brown" }),
-    "dataset-path": Flags.string({ description: "local dataset file or directory (text, jsonl, dir)" }),
+    dataset: Flags.string({ description: "brown | text | jsonl | parquet | dir", default: "brown" }),
+    "dataset-path": Flags.string({
+      description: "local dataset file or directory (text, jsonl, parquet, dir)",
+    }),
+    "text-field": Flags.string({
+      description: 'JSONL field or parquet column holding the text (default "text")',
+    }),
     split: Flags.string({
       description: "split to evaluate (Brown: train, calibration, eval)",
       default: "eval",
@@ -48,62 +54,64 @@ Defaults: the bundled model on the Brown eval split.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelEval);
+    const dir = args.dir === undefined ? bundledModelDir() : resolve(args.dir);
+    const split = await this.loadSplit(
+      flags.dataset,
+      flags["dataset-path"],
+      flags.split,
+      flags["text-field"],
+    );
+    const checkpoint = await readCheckpoint(dir);
+    const windowTokens = flags.window ?? checkpoint.config.maxPositions;
+    const runtime = await loadRuntime(checkpoint, {
+      device: flags.device as "cpu" | "cuda",
+      observationWindow: 1,
+    });
     try {
-      const dir = args.dir === undefined ? bundledModelDir() : resolve(args.dir);
-      const split = this.loadSplit(flags.dataset, flags["dataset-path"], flags.split);
-      const checkpoint = await readCheckpoint(dir);
-      const windowTokens = flags.window ?? checkpoint.config.maxPositions;
-      const runtime = await loadRuntime(checkpoint, {
-        device: flags.device as "cpu" | "cuda",
-        observationWindow: 1,
+      const result = await evaluatePerplexity(runtime, split, {
+        windowTokens,
+        maxWindows: flags["max-windows"],
+        unigramSplit: flags.dataset === "brown" ? loadBrownSplit("train") : undefined,
+        onWindow: flags.json
+          ? undefined
+          : (windows, scored, ppl) => {
+              if (windows % 10 === 0)
+                this.logToStderr(`${windows} windows, ${scored} tokens, perplexity ${ppl.toFixed(3)}`);
+            },
       });
-      try {
-        const result = await evaluatePerplexity(runtime, split, {
-          windowTokens,
-          maxWindows: flags["max-windows"],
-          unigramSplit: flags.dataset === "brown" ? loadBrownSplit("train") : undefined,
-          onWindow: flags.json
-            ? undefined
-            : (windows, scored, ppl) => {
-                if (windows % 10 === 0)
-                  this.logToStderr(`${windows} windows, ${scored} tokens, perplexity ${ppl.toFixed(3)}`);
-              },
-        });
-        if (flags.json) {
-          this.log(
-            JSON.stringify({ model: dir, modelSha256: checkpoint.sha256, dataset: flags.dataset, ...result }),
-          );
-          return;
-        }
-        this.log(`model      ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
-        this.log(`split      ${flags.dataset}/${result.split} (sha256 ${result.splitSha256.slice(0, 16)})`);
+      if (flags.json) {
         this.log(
-          `windows    ${result.windows} of ${result.windowTokens} tokens, ${result.scoredTokens} tokens scored`,
+          JSON.stringify({ model: dir, modelSha256: checkpoint.sha256, dataset: flags.dataset, ...result }),
         );
-        this.log(`perplexity ${result.perplexity.toFixed(3)}`);
-        if (result.unigram) {
-          this.log(
-            `unigram    ${result.unigram.perplexity.toFixed(3)} (add-one, fit on ${result.unigram.fitTokens} ${result.unigram.fitOn} tokens)`,
-          );
-        }
-      } finally {
-        await runtime.close();
+        return;
       }
-    } catch (error) {
-      if (isSpgError(error)) {
-        process.stderr.write(`${error.describe()}\n`);
-        this.exit(error.exitCode);
+      this.log(`model      ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
+      this.log(`split      ${flags.dataset}/${result.split} (sha256 ${result.splitSha256.slice(0, 16)})`);
+      this.log(
+        `windows    ${result.windows} of ${result.windowTokens} tokens, ${result.scoredTokens} tokens scored`,
+      );
+      this.log(`perplexity ${result.perplexity.toFixed(3)}`);
+      if (result.unigram) {
+        this.log(
+          `unigram    ${result.unigram.perplexity.toFixed(3)} (add-one, fit on ${result.unigram.fitTokens} ${result.unigram.fitOn} tokens)`,
+        );
       }
-      throw error;
+    } finally {
+      await runtime.close();
     }
   }
 
-  private loadSplit(source: string, path: string | undefined, split: string): DatasetSplit {
+  private async loadSplit(
+    source: string,
+    path: string | undefined,
+    split: string,
+    textField: string | undefined,
+  ): Promise<DatasetSplit> {
     if (source === "brown") return loadBrownSplitNamed(split, "--split");
-    if (source !== "text" && source !== "jsonl" && source !== "dir") {
+    if (!isLocalSource(source)) {
       throw new SpgError("E_DATASET_SOURCE", `unknown dataset source "${source}"`, {
         field: "--dataset",
-        fix: "use brown, text, jsonl or dir",
+        fix: "use brown, text, jsonl, parquet or dir",
       });
     }
     if (path === undefined) {
@@ -112,6 +120,6 @@ Defaults: the bundled model on the Brown eval split.`;
         fix: "name the file or directory to read",
       });
     }
-    return loadLocalSplit(source, resolve(path), split);
+    return loadLocalSplit(source, resolve(path), split, { textField });
   }
 }

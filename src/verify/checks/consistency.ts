@@ -6,6 +6,7 @@ import {
   type WeightFingerprintLine,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
+import { compareGenerations } from "../../measure/metrics.js";
 import { FailureCollector } from "../collect.js";
 import { type EnvironmentFile, type Finding, pass } from "../types.js";
 import { checkWeightsConsistency } from "./weights-consistency.js";
@@ -20,6 +21,8 @@ export interface ConsistencyInput {
   environment: EnvironmentFile;
   records: SampleRecord[];
   fingerprints: FingerprintLine[];
+  /** Samples the records must cover: a shard's own (shard.json); default config.dataset.samples. */
+  expectedSamples?: number;
 }
 
 /** Fields every record of one sample must agree on, whatever the method. */
@@ -150,6 +153,20 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
         `${where}: generation ${JSON.stringify(generation)} impossible with ${config.generation.tokens} generated tokens`,
       );
     }
+    if (generation.tokens !== undefined || generation.baselineTokens !== undefined) {
+      // The token ids shown in the report must be the ones the agreement figures count.
+      const recounted = compareGenerations(generation.baselineTokens ?? [], generation.tokens ?? []);
+      if (
+        recounted.compared !== generation.compared ||
+        recounted.matches !== generation.matches ||
+        recounted.firstDivergence !== generation.firstDivergence
+      ) {
+        failures.add(
+          "E_CONSISTENCY_GENERATION",
+          `${where}: generated tokens give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
+        );
+      }
+    }
     if (record.kvBytesBaseline !== baselineBytes) {
       failures.add(
         "E_CONSISTENCY_BASELINE_BYTES",
@@ -163,10 +180,11 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
       );
     }
   }
-  if (bySample.size !== config.dataset.samples) {
+  const expectedSamples = input.expectedSamples ?? config.dataset.samples;
+  if (bySample.size !== expectedSamples) {
     failures.add(
       "E_CONSISTENCY_SAMPLE_COUNT",
-      `records cover ${bySample.size} samples; config.dataset.samples is ${config.dataset.samples}`,
+      `records cover ${bySample.size} samples; ${input.expectedSamples === undefined ? "config.dataset.samples" : "shard.json"} is ${expectedSamples}`,
     );
   }
   for (const [sampleId, methods] of bySample) {

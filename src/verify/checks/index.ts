@@ -6,11 +6,12 @@
  * nothing unverified passes, and nothing runs on bytes an earlier check refused.
  */
 
-import { preAuthenticationEncoding } from "../../bundle/sign.js";
+import { manifestSignedMessage } from "../../bundle/sign.js";
 import type { FingerprintLine, SampleRecord } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import type { BundleContext } from "../context.js";
 import { ENTRY_PARSE_CODE_LIST } from "../parse.js";
+import { runChecks } from "../runner.js";
 import type { SchemaValidators } from "../schemas.js";
 import { ENTRY_SCHEMAS, loadSchemaValidators } from "../schemas.js";
 import type { CheckName, EnvironmentFile, Finding } from "../types.js";
@@ -21,6 +22,7 @@ import { checkIntegrity } from "./integrity.js";
 import { checkProtocol } from "./protocol.js";
 import { checkRecompute, recomputeSummary } from "./recompute.js";
 import { schemaCode, validateEntries } from "./schemas.js";
+import { checkShards, claimsOnShard, SHARD_CODES, shardMarkerOf } from "./shards.js";
 import { checkSignature, SIGNATURE_CHECK_CODES, type SignedMessage } from "./signature.js";
 import { checkTrust } from "./trust.js";
 
@@ -78,7 +80,7 @@ export const signatureCheck: CheckUnit = {
   codes: [...SIGNATURE_CHECK_CODES, ...ENTRY_PARSE_CODE_LIST],
   requires: ["zip-safety"],
   run: (context, options) =>
-    checkSignature(context, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+    checkSignature(context, { signedMessage: options.signedMessage ?? manifestSignedMessage }),
 };
 
 export const trustCheck: CheckUnit = {
@@ -93,8 +95,12 @@ export const schemasCheck: CheckUnit = {
   name: "schemas",
   codes: [...Object.keys(ENTRY_SCHEMAS).map(schemaCode), "E_SCHEMA_UNAVAILABLE", ...ENTRY_PARSE_CODE_LIST],
   requires: SIGNED_AND_TRUSTED,
-  run: (context, options) => validateEntries(context, options.validators ?? loadSchemaValidators()).findings,
+  run: (context, options) => validateEntries(context, validatorsOf(options)).findings,
 };
+
+function validatorsOf(options: CheckOptions): SchemaValidators {
+  return options.validators ?? loadSchemaValidators();
+}
 
 /** Schema-valid values the later checks read (present once schemas passed). */
 function validInputs(context: BundleContext) {
@@ -130,7 +136,12 @@ export const consistencyCheck: CheckUnit = {
     "E_CONSISTENCY_WEIGHTS",
   ],
   requires: ["schemas"],
-  run: (context) => checkConsistency(validInputs(context)),
+  run: (context, options) =>
+    checkConsistency({
+      ...validInputs(context),
+      // A shard holds the samples its marker lists, not the whole run's count.
+      expectedSamples: shardMarkerOf(context, validatorsOf(options))?.sampleIds.length,
+    }),
 };
 
 export const recomputeCheck: CheckUnit = {
@@ -158,7 +169,10 @@ export const claimsCheck: CheckUnit = {
   name: "claims",
   codes: ["E_CLAIM_DIRECTION", "E_CLAIM_FAILED", "E_CLAIM_NO_QUALITY_BOUND", "E_CLAIM_UNKNOWN_METHOD"],
   requires: ["schemas"],
-  run: (context) => {
+  run: (context, options) => {
+    // A shard's claims are judged on the merged bundle, never on a part of the run.
+    const shardClaims = claimsOnShard(context, validatorsOf(options));
+    if (shardClaims !== undefined) return [shardClaims];
     // Judged on the recomputed figures only; summary.json's are never read here.
     if (context.recomputed === undefined) {
       return [
@@ -202,6 +216,17 @@ export const protocolCheck: CheckUnit = {
     }),
 };
 
+export const shardsCheck: CheckUnit = {
+  name: "shards",
+  codes: Object.values(SHARD_CODES),
+  requires: SIGNED_AND_TRUSTED,
+  run: (context, options) =>
+    checkShards(context, {
+      validators: validatorsOf(options),
+      verifyShard: (shardContents) => runChecks(shardContents, options),
+    }),
+};
+
 /** The checks over a bundle's entries in memory, in order (zip-safety before, replay after: ../verify-bundle.ts). */
 export const ENTRY_CHECKS: readonly CheckUnit[] = [
   integrityCheck,
@@ -212,4 +237,5 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   recomputeCheck,
   claimsCheck,
   protocolCheck,
+  shardsCheck,
 ];

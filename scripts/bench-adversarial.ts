@@ -3,7 +3,7 @@
  *
  * Time and peak resident memory of `spg verify` on each hostile bundle of the adversarial
  * corpus (scripts/adversarial-bundles.ts), derived from bundles/default.zip. `--scale`
- * sizes the resource cases (default 48: the largest zips come near the 64 MiB the
+ * sizes the resource cases (default 40: the largest zips come near the 64 MiB the
  * verifier must verify or refuse within the budget). Each case runs in its own process,
  * so its peak RSS is its own. Prints one line per case and whether it kept the budget.
  */

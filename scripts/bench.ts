@@ -142,7 +142,7 @@ async function main() {
       resamples: { type: "string", default: "200" },
       adversarial: { type: "boolean", default: false },
       case: { type: "string", multiple: true },
-      scale: { type: "string", default: "48" },
+      scale: { type: "string", default: "40" },
       "max-seconds": { type: "string", default: "60" },
       "max-rss-mib": { type: "string", default: "2048" },
       documents: { type: "string", default: "250000" },

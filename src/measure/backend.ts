@@ -18,6 +18,8 @@ export interface BackendOptions {
   observationWindow: number;
   baselineDtype: BaselineDtype;
   cacheDir?: string;
+  /** onnxruntime intra-op threads (0 or absent: onnxruntime's default). */
+  intraOpThreads?: number;
 }
 
 export interface ClosableBackend extends EvaluationBackend {
@@ -40,13 +42,18 @@ export async function createBackend(
         observationWindow: options.observationWindow,
         sparseTopK: key,
         cacheDir: options.cacheDir,
+        intraOpThreads: options.intraOpThreads,
       });
       runtimes.set(key, pending);
     }
     return pending;
   };
   const dense = await runtime(undefined);
-  const distributions = await loadDistributionSession(config.vocabSize, options.device);
+  const distributions = await loadDistributionSession(
+    config.vocabSize,
+    options.device,
+    options.intraOpThreads,
+  );
 
   const extend = async (model: GptNeoRuntime, cache: PaddedCache, tokens: number[], positions: number[]) => {
     const output = await forwardOnCache(model, cache, tokens, positions, {

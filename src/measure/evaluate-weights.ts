@@ -14,8 +14,8 @@
 import type { SampleRecord, WeightFingerprintLine } from "../bundle/types.js";
 import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
-import { loadRuntime } from "../model/session.js";
-import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import { type LoadRuntimeOptions, loadRuntime } from "../model/session.js";
+import type { GptNeoCheckpoint, GptNeoRuntime } from "../model/types.js";
 import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
 import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
@@ -119,7 +119,7 @@ export function weightFingerprintLines(
 export async function openCompressedModel(
   checkpoint: GptNeoCheckpoint,
   method: MethodConfig,
-  runtimeOptions: Omit<RuntimeOptions, "sparseTopK">,
+  runtimeOptions: Omit<LoadRuntimeOptions, "sparseTopK" | "externalDataThresholdBytes">,
 ): Promise<CompressedModel> {
   const started = performance.now();
   const compressed = compressCheckpoint(checkpoint, policyOfMethod(method));
@@ -198,7 +198,10 @@ export async function evaluateWeightsMethods(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   methods: readonly MethodConfig[],
-  options: { generationTokens: number; runtime: Omit<RuntimeOptions, "sparseTopK"> },
+  options: {
+    generationTokens: number;
+    runtime: Omit<LoadRuntimeOptions, "sparseTopK" | "externalDataThresholdBytes">;
+  },
   onMethodDone?: (method: string, done: number, total: number) => void,
 ): Promise<WeightsEvaluation> {
   const records: SampleRecord[] = [];

@@ -8,21 +8,31 @@
  *   0  every check passed
  *   3  unreadable or unsafe zip (reported by the safe reader before these checks run)
  *   4  tampered or untrusted: integrity, signature or trust failed
- *   5  invalid: schemas, consistency, recompute or protocol failed
- *   6  claims not met (everything else held)
+ *   5  invalid: schemas, consistency, recompute, protocol, draw, report-md or replay failed
+ *   6  claims not met, or the verifier's policy (everything else held)
  * When several kinds fail, the lowest code wins.
  */
 import { preAuthenticationEncoding } from "../bundle/sign.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
+import type { Sample } from "../data/types.js";
 import { checkClaims } from "./checks/claims.js";
 import { checkConsistency } from "./checks/consistency.js";
+import { checkDraw, type VerifierDataset } from "./checks/draw.js";
 import { checkIntegrity } from "./checks/integrity.js";
+import { bootstrapRefusal, checkPolicy } from "./checks/policy.js";
 import { checkProtocol } from "./checks/protocol.js";
 import { checkRecompute, recomputeSummary } from "./checks/recompute.js";
+import { checkReportMarkdown } from "./checks/report-md.js";
 import { validateEntries } from "./checks/schemas.js";
 import { checkSignature, type SignedMessage } from "./checks/signature.js";
 import { checkTrust } from "./checks/trust.js";
+import {
+  type EffectiveTolerances,
+  effectiveTolerances,
+  loadVerifyPolicy,
+  type VerifyPolicy,
+} from "./policy.js";
 import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
 import { type BundleContents, type CheckName, type EnvironmentFile, type Finding, fail } from "./types.js";
 
@@ -43,6 +53,10 @@ export const CHECK_EXIT_CODE: Record<CheckName, number> = {
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
   claims: EXIT_CLAIMS,
+  // Thresholds the verifier sets and the bundle does not meet: judged like its claims.
+  policy: EXIT_CLAIMS,
+  draw: EXIT_INVALID,
+  "report-md": EXIT_INVALID,
   // Measurements that do not reproduce make the bundle's records invalid.
   replay: EXIT_INVALID,
 };
@@ -60,6 +74,26 @@ export interface VerifyOptions {
   relativeTolerance?: number;
   /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
   maxBootstrapDraws?: number;
+  /** The verifier's policy (default: configs/verify-policy.yaml). */
+  policy?: VerifyPolicy;
+  /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
+  dataset?: VerifierDataset;
+}
+
+/** The thresholds verify judged with, printed next to its findings. */
+export interface Thresholds {
+  policy: VerifyPolicy;
+  /** Replay tolerances after the bundle's tightening (and the looser values it ignored). */
+  replay: EffectiveTolerances;
+}
+
+/** What replay needs from a bundle that passed the checks before it (see verify-bundle.ts). */
+export interface ReplayMaterial {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: SampleRecord[];
+  fingerprints: FingerprintLine[];
+  evaluation: Sample[];
 }
 
 export interface VerifyResult {
@@ -68,6 +102,9 @@ export interface VerifyResult {
   exitCode: number;
   /** summarize(records, config) when it could be computed: the figures verify stands behind. */
   recomputed?: Summary;
+  thresholds?: Thresholds;
+  /** Present when integrity, signature, trust, schemas and the draw held: replay may run. */
+  replayMaterial?: ReplayMaterial;
 }
 
 function guarded(check: CheckName, run: () => Finding[]): Finding[] {
@@ -107,6 +144,7 @@ export function exitCodeFor(findings: readonly Finding[]): number {
 
 /** Run every check over the bundle's entries and collect every finding. */
 export function runChecks(contents: BundleContents, options: VerifyOptions): VerifyResult {
+  const policy = options.policy ?? loadVerifyPolicy();
   const findings: Finding[] = [];
   findings.push(...guarded("integrity", () => checkIntegrity(contents)));
   findings.push(
@@ -132,6 +170,11 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   );
   const config = valid.get("config.json") as RunConfig;
   const records = valid.get("records.jsonl") as SampleRecord[];
+  const environment = valid.get("environment.json") as EnvironmentFile;
+  const tolerances = effectiveTolerances(policy.replay.tolerances, config?.tolerances);
+  // Judged with the verifier's tolerances, never the bundle's looser ones.
+  const judgedConfig: RunConfig | undefined = config && { ...config, tolerances: tolerances.tolerances };
+  const refusal = config && records ? bootstrapRefusal(config, records.length, policy) : undefined;
 
   findings.push(
     ...(skipped(
@@ -141,8 +184,8 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ) ??
       guarded("consistency", () =>
         checkConsistency({
-          config,
-          environment: valid.get("environment.json") as EnvironmentFile,
+          config: judgedConfig as RunConfig,
+          environment,
           records,
           fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
         }),
@@ -153,6 +196,8 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   const recomputeSkip = skipped("recompute", ["config.json", "records.jsonl", "summary.json"], valid);
   if (recomputeSkip !== undefined) {
     findings.push(...recomputeSkip);
+  } else if (refusal !== undefined) {
+    findings.push(fail("recompute", "E_CHECK_SKIPPED", `not run: ${refusal} (see the policy check)`));
   } else {
     findings.push(
       ...guarded("recompute", () => {
@@ -173,6 +218,8 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   const claimsSkip = skipped("claims", ["config.json", "records.jsonl"], valid);
   if (claimsSkip !== undefined) {
     findings.push(...claimsSkip);
+  } else if (refusal !== undefined) {
+    findings.push(fail("claims", "E_CHECK_SKIPPED", `not run: ${refusal} (see the policy check)`));
   } else {
     findings.push(
       ...guarded("claims", () => {
@@ -189,6 +236,13 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   }
 
   findings.push(
+    ...(skipped("policy", ["config.json", "records.jsonl"], valid) ??
+      guarded("policy", () =>
+        checkPolicy({ config, records: records.length, policy, tolerances, recomputed }),
+      )),
+  );
+
+  findings.push(
     ...guarded("protocol", () =>
       checkProtocol({
         config: parsed.get("config.json"),
@@ -198,8 +252,48 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
+  let evaluation: Sample[] | undefined;
+  findings.push(
+    ...(skipped("draw", ["config.json", "environment.json", "records.jsonl"], valid) ??
+      guarded("draw", () => {
+        const draw = checkDraw({ config, environment, records, dataset: options.dataset });
+        if (draw.findings.every((f) => f.ok)) evaluation = draw.evaluation;
+        return draw.findings;
+      })),
+  );
+
+  const reportSkip = skipped("report-md", ["config.json", "environment.json"], valid);
+  findings.push(
+    ...(reportSkip ??
+      (recomputed === undefined
+        ? [fail("report-md", "E_CHECK_SKIPPED", "not run: the summary could not be recomputed")]
+        : guarded("report-md", () =>
+            checkReportMarkdown({
+              config,
+              environment,
+              recomputed: recomputed as Summary,
+              stated: contents.entries.get("report.md"),
+            }),
+          ))),
+  );
+
   const exitCode = exitCodeFor(findings);
-  const result: VerifyResult = { findings, passed: exitCode === EXIT_PASS, exitCode };
+  const result: VerifyResult = {
+    findings,
+    passed: exitCode === EXIT_PASS,
+    exitCode,
+    thresholds: { policy, replay: tolerances },
+  };
   if (recomputed !== undefined) result.recomputed = recomputed;
+  // Replay touches nothing on the bundle's word: only once its bytes, signer and files held.
+  const blocking = new Set(["integrity", "signature", "trust", "schemas", "consistency"]);
+  const fingerprints = valid.get("fingerprints.jsonl") as FingerprintLine[] | undefined;
+  if (
+    evaluation !== undefined &&
+    fingerprints !== undefined &&
+    !findings.some((f) => !f.ok && blocking.has(f.check))
+  ) {
+    result.replayMaterial = { config, environment, records, fingerprints, evaluation };
+  }
   return result;
 }

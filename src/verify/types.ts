@@ -17,7 +17,10 @@ export type CheckName =
   | "consistency"
   | "recompute"
   | "claims"
+  | "policy"
   | "protocol"
+  | "draw"
+  | "report-md"
   | "replay";
 
 export const CHECK_ORDER: readonly CheckName[] = [
@@ -29,15 +32,23 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "consistency",
   "recompute",
   "claims",
+  "policy",
   "protocol",
+  "draw",
+  "report-md",
   "replay",
 ];
 
-/** One result of one check. Failing findings carry a stable E_... code; passing ones "OK". */
+/**
+ * One result of one check. Failing findings carry a stable E_... code; passing ones "OK".
+ * A warning (ok, `warning: true`, a W_... code) is something this verifier could not check
+ * here, e.g. replay without the model: it does not fail the bundle, and it is never a pass.
+ */
 export interface Finding {
   check: CheckName;
   code: string;
   ok: boolean;
+  warning?: true;
   message: string;
   details?: Record<string, unknown>;
 }
@@ -132,6 +143,18 @@ export function pass(check: CheckName, message: string, details?: Record<string,
   return details === undefined
     ? { check, code: "OK", ok: true, message }
     : { check, code: "OK", ok: true, message, details };
+}
+
+/** "not checked: ...": not a failure of the bundle, never a pass (see Finding). */
+export function warn(
+  check: CheckName,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Finding {
+  return details === undefined
+    ? { check, code, ok: true, warning: true, message }
+    : { check, code, ok: true, warning: true, message, details };
 }
 
 export function fail(

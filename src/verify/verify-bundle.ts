@@ -1,14 +1,18 @@
 /**
  * `spg verify FILE` as a library: safe zip reading (src/bundle/read.ts), then every check
- * (runner.ts). An unreadable or unsafe zip stops here with exit 3: nothing inside it is
- * looked at.
+ * (runner.ts), then replay on the verifier's model. An unreadable or unsafe zip stops here
+ * with exit 3: nothing inside it is looked at.
  */
+import { existsSync } from "node:fs";
 import type { ZipReadLimits } from "../bundle/format.js";
 import { readBundleZip } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
-import { checkReplay, type ReplayOptions } from "./checks/replay.js";
+import { SpgError } from "../errors.js";
+import type { VerifierDataset } from "./checks/draw.js";
+import { checkReplay, type ReplayOptions, replayCheckpoint } from "./checks/replay.js";
+import { loadVerifyPolicy } from "./policy.js";
 import { EXIT_UNREADABLE, exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
-import { type Finding, fail, pass } from "./types.js";
+import { type Finding, fail, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */
@@ -17,14 +21,37 @@ export interface VerifyFileOptions {
   requireTrusted: boolean;
   /** Tighten or loosen the zip reader's limits. */
   limits?: Partial<ZipReadLimits>;
-  /** Re-run this many samples here (check 9); absent or 0 = no replay. */
-  replay?: ReplayOptions;
+  /** Replay on the verifier's model (default: every sample); false = off, with a warning. */
+  replay?: ReplayOptions | false;
+  /** The verifier's policy file (default configs/verify-policy.yaml). */
+  policyFile?: string;
+  /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
+  dataset?: VerifierDataset;
 }
 
-/** Read and verify one bundle file. Throws only for bad options (an unreadable trusted keys file). */
+/** The verifier's own inputs are checked before any bundle is read: a bad one is exit 2. */
+function checkVerifierPaths(dataset: VerifierDataset | undefined): void {
+  for (const [flag, path] of [
+    ["--dataset-path", dataset?.path],
+    ["--calibration-path", dataset?.calibrationPath],
+  ] as const) {
+    if (path !== undefined && !existsSync(path)) {
+      throw new SpgError("E_VERIFY_DATASET", `${flag} ${path} does not exist`, {
+        file: path,
+        fix: `give ${flag} the split's file or directory`,
+      });
+    }
+  }
+}
+
+/** Read and verify one bundle file. Throws only for the verifier's bad inputs (trusted keys, policy, model, dataset). */
 export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyResult> {
   const trustedKeyIds =
     options.trustedKeysFile === undefined ? undefined : await readTrustedKeys(options.trustedKeysFile);
+  const policy = loadVerifyPolicy(options.policyFile);
+  checkVerifierPaths(options.dataset);
+  const replay = options.replay ?? { samples: "all" };
+  const checkpoint = replay === false ? undefined : await replayCheckpoint(replay.modelDir);
   const read = await readBundleZip(path, { limits: options.limits });
   if (!read.ok) {
     const findings: Finding[] = read.findings.map((finding) => ({ ...finding }));
@@ -32,31 +59,53 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   }
   const result = runChecks(
     { entries: read.entries },
-    { trustedKeyIds, requireTrusted: options.requireTrusted },
+    { trustedKeyIds, requireTrusted: options.requireTrusted, policy, dataset: options.dataset },
   );
   const safe = pass(
     "zip-safety",
     `${read.entries.size} entries read within limits (${read.inflatedBytes} bytes inflated)`,
   );
   const findings = [safe, ...result.findings];
-  if (options.replay !== undefined && options.replay.samples > 0) {
-    // Replaying a bundle whose bytes or files are not what was signed would measure nothing.
-    const blocking = result.findings.filter(
-      (f) => !f.ok && ["integrity", "signature", "schemas", "consistency"].includes(f.check),
-    );
+  const material = result.replayMaterial;
+  if (replay === false) {
     findings.push(
-      ...(blocking.length > 0
-        ? [
-            fail(
-              "replay",
-              "E_CHECK_SKIPPED",
-              "not replayed: the bundle failed integrity, signature, schema or consistency checks",
-            ),
-          ]
-        : await checkReplay(read.entries, options.replay)),
+      warn(
+        "replay",
+        "W_REPLAY_OFF",
+        "not replayed (--no-replay): the measured numbers are the signer's word",
+      ),
+    );
+  } else if (material === undefined) {
+    const drawUnchecked = result.findings.some((f) => f.check === "draw" && f.warning);
+    findings.push(
+      drawUnchecked
+        ? warn(
+            "replay",
+            "W_REPLAY_NOT_CHECKED",
+            "not checked: the dataset is not available here; the measured numbers are the signer's word",
+          )
+        : fail(
+            "replay",
+            "E_CHECK_SKIPPED",
+            "not replayed: the bundle failed integrity, signature, trust, schema, consistency or draw checks",
+          ),
+    );
+  } else {
+    findings.push(
+      ...(await checkReplay(
+        {
+          ...material,
+          checkpoint,
+          modelNamed: replay.modelDir !== undefined,
+          tolerances: (result.thresholds ?? { replay: { tolerances: policy.replay.tolerances } }).replay
+            .tolerances,
+        },
+        replay,
+      )),
     );
   }
-  return { ...result, findings, passed: findings.every((f) => f.ok), exitCode: exitCodeFor(findings) };
+  const exitCode = exitCodeFor(findings);
+  return { ...result, findings, passed: exitCode === 0, exitCode };
 }
 
 /** The default of --require-trusted: on in CI (CI=true), off elsewhere. */

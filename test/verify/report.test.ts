@@ -11,6 +11,7 @@ import {
   reportToGitHub,
 } from "../../src/verify/report.js";
 import { runChecks, type VerifyResult } from "../../src/verify/runner.js";
+import { CHECK_ORDER, warn } from "../../src/verify/types.js";
 import { bundleFixture, fixtureSignedMessage, fixtureValidators } from "../helpers/bundle-fixture.js";
 
 function failingResult(): VerifyResult {
@@ -32,14 +33,17 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
     validators: fixtureValidators(),
   });
   const text = renderText("b.zip", passing);
-  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, 8);
+  // Every check the runner runs (zip-safety and replay are verify-bundle.ts's).
+  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, CHECK_ORDER.length - 2);
+  assert.match(text, /^ {2}thresholds: replay NLL .*\/token/m);
   assert.match(text, /PASS b\.zip/);
 
   const failing = failingResult();
   const failedText = renderText("b.zip", failing);
   assert.match(failedText, /✗ integrity\s+1 failure\n\s+E_INTEGRITY_HASH: report\.md has sha256/);
   assert.match(failedText, /✗ trust\s+1 failure\n\s+E_NO_TRUSTED_KEYS/);
-  assert.match(failedText, /FAIL b\.zip: 2 failing findings \(exit 4\)\n$/);
+  assert.match(failedText, /✗ report-md\s+1 failure\n\s+E_REPORT_MD_MISMATCH/);
+  assert.match(failedText, /FAIL b\.zip: 3 failing findings \(exit 4\)\n$/);
   const json = JSON.parse(renderJson("b.zip", failing));
   assert.equal(json.exitCode, 4);
   assert.equal(json.passed, false);
@@ -49,14 +53,20 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
 test("GitHub: escaped ::error per failure, and the table is appended to the step summary", () => {
   const result = failingResult();
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
+  result.findings.push(warn("replay", "W_REPLAY_OFF", "not replayed"));
   const annotations = githubAnnotations("bundles/a,b.zip", result);
-  assert.equal(annotations.length, 3);
+  // integrity (report.md's hash), trust (no keys), report-md (not the rendered report), the claim; the warning.
+  assert.equal(annotations.length, 5);
+  assert.equal(
+    annotations[4],
+    "::warning file=bundles/a%2Cb.zip,title=spg verify::W_REPLAY_OFF [replay] not replayed",
+  );
   assert.match(
     annotations[0],
     /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
   );
   assert.equal(
-    annotations[2],
+    annotations[3],
     "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
   );
   assert.match(
@@ -78,7 +88,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify `a.zip`: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify `b\.zip`/);
-    assert.equal(printed.length, 6);
+    assert.equal(printed.length, 2 * annotations.length);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,

@@ -42,7 +42,7 @@ test("the fixture bundle passes every check, one OK finding per check", () => {
   assert.equal(result.passed, true);
   assert.deepEqual(
     result.findings.map((finding) => finding.check),
-    // zip-safety runs before the runner, replay after it and only on request.
+    // zip-safety runs before the runner, replay after it (verify-bundle.ts).
     CHECK_ORDER.filter((check) => check !== "zip-safety" && check !== "replay"),
   );
   assert.ok(result.recomputed !== undefined);
@@ -80,7 +80,11 @@ test("records edited consistently and re-signed: the recomputed claims fail (exi
   for (const record of parts.records) if (record.method === "stream") record.nllCompressed += 20;
   const entries = buildEntries(parts); // summary recomputed, so it agrees with the edited records
   const result = runChecks({ entries }, options);
-  assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_FAILED"]);
+  // 20 nats more per sample also makes the perplexity interval wider than the policy allows.
+  assert.deepEqual(failingCodes(result.findings), [
+    "claims:E_CLAIM_FAILED",
+    "policy:E_POLICY_INTERVAL_WIDTH",
+  ]);
   assert.equal(result.exitCode, EXIT_CLAIMS);
 });
 
@@ -137,7 +141,8 @@ test("calibration/evaluation overlap, re-signed with the trusted key: E_PROTOCOL
   const parts = fixtureParts();
   parts.environment.calibration.samples[0].tokenHash = parts.environment.evaluation.samples[1].tokenHash;
   const result = runChecks({ entries: buildEntries(parts) }, options);
-  assert.deepEqual(failingCodes(result.findings), ["protocol:E_PROTOCOL_LEAK"]);
+  // The redrawn calibration list is not that either.
+  assert.deepEqual(failingCodes(result.findings), ["protocol:E_PROTOCOL_LEAK", "draw:E_DRAW_MISMATCH"]);
   assert.equal(result.exitCode, EXIT_INVALID);
 });
 
@@ -149,6 +154,8 @@ test("missing model hash, re-signed: named by the protocol check as well as the 
     "schemas:E_SCHEMA_ENVIRONMENT",
     "consistency:E_CHECK_SKIPPED",
     "protocol:E_PROTOCOL_MODEL_HASH",
+    "draw:E_CHECK_SKIPPED",
+    "report-md:E_CHECK_SKIPPED",
   ]);
   assert.equal(result.exitCode, EXIT_INVALID);
 });
@@ -157,7 +164,10 @@ test("an 853:1-style bundle: a ratio claim with no quality claim fails even when
   const parts = fixtureParts();
   parts.config.claims = parts.config.claims.filter((claim) => claim.metric === "compression_ratio");
   const result = runChecks({ entries: buildEntries(parts) }, options);
-  assert.deepEqual(failingCodes(result.findings), ["claims:E_CLAIM_NO_QUALITY_BOUND"]);
+  assert.deepEqual(failingCodes(result.findings), [
+    "claims:E_CLAIM_NO_QUALITY_BOUND",
+    "policy:E_POLICY_QUALITY_BOUND",
+  ]);
   assert.equal(result.exitCode, EXIT_CLAIMS);
 });
 
@@ -165,7 +175,11 @@ test("a bootstrap too large to recompute is refused, not run (E_RECOMPUTE_LIMIT)
   const parts = fixtureParts();
   parts.config.bootstrap.resamples = 1000;
   const result = runChecks({ entries: buildEntries(parts) }, { ...options, maxBootstrapDraws: 5999 });
-  assert.deepEqual(failingCodes(result.findings), ["recompute:E_RECOMPUTE_LIMIT", "claims:E_CHECK_SKIPPED"]);
+  assert.deepEqual(failingCodes(result.findings), [
+    "recompute:E_RECOMPUTE_LIMIT",
+    "claims:E_CHECK_SKIPPED",
+    "report-md:E_CHECK_SKIPPED",
+  ]);
   assert.equal(result.exitCode, EXIT_INVALID);
   assert.equal(
     runChecks({ entries: buildEntries(parts) }, { ...options, maxBootstrapDraws: 6000 }).passed,

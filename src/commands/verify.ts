@@ -65,7 +65,7 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
     }),
     policy: Flags.string({
       description:
-        "verify policy file: tolerances, sample and resample bounds, claim rules (default: configs/verify-policy.yaml)",
+        "verify policy file: tolerances, sample and resample bounds, claim rules (default: configs/verify/policy.yaml)",
     }),
     "dataset-path": Flags.string({
       description:

@@ -1,6 +1,6 @@
 /**
  * The verifier's policy: the thresholds `spg verify` judges with, its own and never the
- * bundle's. configs/verify-policy.yaml by default (its comments give the measurements behind
+ * bundle's. configs/verify/policy.yaml by default (its comments give the measurements behind
  * each default), or `--policy FILE`; validated by schemas/verify-policy.schema.json. A bundle's
  * config.tolerances may only tighten the replay tolerances (effectiveTolerances).
  */
@@ -24,7 +24,7 @@ export interface VerifyPolicy {
 
 /** The policy file `spg verify` reads when no --policy is given. */
 export function defaultPolicyPath(): string {
-  return join(configsDir(), "verify-policy.yaml");
+  return join(configsDir(), "verify", "policy.yaml");
 }
 
 let validator: ValidateFunction | undefined;
@@ -45,7 +45,7 @@ export function loadVerifyPolicy(path: string = defaultPolicyPath()): VerifyPoli
   } catch (error) {
     throw new SpgError("E_VERIFY_POLICY", `cannot read the verify policy: ${(error as Error).message}`, {
       file: path,
-      fix: "give --policy a YAML file shaped like configs/verify-policy.yaml",
+      fix: "give --policy a YAML file shaped like configs/verify/policy.yaml",
       cause: error,
     });
   }
@@ -58,7 +58,7 @@ export function loadVerifyPolicy(path: string = defaultPolicyPath()): VerifyPoli
       {
         file: path,
         field: first?.instancePath.replace(/^\//, "").replaceAll("/", ".") || undefined,
-        fix: "see schemas/verify-policy.schema.json and configs/verify-policy.yaml",
+        fix: "see schemas/verify-policy.schema.json and configs/verify/policy.yaml",
       },
     );
   }

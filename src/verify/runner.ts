@@ -74,7 +74,7 @@ export interface VerifyOptions {
   relativeTolerance?: number;
   /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
   maxBootstrapDraws?: number;
-  /** The verifier's policy (default: configs/verify-policy.yaml). */
+  /** The verifier's policy (default: configs/verify/policy.yaml). */
   policy?: VerifyPolicy;
   /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
   dataset?: VerifierDataset;

@@ -23,7 +23,7 @@ export interface VerifyFileOptions {
   limits?: Partial<ZipReadLimits>;
   /** Replay on the verifier's model (default: every sample); false = off, with a warning. */
   replay?: ReplayOptions | false;
-  /** The verifier's policy file (default configs/verify-policy.yaml). */
+  /** The verifier's policy file (default configs/verify/policy.yaml). */
   policyFile?: string;
   /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
   dataset?: VerifierDataset;

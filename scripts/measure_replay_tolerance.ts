@@ -1,7 +1,7 @@
 /**
  * `node dist/scripts/measure_replay_tolerance.js BUNDLE... [--threads 1,2]`
  *
- * What the verify policy's replay tolerances (configs/verify-policy.yaml) are set from: every
+ * What the verify policy's replay tolerances (configs/verify/policy.yaml) are set from: every
  * sample of each bundle is replayed on the bundled model at each onnxruntime intra-op thread
  * count, with tolerances of zero, and the largest difference of any record from the stored
  * one is printed (NLL and KL per scored token, agreement as a fraction of tokens), with the

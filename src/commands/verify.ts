@@ -1,10 +1,11 @@
-import { Args, Command, Flags } from "@oclif/core";
-import { isSpgError, SpgError } from "../errors.js";
+import { Args, Flags } from "@oclif/core";
+import { SpgError } from "../errors.js";
+import { SpgCommand } from "../spg-command.js";
 import { REPLAY_SEED_PATTERN, type ReplayOptions } from "../verify/checks/replay.js";
 import { renderJson, renderText, reportToGitHub } from "../verify/report.js";
 import { requireTrustedByDefault, verifyBundleFile } from "../verify/verify-bundle.js";
 
-export default class Verify extends Command {
+export default class Verify extends SpgCommand {
   static override summary = "Verify a proof bundle: trust nothing in it, recompute everything.";
 
   static override description =
@@ -15,10 +16,12 @@ judges the claims on the recomputed figures and the verifier's policy (--policy)
 the evaluation protocol, re-draws the samples from the dataset, regenerates report.md, and
 replays every sample on the model when it is here (the bundled model, or --model DIR,
 matched by checkpoint sha256); what cannot be checked here is a warning, never a pass.
+A shard (spg prove --shard) is checked as a shard, and a merged bundle (spg merge) by
+rebuilding and verifying each of its shards.
 Every finding is reported. Under GitHub Actions each failure is also an ::error
 annotation and a table is appended to $GITHUB_STEP_SUMMARY.
 Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
-5 invalid (schemas, consistency, recompute, protocol, draw, report-md, replay),
+5 invalid (schemas, consistency, recompute, protocol, shards, draw, report-md, replay),
 6 claims or the verifier's policy not met,
 2 bad arguments (e.g. an unreadable --trusted-keys, --policy or --model).`;
 
@@ -78,24 +81,16 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Verify);
-    let exitCode: number;
-    try {
-      const result = await verifyBundleFile(args.bundle, {
-        trustedKeysFile: flags["trusted-keys"],
-        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
-        replay: flags["no-replay"] ? false : replayOptions(flags),
-        policyFile: flags.policy,
-        dataset: { path: flags["dataset-path"], calibrationPath: flags["calibration-path"] },
-      });
-      process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
-      reportToGitHub(args.bundle, result);
-      exitCode = result.exitCode;
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      exitCode = error.exitCode;
-    }
-    if (exitCode !== 0) this.exit(exitCode);
+    const result = await verifyBundleFile(args.bundle, {
+      trustedKeysFile: flags["trusted-keys"],
+      requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+      replay: flags["no-replay"] ? false : replayOptions(flags),
+      policyFile: flags.policy,
+      dataset: { path: flags["dataset-path"], calibrationPath: flags["calibration-path"] },
+    });
+    process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
+    reportToGitHub(args.bundle, result);
+    this.exitUnlessZero(result.exitCode);
   }
 }
 

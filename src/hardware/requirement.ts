@@ -23,7 +23,7 @@
  * compressed cache is evaluated from the same prefill.
  */
 import type { RunConfig } from "../config/types.js";
-import { decodeTopK } from "../kv/methods/spg.js";
+import { decodeTopK } from "../kv/methods/spg/index.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 

@@ -12,10 +12,11 @@
  *   6  claims not met, or the verifier's policy (everything else held)
  * When several kinds fail, the lowest code wins.
  */
-import { preAuthenticationEncoding } from "../bundle/sign.js";
+import { manifestSignedMessage } from "../bundle/sign.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
+import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { checkClaims } from "./checks/claims.js";
 import { checkConsistency } from "./checks/consistency.js";
 import { checkDraw, type VerifierDataset } from "./checks/draw.js";
@@ -25,6 +26,7 @@ import { checkProtocol } from "./checks/protocol.js";
 import { checkRecompute, recomputeSummary } from "./checks/recompute.js";
 import { checkReportMarkdown } from "./checks/report-md.js";
 import { validateEntries } from "./checks/schemas.js";
+import { checkShards, claimsOnShard, shardMarkerOf } from "./checks/shards.js";
 import { checkSignature, type SignedMessage } from "./checks/signature.js";
 import { checkTrust } from "./checks/trust.js";
 import {
@@ -36,30 +38,15 @@ import {
 import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
 import { type BundleContents, type CheckName, type EnvironmentFile, type Finding, fail } from "./types.js";
 
-export const EXIT_PASS = 0;
-export const EXIT_UNREADABLE = 3;
-export const EXIT_TAMPERED = 4;
-export const EXIT_INVALID = 5;
-export const EXIT_CLAIMS = 6;
-
-/** The exit code a failure of each check leads to. */
-export const CHECK_EXIT_CODE: Record<CheckName, number> = {
-  "zip-safety": EXIT_UNREADABLE,
-  integrity: EXIT_TAMPERED,
-  signature: EXIT_TAMPERED,
-  trust: EXIT_TAMPERED,
-  schemas: EXIT_INVALID,
-  consistency: EXIT_INVALID,
-  recompute: EXIT_INVALID,
-  protocol: EXIT_INVALID,
-  claims: EXIT_CLAIMS,
-  // Thresholds the verifier sets and the bundle does not meet: judged like its claims.
-  policy: EXIT_CLAIMS,
-  draw: EXIT_INVALID,
-  "report-md": EXIT_INVALID,
-  // Measurements that do not reproduce make the bundle's records invalid.
-  replay: EXIT_INVALID,
-};
+// The exit codes are the error registry's (src/error-codes.ts); re-exported as part of the verifier's API.
+export {
+  CHECK_EXIT_CODE,
+  EXIT_CLAIMS,
+  EXIT_INVALID,
+  EXIT_PASS,
+  EXIT_TAMPERED,
+  EXIT_UNREADABLE,
+} from "../error-codes.js";
 
 export interface VerifyOptions {
   /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
@@ -149,7 +136,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   findings.push(...guarded("integrity", () => checkIntegrity(contents)));
   findings.push(
     ...guarded("signature", () =>
-      checkSignature(contents, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+      checkSignature(contents, { signedMessage: options.signedMessage ?? manifestSignedMessage }),
     ),
   );
   findings.push(
@@ -158,11 +145,12 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
+  const validators = options.validators ?? loadSchemaValidators();
   let valid = new Map<string, unknown>();
   let parsed = new Map<string, unknown>();
   findings.push(
     ...guarded("schemas", () => {
-      const validation = validateEntries(contents, options.validators ?? loadSchemaValidators());
+      const validation = validateEntries(contents, validators);
       valid = validation.valid;
       parsed = validation.parsed;
       return validation.findings;
@@ -175,6 +163,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   // Judged with the verifier's tolerances, never the bundle's looser ones.
   const judgedConfig: RunConfig | undefined = config && { ...config, tolerances: tolerances.tolerances };
   const refusal = config && records ? bootstrapRefusal(config, records.length, policy) : undefined;
+  const shard = shardMarkerOf(contents, validators);
 
   findings.push(
     ...(skipped(
@@ -188,6 +177,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
           environment,
           records,
           fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
+          expectedSamples: shard?.sampleIds.length,
         }),
       )),
   );
@@ -216,7 +206,10 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   }
 
   const claimsSkip = skipped("claims", ["config.json", "records.jsonl"], valid);
-  if (claimsSkip !== undefined) {
+  const shardClaims = claimsOnShard(contents, validators);
+  if (shardClaims !== undefined) {
+    findings.push(shardClaims);
+  } else if (claimsSkip !== undefined) {
     findings.push(...claimsSkip);
   } else if (refusal !== undefined) {
     findings.push(fail("claims", "E_CHECK_SKIPPED", `not run: ${refusal} (see the policy check)`));
@@ -238,7 +231,14 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   findings.push(
     ...(skipped("policy", ["config.json", "records.jsonl"], valid) ??
       guarded("policy", () =>
-        checkPolicy({ config, records: records.length, policy, tolerances, recomputed }),
+        // A shard's claims are judged on the merged bundle (see claimsOnShard), so is the policy on them.
+        checkPolicy({
+          config: shard === undefined ? config : { ...config, claims: [] },
+          records: records.length,
+          policy,
+          tolerances,
+          recomputed,
+        }),
       )),
   );
 
@@ -252,12 +252,32 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
+  findings.push(
+    ...guarded("shards", () =>
+      checkShards(contents, {
+        validators,
+        verifyShard: (shardContents) => runChecks(shardContents, options),
+      }),
+    ),
+  );
+
   let evaluation: Sample[] | undefined;
   findings.push(
     ...(skipped("draw", ["config.json", "environment.json", "records.jsonl"], valid) ??
       guarded("draw", () => {
-        const draw = checkDraw({ config, environment, records, dataset: options.dataset });
-        if (draw.findings.every((f) => f.ok)) evaluation = draw.evaluation;
+        const draw = checkDraw({
+          config,
+          environment,
+          records,
+          dataset: options.dataset,
+          recordedSampleIds: shard?.sampleIds,
+        });
+        if (draw.findings.every((f) => f.ok)) {
+          // A shard replays its own part of the draw.
+          evaluation = draw.evaluation?.filter(
+            (s) => shard === undefined || shard.sampleIds.includes(s.sampleId),
+          );
+        }
         return draw.findings;
       })),
   );

@@ -1,3 +1,5 @@
+import type { FindingCode } from "../error-codes.js";
+
 /**
  * What the verifier works on and what it reports. Checks take plain inputs (the zip's
  * entries as bytes, or files already parsed and schema-validated) and return findings;
@@ -19,6 +21,7 @@ export type CheckName =
   | "claims"
   | "policy"
   | "protocol"
+  | "shards"
   | "draw"
   | "report-md"
   | "replay";
@@ -34,19 +37,26 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "claims",
   "policy",
   "protocol",
+  "shards",
   "draw",
   "report-md",
   "replay",
 ];
 
 /**
- * One result of one check. Failing findings carry a stable E_... code; passing ones "OK".
- * A warning (ok, `warning: true`, a W_... code) is something this verifier could not check
- * here, e.g. replay without the model: it does not fail the bundle, and it is never a pass.
+ * What this verifier could not check here (a warning finding): never a failure of the
+ * bundle, never a pass. Listed in verify/README.md.
+ */
+export type WarningCode = "W_DRAW_NOT_CHECKED" | "W_REPLAY_NOT_CHECKED" | "W_REPLAY_OFF";
+
+/**
+ * One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts);
+ * passing ones "OK". A warning (ok, `warning: true`, a W_... code) is something this verifier
+ * could not check here, e.g. replay without the model.
  */
 export interface Finding {
   check: CheckName;
-  code: string;
+  code: FindingCode | WarningCode | "OK";
   ok: boolean;
   warning?: true;
   message: string;
@@ -58,7 +68,7 @@ export interface BundleContents {
   entries: Map<string, Buffer>;
 }
 
-/** Every entry of a version 1 bundle, nothing else (DESIGN.md "Bundle format"). */
+/** Every entry of a version 1 bundle, nothing else (docs/bundle-format.md §2). */
 export const BUNDLE_ENTRY_NAMES = [
   "manifest.json",
   "signature.json",
@@ -78,7 +88,8 @@ export const MANIFEST_LISTED_ENTRY_NAMES: readonly string[] = BUNDLE_ENTRY_NAMES
 /** manifest.json (schemas/manifest.schema.json). */
 export interface ManifestFile {
   format: "spg-bundle";
-  version: 1;
+  /** 1, or 2 (sharded runs: optional shard.json / shards.jsonl). */
+  version: 1 | 2;
   tool: { name: string; version: string; commit: string | null };
   createdAt: string;
   entries: { name: string; sha256: string; bytes: number }[];
@@ -148,7 +159,7 @@ export function pass(check: CheckName, message: string, details?: Record<string,
 /** "not checked: ...": not a failure of the bundle, never a pass (see Finding). */
 export function warn(
   check: CheckName,
-  code: string,
+  code: WarningCode,
   message: string,
   details?: Record<string, unknown>,
 ): Finding {
@@ -159,7 +170,7 @@ export function warn(
 
 export function fail(
   check: CheckName,
-  code: string,
+  code: FindingCode,
   message: string,
   details?: Record<string, unknown>,
 ): Finding {

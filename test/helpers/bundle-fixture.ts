@@ -11,7 +11,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
-import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
+import { manifestSignedMessage } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
@@ -25,7 +25,8 @@ import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } fro
 
 /** What a bundle signature covers: the format's pre-authentication encoding of manifest.json. */
 export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
-  return preAuthenticationEncoding(manifestBytes);
+  // The manifest's own version's domain, so resign() also re-signs version 2 bundles spg prove wrote.
+  return manifestSignedMessage(manifestBytes);
 }
 
 export interface FixtureKey {

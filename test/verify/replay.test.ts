@@ -177,6 +177,6 @@ test("nothing is replayed on an untrusted bundle", async () => {
   });
   assert.equal(untrusted.exitCode, EXIT_TAMPERED);
   const replay = untrusted.findings.find((f) => f.check === "replay")!;
-  assert.equal(replay.code, "E_CHECK_SKIPPED");
+  assert.equal(replay.code, "W_REPLAY_NOT_CHECKED");
   assert.match(replay.message, /^not replayed/);
 });

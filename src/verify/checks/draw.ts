@@ -127,6 +127,8 @@ export interface DrawInput {
   environment: EnvironmentFile;
   records: readonly SampleRecord[];
   dataset?: VerifierDataset;
+  /** A shard's samples (shard.json): only these must have records. Default: every drawn sample. */
+  recordedSampleIds?: readonly string[];
 }
 
 export interface DrawResult {
@@ -188,7 +190,9 @@ export function checkDraw(input: DrawInput): DrawResult {
       failures.add("E_DRAW_RECORD", `${where}: ${differs.join(", ")} differ from the sample drawn here`);
     }
   }
+  const recorded = input.recordedSampleIds === undefined ? undefined : new Set(input.recordedSampleIds);
   for (const sample of drawn.evaluation) {
+    if (recorded !== undefined && !recorded.has(sample.sampleId)) continue;
     if (!covered.has(sample.sampleId))
       failures.add("E_DRAW_RECORD", `drawn sample ${sample.sampleId} has no record`);
   }

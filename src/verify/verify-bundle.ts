@@ -13,7 +13,7 @@ import type { VerifierDataset } from "./checks/draw.js";
 import { checkReplay, type ReplayOptions, replayCheckpoint } from "./checks/replay.js";
 import { loadVerifyPolicy } from "./policy.js";
 import { exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
-import { type Finding, fail, pass, warn } from "./types.js";
+import { type Finding, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */

@@ -97,7 +97,7 @@ export function checkHardware(
 
 function breakdown(r: MemoryRequirement): string {
   return (
-    `weights ${formatBytes(r.weightBytes)}${r.runtimes > 1 ? ` (${r.runtimes} sessions)` : ""} + KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
+    `weights ${formatBytes(r.weightBytes)} + KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
     ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)}` +
     (r.weightsMethodBytes > 0 ? ` + weights methods ${formatBytes(r.weightsMethodBytes)}` : "") +
     "," +
@@ -181,7 +181,6 @@ export function hardwareCheckRecord(check: HardwareCheck): HardwareCheckRecord {
       reason: check.reason,
       tokens: r.tokens,
       parameters: r.parameters,
-      runtimes: r.runtimes,
       weightBytes: r.weightBytes,
       kvBytes: r.kvBytes,
       logitsBytes: r.logitsBytes,

@@ -4,9 +4,8 @@
  * (hardware.activationFactor, hardware.marginFraction).
  *
  *   tokens      = contextTokens + max(continuationTokens, generation.tokens)
- *   weights     = parameterCount(model) * bytes(model.dtype) * runtimes, runtimes = 1 + the
- *                 distinct hybrid-sparse top-k values of the KV methods (each decodes through
- *                 its own onnxruntime session, holding its own copy of the weights)
+ *   weights     = parameterCount(model) * bytes(model.dtype)   (one session serves the
+ *                 baseline and every KV method: hybrid-sparse top-k is an input of its graph)
  *   kv          = CACHES_HELD * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time)
  *   logits      = rows * vocab * (4 + 8 + 4 + 3 * 8 + 2 * 8), rows = max(1, continuationTokens - 1)
  *                 (the teacher-forced pass's float32 logits and the graph's float64 copy for
@@ -23,7 +22,6 @@
  * compressed cache is evaluated from the same prefill.
  */
 import type { RunConfig } from "../config/types.js";
-import { decodeTopK } from "../kv/methods/spg.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 
@@ -38,8 +36,6 @@ export interface MemoryRequirement {
   device: RunConfig["model"]["device"];
   tokens: number;
   parameters: number;
-  /** Model sessions held at once: the dense one and one per distinct hybrid-sparse top-k. */
-  runtimes: number;
   weightBytes: number;
   kvBytes: number;
   logitsBytes: number;
@@ -70,26 +66,12 @@ export function parameterCount(model: GptNeoConfig): number {
   return model.vocabSize * h + model.maxPositions * h + model.numLayers * perLayer + layerNorm;
 }
 
-/**
- * Model sessions a run holds: the dense runtime, plus one per distinct hybrid-sparse top-k
- * among the KV methods (spg's decode.sparseTopK > 0), as the evaluation backend builds them.
- */
-export function runtimeCount(config: RunConfig): number {
-  const topKs = new Set<number>();
-  for (const method of config.methods) {
-    const topK = method.kind === "spg" ? decodeTopK(method.params) : 0;
-    if (topK > 0) topKs.add(topK);
-  }
-  return 1 + topKs.size;
-}
-
 /** The memory this run needs on its device (formula in the module comment). */
 export function memoryRequirement(model: GptNeoConfig, config: RunConfig): MemoryRequirement {
   const { contextTokens, continuationTokens } = config.dataset;
   const tokens = contextTokens + Math.max(continuationTokens, config.generation.tokens);
   const parameters = parameterCount(model);
-  const runtimes = runtimeCount(config);
-  const weightBytes = parameters * DTYPE_BYTES[config.model.dtype] * runtimes;
+  const weightBytes = parameters * DTYPE_BYTES[config.model.dtype];
   const kvBytes = CACHES_HELD * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES;
   const logitRows = Math.max(1, continuationTokens - 1);
   const logitsBytes =
@@ -108,7 +90,6 @@ export function memoryRequirement(model: GptNeoConfig, config: RunConfig): Memor
     device: config.model.device,
     tokens,
     parameters,
-    runtimes,
     weightBytes,
     kvBytes,
     logitsBytes,

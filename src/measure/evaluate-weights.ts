@@ -119,7 +119,7 @@ export function weightFingerprintLines(
 export async function openCompressedModel(
   checkpoint: GptNeoCheckpoint,
   method: MethodConfig,
-  runtimeOptions: Omit<RuntimeOptions, "sparseTopK">,
+  runtimeOptions: RuntimeOptions,
 ): Promise<CompressedModel> {
   const started = performance.now();
   const compressed = compressCheckpoint(checkpoint, policyOfMethod(method));
@@ -127,7 +127,7 @@ export async function openCompressedModel(
   const decodeStarted = performance.now();
   const factorised = factorisedCheckpoint(compressed);
   const decompressMs = performance.now() - decodeStarted;
-  const runtime = await loadRuntime(factorised, { ...runtimeOptions, sparseTopK: 0 });
+  const runtime = await loadRuntime(factorised, runtimeOptions);
   return {
     method,
     compressed,
@@ -198,7 +198,7 @@ export async function evaluateWeightsMethods(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   methods: readonly MethodConfig[],
-  options: { generationTokens: number; runtime: Omit<RuntimeOptions, "sparseTopK"> },
+  options: { generationTokens: number; runtime: RuntimeOptions },
   onMethodDone?: (method: string, done: number, total: number) => void,
 ): Promise<WeightsEvaluation> {
   const records: SampleRecord[] = [];

@@ -65,7 +65,6 @@ export function graphCacheKey(checkpoint: GptNeoCheckpoint, options: GraphOption
     builder: GRAPH_BUILDER_VERSION,
     checkpoint: checkpoint.sha256,
     observationWindow: options.observationWindow,
-    sparseTopK: options.sparseTopK ?? 0,
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }

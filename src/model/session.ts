@@ -132,6 +132,13 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
   if (input.positionIds.length !== q) {
     throw inputError(`${q} input ids but ${input.positionIds.length} position ids`, "positionIds");
   }
+  const sparseTopK = input.sparseTopK ?? 0;
+  if (!Number.isInteger(sparseTopK) || sparseTopK < 0) {
+    throw inputError(
+      `sparseTopK must be a non-negative integer (0: dense attention), got ${sparseTopK}`,
+      "sparseTopK",
+    );
+  }
   const logitRows = input.logitRows ?? q;
   if (!Number.isInteger(logitRows) || logitRows < 1 || logitRows > q) {
     throw inputError(`logitRows must be a whole number in [1, ${q}], got ${logitRows}`, "logitRows");
@@ -179,6 +186,7 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
     [graphNames.inputIds]: new ort.Tensor("int64", BigInt64Array.from(input.inputIds, BigInt), [1, q]),
     [graphNames.positionIds]: new ort.Tensor("int64", BigInt64Array.from(input.positionIds, BigInt), [1, q]),
     [graphNames.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(logitRows)), [1]),
+    [graphNames.sparseTopK]: new ort.Tensor("int64", BigInt64Array.of(BigInt(sparseTopK)), [1]),
     [graphNames.scoredProbs]: new ort.Tensor("float32", scoredProbs, [
       scoredTargets.length,
       config.vocabSize,
@@ -249,7 +257,7 @@ export async function loadRuntime(
   checkpoint: GptNeoCheckpoint,
   options: LoadRuntimeOptions,
 ): Promise<GptNeoRuntime> {
-  const graphOptions = { observationWindow: options.observationWindow, sparseTopK: options.sparseTopK ?? 0 };
+  const graphOptions = { observationWindow: options.observationWindow };
   validateGraphOptions(graphOptions);
   // Check the device before building anything, so a missing provider fails fast.
   const providers = executionProviders(options.device);

@@ -39,6 +39,8 @@ export interface ForwardInput {
   attentionBias: Float32Array[];
   /** Logits for the last this-many query rows only (1..q; absent: every row). */
   logitRows?: number;
+  /** Hybrid sparse attention: each query attends only to its top-k keys (0 or absent: dense). */
+  sparseTopK?: number;
   /**
    * Rows scored in the graph against a reference distribution: the first targets.length logit
    * rows, probs [rows, vocab] the reference's p~ (absent: none scored).
@@ -136,8 +138,6 @@ export interface RuntimeOptions {
   device: "cpu" | "cuda";
   /** Query rows whose attention probabilities the graph returns (attentionLastRows). */
   observationWindow: number;
-  /** Hybrid sparse attention: each query attends only to its top-k keys (0 or absent = dense). */
-  sparseTopK?: number;
   /** Where built graphs (ONNX external data) are cached. */
   cacheDir?: string;
 }

@@ -11,12 +11,7 @@ import {
   runHardwareCheck,
 } from "../../src/hardware/check.js";
 import type { GpuSnapshot, HardwareSnapshot } from "../../src/hardware/probe.js";
-import {
-  type MemoryRequirement,
-  memoryRequirement,
-  parameterCount,
-  runtimeCount,
-} from "../../src/hardware/requirement.js";
+import { type MemoryRequirement, memoryRequirement, parameterCount } from "../../src/hardware/requirement.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
 import { spgError } from "../helpers/spg-error.js";
 
@@ -65,7 +60,6 @@ function requirementOf(bytes: number): MemoryRequirement {
     device: "cuda",
     tokens: 1,
     parameters: 1,
-    runtimes: 1,
     weightBytes: bytes,
     kvBytes: 0,
     logitsBytes: 0,
@@ -119,17 +113,16 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
   const r = memoryRequirement(tiny, config);
   // wte 40 + wpe 128 + 2 layers * (LN 8 + LN 8 + qkv 48 + out 20 + fc 80 + proj 68) + ln_f 8
   assert.equal(r.parameters, 40 + 128 + 2 * (8 + 8 + 48 + 20 + 80 + 68) + 8);
-  // two sessions hold the weights: the dense one and spg's hybrid sparse top-k (default preset)
-  assert.equal(r.runtimes, 2);
-  assert.equal(r.weightBytes, 640 * 4 * 2);
+  // one session holds the weights, spg's hybrid sparse top-k included (default preset)
+  assert.equal(r.weightBytes, 640 * 4);
   assert.equal(r.tokens, 12);
   assert.equal(r.kvBytes, 2 * 2 * 2 * 4 * 12 * 4); // caches held * (K,V) * layers * hidden * tokens * fp32
   // 3 teacher-forced rows * vocab 10 * (f32 logits + f64 copy + f32 probabilities + 3 f64 intermediates + 2 f64 scoring copies)
   assert.equal(r.logitsBytes, 3 * 10 * (4 + 8 + 4 + 24 + 16));
   assert.equal(r.attentionBytes, 2 * 8 * 8 * 4);
   assert.equal(r.activationBytes, 3 * 8 * 16 * 4);
-  assert.equal(r.subtotalBytes, 5120 + 1536 + 1680 + 512 + 1536);
-  assert.equal(r.requiredBytes, Math.ceil((5120 + 1536 + 1680 + 512 + 1536) * 1.25));
+  assert.equal(r.subtotalBytes, 2560 + 1536 + 1680 + 512 + 1536);
+  assert.equal(r.requiredBytes, Math.ceil((2560 + 1536 + 1680 + 512 + 1536) * 1.25));
   const generationLonger = memoryRequirement(
     tiny,
     runConfig((c) => {
@@ -238,7 +231,7 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
   const pass = hardwareCheckRecord(checkHardware(requirement, snapshot([], 20_000), "cpu"));
   assert.deepEqual(pass, {
     device: "cpu",
-    requiredBytes: 12980,
+    requiredBytes: 9780,
     availableBytes: 20_000,
     marginFraction: 0.25,
     verdict: "pass",
@@ -246,15 +239,14 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       reason: "enough-memory",
       tokens: 12,
       parameters: 640,
-      runtimes: 2,
-      weightBytes: 5120,
+      weightBytes: 2560,
       kvBytes: 1536,
       logitsBytes: 1680,
       attentionBytes: 512,
       activationBytes: 1536,
       activationFactor: 3,
       weightsMethodBytes: 0,
-      subtotalBytes: 10384,
+      subtotalBytes: 7824,
       memorySource: "mem().available (free + reclaimable)",
       gpu: null,
       gpuSource: null,
@@ -295,30 +287,4 @@ test("weights methods add one compressed runtime (rank bounds by selection), the
     withWeights([{ modules: ["c_fc"], quantize: { bits: 8, scheme: "symmetric", groupSize: "row" } }]),
   );
   assert.equal(quantized.weightsMethodBytes, fixed(parameters));
-});
-
-test("runtimes: the dense session plus one per distinct hybrid-sparse top-k among the spg methods", () => {
-  const spg = (name: string, sparseTopK: number) => {
-    const base = resolveConfig().methods.find((m) => m.kind === "spg")!;
-    const params = structuredClone(base.params) as { decode: { sparseTopK: number } };
-    params.decode.sparseTopK = sparseTopK;
-    return { ...base, name, params };
-  };
-  assert.equal(runtimeCount(runConfig(() => {})), 2);
-  assert.equal(
-    runtimeCount(
-      runConfig((c) => {
-        c.methods = [spg("dense", 0)];
-      }),
-    ),
-    1,
-  );
-  assert.equal(
-    runtimeCount(
-      runConfig((c) => {
-        c.methods = [spg("a", 16), spg("b", 64), spg("c", 16), { name: "full", kind: "full", params: {} }];
-      }),
-    ),
-    3,
-  );
 });

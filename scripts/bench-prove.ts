@@ -19,7 +19,7 @@ import { drawRunSamples, loadRunSplits, resolveModelDir } from "../src/measure/p
 import { summarize } from "../src/measure/summary.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
 import type { GptNeoRuntime } from "../src/model/types.js";
-import { syntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { syntheticCheckpointDir } from "./synthetic-checkpoint.js";
 
 export interface ProveBenchOptions {
   preset: string;
@@ -43,10 +43,9 @@ async function runEvaluation(options: ProveBenchOptions) {
       ...(options.samples ? { samples: options.samples } : {}),
     },
   });
-  const checkpoint =
-    options.shape === undefined
-      ? await readCheckpoint(resolveModelDir(config))
-      : syntheticCheckpoint(options.shape);
+  const checkpoint = await readCheckpoint(
+    options.shape === undefined ? resolveModelDir(config) : syntheticCheckpointDir(options.shape),
+  );
   const splits = loadRunSplits(config);
   const { evaluation } = drawRunSamples(config, splits.evaluation, splits.calibration);
   const backend = await createBackend(checkpoint, {

@@ -2,30 +2,31 @@
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
  * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N]`
- *   (scripts/bench-prove.ts; --shape runs a synthetic checkpoint: timings only)
+ *   (scripts/bench-prove.ts; --shape runs a real-shape checkpoint with random weights)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
- * bare onnxruntime (feeds prepared in advance, only session.run timed), so the cost of our
- * code around the model (cache layout, bias, feeds, output mapping) is a printed ratio.
- * Shapes: the HF fixture checkpoints (when present), `bundled` (the shape of the bundled
- * model), `125m` (GPT-Neo-125M's shape); synthetic checkpoints get random weights generated
- * here, never written to disk.
+ * bare onnxruntime (the same graph and session options; feeds prepared in advance, only
+ * session.run timed), so the cost of our code around the model (cache layout, bias, feeds,
+ * output mapping) is a printed ratio. Shapes: the HF fixture checkpoints (A, B, when present),
+ * and the shapes in scripts/shapes (bundled, 125m, 1.3b, 2.7b): an HF-layout F16 checkpoint
+ * with random weights written to a temporary folder (scripts/synthetic-checkpoint.ts) and
+ * read through spg's own loading path.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import ort from "onnxruntime-node";
 import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../src/kv/layout.js";
 import { peakRssBytes } from "../src/measure/evaluate.js";
 import { mulberry32 } from "../src/measure/prng.js";
-import { buildGptNeoGraph } from "../src/model/graph.js";
-import { forwardFeeds, loadRuntime } from "../src/model/session.js";
+import { readCheckpoint } from "../src/model/checkpoint.js";
+import { prepareGraph } from "../src/model/graph-cache.js";
+import { createSession, forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
 import { benchMethods, benchProve } from "./bench-prove.js";
 import { benchVerify } from "./bench-verify.js";
-import { SYNTHETIC_SHAPES, syntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { syntheticCheckpointDir, syntheticShapeNames } from "./synthetic-checkpoint.js";
 
 async function fixtureCheckpoint(name: string): Promise<GptNeoCheckpoint | undefined> {
   const dir = join(packageRoot(), "test", "fixtures", "gpt-neo-hf", `config-${name}`);
@@ -96,11 +97,7 @@ async function benchOne(
   await runtime.close();
 
   // Bare onnxruntime: the same graph and the same feeds, prepared before timing.
-  const session = await ort.InferenceSession.create(buildGptNeoGraph(checkpoint, options), {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: "all",
-    intraOpNumThreads: intraOpThreads,
-  });
+  const session = await createSession(await prepareGraph(checkpoint, options), "cpu", intraOpThreads);
   await session.run(forwardFeeds(config, warmUp));
   const prefillFeeds = forwardFeeds(config, prefillInput);
   start = performance.now();
@@ -141,10 +138,8 @@ async function main() {
   const what = positionals[0] ?? "model";
   if (what === "prove" || what === "methods") {
     const shape = values.shape?.[0];
-    if (shape !== undefined && !(shape in SYNTHETIC_SHAPES)) {
-      throw new Error(
-        `unknown --shape ${shape} (synthetic shapes: ${Object.keys(SYNTHETIC_SHAPES).join(", ")})`,
-      );
+    if (shape !== undefined && !syntheticShapeNames().includes(shape)) {
+      throw new Error(`unknown --shape ${shape} (shapes: ${syntheticShapeNames().join(", ")})`);
     }
     const options = {
       preset: values.preset ?? "default",
@@ -169,14 +164,13 @@ async function main() {
   const threads = Number(values.threads);
   const shapes = values.shape ?? ["A", "B", "bundled", "125m"];
   for (const shape of shapes) {
-    if (shape in SYNTHETIC_SHAPES) {
-      await benchOne(`synthetic ${shape}`, syntheticCheckpoint(shape), prefillTokens, decodeSteps, threads);
+    if (syntheticShapeNames().includes(shape)) {
+      const checkpoint = await readCheckpoint(syntheticCheckpointDir(shape));
+      await benchOne(`${shape} shape (random F16 weights)`, checkpoint, prefillTokens, decodeSteps, threads);
     } else {
       const checkpoint = await fixtureCheckpoint(shape);
       if (checkpoint === undefined) {
-        console.error(
-          `no fixture checkpoint ${shape} (known synthetic shapes: ${Object.keys(SYNTHETIC_SHAPES).join(", ")})`,
-        );
+        console.error(`no fixture checkpoint ${shape} (known shapes: ${syntheticShapeNames().join(", ")})`);
         process.exitCode = 2;
         return;
       }

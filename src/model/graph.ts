@@ -20,6 +20,7 @@
 import { endianness } from "node:os";
 import { SpgError } from "../errors.js";
 import { MASKED_ATTENTION_BIAS } from "../kv/layout.js";
+import { expectedWeightShapes } from "./checkpoint.js";
 import {
   encodeModel,
   ONNX_DATA_LOCATION_EXTERNAL,
@@ -88,16 +89,19 @@ export const graphNames = {
   valueNorms: (layer: number) => `value_norms_${layer}`,
 };
 
-/** Decides, per weight, whether it is stored inline or as external data (and where). */
-export type InitializerPlacement = (name: string, tensor: WeightTensor) => OnnxTensor;
+/**
+ * Decides, per weight, whether it is stored inline or as external data (and where). `weight`
+ * reads the values (a placement that points at the checkpoint's own file never calls it). A
+ * placed tensor of another name than the weight's holds it in another dtype: the graph casts
+ * it to float32 under the weight's name (onnxruntime folds the Cast once, at load).
+ */
+export type InitializerPlacement = (name: string, weight: () => WeightTensor) => OnnxTensor;
 
 /** Stores every weight inline as raw little-endian float32 bytes. */
-export const inlinePlacement: InitializerPlacement = (name, tensor) => ({
-  name,
-  dims: tensor.shape,
-  data_type: OnnxDataType.FLOAT,
-  raw_data: float32Bytes(tensor.data),
-});
+export const inlinePlacement: InitializerPlacement = (name, weight) => {
+  const tensor = weight();
+  return { name, dims: tensor.shape, data_type: OnnxDataType.FLOAT, raw_data: float32Bytes(tensor.data) };
+};
 
 /** An initializer whose bytes are at [offset, offset+length) of `location` (relative to the model file). */
 export function externalTensor(
@@ -106,11 +110,12 @@ export function externalTensor(
   location: string,
   offset: number,
   length: number,
+  dataType: number = OnnxDataType.FLOAT,
 ) {
   return {
     name,
     dims: shape,
-    data_type: OnnxDataType.FLOAT,
+    data_type: dataType,
     data_location: ONNX_DATA_LOCATION_EXTERNAL,
     external_data: [
       { key: "location", value: location },
@@ -136,11 +141,12 @@ export function float32Bytes(data: Float32Array): Uint8Array {
 /** Total bytes of the float32 initializers the graph embeds (wte is shared by embedding and head). */
 export function initializerBytes(checkpoint: GptNeoCheckpoint): number {
   let total = 0;
+  const shapes = expectedWeightShapes(checkpoint.config);
   for (const name of graphWeightNames(checkpoint.config)) {
     const factors = checkpoint.factors?.get(name);
     total +=
       factors === undefined
-        ? requireWeight(checkpoint, name).data.byteLength
+        ? (shapes.get(name) ?? []).reduce((a, b) => a * b, 1) * 4
         : factors.left.data.byteLength + factors.right.data.byteLength;
   }
   return total;
@@ -324,12 +330,20 @@ export function gptNeoModelProto(
   const g = new OnnxGraphWriter();
   const weightNames = graphWeightNames(config);
   const factors = checkpoint.factors ?? new Map();
+  const place = (name: string, weight: () => WeightTensor) => {
+    const tensor = placement(name, weight);
+    g.initializers.push(tensor);
+    if (tensor.name !== name) g.op("Cast", [tensor.name], [attrInt("to", OnnxDataType.FLOAT)], name);
+  };
   for (const name of weightNames) {
     const pair = factors.get(name);
-    if (pair === undefined) g.initializers.push(placement(name, requireWeight(checkpoint, name)));
-    else {
+    if (pair === undefined) {
+      if (!checkpoint.weights.has(name)) requireWeight(checkpoint, name);
+      place(name, () => requireWeight(checkpoint, name));
+    } else {
       const names = factorNames(name);
-      g.initializers.push(placement(names.left, pair.left), placement(names.right, pair.right));
+      place(names.left, () => pair.left);
+      place(names.right, () => pair.right);
     }
   }
 

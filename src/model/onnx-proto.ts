@@ -118,7 +118,15 @@ message TypeProto {
 `;
 
 /** ONNX TensorProto.DataType values used here. */
-export const OnnxDataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 } as const;
+export const OnnxDataType = {
+  FLOAT: 1,
+  INT32: 6,
+  INT64: 7,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  BFLOAT16: 16,
+} as const;
 
 /** ONNX AttributeProto.AttributeType values used here. */
 export const OnnxAttributeType = {

@@ -92,7 +92,15 @@ export async function createSession(
     intraOpNumThreads: intraOpThreads,
     // onnxruntime's pool threads busy-wait after each run by default; between runs spg does
     // its own work (compression, metrics) on the same cores, which the spinning slowed ~5x.
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: "0" },
+        // A graph given as bytes whose weights stay in the checkpoint's files reads them from there.
+        ...(graph.kind === "bytes" && graph.externalDataDir !== undefined
+          ? { model_external_initializers_file_folder_path: graph.externalDataDir }
+          : {}),
+      },
+    },
   };
   try {
     return graph.kind === "bytes"

@@ -118,7 +118,7 @@ export interface GptNeoCheckpoint {
   dir: string;
   config: GptNeoConfig;
   /** Weights by Hugging Face name; lm_head.weight absent (tied to transformer.wte.weight), buffers dropped. */
-  weights: Map<string, WeightTensor>;
+  weights: ReadonlyMap<string, WeightTensor>;
   files: CheckpointFile[];
   /** sha256 over the sorted file hashes: the checkpoint's identity. */
   sha256: string;

@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
- * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N]`
+ * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N]`
  *   (scripts/bench-prove.ts; --shape runs a real-shape checkpoint with random weights)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
@@ -130,6 +130,8 @@ async function main() {
       decode: { type: "string", default: "32" },
       threads: { type: "string", default: "0" },
       samples: { type: "string" },
+      context: { type: "string" },
+      continuation: { type: "string" },
       preset: { type: "string" },
       model: { type: "string" },
       resamples: { type: "string", default: "200" },
@@ -146,6 +148,8 @@ async function main() {
       model: values.model,
       shape,
       samples: values.samples === undefined ? undefined : Number(values.samples),
+      context: values.context === undefined ? undefined : Number(values.context),
+      continuation: values.continuation === undefined ? undefined : Number(values.continuation),
     };
     await (what === "prove" ? benchProve(options) : benchMethods(options));
     return;

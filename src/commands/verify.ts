@@ -45,7 +45,7 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
     }),
     device: Flags.string({
       description: "device to replay on (default: the bundle config's)",
-      options: ["cpu", "cuda"],
+      options: ["cpu", "cuda", "webgpu"],
     }),
   };
 
@@ -62,7 +62,7 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
             : {
                 samples: flags.replay,
                 modelDir: flags.model,
-                device: flags.device as "cpu" | "cuda" | undefined,
+                device: flags.device as "cpu" | "cuda" | "webgpu" | undefined,
               },
       });
       process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));

@@ -26,6 +26,15 @@ export const CUDA_INSTALL_FIX =
   "install onnxruntime-node with its CUDA provider: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` " +
   "on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9 (or run with device cpu)";
 
+export const WEBGPU_FIX =
+  "run on a machine whose GPU driver offers a WebGPU adapter (Dawn: Vulkan on Linux, Metal on macOS, " +
+  "D3D12 on Windows; software Vulkan such as lavapipe offers none), or use --device cpu or cuda";
+
+/** How to get a device's provider working (for E_DEVICE_UNAVAILABLE). */
+function deviceFix(device: RuntimeOptions["device"]): string {
+  return device === "webgpu" ? WEBGPU_FIX : CUDA_INSTALL_FIX;
+}
+
 export type LoadRuntimeOptions = RuntimeOptions &
   Pick<GraphCacheOptions, "externalDataThresholdBytes"> & {
     /** onnxruntime intra-op threads (0 or absent: onnxruntime's default, one per physical core). */
@@ -75,9 +84,11 @@ function executionProviders(device: RuntimeOptions["device"]): string[] {
     }
     return ["cuda"];
   }
+  // onnxruntime-node bundles its WebGPU provider (Dawn); whether an adapter exists shows when a session starts.
+  if (device === "webgpu") return ["webgpu"];
   throw new SpgError("E_RUNTIME_OPTION", `unknown device ${String(device)}`, {
     field: "device",
-    fix: "use device cpu or cuda",
+    fix: "use device cpu, cuda or webgpu",
   });
 }
 
@@ -108,13 +119,13 @@ export async function createSession(
       : await ort.InferenceSession.create(graph.path, sessionOptions);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    if (device === "cuda") {
+    if (device !== "cpu") {
       throw new SpgError(
         "E_DEVICE_UNAVAILABLE",
-        `onnxruntime could not start the CUDA provider: ${message}`,
+        `onnxruntime could not start the ${device === "cuda" ? "CUDA" : "WebGPU"} provider: ${message}`,
         {
           field: "device",
-          fix: CUDA_INSTALL_FIX,
+          fix: deviceFix(device),
           cause: error,
         },
       );

@@ -135,7 +135,7 @@ export interface LowRankFactors {
 }
 
 export interface RuntimeOptions {
-  device: "cpu" | "cuda";
+  device: "cpu" | "cuda" | "webgpu";
   /** Query rows whose attention probabilities the graph returns (attentionLastRows). */
   observationWindow: number;
   /** Where built graphs (ONNX external data) are cached. */
@@ -145,7 +145,7 @@ export interface RuntimeOptions {
 /** A GPT-Neo forward pass on onnxruntime-node (src/model/session.ts). */
 export interface GptNeoRuntime {
   config: GptNeoConfig;
-  /** onnxruntime execution provider actually used ("cpu" | "cuda"). */
+  /** onnxruntime execution provider actually used ("cpu" | "cuda" | "webgpu"). */
   executionProvider: string;
   forward(input: ForwardInput): Promise<ForwardOutput>;
   close(): Promise<void>;

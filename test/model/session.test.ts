@@ -188,6 +188,30 @@ describe("devices and inputs", () => {
     });
   });
 
+  test("device webgpu without an adapter fails fast with E_DEVICE_UNAVAILABLE, never a CPU run", async (t) => {
+    const adapter = await assertDeviceAvailable("webgpu").then(
+      () => true,
+      () => false,
+    );
+    if (adapter) {
+      t.skip("this machine offers a WebGPU adapter");
+      return;
+    }
+    const started = performance.now();
+    await assert.rejects(
+      loadRuntime(loadFixtureCheckpoint("B"), { device: "webgpu", ...options }),
+      (error: unknown) => {
+        assert.ok(isSpgError(error));
+        assert.equal(error.code, "E_DEVICE_UNAVAILABLE");
+        assert.match(error.message, /WebGPU/);
+        assert.match(error.fix ?? "", /WebGPU adapter/);
+        return true;
+      },
+    );
+    // before any graph is built: the probe session is what fails
+    assert.ok(performance.now() - started < 30_000);
+  });
+
   test("bad forward inputs and options are SpgErrors with stable codes", async () => {
     const checkpoint = loadFixtureCheckpoint("B");
     await assert.rejects(loadRuntime(checkpoint, { device: "cpu", observationWindow: 0 }), {

@@ -24,7 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectedWeightShapes } from "../src/model/checkpoint.js";
 import { readGptNeoConfig } from "../src/model/config.js";
-import { floatToHalfBits } from "../src/model/safetensors.js";
+import { floatToHalfBits } from "../src/numeric/fp16.js";
 import { packageRoot } from "../src/paths.js";
 
 const SHAPES_DIR = join(packageRoot(), "scripts", "shapes");

@@ -1,20 +1,22 @@
-import { Args, Command, Flags } from "@oclif/core";
-import { isSpgError } from "../errors.js";
+import { Args, Flags } from "@oclif/core";
+import { SpgCommand } from "../spg-command.js";
 import { renderJson, renderText, reportToGitHub } from "../verify/report.js";
 import { requireTrustedByDefault, verifyBundleFile } from "../verify/verify-bundle.js";
 
-export default class Verify extends Command {
+export default class Verify extends SpgCommand {
   static override summary = "Verify a proof bundle: trust nothing in it, recompute everything.";
 
   static override description =
     `Reads the zip safely, checks every entry against the signed manifest, the Ed25519
 signature and (under a trust policy) the signer, validates every file against schemas/,
 checks records and fingerprints agree, recomputes the summary from the raw records,
-judges the claims on the recomputed figures and checks the evaluation protocol.
+judges the claims on the recomputed figures and checks the evaluation protocol; a shard
+(spg prove --shard) is checked as a shard, and a merged bundle (spg merge) by rebuilding and
+verifying each of its shards.
 Every finding is reported. Under GitHub Actions each failure is also an ::error
 annotation and a table is appended to $GITHUB_STEP_SUMMARY.
 Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
-5 invalid (schemas, consistency, recompute, protocol), 6 claims not met,
+5 invalid (schemas, consistency, recompute, protocol, shards), 6 claims not met,
 2 bad arguments (e.g. an unreadable --trusted-keys file).`;
 
   static override examples = [
@@ -51,28 +53,20 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Verify);
-    let exitCode: number;
-    try {
-      const result = await verifyBundleFile(args.bundle, {
-        trustedKeysFile: flags["trusted-keys"],
-        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
-        replay:
-          flags.replay === undefined
-            ? undefined
-            : {
-                samples: flags.replay,
-                modelDir: flags.model,
-                device: flags.device as "cpu" | "cuda" | "webgpu" | undefined,
-              },
-      });
-      process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
-      reportToGitHub(args.bundle, result);
-      exitCode = result.exitCode;
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      exitCode = error.exitCode;
-    }
-    if (exitCode !== 0) this.exit(exitCode);
+    const result = await verifyBundleFile(args.bundle, {
+      trustedKeysFile: flags["trusted-keys"],
+      requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+      replay:
+        flags.replay === undefined
+          ? undefined
+          : {
+              samples: flags.replay,
+              modelDir: flags.model,
+              device: flags.device as "cpu" | "cuda" | "webgpu" | undefined,
+            },
+    });
+    process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
+    reportToGitHub(args.bundle, result);
+    this.exitUnlessZero(result.exitCode);
   }
 }

@@ -18,6 +18,7 @@
  */
 import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
+import { sha256Hex } from "../numeric/sha256.js";
 import { Mulberry32 } from "./prng.js";
 import type { Sample } from "./types.js";
 
@@ -46,7 +47,7 @@ export function tokenHash(tokens: readonly number[]): string {
     }
     view.setUint32(i * 4, token, true);
   });
-  return createHash("sha256").update(bytes).digest("hex");
+  return sha256Hex(bytes);
 }
 
 /** The PRNG seed of one role's draw (see the rule above). */

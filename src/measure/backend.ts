@@ -2,7 +2,6 @@
  * Joins the model runtime, the cache layout and the compression methods into the backend the
  * evaluation protocol runs on. One model session; a hybrid-sparse top-k is fed per call.
  */
-import { createHash } from "node:crypto";
 import type { MethodConfig } from "../config/types.js";
 import { atBaselineDtype, type BaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
@@ -10,6 +9,7 @@ import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import { sha256Hex } from "../numeric/sha256.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
 import { type PreparedBaseline, preparedFromDistributions, type ScoredRows } from "./metrics.js";
 
@@ -105,7 +105,7 @@ export async function createBackend(
         tokensTotal: layer.tokensTotal,
         headsFullPrecision: layer.headsFullPrecision,
         bitsHistogram: layer.bitsHistogram,
-        sha256: createHash("sha256").update(layer.serialized).digest("hex"),
+        sha256: sha256Hex(layer.serialized),
       })),
       cache,
       timingsMs: { compress: encoded - started, decompress: decodeMs },

@@ -11,6 +11,7 @@ import { closeSync, fstatSync, openSync, readSync, renameSync, writeSync } from 
 import { endianness } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { SpgError } from "../errors.js";
+import { floatToHalfBits, halfBitsToFloat } from "../numeric/fp16.js";
 
 export type SafetensorsDtype =
   | "F64"
@@ -321,68 +322,13 @@ export function readTensorBytes(header: SafetensorsHeader, entry: SafetensorsEnt
 
 const littleEndianHost = endianness() === "LE";
 
-let halfTable: Float32Array | undefined;
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** float16 bits -> float32 value, by IEEE 754 binary16 rules (table built once: exact, fast). */
-export function halfBitsToFloat(bits: number): number {
-  return halfToFloatTable()[bits & 0xffff];
-}
-
-function halfToFloatTable(): Float32Array {
-  if (halfTable !== undefined) return halfTable;
-  const table = new Float32Array(65536);
-  const asBits = new Uint32Array(table.buffer);
-  for (let h = 0; h < 65536; h++) {
-    const sign = (h & 0x8000) << 16;
-    const exponent = (h >> 10) & 0x1f;
-    const mantissa = h & 0x3ff;
-    if (exponent === 0) {
-      // zero or subnormal: mantissa * 2^-24, exactly representable in float32
-      table[h] = (sign ? -1 : 1) * mantissa * 2 ** -24;
-    } else if (exponent === 0x1f) {
-      asBits[h] = sign | 0x7f800000 | (mantissa << 13);
-    } else {
-      asBits[h] = sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
-    }
-  }
-  halfTable = table;
-  return table;
-}
 
 /** bfloat16 bits -> float32 value: bfloat16 is the top half of a float32. */
 export function bfloat16BitsToFloat(bits: number): number {
   u32Scratch[0] = (bits & 0xffff) << 16;
   return f32Scratch[0];
-}
-
-/** float32 value -> float16 bits, round to nearest even (overflow to infinity, NaN stays NaN). */
-export function floatToHalfBits(value: number): number {
-  f32Scratch[0] = value;
-  const x = u32Scratch[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  let mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 | (mantissa >>> 13) : 0);
-  const unbiased = exponent - 127;
-  if (unbiased > 15) return sign | 0x7c00;
-  if (unbiased >= -14) {
-    // normal half: keep 10 mantissa bits, round the dropped 13 to nearest even (a carry may bump the exponent)
-    let half = ((unbiased + 15) << 10) | (mantissa >>> 13);
-    const dropped = mantissa & 0x1fff;
-    if (dropped > 0x1000 || (dropped === 0x1000 && (half & 1) === 1)) half += 1;
-    return sign | half;
-  }
-  if (unbiased < -25) return sign; // below half the smallest subnormal: rounds to zero
-  // subnormal half: value = m * 2^-24 = significand * 2^(unbiased - 23), so m = significand >> (-unbiased - 1)
-  mantissa |= 0x800000;
-  const dropBits = -unbiased - 1;
-  let m = mantissa >>> dropBits;
-  const remainder = mantissa & ((1 << dropBits) - 1);
-  const halfway = 1 << (dropBits - 1);
-  if (remainder > halfway || (remainder === halfway && (m & 1) === 1)) m += 1;
-  return sign | m;
 }
 
 /** float32 value -> bfloat16 bits, round to nearest even (NaN stays NaN). */
@@ -406,8 +352,7 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: SafetensorsDtype, eleme
       }
       return out;
     case "F16": {
-      const table = halfToFloatTable();
-      for (let i = 0; i < elements; i++) out[i] = table[view.getUint16(i * 2, true)];
+      for (let i = 0; i < elements; i++) out[i] = halfBitsToFloat(view.getUint16(i * 2, true));
       return out;
     }
     case "BF16": {

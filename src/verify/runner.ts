@@ -12,40 +12,31 @@
  *   6  claims not met (everything else held)
  * When several kinds fail, the lowest code wins.
  */
-import { preAuthenticationEncoding } from "../bundle/sign.js";
+import { manifestSignedMessage } from "../bundle/sign.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
+import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { checkClaims } from "./checks/claims.js";
 import { checkConsistency } from "./checks/consistency.js";
 import { checkIntegrity } from "./checks/integrity.js";
 import { checkProtocol } from "./checks/protocol.js";
 import { checkRecompute, recomputeSummary } from "./checks/recompute.js";
 import { validateEntries } from "./checks/schemas.js";
+import { checkShards, claimsOnShard, shardMarkerOf } from "./checks/shards.js";
 import { checkSignature, type SignedMessage } from "./checks/signature.js";
 import { checkTrust } from "./checks/trust.js";
 import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
 import { type BundleContents, type CheckName, type EnvironmentFile, type Finding, fail } from "./types.js";
 
-export const EXIT_PASS = 0;
-export const EXIT_UNREADABLE = 3;
-export const EXIT_TAMPERED = 4;
-export const EXIT_INVALID = 5;
-export const EXIT_CLAIMS = 6;
-
-/** The exit code a failure of each check leads to. */
-export const CHECK_EXIT_CODE: Record<CheckName, number> = {
-  "zip-safety": EXIT_UNREADABLE,
-  integrity: EXIT_TAMPERED,
-  signature: EXIT_TAMPERED,
-  trust: EXIT_TAMPERED,
-  schemas: EXIT_INVALID,
-  consistency: EXIT_INVALID,
-  recompute: EXIT_INVALID,
-  protocol: EXIT_INVALID,
-  claims: EXIT_CLAIMS,
-  // Measurements that do not reproduce make the bundle's records invalid.
-  replay: EXIT_INVALID,
-};
+// The exit codes are the error registry's (src/error-codes.ts); re-exported as part of the verifier's API.
+export {
+  CHECK_EXIT_CODE,
+  EXIT_CLAIMS,
+  EXIT_INVALID,
+  EXIT_PASS,
+  EXIT_TAMPERED,
+  EXIT_UNREADABLE,
+} from "../error-codes.js";
 
 export interface VerifyOptions {
   /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
@@ -111,7 +102,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   findings.push(...guarded("integrity", () => checkIntegrity(contents)));
   findings.push(
     ...guarded("signature", () =>
-      checkSignature(contents, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+      checkSignature(contents, { signedMessage: options.signedMessage ?? manifestSignedMessage }),
     ),
   );
   findings.push(
@@ -120,11 +111,12 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
+  const validators = options.validators ?? loadSchemaValidators();
   let valid = new Map<string, unknown>();
   let parsed = new Map<string, unknown>();
   findings.push(
     ...guarded("schemas", () => {
-      const validation = validateEntries(contents, options.validators ?? loadSchemaValidators());
+      const validation = validateEntries(contents, validators);
       valid = validation.valid;
       parsed = validation.parsed;
       return validation.findings;
@@ -132,6 +124,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   );
   const config = valid.get("config.json") as RunConfig;
   const records = valid.get("records.jsonl") as SampleRecord[];
+  const shard = shardMarkerOf(contents, validators);
 
   findings.push(
     ...(skipped(
@@ -145,6 +138,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
           environment: valid.get("environment.json") as EnvironmentFile,
           records,
           fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
+          expectedSamples: shard?.sampleIds.length,
         }),
       )),
   );
@@ -171,7 +165,10 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   }
 
   const claimsSkip = skipped("claims", ["config.json", "records.jsonl"], valid);
-  if (claimsSkip !== undefined) {
+  const shardClaims = claimsOnShard(contents, validators);
+  if (shardClaims !== undefined) {
+    findings.push(shardClaims);
+  } else if (claimsSkip !== undefined) {
     findings.push(...claimsSkip);
   } else {
     findings.push(
@@ -194,6 +191,15 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
         config: parsed.get("config.json"),
         environment: parsed.get("environment.json"),
         records: parsed.get("records.jsonl"),
+      }),
+    ),
+  );
+
+  findings.push(
+    ...guarded("shards", () =>
+      checkShards(contents, {
+        validators,
+        verifyShard: (shardContents) => runChecks(shardContents, options),
       }),
     ),
   );

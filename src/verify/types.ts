@@ -1,3 +1,5 @@
+import type { FindingCode } from "../error-codes.js";
+
 /**
  * What the verifier works on and what it reports. Checks take plain inputs (the zip's
  * entries as bytes, or files already parsed and schema-validated) and return findings;
@@ -18,6 +20,7 @@ export type CheckName =
   | "recompute"
   | "claims"
   | "protocol"
+  | "shards"
   | "replay";
 
 export const CHECK_ORDER: readonly CheckName[] = [
@@ -30,13 +33,14 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "recompute",
   "claims",
   "protocol",
+  "shards",
   "replay",
 ];
 
-/** One result of one check. Failing findings carry a stable E_... code; passing ones "OK". */
+/** One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts); passing ones "OK". */
 export interface Finding {
   check: CheckName;
-  code: string;
+  code: FindingCode | "OK";
   ok: boolean;
   message: string;
   details?: Record<string, unknown>;
@@ -47,7 +51,7 @@ export interface BundleContents {
   entries: Map<string, Buffer>;
 }
 
-/** Every entry of a version 1 bundle, nothing else (DESIGN.md "Bundle format"). */
+/** Every entry of a version 1 bundle, nothing else (docs/bundle-format.md §2). */
 export const BUNDLE_ENTRY_NAMES = [
   "manifest.json",
   "signature.json",
@@ -67,7 +71,8 @@ export const MANIFEST_LISTED_ENTRY_NAMES: readonly string[] = BUNDLE_ENTRY_NAMES
 /** manifest.json (schemas/manifest.schema.json). */
 export interface ManifestFile {
   format: "spg-bundle";
-  version: 1;
+  /** 1, or 2 (sharded runs: optional shard.json / shards.jsonl). */
+  version: 1 | 2;
   tool: { name: string; version: string; commit: string | null };
   createdAt: string;
   entries: { name: string; sha256: string; bytes: number }[];
@@ -136,7 +141,7 @@ export function pass(check: CheckName, message: string, details?: Record<string,
 
 export function fail(
   check: CheckName,
-  code: string,
+  code: FindingCode,
   message: string,
   details?: Record<string, unknown>,
 ): Finding {

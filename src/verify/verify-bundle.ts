@@ -6,8 +6,9 @@
 import type { ZipReadLimits } from "../bundle/format.js";
 import { readBundleZip } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
+import { EXIT_UNREADABLE } from "../error-codes.js";
 import { checkReplay, type ReplayOptions } from "./checks/replay.js";
-import { EXIT_UNREADABLE, exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
+import { exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
 import { type Finding, fail, pass } from "./types.js";
 
 export interface VerifyFileOptions {
@@ -21,8 +22,13 @@ export interface VerifyFileOptions {
   replay?: ReplayOptions;
 }
 
+export interface VerifyFileResult extends VerifyResult {
+  /** The entries read and checked (absent when the zip was unreadable or unsafe): `spg merge` uses what it verified. */
+  entries?: Map<string, Buffer>;
+}
+
 /** Read and verify one bundle file. Throws only for bad options (an unreadable trusted keys file). */
-export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyResult> {
+export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyFileResult> {
   const trustedKeyIds =
     options.trustedKeysFile === undefined ? undefined : await readTrustedKeys(options.trustedKeysFile);
   const read = await readBundleZip(path, { limits: options.limits });
@@ -56,7 +62,13 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
         : await checkReplay(read.entries, options.replay)),
     );
   }
-  return { ...result, findings, passed: findings.every((f) => f.ok), exitCode: exitCodeFor(findings) };
+  return {
+    ...result,
+    findings,
+    passed: findings.every((f) => f.ok),
+    exitCode: exitCodeFor(findings),
+    entries: read.entries,
+  };
 }
 
 /** The default of --require-trusted: on in CI (CI=true), off elsewhere. */

@@ -11,9 +11,11 @@
 import { createHash } from "node:crypto";
 import type { WeightFingerprintLine } from "../bundle/types.js";
 import { SpgError } from "../errors.js";
-import { type BaselineDtype, ByteReader, ByteWriter, dtypeBits, dtypeBytes } from "../kv/compressed.js";
-import { multiplyFactors } from "../kv/lowrank.js";
+import { type BaselineDtype, dtypeBits, dtypeBytes } from "../kv/compressed.js";
 import type { GptNeoCheckpoint, WeightTensor } from "../model/types.js";
+import { ByteReader, ByteWriter } from "../numeric/bytes.js";
+import { multiplyFactors } from "../numeric/lowrank.js";
+import { sha256Hex } from "../numeric/sha256.js";
 import { type MatrixPlan, type MatrixTreatment, planCompression, type WeightPolicy } from "./policy.js";
 import { decodeQuantized, encodeQuantized } from "./quantize.js";
 import { randomizedSvd } from "./randomized-svd.js";
@@ -64,10 +66,6 @@ function readDense(reader: ByteReader, count: number, dtype: BaselineDtype): Flo
   if (dtype === "fp16") reader.halves(count, out, 0);
   else reader.floats(count, out, 0);
   return out;
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Serializes one tensor [rows, cols] under a treatment. */

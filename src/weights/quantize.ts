@@ -3,7 +3,7 @@
  * consecutive elements of one row (a group never spans two rows; "row" = one group per row).
  *
  * - asymmetric: fp16 scale + fp16 zero point per group, codes 0..2^bits-1; the encoder and
- *   layout are the KV cache's (src/kv/quantize.ts encodeGroups with per-row channel groups).
+ *   layout are the KV cache's (src/numeric/group-quant.ts encodeGroups with per-row channel groups).
  * - symmetric: fp16 scale per group, codes -(2^(bits-1)-1)..2^(bits-1)-1 stored offset by
  *   2^(bits-1)-1; no zero point, so a zero weight stays exactly zero.
  * In both, the fp16 scale is chosen before the codes, so |x - dequant(x)| <= scale/2.
@@ -12,9 +12,9 @@
  */
 
 import { SpgError } from "../errors.js";
-import { packBits, packedLength, unpackBits } from "../kv/bitpack.js";
-import { ByteReader, ByteWriter } from "../kv/compressed.js";
-import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil } from "../kv/fp16.js";
+import { packBits, packedLength, unpackBits } from "../numeric/bitpack.js";
+import { ByteReader, ByteWriter } from "../numeric/bytes.js";
+import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil } from "../numeric/fp16.js";
 import {
   decodeGroups,
   encodeGroups,
@@ -22,7 +22,7 @@ import {
   groupsBytes,
   roundHalfUp,
   tokenGroups,
-} from "../kv/quantize.js";
+} from "../numeric/group-quant.js";
 
 export type QuantScheme = "symmetric" | "asymmetric";
 

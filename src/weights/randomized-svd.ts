@@ -7,8 +7,8 @@
  * threshold needs a `maxRank`; the total energy ‖A‖²_F is computed exactly.
  */
 import { SpgError } from "../errors.js";
-import { symmetricEigen } from "../kv/lowrank.js";
 import { mulberry32 } from "../measure/prng.js";
+import { symmetricEigen } from "../numeric/lowrank.js";
 import { type RankSelection, selectRank, type TruncatedSvd, truncatedSvd } from "./svd.js";
 
 export interface RandomizedSvdOptions {

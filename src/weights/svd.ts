@@ -2,13 +2,13 @@
  * Truncated SVD of a row-major weight matrix A [rows, cols]: A ≈ left · right with
  * left = U_r·diag(S_r) [rows, rank] and right = V_rᵀ [rank, cols].
  *
- * Built on the KV methods' low-rank helper (src/kv/lowrank.ts): the Gram matrix of the
+ * Built on the shared low-rank helper (src/numeric/lowrank.ts): the Gram matrix of the
  * smaller side is eigen-decomposed in float64 (Householder + QL), so a 50257x128 embedding
  * costs one 128x128 eigenproblem. When rows < cols the matrix is transposed first, so the
  * Gram matrix is always min(rows, cols) square.
  */
 import { SpgError } from "../errors.js";
-import { factorsFor, gramSpectrum, rankForEnergy } from "../kv/lowrank.js";
+import { factorsFor, gramSpectrum, rankForEnergy } from "../numeric/lowrank.js";
 
 /** How many singular triplets to keep: a fixed rank, or the fewest reaching an energy share. */
 export type RankSelection =

@@ -2,8 +2,8 @@
 import type { KvCache } from "../../src/kv/cache.js";
 import type { BaselineDtype } from "../../src/kv/compressed.js";
 import type { MethodContext } from "../../src/kv/methods/types.js";
-import { cacheNorms, windowSumsFromRows } from "../../src/kv/statistics.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
+import { cacheNorms, windowSumsFromRows } from "../helpers/statistics.js";
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {

@@ -8,11 +8,11 @@ import {
   type CompressedCache,
   layerFingerprints,
 } from "../../src/kv/compressed.js";
-import { roundToHalf } from "../../src/kv/fp16.js";
 import { compressWithConfig, methodFor, methods } from "../../src/kv/methods/index.js";
 import { observationScores } from "../../src/kv/methods/snapkv.js";
-import { chooseGroupQuant } from "../../src/kv/quantize.js";
-import { windowSumsFromRows } from "../../src/kv/statistics.js";
+import { roundToHalf } from "../../src/numeric/fp16.js";
+import { chooseGroupQuant } from "../../src/numeric/group-quant.js";
+import { windowSumsFromRows } from "../helpers/statistics.js";
 import { designedContext, randomCache, row, testConfig } from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { indexBits, packBits, packedLength, unpackBits } from "../../src/kv/bitpack.js";
-import {
-  ByteReader,
-  ByteWriter,
-  readSubset,
-  subsetEncodingBytes,
-  writeSubset,
-} from "../../src/kv/compressed.js";
+import { readSubset, subsetEncodingBytes, writeSubset } from "../../src/kv/compressed.js";
+import { indexBits, packBits, packedLength, unpackBits } from "../../src/numeric/bitpack.js";
+import { ByteReader, ByteWriter } from "../../src/numeric/bytes.js";
 import {
   floatToHalfBits,
   halfBitsToFloat,
@@ -15,7 +10,7 @@ import {
   halfFloor,
   roundHalfInto,
   roundToHalf,
-} from "../../src/kv/fp16.js";
+} from "../../src/numeric/fp16.js";
 import {
   channelGroups,
   chooseGroupQuant,
@@ -27,7 +22,7 @@ import {
   quantizeValue,
   roundHalfUp,
   tokenGroups,
-} from "../../src/kv/quantize.js";
+} from "../../src/numeric/group-quant.js";
 import { rng } from "./helpers.js";
 
 test("bit packing: known layout, LSB first", () => {

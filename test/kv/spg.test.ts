@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
-import { roundToHalf } from "../../src/kv/fp16.js";
+import { methods } from "../../src/kv/methods/index.js";
+import {
+  type BlockPlan,
+  ElementwiseChoice,
+  elementwiseBytes,
+  type SpgParams,
+  sparseFloorBytes,
+} from "../../src/kv/methods/spg/index.js";
+import { roundToHalf } from "../../src/numeric/fp16.js";
+import { chooseGroupQuant } from "../../src/numeric/group-quant.js";
 import {
   gramMatrix,
   lowRankBytes,
@@ -12,16 +21,7 @@ import {
   symmetricEigenvalues,
   symmetricTopEigen,
   topEigenvalueSumBound,
-} from "../../src/kv/lowrank.js";
-import { methods } from "../../src/kv/methods/index.js";
-import {
-  type BlockPlan,
-  ElementwiseChoice,
-  elementwiseBytes,
-  type SpgParams,
-  sparseFloorBytes,
-} from "../../src/kv/methods/spg.js";
-import { chooseGroupQuant } from "../../src/kv/quantize.js";
+} from "../../src/numeric/lowrank.js";
 import { designedContext, randomCache, rng, row, testConfig } from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);

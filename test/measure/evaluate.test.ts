@@ -8,8 +8,8 @@ import { type ClosableBackend, createBackend } from "../../src/measure/backend.j
 import { evaluateSample } from "../../src/measure/evaluate.js";
 import { compareScored, compareWithBaseline } from "../../src/measure/metrics.js";
 import { readCheckpoint } from "../../src/model/checkpoint.js";
-import { referenceForward } from "../../src/model/reference.js";
 import { packageRoot } from "../../src/paths.js";
+import { referenceForward } from "../helpers/reference.js";
 
 const fixture = join(packageRoot(), "test", "fixtures", "gpt-neo-hf", "config-A");
 let backend: ClosableBackend;

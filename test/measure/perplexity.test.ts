@@ -6,9 +6,9 @@ import type { DatasetSplit } from "../../src/data/types.js";
 import { emptyCache, pastInputs } from "../../src/kv/layout.js";
 import { evaluatePerplexity } from "../../src/measure/perplexity.js";
 import { readCheckpoint } from "../../src/model/checkpoint.js";
-import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
 import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
+import { referenceForward } from "../helpers/reference.js";
 
 const modelDir = writeRandomGptNeo({ hidden: 16, layers: 2, heads: 2, window: 4, maxPositions: 32, seed: 5 });
 after(() => rmSync(modelDir, { recursive: true, force: true }));

@@ -12,10 +12,10 @@ import {
   MASKED_ATTENTION_BIAS,
   pastInputs,
 } from "../../src/kv/layout.js";
-import { rowNorms, windowSumsFromRows } from "../../src/kv/statistics.js";
 import { loadRuntime } from "../../src/model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
 import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import { rowNorms, windowSumsFromRows } from "../helpers/statistics.js";
 
 const TOLERANCE = 1e-4;
 

@@ -1,5 +1,5 @@
 /**
- * The ONNX graph against the float64 TypeScript reference (src/model/reference.ts) on
+ * The ONNX graph against the float64 TypeScript reference (test/helpers/reference.ts) on
  * inputs the HF fixtures cannot cover: caches with evicted slots (non-contiguous true
  * positions), heads of one layer keeping different numbers of slots, and sparse top-k.
  * The reference itself is first checked against the HF fixtures.
@@ -14,7 +14,6 @@ import {
   pastInputs,
   perHeadBias,
 } from "../../src/kv/layout.js";
-import { referenceForward } from "../../src/model/reference.js";
 import { extendCache, loadRuntime, prefillTokens } from "../../src/model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
 import {
@@ -23,6 +22,7 @@ import {
   maxAbsDiff,
   prefillInput,
 } from "../helpers/fixture-checkpoint.js";
+import { referenceForward } from "../helpers/reference.js";
 
 const TOLERANCE = 1e-4;
 const OBSERVATION_WINDOW = 3;

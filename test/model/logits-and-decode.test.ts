@@ -9,10 +9,10 @@ import type { KvCache } from "../../src/kv/cache.js";
 import { appendTokens, emptyCache, pastInputs } from "../../src/kv/layout.js";
 import { PaddedCache } from "../../src/kv/padded-cache.js";
 import { argmax, logSoftmax } from "../../src/measure/metrics.js";
-import { referenceForward } from "../../src/model/reference.js";
 import { extendCache, generateGreedy, loadRuntime, prefillTokens } from "../../src/model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
 import { loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import { referenceForward } from "../helpers/reference.js";
 
 const OBSERVATION_WINDOW = 3;
 

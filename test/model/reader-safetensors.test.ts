@@ -6,13 +6,12 @@ import {
   bfloat16BitsToFloat,
   encodeSafetensors,
   floatToBfloat16Bits,
-  floatToHalfBits,
-  halfBitsToFloat,
   readSafetensorsHeader,
   readTensorFloat32,
   readTensorValues,
   writeSafetensors,
 } from "../../src/model/safetensors.js";
+import { floatToHalfBits, halfBitsToFloat } from "../../src/numeric/fp16.js";
 import { fixtureDir, makeTempDir, removeDir, spgCode, writeRawSafetensors } from "./reader-helpers.js";
 
 const tempDir = makeTempDir();

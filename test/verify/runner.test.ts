@@ -42,8 +42,9 @@ test("the fixture bundle passes every check, one OK finding per check", () => {
   assert.equal(result.passed, true);
   assert.deepEqual(
     result.findings.map((finding) => finding.check),
-    // zip-safety runs before the runner, replay after it and only on request.
-    CHECK_ORDER.filter((check) => check !== "zip-safety" && check !== "replay"),
+    // zip-safety runs before the runner, replay after it and only on request; shards speaks
+    // only for a shard or a merged bundle.
+    CHECK_ORDER.filter((check) => check !== "zip-safety" && check !== "replay" && check !== "shards"),
   );
   assert.ok(result.recomputed !== undefined);
 });
@@ -125,7 +126,12 @@ test("a check that throws becomes E_CHECK_CRASHED, not a crash", () => {
 });
 
 test("exit code precedence: tampered before invalid before claims", () => {
-  const finding = (check: Finding["check"]): Finding => ({ check, code: "E_X", ok: false, message: "" });
+  const finding = (check: Finding["check"]): Finding => ({
+    check,
+    code: "E_CHECK_CRASHED",
+    ok: false,
+    message: "",
+  });
   assert.equal(exitCodeFor([]), EXIT_PASS);
   assert.equal(exitCodeFor([finding("claims"), finding("schemas")]), EXIT_INVALID);
   assert.equal(exitCodeFor([finding("claims"), finding("protocol"), finding("trust")]), EXIT_TAMPERED);

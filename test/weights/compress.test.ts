@@ -7,14 +7,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { multiplyFactors } from "../../src/kv/lowrank.js";
-import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
 import type { GptNeoRuntime } from "../../src/model/types.js";
+import { multiplyFactors } from "../../src/numeric/lowrank.js";
 import { compressCheckpoint, decodeTensor, decodeWeights, encodeTensor } from "../../src/weights/compress.js";
 import type { WeightPolicy } from "../../src/weights/policy.js";
 import { truncatedSvd } from "../../src/weights/svd.js";
 import { loadFixtureCheckpoint, maxAbsDiff, prefillInput } from "../helpers/fixture-checkpoint.js";
+import { referenceForward } from "../helpers/reference.js";
 import { randomMatrix } from "./helpers.js";
 
 const TOLERANCE = 1e-4;

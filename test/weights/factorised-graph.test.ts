@@ -8,7 +8,6 @@ import { after, before, describe, test } from "node:test";
 import { emptyCache, pastInputs } from "../../src/kv/layout.js";
 import { readCheckpoint } from "../../src/model/checkpoint.js";
 import { factorNames, gptNeoModelProto, inlinePlacement } from "../../src/model/graph.js";
-import { referenceForward } from "../../src/model/reference.js";
 import { loadRuntime } from "../../src/model/session.js";
 import type { ForwardInput, GptNeoRuntime } from "../../src/model/types.js";
 import { compressCheckpoint } from "../../src/weights/compress.js";
@@ -16,6 +15,7 @@ import type { WeightPolicy } from "../../src/weights/policy.js";
 import { factorisedCheckpoint } from "../../src/weights/runtime.js";
 import { loadFixtureCheckpoint, maxAbsDiff, prefillInput } from "../helpers/fixture-checkpoint.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
+import { referenceForward } from "../helpers/reference.js";
 
 const TOLERANCE = 1e-4;
 

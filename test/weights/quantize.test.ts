@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { halfFloor } from "../../src/kv/fp16.js";
+import { halfFloor } from "../../src/numeric/fp16.js";
 import {
   dequantizeMatrix,
   type QuantSpec,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { multiplyFactors } from "../../src/kv/lowrank.js";
+import { multiplyFactors } from "../../src/numeric/lowrank.js";
 import { randomizedSvd } from "../../src/weights/randomized-svd.js";
 import { frobeniusDistance, matrixWithSpectrum } from "./helpers.js";
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { multiplyFactors } from "../../src/kv/lowrank.js";
+import { multiplyFactors } from "../../src/numeric/lowrank.js";
 import { selectRank, truncatedSvd } from "../../src/weights/svd.js";
 import { frobeniusDistance, matrixWithSpectrum } from "./helpers.js";
 

@@ -7,7 +7,7 @@ import { fullMethod } from "./full.js";
 import { h2oMethod } from "./h2o.js";
 import { quantMethod } from "./quant.js";
 import { snapkvMethod } from "./snapkv.js";
-import { spgMethod } from "./spg.js";
+import { spgMethod } from "./spg/index.js";
 import { streamingMethod } from "./streaming.js";
 import type { MethodContext, MethodDefinition, MethodKind } from "./types.js";
 import { windowTrimMethod } from "./window-trim.js";

@@ -6,12 +6,19 @@
  * Per head: key group metadata and codes, value group metadata and codes, then residual
  * key and value rows. Which slots are kept follows from params, so nothing is indexed.
  */
+
+import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
+import {
+  channelGroups,
+  decodeGroups,
+  encodeGroups,
+  type QuantGroups,
+  tokenGroups,
+} from "../../numeric/group-quant.js";
 import type { HeadCache, KvCache } from "../cache.js";
 import {
   assembleCompressed,
   type BaselineDtype,
-  ByteReader,
-  ByteWriter,
   type CompressedCache,
   countBits,
   dtypeBits,
@@ -20,7 +27,6 @@ import {
   readRows,
   writeRows,
 } from "../compressed.js";
-import { channelGroups, decodeGroups, encodeGroups, type QuantGroups, tokenGroups } from "../quantize.js";
 import {
   checkedShape,
   eligibleSlots,

@@ -5,12 +5,11 @@
  */
 import { Ajv, type ErrorObject } from "ajv";
 import { SpgError } from "../../errors.js";
+import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
 import type { KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
   type BaselineDtype,
-  ByteReader,
-  ByteWriter,
   type CacheShape,
   type CompressedCache,
   cacheShape,

@@ -1,7 +1,12 @@
 import type { GptNeoConfig } from "../../model/types.js";
 import type { KvCache } from "../cache.js";
 import type { BaselineDtype, CompressedCache } from "../compressed.js";
-import type { CacheNorms } from "../statistics.js";
+
+/** Per-slot key and value norms of every head, per layer [heads, slots]. */
+export interface CacheNorms {
+  keys: Float64Array[];
+  values: Float64Array[];
+}
 
 /** Attention statistics of the prefill over the context tokens only (never the continuation). */
 export interface PrefillAttention {

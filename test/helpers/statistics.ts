@@ -1,9 +1,10 @@
 /**
  * The prefill statistics scoring methods read, computed in JavaScript: the reference the
  * graph's own outputs (attn_window_sums, key_norms, value_norms in src/model/graph.ts) are
- * tested against, and what the JS reference forward (src/model/reference.ts) returns.
+ * tested against, and what the JS reference forward (test/helpers/reference.ts) returns.
  */
-import type { KvCache } from "./cache.js";
+import type { KvCache } from "../../src/kv/cache.js";
+import type { CacheNorms } from "../../src/kv/methods/types.js";
 
 /**
  * Reverse cumulative sums over the rows of [heads, rows, slots] attention: row i of the result
@@ -39,12 +40,6 @@ export function rowNorms(matrix: Float32Array, rows: number, dim: number): Float
     out[r] = Math.sqrt(sum);
   }
   return out;
-}
-
-/** Per-slot key and value norms of every head, per layer [heads, slots]. */
-export interface CacheNorms {
-  keys: Float64Array[];
-  values: Float64Array[];
 }
 
 /** The norms of a cache's rows, laid out as the graph returns them for a prefill. */

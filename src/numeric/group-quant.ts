@@ -5,8 +5,9 @@
  * reaches the maximum. Then every x in the group lies in [zero, zero + levels*scale] and
  * |x - dequant(quant(x))| <= scale/2 (plus float32 rounding of the result).
  */
+
 import { packBits, packedLength, unpackBits } from "./bitpack.js";
-import type { ByteReader, ByteWriter } from "./compressed.js";
+import type { ByteReader, ByteWriter } from "./bytes.js";
 import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor } from "./fp16.js";
 
 export interface GroupQuant {

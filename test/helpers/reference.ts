@@ -4,10 +4,10 @@
  * readable: it exists so tests can compare the graph with a second implementation on
  * inputs the fixtures do not cover (evicted caches, per-head padding, sparse top-k).
  */
-import { SpgError } from "../errors.js";
-import { rowNorms, windowSumsFromRows } from "../kv/statistics.js";
-import type { GraphOptions } from "./graph.js";
-import type { ForwardInput, ForwardOutput, GptNeoCheckpoint } from "./types.js";
+import { SpgError } from "../../src/errors.js";
+import type { GraphOptions } from "../../src/model/graph.js";
+import type { ForwardInput, ForwardOutput, GptNeoCheckpoint } from "../../src/model/types.js";
+import { rowNorms, windowSumsFromRows } from "./statistics.js";
 
 type Matrix = Float64Array[];
 

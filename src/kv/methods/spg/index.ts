@@ -37,14 +37,30 @@
  * the baseline dtype.
  */
 
-import { SpgError } from "../../errors.js";
-import { packedLength } from "../bitpack.js";
-import type { HeadCache, KvCache, LayerCache } from "../cache.js";
+import { SpgError } from "../../../errors.js";
+import { packedLength } from "../../../numeric/bitpack.js";
+import { ByteReader, ByteWriter } from "../../../numeric/bytes.js";
+import { halfBitsToFloat } from "../../../numeric/fp16.js";
+import {
+  decodeGroups,
+  encodeGroups,
+  GROUP_META_BYTES,
+  type QuantGroups,
+  tokenGroups,
+} from "../../../numeric/group-quant.js";
+import {
+  factorsFor,
+  gramMatrix,
+  lowRankBytes,
+  multiplyFactors,
+  rankForEnergy,
+  symmetricTopEigen,
+  topEigenvalueSumBound,
+} from "../../../numeric/lowrank.js";
+import type { HeadCache, KvCache, LayerCache } from "../../cache.js";
 import {
   assembleCompressed,
   type BaselineDtype,
-  ByteReader,
-  ByteWriter,
   type CacheShape,
   type CompressedCache,
   countBits,
@@ -57,19 +73,15 @@ import {
   subsetEncodingBytes,
   writeRows,
   writeSubset,
-} from "../compressed.js";
-import { halfBitsToFloat } from "../fp16.js";
+} from "../../compressed.js";
 import {
-  factorsFor,
-  gramMatrix,
-  lowRankBytes,
-  multiplyFactors,
-  rankForEnergy,
-  symmetricTopEigen,
-  topEigenvalueSumBound,
-} from "../lowrank.js";
-import { decodeGroups, encodeGroups, GROUP_META_BYTES, type QuantGroups, tokenGroups } from "../quantize.js";
-import { keepCount, pool1d, type SelectionMode, selectKept, sinkRecentMask, topMembers } from "../select.js";
+  keepCount,
+  pool1d,
+  type SelectionMode,
+  selectKept,
+  sinkRecentMask,
+  topMembers,
+} from "../../select.js";
 import {
   checkedShape,
   checkStatistics,
@@ -80,9 +92,9 @@ import {
   paramError,
   schemaParts,
   validateParams,
-} from "./shared.js";
-import { observationScores } from "./snapkv.js";
-import type { MethodContext, MethodDefinition } from "./types.js";
+} from "../shared.js";
+import { observationScores } from "../snapkv.js";
+import type { MethodContext, MethodDefinition } from "../types.js";
 
 export interface SpgParams {
   stage1: {

@@ -1,0 +1,237 @@
+/**
+ * Little-endian byte writer and bounds-checked reader: the one byte layout every stored form
+ * (KV cache layers, compressed weight tensors) is written in. fp16 goes through the shared
+ * codec (numeric/fp16.ts); a value fp16 cannot hold fails instead of becoming Infinity.
+ */
+import { SpgError } from "../errors.js";
+import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat } from "./fp16.js";
+
+/** Whether typed arrays are little-endian here, so fp16 can be written and read as Uint16Array. */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** The error for a value fp16 cannot hold (overflow or NaN). */
+export function fp16RangeError(x: number): SpgError {
+  return new SpgError("E_KV_FP16_RANGE", `cache value ${x} cannot be stored as fp16`, {
+    fix: "count the cache in fp32 (kv.baselineDtype: fp32) or check the model for overflowing activations",
+  });
+}
+
+/** Writes src[start, start+count) as little-endian fp16 at buf[o]; returns the new offset. */
+function writeHalfRange(
+  buf: Uint8Array,
+  o: number,
+  raw: Uint32Array,
+  src: Float32Array,
+  start: number,
+  count: number,
+): number {
+  for (let i = start; i < start + count; i++) {
+    const bits = floatBitsToHalfBits(raw[i]);
+    if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
+    buf[o++] = bits & 0xff;
+    buf[o++] = bits >>> 8;
+  }
+  return o;
+}
+
+/** Little-endian byte writer that grows as needed. */
+export class ByteWriter {
+  private buffer = new Uint8Array(256);
+  private view = new DataView(this.buffer.buffer);
+  private length = 0;
+
+  private reserve(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < this.length + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buffer.subarray(0, this.length));
+    this.buffer = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(value: number): void {
+    this.reserve(1);
+    this.view.setUint8(this.length, value);
+    this.length += 1;
+  }
+
+  u16(value: number): void {
+    this.reserve(2);
+    this.view.setUint16(this.length, value, true);
+    this.length += 2;
+  }
+
+  u32(value: number): void {
+    this.reserve(4);
+    this.view.setUint32(this.length, value, true);
+    this.length += 4;
+  }
+
+  f32(value: number): void {
+    this.reserve(4);
+    this.view.setFloat32(this.length, value, true);
+    this.length += 4;
+  }
+
+  half(value: number): void {
+    this.u16(floatToHalfBits(value));
+  }
+
+  /** count elements of src from start as fp16, failing on values fp16 cannot hold. */
+  halves(src: Float32Array, start: number, count: number): void {
+    this.reserve(2 * count);
+    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    this.length = writeHalfRange(this.buffer, this.length, raw, src, start, count);
+  }
+
+  /**
+   * Rows (of `width` elements) of src as fp16, in the order given. One pass with one view of
+   * src's bits: a view per row made fp16 caches allocation-bound.
+   */
+  halfRows(src: Float32Array, rows: ArrayLike<number>, width: number): void {
+    this.reserve(2 * width * rows.length);
+    const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
+    if (LITTLE_ENDIAN) {
+      // one 16-bit store per value instead of two byte stores: in place when aligned, else
+      // staged and copied (a memcpy)
+      const aligned = this.length % 2 === 0;
+      const out = aligned
+        ? new Uint16Array(this.buffer.buffer, this.length, width * rows.length)
+        : new Uint16Array(width * rows.length);
+      let o = 0;
+      for (let r = 0; r < rows.length; r++) {
+        const start = rows[r] * width;
+        for (let i = start; i < start + width; i++) {
+          const bits = floatBitsToHalfBits(raw[i]);
+          if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
+          out[o++] = bits;
+        }
+      }
+      if (!aligned) this.buffer.set(new Uint8Array(out.buffer), this.length);
+      this.length += 2 * o;
+      return;
+    }
+    let o = this.length;
+    for (let r = 0; r < rows.length; r++)
+      o = writeHalfRange(this.buffer, o, raw, src, rows[r] * width, width);
+    this.length = o;
+  }
+
+  /** count elements of src from start as little-endian float32. */
+  floats(src: Float32Array, start: number, count: number): void {
+    this.reserve(4 * count);
+    for (let i = start; i < start + count; i++) {
+      this.view.setFloat32(this.length, src[i], true);
+      this.length += 4;
+    }
+  }
+
+  bytes(data: Uint8Array): void {
+    this.reserve(data.length);
+    this.buffer.set(data, this.length);
+    this.length += data.length;
+  }
+
+  /** Bytes written so far. */
+  size(): number {
+    return this.length;
+  }
+
+  finish(): Uint8Array {
+    return this.buffer.slice(0, this.length);
+  }
+}
+
+/** Reader over one layer's bytes; every read is bounds-checked, and `end()` demands all consumed. */
+export class ByteReader {
+  private offset = 0;
+  private readonly view: DataView;
+
+  constructor(private readonly data: Uint8Array) {
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  private need(count: number): void {
+    if (this.offset + count > this.data.length) {
+      throw new SpgError("E_KV_DECODE", `compressed layer truncated at byte ${this.offset} (+${count})`);
+    }
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.view.getUint8(this.offset++);
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.view.getUint16(this.offset, true);
+    this.offset += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.offset, true);
+    this.offset += 4;
+    return v;
+  }
+
+  f32(): number {
+    this.need(4);
+    const v = this.view.getFloat32(this.offset, true);
+    this.offset += 4;
+    return v;
+  }
+
+  half(): number {
+    return halfBitsToFloat(this.u16());
+  }
+
+  /** count fp16 values into out from outStart. */
+  halves(count: number, out: Float32Array, outStart: number): void {
+    this.need(2 * count);
+    const data = this.data;
+    if (LITTLE_ENDIAN) {
+      const start = data.byteOffset + this.offset;
+      const codes =
+        start % 2 === 0
+          ? new Uint16Array(data.buffer, start, count)
+          : new Uint16Array(data.slice(this.offset, this.offset + 2 * count).buffer);
+      for (let i = 0; i < count; i++) out[outStart + i] = halfBitsToFloat(codes[i]);
+      this.offset += 2 * count;
+      return;
+    }
+    let o = this.offset;
+    for (let i = 0; i < count; i++) {
+      out[outStart + i] = halfBitsToFloat(data[o] | (data[o + 1] << 8));
+      o += 2;
+    }
+    this.offset = o;
+  }
+
+  /** count little-endian float32 values into out from outStart. */
+  floats(count: number, out: Float32Array, outStart: number): void {
+    this.need(4 * count);
+    for (let i = 0; i < count; i++) {
+      out[outStart + i] = this.view.getFloat32(this.offset, true);
+      this.offset += 4;
+    }
+  }
+
+  bytes(count: number): Uint8Array {
+    this.need(count);
+    const out = this.data.subarray(this.offset, this.offset + count);
+    this.offset += count;
+    return out;
+  }
+
+  end(): void {
+    if (this.offset !== this.data.length) {
+      throw new SpgError(
+        "E_KV_DECODE",
+        `compressed layer has ${this.data.length - this.offset} unread bytes: encoder and decoder disagree`,
+      );
+    }
+  }
+}

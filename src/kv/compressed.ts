@@ -13,7 +13,6 @@
  * Everything that depends on the data (kept slots, scales, zero points, codes, masks,
  * per-head choices, ranks) is in the bytes.
  */
-import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
 import { indexBits, packBits, packedLength, unpackBits } from "../numeric/bitpack.js";
 import { type ByteReader, type ByteWriter, fp16RangeError } from "../numeric/bytes.js";
@@ -289,28 +288,4 @@ export function readSubset(reader: ByteReader, total: number): Int32Array {
     return members;
   }
   throw new SpgError("E_KV_DECODE", `unknown subset encoding tag ${tag}`);
-}
-
-/** What fingerprints.jsonl records of one layer (without sample and method ids). */
-export interface LayerFingerprintFields {
-  layer: number;
-  tokensKept: number;
-  tokensTotal: number;
-  headsFullPrecision: number;
-  bitsHistogram: Record<string, number>;
-  bytes: number;
-  /** sha256 hex of the layer's serialized bytes. */
-  sha256: string;
-}
-
-export function layerFingerprints(compressed: CompressedCache): LayerFingerprintFields[] {
-  return compressed.layers.map((layer, index) => ({
-    layer: index,
-    tokensKept: layer.tokensKept,
-    tokensTotal: layer.tokensTotal,
-    headsFullPrecision: layer.headsFullPrecision,
-    bitsHistogram: { ...layer.bitsHistogram },
-    bytes: layer.serialized.length,
-    sha256: createHash("sha256").update(layer.serialized).digest("hex"),
-  }));
 }

@@ -14,14 +14,12 @@ import { chooseGroupQuant } from "../../src/numeric/group-quant.js";
 import {
   gramMatrix,
   lowRankBytes,
-  lowRankFactor,
   multiplyFactors,
   symmetricEigen,
-  symmetricEigenJacobi,
-  symmetricEigenvalues,
   symmetricTopEigen,
   topEigenvalueSumBound,
 } from "../../src/numeric/lowrank.js";
+import { lowRankFactor, symmetricEigenJacobi, symmetricEigenvalues } from "../helpers/lowrank-reference.js";
 import { designedContext, randomCache, rng, row, testConfig } from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);

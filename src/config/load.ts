@@ -5,15 +5,16 @@
  * schemas/config.schema.json and a few cross-field rules a schema cannot say.
  * Errors are SpgErrors naming the file or flag, the field and the fix.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
-import { isMap, parseDocument, stringify } from "yaml";
+import { stringify } from "yaml";
 import { SpgError } from "../errors.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { configsDir, schemasDir } from "../paths.js";
 import { resolveWeightsParams } from "../weights/method.js";
 import { planCompression, validateWeightPolicy } from "../weights/policy.js";
+import { CONFIG_EXTENSIONS, listPresets, presetPath, readConfigFile } from "./files.js";
 import {
   type ConfigLayer,
   isPlainObject,
@@ -82,89 +83,6 @@ const FLAG_FIELDS: Record<Exclude<keyof ConfigOverrides, "methods">, { flag: str
   generation: { flag: "--generation", path: ["generation", "tokens"] },
   seed: { flag: "--seed", path: ["dataset", "seed"] },
 };
-
-const CONFIG_EXTENSIONS = [".yaml", ".yml", ".json"];
-
-/** Names of the presets in a presets directory (configs/*.yaml), sorted. */
-export function listPresets(dir: string = configsDir()): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".yaml") && statSync(join(dir, f)).isFile())
-    .map((f) => f.slice(0, -".yaml".length))
-    .sort();
-}
-
-/** configs/<name>.yaml, or E_PRESET_UNKNOWN listing the available presets. */
-export function presetPath(name: string, dir: string = configsDir()): string {
-  const path = join(dir, `${name}.yaml`);
-  if (/^[A-Za-z0-9._-]+$/.test(name) && existsSync(path)) return path;
-  const available = listPresets(dir);
-  throw new SpgError("E_PRESET_UNKNOWN", `no preset named "${name}"`, {
-    file: path,
-    field: "preset",
-    fix: `use one of: ${available.join(", ") || `(none found in ${dir})`}`,
-  });
-}
-
-/** Reads a YAML (.yaml/.yml) or JSON (.json) config file into a plain object. */
-export function readConfigFile(path: string): PlainObject {
-  if (!existsSync(path) || !statSync(path).isFile()) {
-    throw new SpgError("E_CONFIG_MISSING", `config file not found: ${path}`, {
-      file: path,
-      fix: "check the path given to --config (YAML or JSON)",
-    });
-  }
-  const extension = extname(path).toLowerCase();
-  if (!CONFIG_EXTENSIONS.includes(extension)) {
-    throw new SpgError(
-      "E_CONFIG_PARSE",
-      `config files are YAML or JSON, not "${extension || "no extension"}"`,
-      {
-        file: path,
-        fix: "name the file *.yaml, *.yml or *.json",
-      },
-    );
-  }
-  const text = readFileSync(path, "utf8");
-  let data: unknown;
-  if (extension === ".json") {
-    try {
-      data = JSON.parse(text);
-    } catch (error) {
-      throw new SpgError("E_CONFIG_PARSE", `invalid JSON: ${(error as Error).message}`, {
-        file: path,
-        fix: "fix the JSON syntax at the position named",
-        cause: error,
-      });
-    }
-  } else {
-    const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-    const problem = document.errors[0];
-    if (problem !== undefined) {
-      const where = problem.linePos
-        ? ` at line ${problem.linePos[0].line}, column ${problem.linePos[0].col}`
-        : "";
-      throw new SpgError("E_CONFIG_PARSE", `invalid YAML${where}: ${problem.message.split("\n")[0]}`, {
-        file: path,
-        fix: "fix the YAML syntax at the line named",
-      });
-    }
-    if (!isMap(document.contents)) {
-      throw new SpgError("E_CONFIG_PARSE", "a config file must be a mapping of fields (key: value)", {
-        file: path,
-        fix: "start from configs/default.yaml, or write `extends: default` and the fields to change",
-      });
-    }
-    data = document.toJS();
-  }
-  if (!isPlainObject(data)) {
-    throw new SpgError("E_CONFIG_PARSE", "a config file must be an object of fields", {
-      file: path,
-      fix: 'write an object, e.g. {"extends": "default", "dataset": {"samples": 4}}',
-    });
-  }
-  return data;
-}
 
 /** A file and everything it extends, base first. `extends` is a preset name or a path relative to the file. */
 function fileChain(path: string, presetsDir: string, seen: string[] = []): ConfigLayer[] {

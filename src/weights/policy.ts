@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { presetPath, readConfigFile } from "../config/load.js";
+import { presetPath, readConfigFile } from "../config/files.js";
 import { SpgError } from "../errors.js";
 import type { BaselineDtype } from "../kv/compressed.js";
 import type { GptNeoConfig } from "../model/types.js";

@@ -4,13 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
+import { listPresets, presetPath, readConfigFile } from "../../src/config/files.js";
 import {
   checkConfigAgainstModel,
   configValidator,
   dryRun,
-  listPresets,
-  presetPath,
-  readConfigFile,
   resolveConfig,
   resolveConfigWithSources,
   validateRunConfig,

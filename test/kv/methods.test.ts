@@ -4,7 +4,7 @@ import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
 import { atBaselineDtype, baselineBytes, type CompressedCache } from "../../src/kv/compressed.js";
 import { methodFor, methods } from "../../src/kv/methods/index.js";
-import { observationScores } from "../../src/kv/methods/snapkv.js";
+import { observationScores } from "../../src/kv/methods/scorer.js";
 import { roundToHalf } from "../../src/numeric/fp16.js";
 import { chooseGroupQuant } from "../../src/numeric/group-quant.js";
 import { windowSumsFromRows } from "../helpers/statistics.js";

@@ -10,6 +10,8 @@ import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { stringify } from "yaml";
 import { SpgError } from "../errors.js";
+import { isMethodKind, methods } from "../kv/methods/index.js";
+import type { ParamProblem } from "../kv/methods/types.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { configsDir, schemasDir } from "../paths.js";
 import { resolveWeightsParams } from "../weights/method.js";
@@ -494,40 +496,12 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
       });
     }
   }
+  const run = { observationRows: config.kv.observationWindow, contextTokens: dataset.contextTokens };
   config.methods.forEach((method, i) => {
-    const params = method.params as {
-      observationWindow?: number;
-      stage1?: { observationWindow: number; poolingKernels: { maxContextTokens: number }[] };
-    };
-    // Scoring reads only the attention rows the graph returns (kv.observationWindow).
-    const windows: [string, number | undefined][] = [
-      [
-        `/methods/${i}/params/observationWindow`,
-        method.kind === "snapkv" ? params.observationWindow : undefined,
-      ],
-      [
-        `/methods/${i}/params/stage1/observationWindow`,
-        method.kind === "spg" ? params.stage1?.observationWindow : undefined,
-      ],
-    ];
-    for (const [pointer, window] of windows) {
-      if (window !== undefined && window > config.kv.observationWindow) {
-        problems.push({
-          pointer,
-          message: `is ${window} but the graph returns attention for kv.observationWindow = ${config.kv.observationWindow} rows`,
-          fix: `lower it to at most ${config.kv.observationWindow}, or raise kv.observationWindow`,
-        });
-      }
-    }
-    if (method.kind === "spg" && params.stage1 !== undefined) {
-      const longest = Math.max(...params.stage1.poolingKernels.map((k) => k.maxContextTokens));
-      if (longest < dataset.contextTokens) {
-        problems.push({
-          pointer: `/methods/${i}/params/stage1/poolingKernels`,
-          message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
-          fix: `add an entry with maxContextTokens >= ${dataset.contextTokens}`,
-        });
-      }
+    // Each KV method owns its rules (src/kv/methods): observation window, kernel table, bit widths.
+    if (!isMethodKind(method.kind)) return;
+    for (const problem of methods[method.kind].runProblems(method.params, run)) {
+      problems.push(methodProblem(i, problem));
     }
   });
   config.methods.forEach((method, i) => {
@@ -575,24 +549,9 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
     });
   }
   config.methods.forEach((method, i) => {
-    if (method.kind !== "spg") return;
-    const { stage1, stage2 } = method.params as {
-      stage1: { layerKeepRatios: number[] | null };
-      stage2: { reservedHeads: number };
-    };
-    if (stage2.reservedHeads > model.numHeads) {
-      problems.push({
-        pointer: `/methods/${i}/params/stage2/reservedHeads`,
-        message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
-        fix: `set it to at most ${model.numHeads}`,
-      });
-    }
-    if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
-      problems.push({
-        pointer: `/methods/${i}/params/stage1/layerKeepRatios`,
-        message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
-        fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
-      });
+    if (!isMethodKind(method.kind)) return;
+    for (const problem of methods[method.kind].modelProblems(method.params, model)) {
+      problems.push(methodProblem(i, problem));
     }
   });
   config.methods.forEach((method, i) => {
@@ -616,6 +575,15 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
       fix: error.fix,
     });
   }
+}
+
+/** A method's own rule broken, as a problem at its params field. */
+function methodProblem(index: number, problem: ParamProblem): ConfigProblem {
+  return {
+    pointer: `/methods/${index}/params/${problem.field.replaceAll(".", "/")}`,
+    message: problem.message,
+    fix: problem.fix,
+  };
 }
 
 /** JSON pointer -> readable field path: /methods/2/params/stage1 -> methods[2].params.stage1 */

@@ -23,7 +23,7 @@
  * compressed cache is evaluated from the same prefill.
  */
 import type { RunConfig } from "../config/types.js";
-import { decodeTopK } from "../kv/methods/spg/index.js";
+import { isMethodKind, methods } from "../kv/methods/index.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 
@@ -72,12 +72,13 @@ export function parameterCount(model: GptNeoConfig): number {
 
 /**
  * Model sessions a run holds: the dense runtime, plus one per distinct hybrid-sparse top-k
- * among the KV methods (spg's decode.sparseTopK > 0), as the evaluation backend builds them.
+ * the KV methods ask of the decode graph (each definition's decodeTopK; spg's decode.sparseTopK),
+ * as the evaluation backend builds them.
  */
 export function runtimeCount(config: RunConfig): number {
   const topKs = new Set<number>();
   for (const method of config.methods) {
-    const topK = method.kind === "spg" ? decodeTopK(method.params) : 0;
+    const topK = isMethodKind(method.kind) ? methods[method.kind].decodeTopK(method.params) : 0;
     if (topK > 0) topKs.add(topK);
   }
   return 1 + topKs.size;

@@ -9,7 +9,14 @@ import { streamingMethod } from "./streaming.js";
 import type { MethodDefinition, MethodKind } from "./types.js";
 import { windowTrimMethod } from "./window-trim.js";
 
-export type { MethodContext, MethodDefinition, MethodKind, PrefillAttention } from "./types.js";
+export type {
+  MethodContext,
+  MethodDefinition,
+  MethodKind,
+  MethodRun,
+  ParamProblem,
+  PrefillAttention,
+} from "./types.js";
 
 export const methods: Record<MethodKind, MethodDefinition> = {
   full: fullMethod,
@@ -21,12 +28,17 @@ export const methods: Record<MethodKind, MethodDefinition> = {
   spg: spgMethod,
 };
 
+/** Whether a config's method kind is one of the KV methods here (the other kind is "weights"). */
+export function isMethodKind(kind: string): kind is MethodKind {
+  return Object.hasOwn(methods, kind);
+}
+
 export function methodFor(kind: string): MethodDefinition {
-  if (!Object.hasOwn(methods, kind)) {
+  if (!isMethodKind(kind)) {
     throw new SpgError("E_METHOD_KIND", `unknown compression method kind "${kind}"`, {
       field: "kind",
       fix: `use one of: ${Object.keys(methods).join(", ")}`,
     });
   }
-  return methods[kind as MethodKind];
+  return methods[kind];
 }

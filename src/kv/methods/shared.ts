@@ -57,10 +57,15 @@ export function validateParams<T>(kind: string, schema: Record<string, unknown>,
   return structuredClone(params) as T;
 }
 
+/** The fix for a params field with no more specific advice. */
+export function paramFix(kind: string, field: string): string {
+  return `set params.${field} in the method's config (see configs/methods/${kind}.yaml)`;
+}
+
 export function paramError(kind: string, field: string, message: string, fix?: string): SpgError {
   return new SpgError("E_METHOD_PARAM", `method ${kind}: params.${field} ${message}`, {
     field: `params.${field}`,
-    fix: fix ?? `set params.${field} in the method's config (see configs/methods/${kind}.yaml)`,
+    fix: fix ?? paramFix(kind, field),
   });
 }
 

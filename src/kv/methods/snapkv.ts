@@ -7,7 +7,7 @@
 import { pool1d, type SelectionMode } from "../select.js";
 import { defineMethod, observationWindowProblems } from "./define.js";
 import { evictByScore, observationScores } from "./scorer.js";
-import { schemaParts } from "./shared.js";
+import { paramFix, schemaParts } from "./shared.js";
 
 export interface SnapKvParams {
   keepRatio: number;
@@ -42,7 +42,7 @@ export const snapkvMethod = defineMethod<SnapKvParams>({
   needs: ["windowSums"],
   runProblems: (p, run) => [
     ...(p.poolingKernel % 2 === 0
-      ? [{ field: "poolingKernel", message: "must be odd", fix: "set params.poolingKernel to an odd number" }]
+      ? [{ field: "poolingKernel", message: "must be odd", fix: paramFix("snapkv", "poolingKernel") }]
       : []),
     ...observationWindowProblems("observationWindow", p.observationWindow, run),
   ],

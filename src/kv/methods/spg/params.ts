@@ -2,7 +2,7 @@
 import type { GptNeoConfig } from "../../../model/types.js";
 import type { SelectionMode } from "../../select.js";
 import { observationWindowProblems } from "../define.js";
-import { paramError, schemaParts } from "../shared.js";
+import { paramError, paramFix, schemaParts } from "../shared.js";
 import type { MethodRun, ParamProblem } from "../types.js";
 
 export interface SpgParams {
@@ -133,7 +133,7 @@ export const paramsSchema = {
 export function runProblems(p: SpgParams, run: MethodRun): ParamProblem[] {
   const { stage1, stage2 } = p;
   const problems: ParamProblem[] = [];
-  const fix = (field: string) => `set params.${field} in the method's config (see configs/methods/spg.yaml)`;
+  const fix = (field: string) => paramFix("spg", field);
   stage1.poolingKernels.forEach((entry, i) => {
     const at = `stage1.poolingKernels.${i}`;
     if (entry.kernel % 2 === 0)
@@ -146,6 +146,7 @@ export function runProblems(p: SpgParams, run: MethodRun): ParamProblem[] {
       });
     }
   });
+  problems.push(...observationWindowProblems("stage1.observationWindow", stage1.observationWindow, run));
   const longest = Math.max(...stage1.poolingKernels.map((k) => k.maxContextTokens));
   if (longest < run.contextTokens) {
     problems.push({
@@ -154,7 +155,6 @@ export function runProblems(p: SpgParams, run: MethodRun): ParamProblem[] {
       fix: `add an entry with maxContextTokens >= ${run.contextTokens}`,
     });
   }
-  problems.push(...observationWindowProblems("stage1.observationWindow", stage1.observationWindow, run));
   if (stage2.mixedPrecision.enabled && stage2.mixedPrecision.lowBits > stage2.mixedPrecision.highBits) {
     problems.push({
       field: "stage2.mixedPrecision.lowBits",
@@ -165,22 +165,22 @@ export function runProblems(p: SpgParams, run: MethodRun): ParamProblem[] {
   return problems;
 }
 
-/** Rules against the model: one keep ratio per layer, no more reserved heads than it has. */
+/** Rules against the model: no more reserved heads than it has, one keep ratio per layer. */
 export function modelProblems(p: SpgParams, model: GptNeoConfig): ParamProblem[] {
   const { stage1, stage2 } = p;
   const problems: ParamProblem[] = [];
-  if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
-    problems.push({
-      field: "stage1.layerKeepRatios",
-      message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
-      fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
-    });
-  }
   if (stage2.reservedHeads > model.numHeads) {
     problems.push({
       field: "stage2.reservedHeads",
       message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
       fix: `set it to at most ${model.numHeads}`,
+    });
+  }
+  if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
+    problems.push({
+      field: "stage1.layerKeepRatios",
+      message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
+      fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
     });
   }
   return problems;

@@ -16,20 +16,9 @@
 import { SpgError } from "../errors.js";
 import { indexBits, packBits, packedLength, unpackBits } from "../numeric/bitpack.js";
 import { type ByteReader, type ByteWriter, fp16RangeError } from "../numeric/bytes.js";
+import { type BaselineDtype, dtypeBytes } from "../numeric/dtype.js";
 import { roundHalfInto } from "../numeric/fp16.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
-
-export type BaselineDtype = "fp16" | "fp32";
-
-/** Bytes of one stored element at a baseline dtype. */
-export function dtypeBytes(dtype: BaselineDtype): number {
-  return dtype === "fp16" ? 2 : 4;
-}
-
-/** Bit width label of a baseline dtype for bits histograms. */
-export function dtypeBits(dtype: BaselineDtype): number {
-  return dtype === "fp16" ? 16 : 32;
-}
 
 export interface CompressedLayer {
   /** == serialized.length */

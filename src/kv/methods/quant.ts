@@ -8,6 +8,7 @@
  */
 
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
 import {
   channelGroups,
   decodeGroups,
@@ -18,11 +19,9 @@ import {
 import type { HeadCache, KvCache } from "../cache.js";
 import {
   assembleCompressed,
-  type BaselineDtype,
   type CacheShape,
   type CompressedCache,
   countBits,
-  dtypeBits,
   type EncodedLayer,
   headFromRows,
   readRows,

@@ -6,15 +6,14 @@
 import { Ajv, type ErrorObject } from "ajv";
 import { SpgError } from "../../errors.js";
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
 import type { KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
-  type BaselineDtype,
   type CacheShape,
   type CompressedCache,
   cacheShape,
   countBits,
-  dtypeBits,
   type EncodedLayer,
   headFromRows,
   readRows,

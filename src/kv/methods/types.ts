@@ -1,6 +1,7 @@
 import type { GptNeoConfig } from "../../model/types.js";
+import type { BaselineDtype } from "../../numeric/dtype.js";
 import type { KvCache } from "../cache.js";
-import type { BaselineDtype, CompressedCache } from "../compressed.js";
+import type { CompressedCache } from "../compressed.js";
 
 /** Per-slot key and value norms of every head, per layer [heads, slots]. */
 export interface CacheNorms {

@@ -6,12 +6,10 @@
 import { SpgError } from "../../../errors.js";
 import { packedLength } from "../../../numeric/bitpack.js";
 import type { ByteReader, ByteWriter } from "../../../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../../numeric/dtype.js";
 import { decodeGroups, encodeGroups, GROUP_META_BYTES, tokenGroups } from "../../../numeric/group-quant.js";
 import {
-  type BaselineDtype,
   countBits,
-  dtypeBits,
-  dtypeBytes,
   readRows,
   readSubset,
   subsetEncodingBytes,

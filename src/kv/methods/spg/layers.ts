@@ -4,11 +4,10 @@
  * (keys, then values), each block low-rank or element-wise, whichever is smaller.
  */
 import { ByteReader, ByteWriter } from "../../../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits } from "../../../numeric/dtype.js";
 import type { HeadCache, LayerCache } from "../../cache.js";
 import {
-  type BaselineDtype,
   countBits,
-  dtypeBits,
   type EncodedLayer,
   headFromRows,
   readRows,

@@ -1,12 +1,8 @@
 /** `full`: the uncompressed cache at the baseline dtype (ratio 1 by construction). */
 import { defineMethod } from "./define.js";
-import { storeDerived } from "./shared.js";
+import { noParamsSchema, storeDerived } from "./shared.js";
 
-export const paramsSchema = {
-  type: "object",
-  additionalProperties: false,
-  properties: {},
-} as const;
+export const paramsSchema = noParamsSchema;
 
 export const fullMethod = defineMethod<Record<string, never>>({
   kind: "full",

@@ -238,6 +238,13 @@ export function storeDerived(
   );
 }
 
+/** The params schema of a method without params. */
+export const noParamsSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {},
+} as const;
+
 /** JSON Schema pieces shared by method schemas. */
 export const schemaParts = {
   keepRatio: {

@@ -6,13 +6,9 @@
  */
 import { readableMask } from "../select.js";
 import { defineMethod } from "./define.js";
-import { maskIndices, storeDerived } from "./shared.js";
+import { maskIndices, noParamsSchema, storeDerived } from "./shared.js";
 
-export const paramsSchema = {
-  type: "object",
-  additionalProperties: false,
-  properties: {},
-} as const;
+export const paramsSchema = noParamsSchema;
 
 export const windowTrimMethod = defineMethod<Record<string, never>>({
   kind: "window-trim",

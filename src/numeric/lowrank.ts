@@ -284,7 +284,8 @@ function hypot(a: number, b: number): number {
   return big * Math.sqrt(1 + ratio * ratio);
 }
 
-function sortDescending(
+/** Eigenpairs ordered by value, largest first (ties by index), values clamped at 0. */
+export function sortDescending(
   d: Float64Array,
   V: Float64Array,
   n: number,

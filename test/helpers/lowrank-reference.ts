@@ -2,7 +2,13 @@
  * Test-only references for src/numeric/lowrank.ts: an independent eigen-solver (cyclic
  * Jacobi rotations) and the one-call low-rank factorization the tests check the pieces with.
  */
-import { factorsFor, gramSpectrum, rankForEnergy, symmetricTopEigen } from "../../src/numeric/lowrank.js";
+import {
+  factorsFor,
+  gramSpectrum,
+  rankForEnergy,
+  sortDescending,
+  symmetricTopEigen,
+} from "../../src/numeric/lowrank.js";
 
 export interface LowRankFactors {
   rank: number;
@@ -87,18 +93,4 @@ export function lowRankFactor(
   const { values, vectors } = gramSpectrum(block, rows, cols);
   const { rank, energyKept } = rankForEnergy(values, Math.min(rows, cols), energyThreshold);
   return { rank, energyKept, ...factorsFor(block, rows, cols, vectors, rank) };
-}
-
-function sortDescending(
-  d: Float64Array,
-  V: Float64Array,
-  n: number,
-): { values: Float64Array; vectors: Float64Array } {
-  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => d[j] - d[i] || i - j);
-  const values = Float64Array.from(order, (i) => Math.max(0, d[i]));
-  const vectors = new Float64Array(n * n);
-  order.forEach((src, dst) => {
-    for (let k = 0; k < n; k++) vectors[k * n + dst] = V[k * n + src];
-  });
-  return { values, vectors };
 }

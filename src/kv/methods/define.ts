@@ -35,16 +35,13 @@ export interface MethodSpec<P> {
 export function defineMethod<P>(spec: MethodSpec<P>): MethodDefinition {
   const { kind, paramsSchema } = spec;
   const needs = spec.needs ?? [];
-  const runProblems = (params: Record<string, unknown>, run: MethodRun) =>
-    spec.runProblems?.(params as P, run) ?? [];
-  const modelProblems = (params: Record<string, unknown>, model: GptNeoConfig) =>
-    spec.modelProblems?.(params as P, model) ?? [];
   return {
     kind,
     paramsSchema,
     needs,
-    runProblems,
-    modelProblems,
+    // config validation calls these on params its schema (the same paramsSchema) accepted
+    runProblems: (params, run) => spec.runProblems?.(params as P, run) ?? [],
+    modelProblems: (params, model) => spec.modelProblems?.(params as P, model) ?? [],
     decodeTopK: (params) => spec.decodeTopK?.(params) ?? 0,
     compress(cache, context, params) {
       const p = validateParams<P>(kind, paramsSchema, params);
@@ -54,8 +51,8 @@ export function defineMethod<P>(spec: MethodSpec<P>): MethodDefinition {
         contextTokens: Math.max(0, ...shape.layers.map((layer) => layer.positions.length)),
       };
       const problems = [
-        ...modelProblems(p as Record<string, unknown>, context.config),
-        ...runProblems(p as Record<string, unknown>, run),
+        ...(spec.modelProblems?.(p, context.config) ?? []),
+        ...(spec.runProblems?.(p, run) ?? []),
       ];
       if (problems.length > 0) {
         const [first] = problems;

@@ -128,7 +128,7 @@ function decodeHead(
 export const quantMethod = defineMethod<QuantParams>({
   kind: "quant",
   paramsSchema,
-  compress: (cache, context, p, shape) => compressQuant(cache, context, p, shape),
+  compress: compressQuant,
 });
 
 function compressQuant(

@@ -1,19 +1,22 @@
+import { ERROR_CODES, type InputErrorCode } from "./error-codes.js";
+
 /**
- * Every user-facing failure is an SpgError: a stable code (documented, never reused),
- * the file and field it concerns when there is one, and what to do about it.
+ * Every user-facing failure is an SpgError: a stable code (registered in error-codes.ts,
+ * listed in docs/errors.md, never reused), the file and field it concerns when there is
+ * one, and what to do about it.
  */
 export class SpgError extends Error {
-  readonly code: string;
+  readonly code: InputErrorCode;
   readonly file: string | undefined;
   readonly field: string | undefined;
   readonly fix: string | undefined;
-  /** Process exit status when this error ends a command. */
+  /** Process exit status when this error ends a command (the registry's). */
   readonly exitCode: number;
 
   constructor(
-    code: string,
+    code: InputErrorCode,
     message: string,
-    options: { file?: string; field?: string; fix?: string; exitCode?: number; cause?: unknown } = {},
+    options: { file?: string; field?: string; fix?: string; cause?: unknown } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "SpgError";
@@ -21,7 +24,7 @@ export class SpgError extends Error {
     this.file = options.file;
     this.field = options.field;
     this.fix = options.fix;
-    this.exitCode = options.exitCode ?? 2;
+    this.exitCode = ERROR_CODES[code].exit;
   }
 
   /** One readable block: code, what went wrong, where, and the fix. */

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { isSpgError, SpgError } from "../src/errors.js";
 
 test("SpgError carries a stable code, the file, the field and the fix", () => {
-  const error = new SpgError("E_CONFIG_FIELD", "samples must be a positive integer", {
+  const error = new SpgError("E_CONFIG_INVALID", "samples must be a positive integer", {
     file: "configs/default.yaml",
     field: "dataset.samples",
     fix: "set dataset.samples to 1 or more",
@@ -13,7 +13,7 @@ test("SpgError carries a stable code, the file, the field and the fix", () => {
   assert.equal(
     error.describe(),
     [
-      "E_CONFIG_FIELD: samples must be a positive integer",
+      "E_CONFIG_INVALID: samples must be a positive integer",
       "  file: configs/default.yaml",
       "  field: dataset.samples",
       "  fix: set dataset.samples to 1 or more",

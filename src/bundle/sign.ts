@@ -7,6 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
+import type { FindingCode } from "../error-codes.js";
 import { SpgError } from "../errors.js";
 import { canonicalJson, parseJson } from "./canonical.js";
 import { MANIFEST_PAYLOAD_TYPE, SIGNATURE_ALGORITHM, SIGNING_PREFIX } from "./format.js";
@@ -55,8 +56,10 @@ export type SignatureCheck =
   | { ok: true; keyId: string; publicKey: Uint8Array; ephemeral: boolean }
   | {
       ok: false;
-      /** E_SIGNATURE_MALFORMED | E_SIGNATURE_ALGORITHM | E_SIGNATURE_KEY_ID | E_SIGNATURE_INVALID */
-      code: string;
+      code: Extract<
+        FindingCode,
+        "E_SIGNATURE_MALFORMED" | "E_SIGNATURE_ALGORITHM" | "E_SIGNATURE_KEY_ID" | "E_SIGNATURE_INVALID"
+      >;
       message: string;
     };
 

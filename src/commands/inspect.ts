@@ -1,9 +1,10 @@
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { readBundleZip } from "../bundle/read.js";
+import { EXIT_UNREADABLE } from "../error-codes.js";
+import { SpgCommand } from "../spg-command.js";
 import { describeBundle, renderDescription } from "../verify/inspect.js";
-import { EXIT_UNREADABLE } from "../verify/runner.js";
 
-export default class Inspect extends Command {
+export default class Inspect extends SpgCommand {
   static override summary = "Show what a proof bundle claims, without judging it.";
 
   static override description =

@@ -1,9 +1,9 @@
 import path from "node:path";
-import { Command, Flags } from "@oclif/core";
+import { Flags } from "@oclif/core";
 import { defaultKeyDirectory, writeKeyPair } from "../bundle/keys.js";
-import { isSpgError } from "../errors.js";
+import { SpgCommand } from "../spg-command.js";
 
-export default class Keygen extends Command {
+export default class Keygen extends SpgCommand {
   static override summary = "Create an Ed25519 key pair for signing proof bundles.";
 
   static override description =
@@ -27,27 +27,19 @@ which \`spg prove\` uses when no --key is given.`;
   async run(): Promise<void> {
     const { flags } = await this.parse(Keygen);
     const directory = path.resolve(flags.out ?? defaultKeyDirectory());
-    try {
-      const written = await writeKeyPair(directory, { force: flags.force });
-      if (flags.json) {
-        this.log(
-          JSON.stringify({
-            keyId: written.key.keyId,
-            secretKey: written.secretPath,
-            publicKey: written.publicPath,
-          }),
-        );
-        return;
-      }
-      this.log(`key id:      ${written.key.keyId}`);
-      this.log(`public key:  ${written.publicPath}`);
-      this.log(`secret key:  ${written.secretPath} (mode 0600; keep it private)`);
-    } catch (error) {
-      if (isSpgError(error)) {
-        process.stderr.write(`${error.describe()}\n`);
-        this.exit(error.exitCode);
-      }
-      throw error;
+    const written = await writeKeyPair(directory, { force: flags.force });
+    if (flags.json) {
+      this.log(
+        JSON.stringify({
+          keyId: written.key.keyId,
+          secretKey: written.secretPath,
+          publicKey: written.publicPath,
+        }),
+      );
+      return;
     }
+    this.log(`key id:      ${written.key.keyId}`);
+    this.log(`public key:  ${written.publicPath}`);
+    this.log(`secret key:  ${written.secretPath} (mode 0600; keep it private)`);
   }
 }

@@ -1,18 +1,16 @@
 import { resolve } from "node:path";
-import { Command, Flags } from "@oclif/core";
+import { Flags } from "@oclif/core";
 import cliProgress from "cli-progress";
 import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
 import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
 import { dryRun, formatConfig } from "../config/load.js";
-import { isSpgError } from "../errors.js";
+import { EXIT_CLAIMS } from "../error-codes.js";
 import { formatBytes } from "../hardware/requirement.js";
 import { type ProveEvent, prove, resolveProveConfig } from "../measure/prove.js";
 import { summaryTable } from "../measure/summary-table.js";
+import { SpgCommand } from "../spg-command.js";
 
-/** Exit code when the bundle was written but a configured claim does not hold (same as verify). */
-export const EXIT_CLAIMS_NOT_MET = 6;
-
-export default class Prove extends Command {
+export default class Prove extends SpgCommand {
   static override summary =
     "Measure KV-cache and weight compression methods and write a signed proof bundle.";
 
@@ -132,14 +130,9 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
           );
         }
       }
-      if (failed.length > 0) this.exit(EXIT_CLAIMS_NOT_MET);
-    } catch (error) {
+      if (failed.length > 0) this.exit(EXIT_CLAIMS);
+    } finally {
       bar?.stop();
-      if (isSpgError(error)) {
-        process.stderr.write(`${error.describe()}\n`);
-        this.exit(error.exitCode);
-      }
-      throw error;
     }
   }
 

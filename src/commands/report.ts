@@ -1,10 +1,10 @@
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { readTrustedKeys } from "../bundle/sign.js";
-import { isSpgError } from "../errors.js";
 import { buildReport, defaultReportPath, writeReportFile } from "../report/render.js";
+import { SpgCommand } from "../spg-command.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
-export default class Report extends Command {
+export default class Report extends SpgCommand {
   static override summary = "Render a bundle as one self-contained HTML page, verified first.";
 
   static override description =
@@ -42,23 +42,15 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Report);
-    try {
-      const trusted =
-        flags["trusted-keys"] === undefined ? undefined : await readTrustedKeys(flags["trusted-keys"]);
-      const out = flags.out ?? defaultReportPath(args.bundle);
-      const report = await buildReport(args.bundle, {
-        verify: flags.verify,
-        trustedKeyIds: trusted,
-        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
-      });
-      await writeReportFile(out, report.html);
-      this.log(`report: ${out} (verdict: ${report.verdict})`);
-    } catch (error) {
-      if (isSpgError(error)) {
-        process.stderr.write(`${error.describe()}\n`);
-        this.exit(error.exitCode);
-      }
-      throw error;
-    }
+    const trusted =
+      flags["trusted-keys"] === undefined ? undefined : await readTrustedKeys(flags["trusted-keys"]);
+    const out = flags.out ?? defaultReportPath(args.bundle);
+    const report = await buildReport(args.bundle, {
+      verify: flags.verify,
+      trustedKeyIds: trusted,
+      requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+    });
+    await writeReportFile(out, report.html);
+    this.log(`report: ${out} (verdict: ${report.verdict})`);
   }
 }

@@ -1,9 +1,9 @@
-import { Args, Command, Flags } from "@oclif/core";
-import { isSpgError } from "../errors.js";
+import { Args, Flags } from "@oclif/core";
+import { SpgCommand } from "../spg-command.js";
 import { renderJson, renderText, reportToGitHub } from "../verify/report.js";
 import { requireTrustedByDefault, verifyBundleFile } from "../verify/verify-bundle.js";
 
-export default class Verify extends Command {
+export default class Verify extends SpgCommand {
   static override summary = "Verify a proof bundle: trust nothing in it, recompute everything.";
 
   static override description =
@@ -51,28 +51,20 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Verify);
-    let exitCode: number;
-    try {
-      const result = await verifyBundleFile(args.bundle, {
-        trustedKeysFile: flags["trusted-keys"],
-        requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
-        replay:
-          flags.replay === undefined
-            ? undefined
-            : {
-                samples: flags.replay,
-                modelDir: flags.model,
-                device: flags.device as "cpu" | "cuda" | undefined,
-              },
-      });
-      process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
-      reportToGitHub(args.bundle, result);
-      exitCode = result.exitCode;
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      exitCode = error.exitCode;
-    }
-    if (exitCode !== 0) this.exit(exitCode);
+    const result = await verifyBundleFile(args.bundle, {
+      trustedKeysFile: flags["trusted-keys"],
+      requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+      replay:
+        flags.replay === undefined
+          ? undefined
+          : {
+              samples: flags.replay,
+              modelDir: flags.model,
+              device: flags.device as "cpu" | "cuda" | undefined,
+            },
+    });
+    process.stdout.write(flags.json ? renderJson(args.bundle, result) : renderText(args.bundle, result));
+    reportToGitHub(args.bundle, result);
+    this.exitUnlessZero(result.exitCode);
   }
 }

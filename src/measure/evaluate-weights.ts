@@ -1,5 +1,5 @@
 /**
- * The evaluation protocol for weights methods (DESIGN.md "Evaluation protocol", issue 8).
+ * The evaluation protocol for weights methods (docs/ARCHITECTURE.md "The data path", issue 8).
  * The checkpoint is compressed once per method and run (factorised) on its own runtime; per
  * sample the compressed model prefills the context itself, continues teacher-forced over the
  * continuation and generates greedily, and is compared with the uncompressed baseline:

@@ -1,5 +1,5 @@
 /**
- * The per-sample evaluation protocol (DESIGN.md "Evaluation protocol"):
+ * The per-sample evaluation protocol (docs/ARCHITECTURE.md "The data path"):
  * prefill the context once with the full cache, then for every method compress that cache,
  * continue teacher-forced over the continuation and generate greedily, and compare each
  * against the uncompressed baseline from the same prefill.

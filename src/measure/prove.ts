@@ -1,6 +1,6 @@
 /**
  * `spg prove` as a library: config -> hardware check -> model -> dataset -> per-sample
- * evaluation -> summary -> signed bundle (DESIGN.md "Data path").
+ * evaluation -> summary -> signed bundle (docs/ARCHITECTURE.md "The data path").
  */
 import { resolve } from "node:path";
 import type { SigningKey } from "../bundle/keys.js";

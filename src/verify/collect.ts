@@ -1,3 +1,4 @@
+import type { FindingCode } from "../error-codes.js";
 import { type CheckName, type Finding, fail } from "./types.js";
 
 /** At most this many examples are kept per failure code; the count says how many there were. */
@@ -8,11 +9,11 @@ const EXAMPLES_PER_CODE = 10;
  * (with a count and the first examples), not a million findings.
  */
 export class FailureCollector {
-  private readonly byCode = new Map<string, { count: number; examples: string[] }>();
+  private readonly byCode = new Map<FindingCode, { count: number; examples: string[] }>();
 
   constructor(private readonly check: CheckName) {}
 
-  add(code: string, example: string): void {
+  add(code: FindingCode, example: string): void {
     let entry = this.byCode.get(code);
     if (entry === undefined) {
       entry = { count: 0, examples: [] };

@@ -15,6 +15,7 @@
 import { preAuthenticationEncoding } from "../bundle/sign.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
+import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { checkClaims } from "./checks/claims.js";
 import { checkConsistency } from "./checks/consistency.js";
 import { checkIntegrity } from "./checks/integrity.js";
@@ -26,26 +27,15 @@ import { checkTrust } from "./checks/trust.js";
 import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
 import { type BundleContents, type CheckName, type EnvironmentFile, type Finding, fail } from "./types.js";
 
-export const EXIT_PASS = 0;
-export const EXIT_UNREADABLE = 3;
-export const EXIT_TAMPERED = 4;
-export const EXIT_INVALID = 5;
-export const EXIT_CLAIMS = 6;
-
-/** The exit code a failure of each check leads to. */
-export const CHECK_EXIT_CODE: Record<CheckName, number> = {
-  "zip-safety": EXIT_UNREADABLE,
-  integrity: EXIT_TAMPERED,
-  signature: EXIT_TAMPERED,
-  trust: EXIT_TAMPERED,
-  schemas: EXIT_INVALID,
-  consistency: EXIT_INVALID,
-  recompute: EXIT_INVALID,
-  protocol: EXIT_INVALID,
-  claims: EXIT_CLAIMS,
-  // Measurements that do not reproduce make the bundle's records invalid.
-  replay: EXIT_INVALID,
-};
+// The exit codes are the error registry's (src/error-codes.ts); re-exported as part of the verifier's API.
+export {
+  CHECK_EXIT_CODE,
+  EXIT_CLAIMS,
+  EXIT_INVALID,
+  EXIT_PASS,
+  EXIT_TAMPERED,
+  EXIT_UNREADABLE,
+} from "../error-codes.js";
 
 export interface VerifyOptions {
   /** The message a signature covers (default: the bundle format's pre-authentication encoding). */

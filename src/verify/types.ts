@@ -1,3 +1,5 @@
+import type { FindingCode } from "../error-codes.js";
+
 /**
  * What the verifier works on and what it reports. Checks take plain inputs (the zip's
  * entries as bytes, or files already parsed and schema-validated) and return findings;
@@ -33,10 +35,10 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "replay",
 ];
 
-/** One result of one check. Failing findings carry a stable E_... code; passing ones "OK". */
+/** One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts); passing ones "OK". */
 export interface Finding {
   check: CheckName;
-  code: string;
+  code: FindingCode | "OK";
   ok: boolean;
   message: string;
   details?: Record<string, unknown>;
@@ -47,7 +49,7 @@ export interface BundleContents {
   entries: Map<string, Buffer>;
 }
 
-/** Every entry of a version 1 bundle, nothing else (DESIGN.md "Bundle format"). */
+/** Every entry of a version 1 bundle, nothing else (docs/bundle-format.md §2). */
 export const BUNDLE_ENTRY_NAMES = [
   "manifest.json",
   "signature.json",
@@ -136,7 +138,7 @@ export function pass(check: CheckName, message: string, details?: Record<string,
 
 export function fail(
   check: CheckName,
-  code: string,
+  code: FindingCode,
   message: string,
   details?: Record<string, unknown>,
 ): Finding {

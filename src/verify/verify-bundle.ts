@@ -6,8 +6,9 @@
 import type { ZipReadLimits } from "../bundle/format.js";
 import { readBundleZip } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
+import { EXIT_UNREADABLE } from "../error-codes.js";
 import { checkReplay, type ReplayOptions } from "./checks/replay.js";
-import { EXIT_UNREADABLE, exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
+import { exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
 import { type Finding, fail, pass } from "./types.js";
 
 export interface VerifyFileOptions {

@@ -125,7 +125,12 @@ test("a check that throws becomes E_CHECK_CRASHED, not a crash", () => {
 });
 
 test("exit code precedence: tampered before invalid before claims", () => {
-  const finding = (check: Finding["check"]): Finding => ({ check, code: "E_X", ok: false, message: "" });
+  const finding = (check: Finding["check"]): Finding => ({
+    check,
+    code: "E_CHECK_CRASHED",
+    ok: false,
+    message: "",
+  });
   assert.equal(exitCodeFor([]), EXIT_PASS);
   assert.equal(exitCodeFor([finding("claims"), finding("schemas")]), EXIT_INVALID);
   assert.equal(exitCodeFor([finding("claims"), finding("protocol"), finding("trust")]), EXIT_TAMPERED);

@@ -1,15 +1,16 @@
 import { resolve } from "node:path";
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { loadBrownSplit, loadBrownSplitNamed } from "../../data/brown.js";
 import { loadLocalSplit } from "../../data/sources.js";
 import type { DatasetSplit } from "../../data/types.js";
-import { isSpgError, SpgError } from "../../errors.js";
+import { SpgError } from "../../errors.js";
 import { evaluatePerplexity } from "../../measure/perplexity.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import { loadRuntime } from "../../model/session.js";
 import { bundledModelDir } from "../../paths.js";
+import { SpgCommand } from "../../spg-command.js";
 
-export default class ModelEval extends Command {
+export default class ModelEval extends SpgCommand {
   static override summary = "Print a model's perplexity on a dataset split.";
 
   static override description =
@@ -48,53 +49,45 @@ Defaults: the bundled model on the Brown eval split.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelEval);
+    const dir = args.dir === undefined ? bundledModelDir() : resolve(args.dir);
+    const split = this.loadSplit(flags.dataset, flags["dataset-path"], flags.split);
+    const checkpoint = await readCheckpoint(dir);
+    const windowTokens = flags.window ?? checkpoint.config.maxPositions;
+    const runtime = await loadRuntime(checkpoint, {
+      device: flags.device as "cpu" | "cuda",
+      observationWindow: 1,
+    });
     try {
-      const dir = args.dir === undefined ? bundledModelDir() : resolve(args.dir);
-      const split = this.loadSplit(flags.dataset, flags["dataset-path"], flags.split);
-      const checkpoint = await readCheckpoint(dir);
-      const windowTokens = flags.window ?? checkpoint.config.maxPositions;
-      const runtime = await loadRuntime(checkpoint, {
-        device: flags.device as "cpu" | "cuda",
-        observationWindow: 1,
+      const result = await evaluatePerplexity(runtime, split, {
+        windowTokens,
+        maxWindows: flags["max-windows"],
+        unigramSplit: flags.dataset === "brown" ? loadBrownSplit("train") : undefined,
+        onWindow: flags.json
+          ? undefined
+          : (windows, scored, ppl) => {
+              if (windows % 10 === 0)
+                this.logToStderr(`${windows} windows, ${scored} tokens, perplexity ${ppl.toFixed(3)}`);
+            },
       });
-      try {
-        const result = await evaluatePerplexity(runtime, split, {
-          windowTokens,
-          maxWindows: flags["max-windows"],
-          unigramSplit: flags.dataset === "brown" ? loadBrownSplit("train") : undefined,
-          onWindow: flags.json
-            ? undefined
-            : (windows, scored, ppl) => {
-                if (windows % 10 === 0)
-                  this.logToStderr(`${windows} windows, ${scored} tokens, perplexity ${ppl.toFixed(3)}`);
-              },
-        });
-        if (flags.json) {
-          this.log(
-            JSON.stringify({ model: dir, modelSha256: checkpoint.sha256, dataset: flags.dataset, ...result }),
-          );
-          return;
-        }
-        this.log(`model      ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
-        this.log(`split      ${flags.dataset}/${result.split} (sha256 ${result.splitSha256.slice(0, 16)})`);
+      if (flags.json) {
         this.log(
-          `windows    ${result.windows} of ${result.windowTokens} tokens, ${result.scoredTokens} tokens scored`,
+          JSON.stringify({ model: dir, modelSha256: checkpoint.sha256, dataset: flags.dataset, ...result }),
         );
-        this.log(`perplexity ${result.perplexity.toFixed(3)}`);
-        if (result.unigram) {
-          this.log(
-            `unigram    ${result.unigram.perplexity.toFixed(3)} (add-one, fit on ${result.unigram.fitTokens} ${result.unigram.fitOn} tokens)`,
-          );
-        }
-      } finally {
-        await runtime.close();
+        return;
       }
-    } catch (error) {
-      if (isSpgError(error)) {
-        process.stderr.write(`${error.describe()}\n`);
-        this.exit(error.exitCode);
+      this.log(`model      ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
+      this.log(`split      ${flags.dataset}/${result.split} (sha256 ${result.splitSha256.slice(0, 16)})`);
+      this.log(
+        `windows    ${result.windows} of ${result.windowTokens} tokens, ${result.scoredTokens} tokens scored`,
+      );
+      this.log(`perplexity ${result.perplexity.toFixed(3)}`);
+      if (result.unigram) {
+        this.log(
+          `unigram    ${result.unigram.perplexity.toFixed(3)} (add-one, fit on ${result.unigram.fitTokens} ${result.unigram.fitOn} tokens)`,
+        );
       }
-      throw error;
+    } finally {
+      await runtime.close();
     }
   }
 

@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { decode, encode, vocabularySize } from "gpt-tokenizer/encoding/r50k_base";
-import { isSpgError, SpgError } from "../../errors.js";
+import { SpgError } from "../../errors.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import { loadRuntime, prefillTokens } from "../../model/session.js";
 import { bundledModelDir } from "../../paths.js";
+import { SpgCommand } from "../../spg-command.js";
 
 /** "464,3290,318" -> [464, 3290, 318]; anything else is a clear error. */
 export function parseTokenIds(text: string): number[] {
@@ -39,7 +40,7 @@ export function topLogits(row: Float32Array, k: number): { id: number; logit: nu
   return best;
 }
 
-export default class ModelForward extends Command {
+export default class ModelForward extends SpgCommand {
   static override summary = "Run one GPT-Neo forward pass over token ids and print the next-token top-k";
 
   static override description =
@@ -67,79 +68,73 @@ export default class ModelForward extends Command {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelForward);
-    try {
-      if (flags.ids === undefined && flags.text === undefined) {
-        throw new SpgError("E_FORWARD_IDS", "give the input as --ids or --text", {
-          field: "--ids",
-          fix: 'pass --ids 464,3290,318 or --text "The dog is"',
-        });
-      }
-      const dir = args.dir ?? bundledModelDir();
-      if (args.dir === undefined && !existsSync(dir)) {
-        throw new SpgError(
-          "E_CHECKPOINT_MISSING",
-          `the bundled model is not in this package (looked in ${dir})`,
-          {
-            file: dir,
-            fix: "train it with scripts/train_gpt_neo.py (it writes models/gpt-neo-brown), or pass a checkpoint directory: spg model forward DIR",
-          },
-        );
-      }
-      const ids = flags.ids !== undefined ? parseTokenIds(flags.ids) : encode(flags.text ?? "");
-      const checkpoint = await readCheckpoint(dir);
-      const vocab = checkpoint.config.vocabSize;
-      const outside = ids.find((id) => id >= vocab);
-      if (outside !== undefined) {
-        throw new SpgError(
-          "E_FORWARD_IDS",
-          `token id ${outside} is outside the model's vocabulary (${vocab} tokens)`,
-          {
-            file: dir,
-            field: flags.ids !== undefined ? "--ids" : "--text",
-            fix:
-              flags.text !== undefined
-                ? "--text uses the GPT-2 vocabulary; this checkpoint has another one, pass --ids instead"
-                : `pass ids below ${vocab}`,
-          },
-        );
-      }
-      if (ids.length > checkpoint.config.maxPositions) {
-        throw new SpgError(
-          "E_FORWARD_IDS",
-          `${ids.length} tokens exceed max_position_embeddings (${checkpoint.config.maxPositions})`,
-          { file: dir, field: "--ids", fix: `pass at most ${checkpoint.config.maxPositions} tokens` },
-        );
-      }
-      const runtime = await loadRuntime(checkpoint, {
-        device: flags.device as "cpu" | "cuda",
-        observationWindow: 1,
+    if (flags.ids === undefined && flags.text === undefined) {
+      throw new SpgError("E_FORWARD_IDS", "give the input as --ids or --text", {
+        field: "--ids",
+        fix: 'pass --ids 464,3290,318 or --text "The dog is"',
       });
-      let logits: Float32Array;
-      try {
-        logits = (await prefillTokens(runtime, ids)).output.logits;
-      } finally {
-        await runtime.close();
-      }
-      const rows = ids.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ logits: rows.map((row) => Array.from(row)) })}\n`);
-        return;
-      }
-      // Token text only when the checkpoint uses the tokenizer's (GPT-2) vocabulary.
-      const showText = vocab === vocabularySize;
-      const label = (id: number) => (showText ? ` ${JSON.stringify(decode([id]))}` : "");
-      const lines = [`${checkpoint.dir}: ${ids.length} tokens, device ${runtime.executionProvider}`];
-      rows.forEach((row, i) => {
-        const next = topLogits(row, flags["top-k"])
-          .map(({ id, logit }) => `${id}${label(id)} (${logit.toFixed(3)})`)
-          .join(", ");
-        lines.push(`[${i}] ${ids[i]}${label(ids[i])} -> ${next}`);
-      });
-      process.stdout.write(`${lines.join("\n")}\n`);
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      this.exit(error.exitCode);
     }
+    const dir = args.dir ?? bundledModelDir();
+    if (args.dir === undefined && !existsSync(dir)) {
+      throw new SpgError(
+        "E_CHECKPOINT_MISSING",
+        `the bundled model is not in this package (looked in ${dir})`,
+        {
+          file: dir,
+          fix: "train it with scripts/train_gpt_neo.py (it writes models/gpt-neo-brown), or pass a checkpoint directory: spg model forward DIR",
+        },
+      );
+    }
+    const ids = flags.ids !== undefined ? parseTokenIds(flags.ids) : encode(flags.text ?? "");
+    const checkpoint = await readCheckpoint(dir);
+    const vocab = checkpoint.config.vocabSize;
+    const outside = ids.find((id) => id >= vocab);
+    if (outside !== undefined) {
+      throw new SpgError(
+        "E_FORWARD_IDS",
+        `token id ${outside} is outside the model's vocabulary (${vocab} tokens)`,
+        {
+          file: dir,
+          field: flags.ids !== undefined ? "--ids" : "--text",
+          fix:
+            flags.text !== undefined
+              ? "--text uses the GPT-2 vocabulary; this checkpoint has another one, pass --ids instead"
+              : `pass ids below ${vocab}`,
+        },
+      );
+    }
+    if (ids.length > checkpoint.config.maxPositions) {
+      throw new SpgError(
+        "E_FORWARD_IDS",
+        `${ids.length} tokens exceed max_position_embeddings (${checkpoint.config.maxPositions})`,
+        { file: dir, field: "--ids", fix: `pass at most ${checkpoint.config.maxPositions} tokens` },
+      );
+    }
+    const runtime = await loadRuntime(checkpoint, {
+      device: flags.device as "cpu" | "cuda",
+      observationWindow: 1,
+    });
+    let logits: Float32Array;
+    try {
+      logits = (await prefillTokens(runtime, ids)).output.logits;
+    } finally {
+      await runtime.close();
+    }
+    const rows = ids.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ logits: rows.map((row) => Array.from(row)) })}\n`);
+      return;
+    }
+    // Token text only when the checkpoint uses the tokenizer's (GPT-2) vocabulary.
+    const showText = vocab === vocabularySize;
+    const label = (id: number) => (showText ? ` ${JSON.stringify(decode([id]))}` : "");
+    const lines = [`${checkpoint.dir}: ${ids.length} tokens, device ${runtime.executionProvider}`];
+    rows.forEach((row, i) => {
+      const next = topLogits(row, flags["top-k"])
+        .map(({ id, logit }) => `${id}${label(id)} (${logit.toFixed(3)})`)
+        .join(", ");
+      lines.push(`[${i}] ${ids[i]}${label(ids[i])} -> ${next}`);
+    });
+    process.stdout.write(`${lines.join("\n")}\n`);
   }
 }

@@ -1,8 +1,8 @@
-import { Args, Command, Flags } from "@oclif/core";
-import { isSpgError } from "../../errors.js";
+import { Args, Flags } from "@oclif/core";
 import { describeCheckpointDir, formatDescription } from "../../model/describe.js";
+import { SpgCommand } from "../../spg-command.js";
 
-export default class ModelInspect extends Command {
+export default class ModelInspect extends SpgCommand {
   static override summary =
     "Describe a GPT-Neo checkpoint: shape, attention pattern, parameters, files, KV-cache memory";
 
@@ -29,15 +29,9 @@ export default class ModelInspect extends Command {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelInspect);
-    try {
-      const description = await describeCheckpointDir(args.dir, flags.context);
-      process.stdout.write(
-        `${flags.json ? JSON.stringify(description, null, 2) : formatDescription(description)}\n`,
-      );
-    } catch (error) {
-      if (!isSpgError(error)) throw error;
-      process.stderr.write(`${error.describe()}\n`);
-      this.exit(error.exitCode);
-    }
+    const description = await describeCheckpointDir(args.dir, flags.context);
+    process.stdout.write(
+      `${flags.json ? JSON.stringify(description, null, 2) : formatDescription(description)}\n`,
+    );
   }
 }

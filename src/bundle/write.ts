@@ -15,6 +15,9 @@ import { canonicalJson, canonicalJsonl } from "./canonical.js";
 import {
   BUNDLE_ENTRY_ORDER,
   type BundleEntryName,
+  OPTIONAL_BUNDLE_ENTRIES,
+  type OptionalBundleEntryName,
+  SHARD_ENTRY,
   ZIP_DEFLATE_LEVEL,
   ZIP_FILE_MODE,
   ZIP_FIXED_DATE,
@@ -33,10 +36,12 @@ export interface BundleContents {
   fingerprints: readonly FingerprintLine[];
   summary: Summary;
   reportMd: string;
+  /** Version 2: present when the bundle is one shard of a run (written as shard.json). */
+  shard?: unknown;
 }
 
 export interface BundleEntry {
-  name: BundleEntryName;
+  name: BundleEntryName | OptionalBundleEntryName;
   data: Buffer;
 }
 
@@ -53,8 +58,10 @@ export interface BundleWriteOptions {
 }
 
 /** Serialize the contents canonically (throws E_NON_FINITE naming the path of a NaN/Infinity). */
-export function serializeContents(contents: BundleContents): Map<BundleEntryName, Buffer> {
-  return new Map<BundleEntryName, Buffer>([
+export function serializeContents(
+  contents: BundleContents,
+): Map<BundleEntryName | OptionalBundleEntryName, Buffer> {
+  const serialized = new Map<BundleEntryName | OptionalBundleEntryName, Buffer>([
     ["config.json", canonicalJson(contents.config)],
     ["environment.json", canonicalJson(contents.environment)],
     ["records.jsonl", canonicalJsonl(contents.records)],
@@ -62,6 +69,8 @@ export function serializeContents(contents: BundleContents): Map<BundleEntryName
     ["summary.json", canonicalJson(contents.summary)],
     ["report.md", Buffer.from(contents.reportMd, "utf8")],
   ]);
+  if (contents.shard !== undefined) serialized.set(SHARD_ENTRY, canonicalJson(contents.shard));
+  return serialized;
 }
 
 /**
@@ -84,7 +93,8 @@ export function assembleBundle(
   const all = new Map<string, Uint8Array>(listed);
   all.set("manifest.json", manifestData);
   all.set("signature.json", signatureJsonBytes(signature));
-  const entries = BUNDLE_ENTRY_ORDER.map((name) => ({ name, data: Buffer.from(all.get(name)!) }));
+  const names = [...BUNDLE_ENTRY_ORDER, ...OPTIONAL_BUNDLE_ENTRIES.filter((name) => all.has(name))];
+  const entries = names.map((name) => ({ name, data: Buffer.from(all.get(name)!) }));
   return { entries, manifest, signature };
 }
 

@@ -4,6 +4,7 @@ import cliProgress from "cli-progress";
 import { ephemeralKey, loadOrCreateDefaultKey, readSecretKey, type SigningKey } from "../bundle/keys.js";
 import { configFlags, resolveOptionsFromFlags } from "../config/flags.js";
 import { dryRun, formatConfig } from "../config/load.js";
+import { parseShardFlag, shardFromEnv } from "../config/shard.js";
 import { EXIT_CLAIMS } from "../error-codes.js";
 import { formatBytes } from "../hardware/requirement.js";
 import { type ProveEvent, prove, resolveProveConfig } from "../measure/prove.js";
@@ -19,8 +20,10 @@ export default class Prove extends SpgCommand {
 (perplexity, KL, top-1 and greedy-generation agreement, bytes actually stored, time, memory)
 and writes environment, config, raw records, per-layer fingerprints and a summary into an
 Ed25519-signed zip. With no arguments: the bundled GPT-Neo on the bundled Brown corpus,
-preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim failed,
-2 bad input or environment (the message names the file, field and fix).`;
+preset "default". With --shard K/N (or --shard-from-env under a Kubernetes Indexed Job or a
+Slurm array) it proves one shard of the run; \`spg merge\` joins the shards. Exit codes: 0 all
+claims hold (a shard: bundle written), 6 bundle written but a claim failed, 2 bad input or
+environment (the message names the file, field and fix).`;
 
   static override examples = [
     "<%= config.bin %> prove",
@@ -30,6 +33,8 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
     "<%= config.bin %> prove --ablation --out ablation.zip",
     "<%= config.bin %> prove --sweep 5 --out sweep.zip",
     "<%= config.bin %> prove --preset weights-naive-vs-surgical --sensitivity --out weights.zip",
+    "<%= config.bin %> prove --preset default --shard 2/8 --key keys/signing-key.json --out shard-2.zip",
+    "JOB_COMPLETION_INDEX=1 <%= config.bin %> prove --shard-from-env --shard-count 8 --out shard.zip",
   ];
 
   static override flags = {
@@ -49,6 +54,21 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         "trade-off sweep: add N variants of each method (configs/sweeps/default.yaml); the summary holds the Pareto frontier",
     }),
     "cache-dir": Flags.string({ description: "where built ONNX graphs are cached" }),
+    shard: Flags.string({
+      description:
+        "prove shard K of N of the run (K from 1 to N): the same draw and calibration, every N-th evaluation sample; merge the N bundles with `spg merge`",
+      helpValue: "K/N",
+      exclusive: ["shard-from-env"],
+    }),
+    "shard-from-env": Flags.boolean({
+      description:
+        "take the shard index from the scheduler: JOB_COMPLETION_INDEX (Kubernetes Indexed Job, 0-based) or SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN (Slurm array)",
+    }),
+    "shard-count": Flags.integer({
+      description: "N for --shard-from-env (under Slurm, default SLURM_ARRAY_TASK_COUNT)",
+      min: 1,
+      dependsOn: ["shard-from-env"],
+    }),
     sensitivity: Flags.boolean({
       description:
         "for each weights method, also measure it with one layer (or the embeddings) restored to dense, and with only that unit compressed; the summary ranks the units",
@@ -72,9 +92,16 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         );
         return;
       }
+      const shard =
+        flags.shard !== undefined
+          ? parseShardFlag(flags.shard)
+          : flags["shard-from-env"]
+            ? shardFromEnv(process.env, flags["shard-count"])
+            : undefined;
       const key = await this.signingKey(flags.key, flags["ephemeral-key"]);
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-      const out = resolve(flags.out ?? `${config.name}-${stamp}.zip`);
+      const shardSuffix = shard === undefined ? "" : `-shard-${shard.index}-of-${shard.count}`;
+      const out = resolve(flags.out ?? `${config.name}-${stamp}${shardSuffix}.zip`);
       const showProgress = !flags.json && process.stderr.isTTY === true;
       const onEvent = (event: ProveEvent) => {
         if (flags.json) return;
@@ -107,15 +134,17 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
           this.logToStderr(`weights method ${event.method} done (${event.done}/${event.total})`);
         }
       };
-      const result = await prove({ config, out, key, onEvent, cacheDir: flags["cache-dir"] });
+      const result = await prove({ config, out, key, onEvent, cacheDir: flags["cache-dir"], shard });
       bar?.stop();
-      const failed = result.summary.claims.filter((claim) => !claim.pass);
+      // A shard's claims are not judged on its part of the samples; the merged bundle's are.
+      const failed = shard === undefined ? result.summary.claims.filter((claim) => !claim.pass) : [];
       if (flags.json) {
         this.log(
           JSON.stringify({
             bundle: result.bundle.path,
             keyId: key.keyId,
             ephemeralKey: key.ephemeral,
+            ...(shard === undefined ? {} : { shard }),
             summary: result.summary,
           }),
         );
@@ -124,6 +153,11 @@ preset "default". Exit codes: 0 all claims hold, 6 bundle written but a claim fa
         this.log(
           `bundle: ${result.bundle.path} (signed by ${key.keyId.slice(0, 16)}${key.ephemeral ? ", ephemeral" : ""})`,
         );
+        if (shard !== undefined) {
+          this.log(
+            `shard ${shard.index} of ${shard.count}: claims are judged once the shards are merged (spg merge)`,
+          );
+        }
         for (const claim of failed) {
           this.logToStderr(
             `claim not met: ${claim.method} ${claim.metric} ${claim.op} ${claim.threshold} (${claim.judge} = ${claim.judged})`,

@@ -10,11 +10,13 @@ export default class Verify extends SpgCommand {
     `Reads the zip safely, checks every entry against the signed manifest, the Ed25519
 signature and (under a trust policy) the signer, validates every file against schemas/,
 checks records and fingerprints agree, recomputes the summary from the raw records,
-judges the claims on the recomputed figures and checks the evaluation protocol.
+judges the claims on the recomputed figures and checks the evaluation protocol; a shard
+(spg prove --shard) is checked as a shard, and a merged bundle (spg merge) by rebuilding and
+verifying each of its shards.
 Every finding is reported. Under GitHub Actions each failure is also an ::error
 annotation and a table is appended to $GITHUB_STEP_SUMMARY.
 Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
-5 invalid (schemas, consistency, recompute, protocol), 6 claims not met,
+5 invalid (schemas, consistency, recompute, protocol, shards), 6 claims not met,
 2 bad arguments (e.g. an unreadable --trusted-keys file).`;
 
   static override examples = [

@@ -4,10 +4,12 @@
  */
 import { resolve } from "node:path";
 import type { SigningKey } from "../bundle/keys.js";
+import { selectShard, shardMarker } from "../bundle/shards.js";
 import { readToolInfo } from "../bundle/tool-info.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
 import { checkConfigAgainstModel, type ResolveOptions, resolveConfig } from "../config/load.js";
+import type { ShardSpec } from "../config/shard.js";
 import { applySweep } from "../config/sweep.js";
 import type { RunConfig } from "../config/types.js";
 import { loadBrownSplitNamed } from "../data/brown.js";
@@ -47,6 +49,8 @@ export interface ProveOptions {
   cacheDir?: string;
   /** Fixed creation time for reproducible bundles. */
   createdAt?: string;
+  /** Prove only this shard of the run (the same draw and calibration; its part of the evaluation samples). */
+  shard?: ShardSpec;
 }
 
 export interface ProveResult {
@@ -147,7 +151,9 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
 
   const { evaluation: evaluationSplit, calibration: calibrationSplit } = loadRunSplits(config);
   const { evaluation, calibration } = drawRunSamples(config, evaluationSplit, calibrationSplit);
-  emit({ kind: "samples", evaluation: evaluation.length, calibration: calibration.length });
+  // A shard measures its part of the unsharded draw; environment.json still lists the whole draw.
+  const measured = options.shard === undefined ? evaluation : selectShard(evaluation, options.shard);
+  emit({ kind: "samples", evaluation: measured.length, calibration: calibration.length });
 
   const checkpoint = await readCheckpoint(modelDir);
   const backend = await createBackend(checkpoint, {
@@ -169,7 +175,7 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
     ({ records, fingerprints } = await evaluateRun(
       backend,
       checkpoint,
-      evaluation,
+      measured,
       config,
       { cacheDir: options.cacheDir },
       {
@@ -204,6 +210,14 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
       fingerprints,
       summary,
       reportMd: renderReportMarkdown(config, summary, { model: { sha256: checkpoint.sha256 } }),
+      shard:
+        options.shard === undefined
+          ? undefined
+          : shardMarker(
+              config,
+              options.shard,
+              measured.map((sample) => sample.sampleId),
+            ),
     },
     options.key,
     readToolInfo(),

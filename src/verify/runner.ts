@@ -12,7 +12,7 @@
  *   6  claims not met (everything else held)
  * When several kinds fail, the lowest code wins.
  */
-import { preAuthenticationEncoding } from "../bundle/sign.js";
+import { manifestSignedMessage } from "../bundle/sign.js";
 import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
@@ -22,6 +22,7 @@ import { checkIntegrity } from "./checks/integrity.js";
 import { checkProtocol } from "./checks/protocol.js";
 import { checkRecompute, recomputeSummary } from "./checks/recompute.js";
 import { validateEntries } from "./checks/schemas.js";
+import { checkShards, claimsOnShard, shardMarkerOf } from "./checks/shards.js";
 import { checkSignature, type SignedMessage } from "./checks/signature.js";
 import { checkTrust } from "./checks/trust.js";
 import { loadSchemaValidators, type SchemaValidators } from "./schemas.js";
@@ -101,7 +102,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   findings.push(...guarded("integrity", () => checkIntegrity(contents)));
   findings.push(
     ...guarded("signature", () =>
-      checkSignature(contents, { signedMessage: options.signedMessage ?? preAuthenticationEncoding }),
+      checkSignature(contents, { signedMessage: options.signedMessage ?? manifestSignedMessage }),
     ),
   );
   findings.push(
@@ -110,11 +111,12 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
+  const validators = options.validators ?? loadSchemaValidators();
   let valid = new Map<string, unknown>();
   let parsed = new Map<string, unknown>();
   findings.push(
     ...guarded("schemas", () => {
-      const validation = validateEntries(contents, options.validators ?? loadSchemaValidators());
+      const validation = validateEntries(contents, validators);
       valid = validation.valid;
       parsed = validation.parsed;
       return validation.findings;
@@ -122,6 +124,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   );
   const config = valid.get("config.json") as RunConfig;
   const records = valid.get("records.jsonl") as SampleRecord[];
+  const shard = shardMarkerOf(contents, validators);
 
   findings.push(
     ...(skipped(
@@ -135,6 +138,7 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
           environment: valid.get("environment.json") as EnvironmentFile,
           records,
           fingerprints: valid.get("fingerprints.jsonl") as FingerprintLine[],
+          expectedSamples: shard?.sampleIds.length,
         }),
       )),
   );
@@ -161,7 +165,10 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
   }
 
   const claimsSkip = skipped("claims", ["config.json", "records.jsonl"], valid);
-  if (claimsSkip !== undefined) {
+  const shardClaims = claimsOnShard(contents, validators);
+  if (shardClaims !== undefined) {
+    findings.push(shardClaims);
+  } else if (claimsSkip !== undefined) {
     findings.push(...claimsSkip);
   } else {
     findings.push(
@@ -184,6 +191,15 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
         config: parsed.get("config.json"),
         environment: parsed.get("environment.json"),
         records: parsed.get("records.jsonl"),
+      }),
+    ),
+  );
+
+  findings.push(
+    ...guarded("shards", () =>
+      checkShards(contents, {
+        validators,
+        verifyShard: (shardContents) => runChecks(shardContents, options),
       }),
     ),
   );

@@ -16,6 +16,12 @@ export const ENTRY_SCHEMAS: Readonly<Record<string, string>> = {
   "summary.json": "summary.schema.json",
 };
 
+/** Version 2's optional entries (shard.json, shards.jsonl): validated by the shards check when present. */
+export const OPTIONAL_ENTRY_SCHEMAS: Readonly<Record<string, string>> = {
+  "shard.json": "shard.schema.json",
+  "shards.jsonl": "shards.schema.json",
+};
+
 /** Per entry: its compiled validator, or why there is none (schema file absent or broken). */
 export type SchemaValidators = Map<
   string,
@@ -31,7 +37,7 @@ export function loadSchemaValidators(dir: string = schemasDir()): SchemaValidato
   const ajv = new Ajv2020.default({ strict: true, allErrors: true, allowUnionTypes: true });
   addFormats.default(ajv);
   const validators: SchemaValidators = new Map();
-  for (const [entry, schemaFile] of Object.entries(ENTRY_SCHEMAS)) {
+  for (const [entry, schemaFile] of Object.entries({ ...ENTRY_SCHEMAS, ...OPTIONAL_ENTRY_SCHEMAS })) {
     const path = join(dir, schemaFile);
     if (!existsSync(path)) {
       validators.set(entry, { schemaFile, error: `schema ${path} not found` });

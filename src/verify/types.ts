@@ -20,6 +20,7 @@ export type CheckName =
   | "recompute"
   | "claims"
   | "protocol"
+  | "shards"
   | "replay";
 
 export const CHECK_ORDER: readonly CheckName[] = [
@@ -32,6 +33,7 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "recompute",
   "claims",
   "protocol",
+  "shards",
   "replay",
 ];
 
@@ -69,7 +71,8 @@ export const MANIFEST_LISTED_ENTRY_NAMES: readonly string[] = BUNDLE_ENTRY_NAMES
 /** manifest.json (schemas/manifest.schema.json). */
 export interface ManifestFile {
   format: "spg-bundle";
-  version: 1;
+  /** 1, or 2 (sharded runs: optional shard.json / shards.jsonl). */
+  version: 1 | 2;
   tool: { name: string; version: string; commit: string | null };
   createdAt: string;
   entries: { name: string; sha256: string; bytes: number }[];

@@ -22,8 +22,13 @@ export interface VerifyFileOptions {
   replay?: ReplayOptions;
 }
 
+export interface VerifyFileResult extends VerifyResult {
+  /** The entries read and checked (absent when the zip was unreadable or unsafe): `spg merge` uses what it verified. */
+  entries?: Map<string, Buffer>;
+}
+
 /** Read and verify one bundle file. Throws only for bad options (an unreadable trusted keys file). */
-export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyResult> {
+export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyFileResult> {
   const trustedKeyIds =
     options.trustedKeysFile === undefined ? undefined : await readTrustedKeys(options.trustedKeysFile);
   const read = await readBundleZip(path, { limits: options.limits });
@@ -57,7 +62,13 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
         : await checkReplay(read.entries, options.replay)),
     );
   }
-  return { ...result, findings, passed: findings.every((f) => f.ok), exitCode: exitCodeFor(findings) };
+  return {
+    ...result,
+    findings,
+    passed: findings.every((f) => f.ok),
+    exitCode: exitCodeFor(findings),
+    entries: read.entries,
+  };
 }
 
 /** The default of --require-trusted: on in CI (CI=true), off elsewhere. */

@@ -14,6 +14,7 @@ import nacl from "tweetnacl";
 import { encodeBase64, generateKeyPair, keyFromSeed, publicKeyFileContents } from "../../src/bundle/keys.js";
 import {
   checkSignature,
+  manifestSignedMessage,
   parseTrustedKeys,
   preAuthenticationEncoding,
   readTrustedKeys,
@@ -65,6 +66,29 @@ test("the pre-authentication encoding binds format, payload type and lengths", (
     "SPGBUNDLEv1 43 application/vnd.spg.manifest+json;version=1 2 {}",
   );
   assert.equal(preAuthenticationEncoding(Buffer.from("é")).toString("utf8").split(" ")[3], "2");
+});
+
+test("a version 2 manifest is signed in version 2's domain, and a version 1-domain signature of it fails", () => {
+  const seed = hex(RFC8032[0].secret);
+  const key = keyFromSeed(seed);
+  const manifest = Buffer.from('{"format":"spg-bundle","version":2}');
+  assert.equal(
+    manifestSignedMessage(manifest).toString("utf8"),
+    'SPGBUNDLEv2 43 application/vnd.spg.manifest+json;version=2 35 {"format":"spg-bundle","version":2}',
+  );
+  const node = nodeKeys(seed);
+  const signature = signManifest(manifest, key);
+  assert.equal(
+    signature.signature,
+    nodeSign(
+      null,
+      Buffer.from(`SPGBUNDLEv2 43 application/vnd.spg.manifest+json;version=2 35 ${manifest}`),
+      node.privateKey,
+    ).toString("base64"),
+  );
+  assert.ok(verifySignature(manifest, signature));
+  const v1Domain = nodeSign(null, preAuthenticationEncoding(manifest), node.privateKey).toString("base64");
+  assert.equal(verifySignature(manifest, { ...signature, signature: v1Domain }), false);
 });
 
 test("a manifest signature is Ed25519 over the PAE bytes, as OpenSSL computes it too", () => {

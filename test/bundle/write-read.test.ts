@@ -52,7 +52,7 @@ test("write then read: every entry comes back byte-identical, listed and signed"
     const manifestBytes = read.entries.get("manifest.json")!;
     const manifest = parseJson(manifestBytes) as unknown as Manifest;
     assert.equal(manifest.format, "spg-bundle");
-    assert.equal(manifest.version, 1);
+    assert.equal(manifest.version, 2);
     assert.deepEqual(manifest.tool, tool);
     assert.equal(manifest.createdAt, createdAt);
     assert.deepEqual(

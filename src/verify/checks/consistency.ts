@@ -20,6 +20,8 @@ export interface ConsistencyInput {
   environment: EnvironmentFile;
   records: SampleRecord[];
   fingerprints: FingerprintLine[];
+  /** Samples the records must cover: a shard's own (shard.json); default config.dataset.samples. */
+  expectedSamples?: number;
 }
 
 /** Fields every record of one sample must agree on, whatever the method. */
@@ -163,10 +165,11 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
       );
     }
   }
-  if (bySample.size !== config.dataset.samples) {
+  const expectedSamples = input.expectedSamples ?? config.dataset.samples;
+  if (bySample.size !== expectedSamples) {
     failures.add(
       "E_CONSISTENCY_SAMPLE_COUNT",
-      `records cover ${bySample.size} samples; config.dataset.samples is ${config.dataset.samples}`,
+      `records cover ${bySample.size} samples; ${input.expectedSamples === undefined ? "config.dataset.samples" : "shard.json"} is ${expectedSamples}`,
     );
   }
   for (const [sampleId, methods] of bySample) {

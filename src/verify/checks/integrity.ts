@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { optionalEntriesOf } from "../../bundle/format.js";
 import { isRecord, parseJsonEntry } from "../parse.js";
 import {
   BUNDLE_ENTRY_NAMES,
@@ -30,6 +31,8 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
     ];
   }
 
+  // Version 2 may add shard.json or shards.jsonl (the shards check judges which and whether).
+  const listable = [...MANIFEST_LISTED_ENTRY_NAMES, ...optionalEntriesOf(manifest.version)];
   const listed = new Map<string, { sha256: unknown; bytes: unknown }>();
   for (const [index, entry] of manifest.entries.entries()) {
     if (!isRecord(entry) || typeof entry.name !== "string") {
@@ -50,11 +53,11 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
   }
 
   for (const [name, claimed] of listed) {
-    if (!MANIFEST_LISTED_ENTRY_NAMES.includes(name)) {
+    if (!listable.includes(name)) {
       findings.push(
         fail(CHECK, "E_INTEGRITY_UNEXPECTED", `manifest.json lists ${name}, which is not a bundle entry`, {
           entry: name,
-          allowed: MANIFEST_LISTED_ENTRY_NAMES,
+          allowed: listable,
         }),
       );
       continue;
@@ -109,7 +112,7 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
     }
   }
   for (const name of contents.entries.keys()) {
-    if (!(BUNDLE_ENTRY_NAMES as readonly string[]).includes(name)) {
+    if (!(BUNDLE_ENTRY_NAMES as readonly string[]).includes(name) && !listed.has(name)) {
       findings.push(
         fail(CHECK, "E_INTEGRITY_UNLISTED", `${name} is in the bundle but is not a bundle entry`, {
           entry: name,

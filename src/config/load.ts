@@ -38,6 +38,7 @@ export interface ConfigOverrides {
   dataset?: string;
   datasetPath?: string;
   calibrationPath?: string;
+  textField?: string;
   split?: string;
   calibrationSplit?: string;
   samples?: number;
@@ -76,6 +77,7 @@ const FLAG_FIELDS: Record<Exclude<keyof ConfigOverrides, "methods">, { flag: str
   dataset: { flag: "--dataset", path: ["dataset", "source"] },
   datasetPath: { flag: "--dataset-path", path: ["dataset", "path"] },
   calibrationPath: { flag: "--calibration-path", path: ["dataset", "calibrationPath"] },
+  textField: { flag: "--text-field", path: ["dataset", "textField"] },
   split: { flag: "--split", path: ["dataset", "split"] },
   calibrationSplit: { flag: "--calibration-split", path: ["dataset", "calibrationSplit"] },
   samples: { flag: "--samples", path: ["dataset", "samples"] },
@@ -392,10 +394,10 @@ function schemaProblem(error: ErrorObject): ConfigProblem {
       if (at === "/dataset/path" || at === "/dataset/calibrationPath") {
         return {
           pointer: at,
-          message: `must be ${params.type} for dataset.source "${(error.parentSchema as { type?: unknown }).type === "null" ? "brown" : "text|jsonl|dir"}" (got ${JSON.stringify(error.data)})`,
+          message: `must be ${params.type} for dataset.source "${(error.parentSchema as { type?: unknown }).type === "null" ? "brown" : "text|jsonl|parquet|dir"}" (got ${JSON.stringify(error.data)})`,
           fix:
             params.type === "null"
-              ? "to read local files, also give --dataset text|jsonl|dir; for the bundled corpus drop the path"
+              ? "to read local files, also give --dataset text|jsonl|parquet|dir; for the bundled corpus drop the path"
               : "give --dataset-path with the file or directory to read",
         };
       }

@@ -279,7 +279,7 @@ test("local sources need a calibration path or a {split} template", () => {
   );
   assert.match(same.message, /same data/);
   const brownWithPath = spgError(() => resolveConfig({ overrides: { datasetPath: "a.txt" } }));
-  assert.match(brownWithPath.fix ?? "", /--dataset text\|jsonl\|dir/);
+  assert.match(brownWithPath.fix ?? "", /--dataset text\|jsonl\|parquet\|dir/);
 });
 
 test("unknown preset lists the available ones", () => {

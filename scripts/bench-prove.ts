@@ -15,7 +15,7 @@ import type { RunConfig } from "../src/config/types.js";
 import { formatBytes, memoryRequirement } from "../src/hardware/requirement.js";
 import { createBackend } from "../src/measure/backend.js";
 import { evaluateSample, peakRssBytes } from "../src/measure/evaluate.js";
-import { drawRunSamples, loadRunSplits, resolveModelDir } from "../src/measure/prove.js";
+import { drawRunSamples, resolveModelDir } from "../src/measure/prove.js";
 import { summarize } from "../src/measure/summary.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
 import { readGptNeoConfig } from "../src/model/config.js";
@@ -54,8 +54,7 @@ async function runEvaluation(options: ProveBenchOptions) {
   const requirement = memoryRequirement(readGptNeoConfig(modelDir), config, process.memoryUsage().rss);
   const loadStarted = performance.now();
   const checkpoint = await readCheckpoint(modelDir);
-  const splits = loadRunSplits(config);
-  const { evaluation } = drawRunSamples(config, splits.evaluation, splits.calibration);
+  const { evaluation } = await drawRunSamples(config);
   const backend = await createBackend(checkpoint, {
     device: config.model.device,
     observationWindow: config.kv.observationWindow,

@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
+ * `npm run bench -- dataset [--documents N] [--samples N]` (scripts/bench-dataset.ts)
  * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N]`
  *   (scripts/bench-prove.ts; --shape runs a real-shape checkpoint with random weights)
  *
@@ -26,6 +27,7 @@ import { prepareGraph } from "../src/model/graph-cache.js";
 import { createSession, forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
+import { benchDataset } from "./bench-dataset.js";
 import { benchMethods, benchProve } from "./bench-prove.js";
 import { benchVerify } from "./bench-verify.js";
 import { syntheticCheckpointDir, syntheticShapeNames } from "./synthetic-checkpoint.js";
@@ -156,6 +158,7 @@ async function main() {
       preset: { type: "string" },
       model: { type: "string" },
       resamples: { type: "string", default: "200" },
+      documents: { type: "string", default: "250000" },
     },
   });
   const what = positionals[0] ?? "model";
@@ -179,8 +182,15 @@ async function main() {
     await benchVerify(Number(values.samples ?? "200000"), Number(values.resamples));
     return;
   }
+  if (what === "dataset") {
+    await benchDataset(
+      Number(values.documents),
+      values.samples === undefined ? undefined : Number(values.samples),
+    );
+    return;
+  }
   if (what !== "model") {
-    console.error(`unknown benchmark ${what}; available: model, methods, prove, verify`);
+    console.error(`unknown benchmark ${what}; available: model, methods, prove, verify, dataset`);
     process.exitCode = 2;
     return;
   }

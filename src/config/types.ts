@@ -15,12 +15,12 @@ export interface RunConfig {
   };
   dataset: {
     /** "brown" = the bundled Brown corpus; the others read `path`. */
-    source: "brown" | "text" | "jsonl" | "dir";
+    source: "brown" | "text" | "jsonl" | "parquet" | "dir";
     /** Local sources: file or directory; `{split}` in it is replaced by the split name. */
     path: string | null;
     /** Optional (added): calibration split's path when `path` has no `{split}`. */
     calibrationPath?: string | null;
-    /** Optional (added): JSONL field holding the text (default "text"). */
+    /** Optional (added): JSONL field or parquet column holding the text (default "text"). */
     textField?: string;
     /** Split the evaluation samples are drawn from. */
     split: string;

@@ -3,12 +3,13 @@
  * evaluation protocol runs on. One model session; a hybrid-sparse top-k is fed per call.
  */
 import type { MethodConfig } from "../config/types.js";
-import { atBaselineDtype, type BaselineDtype, baselineBytes } from "../kv/compressed.js";
+import { atBaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
 import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import type { BaselineDtype } from "../numeric/dtype.js";
 import { sha256Hex } from "../numeric/sha256.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
 import { type PreparedBaseline, preparedFromDistributions, type ScoredRows } from "./metrics.js";

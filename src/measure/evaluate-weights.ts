@@ -21,7 +21,7 @@ import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
 import { continueFrom, type EvaluationBackend, measuredRecord } from "./evaluate.js";
 import { logitCosineSum } from "./logit-cosine.js";
-import { assertFinite, compareGenerations, compareWithBaseline, type LogitRows } from "./metrics.js";
+import { assertFinite, compareWithBaseline, generationRecord, type LogitRows } from "./metrics.js";
 
 /** The uncompressed model's side of one sample, shared by every weights method. */
 export interface SampleBaseline {
@@ -160,7 +160,7 @@ export async function evaluateWeightsSample(
       sample,
       model.method.name,
       forced,
-      compareGenerations(baseline.generated, run.generated),
+      generationRecord(baseline.generated, run.generated),
       {
         kvBytesBaseline: run.kvBytes,
         // The cache is kept whole at the baseline dtype: a weights method compresses no KV bytes.

@@ -15,7 +15,7 @@ import type { RunConfig } from "../../config/types.js";
 import { Mulberry32 } from "../../data/prng.js";
 import { isSpgError } from "../../errors.js";
 import { createBackend } from "../../measure/backend.js";
-import { drawRunSamples, loadRunSplits, resolveModelDir } from "../../measure/prove.js";
+import { drawRunSamples, resolveModelDir } from "../../measure/prove.js";
 import { evaluateRun } from "../../measure/run-methods.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -106,16 +106,16 @@ export async function checkReplay(entries: Map<string, Buffer>, options: ReplayO
       }),
     ];
   }
-  const splits = loadRunSplits(config);
-  if (splits.evaluation.sha256 !== environment.dataset.sha256) {
+  const drawn = await drawRunSamples(config);
+  if (drawn.evaluationSplit.sha256 !== environment.dataset.sha256) {
     return [
       fail("replay", "E_REPLAY_DATASET_MISMATCH", "the evaluation split here differs from the bundle's", {
         expected: environment.dataset.sha256,
-        found: splits.evaluation.sha256,
+        found: drawn.evaluationSplit.sha256,
       }),
     ];
   }
-  const { evaluation } = drawRunSamples(config, splits.evaluation, splits.calibration);
+  const { evaluation } = drawn;
   const chosen = replayIndices(evaluation.length, options.samples, config.dataset.seed).map(
     (i) => evaluation[i],
   );

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     const environment = JSON.parse(text("environment.json")) as EnvironmentFile;
     const records = parseJsonl(text("records.jsonl")) as unknown as SampleRecord[];
     const fingerprints = parseJsonl(text("fingerprints.jsonl")) as unknown as FingerprintLine[];
-    const draw = checkDraw({ config, environment, records });
+    const draw = await checkDraw({ config, environment, records });
     if (draw.evaluation === undefined) throw new Error(`${bundle}: ${draw.findings[0]?.message}`);
     for (const intraOpThreads of threads) {
       const started = performance.now();

@@ -24,7 +24,18 @@ export interface SampleRecord {
   klSum: number;
   /** Scored positions where the argmax of both models agrees. */
   top1Matches: number;
-  generation: { compared: number; matches: number; firstDivergence: number | null };
+  generation: {
+    compared: number;
+    matches: number;
+    firstDivergence: number | null;
+    /**
+     * Optional (added; older bundles lack them): the greedy token ids compared, the baseline's
+     * and this method's (KV methods: after the first token, which the shared prefill predicts;
+     * weights methods: from the first token, which each model predicts itself).
+     */
+    baselineTokens?: number[];
+    tokens?: number[];
+  };
   kvBytesBaseline: number;
   kvBytesCompressed: number;
   timingsMs: {

@@ -1,6 +1,11 @@
 import { Args, Flags } from "@oclif/core";
 import { readTrustedKeys } from "../bundle/sign.js";
-import { buildReport, defaultReportPath, writeReportFile } from "../report/render.js";
+import {
+  buildReport,
+  DEFAULT_CONTINUATION_SAMPLES,
+  defaultReportPath,
+  writeReportFile,
+} from "../report/render.js";
 import { SpgCommand } from "../spg-command.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
@@ -10,7 +15,8 @@ export default class Report extends SpgCommand {
   static override description =
     `Reads the bundle safely, runs the verifier over it and writes one HTML file with the
 verdict on top, the claims, a compression/perplexity trade-off plot with the Pareto frontier,
-the methods (ablation) table, per-layer heatmaps and per-sample distributions. Every figure is
+the methods (ablation) table, per-layer heatmaps, per-sample distributions and, for a few
+samples, the baseline's and each method's greedy continuation as text. Every figure is
 recomputed from the bundle's records; the page loads nothing from the network.`;
 
   static override examples = [
@@ -33,6 +39,10 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
       description:
         "file of trusted signers: key ids (64 hex) or base64 public keys, one per line, or spg public key files",
     }),
+    continuations: Flags.integer({
+      description: `samples whose greedy continuations are shown as text (default ${DEFAULT_CONTINUATION_SAMPLES})`,
+      min: 0,
+    }),
     "require-trusted": Flags.boolean({
       description:
         "the verdict fails unless the signer is in --trusted-keys (default: on when CI=true, as spg verify)",
@@ -49,6 +59,7 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
       verify: flags.verify,
       trustedKeyIds: trusted,
       requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+      continuationSamples: flags.continuations,
     });
     await writeReportFile(out, report.html);
     this.log(`report: ${out} (verdict: ${report.verdict})`);

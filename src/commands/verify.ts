@@ -64,7 +64,7 @@ Exit codes: 0 pass, 3 unreadable or unsafe zip, 4 tampered or untrusted,
     }),
     device: Flags.string({
       description: "device to replay on (default: cpu)",
-      options: ["cpu", "cuda"],
+      options: ["cpu", "cuda", "webgpu"],
     }),
     policy: Flags.string({
       description:

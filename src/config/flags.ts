@@ -16,13 +16,16 @@ export const configFlags = {
   ablation: Flags.boolean({ description: "add one SPG variant per component (configs/ablations/)" }),
   name: Flags.string({ description: "name of this run" }),
   model: Flags.string({ description: 'GPT-Neo checkpoint directory, or "bundled"' }),
-  device: Flags.string({ description: "cpu | cuda (never switched silently)" }),
-  dataset: Flags.string({ description: "brown | text | jsonl | dir" }),
+  device: Flags.string({ description: "cpu | cuda | webgpu (never switched silently)" }),
+  dataset: Flags.string({ description: "brown | text | jsonl | parquet | dir" }),
   "dataset-path": Flags.string({
     description: "local dataset file or directory; {split} is replaced by the split name",
   }),
   "calibration-path": Flags.string({
     description: "calibration split's file or directory (when --dataset-path has no {split})",
+  }),
+  "text-field": Flags.string({
+    description: 'JSONL field or parquet column holding the text (default "text")',
   }),
   split: Flags.string({ description: "evaluation split name" }),
   "calibration-split": Flags.string({ description: "calibration split name" }),
@@ -49,6 +52,7 @@ export interface ConfigFlagValues {
   dataset?: string;
   "dataset-path"?: string;
   "calibration-path"?: string;
+  "text-field"?: string;
   split?: string;
   "calibration-split"?: string;
   samples?: number;
@@ -69,6 +73,7 @@ export function resolveOptionsFromFlags(flags: ConfigFlagValues): ResolveOptions
     dataset: flags.dataset,
     datasetPath: flags["dataset-path"],
     calibrationPath: flags["calibration-path"],
+    textField: flags["text-field"],
     split: flags.split,
     calibrationSplit: flags["calibration-split"],
     samples: flags.samples,

@@ -11,16 +11,16 @@ export interface RunConfig {
     path: string;
     /** dtype the weights run in. */
     dtype: "fp32";
-    device: "cpu" | "cuda";
+    device: "cpu" | "cuda" | "webgpu";
   };
   dataset: {
     /** "brown" = the bundled Brown corpus; the others read `path`. */
-    source: "brown" | "text" | "jsonl" | "dir";
+    source: "brown" | "text" | "jsonl" | "parquet" | "dir";
     /** Local sources: file or directory; `{split}` in it is replaced by the split name. */
     path: string | null;
     /** Optional (added): calibration split's path when `path` has no `{split}`. */
     calibrationPath?: string | null;
-    /** Optional (added): JSONL field holding the text (default "text"). */
+    /** Optional (added): JSONL field or parquet column holding the text (default "text"). */
     textField?: string;
     /** Split the evaluation samples are drawn from. */
     split: string;
@@ -62,6 +62,12 @@ export interface HardwareConfig {
   marginFraction: number;
   /** Bytes of activations per token of context per hidden unit, multiplier from config. */
   activationFactor: number;
+  /** Multiplier on the logits term: what else holds rows of logits' size (measured). */
+  logitsCopies?: number;
+  /** What onnxruntime and V8 add to the process whatever the model, in bytes (measured). */
+  fixedOverheadBytes?: number;
+  /** Session creation's transient on top of the float32 weights, as a fraction of them (measured). */
+  loadOverheadFraction?: number;
 }
 
 export type ClaimMetric =

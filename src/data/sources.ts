@@ -1,5 +1,6 @@
 /**
- * Local dataset sources for real runs: a text file, JSONL, or a directory of .txt files.
+ * Local dataset sources for real runs, read as people download them: a text file, JSONL
+ * (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`), parquet, or a directory of .txt files.
  * The user names the split: `dataset.path` with `{split}` replaced by the split name
  * (e.g. wikitext's wiki.{split}.raw), or `dataset.path` for evaluation plus
  * `dataset.calibrationPath` for calibration.
@@ -12,28 +13,53 @@
  *   file has any (single blank lines then separate paragraphs inside a document), else by
  *   single blank lines. Document id: `L<line>` of its first line (WikiText: `L<line> <title>`).
  * - jsonl: one JSON object per non-blank line, its `textField` (default "text") a string;
- *   id `L<line>`.
+ *   gzip (`.gz`) and zstd (`.zst`) files are decompressed as they stream.
+ * - parquet: the `textField` column (a string per row).
+ *   JSONL lines and parquet rows are documents, or, when the first non-blank row is a WikiText
+ *   heading (the hub's WikiText parquet: one row per line of wiki.<split>.raw), lines of
+ *   WikiText articles (src/data/rows.ts).
  * - dir: every *.txt file below the directory (recursively), sorted by relative path
  *   (byte order); id = the relative path with `/` separators.
  * Files must be UTF-8 (a leading BOM is dropped). Leading/trailing blank lines of a
  * document are trimmed; whitespace-only documents are dropped.
+ *
+ * text and dir are read whole (their splits are small, and sampling.ts draws from them);
+ * jsonl and parquet stream (stream-sampling.ts draws from them in one pass), and their
+ * file's sha256 is taken from the same bytes as they go by.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
-import type { DatasetDocument, DatasetSplit } from "./types.js";
+import { sha256Hex } from "../numeric/sha256.js";
+import { DocumentsHash, hashDocuments } from "./hash.js";
+import { jsonlRows } from "./jsonl.js";
+import { parquetTextRows } from "./parquet.js";
+import { type RowLayout, rowDocuments, type TextRow } from "./rows.js";
+import { compressionOf, decompressedChunks, digestFile, type FileDigest, utf8Lines } from "./streams.js";
+import { splitTextDocuments, trimBlankLines } from "./text-split.js";
+import type { DatasetDocument, DatasetIdentity, DatasetSplit } from "./types.js";
 
-export type LocalSource = "text" | "jsonl" | "dir";
+export { hashDocuments, splitTextDocuments };
+
+export type LocalSource = "text" | "jsonl" | "parquet" | "dir";
+export type StreamedSource = "jsonl" | "parquet";
+
+export const LOCAL_SOURCES: readonly LocalSource[] = ["text", "jsonl", "parquet", "dir"];
 
 export interface LocalSourceOptions {
-  /** JSONL field holding the text (default "text"). */
+  /** JSONL field or parquet column holding the text (default "text"). */
   textField?: string;
 }
 
-import { hashDocuments } from "./hash.js";
+export function isLocalSource(source: string): source is LocalSource {
+  return (LOCAL_SOURCES as readonly string[]).includes(source);
+}
 
-export { hashDocuments };
+export function isStreamedSource(source: string): source is StreamedSource {
+  return source === "jsonl" || source === "parquet";
+}
 
 /**
  * Byte offset at which UTF-8 decoding first fails (the byte that cannot continue a valid
@@ -88,105 +114,6 @@ function readUtf8(file: string): string {
   return decodeUtf8(readFileSync(file), file);
 }
 
-const TOP_LEVEL_HEADING = /^ ?= ([^=].*?) = ?$/;
-
-function trimBlankLines(lines: readonly string[]): string {
-  let start = 0;
-  let end = lines.length;
-  while (start < end && lines[start].trim() === "") start++;
-  while (end > start && lines[end - 1].trim() === "") end--;
-  return lines.slice(start, end).join("\n");
-}
-
-/** Splits a text file into documents (rule in the module comment). */
-export function splitTextDocuments(text: string): DatasetDocument[] {
-  const lines = text.split(/\r?\n/);
-  const documents: DatasetDocument[] = [];
-  const push = (id: string, body: readonly string[]) => {
-    const content = trimBlankLines(body);
-    if (content.trim() !== "") documents.push({ id, text: content });
-  };
-  const headings = lines.flatMap((line, i) => {
-    const match = TOP_LEVEL_HEADING.exec(line);
-    return match ? [{ line: i, title: match[1].trim() }] : [];
-  });
-  if (headings.length > 0) {
-    push("L1", lines.slice(0, headings[0].line));
-    headings.forEach((heading, k) => {
-      const end = k + 1 < headings.length ? headings[k + 1].line : lines.length;
-      push(`L${heading.line + 1} ${heading.title}`, lines.slice(heading.line, end));
-    });
-    return documents;
-  }
-  const blank = lines.map((line) => line.trim() === "");
-  let separatorRun = 1;
-  for (let i = 0, run = 0; i < blank.length; i++) {
-    run = blank[i] ? run + 1 : 0;
-    if (run >= 2) {
-      separatorRun = 2;
-      break;
-    }
-  }
-  let start = 0;
-  let run = 0;
-  for (let i = 0; i <= lines.length; i++) {
-    const isBlank = i < lines.length && blank[i];
-    if (isBlank) {
-      run++;
-      continue;
-    }
-    if (run >= separatorRun || i === lines.length) {
-      const end = i === lines.length ? i : i - run;
-      if (end > start) push(`L${firstNonBlank(blank, start) + 1}`, lines.slice(start, end));
-      start = i;
-    }
-    run = 0;
-  }
-  return documents;
-}
-
-function firstNonBlank(blank: readonly boolean[], from: number): number {
-  let i = from;
-  while (i < blank.length && blank[i]) i++;
-  return i;
-}
-
-function parseJsonl(text: string, file: string, textField: string): DatasetDocument[] {
-  const documents: DatasetDocument[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === "") return;
-    const lineNumber = i + 1;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new SpgError(
-        "E_DATASET_JSONL",
-        `line ${lineNumber} is not valid JSON: ${(error as Error).message}`,
-        {
-          file,
-          field: `line ${lineNumber}`,
-          fix: "make every non-blank line one JSON object",
-          cause: error,
-        },
-      );
-    }
-    const field =
-      typeof value === "object" && value !== null && !Array.isArray(value)
-        ? (value as Record<string, unknown>)[textField]
-        : undefined;
-    if (typeof field !== "string") {
-      throw new SpgError("E_DATASET_JSONL", `line ${lineNumber} has no string field "${textField}"`, {
-        file,
-        field: `line ${lineNumber}.${textField}`,
-        fix: `give each object a "${textField}" string, or name the field with dataset.textField`,
-      });
-    }
-    if (field.trim() !== "") documents.push({ id: `L${lineNumber}`, text: field });
-  });
-  return documents;
-}
-
 function listTextFiles(dir: string): string[] {
   const files: string[] = [];
   const walk = (current: string) => {
@@ -202,14 +129,8 @@ function listTextFiles(dir: string): string[] {
   return ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** Reads one split of a local source. Errors: E_DATASET_MISSING, E_DATASET_EMPTY, E_DATASET_ENCODING, E_DATASET_JSONL. */
-export function loadLocalSplit(
-  source: LocalSource,
-  path: string,
-  split: string,
-  options: LocalSourceOptions = {},
-): DatasetSplit {
-  const absolute = resolve(path);
+/** E_DATASET_MISSING unless `absolute` exists and is a directory exactly when the source is "dir". */
+function checkLocalPath(source: LocalSource, absolute: string, split: string): void {
   if (!existsSync(absolute)) {
     throw new SpgError("E_DATASET_MISSING", `dataset ${source} for split "${split}" not found: ${absolute}`, {
       file: absolute,
@@ -227,11 +148,121 @@ export function loadLocalSplit(
         field: "dataset.source",
         fix: isDirectory
           ? "use --dataset dir for a directory of .txt files"
-          : "use --dataset text or jsonl for a file",
+          : "use --dataset text, jsonl or parquet for a file",
       },
     );
   }
+}
+
+function emptySplit(split: string, absolute: string): SpgError {
+  return new SpgError("E_DATASET_EMPTY", `split "${split}" has no text: ${absolute}`, {
+    file: absolute,
+    fix: "point the dataset at a file or directory that holds text",
+  });
+}
+
+/** How a streamed file is stored, for the record: jsonl, jsonl.gz, jsonl.zst or parquet. */
+export function streamedFormat(source: StreamedSource, file: string): string {
+  if (source === "parquet") return "parquet";
+  const compression = compressionOf(file);
+  return compression === "gzip" ? "jsonl.gz" : compression === "zstd" ? "jsonl.zst" : "jsonl";
+}
+
+/** A split read as a stream: its documents, then (once they are read to the end) its identity. */
+export interface StreamedSplit {
+  documents: AsyncIterable<DatasetDocument>;
+  /** Complete only after `documents` has been iterated to its end. */
+  identity(): DatasetIdentity;
+}
+
+/**
+ * Streams one split of a JSONL or parquet source. Errors (raised while iterating):
+ * E_DATASET_MISSING, E_DATASET_EMPTY, E_DATASET_ENCODING, E_DATASET_JSONL, E_DATASET_GZIP,
+ * E_DATASET_ZSTD, E_DATASET_PARQUET, E_DATASET_PARQUET_COLUMN.
+ */
+export function streamLocalSplit(
+  source: StreamedSource,
+  path: string,
+  split: string,
+  options: LocalSourceOptions = {},
+): StreamedSplit {
+  const absolute = resolve(path);
+  const textField = options.textField ?? "text";
+  const layout: { value?: RowLayout } = {};
+  const hash = new DocumentsHash();
+  let file: FileDigest | undefined;
+  let sha256: string | undefined;
+  const documents = async function* (): AsyncGenerator<DatasetDocument> {
+    checkLocalPath(source, absolute, split);
+    let rows: AsyncIterable<TextRow>;
+    let rawDigest: (() => FileDigest) | undefined;
+    if (source === "jsonl") {
+      const raw = createHash("sha256");
+      let bytes = 0;
+      const chunks = decompressedChunks(absolute, (chunk) => {
+        raw.update(chunk);
+        bytes += chunk.length;
+      });
+      rows = jsonlRows(utf8Lines(chunks, absolute), absolute, textField);
+      rawDigest = () => ({ path, bytes, sha256: raw.digest("hex") });
+    } else {
+      rows = parquetRows(absolute, textField);
+    }
+    for await (const document of rowDocuments(rows, layout)) {
+      hash.add(document);
+      yield document;
+    }
+    if (hash.count === 0) throw emptySplit(split, absolute);
+    file = rawDigest ? rawDigest() : await digestFile(absolute, path);
+    sha256 = hash.digest();
+  };
+  return {
+    documents: documents(),
+    identity: () => {
+      if (file === undefined || sha256 === undefined)
+        throw new Error(`split "${split}" of ${absolute} was not read to its end`);
+      return {
+        source,
+        split,
+        path: absolute,
+        sha256,
+        documents: hash.count,
+        format: streamedFormat(source, absolute),
+        file,
+        textField,
+        layout: layout.value,
+        sampling: "stream",
+      };
+    },
+  };
+}
+
+async function* parquetRows(file: string, textField: string): AsyncGenerator<TextRow> {
+  for await (const { row, text } of parquetTextRows(file, textField))
+    yield { id: `R${row}`, line: row + 1, text };
+}
+
+/**
+ * Reads one split of a local source into memory (jsonl and parquet through streamLocalSplit).
+ * Errors: those of streamLocalSplit.
+ */
+export async function loadLocalSplit(
+  source: LocalSource,
+  path: string,
+  split: string,
+  options: LocalSourceOptions = {},
+): Promise<DatasetSplit> {
+  if (isStreamedSource(source)) {
+    const streamed = streamLocalSplit(source, path, split, options);
+    const documents: DatasetDocument[] = [];
+    for await (const document of streamed.documents) documents.push(document);
+    const { sha256, path: absolute, ...identity } = streamed.identity();
+    return { ...identity, source, split, path: absolute, documents, sha256 };
+  }
+  const absolute = resolve(path);
+  checkLocalPath(source, absolute, split);
   let documents: DatasetDocument[];
+  let file: FileDigest | undefined;
   if (source === "dir") {
     const ids = listTextFiles(absolute);
     if (ids.length === 0) {
@@ -244,17 +275,20 @@ export function loadLocalSplit(
       .map((id) => ({ id, text: trimBlankLines(readUtf8(join(absolute, id)).split(/\r?\n/)) }))
       .filter((d) => d.text.trim() !== "");
   } else {
-    const text = readUtf8(absolute);
-    documents =
-      source === "jsonl" ? parseJsonl(text, absolute, options.textField ?? "text") : splitTextDocuments(text);
+    const bytes = readFileSync(absolute);
+    file = { path, bytes: bytes.length, sha256: sha256Hex(bytes) };
+    documents = splitTextDocuments(decodeUtf8(bytes, absolute));
   }
-  if (documents.length === 0) {
-    throw new SpgError("E_DATASET_EMPTY", `split "${split}" has no text: ${absolute}`, {
-      file: absolute,
-      fix: "point the dataset at a file or directory that holds text",
-    });
-  }
-  return { source, split, path: absolute, documents, sha256: hashDocuments(documents) };
+  if (documents.length === 0) throw emptySplit(split, absolute);
+  return {
+    source,
+    split,
+    path: absolute,
+    documents,
+    sha256: hashDocuments(documents),
+    format: source,
+    ...(file ? { file } : {}),
+  };
 }
 
 /** The path a split of a local source reads: `{split}` in dataset.path, or calibrationPath for calibration. */
@@ -280,11 +314,11 @@ export function localSplitPath(dataset: RunConfig["dataset"], role: "eval" | "ca
   return dataset.path.replaceAll("{split}", split);
 }
 
-/** The configured local split for a role (source text, jsonl or dir). */
-export function loadConfiguredLocalSplit(
+/** The configured local source, its path for a role, and the options it is read with. */
+export function configuredLocalSource(
   dataset: RunConfig["dataset"],
   role: "eval" | "calibration",
-): DatasetSplit {
+): { source: LocalSource; path: string; split: string; options: LocalSourceOptions } {
   if (dataset.source === "brown") {
     throw new SpgError("E_DATASET_MISSING", "the Brown corpus is not a local source", {
       field: "dataset.source",
@@ -292,7 +326,19 @@ export function loadConfiguredLocalSplit(
     });
   }
   const split = role === "eval" ? dataset.split : dataset.calibrationSplit;
-  return loadLocalSplit(dataset.source, localSplitPath(dataset, role), split, {
-    textField: dataset.textField,
-  });
+  return {
+    source: dataset.source,
+    path: localSplitPath(dataset, role),
+    split,
+    options: { textField: dataset.textField },
+  };
+}
+
+/** The configured local split for a role, read into memory. */
+export function loadConfiguredLocalSplit(
+  dataset: RunConfig["dataset"],
+  role: "eval" | "calibration",
+): Promise<DatasetSplit> {
+  const { source, path, split, options } = configuredLocalSource(dataset, role);
+  return loadLocalSplit(source, path, split, options);
 }

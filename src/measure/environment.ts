@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import type { RunConfig } from "../config/types.js";
-import type { DatasetSplit, Sample } from "../data/types.js";
+import type { DatasetIdentity, Sample } from "../data/types.js";
 import { type HardwareCheck, hardwareCheckRecord } from "../hardware/check.js";
 import type { HardwareSnapshot } from "../hardware/probe.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
@@ -43,8 +43,8 @@ export interface EnvironmentInputs {
   executionProvider: string;
   modelPath: string;
   checkpoint: GptNeoCheckpoint;
-  evaluationSplit: DatasetSplit;
-  calibrationSplit: DatasetSplit;
+  evaluationSplit: DatasetIdentity;
+  calibrationSplit: DatasetIdentity;
   evaluation: readonly Sample[];
   calibration: readonly Sample[];
 }
@@ -76,9 +76,26 @@ export function buildEnvironment(inputs: EnvironmentInputs): Record<string, unkn
       calibrationSplit: inputs.calibrationSplit.split,
       sha256: inputs.evaluationSplit.sha256,
       calibrationSha256: inputs.calibrationSplit.sha256,
-      documents: inputs.evaluationSplit.documents.length,
+      documents: inputs.evaluationSplit.documents,
+      ...datasetFormat(inputs.evaluationSplit, inputs.calibrationSplit),
     },
     calibration: { samples: inputs.calibration.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash })) },
     evaluation: { samples: inputs.evaluation.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash })) },
+  };
+}
+
+/**
+ * How the splits were read (added fields, absent from older bundles): the format, the file
+ * as downloaded (path as configured, bytes, sha256) for each split, the text field or column,
+ * the row layout and the sampling rule, so a verifier can find the same files and redraw.
+ */
+function datasetFormat(evaluation: DatasetIdentity, calibration: DatasetIdentity): Record<string, unknown> {
+  return {
+    format: evaluation.format,
+    sampling: evaluation.sampling,
+    ...(evaluation.file ? { file: evaluation.file } : {}),
+    ...(calibration.file ? { calibrationFile: calibration.file } : {}),
+    ...(evaluation.textField !== undefined ? { textField: evaluation.textField } : {}),
+    ...(evaluation.layout !== undefined ? { layout: evaluation.layout } : {}),
   };
 }

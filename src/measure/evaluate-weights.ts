@@ -21,7 +21,7 @@ import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
 import { continueFrom, type EvaluationBackend, measuredRecord } from "./evaluate.js";
 import { logitCosineSum } from "./logit-cosine.js";
-import { assertFinite, compareGenerations, compareWithBaseline, type LogitRows } from "./metrics.js";
+import { assertFinite, compareWithBaseline, generationRecord, type LogitRows } from "./metrics.js";
 
 /** The uncompressed model's side of one sample, shared by every weights method. */
 export interface SampleBaseline {
@@ -119,7 +119,7 @@ export function weightFingerprintLines(
 export async function openCompressedModel(
   checkpoint: GptNeoCheckpoint,
   method: MethodConfig,
-  runtimeOptions: Omit<LoadRuntimeOptions, "sparseTopK" | "externalDataThresholdBytes">,
+  runtimeOptions: Omit<LoadRuntimeOptions, "externalDataThresholdBytes">,
 ): Promise<CompressedModel> {
   const started = performance.now();
   const compressed = compressCheckpoint(checkpoint, policyOfMethod(method));
@@ -127,7 +127,7 @@ export async function openCompressedModel(
   const decodeStarted = performance.now();
   const factorised = factorisedCheckpoint(compressed);
   const decompressMs = performance.now() - decodeStarted;
-  const runtime = await loadRuntime(factorised, { ...runtimeOptions, sparseTopK: 0 });
+  const runtime = await loadRuntime(factorised, runtimeOptions);
   return {
     method,
     compressed,
@@ -160,7 +160,7 @@ export async function evaluateWeightsSample(
       sample,
       model.method.name,
       forced,
-      compareGenerations(baseline.generated, run.generated),
+      generationRecord(baseline.generated, run.generated),
       {
         kvBytesBaseline: run.kvBytes,
         // The cache is kept whole at the baseline dtype: a weights method compresses no KV bytes.
@@ -198,10 +198,7 @@ export async function evaluateWeightsMethods(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   methods: readonly MethodConfig[],
-  options: {
-    generationTokens: number;
-    runtime: Omit<LoadRuntimeOptions, "sparseTopK" | "externalDataThresholdBytes">;
-  },
+  options: { generationTokens: number; runtime: Omit<LoadRuntimeOptions, "externalDataThresholdBytes"> },
   onMethodDone?: (method: string, done: number, total: number) => void,
 ): Promise<WeightsEvaluation> {
   const records: SampleRecord[] = [];

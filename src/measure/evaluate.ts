@@ -12,8 +12,8 @@ import type { PaddedCache } from "../kv/padded-cache.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
 import {
   assertFinite,
-  compareGenerations,
   compareScored,
+  generationRecord,
   type LogitRows,
   type PreparedBaseline,
   type ScoredRows,
@@ -227,7 +227,7 @@ export async function evaluateSample(
     );
     const forced = compareScored(preparedBaseline, result.forced, targets);
     records.push(
-      measuredRecord(sample, method.name, forced, compareGenerations(baseline.generated, result.generated), {
+      measuredRecord(sample, method.name, forced, generationRecord(baseline.generated, result.generated), {
         kvBytesBaseline,
         kvBytesCompressed: compressed.bytes,
         timingsMs: {

@@ -271,6 +271,18 @@ export function compareGenerations(
   return { compared, matches, firstDivergence };
 }
 
+/** A record's generation field: the comparison and the token ids compared. */
+export function generationRecord(
+  baseline: readonly number[],
+  compressed: readonly number[],
+): GenerationComparison & { baselineTokens: number[]; tokens: number[] } {
+  return {
+    ...compareGenerations(baseline, compressed),
+    baselineTokens: [...baseline],
+    tokens: [...compressed],
+  };
+}
+
 /** Throws when a measured number is NaN or infinite: such a run must fail, not be recorded. */
 export function assertFinite(value: number, what: string): number {
   if (!Number.isFinite(value)) throw new Error(`non-finite measurement: ${what} = ${value}`);

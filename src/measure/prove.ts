@@ -12,11 +12,9 @@ import { checkConfigAgainstModel, type ResolveOptions, resolveConfig } from "../
 import type { ShardSpec } from "../config/shard.js";
 import { applySweep } from "../config/sweep.js";
 import type { RunConfig } from "../config/types.js";
-import { loadBrownSplitNamed } from "../data/brown.js";
-import { assertDisjointSamples, drawSamples } from "../data/sampling.js";
-import { loadConfiguredLocalSplit } from "../data/sources.js";
-import { encode } from "../data/tokenizer.js";
-import type { DatasetSplit, Sample } from "../data/types.js";
+import { drawConfiguredSplit } from "../data/draw.js";
+import { assertDisjointSamples } from "../data/sampling.js";
+import type { DatasetIdentity, Sample } from "../data/types.js";
 import type { HardwareCheck } from "../hardware/check.js";
 import { runHardwareCheck } from "../hardware/check.js";
 import type { HardwareProbe, HardwareSnapshot } from "../hardware/probe.js";
@@ -90,48 +88,26 @@ export function withSensitivityVariants(config: RunConfig): RunConfig {
   return withSensitivity(config, readGptNeoConfig(modelDir));
 }
 
-function loadSplit(config: RunConfig, role: "eval" | "calibration"): DatasetSplit {
-  const dataset = config.dataset;
-  if (dataset.source !== "brown") return loadConfiguredLocalSplit(dataset, role);
-  return role === "eval"
-    ? loadBrownSplitNamed(dataset.split, "dataset.split")
-    : loadBrownSplitNamed(dataset.calibrationSplit, "dataset.calibrationSplit");
-}
-
-/** The evaluation and calibration splits a config names. */
-export function loadRunSplits(config: RunConfig): { evaluation: DatasetSplit; calibration: DatasetSplit } {
-  return { evaluation: loadSplit(config, "eval"), calibration: loadSplit(config, "calibration") };
-}
-
-/** Draws the evaluation and calibration samples; they must never share a token sequence. */
-export function drawRunSamples(
-  config: RunConfig,
-  evaluationSplit: DatasetSplit,
-  calibrationSplit: DatasetSplit,
-): { evaluation: Sample[]; calibration: Sample[] } {
-  const dataset = config.dataset;
-  const tokenize = (split: DatasetSplit) =>
-    split.documents.map((doc) => ({ id: doc.id, tokens: encode(doc.text) }));
-  const common = { contextTokens: dataset.contextTokens, continuationTokens: dataset.continuationTokens };
-  const evaluation = drawSamples(tokenize(evaluationSplit), {
-    ...common,
-    count: dataset.samples,
-    seed: dataset.seed,
-    role: "eval",
-    split: evaluationSplit.split,
-  });
-  const calibration =
-    dataset.calibrationSamples === 0
-      ? []
-      : drawSamples(tokenize(calibrationSplit), {
-          ...common,
-          count: dataset.calibrationSamples,
-          seed: dataset.seed,
-          role: "calibration",
-          split: calibrationSplit.split,
-        });
-  assertDisjointSamples(evaluation, calibration);
-  return { evaluation, calibration };
+/** The evaluation and calibration samples a config draws, with their splits' identities; they must never share a token sequence. */
+export async function drawRunSamples(config: RunConfig): Promise<{
+  evaluationSplit: DatasetIdentity;
+  calibrationSplit: DatasetIdentity;
+  evaluation: Sample[];
+  calibration: Sample[];
+}> {
+  const evaluation = await drawConfiguredSplit(config.dataset, "eval", config.dataset.samples);
+  const calibration = await drawConfiguredSplit(
+    config.dataset,
+    "calibration",
+    config.dataset.calibrationSamples,
+  );
+  assertDisjointSamples(evaluation.samples, calibration.samples);
+  return {
+    evaluationSplit: evaluation.identity,
+    calibrationSplit: calibration.identity,
+    evaluation: evaluation.samples,
+    calibration: calibration.samples,
+  };
 }
 
 export async function prove(options: ProveOptions): Promise<ProveResult> {
@@ -143,14 +119,13 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
   const modelConfig = readGptNeoConfig(modelDir);
   checkConfigAgainstModel(config, modelConfig, modelDir);
   const { snapshot, check } = await runHardwareCheck(
-    memoryRequirement(modelConfig, config),
+    memoryRequirement(modelConfig, config, process.memoryUsage().rss),
     config.model.device,
     options.probe,
   );
   emit({ kind: "hardware", check });
 
-  const { evaluation: evaluationSplit, calibration: calibrationSplit } = loadRunSplits(config);
-  const { evaluation, calibration } = drawRunSamples(config, evaluationSplit, calibrationSplit);
+  const { evaluationSplit, calibrationSplit, evaluation, calibration } = await drawRunSamples(config);
   // A shard measures its part of the unsharded draw; environment.json still lists the whole draw.
   const measured = options.shard === undefined ? evaluation : selectShard(evaluation, options.shard);
   emit({ kind: "samples", evaluation: measured.length, calibration: calibration.length });

@@ -25,6 +25,7 @@ import { validateEntries } from "../verify/checks/schemas.js";
 import { runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
 import { type EnvironmentFile, type Finding, type ManifestFile, pass } from "../verify/types.js";
+import { continuationsSection } from "./continuations.js";
 import { layerCells, methodOrderOf, methodPoints, samplePoints } from "./data.js";
 import { escapeHtml, formatNumber, formatPercent, table } from "./html.js";
 import { distributionSpec, heatmapSpec, paretoSpec, renderSvg, SvgIdRenumbering } from "./plots.js";
@@ -36,7 +37,12 @@ export interface ReportOptions {
   trustedKeyIds?: ReadonlySet<string>;
   /** Fail the verdict unless the signer is trusted. */
   requireTrusted?: boolean;
+  /** Samples whose greedy continuations are shown as text (default: DEFAULT_CONTINUATION_SAMPLES). */
+  continuationSamples?: number;
 }
+
+/** How many samples' continuations the report shows unless told otherwise: enough to read, short enough to scan. */
+export const DEFAULT_CONTINUATION_SAMPLES = 3;
 
 export type ReportVerdict = "pass" | "fail" | "unverified";
 
@@ -143,6 +149,11 @@ export async function buildReportFromEntries(
         ].join("\n"),
     await layersSection(parts.fingerprints, methodOrder, ids),
     await samplesSection(parts.records, methodOrder, ids),
+    continuationsSection(
+      parts.records,
+      methodOrder,
+      options.continuationSamples ?? DEFAULT_CONTINUATION_SAMPLES,
+    ),
   ];
   const verdict: ReportVerdict =
     verification === undefined ? "unverified" : verification.passed ? "pass" : "fail";
@@ -170,6 +181,9 @@ figure { margin: .5rem 0 1.2rem; }
 figcaption { color: #555; font-size: .9rem; margin-top: .2rem; }
 figure svg { max-width: 100%; height: auto; }
 code { font-size: .92em; }
+h3 { font-size: 1rem; margin: 1.2rem 0 .3rem; }
+.generated { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: .9em; }
+mark { background: #ffe08a; }
 `;
 
 function page(title: string, body: string): string {

@@ -83,6 +83,64 @@ export interface ReplayMaterial {
   evaluation: Sample[];
 }
 
+/** What the draw check reads (see checkDrawStage). */
+export interface DrawMaterial {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: SampleRecord[];
+  fingerprints: FingerprintLine[] | undefined;
+  dataset: VerifierDataset | undefined;
+  /** A shard's own samples: only these must have records, and replay re-runs only these. */
+  recordedSampleIds: readonly string[] | undefined;
+}
+
+/** Every check, the draw included; `replayMaterial` is set when replay may run. */
+export async function runAllChecks(
+  contents: BundleContents,
+  options: VerifyOptions,
+): Promise<VerifyResult & { replayMaterial?: ReplayMaterial }> {
+  const result = runChecks(contents, options);
+  const replayMaterial = await checkDrawStage(result);
+  return replayMaterial === undefined ? result : { ...result, replayMaterial };
+}
+
+/** Checks whose failure stops replay: nothing on the bundle's word runs after them. */
+const REPLAY_BLOCKING = new Set(["integrity", "signature", "trust", "schemas", "consistency"]);
+
+/**
+ * The draw re-derived from the verifier's dataset (async: a dataset may be streamed), appended
+ * to the runner's findings; returns what replay needs when every check it depends on held.
+ */
+export async function checkDrawStage(result: VerifyResult): Promise<ReplayMaterial | undefined> {
+  const material = result.drawMaterial;
+  if (material === undefined) return undefined;
+  let draw: Awaited<ReturnType<typeof checkDraw>>;
+  try {
+    draw = await checkDraw(material);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    result.findings.push(fail("draw", "E_CHECK_CRASHED", `the draw check could not finish: ${message}`));
+    return undefined;
+  }
+  result.findings.push(...draw.findings);
+  result.exitCode = exitCodeFor(result.findings);
+  result.passed = result.exitCode === EXIT_PASS;
+  const { config, environment, records, fingerprints, recordedSampleIds } = material;
+  if (
+    draw.evaluation === undefined ||
+    fingerprints === undefined ||
+    !draw.findings.every((f) => f.ok) ||
+    result.findings.some((f) => !f.ok && REPLAY_BLOCKING.has(f.check))
+  ) {
+    return undefined;
+  }
+  // A shard replays its own part of the draw.
+  const evaluation = draw.evaluation.filter(
+    (s) => recordedSampleIds === undefined || recordedSampleIds.includes(s.sampleId),
+  );
+  return { config, environment, records, fingerprints, evaluation };
+}
+
 export interface VerifyResult {
   findings: Finding[];
   passed: boolean;
@@ -90,8 +148,8 @@ export interface VerifyResult {
   /** summarize(records, config) when it could be computed: the figures verify stands behind. */
   recomputed?: Summary;
   thresholds?: Thresholds;
-  /** Present when integrity, signature, trust, schemas and the draw held: replay may run. */
-  replayMaterial?: ReplayMaterial;
+  /** What the draw check (checkDrawStage) needs, when the entries it reads are valid. */
+  drawMaterial?: DrawMaterial;
 }
 
 function guarded(check: CheckName, run: () => Finding[]): Finding[] {
@@ -261,26 +319,10 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     ),
   );
 
-  let evaluation: Sample[] | undefined;
-  findings.push(
-    ...(skipped("draw", ["config.json", "environment.json", "records.jsonl"], valid) ??
-      guarded("draw", () => {
-        const draw = checkDraw({
-          config,
-          environment,
-          records,
-          dataset: options.dataset,
-          recordedSampleIds: shard?.sampleIds,
-        });
-        if (draw.findings.every((f) => f.ok)) {
-          // A shard replays its own part of the draw.
-          evaluation = draw.evaluation?.filter(
-            (s) => shard === undefined || shard.sampleIds.includes(s.sampleId),
-          );
-        }
-        return draw.findings;
-      })),
-  );
+  // The draw is re-derived (asynchronously, the dataset may be streamed) by checkDrawStage in
+  // verify-bundle.ts: here only what it needs is kept.
+  const drawSkip = skipped("draw", ["config.json", "environment.json", "records.jsonl"], valid);
+  if (drawSkip !== undefined) findings.push(...drawSkip);
 
   const reportSkip = skipped("report-md", ["config.json", "environment.json"], valid);
   findings.push(
@@ -305,15 +347,16 @@ export function runChecks(contents: BundleContents, options: VerifyOptions): Ver
     thresholds: { policy, replay: tolerances },
   };
   if (recomputed !== undefined) result.recomputed = recomputed;
-  // Replay touches nothing on the bundle's word: only once its bytes, signer and files held.
-  const blocking = new Set(["integrity", "signature", "trust", "schemas", "consistency"]);
   const fingerprints = valid.get("fingerprints.jsonl") as FingerprintLine[] | undefined;
-  if (
-    evaluation !== undefined &&
-    fingerprints !== undefined &&
-    !findings.some((f) => !f.ok && blocking.has(f.check))
-  ) {
-    result.replayMaterial = { config, environment, records, fingerprints, evaluation };
+  if (drawSkip === undefined) {
+    result.drawMaterial = {
+      config,
+      environment,
+      records,
+      fingerprints,
+      dataset: options.dataset,
+      recordedSampleIds: shard?.sampleIds,
+    };
   }
   return result;
 }

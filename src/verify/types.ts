@@ -120,10 +120,10 @@ export interface EnvironmentFile {
   gpus: Record<string, unknown>[];
   node: string;
   onnxruntime: string;
-  executionProvider: "cpu" | "cuda";
+  executionProvider: "cpu" | "cuda" | "webgpu";
   packages: Record<string, string>;
   hardwareCheck: {
-    device: "cpu" | "cuda";
+    device: "cpu" | "cuda" | "webgpu";
     requiredBytes: number;
     availableBytes: number;
     marginFraction: number;

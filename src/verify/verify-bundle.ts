@@ -12,7 +12,7 @@ import { SpgError } from "../errors.js";
 import type { VerifierDataset } from "./checks/draw.js";
 import { checkReplay, type ReplayOptions, replayCheckpoint } from "./checks/replay.js";
 import { loadVerifyPolicy } from "./policy.js";
-import { exitCodeFor, runChecks, type VerifyResult } from "./runner.js";
+import { exitCodeFor, runAllChecks, type VerifyResult } from "./runner.js";
 import { type Finding, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
@@ -63,7 +63,7 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
     const findings: Finding[] = read.findings.map((finding) => ({ ...finding }));
     return { findings, passed: false, exitCode: EXIT_UNREADABLE };
   }
-  const result = runChecks(
+  const result = await runAllChecks(
     { entries: read.entries },
     { trustedKeyIds, requireTrusted: options.requireTrusted, policy, dataset: options.dataset },
   );

@@ -13,7 +13,7 @@ import {
   localSplitPath,
   splitTextDocuments,
 } from "../../src/data/sources.js";
-import { spgError } from "../helpers/spg-error.js";
+import { spgErrorAsync } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-sources-"));
 
@@ -24,7 +24,7 @@ function file(name: string, content: string | Uint8Array): string {
   return path;
 }
 
-test("WikiText-style files split on top-level headings, not on sections", () => {
+test("WikiText-style files split on top-level headings, not on sections", async () => {
   const text = [
     " ",
     " = Robert Boulter = ",
@@ -49,7 +49,7 @@ test("WikiText-style files split on top-level headings, not on sections", () => 
   assert.ok(docs[1].text.startsWith(" = Du Fu = "));
 });
 
-test("plain text: single blank lines separate documents unless the file uses double blank lines", () => {
+test("plain text: single blank lines separate documents unless the file uses double blank lines", async () => {
   const single = splitTextDocuments("one a\none b\n\ntwo\n\n\nthree\n");
   // has a run of two blank lines -> documents are separated by 2+ blank lines only
   assert.deepEqual(
@@ -70,9 +70,9 @@ test("plain text: single blank lines separate documents unless the file uses dou
   );
 });
 
-test("a text split carries its documents and the sha256 of ids and texts (length-prefixed)", () => {
+test("a text split carries its documents and the sha256 of ids and texts (length-prefixed)", async () => {
   const path = file("plain.txt", "\uFEFFalpha\n\nbeta é\n");
-  const split = loadLocalSplit("text", path, "test");
+  const split = await loadLocalSplit("text", path, "test");
   assert.equal(split.source, "text");
   assert.equal(split.split, "test");
   assert.equal(split.path, path);
@@ -91,69 +91,79 @@ test("a text split carries its documents and the sha256 of ids and texts (length
   assert.equal(hashDocuments(split.documents), split.sha256);
 });
 
-test("CRLF line endings and a UTF-8 BOM read like LF files", () => {
-  const lf = loadLocalSplit("text", file("lf.txt", "a\nb\n\nc\n"), "eval");
-  const crlf = loadLocalSplit("text", file("crlf.txt", "\uFEFFa\r\nb\r\n\r\nc\r\n"), "eval");
+test("CRLF line endings and a UTF-8 BOM read like LF files", async () => {
+  const lf = await loadLocalSplit("text", file("lf.txt", "a\nb\n\nc\n"), "eval");
+  const crlf = await loadLocalSplit("text", file("crlf.txt", "\uFEFFa\r\nb\r\n\r\nc\r\n"), "eval");
   assert.deepEqual(crlf.documents, lf.documents);
   assert.equal(crlf.sha256, lf.sha256);
-  const jsonl = loadLocalSplit("jsonl", file("bom.jsonl", '\uFEFF{"text":"x"}\r\n{"text":"y"}\r\n'), "eval");
+  const jsonl = await loadLocalSplit(
+    "jsonl",
+    file("bom.jsonl", '\uFEFF{"text":"x"}\r\n{"text":"y"}\r\n'),
+    "eval",
+  );
   assert.deepEqual(
     jsonl.documents.map((d) => d.text),
     ["x", "y"],
   );
 });
 
-test("JSONL: a text field per line, field name configurable, bad lines named", () => {
+test("JSONL: a text field per line, field name configurable, bad lines named", async () => {
   const path = file("docs.jsonl", '{"text":"first doc"}\n\n{"text":"second","meta":1}\n');
-  assert.deepEqual(loadLocalSplit("jsonl", path, "eval").documents, [
+  assert.deepEqual((await loadLocalSplit("jsonl", path, "eval")).documents, [
     { id: "L1", text: "first doc" },
     { id: "L3", text: "second" },
   ]);
   const custom = file("content.jsonl", '{"content":"x y"}\n');
-  assert.equal(loadLocalSplit("jsonl", custom, "eval", { textField: "content" }).documents[0].text, "x y");
+  assert.equal(
+    (await loadLocalSplit("jsonl", custom, "eval", { textField: "content" })).documents[0].text,
+    "x y",
+  );
   const badJson = file("bad.jsonl", '{"text":"ok"}\n{"text": oops}\n');
-  const error = spgError(() => loadLocalSplit("jsonl", badJson, "eval"));
+  const error = await spgErrorAsync(() => loadLocalSplit("jsonl", badJson, "eval"));
   assert.equal(error.code, "E_DATASET_JSONL");
   assert.match(error.message, /line 2/);
   assert.equal(error.file, badJson);
   const noField = file("nofield.jsonl", '{"text":"ok"}\n{"body":"x"}\n');
-  const missing = spgError(() => loadLocalSplit("jsonl", noField, "eval"));
+  const missing = await spgErrorAsync(() => loadLocalSplit("jsonl", noField, "eval"));
   assert.match(missing.message, /line 2 has no string field "text"/);
   assert.match(missing.fix ?? "", /textField/);
 });
 
-test("directory: every .txt below it, sorted by relative path in byte order", () => {
+test("directory: every .txt below it, sorted by relative path in byte order", async () => {
   file("corpus/b.txt", "bee\n");
   file("corpus/a.txt", "\nay\n\n");
   file("corpus/sub/C.txt", "sea");
   file("corpus/notes.md", "ignored");
   file("corpus/empty.txt", "   \n");
-  const split = loadLocalSplit("dir", join(work, "corpus"), "eval");
+  const split = await loadLocalSplit("dir", join(work, "corpus"), "eval");
   assert.deepEqual(split.documents, [
     { id: "a.txt", text: "ay" },
     { id: "b.txt", text: "bee" },
     { id: "sub/C.txt", text: "sea" },
   ]);
   mkdirSync(join(work, "nothing"), { recursive: true });
-  assert.equal(spgError(() => loadLocalSplit("dir", join(work, "nothing"), "eval")).code, "E_DATASET_EMPTY");
+  assert.equal(
+    (await spgErrorAsync(() => loadLocalSplit("dir", join(work, "nothing"), "eval"))).code,
+    "E_DATASET_EMPTY",
+  );
 });
 
-test("bad inputs: missing, empty, wrong kind, not UTF-8", () => {
-  const missing = spgError(() => loadLocalSplit("text", join(work, "absent.txt"), "eval"));
+test("bad inputs: missing, empty, wrong kind, not UTF-8", async () => {
+  const missing = await spgErrorAsync(() => loadLocalSplit("text", join(work, "absent.txt"), "eval"));
   assert.equal(missing.code, "E_DATASET_MISSING");
   assert.match(missing.message, /split "eval"/);
   assert.equal(
-    spgError(() => loadLocalSplit("text", file("empty.txt", " \n\n"), "eval")).code,
+    (await spgErrorAsync(() => loadLocalSplit("text", file("empty.txt", " \n\n"), "eval"))).code,
     "E_DATASET_EMPTY",
   );
   assert.equal(
-    spgError(() => loadLocalSplit("jsonl", file("empty.jsonl", ""), "eval")).code,
+    (await spgErrorAsync(() => loadLocalSplit("jsonl", file("empty.jsonl", ""), "eval"))).code,
     "E_DATASET_EMPTY",
   );
-  const wrongKind = spgError(() => loadLocalSplit("text", join(work, "corpus"), "eval"));
+  const wrongKind = await spgErrorAsync(() => loadLocalSplit("text", join(work, "corpus"), "eval"));
   assert.match(wrongKind.fix ?? "", /--dataset dir/);
   const latin1 = file("latin1.txt", Uint8Array.from([0x61, 0x62, 0x63, 0x20, 0x63, 0x61, 0x66, 0xe9, 0x0a]));
-  const encoding = spgError(() => loadLocalSplit("text", latin1, "eval"));
+  const encoding = await spgErrorAsync(() => loadLocalSplit("text", latin1, "eval"));
   assert.equal(encoding.code, "E_DATASET_ENCODING");
   assert.match(encoding.fix ?? "", /UTF-8/);
   assert.match(encoding.message, /byte offset 8/);
@@ -164,7 +174,7 @@ test("bad inputs: missing, empty, wrong kind, not UTF-8", () => {
   assert.equal(firstInvalidUtf8(Buffer.from("fine ✓")), -1);
 });
 
-test("split paths: {split} template, or calibrationPath for calibration", () => {
+test("split paths: {split} template, or calibrationPath for calibration", async () => {
   file("wiki/wiki.test.raw", " = Eval article = \n text \n");
   file("wiki/wiki.valid.raw", " = Calibration article = \n other \n");
   const config = resolveConfig({
@@ -177,8 +187,8 @@ test("split paths: {split} template, or calibrationPath for calibration", () => 
   });
   assert.equal(localSplitPath(config.dataset, "eval"), join(work, "wiki/wiki.test.raw"));
   assert.equal(localSplitPath(config.dataset, "calibration"), join(work, "wiki/wiki.valid.raw"));
-  const evaluation = loadConfiguredLocalSplit(config.dataset, "eval");
-  const calibration = loadConfiguredLocalSplit(config.dataset, "calibration");
+  const evaluation = await loadConfiguredLocalSplit(config.dataset, "eval");
+  const calibration = await loadConfiguredLocalSplit(config.dataset, "calibration");
   assert.equal(evaluation.split, "test");
   assert.equal(calibration.split, "valid");
   assert.equal(evaluation.documents[0].id, "L1 Eval article");

@@ -15,8 +15,10 @@ import { manifestSignedMessage } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
+import { loadBrownSplitNamed } from "../../src/data/brown.js";
+import { drawSamples } from "../../src/data/sampling.js";
+import { encode } from "../../src/data/tokenizer.js";
 import type { Sample } from "../../src/data/types.js";
-import { drawRunSamples, loadRunSplits } from "../../src/measure/prove.js";
 import { renderReportMarkdown } from "../../src/measure/report-md.js";
 import { summarize } from "../../src/measure/summary.js";
 import { keyIdOf } from "../../src/verify/checks/signature.js";
@@ -88,13 +90,37 @@ const draws = new Map<
 function fixtureDraw(config: RunConfig) {
   let draw = draws.get(config.dataset.samples);
   if (draw === undefined) {
-    const splits = loadRunSplits(config);
+    // The same rule as src/data/draw.ts for the Brown corpus, synchronously (fixtures are built in sync code).
+    const { dataset } = config;
+    const drawn = (split: string, field: string, role: Sample["role"], count: number) => {
+      const loaded = loadBrownSplitNamed(split, field);
+      const samples = drawSamples(
+        loaded.documents.map((doc) => ({ id: doc.id, tokens: encode(doc.text) })),
+        {
+          count,
+          contextTokens: dataset.contextTokens,
+          continuationTokens: dataset.continuationTokens,
+          seed: dataset.seed,
+          role,
+          split: loaded.split,
+        },
+      );
+      return { loaded, samples };
+    };
+    const evaluation = drawn(dataset.split, "dataset.split", "eval", dataset.samples);
+    const calibration = drawn(
+      dataset.calibrationSplit,
+      "dataset.calibrationSplit",
+      "calibration",
+      dataset.calibrationSamples,
+    );
     draw = {
-      ...drawRunSamples(config, splits.evaluation, splits.calibration),
+      evaluation: evaluation.samples,
+      calibration: calibration.samples,
       hashes: {
-        sha256: splits.evaluation.sha256,
-        calibrationSha256: splits.calibration.sha256,
-        documents: splits.evaluation.documents.length,
+        sha256: evaluation.loaded.sha256,
+        calibrationSha256: calibration.loaded.sha256,
+        documents: evaluation.loaded.documents.length,
       },
     };
     draws.set(config.dataset.samples, draw);

@@ -12,3 +12,14 @@ export function spgError(fn: () => unknown): SpgError {
   }
   assert.fail("expected an SpgError");
 }
+
+/** Awaits fn and returns the SpgError it rejects with; any other outcome fails the test. */
+export async function spgErrorAsync(fn: () => Promise<unknown>): Promise<SpgError> {
+  try {
+    await fn();
+  } catch (error) {
+    if (isSpgError(error)) return error;
+    throw error;
+  }
+  assert.fail("expected an SpgError");
+}

@@ -65,7 +65,10 @@ test("full and window-trim reproduce the fp16 baseline exactly; streaming does n
       `${record.nllCompressed} vs ${record.nllBaseline}`,
     );
     assert.equal(record.top1Matches, 11);
-    assert.deepEqual(record.generation, { compared: 6, matches: 6, firstDivergence: null });
+    const { baselineTokens, tokens, ...agreement } = record.generation;
+    assert.deepEqual(agreement, { compared: 6, matches: 6, firstDivergence: null });
+    assert.equal(tokens?.length, 6);
+    assert.deepEqual(tokens, baselineTokens);
   }
   // fp16 baseline: 4 layers x 4 heads x 32 slots x 8 dims x 2 (K,V) x 2 bytes.
   assert.equal(full.kvBytesBaseline, 4 * 4 * 32 * 8 * 2 * 2);

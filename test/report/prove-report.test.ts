@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { ephemeralKey } from "../../src/bundle/keys.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { prove } from "../../src/measure/prove.js";
+import { continuationHtml } from "../../src/report/continuations.js";
 import { escapeHtml, formatNumber } from "../../src/report/html.js";
 import { buildReport } from "../../src/report/render.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
@@ -31,6 +32,16 @@ test("the report of a measured bundle: verdict pass, every method and layer show
   }
   const figures = [...html.matchAll(/<figure class="plot" data-plot="([^"]+)"><svg/g)].map((m) => m[1]);
   assert.deepEqual(figures, ["pareto", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"]);
+  // Generated text: the first samples' continuations, the baseline's and each method's, decoded from the records.
+  const section = html.slice(html.indexOf('<section id="continuations">'));
+  for (const record of proved.records.filter((r) => r.sampleIndex === 0)) {
+    assert.ok(section.includes(`<td>${escapeHtml(record.method)}</td>`), record.method);
+    assert.ok(
+      section.includes(continuationHtml(record.generation.tokens ?? [], record.generation.firstDivergence)),
+      record.method,
+    );
+  }
+  assert.ok(section.includes(continuationHtml(proved.records[0].generation.baselineTokens ?? [], null)));
   // Both layers of the model appear in the per-layer heatmap.
   for (const layer of [0, 1]) assert.match(html, new RegExp(`aria-label="layer: ${layer}; method: spg`));
 });

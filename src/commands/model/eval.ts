@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { loadBrownSplit, loadBrownSplitNamed } from "../../data/brown.js";
-import { loadLocalSplit } from "../../data/sources.js";
+import { isLocalSource, loadLocalSplit } from "../../data/sources.js";
 import type { DatasetSplit } from "../../data/types.js";
 import { SpgError } from "../../errors.js";
 import { evaluatePerplexity } from "../../measure/perplexity.js";
@@ -31,8 +31,13 @@ Defaults: the bundled model on the Brown eval split.`;
   };
 
   static override flags = {
-    dataset: Flags.string({ description: "brown | text | jsonl | dir", default: "brown" }),
-    "dataset-path": Flags.string({ description: "local dataset file or directory (text, jsonl, dir)" }),
+    dataset: Flags.string({ description: "brown | text | jsonl | parquet | dir", default: "brown" }),
+    "dataset-path": Flags.string({
+      description: "local dataset file or directory (text, jsonl, parquet, dir)",
+    }),
+    "text-field": Flags.string({
+      description: 'JSONL field or parquet column holding the text (default "text")',
+    }),
     split: Flags.string({
       description: "split to evaluate (Brown: train, calibration, eval)",
       default: "eval",
@@ -41,7 +46,7 @@ Defaults: the bundled model on the Brown eval split.`;
     "max-windows": Flags.integer({ description: "stop after this many windows" }),
     device: Flags.string({
       description: "cpu or cuda (never falls back)",
-      options: ["cpu", "cuda"],
+      options: ["cpu", "cuda", "webgpu"],
       default: "cpu",
     }),
     json: Flags.boolean({ description: "print the result as JSON" }),
@@ -50,11 +55,16 @@ Defaults: the bundled model on the Brown eval split.`;
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ModelEval);
     const dir = args.dir === undefined ? bundledModelDir() : resolve(args.dir);
-    const split = this.loadSplit(flags.dataset, flags["dataset-path"], flags.split);
+    const split = await this.loadSplit(
+      flags.dataset,
+      flags["dataset-path"],
+      flags.split,
+      flags["text-field"],
+    );
     const checkpoint = await readCheckpoint(dir);
     const windowTokens = flags.window ?? checkpoint.config.maxPositions;
     const runtime = await loadRuntime(checkpoint, {
-      device: flags.device as "cpu" | "cuda",
+      device: flags.device as "cpu" | "cuda" | "webgpu",
       observationWindow: 1,
     });
     try {
@@ -91,12 +101,17 @@ Defaults: the bundled model on the Brown eval split.`;
     }
   }
 
-  private loadSplit(source: string, path: string | undefined, split: string): DatasetSplit {
+  private async loadSplit(
+    source: string,
+    path: string | undefined,
+    split: string,
+    textField: string | undefined,
+  ): Promise<DatasetSplit> {
     if (source === "brown") return loadBrownSplitNamed(split, "--split");
-    if (source !== "text" && source !== "jsonl" && source !== "dir") {
+    if (!isLocalSource(source)) {
       throw new SpgError("E_DATASET_SOURCE", `unknown dataset source "${source}"`, {
         field: "--dataset",
-        fix: "use brown, text, jsonl or dir",
+        fix: "use brown, text, jsonl, parquet or dir",
       });
     }
     if (path === undefined) {
@@ -105,6 +120,6 @@ Defaults: the bundled model on the Brown eval split.`;
         fix: "name the file or directory to read",
       });
     }
-    return loadLocalSplit(source, resolve(path), split);
+    return loadLocalSplit(source, resolve(path), split, { textField });
   }
 }

@@ -6,6 +6,7 @@ import {
   type WeightFingerprintLine,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
+import { compareGenerations } from "../../measure/metrics.js";
 import { FailureCollector } from "../collect.js";
 import { type EnvironmentFile, type Finding, pass } from "../types.js";
 import { checkWeightsConsistency } from "./weights-consistency.js";
@@ -151,6 +152,20 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
         "E_CONSISTENCY_GENERATION",
         `${where}: generation ${JSON.stringify(generation)} impossible with ${config.generation.tokens} generated tokens`,
       );
+    }
+    if (generation.tokens !== undefined || generation.baselineTokens !== undefined) {
+      // The token ids shown in the report must be the ones the agreement figures count.
+      const recounted = compareGenerations(generation.baselineTokens ?? [], generation.tokens ?? []);
+      if (
+        recounted.compared !== generation.compared ||
+        recounted.matches !== generation.matches ||
+        recounted.firstDivergence !== generation.firstDivergence
+      ) {
+        failures.add(
+          "E_CONSISTENCY_GENERATION",
+          `${where}: generated tokens give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
+        );
+      }
     }
     if (record.kvBytesBaseline !== baselineBytes) {
       failures.add(

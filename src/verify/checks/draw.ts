@@ -12,9 +12,7 @@
  */
 import type { SampleRecord } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
-import { loadBrownSplitNamed } from "../../data/brown.js";
-import { type LocalSource, loadLocalSplit } from "../../data/sources.js";
-import type { DatasetSplit, Sample } from "../../data/types.js";
+import type { Sample } from "../../data/types.js";
 import { isSpgError } from "../../errors.js";
 import { drawRunSamples } from "../../measure/prove.js";
 import { FailureCollector } from "../collect.js";
@@ -30,74 +28,32 @@ export interface VerifierDataset {
   calibrationPath?: string;
 }
 
-type SplitsHere =
-  | { kind: "available"; evaluation: DatasetSplit; calibration: DatasetSplit }
-  | { kind: "unavailable"; reason: string }
-  | { kind: "failed"; finding: Finding };
-
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The splits the verifier holds for this bundle, each checked against the bundle's hash. */
-export function verifierSplits(
+/**
+ * The run's config with the verifier's dataset in place of the bundle's paths, or why the
+ * dataset is not available here. The bundled Brown corpus is always here.
+ */
+export function verifierDatasetConfig(
   config: RunConfig,
-  environment: EnvironmentFile,
   dataset: VerifierDataset = {},
-): SplitsHere {
-  const source = config.dataset.source;
-  let evaluation: DatasetSplit;
-  let calibration: DatasetSplit;
-  try {
-    if (source === "brown") {
-      evaluation = loadBrownSplitNamed(config.dataset.split, "dataset.split");
-      calibration = loadBrownSplitNamed(config.dataset.calibrationSplit, "dataset.calibrationSplit");
-    } else {
-      if (dataset.path === undefined || dataset.calibrationPath === undefined) {
-        return {
-          kind: "unavailable",
-          reason: `the bundle's ${source} dataset is not available here (give it with --dataset-path and --calibration-path)`,
-        };
-      }
-      const options = { textField: config.dataset.textField };
-      evaluation = loadLocalSplit(source as LocalSource, dataset.path, config.dataset.split, options);
-      calibration = loadLocalSplit(
-        source as LocalSource,
-        dataset.calibrationPath,
-        config.dataset.calibrationSplit,
-        options,
-      );
-    }
-  } catch (error) {
-    if (!isSpgError(error)) throw error;
+): { ok: true; config: RunConfig } | { ok: false; reason: string } {
+  if (config.dataset.source === "brown") return { ok: true, config };
+  if (dataset.path === undefined || dataset.calibrationPath === undefined) {
     return {
-      kind: "failed",
-      finding: fail(CHECK, "E_DRAW_DATASET", `the dataset named cannot be read here: ${error.message}`, {
-        cause: error.code,
-      }),
+      ok: false,
+      reason: `the bundle's ${config.dataset.source} dataset is not available here (give it with --dataset-path and --calibration-path)`,
     };
   }
-  const mismatched = [
-    ["evaluation", evaluation, environment.dataset.sha256],
-    ["calibration", calibration, environment.dataset.calibrationSha256],
-  ].filter(([, split, expected]) => (split as DatasetSplit).sha256 !== expected);
-  if (mismatched.length > 0) {
-    return {
-      kind: "failed",
-      finding: fail(
-        CHECK,
-        "E_DRAW_DATASET_MISMATCH",
-        `the ${mismatched.map(([role]) => role).join(" and ")} split here is not the one the bundle was measured on (sha256 differs)`,
-        Object.fromEntries(
-          mismatched.map(([role, split, expected]) => [
-            role,
-            { expected, here: (split as DatasetSplit).sha256 },
-          ]),
-        ),
-      ),
-    };
-  }
-  return { kind: "available", evaluation, calibration };
+  return {
+    ok: true,
+    config: {
+      ...config,
+      dataset: { ...config.dataset, path: dataset.path, calibrationPath: dataset.calibrationPath },
+    },
+  };
 }
 
 function listDifferences(
@@ -138,27 +94,47 @@ export interface DrawResult {
 }
 
 /** Redraw the samples and compare them with everything the bundle says about them. */
-export function checkDraw(input: DrawInput): DrawResult {
-  const { config, environment, records } = input;
-  const splits = verifierSplits(config, environment, input.dataset);
-  if (splits.kind === "unavailable")
-    return { findings: [warn(CHECK, "W_DRAW_NOT_CHECKED", `not checked: ${splits.reason}`)] };
-  if (splits.kind === "failed") return { findings: [splits.finding] };
+export async function checkDraw(input: DrawInput): Promise<DrawResult> {
+  const { environment, records } = input;
+  const here = verifierDatasetConfig(input.config, input.dataset);
+  if (!here.ok) return { findings: [warn(CHECK, "W_DRAW_NOT_CHECKED", `not checked: ${here.reason}`)] };
 
-  let drawn: { evaluation: Sample[]; calibration: Sample[] };
+  let drawn: Awaited<ReturnType<typeof drawRunSamples>>;
   try {
-    drawn = drawRunSamples(config, splits.evaluation, splits.calibration);
+    drawn = await drawRunSamples(here.config);
   } catch (error) {
     if (!isSpgError(error)) throw error;
+    // Reading the verifier's files is E_DRAW_DATASET; a draw the config cannot make is E_DRAW_FAILED.
+    const reading = error.code.startsWith("E_DATASET");
     return {
       findings: [
         fail(
           CHECK,
-          "E_DRAW_FAILED",
-          `the config's draw cannot be made from this dataset: ${errorText(error)}`,
-          {
-            cause: error.code,
-          },
+          reading ? "E_DRAW_DATASET" : "E_DRAW_FAILED",
+          reading
+            ? `the dataset named cannot be read here: ${errorText(error)}`
+            : `the config's draw cannot be made from this dataset: ${errorText(error)}`,
+          { cause: error.code },
+        ),
+      ],
+    };
+  }
+  const mismatched = (
+    [
+      ["evaluation", drawn.evaluationSplit.sha256, environment.dataset.sha256],
+      ["calibration", drawn.calibrationSplit.sha256, environment.dataset.calibrationSha256],
+    ] as const
+  ).filter(([, hereHash, expected]) => hereHash !== expected);
+  if (mismatched.length > 0) {
+    return {
+      findings: [
+        fail(
+          CHECK,
+          "E_DRAW_DATASET_MISMATCH",
+          `the ${mismatched.map(([role]) => role).join(" and ")} split here is not the one the bundle was measured on (sha256 differs)`,
+          Object.fromEntries(
+            mismatched.map(([role, hereHash, expected]) => [role, { expected, here: hereHash }]),
+          ),
         ),
       ],
     };
@@ -166,10 +142,10 @@ export function checkDraw(input: DrawInput): DrawResult {
   const failures = new FailureCollector(CHECK);
   listDifferences("evaluation", environment.evaluation.samples, drawn.evaluation, failures);
   listDifferences("calibration", environment.calibration.samples, drawn.calibration, failures);
-  if (environment.dataset.documents !== splits.evaluation.documents.length) {
+  if (environment.dataset.documents !== drawn.evaluationSplit.documents) {
     failures.add(
       "E_DRAW_MISMATCH",
-      `environment.json says the evaluation split has ${environment.dataset.documents} documents; it has ${splits.evaluation.documents.length}`,
+      `environment.json says the evaluation split has ${environment.dataset.documents} documents; it has ${drawn.evaluationSplit.documents}`,
     );
   }
   const byId = new Map(drawn.evaluation.map((sample) => [sample.sampleId, sample]));
@@ -202,7 +178,7 @@ export function checkDraw(input: DrawInput): DrawResult {
       pass(
         CHECK,
         `${drawn.evaluation.length} evaluation and ${drawn.calibration.length} calibration samples re-drawn here from ` +
-          `${config.dataset.source === "brown" ? "the bundled Brown corpus" : "the dataset given"} (sha256 checked): identical`,
+          `${input.config.dataset.source === "brown" ? "the bundled Brown corpus" : "the dataset given"} (sha256 checked): identical`,
       ),
     ],
     evaluation: drawn.evaluation,

@@ -1,0 +1,182 @@
+/**
+ * Dataset files as people download them, read as streams: the raw bytes are hashed as they go
+ * by (the file's sha256 as on disk), `.gz` is inflated with Node's zlib and `.zst` with fzstd,
+ * and the text comes out line by line, so a multi-GB shard is never held in memory.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { basename } from "node:path";
+import { Readable } from "node:stream";
+import { createGunzip } from "node:zlib";
+import { Decompress } from "fzstd";
+import { SpgError } from "../errors.js";
+
+export type Compression = "none" | "gzip" | "zstd";
+
+/** A file's identity as downloaded: its size and the sha256 of its bytes on disk. */
+export interface FileDigest {
+  /** The path as configured (after `{split}` is replaced). */
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+const READ_CHUNK_BYTES = 1 << 20;
+
+/** Compression named by the file's extension (`.gz`, `.zst`/`.zstd`); anything else is read as is. */
+export function compressionOf(file: string): Compression {
+  const name = basename(file).toLowerCase();
+  if (name.endsWith(".gz")) return "gzip";
+  if (name.endsWith(".zst") || name.endsWith(".zstd")) return "zstd";
+  return "none";
+}
+
+/** sha256 and size of a file, read in chunks. */
+export async function digestFile(file: string, path: string = file): Promise<FileDigest> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, {
+    highWaterMark: READ_CHUNK_BYTES,
+  }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { path, bytes, sha256: hash.digest("hex") };
+}
+
+/** Raw chunks of a file, each also fed to `hash`. */
+async function* hashedChunks(file: string, onChunk: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of createReadStream(file, {
+    highWaterMark: READ_CHUNK_BYTES,
+  }) as AsyncIterable<Buffer>) {
+    onChunk(chunk);
+    yield chunk;
+  }
+}
+
+function truncated(compression: "gzip" | "zstd", file: string, detail: string, cause?: unknown): SpgError {
+  const tool = compression === "gzip" ? "gzip -t" : "zstd -t";
+  return new SpgError(
+    compression === "gzip" ? "E_DATASET_GZIP" : "E_DATASET_ZSTD",
+    `${compression} stream is damaged or cut short: ${detail}`,
+    {
+      file,
+      fix: `download the file again (check it with \`${tool} ${basename(file)}\`), or give the decompressed file`,
+      cause,
+    },
+  );
+}
+
+async function* gunzipped(raw: AsyncIterable<Uint8Array>, file: string): AsyncGenerator<Uint8Array> {
+  const source = Readable.from(raw);
+  const gunzip = createGunzip();
+  source.on("error", (error) => gunzip.destroy(error));
+  source.pipe(gunzip);
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) yield chunk;
+  } catch (error) {
+    if (error instanceof SpgError) throw error;
+    throw truncated("gzip", file, (error as Error).message, error);
+  } finally {
+    source.destroy();
+  }
+}
+
+async function* unzstd(raw: AsyncIterable<Uint8Array>, file: string): AsyncGenerator<Uint8Array> {
+  let out: Uint8Array[] = [];
+  let finished = false;
+  const decompressor = new Decompress((chunk, final) => {
+    out.push(chunk);
+    if (final) finished = true;
+  });
+  const push = (chunk: Uint8Array, final: boolean) => {
+    try {
+      decompressor.push(chunk, final);
+    } catch (error) {
+      throw truncated("zstd", file, (error as Error).message, error);
+    }
+  };
+  for await (const chunk of raw) {
+    push(chunk, false);
+    const ready = out;
+    out = [];
+    yield* ready;
+  }
+  push(new Uint8Array(0), true);
+  yield* out;
+  if (!finished) throw truncated("zstd", file, "the file ends inside a frame");
+}
+
+/** The decompressed bytes of `file` (by its extension); `onRaw` sees every byte read from disk. */
+export function decompressedChunks(
+  file: string,
+  onRaw: (chunk: Uint8Array) => void,
+): AsyncGenerator<Uint8Array> {
+  const raw = hashedChunks(file, onRaw);
+  const compression = compressionOf(file);
+  if (compression === "gzip") return gunzipped(raw, file);
+  if (compression === "zstd") return unzstd(raw, file);
+  return raw;
+}
+
+/** One line of a text stream, numbered from 1, without its line break. */
+export interface NumberedLine {
+  line: number;
+  text: string;
+}
+
+/**
+ * The lines of a UTF-8 byte stream (`\n` or `\r\n`; a leading BOM dropped). A decompression
+ * error is re-raised naming the first line that could not be read in full.
+ */
+export async function* utf8Lines(
+  chunks: AsyncIterable<Uint8Array>,
+  file: string,
+): AsyncGenerator<NumberedLine> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let pending = "";
+  let line = 0;
+  let first = true;
+  const decode = (chunk: Uint8Array, stream: boolean): string => {
+    try {
+      return decoder.decode(chunk, { stream });
+    } catch (error) {
+      throw new SpgError("E_DATASET_ENCODING", `not valid UTF-8 in line ${line + 1}`, {
+        file,
+        field: `line ${line + 1}`,
+        fix: "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+        cause: error,
+      });
+    }
+  };
+  const split = function* (text: string): Generator<NumberedLine> {
+    pending += text;
+    if (first && pending.length > 0) {
+      if (pending.startsWith("\uFEFF")) pending = pending.slice(1);
+      first = false;
+    }
+    let start = 0;
+    for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n", start)) {
+      const raw = pending.slice(start, end);
+      yield { line: ++line, text: raw.endsWith("\r") ? raw.slice(0, -1) : raw };
+      start = end + 1;
+    }
+    pending = pending.slice(start);
+  };
+  try {
+    for await (const chunk of chunks) yield* split(decode(chunk, true));
+  } catch (error) {
+    if (error instanceof SpgError && (error.code === "E_DATASET_GZIP" || error.code === "E_DATASET_ZSTD")) {
+      throw new SpgError(error.code, `${error.message} (after ${line} complete lines)`, {
+        file,
+        field: `line ${line + 1}`,
+        fix: error.fix,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  yield* split(decode(new Uint8Array(0), false));
+  if (pending.length > 0)
+    yield { line: ++line, text: pending.endsWith("\r") ? pending.slice(0, -1) : pending };
+}

@@ -38,8 +38,9 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "policy",
   "protocol",
   "shards",
-  "draw",
   "report-md",
+  // The draw is re-derived after the synchronous checks (runAllChecks), replay last.
+  "draw",
   "replay",
 ];
 

@@ -10,24 +10,24 @@ import {
   renderText,
   reportToGitHub,
 } from "../../src/verify/report.js";
-import { runChecks, type VerifyResult } from "../../src/verify/runner.js";
+import { runAllChecks, type VerifyResult } from "../../src/verify/runner.js";
 import { CHECK_ORDER, warn } from "../../src/verify/types.js";
 import { bundleFixture, fixtureSignedMessage, fixtureValidators } from "../helpers/bundle-fixture.js";
 
-function failingResult(): VerifyResult {
+async function failingResult(): Promise<VerifyResult> {
   const { contents } = bundleFixture();
   const report = Buffer.from(contents.entries.get("report.md")!);
   report[5] ^= 1;
   contents.entries.set("report.md", report);
-  return runChecks(contents, {
+  return await runAllChecks(contents, {
     signedMessage: fixtureSignedMessage,
     requireTrusted: true,
     validators: fixtureValidators(),
   });
 }
 
-test("text report: one line per check, ✓/✗, codes under failures, verdict last", () => {
-  const passing = runChecks(bundleFixture().contents, {
+test("text report: one line per check, ✓/✗, codes under failures, verdict last", async () => {
+  const passing = await runAllChecks(bundleFixture().contents, {
     signedMessage: fixtureSignedMessage,
     requireTrusted: false,
     validators: fixtureValidators(),
@@ -38,7 +38,7 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
   assert.match(text, /^ {2}thresholds: replay NLL .*\/token/m);
   assert.match(text, /PASS b\.zip/);
 
-  const failing = failingResult();
+  const failing = await failingResult();
   const failedText = renderText("b.zip", failing);
   assert.match(failedText, /✗ integrity\s+1 failure\n\s+E_INTEGRITY_HASH: report\.md has sha256/);
   assert.match(failedText, /✗ trust\s+1 failure\n\s+E_NO_TRUSTED_KEYS/);
@@ -50,8 +50,8 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
   assert.equal(json.findings.length, failing.findings.length);
 });
 
-test("GitHub: escaped ::error per failure, and the table is appended to the step summary", () => {
-  const result = failingResult();
+test("GitHub: escaped ::error per failure, and the table is appended to the step summary", async () => {
+  const result = await failingResult();
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
   result.findings.push(warn("replay", "W_REPLAY_OFF", "not replayed"));
   const annotations = githubAnnotations("bundles/a,b.zip", result);

@@ -12,6 +12,7 @@
  */
 import type { SampleRecord } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
+import { drawConfiguredSplit } from "../../data/draw.js";
 import type { Sample } from "../../data/types.js";
 import { isSpgError } from "../../errors.js";
 import { drawRunSamples } from "../../measure/prove.js";
@@ -99,32 +100,26 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
   const here = verifierDatasetConfig(input.config, input.dataset);
   if (!here.ok) return { findings: [warn(CHECK, "W_DRAW_NOT_CHECKED", `not checked: ${here.reason}`)] };
 
-  let drawn: Awaited<ReturnType<typeof drawRunSamples>>;
+  // The splits are identified (read and hashed, nothing drawn) and matched before the draw.
+  let identities: [string, string, string | undefined][];
   try {
-    drawn = await drawRunSamples(here.config);
+    const evaluation = await drawConfiguredSplit(here.config.dataset, "eval", 0);
+    const calibration = await drawConfiguredSplit(here.config.dataset, "calibration", 0);
+    identities = [
+      ["evaluation", evaluation.identity.sha256, environment.dataset.sha256],
+      ["calibration", calibration.identity.sha256, environment.dataset.calibrationSha256],
+    ];
   } catch (error) {
     if (!isSpgError(error)) throw error;
-    // Reading the verifier's files is E_DRAW_DATASET; a draw the config cannot make is E_DRAW_FAILED.
-    const reading = error.code.startsWith("E_DATASET");
     return {
       findings: [
-        fail(
-          CHECK,
-          reading ? "E_DRAW_DATASET" : "E_DRAW_FAILED",
-          reading
-            ? `the dataset named cannot be read here: ${errorText(error)}`
-            : `the config's draw cannot be made from this dataset: ${errorText(error)}`,
-          { cause: error.code },
-        ),
+        fail(CHECK, "E_DRAW_DATASET", `the dataset named cannot be read here: ${errorText(error)}`, {
+          cause: error.code,
+        }),
       ],
     };
   }
-  const mismatched = (
-    [
-      ["evaluation", drawn.evaluationSplit.sha256, environment.dataset.sha256],
-      ["calibration", drawn.calibrationSplit.sha256, environment.dataset.calibrationSha256],
-    ] as const
-  ).filter(([, hereHash, expected]) => hereHash !== expected);
+  const mismatched = identities.filter(([, hereHash, expected]) => hereHash !== expected);
   if (mismatched.length > 0) {
     return {
       findings: [
@@ -135,6 +130,22 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
           Object.fromEntries(
             mismatched.map(([role, hereHash, expected]) => [role, { expected, here: hereHash }]),
           ),
+        ),
+      ],
+    };
+  }
+  let drawn: Awaited<ReturnType<typeof drawRunSamples>>;
+  try {
+    drawn = await drawRunSamples(here.config);
+  } catch (error) {
+    if (!isSpgError(error)) throw error;
+    return {
+      findings: [
+        fail(
+          CHECK,
+          "E_DRAW_FAILED",
+          `the config's draw cannot be made from this dataset: ${errorText(error)}`,
+          { cause: error.code },
         ),
       ],
     };

@@ -18,8 +18,9 @@ import { evaluateSample, peakRssBytes } from "../src/measure/evaluate.js";
 import { drawRunSamples, resolveModelDir } from "../src/measure/prove.js";
 import { summarize } from "../src/measure/summary.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
+import { readGptNeoConfig } from "../src/model/config.js";
 import type { GptNeoRuntime } from "../src/model/types.js";
-import { syntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { syntheticCheckpointDir } from "./synthetic-checkpoint.js";
 
 export interface ProveBenchOptions {
   preset: string;
@@ -27,6 +28,8 @@ export interface ProveBenchOptions {
   /** A synthetic checkpoint of this shape (scripts/synthetic-checkpoint.ts) instead of --model. */
   shape?: string;
   samples?: number;
+  context?: number;
+  continuation?: number;
   /**
    * Also time each method's encoding a second time, straight after the first, on the same
    * prefill (not recorded): the cost with the cache warm, against the recorded cost inside
@@ -41,18 +44,25 @@ async function runEvaluation(options: ProveBenchOptions) {
     overrides: {
       ...(options.model ? { model: options.model } : {}),
       ...(options.samples ? { samples: options.samples } : {}),
+      ...(options.context ? { context: options.context } : {}),
+      ...(options.continuation ? { continuation: options.continuation } : {}),
     },
   });
-  const checkpoint =
-    options.shape === undefined
-      ? await readCheckpoint(resolveModelDir(config))
-      : syntheticCheckpoint(options.shape);
+  const modelDir =
+    options.shape === undefined ? resolveModelDir(config) : syntheticCheckpointDir(options.shape);
+  // What the hardware check asks for, computed where `spg prove` computes it: before any weight loads.
+  const requirement = memoryRequirement(readGptNeoConfig(modelDir), config, process.memoryUsage().rss);
+  const loadStarted = performance.now();
+  const checkpoint = await readCheckpoint(modelDir);
   const { evaluation } = await drawRunSamples(config);
   const backend = await createBackend(checkpoint, {
     device: config.model.device,
     observationWindow: config.kv.observationWindow,
     baselineDtype: config.kv.baselineDtype,
   });
+  const loadMs = performance.now() - loadStarted;
+  const loadedRssBytes = process.memoryUsage().rss;
+  const loadPeakBytes = peakRssBytes();
   // Time every forward pass: what onnxruntime itself spends (feeds and outputs included).
   let forwardMs = 0;
   let forwardTokens = 0;
@@ -119,8 +129,14 @@ async function runEvaluation(options: ProveBenchOptions) {
     forwardTokens,
     warmMs,
     samples: evaluation.length,
-    requiredBytes: memoryRequirement(checkpoint.config, config).requiredBytes,
-    model: options.shape === undefined ? checkpoint.dir : `synthetic ${options.shape} (random weights)`,
+    requirement,
+    loadMs,
+    loadedRssBytes,
+    loadPeakBytes,
+    model:
+      options.shape === undefined
+        ? checkpoint.dir
+        : `${options.shape} shape, random F16 weights (${checkpoint.dir})`,
   };
 }
 
@@ -143,9 +159,27 @@ export async function benchProve(options: ProveBenchOptions): Promise<void> {
     `  of which methods compressing/decompressing ${(100 * (methodsMs / run.wallMs)).toFixed(1)}%, ` +
       `everything else ${(100 * (restMs / run.wallMs)).toFixed(1)}%`,
   );
+  printMemory(run);
+}
+
+/** Peak resident memory of the whole process against the hardware check's requirement and the weights. */
+function printMemory(run: Awaited<ReturnType<typeof runEvaluation>>): void {
+  const r = run.requirement;
+  const peak = peakRssBytes();
   // the whole process: node, modules, corpus, onnxruntime's arenas
   console.log(
-    `  memory: peak resident ${formatBytes(peakRssBytes())}; the hardware check asks for ${formatBytes(run.requiredBytes)}`,
+    `  memory: peak resident ${formatBytes(peak)}; the hardware check asks for ${formatBytes(r.requiredBytes)} ` +
+      `(requirement / peak ${(r.requiredBytes / peak).toFixed(2)}, target 1.00-1.25)`,
+  );
+  console.log(
+    `  fp32 weights ${formatBytes(r.weightBytes)}: peak / weights ${(peak / r.weightBytes).toFixed(2)}; ` +
+      `peak over the process (${formatBytes(r.processBytes)} at the check), weights, head copy and the run's KV, logits, attention and activations ` +
+      `(${formatBytes(r.kvBytes + r.logitsBytes + r.attentionBytes + r.activationBytes)}): ` +
+      `${formatBytes(peak - r.processBytes - r.weightBytes - r.headCopyBytes - r.kvBytes - r.logitsBytes - r.attentionBytes - r.activationBytes)}`,
+  );
+  console.log(
+    `  load (read, scan, session): ${(run.loadMs / 1000).toFixed(1)} s; resident after it ${formatBytes(run.loadedRssBytes)}, peak during it ${formatBytes(run.loadPeakBytes)} ` +
+      `(load overhead over process + weights + head copy: ${((run.loadPeakBytes - r.processBytes - r.weightBytes - r.headCopyBytes) / r.weightBytes).toFixed(3)} of the weights)`,
   );
 }
 
@@ -178,4 +212,5 @@ export async function benchMethods(options: ProveBenchOptions): Promise<void> {
         `${warmCompress.toFixed(1).padStart(17)} ${(100 * (warmCompress / prefill)).toFixed(1).padStart(8)}%`,
     );
   }
+  printMemory(run);
 }

@@ -3,33 +3,36 @@
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
  * `npm run bench -- verify --adversarial [--scale N] [--case NAME]...` (scripts/bench-adversarial.ts)
  * `npm run bench -- dataset [--documents N] [--samples N]` (scripts/bench-dataset.ts)
- * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N]`
- *   (scripts/bench-prove.ts; --shape runs a synthetic checkpoint: timings only)
+ * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N]`
+ *   (scripts/bench-prove.ts; --shape runs a real-shape checkpoint with random weights)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
- * bare onnxruntime (feeds prepared in advance, only session.run timed), so the cost of our
- * code around the model (cache layout, bias, feeds, output mapping) is a printed ratio.
- * Shapes: the HF fixture checkpoints (when present), `bundled` (the shape of the bundled
- * model), `125m` (GPT-Neo-125M's shape); synthetic checkpoints get random weights generated
- * here, never written to disk.
+ * bare onnxruntime (the same graph and session options; feeds prepared in advance, only
+ * session.run timed), so the cost of our code around the model (cache layout, bias, feeds,
+ * output mapping) is a printed ratio. Shapes: the HF fixture checkpoints (A, B, when present),
+ * and the shapes in scripts/shapes (bundled, 125m, 1.3b, 2.7b): an HF-layout F16 checkpoint
+ * with random weights written to a temporary folder (scripts/synthetic-checkpoint.ts) and
+ * read through spg's own loading path.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import ort from "onnxruntime-node";
-import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../src/kv/layout.js";
+import { cacheFromPrefill, emptyCache, pastInputs } from "../src/kv/layout.js";
+import { PaddedCache } from "../src/kv/padded-cache.js";
 import { peakRssBytes } from "../src/measure/evaluate.js";
 import { mulberry32 } from "../src/measure/prng.js";
-import { buildGptNeoGraph } from "../src/model/graph.js";
-import { forwardFeeds, loadRuntime } from "../src/model/session.js";
+import { readCheckpoint } from "../src/model/checkpoint.js";
+import { graphNames } from "../src/model/graph.js";
+import { prepareGraph } from "../src/model/graph-cache.js";
+import { createSession, forwardFeeds, loadRuntime } from "../src/model/session.js";
 import type { ForwardInput, GptNeoCheckpoint } from "../src/model/types.js";
 import { packageRoot } from "../src/paths.js";
 import { benchAdversarial } from "./bench-adversarial.js";
 import { benchDataset } from "./bench-dataset.js";
 import { benchMethods, benchProve } from "./bench-prove.js";
 import { benchVerify } from "./bench-verify.js";
-import { SYNTHETIC_SHAPES, syntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { syntheticCheckpointDir, syntheticShapeNames } from "./synthetic-checkpoint.js";
 
 async function fixtureCheckpoint(name: string): Promise<GptNeoCheckpoint | undefined> {
   const dir = join(packageRoot(), "test", "fixtures", "gpt-neo-hf", `config-${name}`);
@@ -81,38 +84,53 @@ async function benchOne(
     ...pastInputs(emptyCache(config), config, positions),
   };
   const prefill = await runtime.forward(prefillInput);
-  let cache = cacheFromPrefill(config, prefill, positions);
+  const cache = cacheFromPrefill(config, prefill, positions);
   const prefillMs = performance.now() - start;
-  const decodeInputs: ForwardInput[] = [];
+  // Decode as generation runs it: the cache laid out once with room for every step, each
+  // step appending its keys and values in place (src/kv/padded-cache.ts).
+  const decodeReturns = { logits: false, attention: false, statistics: false } as const;
   start = performance.now();
+  const padded = PaddedCache.from(cache, config, decodeSteps);
   for (let step = 0; step < decodeSteps; step++) {
-    const position = prefillLength + step;
-    const input = {
-      inputIds: [ids[position]],
-      positionIds: [position],
-      ...pastInputs(cache, config, [position]),
-    };
-    decodeInputs.push(input);
-    const output = await runtime.forward(input);
-    cache = appendTokens(cache, output, [position]);
+    const stepPositions = [prefillLength + step];
+    const output = await runtime.forward({
+      inputIds: [ids[prefillLength + step]],
+      positionIds: stepPositions,
+      ...padded.inputs(stepPositions),
+      returns: decodeReturns,
+    });
+    padded.append(output, stepPositions);
   }
   const decodeMs = performance.now() - start;
   await runtime.close();
 
   // Bare onnxruntime: the same graph and the same feeds, prepared before timing.
-  const session = await ort.InferenceSession.create(buildGptNeoGraph(checkpoint, options), {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: "all",
-    intraOpNumThreads: intraOpThreads,
-  });
+  const session = await createSession(await prepareGraph(checkpoint, options), "cpu", intraOpThreads);
   await session.run(forwardFeeds(config, warmUp));
   const prefillFeeds = forwardFeeds(config, prefillInput);
   start = performance.now();
   await session.run(prefillFeeds);
   const barePrefillMs = performance.now() - start;
-  const decodeFeeds = decodeInputs.map((input) => forwardFeeds(config, input));
+  // The same steps' feeds, built before timing over one laid-out cache of the same shape
+  // (what onnxruntime computes does not depend on the values), fetching the same outputs.
+  const barePadded = PaddedCache.from(cache, config, decodeSteps);
+  const decodeFeeds = Array.from({ length: decodeSteps }, (_, step) => {
+    const stepPositions = [prefillLength + step];
+    return forwardFeeds(config, {
+      inputIds: [ids[prefillLength + step]],
+      positionIds: stepPositions,
+      ...barePadded.inputs(stepPositions),
+    });
+  });
+  const decodeFetches = [
+    graphNames.logitsLogSumExp,
+    graphNames.logitsArgmax,
+    graphNames.scoredExpectedLogit,
+    graphNames.scoredTargetLogit,
+    ...config.attentionLayers.flatMap((_, l) => [graphNames.presentKey(l), graphNames.presentValue(l)]),
+  ];
   start = performance.now();
-  for (const feeds of decodeFeeds) await session.run(feeds);
+  for (const feeds of decodeFeeds) await session.run(feeds, decodeFetches);
   const bareDecodeMs = performance.now() - start;
   await session.release();
 
@@ -137,6 +155,8 @@ async function main() {
       decode: { type: "string", default: "32" },
       threads: { type: "string", default: "0" },
       samples: { type: "string" },
+      context: { type: "string" },
+      continuation: { type: "string" },
       preset: { type: "string" },
       model: { type: "string" },
       resamples: { type: "string", default: "200" },
@@ -151,16 +171,16 @@ async function main() {
   const what = positionals[0] ?? "model";
   if (what === "prove" || what === "methods") {
     const shape = values.shape?.[0];
-    if (shape !== undefined && !(shape in SYNTHETIC_SHAPES)) {
-      throw new Error(
-        `unknown --shape ${shape} (synthetic shapes: ${Object.keys(SYNTHETIC_SHAPES).join(", ")})`,
-      );
+    if (shape !== undefined && !syntheticShapeNames().includes(shape)) {
+      throw new Error(`unknown --shape ${shape} (shapes: ${syntheticShapeNames().join(", ")})`);
     }
     const options = {
       preset: values.preset ?? "default",
       model: values.model,
       shape,
       samples: values.samples === undefined ? undefined : Number(values.samples),
+      context: values.context === undefined ? undefined : Number(values.context),
+      continuation: values.continuation === undefined ? undefined : Number(values.continuation),
     };
     await (what === "prove" ? benchProve(options) : benchMethods(options));
     return;
@@ -195,14 +215,13 @@ async function main() {
   const threads = Number(values.threads);
   const shapes = values.shape ?? ["A", "B", "bundled", "125m"];
   for (const shape of shapes) {
-    if (shape in SYNTHETIC_SHAPES) {
-      await benchOne(`synthetic ${shape}`, syntheticCheckpoint(shape), prefillTokens, decodeSteps, threads);
+    if (syntheticShapeNames().includes(shape)) {
+      const checkpoint = await readCheckpoint(syntheticCheckpointDir(shape));
+      await benchOne(`${shape} shape (random F16 weights)`, checkpoint, prefillTokens, decodeSteps, threads);
     } else {
       const checkpoint = await fixtureCheckpoint(shape);
       if (checkpoint === undefined) {
-        console.error(
-          `no fixture checkpoint ${shape} (known synthetic shapes: ${Object.keys(SYNTHETIC_SHAPES).join(", ")})`,
-        );
+        console.error(`no fixture checkpoint ${shape} (known shapes: ${syntheticShapeNames().join(", ")})`);
         process.exitCode = 2;
         return;
       }

@@ -32,6 +32,10 @@ export const CHECK_EXIT_CODE: Readonly<Record<CheckName, number>> = {
   // A rebuilt shard's tampering or untrusted signer is reported under integrity/signature/trust.
   shards: EXIT_INVALID,
   claims: EXIT_CLAIMS,
+  // Thresholds the verifier sets and the bundle does not meet: judged like its claims.
+  policy: EXIT_CLAIMS,
+  draw: EXIT_INVALID,
+  "report-md": EXIT_INVALID,
   // Measurements that do not reproduce make the bundle's records invalid.
   replay: EXIT_INVALID,
 };
@@ -185,6 +189,13 @@ export const ERROR_CODES = {
   E_TENSOR_UNEXPECTED: input("the checkpoint holds tensors GPT-Neo does not have"),
   E_TOKEN_RANGE: input("a token id outside the vocabulary"),
   E_TRUSTED_KEYS: input("the --trusted-keys file cannot be read or lists no valid key"),
+  E_VERIFY_DATASET: input(
+    "a dataset file given to verify (--dataset-path, --calibration-path) does not exist",
+  ),
+  E_VERIFY_POLICY: input(
+    "the verify policy file (--policy, configs/verify/policy.yaml) is unreadable or invalid",
+  ),
+  E_VERIFY_REPLAY: input("--replay or --replay-seed has a value verify does not accept"),
   E_WEIGHTS_DECODE: input("stored compressed weights are malformed"),
   E_WEIGHTS_POLICY: input("a weights policy (configs/weights/) is invalid"),
   E_WEIGHTS_POLICY_LAYER: input("a weights policy names a layer the model does not have"),
@@ -365,6 +376,38 @@ export const ERROR_CODES = {
   E_CLAIM_NO_QUALITY_BOUND: finding("claims", "a compression claim comes without a quality bound"),
   E_CLAIM_UNKNOWN_METHOD: finding("claims", "a claim names a method that was not measured"),
 
+  E_POLICY_INTERVAL_WIDTH: finding(
+    "policy",
+    "a claimed metric's interval is wider than the verifier's policy allows",
+  ),
+  E_POLICY_QUALITY_BOUND: finding(
+    "policy",
+    "a ratio claim has no claim beside it on a metric the policy requires",
+  ),
+  E_POLICY_RESAMPLES: finding("policy", "fewer bootstrap resamples behind a claim than the policy asks for"),
+  E_POLICY_RESOURCE_BOUND: finding(
+    "policy",
+    "the bootstrap asked for is above the policy's bound: refused before computing",
+  ),
+  E_POLICY_SAMPLES: finding("policy", "fewer evaluation samples behind a claim than the policy asks for"),
+
+  E_DRAW_DATASET: finding("draw", "the dataset the bundle names cannot be read from the verifier's copy"),
+  E_DRAW_DATASET_MISMATCH: finding(
+    "draw",
+    "the verifier's dataset split has another sha256 than the bundle's",
+  ),
+  E_DRAW_FAILED: finding("draw", "the config's draw cannot be made from the verifier's dataset"),
+  E_DRAW_MISMATCH: finding(
+    "draw",
+    "environment.json's sample lists are not the draw re-derived from the dataset and seed",
+  ),
+  E_DRAW_RECORD: finding("draw", "a record's sample is not the one drawn, or a drawn sample has no record"),
+
+  E_REPORT_MD_MISMATCH: finding(
+    "report-md",
+    "report.md is not the report rendered from the recomputed summary",
+  ),
+
   E_PROTOCOL_DATASET_HASH: finding("protocol", "environment.json lacks a dataset split's sha256"),
   E_PROTOCOL_DATASET_IDENTITY: finding("protocol", "environment.json's dataset disagrees with config.json's"),
   E_PROTOCOL_DEVICE: finding("protocol", "the run used or checked another device than configured"),
@@ -381,12 +424,16 @@ export const ERROR_CODES = {
     "a record scores a sample that is not a listed evaluation sample",
   ),
 
-  E_REPLAY_DATASET_MISMATCH: finding("replay", "the evaluation split here differs from the bundle's"),
+  E_REPLAY_DIFFERS: finding(
+    "replay",
+    "replay did not reproduce: which samples were re-run, and the seed that chose them",
+  ),
   E_REPLAY_FINGERPRINT: finding("replay", "a replayed fingerprint's bytes differ from the bundle's"),
-  E_REPLAY_MODEL: finding("replay", "the model to replay with cannot be loaded"),
-  E_REPLAY_MODEL_MISMATCH: finding("replay", "the model given is not the one the bundle was measured on"),
-  E_REPLAY_RECORD: finding("replay", "a replayed record differs beyond the config's tolerances"),
-  E_REPLAY_SAMPLE_MISMATCH: finding("replay", "a sample redrawn here has other tokens than the bundle's"),
+  E_REPLAY_MODEL_MISMATCH: finding(
+    "replay",
+    "the model given with --model is not the one the bundle was measured on",
+  ),
+  E_REPLAY_RECORD: finding("replay", "a replayed record differs beyond the verifier's tolerances"),
 } as const satisfies Record<`E_${string}`, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

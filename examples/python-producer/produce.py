@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 
 import nacl.signing
 
@@ -158,13 +159,79 @@ def check_inputs(config, environment, records, layers, paths):
                               fix="one line per model layer, its bytes being what the method stores for it")
 
 
-def report_markdown(config, summary):
-    lines = [f"# spg proof bundle: {config['name']} (written by {TOOL['name']})", "",
-             "| method | ratio | ppl +% | mean KL | top-1 |", "|---|---|---|---|---|"]
+def _js_fixed(value, digits):
+    """JavaScript's Number.prototype.toFixed: exact decimal value, ties away from zero."""
+    if value == 0:
+        value = 0.0  # -0 prints as 0, as in JavaScript
+    if abs(value) >= 1e21:
+        return _js_string(value)
+    magnitude = Decimal(abs(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return ("-" if value < 0 else "") + f"{magnitude:f}"
+
+
+def _js_exponential(value, digits):
+    """JavaScript's Number.prototype.toExponential(digits), e.g. 1.27e-5."""
+    if value == 0:
+        return f"{0:.{digits}f}e+0"
+    magnitude = Decimal(abs(value))
+    exponent = magnitude.adjusted()
+    mantissa = magnitude.scaleb(-exponent).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    if mantissa >= 10:
+        exponent += 1
+        mantissa = magnitude.scaleb(-exponent).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    sign = "-" if value < 0 else ""
+    return f"{sign}{mantissa:f}e{'+' if exponent >= 0 else '-'}{abs(exponent)}"
+
+
+def _js_string(value):
+    """String(number) in JavaScript: the shortest round-trip digits, decimal from 1e-7 to 1e21."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (value == int(value) and abs(value) < 1e21):
+        return str(int(value))
+    sign, digits, exponent = Decimal(repr(value)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    point = len(digits) + exponent  # position of the decimal point after the first digits
+    prefix = "-" if sign else ""
+    if -6 < point <= 21:
+        if point <= 0:
+            return f"{prefix}0.{'0' * -point}{text}"
+        if point >= len(text):
+            return prefix + text + "0" * (point - len(text))
+        return f"{prefix}{text[:point]}.{text[point:]}"
+    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    return f"{prefix}{mantissa}e{'+' if point - 1 >= 0 else '-'}{abs(point - 1)}"
+
+
+def report_markdown(config, summary, environment):
+    """report.md exactly as spg renders it (src/measure/report-md.ts): spg verify renders it again
+    from the summary it recomputes and compares byte for byte."""
+    dataset = config["dataset"]
+    lines = [f"# spg proof bundle: {config['name']}", "",
+             f"Model `{config['model']['path']}` (sha256 {environment['model']['sha256'][:16]}\u2026), "
+             f"{dataset['samples']} samples of {dataset['contextTokens']} context + "
+             f"{dataset['continuationTokens']} continuation tokens from {dataset['source']}/{dataset['split']}, "
+             f"baseline cache counted in {config['kv']['baselineDtype']}.", "",
+             "| method | ratio | ppl base | ppl comp | ppl +% (CI) | mean KL | top-1 | gen agree |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, m in summary["methods"].items():
-        lines.append(f"| {name} | {m['compressionRatio']:.2f} | {m['perplexityIncreasePct']:.3f} | "
-                     f"{m['meanKl']:.5f} | {m['top1Agreement']:.3f} |")
-    lines += ["", f"All claims hold: {'yes' if summary['allClaimsPass'] else 'no'}.", ""]
+        if "weights" in m:
+            raise BundleError(f"method {name} compresses weights, which this producer does not write",
+                              field="methods", fix="produce KV-cache methods only")
+        ci = m["intervals"]["perplexityIncreasePct"]
+        lines.append(
+            f"| {name} | {_js_fixed(m['compressionRatio'], 2)}x | {_js_fixed(m['perplexityBaseline'], 3)} | "
+            f"{_js_fixed(m['perplexityCompressed'], 3)} | {_js_fixed(m['perplexityIncreasePct'], 2)} "
+            f"[{_js_fixed(ci['low'], 2)}, {_js_fixed(ci['high'], 2)}] | {_js_exponential(m['meanKl'], 2)} | "
+            f"{_js_fixed(100 * m['top1Agreement'], 1)}% | {_js_fixed(100 * m['generationAgreement'], 1)}% |")
+    lines += ["", "## Claims", ""]
+    if not summary["claims"]:
+        lines.append("No claims configured.")
+    for claim in summary["claims"]:
+        lines.append(f"- {'PASS' if claim['pass'] else 'FAIL'} {claim['method']} {claim['metric']} {claim['op']} "
+                     f"{_js_string(claim['threshold'])} ({claim['judge']}: {_js_string(claim['judged'])}; "
+                     f"point {_js_string(claim['value'])})")
+    lines += ["", "Recompute everything with `spg verify <bundle.zip>`.", ""]
     return "\n".join(lines)
 
 
@@ -228,7 +295,7 @@ def main(argv):
     summary = summarize(records, config)
     created_at = args.created_at or datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="milliseconds").replace("+00:00", "Z")
-    write_bundle(args.out, config, environment, records, layers, summary, report_markdown(config, summary),
+    write_bundle(args.out, config, environment, records, layers, summary, report_markdown(config, summary, environment),
                  read_signing_key(args.key), TOOL, created_at)
     print(f"bundle: {args.out} ({len(records)} records, {len(layers)} layer fingerprints)")
     return 0

@@ -16,7 +16,7 @@ export const configFlags = {
   ablation: Flags.boolean({ description: "add one SPG variant per component (configs/ablations/)" }),
   name: Flags.string({ description: "name of this run" }),
   model: Flags.string({ description: 'GPT-Neo checkpoint directory, or "bundled"' }),
-  device: Flags.string({ description: "cpu | cuda (never switched silently)" }),
+  device: Flags.string({ description: "cpu | cuda | webgpu (never switched silently)" }),
   dataset: Flags.string({ description: "brown | text | jsonl | parquet | dir" }),
   "dataset-path": Flags.string({
     description: "local dataset file or directory; {split} is replaced by the split name",

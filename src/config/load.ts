@@ -5,15 +5,18 @@
  * schemas/config.schema.json and a few cross-field rules a schema cannot say.
  * Errors are SpgErrors naming the file or flag, the field and the fix.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
-import { isMap, parseDocument, stringify } from "yaml";
+import { stringify } from "yaml";
 import { SpgError } from "../errors.js";
+import { isMethodKind, methods } from "../kv/methods/index.js";
+import type { ParamProblem } from "../kv/methods/types.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { configsDir, schemasDir } from "../paths.js";
 import { resolveWeightsParams } from "../weights/method.js";
 import { planCompression, validateWeightPolicy } from "../weights/policy.js";
+import { CONFIG_EXTENSIONS, listPresets, presetPath, readConfigFile } from "./files.js";
 import {
   type ConfigLayer,
   isPlainObject,
@@ -84,89 +87,6 @@ const FLAG_FIELDS: Record<Exclude<keyof ConfigOverrides, "methods">, { flag: str
   generation: { flag: "--generation", path: ["generation", "tokens"] },
   seed: { flag: "--seed", path: ["dataset", "seed"] },
 };
-
-const CONFIG_EXTENSIONS = [".yaml", ".yml", ".json"];
-
-/** Names of the presets in a presets directory (configs/*.yaml), sorted. */
-export function listPresets(dir: string = configsDir()): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".yaml") && statSync(join(dir, f)).isFile())
-    .map((f) => f.slice(0, -".yaml".length))
-    .sort();
-}
-
-/** configs/<name>.yaml, or E_PRESET_UNKNOWN listing the available presets. */
-export function presetPath(name: string, dir: string = configsDir()): string {
-  const path = join(dir, `${name}.yaml`);
-  if (/^[A-Za-z0-9._-]+$/.test(name) && existsSync(path)) return path;
-  const available = listPresets(dir);
-  throw new SpgError("E_PRESET_UNKNOWN", `no preset named "${name}"`, {
-    file: path,
-    field: "preset",
-    fix: `use one of: ${available.join(", ") || `(none found in ${dir})`}`,
-  });
-}
-
-/** Reads a YAML (.yaml/.yml) or JSON (.json) config file into a plain object. */
-export function readConfigFile(path: string): PlainObject {
-  if (!existsSync(path) || !statSync(path).isFile()) {
-    throw new SpgError("E_CONFIG_MISSING", `config file not found: ${path}`, {
-      file: path,
-      fix: "check the path given to --config (YAML or JSON)",
-    });
-  }
-  const extension = extname(path).toLowerCase();
-  if (!CONFIG_EXTENSIONS.includes(extension)) {
-    throw new SpgError(
-      "E_CONFIG_PARSE",
-      `config files are YAML or JSON, not "${extension || "no extension"}"`,
-      {
-        file: path,
-        fix: "name the file *.yaml, *.yml or *.json",
-      },
-    );
-  }
-  const text = readFileSync(path, "utf8");
-  let data: unknown;
-  if (extension === ".json") {
-    try {
-      data = JSON.parse(text);
-    } catch (error) {
-      throw new SpgError("E_CONFIG_PARSE", `invalid JSON: ${(error as Error).message}`, {
-        file: path,
-        fix: "fix the JSON syntax at the position named",
-        cause: error,
-      });
-    }
-  } else {
-    const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-    const problem = document.errors[0];
-    if (problem !== undefined) {
-      const where = problem.linePos
-        ? ` at line ${problem.linePos[0].line}, column ${problem.linePos[0].col}`
-        : "";
-      throw new SpgError("E_CONFIG_PARSE", `invalid YAML${where}: ${problem.message.split("\n")[0]}`, {
-        file: path,
-        fix: "fix the YAML syntax at the line named",
-      });
-    }
-    if (!isMap(document.contents)) {
-      throw new SpgError("E_CONFIG_PARSE", "a config file must be a mapping of fields (key: value)", {
-        file: path,
-        fix: "start from configs/default.yaml, or write `extends: default` and the fields to change",
-      });
-    }
-    data = document.toJS();
-  }
-  if (!isPlainObject(data)) {
-    throw new SpgError("E_CONFIG_PARSE", "a config file must be an object of fields", {
-      file: path,
-      fix: 'write an object, e.g. {"extends": "default", "dataset": {"samples": 4}}',
-    });
-  }
-  return data;
-}
 
 /** A file and everything it extends, base first. `extends` is a preset name or a path relative to the file. */
 function fileChain(path: string, presetsDir: string, seen: string[] = []): ConfigLayer[] {
@@ -578,40 +498,12 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
       });
     }
   }
+  const run = { observationRows: config.kv.observationWindow, contextTokens: dataset.contextTokens };
   config.methods.forEach((method, i) => {
-    const params = method.params as {
-      observationWindow?: number;
-      stage1?: { observationWindow: number; poolingKernels: { maxContextTokens: number }[] };
-    };
-    // Scoring reads only the attention rows the graph returns (kv.observationWindow).
-    const windows: [string, number | undefined][] = [
-      [
-        `/methods/${i}/params/observationWindow`,
-        method.kind === "snapkv" ? params.observationWindow : undefined,
-      ],
-      [
-        `/methods/${i}/params/stage1/observationWindow`,
-        method.kind === "spg" ? params.stage1?.observationWindow : undefined,
-      ],
-    ];
-    for (const [pointer, window] of windows) {
-      if (window !== undefined && window > config.kv.observationWindow) {
-        problems.push({
-          pointer,
-          message: `is ${window} but the graph returns attention for kv.observationWindow = ${config.kv.observationWindow} rows`,
-          fix: `lower it to at most ${config.kv.observationWindow}, or raise kv.observationWindow`,
-        });
-      }
-    }
-    if (method.kind === "spg" && params.stage1 !== undefined) {
-      const longest = Math.max(...params.stage1.poolingKernels.map((k) => k.maxContextTokens));
-      if (longest < dataset.contextTokens) {
-        problems.push({
-          pointer: `/methods/${i}/params/stage1/poolingKernels`,
-          message: `covers contexts up to ${longest} tokens, the run uses ${dataset.contextTokens}`,
-          fix: `add an entry with maxContextTokens >= ${dataset.contextTokens}`,
-        });
-      }
+    // Each KV method owns its rules (src/kv/methods): observation window, kernel table, bit widths.
+    if (!isMethodKind(method.kind)) return;
+    for (const problem of methods[method.kind].runProblems(method.params, run)) {
+      problems.push(methodProblem(i, problem));
     }
   });
   config.methods.forEach((method, i) => {
@@ -659,24 +551,9 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
     });
   }
   config.methods.forEach((method, i) => {
-    if (method.kind !== "spg") return;
-    const { stage1, stage2 } = method.params as {
-      stage1: { layerKeepRatios: number[] | null };
-      stage2: { reservedHeads: number };
-    };
-    if (stage2.reservedHeads > model.numHeads) {
-      problems.push({
-        pointer: `/methods/${i}/params/stage2/reservedHeads`,
-        message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
-        fix: `set it to at most ${model.numHeads}`,
-      });
-    }
-    if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
-      problems.push({
-        pointer: `/methods/${i}/params/stage1/layerKeepRatios`,
-        message: `has ${stage1.layerKeepRatios.length} entries but the model has ${model.numLayers} layers`,
-        fix: `give ${model.numLayers} keep ratios, or null for one keepRatio everywhere`,
-      });
+    if (!isMethodKind(method.kind)) return;
+    for (const problem of methods[method.kind].modelProblems(method.params, model)) {
+      problems.push(methodProblem(i, problem));
     }
   });
   config.methods.forEach((method, i) => {
@@ -700,6 +577,15 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
       fix: error.fix,
     });
   }
+}
+
+/** A method's own rule broken, as a problem at its params field. */
+function methodProblem(index: number, problem: ParamProblem): ConfigProblem {
+  return {
+    pointer: `/methods/${index}/params/${problem.field.replaceAll(".", "/")}`,
+    message: problem.message,
+    fix: problem.fix,
+  };
 }
 
 /** JSON pointer -> readable field path: /methods/2/params/stage1 -> methods[2].params.stage1 */

@@ -220,7 +220,7 @@ function setParam(params: Record<string, unknown>, path: string, value: number, 
         `method ${JSON.stringify(method.name)} (kind ${method.kind}) has no params.${parts.slice(0, i + 1).join(".")} to sweep`,
         {
           field: `methods[${method.name}].params.${path}`,
-          fix: `make configs/sweeps/default.yaml name a parameter of src/kv/methods/${method.kind}.ts, or set it in the method's config`,
+          fix: `make configs/sweeps/default.yaml name a parameter of the ${method.kind} method's params (src/kv/methods/), or set it in the method's config`,
         },
       );
     }

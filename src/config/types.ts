@@ -11,7 +11,7 @@ export interface RunConfig {
     path: string;
     /** dtype the weights run in. */
     dtype: "fp32";
-    device: "cpu" | "cuda";
+    device: "cpu" | "cuda" | "webgpu";
   };
   dataset: {
     /** "brown" = the bundled Brown corpus; the others read `path`. */
@@ -62,6 +62,12 @@ export interface HardwareConfig {
   marginFraction: number;
   /** Bytes of activations per token of context per hidden unit, multiplier from config. */
   activationFactor: number;
+  /** Multiplier on the logits term: what else holds rows of logits' size (measured). */
+  logitsCopies?: number;
+  /** What onnxruntime and V8 add to the process whatever the model, in bytes (measured). */
+  fixedOverheadBytes?: number;
+  /** Session creation's transient on top of the float32 weights, as a fraction of them (measured). */
+  loadOverheadFraction?: number;
 }
 
 export type ClaimMetric =

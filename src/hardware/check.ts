@@ -9,6 +9,8 @@
  *   memoryTotal - memoryUsed when both are; else the total VRAM (`vram`), which assumes
  *   nothing else uses the GPU (the inputs record which one was used). No NVIDIA GPU is
  *   E_NO_GPU; a GPU whose memory cannot be read at all is E_GPU_MEMORY_UNKNOWN.
+ * - webgpu: the first GPU of any vendor that reports its memory (else the first GPU), read
+ *   the same way; no GPU at all is E_NO_GPU.
  */
 import { SpgError } from "../errors.js";
 import { type GpuSnapshot, type HardwareProbe, type HardwareSnapshot, probeHardware } from "./probe.js";
@@ -20,7 +22,7 @@ export type HardwareVerdict = "ok" | "insufficient";
 export type HardwareReason = "enough-memory" | "too-little-memory" | "no-nvidia-gpu" | "gpu-memory-unknown";
 
 export interface HardwareCheck {
-  device: "cpu" | "cuda";
+  device: "cpu" | "cuda" | "webgpu";
   verdict: HardwareVerdict;
   reason: HardwareReason;
   requiredBytes: number;
@@ -61,7 +63,7 @@ export function gpuFreeBytes(gpu: GpuSnapshot): { bytes: number; source: string 
 export function checkHardware(
   requirement: MemoryRequirement,
   snapshot: HardwareSnapshot,
-  device: "cpu" | "cuda",
+  device: "cpu" | "cuda" | "webgpu",
 ): HardwareCheck {
   const gpusSeen = snapshot.gpus.map((g) => `${g.vendor} ${g.model}`.trim());
   const result = (
@@ -87,8 +89,13 @@ export function checkHardware(
       null,
     );
   }
-  const gpu = snapshot.gpus.find(isNvidia);
-  if (gpu === undefined) return result("no-nvidia-gpu", 0, "no NVIDIA GPU found", null);
+  // CUDA runs on NVIDIA's device 0; WebGPU on whichever adapter Dawn picks: any GPU reporting memory.
+  const gpu =
+    device === "cuda"
+      ? snapshot.gpus.find(isNvidia)
+      : (snapshot.gpus.find((g) => gpuFreeBytes(g) !== null) ?? snapshot.gpus[0]);
+  if (gpu === undefined)
+    return result("no-nvidia-gpu", 0, device === "cuda" ? "no NVIDIA GPU found" : "no GPU found", null);
   const free = gpuFreeBytes(gpu);
   if (free === null) return result("gpu-memory-unknown", 0, "GPU memory not reported", gpu);
   const enough = free.bytes >= requirement.requiredBytes;
@@ -97,8 +104,11 @@ export function checkHardware(
 
 function breakdown(r: MemoryRequirement): string {
   return (
-    `weights ${formatBytes(r.weightBytes)}${r.runtimes > 1 ? ` (${r.runtimes} sessions)` : ""} + KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
-    ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)}` +
+    (r.processBytes > 0 ? `this process ${formatBytes(r.processBytes)} + ` : "") +
+    (r.fixedOverheadBytes > 0 ? `runtime overhead ${formatBytes(r.fixedOverheadBytes)} + ` : "") +
+    `weights ${formatBytes(r.weightBytes)} + head copy ${formatBytes(r.headCopyBytes)}` +
+    ` + the larger of loading ${formatBytes(r.loadBytes)} and running (KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
+    ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)})` +
     (r.weightsMethodBytes > 0 ? ` + weights methods ${formatBytes(r.weightsMethodBytes)}` : "") +
     "," +
     ` plus ${Math.round(r.marginFraction * 100)}% margin, for ${r.tokens} tokens`
@@ -112,6 +122,12 @@ export function assertHardware(check: HardwareCheck): void {
   const seen = check.inputs.gpusSeen.length > 0 ? check.inputs.gpusSeen.join(", ") : "none";
   switch (check.reason) {
     case "no-nvidia-gpu":
+      if (check.device === "webgpu") {
+        throw new SpgError("E_NO_GPU", `device webgpu needs a GPU; GPUs found: ${seen}`, {
+          field: "model.device",
+          fix: "run with --device cpu, or on a machine with a GPU whose driver offers a WebGPU adapter; spg never switches device itself",
+        });
+      }
       throw new SpgError("E_NO_GPU", `device cuda needs an NVIDIA GPU; GPUs found: ${seen}`, {
         field: "model.device",
         fix: "run with --device cpu, or on a machine with an NVIDIA GPU (CUDA 12 + cuDNN 9); spg never switches device itself",
@@ -148,7 +164,7 @@ export function assertHardware(check: HardwareCheck): void {
 /** Probes (or asks the injected probe), checks, and throws when the machine falls short. */
 export async function runHardwareCheck(
   requirement: MemoryRequirement,
-  device: "cpu" | "cuda",
+  device: "cpu" | "cuda" | "webgpu",
   probe: HardwareProbe = probeHardware,
 ): Promise<{ snapshot: HardwareSnapshot; check: HardwareCheck }> {
   const snapshot = await probe();
@@ -159,7 +175,7 @@ export async function runHardwareCheck(
 
 /** The hardware check as environment.json records it (schemas/environment.schema.json: hardwareCheck). */
 export interface HardwareCheckRecord {
-  device: "cpu" | "cuda";
+  device: "cpu" | "cuda" | "webgpu";
   requiredBytes: number;
   availableBytes: number;
   marginFraction: number;
@@ -181,8 +197,13 @@ export function hardwareCheckRecord(check: HardwareCheck): HardwareCheckRecord {
       reason: check.reason,
       tokens: r.tokens,
       parameters: r.parameters,
-      runtimes: r.runtimes,
+      processBytes: r.processBytes,
       weightBytes: r.weightBytes,
+      headCopyBytes: r.headCopyBytes,
+      loadBytes: r.loadBytes,
+      loadOverheadFraction: r.loadOverheadFraction,
+      logitsCopies: r.logitsCopies,
+      fixedOverheadBytes: r.fixedOverheadBytes,
       kvBytes: r.kvBytes,
       logitsBytes: r.logitsBytes,
       attentionBytes: r.attentionBytes,

@@ -1,29 +1,39 @@
 /**
- * How much memory a run needs, from the checkpoint's config and the run config; nothing
- * here is a guess hidden in code: the formula is below, its two knobs are in the config
- * (hardware.activationFactor, hardware.marginFraction).
+ * How much memory a run needs, from the checkpoint's config, the run config and the process's
+ * own resident memory when the check runs; nothing here is a guess hidden in code: the
+ * formula is below, its measured knobs are in the config (hardware.*, measurements noted in
+ * configs/default.yaml).
  *
  *   tokens      = contextTokens + max(continuationTokens, generation.tokens)
- *   weights     = parameterCount(model) * bytes(model.dtype) * runtimes, runtimes = 1 + the
- *                 distinct hybrid-sparse top-k values of the KV methods (each decodes through
- *                 its own onnxruntime session, holding its own copy of the weights)
+ *   process     = the process's resident bytes when the check runs (cpu; 0 for a GPU, whose
+ *                 memory holds only onnxruntime's)
+ *   weights     = parameterCount(model) * bytes(model.dtype)   (one session serves the
+ *                 baseline and every KV method: hybrid-sparse top-k is an input of its graph)
+ *   headCopy    = vocab * hidden * 4   (the tied head reads wte transposed: onnxruntime folds
+ *                 that transpose into a second float32 copy at load)
+ *   load        = loadOverheadFraction * weights   (while the session is created: the stored
+ *                 F16 tensors, their float32 casts and the pre-packed matrices overlap)
  *   kv          = CACHES_HELD * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time)
- *   logits      = rows * vocab * (4 + 8 + 4 + 3 * 8 + 2 * 8), rows = max(1, continuationTokens - 1)
+ *   logits      = logitsCopies * rows * vocab * (4 + 8 + 4 + 3 * 8 + 2 * 8), rows = max(1, continuationTokens - 1)
  *                 (the teacher-forced pass's float32 logits and the graph's float64 copy for
  *                 their log-sum-exp; the baseline's float32 probabilities and the distribution
  *                 graph's three float64 intermediates; a method's pass scoring in the graph:
  *                 float64 copies of those probabilities and of the scored logit rows; the
- *                 prefill asks for one row only)
+ *                 prefill asks for one row only; logitsCopies, measured, counts what else holds
+ *                 rows of that size: the baselines kept per sample, onnxruntime's arena)
  *   attention   = heads * contextTokens^2 * 4      (one layer's prefill attention probabilities)
  *   activations = activationFactor * contextTokens * max(hidden, intermediate) * 4
+ *   run         = kv + logits + attention + activations
  *   weightsMethods = what weights methods add (src/weights/memory.ts; 0 without them)
- *   required    = (weights + kv + logits + attention + activations + weightsMethods) * (1 + marginFraction)
+ *   fixed       = fixedOverheadBytes   (measured: what onnxruntime and V8 add to the process
+ *                 whatever the model: arenas' first chunks, compiled code, the corpus)
+ *   required    = (process + fixed + weights + headCopy + max(load, run) + weightsMethods) * (1 + marginFraction)
  *
- * CACHES_HELD is 2 because the protocol keeps the full baseline cache alive while a method's
- * compressed cache is evaluated from the same prefill.
+ * The load overhead is gone before the first forward pass, so it and the run's working set
+ * never add up. CACHES_HELD is 2 because the protocol keeps the full baseline cache alive
+ * while a method's compressed cache is evaluated from the same prefill.
  */
 import type { RunConfig } from "../config/types.js";
-import { decodeTopK } from "../kv/methods/spg/index.js";
 import type { GptNeoConfig } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 
@@ -38,9 +48,13 @@ export interface MemoryRequirement {
   device: RunConfig["model"]["device"];
   tokens: number;
   parameters: number;
-  /** Model sessions held at once: the dense one and one per distinct hybrid-sparse top-k. */
-  runtimes: number;
+  /** The process's own resident bytes when the check ran (0 on a GPU). */
+  processBytes: number;
   weightBytes: number;
+  /** onnxruntime's transposed copy of wte for the tied head. */
+  headCopyBytes: number;
+  /** What creating the session holds on top of the weights, before any forward pass. */
+  loadBytes: number;
   kvBytes: number;
   logitsBytes: number;
   attentionBytes: number;
@@ -51,6 +65,9 @@ export interface MemoryRequirement {
   subtotalBytes: number;
   marginFraction: number;
   activationFactor: number;
+  logitsCopies: number;
+  loadOverheadFraction: number;
+  fixedOverheadBytes: number;
   /** subtotal * (1 + margin), rounded up to whole bytes. */
   requiredBytes: number;
 }
@@ -71,45 +88,54 @@ export function parameterCount(model: GptNeoConfig): number {
 }
 
 /**
- * Model sessions a run holds: the dense runtime, plus one per distinct hybrid-sparse top-k
- * among the KV methods (spg's decode.sparseTopK > 0), as the evaluation backend builds them.
+ * The memory this run needs on its device (formula in the module comment); `processBytes` is
+ * the caller's resident memory now (counted on cpu only).
  */
-export function runtimeCount(config: RunConfig): number {
-  const topKs = new Set<number>();
-  for (const method of config.methods) {
-    const topK = method.kind === "spg" ? decodeTopK(method.params) : 0;
-    if (topK > 0) topKs.add(topK);
-  }
-  return 1 + topKs.size;
-}
-
-/** The memory this run needs on its device (formula in the module comment). */
-export function memoryRequirement(model: GptNeoConfig, config: RunConfig): MemoryRequirement {
+export function memoryRequirement(
+  model: GptNeoConfig,
+  config: RunConfig,
+  processBytes = 0,
+): MemoryRequirement {
   const { contextTokens, continuationTokens } = config.dataset;
   const tokens = contextTokens + Math.max(continuationTokens, config.generation.tokens);
   const parameters = parameterCount(model);
-  const runtimes = runtimeCount(config);
-  const weightBytes = parameters * DTYPE_BYTES[config.model.dtype] * runtimes;
+  const onHost = config.model.device === "cpu";
+  const weightBytes = parameters * DTYPE_BYTES[config.model.dtype];
+  const headCopyBytes = model.vocabSize * model.hiddenSize * FLOAT32_BYTES;
+  const { activationFactor, marginFraction } = config.hardware;
+  const logitsCopies = config.hardware.logitsCopies ?? 1;
+  const loadOverheadFraction = config.hardware.loadOverheadFraction ?? 0;
+  const fixedOverheadBytes = config.hardware.fixedOverheadBytes ?? 0;
+  const loadBytes = Math.ceil(loadOverheadFraction * weightBytes);
   const kvBytes = CACHES_HELD * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES;
   const logitRows = Math.max(1, continuationTokens - 1);
   const logitsBytes =
+    logitsCopies *
     logitRows *
     model.vocabSize *
     (FLOAT32_BYTES + FLOAT64_BYTES + FLOAT32_BYTES + 3 * FLOAT64_BYTES + 2 * FLOAT64_BYTES);
   const attentionBytes = model.numHeads * contextTokens * contextTokens * FLOAT32_BYTES;
-  const { activationFactor, marginFraction } = config.hardware;
   const activationBytes = Math.ceil(
     activationFactor * contextTokens * Math.max(model.hiddenSize, model.intermediateSize) * FLOAT32_BYTES,
   );
   const weightsMethodBytes = weightsMethodsBytes(model, config, parameters);
+  const runBytes = kvBytes + logitsBytes + attentionBytes + activationBytes;
+  const process = onHost ? Math.ceil(processBytes) : 0;
   const subtotalBytes =
-    weightBytes + kvBytes + logitsBytes + attentionBytes + activationBytes + weightsMethodBytes;
+    process +
+    fixedOverheadBytes +
+    weightBytes +
+    headCopyBytes +
+    Math.max(loadBytes, runBytes) +
+    weightsMethodBytes;
   return {
     device: config.model.device,
     tokens,
     parameters,
-    runtimes,
+    processBytes: process,
     weightBytes,
+    headCopyBytes,
+    loadBytes,
     kvBytes,
     logitsBytes,
     attentionBytes,
@@ -118,6 +144,9 @@ export function memoryRequirement(model: GptNeoConfig, config: RunConfig): Memor
     subtotalBytes,
     marginFraction,
     activationFactor,
+    logitsCopies,
+    loadOverheadFraction,
+    fixedOverheadBytes,
     requiredBytes: Math.ceil(subtotalBytes * (1 + marginFraction)),
   };
 }

@@ -21,7 +21,3 @@ export interface KvCache {
   headDim: number;
   layers: LayerCache[];
 }
-
-export function slotCount(head: HeadCache): number {
-  return head.positions.length;
-}

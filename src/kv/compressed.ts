@@ -13,24 +13,12 @@
  * Everything that depends on the data (kept slots, scales, zero points, codes, masks,
  * per-head choices, ranks) is in the bytes.
  */
-import { createHash } from "node:crypto";
 import { SpgError } from "../errors.js";
 import { indexBits, packBits, packedLength, unpackBits } from "../numeric/bitpack.js";
 import { type ByteReader, type ByteWriter, fp16RangeError } from "../numeric/bytes.js";
+import { type BaselineDtype, dtypeBytes } from "../numeric/dtype.js";
 import { roundHalfInto } from "../numeric/fp16.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
-
-export type BaselineDtype = "fp16" | "fp32";
-
-/** Bytes of one stored element at a baseline dtype. */
-export function dtypeBytes(dtype: BaselineDtype): number {
-  return dtype === "fp16" ? 2 : 4;
-}
-
-/** Bit width label of a baseline dtype for bits histograms. */
-export function dtypeBits(dtype: BaselineDtype): number {
-  return dtype === "fp16" ? 16 : 32;
-}
 
 export interface CompressedLayer {
   /** == serialized.length */
@@ -289,28 +277,4 @@ export function readSubset(reader: ByteReader, total: number): Int32Array {
     return members;
   }
   throw new SpgError("E_KV_DECODE", `unknown subset encoding tag ${tag}`);
-}
-
-/** What fingerprints.jsonl records of one layer (without sample and method ids). */
-export interface LayerFingerprintFields {
-  layer: number;
-  tokensKept: number;
-  tokensTotal: number;
-  headsFullPrecision: number;
-  bitsHistogram: Record<string, number>;
-  bytes: number;
-  /** sha256 hex of the layer's serialized bytes. */
-  sha256: string;
-}
-
-export function layerFingerprints(compressed: CompressedCache): LayerFingerprintFields[] {
-  return compressed.layers.map((layer, index) => ({
-    layer: index,
-    tokensKept: layer.tokensKept,
-    tokensTotal: layer.tokensTotal,
-    headsFullPrecision: layer.headsFullPrecision,
-    bitsHistogram: { ...layer.bitsHistogram },
-    bytes: layer.serialized.length,
-    sha256: createHash("sha256").update(layer.serialized).digest("hex"),
-  }));
 }

@@ -1,14 +1,15 @@
 /**
  * Joins the model runtime, the cache layout and the compression methods into the backend the
- * evaluation protocol runs on. One runtime per distinct hybrid-sparse top-k, built on demand.
+ * evaluation protocol runs on. One model session; a hybrid-sparse top-k is fed per call.
  */
 import type { MethodConfig } from "../config/types.js";
-import { atBaselineDtype, type BaselineDtype, baselineBytes } from "../kv/compressed.js";
+import { atBaselineDtype, baselineBytes } from "../kv/compressed.js";
 import { methodFor } from "../kv/methods/index.js";
 import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import type { BaselineDtype } from "../numeric/dtype.js";
 import { sha256Hex } from "../numeric/sha256.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
 import { type PreparedBaseline, preparedFromDistributions, type ScoredRows } from "./metrics.js";
@@ -18,6 +19,8 @@ export interface BackendOptions {
   observationWindow: number;
   baselineDtype: BaselineDtype;
   cacheDir?: string;
+  /** onnxruntime intra-op threads (0 or absent: onnxruntime's default). */
+  intraOpThreads?: number;
 }
 
 export interface ClosableBackend extends EvaluationBackend {
@@ -30,23 +33,29 @@ export async function createBackend(
   options: BackendOptions,
 ): Promise<ClosableBackend> {
   const config = checkpoint.config;
-  const runtimes = new Map<number, Promise<GptNeoRuntime>>();
-  const runtime = (sparseTopK: number | undefined): Promise<GptNeoRuntime> => {
+  // One session (one copy of the weights): a hybrid-sparse top-k is an input of its graph,
+  // fed by a view of the runtime per top-k.
+  const dense = await loadRuntime(checkpoint, {
+    device: options.device,
+    observationWindow: options.observationWindow,
+    cacheDir: options.cacheDir,
+    intraOpThreads: options.intraOpThreads,
+  });
+  const views = new Map<number, GptNeoRuntime>([[0, dense]]);
+  const runtime = async (sparseTopK: number | undefined): Promise<GptNeoRuntime> => {
     const key = sparseTopK ?? 0;
-    let pending = runtimes.get(key);
-    if (!pending) {
-      pending = loadRuntime(checkpoint, {
-        device: options.device,
-        observationWindow: options.observationWindow,
-        sparseTopK: key,
-        cacheDir: options.cacheDir,
-      });
-      runtimes.set(key, pending);
+    let view = views.get(key);
+    if (view === undefined) {
+      view = { ...dense, forward: (input) => dense.forward({ ...input, sparseTopK: key }) };
+      views.set(key, view);
     }
-    return pending;
+    return view;
   };
-  const dense = await runtime(undefined);
-  const distributions = await loadDistributionSession(config.vocabSize, options.device);
+  const distributions = await loadDistributionSession(
+    config.vocabSize,
+    options.device,
+    options.intraOpThreads,
+  );
 
   const extend = async (model: GptNeoRuntime, cache: PaddedCache, tokens: number[], positions: number[]) => {
     const output = await forwardOnCache(model, cache, tokens, positions, {
@@ -135,7 +144,7 @@ export async function createBackend(
     baselineBytes: (cache) => baselineBytes(cache, options.baselineDtype),
     compress,
     async close() {
-      for (const pending of runtimes.values()) await (await pending).close();
+      await dense.close();
       await distributions.close();
     },
   };

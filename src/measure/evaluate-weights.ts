@@ -14,8 +14,8 @@
 import type { SampleRecord, WeightFingerprintLine } from "../bundle/types.js";
 import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
-import { loadRuntime } from "../model/session.js";
-import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import { type LoadRuntimeOptions, loadRuntime } from "../model/session.js";
+import type { GptNeoCheckpoint, GptNeoRuntime } from "../model/types.js";
 import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
 import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
@@ -119,7 +119,7 @@ export function weightFingerprintLines(
 export async function openCompressedModel(
   checkpoint: GptNeoCheckpoint,
   method: MethodConfig,
-  runtimeOptions: Omit<RuntimeOptions, "sparseTopK">,
+  runtimeOptions: Omit<LoadRuntimeOptions, "externalDataThresholdBytes">,
 ): Promise<CompressedModel> {
   const started = performance.now();
   const compressed = compressCheckpoint(checkpoint, policyOfMethod(method));
@@ -127,7 +127,7 @@ export async function openCompressedModel(
   const decodeStarted = performance.now();
   const factorised = factorisedCheckpoint(compressed);
   const decompressMs = performance.now() - decodeStarted;
-  const runtime = await loadRuntime(factorised, { ...runtimeOptions, sparseTopK: 0 });
+  const runtime = await loadRuntime(factorised, runtimeOptions);
   return {
     method,
     compressed,
@@ -198,7 +198,7 @@ export async function evaluateWeightsMethods(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   methods: readonly MethodConfig[],
-  options: { generationTokens: number; runtime: Omit<RuntimeOptions, "sparseTopK"> },
+  options: { generationTokens: number; runtime: Omit<LoadRuntimeOptions, "externalDataThresholdBytes"> },
   onMethodDone?: (method: string, done: number, total: number) => void,
 ): Promise<WeightsEvaluation> {
   const records: SampleRecord[] = [];

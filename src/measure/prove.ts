@@ -119,7 +119,7 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
   const modelConfig = readGptNeoConfig(modelDir);
   checkConfigAgainstModel(config, modelConfig, modelDir);
   const { snapshot, check } = await runHardwareCheck(
-    memoryRequirement(modelConfig, config),
+    memoryRequirement(modelConfig, config, process.memoryUsage().rss),
     config.model.device,
     options.probe,
   );

@@ -20,7 +20,7 @@ export async function evaluateRun(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   config: RunConfig,
-  options: { cacheDir?: string; device?: RunConfig["model"]["device"] } = {},
+  options: { cacheDir?: string; device?: RunConfig["model"]["device"]; intraOpThreads?: number } = {},
   progress: RunProgress = {},
 ): Promise<{ records: SampleRecord[]; fingerprints: FingerprintLine[] }> {
   const kvMethods = config.methods.filter((method) => method.kind !== "weights");
@@ -46,6 +46,7 @@ export async function evaluateRun(
         device: options.device ?? config.model.device,
         observationWindow: config.kv.observationWindow,
         cacheDir: options.cacheDir,
+        intraOpThreads: options.intraOpThreads,
       },
     },
     progress.weightsMethodDone,

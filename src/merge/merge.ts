@@ -72,9 +72,11 @@ function listed(findings: readonly Finding[]): string {
 
 /** Verify one shard through verify's own entry point; tampered, untrusted or unreadable stops the merge. */
 async function verifyShard(file: string, options: MergeOptions): Promise<VerifiedShard> {
+  // Replay is verify's (of the merged bundle); merging checks everything else about each shard.
   const result = await verifyBundleFile(file, {
     trustedKeysFile: options.trustedKeysFile,
     requireTrusted: options.requireTrusted,
+    replay: false,
   });
   const failures = failing(result);
   if (result.exitCode === EXIT_UNREADABLE || result.entries === undefined) {

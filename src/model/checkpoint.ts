@@ -19,7 +19,8 @@ import {
   type SafetensorsEntry,
   type SafetensorsHeader,
 } from "./safetensors.js";
-import type { CheckpointFile, GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
+import { firstNonFinite, type StoredTensor, StoredWeights } from "./stored-weights.js";
+import type { CheckpointFile, GptNeoCheckpoint, GptNeoConfig } from "./types.js";
 
 export const SAFETENSORS_FILE = "model.safetensors";
 export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
@@ -427,27 +428,45 @@ function readEntryFloat32(header: SafetensorsHeader, entry: SafetensorsEntry): F
   return bytesToFloat32(bytes, entry.dtype, entry.elements);
 }
 
-/** Read, validate and load a GPT-Neo checkpoint, with a record of every tensor and notes. */
+/**
+ * Read and validate a GPT-Neo checkpoint, with a record of every tensor and notes. The weights
+ * stay in their files (StoredWeights: read on demand, handed to onnxruntime as external data);
+ * every weight's values are scanned once, in chunks, for infinities and NaNs.
+ */
 export async function readCheckpointReport(dir: string): Promise<CheckpointReport> {
   const scan = await scanCheckpoint(dir);
-  const weights = new Map<string, WeightTensor>();
+  const stored = new Map<string, StoredTensor>();
   for (const [name, shape] of expectedWeightShapes(scan.config)) {
     const { file, entry } = scan.location.get(name)!;
-    const data = readEntryFloat32(scan.headers.get(file)!, entry);
-    const bad = data.findIndex((value) => !Number.isFinite(value));
-    if (bad >= 0) {
-      throw new SpgError("E_TENSOR_NONFINITE", `tensor ${name} holds ${data[bad]} at flat index ${bad}`, {
-        file: join(scan.dir, file),
-        field: name,
-        fix: "the weights are corrupt (or overflowed when converted to a narrower dtype); use an intact checkpoint",
-      });
+    const header = scan.headers.get(file)!;
+    const tensor: StoredTensor = {
+      name,
+      file,
+      header,
+      dtype: entry.dtype,
+      shape: [...shape],
+      elements: entry.elements,
+      offset: header.dataStart + entry.begin,
+      bytes: entry.end - entry.begin,
+    };
+    const bad = firstNonFinite(tensor);
+    if (bad !== undefined) {
+      throw new SpgError(
+        "E_TENSOR_NONFINITE",
+        `tensor ${name} holds ${bad.value} at flat index ${bad.index}`,
+        {
+          file: join(scan.dir, file),
+          field: name,
+          fix: "the weights are corrupt (or overflowed when converted to a narrower dtype); use an intact checkpoint",
+        },
+      );
     }
-    weights.set(name, { shape: [...shape], data });
+    stored.set(name, tensor);
   }
   const checkpoint: GptNeoCheckpoint = {
     dir: scan.dir,
     config: scan.config,
-    weights,
+    weights: new StoredWeights(stored),
     files: scan.files,
     sha256: scan.sha256,
   };

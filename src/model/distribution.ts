@@ -72,8 +72,13 @@ function output<T>(outputs: ort.InferenceSession.OnnxValueMapType, name: string,
 export async function loadDistributionSession(
   vocab: number,
   device: RuntimeOptions["device"],
+  intraOpThreads = 0,
 ): Promise<DistributionSession> {
-  const session = await createSession({ kind: "bytes", bytes: distributionGraph(vocab) }, device);
+  const session = await createSession(
+    { kind: "bytes", bytes: distributionGraph(vocab) },
+    device,
+    intraOpThreads,
+  );
   return {
     async distributions(logits, logSumExp) {
       const rows = logSumExp.length;

@@ -30,10 +30,13 @@ import {
   GRAPH_BUILDER_VERSION,
   type GraphOptions,
   gptNeoModelProto,
+  type InitializerPlacement,
   initializerBytes,
+  inlinePlacement,
   PROTOBUF_INLINE_LIMIT_BYTES,
 } from "./graph.js";
-import { encodeModel } from "./onnx-proto.js";
+import { encodeModel, OnnxDataType } from "./onnx-proto.js";
+import { StoredWeights } from "./stored-weights.js";
 import type { GptNeoCheckpoint } from "./types.js";
 
 export const MODEL_FILE = "model.onnx";
@@ -52,7 +55,8 @@ export interface GraphCacheOptions {
 }
 
 export type PreparedGraph =
-  | { kind: "bytes"; bytes: Uint8Array }
+  /** externalDataDir: the folder the graph's external data locations are relative to. */
+  | { kind: "bytes"; bytes: Uint8Array; externalDataDir?: string }
   | { kind: "file"; path: string; entryDir: string; reused: boolean; rebuiltBecause?: string };
 
 export function defaultGraphCacheDir(): string {
@@ -65,7 +69,6 @@ export function graphCacheKey(checkpoint: GptNeoCheckpoint, options: GraphOption
     builder: GRAPH_BUILDER_VERSION,
     checkpoint: checkpoint.sha256,
     observationWindow: options.observationWindow,
-    sparseTopK: options.sparseTopK ?? 0,
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }
@@ -116,14 +119,15 @@ async function writeEntry(
     const fd = openSync(weightsPath, "w");
     let offset = 0;
     try {
-      const model = gptNeoModelProto(checkpoint, options, (name, tensor) => {
+      const model = gptNeoModelProto(checkpoint, options, (name, weight) => {
         const padding =
           (EXTERNAL_DATA_ALIGNMENT - (offset % EXTERNAL_DATA_ALIGNMENT)) % EXTERNAL_DATA_ALIGNMENT;
         if (padding > 0) writeSync(fd, new Uint8Array(padding));
         offset += padding;
-        const bytes = float32Bytes(tensor.data);
+        const { data, shape } = weight();
+        const bytes = float32Bytes(data);
         writeSync(fd, bytes);
-        const placed = externalTensor(name, tensor.shape, WEIGHTS_FILE, offset, bytes.byteLength);
+        const placed = externalTensor(name, shape, WEIGHTS_FILE, offset, bytes.byteLength);
         offset += bytes.byteLength;
         return placed;
       });
@@ -165,12 +169,50 @@ async function writeEntry(
   }
 }
 
+/** ONNX element type of a stored float dtype. */
+const STORED_DATA_TYPES: Record<string, number> = {
+  F32: OnnxDataType.FLOAT,
+  F16: OnnxDataType.FLOAT16,
+  BF16: OnnxDataType.BFLOAT16,
+  F64: OnnxDataType.DOUBLE,
+};
+
+/**
+ * Each weight read where the checkpoint stores it (its file, relative to the checkpoint
+ * directory, at its byte offset); safetensors is little-endian, as ONNX raw data is. A weight
+ * not in float32 is placed under another name and cast to float32 in the graph. Factors of a
+ * compressed weight are not in the file: those go inline.
+ */
+function storedPlacement(weights: StoredWeights): InitializerPlacement {
+  return (name, weight) => {
+    const stored = weights.stored.get(name);
+    const dataType = stored === undefined ? undefined : STORED_DATA_TYPES[stored.dtype];
+    if (stored === undefined || dataType === undefined) return inlinePlacement(name, weight);
+    return externalTensor(
+      dataType === OnnxDataType.FLOAT ? name : `${name}:stored`,
+      stored.shape,
+      stored.file,
+      stored.offset,
+      stored.bytes,
+      dataType,
+    );
+  };
+}
+
 /** The graph for a checkpoint: bytes in memory, or a verified on-disk entry with external data. */
 export async function prepareGraph(
   checkpoint: GptNeoCheckpoint,
   options: GraphOptions,
   cache: GraphCacheOptions = {},
 ): Promise<PreparedGraph> {
+  if (checkpoint.weights instanceof StoredWeights) {
+    // The weights stay in the checkpoint's files: the graph (its structure only) points at them.
+    return {
+      kind: "bytes",
+      bytes: encodeModel(gptNeoModelProto(checkpoint, options, storedPlacement(checkpoint.weights))),
+      externalDataDir: checkpoint.dir,
+    };
+  }
   const threshold = cache.externalDataThresholdBytes ?? DEFAULT_EXTERNAL_DATA_THRESHOLD_BYTES;
   if (initializerBytes(checkpoint) <= threshold) {
     return { kind: "bytes", bytes: buildGptNeoGraph(checkpoint, options) };

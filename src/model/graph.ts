@@ -10,14 +10,17 @@
  * no 1/sqrt(head_dim) scaling, q/k/v without bias, out_proj with bias, pre-LayerNorm
  * blocks, gelu_new MLP, logits = ln_f(h) @ wte^T (tied head: the file stores wte once).
  *
- * Hybrid sparse attention (sparseTopK = k > 0): after the bias is added, each query row
- * keeps only the scores >= its k-th largest score (TopK gives the threshold; ties at the
- * threshold are all kept), the rest are set to the masked bias before the softmax. With
- * k >= slots + q this is exactly dense attention.
+ * Hybrid sparse attention is an input of the one graph (sparse_top_k = k, fed per call): with
+ * k > 0, after the bias is added each query row keeps only the scores >= its k-th largest
+ * score (TopK gives the threshold; ties at the threshold are all kept), the rest are set to
+ * the masked bias before the softmax; with k >= slots + q this is exactly dense attention.
+ * k = 0 takes the dense branch of an If, which runs no TopK at all. One graph, so one
+ * session and one copy of the weights serve the baseline and every KV method.
  */
 import { endianness } from "node:os";
 import { SpgError } from "../errors.js";
 import { MASKED_ATTENTION_BIAS } from "../kv/layout.js";
+import { expectedWeightShapes } from "./checkpoint.js";
 import {
   encodeModel,
   ONNX_DATA_LOCATION_EXTERNAL,
@@ -34,7 +37,7 @@ import {
 import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
 
 /** Bump when the graph's structure or semantics change: part of the graph-cache key. */
-export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-4";
+export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-5";
 export const ONNX_OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
 export const ONNX_IR_VERSION = 8;
@@ -44,8 +47,6 @@ export const PROTOBUF_INLINE_LIMIT_BYTES = 2 ** 31 - 64 * 2 ** 20;
 export interface GraphOptions {
   /** Query rows whose attention probabilities are returned (>= 1). */
   observationWindow: number;
-  /** Keep each query's top-k keys (0 or absent: dense). */
-  sparseTopK?: number;
 }
 
 /** Names of the graph's inputs and outputs, per layer. */
@@ -54,6 +55,8 @@ export const graphNames = {
   positionIds: "position_ids",
   /** How many trailing query rows get logits: a prefill needs only its last row's. */
   logitRows: "logit_rows",
+  /** [1] int64: keys each query keeps (hybrid sparse attention); 0 is dense attention. */
+  sparseTopK: "sparse_top_k",
   logits: "logits",
   /** Per query row, log sum_v exp(logits[v]): NLL and KL then need one logit or one dot product, not a pass of exp. */
   logitsLogSumExp: "logits_logsumexp",
@@ -86,16 +89,19 @@ export const graphNames = {
   valueNorms: (layer: number) => `value_norms_${layer}`,
 };
 
-/** Decides, per weight, whether it is stored inline or as external data (and where). */
-export type InitializerPlacement = (name: string, tensor: WeightTensor) => OnnxTensor;
+/**
+ * Decides, per weight, whether it is stored inline or as external data (and where). `weight`
+ * reads the values (a placement that points at the checkpoint's own file never calls it). A
+ * placed tensor of another name than the weight's holds it in another dtype: the graph casts
+ * it to float32 under the weight's name (onnxruntime folds the Cast once, at load).
+ */
+export type InitializerPlacement = (name: string, weight: () => WeightTensor) => OnnxTensor;
 
 /** Stores every weight inline as raw little-endian float32 bytes. */
-export const inlinePlacement: InitializerPlacement = (name, tensor) => ({
-  name,
-  dims: tensor.shape,
-  data_type: OnnxDataType.FLOAT,
-  raw_data: float32Bytes(tensor.data),
-});
+export const inlinePlacement: InitializerPlacement = (name, weight) => {
+  const tensor = weight();
+  return { name, dims: tensor.shape, data_type: OnnxDataType.FLOAT, raw_data: float32Bytes(tensor.data) };
+};
 
 /** An initializer whose bytes are at [offset, offset+length) of `location` (relative to the model file). */
 export function externalTensor(
@@ -104,11 +110,12 @@ export function externalTensor(
   location: string,
   offset: number,
   length: number,
+  dataType: number = OnnxDataType.FLOAT,
 ) {
   return {
     name,
     dims: shape,
-    data_type: OnnxDataType.FLOAT,
+    data_type: dataType,
     data_location: ONNX_DATA_LOCATION_EXTERNAL,
     external_data: [
       { key: "location", value: location },
@@ -134,11 +141,12 @@ export function float32Bytes(data: Float32Array): Uint8Array {
 /** Total bytes of the float32 initializers the graph embeds (wte is shared by embedding and head). */
 export function initializerBytes(checkpoint: GptNeoCheckpoint): number {
   let total = 0;
+  const shapes = expectedWeightShapes(checkpoint.config);
   for (const name of graphWeightNames(checkpoint.config)) {
     const factors = checkpoint.factors?.get(name);
     total +=
       factors === undefined
-        ? requireWeight(checkpoint, name).data.byteLength
+        ? (shapes.get(name) ?? []).reduce((a, b) => a * b, 1) * 4
         : factors.left.data.byteLength + factors.right.data.byteLength;
   }
   return total;
@@ -195,22 +203,38 @@ export function validateGraphOptions(options: GraphOptions): void {
       },
     );
   }
-  const k = options.sparseTopK ?? 0;
-  if (!Number.isInteger(k) || k < 0) {
-    throw new SpgError("E_RUNTIME_OPTION", `sparseTopK must be a non-negative integer, got ${k}`, {
-      field: "sparseTopK",
-      fix: "set sparseTopK to 0 (dense) or the number of keys each query keeps",
-    });
-  }
 }
 
 const SUPPORTED_ACTIVATIONS = ["gelu_new", "gelu"];
 
 /** Small helper that names every intermediate value uniquely and collects nodes and initializers. */
 export class OnnxGraphWriter {
-  readonly nodes: OnnxNode[] = [];
+  /** Nodes of the graph being written (a subgraph's while `subgraph` builds one). */
+  nodes: OnnxNode[] = [];
   readonly initializers: OnnxTensor[] = [];
   private counter = 0;
+  private nodeCount = 0;
+
+  /**
+   * A subgraph (an If branch) whose nodes `build` writes; it reads outer values by name and
+   * returns its one float output. Names stay unique across the whole model.
+   */
+  subgraph(name: string, build: () => string): OnnxGraph {
+    const outer = this.nodes;
+    this.nodes = [];
+    try {
+      const output = build();
+      return {
+        name,
+        node: this.nodes,
+        initializer: [],
+        input: [],
+        output: [{ name: output, type: { tensor_type: { elem_type: OnnxDataType.FLOAT } } }],
+      };
+    } finally {
+      this.nodes = outer;
+    }
+  }
 
   fresh(hint: string): string {
     this.counter += 1;
@@ -220,7 +244,7 @@ export class OnnxGraphWriter {
   op(opType: string, inputs: string[], attributes: OnnxAttribute[] = [], output?: string): string {
     const out = output ?? this.fresh(opType.toLowerCase());
     this.nodes.push({
-      name: `${opType}_${this.nodes.length}`,
+      name: `${opType}_${this.nodeCount++}`,
       op_type: opType,
       input: inputs,
       output: [out],
@@ -231,7 +255,7 @@ export class OnnxGraphWriter {
 
   opMulti(opType: string, inputs: string[], outputs: string[], attributes: OnnxAttribute[] = []): string[] {
     this.nodes.push({
-      name: `${opType}_${this.nodes.length}`,
+      name: `${opType}_${this.nodeCount++}`,
       op_type: opType,
       input: inputs,
       output: outputs,
@@ -271,6 +295,11 @@ export class OnnxGraphWriter {
 
 export const attrInt = (name: string, i: number): OnnxAttribute => ({ name, type: OnnxAttributeType.INT, i });
 const attrFloat = (name: string, f: number): OnnxAttribute => ({ name, type: OnnxAttributeType.FLOAT, f });
+const attrGraph = (name: string, graph: OnnxGraph): OnnxAttribute => ({
+  name,
+  type: OnnxAttributeType.GRAPH,
+  g: graph,
+});
 const attrInts = (name: string, ints: number[]): OnnxAttribute => ({
   name,
   type: OnnxAttributeType.INTS,
@@ -301,12 +330,20 @@ export function gptNeoModelProto(
   const g = new OnnxGraphWriter();
   const weightNames = graphWeightNames(config);
   const factors = checkpoint.factors ?? new Map();
+  const place = (name: string, weight: () => WeightTensor) => {
+    const tensor = placement(name, weight);
+    g.initializers.push(tensor);
+    if (tensor.name !== name) g.op("Cast", [tensor.name], [attrInt("to", OnnxDataType.FLOAT)], name);
+  };
   for (const name of weightNames) {
     const pair = factors.get(name);
-    if (pair === undefined) g.initializers.push(placement(name, requireWeight(checkpoint, name)));
-    else {
+    if (pair === undefined) {
+      if (!checkpoint.weights.has(name)) requireWeight(checkpoint, name);
+      place(name, () => requireWeight(checkpoint, name));
+    } else {
       const names = factorNames(name);
-      g.initializers.push(placement(names.left, pair.left), placement(names.right, pair.right));
+      place(names.left, () => pair.left);
+      place(names.right, () => pair.right);
     }
   }
 
@@ -359,10 +396,10 @@ export function gptNeoModelProto(
     return g.op("Mul", [g.op("Mul", [x, half]), g.op("Add", [tanh, one])]);
   };
 
-  const sparseTopK = options.sparseTopK ?? 0;
-  const topK = sparseTopK > 0 ? g.int64Const("top_k", [sparseTopK]) : undefined;
-  const oneIndex = sparseTopK > 0 ? g.int64Const("one_index", [1]) : undefined;
-  const maskedBias = sparseTopK > 0 ? g.floatScalar("masked_bias", MASKED_ATTENTION_BIAS) : undefined;
+  const topK = graphNames.sparseTopK;
+  const oneIndex = g.int64Const("one_index", [1]);
+  const maskedBias = g.floatScalar("masked_bias", MASKED_ATTENTION_BIAS);
+  const sparse = g.op("Greater", [topK, g.int64Const("dense_top_k", [0])]);
   const windowStart = g.int64Const("window_start", [-options.observationWindow]);
   const sliceEnd = g.int64Const("slice_end", [Number.MAX_SAFE_INTEGER]);
   const axes2 = g.int64Const("axes2", [2]);
@@ -378,6 +415,7 @@ export function gptNeoModelProto(
     tensorValue(graphNames.inputIds, OnnxDataType.INT64, [1, "q"]),
     tensorValue(graphNames.positionIds, OnnxDataType.INT64, [1, "q"]),
     tensorValue(graphNames.logitRows, OnnxDataType.INT64, [1]),
+    tensorValue(graphNames.sparseTopK, OnnxDataType.INT64, [1]),
     tensorValue(graphNames.scoredProbs, OnnxDataType.FLOAT, ["scored_rows", config.vocabSize]),
     tensorValue(graphNames.scoredTargets, OnnxDataType.INT64, ["scored_rows"]),
   ];
@@ -425,8 +463,8 @@ export function gptNeoModelProto(
     const allValues = g.op("Concat", [graphNames.pastValue(layer), value], [attrInt("axis", 2)]);
     // GPT-Neo does not scale scores by 1/sqrt(head_dim).
     const scores = g.op("MatMul", [query, g.op("Transpose", [allKeys], [attrInts("perm", [0, 1, 3, 2])])]);
-    let biased = g.op("Add", [scores, graphNames.attentionBias(layer)]);
-    if (topK !== undefined && oneIndex !== undefined && maskedBias !== undefined) {
+    const biased = g.op("Add", [scores, graphNames.attentionBias(layer)]);
+    const sparseProbs = g.subgraph(`sparse_attention_${layer}`, () => {
       const keyCount = g.op("Shape", [biased], [attrInt("start", 3)]);
       const k = g.op("Min", [keyCount, topK]);
       const [sortedScores] = g.opMulti(
@@ -437,9 +475,16 @@ export function gptNeoModelProto(
       );
       const threshold = g.op("Gather", [sortedScores, g.op("Sub", [k, oneIndex])], [attrInt("axis", 3)]);
       const dropped = g.op("Less", [biased, threshold]);
-      biased = g.op("Where", [dropped, maskedBias, biased]);
-    }
-    const probs = g.op("Softmax", [biased], [attrInt("axis", -1)]);
+      return g.op("Softmax", [g.op("Where", [dropped, maskedBias, biased])], [attrInt("axis", -1)]);
+    });
+    const denseProbs = g.subgraph(`dense_attention_${layer}`, () =>
+      g.op("Softmax", [biased], [attrInt("axis", -1)]),
+    );
+    const probs = g.op(
+      "If",
+      [sparse],
+      [attrGraph("then_branch", sparseProbs), attrGraph("else_branch", denseProbs)],
+    );
     const windowRows = g.op(
       "Slice",
       [probs, windowStart, sliceEnd, axes2],
@@ -533,7 +578,7 @@ export function gptNeoModelProto(
 
   return spgModel(
     { name: "gpt_neo", node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
-    `GPT-Neo forward (${numLayers} layers, ${heads} heads), observation window ${options.observationWindow}, sparse top-k ${sparseTopK}`,
+    `GPT-Neo forward (${numLayers} layers, ${heads} heads), observation window ${options.observationWindow}`,
   );
 }
 

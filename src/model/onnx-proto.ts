@@ -20,6 +20,7 @@ message AttributeProto {
   optional int64 i = 3;
   optional bytes s = 4;
   optional TensorProto t = 5;
+  optional GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -117,10 +118,26 @@ message TypeProto {
 `;
 
 /** ONNX TensorProto.DataType values used here. */
-export const OnnxDataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 } as const;
+export const OnnxDataType = {
+  FLOAT: 1,
+  INT32: 6,
+  INT64: 7,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  BFLOAT16: 16,
+} as const;
 
 /** ONNX AttributeProto.AttributeType values used here. */
-export const OnnxAttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
+export const OnnxAttributeType = {
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+} as const;
 
 /** TensorProto.DataLocation.EXTERNAL: the tensor's bytes live in a file next to the model. */
 export const ONNX_DATA_LOCATION_EXTERNAL = 1;
@@ -158,6 +175,8 @@ export interface OnnxAttribute {
   i?: number;
   s?: Uint8Array;
   t?: OnnxTensor;
+  /** A subgraph (If's branches). */
+  g?: OnnxGraph;
   ints?: number[];
   floats?: number[];
 }
@@ -178,7 +197,8 @@ export interface OnnxDimension {
 
 export interface OnnxValueInfo {
   name: string;
-  type: { tensor_type: { elem_type: number; shape: { dim: OnnxDimension[] } } };
+  /** shape absent: any rank (a subgraph's output whose shape follows its inputs). */
+  type: { tensor_type: { elem_type: number; shape?: { dim: OnnxDimension[] } } };
 }
 
 export interface OnnxGraph {

@@ -26,6 +26,15 @@ export const CUDA_INSTALL_FIX =
   "install onnxruntime-node with its CUDA provider: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci` " +
   "on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9 (or run with device cpu)";
 
+export const WEBGPU_FIX =
+  "run on a machine whose GPU driver offers a WebGPU adapter (Dawn: Vulkan on Linux, Metal on macOS, " +
+  "D3D12 on Windows; software Vulkan such as lavapipe offers none), or use --device cpu or cuda";
+
+/** How to get a device's provider working (for E_DEVICE_UNAVAILABLE). */
+function deviceFix(device: RuntimeOptions["device"]): string {
+  return device === "webgpu" ? WEBGPU_FIX : CUDA_INSTALL_FIX;
+}
+
 export type LoadRuntimeOptions = RuntimeOptions &
   Pick<GraphCacheOptions, "externalDataThresholdBytes"> & {
     /** onnxruntime intra-op threads (0 or absent: onnxruntime's default, one per physical core). */
@@ -75,9 +84,11 @@ function executionProviders(device: RuntimeOptions["device"]): string[] {
     }
     return ["cuda"];
   }
+  // onnxruntime-node bundles its WebGPU provider (Dawn); whether an adapter exists shows when a session starts.
+  if (device === "webgpu") return ["webgpu"];
   throw new SpgError("E_RUNTIME_OPTION", `unknown device ${String(device)}`, {
     field: "device",
-    fix: "use device cpu or cuda",
+    fix: "use device cpu, cuda or webgpu",
   });
 }
 
@@ -92,7 +103,15 @@ export async function createSession(
     intraOpNumThreads: intraOpThreads,
     // onnxruntime's pool threads busy-wait after each run by default; between runs spg does
     // its own work (compression, metrics) on the same cores, which the spinning slowed ~5x.
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: "0" },
+        // A graph given as bytes whose weights stay in the checkpoint's files reads them from there.
+        ...(graph.kind === "bytes" && graph.externalDataDir !== undefined
+          ? { model_external_initializers_file_folder_path: graph.externalDataDir }
+          : {}),
+      },
+    },
   };
   try {
     return graph.kind === "bytes"
@@ -100,13 +119,13 @@ export async function createSession(
       : await ort.InferenceSession.create(graph.path, sessionOptions);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    if (device === "cuda") {
+    if (device !== "cpu") {
       throw new SpgError(
         "E_DEVICE_UNAVAILABLE",
-        `onnxruntime could not start the CUDA provider: ${message}`,
+        `onnxruntime could not start the ${device === "cuda" ? "CUDA" : "WebGPU"} provider: ${message}`,
         {
           field: "device",
-          fix: CUDA_INSTALL_FIX,
+          fix: deviceFix(device),
           cause: error,
         },
       );
@@ -131,6 +150,13 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
   if (q < 1) throw inputError("a forward pass needs at least one token", "inputIds");
   if (input.positionIds.length !== q) {
     throw inputError(`${q} input ids but ${input.positionIds.length} position ids`, "positionIds");
+  }
+  const sparseTopK = input.sparseTopK ?? 0;
+  if (!Number.isInteger(sparseTopK) || sparseTopK < 0) {
+    throw inputError(
+      `sparseTopK must be a non-negative integer (0: dense attention), got ${sparseTopK}`,
+      "sparseTopK",
+    );
   }
   const logitRows = input.logitRows ?? q;
   if (!Number.isInteger(logitRows) || logitRows < 1 || logitRows > q) {
@@ -179,6 +205,7 @@ export function forwardFeeds(config: GptNeoConfig, input: ForwardInput): Record<
     [graphNames.inputIds]: new ort.Tensor("int64", BigInt64Array.from(input.inputIds, BigInt), [1, q]),
     [graphNames.positionIds]: new ort.Tensor("int64", BigInt64Array.from(input.positionIds, BigInt), [1, q]),
     [graphNames.logitRows]: new ort.Tensor("int64", BigInt64Array.of(BigInt(logitRows)), [1]),
+    [graphNames.sparseTopK]: new ort.Tensor("int64", BigInt64Array.of(BigInt(sparseTopK)), [1]),
     [graphNames.scoredProbs]: new ort.Tensor("float32", scoredProbs, [
       scoredTargets.length,
       config.vocabSize,
@@ -249,7 +276,7 @@ export async function loadRuntime(
   checkpoint: GptNeoCheckpoint,
   options: LoadRuntimeOptions,
 ): Promise<GptNeoRuntime> {
-  const graphOptions = { observationWindow: options.observationWindow, sparseTopK: options.sparseTopK ?? 0 };
+  const graphOptions = { observationWindow: options.observationWindow };
   validateGraphOptions(graphOptions);
   // Check the device before building anything, so a missing provider fails fast.
   const providers = executionProviders(options.device);

@@ -39,6 +39,8 @@ export interface ForwardInput {
   attentionBias: Float32Array[];
   /** Logits for the last this-many query rows only (1..q; absent: every row). */
   logitRows?: number;
+  /** Hybrid sparse attention: each query attends only to its top-k keys (0 or absent: dense). */
+  sparseTopK?: number;
   /**
    * Rows scored in the graph against a reference distribution: the first targets.length logit
    * rows, probs [rows, vocab] the reference's p~ (absent: none scored).
@@ -116,7 +118,7 @@ export interface GptNeoCheckpoint {
   dir: string;
   config: GptNeoConfig;
   /** Weights by Hugging Face name; lm_head.weight absent (tied to transformer.wte.weight), buffers dropped. */
-  weights: Map<string, WeightTensor>;
+  weights: ReadonlyMap<string, WeightTensor>;
   files: CheckpointFile[];
   /** sha256 over the sorted file hashes: the checkpoint's identity. */
   sha256: string;
@@ -133,11 +135,9 @@ export interface LowRankFactors {
 }
 
 export interface RuntimeOptions {
-  device: "cpu" | "cuda";
+  device: "cpu" | "cuda" | "webgpu";
   /** Query rows whose attention probabilities the graph returns (attentionLastRows). */
   observationWindow: number;
-  /** Hybrid sparse attention: each query attends only to its top-k keys (0 or absent = dense). */
-  sparseTopK?: number;
   /** Where built graphs (ONNX external data) are cached. */
   cacheDir?: string;
 }
@@ -145,7 +145,7 @@ export interface RuntimeOptions {
 /** A GPT-Neo forward pass on onnxruntime-node (src/model/session.ts). */
 export interface GptNeoRuntime {
   config: GptNeoConfig;
-  /** onnxruntime execution provider actually used ("cpu" | "cuda"). */
+  /** onnxruntime execution provider actually used ("cpu" | "cuda" | "webgpu"). */
   executionProvider: string;
   forward(input: ForwardInput): Promise<ForwardOutput>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@
  * twice and no two checks can read the same entry differently.
  */
 import type { Summary } from "../bundle/types.js";
+import type { Sample } from "../data/types.js";
 import { type Parsed, parseJsonEntry, parseJsonLinesEntry } from "./parse.js";
 import type { BundleContents } from "./types.js";
 
@@ -15,6 +16,8 @@ export class BundleContext implements BundleContents {
   readonly valid = new Map<string, unknown>();
   /** summarize(records, config), once the recompute check has computed it. */
   recomputed: Summary | undefined;
+  /** The evaluation samples the draw check re-derived here (a shard's own part), for replay. */
+  evaluation: Sample[] | undefined;
 
   constructor(entries: Map<string, Buffer> = new Map()) {
     this.entries = entries;

@@ -4,7 +4,7 @@
  * plus a Markdown table appended to $GITHUB_STEP_SUMMARY.
  */
 import { appendFileSync } from "node:fs";
-import type { VerifyResult } from "./runner.js";
+import type { Thresholds, VerifyResult } from "./runner.js";
 import { CHECK_ORDER, type CheckName, type Finding } from "./types.js";
 
 /**
@@ -37,8 +37,26 @@ function byCheck(findings: readonly Finding[]): Map<CheckName, Finding[]> {
   return grouped;
 }
 
+/** The thresholds verify judged with, one line (human report). */
+export function thresholdsLine(thresholds: Thresholds): string {
+  const { policy, replay } = thresholds;
+  const t = replay.tolerances;
+  const widths = Object.entries(policy.claims.maximumIntervalWidth)
+    .map(([metric, width]) => `${metric} ${width}`)
+    .join(", ");
+  return (
+    `  thresholds: replay NLL ${t.nllPerToken}/token, KL ${t.klPerToken}/token, agreement ${t.agreementFraction}; ` +
+    `samples >= ${policy.samples.minimum}; bootstrap resamples ${policy.bootstrap.minimumResamples}-${policy.bootstrap.maximumResamples} ` +
+    `(draws <= ${policy.bootstrap.maximumDraws}); ratio claims need ${policy.claims.ratioNeedsOneOf.join(" or ")}; ` +
+    `widest interval: ${widths === "" ? "not bounded" : widths}`
+  );
+}
+
 function verdictLine(bundle: string, result: VerifyResult): string {
   const failed = result.findings.filter((finding) => !finding.ok).length;
+  const warnings = result.findings.filter((finding) => finding.warning).length;
+  if (result.passed && warnings > 0)
+    return `PASS ${bundle}: every check run holds; ${warnings} not checked here (warning${warnings === 1 ? "" : "s"} above)`;
   return result.passed
     ? `PASS ${bundle}: every check holds`
     : `FAIL ${bundle}: ${failed} failing finding${failed === 1 ? "" : "s"} (exit ${result.exitCode})`;
@@ -51,8 +69,9 @@ export function renderText(bundle: string, result: VerifyResult): string {
     if (findings.length === 0) continue;
     const failures = findings.filter((finding) => !finding.ok);
     if (failures.length === 0) {
+      const mark = findings.some((finding) => finding.warning) ? "!" : "✓";
       lines.push(
-        `  ✓ ${check.padEnd(11)} ${terminalSafe(findings.map((finding) => finding.message).join("; "))}`,
+        `  ${mark} ${check.padEnd(11)} ${terminalSafe(findings.map((finding) => finding.message).join("; "))}`,
       );
       continue;
     }
@@ -67,15 +86,26 @@ export function renderText(bundle: string, result: VerifyResult): string {
       }
     }
   }
+  if (result.thresholds !== undefined) lines.push(thresholdsLine(result.thresholds));
   lines.push(verdictLine(terminalSafe(bundle), result));
   return `${lines.join("\n")}\n`;
 }
 
-/** The same as JSON: {bundle, passed, exitCode, findings, recomputed?} (recomputed: the summary verify computed itself). */
+/**
+ * The same as JSON: {bundle, passed, exitCode, findings, thresholds?, recomputed?} (thresholds:
+ * the policy and replay tolerances judged with; recomputed: the summary verify computed itself).
+ */
 export function renderJson(bundle: string, result: VerifyResult): string {
-  const { passed, exitCode, findings, recomputed } = result;
+  const { passed, exitCode, findings, recomputed, thresholds } = result;
   const text = JSON.stringify(
-    { bundle, passed, exitCode, findings, ...(recomputed === undefined ? {} : { recomputed }) },
+    {
+      bundle,
+      passed,
+      exitCode,
+      findings,
+      ...(thresholds === undefined ? {} : { thresholds }),
+      ...(recomputed === undefined ? {} : { recomputed }),
+    },
     null,
     2,
   );
@@ -93,13 +123,13 @@ function escapeProperty(text: string): string {
   return escapeData(text).replace(/:/g, "%3A").replace(/,/g, "%2C");
 }
 
-/** One `::error` workflow command per failing finding. */
+/** One `::error` workflow command per failing finding, one `::warning` per thing not checked. */
 export function githubAnnotations(bundle: string, result: VerifyResult): string[] {
   return result.findings
-    .filter((finding) => !finding.ok)
+    .filter((finding) => !finding.ok || finding.warning)
     .map(
       (finding) =>
-        `::error file=${escapeProperty(bundle)},title=${escapeProperty("spg verify")}::${escapeData(`${finding.code} [${finding.check}] ${finding.message}`)}`,
+        `::${finding.ok ? "warning" : "error"} file=${escapeProperty(bundle)},title=${escapeProperty("spg verify")}::${escapeData(`${finding.code} [${finding.check}] ${finding.message}`)}`,
     );
 }
 
@@ -130,7 +160,7 @@ export function githubSummaryMarkdown(bundle: string, result: VerifyResult): str
   for (const [check, findings] of byCheck(result.findings)) {
     for (const finding of findings) {
       lines.push(
-        `| ${check} | ${finding.ok ? "✅" : "❌"} | ${finding.ok ? "" : `\`${finding.code.replace(/[^A-Z0-9_]/g, "?")}\``} | ${cell(finding.message)} |`,
+        `| ${check} | ${finding.warning ? "⚠️" : finding.ok ? "✅" : "❌"} | ${finding.ok && !finding.warning ? "" : `\`${finding.code.replace(/[^A-Z0-9_]/g, "?")}\``} | ${cell(finding.message)} |`,
       );
     }
   }

@@ -10,15 +10,16 @@
  *   0  every check passed
  *   3  unreadable or unsafe zip (reported by the safe reader before these checks run)
  *   4  tampered or untrusted: integrity, signature or trust failed
- *   5  invalid: schemas, consistency, recompute or protocol failed
- *   6  claims not met (everything else held)
+ *   5  invalid: schemas, consistency, recompute, protocol, shards, draw, report-md or replay failed
+ *   6  claims not met, or the verifier's policy (everything else held)
  * When several kinds fail, the lowest code wins.
  */
 import type { Summary } from "../bundle/types.js";
 import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { isSpgError } from "../errors.js";
-import { type CheckOptions, type CheckUnit, ENTRY_CHECKS } from "./checks/index.js";
+import { type CheckOptions, type CheckUnit, drawCheck, ENTRY_CHECKS, thresholdsOf } from "./checks/index.js";
 import { type BundleContext, bundleContext } from "./context.js";
+import type { EffectiveTolerances, VerifyPolicy } from "./policy.js";
 import { type BundleContents, type CheckName, type Finding, fail } from "./types.js";
 
 // The exit codes are the error registry's (src/error-codes.ts); re-exported as part of the verifier's API.
@@ -33,12 +34,20 @@ export {
 
 export type VerifyOptions = CheckOptions;
 
+/** The thresholds verify judged with, printed next to its findings. */
+export interface Thresholds {
+  policy: VerifyPolicy;
+  /** Replay tolerances after the bundle's tightening (and the looser values it ignored). */
+  replay: EffectiveTolerances;
+}
+
 export interface VerifyResult {
   findings: Finding[];
   passed: boolean;
   exitCode: number;
   /** summarize(records, config) when it could be computed: the figures verify stands behind. */
   recomputed?: Summary;
+  thresholds?: Thresholds;
 }
 
 /** Pass/fail of each check walked so far (a skipped check counts as failed). */
@@ -119,10 +128,15 @@ export function exitCodeFor(findings: readonly Finding[]): number {
 }
 
 /** The result of a walk: its findings, the exit code they give, and the recomputed summary if any. */
-export function verifyResult(findings: Finding[], recomputed: Summary | undefined): VerifyResult {
+export function verifyResult(
+  findings: Finding[],
+  recomputed: Summary | undefined,
+  thresholds?: Thresholds,
+): VerifyResult {
   const exitCode = exitCodeFor(findings);
   const result: VerifyResult = { findings, passed: exitCode === EXIT_PASS, exitCode };
   if (recomputed !== undefined) result.recomputed = recomputed;
+  if (thresholds !== undefined) result.thresholds = thresholds;
   return result;
 }
 
@@ -138,5 +152,21 @@ export function runChecks(
   const context = bundleContext(contents);
   const findings: Finding[] = [];
   for (const unit of ENTRY_CHECKS) findings.push(...runUnitSync(unit, context, options, outcomes));
-  return verifyResult(findings, context.recomputed);
+  return verifyResult(findings, context.recomputed, thresholdsOf(context, options));
+}
+
+/**
+ * The entry checks, then the draw re-derived from the verifier's dataset (asynchronous: a
+ * dataset may be streamed). Everything `spg verify` checks short of reading the zip and replay.
+ */
+export async function runAllChecks(
+  contents: BundleContents,
+  options: VerifyOptions,
+  outcomes: CheckOutcomes = new Map(),
+): Promise<VerifyResult> {
+  const context = bundleContext(contents);
+  const findings: Finding[] = [];
+  for (const unit of ENTRY_CHECKS) findings.push(...runUnitSync(unit, context, options, outcomes));
+  findings.push(...(await runUnit(drawCheck, context, options, outcomes)));
+  return verifyResult(findings, context.recomputed, thresholdsOf(context, options));
 }

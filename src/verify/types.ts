@@ -19,8 +19,11 @@ export type CheckName =
   | "consistency"
   | "recompute"
   | "claims"
+  | "policy"
   | "protocol"
   | "shards"
+  | "draw"
+  | "report-md"
   | "replay";
 
 export const CHECK_ORDER: readonly CheckName[] = [
@@ -32,16 +35,31 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "consistency",
   "recompute",
   "claims",
+  "policy",
   "protocol",
   "shards",
+  "report-md",
+  // The draw is re-derived after the synchronous checks (runAllChecks), replay last.
+  "draw",
   "replay",
 ];
 
-/** One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts); passing ones "OK". */
+/**
+ * What this verifier could not check here (a warning finding): never a failure of the
+ * bundle, never a pass. Listed in verify/README.md.
+ */
+export type WarningCode = "W_DRAW_NOT_CHECKED" | "W_REPLAY_NOT_CHECKED" | "W_REPLAY_OFF";
+
+/**
+ * One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts);
+ * passing ones "OK". A warning (ok, `warning: true`, a W_... code) is something this verifier
+ * could not check here, e.g. replay without the model.
+ */
 export interface Finding {
   check: CheckName;
-  code: FindingCode | "OK";
+  code: FindingCode | WarningCode | "OK";
   ok: boolean;
+  warning?: true;
   message: string;
   details?: Record<string, unknown>;
 }
@@ -103,10 +121,10 @@ export interface EnvironmentFile {
   gpus: Record<string, unknown>[];
   node: string;
   onnxruntime: string;
-  executionProvider: "cpu" | "cuda";
+  executionProvider: "cpu" | "cuda" | "webgpu";
   packages: Record<string, string>;
   hardwareCheck: {
-    device: "cpu" | "cuda";
+    device: "cpu" | "cuda" | "webgpu";
     requiredBytes: number;
     availableBytes: number;
     marginFraction: number;
@@ -137,6 +155,18 @@ export function pass(check: CheckName, message: string, details?: Record<string,
   return details === undefined
     ? { check, code: "OK", ok: true, message }
     : { check, code: "OK", ok: true, message, details };
+}
+
+/** "not checked: ...": not a failure of the bundle, never a pass (see Finding). */
+export function warn(
+  check: CheckName,
+  code: WarningCode,
+  message: string,
+  details?: Record<string, unknown>,
+): Finding {
+  return details === undefined
+    ? { check, code, ok: true, warning: true, message }
+    : { check, code, ok: true, warning: true, message, details };
 }
 
 export function fail(

@@ -1,17 +1,25 @@
 /**
  * `spg verify FILE` as a library: the zip-safety unit reads the archive into the context,
- * then every entry check (checks/index.ts), then replay when asked, all walked by the same
- * runner: a check whose required check failed is reported as skipped, never run. An
- * unreadable or unsafe zip therefore stops at exit 3 with nothing inside it looked at.
+ * then every entry check (checks/index.ts), the draw re-derived from the verifier's dataset,
+ * then replay on the verifier's model, all walked by the same runner: a check whose required
+ * check failed is reported as skipped, never run. An unreadable or unsafe zip therefore stops
+ * at exit 3 with nothing inside it looked at.
  */
+import { existsSync } from "node:fs";
 import type { ZipReadLimits } from "../bundle/format.js";
 import { readBundleZip, ZIP_CODES } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
-import { type CheckOptions, type CheckUnit, ENTRY_CHECKS } from "./checks/index.js";
-import { checkReplay, type ReplayOptions } from "./checks/replay.js";
+import type { FingerprintLine, SampleRecord } from "../bundle/types.js";
+import type { RunConfig } from "../config/types.js";
+import { SpgError } from "../errors.js";
+import type { GptNeoCheckpoint } from "../model/types.js";
+import type { VerifierDataset } from "./checks/draw.js";
+import { type CheckOptions, type CheckUnit, drawCheck, ENTRY_CHECKS, thresholdsOf } from "./checks/index.js";
+import { checkReplay, type ReplayOptions, replayCheckpoint } from "./checks/replay.js";
 import { BundleContext } from "./context.js";
+import { loadVerifyPolicy } from "./policy.js";
 import { type CheckOutcomes, runUnit, type VerifyResult, verifyResult } from "./runner.js";
-import { type Finding, pass } from "./types.js";
+import { type EnvironmentFile, type Finding, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */
@@ -20,14 +28,35 @@ export interface VerifyFileOptions {
   requireTrusted: boolean;
   /** Tighten or loosen the zip reader's limits. */
   limits?: Partial<ZipReadLimits>;
-  /** Re-run this many samples here (check 9); absent or 0 = no replay. */
-  replay?: ReplayOptions;
+  /** Replay on the verifier's model (default: every sample); false = off, with a warning. */
+  replay?: ReplayOptions | false;
+  /** The verifier's policy file (default configs/verify/policy.yaml). */
+  policyFile?: string;
+  /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
+  dataset?: VerifierDataset;
 }
 
 interface FileCheckOptions extends CheckOptions {
   path: string;
   limits?: Partial<ZipReadLimits>;
-  replay?: ReplayOptions;
+  replay: ReplayOptions | false;
+  /** The verifier's checkpoint (read before the bundle), undefined when none is here. */
+  checkpoint: GptNeoCheckpoint | undefined;
+}
+
+/** The verifier's own inputs are checked before any bundle is read: a bad one is exit 2. */
+function checkVerifierPaths(dataset: VerifierDataset | undefined): void {
+  for (const [flag, path] of [
+    ["--dataset-path", dataset?.path],
+    ["--calibration-path", dataset?.calibrationPath],
+  ] as const) {
+    if (path !== undefined && !existsSync(path)) {
+      throw new SpgError("E_VERIFY_DATASET", `${flag} ${path} does not exist`, {
+        file: path,
+        fix: `give ${flag} the split's file or directory`,
+      });
+    }
+  }
 }
 
 /** The archive is read safely (src/bundle/read.ts) into the context; nothing else reads the file. */
@@ -48,26 +77,55 @@ export const zipSafetyCheck: CheckUnit<FileCheckOptions> = {
   },
 };
 
-/** Replaying a bundle whose bytes, signer or files are not what was signed would measure nothing. */
+/**
+ * Replay touches nothing on the bundle's word: it runs only once the bytes, the signer, the
+ * files and the draw held, on the verifier's model and the samples re-drawn here.
+ */
 export const replayCheck: CheckUnit<FileCheckOptions> = {
   name: "replay",
-  codes: [
-    "E_REPLAY_DATASET_MISMATCH",
-    "E_REPLAY_FINGERPRINT",
-    "E_REPLAY_MODEL",
-    "E_REPLAY_MODEL_MISMATCH",
-    "E_REPLAY_RECORD",
-    "E_REPLAY_SAMPLE_MISMATCH",
-  ],
-  requires: ["integrity", "signature", "trust", "schemas", "consistency"],
-  run: (context, options) =>
-    options.replay === undefined ? [] : checkReplay(context.entries, options.replay),
+  codes: ["E_REPLAY_DIFFERS", "E_REPLAY_FINGERPRINT", "E_REPLAY_MODEL_MISMATCH", "E_REPLAY_RECORD"],
+  requires: ["integrity", "signature", "trust", "schemas", "consistency", "draw"],
+  run: async (context, options) => {
+    const replay = options.replay;
+    if (replay === false) {
+      return [
+        warn(
+          "replay",
+          "W_REPLAY_OFF",
+          "not replayed (--no-replay): the measured numbers are the signer's word",
+        ),
+      ];
+    }
+    if (context.evaluation === undefined) {
+      return [
+        warn(
+          "replay",
+          "W_REPLAY_NOT_CHECKED",
+          "not checked: the dataset is not available here; the measured numbers are the signer's word",
+        ),
+      ];
+    }
+    return checkReplay(
+      {
+        config: context.valid.get("config.json") as RunConfig,
+        environment: context.valid.get("environment.json") as EnvironmentFile,
+        records: context.valid.get("records.jsonl") as SampleRecord[],
+        fingerprints: context.valid.get("fingerprints.jsonl") as FingerprintLine[],
+        evaluation: context.evaluation,
+        checkpoint: options.checkpoint,
+        modelNamed: replay.modelDir !== undefined,
+        tolerances: thresholdsOf(context, options).replay.tolerances,
+      },
+      replay,
+    );
+  },
 };
 
 /** Every unit `spg verify FILE` walks, in order; each names its codes (besides RUNNER_CODES). */
 export const CHECK_UNITS: readonly CheckUnit<never>[] = [
   zipSafetyCheck,
   ...ENTRY_CHECKS,
+  drawCheck,
   replayCheck,
 ] as CheckUnit<never>[];
 
@@ -76,25 +134,36 @@ export interface VerifyFileResult extends VerifyResult {
   entries?: Map<string, Buffer>;
 }
 
-/** Read and verify one bundle file. Throws only for bad options (an unreadable trusted keys file). */
+/** Read and verify one bundle file. Throws only for the verifier's bad inputs (trusted keys, policy, model, dataset). */
 export async function verifyBundleFile(path: string, options: VerifyFileOptions): Promise<VerifyFileResult> {
   const trustedKeyIds =
     options.trustedKeysFile === undefined ? undefined : await readTrustedKeys(options.trustedKeysFile);
+  const policy = loadVerifyPolicy(options.policyFile);
+  checkVerifierPaths(options.dataset);
+  const replay = options.replay ?? { samples: "all" };
+  const checkpoint = replay === false ? undefined : await replayCheckpoint(replay.modelDir);
   const checkOptions: FileCheckOptions = {
     path,
     limits: options.limits,
-    replay: options.replay,
+    replay,
+    checkpoint,
     trustedKeyIds,
     requireTrusted: options.requireTrusted,
+    policy,
+    dataset: options.dataset,
   };
   const context = new BundleContext();
   const outcomes: CheckOutcomes = new Map();
   const findings: Finding[] = [];
-  const units: CheckUnit<FileCheckOptions>[] = [zipSafetyCheck, ...ENTRY_CHECKS];
-  if (options.replay !== undefined && options.replay.samples > 0) units.push(replayCheck);
+  const units: CheckUnit<FileCheckOptions>[] = [zipSafetyCheck, ...ENTRY_CHECKS, drawCheck, replayCheck];
   for (const unit of units) findings.push(...(await runUnit(unit, context, checkOptions, outcomes)));
-  const result: VerifyFileResult = verifyResult(findings, context.recomputed);
-  if (outcomes.get("zip-safety") === true) result.entries = context.entries;
+  const zipRead = outcomes.get("zip-safety") === true;
+  const result: VerifyFileResult = verifyResult(
+    findings,
+    context.recomputed,
+    zipRead ? thresholdsOf(context, checkOptions) : undefined,
+  );
+  if (zipRead) result.entries = context.entries;
   return result;
 }
 

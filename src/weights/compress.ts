@@ -11,9 +11,9 @@
 import { createHash } from "node:crypto";
 import type { WeightFingerprintLine } from "../bundle/types.js";
 import { SpgError } from "../errors.js";
-import { type BaselineDtype, dtypeBits, dtypeBytes } from "../kv/compressed.js";
 import type { GptNeoCheckpoint, WeightTensor } from "../model/types.js";
 import { ByteReader, ByteWriter } from "../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits, dtypeBytes } from "../numeric/dtype.js";
 import { multiplyFactors } from "../numeric/lowrank.js";
 import { sha256Hex } from "../numeric/sha256.js";
 import { type MatrixPlan, type MatrixTreatment, planCompression, type WeightPolicy } from "./policy.js";

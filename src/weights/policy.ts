@@ -10,10 +10,10 @@
  */
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { presetPath, readConfigFile } from "../config/load.js";
+import { presetPath, readConfigFile } from "../config/files.js";
 import { SpgError } from "../errors.js";
-import type { BaselineDtype } from "../kv/compressed.js";
 import type { GptNeoConfig } from "../model/types.js";
+import type { BaselineDtype } from "../numeric/dtype.js";
 import { configsDir } from "../paths.js";
 import type { QuantSpec } from "./quantize.js";
 import type { RandomizedSvdOptions } from "./randomized-svd.js";

@@ -4,13 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
+import { listPresets, presetPath, readConfigFile } from "../../src/config/files.js";
 import {
   checkConfigAgainstModel,
   configValidator,
   dryRun,
-  listPresets,
-  presetPath,
-  readConfigFile,
   resolveConfig,
   resolveConfigWithSources,
   validateRunConfig,
@@ -240,6 +238,25 @@ test("cross-field rules: baseline first, unique names, claims name methods, op f
     /params\.observationWindow \(method "snapkv"\) is 32 but the graph returns attention for kv\.observationWindow = 8 rows/,
   );
   assert.match(tooWide.message, /params\.stage1\.observationWindow \(method "spg"\)/);
+});
+
+test("config validation asks each method's definition: the rules compress applies also fail the config", () => {
+  const cases: [string, RegExp][] = [
+    [
+      "methods:\n  - name: snapkv\n    params: { poolingKernel: 4 }\n",
+      /params\.poolingKernel \(method "snapkv"\) must be odd/,
+    ],
+    [
+      "methods:\n  - name: spg\n    params: { stage2: { mixedPrecision: { lowBits: 8, highBits: 4 } } }\n",
+      /params\.stage2\.mixedPrecision\.lowBits \(method "spg"\) must not exceed highBits/,
+    ],
+  ];
+  cases.forEach(([body, pattern], i) => {
+    const file = writeConfig(`method-rule-${i}.yaml`, `extends: default\n${body}`);
+    const error = spgError(() => resolveConfig({ file }));
+    assert.equal(error.code, "E_CONFIG_INVALID");
+    assert.match(`${error.field} ${error.message}`, pattern, `case ${i}`);
+  });
 });
 
 test("local sources need a calibration path or a {split} template", () => {

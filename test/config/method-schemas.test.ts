@@ -25,7 +25,7 @@ test("config schema's params-<kind> equal each method's own paramsSchema (src/kv
     assert.deepEqual(
       schema.$defs[`params-${kind}`],
       JSON.parse(JSON.stringify(registry.methods[kind].paramsSchema)),
-      `params of ${kind} drifted: regenerate $defs/params-${kind} from src/kv/methods/${kind}.ts`,
+      `params of ${kind} drifted: regenerate $defs/params-${kind} from the ${kind} method's paramsSchema (src/kv/methods/)`,
     );
   }
 });

@@ -11,12 +11,7 @@ import {
   runHardwareCheck,
 } from "../../src/hardware/check.js";
 import type { GpuSnapshot, HardwareSnapshot } from "../../src/hardware/probe.js";
-import {
-  type MemoryRequirement,
-  memoryRequirement,
-  parameterCount,
-  runtimeCount,
-} from "../../src/hardware/requirement.js";
+import { type MemoryRequirement, memoryRequirement, parameterCount } from "../../src/hardware/requirement.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
 import { spgError } from "../helpers/spg-error.js";
 
@@ -65,8 +60,10 @@ function requirementOf(bytes: number): MemoryRequirement {
     device: "cuda",
     tokens: 1,
     parameters: 1,
-    runtimes: 1,
+    processBytes: 0,
     weightBytes: bytes,
+    headCopyBytes: 0,
+    loadBytes: 0,
     kvBytes: 0,
     logitsBytes: 0,
     attentionBytes: 0,
@@ -75,6 +72,9 @@ function requirementOf(bytes: number): MemoryRequirement {
     subtotalBytes: bytes,
     marginFraction: 0,
     activationFactor: 1,
+    logitsCopies: 1,
+    loadOverheadFraction: 0,
+    fixedOverheadBytes: 0,
     requiredBytes: bytes,
   };
 }
@@ -115,21 +115,36 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
     c.generation.tokens = 2;
     c.hardware.activationFactor = 3;
     c.hardware.marginFraction = 0.25;
+    c.hardware.logitsCopies = 2;
+    c.hardware.loadOverheadFraction = 0.5;
+    c.hardware.fixedOverheadBytes = 100;
   });
-  const r = memoryRequirement(tiny, config);
+  const r = memoryRequirement(tiny, config, 1000);
   // wte 40 + wpe 128 + 2 layers * (LN 8 + LN 8 + qkv 48 + out 20 + fc 80 + proj 68) + ln_f 8
   assert.equal(r.parameters, 40 + 128 + 2 * (8 + 8 + 48 + 20 + 80 + 68) + 8);
-  // two sessions hold the weights: the dense one and spg's hybrid sparse top-k (default preset)
-  assert.equal(r.runtimes, 2);
-  assert.equal(r.weightBytes, 640 * 4 * 2);
+  // one session holds the weights, spg's hybrid sparse top-k included (default preset)
+  assert.equal(r.weightBytes, 640 * 4);
   assert.equal(r.tokens, 12);
   assert.equal(r.kvBytes, 2 * 2 * 2 * 4 * 12 * 4); // caches held * (K,V) * layers * hidden * tokens * fp32
-  // 3 teacher-forced rows * vocab 10 * (f32 logits + f64 copy + f32 probabilities + 3 f64 intermediates + 2 f64 scoring copies)
-  assert.equal(r.logitsBytes, 3 * 10 * (4 + 8 + 4 + 24 + 16));
-  assert.equal(r.attentionBytes, 2 * 8 * 8 * 4);
+  // 2 copies * 3 teacher-forced rows * vocab 10 * (f32 logits + f64 copy + f32 probabilities + 3 f64 intermediates + 2 f64 scoring copies)
+  assert.equal(r.logitsBytes, 2 * 3 * 10 * (4 + 8 + 4 + 24 + 16));
+  assert.equal(r.attentionBytes, 2 * 8 * 8 * 4); // heads * context^2 * fp32
   assert.equal(r.activationBytes, 3 * 8 * 16 * 4);
-  assert.equal(r.subtotalBytes, 5120 + 1536 + 1680 + 512 + 1536);
-  assert.equal(r.requiredBytes, Math.ceil((5120 + 1536 + 1680 + 512 + 1536) * 1.25));
+  assert.equal(r.processBytes, 1000); // counted on cpu
+  assert.equal(r.headCopyBytes, 10 * 4 * 4); // wte^T: vocab * hidden * fp32
+  assert.equal(r.loadBytes, 1280); // half the weights
+  // running (KV + logits + attention + activations) outweighs loading here
+  const running = 1536 + 3360 + 512 + 1536;
+  assert.equal(r.subtotalBytes, 1000 + 100 + 2560 + 160 + running);
+  assert.equal(r.requiredBytes, Math.ceil((1000 + 100 + 2560 + 160 + running) * 1.25));
+  // loading outweighs running once its fraction does: the two never add up
+  const heavyLoad = structuredClone(config);
+  heavyLoad.hardware.loadOverheadFraction = 4;
+  assert.equal(memoryRequirement(tiny, heavyLoad, 1000).subtotalBytes, 1000 + 100 + 2560 + 160 + 4 * 2560);
+  // on a GPU the host process is not counted
+  const onGpu = structuredClone(config);
+  onGpu.model.device = "cuda";
+  assert.equal(memoryRequirement(tiny, onGpu, 1000).processBytes, 0);
   const generationLonger = memoryRequirement(
     tiny,
     runConfig((c) => {
@@ -233,12 +248,15 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
     c.generation.tokens = 2;
     c.hardware.activationFactor = 3;
     c.hardware.marginFraction = 0.25;
+    c.hardware.logitsCopies = 1;
+    c.hardware.fixedOverheadBytes = 0;
+    c.hardware.loadOverheadFraction = 0;
   });
   const requirement = memoryRequirement(tiny, config);
   const pass = hardwareCheckRecord(checkHardware(requirement, snapshot([], 20_000), "cpu"));
   assert.deepEqual(pass, {
     device: "cpu",
-    requiredBytes: 12980,
+    requiredBytes: 9980,
     availableBytes: 20_000,
     marginFraction: 0.25,
     verdict: "pass",
@@ -246,15 +264,20 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       reason: "enough-memory",
       tokens: 12,
       parameters: 640,
-      runtimes: 2,
-      weightBytes: 5120,
+      processBytes: 0,
+      weightBytes: 2560,
+      headCopyBytes: 160,
+      loadBytes: 0,
+      loadOverheadFraction: 0,
+      logitsCopies: 1,
+      fixedOverheadBytes: 0,
       kvBytes: 1536,
       logitsBytes: 1680,
       attentionBytes: 512,
       activationBytes: 1536,
       activationFactor: 3,
       weightsMethodBytes: 0,
-      subtotalBytes: 10384,
+      subtotalBytes: 7984,
       memorySource: "mem().available (free + reclaimable)",
       gpu: null,
       gpuSource: null,
@@ -275,6 +298,9 @@ test("weights methods add one compressed runtime (rank bounds by selection), the
       c.generation.tokens = 2;
       c.hardware.activationFactor = 3;
       c.hardware.marginFraction = 0.25;
+      c.hardware.logitsCopies = 1;
+      c.hardware.fixedOverheadBytes = 0;
+      c.hardware.loadOverheadFraction = 0;
       c.methods = [
         { name: "full", kind: "full", params: {} },
         { name: "w", kind: "weights", params: { policy: "w", baselineDtype: "fp16", rules, keepDense: [] } },
@@ -288,37 +314,11 @@ test("weights methods add one compressed runtime (rank bounds by selection), the
   // an energy threshold may keep full rank: min(10, 4) * (10 + 4) = 56 values
   const energy = memoryRequirement(tiny, withWeights([{ modules: ["wte"], lowRank: { energy: 0.9 } }]));
   assert.equal(energy.weightsMethodBytes, fixed(parameters - 40 + 56));
-  assert.equal(energy.subtotalBytes, 2560 + 1536 + 1680 + 512 + 1536 + energy.weightsMethodBytes);
+  assert.equal(energy.subtotalBytes, 2560 + 160 + 1536 + 1680 + 512 + 1536 + energy.weightsMethodBytes);
   // plain quantization keeps the runtime dense
   const quantized = memoryRequirement(
     tiny,
     withWeights([{ modules: ["c_fc"], quantize: { bits: 8, scheme: "symmetric", groupSize: "row" } }]),
   );
   assert.equal(quantized.weightsMethodBytes, fixed(parameters));
-});
-
-test("runtimes: the dense session plus one per distinct hybrid-sparse top-k among the spg methods", () => {
-  const spg = (name: string, sparseTopK: number) => {
-    const base = resolveConfig().methods.find((m) => m.kind === "spg")!;
-    const params = structuredClone(base.params) as { decode: { sparseTopK: number } };
-    params.decode.sparseTopK = sparseTopK;
-    return { ...base, name, params };
-  };
-  assert.equal(runtimeCount(runConfig(() => {})), 2);
-  assert.equal(
-    runtimeCount(
-      runConfig((c) => {
-        c.methods = [spg("dense", 0)];
-      }),
-    ),
-    1,
-  );
-  assert.equal(
-    runtimeCount(
-      runConfig((c) => {
-        c.methods = [spg("a", 16), spg("b", 64), spg("c", 16), { name: "full", kind: "full", params: {} }];
-      }),
-    ),
-    3,
-  );
 });

@@ -1,7 +1,9 @@
 /**
  * A small, consistent, valid bundle built by hand: 2 methods ("full", "stream") × 3 evaluation
  * samples × 2 layers, 2 calibration samples. Every figure is chosen so the invariants the
- * verifier checks hold (see the comments), and summary.json comes from summarize().
+ * verifier checks hold (see the comments), and summary.json comes from summarize(). The
+ * samples are the real draw from the bundled Brown corpus (so verify's draw check re-derives
+ * them) and report.md is rendered from the summary (so the report-md check passes).
  *
  * Use: `const fixture = bundleFixture()` for the entries as a zip would hold them, or
  * `fixtureParts()` to edit the objects and `buildEntries(parts, options)` to re-serialize,
@@ -10,17 +12,23 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
 import { keyIdOf } from "../../src/bundle/keys.js";
-import { preAuthenticationEncoding } from "../../src/bundle/sign.js";
+import { manifestSignedMessage } from "../../src/bundle/sign.js";
 import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
+import { loadBrownSplitNamed } from "../../src/data/brown.js";
+import { drawSamples } from "../../src/data/sampling.js";
+import { encode } from "../../src/data/tokenizer.js";
+import type { Sample } from "../../src/data/types.js";
+import { renderReportMarkdown } from "../../src/measure/report-md.js";
 import { summarize } from "../../src/measure/summary.js";
 import { loadSchemaValidators, type SchemaValidators } from "../../src/verify/schemas.js";
 import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } from "../../src/verify/types.js";
 
 /** What a bundle signature covers: the format's pre-authentication encoding of manifest.json. */
 export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
-  return preAuthenticationEncoding(manifestBytes);
+  // The manifest's own version's domain, so resign() also re-signs version 2 bundles spg prove wrote.
+  return manifestSignedMessage(manifestBytes);
 }
 
 export interface FixtureKey {
@@ -69,7 +77,55 @@ export interface FixtureParts {
   fingerprints: LayerFingerprint[];
   /** undefined = summarize(records, config) at build time. */
   summary?: Summary;
-  reportMd: string;
+  /** undefined = rendered from the summary at build time (src/measure/report-md.ts). */
+  reportMd?: string;
+}
+
+const draws = new Map<
+  number,
+  { evaluation: Sample[]; calibration: Sample[]; hashes: Record<string, string | number> }
+>();
+
+/** The config's draw from the bundled Brown corpus (cached per sample count: tokenizing takes a second). */
+function fixtureDraw(config: RunConfig) {
+  let draw = draws.get(config.dataset.samples);
+  if (draw === undefined) {
+    // The same rule as src/data/draw.ts for the Brown corpus, synchronously (fixtures are built in sync code).
+    const { dataset } = config;
+    const drawn = (split: string, field: string, role: Sample["role"], count: number) => {
+      const loaded = loadBrownSplitNamed(split, field);
+      const samples = drawSamples(
+        loaded.documents.map((doc) => ({ id: doc.id, tokens: encode(doc.text) })),
+        {
+          count,
+          contextTokens: dataset.contextTokens,
+          continuationTokens: dataset.continuationTokens,
+          seed: dataset.seed,
+          role,
+          split: loaded.split,
+        },
+      );
+      return { loaded, samples };
+    };
+    const evaluation = drawn(dataset.split, "dataset.split", "eval", dataset.samples);
+    const calibration = drawn(
+      dataset.calibrationSplit,
+      "dataset.calibrationSplit",
+      "calibration",
+      dataset.calibrationSamples,
+    );
+    draw = {
+      evaluation: evaluation.samples,
+      calibration: calibration.samples,
+      hashes: {
+        sha256: evaluation.loaded.sha256,
+        calibrationSha256: calibration.loaded.sha256,
+        documents: evaluation.loaded.documents.length,
+      },
+    };
+    draws.set(config.dataset.samples, draw);
+  }
+  return draw;
 }
 
 // Model: 2 layers, 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
@@ -136,14 +192,9 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
     tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
   };
 
-  const evaluation = Array.from({ length: sampleCount }, (_, i) => i).map((i) => ({
-    sampleId: `eval-${i}`,
-    tokenHash: sha256Hex(`eval tokens ${i}`),
-  }));
-  const calibration = [0, 1].map((i) => ({
-    sampleId: `cal-${i}`,
-    tokenHash: sha256Hex(`calibration tokens ${i}`),
-  }));
+  const draw = fixtureDraw(config);
+  const evaluation = draw.evaluation.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash }));
+  const calibration = draw.calibration.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash }));
   const environment: EnvironmentFile = {
     os: { platform: "linux", distro: "Fixture", release: "1", arch: "x64" },
     cpu: { manufacturer: "Fixture", brand: "CPU", cores: 2, physicalCores: 2 },
@@ -176,9 +227,9 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
       source: "brown",
       split: "eval",
       calibrationSplit: "calibration",
-      sha256: sha256Hex("eval split"),
-      calibrationSha256: sha256Hex("calibration split"),
-      documents: 10,
+      sha256: draw.hashes.sha256 as string,
+      calibrationSha256: draw.hashes.calibrationSha256 as string,
+      documents: draw.hashes.documents as number,
     },
     calibration: { samples: calibration },
     evaluation: { samples: evaluation },
@@ -202,8 +253,8 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
       sampleId: evaluation[i].sampleId,
       sampleIndex: i,
       tokenHash: evaluation[i].tokenHash,
-      document: `ca0${figures + 1}`,
-      offset: 40 * i,
+      document: draw.evaluation[i].document,
+      offset: draw.evaluation[i].offset,
       contextTokens: CONTEXT,
       continuationTokens: CONTINUATION,
       scoredTokens: CONTINUATION - 1,
@@ -258,7 +309,7 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
       });
     }
   }
-  return { config, environment, records, fingerprints, reportMd: "# spg bundle (fixture)\n" };
+  return { config, environment, records, fingerprints };
 }
 
 export interface BuildOptions {
@@ -278,7 +329,16 @@ export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): M
     ["records.jsonl", Buffer.from(jsonl(parts.records))],
     ["fingerprints.jsonl", Buffer.from(jsonl(parts.fingerprints))],
     ["summary.json", Buffer.from(canonicalJson(summary))],
-    ["report.md", Buffer.from(parts.reportMd)],
+    [
+      "report.md",
+      // A test may delete the model hash: the report then shows an empty one.
+      Buffer.from(
+        parts.reportMd ??
+          renderReportMarkdown(parts.config, summary, {
+            model: { sha256: parts.environment.model?.sha256 ?? "" },
+          }),
+      ),
+    ],
   ];
   const manifest: ManifestFile = {
     format: "spg-bundle",

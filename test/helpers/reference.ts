@@ -91,7 +91,7 @@ export function referenceForward(
   const config = checkpoint.config;
   const { hiddenSize: hidden, numHeads: heads, headDim, vocabSize, intermediateSize } = config;
   const q = input.inputIds.length;
-  const sparseTopK = options.sparseTopK ?? 0;
+  const sparseTopK = input.sparseTopK ?? 0;
   const rows = Math.min(options.observationWindow, q);
   const wte = weight(checkpoint, "transformer.wte.weight");
   const wpe = weight(checkpoint, "transformer.wpe.weight");

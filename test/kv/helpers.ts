@@ -1,8 +1,8 @@
 /** Small synthetic caches and prefill statistics for the KV method tests. */
 import type { KvCache } from "../../src/kv/cache.js";
-import type { BaselineDtype } from "../../src/kv/compressed.js";
 import type { MethodContext } from "../../src/kv/methods/types.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
+import type { BaselineDtype } from "../../src/numeric/dtype.js";
 import { cacheNorms, windowSumsFromRows } from "../helpers/statistics.js";
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */

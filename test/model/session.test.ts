@@ -10,12 +10,16 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isSpgError } from "../../src/errors.js";
 import { emptyCache, pastInputs } from "../../src/kv/layout.js";
+import { readCheckpoint } from "../../src/model/checkpoint.js";
 import { buildGptNeoGraph, initializerBytes } from "../../src/model/graph.js";
 import { graphCacheKey, MODEL_FILE, prepareGraph, WEIGHTS_FILE } from "../../src/model/graph-cache.js";
 import { decodeModel } from "../../src/model/onnx-proto.js";
+import { writeSafetensors } from "../../src/model/safetensors.js";
 import { assertDeviceAvailable, loadRuntime } from "../../src/model/session.js";
+import { StoredWeights } from "../../src/model/stored-weights.js";
 import type { ForwardInput, GptNeoCheckpoint } from "../../src/model/types.js";
 import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
+import { fixtureTensors, tempCheckpointWithConfig } from "./reader-helpers.js";
 
 const options = { observationWindow: 2 };
 
@@ -107,6 +111,64 @@ describe("graph cache with ONNX external data", () => {
   });
 });
 
+describe("weights read in place from the checkpoint's safetensors", () => {
+  const dirs: string[] = [];
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const dtype of ["F32", "F16", "BF16"] as const) {
+    test(`${dtype}: the graph points into model.safetensors and runs bit for bit as the same weights in memory`, async () => {
+      const dir = tempCheckpointWithConfig("config-A");
+      dirs.push(dir);
+      const tensors = fixtureTensors("config-A").map((t) => ({ ...t, dtype }));
+      writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+      const stored = await readCheckpoint(dir);
+      assert.ok(stored.weights instanceof StoredWeights);
+      const inPlace = stored.weights.stored;
+      // The same values, widened in JavaScript, as an in-memory checkpoint (a plain Map).
+      const inMemory: GptNeoCheckpoint = { ...stored, weights: new Map(stored.weights), sha256: "in-memory" };
+      const prepared = await prepareGraph(stored, options);
+      assert.ok(prepared.kind === "bytes" && prepared.externalDataDir === stored.dir);
+      const model = decodeModel(prepared.kind === "bytes" ? prepared.bytes : new Uint8Array());
+      const weights = model.graph.initializer.filter((t) => t.name.startsWith("transformer."));
+      assert.equal(weights.length, stored.weights.size);
+      for (const tensor of weights) {
+        assert.equal(tensor.data_location, 1, tensor.name);
+        assert.equal(tensor.raw_data, undefined, tensor.name);
+        const location = Object.fromEntries((tensor.external_data ?? []).map((e) => [e.key, e.value]));
+        assert.equal(location.location, "model.safetensors");
+        const name = tensor.name.replace(/:stored$/, "");
+        const entry = inPlace.get(name)!;
+        assert.equal(Number(location.offset), entry.offset);
+        assert.equal(Number(location.length), entry.bytes);
+        // Only float32 is read as it is; the other dtypes are cast in the graph.
+        assert.equal(tensor.name === name, dtype === "F32");
+      }
+      const input = (config: GptNeoCheckpoint["config"]): ForwardInput => {
+        const ids = [5, 17, 3, 250, 9, 44];
+        const positions = ids.map((_, i) => i);
+        return {
+          inputIds: ids,
+          positionIds: positions,
+          ...pastInputs(emptyCache(config), config, positions),
+        };
+      };
+      const fromFile = await loadRuntime(stored, { device: "cpu", ...options });
+      const fromMemory = await loadRuntime(inMemory, { device: "cpu", ...options });
+      try {
+        const a = await fromFile.forward(input(stored.config));
+        const b = await fromMemory.forward(input(stored.config));
+        assert.deepEqual(a.logits, b.logits);
+        assert.deepEqual(a.presentKeys, b.presentKeys);
+      } finally {
+        await fromFile.close();
+        await fromMemory.close();
+      }
+    });
+  }
+});
+
 describe("devices and inputs", () => {
   test("device cuda without the CUDA provider fails with E_DEVICE_UNAVAILABLE, never a CPU run", async (t) => {
     const checkpoint = loadFixtureCheckpoint("B");
@@ -124,6 +186,30 @@ describe("devices and inputs", () => {
       assert.match(error.fix ?? "", /ONNXRUNTIME_NODE_INSTALL=cuda12/);
       return true;
     });
+  });
+
+  test("device webgpu without an adapter fails fast with E_DEVICE_UNAVAILABLE, never a CPU run", async (t) => {
+    const adapter = await assertDeviceAvailable("webgpu").then(
+      () => true,
+      () => false,
+    );
+    if (adapter) {
+      t.skip("this machine offers a WebGPU adapter");
+      return;
+    }
+    const started = performance.now();
+    await assert.rejects(
+      loadRuntime(loadFixtureCheckpoint("B"), { device: "webgpu", ...options }),
+      (error: unknown) => {
+        assert.ok(isSpgError(error));
+        assert.equal(error.code, "E_DEVICE_UNAVAILABLE");
+        assert.match(error.message, /WebGPU/);
+        assert.match(error.fix ?? "", /WebGPU adapter/);
+        return true;
+      },
+    );
+    // before any graph is built: the probe session is what fails
+    assert.ok(performance.now() - started < 30_000);
   });
 
   test("bad forward inputs and options are SpgErrors with stable codes", async () => {

@@ -10,6 +10,7 @@ import { writeBundle } from "../../src/bundle/write.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { applySweep } from "../../src/config/sweep.js";
 import type { RunConfig } from "../../src/config/types.js";
+import { renderReportMarkdown } from "../../src/measure/report-md.js";
 import { summarize } from "../../src/measure/summary.js";
 import { fixtureParts, sha256Hex } from "../helpers/bundle-fixture.js";
 
@@ -103,7 +104,15 @@ export async function writeReportBundle(
   }
   await writeBundle(
     path,
-    { config, environment: parts.environment, records, fingerprints, summary, reportMd: "# report (test)\n" },
+    {
+      config,
+      environment: parts.environment,
+      records,
+      fingerprints,
+      summary,
+      // As spg prove renders it: verify regenerates report.md and compares.
+      reportMd: renderReportMarkdown(config, summary, parts.environment),
+    },
     ephemeralKey(),
     { name: "spg", version: "0.0.0-test", commit: null },
     { createdAt: "2026-11-23T12:00:00.000Z" },

@@ -110,9 +110,9 @@ test("the job fails when one bundle fails, after verifying all of them", () => {
   assert.equal(run.status, 1);
   assert.deepEqual(run.outputs, { verified: "3", failed: "1" });
   assert.deepEqual(run.calls, [
-    "verify bundles/a.zip --trusted-keys keys.txt --require-trusted",
-    "verify bundles/bad.zip --trusted-keys keys.txt --require-trusted",
-    "verify bundles/c.zip --trusted-keys keys.txt --require-trusted",
+    "verify bundles/a.zip --trusted-keys keys.txt --require-trusted --replay auto",
+    "verify bundles/bad.zip --trusted-keys keys.txt --require-trusted --replay auto",
+    "verify bundles/c.zip --trusted-keys keys.txt --require-trusted --replay auto",
   ]);
   assert.match(run.stdout, /::error title=spg verify::bundles\/bad\.zip failed verification \(exit 5\)/);
   assert.ok(run.summary.startsWith("before\n### spg verify: 3 bundle(s), 1 failed"));
@@ -124,13 +124,22 @@ test("the job passes when every bundle passes; globs, replay and trust flags are
     bundles: "bundles/**/*.zip",
     "require-trusted": "false",
     replay: "2",
+    "model-path": "models/my gpt-neo",
+    policy: "strict.yaml",
   });
   assert.equal(run.status, 0);
   assert.deepEqual(run.outputs, { verified: "2", failed: "0" });
   assert.deepEqual(run.calls, [
-    "verify bundles/a.zip --no-require-trusted --replay 2",
-    "verify bundles/nested/b.zip --no-require-trusted --replay 2",
+    "verify bundles/a.zip --no-require-trusted --replay 2 --model models/my gpt-neo --policy strict.yaml",
+    "verify bundles/nested/b.zip --no-require-trusted --replay 2 --model models/my gpt-neo --policy strict.yaml",
   ]);
+  const off = runVerifyStep(["bundles/a.zip"], { replay: "off" });
+  assert.deepEqual(off.calls, ["verify bundles/a.zip --require-trusted --no-replay"]);
+});
+
+test("replay defaults to auto: every sample where the model is here", () => {
+  assert.equal(action.inputs.replay.default, "auto");
+  assert.equal(action.inputs["model-path"].default, "");
 });
 
 test("no matching bundle, or a bad input, fails the job instead of passing vacuously", () => {
@@ -138,7 +147,9 @@ test("no matching bundle, or a bad input, fails the job instead of passing vacuo
   assert.equal(none.status, 1);
   assert.match(none.stdout, /no bundle matches 'bundles\/\*\.zip'/);
   assert.deepEqual(none.calls, []);
-  const badReplay = runVerifyStep(["bundles/a.zip"], { replay: "two" });
-  assert.equal(badReplay.status, 1);
-  assert.deepEqual(badReplay.calls, []);
+  for (const replay of ["two", "0", "-1", "1e3"]) {
+    const badReplay = runVerifyStep(["bundles/a.zip"], { replay });
+    assert.equal(badReplay.status, 1, replay);
+    assert.deepEqual(badReplay.calls, []);
+  }
 });

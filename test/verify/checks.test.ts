@@ -92,7 +92,7 @@ test("consistency: baseline bytes are the full context cache, not a count of any
 test("consistency: layers, duplicates, missing methods, unknown methods, sample count", () => {
   const layers = fixtureParts();
   layers.fingerprints = layers.fingerprints.filter(
-    (f) => !(f.sampleId === "eval-1" && f.layer === 1 && f.method === "stream"),
+    (f) => !(f.sampleId === "eval-0001" && f.layer === 1 && f.method === "stream"),
   );
   assert.deepEqual(consistency(layers), ["E_CONSISTENCY_LAYERS"]);
 
@@ -105,9 +105,9 @@ test("consistency: layers, duplicates, missing methods, unknown methods, sample 
   ]);
 
   const missing = fixtureParts();
-  missing.records = missing.records.filter((r) => !(r.sampleId === "eval-2" && r.method === "stream"));
+  missing.records = missing.records.filter((r) => !(r.sampleId === "eval-0002" && r.method === "stream"));
   missing.fingerprints = missing.fingerprints.filter(
-    (f) => !(f.sampleId === "eval-2" && f.method === "stream"),
+    (f) => !(f.sampleId === "eval-0002" && f.method === "stream"),
   );
   assert.deepEqual(consistency(missing), ["E_CONSISTENCY_MISSING_RECORD"]);
 
@@ -121,7 +121,7 @@ test("consistency: layers, duplicates, missing methods, unknown methods, sample 
   assert.deepEqual(consistency(count), ["E_CONSISTENCY_SAMPLE_COUNT"]);
 
   const orphan = fixtureParts();
-  orphan.fingerprints.push({ ...orphan.fingerprints[0], sampleId: "eval-9" });
+  orphan.fingerprints.push({ ...orphan.fingerprints[0], sampleId: "eval-0009" });
   assert.deepEqual(consistency(orphan), ["E_CONSISTENCY_ORPHAN_FINGERPRINT"]);
 });
 

@@ -10,32 +10,35 @@ import {
   renderText,
   reportToGitHub,
 } from "../../src/verify/report.js";
-import { runChecks, type VerifyResult } from "../../src/verify/runner.js";
+import { runAllChecks, type VerifyResult } from "../../src/verify/runner.js";
+import { CHECK_ORDER, warn } from "../../src/verify/types.js";
 import { bundleFixture, fixtureSignedMessage, fixtureValidators } from "../helpers/bundle-fixture.js";
 
-function failingResult(): VerifyResult {
+async function failingResult(): Promise<VerifyResult> {
   const { contents } = bundleFixture();
   const report = Buffer.from(contents.entries.get("report.md")!);
   report[5] ^= 1;
   contents.entries.set("report.md", report);
-  return runChecks(contents, {
+  return await runAllChecks(contents, {
     signedMessage: fixtureSignedMessage,
     requireTrusted: true,
     validators: fixtureValidators(),
   });
 }
 
-test("text report: one line per check, ✓/✗, codes under failures, verdict last", () => {
-  const passing = runChecks(bundleFixture().contents, {
+test("text report: one line per check, ✓/✗, codes under failures, verdict last", async () => {
+  const passing = await runAllChecks(bundleFixture().contents, {
     signedMessage: fixtureSignedMessage,
     requireTrusted: false,
     validators: fixtureValidators(),
   });
   const text = renderText("b.zip", passing);
-  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, 8);
+  // Every check the runner runs on a plain bundle (zip-safety and replay are verify-bundle.ts's; shards only speaks for shards).
+  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, CHECK_ORDER.length - 3);
+  assert.match(text, /^ {2}thresholds: replay NLL .*\/token/m);
   assert.match(text, /PASS b\.zip/);
 
-  const failing = failingResult();
+  const failing = await failingResult();
   const failedText = renderText("b.zip", failing);
   assert.match(failedText, /✗ integrity\s+1 failure\n\s+E_INTEGRITY_HASH: report\.md has sha256/);
   assert.match(failedText, /✗ trust\s+1 failure\n\s+E_NO_TRUSTED_KEYS/);
@@ -43,24 +46,25 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
     failedText,
     /✗ schemas\s+1 failure\n\s+E_CHECK_SKIPPED: skipped because integrity, trust failed/,
   );
-  assert.match(failedText, /FAIL b\.zip: 8 failing findings \(exit 4\)\n$/);
+  assert.match(failedText, /FAIL b\.zip: 11 failing findings \(exit 4\)\n$/);
   const json = JSON.parse(renderJson("b.zip", failing));
   assert.equal(json.exitCode, 4);
   assert.equal(json.passed, false);
   assert.equal(json.findings.length, failing.findings.length);
 });
 
-test("GitHub: escaped ::error per failure, and the table is appended to the step summary", () => {
-  const result = failingResult();
+test("GitHub: escaped ::error per failure, and the table is appended to the step summary", async () => {
+  const result = await failingResult();
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
+  result.findings.push(warn("replay", "W_REPLAY_OFF", "not replayed"));
   const annotations = githubAnnotations("bundles/a,b.zip", result);
-  assert.equal(annotations.length, 9);
+  assert.equal(annotations.length, 13);
   assert.match(
     annotations[0],
     /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
   );
   assert.equal(
-    annotations[8],
+    annotations[11],
     "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
   );
   assert.match(
@@ -82,7 +86,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify a.zip: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify b\.zip/);
-    assert.equal(printed.length, 18);
+    assert.equal(printed.length, 26);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,
@@ -92,8 +96,8 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
   }
 });
 
-test("strings from a bundle are inert in the terminal, in annotations, in the step summary and in JSON", () => {
-  const result = failingResult();
+test("strings from a bundle are inert in the terminal, in annotations, in the step summary and in JSON", async () => {
+  const result = await failingResult();
   const hostile =
     "m\u001b[2K\r\u001b[32m✓ PASS everything\u001b[0m\u009b31m\u202eevil\n::error::forged [x](http://e) <img src=x> `code`";
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: hostile });

@@ -19,6 +19,7 @@ import {
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { type ProveResult, prove, withSensitivityVariants } from "../../src/measure/prove.js";
+import { renderReportMarkdown } from "../../src/measure/report-md.js";
 import { summarize } from "../../src/measure/summary.js";
 import { EXIT_INVALID, EXIT_PASS, runChecks } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
@@ -192,13 +193,17 @@ describe("prove with weights methods", () => {
       { method: "naive-scaled", metric: "compression_ratio", op: ">=", threshold: 2, judge: "point" },
     ];
     copy.set("config.json", canonicalJson(edited));
-    copy.set("summary.json", canonicalJson(summarize(result.records, edited)));
+    const summary = summarize(result.records, edited);
+    copy.set("summary.json", canonicalJson(summary));
+    const environment = JSON.parse(copy.get("environment.json")!.toString("utf8"));
+    copy.set("report.md", Buffer.from(renderReportMarkdown(edited, summary, environment)));
     resign(copy, fixtureKey(), true);
     const checked = runChecks(
       { entries: copy },
       { signedMessage: fixtureSignedMessage, requireTrusted: false },
     );
-    assert.deepEqual(failedCodes(checked), ["E_CLAIM_NO_QUALITY_BOUND"]);
+    // The claims check and the verifier's policy both refuse it.
+    assert.deepEqual(failedCodes(checked), ["E_CLAIM_NO_QUALITY_BOUND", "E_POLICY_QUALITY_BOUND"]);
   });
 
   test("a sensitivity variant whose params are not derived from its parent is rejected", () => {

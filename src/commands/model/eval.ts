@@ -46,7 +46,7 @@ Defaults: the bundled model on the Brown eval split.`;
     "max-windows": Flags.integer({ description: "stop after this many windows" }),
     device: Flags.string({
       description: "cpu or cuda (never falls back)",
-      options: ["cpu", "cuda"],
+      options: ["cpu", "cuda", "webgpu"],
       default: "cpu",
     }),
     json: Flags.boolean({ description: "print the result as JSON" }),
@@ -64,7 +64,7 @@ Defaults: the bundled model on the Brown eval split.`;
     const checkpoint = await readCheckpoint(dir);
     const windowTokens = flags.window ?? checkpoint.config.maxPositions;
     const runtime = await loadRuntime(checkpoint, {
-      device: flags.device as "cpu" | "cuda",
+      device: flags.device as "cpu" | "cuda" | "webgpu",
       observationWindow: 1,
     });
     try {

@@ -63,7 +63,11 @@ export default class ModelForward extends SpgCommand {
     text: Flags.string({ description: "text, tokenized with the GPT-2 BPE (r50k_base)", exclusive: ["ids"] }),
     json: Flags.boolean({ description: 'print {"logits": [[...]]}, one row per position', default: false }),
     "top-k": Flags.integer({ description: "next tokens shown per position", default: 5, min: 1 }),
-    device: Flags.string({ description: "execution provider", options: ["cpu", "cuda"], default: "cpu" }),
+    device: Flags.string({
+      description: "execution provider",
+      options: ["cpu", "cuda", "webgpu"],
+      default: "cpu",
+    }),
   };
 
   async run(): Promise<void> {
@@ -111,7 +115,7 @@ export default class ModelForward extends SpgCommand {
       );
     }
     const runtime = await loadRuntime(checkpoint, {
-      device: flags.device as "cpu" | "cuda",
+      device: flags.device as "cpu" | "cuda" | "webgpu",
       observationWindow: 1,
     });
     let logits: Float32Array;

@@ -3,18 +3,10 @@
  * context query (column sums); the heaviest hitters plus the recent window (and optional
  * sinks) are kept, `keepRatio` of the slots per head in all. Kept slots are stored.
  */
-import type { KvCache } from "../cache.js";
-import type { CompressedCache } from "../compressed.js";
-import { keepCount, type SelectionMode, selectKept, sinkRecentMask } from "../select.js";
-import {
-  checkedShape,
-  checkStatistics,
-  eligibleSlots,
-  schemaParts,
-  storeEvicted,
-  validateParams,
-} from "./shared.js";
-import type { MethodContext, MethodDefinition } from "./types.js";
+import type { SelectionMode } from "../select.js";
+import { defineMethod } from "./define.js";
+import { evictByScore, headRows } from "./scorer.js";
+import { schemaParts } from "./shared.js";
 
 export interface H2oParams {
   keepRatio: number;
@@ -37,30 +29,12 @@ export const paramsSchema = {
   },
 } as const;
 
-export function compress(
-  cache: KvCache,
-  context: MethodContext,
-  params: Record<string, unknown>,
-): CompressedCache {
-  const p = validateParams<H2oParams>("h2o", paramsSchema, params);
-  const shape = checkedShape("h2o", cache, context);
-  checkStatistics("h2o", shape, context, "columnSums");
-  const eligible = eligibleSlots(shape, context, p.localWindowTrim);
-  const kept = shape.layers.map((layer, l) => {
-    const slots = layer.positions.length;
-    const sums = context.attention.columnSums[l];
-    const scores = Array.from({ length: layer.numHeads }, (_, h) =>
-      sums.subarray(h * slots, (h + 1) * slots),
-    );
-    return selectKept({
-      scores,
-      keep: keepCount(p.keepRatio, slots),
-      protectedMask: sinkRecentMask(layer.positions, p.sinkTokens, p.recentTokens),
-      eligible: eligible[l],
-      mode: p.selection,
-    });
-  });
-  return storeEvicted("h2o", cache, shape, context.baselineDtype, kept);
-}
-
-export const h2oMethod: MethodDefinition = { kind: "h2o", paramsSchema, compress };
+export const h2oMethod = defineMethod<H2oParams>({
+  kind: "h2o",
+  paramsSchema,
+  needs: ["columnSums"],
+  compress: (cache, context, p, shape) =>
+    evictByScore("h2o", cache, shape, context, { ...p, keepRatio: () => p.keepRatio }, (l, heads, slots) =>
+      headRows(context.attention.columnSums[l], heads, slots),
+    ),
+});

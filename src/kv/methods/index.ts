@@ -1,18 +1,22 @@
 /** Registry: method kind -> its compress function and params schema. */
-import type { MethodConfig } from "../../config/types.js";
 import { SpgError } from "../../errors.js";
-import type { KvCache } from "../cache.js";
-import type { CompressedCache } from "../compressed.js";
 import { fullMethod } from "./full.js";
 import { h2oMethod } from "./h2o.js";
 import { quantMethod } from "./quant.js";
 import { snapkvMethod } from "./snapkv.js";
 import { spgMethod } from "./spg/index.js";
 import { streamingMethod } from "./streaming.js";
-import type { MethodContext, MethodDefinition, MethodKind } from "./types.js";
+import type { MethodDefinition, MethodKind } from "./types.js";
 import { windowTrimMethod } from "./window-trim.js";
 
-export type { MethodContext, MethodDefinition, MethodKind, PrefillAttention } from "./types.js";
+export type {
+  MethodContext,
+  MethodDefinition,
+  MethodKind,
+  MethodRun,
+  ParamProblem,
+  PrefillAttention,
+} from "./types.js";
 
 export const methods: Record<MethodKind, MethodDefinition> = {
   full: fullMethod,
@@ -24,35 +28,17 @@ export const methods: Record<MethodKind, MethodDefinition> = {
   spg: spgMethod,
 };
 
+/** Whether a config's method kind is one of the KV methods here (the other kind is "weights"). */
+export function isMethodKind(kind: string): kind is MethodKind {
+  return Object.hasOwn(methods, kind);
+}
+
 export function methodFor(kind: string): MethodDefinition {
-  if (!Object.hasOwn(methods, kind)) {
+  if (!isMethodKind(kind)) {
     throw new SpgError("E_METHOD_KIND", `unknown compression method kind "${kind}"`, {
       field: "kind",
       fix: `use one of: ${Object.keys(methods).join(", ")}`,
     });
   }
-  return methods[kind as MethodKind];
-}
-
-/**
- * Compresses with a run config's method entry. Parameter errors name the entry
- * (`methods[<name>].params.<field>`) so the user finds the line to fix.
- */
-export function compressWithConfig(
-  method: MethodConfig,
-  cache: KvCache,
-  context: MethodContext,
-): CompressedCache {
-  try {
-    return methodFor(method.kind).compress(cache, context, method.params);
-  } catch (error) {
-    if (error instanceof SpgError && error.code === "E_METHOD_PARAM") {
-      throw new SpgError(error.code, `${error.message} (method "${method.name}")`, {
-        field: `methods[${method.name}].${error.field ?? "params"}`,
-        fix: error.fix,
-        cause: error,
-      });
-    }
-    throw error;
-  }
+  return methods[kind];
 }

@@ -8,6 +8,7 @@
  */
 
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
 import {
   channelGroups,
   decodeGroups,
@@ -18,24 +19,17 @@ import {
 import type { HeadCache, KvCache } from "../cache.js";
 import {
   assembleCompressed,
-  type BaselineDtype,
+  type CacheShape,
   type CompressedCache,
   countBits,
-  dtypeBits,
   type EncodedLayer,
   headFromRows,
   readRows,
   writeRows,
 } from "../compressed.js";
-import {
-  checkedShape,
-  eligibleSlots,
-  gatherRows,
-  maskIndices,
-  schemaParts,
-  validateParams,
-} from "./shared.js";
-import type { MethodContext, MethodDefinition } from "./types.js";
+import { defineMethod } from "./define.js";
+import { eligibleSlots, gatherRows, maskIndices, schemaParts } from "./shared.js";
+import type { MethodContext } from "./types.js";
 
 export interface QuantParams {
   keyBits: number;
@@ -131,13 +125,18 @@ function decodeHead(
   return headFromRows(positions, kept, keys, values);
 }
 
-export function compress(
+export const quantMethod = defineMethod<QuantParams>({
+  kind: "quant",
+  paramsSchema,
+  compress: compressQuant,
+});
+
+function compressQuant(
   cache: KvCache,
   context: MethodContext,
-  params: Record<string, unknown>,
+  p: QuantParams,
+  shape: CacheShape,
 ): CompressedCache {
-  const p = validateParams<QuantParams>("quant", paramsSchema, params);
-  const shape = checkedShape("quant", cache, context);
   const dtype = context.baselineDtype;
   const kept = eligibleSlots(shape, context, p.localWindowTrim).map(maskIndices);
   const groupsFor = groupLayouts(p, shape.headDim);
@@ -163,5 +162,3 @@ export function compress(
     return { heads };
   });
 }
-
-export const quantMethod: MethodDefinition = { kind: "quant", paramsSchema, compress };

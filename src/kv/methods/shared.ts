@@ -6,15 +6,14 @@
 import { Ajv, type ErrorObject } from "ajv";
 import { SpgError } from "../../errors.js";
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
+import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
 import type { KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
-  type BaselineDtype,
   type CacheShape,
   type CompressedCache,
   cacheShape,
   countBits,
-  dtypeBits,
   type EncodedLayer,
   headFromRows,
   readRows,
@@ -57,10 +56,15 @@ export function validateParams<T>(kind: string, schema: Record<string, unknown>,
   return structuredClone(params) as T;
 }
 
+/** The fix for a params field with no more specific advice. */
+export function paramFix(kind: string, field: string): string {
+  return `set params.${field} in the method's config (see configs/methods/${kind}.yaml)`;
+}
+
 export function paramError(kind: string, field: string, message: string, fix?: string): SpgError {
   return new SpgError("E_METHOD_PARAM", `method ${kind}: params.${field} ${message}`, {
     field: `params.${field}`,
-    fix: fix ?? `set params.${field} in the method's config (see configs/methods/${kind}.yaml)`,
+    fix: fix ?? paramFix(kind, field),
   });
 }
 
@@ -233,6 +237,13 @@ export function storeDerived(
     decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, perHead(l, s)),
   );
 }
+
+/** The params schema of a method without params. */
+export const noParamsSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {},
+} as const;
 
 /** JSON Schema pieces shared by method schemas. */
 export const schemaParts = {

@@ -3,18 +3,9 @@
  * last `recentTokens` slots. The kept set follows from params and positions, so it is not
  * stored. With localWindowTrim, local layers first drop what no future query can read.
  */
-import type { KvCache } from "../cache.js";
-import type { CompressedCache } from "../compressed.js";
 import { andMask, sinkRecentMask } from "../select.js";
-import {
-  checkedShape,
-  eligibleSlots,
-  maskIndices,
-  schemaParts,
-  storeDerived,
-  validateParams,
-} from "./shared.js";
-import type { MethodContext, MethodDefinition } from "./types.js";
+import { defineMethod } from "./define.js";
+import { eligibleSlots, maskIndices, schemaParts, storeDerived } from "./shared.js";
 
 export interface StreamingParams {
   sinkTokens: number;
@@ -33,17 +24,13 @@ export const paramsSchema = {
   },
 } as const;
 
-export function compress(
-  cache: KvCache,
-  context: MethodContext,
-  params: Record<string, unknown>,
-): CompressedCache {
-  const p = validateParams<StreamingParams>("streaming", paramsSchema, params);
-  const shape = checkedShape("streaming", cache, context);
-  const eligible = eligibleSlots(shape, context, p.localWindowTrim);
-  return storeDerived("streaming", cache, shape, context.baselineDtype, (l, s) =>
-    maskIndices(andMask(eligible[l], sinkRecentMask(s.layers[l].positions, p.sinkTokens, p.recentTokens))),
-  );
-}
-
-export const streamingMethod: MethodDefinition = { kind: "streaming", paramsSchema, compress };
+export const streamingMethod = defineMethod<StreamingParams>({
+  kind: "streaming",
+  paramsSchema,
+  compress(cache, context, p, shape) {
+    const eligible = eligibleSlots(shape, context, p.localWindowTrim);
+    return storeDerived("streaming", cache, shape, context.baselineDtype, (l, s) =>
+      maskIndices(andMask(eligible[l], sinkRecentMask(s.layers[l].positions, p.sinkTokens, p.recentTokens))),
+    );
+  },
+});

@@ -1,6 +1,7 @@
 import type { GptNeoConfig } from "../../model/types.js";
+import type { BaselineDtype } from "../../numeric/dtype.js";
 import type { KvCache } from "../cache.js";
-import type { BaselineDtype, CompressedCache } from "../compressed.js";
+import type { CompressedCache } from "../compressed.js";
 
 /** Per-slot key and value norms of every head, per layer [heads, slots]. */
 export interface CacheNorms {
@@ -31,10 +32,44 @@ export interface MethodContext {
 
 export type MethodKind = "full" | "window-trim" | "streaming" | "h2o" | "snapkv" | "quant" | "spg";
 
+/** A prefill statistic a scoring method reads (see PrefillAttention and CacheNorms). */
+export type PrefillStatistic = "windowSums" | "columnSums" | "keyNorms" | "valueNorms";
+
+/** What a run fixes before any prefill, that a method's params are checked against. */
+export interface MethodRun {
+  /** Query rows of attention statistics the prefill returns (kv.observationWindow). */
+  observationRows: number;
+  /** Context tokens per sample (slots of the prefill cache). */
+  contextTokens: number;
+}
+
+/**
+ * One rule a method's params break: `field` is the dotted path under params
+ * (`stage1.observationWindow`), so config validation and compress name the same field.
+ */
+export interface ParamProblem {
+  field: string;
+  message: string;
+  fix: string;
+}
+
+/**
+ * A compression method: its params schema and the rules it owns (checked by config
+ * validation before a run and again by compress), what it reads from the prefill, what it
+ * asks of the decode graph, and compress itself. Built with defineMethod (shared.ts).
+ */
 export interface MethodDefinition {
   kind: MethodKind;
   /** JSON Schema (2020-12 compatible) of the method's params; every field is required. */
   paramsSchema: Record<string, unknown>;
+  /** Prefill statistics compress reads; compress checks they are there and shaped right. */
+  needs: readonly PrefillStatistic[];
+  /** What schema-valid params break for this run (cross-field rules included). */
+  runProblems(params: Record<string, unknown>, run: MethodRun): ParamProblem[];
+  /** What schema-valid params break for this model. */
+  modelProblems(params: Record<string, unknown>, model: GptNeoConfig): ParamProblem[];
+  /** The hybrid-sparse top-k the decode graph needs for this method's caches (0: dense attention). */
+  decodeTopK(params: Record<string, unknown>): number;
   /** Validates params (SpgError E_METHOD_PARAM) and compresses the prefill cache. */
   compress(cache: KvCache, context: MethodContext, params: Record<string, unknown>): CompressedCache;
 }

@@ -11,6 +11,12 @@ import type { FingerprintLine, SampleRecord } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import type { BundleContext } from "../context.js";
 import { ENTRY_PARSE_CODE_LIST } from "../parse.js";
+import {
+  type EffectiveTolerances,
+  effectiveTolerances,
+  loadVerifyPolicy,
+  type VerifyPolicy,
+} from "../policy.js";
 import { runChecks } from "../runner.js";
 import type { SchemaValidators } from "../schemas.js";
 import { ENTRY_SCHEMAS, loadSchemaValidators } from "../schemas.js";
@@ -18,9 +24,12 @@ import type { CheckName, EnvironmentFile, Finding } from "../types.js";
 import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
 import { checkConsistency } from "./consistency.js";
+import { checkDraw, type VerifierDataset } from "./draw.js";
 import { checkIntegrity } from "./integrity.js";
+import { bootstrapRefusal, checkPolicy } from "./policy.js";
 import { checkProtocol } from "./protocol.js";
 import { checkRecompute, recomputeSummary } from "./recompute.js";
+import { checkReportMarkdown } from "./report-md.js";
 import { schemaCode, validateEntries } from "./schemas.js";
 import { checkShards, claimsOnShard, SHARD_CODES, shardMarkerOf } from "./shards.js";
 import { checkSignature, SIGNATURE_CHECK_CODES, type SignedMessage } from "./signature.js";
@@ -43,6 +52,10 @@ export interface CheckOptions {
   relativeTolerance?: number;
   /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
   maxBootstrapDraws?: number;
+  /** The verifier's policy (default: configs/verify/policy.yaml). */
+  policy?: VerifyPolicy;
+  /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
+  dataset?: VerifierDataset;
 }
 
 export interface CheckUnit<Options = CheckOptions> {
@@ -102,6 +115,26 @@ function validatorsOf(options: CheckOptions): SchemaValidators {
   return options.validators ?? loadSchemaValidators();
 }
 
+let defaultPolicy: VerifyPolicy | undefined;
+
+/** The verifier's policy: the options' or the default file's (read once). */
+export function policyOf(options: CheckOptions): VerifyPolicy {
+  if (options.policy !== undefined) return options.policy;
+  defaultPolicy ??= loadVerifyPolicy();
+  return defaultPolicy;
+}
+
+/** Replay tolerances verify judges with: the policy's, tightened (never loosened) by the bundle's. */
+export function tolerancesOf(context: BundleContext, options: CheckOptions): EffectiveTolerances {
+  const config = context.valid.get("config.json") as RunConfig | undefined;
+  return effectiveTolerances(policyOf(options).replay.tolerances, config?.tolerances);
+}
+
+/** The thresholds a walk judged with (printed beside its findings). */
+export function thresholdsOf(context: BundleContext, options: CheckOptions) {
+  return { policy: policyOf(options), replay: tolerancesOf(context, options) };
+}
+
 /** Schema-valid values the later checks read (present once schemas passed). */
 function validInputs(context: BundleContext) {
   return {
@@ -139,6 +172,8 @@ export const consistencyCheck: CheckUnit = {
   run: (context, options) =>
     checkConsistency({
       ...validInputs(context),
+      // Judged with the verifier's tolerances, never the bundle's looser ones.
+      config: { ...validInputs(context).config, tolerances: tolerancesOf(context, options).tolerances },
       // A shard holds the samples its marker lists, not the whole run's count.
       expectedSamples: shardMarkerOf(context, validatorsOf(options))?.sampleIds.length,
     }),
@@ -152,6 +187,11 @@ export const recomputeCheck: CheckUnit = {
   requires: ["schemas", "consistency"],
   run: (context, options) => {
     const { config, records } = validInputs(context);
+    // A resource bound of the verifier's policy: refused before anything is computed.
+    const refusal = bootstrapRefusal(config, records.length, policyOf(options));
+    if (refusal !== undefined) {
+      return [fail("recompute", "E_RECOMPUTE_LIMIT", `${refusal}: refused before computing`)];
+    }
     const result = recomputeSummary(records, config, options.maxBootstrapDraws);
     if (!result.ok) return [result.finding];
     context.recomputed = result.summary;
@@ -227,6 +267,86 @@ export const shardsCheck: CheckUnit = {
     }),
 };
 
+export const policyCheck: CheckUnit = {
+  name: "policy",
+  codes: [
+    "E_POLICY_SAMPLES",
+    "E_POLICY_RESAMPLES",
+    "E_POLICY_RESOURCE_BOUND",
+    "E_POLICY_QUALITY_BOUND",
+    "E_POLICY_INTERVAL_WIDTH",
+  ],
+  // Reads config.json and records.jsonl once they are schema-valid, whatever the other entries:
+  // a resource bound must be named even when summary.json is broken too.
+  requires: SIGNED_AND_TRUSTED,
+  run: (context, options) => {
+    const { config, records } = validInputs(context);
+    if (config === undefined || records === undefined) {
+      return [
+        fail("policy", "E_CHECK_SKIPPED", "skipped because config.json or records.jsonl failed its schema", {
+          because: ["schemas"],
+        }),
+      ];
+    }
+    // A shard's claims are judged on the merged bundle (see claimsOnShard), so is the policy on them.
+    const shard = shardMarkerOf(context, validatorsOf(options));
+    return checkPolicy({
+      config: shard === undefined ? config : { ...config, claims: [] },
+      records: records.length,
+      policy: policyOf(options),
+      tolerances: tolerancesOf(context, options),
+      recomputed: context.recomputed,
+    });
+  },
+};
+
+export const reportMdCheck: CheckUnit = {
+  name: "report-md",
+  codes: ["E_REPORT_MD_MISMATCH"],
+  // Renders the recomputed summary, which exists even when summary.json disagrees with it.
+  requires: ["schemas"],
+  run: (context) => {
+    const { config, environment } = validInputs(context);
+    if (context.recomputed === undefined) {
+      return [fail("report-md", "E_CHECK_SKIPPED", "skipped because recompute failed: nothing to render")];
+    }
+    return checkReportMarkdown({
+      config,
+      environment,
+      recomputed: context.recomputed,
+      stated: context.entries.get("report.md"),
+    });
+  },
+};
+
+/**
+ * The draw re-derived from the verifier's own dataset (asynchronous: a dataset may be
+ * streamed), run after the entry checks (runner.ts runAllChecks, verify-bundle.ts). It keeps
+ * the evaluation samples for replay: a shard's own part of the draw.
+ */
+export const drawCheck: CheckUnit = {
+  name: "draw",
+  codes: ["E_DRAW_MISMATCH", "E_DRAW_RECORD", "E_DRAW_DATASET_MISMATCH", "E_DRAW_DATASET", "E_DRAW_FAILED"],
+  requires: ["integrity", "signature", "trust", "schemas"],
+  run: async (context, options) => {
+    const { config, environment, records } = validInputs(context);
+    const shard = shardMarkerOf(context, validatorsOf(options));
+    const draw = await checkDraw({
+      config,
+      environment,
+      records,
+      dataset: options.dataset,
+      recordedSampleIds: shard?.sampleIds,
+    });
+    if (draw.evaluation !== undefined && draw.findings.every((finding) => finding.ok)) {
+      context.evaluation = draw.evaluation.filter(
+        (sample) => shard === undefined || shard.sampleIds.includes(sample.sampleId),
+      );
+    }
+    return draw.findings;
+  },
+};
+
 /** The checks over a bundle's entries in memory, in order (zip-safety before, replay after: ../verify-bundle.ts). */
 export const ENTRY_CHECKS: readonly CheckUnit[] = [
   integrityCheck,
@@ -236,6 +356,8 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   consistencyCheck,
   recomputeCheck,
   claimsCheck,
+  policyCheck,
   protocolCheck,
   shardsCheck,
+  reportMdCheck,
 ];

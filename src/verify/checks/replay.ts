@@ -1,71 +1,115 @@
 /**
- * Check 9, replay (opt-in, needs the model): re-run some of the bundle's samples here, with
- * the bundle's own config, and compare the fresh records and fingerprints with the stored
- * ones within the config's tolerances. Samples are picked from the bundle's seed, so two
- * verifiers replay the same ones.
+ * Replay: re-run the bundle's samples here, on the model the verifier holds, and compare the
+ * fresh records and fingerprints with the stored ones within the verifier's tolerances
+ * (src/verify/policy.ts; a bundle may only tighten them).
+ *
+ * Nothing here comes from the bundle's word: the model is the verifier's (--model DIR, or the
+ * bundled model), matched to the bundle by checkpoint sha256, never by the path the bundle
+ * names; the samples are the ones the draw check re-derived from the verifier's dataset; which
+ * of them are re-run is chosen from the verifier's randomness (a CSPRNG seed, printed, so a
+ * second verifier reproduces the choice with --replay-seed), so a producer cannot know in
+ * advance which samples it may fabricate. The runner calls this only after integrity,
+ * signature and trust passed.
  */
-import { parseJsonl } from "../../bundle/canonical.js";
+import { createHash, randomBytes } from "node:crypto";
 import {
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
   type SampleRecord,
 } from "../../bundle/types.js";
-import type { RunConfig } from "../../config/types.js";
+import type { RunConfig, Tolerances } from "../../config/types.js";
 import { Mulberry32 } from "../../data/prng.js";
-import { isSpgError } from "../../errors.js";
+import type { Sample } from "../../data/types.js";
+import { SpgError } from "../../errors.js";
 import { createBackend } from "../../measure/backend.js";
-import { drawRunSamples, resolveModelDir } from "../../measure/prove.js";
 import { evaluateRun } from "../../measure/run-methods.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
-import { type Finding, fail, pass } from "../types.js";
+import type { GptNeoCheckpoint } from "../../model/types.js";
+import { bundledModelDir } from "../../paths.js";
+import { type EnvironmentFile, type Finding, fail, pass, warn } from "../types.js";
+
+const CHECK = "replay" as const;
+
+/** A replay seed: hex, 1 to 64 digits (the verifier's randomness; see newReplaySeed). */
+export const REPLAY_SEED_PATTERN = /^[0-9a-f]{1,64}$/;
 
 export interface ReplayOptions {
-  /** How many evaluation samples to re-run. */
-  samples: number;
-  /** Checkpoint directory; default: the bundle config's model (the bundled model for "bundled"). */
+  /** How many evaluation samples to re-run, or every one. */
+  samples: number | "all";
+  /** The seed choosing the samples (hex); default: a fresh one from the CSPRNG. */
+  seed?: string;
+  /** The verifier's checkpoint directory; default: the bundled model. */
   modelDir?: string;
-  /** Device to replay on; default: the bundle config's. */
+  /** Device to replay on (the verifier's; default cpu). */
   device?: RunConfig["model"]["device"];
   cacheDir?: string;
+  /** onnxruntime intra-op threads (0 or absent: its default). */
+  intraOpThreads?: number;
 }
 
-/** `count` distinct indices below `total`, drawn from `seed`. */
-export function replayIndices(total: number, count: number, seed: number): number[] {
-  const rng = new Mulberry32(seed >>> 0);
+/** 128 bits from the operating system's CSPRNG, as hex. */
+export function newReplaySeed(): string {
+  return randomBytes(16).toString("hex");
+}
+
+/** `count` distinct indices below `total`, sorted, chosen by `seed` (hex). */
+export function replayIndices(total: number, count: number, seed: string): number[] {
+  if (!REPLAY_SEED_PATTERN.test(seed))
+    throw new RangeError(`replay seed must be 1-64 hex digits, got ${seed}`);
+  const take = Math.min(count, total);
+  const rng = new Mulberry32(
+    createHash("sha256").update(`spg-replay:${seed}`, "utf8").digest().readUInt32LE(0),
+  );
   const pool = Array.from({ length: total }, (_, i) => i);
-  // Partial Fisher-Yates: the first `count` entries become a uniform sample.
-  for (let i = 0; i < Math.min(count, total); i++) {
+  // Partial Fisher-Yates: the first `take` entries become a uniform sample.
+  for (let i = 0; i < take; i++) {
     const j = i + rng.nextBelow(total - i);
     [pool[i], pool[j]] = [pool[j], pool[i]];
   }
-  return pool.slice(0, Math.min(count, total)).sort((a, b) => a - b);
+  return pool.slice(0, take).sort((a, b) => a - b);
 }
 
-function text(entries: Map<string, Buffer>, name: string): string {
-  const bytes = entries.get(name);
-  if (bytes === undefined) throw new Error(`${name} missing`);
-  return bytes.toString("utf8");
+/** How far a replayed record is from the stored one, in the units of the tolerances. */
+export interface RecordDifferences {
+  nllPerToken: number;
+  klPerToken: number;
+  agreementFraction: number;
 }
 
-/** Differences between a stored record and its replay, beyond the tolerances. */
-export function compareRecords(stored: SampleRecord, fresh: SampleRecord, config: RunConfig): string[] {
+export function recordDifferences(stored: SampleRecord, fresh: SampleRecord): RecordDifferences {
+  const tokens = Math.max(1, stored.scoredTokens);
+  const compared = Math.max(1, stored.generation.compared);
+  return {
+    nllPerToken:
+      Math.max(
+        Math.abs(stored.nllBaseline - fresh.nllBaseline),
+        Math.abs(stored.nllCompressed - fresh.nllCompressed),
+      ) / tokens,
+    klPerToken: Math.abs(stored.klSum - fresh.klSum) / tokens,
+    agreementFraction: Math.max(
+      Math.abs(stored.top1Matches - fresh.top1Matches) / tokens,
+      Math.abs(stored.generation.matches - fresh.generation.matches) / compared,
+    ),
+  };
+}
+
+/** Differences between a stored record and its replay beyond the tolerances (NaN never passes). */
+export function compareRecords(stored: SampleRecord, fresh: SampleRecord, tolerances: Tolerances): string[] {
   const problems: string[] = [];
-  const t = config.tolerances;
-  const perToken = (a: number, b: number) => Math.abs(a - b) / Math.max(1, stored.scoredTokens);
+  const d = recordDifferences(stored, fresh);
   if (stored.scoredTokens !== fresh.scoredTokens)
     problems.push(`scoredTokens ${stored.scoredTokens} vs ${fresh.scoredTokens}`);
-  if (perToken(stored.nllBaseline, fresh.nllBaseline) > t.nllPerToken)
-    problems.push(`nllBaseline ${stored.nllBaseline} vs ${fresh.nllBaseline}`);
-  if (perToken(stored.nllCompressed, fresh.nllCompressed) > t.nllPerToken)
-    problems.push(`nllCompressed ${stored.nllCompressed} vs ${fresh.nllCompressed}`);
-  if (perToken(stored.klSum, fresh.klSum) > t.klPerToken)
-    problems.push(`klSum ${stored.klSum} vs ${fresh.klSum}`);
-  if (Math.abs(stored.top1Matches - fresh.top1Matches) > t.agreementFraction * stored.scoredTokens)
-    problems.push(`top1Matches ${stored.top1Matches} vs ${fresh.top1Matches}`);
-  const compared = Math.max(1, stored.generation.compared);
-  if (Math.abs(stored.generation.matches - fresh.generation.matches) > t.agreementFraction * compared)
-    problems.push(`generation.matches ${stored.generation.matches} vs ${fresh.generation.matches}`);
+  if (!(d.nllPerToken <= tolerances.nllPerToken))
+    problems.push(
+      `NLL per token differs by ${d.nllPerToken} (baseline ${stored.nllBaseline} vs ${fresh.nllBaseline}, compressed ${stored.nllCompressed} vs ${fresh.nllCompressed})`,
+    );
+  if (!(d.klPerToken <= tolerances.klPerToken))
+    problems.push(`KL per token differs by ${d.klPerToken} (${stored.klSum} vs ${fresh.klSum})`);
+  if (!(d.agreementFraction <= tolerances.agreementFraction))
+    problems.push(
+      `agreement differs by ${d.agreementFraction} of tokens (top-1 ${stored.top1Matches} vs ${fresh.top1Matches}, generation ${stored.generation.matches} vs ${fresh.generation.matches})`,
+    );
   // Bytes are a pure function of what was kept: they must match exactly.
   if (stored.kvBytesBaseline !== fresh.kvBytesBaseline)
     problems.push(`kvBytesBaseline ${stored.kvBytesBaseline} vs ${fresh.kvBytesBaseline}`);
@@ -76,142 +120,184 @@ export function compareRecords(stored: SampleRecord, fresh: SampleRecord, config
   return problems;
 }
 
-export async function checkReplay(entries: Map<string, Buffer>, options: ReplayOptions): Promise<Finding[]> {
-  const config = JSON.parse(text(entries, "config.json")) as RunConfig;
-  const environment = JSON.parse(text(entries, "environment.json")) as {
-    model: { sha256: string };
-    dataset: { sha256: string };
-  };
-  const records = parseJsonl(text(entries, "records.jsonl")) as unknown as SampleRecord[];
-  const fingerprints = parseJsonl(text(entries, "fingerprints.jsonl")) as unknown as FingerprintLine[];
-  const modelDir = options.modelDir ?? resolveModelDir(config);
-
-  let checkpoint: Awaited<ReturnType<typeof readCheckpoint>>;
+/**
+ * The model to replay with: the verifier's --model DIR or the bundled model, read and hashed
+ * here. An unreadable --model is the verifier's bad argument (SpgError, exit 2).
+ */
+export async function replayCheckpoint(modelDir: string | undefined): Promise<GptNeoCheckpoint | undefined> {
+  if (modelDir !== undefined) return readCheckpoint(modelDir);
   try {
-    checkpoint = await readCheckpoint(modelDir);
+    return await readCheckpoint(bundledModelDir());
   } catch (error) {
-    if (!isSpgError(error)) throw error;
+    if (error instanceof SpgError) return undefined;
+    throw error;
+  }
+}
+
+export interface ReplayInput {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: readonly SampleRecord[];
+  fingerprints: readonly FingerprintLine[];
+  /** The evaluation samples the draw check re-derived from the verifier's dataset. */
+  evaluation: readonly Sample[];
+  /** The verifier's checkpoint (replayCheckpoint), undefined when none is here. */
+  checkpoint: GptNeoCheckpoint | undefined;
+  /** Whether the verifier named the model (--model): then a hash mismatch fails. */
+  modelNamed: boolean;
+  /** The tolerances verify judges with (policy, tightened by the bundle). */
+  tolerances: Tolerances;
+}
+
+/** The largest of each difference over every record compared. */
+function widest(all: readonly RecordDifferences[]): RecordDifferences {
+  const out: RecordDifferences = { nllPerToken: 0, klPerToken: 0, agreementFraction: 0 };
+  for (const d of all) {
+    for (const key of Object.keys(out) as (keyof RecordDifferences)[]) out[key] = Math.max(out[key], d[key]);
+  }
+  return out;
+}
+
+function compareFingerprints(
+  fresh: readonly FingerprintLine[],
+  stored: readonly FingerprintLine[],
+  findings: Finding[],
+): { compared: number; identical: number } {
+  let compared = 0;
+  let identical = 0;
+  for (const line of fresh) {
+    compared++;
+    if (isWeightFingerprint(line)) {
+      // A weights method's tensors are a pure function of checkpoint and policy: bit-identical.
+      const original = stored.find(
+        (f) => isWeightFingerprint(f) && f.method === line.method && f.tensor === line.tensor,
+      );
+      if (original === undefined || original.bytes !== line.bytes || original.sha256 !== line.sha256) {
+        findings.push(
+          fail(CHECK, "E_REPLAY_FINGERPRINT", `${line.method} tensor ${line.tensor}: bytes differ`, {
+            stored: original ?? null,
+            replayed: { bytes: line.bytes, sha256: line.sha256 },
+          }),
+        );
+      } else identical++;
+      continue;
+    }
+    const original = stored.find(
+      (f): f is LayerFingerprint =>
+        !isWeightFingerprint(f) &&
+        f.sampleId === line.sampleId &&
+        f.method === line.method &&
+        f.layer === line.layer,
+    );
+    if (original === undefined || original.bytes !== line.bytes || original.tokensKept !== line.tokensKept) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_REPLAY_FINGERPRINT",
+          `${line.sampleId} / ${line.method} layer ${line.layer}: bytes or tokens kept differ`,
+          { stored: original ?? null, replayed: { bytes: line.bytes, tokensKept: line.tokensKept } },
+        ),
+      );
+    } else if (original.sha256 === line.sha256) identical++;
+  }
+  return { compared, identical };
+}
+
+export async function checkReplay(input: ReplayInput, options: ReplayOptions): Promise<Finding[]> {
+  const { config, environment, records, checkpoint } = input;
+  if (checkpoint === undefined || checkpoint.sha256 !== environment.model.sha256) {
+    const details = { expected: environment.model.sha256, here: checkpoint?.sha256 ?? null };
+    if (input.modelNamed) {
+      return [
+        fail(
+          CHECK,
+          "E_REPLAY_MODEL_MISMATCH",
+          "the model given is not the one the bundle was measured on",
+          details,
+        ),
+      ];
+    }
     return [
-      fail("replay", "E_REPLAY_MODEL", `cannot load the model to replay with: ${error.message}`, {
-        modelDir,
-      }),
+      warn(
+        CHECK,
+        "W_REPLAY_NOT_CHECKED",
+        "not checked: the bundle's model is not available here (give it with --model DIR); its numbers are the signer's word",
+        details,
+      ),
     ];
   }
-  if (checkpoint.sha256 !== environment.model.sha256) {
-    return [
-      fail("replay", "E_REPLAY_MODEL_MISMATCH", "the model given is not the one the bundle was measured on", {
-        modelDir,
-        expected: environment.model.sha256,
-        found: checkpoint.sha256,
-      }),
-    ];
-  }
-  const drawn = await drawRunSamples(config);
-  if (drawn.evaluationSplit.sha256 !== environment.dataset.sha256) {
-    return [
-      fail("replay", "E_REPLAY_DATASET_MISMATCH", "the evaluation split here differs from the bundle's", {
-        expected: environment.dataset.sha256,
-        found: drawn.evaluationSplit.sha256,
-      }),
-    ];
-  }
-  const { evaluation } = drawn;
-  const chosen = replayIndices(evaluation.length, options.samples, config.dataset.seed).map(
-    (i) => evaluation[i],
-  );
+  const seed = options.seed ?? newReplaySeed();
+  const count = options.samples === "all" ? input.evaluation.length : options.samples;
+  const chosen = replayIndices(input.evaluation.length, count, seed).map((i) => input.evaluation[i]);
 
   const findings: Finding[] = [];
   const backend = await createBackend(checkpoint, {
-    device: options.device ?? config.model.device,
+    device: options.device ?? "cpu",
     observationWindow: config.kv.observationWindow,
     baselineDtype: config.kv.baselineDtype,
     cacheDir: options.cacheDir,
+    intraOpThreads: options.intraOpThreads,
   });
-  let compared = 0;
-  let layersCompared = 0;
-  let identicalLayerBytes = 0;
-  const replayable = chosen.filter((sample) => {
-    const stored = records.filter((r) => r.sampleId === sample.sampleId);
-    if (stored.length > 0 && stored.every((r) => r.tokenHash === sample.tokenHash)) return true;
-    findings.push(
-      fail("replay", "E_REPLAY_SAMPLE_MISMATCH", `sample ${sample.sampleId} redrawn here has other tokens`, {
-        sampleId: sample.sampleId,
-        tokenHash: sample.tokenHash,
-      }),
-    );
-    return false;
-  });
+  const differences: RecordDifferences[] = [];
+  let fingerprints = { compared: 0, identical: 0 };
   try {
-    const fresh = await evaluateRun(backend, checkpoint, replayable, config, {
+    const fresh = await evaluateRun(backend, checkpoint, chosen, config, {
       cacheDir: options.cacheDir,
-      device: options.device,
+      device: options.device ?? "cpu",
+      intraOpThreads: options.intraOpThreads,
     });
     for (const record of fresh.records) {
       const original = records.find((r) => r.sampleId === record.sampleId && r.method === record.method);
-      const problems =
-        original === undefined
-          ? ["record missing from the bundle"]
-          : compareRecords(original, record, config);
-      compared++;
-      if (problems.length > 0) {
-        findings.push(
-          fail("replay", "E_REPLAY_RECORD", `${record.sampleId} / ${record.method} does not reproduce`, {
-            problems,
-          }),
-        );
-      }
-    }
-    for (const line of fresh.fingerprints) {
-      layersCompared++;
-      if (isWeightFingerprint(line)) {
-        // A weights method's tensors are a pure function of checkpoint and policy: bit-identical.
-        const original = fingerprints.find(
-          (f) => isWeightFingerprint(f) && f.method === line.method && f.tensor === line.tensor,
-        );
-        if (original === undefined || original.bytes !== line.bytes || original.sha256 !== line.sha256) {
-          findings.push(
-            fail("replay", "E_REPLAY_FINGERPRINT", `${line.method} tensor ${line.tensor}: bytes differ`, {
-              stored: original ?? null,
-              replayed: { bytes: line.bytes, sha256: line.sha256 },
-            }),
-          );
-        } else identicalLayerBytes++;
-        continue;
-      }
-      const original = fingerprints.find(
-        (f): f is LayerFingerprint =>
-          !isWeightFingerprint(f) &&
-          f.sampleId === line.sampleId &&
-          f.method === line.method &&
-          f.layer === line.layer,
-      );
-      if (
-        original === undefined ||
-        original.bytes !== line.bytes ||
-        original.tokensKept !== line.tokensKept
-      ) {
+      if (original === undefined) {
         findings.push(
           fail(
-            "replay",
-            "E_REPLAY_FINGERPRINT",
-            `${line.sampleId} / ${line.method} layer ${line.layer}: bytes or tokens kept differ`,
-            { stored: original ?? null, replayed: { bytes: line.bytes, tokensKept: line.tokensKept } },
+            CHECK,
+            "E_REPLAY_RECORD",
+            `${record.sampleId} / ${record.method}: record missing from the bundle`,
           ),
         );
-      } else if (original.sha256 === line.sha256) identicalLayerBytes++;
+        continue;
+      }
+      differences.push(recordDifferences(original, record));
+      const problems = compareRecords(original, record, input.tolerances);
+      if (problems.length > 0) {
+        findings.push(
+          fail(
+            CHECK,
+            "E_REPLAY_RECORD",
+            `${record.sampleId} / ${record.method} does not reproduce: ${problems[0]}`,
+            {
+              problems,
+            },
+          ),
+        );
+      }
     }
+    fingerprints = compareFingerprints(fresh.fingerprints, input.fingerprints, findings);
   } finally {
     await backend.close();
   }
-  if (findings.length === 0) {
+  const largest = widest(differences);
+  const where = `seed ${seed}: ${chosen.length} of ${input.evaluation.length} samples re-run here`;
+  if (findings.length > 0) {
+    // One line that says which samples were judged, so a second verifier can re-run the same ones.
     findings.push(
-      pass(
-        "replay",
-        `${chosen.length} samples re-run here: ${compared} records within tolerance, ` +
-          `${layersCompared} layer/tensor fingerprints with equal bytes (${identicalLayerBytes} bit-identical)`,
-        { samples: chosen.map((s) => s.sampleId) },
+      fail(
+        CHECK,
+        "E_REPLAY_DIFFERS",
+        `${where}, ${findings.length} did not reproduce; re-run the same choice with --replay-seed ${seed}`,
+        { seed, samples: chosen.map((s) => s.sampleId), largestDifferences: largest },
       ),
     );
+    return findings;
   }
-  return findings;
+  return [
+    pass(
+      CHECK,
+      `${where}: ${differences.length} records within tolerance (largest differences: NLL ${largest.nllPerToken.toExponential(2)}/token, ` +
+        `KL ${largest.klPerToken.toExponential(2)}/token, agreement ${largest.agreementFraction}), ` +
+        `${fingerprints.compared} layer/tensor fingerprints with equal bytes (${fingerprints.identical} bit-identical)`,
+      { seed, samples: chosen.map((s) => s.sampleId), largestDifferences: largest },
+    ),
+  ];
 }

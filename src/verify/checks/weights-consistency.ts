@@ -15,9 +15,9 @@
 import { isDeepStrictEqual } from "node:util";
 import type { SampleRecord, WeightFingerprintLine } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
-import { dtypeBits, dtypeBytes } from "../../kv/compressed.js";
 import { graphWeightNames } from "../../model/graph.js";
 import type { GptNeoConfig } from "../../model/types.js";
+import { dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import { sensitivityOf, type WeightsMethodParams } from "../../weights/method.js";
 import { planCompression } from "../../weights/policy.js";
 import { variantParams } from "../../weights/sensitivity.js";

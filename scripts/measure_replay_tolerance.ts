@@ -1,0 +1,73 @@
+/**
+ * `node dist/scripts/measure_replay_tolerance.js BUNDLE... [--threads 1,2]`
+ *
+ * What the verify policy's replay tolerances (configs/verify/policy.yaml) are set from: every
+ * sample of each bundle is replayed on the bundled model at each onnxruntime intra-op thread
+ * count, with tolerances of zero, and the largest difference of any record from the stored
+ * one is printed (NLL and KL per scored token, agreement as a fraction of tokens), with the
+ * bytes and fingerprints that must be equal. Run on committed bundles measured on this machine.
+ */
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { parseJsonl } from "../src/bundle/canonical.js";
+import { readBundleZip } from "../src/bundle/read.js";
+import type { FingerprintLine, SampleRecord } from "../src/bundle/types.js";
+import type { RunConfig } from "../src/config/types.js";
+import { checkDraw } from "../src/verify/checks/draw.js";
+import { checkReplay, replayCheckpoint } from "../src/verify/checks/replay.js";
+import type { EnvironmentFile } from "../src/verify/types.js";
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { threads: { type: "string", default: "1,2" } },
+  });
+  const threads = values.threads.split(",").map(Number);
+  const checkpoint = await replayCheckpoint(undefined);
+  for (const bundle of positionals) {
+    const read = await readBundleZip(bundle);
+    if (!read.ok) throw new Error(`${bundle}: ${read.findings[0]?.message}`);
+    const text = (name: string) => read.entries.get(name)?.toString("utf8") ?? "";
+    const config = JSON.parse(text("config.json")) as RunConfig;
+    const environment = JSON.parse(text("environment.json")) as EnvironmentFile;
+    const records = parseJsonl(text("records.jsonl")) as unknown as SampleRecord[];
+    const fingerprints = parseJsonl(text("fingerprints.jsonl")) as unknown as FingerprintLine[];
+    const draw = await checkDraw({ config, environment, records });
+    if (draw.evaluation === undefined) throw new Error(`${bundle}: ${draw.findings[0]?.message}`);
+    for (const intraOpThreads of threads) {
+      const started = performance.now();
+      const findings = await checkReplay(
+        {
+          config,
+          environment,
+          records,
+          fingerprints,
+          evaluation: draw.evaluation,
+          checkpoint,
+          modelNamed: false,
+          tolerances: { nllPerToken: 0, klPerToken: 0, agreementFraction: 0 },
+        },
+        { samples: "all", seed: "0", intraOpThreads },
+      );
+      const summary = findings[findings.length - 1];
+      const bytesOrFingerprints = findings.filter(
+        (f) =>
+          f.code === "E_REPLAY_FINGERPRINT" ||
+          (f.code === "E_REPLAY_RECORD" && /kvBytes|weights|scoredTokens/.test(JSON.stringify(f.details))),
+      ).length;
+      console.log(
+        JSON.stringify({
+          bundle,
+          intraOpThreads,
+          records: records.length,
+          seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+          largestDifferences: summary.details?.largestDifferences,
+          bytesOrFingerprintsDiffering: bytesOrFingerprints,
+          date: new Date().toISOString(),
+        }),
+      );
+    }
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main();

@@ -1,0 +1,197 @@
+/**
+ * The draw, re-derived here without the model: the evaluation and calibration samples are
+ * drawn again from the dataset + tokenizer + config seed (src/data/sampling.ts's rule), and
+ * environment.json's lists and every record's sample identity must be exactly what that
+ * gives. So a producer cannot drop an unflattering sample, swap one for a friendlier window,
+ * or invent calibration hashes: only the seed and counts are theirs, and those are signed.
+ *
+ * The dataset is only ever one the verifier names: the bundled Brown corpus for
+ * `source: brown`, otherwise the files given to verify (--dataset-path, --calibration-path),
+ * each checked against the bundle's sha256. A path inside the bundle is never read. Without
+ * the dataset the check is a warning ("not checked"), never a pass.
+ */
+import type { SampleRecord } from "../../bundle/types.js";
+import type { RunConfig } from "../../config/types.js";
+import { drawConfiguredSplit } from "../../data/draw.js";
+import type { Sample } from "../../data/types.js";
+import { isSpgError } from "../../errors.js";
+import { drawRunSamples } from "../../measure/prove.js";
+import { FailureCollector } from "../collect.js";
+import { type EnvironmentFile, type Finding, fail, pass, type SampleHash, warn } from "../types.js";
+
+const CHECK = "draw" as const;
+
+/** Dataset files the verifier names for bundles whose dataset is not the bundled corpus. */
+export interface VerifierDataset {
+  /** The evaluation split's file or directory. */
+  path?: string;
+  /** The calibration split's file or directory. */
+  calibrationPath?: string;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The run's config with the verifier's dataset in place of the bundle's paths, or why the
+ * dataset is not available here. The bundled Brown corpus is always here.
+ */
+export function verifierDatasetConfig(
+  config: RunConfig,
+  dataset: VerifierDataset = {},
+): { ok: true; config: RunConfig } | { ok: false; reason: string } {
+  if (config.dataset.source === "brown") return { ok: true, config };
+  if (dataset.path === undefined || dataset.calibrationPath === undefined) {
+    return {
+      ok: false,
+      reason: `the bundle's ${config.dataset.source} dataset is not available here (give it with --dataset-path and --calibration-path)`,
+    };
+  }
+  return {
+    ok: true,
+    config: {
+      ...config,
+      dataset: { ...config.dataset, path: dataset.path, calibrationPath: dataset.calibrationPath },
+    },
+  };
+}
+
+function listDifferences(
+  role: string,
+  stated: readonly SampleHash[],
+  drawn: readonly Sample[],
+  out: FailureCollector,
+) {
+  if (stated.length !== drawn.length) {
+    out.add(
+      "E_DRAW_MISMATCH",
+      `environment.json lists ${stated.length} ${role} samples; the draw gives ${drawn.length}`,
+    );
+  }
+  for (let i = 0; i < Math.min(stated.length, drawn.length); i++) {
+    if (stated[i].sampleId !== drawn[i].sampleId || stated[i].tokenHash !== drawn[i].tokenHash) {
+      out.add(
+        "E_DRAW_MISMATCH",
+        `${role} sample ${i}: environment.json has ${stated[i].sampleId} (${stated[i].tokenHash}); the draw gives ${drawn[i].sampleId} (${drawn[i].tokenHash})`,
+      );
+    }
+  }
+}
+
+export interface DrawInput {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: readonly SampleRecord[];
+  dataset?: VerifierDataset;
+  /** A shard's samples (shard.json): only these must have records. Default: every drawn sample. */
+  recordedSampleIds?: readonly string[];
+}
+
+export interface DrawResult {
+  findings: Finding[];
+  /** The evaluation samples as drawn here (with their tokens), when the dataset is available. */
+  evaluation?: Sample[];
+}
+
+/** Redraw the samples and compare them with everything the bundle says about them. */
+export async function checkDraw(input: DrawInput): Promise<DrawResult> {
+  const { environment, records } = input;
+  const here = verifierDatasetConfig(input.config, input.dataset);
+  if (!here.ok) return { findings: [warn(CHECK, "W_DRAW_NOT_CHECKED", `not checked: ${here.reason}`)] };
+
+  // The splits are identified (read and hashed, nothing drawn) and matched before the draw.
+  let identities: [string, string, string | undefined][];
+  try {
+    const evaluation = await drawConfiguredSplit(here.config.dataset, "eval", 0);
+    const calibration = await drawConfiguredSplit(here.config.dataset, "calibration", 0);
+    identities = [
+      ["evaluation", evaluation.identity.sha256, environment.dataset.sha256],
+      ["calibration", calibration.identity.sha256, environment.dataset.calibrationSha256],
+    ];
+  } catch (error) {
+    if (!isSpgError(error)) throw error;
+    return {
+      findings: [
+        fail(CHECK, "E_DRAW_DATASET", `the dataset named cannot be read here: ${errorText(error)}`, {
+          cause: error.code,
+        }),
+      ],
+    };
+  }
+  const mismatched = identities.filter(([, hereHash, expected]) => hereHash !== expected);
+  if (mismatched.length > 0) {
+    return {
+      findings: [
+        fail(
+          CHECK,
+          "E_DRAW_DATASET_MISMATCH",
+          `the ${mismatched.map(([role]) => role).join(" and ")} split here is not the one the bundle was measured on (sha256 differs)`,
+          Object.fromEntries(
+            mismatched.map(([role, hereHash, expected]) => [role, { expected, here: hereHash }]),
+          ),
+        ),
+      ],
+    };
+  }
+  let drawn: Awaited<ReturnType<typeof drawRunSamples>>;
+  try {
+    drawn = await drawRunSamples(here.config);
+  } catch (error) {
+    if (!isSpgError(error)) throw error;
+    return {
+      findings: [
+        fail(
+          CHECK,
+          "E_DRAW_FAILED",
+          `the config's draw cannot be made from this dataset: ${errorText(error)}`,
+          { cause: error.code },
+        ),
+      ],
+    };
+  }
+  const failures = new FailureCollector(CHECK);
+  listDifferences("evaluation", environment.evaluation.samples, drawn.evaluation, failures);
+  listDifferences("calibration", environment.calibration.samples, drawn.calibration, failures);
+  if (environment.dataset.documents !== drawn.evaluationSplit.documents) {
+    failures.add(
+      "E_DRAW_MISMATCH",
+      `environment.json says the evaluation split has ${environment.dataset.documents} documents; it has ${drawn.evaluationSplit.documents}`,
+    );
+  }
+  const byId = new Map(drawn.evaluation.map((sample) => [sample.sampleId, sample]));
+  const covered = new Set<string>();
+  for (const record of records) {
+    const sample = byId.get(record.sampleId);
+    const where = `record ${record.sampleId}/${record.method}`;
+    if (sample === undefined) {
+      failures.add("E_DRAW_RECORD", `${where}: no such sample in the draw`);
+      continue;
+    }
+    covered.add(sample.sampleId);
+    const differs: string[] = (["tokenHash", "document", "offset"] as const).filter(
+      (field) => record[field] !== sample[field],
+    );
+    if (record.sampleIndex !== sample.index) differs.push("sampleIndex");
+    if (differs.length > 0) {
+      failures.add("E_DRAW_RECORD", `${where}: ${differs.join(", ")} differ from the sample drawn here`);
+    }
+  }
+  const recorded = input.recordedSampleIds === undefined ? undefined : new Set(input.recordedSampleIds);
+  for (const sample of drawn.evaluation) {
+    if (recorded !== undefined && !recorded.has(sample.sampleId)) continue;
+    if (!covered.has(sample.sampleId))
+      failures.add("E_DRAW_RECORD", `drawn sample ${sample.sampleId} has no record`);
+  }
+  if (failures.size > 0) return { findings: failures.findings(), evaluation: drawn.evaluation };
+  return {
+    findings: [
+      pass(
+        CHECK,
+        `${drawn.evaluation.length} evaluation and ${drawn.calibration.length} calibration samples re-drawn here from ` +
+          `${input.config.dataset.source === "brown" ? "the bundled Brown corpus" : "the dataset given"} (sha256 checked): identical`,
+      ),
+    ],
+    evaluation: drawn.evaluation,
+  };
+}

@@ -58,11 +58,30 @@ export function recomputeSummary(
   }
 }
 
-export function numbersAgree(stated: number, recomputed: number, relativeTolerance: number): boolean {
+/**
+ * Whether two figures agree within `relativeTolerance`, relative to the larger magnitude or to
+ * `scaleFloor`, whichever is larger. A percent change 100 (a/b - 1) carries the last-bit error
+ * of a/b times 100 however small the change is, so its scale is at least 100: another
+ * implementation's exp() must not fail a perplexity increase of 3e-6 %.
+ */
+export function numbersAgree(
+  stated: number,
+  recomputed: number,
+  relativeTolerance: number,
+  scaleFloor = 0,
+): boolean {
   if (stated === recomputed) return true;
   return (
-    Math.abs(stated - recomputed) <= relativeTolerance * Math.max(Math.abs(stated), Math.abs(recomputed))
+    Math.abs(stated - recomputed) <=
+    relativeTolerance * Math.max(Math.abs(stated), Math.abs(recomputed), scaleFloor)
   );
+}
+
+/** Figures that are percent changes of a ratio (see numbersAgree). */
+const PERCENT_CHANGE_SCALE = 100;
+
+function scaleFloorOf(path: string): number {
+  return /Pct(\b|\[|\.|$)/.test(path) ? PERCENT_CHANGE_SCALE : 0;
 }
 
 /** Walk both values; every difference is reported with its field path. */
@@ -74,7 +93,7 @@ function compare(
   out: FailureCollector,
 ): void {
   if (typeof recomputed === "number") {
-    if (typeof stated !== "number" || !numbersAgree(stated, recomputed, tolerance)) {
+    if (typeof stated !== "number" || !numbersAgree(stated, recomputed, tolerance, scaleFloorOf(path))) {
       out.add(
         "E_RECOMPUTE_MISMATCH",
         `${path}: summary.json says ${JSON.stringify(stated)}, recomputed ${recomputed}`,

@@ -11,11 +11,10 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { parseJsonl } from "../src/bundle/canonical.js";
 import { readBundleZip } from "../src/bundle/read.js";
-import type { FingerprintLine, SampleRecord } from "../src/bundle/types.js";
+import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../src/bundle/types.js";
 import type { RunConfig } from "../src/config/types.js";
 import { checkDraw } from "../src/verify/checks/draw.js";
 import { checkReplay, replayCheckpoint } from "../src/verify/checks/replay.js";
-import type { EnvironmentFile } from "../src/verify/types.js";
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({

@@ -11,10 +11,12 @@ import { SpgError } from "../errors.js";
  */
 
 export const BUNDLE_FORMAT = "spg-bundle";
+/** The versions this tool reads: 1, or 2 (sharded runs: optional shard.json / shards.jsonl). */
+export type BundleFormatVersion = 1 | 2;
 /** The version this tool writes. */
-export const BUNDLE_FORMAT_VERSION = 2;
+export const BUNDLE_FORMAT_VERSION: BundleFormatVersion = 2;
 /** The versions this tool reads. */
-export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2] satisfies readonly BundleFormatVersion[];
 
 /** Every entry of a bundle, in the order the writer stores them. Nothing else is allowed. */
 export const BUNDLE_ENTRY_ORDER = [

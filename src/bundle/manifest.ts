@@ -11,6 +11,7 @@ import {
   BUNDLE_FORMAT,
   BUNDLE_FORMAT_VERSION,
   type BundleEntryName,
+  type BundleFormatVersion,
   MANIFEST_LISTED_ENTRIES,
   OPTIONAL_BUNDLE_ENTRIES,
 } from "./format.js";
@@ -28,9 +29,11 @@ export interface ManifestEntry {
   bytes: number;
 }
 
+/** manifest.json (schemas/manifest.schema.json). */
 export interface Manifest {
   format: typeof BUNDLE_FORMAT;
-  version: typeof BUNDLE_FORMAT_VERSION;
+  /** The version this tool writes (BUNDLE_FORMAT_VERSION) or one it reads (READABLE_FORMAT_VERSIONS). */
+  version: BundleFormatVersion;
   tool: ToolInfo;
   /** ISO 8601 UTC time the bundle was written. */
   createdAt: string;

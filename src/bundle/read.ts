@@ -70,6 +70,11 @@ export interface ZipSafetyFinding {
   details: Record<string, unknown>;
 }
 
+/** The entries of a bundle zip, already read safely (readBundleZip), by name: what verify checks. */
+export interface BundleEntries {
+  entries: Map<string, Buffer>;
+}
+
 export type BundleZipRead =
   | {
       ok: true;

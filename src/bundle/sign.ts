@@ -32,10 +32,14 @@ import {
   type SigningKey,
 } from "./keys.js";
 
+/** signature.json (schemas/signature.schema.json). */
 export interface SignatureJson {
   algorithm: typeof SIGNATURE_ALGORITHM;
+  /** base64 of the 32-byte public key. */
   publicKey: string;
+  /** sha256 hex of the raw public key bytes. */
   keyId: string;
+  /** base64 of the 64-byte detached signature. */
   signature: string;
   ephemeral: boolean;
 }
@@ -107,7 +111,7 @@ export function hasCanonicalScalar(signature: Uint8Array): boolean {
 /**
  * The one Ed25519 verifier of the project (RFC 8032, strict): non-canonical S is refused
  * here, then node:crypto (OpenSSL) checks the equation. Everything that verifies a
- * signature (the library's checkSignature, spg verify's signature check) goes through it.
+ * signature (the library's checkManifestSignature, spg verify's signature check) goes through it.
  */
 export function verifyEd25519(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
   if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES || !hasCanonicalScalar(signature)) return false;
@@ -146,7 +150,7 @@ export type SignatureCheck =
  * recomputed from the public key; a signature.json whose keyId disagrees is rejected,
  * so trust decisions can use the returned keyId.
  */
-export function checkSignature(
+export function checkManifestSignature(
   manifestBytes: Uint8Array,
   signature: unknown,
   signedMessage: (manifestBytes: Uint8Array) => Uint8Array = manifestSignedMessage,
@@ -199,7 +203,7 @@ export function checkSignature(
 }
 
 export function verifySignature(manifestBytes: Uint8Array, signature: unknown): boolean {
-  return checkSignature(manifestBytes, signature).ok;
+  return checkManifestSignature(manifestBytes, signature).ok;
 }
 
 /**

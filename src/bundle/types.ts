@@ -191,3 +191,47 @@ export interface SensitivitySummary {
   /** Units by recoveredPct, largest first (ties: unit order): the load-bearing ones first. */
   ranking: string[];
 }
+
+/** A drawn sample: its id and the sha256 of its token ids (environment.json). */
+export interface SampleHash {
+  sampleId: string;
+  tokenHash: string;
+}
+
+/** environment.json (schemas/environment.schema.json). */
+export interface EnvironmentFile {
+  os: Record<string, unknown>;
+  cpu: Record<string, unknown>;
+  memory: Record<string, unknown>;
+  gpus: Record<string, unknown>[];
+  node: string;
+  onnxruntime: string;
+  executionProvider: "cpu" | "cuda" | "webgpu";
+  packages: Record<string, string>;
+  hardwareCheck: {
+    device: "cpu" | "cuda" | "webgpu";
+    requiredBytes: number;
+    availableBytes: number;
+    marginFraction: number;
+    verdict: "pass" | "fail";
+    inputs: Record<string, number | string | boolean | null>;
+  };
+  model: {
+    path: string;
+    sha256: string;
+    files: { name: string; sha256: string; bytes: number }[];
+    layers: number;
+    heads: number;
+    hiddenSize: number;
+  };
+  dataset: {
+    source: "brown" | "text" | "jsonl" | "dir";
+    split: string;
+    calibrationSplit: string;
+    sha256: string;
+    calibrationSha256: string;
+    documents: number;
+  };
+  calibration: { samples: SampleHash[] };
+  evaluation: { samples: SampleHash[] };
+}

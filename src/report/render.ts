@@ -10,8 +10,10 @@ import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { writeFileAtomic } from "../bundle/atomic.js";
+import type { Manifest } from "../bundle/manifest.js";
 import { readBundleZip, type ZipSafetyFinding } from "../bundle/read.js";
 import {
+  type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
@@ -24,7 +26,7 @@ import { summarize } from "../measure/summary.js";
 import { validateEntries } from "../verify/checks/schemas.js";
 import { runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
-import { type EnvironmentFile, type Finding, type ManifestFile, pass } from "../verify/types.js";
+import { type Finding, pass } from "../verify/types.js";
 import { continuationsSection } from "./continuations.js";
 import { layerCells, methodOrderOf, methodPoints, samplePoints } from "./data.js";
 import { escapeHtml, formatNumber, formatPercent, table } from "./html.js";
@@ -82,7 +84,7 @@ export async function buildReport(bundlePath: string, options: ReportOptions): P
 }
 
 interface Parts {
-  manifest?: ManifestFile;
+  manifest?: Manifest;
   config?: RunConfig;
   environment?: EnvironmentFile;
   records?: SampleRecord[];
@@ -100,7 +102,7 @@ export async function buildReportFromEntries(
   const validation = validateEntries(contents, loadSchemaValidators());
   const valid = validation.valid;
   const parts: Parts = {
-    manifest: valid.get("manifest.json") as ManifestFile | undefined,
+    manifest: valid.get("manifest.json") as Manifest | undefined,
     config: valid.get("config.json") as RunConfig | undefined,
     environment: valid.get("environment.json") as EnvironmentFile | undefined,
     records: valid.get("records.jsonl") as SampleRecord[] | undefined,

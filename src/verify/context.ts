@@ -4,12 +4,13 @@
  * recomputed summary). Every check reads the bundle through it, so no entry is parsed
  * twice and no two checks can read the same entry differently.
  */
+
+import type { BundleEntries } from "../bundle/read.js";
 import type { Summary } from "../bundle/types.js";
 import type { Sample } from "../data/types.js";
 import { type Parsed, parseJsonEntry, parseJsonLinesEntry } from "./parse.js";
-import type { BundleContents } from "./types.js";
 
-export class BundleContext implements BundleContents {
+export class BundleContext implements BundleEntries {
   readonly entries: Map<string, Buffer>;
   private readonly parsed = new Map<string, Parsed<unknown>>();
   /** Entries that parsed and matched their schema (the schemas check fills it). */
@@ -42,6 +43,6 @@ export class BundleContext implements BundleContents {
 }
 
 /** The context of these contents: itself when it already is one, else a fresh one over its entries. */
-export function bundleContext(contents: BundleContents): BundleContext {
+export function bundleContext(contents: BundleEntries): BundleContext {
   return contents instanceof BundleContext ? contents : new BundleContext(contents.entries);
 }

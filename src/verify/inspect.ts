@@ -2,8 +2,9 @@
  * `spg inspect`: what a bundle says about itself, without judging it. Everything shown is
  * as stated in the bundle (nothing recomputed, nothing verified); `spg verify` judges.
  */
+
+import type { BundleEntries } from "../bundle/read.js";
 import { isRecord, parseJsonEntry } from "./parse.js";
-import type { BundleContents } from "./types.js";
 
 export interface BundleDescription {
   manifest: unknown;
@@ -13,7 +14,7 @@ export interface BundleDescription {
   entries: { name: string; bytes: number }[];
 }
 
-function parsed(contents: BundleContents, name: string): unknown {
+function parsed(contents: BundleEntries, name: string): unknown {
   const result = parseJsonEntry(contents.entries.get(name), name);
   return result.ok ? result.value : undefined;
 }
@@ -30,7 +31,7 @@ function at(value: unknown, ...path: (string | number)[]): unknown {
 }
 
 /** The parts of a bundle a reader wants first, parsed leniently (unreadable parts are null). */
-export function describeBundle(contents: BundleContents): BundleDescription {
+export function describeBundle(contents: BundleEntries): BundleDescription {
   const signature = parsed(contents, "signature.json");
   return {
     manifest: parsed(contents, "manifest.json") ?? null,

@@ -14,13 +14,15 @@
  *   6  claims not met, or the verifier's policy (everything else held)
  * When several kinds fail, the lowest code wins.
  */
+
+import type { BundleEntries } from "../bundle/read.js";
 import type { Summary } from "../bundle/types.js";
 import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { isSpgError } from "../errors.js";
 import { type CheckOptions, type CheckUnit, drawCheck, ENTRY_CHECKS, thresholdsOf } from "./checks/index.js";
 import { type BundleContext, bundleContext } from "./context.js";
 import type { EffectiveTolerances, VerifyPolicy } from "./policy.js";
-import { type BundleContents, type CheckName, type Finding, fail } from "./types.js";
+import { type CheckName, type Finding, fail } from "./types.js";
 
 // The exit codes are the error registry's (src/error-codes.ts); re-exported as part of the verifier's API.
 export {
@@ -145,7 +147,7 @@ export function verifyResult(
  * reader's, ../verify-bundle.ts) and collect every finding.
  */
 export function runChecks(
-  contents: BundleContents,
+  contents: BundleEntries,
   options: VerifyOptions,
   outcomes: CheckOutcomes = new Map(),
 ): VerifyResult {
@@ -160,7 +162,7 @@ export function runChecks(
  * dataset may be streamed). Everything `spg verify` checks short of reading the zip and replay.
  */
 export async function runAllChecks(
-  contents: BundleContents,
+  contents: BundleEntries,
   options: VerifyOptions,
   outcomes: CheckOutcomes = new Map(),
 ): Promise<VerifyResult> {

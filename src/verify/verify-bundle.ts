@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import type { ZipReadLimits } from "../bundle/format.js";
 import { readBundleZip, ZIP_CODES } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
-import type { FingerprintLine, SampleRecord } from "../bundle/types.js";
+import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
@@ -19,7 +19,7 @@ import { checkReplay, type ReplayOptions, replayCheckpoint } from "./checks/repl
 import { BundleContext } from "./context.js";
 import { loadVerifyPolicy } from "./policy.js";
 import { type CheckOutcomes, runUnit, type VerifyResult, verifyResult } from "./runner.js";
-import { type EnvironmentFile, type Finding, pass, warn } from "./types.js";
+import { type Finding, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */

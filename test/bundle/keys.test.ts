@@ -14,7 +14,7 @@ import {
   resolveSigningKey,
   writeKeyPair,
 } from "../../src/bundle/keys.js";
-import { checkSignature, signManifest } from "../../src/bundle/sign.js";
+import { checkManifestSignature, signManifest } from "../../src/bundle/sign.js";
 import { SpgError } from "../../src/errors.js";
 
 const posix = process.platform !== "win32";
@@ -49,7 +49,7 @@ test("writeKeyPair writes a 0600 secret and a public file that read back as the 
     assert.equal((await readPublicKey(written.publicPath)).keyId, key.keyId);
     // A key read from disk signs what the public file verifies.
     const manifest = Buffer.from("{}");
-    const result = checkSignature(manifest, signManifest(manifest, key));
+    const result = checkManifestSignature(manifest, signManifest(manifest, key));
     assert.ok(result.ok && result.keyId === publicJson.keyId);
     assert.deepEqual((await readdir(path.join(directory, "keys"))).sort(), [
       "signing-key.json",

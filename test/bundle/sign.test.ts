@@ -13,7 +13,7 @@ import { test } from "node:test";
 import nacl from "tweetnacl";
 import { encodeBase64, generateKeyPair, keyFromSeed, publicKeyFileContents } from "../../src/bundle/keys.js";
 import {
-  checkSignature,
+  checkManifestSignature,
   hasCanonicalScalar,
   manifestSignedMessage,
   parseTrustedKeys,
@@ -111,7 +111,7 @@ test("sign then verify round trip; the key id is the sha256 of the public key", 
   const key = generateKeyPair();
   const manifest = Buffer.from('{"entries":[],"format":"spg-bundle"}');
   const signature = signManifest(manifest, key);
-  const result = checkSignature(manifest, signature);
+  const result = checkManifestSignature(manifest, signature);
   assert.ok(result.ok);
   assert.equal(result.keyId, key.keyId);
   assert.equal(key.keyId, createHash("sha256").update(key.publicKey).digest("hex"));
@@ -131,11 +131,11 @@ test("any altered manifest byte makes the signature fail", () => {
   for (let offset = 0; offset < manifest.length; offset += step) {
     const tampered = Buffer.from(manifest);
     tampered[offset] ^= 0x01;
-    const result = checkSignature(tampered, signature);
+    const result = checkManifestSignature(tampered, signature);
     assert.equal(result.ok, false, `flip at ${offset} accepted`);
     assert.equal(result.ok ? "" : result.code, "E_SIGNATURE_INVALID");
   }
-  assert.equal(checkSignature(Buffer.concat([manifest, Buffer.from(" ")]), signature).ok, false);
+  assert.equal(checkManifestSignature(Buffer.concat([manifest, Buffer.from(" ")]), signature).ok, false);
 });
 
 test("altered signatures, swapped keys, lying key ids and raw (non-PAE) signatures are rejected", () => {
@@ -144,7 +144,7 @@ test("altered signatures, swapped keys, lying key ids and raw (non-PAE) signatur
   const manifest = Buffer.from('{"format":"spg-bundle"}');
   const good = signManifest(manifest, key);
   const codeOf = (signature: unknown) => {
-    const result = checkSignature(manifest, signature);
+    const result = checkManifestSignature(manifest, signature);
     return result.ok ? "OK" : result.code;
   };
   const flipped = Buffer.from(good.signature, "base64");
@@ -237,7 +237,7 @@ test("a malleated signature (S + L) is refused by the one verifier, though tweet
   assert.equal(verifyEd25519(preAuthenticationEncoding(manifest), bad, key.publicKey), false);
   assert.equal(hasCanonicalScalar(Buffer.from(good.signature, "base64")), true);
   assert.equal(hasCanonicalScalar(bad), false);
-  const result = checkSignature(manifest, { ...good, signature: bad.toString("base64") });
+  const result = checkManifestSignature(manifest, { ...good, signature: bad.toString("base64") });
   assert.equal(result.ok ? "OK" : result.code, "E_SIGNATURE_NON_CANONICAL");
   assert.equal(verifySignature(manifest, { ...good, signature: bad.toString("base64") }), false);
 });

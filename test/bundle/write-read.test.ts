@@ -10,7 +10,7 @@ import { BUNDLE_ENTRY_ORDER } from "../../src/bundle/format.js";
 import { generateKeyPair, keyFromSeed } from "../../src/bundle/keys.js";
 import type { Manifest } from "../../src/bundle/manifest.js";
 import { readBundleZip, readBundleZipBuffer } from "../../src/bundle/read.js";
-import { checkSignature } from "../../src/bundle/sign.js";
+import { checkManifestSignature } from "../../src/bundle/sign.js";
 import { assembleBundle, serializeContents, writeBundle, zipEntries } from "../../src/bundle/write.js";
 import { SpgError } from "../../src/errors.js";
 import { sampleContents } from "./sample-contents.js";
@@ -64,7 +64,7 @@ test("write then read: every entry comes back byte-identical, listed and signed"
       assert.equal(entry.bytes, bytes.length);
       assert.equal(entry.sha256, createHash("sha256").update(bytes).digest("hex"));
     }
-    const signature = checkSignature(manifestBytes, read.entries.get("signature.json")!);
+    const signature = checkManifestSignature(manifestBytes, read.entries.get("signature.json")!);
     assert.ok(signature.ok);
     assert.equal(signature.keyId, fixedKey.keyId);
     assert.deepEqual(await readdir(directory), ["proof.zip"]);
@@ -165,7 +165,7 @@ test("a read bundle can be edited and re-signed (how tampering tests build signe
   const forged = await zipEntries(assembleBundle(edited, forger, tool, createdAt).entries);
   const reread = await readBundleZipBuffer(forged);
   assert.ok(reread.ok);
-  const signature = checkSignature(
+  const signature = checkManifestSignature(
     reread.entries.get("manifest.json")!,
     reread.entries.get("signature.json")!,
   );

@@ -12,8 +12,10 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
 import { keyIdOf } from "../../src/bundle/keys.js";
-import { manifestSignedMessage } from "../../src/bundle/sign.js";
-import type { LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
+import type { Manifest } from "../../src/bundle/manifest.js";
+import type { BundleEntries } from "../../src/bundle/read.js";
+import { manifestSignedMessage, type SignatureJson } from "../../src/bundle/sign.js";
+import type { EnvironmentFile, LayerFingerprint, SampleRecord, Summary } from "../../src/bundle/types.js";
 import { resolveConfig } from "../../src/config/load.js";
 import type { RunConfig } from "../../src/config/types.js";
 import { loadBrownSplitNamed } from "../../src/data/brown.js";
@@ -23,7 +25,6 @@ import type { Sample } from "../../src/data/types.js";
 import { renderReportMarkdown } from "../../src/measure/report-md.js";
 import { summarize } from "../../src/measure/summary.js";
 import { loadSchemaValidators, type SchemaValidators } from "../../src/verify/schemas.js";
-import type { BundleContents, EnvironmentFile, ManifestFile, SignatureFile } from "../../src/verify/types.js";
 
 /** What a bundle signature covers: the format's pre-authentication encoding of manifest.json. */
 export function fixtureSignedMessage(manifestBytes: Uint8Array): Uint8Array {
@@ -340,7 +341,7 @@ export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): M
       ),
     ],
   ];
-  const manifest: ManifestFile = {
+  const manifest: Manifest = {
     format: "spg-bundle",
     version: 1,
     tool: { name: "spg", version: "0.1.0", commit: null },
@@ -356,7 +357,7 @@ export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): M
 }
 
 export function signatureEntry(manifestBytes: Uint8Array, key: FixtureKey, ephemeral: boolean): Buffer {
-  const signature: SignatureFile = {
+  const signature: SignatureJson = {
     algorithm: "ed25519",
     publicKey: Buffer.from(key.publicKey).toString("base64"),
     keyId: key.keyId,
@@ -372,7 +373,7 @@ export function resign(
   key: FixtureKey = fixtureKey(),
   ephemeral = false,
 ): void {
-  const manifest = JSON.parse(entries.get("manifest.json")!.toString("utf8")) as ManifestFile;
+  const manifest = JSON.parse(entries.get("manifest.json")!.toString("utf8")) as Manifest;
   manifest.entries = manifest.entries.map((entry) => {
     const bytes = entries.get(entry.name);
     return bytes === undefined ? entry : { name: entry.name, sha256: sha256Hex(bytes), bytes: bytes.length };
@@ -383,7 +384,7 @@ export function resign(
 }
 
 export interface BundleFixture {
-  contents: BundleContents;
+  contents: BundleEntries;
   parts: FixtureParts;
   key: FixtureKey;
 }

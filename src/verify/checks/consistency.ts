@@ -1,4 +1,5 @@
 import {
+  type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
@@ -8,7 +9,7 @@ import {
 import type { RunConfig } from "../../config/types.js";
 import { compareGenerations } from "../../measure/metrics.js";
 import { FailureCollector } from "../collect.js";
-import { type EnvironmentFile, type Finding, pass } from "../types.js";
+import { type Finding, pass } from "../types.js";
 import { checkWeightsConsistency } from "./weights-consistency.js";
 
 const CHECK = "consistency" as const;

@@ -10,14 +10,14 @@
  * each checked against the bundle's sha256. A path inside the bundle is never read. Without
  * the dataset the check is a warning ("not checked"), never a pass.
  */
-import type { SampleRecord } from "../../bundle/types.js";
+import type { EnvironmentFile, SampleHash, SampleRecord } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { drawConfiguredSplit } from "../../data/draw.js";
 import type { Sample } from "../../data/types.js";
 import { isSpgError } from "../../errors.js";
 import { drawRunSamples } from "../../measure/prove.js";
 import { FailureCollector } from "../collect.js";
-import { type EnvironmentFile, type Finding, fail, pass, type SampleHash, warn } from "../types.js";
+import { type Finding, fail, pass, warn } from "../types.js";
 
 const CHECK = "draw" as const;
 

@@ -7,7 +7,7 @@
  */
 
 import { manifestSignedMessage } from "../../bundle/sign.js";
-import type { FingerprintLine, SampleRecord } from "../../bundle/types.js";
+import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import type { BundleContext } from "../context.js";
 import { ENTRY_PARSE_CODE_LIST } from "../parse.js";
@@ -20,7 +20,7 @@ import {
 import { runChecks } from "../runner.js";
 import type { SchemaValidators } from "../schemas.js";
 import { ENTRY_SCHEMAS, loadSchemaValidators } from "../schemas.js";
-import type { CheckName, EnvironmentFile, Finding } from "../types.js";
+import type { CheckName, Finding } from "../types.js";
 import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
 import { checkConsistency } from "./consistency.js";

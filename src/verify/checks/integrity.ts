@@ -1,15 +1,9 @@
 import { createHash } from "node:crypto";
-import { optionalEntriesOf } from "../../bundle/format.js";
+import { BUNDLE_ENTRY_ORDER, MANIFEST_LISTED_ENTRIES, optionalEntriesOf } from "../../bundle/format.js";
+import type { BundleEntries } from "../../bundle/read.js";
 import { bundleContext } from "../context.js";
 import { isRecord } from "../parse.js";
-import {
-  BUNDLE_ENTRY_NAMES,
-  type BundleContents,
-  type Finding,
-  fail,
-  MANIFEST_LISTED_ENTRY_NAMES,
-  pass,
-} from "../types.js";
+import { type Finding, fail, pass } from "../types.js";
 
 const CHECK = "integrity" as const;
 
@@ -18,7 +12,7 @@ const CHECK = "integrity" as const;
  * bundle's entries (all but itself and signature.json); nothing unlisted, nothing missing.
  * Runs on raw bytes: the manifest is the signed root, so nothing else is trusted yet.
  */
-export function checkIntegrity(contents: BundleContents): Finding[] {
+export function checkIntegrity(contents: BundleEntries): Finding[] {
   const findings: Finding[] = [];
   const parsed = bundleContext(contents).json("manifest.json");
   if (!parsed.ok) {
@@ -33,7 +27,7 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
   }
 
   // Version 2 may add shard.json or shards.jsonl (the shards check judges which and whether).
-  const listable = [...MANIFEST_LISTED_ENTRY_NAMES, ...optionalEntriesOf(manifest.version)];
+  const listable = [...MANIFEST_LISTED_ENTRIES, ...optionalEntriesOf(manifest.version)];
   const listed = new Map<string, { sha256: unknown; bytes: unknown }>();
   for (const [index, entry] of manifest.entries.entries()) {
     if (!isRecord(entry) || typeof entry.name !== "string") {
@@ -103,7 +97,7 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
     }
   }
 
-  for (const name of MANIFEST_LISTED_ENTRY_NAMES) {
+  for (const name of MANIFEST_LISTED_ENTRIES) {
     if (!listed.has(name)) {
       const where = contents.entries.has(name)
         ? "is in the bundle but not listed in manifest.json"
@@ -113,7 +107,7 @@ export function checkIntegrity(contents: BundleContents): Finding[] {
     }
   }
   for (const name of contents.entries.keys()) {
-    if (!(BUNDLE_ENTRY_NAMES as readonly string[]).includes(name) && !listed.has(name)) {
+    if (!(BUNDLE_ENTRY_ORDER as readonly string[]).includes(name) && !listed.has(name)) {
       findings.push(
         fail(CHECK, "E_INTEGRITY_UNLISTED", `${name} is in the bundle but is not a bundle entry`, {
           entry: name,

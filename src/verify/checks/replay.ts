@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import {
+  type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
@@ -27,7 +28,7 @@ import { evaluateRun } from "../../measure/run-methods.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../../model/types.js";
 import { bundledModelDir } from "../../paths.js";
-import { type EnvironmentFile, type Finding, fail, pass, warn } from "../types.js";
+import { type Finding, fail, pass, warn } from "../types.js";
 
 const CHECK = "replay" as const;
 

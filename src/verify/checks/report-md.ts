@@ -3,10 +3,10 @@
  * recomputed (src/measure/report-md.ts) and must equal the bundle's byte for byte, so a
  * signed report cannot say what the records do not ("450x, verified").
  */
-import type { Summary } from "../../bundle/types.js";
+import type { EnvironmentFile, Summary } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { renderReportMarkdown } from "../../measure/report-md.js";
-import { type EnvironmentFile, type Finding, fail, pass } from "../types.js";
+import { type Finding, fail, pass } from "../types.js";
 
 const CHECK = "report-md" as const;
 

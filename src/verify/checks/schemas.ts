@@ -1,8 +1,9 @@
+import type { BundleEntries } from "../../bundle/read.js";
 import type { FindingCode } from "../../error-codes.js";
 import { bundleContext } from "../context.js";
 import { checkEntryText } from "../parse.js";
 import { describeSchemaErrors, ENTRY_SCHEMAS, type SchemaValidators } from "../schemas.js";
-import { type BundleContents, type Finding, fail, pass } from "../types.js";
+import { type Finding, fail, pass } from "../types.js";
 
 const CHECK = "schemas" as const;
 /** At most this many schema errors are listed per file; the count says how many there were. */
@@ -35,7 +36,7 @@ export interface SchemaValidation {
 }
 
 /** Parse every JSON entry and validate it against its schema; collect values for later checks. */
-export function validateEntries(contents: BundleContents, validators: SchemaValidators): SchemaValidation {
+export function validateEntries(contents: BundleEntries, validators: SchemaValidators): SchemaValidation {
   const context = bundleContext(contents);
   const findings: Finding[] = [];
   const valid = context.valid;
@@ -103,6 +104,6 @@ export function validateEntries(contents: BundleContents, validators: SchemaVali
 }
 
 /** Every JSON file of the bundle validates against schemas/ (strict: no extra properties). */
-export function checkSchemas(contents: BundleContents, validators: SchemaValidators): Finding[] {
+export function checkSchemas(contents: BundleEntries, validators: SchemaValidators): Finding[] {
   return validateEntries(contents, validators).findings;
 }

@@ -8,6 +8,7 @@
  * included), so the merged records and fingerprints are exactly the shards' signed ones.
  */
 import { SHARD_ENTRY, SHARDS_ENTRY } from "../../bundle/format.js";
+import type { BundleEntries } from "../../bundle/read.js";
 import {
   groupLines,
   KEPT_SHARD_ENTRIES,
@@ -23,7 +24,7 @@ import type { FindingCode } from "../../error-codes.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord, parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
 import { describeSchemaErrors, type SchemaValidators } from "../schemas.js";
-import { type BundleContents, type CheckName, type Finding, fail, pass } from "../types.js";
+import { type CheckName, type Finding, fail, pass } from "../types.js";
 
 const CHECK = "shards" as const;
 
@@ -62,7 +63,7 @@ export const SHARD_CODES = {
 export interface ShardsCheckOptions {
   validators: SchemaValidators;
   /** Every check verify makes, with its trust policy, over a rebuilt shard bundle (the runner's runChecks). */
-  verifyShard: (contents: BundleContents) => { findings: Finding[] };
+  verifyShard: (contents: BundleEntries) => { findings: Finding[] };
 }
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -90,7 +91,7 @@ function parseMarker(bytes: Buffer | undefined, validators: SchemaValidators): P
 
 /** The bundle's shard marker when it is a shard bundle with a valid shard.json. */
 export function shardMarkerOf(
-  contents: BundleContents,
+  contents: BundleEntries,
   validators: SchemaValidators,
 ): ShardMarker | undefined {
   if (!contents.entries.has(SHARD_ENTRY)) return undefined;
@@ -103,7 +104,7 @@ export function shardMarkerOf(
  * bound over a third of the samples says nothing about the whole); the merged bundle's are.
  * Undefined when the bundle is not a shard.
  */
-export function claimsOnShard(contents: BundleContents, validators: SchemaValidators): Finding | undefined {
+export function claimsOnShard(contents: BundleEntries, validators: SchemaValidators): Finding | undefined {
   if (!contents.entries.has(SHARD_ENTRY)) return undefined;
   const marker = shardMarkerOf(contents, validators);
   if (marker === undefined) {
@@ -164,7 +165,7 @@ function checkMarkerAgainstRun(
 }
 
 function linesOf(
-  contents: BundleContents,
+  contents: BundleEntries,
   entry: string,
   failures: FailureCollector,
 ): OwnedLine[] | undefined {
@@ -178,7 +179,7 @@ function linesOf(
   return owned.lines;
 }
 
-function checkShardBundle(contents: BundleContents, validators: SchemaValidators): Finding[] {
+function checkShardBundle(contents: BundleEntries, validators: SchemaValidators): Finding[] {
   const failures = new FailureCollector(CHECK);
   const marker = parseMarker(contents.entries.get(SHARD_ENTRY), validators);
   if (!marker.ok) return [fail(CHECK, SHARD_CODES.marker, marker.error)];
@@ -347,7 +348,7 @@ function checkMergedOrder(
   }
 }
 
-function checkMergedBundle(contents: BundleContents, options: ShardsCheckOptions): Finding[] {
+function checkMergedBundle(contents: BundleEntries, options: ShardsCheckOptions): Finding[] {
   const failures = new FailureCollector(CHECK);
   const parsed = parseJsonLinesEntry(contents.entries.get(SHARDS_ENTRY), SHARDS_ENTRY);
   if (!parsed.ok) return [fail(CHECK, SHARD_CODES.layout, parsed.error)];
@@ -435,7 +436,7 @@ function checkMergedBundle(contents: BundleContents, options: ShardsCheckOptions
 }
 
 /** The shards check: nothing for a whole-run bundle, a shard checked as a shard, a merge as its shards' union. */
-export function checkShards(contents: BundleContents, options: ShardsCheckOptions): Finding[] {
+export function checkShards(contents: BundleEntries, options: ShardsCheckOptions): Finding[] {
   const isShard = contents.entries.has(SHARD_ENTRY);
   const isMerge = contents.entries.has(SHARDS_ENTRY);
   if (isShard && isMerge) {

@@ -1,6 +1,7 @@
-import { checkSignature as checkBundleSignature, SIGNATURE_CODES } from "../../bundle/sign.js";
+import type { BundleEntries } from "../../bundle/read.js";
+import { checkManifestSignature, SIGNATURE_CODES } from "../../bundle/sign.js";
 import { bundleContext } from "../context.js";
-import { type BundleContents, type Finding, fail, pass } from "../types.js";
+import { type Finding, fail, pass } from "../types.js";
 
 const CHECK = "signature" as const;
 
@@ -20,7 +21,7 @@ export const SIGNATURE_CHECK_CODES = ["E_SIGNATURE_MISSING", ...SIGNATURE_CODES]
  * bundle library's one verifier (src/bundle/sign.ts: strict RFC 8032, canonical S). Who
  * the signer is, and whether they are trusted, is the trust check's question.
  */
-export function checkSignature(contents: BundleContents, options: SignatureOptions): Finding[] {
+export function checkSignature(contents: BundleEntries, options: SignatureOptions): Finding[] {
   const manifestBytes = contents.entries.get("manifest.json");
   const parsed = bundleContext(contents).json("signature.json");
   if (!parsed.ok) {
@@ -36,7 +37,7 @@ export function checkSignature(contents: BundleContents, options: SignatureOptio
       ),
     ];
   }
-  const result = checkBundleSignature(new Uint8Array(manifestBytes), parsed.value, options.signedMessage);
+  const result = checkManifestSignature(new Uint8Array(manifestBytes), parsed.value, options.signedMessage);
   if (!result.ok) return [fail(CHECK, result.code, `signature.json: ${result.message}`)];
   return [
     pass(CHECK, `valid Ed25519 signature over manifest.json by key ${result.keyId}`, { keyId: result.keyId }),

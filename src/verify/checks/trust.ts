@@ -1,7 +1,8 @@
 import { decodeBase64Strict, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "../../bundle/keys.js";
+import type { BundleEntries } from "../../bundle/read.js";
 import { bundleContext } from "../context.js";
 import { isRecord } from "../parse.js";
-import { type BundleContents, type Finding, fail, pass } from "../types.js";
+import { type Finding, fail, pass } from "../types.js";
 
 const CHECK = "trust" as const;
 
@@ -18,7 +19,7 @@ export interface TrustOptions {
  * identified by the hash of the public key itself (never the stated keyId), must be trusted
  * and must not be an ephemeral throwaway key. Without one, the signer is reported, not judged.
  */
-export function checkTrust(contents: BundleContents, options: TrustOptions): Finding[] {
+export function checkTrust(contents: BundleEntries, options: TrustOptions): Finding[] {
   const trusted = options.trustedKeyIds;
   const policy = trusted !== undefined || options.requireTrusted;
   const parsed = bundleContext(contents).json("signature.json");

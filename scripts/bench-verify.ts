@@ -1,33 +1,44 @@
 /**
  * `node dist/scripts/bench-verify.js [--samples N] [--resamples B]` (wire as `npm run bench -- verify`)
  *
- * Verify time for a large synthetic bundle (the test fixture scaled to N samples: records
- * and fingerprints of hundreds of MB), next to `sha256sum` of the same zip bytes, as a
+ * Verify time for a large synthetic bundle (synthetic-run.ts scaled to N samples, written by
+ * spg's own bundle writer: records and fingerprints of hundreds of MB), next to `sha256sum` of the same zip bytes, as a
  * ratio: what verifying costs beyond reading and hashing the file once. Prints peak RSS.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { zipEntries } from "../src/bundle/write.js";
+import { ephemeralKey } from "../src/bundle/keys.js";
+import { readToolInfo } from "../src/bundle/tool-info.js";
+import { writeBundle } from "../src/bundle/write.js";
 import { peakRssBytes } from "../src/measure/evaluate.js";
+import { renderReportMarkdown } from "../src/measure/report-md.js";
+import { summarize } from "../src/measure/summary.js";
 import { verifyBundleFile } from "../src/verify/verify-bundle.js";
-import { buildEntries, fixtureParts } from "../test/helpers/bundle-fixture.js";
+import { fixtureParts } from "./synthetic-run.js";
 
 const MiB = 1024 * 1024;
 
 export async function benchVerify(samples: number, resamples: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "spg-bench-verify-"));
   try {
-    const parts = fixtureParts({ samples });
-    parts.config.bootstrap.resamples = resamples;
-    const entries = buildEntries(parts);
+    const { config, environment, records, fingerprints } = fixtureParts({ samples });
+    config.bootstrap.resamples = resamples;
+    const summary = summarize(records, config);
+    const reportMd = renderReportMarkdown(config, summary, { model: { sha256: environment.model.sha256 } });
     const zipPath = join(dir, "large.zip");
-    writeFileSync(zipPath, await zipEntries([...entries].map(([name, data]) => ({ name, data }))));
-    const inflated = [...entries.values()].reduce((sum, bytes) => sum + bytes.length, 0);
-    const zipBytes = statSync(zipPath).size;
+    const written = await writeBundle(
+      zipPath,
+      { config, environment, records, fingerprints, summary, reportMd },
+      ephemeralKey(),
+      readToolInfo(),
+    );
+    const entries = new Map(written.entries.map((entry) => [entry.name, entry.data]));
+    const inflated = written.entries.reduce((sum, entry) => sum + entry.data.length, 0);
+    const zipBytes = written.bytes;
     console.log(
       `bundle: ${samples} samples x 2 methods x 2 layers, records ${(entries.get("records.jsonl")!.length / MiB).toFixed(1)} MiB, ` +
         `fingerprints ${(entries.get("fingerprints.jsonl")!.length / MiB).toFixed(1)} MiB, ` +
@@ -44,7 +55,7 @@ export async function benchVerify(samples: number, resamples: number): Promise<v
 
     // The inflated entries too: verify hashes those, so this is the floor for reading them.
     const inflatedPath = join(dir, "inflated.bin");
-    writeFileSync(inflatedPath, Buffer.concat([...entries.values()]));
+    writeFileSync(inflatedPath, Buffer.concat(written.entries.map((entry) => entry.data)));
     const sha256sum = (path: string): number => {
       const begin = performance.now();
       const hashed = spawnSync("sha256sum", [path], { encoding: "utf8" });

@@ -1,0 +1,262 @@
+/**
+ * A synthetic run: the parts of a bundle (config, environment, records, fingerprints) for a
+ * tiny made-up model, drawn from the bundled Brown corpus so every check verify makes holds
+ * (the draw re-derives, the records recompute, the byte counts add up). The test fixture
+ * (test/helpers/bundle-fixture.ts) builds its bundles from it, and bench-verify scales it to
+ * hundreds of MB of records.
+ */
+import type { EnvironmentFile, LayerFingerprint, SampleRecord, Summary } from "../src/bundle/types.js";
+import { resolveConfig } from "../src/config/load.js";
+import type { RunConfig } from "../src/config/types.js";
+import { loadBrownSplitNamed } from "../src/data/brown.js";
+import { drawSamples } from "../src/data/sampling.js";
+import { encode } from "../src/data/tokenizer.js";
+import type { Sample } from "../src/data/types.js";
+import { sha256Hex } from "../src/numeric/sha256.js";
+
+/** sha256 hex of a label: stands in for hashes of files and layers the synthetic run never had. */
+function sha256Text(text: string): string {
+  return sha256Hex(Buffer.from(text, "utf8"));
+}
+
+export interface FixtureParts {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: SampleRecord[];
+  fingerprints: LayerFingerprint[];
+  /** undefined = summarize(records, config) at build time. */
+  summary?: Summary;
+  /** undefined = rendered from the summary at build time (src/measure/report-md.ts). */
+  reportMd?: string;
+}
+
+const draws = new Map<
+  number,
+  { evaluation: Sample[]; calibration: Sample[]; hashes: Record<string, string | number> }
+>();
+
+/** The config's draw from the bundled Brown corpus (cached per sample count: tokenizing takes a second). */
+function fixtureDraw(config: RunConfig) {
+  let draw = draws.get(config.dataset.samples);
+  if (draw === undefined) {
+    // The same rule as src/data/draw.ts for the Brown corpus, synchronously (fixtures are built in sync code).
+    const { dataset } = config;
+    const drawn = (split: string, field: string, role: Sample["role"], count: number) => {
+      const loaded = loadBrownSplitNamed(split, field);
+      const samples = drawSamples(
+        loaded.documents.map((doc) => ({ id: doc.id, tokens: encode(doc.text) })),
+        {
+          count,
+          contextTokens: dataset.contextTokens,
+          continuationTokens: dataset.continuationTokens,
+          seed: dataset.seed,
+          role,
+          split: loaded.split,
+        },
+      );
+      return { loaded, samples };
+    };
+    const evaluation = drawn(dataset.split, "dataset.split", "eval", dataset.samples);
+    const calibration = drawn(
+      dataset.calibrationSplit,
+      "dataset.calibrationSplit",
+      "calibration",
+      dataset.calibrationSamples,
+    );
+    draw = {
+      evaluation: evaluation.samples,
+      calibration: calibration.samples,
+      hashes: {
+        sha256: evaluation.loaded.sha256,
+        calibrationSha256: calibration.loaded.sha256,
+        documents: evaluation.loaded.documents.length,
+      },
+    };
+    draws.set(config.dataset.samples, draw);
+  }
+  return draw;
+}
+
+// Model: 2 layers, 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
+const LAYERS = 2;
+const HEADS = 2;
+const HIDDEN = 8;
+const CONTEXT = 16;
+const CONTINUATION = 9;
+/** Full fp16 context cache per layer: K and V, hidden · context elements each, 2 bytes. */
+const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 512 bytes
+/** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
+const STREAM_KEPT = [24, 16, 20];
+
+let defaultStreamingParams: Record<string, unknown> | undefined;
+
+/**
+ * The streaming method's params as the default preset states them, so the fixture's
+ * config.json keeps validating against schemas/config.schema.json as method params evolve.
+ */
+function streamingParams(): Record<string, unknown> {
+  if (defaultStreamingParams === undefined) {
+    const streaming = resolveConfig({ preset: "default" }).methods.find(
+      (method) => method.kind === "streaming",
+    );
+    if (streaming === undefined)
+      throw new Error("the default preset has no streaming method for the fixture");
+    defaultStreamingParams = streaming.params;
+  }
+  return structuredClone(defaultStreamingParams);
+}
+
+/**
+ * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
+ * the figures of sample i mod 3, so every invariant still holds.
+ */
+export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
+  const sampleCount = options.samples ?? 3;
+  const config: RunConfig = {
+    name: "fixture",
+    model: { path: "bundled", dtype: "fp32", device: "cpu" },
+    dataset: {
+      source: "brown",
+      path: null,
+      split: "eval",
+      calibrationSplit: "calibration",
+      samples: sampleCount,
+      calibrationSamples: 2,
+      contextTokens: CONTEXT,
+      continuationTokens: CONTINUATION,
+      seed: 7,
+    },
+    generation: { tokens: 6 },
+    kv: { baselineDtype: "fp16", observationWindow: 4 },
+    methods: [
+      { name: "full", kind: "full", params: {} },
+      { name: "stream", kind: "streaming", params: streamingParams() },
+    ],
+    hardware: { marginFraction: 0.2, activationFactor: 4 },
+    claims: [
+      { method: "stream", metric: "compression_ratio", op: ">=", threshold: 1.2, judge: "point" },
+      { method: "stream", metric: "perplexity_increase_pct", op: "<=", threshold: 40, judge: "bound" },
+    ],
+    bootstrap: { resamples: 200, confidence: 0.9, seed: 11 },
+    tolerances: { nllPerToken: 1e-4, klPerToken: 1e-4, agreementFraction: 0.05 },
+  };
+
+  const draw = fixtureDraw(config);
+  const evaluation = draw.evaluation.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash }));
+  const calibration = draw.calibration.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash }));
+  const environment: EnvironmentFile = {
+    os: { platform: "linux", distro: "Fixture", release: "1", arch: "x64" },
+    cpu: { manufacturer: "Fixture", brand: "CPU", cores: 2, physicalCores: 2 },
+    memory: { total: 8 * 2 ** 30, available: 4 * 2 ** 30 },
+    gpus: [],
+    node: "v20.0.0",
+    onnxruntime: "1.30.0",
+    executionProvider: "cpu",
+    packages: { "onnxruntime-node": "1.30.0", tweetnacl: "1.0.3" },
+    hardwareCheck: {
+      device: "cpu",
+      requiredBytes: 1000,
+      availableBytes: 4 * 2 ** 30,
+      marginFraction: 0.2,
+      verdict: "pass",
+      inputs: { weightsBytes: 800, kvBytes: 100, activationBytes: 100 },
+    },
+    model: {
+      path: "models/gpt-neo-brown",
+      sha256: sha256Text("model"),
+      files: [
+        { name: "config.json", sha256: sha256Text("config"), bytes: 100 },
+        { name: "model.safetensors", sha256: sha256Text("weights"), bytes: 1000 },
+      ],
+      layers: LAYERS,
+      heads: HEADS,
+      hiddenSize: HIDDEN,
+    },
+    dataset: {
+      source: "brown",
+      split: "eval",
+      calibrationSplit: "calibration",
+      sha256: draw.hashes.sha256 as string,
+      calibrationSha256: draw.hashes.calibrationSha256 as string,
+      documents: draw.hashes.documents as number,
+    },
+    calibration: { samples: calibration },
+    evaluation: { samples: evaluation },
+  };
+
+  const nllBaseline = [20.5, 18.25, 22];
+  const streamExtraNll = [1.5, 2.25, 0.75];
+  const streamKl = [0.4, 0.6, 0.2];
+  const streamTop1 = [7, 6, 8];
+  const streamGeneration = [
+    { compared: 6, matches: 6, firstDivergence: null },
+    { compared: 6, matches: 4, firstDivergence: 2 },
+    { compared: 6, matches: 5, firstDivergence: 3 },
+  ];
+  const baselineBytes = LAYERS * FULL_LAYER_ELEMENTS * 2;
+  const records: SampleRecord[] = [];
+  const fingerprints: LayerFingerprint[] = [];
+  for (let i = 0; i < sampleCount; i++) {
+    const figures = i % 3;
+    const common = {
+      sampleId: evaluation[i].sampleId,
+      sampleIndex: i,
+      tokenHash: evaluation[i].tokenHash,
+      document: draw.evaluation[i].document,
+      offset: draw.evaluation[i].offset,
+      contextTokens: CONTEXT,
+      continuationTokens: CONTINUATION,
+      scoredTokens: CONTINUATION - 1,
+      nllBaseline: nllBaseline[figures],
+      kvBytesBaseline: baselineBytes,
+      timingsMs: { prefill: 5, compress: 1, decompress: 1, continuation: 4, generation: 3 },
+      peakRssBytes: 100_000_000,
+    };
+    records.push({
+      ...common,
+      method: "full",
+      nllCompressed: nllBaseline[figures],
+      klSum: 0,
+      top1Matches: CONTINUATION - 1,
+      generation: { compared: 6, matches: 6, firstDivergence: null },
+      kvBytesCompressed: baselineBytes,
+    });
+    // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
+    const kept = STREAM_KEPT[figures];
+    const streamLayerBytes = kept * 4 * 2 * 2 + kept * 4;
+    records.push({
+      ...common,
+      method: "stream",
+      nllCompressed: nllBaseline[figures] + streamExtraNll[figures],
+      klSum: streamKl[figures],
+      top1Matches: streamTop1[figures],
+      generation: streamGeneration[figures],
+      kvBytesCompressed: LAYERS * streamLayerBytes,
+    });
+    for (let layer = 0; layer < LAYERS; layer++) {
+      fingerprints.push({
+        sampleId: common.sampleId,
+        method: "full",
+        layer,
+        tokensKept: HEADS * CONTEXT,
+        tokensTotal: HEADS * CONTEXT,
+        headsFullPrecision: HEADS,
+        bitsHistogram: { "16": FULL_LAYER_ELEMENTS },
+        bytes: FULL_LAYER_ELEMENTS * 2,
+        sha256: sha256Text(`full ${i} ${layer}`),
+      });
+      fingerprints.push({
+        sampleId: common.sampleId,
+        method: "stream",
+        layer,
+        tokensKept: kept,
+        tokensTotal: HEADS * CONTEXT,
+        headsFullPrecision: 0,
+        bitsHistogram: { "16": kept * 4 * 2, "32": kept },
+        bytes: streamLayerBytes,
+        sha256: sha256Text(`stream ${i} ${layer}`),
+      });
+    }
+  }
+  return { config, environment, records, fingerprints };
+}

@@ -6,15 +6,12 @@ import { resolve } from "node:path";
 import type { SigningKey } from "../bundle/keys.js";
 import { selectShard, shardMarker } from "../bundle/shards.js";
 import { readToolInfo } from "../bundle/tool-info.js";
-import type { FingerprintLine, SampleRecord, Summary } from "../bundle/types.js";
+import type { SampleRecord, Summary } from "../bundle/types.js";
 import { type WrittenBundle, writeBundle } from "../bundle/write.js";
 import { checkConfigAgainstModel, type ResolveOptions, resolveConfig } from "../config/load.js";
 import type { ShardSpec } from "../config/shard.js";
 import { applySweep } from "../config/sweep.js";
 import type { RunConfig } from "../config/types.js";
-import { drawConfiguredSplit } from "../data/draw.js";
-import { assertDisjointSamples } from "../data/sampling.js";
-import type { DatasetIdentity, Sample } from "../data/types.js";
 import type { HardwareCheck } from "../hardware/check.js";
 import { runHardwareCheck } from "../hardware/check.js";
 import type { HardwareProbe, HardwareSnapshot } from "../hardware/probe.js";
@@ -23,10 +20,9 @@ import { readCheckpoint } from "../model/checkpoint.js";
 import { readGptNeoConfig } from "../model/config.js";
 import { bundledModelDir } from "../paths.js";
 import { withSensitivity } from "../weights/sensitivity.js";
-import { createBackend } from "./backend.js";
 import { buildEnvironment } from "./environment.js";
+import { drawRunSamples, measureRun } from "./open-run.js";
 import { renderReportMarkdown } from "./report-md.js";
-import { evaluateRun } from "./run-methods.js";
 import { summarize } from "./summary.js";
 
 export type ProveEvent =
@@ -88,28 +84,6 @@ export function withSensitivityVariants(config: RunConfig): RunConfig {
   return withSensitivity(config, readGptNeoConfig(modelDir));
 }
 
-/** The evaluation and calibration samples a config draws, with their splits' identities; they must never share a token sequence. */
-export async function drawRunSamples(config: RunConfig): Promise<{
-  evaluationSplit: DatasetIdentity;
-  calibrationSplit: DatasetIdentity;
-  evaluation: Sample[];
-  calibration: Sample[];
-}> {
-  const evaluation = await drawConfiguredSplit(config.dataset, "eval", config.dataset.samples);
-  const calibration = await drawConfiguredSplit(
-    config.dataset,
-    "calibration",
-    config.dataset.calibrationSamples,
-  );
-  assertDisjointSamples(evaluation.samples, calibration.samples);
-  return {
-    evaluationSplit: evaluation.identity,
-    calibrationSplit: calibration.identity,
-    evaluation: evaluation.samples,
-    calibration: calibration.samples,
-  };
-}
-
 export async function prove(options: ProveOptions): Promise<ProveResult> {
   const { config } = options;
   const emit = options.onEvent ?? (() => {});
@@ -131,44 +105,25 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
   emit({ kind: "samples", evaluation: measured.length, calibration: calibration.length });
 
   const checkpoint = await readCheckpoint(modelDir);
-  const backend = await createBackend(checkpoint, {
-    device: config.model.device,
-    observationWindow: config.kv.observationWindow,
-    baselineDtype: config.kv.baselineDtype,
-    cacheDir: options.cacheDir,
-  });
-  emit({
-    kind: "model",
-    path: modelDir,
-    sha256: checkpoint.sha256,
-    executionProvider: backend.executionProvider,
-  });
-
-  let records: SampleRecord[];
-  let fingerprints: FingerprintLine[];
-  try {
-    ({ records, fingerprints } = await evaluateRun(
-      backend,
-      checkpoint,
-      measured,
-      config,
-      { cacheDir: options.cacheDir },
-      {
-        sampleDone: (done, total, methods) => emit({ kind: "sample-done", done, total, methods }),
-        weightsMethodDone: (method, done, total) =>
-          emit({ kind: "weights-method-done", method, done, total }),
-      },
-    ));
-  } finally {
-    await backend.close();
-  }
+  const { records, fingerprints, executionProvider } = await measureRun(
+    checkpoint,
+    measured,
+    config,
+    { device: config.model.device, cacheDir: options.cacheDir },
+    {
+      backendOpened: (provider) =>
+        emit({ kind: "model", path: modelDir, sha256: checkpoint.sha256, executionProvider: provider }),
+      sampleDone: (done, total, methods) => emit({ kind: "sample-done", done, total, methods }),
+      weightsMethodDone: (method, done, total) => emit({ kind: "weights-method-done", method, done, total }),
+    },
+  );
 
   const summary = summarize(records, config);
   const environment = buildEnvironment({
     config,
     snapshot,
     check,
-    executionProvider: backend.executionProvider,
+    executionProvider,
     modelPath: config.model.path,
     checkpoint,
     evaluationSplit,

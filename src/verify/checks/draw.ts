@@ -15,7 +15,7 @@ import type { RunConfig } from "../../config/types.js";
 import { drawConfiguredSplit } from "../../data/draw.js";
 import type { Sample } from "../../data/types.js";
 import { isSpgError } from "../../errors.js";
-import { drawRunSamples } from "../../measure/prove.js";
+import { drawRunSamples } from "../../measure/open-run.js";
 import { FailureCollector } from "../collect.js";
 import { type Finding, fail, pass, warn } from "../types.js";
 

@@ -23,8 +23,7 @@ import type { RunConfig, Tolerances } from "../../config/types.js";
 import { Mulberry32 } from "../../data/prng.js";
 import type { Sample } from "../../data/types.js";
 import { SpgError } from "../../errors.js";
-import { createBackend } from "../../measure/backend.js";
-import { evaluateRun } from "../../measure/run-methods.js";
+import { measureRun } from "../../measure/open-run.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../../model/types.js";
 import { bundledModelDir } from "../../paths.js";
@@ -232,52 +231,40 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
   const chosen = replayIndices(input.evaluation.length, count, seed).map((i) => input.evaluation[i]);
 
   const findings: Finding[] = [];
-  const backend = await createBackend(checkpoint, {
+  const differences: RecordDifferences[] = [];
+  const fresh = await measureRun(checkpoint, chosen, config, {
     device: options.device ?? "cpu",
-    observationWindow: config.kv.observationWindow,
-    baselineDtype: config.kv.baselineDtype,
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
   });
-  const differences: RecordDifferences[] = [];
-  let fingerprints = { compared: 0, identical: 0 };
-  try {
-    const fresh = await evaluateRun(backend, checkpoint, chosen, config, {
-      cacheDir: options.cacheDir,
-      device: options.device ?? "cpu",
-      intraOpThreads: options.intraOpThreads,
-    });
-    for (const record of fresh.records) {
-      const original = records.find((r) => r.sampleId === record.sampleId && r.method === record.method);
-      if (original === undefined) {
-        findings.push(
-          fail(
-            CHECK,
-            "E_REPLAY_RECORD",
-            `${record.sampleId} / ${record.method}: record missing from the bundle`,
-          ),
-        );
-        continue;
-      }
-      differences.push(recordDifferences(original, record));
-      const problems = compareRecords(original, record, input.tolerances);
-      if (problems.length > 0) {
-        findings.push(
-          fail(
-            CHECK,
-            "E_REPLAY_RECORD",
-            `${record.sampleId} / ${record.method} does not reproduce: ${problems[0]}`,
-            {
-              problems,
-            },
-          ),
-        );
-      }
+  for (const record of fresh.records) {
+    const original = records.find((r) => r.sampleId === record.sampleId && r.method === record.method);
+    if (original === undefined) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_REPLAY_RECORD",
+          `${record.sampleId} / ${record.method}: record missing from the bundle`,
+        ),
+      );
+      continue;
     }
-    fingerprints = compareFingerprints(fresh.fingerprints, input.fingerprints, findings);
-  } finally {
-    await backend.close();
+    differences.push(recordDifferences(original, record));
+    const problems = compareRecords(original, record, input.tolerances);
+    if (problems.length > 0) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_REPLAY_RECORD",
+          `${record.sampleId} / ${record.method} does not reproduce: ${problems[0]}`,
+          {
+            problems,
+          },
+        ),
+      );
+    }
   }
+  const fingerprints = compareFingerprints(fresh.fingerprints, input.fingerprints, findings);
   const largest = widest(differences);
   const where = `seed ${seed}: ${chosen.length} of ${input.evaluation.length} samples re-run here`;
   if (findings.length > 0) {

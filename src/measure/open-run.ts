@@ -1,0 +1,72 @@
+/**
+ * Opening a run: what `spg prove` and verify's replay share, so a replayed sample is measured
+ * the way it was proved: the config's draw (evaluation and calibration samples, disjoint),
+ * and the config's backend (device, observation window, baseline dtype) over a checkpoint
+ * with every method evaluated on the samples given. Which checkpoint and which samples are
+ * the caller's: prove reads the config's model, replay the verifier's.
+ */
+import type { FingerprintLine, SampleRecord } from "../bundle/types.js";
+import type { RunConfig } from "../config/types.js";
+import { drawConfiguredSplit } from "../data/draw.js";
+import { assertDisjointSamples } from "../data/sampling.js";
+import type { DatasetIdentity, Sample } from "../data/types.js";
+import type { GptNeoCheckpoint } from "../model/types.js";
+import { createBackend } from "./backend.js";
+import { evaluateRun, type RunProgress } from "./run-methods.js";
+
+/** The evaluation and calibration samples a config draws, with their splits' identities; they must never share a token sequence. */
+export async function drawRunSamples(config: RunConfig): Promise<{
+  evaluationSplit: DatasetIdentity;
+  calibrationSplit: DatasetIdentity;
+  evaluation: Sample[];
+  calibration: Sample[];
+}> {
+  const evaluation = await drawConfiguredSplit(config.dataset, "eval", config.dataset.samples);
+  const calibration = await drawConfiguredSplit(
+    config.dataset,
+    "calibration",
+    config.dataset.calibrationSamples,
+  );
+  assertDisjointSamples(evaluation.samples, calibration.samples);
+  return {
+    evaluationSplit: evaluation.identity,
+    calibrationSplit: calibration.identity,
+    evaluation: evaluation.samples,
+    calibration: calibration.samples,
+  };
+}
+
+export interface MeasureRunOptions {
+  device: RunConfig["model"]["device"];
+  cacheDir?: string;
+  intraOpThreads?: number;
+}
+
+export interface MeasureRunProgress extends RunProgress {
+  /** The backend is open (its execution provider), before the first sample is measured. */
+  backendOpened?: (executionProvider: string) => void;
+}
+
+/** Every configured method on `samples`: the config's backend opened on `checkpoint`, used, closed. */
+export async function measureRun(
+  checkpoint: GptNeoCheckpoint,
+  samples: readonly Sample[],
+  config: RunConfig,
+  options: MeasureRunOptions,
+  progress: MeasureRunProgress = {},
+): Promise<{ records: SampleRecord[]; fingerprints: FingerprintLine[]; executionProvider: string }> {
+  const backend = await createBackend(checkpoint, {
+    device: options.device,
+    observationWindow: config.kv.observationWindow,
+    baselineDtype: config.kv.baselineDtype,
+    cacheDir: options.cacheDir,
+    intraOpThreads: options.intraOpThreads,
+  });
+  try {
+    progress.backendOpened?.(backend.executionProvider);
+    const measured = await evaluateRun(backend, checkpoint, samples, config, options, progress);
+    return { ...measured, executionProvider: backend.executionProvider };
+  } finally {
+    await backend.close();
+  }
+}

@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { BUNDLE_ENTRY_ORDER, MANIFEST_LISTED_ENTRIES, optionalEntriesOf } from "../../bundle/format.js";
 import type { BundleEntries } from "../../bundle/read.js";
+import { sha256Hex } from "../../numeric/sha256.js";
 import { bundleContext } from "../context.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -80,7 +80,7 @@ export function checkIntegrity(contents: BundleEntries): Finding[] {
         ),
       );
     }
-    const actual = createHash("sha256").update(bytes).digest("hex");
+    const actual = sha256Hex(bytes);
     if (claimed.sha256 !== actual) {
       findings.push(
         fail(

@@ -206,7 +206,8 @@ export function stage2Enabled(s: Stage2Params): boolean {
 
 /**
  * The hybrid-sparse top-k a spg method's cache is decoded with (0: dense attention), read from
- * its params before any run: the memory check counts one model session per distinct value.
+ * its params before any run. The one model session takes it as an input (sparse_top_k), so
+ * it adds no session to the memory check.
  */
 export function decodeTopK(params: Record<string, unknown>): number {
   const sparseTopK = (params as { decode?: { sparseTopK?: unknown } }).decode?.sparseTopK;

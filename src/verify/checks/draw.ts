@@ -14,7 +14,7 @@ import type { EnvironmentFile, SampleHash, SampleRecord } from "../../bundle/typ
 import type { RunConfig } from "../../config/types.js";
 import { drawConfiguredSplit } from "../../data/draw.js";
 import type { Sample } from "../../data/types.js";
-import { isSpgError } from "../../errors.js";
+import { isSpgError, type SpgError } from "../../errors.js";
 import { drawRunSamples } from "../../measure/open-run.js";
 import { FailureCollector } from "../collect.js";
 import { type Finding, fail, pass, warn } from "../types.js";
@@ -100,15 +100,25 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
   const here = verifierDatasetConfig(input.config, input.dataset);
   if (!here.ok) return { findings: [warn(CHECK, "W_DRAW_NOT_CHECKED", `not checked: ${here.reason}`)] };
 
-  // The splits are identified (read and hashed, nothing drawn) and matched before the draw.
-  let identities: [string, string, string | undefined][];
+  // One pass draws and identifies the splits; only when the draw fails are the splits read
+  // alone, so a dataset that is not the bundle's is named as such rather than as a failed draw.
+  let drawn: Awaited<ReturnType<typeof drawRunSamples>> | undefined;
+  let drawError: SpgError | undefined;
   try {
-    const evaluation = await drawConfiguredSplit(here.config.dataset, "eval", 0);
-    const calibration = await drawConfiguredSplit(here.config.dataset, "calibration", 0);
-    identities = [
-      ["evaluation", evaluation.identity.sha256, environment.dataset.sha256],
-      ["calibration", calibration.identity.sha256, environment.dataset.calibrationSha256],
-    ];
+    drawn = await drawRunSamples(here.config);
+  } catch (error) {
+    if (!isSpgError(error)) throw error;
+    drawError = error;
+  }
+  let hashesHere: { evaluation: string; calibration: string };
+  try {
+    hashesHere =
+      drawn !== undefined
+        ? { evaluation: drawn.evaluationSplit.sha256, calibration: drawn.calibrationSplit.sha256 }
+        : {
+            evaluation: (await drawConfiguredSplit(here.config.dataset, "eval", 0)).identity.sha256,
+            calibration: (await drawConfiguredSplit(here.config.dataset, "calibration", 0)).identity.sha256,
+          };
   } catch (error) {
     if (!isSpgError(error)) throw error;
     return {
@@ -119,7 +129,12 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
       ],
     };
   }
-  const mismatched = identities.filter(([, hereHash, expected]) => hereHash !== expected);
+  const mismatched = (
+    [
+      ["evaluation", hashesHere.evaluation, environment.dataset.sha256],
+      ["calibration", hashesHere.calibration, environment.dataset.calibrationSha256],
+    ] as const
+  ).filter(([, hereHash, expected]) => hereHash !== expected);
   if (mismatched.length > 0) {
     return {
       findings: [
@@ -134,18 +149,14 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
       ],
     };
   }
-  let drawn: Awaited<ReturnType<typeof drawRunSamples>>;
-  try {
-    drawn = await drawRunSamples(here.config);
-  } catch (error) {
-    if (!isSpgError(error)) throw error;
+  if (drawn === undefined) {
     return {
       findings: [
         fail(
           CHECK,
           "E_DRAW_FAILED",
-          `the config's draw cannot be made from this dataset: ${errorText(error)}`,
-          { cause: error.code },
+          `the config's draw cannot be made from this dataset: ${errorText(drawError)}`,
+          { cause: drawError?.code },
         ),
       ],
     };

@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import nacl from "tweetnacl";
+import { malleate } from "../../scripts/adversarial-bundles.js";
 import { encodeBase64, generateKeyPair, keyFromSeed, publicKeyFileContents } from "../../src/bundle/keys.js";
 import {
   checkManifestSignature,
@@ -213,25 +214,11 @@ test("trusted keys: JSON arrays, public key files and line lists of keys or ids"
   }
 });
 
-/** S + L: the same signature with its scalar raised by the group order (RFC 8032's L). */
-function malleated(signature: Uint8Array): Buffer {
-  const order = 2n ** 252n + 27742317777372353535851937790883648493n;
-  let scalar = 0n;
-  for (let index = 63; index >= 32; index--) scalar = (scalar << 8n) | BigInt(signature[index]);
-  scalar += order;
-  const out = Buffer.from(signature);
-  for (let index = 32; index < 64; index++) {
-    out[index] = Number(scalar & 0xffn);
-    scalar >>= 8n;
-  }
-  return out;
-}
-
 test("a malleated signature (S + L) is refused by the one verifier, though tweetnacl accepts it", () => {
   const key = generateKeyPair();
   const manifest = Buffer.from('{"format":"spg-bundle"}');
   const good = signManifest(manifest, key);
-  const bad = malleated(Buffer.from(good.signature, "base64"));
+  const bad = malleate(Buffer.from(good.signature, "base64"));
   // The premise: tweetnacl's verify skips the S < L check, so this is a live attack on it.
   assert.equal(nacl.sign.detached.verify(preAuthenticationEncoding(manifest), bad, key.publicKey), true);
   assert.equal(verifyEd25519(preAuthenticationEncoding(manifest), bad, key.publicKey), false);

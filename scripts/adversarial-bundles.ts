@@ -120,6 +120,12 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
     change(entries);
     return zipOf(resign(entries, key));
   };
+  /** Signed first, then changed: what a forger does to a bundle someone else signed. */
+  const afterSigning = (change: (entries: Entries) => void): Buffer => {
+    const entries = resign(copy(valid), key);
+    change(entries);
+    return zipOf(entries);
+  };
   const editedJson = (name: string, change: (value: Record<string, unknown>) => void) =>
     edited((entries) => {
       const value = jsonOf(entries, name);
@@ -134,13 +140,14 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
       check: "signature",
       code: "E_SIGNATURE_NON_CANONICAL",
       exitCode: 4,
-      build: () => {
-        const entries = resign(copy(valid), key);
-        const signature = jsonOf(entries, "signature.json");
-        signature.signature = malleate(Buffer.from(String(signature.signature), "base64")).toString("base64");
-        entries.set("signature.json", canonicalJson(signature));
-        return zipOf(entries);
-      },
+      build: () =>
+        afterSigning((entries) => {
+          const signature = jsonOf(entries, "signature.json");
+          signature.signature = malleate(Buffer.from(String(signature.signature), "base64")).toString(
+            "base64",
+          );
+          entries.set("signature.json", canonicalJson(signature));
+        }),
     },
     {
       name: "duplicate-key-config",
@@ -187,11 +194,10 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
       check: "integrity",
       code: "E_ENTRY_BOM",
       exitCode: 4,
-      build: () => {
-        const entries = resign(copy(valid), key);
-        entries.set("manifest.json", Buffer.concat([BOM, entries.get("manifest.json")!]));
-        return zipOf(entries);
-      },
+      build: () =>
+        afterSigning((entries) => {
+          entries.set("manifest.json", Buffer.concat([BOM, entries.get("manifest.json")!]));
+        }),
     },
     {
       name: "non-canonical-summary",
@@ -301,14 +307,13 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
       check: "integrity",
       code: "E_INTEGRITY_HASH",
       exitCode: 4,
-      build: () => {
-        // Edited after signing: integrity fails and nothing may bootstrap the edited config.
-        const entries = resign(copy(valid), key);
-        const config = jsonOf(entries, "config.json");
-        (config.bootstrap as Record<string, unknown>).resamples = 1e9;
-        entries.set("config.json", canonicalJson(config));
-        return zipOf(entries);
-      },
+      build: () =>
+        afterSigning((entries) => {
+          // Edited after signing: integrity fails and nothing may bootstrap the edited config.
+          const config = jsonOf(entries, "config.json");
+          (config.bootstrap as Record<string, unknown>).resamples = 1e9;
+          entries.set("config.json", canonicalJson(config));
+        }),
     },
     {
       name: "escape-codes-in-method-name",

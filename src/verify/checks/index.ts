@@ -25,6 +25,7 @@ import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
 import { checkConsistency } from "./consistency.js";
 import { checkDraw, type VerifierDataset } from "./draw.js";
+import { checkExecutedCost } from "./executed-cost.js";
 import { checkIntegrity } from "./integrity.js";
 import { bootstrapRefusal, checkPolicy } from "./policy.js";
 import { checkProtocol } from "./protocol.js";
@@ -177,6 +178,20 @@ export const consistencyCheck: CheckUnit = {
       // A shard holds the samples its marker lists, not the whole run's count.
       expectedSamples: shardMarkerOf(context, validatorsOf(options))?.sampleIds.length,
     }),
+};
+
+export const executedCostCheck: CheckUnit = {
+  name: "executed-cost",
+  codes: ["E_EXECUTED_BYTES", "E_EXECUTED_SPEED"],
+  // Reads fingerprints by (sample, method): only once consistency has tied them to the records.
+  requires: ["schemas", "consistency"],
+  run: (context) => {
+    const manifest = context.value("manifest.json") as { version?: unknown } | undefined;
+    return checkExecutedCost({
+      ...validInputs(context),
+      version: typeof manifest?.version === "number" ? manifest.version : 1,
+    });
+  },
 };
 
 export const recomputeCheck: CheckUnit = {
@@ -354,6 +369,7 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   trustCheck,
   schemasCheck,
   consistencyCheck,
+  executedCostCheck,
   recomputeCheck,
   claimsCheck,
   policyCheck,

@@ -51,14 +51,7 @@
  * ">=", high for "<="); pass = judged >= threshold (or <=). allClaimsPass = every claim
  * passes (true when there are none).
  */
-import type {
-  ClaimResult,
-  Interval,
-  MethodSummary,
-  RunCostSummary,
-  SampleRecord,
-  Summary,
-} from "../bundle/types.js";
+import type { ClaimResult, MethodSummary, RunCostSummary, SampleRecord, Summary } from "../bundle/types.js";
 import { methodOfVariant } from "../config/sweep.js";
 import type { ClaimMetric, MethodConfig, RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";

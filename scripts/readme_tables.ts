@@ -28,6 +28,7 @@ import {
   kvReading,
   methodsMarkdown,
   runCostMarkdown,
+  speedReading,
   weightsMarkdown,
   weightsReading,
 } from "../src/report/markdown.js";
@@ -105,6 +106,8 @@ function defaultBlock(bundle: VerifiedBundle): string {
   lines.push(runCostMarkdown(bundle.summary, bundle.config, bundle.order));
   const reading = kvReading(bundle.summary, bundle.order);
   if (reading !== undefined) lines.push("", reading);
+  const speeds = speedReading(bundle.summary);
+  if (speeds !== undefined) lines.push("", speeds);
   return lines.join("\n");
 }
 
@@ -126,6 +129,8 @@ function weightsBlock(bundle: VerifiedBundle): string {
   const naive = bundle.summary.methods.naive;
   const reading = naive === undefined ? undefined : weightsReading("naive", naive);
   if (reading !== undefined) lines.push("", reading);
+  const speeds = speedReading(bundle.summary);
+  if (speeds !== undefined) lines.push("", speeds);
   return lines.join("\n");
 }
 
@@ -159,7 +164,7 @@ async function main(argv: string[]): Promise<number> {
         default: defaultBlock(await verified(join(dir, "default.zip"), trusted)),
         weights: weightsBlock(await verified(join(dir, "weights.zip"), trusted)),
       };
-      await writeFileAtomic(readme, replaceBlocks(readFileSync(readme, "utf8"), blocks));
+      await writeFileAtomic(readme, replaceBlocks(readFileSync(readme, "utf8"), blocks), { overwrite: true });
       process.stderr.write(`${readme}: ${Object.keys(blocks).join(", ")} tables rewritten\n`);
       return 0;
     }

@@ -188,3 +188,19 @@ export function frontierMarkdown(summary: Summary, methodOrder: readonly string[
   }
   return lines.join("\n");
 }
+
+/**
+ * What the decode speed ratios can be compared with, from the bundle's numbers: `full` decodes
+ * the same cache as the baseline, so its ratio is the bias of timing order and machine load.
+ */
+export function speedReading(summary: Summary): string | undefined {
+  const full = Object.hasOwn(summary.methods, "full") ? summary.methods.full : undefined;
+  if (full?.decodeSpeedRatio === undefined) return undefined;
+  const ci = full.intervals.decodeSpeedRatio;
+  return (
+    `\`full\` decodes the same cache as the baseline; its decode speed ratio is ${formatNumber(full.decodeSpeedRatio)}×` +
+    (ci === undefined ? "" : ` ${interval(ci.low, ci.high, (n) => formatNumber(n))}`) +
+    ": the baseline's passes are timed first after each prefill, on a machine shared with other work, " +
+    "so read a method's decode speed ratio against `full`'s, not against 1 (the timings are the producer's; replay re-times them)."
+  );
+}

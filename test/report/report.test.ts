@@ -17,7 +17,7 @@ import { writeReportBundle } from "./report-bundle.js";
 const work = mkdtempSync(join(tmpdir(), "spg-report-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const PLOTS = ["pareto", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"];
+const PLOTS = ["pareto", "run-cost", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"];
 
 /** Each plot's figure holds one vega-rendered SVG. */
 function plotSvgs(html: string): Map<string, string> {

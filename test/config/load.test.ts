@@ -364,8 +364,7 @@ test('reservedHeads "all" passes the model check whatever its head count; anothe
     "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { reservedHeads: all } }\n",
   );
   const config = resolveConfig({ file });
-  const spg = config.methods.find((m) => m.name === "spg");
-  assert.equal((spg?.params.stage2 as { reservedHeads: unknown }).reservedHeads, "all");
+  assert.equal(spgParams(config).stage2.reservedHeads, "all");
   for (const numHeads of [1, 4, 8]) checkConfigAgainstModel(config, { ...shapeModel, numHeads });
   const bad = writeConfig(
     "some-heads.yaml",
@@ -379,7 +378,8 @@ test('reservedHeads "all" passes the model check whatever its head count; anothe
 test("the ablation 03-no-head-compression reserves every head of the model run, not a fixed count", () => {
   const config = resolveConfig({ ablation: true });
   const variant = config.methods.find((m) => m.name === "spg-no-head-compression");
-  assert.equal((variant?.params.stage2 as { reservedHeads: unknown }).reservedHeads, "all");
+  assert.ok(variant);
+  assert.equal((variant.params.stage2 as { reservedHeads: unknown }).reservedHeads, "all");
 });
 
 test("the schema file is valid JSON with additionalProperties false at the top", () => {

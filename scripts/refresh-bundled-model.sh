@@ -1,17 +1,19 @@
 #!/bin/sh
 # Replaces the bundled model with a freshly exported one and regenerates everything that renders
-# from it, in order (README "The bundled model"):
+# from it, in order (README "Layout"; the model card's "Reproduce"):
 #
 #   scripts/refresh-bundled-model.sh [--with-bundles | --skip-example] EXPORTED_DIR
 #   scripts/refresh-bundled-model.sh --example-only
 #
-#  1. copies EXPORTED_DIR/{config.json,model.safetensors,training.json} (what
-#     `train_gpt_neo.py --out DIR` exports) into models/gpt-neo-brown, removing the files derived
-#     from the old weights first, so a failure below never leaves them beside the new weights;
-#  2. the trainer's --check-fixtures (the torch GPT-Neo against the HF fixtures) into
+#  1. removes the files derived from the old weights (so a failure below never leaves them beside
+#     the new weights) and copies EXPORTED_DIR/{config.json,model.safetensors,training.json} (what
+#     `train_gpt_neo.py --out DIR` exports) into models/gpt-neo-brown (nothing to copy when the
+#     trainer exported into models/gpt-neo-brown itself, its default --out);
+#  2. builds, writes the Brown tokens as spg reads them (tmp/refresh-data), and runs the trainer's
+#     --check-fixtures (the torch GPT-Neo against the HF fixtures) into
 #     fixture-check.json, and --dump-logits / --dump-compact on the new weights (the compact file
 #     is test/fixtures/gpt-neo-brown-torch-logits.json, which the ONNX-vs-torch test reads);
-#  3. builds, then scripts/measure_bundled_model.ts (perplexity, unigram baseline, attention
+#  3. scripts/measure_bundled_model.ts (perplexity, unigram baseline, attention
 #     entropy, the card's greedy sample, max |ONNX - torch|) into measurements.json;
 #  4. `spg model eval --window 1024 --json` into spg-model-eval-window1024.json (the card's CLI
 #     cross-check);
@@ -90,30 +92,32 @@ for name in config.json model.safetensors training.json; do
     exit 2
   }
 done
-if [ "$SOURCE" = "$ROOT/$MODEL" ]; then
-  echo "$1 is the bundled model itself: give the freshly exported directory" >&2
-  exit 2
-fi
 if [ "$MODE" = bundles ] && [ ! -x scripts/regenerate-bundles.sh ]; then
   echo "--with-bundles needs scripts/regenerate-bundles.sh, which this checkout lacks" >&2
   exit 2
 fi
 
-step "1. copy $SOURCE into $MODEL"
 rm -f "$MODEL/measurements.json" "$MODEL/fixture-check.json" "$MODEL"/spg-model-eval*.json
-for name in config.json model.safetensors training.json; do
-  cp "$SOURCE/$name" "$MODEL/$name.tmp-$$"
-  mv "$MODEL/$name.tmp-$$" "$MODEL/$name"
-done
+if [ "$SOURCE" = "$ROOT/$MODEL" ]; then
+  step "1. the trainer exported into $MODEL itself: nothing to copy"
+else
+  step "1. copy $SOURCE into $MODEL"
+  for name in config.json model.safetensors training.json; do
+    cp "$SOURCE/$name" "$MODEL/$name.tmp-$$"
+    mv "$MODEL/$name.tmp-$$" "$MODEL/$name"
+  done
+fi
 
-step "2. torch: fixture check, logits on the new weights"
-mkdir -p tmp
+step "2. build; torch: fixture check, logits on the new weights"
+npx tsc -p .
+# The eval tokens the dump reads, as spg tokenizes Brown now (a directory of its own, so a
+# training run's tmp/train-data is never touched).
+node dist/scripts/export_brown_tokens.js tmp/refresh-data
 scripts/train_env.sh --check-fixtures test/fixtures/gpt-neo-hf --check-report "$MODEL/fixture-check.json"
-scripts/train_env.sh --out "$MODEL" --dump-logits tmp/torch-logits.json \
+scripts/train_env.sh --out "$MODEL" --data-dir tmp/refresh-data --dump-logits tmp/torch-logits.json \
   --dump-compact test/fixtures/gpt-neo-brown-torch-logits.json --dump-length 600
 
-step "3. build, measure with spg's ONNX runtime"
-npx tsc -p .
+step "3. measure with spg's ONNX runtime"
 node dist/scripts/measure_bundled_model.js --model "$MODEL" --torch-logits tmp/torch-logits.json
 
 step "4. spg model eval --window 1024"

@@ -583,11 +583,14 @@ def train(args):
         if init_state["step"] != args.schedule_start:
             raise SystemExit(f"{args.init_from} is at step {init_state['step']}; pass --schedule-start {init_state['step']}")
         previous_args = dict(init_state["args"])
+        # The whole lineage, so the last phase's training.json names every earlier phase.
         previous_phase = {
             "checkpoint_sha256": hashlib.sha256(init_bytes).hexdigest(),
             "steps": init_state["step"],
             "command": previous_args.get("command") or command_from_args(previous_args),
             "args": previous_args,
+            "previous_phase": init_state.get("previous_phase"),
+            "initial_weights": init_state.get("initial_weights"),
         }
         model.load_state_dict(init_state["model"])
         optimizer.load_state_dict(init_state["optimizer"])

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { test } from "node:test";
+import { readBundleZip } from "../../src/bundle/read.js";
 import type { SampleRecord } from "../../src/bundle/types.js";
+import { packageRoot } from "../../src/paths.js";
 import { runChecks, type VerifyOptions } from "../../src/verify/runner.js";
 import type { Finding } from "../../src/verify/types.js";
 import {
@@ -153,4 +156,28 @@ test("speeds, token counts and provider that disagree with the timings, config o
     const result = forged(edit);
     assert.ok(failing(result.findings).includes("E_EXECUTED_SPEED"), `${name}: ${failing(result.findings)}`);
   }
+});
+
+test("a factor rank stated below the policy's (fewer executed bytes claimed) fails", async () => {
+  const read = await readBundleZip(join(packageRoot(), "bundles", "weights.zip"));
+  assert.ok(read.ok);
+  if (!read.ok) return;
+  const entries = new Map(read.entries);
+  const lines = entries.get("fingerprints.jsonl")!.toString("utf8").trim().split("\n");
+  // naive: rank 128 on every matrix (full rank on 128-wide ones); state one factor at rank 1.
+  const at = lines.findIndex(
+    (line) => line.includes('"encoding":"lowrank"') && line.includes('"method":"naive"'),
+  );
+  assert.ok(at >= 0);
+  const line = JSON.parse(lines[at]) as { rank: number };
+  line.rank = 1;
+  lines[at] = canonicalJson(line);
+  entries.set("fingerprints.jsonl", Buffer.from(`${lines.join("\n")}\n`));
+  resign(entries, key);
+  const result = runChecks({ entries }, options);
+  const messages = result.findings.filter((f) => f.code === "E_EXECUTED_BYTES").map((f) => f.message);
+  assert.ok(
+    messages.some((m) => /rank 1, the policy gives 128/.test(m)),
+    messages.join("\n"),
+  );
 });

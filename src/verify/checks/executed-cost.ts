@@ -31,6 +31,9 @@ import {
 import type { RunConfig } from "../../config/types.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../../model/executed.js";
 import type { GptNeoConfig } from "../../model/types.js";
+import { plannedRank } from "../../weights/memory.js";
+import type { WeightsMethodParams } from "../../weights/method.js";
+import { planCompression } from "../../weights/policy.js";
 import { FailureCollector } from "../collect.js";
 import { type Finding, pass, warn } from "../types.js";
 import { numbersAgree } from "./recompute.js";
@@ -121,6 +124,28 @@ export function checkExecutedCost(input: ExecutedCostInput): Finding[] {
       const list = kvLayers.get(key) ?? [];
       list.push(line);
       kvLayers.set(key, list);
+    }
+  }
+  // A factor's rank sets what its method executes: the policy's rank (fixed rank or fraction:
+  // exact; energy threshold: at most its bound), so a rank stated smaller than that fails.
+  for (const method of config.methods) {
+    if (method.kind !== "weights") continue;
+    const plans = new Map(
+      planCompression(model, method.params as unknown as WeightsMethodParams).map((plan) => [
+        plan.name,
+        plan,
+      ]),
+    );
+    for (const [tensor, rank] of ranks.get(method.name) ?? []) {
+      const plan = plans.get(tensor);
+      if (plan === undefined) continue;
+      const planned = plannedRank(plan);
+      if (planned.exact ? rank !== planned.rank : rank > planned.rank) {
+        failures.add(
+          "E_EXECUTED_BYTES",
+          `weight fingerprint ${method.name}/${tensor}: rank ${rank}, the policy gives ${planned.exact ? "" : "at most "}${planned.rank}`,
+        );
+      }
     }
   }
   const weightsOf = new Map<string, number>();

@@ -95,40 +95,57 @@ export function firstDuplicateKey(text: string): string | undefined {
   return undefined;
 }
 
-/** Whether every object in a parsed value lists its keys in ascending UTF-16 order (as canonical JSON does). */
-function keysInOrder(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return true;
-  if (Array.isArray(value)) {
-    for (const item of value) if (!keysInOrder(item)) return false;
-    return true;
-  }
-  let previous: string | undefined;
-  for (const key of Object.keys(value)) {
-    if (previous !== undefined && !(previous < key)) return false;
-    if (!keysInOrder((value as Record<string, unknown>)[key])) return false;
-    previous = key;
-  }
-  return true;
+/**
+ * A parsed value's shape in one walk: whether it nests deeper than `limit` (the walk stops
+ * there, so a hostile depth never reaches a recursive serializer) and whether every object
+ * lists its keys in ascending UTF-16 order, as canonical JSON does.
+ */
+function shapeOf(value: unknown, limit: number): { tooDeep: boolean; keysInOrder: boolean } {
+  const shape = { tooDeep: false, keysInOrder: true };
+  const walk = (item: unknown, depth: number): void => {
+    if (typeof item !== "object" || item === null || shape.tooDeep) return;
+    if (depth > limit) {
+      shape.tooDeep = true;
+      return;
+    }
+    if (Array.isArray(item)) {
+      for (const element of item) walk(element, depth + 1);
+      return;
+    }
+    let previous: string | undefined;
+    for (const key of Object.keys(item)) {
+      if (previous !== undefined && !(previous < key)) shape.keysInOrder = false;
+      previous = key;
+      walk((item as Record<string, unknown>)[key], depth + 1);
+    }
+  };
+  walk(value, 1);
+  return shape;
+}
+
+function tooDeep(where: string): { ok: false; code: EntryParseCode; error: string } {
+  return failure(
+    ENTRY_PARSE_CODES.nesting,
+    `${where} nests arrays or objects deeper than ${MAX_JSON_NESTING} levels`,
+  );
 }
 
 /** One JSON document in bytes [start, end), strictly (see the header). `where` names it in errors. */
 export function parseStrict(bytes: Buffer, start: number, end: number, where: string): Parsed<unknown> {
-  if (!nestingWithin(bytes, start, end, MAX_JSON_NESTING)) {
-    return failure(
-      ENTRY_PARSE_CODES.nesting,
-      `${where} nests arrays or objects deeper than ${MAX_JSON_NESTING} levels`,
-    );
-  }
   const text = bytes.toString("utf8", start, end);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
+    // Too deep is named first, as it would be of a document that did parse.
+    if (!nestingWithin(bytes, start, end, MAX_JSON_NESTING)) return tooDeep(where);
     return failure(ENTRY_PARSE_CODES.syntax, `${where} is not valid JSON: ${(error as Error).message}`);
   }
+  const shape = shapeOf(value, MAX_JSON_NESTING);
+  if (shape.tooDeep) return tooDeep(where);
   // Fast path: the text is its own plain serialization and every object's keys are in order,
   // which is exactly canonical (JSON.stringify with the sorted key list writes the same bytes).
-  if (JSON.stringify(value) === text && keysInOrder(value)) return { ok: true, value };
+  if (shape.keysInOrder && JSON.stringify(value) === text) return { ok: true, value };
   // Otherwise the canonical form names what differs (integer-like keys land here too: JSON.parse
   // puts them first, so a canonical {"16":..,"8":..} still passes below).
   let canonical: string | undefined;

@@ -109,7 +109,7 @@ export class ConsistencyFold {
       );
     }
     let sample = this.bySample.get(record.sampleId);
-    if (sample !== undefined && sample.methods.has(record.method)) {
+    if (sample?.methods.has(record.method)) {
       failures.add("E_CONSISTENCY_DUPLICATE_RECORD", `${where} appears more than once`);
       return;
     }

@@ -16,7 +16,6 @@ import { ENTRY_SCHEMAS } from "../schemas.js";
 import type { CheckName, Finding } from "../types.js";
 import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
-import { checkConsistency } from "./consistency.js";
 import { checkDraw } from "./draw.js";
 import { checkIntegrity } from "./integrity.js";
 import { lineFoldsOf } from "./lines.js";

@@ -63,7 +63,7 @@ export class WeightsConsistencyFold {
   private lines = 0;
 
   constructor(
-    private readonly config: RunConfig,
+    config: RunConfig,
     private readonly model: { layers: number; hiddenSize: number },
   ) {
     this.weightsMethods = new Map(config.methods.filter((m) => m.kind === "weights").map((m) => [m.name, m]));
@@ -116,13 +116,12 @@ export class WeightsConsistencyFold {
   finish(failures: FailureCollector): number {
     failures.absorb(this.recordFailures);
     failures.absorb(this.lineFailures);
-    checkWeightsMethods(this.config, this.model, this.weightsMethods, this.byMethod, this.stated, failures);
+    checkWeightsMethods(this.model, this.weightsMethods, this.byMethod, this.stated, failures);
     return this.lines;
   }
 }
 
 function checkWeightsMethods(
-  config: RunConfig,
   model: { layers: number; hiddenSize: number },
   weightsMethods: ReadonlyMap<string, RunConfig["methods"][number]>,
   byMethod: ReadonlyMap<string, WeightFingerprintLine[]>,

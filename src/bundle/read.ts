@@ -712,6 +712,8 @@ async function inflateEntry(
   limits: ZipReadLimits,
   budget: InflateBudget,
   sink?: EntrySink,
+  /** One of the names the caller streams (kept whole or not: a shard's records may be). */
+  streamedName = false,
 ): Promise<InflateResult> {
   const shown = JSON.stringify(name);
   const sizes = { entry: name, compressedSize: entry.compressedSize, declaredSize: entry.uncompressedSize };
@@ -732,6 +734,8 @@ async function inflateEntry(
     };
   }
   const ratioCap = Math.max(limits.ratioExemptBytes, entry.compressedSize * limits.maxCompressionRatio);
+  // An entry kept whole is bounded by the held limit too (the streamed ones pass through).
+  const heldLimit = streamedName ? Number.POSITIVE_INFINITY : limits.maxHeldEntryBytes;
   return new Promise<InflateResult>((resolve) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -758,6 +762,16 @@ async function inflateEntry(
             ZIP_CODES.tooLarge,
             `entry ${shown} inflates past the ${limits.maxEntryBytes}-byte limit; stopped reading`,
             { ...sizes, inflatedAtLeast: bytes, limit: limits.maxEntryBytes },
+          ),
+        });
+      } else if (bytes > heldLimit) {
+        settle({
+          ok: false,
+          fatal: true,
+          finding: finding(
+            ZIP_CODES.tooLarge,
+            `entry ${shown} inflates past the ${heldLimit}-byte limit for an entry held in memory; stopped reading`,
+            { ...sizes, inflatedAtLeast: bytes, limit: heldLimit },
           ),
         });
       } else if (budget.total > limits.maxTotalBytes) {
@@ -928,7 +942,14 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
       const sink = streamed.includes(checked.name)
         ? options.stream?.open(checked.name, contents, archiveNames)
         : undefined;
-      const result = await inflateEntry(zipfile, checked, limits, budget, sink);
+      const result = await inflateEntry(
+        zipfile,
+        checked,
+        limits,
+        budget,
+        sink,
+        streamed.includes(checked.name),
+      );
       if (result.ok) {
         if (result.data !== undefined) contents.set(checked.name, result.data);
         continue;

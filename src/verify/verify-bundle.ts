@@ -245,7 +245,8 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   let checkpoint: Promise<GptNeoCheckpoint | undefined> | undefined;
   const checkOptions: FileCheckOptions = {
     path,
-    limits: options.limits,
+    // The policy bounds what verify holds in memory; a caller's limits come on top.
+    limits: { maxHeldEntryBytes: policy.bundle?.maxHeldEntryBytes, ...options.limits },
     replay,
     checkpoint: () => {
       checkpoint ??= replay === false ? Promise.resolve(undefined) : replayCheckpoint(replay.modelDir);

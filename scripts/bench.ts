@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
- * `npm run bench -- verify [--samples N] [--layers L] [--resamples N] [--max-ratio R] [--max-rss-mib M] [--keep DIR]` (scripts/bench-verify.ts)
+ * `npm run bench -- verify [--samples N] [--layers L] [--resamples N] [--repeats K] [--max-ratio R] [--max-rss-mib M] [--keep DIR]` (scripts/bench-verify.ts)
  * `npm run bench -- verify --adversarial [--scale N] [--case NAME]...` (scripts/bench-adversarial.ts)
  * `npm run bench -- dataset [--documents N] [--samples N]` (scripts/bench-dataset.ts)
  * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N]`
@@ -169,6 +169,7 @@ async function main() {
       layers: { type: "string", default: "24" },
       "max-ratio": { type: "string", default: "5" },
       keep: { type: "string" },
+      repeats: { type: "string", default: "3" },
       documents: { type: "string", default: "250000" },
     },
   });
@@ -206,6 +207,7 @@ async function main() {
       maxRatio: Number(values["max-ratio"]),
       maxRssMiB: Number(values["max-rss-mib"] ?? "1024"),
       keep: values.keep,
+      repeats: Number(values.repeats),
     });
     return;
   }

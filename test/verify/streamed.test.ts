@@ -5,7 +5,7 @@
  * lines, and a JSON Lines entry must read the same however its bytes are cut into chunks.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -13,7 +13,9 @@ import { parse, stringify } from "yaml";
 import { adversarialCases } from "../../scripts/adversarial-bundles.js";
 import { readBundleZip } from "../../src/bundle/read.js";
 import { zipEntries } from "../../src/bundle/write.js";
+import { isSpgError } from "../../src/errors.js";
 import { mulberry32 } from "../../src/measure/prng.js";
+import { bundledModelDir } from "../../src/paths.js";
 import { JsonLinesReader, parseJsonLinesEntry } from "../../src/verify/parse.js";
 import { defaultPolicyPath } from "../../src/verify/policy.js";
 import { runChecks } from "../../src/verify/runner.js";
@@ -130,4 +132,31 @@ test("the policy bounds every entry verify holds, not the streamed ones", async 
   assert.equal(over.exitCode, 3);
   assert.match(over.findings[0]?.message ?? "", /held in memory/);
   assert.equal(over.findings[0]?.code, "E_ZIP_TOO_LARGE");
+});
+
+test("the verifier's model is read only when replay runs; a bad --model path is still refused first", async () => {
+  // A checkpoint whose layout is right but whose weights are not safetensors: reading it fails.
+  const model = join(dir, "unreadable-model");
+  mkdirSync(model, { recursive: true });
+  copyFileSync(join(bundledModelDir(), "config.json"), join(model, "config.json"));
+  writeFileSync(join(model, "model.safetensors"), "not safetensors");
+  const { entries } = bundleFixture().contents;
+  const tampered = new Map(entries);
+  tampered.set("report.md", Buffer.from("# changed after signing\n"));
+  const path = join(dir, "tampered.zip");
+  writeFileSync(path, await zipEntries([...tampered].map(([name, data]) => ({ name, data }))));
+  // Integrity fails, so replay never runs and the model is never read.
+  const result = await verifyBundleFile(path, {
+    requireTrusted: false,
+    replay: { samples: 1, modelDir: model },
+  });
+  assert.equal(result.exitCode, 4);
+  assert.equal(result.findings.find((finding) => finding.check === "replay")?.code, "E_CHECK_SKIPPED");
+  await assert.rejects(
+    verifyBundleFile(path, {
+      requireTrusted: false,
+      replay: { samples: 1, modelDir: join(dir, "no-such-model") },
+    }),
+    (error) => isSpgError(error) && error.code === "E_CHECKPOINT_MISSING" && error.exitCode === 2,
+  );
 });

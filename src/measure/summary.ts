@@ -196,18 +196,20 @@ export class MethodFold {
   }
 }
 
-/** The sums metricsFromSums reads: the only ones a bootstrap resample needs. */
-const METRIC_FIELDS = [
-  "scoredTokens",
-  "nllBaseline",
-  "nllCompressed",
-  "klSum",
-  "top1Matches",
-  "generationCompared",
-  "generationMatches",
-  "ratioBaseline",
-  "ratioCompressed",
-] as const satisfies readonly (keyof PooledSums)[];
+/**
+ * Sums only the point figures report (metricsFromSums reads none of them), so a bootstrap
+ * resample skips them. Every other summed field, a new one included, is resampled.
+ */
+const POINT_ONLY_FIELDS: readonly (keyof PooledSums)[] = [
+  "kvBytesBaseline",
+  "kvBytesCompressed",
+  "logitCosineSum",
+  "parametersBaseline",
+  "parametersStored",
+];
+
+/** The sums a bootstrap resample recomputes. */
+const METRIC_FIELDS = SUMMED_FIELDS.filter((field) => !POINT_ONLY_FIELDS.includes(field));
 
 /** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
 type Columns = Record<keyof PooledSums, Float64Array>;
@@ -316,7 +318,7 @@ function* resampleSums(columns: Columns, bootstrap: RunConfig["bootstrap"]): Gen
   const totals = new Float64Array(width);
   for (const positions of bootstrapResamples(n, bootstrap.resamples, bootstrap.seed)) {
     addRows(rows, width, positions, totals);
-    // Only the sums the metrics read are resampled; the others stay 0 and are never read.
+    // The point-only sums stay 0: no metric reads them.
     const sums = {} as PooledSums;
     for (const field of SUMMED_FIELDS) sums[field] = 0;
     METRIC_FIELDS.forEach((field, f) => {

@@ -79,8 +79,8 @@ function fixtureDraw(config: RunConfig) {
   return draw;
 }
 
-// Model: 2 layers, 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
-const LAYERS = 2;
+// Model: 2 layers (or options.layers), 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
+const DEFAULT_LAYERS = 2;
 const HEADS = 2;
 const HIDDEN = 8;
 const CONTEXT = 16;
@@ -111,14 +111,14 @@ function streamingParams(): Record<string, unknown> {
 /** The fixture model's shapes beyond layers, heads and hidden size (format version 3's model.architecture). */
 const ARCHITECTURE = { vocabSize: 64, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
 
-function fixtureModelConfig(): GptNeoConfig {
+function fixtureModelConfig(layers: number): GptNeoConfig {
   return {
     ...ARCHITECTURE,
     hiddenSize: HIDDEN,
-    numLayers: LAYERS,
+    numLayers: layers,
     numHeads: HEADS,
     headDim: HIDDEN / HEADS,
-    attentionLayers: Array.from({ length: LAYERS }, () => "global" as const),
+    attentionLayers: Array.from({ length: layers }, () => "global" as const),
     windowSize: CONTEXT,
     layerNormEpsilon: 1e-5,
     bosTokenId: undefined,
@@ -135,14 +135,15 @@ export function fixtureRunCost(
   config: RunConfig,
   record: Pick<SampleRecord, "continuationTokens" | "timingsMs">,
   slots: number,
+  layers = DEFAULT_LAYERS,
 ): NonNullable<SampleRecord["runCost"]> {
-  const model = fixtureModelConfig();
+  const model = fixtureModelConfig(layers);
   const weights = executedWeightBytesOfShapes(model, { observationWindow: config.kv.observationWindow });
   const room = config.generation.tokens;
   const kv = (perLayer: number) =>
     executedKvBytes(
       model,
-      Array.from({ length: LAYERS }, () => perLayer + room),
+      Array.from({ length: layers }, () => perLayer + room),
     );
   const teacherForced = record.continuationTokens - 1;
   const baselineTimingsMs = { continuation: 5, generation: 4 };
@@ -166,12 +167,16 @@ export function fixtureRunCost(
 
 /**
  * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
- * the figures of sample i mod 3, so every invariant still holds. `runCost` (default true)
+ * the figures of sample i mod 3, so every invariant still holds; `layers` (default 2) sets the
+ * model's layer count, one fingerprint per layer, method and sample. `runCost` (default true)
  * adds what format version 3 requires (records' runCost, fingerprints' slotsRead,
  * model.architecture); false gives the parts of a version 1 or 2 bundle.
  */
-export function fixtureParts(options: { samples?: number; runCost?: boolean } = {}): FixtureParts {
+export function fixtureParts(
+  options: { samples?: number; layers?: number; runCost?: boolean } = {},
+): FixtureParts {
   const sampleCount = options.samples ?? 3;
+  const layers = options.layers ?? DEFAULT_LAYERS;
   const config: RunConfig = {
     name: "fixture",
     model: { path: "bundled", dtype: "fp32", device: "cpu" },
@@ -228,7 +233,7 @@ export function fixtureParts(options: { samples?: number; runCost?: boolean } = 
         { name: "config.json", sha256: sha256Text("config"), bytes: 100 },
         { name: "model.safetensors", sha256: sha256Text("weights"), bytes: 1000 },
       ],
-      layers: LAYERS,
+      layers,
       heads: HEADS,
       hiddenSize: HIDDEN,
     },
@@ -253,7 +258,7 @@ export function fixtureParts(options: { samples?: number; runCost?: boolean } = 
     { compared: 6, matches: 4, firstDivergence: 2 },
     { compared: 6, matches: 5, firstDivergence: 3 },
   ];
-  const baselineBytes = LAYERS * FULL_LAYER_ELEMENTS * 2;
+  const baselineBytes = layers * FULL_LAYER_ELEMENTS * 2;
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
   for (let i = 0; i < sampleCount; i++) {
@@ -291,9 +296,9 @@ export function fixtureParts(options: { samples?: number; runCost?: boolean } = 
       klSum: streamKl[figures],
       top1Matches: streamTop1[figures],
       generation: streamGeneration[figures],
-      kvBytesCompressed: LAYERS * streamLayerBytes,
+      kvBytesCompressed: layers * streamLayerBytes,
     });
-    for (let layer = 0; layer < LAYERS; layer++) {
+    for (let layer = 0; layer < layers; layer++) {
       fingerprints.push({
         sampleId: common.sampleId,
         method: "full",
@@ -325,7 +330,7 @@ export function fixtureParts(options: { samples?: number; runCost?: boolean } = 
     for (const line of fingerprints) line.slotsRead = slotsRead(line);
     for (const record of records) {
       const line = fingerprints.find((f) => f.sampleId === record.sampleId && f.method === record.method);
-      record.runCost = fixtureRunCost(config, record, slotsRead(line as LayerFingerprint));
+      record.runCost = fixtureRunCost(config, record, slotsRead(line as LayerFingerprint), layers);
     }
   }
   return { config, environment, records, fingerprints };

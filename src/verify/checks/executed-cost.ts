@@ -25,7 +25,6 @@ import {
   type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
-  type LayerFingerprint,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -80,93 +79,53 @@ function tokensPerSecond(tokens: number, ms: number): number {
   return tokens === 0 ? 0 : tokens / (ms / 1000);
 }
 
-export function checkExecutedCost(input: ExecutedCostInput): Finding[] {
-  const { version, config, environment, records } = input;
-  const failures = new FailureCollector(CHECK);
-  const carrying = records.filter((record) => record.runCost !== undefined).length;
-  const required = version >= RUN_COST_FORMAT_VERSION;
-  if (!required && carrying === 0) {
-    return [
-      warn(
-        CHECK,
-        "W_EXECUTED_COST_ABSENT",
-        `format version ${version} bundle: no run cost recorded (records' runCost, fingerprints' slotsRead, environment's model.architecture), so executed memory, speeds, executedMemoryRatio and decodeSpeedRatio are absent and no claim can name them`,
-      ),
-    ];
-  }
-  if (carrying !== records.length) {
-    failures.add(
-      "E_EXECUTED_BYTES",
-      `${records.length - carrying} of ${records.length} records lack runCost${required ? ` (required from format version ${RUN_COST_FORMAT_VERSION})` : ""}`,
-    );
-  }
-  const model = shapesConfig(environment.model);
-  if (model === undefined) {
-    failures.add(
-      "E_EXECUTED_BYTES",
-      "environment.json model.architecture is missing (or hiddenSize is not a multiple of heads): executed bytes cannot be derived",
-    );
-    return failures.findings();
+/**
+ * The check as a fold (verify streams records.jsonl, then fingerprints.jsonl, through it): each
+ * record is judged as it arrives against the model's shapes and the config; what needs the
+ * fingerprints (a KV record's cache, a weights method's factor ranks) is kept as one number per
+ * record or per method and settled in findings().
+ */
+export class ExecutedCostFold {
+  private readonly failures = new FailureCollector(CHECK);
+  private readonly model: GptNeoConfig | undefined;
+  private readonly graphOptions: { observationWindow: number };
+  private readonly denseWeights: number;
+  private readonly kinds: Map<string, string>;
+  private records = 0;
+  private carrying = 0;
+  /** KV records: stated executed KV bytes, and what their layer fingerprints add up to. */
+  private readonly kvRecords = new Map<
+    string,
+    { stated: number; room: number; sum: number; layers: number }
+  >();
+  /** Weights methods: the executed weight bytes their records state (one value each, when they agree). */
+  private readonly statedWeights = new Map<string, Set<number>>();
+  private readonly ranks = new Map<string, Map<string, number>>();
+
+  constructor(private readonly input: Omit<ExecutedCostInput, "records" | "fingerprints">) {
+    this.model = shapesConfig(input.environment.model);
+    this.graphOptions = { observationWindow: input.config.kv.observationWindow };
+    this.denseWeights =
+      this.model === undefined ? 0 : executedWeightBytesOfShapes(this.model, this.graphOptions);
+    this.kinds = new Map(input.config.methods.map((method) => [method.name, method.kind]));
   }
 
-  const graphOptions = { observationWindow: config.kv.observationWindow };
-  const denseWeights = executedWeightBytesOfShapes(model, graphOptions);
-  const kinds = new Map(config.methods.map((method) => [method.name, method.kind]));
-  const kvLayers = new Map<string, LayerFingerprint[]>();
-  const ranks = new Map<string, Map<string, number>>();
-  for (const line of input.fingerprints) {
-    if (isWeightFingerprint(line)) {
-      const methodRanks = ranks.get(line.method) ?? new Map<string, number>();
-      if (line.encoding === "lowrank" && line.rank !== null) methodRanks.set(line.tensor, line.rank);
-      ranks.set(line.method, methodRanks);
-    } else {
-      const key = `${line.sampleId}\u0000${line.method}`;
-      const list = kvLayers.get(key) ?? [];
-      list.push(line);
-      kvLayers.set(key, list);
-    }
-  }
-  // A factor's rank sets what its method executes: the policy's rank (fixed rank or fraction:
-  // exact; energy threshold: at most its bound), so a rank stated smaller than that fails.
-  for (const method of config.methods) {
-    if (method.kind !== "weights") continue;
-    const plans = new Map(
-      planCompression(model, method.params as unknown as WeightsMethodParams).map((plan) => [
-        plan.name,
-        plan,
-      ]),
-    );
-    for (const [tensor, rank] of ranks.get(method.name) ?? []) {
-      const plan = plans.get(tensor);
-      if (plan === undefined) continue;
-      const planned = plannedRank(plan);
-      if (planned.exact ? rank !== planned.rank : rank > planned.rank) {
-        failures.add(
-          "E_EXECUTED_BYTES",
-          `weight fingerprint ${method.name}/${tensor}: rank ${rank}, the policy gives ${planned.exact ? "" : "at most "}${planned.rank}`,
-        );
-      }
-    }
-  }
-  const weightsOf = new Map<string, number>();
-  const methodWeights = (method: string) => {
-    let bytes = weightsOf.get(method);
-    if (bytes === undefined) {
-      bytes = executedWeightBytesOfShapes(model, graphOptions, ranks.get(method) ?? new Map());
-      weightsOf.set(method, bytes);
-    }
-    return bytes;
-  };
-
-  for (const record of records) {
+  record(record: SampleRecord): void {
+    this.records += 1;
     const cost = record.runCost;
-    if (cost === undefined) continue;
+    const model = this.model;
+    if (cost === undefined || model === undefined) return;
+    this.carrying += 1;
+    const { config, environment } = this.input;
+    const failures = this.failures;
     const where = `record ${record.sampleId}/${record.method}`;
-    const weightsMethod = kinds.get(record.method) === "weights";
+    const weightsMethod = this.kinds.get(record.method) === "weights";
     // Weights methods decode from their own prefill's first token: one step fewer.
     const room = weightsMethod ? Math.max(0, config.generation.tokens - 1) : config.generation.tokens;
-    const contextSlots = Array.from({ length: model.numLayers }, () => record.contextTokens + room);
-    const baselineKv = executedKvBytes(model, contextSlots);
+    const baselineKv = executedKvBytes(
+      model,
+      Array.from({ length: model.numLayers }, () => record.contextTokens + room),
+    );
     const bytes = (name: string, stated: number, expected: number) => {
       if (stated !== expected)
         failures.add(
@@ -174,39 +133,21 @@ export function checkExecutedCost(input: ExecutedCostInput): Finding[] {
           `${where}: ${name} ${stated}, the shapes and fingerprints give ${expected}`,
         );
     };
-    bytes("baselineExecutedBytes.weights", cost.baselineExecutedBytes.weights, denseWeights);
+    bytes("baselineExecutedBytes.weights", cost.baselineExecutedBytes.weights, this.denseWeights);
     bytes("baselineExecutedBytes.kv", cost.baselineExecutedBytes.kv, baselineKv);
     if (weightsMethod) {
-      bytes("executedBytes.weights", cost.executedBytes.weights, methodWeights(record.method));
+      const stated = this.statedWeights.get(record.method) ?? new Set<number>();
+      stated.add(cost.executedBytes.weights);
+      this.statedWeights.set(record.method, stated);
       bytes("executedBytes.kv", cost.executedBytes.kv, baselineKv);
     } else {
-      bytes("executedBytes.weights", cost.executedBytes.weights, denseWeights);
-      const layers = kvLayers.get(`${record.sampleId}\u0000${record.method}`) ?? [];
-      const slots = new Array<number>(model.numLayers).fill(Number.NaN);
-      for (const layer of layers) {
-        const read = layer.slotsRead;
-        if (read === undefined) {
-          failures.add("E_EXECUTED_BYTES", `${where} layer ${layer.layer}: fingerprint lacks slotsRead`);
-          continue;
-        }
-        const low = Math.ceil(layer.tokensKept / model.numHeads);
-        const high = Math.min(layer.tokensKept, Math.floor(layer.tokensTotal / model.numHeads));
-        if (read < low || read > high) {
-          failures.add(
-            "E_EXECUTED_BYTES",
-            `${where} layer ${layer.layer}: slotsRead ${read} outside [${low}, ${high}] for ${layer.tokensKept} kept slots over ${model.numHeads} heads`,
-          );
-        }
-        if (layer.layer < model.numLayers) slots[layer.layer] = read + room;
-      }
-      if (slots.some((value) => Number.isNaN(value))) {
-        failures.add(
-          "E_EXECUTED_BYTES",
-          `${where}: layer fingerprints do not cover the ${model.numLayers} layers`,
-        );
-      } else {
-        bytes("executedBytes.kv", cost.executedBytes.kv, executedKvBytes(model, slots));
-      }
+      bytes("executedBytes.weights", cost.executedBytes.weights, this.denseWeights);
+      this.kvRecords.set(`${record.sampleId}\u0000${record.method}`, {
+        stated: cost.executedBytes.kv,
+        room,
+        sum: 0,
+        layers: 0,
+      });
     }
 
     const speed = (message: string) => failures.add("E_EXECUTED_SPEED", `${where}: ${message}`);
@@ -220,9 +161,8 @@ export function checkExecutedCost(input: ExecutedCostInput): Finding[] {
         `teacherForcedTokens ${cost.teacherForcedTokens}, the continuation feeds ${record.continuationTokens - 1}`,
       );
     }
-    if (cost.decodeSteps !== room) {
+    if (cost.decodeSteps !== room)
       speed(`decodeSteps ${cost.decodeSteps}, the config's generation gives ${room}`);
-    }
     const expected = {
       teacherForced: tokensPerSecond(cost.teacherForcedTokens, record.timingsMs.continuation),
       decode: tokensPerSecond(cost.decodeSteps, record.timingsMs.generation),
@@ -236,11 +176,125 @@ export function checkExecutedCost(input: ExecutedCostInput): Finding[] {
       }
     }
   }
-  if (failures.size > 0) return failures.findings();
-  return [
-    pass(
-      CHECK,
-      `executed bytes of ${records.length} records follow from the model's shapes and the fingerprints; their speeds from their timings (timed on ${environment.executionProvider}, not re-timed here)`,
-    ),
-  ];
+
+  fingerprint(line: FingerprintLine): void {
+    const model = this.model;
+    if (model === undefined) return;
+    if (isWeightFingerprint(line)) {
+      const methodRanks = this.ranks.get(line.method) ?? new Map<string, number>();
+      if (line.encoding === "lowrank" && line.rank !== null) methodRanks.set(line.tensor, line.rank);
+      this.ranks.set(line.method, methodRanks);
+      return;
+    }
+    const entry = this.kvRecords.get(`${line.sampleId}\u0000${line.method}`);
+    const where = `record ${line.sampleId}/${line.method} layer ${line.layer}`;
+    const read = line.slotsRead;
+    if (read === undefined) {
+      if (this.input.version >= RUN_COST_FORMAT_VERSION || entry !== undefined)
+        this.failures.add("E_EXECUTED_BYTES", `${where}: fingerprint lacks slotsRead`);
+      return;
+    }
+    const low = Math.ceil(line.tokensKept / model.numHeads);
+    const high = Math.min(line.tokensKept, Math.floor(line.tokensTotal / model.numHeads));
+    if (read < low || read > high) {
+      this.failures.add(
+        "E_EXECUTED_BYTES",
+        `${where}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
+      );
+    }
+    if (entry === undefined) return;
+    entry.sum += executedKvBytes(model, [read + entry.room]);
+    entry.layers += 1;
+  }
+
+  findings(): Finding[] {
+    const { version } = this.input;
+    const required = version >= RUN_COST_FORMAT_VERSION;
+    if (!required && this.carrying === 0) {
+      return [
+        warn(
+          CHECK,
+          "W_EXECUTED_COST_ABSENT",
+          `format version ${version} bundle: no run cost recorded (records' runCost, fingerprints' slotsRead, environment's model.architecture), so executed memory, speeds, executedMemoryRatio and decodeSpeedRatio are absent and no claim can name them`,
+        ),
+      ];
+    }
+    const failures = this.failures;
+    const model = this.model;
+    if (model === undefined) {
+      failures.add(
+        "E_EXECUTED_BYTES",
+        "environment.json model.architecture is missing (or hiddenSize is not a multiple of heads): executed bytes cannot be derived",
+      );
+      return failures.findings();
+    }
+    if (this.carrying !== this.records) {
+      failures.add(
+        "E_EXECUTED_BYTES",
+        `${this.records - this.carrying} of ${this.records} records lack runCost${required ? ` (required from format version ${RUN_COST_FORMAT_VERSION})` : ""}`,
+      );
+    }
+    for (const [key, entry] of this.kvRecords) {
+      const where = `record ${key.replace("\u0000", "/")}`;
+      if (entry.layers !== model.numLayers) {
+        failures.add(
+          "E_EXECUTED_BYTES",
+          `${where}: layer fingerprints do not cover the ${model.numLayers} layers`,
+        );
+      } else if (entry.stated !== entry.sum) {
+        failures.add(
+          "E_EXECUTED_BYTES",
+          `${where}: executedBytes.kv ${entry.stated}, the shapes and fingerprints give ${entry.sum}`,
+        );
+      }
+    }
+    for (const method of this.input.config.methods) {
+      if (method.kind !== "weights") continue;
+      const methodRanks = this.ranks.get(method.name) ?? new Map<string, number>();
+      // A factor's rank sets what its method executes: the policy's rank (fixed rank or fraction:
+      // exact; energy threshold: at most its bound), so a rank stated smaller than that fails.
+      const plans = new Map(
+        planCompression(model, method.params as unknown as WeightsMethodParams).map((plan) => [
+          plan.name,
+          plan,
+        ]),
+      );
+      for (const [tensor, rank] of methodRanks) {
+        const plan = plans.get(tensor);
+        if (plan === undefined) continue;
+        const planned = plannedRank(plan);
+        if (planned.exact ? rank !== planned.rank : rank > planned.rank) {
+          failures.add(
+            "E_EXECUTED_BYTES",
+            `weight fingerprint ${method.name}/${tensor}: rank ${rank}, the policy gives ${planned.exact ? "" : "at most "}${planned.rank}`,
+          );
+        }
+      }
+      const stated = this.statedWeights.get(method.name);
+      if (stated === undefined) continue;
+      const expected = executedWeightBytesOfShapes(model, this.graphOptions, methodRanks);
+      for (const value of stated) {
+        if (value !== expected)
+          failures.add(
+            "E_EXECUTED_BYTES",
+            `records of ${method.name}: executedBytes.weights ${value}, the shapes and fingerprints give ${expected}`,
+          );
+      }
+    }
+    if (failures.size > 0) return failures.findings();
+    return [
+      pass(
+        CHECK,
+        `executed bytes of ${this.records} records follow from the model's shapes and the fingerprints; their speeds from their timings (timed on ${this.input.environment.executionProvider}, not re-timed here)`,
+      ),
+    ];
+  }
+}
+
+/** The check over records and fingerprints held in memory (the fold, fed in stream order). */
+export function checkExecutedCost(input: ExecutedCostInput): Finding[] {
+  const fold = new ExecutedCostFold(input);
+  for (const record of input.records) fold.record(record);
+  for (const line of input.fingerprints) fold.fingerprint(line);
+  return fold.findings();
 }

@@ -3,7 +3,7 @@
  * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
  * `npm run bench -- verify --adversarial [--scale N] [--case NAME]...` (scripts/bench-adversarial.ts)
  * `npm run bench -- dataset [--documents N] [--samples N]` (scripts/bench-dataset.ts)
- * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N]`
+ * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N] [--prefill-chunk N]`
  *   (scripts/bench-prove.ts; --shape runs a real-shape checkpoint with random weights)
  *
  * Prefill and decode throughput of the GPT-Neo runtime on CPU, and the same forwards through
@@ -157,6 +157,7 @@ async function main() {
       samples: { type: "string" },
       context: { type: "string" },
       continuation: { type: "string" },
+      "prefill-chunk": { type: "string" },
       preset: { type: "string" },
       model: { type: "string" },
       resamples: { type: "string", default: "200" },
@@ -181,6 +182,7 @@ async function main() {
       samples: values.samples === undefined ? undefined : Number(values.samples),
       context: values.context === undefined ? undefined : Number(values.context),
       continuation: values.continuation === undefined ? undefined : Number(values.continuation),
+      prefillChunk: values["prefill-chunk"] === undefined ? undefined : Number(values["prefill-chunk"]),
     };
     await (what === "prove" ? benchProve(options) : benchMethods(options));
     return;

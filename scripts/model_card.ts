@@ -37,7 +37,47 @@ interface TrainingInfo {
   numpy: string;
   python: string;
   command: string;
-  previous_phase?: { checkpoint_sha256: string; steps: number; command: string } | null;
+  previous_phase?: PreviousPhase | null;
+  initial_weights?: InitialWeights | null;
+  output_vocabulary?: { mode: string; seen_ids: number; unseen_ids_held_at_zero: number };
+}
+
+interface InitialWeights {
+  directory: string;
+  model_sha256: string;
+  config: Record<string, unknown>;
+}
+
+interface PreviousPhase {
+  checkpoint_sha256: string;
+  steps: number;
+  command: string;
+  previous_phase?: PreviousPhase | null;
+  initial_weights?: InitialWeights | null;
+}
+
+interface Phase {
+  command: string;
+  fromStep: number;
+  toStep: number;
+  initialWeights: InitialWeights | null;
+}
+
+/** Every phase of the run, oldest first, from the chain each phase's training.json records. */
+export function phasesOf(training: TrainingInfo): Phase[] {
+  const chain: { command: string; steps: number; initialWeights: InitialWeights | null }[] = [
+    { command: training.command, steps: training.steps, initialWeights: training.initial_weights ?? null },
+  ];
+  for (let phase = training.previous_phase; phase; phase = phase.previous_phase) {
+    chain.push({ command: phase.command, steps: phase.steps, initialWeights: phase.initial_weights ?? null });
+  }
+  chain.reverse();
+  return chain.map((phase, index) => ({
+    command: phase.command,
+    fromStep: index === 0 ? 0 : chain[index - 1].steps,
+    toStep: phase.steps,
+    initialWeights: phase.initialWeights,
+  }));
 }
 
 const notMeasured =
@@ -90,6 +130,7 @@ function main(): void {
   const last = curve[curve.length - 1];
   const tail = curve.slice(-10);
   const seen = tokensSeen(training.steps, training.tokens_per_step, training.seq_lengths);
+  const phases = phasesOf(training);
   const lines: string[] = [];
   const push = (...more: string[]) => lines.push(...more);
 
@@ -155,9 +196,25 @@ function main(): void {
     "| field | value |",
     "|---|---|",
     `| seed | ${training.seed} |`,
-    ...(training.previous_phase
+    ...(phases.length > 1
       ? [
-          `| phases | 1: steps 0..${training.previous_phase.steps} (own warmup + cosine); 2: steps ${training.previous_phase.steps}..${training.steps} (warm restart: new warmup + cosine, optimizer state kept) |`,
+          `| phases | ${phases.map((phase, index) => `${index + 1}: steps ${phase.fromStep}..${phase.toStep}${index === 0 ? " (own warmup + cosine)" : " (warm restart: new warmup + cosine, optimizer state kept)"}`).join("; ")} |`,
+        ]
+      : []),
+    ...(phases[0].initialWeights
+      ? [
+          `| initial weights | \`${phases[0].initialWeights.directory}\` at sha256 \`${phases[0].initialWeights.model_sha256}\` (${Object.entries(
+            phases[0].initialWeights.config,
+          )
+            .map(([key, value]) => `${key} ${String(value)}`)
+            .join(
+              ", ",
+            )}): the previously bundled model, trained on the same train split; its training record is \`lineage/\` |`,
+        ]
+      : []),
+    ...(training.output_vocabulary
+      ? [
+          `| output vocabulary | the loss scored the ${training.output_vocabulary.seen_ids} ids that occur in the train split; the ${training.output_vocabulary.unseen_ids_held_at_zero} ids that never occur keep all-zero embedding rows, so their logit is always 0 (the loss is still the exact full-vocabulary cross-entropy: \`--output-vocab seen\`) |`,
         ]
       : []),
     `| steps done | ${training.steps} (schedule length ${training.max_steps}; stopped by: ${training.stop_reason}) |`,
@@ -295,19 +352,17 @@ function main(): void {
     "npx tsc -p . && node dist/scripts/export_brown_tokens.js            # tmp/train-data/{train,eval}.bin",
     "dpkg-deb -x /var/cache/apt/archives/libopenblas0-pthread_0.3.21+ds-4_amd64.deb tmp/openblas  # optional: fast BLAS",
     "scripts/train_env.sh --check-fixtures test/fixtures/gpt-neo-hf --check-report models/gpt-neo-brown/fixture-check.json",
-    ...(training.previous_phase
-      ? [
-          `scripts/train_env.sh ${training.previous_phase.command.split(" ").slice(1).join(" ")}   # phase 1`,
-          `scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}   # phase 2`,
-        ]
-      : [`scripts/train_env.sh ${training.command.split(" ").slice(1).join(" ")}`]),
+    ...phases.map(
+      (phase, index) =>
+        `scripts/train_env.sh ${phase.command.split(" ").slice(1).join(" ")}${phases.length > 1 ? `   # phase ${index + 1}` : ""}`,
+    ),
     "scripts/train_env.sh --dump-logits tmp/torch-logits.json --dump-compact test/fixtures/gpt-neo-brown-torch-logits.json",
     "node dist/scripts/measure_bundled_model.js --torch-logits tmp/torch-logits.json",
     "node dist/scripts/model_card.js",
     "```",
     "",
-    "The training command(s) above are the ones recorded in `training.json` (phase 2 records phase 1's",
-    "checkpoint sha256 in `previous_phase`).",
+    "The training command(s) above are the ones recorded in `training.json` (each phase records the one",
+    "before it, with its checkpoint sha256, in `previous_phase`).",
     ...(training.stop_reason.startsWith("deadline")
       ? [
           `This run was stopped by its wall-clock deadline at step ${training.steps}; to reproduce these exact weights, run`,

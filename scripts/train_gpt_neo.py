@@ -369,6 +369,7 @@ def build_config(args):
 TRAINING_FLAGS = ("data_dir", "run_dir", "out", "seed", "threads", "vocab_size", "hidden_size", "num_layers",
                   "num_heads", "intermediate_size", "window_size", "max_positions", "attention_types",
                   "tokens_per_step", "seq_lengths", "max_steps", "schedule_start", "lr", "min_lr_ratio",
+                  "init_weights", "output_vocab",
                   "warmup_steps", "weight_decay", "grad_clip", "log_every", "checkpoint_every", "init_from",
                   "stop_at_step", "deadline_utc")
 
@@ -447,6 +448,60 @@ def learning_rate(step, args):
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class SeenVocabulary:
+    """The output vocabulary restricted to the token ids that occur in the train split.
+
+    Rows of the tied embedding for ids that never occur are set to zero and stay zero (they get no
+    gradient: never an input, never a scored output, and decoupled weight decay keeps 0 at 0). Their
+    logits are then exactly h . 0 = 0, so the full softmax over all vocab_size ids equals a softmax
+    over the seen ids plus one constant term log(unseen count): this loss IS the full-vocabulary
+    cross-entropy of the exported model, at a fraction of the LM head's cost.
+    """
+
+    def __init__(self, train_tokens, vocab_size):
+        self.ids = torch.unique(train_tokens)
+        self.unseen_count = vocab_size - self.ids.numel()
+        self.unseen_mask = torch.ones(vocab_size, dtype=torch.bool)
+        self.unseen_mask[self.ids] = False
+        self.position = torch.full((vocab_size,), -1, dtype=torch.long)
+        self.position[self.ids] = torch.arange(self.ids.numel())
+
+    def zero_unseen_rows(self, model):
+        with torch.no_grad():
+            model.transformer.wte.weight[self.unseen_mask] = 0.0
+
+    def unseen_rows_are_zero(self, model):
+        return bool((model.transformer.wte.weight[self.unseen_mask] == 0).all().item())
+
+    def loss(self, model, inputs, targets):
+        h, _ = model.hidden_states(inputs)
+        h = h.reshape(-1, h.shape[-1])
+        logits = F.linear(h, model.transformer.wte.weight.index_select(0, self.ids))
+        log_normalizer = torch.logsumexp(logits, dim=1)
+        if self.unseen_count > 0:
+            log_normalizer = torch.logaddexp(log_normalizer, torch.tensor(math.log(self.unseen_count)))
+        target_logits = logits.gather(1, self.position[targets.reshape(-1)].unsqueeze(1)).squeeze(1)
+        return (log_normalizer - target_logits).mean()
+
+
+def full_vocabulary_loss(model, inputs, targets):
+    logits = model(inputs)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def load_init_weights(model, directory):
+    """Initial weights from an exported checkpoint (config.json + model.safetensors) of the same shapes."""
+    path = os.path.join(directory, "model.safetensors")
+    with open(path, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    tensors, _ = read_safetensors(path)
+    model.load_hf_state({name: value.float() for name, value in tensors.items()})
+    with open(os.path.join(directory, "config.json")) as handle:
+        source_config = json.load(handle)
+    return {"directory": directory, "model_sha256": digest,
+            "config": {key: source_config.get(key) for key in ("hidden_size", "num_layers", "num_heads", "window_size")}}
+
+
 def make_optimizer(model, args):
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
@@ -459,11 +514,12 @@ def make_optimizer(model, args):
     )
 
 
-def save_checkpoint(path, model, optimizer, step, log, args, config, previous_phase=None):
+def save_checkpoint(path, model, optimizer, step, log, args, config, previous_phase=None, initial_weights=None):
     temporary = f"{path}.tmp-{os.getpid()}"
     torch.save(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
-         "args": vars(args), "config": config, "previous_phase": previous_phase},
+         "args": vars(args), "config": config, "previous_phase": previous_phase,
+         "initial_weights": initial_weights},
         temporary,
     )
     os.replace(temporary, path)
@@ -505,6 +561,12 @@ def train(args):
         raise SystemExit("a sequence length exceeds max_position_embeddings")
     model = GptNeoForCausalLM(config)
     init_weights(model, torch.Generator().manual_seed(args.seed), config["initializer_range"])
+    initial_weights = None
+    if args.init_weights:
+        initial_weights = load_init_weights(model, args.init_weights)
+    seen = SeenVocabulary(train_tokens, config["vocab_size"]) if args.output_vocab == "seen" else None
+    if seen is not None:
+        seen.zero_unseen_rows(model)
     optimizer = make_optimizer(model, args)
     os.makedirs(args.run_dir, exist_ok=True)
     checkpoint_path = os.path.join(args.run_dir, "checkpoint.pt")
@@ -521,11 +583,14 @@ def train(args):
         if init_state["step"] != args.schedule_start:
             raise SystemExit(f"{args.init_from} is at step {init_state['step']}; pass --schedule-start {init_state['step']}")
         previous_args = dict(init_state["args"])
+        # The whole lineage, so the last phase's training.json names every earlier phase.
         previous_phase = {
             "checkpoint_sha256": hashlib.sha256(init_bytes).hexdigest(),
             "steps": init_state["step"],
             "command": previous_args.get("command") or command_from_args(previous_args),
             "args": previous_args,
+            "previous_phase": init_state.get("previous_phase"),
+            "initial_weights": init_state.get("initial_weights"),
         }
         model.load_state_dict(init_state["model"])
         optimizer.load_state_dict(init_state["optimizer"])
@@ -539,7 +604,19 @@ def train(args):
         optimizer.load_state_dict(state["optimizer"])
         step, log = state["step"], state["log"]
         previous_phase = state.get("previous_phase", previous_phase)
+        initial_weights = state.get("initial_weights", initial_weights)
         print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+    if seen is not None:
+        if not seen.unseen_rows_are_zero(model):
+            raise SystemExit("--output-vocab seen: the embedding rows of ids unseen in training are not zero")
+        # The restricted loss must equal the full-vocabulary cross-entropy (see SeenVocabulary).
+        probe_inputs, probe_targets = sample_batch(train_tokens, step, args.seed + 1, 2, 64)
+        with torch.no_grad():
+            restricted, full = seen.loss(model, probe_inputs, probe_targets).item(), full_vocabulary_loss(model, probe_inputs, probe_targets).item()
+        if abs(restricted - full) > 1e-4 * max(1.0, abs(full)):
+            raise SystemExit(f"restricted-vocabulary loss {restricted} differs from the full loss {full}")
+        print(f"output vocabulary: {seen.ids.numel()} ids seen in train, {seen.unseen_count} unseen (rows held at 0); "
+              f"probe loss restricted {restricted:.6f} = full {full:.6f}", flush=True)
     deadline = deadline_from(args.deadline_utc)
     stop_reason = "max-steps"
     model.train()
@@ -557,8 +634,7 @@ def train(args):
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        loss = seen.loss(model, inputs, targets) if seen is not None else full_vocabulary_loss(model, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip).item()
@@ -582,12 +658,18 @@ def train(args):
             print(json.dumps(entry), flush=True)
             window_loss, window_tokens, window_started = 0.0, 0, time.time()
         if step % args.checkpoint_every == 0:
-            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase)
-    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase)
+            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights)
+    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights)
     with open(os.path.join(args.run_dir, "loss.json"), "w") as handle:
         json.dump(log, handle, indent=1)
     training_info = build_training_info(vars(args), step, stop_reason, log, manifest, int(train_tokens.numel()))
     training_info["previous_phase"] = previous_phase
+    training_info["initial_weights"] = initial_weights
+    if seen is not None:
+        if not seen.unseen_rows_are_zero(model):
+            raise SystemExit("--output-vocab seen: unseen rows drifted from zero; not exporting")
+        training_info["output_vocabulary"] = {"mode": "seen", "seen_ids": int(seen.ids.numel()),
+                                              "unseen_ids_held_at_zero": int(seen.unseen_count)}
     export_model(args.out, model, config, training_info)
     print(f"stopped at step {step} ({stop_reason}); exported {args.out}", flush=True)
 
@@ -709,6 +791,10 @@ def main():
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--init-weights", metavar="DIR",
+                        help="start from an exported checkpoint's weights (same tensor shapes; fresh optimizer)")
+    parser.add_argument("--output-vocab", choices=["all", "seen"], default="all",
+                        help="seen: score only ids that occur in the train split; unseen rows held at 0 (exact)")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="second phase: start from this run's checkpoint.pt")
     parser.add_argument("--schedule-start", type=int, default=0, help="step where this phase's warmup+cosine starts")
     parser.add_argument("--stop-at-step", type=int, default=None,

@@ -10,7 +10,8 @@
  * bare onnxruntime (the same graph and session options; feeds prepared in advance, only
  * session.run timed), so the cost of our code around the model (cache layout, bias, feeds,
  * output mapping) is a printed ratio. Shapes: the HF fixture checkpoints (A, B, when present),
- * and the shapes in scripts/shapes (bundled, 125m, 1.3b, 2.7b): an HF-layout F16 checkpoint
+ * and the shapes in scripts/shapes (125m, 1.3b, 2.7b) plus "bundled" (the bundled model's own
+ * config.json): an HF-layout F16 checkpoint
  * with random weights written to a temporary folder (scripts/synthetic-checkpoint.ts) and
  * read through spg's own loading path.
  */

@@ -3,7 +3,8 @@
  * model.safetensors in F16, as the published GPT-Neo checkpoints are) with random weights,
  * written to a temporary folder and read back through spg's own loading path. Their outputs
  * mean nothing; their sizes, memory and timings are the real model's. The shapes are the
- * published configs, in scripts/shapes/NAME.json.
+ * published configs, in scripts/shapes/NAME.json, and "bundled": the bundled model's own
+ * config.json, so that shape follows the model whenever it is retrained.
  *
  * The file is streamed tensor by tensor (never held whole), and kept under
  * $TMPDIR/spg-bench-checkpoints/NAME for the next run (a `complete` marker names the config
@@ -25,7 +26,7 @@ import { join } from "node:path";
 import { expectedWeightShapes } from "../src/model/checkpoint.js";
 import { readGptNeoConfig } from "../src/model/config.js";
 import { floatToHalfBits } from "../src/numeric/fp16.js";
-import { packageRoot } from "../src/paths.js";
+import { bundledModelDir, packageRoot } from "../src/paths.js";
 
 const SHAPES_DIR = join(packageRoot(), "scripts", "shapes");
 /** Distinct random F16 codes a tensor draws from (spread evenly over its range). */
@@ -35,18 +36,23 @@ const CHUNK_ELEMENTS = 1 << 22;
 /** Weights are uniform in [-spread, spread]; LayerNorm weights in 1 +- spread. */
 const SPREAD = 0.02;
 
+/** The shape read from the bundled model's config.json rather than from scripts/shapes/. */
+const BUNDLED_SHAPE = "bundled";
+
 export function syntheticShapeNames(): string[] {
-  return readdirSync(SHAPES_DIR)
+  const published = readdirSync(SHAPES_DIR)
     .filter((f) => f.endsWith(".json"))
-    .map((f) => f.slice(0, -".json".length))
-    .sort();
+    .map((f) => f.slice(0, -".json".length));
+  return [...new Set([BUNDLED_SHAPE, ...published])].sort();
 }
 
 function shapeConfigText(name: string): string {
   if (!syntheticShapeNames().includes(name)) {
     throw new Error(`unknown --shape ${name} (shapes: ${syntheticShapeNames().join(", ")})`);
   }
-  return readFileSync(join(SHAPES_DIR, `${name}.json`), "utf8");
+  const file =
+    name === BUNDLED_SHAPE ? join(bundledModelDir(), "config.json") : join(SHAPES_DIR, `${name}.json`);
+  return readFileSync(file, "utf8");
 }
 
 /** F16 codes of `count` values spread evenly over [center - spread, center + spread]. */

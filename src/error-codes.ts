@@ -78,6 +78,13 @@ export const ERROR_CODES = {
   E_BROWN_SPLIT: input("a Brown split name that is not train, calibration or eval"),
   E_BUNDLE_ENTRY: input("a bundle being written lacks an entry, has an unknown one, or a bad createdAt"),
   E_BUNDLE_WRITE: input("the bundle zip could not be written (directory, permissions, disk space)"),
+  E_CALIBRATE_EVAL_SPLIT: input(
+    "scripts/calibrate-claims.ts was asked to set a preset's claims from the split they are judged on",
+  ),
+  E_CALIBRATE_MARGIN: input("scripts/calibrate-claims.ts --margin is malformed or lacks a claimed metric"),
+  E_CALIBRATE_PRESET: input(
+    "a preset scripts/calibrate-claims.ts does not calibrate (quoted or inherited claims) or whose claims do not match",
+  ),
   E_CHECKPOINT_ARCH: input("the checkpoint is not a GPT-Neo causal language model"),
   E_CHECKPOINT_INDEX: input("a sharded checkpoint's model.safetensors.index.json is malformed"),
   E_CHECKPOINT_MISSING: input("no checkpoint (config.json and safetensors) where one was expected"),

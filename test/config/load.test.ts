@@ -19,6 +19,23 @@ import { spgError } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-config-"));
 
+/** A checkpoint shape for the checks against the model (4 layers of 4 heads). */
+const shapeModel: GptNeoConfig = {
+  vocabSize: 50257,
+  hiddenSize: 128,
+  numLayers: 4,
+  numHeads: 4,
+  headDim: 32,
+  attentionLayers: ["global", "local", "global", "local"],
+  windowSize: 256,
+  maxPositions: 2048,
+  intermediateSize: 512,
+  layerNormEpsilon: 1e-5,
+  activation: "gelu_new",
+  bosTokenId: 50256,
+  eosTokenId: 50256,
+};
+
 function writeConfig(name: string, text: string): string {
   const path = join(work, name);
   writeFileSync(path, text);
@@ -324,21 +341,7 @@ test("validateRunConfig accepts a resolved config and rejects extra fields (bund
 });
 
 test("checks against the model: positions, reserved heads, per-layer budgets", () => {
-  const model: GptNeoConfig = {
-    vocabSize: 50257,
-    hiddenSize: 128,
-    numLayers: 4,
-    numHeads: 4,
-    headDim: 32,
-    attentionLayers: ["global", "local", "global", "local"],
-    windowSize: 256,
-    maxPositions: 2048,
-    intermediateSize: 512,
-    layerNormEpsilon: 1e-5,
-    activation: "gelu_new",
-    bosTokenId: 50256,
-    eosTokenId: 50256,
-  };
+  const model = shapeModel;
   checkConfigAgainstModel(resolveConfig(), model);
   const tooLong = spgError(() =>
     checkConfigAgainstModel(resolveConfig({ overrides: { context: 2000 } }), model),
@@ -353,6 +356,30 @@ test("checks against the model: positions, reserved heads, per-layer budgets", (
   assert.match(heads.message, /2 problems/);
   assert.match(heads.message, /4 heads/);
   assert.match(heads.message, /4 layers/);
+});
+
+test('reservedHeads "all" passes the model check whatever its head count; another string is refused by the schema', () => {
+  const file = writeConfig(
+    "all-heads.yaml",
+    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { reservedHeads: all } }\n",
+  );
+  const config = resolveConfig({ file });
+  assert.equal(spgParams(config).stage2.reservedHeads, "all");
+  for (const numHeads of [1, 4, 8]) checkConfigAgainstModel(config, { ...shapeModel, numHeads });
+  const bad = writeConfig(
+    "some-heads.yaml",
+    "extends: default\nmethods:\n  - name: spg\n    params: { stage2: { reservedHeads: some } }\n",
+  );
+  const error = spgError(() => resolveConfig({ file: bad }));
+  assert.equal(error.code, "E_CONFIG_INVALID");
+  assert.match(error.message, /reservedHeads/);
+});
+
+test("the ablation 03-no-head-compression reserves every head of the model run, not a fixed count", () => {
+  const config = resolveConfig({ ablation: true });
+  const variant = config.methods.find((m) => m.name === "spg-no-head-compression");
+  assert.ok(variant);
+  assert.equal((variant.params.stage2 as { reservedHeads: unknown }).reservedHeads, "all");
 });
 
 test("the schema file is valid JSON with additionalProperties false at the top", () => {

@@ -170,6 +170,30 @@ test("spg reserved heads: the most important head stays at fp16, the other is mi
   }
 });
 
+test('spg reservedHeads "all" keeps every head of the cache at fp16: the same bytes as a count of all heads', () => {
+  const cache = randomCache(config, SLOTS, 26);
+  const ctx = scoredContext(cache);
+  const all = offParams();
+  all.stage2.reservedHeads = "all";
+  all.stage2.mixedPrecision.enabled = true;
+  const counted = offParams();
+  counted.stage2.reservedHeads = cache.layers[0].heads.length;
+  counted.stage2.mixedPrecision.enabled = true;
+  const a = methods.spg.compress(cache, ctx, asRecord(all));
+  const b = methods.spg.compress(cache, ctx, asRecord(counted));
+  const one = offParams();
+  one.stage2.reservedHeads = 1;
+  one.stage2.mixedPrecision.enabled = true;
+  const fewer = methods.spg.compress(cache, ctx, asRecord(one));
+  a.layers.forEach((layer, l) => {
+    assert.equal(layer.headsFullPrecision, cache.layers[l].heads.length);
+    assert.equal(layer.bytes, b.layers[l].bytes);
+    assert.deepEqual(layer.bitsHistogram, b.layers[l].bitsHistogram);
+    // Fewer reserved heads store fewer bytes: "all" is not read as 0 or 1.
+    assert.ok(layer.bytes > fewer.layers[l].bytes);
+  });
+});
+
 test("spg magnitude threshold drops small values exactly and stores survivors sparse", () => {
   const cache = randomCache(config, SLOTS, 25);
   const p = offParams();

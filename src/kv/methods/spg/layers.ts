@@ -19,7 +19,7 @@ import { topMembers } from "../../select.js";
 import { gatherRows } from "../shared.js";
 import { type BlockPlan, decodeElementwise, ElementwiseChoice, writeElementwise } from "./elementwise.js";
 import { lowRankChoice, readFactors, writeFactors } from "./factors.js";
-import type { Stage2Params } from "./params.js";
+import { reservedHeadCount, type Stage2Params } from "./params.js";
 import type { LayerPlan } from "./stage1.js";
 
 const MODE_BASELINE = 0;
@@ -85,7 +85,7 @@ export function encodeLayer(
   const ranked = Array.from({ length: heads }, (_, h) => h).sort(
     (a, b) => plan.importance[b] - plan.importance[a] || a - b,
   );
-  const reserved = new Set(ranked.slice(0, Math.min(stage2.reservedHeads, heads)));
+  const reserved = new Set(ranked.slice(0, reservedHeadCount(stage2, heads)));
   let tokensKept = 0;
   layer.heads.forEach((head, h) => {
     const kept = plan.kept[h];

@@ -19,7 +19,8 @@ export interface SpgParams {
     localWindowTrim: boolean;
   };
   stage2: {
-    reservedHeads: number;
+    /** A count, or "all": every head of the checkpoint (its config.json's num_heads), resolved at run time. */
+    reservedHeads: number | "all";
     magnitudeThreshold: number;
     mixedPrecision: {
       enabled: boolean;
@@ -93,7 +94,11 @@ export const paramsSchema = {
       additionalProperties: false,
       required: ["reservedHeads", "magnitudeThreshold", "mixedPrecision", "lowRank"],
       properties: {
-        reservedHeads: { ...schemaParts.tokens, description: "Heads per layer kept at the baseline dtype." },
+        reservedHeads: {
+          description:
+            'Heads per layer kept at the baseline dtype: a count, or "all" (every head the checkpoint has, read from its config.json).',
+          oneOf: [schemaParts.tokens, { type: "string", enum: ["all"] }],
+        },
         magnitudeThreshold: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "0 = off." },
         mixedPrecision: {
           type: "object",
@@ -169,11 +174,11 @@ export function runProblems(p: SpgParams, run: MethodRun): ParamProblem[] {
 export function modelProblems(p: SpgParams, model: GptNeoConfig): ParamProblem[] {
   const { stage1, stage2 } = p;
   const problems: ParamProblem[] = [];
-  if (stage2.reservedHeads > model.numHeads) {
+  if (stage2.reservedHeads !== "all" && stage2.reservedHeads > model.numHeads) {
     problems.push({
       field: "stage2.reservedHeads",
       message: `is ${stage2.reservedHeads} but the model has ${model.numHeads} heads per layer`,
-      fix: `set it to at most ${model.numHeads}`,
+      fix: `set it to at most ${model.numHeads}, or to "all"`,
     });
   }
   if (stage1.layerKeepRatios !== null && stage1.layerKeepRatios.length !== model.numLayers) {
@@ -198,6 +203,11 @@ export function kernelFor(stage1: SpgParams["stage1"], contextTokens: number): n
     );
   }
   return entry.kernel;
+}
+
+/** How many heads of a layer with `heads` heads stay at the baseline dtype. */
+export function reservedHeadCount(stage2: Stage2Params, heads: number): number {
+  return stage2.reservedHeads === "all" ? heads : Math.min(stage2.reservedHeads, heads);
 }
 
 export function stage2Enabled(s: Stage2Params): boolean {

@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
- * `npm run bench -- verify [--samples N] [--resamples N]` (scripts/bench-verify.ts)
+ * `npm run bench -- verify [--samples N] [--layers L] [--resamples N] [--repeats K] [--max-ratio R] [--max-rss-mib M] [--keep DIR]` (scripts/bench-verify.ts)
  * `npm run bench -- verify --adversarial [--scale N] [--case NAME]...` (scripts/bench-adversarial.ts)
  * `npm run bench -- dataset [--documents N] [--samples N]` (scripts/bench-dataset.ts)
  * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N] [--prefill-chunk N]`
@@ -192,7 +192,12 @@ async function main() {
       case: { type: "string", multiple: true },
       scale: { type: "string", default: "40" },
       "max-seconds": { type: "string", default: "60" },
-      "max-rss-mib": { type: "string", default: "2048" },
+      // Per command: --adversarial's budget is 2048 MiB a case, verify's target 1024 MiB.
+      "max-rss-mib": { type: "string" },
+      layers: { type: "string", default: "24" },
+      "max-ratio": { type: "string", default: "5" },
+      keep: { type: "string" },
+      repeats: { type: "string", default: "3" },
       documents: { type: "string", default: "250000" },
     },
   });
@@ -218,13 +223,21 @@ async function main() {
     await benchAdversarial({
       scale: Number(values.scale),
       maxSeconds: Number(values["max-seconds"]),
-      maxRssMiB: Number(values["max-rss-mib"]),
+      maxRssMiB: Number(values["max-rss-mib"] ?? "2048"),
       only: values.case,
     });
     return;
   }
   if (what === "verify") {
-    await benchVerify(Number(values.samples ?? "200000"), Number(values.resamples));
+    await benchVerify({
+      samples: Number(values.samples ?? "15000"),
+      layers: Number(values.layers),
+      resamples: Number(values.resamples),
+      maxRatio: Number(values["max-ratio"]),
+      maxRssMiB: Number(values["max-rss-mib"] ?? "1024"),
+      keep: values.keep,
+      repeats: Number(values.repeats),
+    });
     return;
   }
   if (what === "dataset") {

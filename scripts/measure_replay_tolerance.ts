@@ -17,7 +17,7 @@ import { readBundleZip } from "../src/bundle/read.js";
 import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../src/bundle/types.js";
 import type { RunConfig } from "../src/config/types.js";
 import { checkDraw } from "../src/verify/checks/draw.js";
-import { checkReplay, replayCheckpoint } from "../src/verify/checks/replay.js";
+import { checkReplay, replayCheckpoint, storedLinesIn } from "../src/verify/checks/replay.js";
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -44,8 +44,7 @@ async function main(): Promise<void> {
         {
           config,
           environment,
-          records,
-          fingerprints,
+          stored: storedLinesIn(records, fingerprints),
           evaluation: draw.evaluation,
           checkpoint,
           modelNamed: false,

@@ -77,8 +77,8 @@ function fixtureDraw(config: RunConfig) {
   return draw;
 }
 
-// Model: 2 layers, 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
-const LAYERS = 2;
+// Model: 2 layers (or options.layers), 2 heads, hidden 8 (head dim 4). Context 16 tokens, continuation 9 (8 scored).
+const DEFAULT_LAYERS = 2;
 const HEADS = 2;
 const HIDDEN = 8;
 const CONTEXT = 16;
@@ -108,10 +108,12 @@ function streamingParams(): Record<string, unknown> {
 
 /**
  * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
- * the figures of sample i mod 3, so every invariant still holds.
+ * the figures of sample i mod 3, so every invariant still holds; `layers` (default 2) sets the
+ * model's layer count, one fingerprint per layer, method and sample.
  */
-export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
+export function fixtureParts(options: { samples?: number; layers?: number } = {}): FixtureParts {
   const sampleCount = options.samples ?? 3;
+  const layers = options.layers ?? DEFAULT_LAYERS;
   const config: RunConfig = {
     name: "fixture",
     model: { path: "bundled", dtype: "fp32", device: "cpu" },
@@ -168,7 +170,7 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
         { name: "config.json", sha256: sha256Text("config"), bytes: 100 },
         { name: "model.safetensors", sha256: sha256Text("weights"), bytes: 1000 },
       ],
-      layers: LAYERS,
+      layers,
       heads: HEADS,
       hiddenSize: HIDDEN,
     },
@@ -193,7 +195,7 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
     { compared: 6, matches: 4, firstDivergence: 2 },
     { compared: 6, matches: 5, firstDivergence: 3 },
   ];
-  const baselineBytes = LAYERS * FULL_LAYER_ELEMENTS * 2;
+  const baselineBytes = layers * FULL_LAYER_ELEMENTS * 2;
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
   for (let i = 0; i < sampleCount; i++) {
@@ -231,9 +233,9 @@ export function fixtureParts(options: { samples?: number } = {}): FixtureParts {
       klSum: streamKl[figures],
       top1Matches: streamTop1[figures],
       generation: streamGeneration[figures],
-      kvBytesCompressed: LAYERS * streamLayerBytes,
+      kvBytesCompressed: layers * streamLayerBytes,
     });
-    for (let layer = 0; layer < LAYERS; layer++) {
+    for (let layer = 0; layer < layers; layer++) {
       fingerprints.push({
         sampleId: common.sampleId,
         method: "full",

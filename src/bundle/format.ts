@@ -93,6 +93,11 @@ export interface ZipReadLimits {
   maxEntries: number;
   /** Most bytes one entry may inflate to. */
   maxEntryBytes: number;
+  /**
+   * Most bytes one entry may inflate to when it is kept whole in memory (not streamed to a
+   * sink: read.ts EntryStreaming); verify sets it from its policy.
+   */
+  maxHeldEntryBytes: number;
   /** Most bytes all entries together may inflate to. */
   maxTotalBytes: number;
   /** Largest inflated/compressed ratio allowed for an entry (deflate itself tops out near 1032). */
@@ -113,6 +118,7 @@ const MiB = 1024 * 1024;
 export const DEFAULT_ZIP_READ_LIMITS: Readonly<ZipReadLimits> = Object.freeze({
   maxEntries: 64,
   maxEntryBytes: 1024 * MiB,
+  maxHeldEntryBytes: 1024 * MiB,
   maxTotalBytes: 1536 * MiB,
   maxCompressionRatio: 200,
   ratioExemptBytes: 1 * MiB,

@@ -10,7 +10,7 @@
  * the reader never throws for a bad archive and never leaves an error unhandled.
  */
 import { promises as fs } from "node:fs";
-import type { Readable } from "node:stream";
+import { pipeline, type Readable } from "node:stream";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
 import {
@@ -78,7 +78,7 @@ export interface BundleEntries {
 export type BundleZipRead =
   | {
       ok: true;
-      /** Entry bytes by name, in the archive's central-directory order. */
+      /** Entry bytes by name, in the archive's central-directory order (streamed entries absent). */
       entries: Map<string, Buffer>;
       /** Total bytes inflated. */
       inflatedBytes: number;
@@ -94,6 +94,29 @@ export interface ReadBundleZipOptions {
   allowedNames?: readonly string[];
   /** Names requireAllEntries asks for (default: allowedNames when given, else the format's required entries). */
   requiredNames?: readonly string[];
+  /** Entries to hand to a sink as they inflate instead of keeping them (see EntryStreaming). */
+  stream?: EntryStreaming;
+}
+
+/** Where a streamed entry's bytes go, chunk by chunk, as they inflate (and pass the limits). */
+export interface EntrySink {
+  push(chunk: Buffer): void;
+  /** The entry inflated whole, within its declared size and CRC-32. */
+  end(): void;
+}
+
+/**
+ * Entries read after every other one, in this order, each offered to `open` first: a sink
+ * takes its bytes as they inflate (the entry is then absent from the result's entries),
+ * undefined keeps it whole. `open` sees the entries already read and every name the archive holds.
+ */
+export interface EntryStreaming {
+  names: readonly string[];
+  open(
+    name: string,
+    read: ReadonlyMap<string, Buffer>,
+    archiveNames: readonly string[],
+  ): EntrySink | undefined;
 }
 
 function finding(
@@ -642,11 +665,29 @@ async function checkLocalHeaders(
   return findings;
 }
 
+/**
+ * Output chunk of the inflater: zlib's default (16 KiB) costs a thread-pool round trip per
+ * 16 KiB, which dominates reading a bundle of hundreds of MB on a busy machine.
+ */
+const INFLATE_CHUNK_BYTES = 1024 * 1024;
+
+/** An entry's bytes: stored as they are, deflated through our own inflater (larger chunks than yauzl's). */
 function openEntryStream(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+  const deflated = entry.compressionMethod === METHOD_DEFLATED;
   return new Promise((resolve, reject) => {
-    zipfile.openReadStream(entry, (error, stream) => {
-      if (error !== null) reject(error);
-      else resolve(stream);
+    zipfile.openReadStream(entry, deflated ? { decompress: false } : {}, (error, stream) => {
+      if (error !== null) {
+        reject(error);
+        return;
+      }
+      if (!deflated) {
+        resolve(stream);
+        return;
+      }
+      const inflater = zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK_BYTES });
+      // A read error reaches the inflater (and our listeners); destroying it stops the read.
+      pipeline(stream, inflater, () => undefined);
+      resolve(inflater);
     });
   });
 }
@@ -656,7 +697,9 @@ interface InflateBudget {
   total: number;
 }
 
-type InflateResult = { ok: true; data: Buffer } | { ok: false; finding: ZipSafetyFinding; fatal: boolean };
+type InflateResult =
+  | { ok: true; data: Buffer | undefined }
+  | { ok: false; finding: ZipSafetyFinding; fatal: boolean };
 
 /**
  * Inflate one entry, counting bytes as they arrive and stopping at the first limit.
@@ -668,6 +711,9 @@ async function inflateEntry(
   { entry, name }: CheckedEntry,
   limits: ZipReadLimits,
   budget: InflateBudget,
+  sink?: EntrySink,
+  /** One of the names the caller streams (kept whole or not: a shard's records may be). */
+  streamedName = false,
 ): Promise<InflateResult> {
   const shown = JSON.stringify(name);
   const sizes = { entry: name, compressedSize: entry.compressedSize, declaredSize: entry.uncompressedSize };
@@ -688,6 +734,8 @@ async function inflateEntry(
     };
   }
   const ratioCap = Math.max(limits.ratioExemptBytes, entry.compressedSize * limits.maxCompressionRatio);
+  // An entry kept whole is bounded by the held limit too (the streamed ones pass through).
+  const heldLimit = streamedName ? Number.POSITIVE_INFINITY : limits.maxHeldEntryBytes;
   return new Promise<InflateResult>((resolve) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -716,6 +764,16 @@ async function inflateEntry(
             { ...sizes, inflatedAtLeast: bytes, limit: limits.maxEntryBytes },
           ),
         });
+      } else if (bytes > heldLimit) {
+        settle({
+          ok: false,
+          fatal: true,
+          finding: finding(
+            ZIP_CODES.tooLarge,
+            `entry ${shown} inflates past the ${heldLimit}-byte limit for an entry held in memory; stopped reading`,
+            { ...sizes, inflatedAtLeast: bytes, limit: heldLimit },
+          ),
+        });
       } else if (budget.total > limits.maxTotalBytes) {
         settle({
           ok: false,
@@ -737,7 +795,8 @@ async function inflateEntry(
           ),
         });
       } else if (bytes <= entry.uncompressedSize) {
-        chunks.push(chunk);
+        if (sink !== undefined) sink.push(chunk);
+        else chunks.push(chunk);
         crc = zlib.crc32(chunk, crc);
       } else if (chunks.length > 0) {
         // Over the declared size: a lie. Keep counting (to tell a bomb) but stop keeping.
@@ -765,6 +824,9 @@ async function inflateEntry(
             actualCrc32: (crc >>> 0).toString(16).padStart(8, "0"),
           }),
         });
+      } else if (sink !== undefined) {
+        sink.end();
+        settle({ ok: true, data: undefined });
       } else {
         settle({ ok: true, data: Buffer.concat(chunks, bytes) });
       }
@@ -869,10 +931,27 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
     const findings: ZipSafetyFinding[] = [];
     const contents = new Map<string, Buffer>();
     const budget: InflateBudget = { total: 0 };
-    for (const checked of central.checked) {
-      const result = await inflateEntry(zipfile, checked, limits, budget);
+    const streamed = options.stream?.names ?? [];
+    const archiveNames = central.checked.map(({ name }) => name);
+    // Streamed entries last, so their sinks can read every other entry first.
+    const order = [
+      ...central.checked.filter(({ name }) => !streamed.includes(name)),
+      ...streamed.flatMap((name) => central.checked.filter((checked) => checked.name === name)),
+    ];
+    for (const checked of order) {
+      const sink = streamed.includes(checked.name)
+        ? options.stream?.open(checked.name, contents, archiveNames)
+        : undefined;
+      const result = await inflateEntry(
+        zipfile,
+        checked,
+        limits,
+        budget,
+        sink,
+        streamed.includes(checked.name),
+      );
       if (result.ok) {
-        contents.set(checked.name, result.data);
+        if (result.data !== undefined) contents.set(checked.name, result.data);
         continue;
       }
       findings.push(result.finding);
@@ -884,7 +963,12 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
       );
     }
     if (findings.length > 0) return fail(...findings);
-    return { ok: true, entries: contents, inflatedBytes: budget.total };
+    const inArchiveOrder = new Map<string, Buffer>();
+    for (const name of archiveNames) {
+      const data = contents.get(name);
+      if (data !== undefined) inArchiveOrder.set(name, data);
+    }
+    return { ok: true, entries: inArchiveOrder, inflatedBytes: budget.total };
   } finally {
     zipfile.close();
   }

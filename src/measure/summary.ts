@@ -97,13 +97,65 @@ const SUMMED_FIELDS = [
   "parametersStored",
 ] as const satisfies readonly (keyof PooledSums)[];
 
-/** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
-type Columns = Record<keyof PooledSums, Float64Array>;
+/**
+ * One method's records folded one at a time (verify streams records.jsonl through this): each
+ * summed field as a growing typed column, in the order the records came, with their
+ * sampleIndex. finish() orders the rows by sampleIndex (stable, as summarize always has), so
+ * the sums are bit-identical to summing the sorted records. The bootstrap reads the columns,
+ * never record objects.
+ */
+export class MethodFold {
+  private capacity = 0;
+  private rows = 0;
+  private columns = {} as Columns;
+  private sampleIndex = new Float64Array(0);
+  /** The first record whose weights fields do not fit the method's kind (thrown by finish). */
+  private mismatch: SpgError | undefined;
 
-function columnsOf(ordered: readonly SampleRecord[], method: string, weightsKind: boolean): Columns {
-  const columns = {} as Columns;
-  for (const field of SUMMED_FIELDS) columns[field] = new Float64Array(ordered.length);
-  ordered.forEach((record, i) => {
+  constructor(
+    readonly method: string,
+    /** Whether the method is a weights method: undefined = as its first record says. */
+    private weightsKind: boolean | undefined,
+  ) {}
+
+  get count(): number {
+    return this.rows;
+  }
+
+  private grow(): void {
+    this.capacity = Math.max(16, this.capacity * 2);
+    for (const field of SUMMED_FIELDS) {
+      const wider = new Float64Array(this.capacity);
+      if (this.columns[field] !== undefined) wider.set(this.columns[field].subarray(0, this.rows));
+      this.columns[field] = wider;
+    }
+    const index = new Float64Array(this.capacity);
+    index.set(this.sampleIndex.subarray(0, this.rows));
+    this.sampleIndex = index;
+  }
+
+  add(record: SampleRecord): void {
+    if (this.rows === this.capacity) this.grow();
+    const i = this.rows++;
+    const columns = this.columns;
+    const weights = record.weights;
+    this.weightsKind ??= weights !== undefined;
+    if (
+      this.mismatch === undefined &&
+      ((weights !== undefined) !== this.weightsKind ||
+        (record.logitCosineSum !== undefined) !== this.weightsKind)
+    ) {
+      this.mismatch = new SpgError(
+        "E_SUMMARY_WEIGHTS",
+        `method "${this.method}", sample ${record.sampleId}: ${this.weightsKind ? "a weights method's record lacks" : "a KV method's record has"} weights / logitCosineSum`,
+        {
+          file: "records.jsonl",
+          field: "weights",
+          fix: "records of kind weights carry weights and logitCosineSum; other records carry neither",
+        },
+      );
+    }
+    this.sampleIndex[i] = record.sampleIndex;
     columns.scoredTokens[i] = record.scoredTokens;
     columns.nllBaseline[i] = record.nllBaseline;
     columns.nllCompressed[i] = record.nllCompressed;
@@ -113,28 +165,59 @@ function columnsOf(ordered: readonly SampleRecord[], method: string, weightsKind
     columns.generationMatches[i] = record.generation.matches;
     columns.kvBytesBaseline[i] = record.kvBytesBaseline;
     columns.kvBytesCompressed[i] = record.kvBytesCompressed;
-    const weights = record.weights;
-    if ((weights !== undefined) !== weightsKind || (record.logitCosineSum !== undefined) !== weightsKind) {
-      throw new SpgError(
-        "E_SUMMARY_WEIGHTS",
-        `method "${method}", sample ${record.sampleId}: ${weightsKind ? "a weights method's record lacks" : "a KV method's record has"} weights / logitCosineSum`,
-        {
-          file: "records.jsonl",
-          field: "weights",
-          fix: "records of kind weights carry weights and logitCosineSum; other records carry neither",
-        },
-      );
-    }
     columns.ratioBaseline[i] = weights?.bytesBaseline ?? record.kvBytesBaseline;
     columns.ratioCompressed[i] = weights?.bytesCompressed ?? record.kvBytesCompressed;
     columns.logitCosineSum[i] = record.logitCosineSum ?? 0;
     columns.parametersBaseline[i] = weights?.parametersBaseline ?? 0;
     columns.parametersStored[i] = weights?.parametersStored ?? 0;
-  });
-  return columns;
+  }
+
+  /** The columns ordered by sampleIndex (ties keep arrival order); throws the first kind mismatch. */
+  ordered(): { columns: Columns; weightsKind: boolean } {
+    if (this.mismatch !== undefined) throw this.mismatch;
+    const n = this.rows;
+    const index = this.sampleIndex;
+    let sorted = true;
+    for (let i = 1; i < n && sorted; i++) sorted = index[i - 1] <= index[i];
+    const columns = {} as Columns;
+    if (sorted) {
+      for (const field of SUMMED_FIELDS)
+        columns[field] = this.columns[field]?.subarray(0, n) ?? new Float64Array(0);
+    } else {
+      const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => index[a] - index[b] || a - b);
+      for (const field of SUMMED_FIELDS) {
+        const source = this.columns[field];
+        const target = new Float64Array(n);
+        for (let i = 0; i < n; i++) target[i] = source[order[i]];
+        columns[field] = target;
+      }
+    }
+    return { columns, weightsKind: this.weightsKind ?? false };
+  }
 }
 
-/** Sums over `positions` (with repeats), added in the order given; all positions when omitted. */
+/**
+ * Sums only the point figures report (metricsFromSums reads none of them), so a bootstrap
+ * resample skips them. Every other summed field, a new one included, is resampled.
+ */
+const POINT_ONLY_FIELDS: readonly (keyof PooledSums)[] = [
+  "kvBytesBaseline",
+  "kvBytesCompressed",
+  "logitCosineSum",
+  "parametersBaseline",
+  "parametersStored",
+];
+
+/** The sums a bootstrap resample recomputes. */
+const METRIC_FIELDS = SUMMED_FIELDS.filter((field) => !POINT_ONLY_FIELDS.includes(field));
+
+/** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
+type Columns = Record<keyof PooledSums, Float64Array>;
+
+/**
+ * Sums over `positions` (with repeats), added in the order given; all positions when omitted.
+ * Each field is summed in position order, so the figures do not depend on how the loop is laid out.
+ */
 function sumAt(columns: Columns, positions?: ArrayLike<number>): PooledSums {
   const sums = {} as PooledSums;
   const count = positions === undefined ? columns.scoredTokens.length : positions.length;
@@ -209,6 +292,42 @@ export function bootstrapIndices(n: number, resamples: number, seed: number): Ui
   return draws;
 }
 
+/** totals[f] = the sum of rows[p][f] over the positions p, in order (a plain loop V8 optimizes, outside the generator). */
+function addRows(rows: Float64Array, width: number, positions: Uint32Array, totals: Float64Array): void {
+  totals.fill(0);
+  const n = positions.length;
+  for (let i = 0; i < n; i++) {
+    const row = positions[i] * width;
+    for (let f = 0; f < width; f++) totals[f] += rows[row + f];
+  }
+}
+
+/**
+ * The summed fields of each resample, one row per resample position: the columns are laid out
+ * row by row once, so a resample reads one contiguous row per position instead of one scattered
+ * value per field. Each field is still added in position order (the same figures as sumAt).
+ */
+function* resampleSums(columns: Columns, bootstrap: RunConfig["bootstrap"]): Generator<PooledSums> {
+  const n = columns.scoredTokens.length;
+  const width = METRIC_FIELDS.length;
+  const rows = new Float64Array(n * width);
+  METRIC_FIELDS.forEach((field, f) => {
+    const column = columns[field];
+    for (let i = 0; i < n; i++) rows[i * width + f] = column[i];
+  });
+  const totals = new Float64Array(width);
+  for (const positions of bootstrapResamples(n, bootstrap.resamples, bootstrap.seed)) {
+    addRows(rows, width, positions, totals);
+    // The point-only sums stay 0: no metric reads them.
+    const sums = {} as PooledSums;
+    for (const field of SUMMED_FIELDS) sums[field] = 0;
+    METRIC_FIELDS.forEach((field, f) => {
+      sums[field] = totals[f];
+    });
+    yield sums;
+  }
+}
+
 function bootstrapIntervals(
   columns: Columns,
   method: string,
@@ -223,12 +342,8 @@ function bootstrapIntervals(
   ];
   const values: Record<string, number[]> = {};
   for (const key of keys) values[key] = [];
-  for (const positions of bootstrapResamples(
-    columns.scoredTokens.length,
-    bootstrap.resamples,
-    bootstrap.seed,
-  )) {
-    const metrics = metricsFromSums(sumAt(columns, positions), method);
+  for (const sums of resampleSums(columns, bootstrap)) {
+    const metrics = metricsFromSums(sums, method);
     for (const key of keys) values[key].push(metrics[key]);
   }
   const alpha = (1 - bootstrap.confidence) / 2;
@@ -247,9 +362,19 @@ export function summarizeMethod(
   bootstrap: RunConfig["bootstrap"],
   kind: MethodConfig["kind"] | undefined = undefined,
 ): MethodSummary {
-  const ordered = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
-  const weightsKind = kind === undefined ? ordered[0]?.weights !== undefined : kind === "weights";
-  const columns = columnsOf(ordered, method, weightsKind);
+  // Without a kind, the record with the lowest sampleIndex says which kind the method is.
+  let first: SampleRecord | undefined;
+  for (const record of records)
+    if (first === undefined || record.sampleIndex < first.sampleIndex) first = record;
+  const fold = new MethodFold(method, kind === undefined ? first?.weights !== undefined : kind === "weights");
+  for (const record of records) fold.add(record);
+  return summarizeFold(fold, bootstrap);
+}
+
+/** One method's aggregates from its folded records. */
+function summarizeFold(fold: MethodFold, bootstrap: RunConfig["bootstrap"]): MethodSummary {
+  const method = fold.method;
+  const { columns, weightsKind } = fold.ordered();
   const sums = sumAt(columns);
   const point = metricsFromSums(sums, method);
   const weights = weightsKind
@@ -265,7 +390,7 @@ export function summarizeMethod(
       }
     : {};
   return {
-    samples: ordered.length,
+    samples: fold.count,
     scoredTokens: sums.scoredTokens,
     nllBaseline: sums.nllBaseline,
     nllCompressed: sums.nllCompressed,
@@ -304,6 +429,58 @@ export function judgeClaim(claim: RunConfig["claims"][number], summary: MethodSu
 
 /** summary.json for these records under this config (methods in config order). */
 export function summarize(records: readonly SampleRecord[], config: RunConfig): Summary {
+  const fold = new SummaryFold(config);
+  for (const record of records) fold.add(record);
+  return fold.finish();
+}
+
+/**
+ * summarize() one record at a time: verify folds records.jsonl into this as it streams, so
+ * no record is held. A new per-record figure is one more column of MethodFold.
+ */
+export class SummaryFold {
+  private readonly byMethod = new Map<string, MethodFold>();
+  private unknownMethod: SpgError | undefined;
+  private records = 0;
+
+  constructor(private readonly config: RunConfig) {
+    for (const method of config.methods) {
+      if (!this.byMethod.has(method.name))
+        this.byMethod.set(method.name, new MethodFold(method.name, method.kind === "weights"));
+    }
+  }
+
+  /** Records folded so far. */
+  get count(): number {
+    return this.records;
+  }
+
+  add(record: SampleRecord): void {
+    this.records += 1;
+    const fold = this.byMethod.get(record.method);
+    if (fold !== undefined) fold.add(record);
+    else
+      this.unknownMethod ??= new SpgError(
+        "E_SUMMARY_UNKNOWN_METHOD",
+        `record for method "${record.method}" not in the config`,
+        {
+          file: "records.jsonl",
+          field: "method",
+          fix: "every record's method must be one of config.methods[].name",
+        },
+      );
+  }
+
+  finish(): Summary {
+    return summaryOf(this.config, this.byMethod, this.unknownMethod);
+  }
+}
+
+function summaryOf(
+  config: RunConfig,
+  byMethod: ReadonlyMap<string, MethodFold>,
+  unknownMethod: SpgError | undefined,
+): Summary {
   const bootstrap = config.bootstrap;
   if (!Number.isInteger(bootstrap.resamples) || bootstrap.resamples < 1) {
     throw new SpgError(
@@ -327,29 +504,10 @@ export function summarize(records: readonly SampleRecord[], config: RunConfig): 
       },
     );
   }
-  const byMethod = new Map<string, SampleRecord[]>();
-  for (const method of config.methods) byMethod.set(method.name, []);
-  for (const record of records) {
-    const list = byMethod.get(record.method);
-    if (list === undefined) {
-      throw new SpgError(
-        "E_SUMMARY_UNKNOWN_METHOD",
-        `record for method "${record.method}" not in the config`,
-        {
-          file: "records.jsonl",
-          field: "method",
-          fix: "every record's method must be one of config.methods[].name",
-        },
-      );
-    }
-    list.push(record);
-  }
+  if (unknownMethod !== undefined) throw unknownMethod;
   // fromEntries defines own properties, so no method name can reach the prototype.
   const methods: Record<string, MethodSummary> = Object.fromEntries(
-    [...byMethod].map(([name, list]) => [
-      name,
-      summarizeMethod(list, name, bootstrap, config.methods.find((m) => m.name === name)?.kind),
-    ]),
+    [...byMethod].map(([name, fold]) => [name, summarizeFold(fold, bootstrap)]),
   );
   const claims = config.claims.map((claim) => {
     const summary = byMethod.has(claim.method) ? methods[claim.method] : undefined;

@@ -239,7 +239,11 @@ export interface CheckpointScan {
  * Validate a checkpoint directory without loading its weights (only headers, config, file hashes, and
  * lm_head/wte when an explicit lm_head must be compared): what `spg model inspect` needs for large models.
  */
-export async function scanCheckpoint(dirArg: string): Promise<CheckpointScan> {
+/**
+ * The checks that need no weight bytes: the directory exists, holds safetensors weights and a
+ * GPT-Neo config.json. Cheap, so a bad path is refused before any long work (verify's --model).
+ */
+export function checkpointLayout(dirArg: string) {
   const dir = resolve(dirArg);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new SpgError("E_CHECKPOINT_MISSING", `checkpoint directory ${dir} does not exist`, {
@@ -248,7 +252,11 @@ export async function scanCheckpoint(dirArg: string): Promise<CheckpointScan> {
     });
   }
   const { layout, notes } = findWeightFiles(dir);
-  const config = readGptNeoConfig(dir);
+  return { dir, layout, notes, config: readGptNeoConfig(dir) };
+}
+
+export async function scanCheckpoint(dirArg: string): Promise<CheckpointScan> {
+  const { dir, layout, notes, config } = checkpointLayout(dirArg);
 
   // Headers of every weight file, and where each tensor lives.
   const headers = new Map<string, SafetensorsHeader>();

@@ -24,6 +24,7 @@ import type { RunConfig } from "../config/types.js";
 import { isSpgError, SpgError } from "../errors.js";
 import { summarize } from "../measure/summary.js";
 import { validateEntries } from "../verify/checks/schemas.js";
+import { BundleContext } from "../verify/context.js";
 import { runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
 import { type Finding, pass } from "../verify/types.js";
@@ -98,16 +99,18 @@ export async function buildReportFromEntries(
   options: ReportOptions,
   inflatedBytes?: number,
 ): Promise<BuiltReport> {
-  const contents = { entries };
+  const contents = new BundleContext(entries);
   const validation = validateEntries(contents, loadSchemaValidators());
   const valid = validation.valid;
+  // The report draws every record and fingerprint, so it holds them (verify folds them instead).
+  const lines = (name: string) => (validation.validLines.has(name) ? contents.value(name) : undefined);
   const parts: Parts = {
     manifest: valid.get("manifest.json") as Manifest | undefined,
     config: valid.get("config.json") as RunConfig | undefined,
     environment: valid.get("environment.json") as EnvironmentFile | undefined,
-    records: valid.get("records.jsonl") as SampleRecord[] | undefined,
+    records: lines("records.jsonl") as SampleRecord[] | undefined,
     // Per-layer KV figures only; weights methods' tensor lines are in the summary's weights section.
-    fingerprints: (valid.get("fingerprints.jsonl") as FingerprintLine[] | undefined)?.filter(
+    fingerprints: (lines("fingerprints.jsonl") as FingerprintLine[] | undefined)?.filter(
       (f): f is LayerFingerprint => !isWeightFingerprint(f),
     ),
   };

@@ -23,6 +23,20 @@ export class FailureCollector {
     if (entry.examples.length < EXAMPLES_PER_CODE) entry.examples.push(example);
   }
 
+  /** Another collector's failures, after this one's (as if they had been added here in that order). */
+  absorb(other: FailureCollector): void {
+    for (const [code, { count, examples }] of other.byCode) {
+      let entry = this.byCode.get(code);
+      if (entry === undefined) {
+        entry = { count: 0, examples: [] };
+        this.byCode.set(code, entry);
+      }
+      entry.count += count;
+      for (const example of examples)
+        if (entry.examples.length < EXAMPLES_PER_CODE) entry.examples.push(example);
+    }
+  }
+
   get size(): number {
     return this.byCode.size;
   }

@@ -8,11 +8,23 @@
 import type { BundleEntries } from "../bundle/read.js";
 import type { Summary } from "../bundle/types.js";
 import type { Sample } from "../data/types.js";
+import { sha256Hex } from "../numeric/sha256.js";
+import type { LineFolds } from "./checks/lines.js";
 import { type Parsed, parseJsonEntry, parseJsonLinesEntry } from "./parse.js";
 
+/** An entry's length and sha256 (hex), what manifest.json lists for it. */
+export interface EntryDigest {
+  bytes: number;
+  sha256: string;
+}
+
 export class BundleContext implements BundleEntries {
+  /** Entries held in memory: every entry, or all but the streamed ones (checks/lines.ts). */
   readonly entries: Map<string, Buffer>;
   private readonly parsed = new Map<string, Parsed<unknown>>();
+  private readonly digests = new Map<string, EntryDigest>();
+  /** records.jsonl and fingerprints.jsonl folded line by line (checks/lines.ts), once made. */
+  lineFolds: LineFolds | undefined;
   /** Entries that parsed and matched their schema (the schemas check fills it). */
   readonly valid = new Map<string, unknown>();
   /** summarize(records, config), once the recompute check has computed it. */
@@ -22,6 +34,32 @@ export class BundleContext implements BundleEntries {
 
   constructor(entries: Map<string, Buffer> = new Map()) {
     this.entries = entries;
+  }
+
+  /** Whether the bundle holds this entry (in memory or streamed). */
+  has(name: string): boolean {
+    return this.entries.has(name) || this.digests.has(name);
+  }
+
+  /** Every entry name the bundle holds. */
+  names(): string[] {
+    return [...new Set([...this.entries.keys(), ...this.digests.keys()])];
+  }
+
+  /** An entry's length and sha256: as hashed while it streamed, or hashed now from memory. */
+  digest(name: string): EntryDigest | undefined {
+    let digest = this.digests.get(name);
+    const bytes = this.entries.get(name);
+    if (digest === undefined && bytes !== undefined) {
+      digest = { bytes: bytes.length, sha256: sha256Hex(bytes) };
+      this.digests.set(name, digest);
+    }
+    return digest;
+  }
+
+  /** The digest of an entry hashed as it passed (checks/lines.ts). */
+  recordDigest(name: string, digest: EntryDigest): void {
+    this.digests.set(name, digest);
   }
 
   /** The entry parsed strictly (.jsonl: the array of its lines); the same object on every call. */

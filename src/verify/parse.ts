@@ -95,21 +95,59 @@ export function firstDuplicateKey(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A parsed value's shape in one walk: whether it nests deeper than `limit` (the walk stops
+ * there, so a hostile depth never reaches a recursive serializer) and whether every object
+ * lists its keys in ascending UTF-16 order, as canonical JSON does.
+ */
+function shapeOf(value: unknown, limit: number): { tooDeep: boolean; keysInOrder: boolean } {
+  const shape = { tooDeep: false, keysInOrder: true };
+  const walk = (item: unknown, depth: number): void => {
+    if (typeof item !== "object" || item === null || shape.tooDeep) return;
+    if (depth > limit) {
+      shape.tooDeep = true;
+      return;
+    }
+    if (Array.isArray(item)) {
+      for (const element of item) walk(element, depth + 1);
+      return;
+    }
+    let previous: string | undefined;
+    for (const key of Object.keys(item)) {
+      if (previous !== undefined && !(previous < key)) shape.keysInOrder = false;
+      previous = key;
+      walk((item as Record<string, unknown>)[key], depth + 1);
+    }
+  };
+  walk(value, 1);
+  return shape;
+}
+
+function tooDeep(where: string): { ok: false; code: EntryParseCode; error: string } {
+  return failure(
+    ENTRY_PARSE_CODES.nesting,
+    `${where} nests arrays or objects deeper than ${MAX_JSON_NESTING} levels`,
+  );
+}
+
 /** One JSON document in bytes [start, end), strictly (see the header). `where` names it in errors. */
-function parseStrict(bytes: Buffer, start: number, end: number, where: string): Parsed<unknown> {
-  if (!nestingWithin(bytes, start, end, MAX_JSON_NESTING)) {
-    return failure(
-      ENTRY_PARSE_CODES.nesting,
-      `${where} nests arrays or objects deeper than ${MAX_JSON_NESTING} levels`,
-    );
-  }
+export function parseStrict(bytes: Buffer, start: number, end: number, where: string): Parsed<unknown> {
   const text = bytes.toString("utf8", start, end);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
+    // Too deep is named first, as it would be of a document that did parse.
+    if (!nestingWithin(bytes, start, end, MAX_JSON_NESTING)) return tooDeep(where);
     return failure(ENTRY_PARSE_CODES.syntax, `${where} is not valid JSON: ${(error as Error).message}`);
   }
+  const shape = shapeOf(value, MAX_JSON_NESTING);
+  if (shape.tooDeep) return tooDeep(where);
+  // Fast path: the text is its own plain serialization and every object's keys are in order,
+  // which is exactly canonical (JSON.stringify with the sorted key list writes the same bytes).
+  if (shape.keysInOrder && JSON.stringify(value) === text) return { ok: true, value };
+  // Otherwise the canonical form names what differs (integer-like keys land here too: JSON.parse
+  // puts them first, so a canonical {"16":..,"8":..} still passes below).
   let canonical: string | undefined;
   try {
     canonical = canonicalJsonString(value);
@@ -141,29 +179,80 @@ export function parseJsonEntry(bytes: Buffer | undefined, name: string): Parsed<
 }
 
 /**
- * A JSON Lines entry: one canonical JSON value per line, every line ending in "\n".
- * Parsed line by line from the bytes, so a records file of hundreds of MB never becomes
- * one string (V8 caps strings near 512 MiB).
+ * A JSON Lines entry read line by line as its bytes arrive (from the zip's inflater or a
+ * buffer): one canonical JSON value per line, every line ending in "\n". Each line that
+ * parses goes to `onValue` at once and is not kept; end() says whether the whole entry held,
+ * with the same verdict, and the same precedence among failures, as reading it whole: a byte
+ * order mark, then invalid UTF-8 anywhere (checked per line: no UTF-8 sequence holds a 0x0A
+ * byte), then a missing final newline, then the first line that does not parse.
  */
+export class JsonLinesReader {
+  private pending: Buffer[] = [];
+  private lines = 0;
+  private bom = false;
+  private invalidUtf8 = false;
+  private lineFailure: { ok: false; code: EntryParseCode; error: string } | undefined;
+
+  constructor(
+    private readonly name: string,
+    private readonly onValue: (value: unknown, line: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const end = chunk.indexOf(NEWLINE, start);
+      if (end === -1) break;
+      if (this.pending.length > 0) {
+        this.pending.push(chunk.subarray(start, end));
+        const line = Buffer.concat(this.pending);
+        this.pending = [];
+        this.line(line, 0, line.length);
+      } else this.line(chunk, start, end);
+      start = end + 1;
+    }
+    if (start < chunk.length) this.pending.push(chunk.subarray(start));
+  }
+
+  private line(bytes: Buffer, start: number, end: number): void {
+    const index = this.lines++;
+    if (index === 0 && bytes.subarray(start, start + UTF8_BOM.length).equals(UTF8_BOM)) this.bom = true;
+    if (!this.invalidUtf8 && !isUtf8(bytes.subarray(start, end))) this.invalidUtf8 = true;
+    if (this.bom || this.invalidUtf8 || this.lineFailure !== undefined) return;
+    const parsed = parseStrict(bytes, start, end, `${this.name} line ${index + 1}`);
+    if (parsed.ok) this.onValue(parsed.value, index);
+    else this.lineFailure = parsed;
+  }
+
+  /** The verdict on the whole entry: the number of lines, or its first failure. */
+  end(): Parsed<number> {
+    const rest = Buffer.concat(this.pending);
+    this.pending = [];
+    const unterminated = rest.length > 0;
+    if (unterminated) {
+      if (this.lines === 0 && rest.subarray(0, UTF8_BOM.length).equals(UTF8_BOM)) this.bom = true;
+      if (!isUtf8(rest)) this.invalidUtf8 = true;
+    }
+    const name = this.name;
+    if (this.bom) {
+      return failure(ENTRY_PARSE_CODES.bom, `${name} starts with a byte order mark; bundle entries never do`);
+    }
+    if (this.invalidUtf8) return failure(ENTRY_PARSE_CODES.utf8, `${name} is not valid UTF-8`);
+    if (unterminated) {
+      return failure(ENTRY_PARSE_CODES.notCanonical, `${name} does not end with a newline (truncated?)`);
+    }
+    return this.lineFailure ?? { ok: true, value: this.lines };
+  }
+}
+
+/** A JSON Lines entry held whole (see JsonLinesReader): the array of its lines. */
 export function parseJsonLinesEntry(bytes: Buffer | undefined, name: string): Parsed<unknown[]> {
-  const text = checkEntryText(bytes, name);
-  if (!text.ok) return text;
-  const data = text.value;
-  if (data.length > 0 && data[data.length - 1] !== NEWLINE) {
-    return failure(ENTRY_PARSE_CODES.notCanonical, `${name} does not end with a newline (truncated?)`);
-  }
+  if (bytes === undefined) return failure(ENTRY_PARSE_CODES.missing, `${name} is missing`);
   const values: unknown[] = [];
-  let start = 0;
-  let line = 0;
-  while (start < data.length) {
-    const end = data.indexOf(NEWLINE, start);
-    line += 1;
-    const parsed = parseStrict(data, start, end, `${name} line ${line}`);
-    if (!parsed.ok) return parsed;
-    values.push(parsed.value);
-    start = end + 1;
-  }
-  return { ok: true, value: values };
+  const reader = new JsonLinesReader(name, (value) => values.push(value));
+  reader.push(bytes);
+  const result = reader.end();
+  return result.ok ? { ok: true, value: values } : result;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

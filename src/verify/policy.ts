@@ -16,6 +16,8 @@ export interface VerifyPolicy {
   replay: { tolerances: Tolerances };
   samples: { minimum: number };
   bootstrap: { minimumResamples: number; maximumResamples: number; maximumDraws: number };
+  /** Resource bounds on reading the bundle. */
+  bundle?: { maxHeldEntryBytes?: number };
   claims: {
     ratioNeedsOneOf: ClaimMetric[];
     maximumIntervalWidth: Partial<Record<ClaimMetric, number>>;

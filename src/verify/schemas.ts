@@ -56,6 +56,9 @@ export function loadSchemaValidators(dir: string = schemasDir()): SchemaValidato
   return validators;
 }
 
+/** At most this many schema errors are listed per file; the count says how many there were. */
+export const LISTED_SCHEMA_ERRORS = 20;
+
 /** ajv errors as "path: message" lines (path "/" for the root). */
 export function describeSchemaErrors(errors: ErrorObject[] | null | undefined, prefix = ""): string[] {
   return (errors ?? []).map((error) => {

@@ -5,18 +5,32 @@
  * check failed is reported as skipped, never run. An unreadable or unsafe zip therefore stops
  * at exit 3 with nothing inside it looked at.
  */
+import { createHash, type Hash } from "node:crypto";
 import { existsSync } from "node:fs";
-import type { ZipReadLimits } from "../bundle/format.js";
-import { readBundleZip, ZIP_CODES } from "../bundle/read.js";
+import { SHARD_ENTRY, SHARDS_ENTRY, type ZipReadLimits } from "../bundle/format.js";
+import { type EntrySink, readBundleZip, ZIP_CODES } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
-import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../bundle/types.js";
+import {
+  type EnvironmentFile,
+  type FingerprintLine,
+  isWeightFingerprint,
+  type SampleRecord,
+} from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
+import { checkpointLayout } from "../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
 import type { VerifierDataset } from "./checks/draw.js";
 import { type CheckOptions, type CheckUnit, drawCheck, ENTRY_CHECKS, thresholdsOf } from "./checks/index.js";
-import { checkReplay, type ReplayOptions, replayCheckpoint } from "./checks/replay.js";
+import { LineFolds, STREAMED_ENTRIES } from "./checks/lines.js";
+import {
+  checkReplay,
+  type ReplayOptions,
+  replayCheckpoint,
+  type StoredLinesReader,
+} from "./checks/replay.js";
 import { BundleContext } from "./context.js";
+import { JsonLinesReader } from "./parse.js";
 import { loadVerifyPolicy } from "./policy.js";
 import { type CheckOutcomes, runUnit, type VerifyResult, verifyResult } from "./runner.js";
 import { type Finding, pass, warn } from "./types.js";
@@ -40,8 +54,8 @@ interface FileCheckOptions extends CheckOptions {
   path: string;
   limits?: Partial<ZipReadLimits>;
   replay: ReplayOptions | false;
-  /** The verifier's checkpoint (read before the bundle), undefined when none is here. */
-  checkpoint: GptNeoCheckpoint | undefined;
+  /** The verifier's checkpoint, read and hashed on first call (only replay asks), undefined when none is here. */
+  checkpoint: () => Promise<GptNeoCheckpoint | undefined>;
 }
 
 /** The verifier's own inputs are checked before any bundle is read: a bad one is exit 2. */
@@ -59,23 +73,107 @@ function checkVerifierPaths(dataset: VerifierDataset | undefined): void {
   }
 }
 
-/** The archive is read safely (src/bundle/read.ts) into the context; nothing else reads the file. */
+/**
+ * A shard's or a merge's records are kept whole: the shards check rebuilds each shard's bundle
+ * from their bytes. Every other bundle's records and fingerprints stream through the line folds.
+ */
+function streamsLines(archiveNames: readonly string[]): boolean {
+  return !archiveNames.includes(SHARD_ENTRY) && !archiveNames.includes(SHARDS_ENTRY);
+}
+
+/**
+ * The archive is read safely (src/bundle/read.ts) into the context; nothing else reads the
+ * file (but replay, which reads again only the lines it re-runs). records.jsonl and
+ * fingerprints.jsonl are not kept: they pass through the line folds as they inflate
+ * (checks/lines.ts), after every other entry.
+ */
 export const zipSafetyCheck: CheckUnit<FileCheckOptions> = {
   name: "zip-safety",
   codes: Object.values(ZIP_CODES),
   requires: [],
   run: async (context, options) => {
-    const read = await readBundleZip(options.path, { limits: options.limits });
+    const read = await readBundleZip(options.path, {
+      limits: options.limits,
+      stream: {
+        names: STREAMED_ENTRIES,
+        open: (name, readSoFar, archiveNames) => {
+          if (!streamsLines(archiveNames)) return undefined;
+          for (const [entry, bytes] of readSoFar) context.entries.set(entry, bytes);
+          context.lineFolds ??= new LineFolds(context, options);
+          return context.lineFolds.sink(name);
+        },
+      },
+    });
     if (!read.ok) return read.findings.map((finding) => ({ ...finding }));
     for (const [name, bytes] of read.entries) context.entries.set(name, bytes);
     return [
       pass(
         "zip-safety",
-        `${read.entries.size} entries read within limits (${read.inflatedBytes} bytes inflated)`,
+        `${context.names().length} entries read within limits (${read.inflatedBytes} bytes inflated)`,
       ),
     ];
   },
 };
+
+/**
+ * The stored lines of the chosen samples: from memory when the entries were kept, else read
+ * again from the file, and used only if their bytes are still the ones verified (sha256).
+ */
+function storedLinesOf(context: BundleContext, options: FileCheckOptions): StoredLinesReader {
+  return async (sampleIds) => {
+    const chosen = (value: unknown) =>
+      isWeightFingerprint(value as FingerprintLine) ||
+      sampleIds.has((value as { sampleId: string }).sampleId);
+    const lines = new Map<string, unknown[]>(STREAMED_ENTRIES.map((name) => [name, []]));
+    const held = STREAMED_ENTRIES.every((name) => context.entries.has(name));
+    const readers = new Map<string, { hash: Hash; lines: JsonLinesReader }>(
+      STREAMED_ENTRIES.map((name) => [
+        name,
+        {
+          hash: createHash("sha256"),
+          lines: new JsonLinesReader(name, (value) => {
+            if (chosen(value)) lines.get(name)?.push(value);
+          }),
+        },
+      ]),
+    );
+    const sink = (name: string): EntrySink | undefined => {
+      const reader = readers.get(name);
+      if (reader === undefined) return undefined;
+      return {
+        push: (chunk) => {
+          reader.hash.update(chunk);
+          reader.lines.push(chunk);
+        },
+        end: () => reader.lines.end(),
+      };
+    };
+    if (held) {
+      for (const name of STREAMED_ENTRIES) {
+        const bytes = context.entries.get(name) as Buffer;
+        sink(name)?.push(bytes);
+        sink(name)?.end();
+      }
+    } else {
+      const read = await readBundleZip(options.path, {
+        limits: options.limits,
+        stream: { names: STREAMED_ENTRIES, open: (name) => sink(name) },
+      });
+      if (!read.ok)
+        return { problem: `the bundle cannot be read again for replay: ${read.findings[0]?.message}` };
+    }
+    for (const [name, reader] of readers) {
+      const digest = reader.hash.digest("hex");
+      if (digest !== context.digest(name)?.sha256) {
+        return { problem: `${name} changed since it was verified (sha256 ${digest}); nothing was replayed` };
+      }
+    }
+    return {
+      records: lines.get("records.jsonl") as SampleRecord[],
+      fingerprints: lines.get("fingerprints.jsonl") as FingerprintLine[],
+    };
+  };
+}
 
 /**
  * Replay touches nothing on the bundle's word: it runs only once the bytes, the signer, the
@@ -109,10 +207,10 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
       {
         config: context.valid.get("config.json") as RunConfig,
         environment: context.valid.get("environment.json") as EnvironmentFile,
-        records: context.valid.get("records.jsonl") as SampleRecord[],
-        fingerprints: context.valid.get("fingerprints.jsonl") as FingerprintLine[],
+        stored: storedLinesOf(context, options),
         evaluation: context.evaluation,
-        checkpoint: options.checkpoint,
+        // The model is read and hashed only now, when replay runs.
+        checkpoint: await options.checkpoint(),
         modelNamed: replay.modelDir !== undefined,
         tolerances: thresholdsOf(context, options).replay.tolerances,
       },
@@ -141,12 +239,19 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   const policy = loadVerifyPolicy(options.policyFile);
   checkVerifierPaths(options.dataset);
   const replay = options.replay ?? { samples: "all" };
-  const checkpoint = replay === false ? undefined : await replayCheckpoint(replay.modelDir);
+  // A bad --model path is the verifier's input error (exit 2), found before the bundle is read;
+  // its weights are hashed only if replay runs.
+  if (replay !== false && replay.modelDir !== undefined) checkpointLayout(replay.modelDir);
+  let checkpoint: Promise<GptNeoCheckpoint | undefined> | undefined;
   const checkOptions: FileCheckOptions = {
     path,
-    limits: options.limits,
+    // The policy bounds what verify holds in memory; a caller's limits come on top.
+    limits: { maxHeldEntryBytes: policy.bundle?.maxHeldEntryBytes, ...options.limits },
     replay,
-    checkpoint,
+    checkpoint: () => {
+      checkpoint ??= replay === false ? Promise.resolve(undefined) : replayCheckpoint(replay.modelDir);
+      return checkpoint;
+    },
     trustedKeyIds,
     requireTrusted: options.requireTrusted,
     policy,

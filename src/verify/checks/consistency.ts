@@ -2,15 +2,13 @@ import {
   type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
-  type LayerFingerprint,
   type SampleRecord,
-  type WeightFingerprintLine,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { compareGenerations } from "../../measure/metrics.js";
 import { FailureCollector } from "../collect.js";
 import { type Finding, pass } from "../types.js";
-import { checkWeightsConsistency } from "./weights-consistency.js";
+import { WeightsConsistencyFold } from "./weights-consistency.js";
 
 const CHECK = "consistency" as const;
 
@@ -38,6 +36,17 @@ const SAMPLE_IDENTITY_FIELDS = [
   "kvBytesBaseline",
 ] as const;
 
+/** What the identity and NLL checks compare later records of a sample with: its first record's. */
+type FirstRecord = Pick<SampleRecord, (typeof SAMPLE_IDENTITY_FIELDS)[number] | "method" | "nllBaseline">;
+
+/** What the fingerprint checks need of one record, and the layer fingerprints seen for it. */
+interface RecordState {
+  contextTokens: number;
+  kvBytesCompressed: number;
+  layers: Set<number> | undefined;
+  layerBytes: number;
+}
+
 /**
  * Records and fingerprints describe the same run: unique ids; every configured method for
  * every sample, nothing else; token counts as configured (the first continuation token is
@@ -46,33 +55,52 @@ const SAMPLE_IDENTITY_FIELDS = [
  * whose bytes sum to the record's compressed bytes and whose bit histogram fits in them;
  * the baseline NLL of a sample is the same for every method (same prefill), within
  * tolerances.nllPerToken per scored token.
+ *
+ * Folded one line at a time (records first, then fingerprints), keeping per sample only its
+ * first record's identity and per record what the fingerprint checks need.
  */
-export function checkConsistency(input: ConsistencyInput): Finding[] {
-  const { config, environment, records } = input;
-  const failures = new FailureCollector(CHECK);
-  // KV layers here; weights methods' tensor lines in weights-consistency.ts.
-  const fingerprints = input.fingerprints.filter((f): f is LayerFingerprint => !isWeightFingerprint(f));
-  const weightLines = input.fingerprints.filter((f): f is WeightFingerprintLine => isWeightFingerprint(f));
-  const methodKinds = new Map(config.methods.map((method) => [method.name, method.kind]));
-  const layers = environment.model.layers;
-  const baselineBytes =
-    2 *
-    layers *
-    environment.model.hiddenSize *
-    config.dataset.contextTokens *
-    BASELINE_DTYPE_BYTES[config.kv.baselineDtype];
+export class ConsistencyFold {
+  private readonly failures = new FailureCollector(CHECK);
+  /** Fingerprint failures: reported after the records' (the order of a whole-file pass). */
+  private readonly fingerprintFailures = new FailureCollector(CHECK);
+  private readonly methodKinds: Map<string, RunConfig["methods"][number]["kind"]>;
+  private readonly layers: number;
+  private readonly baselineBytes: number;
+  private readonly bySample = new Map<string, { first: FirstRecord; methods: Map<string, RecordState> }>();
+  private readonly sampleOfIndex = new Map<number, string>();
+  private readonly weights: WeightsConsistencyFold;
+  private records = 0;
+  private layerFingerprints = 0;
 
-  if (methodKinds.size !== config.methods.length) {
-    failures.add("E_CONSISTENCY_DUPLICATE_METHOD", "config.methods names a method more than once");
-  }
-  if (config.methods[0]?.kind !== "full") {
-    failures.add("E_CONSISTENCY_NO_BASELINE", `config.methods[0] must be the "full" (uncompressed) method`);
+  constructor(
+    private readonly config: RunConfig,
+    private readonly environment: EnvironmentFile,
+  ) {
+    this.methodKinds = new Map(config.methods.map((method) => [method.name, method.kind]));
+    this.layers = environment.model.layers;
+    this.baselineBytes =
+      2 *
+      this.layers *
+      environment.model.hiddenSize *
+      config.dataset.contextTokens *
+      BASELINE_DTYPE_BYTES[config.kv.baselineDtype];
+    this.weights = new WeightsConsistencyFold(config, environment.model);
+    if (this.methodKinds.size !== config.methods.length) {
+      this.failures.add("E_CONSISTENCY_DUPLICATE_METHOD", "config.methods names a method more than once");
+    }
+    if (config.methods[0]?.kind !== "full") {
+      this.failures.add(
+        "E_CONSISTENCY_NO_BASELINE",
+        `config.methods[0] must be the "full" (uncompressed) method`,
+      );
+    }
   }
 
-  // Records: unique (sample, method); identity agrees across methods; counts as configured.
-  const bySample = new Map<string, Map<string, SampleRecord>>();
-  const sampleOfIndex = new Map<number, string>();
-  for (const record of records) {
+  /** One records.jsonl line (schema-valid). */
+  record(record: SampleRecord): void {
+    const { config, failures, methodKinds } = this;
+    this.records += 1;
+    this.weights.record(record);
     const where = `record ${record.sampleId}/${record.method}`;
     if (!methodKinds.has(record.method)) {
       failures.add(
@@ -80,18 +108,20 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
         `${where}: method "${record.method}" is not in config.methods`,
       );
     }
-    let methods = bySample.get(record.sampleId);
-    if (methods === undefined) {
-      methods = new Map();
-      bySample.set(record.sampleId, methods);
-    }
-    if (methods.has(record.method)) {
+    let sample = this.bySample.get(record.sampleId);
+    if (sample?.methods.has(record.method)) {
       failures.add("E_CONSISTENCY_DUPLICATE_RECORD", `${where} appears more than once`);
-      continue;
+      return;
     }
-    const first = methods.values().next().value as SampleRecord | undefined;
-    methods.set(record.method, record);
-    if (first !== undefined) {
+    const state: RecordState = {
+      contextTokens: record.contextTokens,
+      kvBytesCompressed: record.kvBytesCompressed,
+      layers: undefined,
+      layerBytes: 0,
+    };
+    if (sample !== undefined) {
+      const first = sample.first;
+      sample.methods.set(record.method, state);
       for (const field of SAMPLE_IDENTITY_FIELDS) {
         if (record[field] !== first[field]) {
           failures.add(
@@ -108,14 +138,28 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
         );
       }
     } else {
-      const owner = sampleOfIndex.get(record.sampleIndex);
+      const first: FirstRecord = {
+        method: record.method,
+        nllBaseline: record.nllBaseline,
+        sampleIndex: record.sampleIndex,
+        tokenHash: record.tokenHash,
+        document: record.document,
+        offset: record.offset,
+        contextTokens: record.contextTokens,
+        continuationTokens: record.continuationTokens,
+        scoredTokens: record.scoredTokens,
+        kvBytesBaseline: record.kvBytesBaseline,
+      };
+      sample = { first, methods: new Map([[record.method, state]]) };
+      this.bySample.set(record.sampleId, sample);
+      const owner = this.sampleOfIndex.get(record.sampleIndex);
       if (owner !== undefined && owner !== record.sampleId) {
         failures.add(
           "E_CONSISTENCY_SAMPLE_IDENTITY",
           `${where}: sampleIndex ${record.sampleIndex} is also sample ${owner}'s`,
         );
       }
-      sampleOfIndex.set(record.sampleIndex, record.sampleId);
+      this.sampleOfIndex.set(record.sampleIndex, record.sampleId);
     }
     if (record.contextTokens !== config.dataset.contextTokens) {
       failures.add(
@@ -168,10 +212,10 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
         );
       }
     }
-    if (record.kvBytesBaseline !== baselineBytes) {
+    if (record.kvBytesBaseline !== this.baselineBytes) {
       failures.add(
         "E_CONSISTENCY_BASELINE_BYTES",
-        `${where}: kvBytesBaseline ${record.kvBytesBaseline}, but the full ${config.kv.baselineDtype} context cache is ${baselineBytes} bytes`,
+        `${where}: kvBytesBaseline ${record.kvBytesBaseline}, but the full ${config.kv.baselineDtype} context cache is ${this.baselineBytes} bytes`,
       );
     }
     if (methodKinds.get(record.method) === "full" && record.kvBytesCompressed !== record.kvBytesBaseline) {
@@ -181,45 +225,35 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
       );
     }
   }
-  const expectedSamples = input.expectedSamples ?? config.dataset.samples;
-  if (bySample.size !== expectedSamples) {
-    failures.add(
-      "E_CONSISTENCY_SAMPLE_COUNT",
-      `records cover ${bySample.size} samples; ${input.expectedSamples === undefined ? "config.dataset.samples" : "shard.json"} is ${expectedSamples}`,
-    );
-  }
-  for (const [sampleId, methods] of bySample) {
-    for (const name of methodKinds.keys()) {
-      if (!methods.has(name))
-        failures.add("E_CONSISTENCY_MISSING_RECORD", `sample ${sampleId} has no record for method "${name}"`);
-    }
-  }
 
-  // Fingerprints: one per (sample, method, layer) of a record, covering every layer once.
-  const layersSeen = new Map<string, { layers: Set<number>; bytes: number }>();
-  for (const fingerprint of fingerprints) {
+  /** One fingerprints.jsonl line (schema-valid), after every record. */
+  fingerprint(line: FingerprintLine): void {
+    if (isWeightFingerprint(line)) {
+      this.weights.line(line);
+      return;
+    }
+    const failures = this.fingerprintFailures;
+    const { environment, layers } = this;
+    this.layerFingerprints += 1;
+    const fingerprint = line;
     const key = `${fingerprint.sampleId}/${fingerprint.method}`;
     const where = `fingerprint ${key}/layer ${fingerprint.layer}`;
-    const record = bySample.get(fingerprint.sampleId)?.get(fingerprint.method);
+    const record = this.bySample.get(fingerprint.sampleId)?.methods.get(fingerprint.method);
     if (record === undefined) {
       failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${where} has no record`);
-      continue;
+      return;
     }
-    let seen = layersSeen.get(key);
-    if (seen === undefined) {
-      seen = { layers: new Set(), bytes: 0 };
-      layersSeen.set(key, seen);
-    }
-    if (seen.layers.has(fingerprint.layer)) {
+    record.layers ??= new Set();
+    if (record.layers.has(fingerprint.layer)) {
       failures.add("E_CONSISTENCY_DUPLICATE_FINGERPRINT", `${where} appears more than once`);
-      continue;
+      return;
     }
     if (fingerprint.layer >= layers) {
       failures.add("E_CONSISTENCY_LAYERS", `${where}: the model has ${layers} layers`);
-      continue;
+      return;
     }
-    seen.layers.add(fingerprint.layer);
-    seen.bytes += fingerprint.bytes;
+    record.layers.add(fingerprint.layer);
+    record.layerBytes += fingerprint.bytes;
     const slots = environment.model.heads * record.contextTokens;
     if (fingerprint.tokensTotal !== slots || fingerprint.tokensKept > fingerprint.tokensTotal) {
       failures.add(
@@ -242,44 +276,72 @@ export function checkConsistency(input: ConsistencyInput): Finding[] {
       );
     }
   }
-  for (const [sampleId, methods] of bySample) {
-    for (const [method, record] of methods) {
-      const seen = layersSeen.get(`${sampleId}/${method}`);
-      if (methodKinds.get(method) === "weights") {
-        // A weights method compresses no cache: no layer fingerprints, its tensors' instead.
-        if (seen !== undefined) {
+
+  /** The findings, once every line is folded. `expectedSamples`: a shard's own count (default config.dataset.samples). */
+  findings(expectedSamples?: number): Finding[] {
+    const { config, failures, methodKinds, layers, bySample } = this;
+    const expected = expectedSamples ?? config.dataset.samples;
+    if (bySample.size !== expected) {
+      failures.add(
+        "E_CONSISTENCY_SAMPLE_COUNT",
+        `records cover ${bySample.size} samples; ${expectedSamples === undefined ? "config.dataset.samples" : "shard.json"} is ${expected}`,
+      );
+    }
+    for (const [sampleId, { methods }] of bySample) {
+      for (const name of methodKinds.keys()) {
+        if (!methods.has(name))
           failures.add(
-            "E_CONSISTENCY_LAYERS",
-            `${sampleId}/${method}: a weights method has KV layer fingerprints`,
+            "E_CONSISTENCY_MISSING_RECORD",
+            `sample ${sampleId} has no record for method "${name}"`,
           );
-        }
-        continue;
-      }
-      const count = seen?.layers.size ?? 0;
-      if (count !== layers) {
-        failures.add(
-          "E_CONSISTENCY_LAYERS",
-          `${sampleId}/${method}: fingerprints for ${count} of the model's ${layers} layers`,
-        );
-      } else if (seen !== undefined && seen.bytes !== record.kvBytesCompressed) {
-        failures.add(
-          "E_CONSISTENCY_BYTES",
-          `${sampleId}/${method}: layer fingerprints sum to ${seen.bytes} bytes; the record says kvBytesCompressed ${record.kvBytesCompressed}`,
-        );
       }
     }
+    failures.absorb(this.fingerprintFailures);
+    for (const [sampleId, { methods }] of bySample) {
+      for (const [method, record] of methods) {
+        const seen = record.layers;
+        if (methodKinds.get(method) === "weights") {
+          // A weights method compresses no cache: no layer fingerprints, its tensors' instead.
+          if (seen !== undefined) {
+            failures.add(
+              "E_CONSISTENCY_LAYERS",
+              `${sampleId}/${method}: a weights method has KV layer fingerprints`,
+            );
+          }
+          continue;
+        }
+        const count = seen?.size ?? 0;
+        if (count !== layers) {
+          failures.add(
+            "E_CONSISTENCY_LAYERS",
+            `${sampleId}/${method}: fingerprints for ${count} of the model's ${layers} layers`,
+          );
+        } else if (seen !== undefined && record.layerBytes !== record.kvBytesCompressed) {
+          failures.add(
+            "E_CONSISTENCY_BYTES",
+            `${sampleId}/${method}: layer fingerprints sum to ${record.layerBytes} bytes; the record says kvBytesCompressed ${record.kvBytesCompressed}`,
+          );
+        }
+      }
+    }
+
+    const weightLines = this.weights.finish(failures);
+
+    if (failures.size > 0) return failures.findings();
+    return [
+      pass(
+        CHECK,
+        `${this.records} records and ${this.layerFingerprints} fingerprints agree (${bySample.size} samples × ${methodKinds.size} methods × ${layers} layers)` +
+          (weightLines > 0 ? `; ${weightLines} weight-tensor fingerprints sum to their records' bytes` : ""),
+      ),
+    ];
   }
+}
 
-  checkWeightsConsistency(config, environment.model, records, weightLines, failures);
-
-  if (failures.size > 0) return failures.findings();
-  return [
-    pass(
-      CHECK,
-      `${records.length} records and ${fingerprints.length} fingerprints agree (${bySample.size} samples × ${methodKinds.size} methods × ${layers} layers)` +
-        (weightLines.length > 0
-          ? `; ${weightLines.length} weight-tensor fingerprints sum to their records' bytes`
-          : ""),
-    ),
-  ];
+/** The consistency check over records and fingerprints held whole (tests, small bundles). */
+export function checkConsistency(input: ConsistencyInput): Finding[] {
+  const fold = new ConsistencyFold(input.config, input.environment);
+  for (const record of input.records) fold.record(record);
+  for (const line of input.fingerprints) fold.fingerprint(line);
+  return fold.findings(input.expectedSamples);
 }

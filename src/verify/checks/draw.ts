@@ -79,10 +79,78 @@ function listDifferences(
   }
 }
 
+/** What the draw compares of each record: which sample it claims to score, and where that sample lies. */
+export type RecordIdentity = Pick<
+  SampleRecord,
+  "sampleId" | "method" | "tokenHash" | "document" | "offset" | "sampleIndex"
+>;
+
+/**
+ * Every record's identity, folded one records.jsonl line at a time: each sample's identity
+ * once, and per record only which sample and method it is (a record that disagrees with its
+ * sample's first one keeps its own). Iterating gives the records' identities in file order.
+ */
+export class RecordIdentities implements Iterable<RecordIdentity> {
+  private readonly samples: Omit<RecordIdentity, "method">[] = [];
+  private readonly sampleSlots = new Map<string, number>();
+  private readonly methods: string[] = [];
+  private readonly methodSlots = new Map<string, number>();
+  private sampleOf = new Uint32Array(1024);
+  private methodOf = new Uint32Array(1024);
+  private readonly own = new Map<number, RecordIdentity>();
+  private count = 0;
+
+  add(record: RecordIdentity): void {
+    if (this.count === this.sampleOf.length) {
+      const samples = new Uint32Array(this.count * 2);
+      samples.set(this.sampleOf);
+      this.sampleOf = samples;
+      const methods = new Uint32Array(this.count * 2);
+      methods.set(this.methodOf);
+      this.methodOf = methods;
+    }
+    const row = this.count++;
+    let method = this.methodSlots.get(record.method);
+    if (method === undefined) {
+      method = this.methods.push(record.method) - 1;
+      this.methodSlots.set(record.method, method);
+    }
+    this.methodOf[row] = method;
+    let slot = this.sampleSlots.get(record.sampleId);
+    if (slot === undefined) {
+      const { sampleId, tokenHash, document, offset, sampleIndex } = record;
+      slot = this.samples.push({ sampleId, tokenHash, document, offset, sampleIndex }) - 1;
+      this.sampleSlots.set(sampleId, slot);
+    } else {
+      const sample = this.samples[slot];
+      if (
+        sample.tokenHash !== record.tokenHash ||
+        sample.document !== record.document ||
+        sample.offset !== record.offset ||
+        sample.sampleIndex !== record.sampleIndex
+      ) {
+        const { sampleId, method: name, tokenHash, document, offset, sampleIndex } = record;
+        this.own.set(row, { sampleId, method: name, tokenHash, document, offset, sampleIndex });
+      }
+    }
+    this.sampleOf[row] = slot;
+  }
+
+  *[Symbol.iterator](): Iterator<RecordIdentity> {
+    for (let row = 0; row < this.count; row++) {
+      yield this.own.get(row) ?? {
+        ...this.samples[this.sampleOf[row]],
+        method: this.methods[this.methodOf[row]],
+      };
+    }
+  }
+}
+
 export interface DrawInput {
   config: RunConfig;
   environment: EnvironmentFile;
-  records: readonly SampleRecord[];
+  /** Every record (held whole, or folded: RecordIdentities). */
+  records: Iterable<RecordIdentity>;
   dataset?: VerifierDataset;
   /** A shard's samples (shard.json): only these must have records. Default: every drawn sample. */
   recordedSampleIds?: readonly string[];

@@ -7,56 +7,32 @@
  */
 
 import { manifestSignedMessage } from "../../bundle/sign.js";
-import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../../bundle/types.js";
+import type { EnvironmentFile } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import type { BundleContext } from "../context.js";
 import { ENTRY_PARSE_CODE_LIST } from "../parse.js";
-import {
-  type EffectiveTolerances,
-  effectiveTolerances,
-  loadVerifyPolicy,
-  type VerifyPolicy,
-} from "../policy.js";
 import { runChecks } from "../runner.js";
-import type { SchemaValidators } from "../schemas.js";
-import { ENTRY_SCHEMAS, loadSchemaValidators } from "../schemas.js";
+import { ENTRY_SCHEMAS } from "../schemas.js";
 import type { CheckName, Finding } from "../types.js";
 import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
-import { checkConsistency } from "./consistency.js";
-import { checkDraw, type VerifierDataset } from "./draw.js";
+import { checkDraw } from "./draw.js";
 import { checkIntegrity } from "./integrity.js";
+import { lineFoldsOf } from "./lines.js";
+import { type CheckOptions, policyOf, tolerancesOf, validatorsOf } from "./options.js";
 import { bootstrapRefusal, checkPolicy } from "./policy.js";
 import { checkProtocol } from "./protocol.js";
 import { checkRecompute, recomputeSummary } from "./recompute.js";
 import { checkReportMarkdown } from "./report-md.js";
 import { schemaCode, validateEntries } from "./schemas.js";
 import { checkShards, claimsOnShard, SHARD_CODES, shardMarkerOf } from "./shards.js";
-import { checkSignature, SIGNATURE_CHECK_CODES, type SignedMessage } from "./signature.js";
+import { checkSignature, SIGNATURE_CHECK_CODES } from "./signature.js";
 import { checkTrust } from "./trust.js";
+
+export { type CheckOptions, policyOf, thresholdsOf, tolerancesOf } from "./options.js";
 
 /** The runner's own codes, which any unit may end with. */
 export const RUNNER_CODES = ["E_CHECK_SKIPPED", "E_CHECK_CRASHED"] as const;
-
-/** What the in-memory checks need from the caller (the runner's VerifyOptions extend it). */
-export interface CheckOptions {
-  /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
-  signedMessage?: SignedMessage;
-  /** Key ids the verifier trusts; undefined = no trust policy. */
-  trustedKeyIds?: ReadonlySet<string>;
-  /** Fail unless the signer is trusted (on by default when CI=true; the command decides). */
-  requireTrusted: boolean;
-  /** Compiled schemas; default: the package's schemas/. */
-  validators?: SchemaValidators;
-  /** Relative tolerance of the recompute check (default RECOMPUTE_RELATIVE_TOLERANCE). */
-  relativeTolerance?: number;
-  /** Most bootstrap draws verify makes (default MAX_BOOTSTRAP_DRAWS). */
-  maxBootstrapDraws?: number;
-  /** The verifier's policy (default: configs/verify/policy.yaml). */
-  policy?: VerifyPolicy;
-  /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
-  dataset?: VerifierDataset;
-}
 
 export interface CheckUnit<Options = CheckOptions> {
   name: CheckName;
@@ -108,41 +84,21 @@ export const schemasCheck: CheckUnit = {
   name: "schemas",
   codes: [...Object.keys(ENTRY_SCHEMAS).map(schemaCode), "E_SCHEMA_UNAVAILABLE", ...ENTRY_PARSE_CODE_LIST],
   requires: SIGNED_AND_TRUSTED,
-  run: (context, options) => validateEntries(context, validatorsOf(options)).findings,
+  run: (context, options) => validateEntries(context, validatorsOf(options), options).findings,
 };
 
-function validatorsOf(options: CheckOptions): SchemaValidators {
-  return options.validators ?? loadSchemaValidators();
-}
-
-let defaultPolicy: VerifyPolicy | undefined;
-
-/** The verifier's policy: the options' or the default file's (read once). */
-export function policyOf(options: CheckOptions): VerifyPolicy {
-  if (options.policy !== undefined) return options.policy;
-  defaultPolicy ??= loadVerifyPolicy();
-  return defaultPolicy;
-}
-
-/** Replay tolerances verify judges with: the policy's, tightened (never loosened) by the bundle's. */
-export function tolerancesOf(context: BundleContext, options: CheckOptions): EffectiveTolerances {
-  const config = context.valid.get("config.json") as RunConfig | undefined;
-  return effectiveTolerances(policyOf(options).replay.tolerances, config?.tolerances);
-}
-
-/** The thresholds a walk judged with (printed beside its findings). */
-export function thresholdsOf(context: BundleContext, options: CheckOptions) {
-  return { policy: policyOf(options), replay: tolerancesOf(context, options) };
-}
-
-/** Schema-valid values the later checks read (present once schemas passed). */
+/** Schema-valid config.json and environment.json (present once schemas passed); records and fingerprints are folded (lines.ts). */
 function validInputs(context: BundleContext) {
   return {
     config: context.valid.get("config.json") as RunConfig,
     environment: context.valid.get("environment.json") as EnvironmentFile,
-    records: context.valid.get("records.jsonl") as SampleRecord[],
-    fingerprints: context.valid.get("fingerprints.jsonl") as FingerprintLine[],
   };
+}
+
+/** A fold that schemas' passing guarantees (config.json and environment.json valid). */
+function required<T>(fold: T | undefined, what: string): T {
+  if (fold === undefined) throw new Error(`${what} was not folded although the schemas passed`);
+  return fold;
 }
 
 export const consistencyCheck: CheckUnit = {
@@ -170,13 +126,10 @@ export const consistencyCheck: CheckUnit = {
   ],
   requires: ["schemas"],
   run: (context, options) =>
-    checkConsistency({
-      ...validInputs(context),
-      // Judged with the verifier's tolerances, never the bundle's looser ones.
-      config: { ...validInputs(context).config, tolerances: tolerancesOf(context, options).tolerances },
+    required(lineFoldsOf(context, options).consistency, "consistency").findings(
       // A shard holds the samples its marker lists, not the whole run's count.
-      expectedSamples: shardMarkerOf(context, validatorsOf(options))?.sampleIds.length,
-    }),
+      shardMarkerOf(context, validatorsOf(options))?.sampleIds.length,
+    ),
 };
 
 export const recomputeCheck: CheckUnit = {
@@ -186,9 +139,10 @@ export const recomputeCheck: CheckUnit = {
   // most a bundle can make verify spend): inconsistent records are not summarized.
   requires: ["schemas", "consistency"],
   run: (context, options) => {
-    const { config, records } = validInputs(context);
+    const { config } = validInputs(context);
+    const records = required(lineFoldsOf(context, options).summary, "recompute");
     // A resource bound of the verifier's policy: refused before anything is computed.
-    const refusal = bootstrapRefusal(config, records.length, policyOf(options));
+    const refusal = bootstrapRefusal(config, records.count, policyOf(options));
     if (refusal !== undefined) {
       return [fail("recompute", "E_RECOMPUTE_LIMIT", `${refusal}: refused before computing`)];
     }
@@ -197,7 +151,6 @@ export const recomputeCheck: CheckUnit = {
     context.recomputed = result.summary;
     return checkRecompute({
       config,
-      records,
       summary: context.valid.get("summary.json"),
       recomputed: result.summary,
       relativeTolerance: options.relativeTolerance,
@@ -248,12 +201,15 @@ export const protocolCheck: CheckUnit = {
   ],
   // Reads the parsed files defensively, so it still speaks when one is schema-invalid.
   requires: SIGNED_AND_TRUSTED,
-  run: (context) =>
-    checkProtocol({
+  run: (context, options) => {
+    const folds = lineFoldsOf(context, options);
+    return checkProtocol({
       config: context.value("config.json"),
       environment: context.value("environment.json"),
-      records: context.value("records.jsonl"),
-    }),
+      // The records are judged only when the whole file parsed.
+      records: folds.verdict("records.jsonl").parse.ok ? folds.protocol : undefined,
+    });
+  },
 };
 
 export const shardsCheck: CheckUnit = {
@@ -280,7 +236,8 @@ export const policyCheck: CheckUnit = {
   // a resource bound must be named even when summary.json is broken too.
   requires: SIGNED_AND_TRUSTED,
   run: (context, options) => {
-    const { config, records } = validInputs(context);
+    const { config } = validInputs(context);
+    const records = lineFoldsOf(context, options).validLines("records.jsonl");
     if (config === undefined || records === undefined) {
       return [
         fail("policy", "E_CHECK_SKIPPED", "skipped because config.json or records.jsonl failed its schema", {
@@ -292,7 +249,7 @@ export const policyCheck: CheckUnit = {
     const shard = shardMarkerOf(context, validatorsOf(options));
     return checkPolicy({
       config: shard === undefined ? config : { ...config, claims: [] },
-      records: records.length,
+      records,
       policy: policyOf(options),
       tolerances: tolerancesOf(context, options),
       recomputed: context.recomputed,
@@ -329,12 +286,12 @@ export const drawCheck: CheckUnit = {
   codes: ["E_DRAW_MISMATCH", "E_DRAW_RECORD", "E_DRAW_DATASET_MISMATCH", "E_DRAW_DATASET", "E_DRAW_FAILED"],
   requires: ["integrity", "signature", "trust", "schemas"],
   run: async (context, options) => {
-    const { config, environment, records } = validInputs(context);
+    const { config, environment } = validInputs(context);
     const shard = shardMarkerOf(context, validatorsOf(options));
     const draw = await checkDraw({
       config,
       environment,
-      records,
+      records: lineFoldsOf(context, options).identities,
       dataset: options.dataset,
       recordedSampleIds: shard?.sampleIds,
     });

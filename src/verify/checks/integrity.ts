@@ -1,6 +1,5 @@
 import { BUNDLE_ENTRY_ORDER, MANIFEST_LISTED_ENTRIES, optionalEntriesOf } from "../../bundle/format.js";
 import type { BundleEntries } from "../../bundle/read.js";
-import { sha256Hex } from "../../numeric/sha256.js";
 import { bundleContext } from "../context.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -14,9 +13,10 @@ const CHECK = "integrity" as const;
  */
 export function checkIntegrity(contents: BundleEntries): Finding[] {
   const findings: Finding[] = [];
-  const parsed = bundleContext(contents).json("manifest.json");
+  const context = bundleContext(contents);
+  const parsed = context.json("manifest.json");
   if (!parsed.ok) {
-    const code = contents.entries.has("manifest.json") ? parsed.code : "E_INTEGRITY_MISSING";
+    const code = context.has("manifest.json") ? parsed.code : "E_INTEGRITY_MISSING";
     return [fail(CHECK, code, parsed.error, { entry: "manifest.json" })];
   }
   const manifest = parsed.value;
@@ -57,8 +57,9 @@ export function checkIntegrity(contents: BundleEntries): Finding[] {
       );
       continue;
     }
-    const bytes = contents.entries.get(name);
-    if (bytes === undefined) {
+    // Streamed entries were hashed as they were read (lines.ts); the others are hashed here.
+    const digest = context.digest(name);
+    if (digest === undefined) {
       findings.push(
         fail(CHECK, "E_INTEGRITY_MISSING", `${name} is listed in manifest.json but not in the bundle`, {
           entry: name,
@@ -66,21 +67,21 @@ export function checkIntegrity(contents: BundleEntries): Finding[] {
       );
       continue;
     }
-    if (claimed.bytes !== bytes.length) {
+    if (claimed.bytes !== digest.bytes) {
       findings.push(
         fail(
           CHECK,
           "E_INTEGRITY_SIZE",
-          `${name} is ${bytes.length} bytes; manifest.json says ${String(claimed.bytes)}`,
+          `${name} is ${digest.bytes} bytes; manifest.json says ${String(claimed.bytes)}`,
           {
             entry: name,
             expected: claimed.bytes,
-            actual: bytes.length,
+            actual: digest.bytes,
           },
         ),
       );
     }
-    const actual = sha256Hex(bytes);
+    const actual = digest.sha256;
     if (claimed.sha256 !== actual) {
       findings.push(
         fail(
@@ -99,14 +100,12 @@ export function checkIntegrity(contents: BundleEntries): Finding[] {
 
   for (const name of MANIFEST_LISTED_ENTRIES) {
     if (!listed.has(name)) {
-      const where = contents.entries.has(name)
-        ? "is in the bundle but not listed in manifest.json"
-        : "is missing";
-      const code = contents.entries.has(name) ? "E_INTEGRITY_UNLISTED" : "E_INTEGRITY_MISSING";
+      const where = context.has(name) ? "is in the bundle but not listed in manifest.json" : "is missing";
+      const code = context.has(name) ? "E_INTEGRITY_UNLISTED" : "E_INTEGRITY_MISSING";
       findings.push(fail(CHECK, code, `${name} ${where}`, { entry: name }));
     }
   }
-  for (const name of contents.entries.keys()) {
+  for (const name of context.names()) {
     if (!(BUNDLE_ENTRY_ORDER as readonly string[]).includes(name) && !listed.has(name)) {
       findings.push(
         fail(CHECK, "E_INTEGRITY_UNLISTED", `${name} is in the bundle but is not a bundle entry`, {
@@ -115,7 +114,7 @@ export function checkIntegrity(contents: BundleEntries): Finding[] {
       );
     }
   }
-  if (!contents.entries.has("signature.json")) {
+  if (!context.has("signature.json")) {
     findings.push(
       fail(CHECK, "E_INTEGRITY_MISSING", "signature.json is missing", { entry: "signature.json" }),
     );

@@ -10,6 +10,7 @@ export interface ProtocolInput {
    * this check still speaks when a file is schema-invalid (a missing model hash is named as such). */
   config: unknown;
   environment: unknown;
+  /** The lines (an array), or the records already folded line by line (ProtocolRecordsFold). */
   records: unknown;
 }
 
@@ -28,6 +29,60 @@ function get(value: unknown, ...path: string[]): unknown {
     current = current[key];
   }
   return current;
+}
+
+/** The listed evaluation samples by id and by hash; `failures` (when given) hears of malformed and repeated ones. */
+function indexEvaluation(
+  evaluation: unknown[] | undefined,
+  failures?: FailureCollector,
+): { byId: Map<string, string>; hashes: Set<string> } {
+  const byId = new Map<string, string>();
+  const hashes = new Set<string>();
+  for (const sample of evaluation ?? []) {
+    const id = get(sample, "sampleId");
+    const hash = get(sample, "tokenHash");
+    if (typeof id !== "string" || typeof hash !== "string" || !SHA256_HEX.test(hash)) {
+      failures?.add(
+        "E_PROTOCOL_SAMPLES",
+        `evaluation sample ${JSON.stringify(sample)} lacks a sampleId or sha256 tokenHash`,
+      );
+      continue;
+    }
+    if (hashes.has(hash) || byId.has(id)) {
+      failures?.add(
+        "E_PROTOCOL_DUPLICATE_SAMPLE",
+        `evaluation sample ${id} (${hash}) is listed more than once`,
+      );
+    }
+    hashes.add(hash);
+    byId.set(id, hash);
+  }
+  return { byId, hashes };
+}
+
+/**
+ * Every record scores a listed evaluation sample: folded one parsed records.jsonl line at a
+ * time (read defensively: a schema-invalid line is judged too).
+ */
+export class ProtocolRecordsFold {
+  readonly failures = new FailureCollector(CHECK);
+  private readonly evaluationById: Map<string, string>;
+
+  constructor(environment: unknown) {
+    const evaluation = isRecord(environment) ? sampleList(environment, "evaluation") : undefined;
+    this.evaluationById = indexEvaluation(evaluation).byId;
+  }
+
+  record(record: unknown): void {
+    const id = get(record, "sampleId");
+    const hash = get(record, "tokenHash");
+    if (typeof id !== "string" || this.evaluationById.get(id) !== hash) {
+      this.failures.add(
+        "E_PROTOCOL_UNKNOWN_SAMPLE",
+        `record ${String(id)}/${String(get(record, "method"))}: tokenHash ${String(hash)} is not that of a listed evaluation sample`,
+      );
+    }
+  }
 }
 
 /**
@@ -50,27 +105,7 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
       "environment.json must list evaluation.samples and calibration.samples",
     );
   }
-  const evaluationById = new Map<string, string>();
-  const evaluationHashes = new Set<string>();
-  for (const sample of evaluation ?? []) {
-    const id = get(sample, "sampleId");
-    const hash = get(sample, "tokenHash");
-    if (typeof id !== "string" || typeof hash !== "string" || !SHA256_HEX.test(hash)) {
-      failures.add(
-        "E_PROTOCOL_SAMPLES",
-        `evaluation sample ${JSON.stringify(sample)} lacks a sampleId or sha256 tokenHash`,
-      );
-      continue;
-    }
-    if (evaluationHashes.has(hash) || evaluationById.has(id)) {
-      failures.add(
-        "E_PROTOCOL_DUPLICATE_SAMPLE",
-        `evaluation sample ${id} (${hash}) is listed more than once`,
-      );
-    }
-    evaluationHashes.add(hash);
-    evaluationById.set(id, hash);
-  }
+  const evaluationHashes = indexEvaluation(evaluation, failures).hashes;
   for (const sample of calibration ?? []) {
     const id = get(sample, "sampleId");
     const hash = get(sample, "tokenHash");
@@ -102,17 +137,11 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
     );
   }
 
-  if (Array.isArray(records)) {
-    for (const record of records) {
-      const id = get(record, "sampleId");
-      const hash = get(record, "tokenHash");
-      if (typeof id !== "string" || evaluationById.get(id) !== hash) {
-        failures.add(
-          "E_PROTOCOL_UNKNOWN_SAMPLE",
-          `record ${String(id)}/${String(get(record, "method"))}: tokenHash ${String(hash)} is not that of a listed evaluation sample`,
-        );
-      }
-    }
+  if (records instanceof ProtocolRecordsFold) failures.absorb(records.failures);
+  else if (Array.isArray(records)) {
+    const fold = new ProtocolRecordsFold(environment);
+    for (const record of records) fold.record(record);
+    failures.absorb(fold.failures);
   }
 
   const modelHash = get(environment, "model", "sha256");

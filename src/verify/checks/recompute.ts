@@ -1,7 +1,7 @@
 import type { SampleRecord, Summary } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { isSpgError } from "../../errors.js";
-import { summarize } from "../../measure/summary.js";
+import { SummaryFold, summarize } from "../../measure/summary.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -24,24 +24,26 @@ export const MAX_BOOTSTRAP_DRAWS = 1e9;
 
 /** summarize() as a value: the summary, or the error that stopped it. */
 export function recomputeSummary(
-  records: readonly SampleRecord[],
+  records: readonly SampleRecord[] | SummaryFold,
   config: RunConfig,
   maxBootstrapDraws: number = MAX_BOOTSTRAP_DRAWS,
 ): { ok: true; summary: Summary } | { ok: false; finding: Finding } {
-  const draws = config.bootstrap.resamples * records.length;
+  const count = records instanceof SummaryFold ? records.count : records.length;
+  const draws = config.bootstrap.resamples * count;
   if (draws > maxBootstrapDraws) {
     return {
       ok: false,
       finding: fail(
         CHECK,
         "E_RECOMPUTE_LIMIT",
-        `bootstrap.resamples ${config.bootstrap.resamples} over ${records.length} records is ${draws} draws, above this verifier's limit of ${maxBootstrapDraws}`,
+        `bootstrap.resamples ${config.bootstrap.resamples} over ${count} records is ${draws} draws, above this verifier's limit of ${maxBootstrapDraws}`,
         { draws, limit: maxBootstrapDraws },
       ),
     };
   }
   try {
-    return { ok: true, summary: summarize(records, config) };
+    const summary = records instanceof SummaryFold ? records.finish() : summarize(records, config);
+    return { ok: true, summary };
   } catch (error) {
     const code = isSpgError(error) ? error.code : "E_RECOMPUTE_FAILED";
     return {
@@ -142,7 +144,8 @@ function compare(
 
 export interface RecomputeInput {
   config: RunConfig;
-  records: SampleRecord[];
+  /** The records, or their fold; needed only when `recomputed` is not given. */
+  records?: readonly SampleRecord[] | SummaryFold;
   /** summary.json as parsed. */
   summary: unknown;
   /** summarize(records, config), when the caller already has it. */
@@ -155,7 +158,7 @@ export interface RecomputeInput {
 export function checkRecompute(input: RecomputeInput): Finding[] {
   let recomputed = input.recomputed;
   if (recomputed === undefined) {
-    const result = recomputeSummary(input.records, input.config, input.maxBootstrapDraws);
+    const result = recomputeSummary(input.records ?? [], input.config, input.maxBootstrapDraws);
     if (!result.ok) return [result.finding];
     recomputed = result.summary;
   }

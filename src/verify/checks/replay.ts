@@ -134,11 +134,33 @@ export async function replayCheckpoint(modelDir: string | undefined): Promise<Gp
   }
 }
 
+/** The bundle's stored lines of the samples replay re-runs. */
+export interface StoredLines {
+  records: readonly SampleRecord[];
+  fingerprints: readonly FingerprintLine[];
+}
+
+/**
+ * Reads the stored records and fingerprints of these samples (and every weight-tensor line):
+ * replay holds only what it compares. A reason instead when they cannot be read as verified.
+ */
+export type StoredLinesReader = (
+  sampleIds: ReadonlySet<string>,
+) => Promise<StoredLines | { problem: string }>;
+
+/** A reader over lines already in memory. */
+export function storedLinesIn(
+  records: readonly SampleRecord[],
+  fingerprints: readonly FingerprintLine[],
+): StoredLinesReader {
+  return async () => ({ records, fingerprints });
+}
+
 export interface ReplayInput {
   config: RunConfig;
   environment: EnvironmentFile;
-  records: readonly SampleRecord[];
-  fingerprints: readonly FingerprintLine[];
+  /** The stored lines of the samples chosen (read after the choice). */
+  stored: StoredLinesReader;
   /** The evaluation samples the draw check re-derived from the verifier's dataset. */
   evaluation: readonly Sample[];
   /** The verifier's checkpoint (replayCheckpoint), undefined when none is here. */
@@ -204,7 +226,7 @@ function compareFingerprints(
 }
 
 export async function checkReplay(input: ReplayInput, options: ReplayOptions): Promise<Finding[]> {
-  const { config, environment, records, checkpoint } = input;
+  const { config, environment, checkpoint } = input;
   if (checkpoint === undefined || checkpoint.sha256 !== environment.model.sha256) {
     const details = { expected: environment.model.sha256, here: checkpoint?.sha256 ?? null };
     if (input.modelNamed) {
@@ -230,6 +252,9 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
   const count = options.samples === "all" ? input.evaluation.length : options.samples;
   const chosen = replayIndices(input.evaluation.length, count, seed).map((i) => input.evaluation[i]);
 
+  const stored = await input.stored(new Set(chosen.map((sample) => sample.sampleId)));
+  if ("problem" in stored) return [fail(CHECK, "E_REPLAY_RECORD", stored.problem)];
+  const records = stored.records;
   const findings: Finding[] = [];
   const differences: RecordDifferences[] = [];
   const fresh = await measureRun(checkpoint, chosen, config, {
@@ -264,7 +289,7 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
       );
     }
   }
-  const fingerprints = compareFingerprints(fresh.fingerprints, input.fingerprints, findings);
+  const fingerprints = compareFingerprints(fresh.fingerprints, stored.fingerprints, findings);
   const largest = widest(differences);
   const where = `seed ${seed}: ${chosen.length} of ${input.evaluation.length} samples re-run here`;
   if (findings.length > 0) {

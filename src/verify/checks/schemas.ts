@@ -2,12 +2,17 @@ import type { BundleEntries } from "../../bundle/read.js";
 import type { FindingCode } from "../../error-codes.js";
 import { bundleContext } from "../context.js";
 import { checkEntryText } from "../parse.js";
-import { describeSchemaErrors, ENTRY_SCHEMAS, type SchemaValidators } from "../schemas.js";
+import {
+  describeSchemaErrors,
+  ENTRY_SCHEMAS,
+  LISTED_SCHEMA_ERRORS,
+  type SchemaValidators,
+} from "../schemas.js";
 import { type Finding, fail, pass } from "../types.js";
+import { lineFoldsOf } from "./lines.js";
+import type { CheckOptions } from "./options.js";
 
 const CHECK = "schemas" as const;
-/** At most this many schema errors are listed per file; the count says how many there were. */
-const LISTED_ERRORS = 20;
 
 /** The code of each entry's schema failures, spelled out so the registry's scan sees them. */
 const SCHEMA_CODES: Readonly<Record<string, FindingCode>> = {
@@ -29,27 +34,36 @@ export function schemaCode(entry: string): FindingCode {
 
 export interface SchemaValidation {
   findings: Finding[];
-  /** Parsed values of the entries that parsed and validated (jsonl: the array of lines). */
+  /** Parsed values of the JSON entries that parsed and validated. */
   valid: Map<string, unknown>;
-  /** Parsed values of every entry that parsed, valid or not. */
+  /** Parsed values of every JSON entry that parsed, valid or not. */
   parsed: Map<string, unknown>;
+  /** The JSON Lines entries whose every line parsed and validated (their lines are folded, not kept). */
+  validLines: Set<string>;
 }
 
 /** Parse every JSON entry and validate it against its schema; collect values for later checks. */
-export function validateEntries(contents: BundleEntries, validators: SchemaValidators): SchemaValidation {
+export function validateEntries(
+  contents: BundleEntries,
+  validators: SchemaValidators,
+  options: CheckOptions = { requireTrusted: false },
+): SchemaValidation {
   const context = bundleContext(contents);
   const findings: Finding[] = [];
   const valid = context.valid;
   const parsed = new Map<string, unknown>();
+  const validLines = new Set<string>();
   for (const [entry, schemaFile] of Object.entries(ENTRY_SCHEMAS)) {
     const code = schemaCode(entry);
     const jsonLines = entry.endsWith(".jsonl");
-    const result = context.json(entry);
+    // JSON Lines entries were parsed and validated line by line as they were read (lines.ts).
+    const verdict = jsonLines ? lineFoldsOf(context, { ...options, validators }).verdict(entry) : undefined;
+    const result = verdict?.parse ?? context.json(entry);
     if (!result.ok) {
       findings.push(fail(CHECK, result.code, result.error, { entry, schema: schemaFile }));
       continue;
     }
-    parsed.set(entry, result.value);
+    if (!jsonLines) parsed.set(entry, result.value);
     const validator = validators.get(entry);
     if (validator?.validate === undefined) {
       findings.push(
@@ -65,21 +79,12 @@ export function validateEntries(contents: BundleEntries, validators: SchemaValid
       );
       continue;
     }
-    const errors: string[] = [];
-    let errorCount = 0;
-    const items = jsonLines ? (result.value as unknown[]) : [result.value];
-    items.forEach((item, index) => {
-      if (validator.validate?.(item)) return;
-      const itemErrors = validator.validate?.errors ?? [];
+    let errorCount = verdict?.errorCount ?? 0;
+    const errors: string[] = verdict?.errors ?? [];
+    if (verdict === undefined && !validator.validate(result.value)) {
+      const itemErrors = validator.validate.errors ?? [];
       errorCount += itemErrors.length;
-      // Only the listed errors are put into words: a million bad lines cost a count, not a million messages.
-      if (errors.length >= LISTED_ERRORS) return;
-      const described = describeSchemaErrors(itemErrors, jsonLines ? `line ${index + 1} ` : "");
-      for (const line of described) if (errors.length < LISTED_ERRORS) errors.push(line);
-    });
-    if (jsonLines && items.length === 0) {
-      errorCount += 1;
-      errors.push("no lines");
+      errors.push(...describeSchemaErrors(itemErrors).slice(0, LISTED_SCHEMA_ERRORS));
     }
     if (errorCount > 0) {
       findings.push(
@@ -90,9 +95,8 @@ export function validateEntries(contents: BundleEntries, validators: SchemaValid
           errors,
         }),
       );
-    } else {
-      valid.set(entry, result.value);
-    }
+    } else if (jsonLines) validLines.add(entry);
+    else valid.set(entry, result.value);
   }
   // report.md is free text, but follows the one rule every entry does (UTF-8, no BOM).
   const report = checkEntryText(contents.entries.get("report.md"), "report.md");
@@ -100,7 +104,7 @@ export function validateEntries(contents: BundleEntries, validators: SchemaValid
   if (findings.length === 0) {
     findings.push(pass(CHECK, `${Object.keys(ENTRY_SCHEMAS).length} files match their schemas`));
   }
-  return { findings, valid, parsed };
+  return { findings, valid, parsed, validLines };
 }
 
 /** Every JSON file of the bundle validates against schemas/ (strict: no extra properties). */

@@ -21,7 +21,7 @@ import { dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import { sensitivityOf, type WeightsMethodParams } from "../../weights/method.js";
 import { planCompression } from "../../weights/policy.js";
 import { variantParams } from "../../weights/sensitivity.js";
-import type { FailureCollector } from "../collect.js";
+import { FailureCollector } from "../collect.js";
 
 /**
  * Only the layer count and names matter to a policy's treatments and to the tensor names;
@@ -45,20 +45,34 @@ function layersOnlyConfig(layers: number, hiddenSize: number): GptNeoConfig {
   };
 }
 
-export function checkWeightsConsistency(
-  config: RunConfig,
-  model: { layers: number; hiddenSize: number },
-  records: readonly SampleRecord[],
-  lines: readonly WeightFingerprintLine[],
-  failures: FailureCollector,
-): void {
-  const modelConfig = layersOnlyConfig(model.layers, model.hiddenSize);
-  const expectedTensors = graphWeightNames(modelConfig);
-  const weightsMethods = new Map(config.methods.filter((m) => m.kind === "weights").map((m) => [m.name, m]));
+/**
+ * Folded one line at a time: each record's own checks at once (reported first, as a whole-file
+ * pass would), the weights of a weights method's records and its tensor lines (one per tensor,
+ * few) kept until finish() judges them against each other.
+ */
+export class WeightsConsistencyFold {
+  private readonly recordFailures = new FailureCollector("consistency");
+  private readonly lineFailures = new FailureCollector("consistency");
+  private readonly weightsMethods: Map<string, RunConfig["methods"][number]>;
+  /** Per weights method: the weights each of its records states. */
+  private readonly stated = new Map<
+    string,
+    { sampleId: string; weights: NonNullable<SampleRecord["weights"]> }[]
+  >();
+  private readonly byMethod = new Map<string, WeightFingerprintLine[]>();
+  private lines = 0;
 
-  for (const record of records) {
+  constructor(
+    config: RunConfig,
+    private readonly model: { layers: number; hiddenSize: number },
+  ) {
+    this.weightsMethods = new Map(config.methods.filter((m) => m.kind === "weights").map((m) => [m.name, m]));
+  }
+
+  record(record: SampleRecord): void {
+    const failures = this.recordFailures;
     const where = `record ${record.sampleId}/${record.method}`;
-    const isWeights = weightsMethods.has(record.method);
+    const isWeights = this.weightsMethods.has(record.method);
     if ((record.weights !== undefined) !== isWeights || (record.logitCosineSum !== undefined) !== isWeights) {
       failures.add(
         "E_CONSISTENCY_WEIGHTS",
@@ -77,22 +91,45 @@ export function checkWeightsConsistency(
         `${where}: logitCosineSum ${record.logitCosineSum} exceeds its ${record.scoredTokens} rows (a cosine is in [-1, 1])`,
       );
     }
+    if (isWeights && record.weights !== undefined) {
+      const list = this.stated.get(record.method) ?? [];
+      list.push({ sampleId: record.sampleId, weights: record.weights });
+      this.stated.set(record.method, list);
+    }
   }
 
-  const byMethod = new Map<string, WeightFingerprintLine[]>();
-  for (const line of lines) {
-    if (!weightsMethods.has(line.method)) {
-      failures.add(
+  line(line: WeightFingerprintLine): void {
+    this.lines += 1;
+    if (!this.weightsMethods.has(line.method)) {
+      this.lineFailures.add(
         "E_CONSISTENCY_ORPHAN_FINGERPRINT",
         `weight fingerprint ${line.method}/${line.tensor}: "${line.method}" is not a weights method of the config`,
       );
-      continue;
+      return;
     }
-    const list = byMethod.get(line.method) ?? [];
+    const list = this.byMethod.get(line.method) ?? [];
     list.push(line);
-    byMethod.set(line.method, list);
+    this.byMethod.set(line.method, list);
   }
 
+  /** Adds the findings to `failures`; returns how many weight-tensor lines there were. */
+  finish(failures: FailureCollector): number {
+    failures.absorb(this.recordFailures);
+    failures.absorb(this.lineFailures);
+    checkWeightsMethods(this.model, this.weightsMethods, this.byMethod, this.stated, failures);
+    return this.lines;
+  }
+}
+
+function checkWeightsMethods(
+  model: { layers: number; hiddenSize: number },
+  weightsMethods: ReadonlyMap<string, RunConfig["methods"][number]>,
+  byMethod: ReadonlyMap<string, WeightFingerprintLine[]>,
+  stated: ReadonlyMap<string, { sampleId: string; weights: NonNullable<SampleRecord["weights"]> }[]>,
+  failures: FailureCollector,
+): void {
+  const modelConfig = layersOnlyConfig(model.layers, model.hiddenSize);
+  const expectedTensors = graphWeightNames(modelConfig);
   for (const [name, method] of weightsMethods) {
     const params = method.params as unknown as WeightsMethodParams;
     const tag = sensitivityOf(method);
@@ -172,10 +209,8 @@ export function checkWeightsConsistency(
         `${name}: weight fingerprints ${missing.length > 0 ? `miss ${missing.slice(0, 3).join(", ")}` : ""}${unknown.length > 0 ? ` name unknown tensors ${unknown.slice(0, 3).join(", ")}` : ""} (one per tensor of the ${model.layers}-layer model)`,
       );
     }
-    for (const record of records) {
-      if (record.method !== name || record.weights === undefined) continue;
-      const w = record.weights;
-      const where = `record ${record.sampleId}/${name}`;
+    for (const { sampleId, weights: w } of stated.get(name) ?? []) {
+      const where = `record ${sampleId}/${name}`;
       if (w.bytesCompressed !== sums.bytes || w.bytesBaseline !== sums.baselineBytes) {
         failures.add(
           "E_CONSISTENCY_BYTES",

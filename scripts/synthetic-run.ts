@@ -12,6 +12,8 @@ import { loadBrownSplitNamed } from "../src/data/brown.js";
 import { drawSamples } from "../src/data/sampling.js";
 import { encode } from "../src/data/tokenizer.js";
 import type { Sample } from "../src/data/types.js";
+import { executedKvBytes, executedWeightBytesOfShapes } from "../src/model/executed.js";
+import type { GptNeoConfig } from "../src/model/types.js";
 import { sha256Hex } from "../src/numeric/sha256.js";
 
 /** sha256 hex of a label: stands in for hashes of files and layers the synthetic run never had. */
@@ -106,12 +108,73 @@ function streamingParams(): Record<string, unknown> {
   return structuredClone(defaultStreamingParams);
 }
 
+/** The fixture model's shapes beyond layers, heads and hidden size (format version 3's model.architecture). */
+const ARCHITECTURE = { vocabSize: 64, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
+
+function fixtureModelConfig(layers: number): GptNeoConfig {
+  return {
+    ...ARCHITECTURE,
+    hiddenSize: HIDDEN,
+    numLayers: layers,
+    numHeads: HEADS,
+    headDim: HIDDEN / HEADS,
+    attentionLayers: Array.from({ length: layers }, () => "global" as const),
+    windowSize: CONTEXT,
+    layerNormEpsilon: 1e-5,
+    bosTokenId: undefined,
+    eosTokenId: undefined,
+  };
+}
+
+/**
+ * A record's runCost as spg prove writes it for this model (format version 3): the dense
+ * session's executed weights, the cache read with `slots` per layer plus the decode room, and
+ * tokens per second of the record's timings and fixed baseline timings.
+ */
+export function fixtureRunCost(
+  config: RunConfig,
+  record: Pick<SampleRecord, "continuationTokens" | "timingsMs">,
+  slots: number,
+  layers = DEFAULT_LAYERS,
+): NonNullable<SampleRecord["runCost"]> {
+  const model = fixtureModelConfig(layers);
+  const weights = executedWeightBytesOfShapes(model, { observationWindow: config.kv.observationWindow });
+  const room = config.generation.tokens;
+  const kv = (perLayer: number) =>
+    executedKvBytes(
+      model,
+      Array.from({ length: layers }, () => perLayer + room),
+    );
+  const teacherForced = record.continuationTokens - 1;
+  const baselineTimingsMs = { continuation: 5, generation: 4 };
+  const perSecond = (tokens: number, ms: number) => tokens / (ms / 1000);
+  return {
+    executionProvider: "cpu",
+    intraOpThreads: 1,
+    executedBytes: { weights, kv: kv(slots) },
+    baselineExecutedBytes: { weights, kv: kv(CONTEXT) },
+    teacherForcedTokens: teacherForced,
+    decodeSteps: room,
+    baselineTimingsMs,
+    tokensPerSecond: {
+      teacherForced: perSecond(teacherForced, record.timingsMs.continuation),
+      decode: perSecond(room, record.timingsMs.generation),
+      baselineTeacherForced: perSecond(teacherForced, baselineTimingsMs.continuation),
+      baselineDecode: perSecond(room, baselineTimingsMs.generation),
+    },
+  };
+}
+
 /**
  * The fixture's parts, fresh. `samples` (default 3) scales it for benchmarks: sample i takes
  * the figures of sample i mod 3, so every invariant still holds; `layers` (default 2) sets the
- * model's layer count, one fingerprint per layer, method and sample.
+ * model's layer count, one fingerprint per layer, method and sample. `runCost` (default true)
+ * adds what format version 3 requires (records' runCost, fingerprints' slotsRead,
+ * model.architecture); false gives the parts of a version 1 or 2 bundle.
  */
-export function fixtureParts(options: { samples?: number; layers?: number } = {}): FixtureParts {
+export function fixtureParts(
+  options: { samples?: number; layers?: number; runCost?: boolean } = {},
+): FixtureParts {
   const sampleCount = options.samples ?? 3;
   const layers = options.layers ?? DEFAULT_LAYERS;
   const config: RunConfig = {
@@ -258,6 +321,16 @@ export function fixtureParts(options: { samples?: number; layers?: number } = {}
         bytes: streamLayerBytes,
         sha256: sha256Text(`stream ${i} ${layer}`),
       });
+    }
+  }
+  if (options.runCost ?? true) {
+    environment.model.architecture = { ...ARCHITECTURE };
+    // "stream" splits its kept slots evenly over the heads: the widest head holds kept / heads.
+    const slotsRead = (line: LayerFingerprint) => line.tokensKept / HEADS;
+    for (const line of fingerprints) line.slotsRead = slotsRead(line);
+    for (const record of records) {
+      const line = fingerprints.find((f) => f.sampleId === record.sampleId && f.method === record.method);
+      record.runCost = fixtureRunCost(config, record, slotsRead(line as LayerFingerprint), layers);
     }
   }
   return { config, environment, records, fingerprints };

@@ -27,6 +27,7 @@ export const CHECK_EXIT_CODE: Readonly<Record<CheckName, number>> = {
   trust: EXIT_TAMPERED,
   schemas: EXIT_INVALID,
   consistency: EXIT_INVALID,
+  "executed-cost": EXIT_INVALID,
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
   // A rebuilt shard's tampering or untrusted signer is reported under integrity/signature/trust.
@@ -121,6 +122,9 @@ export const ERROR_CODES = {
   E_GPU_MEMORY_UNKNOWN: input("the GPU's memory cannot be read, so the hardware check cannot run"),
   E_GRAPH_CACHE_WRITE: input("a built ONNX graph could not be written to the graph cache"),
   E_GRAPH_LOAD: input("onnxruntime rejected the GPT-Neo graph spg built"),
+  E_GRAPH_EXECUTED: input(
+    "the graph folds a constant the executed-bytes accounting does not know (a bug in spg)",
+  ),
   E_GRAPH_OUTPUT: input("the ONNX graph lacks an output or gives it the wrong type (a bug in spg)"),
   E_GRAPH_TOO_LARGE: input("the checkpoint's weights exceed protobuf's 2 GiB inline limit"),
   E_HARDWARE_INSUFFICIENT: input("the device has less memory than the run needs"),
@@ -182,6 +186,10 @@ export const ERROR_CODES = {
   E_SUMMARY_EMPTY: input(
     "a method's summed tokens, generation or bytes are zero, so a metric divides by zero",
   ),
+  E_SUMMARY_METRIC_ABSENT: input(
+    "a claim names a run-cost metric (executed_memory_ratio, decode_speed_ratio) its method's records do not measure (an older format)",
+  ),
+  E_SUMMARY_RUN_COST: input("some records of a method carry runCost and some do not"),
   E_SUMMARY_UNKNOWN_METHOD: input("a record, claim or variant names a method the config does not run"),
   E_SUMMARY_WEIGHTS: input("a record's weights fields do not match its method's kind"),
   E_SWEEP_PARAM: input("a sweep names a parameter the method does not have"),
@@ -376,6 +384,14 @@ export const ERROR_CODES = {
 
   E_RECOMPUTE_FAILED: finding("recompute", "the summary cannot be recomputed from the records"),
   E_RECOMPUTE_LIMIT: finding("recompute", "the bootstrap would exceed this verifier's draw limit"),
+  E_EXECUTED_BYTES: finding(
+    "executed-cost",
+    "a record's executed bytes do not follow from the model's shapes and the fingerprints, or a format version 3 record lacks them",
+  ),
+  E_EXECUTED_SPEED: finding(
+    "executed-cost",
+    "a record's tokens per second, token counts or execution provider disagree with its timings, config or environment",
+  ),
   E_RECOMPUTE_MISMATCH: finding("recompute", "a summary.json figure differs from the recomputed one"),
 
   E_CLAIM_DIRECTION: finding("claims", "a claim bounds its metric in the wrong direction"),

@@ -8,15 +8,21 @@ import { SpgError } from "../errors.js";
  * Version 2 (sharded runs) adds two optional entries: `shard.json` marks a bundle as one
  * shard of a run, `shards.jsonl` carries the shards a merged bundle was built from.
  * Version 1 bundles (neither entry) are still read and verified.
+ *
+ * Version 3 (run cost, issue 21) has version 2's entries; its records must carry `runCost`,
+ * its KV fingerprints `slotsRead` and its environment `model.architecture` (verify's
+ * executed-cost check). Versions 1 and 2 verify as before, their run-cost figures absent.
  */
 
 export const BUNDLE_FORMAT = "spg-bundle";
-/** The versions this tool reads: 1, or 2 (sharded runs: optional shard.json / shards.jsonl). */
-export type BundleFormatVersion = 1 | 2;
+/** The versions this tool reads: 1, 2 (sharded runs: optional shard.json / shards.jsonl), 3 (run cost). */
+export type BundleFormatVersion = 1 | 2 | 3;
 /** The version this tool writes. */
-export const BUNDLE_FORMAT_VERSION: BundleFormatVersion = 2;
+export const BUNDLE_FORMAT_VERSION: BundleFormatVersion = 3;
 /** The versions this tool reads. */
-export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2] satisfies readonly BundleFormatVersion[];
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2, 3] satisfies readonly BundleFormatVersion[];
+/** The first version whose records must state their run cost (runCost, slotsRead, model.architecture). */
+export const RUN_COST_FORMAT_VERSION = 3;
 
 /** Every entry of a bundle, in the order the writer stores them. Nothing else is allowed. */
 export const BUNDLE_ENTRY_ORDER = [

@@ -53,6 +53,38 @@ export interface SampleRecord {
   weights?: WeightBytes;
   /** Weights methods only: Σ over scored rows of cos(baseline logits row, compressed logits row). */
   logitCosineSum?: number;
+  /**
+   * Format version 3 (required there; older bundles lack it): what running this method cost
+   * beside what it stores, accounted exactly (src/model/executed.ts), and its speed.
+   */
+  runCost?: RunCost;
+}
+
+/** Bytes a session held while running: weights as executed, KV cache as the graph read it. */
+export interface ExecutedBytes {
+  weights: number;
+  kv: number;
+}
+
+export interface RunCost {
+  /** The execution provider and onnxruntime intra-op thread setting the timings come from (0: onnxruntime's default). */
+  executionProvider: "cpu" | "cuda" | "webgpu";
+  intraOpThreads: number;
+  /** This method's session and cache, and the uncompressed baseline's, on the same sample. */
+  executedBytes: ExecutedBytes;
+  baselineExecutedBytes: ExecutedBytes;
+  /** Tokens of the teacher-forced pass (fed) and decode steps of greedy generation, same for both sides. */
+  teacherForcedTokens: number;
+  decodeSteps: number;
+  /** The baseline's teacher-forced pass and generation on this sample (the method's are timingsMs). */
+  baselineTimingsMs: { continuation: number; generation: number };
+  /** tokens / (ms / 1000) of each pass, from those timings. */
+  tokensPerSecond: {
+    teacherForced: number;
+    decode: number;
+    baselineTeacherForced: number;
+    baselineDecode: number;
+  };
 }
 
 export interface WeightBytes {
@@ -105,6 +137,11 @@ export interface LayerFingerprint {
   bytes: number;
   /** sha256 hex of this layer's serialized compressed bytes. */
   sha256: string;
+  /**
+   * Format version 3: slots of the widest head of the decoded cache, which the graph reads
+   * (padded per head) before the decode room; older bundles lack it.
+   */
+  slotsRead?: number;
 }
 
 export interface Interval {
@@ -129,6 +166,15 @@ export interface MethodSummary {
   compressionRatio: number;
   /** Weights methods only. */
   weights?: WeightsSummary;
+  /**
+   * Format version 3 (records with runCost): Σ baseline executed bytes / Σ executed bytes
+   * (below 1 when the method holds more at run time than the baseline).
+   */
+  executedMemoryRatio?: number;
+  /** Format version 3: decode tokens/s of the method / of the baseline, each Σ steps / Σ seconds. */
+  decodeSpeedRatio?: number;
+  /** Format version 3: the sums behind those ratios. */
+  runCost?: RunCostSummary;
   /** Bootstrap intervals over samples, seeded from config.bootstrap. */
   intervals: {
     compressionRatio: Interval;
@@ -136,7 +182,18 @@ export interface MethodSummary {
     meanKl: Interval;
     top1Agreement: Interval;
     generationAgreement: Interval;
+    executedMemoryRatio?: Interval;
+    decodeSpeedRatio?: Interval;
   };
+}
+
+export interface RunCostSummary {
+  executedBytes: number;
+  executedBytesBaseline: number;
+  teacherForcedTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  baselineTeacherForcedTokensPerSecond: number;
+  baselineDecodeTokensPerSecond: number;
 }
 
 export interface WeightsSummary {
@@ -198,6 +255,13 @@ export interface SampleHash {
   tokenHash: string;
 }
 
+export interface ModelArchitecture {
+  vocabSize: number;
+  maxPositions: number;
+  intermediateSize: number;
+  activation: string;
+}
+
 /** environment.json (schemas/environment.schema.json). */
 export interface EnvironmentFile {
   os: Record<string, unknown>;
@@ -223,6 +287,8 @@ export interface EnvironmentFile {
     layers: number;
     heads: number;
     hiddenSize: number;
+    /** Format version 3: the other config.json shapes the executed bytes follow from. */
+    architecture?: ModelArchitecture;
   };
   dataset: {
     source: "brown" | "text" | "jsonl" | "dir";

@@ -8,6 +8,7 @@ import { parseShardFlag, shardFromEnv } from "../config/shard.js";
 import { EXIT_CLAIMS } from "../error-codes.js";
 import { formatBytes } from "../hardware/requirement.js";
 import { type ProveEvent, prove, resolveProveConfig } from "../measure/prove.js";
+import { executedLargerMethods, executedLargerWarning } from "../measure/run-cost.js";
 import { summaryTable } from "../measure/summary-table.js";
 import { SpgCommand } from "../spg-command.js";
 
@@ -138,6 +139,10 @@ environment (the message names the file, field and fix).`;
       bar?.stop();
       // A shard's claims are not judged on its part of the samples; the merged bundle's are.
       const failed = shard === undefined ? result.summary.claims.filter((claim) => !claim.pass) : [];
+      // Stored smaller, executed larger: the deployment cost the stored ratio hides (issue 21).
+      for (const name of executedLargerMethods(result.summary)) {
+        this.logToStderr(`warning: ${executedLargerWarning(name, result.summary.methods[name])}`);
+      }
       if (flags.json) {
         this.log(
           JSON.stringify({

@@ -85,7 +85,9 @@ export type ClaimMetric =
   | "perplexity_increase_pct"
   | "mean_kl"
   | "top1_agreement"
-  | "generation_agreement";
+  | "generation_agreement"
+  | "executed_memory_ratio"
+  | "decode_speed_ratio";
 
 export interface Claim {
   method: string;

@@ -93,6 +93,14 @@ export class PaddedCache {
     return new PaddedCache(config, layers);
   }
 
+  /**
+   * Bytes of the past keys and values the graph reads: every layer's buffers, room included
+   * (laid out once, so the last decode step, with the most cached slots, reads exactly these).
+   */
+  get readBytes(): number {
+    return this.layers.reduce((total, layer) => total + layer.keys.byteLength + layer.values.byteLength, 0);
+  }
+
   /** Graph inputs for new tokens at `queryPositions`: the buffers themselves, and the bias. */
   inputs(queryPositions: readonly number[]): { past: LayerPast[]; attentionBias: Float32Array[] } {
     const biases = new AttentionBiases(this.config.windowSize, queryPositions);

@@ -4,6 +4,7 @@
  */
 import type { MethodConfig } from "../config/types.js";
 import { atBaselineDtype, baselineBytes } from "../kv/compressed.js";
+import { widestHead } from "../kv/layout.js";
 import { methodFor } from "../kv/methods/index.js";
 import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
@@ -26,7 +27,6 @@ export interface BackendOptions {
 }
 
 export interface ClosableBackend extends EvaluationBackend {
-  executionProvider: string;
   close(): Promise<void>;
 }
 
@@ -109,14 +109,16 @@ export async function createBackend(
     const decodeMs = performance.now() - encoded;
     return {
       bytes: compressed.bytes,
-      layers: compressed.layers.map((layer) => ({
-        bytes: layer.bytes,
-        tokensKept: layer.tokensKept,
-        tokensTotal: layer.tokensTotal,
-        headsFullPrecision: layer.headsFullPrecision,
-        bitsHistogram: layer.bitsHistogram,
-        sha256: sha256Hex(layer.serialized),
-      })),
+      layers: compressed.layers
+        .map((layer) => ({
+          bytes: layer.bytes,
+          tokensKept: layer.tokensKept,
+          tokensTotal: layer.tokensTotal,
+          headsFullPrecision: layer.headsFullPrecision,
+          bitsHistogram: layer.bitsHistogram,
+          sha256: sha256Hex(layer.serialized),
+        }))
+        .map((layer, index) => ({ ...layer, slotsRead: widestHead(cache.layers[index]) })),
       cache,
       timingsMs: { compress: encoded - started, decompress: decodeMs },
       sparseTopK: compressed.decode.sparseTopK,
@@ -126,7 +128,8 @@ export async function createBackend(
   return {
     config,
     baselineCache: (state) => atBaselineDtype(state.cache, options.baselineDtype),
-    executionProvider: dense.executionProvider,
+    executionProvider: options.device,
+    intraOpThreads: options.intraOpThreads ?? 0,
     runtime,
     // Only the last context row's logits are read (the first generated token); the methods
     // score from the statistics, not from rows of attention probabilities.

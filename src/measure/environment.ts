@@ -69,6 +69,13 @@ export function buildEnvironment(inputs: EnvironmentInputs): Record<string, unkn
       layers: checkpoint.config.numLayers,
       heads: checkpoint.config.numHeads,
       hiddenSize: checkpoint.config.hiddenSize,
+      // The rest of the shapes the session's executed bytes follow from (verify's executed-cost check).
+      architecture: {
+        vocabSize: checkpoint.config.vocabSize,
+        maxPositions: checkpoint.config.maxPositions,
+        intermediateSize: checkpoint.config.intermediateSize,
+        activation: checkpoint.config.activation,
+      },
     },
     dataset: {
       source: inputs.config.dataset.source,

@@ -19,7 +19,13 @@ import type { GptNeoCheckpoint, GptNeoRuntime } from "../model/types.js";
 import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
 import { policyOfMethod } from "../weights/method.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
-import { continueFrom, type EvaluationBackend, measuredRecord } from "./evaluate.js";
+import {
+  continueFrom,
+  type EvaluationBackend,
+  measuredRecord,
+  runCostOf,
+  type SideCost,
+} from "./evaluate.js";
 import { logitCosineSum } from "./logit-cosine.js";
 import { assertFinite, compareWithBaseline, generationRecord, type LogitRows } from "./metrics.js";
 
@@ -31,6 +37,8 @@ export interface SampleBaseline {
   targets: number[];
   /** Greedy generation from the end of the context, first token included (generation.tokens long). */
   generated: number[];
+  /** The dense session's executed bytes and timings on this sample (each record's runCost baseline). */
+  cost: SideCost;
 }
 
 function contextOf(sample: Sample): number[] {
@@ -56,7 +64,7 @@ async function runFromContext(
     cache,
     sample,
     first,
-    Math.max(0, tokens - 1),
+    decodeStepsOf(tokens),
     (laidOut, fed, positions) => backend.extend(runtime, laidOut, fed, positions),
   );
   return {
@@ -80,7 +88,24 @@ export async function sampleBaseline(
     rows: run.rows,
     targets: sample.tokens.slice(sample.contextTokens + 1),
     generated: run.generated,
+    cost: sideCost(dense, run),
   };
+}
+
+function sideCost(
+  runtime: GptNeoRuntime,
+  run: { kvReadBytes: number; continuationMs: number; generationMs: number },
+): SideCost {
+  return {
+    executed: { weights: runtime.executedWeightBytes, kv: run.kvReadBytes },
+    continuationMs: run.continuationMs,
+    generationMs: run.generationMs,
+  };
+}
+
+/** Greedy decode steps after the first generated token, which each model's own prefill predicts. */
+function decodeStepsOf(generationTokens: number): number {
+  return Math.max(0, generationTokens - 1);
 }
 
 /** A weights method's compressed checkpoint, open on its own runtime. */
@@ -172,6 +197,13 @@ export async function evaluateWeightsSample(
           continuation: run.continuationMs,
           generation: run.generationMs,
         },
+        runCost: runCostOf(
+          backend,
+          sideCost(model.runtime, run),
+          baseline.cost,
+          { teacherForced: sample.continuationTokens - 1, decodeSteps: decodeStepsOf(generationTokens) },
+          `sample ${sample.sampleId}, method ${model.method.name}`,
+        ),
       },
     ),
     weights: {

@@ -4,7 +4,7 @@
  * continue teacher-forced over the continuation and generate greedily, and compare each
  * against the uncompressed baseline from the same prefill.
  */
-import type { LayerFingerprint, SampleRecord } from "../bundle/types.js";
+import type { ExecutedBytes, LayerFingerprint, RunCost, SampleRecord } from "../bundle/types.js";
 import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { KvCache } from "../kv/cache.js";
@@ -30,6 +30,8 @@ export interface CompressionResult {
     headsFullPrecision: number;
     bitsHistogram: Record<string, number>;
     sha256: string;
+    /** The decoded cache's widest head in this layer: the slots the graph reads before the decode room. */
+    slotsRead: number;
   }[];
   /** The cache the model reads, reconstructed from the stored bytes. */
   cache: KvCache;
@@ -48,6 +50,9 @@ export interface PrefillState {
 /** The pieces evaluation needs from the model runtime, the cache layout and the methods. */
 export interface EvaluationBackend {
   config: GptNeoConfig;
+  /** Where the timings come from: the execution provider and the intra-op thread setting (0: onnxruntime's default). */
+  executionProvider: RunCost["executionProvider"];
+  intraOpThreads: number;
   /** A runtime for dense attention (undefined) or hybrid sparse attention with top-k. */
   runtime(sparseTopK: number | undefined): Promise<GptNeoRuntime>;
   prefill(runtime: GptNeoRuntime, tokens: number[]): Promise<PrefillState>;
@@ -109,6 +114,8 @@ export interface Continuation<T> {
   generated: number[];
   continuationMs: number;
   generationMs: number;
+  /** Bytes of the laid-out cache the graph read (src/kv/padded-cache.ts readBytes). */
+  kvReadBytes: number;
 }
 
 /** The teacher-forced pass over the continuation: fed tokens at their positions on the laid-out cache. */
@@ -142,7 +149,48 @@ export async function continueFrom<T>(
     sample.contextTokens,
     generationTokens,
   );
-  return { forced, generated, continuationMs, generationMs: performance.now() - started };
+  const generationMs = performance.now() - started;
+  return { forced, generated, continuationMs, generationMs, kvReadBytes: laidOut.readBytes };
+}
+
+/** One side's executed bytes and timings, as runCostOf reads them. */
+export interface SideCost {
+  executed: ExecutedBytes;
+  continuationMs: number;
+  generationMs: number;
+}
+
+function tokensPerSecond(tokens: number, ms: number, what: string): number {
+  if (tokens === 0) return 0;
+  return assertFinite(tokens / (ms / 1000), `${what}: tokens per second`);
+}
+
+/**
+ * A record's runCost: both sides' executed bytes, and tokens/s of the teacher-forced pass
+ * (`teacherForcedTokens` fed in one pass) and of greedy decoding (`decodeSteps` passes).
+ */
+export function runCostOf(
+  backend: Pick<EvaluationBackend, "executionProvider" | "intraOpThreads">,
+  method: SideCost,
+  baseline: SideCost,
+  tokens: { teacherForced: number; decodeSteps: number },
+  where: string,
+): RunCost {
+  return {
+    executionProvider: backend.executionProvider,
+    intraOpThreads: backend.intraOpThreads,
+    executedBytes: method.executed,
+    baselineExecutedBytes: baseline.executed,
+    teacherForcedTokens: tokens.teacherForced,
+    decodeSteps: tokens.decodeSteps,
+    baselineTimingsMs: { continuation: baseline.continuationMs, generation: baseline.generationMs },
+    tokensPerSecond: {
+      teacherForced: tokensPerSecond(tokens.teacherForced, method.continuationMs, where),
+      decode: tokensPerSecond(tokens.decodeSteps, method.generationMs, where),
+      baselineTeacherForced: tokensPerSecond(tokens.teacherForced, baseline.continuationMs, where),
+      baselineDecode: tokensPerSecond(tokens.decodeSteps, baseline.generationMs, where),
+    },
+  };
 }
 
 export function peakRssBytes(): number {
@@ -159,7 +207,7 @@ export function measuredRecord(
   method: string,
   forced: TeacherForcedComparison,
   generation: SampleRecord["generation"],
-  measured: Pick<SampleRecord, "kvBytesBaseline" | "kvBytesCompressed" | "timingsMs">,
+  measured: Pick<SampleRecord, "kvBytesBaseline" | "kvBytesCompressed" | "timingsMs" | "runCost">,
 ): SampleRecord {
   const where = `sample ${sample.sampleId}, method ${method}`;
   return {
@@ -197,6 +245,16 @@ export async function evaluateSample(
   // The prefill returns its last row's logits only (the evaluation backend asks for one).
   const firstGenerated = prefill.output.logitsArgmax[prefill.output.logitsArgmax.length - 1];
 
+  // The first decode after a prefill pays onnxruntime's one-off work for the decode shapes; an
+  // untimed pass on a throwaway layout keeps it out of the baseline's timing, which every
+  // method's speed ratio divides by (without it, `full` decoded 1.2-1.3x "faster" than itself).
+  await backend.generate(
+    denseRuntime,
+    backend.layout(backend.baselineCache(prefill), options.generationTokens),
+    firstGenerated,
+    sample.contextTokens,
+    options.generationTokens,
+  );
   const baseline = await continueFrom(
     backend,
     denseRuntime,
@@ -209,6 +267,12 @@ export async function evaluateSample(
   const targets = sample.tokens.slice(sample.contextTokens + 1);
   const preparedBaseline = await backend.prepareBaseline(baseline.forced, targets);
   const kvBytesBaseline = backend.baselineBytes(prefill.cache);
+  const teacherForced = sample.continuationTokens - 1;
+  const baselineSide: SideCost = {
+    executed: { weights: denseRuntime.executedWeightBytes, kv: baseline.kvReadBytes },
+    continuationMs: baseline.continuationMs,
+    generationMs: baseline.generationMs,
+  };
 
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
@@ -237,6 +301,18 @@ export async function evaluateSample(
           continuation: result.continuationMs,
           generation: result.generationMs,
         },
+        runCost: runCostOf(
+          backend,
+          {
+            // The method runs on the same session (a sparse top-k is an input): the same weights.
+            executed: { weights: runtime.executedWeightBytes, kv: result.kvReadBytes },
+            continuationMs: result.continuationMs,
+            generationMs: result.generationMs,
+          },
+          baselineSide,
+          { teacherForced, decodeSteps: options.generationTokens },
+          `sample ${sample.sampleId}, method ${method.name}`,
+        ),
       }),
     );
     compressed.layers.forEach((layer, index) => {

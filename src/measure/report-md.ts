@@ -2,6 +2,7 @@
 
 import type { Summary } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
+import { executedLargerMethods, executedLargerWarning, executedMiBPerSample } from "./run-cost.js";
 
 function fixed(value: number, digits: number): string {
   return value.toFixed(digits);
@@ -50,6 +51,46 @@ function weightsSection(summary: Summary): string[] {
   return lines;
 }
 
+/** Run cost (format version 3): executed memory and speed beside the stored ratio. */
+function runCostSection(summary: Summary): string[] {
+  const rows = Object.entries(summary.methods).filter(([, m]) => m.runCost !== undefined);
+  if (rows.length === 0) return [];
+  const lines = [
+    "",
+    "## Run cost",
+    "",
+    "Executed memory is what the session holds while the method runs: weights as executed (every constant",
+    "of the graph at the dtype it computes with) plus the KV cache as the graph reads it, per sample; the",
+    "stored ratio counts the bytes the compressed form stores. Speeds are tokens per second of this run's",
+    "timings (not re-measured by verify without replay).",
+    "",
+    "| method | stored ratio | executed MiB base | executed MiB comp | executed memory ratio (CI) | decode tok/s base | decode tok/s comp | decode speed ratio (CI) | teacher-forced tok/s base | teacher-forced tok/s comp |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  const ratio = (value: number | undefined, ci: { low: number; high: number } | undefined) =>
+    value === undefined || ci === undefined
+      ? "-"
+      : `${fixed(value, 3)}x [${fixed(ci.low, 3)}, ${fixed(ci.high, 3)}]`;
+  const speed = (value: number | undefined) => (value === undefined ? "-" : fixed(value, 1));
+  for (const [name, m] of rows) {
+    const c = m.runCost!;
+    lines.push(
+      `| ${name} | ${fixed(m.compressionRatio, 3)}x | ${fixed(executedMiBPerSample(c.executedBytesBaseline, m.samples), 2)} | ` +
+        `${fixed(executedMiBPerSample(c.executedBytes, m.samples), 2)} | ` +
+        `${ratio(m.executedMemoryRatio, m.intervals.executedMemoryRatio)} | ${speed(c.baselineDecodeTokensPerSecond)} | ` +
+        `${speed(c.decodeTokensPerSecond)} | ${ratio(m.decodeSpeedRatio, m.intervals.decodeSpeedRatio)} | ` +
+        `${speed(c.baselineTeacherForcedTokensPerSecond)} | ${speed(c.teacherForcedTokensPerSecond)} |`,
+    );
+  }
+  const flagged = executedLargerMethods(summary);
+  if (flagged.length > 0) {
+    lines.push("");
+    for (const name of flagged)
+      lines.push(`- WARNING: ${executedLargerWarning(name, summary.methods[name])}.`);
+  }
+  return lines;
+}
+
 export function renderReportMarkdown(
   config: RunConfig,
   summary: Summary,
@@ -77,6 +118,7 @@ export function renderReportMarkdown(
     );
   }
   lines.push(...weightsSection(summary));
+  lines.push(...runCostSection(summary));
   lines.push("", "## Claims", "");
   if (summary.claims.length === 0) lines.push("No claims configured.");
   for (const claim of summary.claims) {

@@ -2,7 +2,8 @@
 import type { Summary } from "../bundle/types.js";
 
 export function summaryTable(summary: Summary): string {
-  const header = ["method", "ratio", "ppl +%", "95% CI", "mean KL", "top-1", "gen"];
+  const header = ["method", "ratio", "ppl +%", "95% CI", "mean KL", "top-1", "gen", "exec mem", "decode"];
+  const optionalRatio = (value: number | undefined) => (value === undefined ? "-" : `${value.toFixed(3)}x`);
   const rows = Object.entries(summary.methods).map(([name, m]) => [
     name,
     `${m.compressionRatio.toFixed(2)}x`,
@@ -11,6 +12,8 @@ export function summaryTable(summary: Summary): string {
     m.meanKl.toExponential(2),
     `${(100 * m.top1Agreement).toFixed(1)}%`,
     `${(100 * m.generationAgreement).toFixed(1)}%`,
+    optionalRatio(m.executedMemoryRatio),
+    optionalRatio(m.decodeSpeedRatio),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>

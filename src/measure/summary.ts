@@ -20,6 +20,17 @@
  * Weights methods (config kind "weights") also get `weights`: those byte sums, the parameter
  * sums and their ratio (reported, never the compression ratio), and
  *   meanLogitCosine       = Σ r.logitCosineSum / scoredTokens.
+ * Records with runCost (format version 3; every record of a method, or none) add
+ *   runCost.executedBytes         = Σ (r.runCost.executedBytes.weights + .kv)
+ *   runCost.executedBytesBaseline = Σ (r.runCost.baselineExecutedBytes.weights + .kv)
+ *   executedMemoryRatio           = executedBytesBaseline / executedBytes
+ *   runCost.*TokensPerSecond      = Σ tokens / (Σ ms / 1000) per pass (teacher-forced: Σ
+ *                                   r.runCost.teacherForcedTokens over timingsMs.continuation
+ *                                   or runCost.baselineTimingsMs.continuation; decode: Σ
+ *                                   r.runCost.decodeSteps over timingsMs.generation or
+ *                                   runCost.baselineTimingsMs.generation)
+ *   decodeSpeedRatio              = decodeTokensPerSecond / baselineDecodeTokensPerSecond
+ * (absent when no decode step was timed), each with its bootstrap interval.
  * With `spg prove --sensitivity`, `sensitivity` ranks units (src/weights/sensitivity.ts) from
  * the variants' perplexity increases.
  * Perplexity is over all tokens pooled, not a mean of per-sample perplexities; the ratio is
@@ -40,7 +51,7 @@
  * ">=", high for "<="); pass = judged >= threshold (or <=). allClaimsPass = every claim
  * passes (true when there are none).
  */
-import type { ClaimResult, Interval, MethodSummary, SampleRecord, Summary } from "../bundle/types.js";
+import type { ClaimResult, MethodSummary, RunCostSummary, SampleRecord, Summary } from "../bundle/types.js";
 import { methodOfVariant } from "../config/sweep.js";
 import type { ClaimMetric, MethodConfig, RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
@@ -55,6 +66,8 @@ export const CLAIM_METRIC_FIELD: Record<ClaimMetric, keyof MethodSummary["interv
   mean_kl: "meanKl",
   top1_agreement: "top1Agreement",
   generation_agreement: "generationAgreement",
+  executed_memory_ratio: "executedMemoryRatio",
+  decode_speed_ratio: "decodeSpeedRatio",
 };
 
 interface PooledSums {
@@ -73,12 +86,31 @@ interface PooledSums {
   logitCosineSum: number;
   parametersBaseline: number;
   parametersStored: number;
+  executedBytes: number;
+  executedBytesBaseline: number;
+  teacherForcedTokens: number;
+  decodeSteps: number;
+  continuationMs: number;
+  generationMs: number;
+  baselineContinuationMs: number;
+  baselineGenerationMs: number;
 }
 
-type PointMetrics = Record<keyof MethodSummary["intervals"], number> & {
-  perplexityBaseline: number;
-  perplexityCompressed: number;
-};
+/** Interval keys every summary has; the run-cost ones only with runCost records. */
+const BASE_INTERVAL_KEYS = [
+  "compressionRatio",
+  "perplexityIncreasePct",
+  "meanKl",
+  "top1Agreement",
+  "generationAgreement",
+] as const;
+type IntervalKey = keyof MethodSummary["intervals"];
+
+type PointMetrics = Record<(typeof BASE_INTERVAL_KEYS)[number], number> &
+  Partial<Record<IntervalKey, number>> & {
+    perplexityBaseline: number;
+    perplexityCompressed: number;
+  };
 
 const SUMMED_FIELDS = [
   "scoredTokens",
@@ -95,6 +127,14 @@ const SUMMED_FIELDS = [
   "logitCosineSum",
   "parametersBaseline",
   "parametersStored",
+  "executedBytes",
+  "executedBytesBaseline",
+  "teacherForcedTokens",
+  "decodeSteps",
+  "continuationMs",
+  "generationMs",
+  "baselineContinuationMs",
+  "baselineGenerationMs",
 ] as const satisfies readonly (keyof PooledSums)[];
 
 /**
@@ -111,6 +151,7 @@ export class MethodFold {
   private sampleIndex = new Float64Array(0);
   /** The first record whose weights fields do not fit the method's kind (thrown by finish). */
   private mismatch: SpgError | undefined;
+  private carryingRunCost = 0;
 
   constructor(
     readonly method: string,
@@ -170,11 +211,35 @@ export class MethodFold {
     columns.logitCosineSum[i] = record.logitCosineSum ?? 0;
     columns.parametersBaseline[i] = weights?.parametersBaseline ?? 0;
     columns.parametersStored[i] = weights?.parametersStored ?? 0;
+    const cost = record.runCost;
+    if (cost !== undefined) {
+      this.carryingRunCost += 1;
+      columns.executedBytes[i] = cost.executedBytes.weights + cost.executedBytes.kv;
+      columns.executedBytesBaseline[i] = cost.baselineExecutedBytes.weights + cost.baselineExecutedBytes.kv;
+      columns.teacherForcedTokens[i] = cost.teacherForcedTokens;
+      columns.decodeSteps[i] = cost.decodeSteps;
+      columns.continuationMs[i] = record.timingsMs.continuation;
+      columns.generationMs[i] = record.timingsMs.generation;
+      columns.baselineContinuationMs[i] = cost.baselineTimingsMs.continuation;
+      columns.baselineGenerationMs[i] = cost.baselineTimingsMs.generation;
+    }
   }
 
   /** The columns ordered by sampleIndex (ties keep arrival order); throws the first kind mismatch. */
-  ordered(): { columns: Columns; weightsKind: boolean } {
+  ordered(): { columns: Columns; weightsKind: boolean; runCost: boolean } {
     if (this.mismatch !== undefined) throw this.mismatch;
+    // Every record of a method carries runCost (format version 3), or none (an older format).
+    if (this.carryingRunCost !== 0 && this.carryingRunCost !== this.rows) {
+      throw new SpgError(
+        "E_SUMMARY_RUN_COST",
+        `method "${this.method}": ${this.carryingRunCost} of ${this.rows} records carry runCost`,
+        {
+          file: "records.jsonl",
+          field: "runCost",
+          fix: "every record of a format version 3 bundle carries runCost; older bundles carry none",
+        },
+      );
+    }
     const n = this.rows;
     const index = this.sampleIndex;
     let sorted = true;
@@ -192,7 +257,7 @@ export class MethodFold {
         columns[field] = target;
       }
     }
-    return { columns, weightsKind: this.weightsKind ?? false };
+    return { columns, weightsKind: this.weightsKind ?? false, runCost: this.carryingRunCost > 0 };
   }
 }
 
@@ -231,7 +296,23 @@ function sumAt(columns: Columns, positions?: ArrayLike<number>): PooledSums {
   return sums;
 }
 
-function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
+/** Tokens per second of `tokens` over `ms`; undefined when nothing was timed. */
+function tokensPerSecond(tokens: number, ms: number): number | undefined {
+  return tokens > 0 && ms > 0 ? tokens / (ms / 1000) : undefined;
+}
+
+/** The run-cost figures of pooled sums (see the header), or undefined when a denominator is 0. */
+function runCostMetrics(sums: PooledSums) {
+  const decode = tokensPerSecond(sums.decodeSteps, sums.generationMs);
+  const baselineDecode = tokensPerSecond(sums.decodeSteps, sums.baselineGenerationMs);
+  return {
+    executedMemoryRatio: sums.executedBytes > 0 ? sums.executedBytesBaseline / sums.executedBytes : undefined,
+    decodeSpeedRatio:
+      decode !== undefined && baselineDecode !== undefined ? decode / baselineDecode : undefined,
+  };
+}
+
+function metricsFromSums(sums: PooledSums, method: string, runCost = false): PointMetrics {
   const denominators: [string, number][] = [
     ["scoredTokens", sums.scoredTokens],
     ["generation.compared", sums.generationCompared],
@@ -260,7 +341,17 @@ function metricsFromSums(sums: PooledSums, method: string): PointMetrics {
     top1Agreement: sums.top1Matches / sums.scoredTokens,
     generationAgreement: sums.generationMatches / sums.generationCompared,
     compressionRatio: sums.ratioBaseline / sums.ratioCompressed,
+    ...(runCost ? definedOnly(runCostMetrics(sums)) : {}),
   };
+}
+
+/** The object's fields whose value is defined (canonical JSON has no undefined). */
+function definedOnly<T extends Record<string, number | undefined>>(
+  fields: T,
+): Partial<Record<keyof T, number>> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<
+    Record<keyof T, number>
+  >;
 }
 
 /** Hyndman–Fan type 7 quantile of ascending `sorted` at probability p in [0, 1]. */
@@ -332,22 +423,22 @@ function bootstrapIntervals(
   columns: Columns,
   method: string,
   bootstrap: RunConfig["bootstrap"],
+  point: PointMetrics,
+  runCost: boolean,
 ): MethodSummary["intervals"] {
-  const keys: (keyof MethodSummary["intervals"])[] = [
-    "compressionRatio",
-    "perplexityIncreasePct",
-    "meanKl",
-    "top1Agreement",
-    "generationAgreement",
+  // The run-cost ratios the point estimate has (a resample of timed samples is timed too).
+  const keys: IntervalKey[] = [
+    ...BASE_INTERVAL_KEYS,
+    ...(["executedMemoryRatio", "decodeSpeedRatio"] as const).filter((key) => point[key] !== undefined),
   ];
   const values: Record<string, number[]> = {};
   for (const key of keys) values[key] = [];
   for (const sums of resampleSums(columns, bootstrap)) {
-    const metrics = metricsFromSums(sums, method);
-    for (const key of keys) values[key].push(metrics[key]);
+    const metrics = metricsFromSums(sums, method, runCost);
+    for (const key of keys) values[key].push(metrics[key] as number);
   }
   const alpha = (1 - bootstrap.confidence) / 2;
-  const intervals = {} as Record<keyof MethodSummary["intervals"], Interval>;
+  const intervals = {} as MethodSummary["intervals"];
   for (const key of keys) {
     const sorted = values[key].sort((a, b) => a - b);
     intervals[key] = { low: quantileSorted(sorted, alpha), high: quantileSorted(sorted, 1 - alpha) };
@@ -374,9 +465,9 @@ export function summarizeMethod(
 /** One method's aggregates from its folded records. */
 function summarizeFold(fold: MethodFold, bootstrap: RunConfig["bootstrap"]): MethodSummary {
   const method = fold.method;
-  const { columns, weightsKind } = fold.ordered();
+  const { columns, weightsKind, runCost } = fold.ordered();
   const sums = sumAt(columns);
-  const point = metricsFromSums(sums, method);
+  const point = metricsFromSums(sums, method, runCost);
   const weights = weightsKind
     ? {
         weights: {
@@ -404,7 +495,33 @@ function summarizeFold(fold: MethodFold, bootstrap: RunConfig["bootstrap"]): Met
     kvBytesCompressed: sums.kvBytesCompressed,
     compressionRatio: point.compressionRatio,
     ...weights,
-    intervals: bootstrapIntervals(columns, method, bootstrap),
+    ...(runCost ? runCostSummary(sums, point) : {}),
+    intervals: bootstrapIntervals(columns, method, bootstrap, point, runCost),
+  };
+}
+
+function runCostSummary(
+  sums: PooledSums,
+  point: PointMetrics,
+): Pick<MethodSummary, "executedMemoryRatio" | "decodeSpeedRatio" | "runCost"> {
+  return {
+    ...definedOnly({
+      executedMemoryRatio: point.executedMemoryRatio,
+      decodeSpeedRatio: point.decodeSpeedRatio,
+    }),
+    runCost: {
+      executedBytes: sums.executedBytes,
+      executedBytesBaseline: sums.executedBytesBaseline,
+      ...definedOnly({
+        teacherForcedTokensPerSecond: tokensPerSecond(sums.teacherForcedTokens, sums.continuationMs),
+        decodeTokensPerSecond: tokensPerSecond(sums.decodeSteps, sums.generationMs),
+        baselineTeacherForcedTokensPerSecond: tokensPerSecond(
+          sums.teacherForcedTokens,
+          sums.baselineContinuationMs,
+        ),
+        baselineDecodeTokensPerSecond: tokensPerSecond(sums.decodeSteps, sums.baselineGenerationMs),
+      }),
+    } as RunCostSummary,
   };
 }
 
@@ -413,6 +530,18 @@ export function judgeClaim(claim: RunConfig["claims"][number], summary: MethodSu
   const field = CLAIM_METRIC_FIELD[claim.metric];
   const value = summary[field];
   const interval = summary.intervals[field];
+  if (value === undefined || interval === undefined) {
+    // A bundle of an older format (no runCost) cannot back a claim on a run-cost metric.
+    throw new SpgError(
+      "E_SUMMARY_METRIC_ABSENT",
+      `claim on ${claim.metric} of method "${claim.method}", whose records do not measure it`,
+      {
+        file: "config.json",
+        field: "claims[].metric",
+        fix: "claim run-cost metrics only on records with runCost (bundle format version 3, spg prove writes them)",
+      },
+    );
+  }
   const judged = claim.judge === "point" ? value : claim.op === ">=" ? interval.low : interval.high;
   const pass = claim.op === ">=" ? judged >= claim.threshold : judged <= claim.threshold;
   return {

@@ -183,7 +183,7 @@ const STORED_DATA_TYPES: Record<string, number> = {
  * not in float32 is placed under another name and cast to float32 in the graph. Factors of a
  * compressed weight are not in the file: those go inline.
  */
-function storedPlacement(weights: StoredWeights): InitializerPlacement {
+export function storedPlacement(weights: StoredWeights): InitializerPlacement {
   return (name, weight) => {
     const stored = weights.stored.get(name);
     const dataType = stored === undefined ? undefined : STORED_DATA_TYPES[stored.dtype];

@@ -9,9 +9,11 @@ import { SpgError } from "../errors.js";
 import type { KvCache } from "../kv/cache.js";
 import { appendTokens, cacheFromPrefill, emptyCache, pastInputs } from "../kv/layout.js";
 import { PaddedCache } from "../kv/padded-cache.js";
+import { executedWeightBytes, shapeOnlyPlacement } from "./executed.js";
 import { graphNames, spgModel, validateGraphOptions } from "./graph.js";
-import { type GraphCacheOptions, prepareGraph } from "./graph-cache.js";
+import { type GraphCacheOptions, prepareGraph, storedPlacement } from "./graph-cache.js";
 import { encodeModel, OnnxDataType } from "./onnx-proto.js";
+import { StoredWeights } from "./stored-weights.js";
 import type {
   ForwardInput,
   ForwardOutput,
@@ -321,9 +323,13 @@ export async function loadRuntime(
     }
     return names;
   };
+  // The same graph the session got, placed the same way: its constants as the session holds them.
+  const placement =
+    checkpoint.weights instanceof StoredWeights ? storedPlacement(checkpoint.weights) : shapeOnlyPlacement;
   return {
     config,
     executionProvider: providers[0],
+    executedWeightBytes: executedWeightBytes(checkpoint, graphOptions, placement),
     async forward(input: ForwardInput): Promise<ForwardOutput> {
       const feeds = forwardFeeds(config, input);
       const returns = { logits: true, attention: true, statistics: true, present: true, ...input.returns };

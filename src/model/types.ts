@@ -147,6 +147,8 @@ export interface GptNeoRuntime {
   config: GptNeoConfig;
   /** onnxruntime execution provider actually used ("cpu" | "cuda" | "webgpu"). */
   executionProvider: string;
+  /** Bytes of the weights the session holds once loaded, at the dtype it computes with (src/model/executed.ts). */
+  executedWeightBytes: number;
   forward(input: ForwardInput): Promise<ForwardOutput>;
   close(): Promise<void>;
 }

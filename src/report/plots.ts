@@ -243,3 +243,67 @@ export async function renderSvg(spec: Spec, ids: SvgIdRenumbering): Promise<stri
     view.finalize();
   }
 }
+
+/** One method's stored and executed ratios, as the run-cost plot reads them. */
+export interface RunCostPoint {
+  method: string;
+  storedRatio: number;
+  executedMemoryRatio: number;
+  /** Stored smaller while executed larger (src/measure/run-cost.ts): drawn red. */
+  executedLarger: boolean;
+}
+
+/**
+ * Stored ratio (log x) against executed memory ratio (log y), one point per method, with the
+ * lines where either is 1: a point right of x = 1 and below y = 1 stores less but executes
+ * more, and is red.
+ */
+export function runCostSpec(points: readonly RunCostPoint[]): Spec {
+  const axis = (field: string, title: string) => ({
+    field,
+    type: "quantitative" as const,
+    title,
+    scale: { type: "log" as const, nice: false, padding: 20 },
+  });
+  const x = axis("storedRatio", "stored ratio (baseline bytes / stored bytes, log scale)");
+  const y = axis("executedMemoryRatio", "executed memory ratio (baseline executed / executed, log scale)");
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    width: 640,
+    height: 320,
+    config: BASE_CONFIG,
+    layer: [
+      {
+        data: { values: [{ one: 1 }] },
+        mark: { type: "rule", color: "#999", strokeDash: [4, 4] },
+        encoding: { x: { field: "one", type: "quantitative", scale: x.scale } },
+      },
+      {
+        data: { values: [{ one: 1 }] },
+        mark: { type: "rule", color: "#999", strokeDash: [4, 4] },
+        encoding: { y: { field: "one", type: "quantitative", scale: y.scale } },
+      },
+      {
+        data: { values: [...points] },
+        mark: { type: "point", filled: true, size: 90, opacity: 0.9 },
+        encoding: {
+          x,
+          y,
+          color: {
+            field: "executedLarger",
+            type: "nominal",
+            title: "stored smaller, executed larger",
+            scale: { domain: [false, true], range: ["#4c78a8", "#c0392b"] },
+          },
+        },
+      },
+      {
+        data: {
+          values: points.length > LABEL_ALL_UP_TO ? points.filter((p) => p.executedLarger) : [...points],
+        },
+        mark: { type: "text", align: "left", dx: 8, dy: -8, fontSize: 11 },
+        encoding: { x, y, text: { field: "method" } },
+      },
+    ],
+  } as Spec;
+}

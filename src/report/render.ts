@@ -22,16 +22,28 @@ import {
 } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import { isSpgError, SpgError } from "../errors.js";
+import {
+  executedLargerWarning,
+  executedMiBPerSample,
+  storedSmallerExecutedLarger,
+} from "../measure/run-cost.js";
 import { summarize } from "../measure/summary.js";
 import { validateEntries } from "../verify/checks/schemas.js";
 import { BundleContext } from "../verify/context.js";
-import { runChecks, type VerifyResult } from "../verify/runner.js";
+import { runAllChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
 import { type Finding, pass } from "../verify/types.js";
 import { continuationsSection } from "./continuations.js";
 import { layerCells, methodOrderOf, methodPoints, samplePoints } from "./data.js";
 import { escapeHtml, formatNumber, formatPercent, table } from "./html.js";
-import { distributionSpec, heatmapSpec, paretoSpec, renderSvg, SvgIdRenumbering } from "./plots.js";
+import {
+  distributionSpec,
+  heatmapSpec,
+  paretoSpec,
+  renderSvg,
+  runCostSpec,
+  SvgIdRenumbering,
+} from "./plots.js";
 
 export interface ReportOptions {
   /** Run the verifier and show its verdict (false: the page says it is unverified). */
@@ -116,7 +128,9 @@ export async function buildReportFromEntries(
   };
   let verification: VerifyResult | undefined;
   if (options.verify) {
-    const result = runChecks(contents, {
+    // Every check `spg verify` makes short of replay: the draw is re-derived too, so the page
+    // never says PASS where verify would fail.
+    const result = await runAllChecks(contents, {
       trustedKeyIds: options.trustedKeyIds,
       requireTrusted: options.requireTrusted ?? false,
     });
@@ -151,6 +165,7 @@ export async function buildReportFromEntries(
           claimsSection(summary),
           await paretoSection(summary, methodOrder, ids),
           methodsSection(summary, parts, methodOrder),
+          await runCostSection(summary, methodOrder, ids),
         ].join("\n"),
     await layersSection(parts.fingerprints, methodOrder, ids),
     await samplesSection(parts.records, methodOrder, ids),
@@ -233,7 +248,7 @@ ${failing.length > 0 ? `<p>Entries that fail their schema are not shown:</p>${ta
   }
   const failing = result.findings.filter((f) => !f.ok);
   const verdict = result.passed
-    ? `<div class="verdict pass" data-verdict="pass">PASS: every check holds (exit code ${result.exitCode})</div>`
+    ? `<div class="verdict pass" data-verdict="pass">PASS: every check holds (exit code ${result.exitCode}); the samples were not replayed here: \`spg verify\` also re-measures them on your machine</div>`
     : `<div class="verdict fail" data-verdict="fail">FAIL: ${failing.length} failing finding${failing.length === 1 ? "" : "s"} (exit code ${result.exitCode})</div>`;
   return `<section id="verdict"><h2>Verification</h2>
 ${verdict}
@@ -311,6 +326,69 @@ async function paretoSection(
   const svg = await renderSvg(paretoSpec(points), ids);
   return `<section id="pareto"><h2>Trade-off: compression against perplexity</h2>
 ${figure("pareto", svg, "Each method's compression ratio and perplexity increase, with its bootstrap interval; diamonds and the dashed line mark the Pareto frontier of all methods (no other method compresses at least as much at no higher perplexity increase); sweep variants of one method share its color, joined along their own frontier.")}</section>`;
+}
+
+/**
+ * Run cost (format version 3): stored ratio against executed memory ratio, plotted and tabled;
+ * a method that stores less but executes more is red with a warning. Older bundles: a note.
+ */
+async function runCostSection(
+  summary: Summary,
+  methodOrder: readonly string[],
+  ids: SvgIdRenumbering,
+): Promise<string> {
+  const measured = methodOrder.filter(
+    (method) =>
+      Object.hasOwn(summary.methods, method) && summary.methods[method].executedMemoryRatio !== undefined,
+  );
+  if (measured.length === 0) {
+    return `<section id="run-cost"><h2>Run cost</h2><p class="note">This bundle's format records no run cost (executed memory, speed): only stored bytes.</p></section>`;
+  }
+  const points = measured.map((method) => {
+    const m = summary.methods[method];
+    return {
+      method,
+      storedRatio: m.compressionRatio,
+      executedMemoryRatio: m.executedMemoryRatio as number,
+      executedLarger: storedSmallerExecutedLarger(m),
+    };
+  });
+  const svg = await renderSvg(runCostSpec(points), ids);
+  const ratio = (value: number | undefined, interval: { low: number; high: number } | undefined) =>
+    value === undefined || interval === undefined
+      ? "-"
+      : withInterval(value, interval, (n) => `${formatNumber(n)}×`);
+  const rows = measured.map((method) => {
+    const m = summary.methods[method];
+    const c = m.runCost;
+    const flagged = storedSmallerExecutedLarger(m);
+    const speed = (n: number | undefined) => (n === undefined ? "-" : escapeHtml(formatNumber(n)));
+    return [
+      flagged ? `<span class="bad">${escapeHtml(method)}</span>` : escapeHtml(method),
+      escapeHtml(`${formatNumber(m.compressionRatio)}×`),
+      c === undefined
+        ? "-"
+        : escapeHtml(
+            `${formatNumber(executedMiBPerSample(c.executedBytesBaseline, m.samples))} → ${formatNumber(executedMiBPerSample(c.executedBytes, m.samples))}`,
+          ),
+      flagged
+        ? `<span class="bad">${ratio(m.executedMemoryRatio, m.intervals.executedMemoryRatio)}</span>`
+        : ratio(m.executedMemoryRatio, m.intervals.executedMemoryRatio),
+      `${speed(c?.baselineDecodeTokensPerSecond)} → ${speed(c?.decodeTokensPerSecond)}`,
+      ratio(m.decodeSpeedRatio, m.intervals.decodeSpeedRatio),
+    ];
+  });
+  const warnings = measured
+    .filter((method) => storedSmallerExecutedLarger(summary.methods[method]))
+    .map(
+      (method) =>
+        `<p class="bad" data-warning="executed-larger">${escapeHtml(executedLargerWarning(method, summary.methods[method]))}</p>`,
+    );
+  return `<section id="run-cost"><h2>Run cost: stored against executed memory</h2>
+${warnings.join("\n")}
+${figure("run-cost", svg, "Each method's stored ratio against its executed memory ratio (what the session holds while it runs: weights as executed plus the KV cache as the graph reads it); red: stores less than the baseline but executes more.")}
+${table(["method", "stored ratio", "executed MiB per sample (baseline → method)", "executed memory ratio", "decode tokens/s (baseline → method)", "decode speed ratio"], rows)}
+<p class="note">Speeds are the producer's timings (re-measured only by replay).</p></section>`;
 }
 
 function withInterval(

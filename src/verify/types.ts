@@ -17,6 +17,7 @@ export type CheckName =
   | "trust"
   | "schemas"
   | "consistency"
+  | "executed-cost"
   | "recompute"
   | "claims"
   | "policy"
@@ -33,6 +34,7 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "trust",
   "schemas",
   "consistency",
+  "executed-cost",
   "recompute",
   "claims",
   "policy",
@@ -48,7 +50,11 @@ export const CHECK_ORDER: readonly CheckName[] = [
  * What this verifier could not check here (a warning finding): never a failure of the
  * bundle, never a pass. Listed in verify/README.md.
  */
-export type WarningCode = "W_DRAW_NOT_CHECKED" | "W_REPLAY_NOT_CHECKED" | "W_REPLAY_OFF";
+export type WarningCode =
+  | "W_DRAW_NOT_CHECKED"
+  | "W_EXECUTED_COST_ABSENT"
+  | "W_REPLAY_NOT_CHECKED"
+  | "W_REPLAY_OFF";
 
 /**
  * One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts);

@@ -17,9 +17,22 @@
 import type { RunConfig } from "../config/types.js";
 import type { GptNeoConfig } from "../model/types.js";
 import type { WeightsMethodParams } from "./method.js";
-import { planCompression } from "./policy.js";
+import { type MatrixPlan, planCompression } from "./policy.js";
 
 const FLOAT32_BYTES = 4;
+
+/**
+ * The rank a low-rank plan gives its matrix: exact for a fixed rank or a rank fraction, an
+ * upper bound (min(rows, cols), or maxRank) for an energy threshold, known only after the SVD.
+ */
+export function plannedRank(plan: MatrixPlan): { rank: number; exact: boolean } {
+  const full = Math.min(plan.rows, plan.cols);
+  if (plan.treatment.encoding !== "lowrank") return { rank: full, exact: false };
+  const s = plan.treatment.selection;
+  if (s.kind === "rank") return { rank: Math.min(s.rank, full), exact: true };
+  if (s.kind === "fraction") return { rank: Math.min(full, Math.ceil(s.fraction * full)), exact: true };
+  return { rank: Math.min(full, s.maxRank ?? full), exact: false };
+}
 
 /** Upper bound on the float32 values a compressed runtime holds (`parameters`: the dense model's). */
 export function runtimeParameters(
@@ -30,15 +43,7 @@ export function runtimeParameters(
   let total = parameters;
   for (const plan of planCompression(model, params)) {
     if (plan.treatment.encoding !== "lowrank") continue;
-    const full = Math.min(plan.rows, plan.cols);
-    const s = plan.treatment.selection;
-    const rank =
-      s.kind === "rank"
-        ? Math.min(s.rank, full)
-        : s.kind === "fraction"
-          ? Math.min(full, Math.ceil(s.fraction * full))
-          : Math.min(full, s.maxRank ?? full);
-    total += rank * (plan.rows + plan.cols) - plan.rows * plan.cols;
+    total += plannedRank(plan).rank * (plan.rows + plan.cols) - plan.rows * plan.cols;
   }
   return total;
 }

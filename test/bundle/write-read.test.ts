@@ -6,7 +6,7 @@ import path from "node:path";
 import { test } from "node:test";
 import yauzl from "yauzl";
 import { parseJson, parseJsonl } from "../../src/bundle/canonical.js";
-import { BUNDLE_ENTRY_ORDER } from "../../src/bundle/format.js";
+import { BUNDLE_ENTRY_ORDER, BUNDLE_FORMAT_VERSION } from "../../src/bundle/format.js";
 import { generateKeyPair, keyFromSeed } from "../../src/bundle/keys.js";
 import type { Manifest } from "../../src/bundle/manifest.js";
 import { readBundleZip, readBundleZipBuffer } from "../../src/bundle/read.js";
@@ -52,7 +52,7 @@ test("write then read: every entry comes back byte-identical, listed and signed"
     const manifestBytes = read.entries.get("manifest.json")!;
     const manifest = parseJson(manifestBytes) as unknown as Manifest;
     assert.equal(manifest.format, "spg-bundle");
-    assert.equal(manifest.version, 2);
+    assert.equal(manifest.version, BUNDLE_FORMAT_VERSION);
     assert.deepEqual(manifest.tool, tool);
     assert.equal(manifest.createdAt, createdAt);
     assert.deepEqual(

@@ -12,6 +12,7 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { type FixtureParts, fixtureParts } from "../../scripts/synthetic-run.js";
 import { canonicalJsonl, canonicalJsonString } from "../../src/bundle/canonical.js";
+import { BUNDLE_FORMAT_VERSION } from "../../src/bundle/format.js";
 import { keyIdOf } from "../../src/bundle/keys.js";
 import type { Manifest } from "../../src/bundle/manifest.js";
 import type { BundleEntries } from "../../src/bundle/read.js";
@@ -71,6 +72,8 @@ export interface BuildOptions {
   key?: FixtureKey;
   ephemeral?: boolean;
   createdAt?: string;
+  /** manifest.json's version (default BUNDLE_FORMAT_VERSION, what spg writes). */
+  version?: Manifest["version"];
 }
 
 /** Serialize, hash, manifest and sign the parts the way `spg prove` does. */
@@ -97,7 +100,7 @@ export function buildEntries(parts: FixtureParts, options: BuildOptions = {}): M
   ];
   const manifest: Manifest = {
     format: "spg-bundle",
-    version: 1,
+    version: options.version ?? BUNDLE_FORMAT_VERSION,
     tool: { name: "spg", version: "0.1.0", commit: null },
     createdAt: options.createdAt ?? "2026-11-23T12:00:00.000Z",
     entries: files.map(([name, bytes]) => ({ name, sha256: sha256Hex(bytes), bytes: bytes.length })),

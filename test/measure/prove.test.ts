@@ -79,7 +79,11 @@ test("two runs with the same config and seed give identical records (but timings
         .split("\n")
         .map((line) => JSON.parse(line));
     runs.push({
-      records: lines("records.jsonl").map(({ timingsMs: _t, peakRssBytes: _m, ...rest }) => rest),
+      // runCost: its executed bytes and token counts are the run's; its timings and speeds are not.
+      records: lines("records.jsonl").map(({ timingsMs: _t, peakRssBytes: _m, runCost, ...rest }) => {
+        const { baselineTimingsMs: _b, tokensPerSecond: _s, ...counted } = runCost;
+        return { ...rest, runCost: counted };
+      }),
       fingerprints: lines("fingerprints.jsonl"),
     });
   }

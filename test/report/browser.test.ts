@@ -30,7 +30,7 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const PLOTS = ["pareto", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"];
+const PLOTS = ["pareto", "run-cost", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"];
 
 /**
  * Runs in the page (this project compiles without DOM types, hence a string): each plot's

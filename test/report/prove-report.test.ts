@@ -31,7 +31,14 @@ test("the report of a measured bundle: verdict pass, every method and layer show
     assert.ok(html.includes(`${formatNumber(ratio)}×`), `${method.name}: ratio ${ratio}`);
   }
   const figures = [...html.matchAll(/<figure class="plot" data-plot="([^"]+)"><svg/g)].map((m) => m[1]);
-  assert.deepEqual(figures, ["pareto", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"]);
+  assert.deepEqual(figures, [
+    "pareto",
+    "run-cost",
+    "layers-kept",
+    "layers-bytes",
+    "samples-ppl",
+    "samples-kl",
+  ]);
   // Generated text: the first samples' continuations, the baseline's and each method's, decoded from the records.
   const section = html.slice(html.indexOf('<section id="continuations">'));
   for (const record of proved.records.filter((r) => r.sampleIndex === 0)) {

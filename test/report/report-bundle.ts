@@ -4,6 +4,8 @@
  * preset: each compressed method keeps fewer slots than the one before and loses a little
  * more quality, so the plots have several points and a non-trivial frontier.
  */
+
+import { fixtureRunCost } from "../../scripts/synthetic-run.js";
 import { ephemeralKey } from "../../src/bundle/keys.js";
 import type { LayerFingerprint, SampleRecord } from "../../src/bundle/types.js";
 import { writeBundle } from "../../src/bundle/write.js";
@@ -40,7 +42,7 @@ export async function writeReportBundle(
   path: string,
   options: ReportBundleOptions = {},
 ): Promise<ReportBundle> {
-  const parts = fixtureParts();
+  const parts = fixtureParts({ runCost: true });
   const preset = resolveConfig();
   const methods = options.sweep === undefined ? preset.methods : applySweep(preset, options.sweep).methods;
   const compressed = methods.filter((m) => m.kind !== "full").map((m) => m.name);
@@ -81,6 +83,8 @@ export async function writeReportBundle(
           firstDivergence: mismatches === 0 ? null : matches,
         },
         kvBytesCompressed: layers.length * kept * SLOT_BYTES,
+        // The fixture's two heads split the kept slots: the widest holds half, rounded up.
+        runCost: fixtureRunCost(config, base, Math.ceil(kept / 2)),
       });
       for (const layer of layers) {
         fingerprints.push({
@@ -90,6 +94,7 @@ export async function writeReportBundle(
           headsFullPrecision: 0,
           bitsHistogram: { "16": kept * 4 * 2, "32": kept },
           bytes: kept * SLOT_BYTES,
+          slotsRead: Math.ceil(kept / 2),
           sha256: sha256Hex(`${method} ${base.sampleId} ${layer.layer}`),
         });
       }

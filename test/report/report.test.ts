@@ -17,7 +17,7 @@ import { writeReportBundle } from "./report-bundle.js";
 const work = mkdtempSync(join(tmpdir(), "spg-report-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const PLOTS = ["pareto", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"];
+const PLOTS = ["pareto", "run-cost", "layers-kept", "layers-bytes", "samples-ppl", "samples-kl"];
 
 /** Each plot's figure holds one vega-rendered SVG. */
 function plotSvgs(html: string): Map<string, string> {
@@ -259,4 +259,20 @@ test("a swept bundle: variants verify, share their method's color and are joined
     m[1].includes("L"),
   ).length;
   assert.equal(drawn, familiesWithLines.size + 1);
+});
+
+test("run cost: a method that stores less but executes more is red, with its warning, beside the plot", async () => {
+  const { html } = await buildReport(join(packageRoot(), "bundles", "weights.zip"), { verify: false });
+  assert.ok(plotSvgs(html).has("run-cost"));
+  const section = html.slice(
+    html.indexOf('id="run-cost"'),
+    html.indexOf("</section>", html.indexOf('id="run-cost"')),
+  );
+  // bundles/weights.zip: naive stores 1.8x less and executes more (README's weight table).
+  assert.match(
+    section,
+    /<p class="bad" data-warning="executed-larger">naive stores [0-9.]+x less than the baseline but executes/,
+  );
+  assert.match(section, /<span class="bad">naive<\/span>/);
+  assert.doesNotMatch(section, /<span class="bad">int8<\/span>/);
 });

@@ -12,6 +12,8 @@ export const CLAIM_DIRECTION: Record<ClaimMetric, ">=" | "<="> = {
   mean_kl: "<=",
   top1_agreement: ">=",
   generation_agreement: ">=",
+  executed_memory_ratio: ">=",
+  decode_speed_ratio: ">=",
 };
 
 /** Metrics that measure what compression cost in output quality. */

@@ -132,6 +132,14 @@ export const consistencyCheck: CheckUnit = {
     ),
 };
 
+export const executedCostCheck: CheckUnit = {
+  name: "executed-cost",
+  codes: ["E_EXECUTED_BYTES", "E_EXECUTED_SPEED"],
+  // Reads fingerprints by (sample, method): only once consistency has tied them to the records.
+  requires: ["schemas", "consistency"],
+  run: (context, options) => required(lineFoldsOf(context, options).executedCost, "executed-cost").findings(),
+};
+
 export const recomputeCheck: CheckUnit = {
   name: "recompute",
   codes: ["E_RECOMPUTE_FAILED", "E_RECOMPUTE_LIMIT", "E_RECOMPUTE_MISMATCH"],
@@ -311,6 +319,7 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   trustCheck,
   schemasCheck,
   consistencyCheck,
+  executedCostCheck,
   recomputeCheck,
   claimsCheck,
   policyCheck,

@@ -18,6 +18,7 @@ import { effectiveTolerances } from "../policy.js";
 import { describeSchemaErrors, LISTED_SCHEMA_ERRORS, type SchemaValidators } from "../schemas.js";
 import { ConsistencyFold } from "./consistency.js";
 import { RecordIdentities } from "./draw.js";
+import { ExecutedCostFold } from "./executed-cost.js";
 import { type CheckOptions, policyOf, validatorsOf } from "./options.js";
 import { ProtocolRecordsFold } from "./protocol.js";
 
@@ -100,6 +101,8 @@ export class LineFolds {
   readonly summary: SummaryFold | undefined;
   /** The consistency check's state (when config.json and environment.json are valid). */
   readonly consistency: ConsistencyFold | undefined;
+  /** The executed-cost check's state (when config.json and environment.json are valid). */
+  readonly executedCost: ExecutedCostFold | undefined;
   /** Records that score no listed evaluation sample (every parsed line, valid or not). */
   readonly protocol: ProtocolRecordsFold;
   /** Every valid record's identity, for the draw. */
@@ -124,6 +127,15 @@ export class LineFolds {
             },
             environment as EnvironmentFile,
           );
+    const manifest = context.value("manifest.json") as { version?: unknown } | undefined;
+    this.executedCost =
+      config === undefined || environment === undefined
+        ? undefined
+        : new ExecutedCostFold({
+            config,
+            environment: environment as EnvironmentFile,
+            version: typeof manifest?.version === "number" ? manifest.version : 1,
+          });
     this.protocol = new ProtocolRecordsFold(context.value("environment.json"));
     const finish = (name: string) => (verdict: LinesVerdict, digest: EntryDigest) => {
       this.verdicts.set(name, verdict);
@@ -139,6 +151,7 @@ export class LineFolds {
           const record = value as SampleRecord;
           this.summary?.add(record);
           this.consistency?.record(record);
+          this.executedCost?.record(record);
           this.identities.add(record);
         },
         (value) => this.protocol.record(value),
@@ -146,9 +159,10 @@ export class LineFolds {
     );
     this.sinks.set(
       "fingerprints.jsonl",
-      new EntryLines("fingerprints.jsonl", validators, finish("fingerprints.jsonl"), (value) =>
-        this.consistency?.fingerprint(value as FingerprintLine),
-      ),
+      new EntryLines("fingerprints.jsonl", validators, finish("fingerprints.jsonl"), (value) => {
+        this.consistency?.fingerprint(value as FingerprintLine);
+        this.executedCost?.fingerprint(value as FingerprintLine);
+      }),
     );
   }
 

@@ -19,6 +19,8 @@ const INTERVAL_OF: Record<ClaimMetric, keyof Summary["methods"][string]["interva
   mean_kl: "meanKl",
   top1_agreement: "top1Agreement",
   generation_agreement: "generationAgreement",
+  executed_memory_ratio: "executedMemoryRatio",
+  decode_speed_ratio: "decodeSpeedRatio",
 };
 
 /** Why verify will not compute this bundle's bootstrap at all (a resource bound), or undefined. */
@@ -82,6 +84,8 @@ export function checkPolicy(input: PolicyInput): Finding[] {
       if (widest === undefined || !Object.hasOwn(recomputed.methods, claim.method)) continue;
       const method = recomputed.methods[claim.method];
       const interval = method.intervals[INTERVAL_OF[claim.metric]];
+      // An absent run-cost metric fails the claim itself (recompute refuses it).
+      if (interval === undefined) continue;
       const width = interval.high - interval.low;
       if (!(width <= widest)) {
         failures.add(

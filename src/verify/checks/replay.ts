@@ -117,7 +117,48 @@ export function compareRecords(stored: SampleRecord, fresh: SampleRecord, tolera
     problems.push(`kvBytesCompressed ${stored.kvBytesCompressed} vs ${fresh.kvBytesCompressed}`);
   if (JSON.stringify(stored.weights) !== JSON.stringify(fresh.weights))
     problems.push(`weights ${JSON.stringify(stored.weights)} vs ${JSON.stringify(fresh.weights)}`);
+  // Executed bytes follow from the shapes and what was kept: exact too (timings are not compared).
+  if (stored.runCost !== undefined && fresh.runCost !== undefined) {
+    const bytes = ({ executedBytes: m, baselineExecutedBytes: b }: NonNullable<SampleRecord["runCost"]>) =>
+      JSON.stringify({ weights: m.weights, kv: m.kv, baselineWeights: b.weights, baselineKv: b.kv });
+    if (bytes(stored.runCost) !== bytes(fresh.runCost))
+      problems.push(`executed bytes ${bytes(stored.runCost)} vs ${bytes(fresh.runCost)}`);
+  }
   return problems;
+}
+
+/**
+ * Per method, the decode speed ratio (Σ steps / Σ ms of the method over the baseline's) of the
+ * replayed samples as the bundle states them and as re-timed here: timings are measurements no
+ * verifier can recompute, so replay reports both, side by side, and judges neither.
+ */
+export function replayedSpeedRatios(
+  stored: readonly SampleRecord[],
+  fresh: readonly SampleRecord[],
+): Record<string, { stated: number; replayed: number }> {
+  const ratio = (records: readonly SampleRecord[]) => {
+    let method = 0;
+    let baseline = 0;
+    for (const r of records) {
+      if (r.runCost === undefined) return undefined;
+      method += r.timingsMs.generation;
+      baseline += r.runCost.baselineTimingsMs.generation;
+    }
+    // Equal steps on both sides: tokens/s of the method over the baseline's is baseline ms / method ms.
+    return method > 0 && baseline > 0 ? baseline / method : undefined;
+  };
+  const out: Record<string, { stated: number; replayed: number }> = {};
+  for (const method of new Set(fresh.map((r) => r.method))) {
+    const replayedRecords = fresh.filter((r) => r.method === method);
+    const statedRecords = replayedRecords.map((r) =>
+      stored.find((s) => s.sampleId === r.sampleId && s.method === method),
+    );
+    if (statedRecords.some((r) => r === undefined)) continue;
+    const stated = ratio(statedRecords as SampleRecord[]);
+    const replayed = ratio(replayedRecords);
+    if (stated !== undefined && replayed !== undefined) out[method] = { stated, replayed };
+  }
+  return out;
 }
 
 /**
@@ -211,13 +252,21 @@ function compareFingerprints(
         f.method === line.method &&
         f.layer === line.layer,
     );
-    if (original === undefined || original.bytes !== line.bytes || original.tokensKept !== line.tokensKept) {
+    if (
+      original === undefined ||
+      original.bytes !== line.bytes ||
+      original.tokensKept !== line.tokensKept ||
+      (original.slotsRead !== undefined && original.slotsRead !== line.slotsRead)
+    ) {
       findings.push(
         fail(
           CHECK,
           "E_REPLAY_FINGERPRINT",
-          `${line.sampleId} / ${line.method} layer ${line.layer}: bytes or tokens kept differ`,
-          { stored: original ?? null, replayed: { bytes: line.bytes, tokensKept: line.tokensKept } },
+          `${line.sampleId} / ${line.method} layer ${line.layer}: bytes, tokens kept or slots read differ`,
+          {
+            stored: original ?? null,
+            replayed: { bytes: line.bytes, tokensKept: line.tokensKept, slotsRead: line.slotsRead },
+          },
         ),
       );
     } else if (original.sha256 === line.sha256) identical++;
@@ -245,6 +294,23 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
         "W_REPLAY_NOT_CHECKED",
         "not checked: the bundle's model is not available here (give it with --model DIR); its numbers are the signer's word",
         details,
+      ),
+    ];
+  }
+  const architecture = environment.model.architecture;
+  if (
+    architecture !== undefined &&
+    (architecture.vocabSize !== checkpoint.config.vocabSize ||
+      architecture.maxPositions !== checkpoint.config.maxPositions ||
+      architecture.intermediateSize !== checkpoint.config.intermediateSize ||
+      architecture.activation !== checkpoint.config.activation)
+  ) {
+    return [
+      fail(
+        CHECK,
+        "E_REPLAY_MODEL_MISMATCH",
+        "environment.json model.architecture is not the shapes of the checkpoint with the bundle's hash",
+        { stated: architecture },
       ),
     ];
   }
@@ -291,6 +357,10 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
   }
   const fingerprints = compareFingerprints(fresh.fingerprints, stored.fingerprints, findings);
   const largest = widest(differences);
+  const speeds = replayedSpeedRatios(records, fresh.records);
+  const speedText = Object.entries(speeds)
+    .map(([method, s]) => `${method} ${s.stated.toPrecision(3)} stated, ${s.replayed.toPrecision(3)} here`)
+    .join("; ");
   const where = `seed ${seed}: ${chosen.length} of ${input.evaluation.length} samples re-run here`;
   if (findings.length > 0) {
     // One line that says which samples were judged, so a second verifier can re-run the same ones.
@@ -309,8 +379,14 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
       CHECK,
       `${where}: ${differences.length} records within tolerance (largest differences: NLL ${largest.nllPerToken.toExponential(2)}/token, ` +
         `KL ${largest.klPerToken.toExponential(2)}/token, agreement ${largest.agreementFraction}), ` +
-        `${fingerprints.compared} layer/tensor fingerprints with equal bytes (${fingerprints.identical} bit-identical)`,
-      { seed, samples: chosen.map((s) => s.sampleId), largestDifferences: largest },
+        `${fingerprints.compared} layer/tensor fingerprints with equal bytes (${fingerprints.identical} bit-identical)` +
+        (speedText === "" ? "" : `; decode speed ratios of these samples, not judged: ${speedText}`),
+      {
+        seed,
+        samples: chosen.map((s) => s.sampleId),
+        largestDifferences: largest,
+        decodeSpeedRatios: speeds,
+      },
     ),
   ];
 }

@@ -31,6 +31,8 @@ export interface ProveBenchOptions {
   samples?: number;
   context?: number;
   continuation?: number;
+  /** Query rows per prefill pass (kv.prefillChunkTokens); 0: one pass. */
+  prefillChunk?: number;
   /**
    * Also time each method's encoding a second time, straight after the first, on the same
    * prefill (not recorded): the cost with the cache warm, against the recorded cost inside
@@ -47,8 +49,11 @@ async function runEvaluation(options: ProveBenchOptions) {
       ...(options.samples ? { samples: options.samples } : {}),
       ...(options.context ? { context: options.context } : {}),
       ...(options.continuation ? { continuation: options.continuation } : {}),
+      ...(options.prefillChunk ? { prefillChunk: options.prefillChunk } : {}),
     },
   });
+  // --prefill-chunk 0: one pass over the whole context (what bundles without the field ran).
+  if (options.prefillChunk === 0) delete config.kv.prefillChunkTokens;
   const modelDir =
     options.shape === undefined ? resolveModelDir(config) : syntheticCheckpointDir(options.shape);
   // What the hardware check asks for, computed where `spg prove` computes it: before any weight loads.
@@ -60,6 +65,7 @@ async function runEvaluation(options: ProveBenchOptions) {
     device: config.model.device,
     observationWindow: config.kv.observationWindow,
     baselineDtype: config.kv.baselineDtype,
+    prefillChunkTokens: config.kv.prefillChunkTokens,
   });
   const loadMs = performance.now() - loadStarted;
   const loadedRssBytes = process.memoryUsage().rss;

@@ -1,11 +1,14 @@
 /**
- * `node dist/scripts/measure_replay_tolerance.js BUNDLE... [--threads 1,2]`
+ * `node dist/scripts/measure_replay_tolerance.js BUNDLE... [--threads 1,2] [--prefill-chunk N]`
  *
  * What the verify policy's replay tolerances (configs/verify/policy.yaml) are set from: every
  * sample of each bundle is replayed on the bundled model at each onnxruntime intra-op thread
  * count, with tolerances of zero, and the largest difference of any record from the stored
  * one is printed (NLL and KL per scored token, agreement as a fraction of tokens), with the
  * bytes and fingerprints that must be equal. Run on committed bundles measured on this machine.
+ * `--prefill-chunk N` replays with the prefill in passes of N rows (kv.prefillChunkTokens)
+ * against records proved in one pass: how far chunking moves the numbers, beside the same
+ * replay without it.
  */
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -19,7 +22,7 @@ import { checkReplay, replayCheckpoint, storedLinesIn } from "../src/verify/chec
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { threads: { type: "string", default: "1,2" } },
+    options: { threads: { type: "string", default: "1,2" }, "prefill-chunk": { type: "string" } },
   });
   const threads = values.threads.split(",").map(Number);
   const checkpoint = await replayCheckpoint(undefined);
@@ -28,6 +31,8 @@ async function main(): Promise<void> {
     if (!read.ok) throw new Error(`${bundle}: ${read.findings[0]?.message}`);
     const text = (name: string) => read.entries.get(name)?.toString("utf8") ?? "";
     const config = JSON.parse(text("config.json")) as RunConfig;
+    const chunk = values["prefill-chunk"];
+    if (chunk !== undefined) config.kv.prefillChunkTokens = Number(chunk);
     const environment = JSON.parse(text("environment.json")) as EnvironmentFile;
     const records = parseJsonl(text("records.jsonl")) as unknown as SampleRecord[];
     const fingerprints = parseJsonl(text("fingerprints.jsonl")) as unknown as FingerprintLine[];
@@ -57,6 +62,7 @@ async function main(): Promise<void> {
         JSON.stringify({
           bundle,
           intraOpThreads,
+          prefillChunkTokens: config.kv.prefillChunkTokens ?? null,
           records: records.length,
           seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
           largestDifferences: summary.details?.largestDifferences,

@@ -33,6 +33,9 @@ export const configFlags = {
   "calibration-samples": Flags.integer({ description: "calibration samples" }),
   context: Flags.integer({ description: "context tokens per sample" }),
   continuation: Flags.integer({ description: "teacher-forced continuation tokens per sample" }),
+  "prefill-chunk": Flags.integer({
+    description: "query rows per prefill pass (kv.prefillChunkTokens): bounds the attention held at once",
+  }),
   generation: Flags.integer({ description: "greedy generation tokens per sample" }),
   seed: Flags.integer({ description: "sampling seed" }),
   methods: Flags.string({
@@ -59,6 +62,7 @@ export interface ConfigFlagValues {
   "calibration-samples"?: number;
   context?: number;
   continuation?: number;
+  "prefill-chunk"?: number;
   generation?: number;
   seed?: number;
   methods?: string;
@@ -80,6 +84,7 @@ export function resolveOptionsFromFlags(flags: ConfigFlagValues): ResolveOptions
     calibrationSamples: flags["calibration-samples"],
     context: flags.context,
     continuation: flags.continuation,
+    prefillChunk: flags["prefill-chunk"],
     generation: flags.generation,
     seed: flags.seed,
     methods:

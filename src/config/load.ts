@@ -45,6 +45,7 @@ export interface ConfigOverrides {
   calibrationSamples?: number;
   context?: number;
   continuation?: number;
+  prefillChunk?: number;
   generation?: number;
   seed?: number;
   /** Run only these methods, in this order (the `full` baseline is always run first). */
@@ -84,6 +85,7 @@ const FLAG_FIELDS: Record<Exclude<keyof ConfigOverrides, "methods">, { flag: str
   calibrationSamples: { flag: "--calibration-samples", path: ["dataset", "calibrationSamples"] },
   context: { flag: "--context", path: ["dataset", "contextTokens"] },
   continuation: { flag: "--continuation", path: ["dataset", "continuationTokens"] },
+  prefillChunk: { flag: "--prefill-chunk", path: ["kv", "prefillChunkTokens"] },
   generation: { flag: "--generation", path: ["generation", "tokens"] },
   seed: { flag: "--seed", path: ["dataset", "seed"] },
 };

@@ -39,6 +39,12 @@ export interface RunConfig {
     baselineDtype: "fp16" | "fp32";
     /** Query rows whose attention the graph returns for scoring methods (observation window). */
     observationWindow: number;
+    /**
+     * Optional (added): the prefill runs in passes of this many query rows against the growing
+     * cache (onnxruntime then holds [heads, chunk, context] attention, not [heads, context,
+     * context]); absent: one pass, as bundles written before it were proved.
+     */
+    prefillChunkTokens?: number;
   };
   /** Methods to run, each from the same prefill. The first must be kind "full". */
   methods: MethodConfig[];
@@ -64,6 +70,10 @@ export interface HardwareConfig {
   activationFactor: number;
   /** Multiplier on the logits term: what else holds rows of logits' size (measured). */
   logitsCopies?: number;
+  /** Whole-context float32 KV caches alive at once (measured). Absent: 2. */
+  kvCopies?: number;
+  /** Copies of one layer's [heads, rows, keys] attention onnxruntime holds in a pass (measured). Absent: 1. */
+  attentionCopies?: number;
   /** What onnxruntime and V8 add to the process whatever the model, in bytes (measured). */
   fixedOverheadBytes?: number;
   /** Session creation's transient on top of the float32 weights, as a fraction of them (measured). */

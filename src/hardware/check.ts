@@ -108,7 +108,7 @@ function breakdown(r: MemoryRequirement): string {
     (r.fixedOverheadBytes > 0 ? `runtime overhead ${formatBytes(r.fixedOverheadBytes)} + ` : "") +
     `weights ${formatBytes(r.weightBytes)} + head copy ${formatBytes(r.headCopyBytes)}` +
     ` + the larger of loading ${formatBytes(r.loadBytes)} and running (KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
-    ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)})` +
+    ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)}, passes of ${r.passRows} rows)` +
     (r.weightsMethodBytes > 0 ? ` + weights methods ${formatBytes(r.weightsMethodBytes)}` : "") +
     "," +
     ` plus ${Math.round(r.marginFraction * 100)}% margin, for ${r.tokens} tokens`
@@ -203,6 +203,9 @@ export function hardwareCheckRecord(check: HardwareCheck): HardwareCheckRecord {
       loadBytes: r.loadBytes,
       loadOverheadFraction: r.loadOverheadFraction,
       logitsCopies: r.logitsCopies,
+      kvCopies: r.kvCopies,
+      attentionCopies: r.attentionCopies,
+      passRows: r.passRows,
       fixedOverheadBytes: r.fixedOverheadBytes,
       kvBytes: r.kvBytes,
       logitsBytes: r.logitsBytes,

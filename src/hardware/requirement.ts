@@ -13,7 +13,12 @@
  *                 that transpose into a second float32 copy at load)
  *   load        = loadOverheadFraction * weights   (while the session is created: the stored
  *                 F16 tensors, their float32 casts and the pre-packed matrices overlap)
- *   kv          = CACHES_HELD * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time)
+ *   passRows    = the query rows of the widest forward pass: the prefill chunk, at least the
+ *                 observation window (kv.prefillChunkTokens, capped at the context), or the whole
+ *                 context when the prefill runs in one pass; the continuation pass if wider
+ *   kv          = kvCopies * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time:
+ *                 the prefill's cache, the baseline's fp16-rounded copy and its laid-out copy, a
+ *                 method's reconstructed and laid-out caches, what V8 has not yet collected)
  *   logits      = logitsCopies * rows * vocab * (4 + 8 + 4 + 3 * 8 + 2 * 8), rows = max(1, continuationTokens - 1)
  *                 (the teacher-forced pass's float32 logits and the graph's float64 copy for
  *                 their log-sum-exp; the baseline's float32 probabilities and the distribution
@@ -21,8 +26,11 @@
  *                 float64 copies of those probabilities and of the scored logit rows; the
  *                 prefill asks for one row only; logitsCopies, measured, counts what else holds
  *                 rows of that size: the baselines kept per sample, onnxruntime's arena)
- *   attention   = heads * contextTokens^2 * 4      (one layer's prefill attention probabilities)
- *   activations = activationFactor * contextTokens * max(hidden, intermediate) * 4
+ *   attention   = attentionCopies * heads * passRows * keys * 4, keys = contextTokens (+ passRows
+ *                 when chunked: a pass reads the cache laid out for the whole context and its own
+ *                 rows): one layer's [heads, rows, keys] scores, biased scores, probabilities and
+ *                 the If's output, as many as onnxruntime's arena keeps (attentionCopies, measured)
+ *   activations = activationFactor * passRows * max(hidden, intermediate) * 4
  *   run         = kv + logits + attention + activations
  *   weightsMethods = what weights methods add (src/weights/memory.ts; 0 without them)
  *   fixed       = fixedOverheadBytes   (measured: what onnxruntime and V8 add to the process
@@ -30,8 +38,9 @@
  *   required    = (process + fixed + weights + headCopy + max(load, run) + weightsMethods) * (1 + marginFraction)
  *
  * The load overhead is gone before the first forward pass, so it and the run's working set
- * never add up. CACHES_HELD is 2 because the protocol keeps the full baseline cache alive
- * while a method's compressed cache is evaluated from the same prefill.
+ * never add up. On a GPU the process term is 0 and every other term is counted as if on the
+ * device; the caches the JS side holds are on the host there, so the device figure counts
+ * more than the device holds (never measured: no GPU was at hand).
  */
 import type { RunConfig } from "../config/types.js";
 import type { GptNeoConfig } from "../model/types.js";
@@ -41,8 +50,8 @@ import { weightsMethodsBytes } from "../weights/memory.js";
 const FLOAT32_BYTES = 4;
 const FLOAT64_BYTES = 8;
 const DTYPE_BYTES: Record<RunConfig["model"]["dtype"], number> = { fp32: 4 };
-/** The baseline cache and one compressed cache live at the same time (see above). */
-export const CACHES_HELD = 2;
+/** kvCopies when the config has none (configs written before the knob): baseline and one method's cache. */
+export const DEFAULT_KV_COPIES = 2;
 
 export interface MemoryRequirement {
   device: RunConfig["model"]["device"];
@@ -55,6 +64,8 @@ export interface MemoryRequirement {
   headCopyBytes: number;
   /** What creating the session holds on top of the weights, before any forward pass. */
   loadBytes: number;
+  /** Query rows of the widest forward pass (prefill chunk or whole context, or the continuation). */
+  passRows: number;
   kvBytes: number;
   logitsBytes: number;
   attentionBytes: number;
@@ -66,6 +77,8 @@ export interface MemoryRequirement {
   marginFraction: number;
   activationFactor: number;
   logitsCopies: number;
+  kvCopies: number;
+  attentionCopies: number;
   loadOverheadFraction: number;
   fixedOverheadBytes: number;
   /** subtotal * (1 + margin), rounded up to whole bytes. */
@@ -106,17 +119,34 @@ export function memoryRequirement(
   const logitsCopies = config.hardware.logitsCopies ?? 1;
   const loadOverheadFraction = config.hardware.loadOverheadFraction ?? 0;
   const fixedOverheadBytes = config.hardware.fixedOverheadBytes ?? 0;
+  const kvCopies = config.hardware.kvCopies ?? DEFAULT_KV_COPIES;
+  const attentionCopies = config.hardware.attentionCopies ?? 1;
   const loadBytes = Math.ceil(loadOverheadFraction * weightBytes);
-  const kvBytes = CACHES_HELD * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES;
+  const kvBytes = Math.ceil(kvCopies * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES);
   const logitRows = Math.max(1, continuationTokens - 1);
+  const chunk = config.kv.prefillChunkTokens;
+  const prefillRows =
+    chunk === undefined
+      ? contextTokens
+      : Math.min(contextTokens, Math.max(chunk, config.kv.observationWindow));
+  const prefillKeys =
+    chunk === undefined || prefillRows === contextTokens ? contextTokens : contextTokens + prefillRows;
+  // The teacher-forced continuation is one pass over the (laid-out) context and its own rows.
+  const continuationKeys = tokens + logitRows;
+  const passRows = Math.max(prefillRows, logitRows);
   const logitsBytes =
     logitsCopies *
     logitRows *
     model.vocabSize *
     (FLOAT32_BYTES + FLOAT64_BYTES + FLOAT32_BYTES + 3 * FLOAT64_BYTES + 2 * FLOAT64_BYTES);
-  const attentionBytes = model.numHeads * contextTokens * contextTokens * FLOAT32_BYTES;
+  const attentionBytes = Math.ceil(
+    attentionCopies *
+      model.numHeads *
+      Math.max(prefillRows * prefillKeys, logitRows * continuationKeys) *
+      FLOAT32_BYTES,
+  );
   const activationBytes = Math.ceil(
-    activationFactor * contextTokens * Math.max(model.hiddenSize, model.intermediateSize) * FLOAT32_BYTES,
+    activationFactor * passRows * Math.max(model.hiddenSize, model.intermediateSize) * FLOAT32_BYTES,
   );
   const weightsMethodBytes = weightsMethodsBytes(model, config, parameters);
   const runBytes = kvBytes + logitsBytes + attentionBytes + activationBytes;
@@ -136,6 +166,7 @@ export function memoryRequirement(
     weightBytes,
     headCopyBytes,
     loadBytes,
+    passRows,
     kvBytes,
     logitsBytes,
     attentionBytes,
@@ -145,6 +176,8 @@ export function memoryRequirement(
     marginFraction,
     activationFactor,
     logitsCopies,
+    kvCopies,
+    attentionCopies,
     loadOverheadFraction,
     fixedOverheadBytes,
     requiredBytes: Math.ceil(subtotalBytes * (1 + marginFraction)),

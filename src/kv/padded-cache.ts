@@ -157,6 +157,25 @@ export class PaddedCache {
     });
   }
 
+  /**
+   * Every layer's buffers, [heads, capacity, headDim], once every head's slots are all written
+   * (a prefill in chunks fills exactly its context): the present keys and values of one pass
+   * over those tokens, without a copy.
+   */
+  written(): { keys: Float32Array[]; values: Float32Array[] } {
+    this.layers.forEach((layer, l) => {
+      const short = layer.filled.findIndex((filled) => filled !== layer.capacity);
+      if (short >= 0) {
+        throw new SpgError(
+          "E_KV_LAYOUT",
+          `layer ${l} head ${short}: ${layer.filled[short]} of ${layer.capacity} slots written`,
+          { fix: "append every token the cache was laid out for before reading it whole" },
+        );
+      }
+    });
+    return { keys: this.layers.map((layer) => layer.keys), values: this.layers.map((layer) => layer.values) };
+  }
+
   /** The written slots as a plain cache (what appendTokens would have built). */
   toCache(): KvCache {
     const { headDim } = this.config;

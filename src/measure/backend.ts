@@ -19,6 +19,8 @@ export interface BackendOptions {
   device: RuntimeOptions["device"];
   observationWindow: number;
   baselineDtype: BaselineDtype;
+  /** Query rows per prefill pass (kv.prefillChunkTokens); absent: one pass. */
+  prefillChunkTokens?: number;
   cacheDir?: string;
   /** onnxruntime intra-op threads (0 or absent: onnxruntime's default). */
   intraOpThreads?: number;
@@ -131,7 +133,18 @@ export async function createBackend(
     runtime,
     // Only the last context row's logits are read (the first generated token); the methods
     // score from the statistics, not from rows of attention probabilities.
-    prefill: (model, tokens) => prefillTokens(model, tokens, { logitRows: 1, returns: { attention: false } }),
+    async prefill(model, tokens) {
+      const state = await prefillTokens(model, tokens, {
+        logitRows: 1,
+        returns: { attention: false },
+        ...(options.prefillChunkTokens === undefined
+          ? {}
+          : { chunks: { tokens: options.prefillChunkTokens, lastRows: options.observationWindow } }),
+      });
+      // The cache holds its own copy of the keys and values; the sample keeps the state alive
+      // through every method, so the output's copy is let go here.
+      return { ...state, output: { ...state.output, presentKeys: [], presentValues: [] } };
+    },
     async prepareBaseline(rows, targets) {
       const scored = rows.logSumExp.subarray(0, targets.length);
       const computed = await distributions.distributions(

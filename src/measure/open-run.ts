@@ -59,6 +59,7 @@ export async function measureRun(
     device: options.device,
     observationWindow: config.kv.observationWindow,
     baselineDtype: config.kv.baselineDtype,
+    prefillChunkTokens: config.kv.prefillChunkTokens,
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
   });

@@ -64,6 +64,7 @@ function requirementOf(bytes: number): MemoryRequirement {
     weightBytes: bytes,
     headCopyBytes: 0,
     loadBytes: 0,
+    passRows: 1,
     kvBytes: 0,
     logitsBytes: 0,
     attentionBytes: 0,
@@ -73,6 +74,8 @@ function requirementOf(bytes: number): MemoryRequirement {
     marginFraction: 0,
     activationFactor: 1,
     logitsCopies: 1,
+    kvCopies: 2,
+    attentionCopies: 1,
     loadOverheadFraction: 0,
     fixedOverheadBytes: 0,
     requiredBytes: bytes,
@@ -116,6 +119,8 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
     c.hardware.activationFactor = 3;
     c.hardware.marginFraction = 0.25;
     c.hardware.logitsCopies = 2;
+    c.hardware.kvCopies = 2;
+    c.hardware.attentionCopies = 1;
     c.hardware.loadOverheadFraction = 0.5;
     c.hardware.fixedOverheadBytes = 100;
   });
@@ -128,7 +133,9 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
   assert.equal(r.kvBytes, 2 * 2 * 2 * 4 * 12 * 4); // caches held * (K,V) * layers * hidden * tokens * fp32
   // 2 copies * 3 teacher-forced rows * vocab 10 * (f32 logits + f64 copy + f32 probabilities + 3 f64 intermediates + 2 f64 scoring copies)
   assert.equal(r.logitsBytes, 2 * 3 * 10 * (4 + 8 + 4 + 24 + 16));
-  assert.equal(r.attentionBytes, 2 * 8 * 8 * 4); // heads * context^2 * fp32
+  // the prefill chunk (256) covers the 8-token context: one pass, heads * context^2 * fp32
+  assert.equal(r.passRows, 8);
+  assert.equal(r.attentionBytes, 2 * 8 * 8 * 4);
   assert.equal(r.activationBytes, 3 * 8 * 16 * 4);
   assert.equal(r.processBytes, 1000); // counted on cpu
   assert.equal(r.headCopyBytes, 10 * 4 * 4); // wte^T: vocab * hidden * fp32
@@ -154,6 +161,40 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
     }),
   );
   assert.equal(generationLonger.tokens, 17);
+});
+
+test("memory requirement in prefill chunks: attention and activations scale with the pass's rows (closed form)", () => {
+  const tiny = tinyModel();
+  const chunked = (chunk: number | undefined, observationWindow: number) =>
+    memoryRequirement(
+      tiny,
+      runConfig((c) => {
+        c.dataset.contextTokens = 20;
+        c.dataset.continuationTokens = 3;
+        c.generation.tokens = 2;
+        c.kv.observationWindow = observationWindow;
+        if (chunk === undefined) delete c.kv.prefillChunkTokens;
+        else c.kv.prefillChunkTokens = chunk;
+        c.hardware.activationFactor = 3;
+        c.hardware.attentionCopies = 5;
+        c.hardware.kvCopies = 3.5;
+      }),
+    );
+  // one pass: [heads, 20, 20]
+  const whole = chunked(undefined, 2);
+  assert.equal(whole.passRows, 20);
+  assert.equal(whole.attentionBytes, 5 * 2 * 20 * 20 * 4);
+  assert.equal(whole.activationBytes, 3 * 20 * 16 * 4);
+  // passes of 4 rows read the 20 laid-out slots and their own 4 keys: [heads, 4, 24]
+  const four = chunked(4, 2);
+  assert.equal(four.passRows, 4);
+  assert.equal(four.attentionBytes, 5 * 2 * 4 * 24 * 4);
+  assert.equal(four.activationBytes, 3 * 4 * 16 * 4);
+  // the last pass holds at least the observation window
+  assert.equal(chunked(4, 6).attentionBytes, 5 * 2 * 6 * 26 * 4);
+  // KV: copies * (K,V) * layers * hidden * (context + continuation) * fp32
+  assert.equal(four.kvBytes, 3.5 * 2 * 2 * 4 * 23 * 4);
+  assert.ok(four.requiredBytes < whole.requiredBytes);
 });
 
 test("cpu: enough available RAM is ok, too little is E_HARDWARE_INSUFFICIENT with needed, found and fix", () => {
@@ -249,6 +290,8 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
     c.hardware.activationFactor = 3;
     c.hardware.marginFraction = 0.25;
     c.hardware.logitsCopies = 1;
+    c.hardware.kvCopies = 2;
+    c.hardware.attentionCopies = 1;
     c.hardware.fixedOverheadBytes = 0;
     c.hardware.loadOverheadFraction = 0;
   });
@@ -270,6 +313,9 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       loadBytes: 0,
       loadOverheadFraction: 0,
       logitsCopies: 1,
+      kvCopies: 2,
+      attentionCopies: 1,
+      passRows: 8,
       fixedOverheadBytes: 0,
       kvBytes: 1536,
       logitsBytes: 1680,
@@ -299,6 +345,8 @@ test("weights methods add one compressed runtime (rank bounds by selection), the
       c.hardware.activationFactor = 3;
       c.hardware.marginFraction = 0.25;
       c.hardware.logitsCopies = 1;
+      c.hardware.kvCopies = 2;
+      c.hardware.attentionCopies = 1;
       c.hardware.fixedOverheadBytes = 0;
       c.hardware.loadOverheadFraction = 0;
       c.methods = [

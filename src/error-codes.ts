@@ -408,6 +408,10 @@ export const ERROR_CODES = {
     "a ratio claim has no claim beside it on a metric the policy requires",
   ),
   E_POLICY_RESAMPLES: finding("policy", "fewer bootstrap resamples behind a claim than the policy asks for"),
+  E_POLICY_CONFIDENCE: finding(
+    "policy",
+    "the bootstrap confidence behind a claim is below the policy's minimum",
+  ),
   E_POLICY_RESOURCE_BOUND: finding(
     "policy",
     "the bootstrap asked for is above the policy's bound: refused before computing",
@@ -442,6 +446,10 @@ export const ERROR_CODES = {
   E_PROTOCOL_SAME_SPLIT: finding("protocol", "calibration and evaluation come from the same split"),
   E_PROTOCOL_SAMPLES: finding("protocol", "environment.json's sample lists are missing or malformed"),
   E_PROTOCOL_SAMPLE_COUNT: finding("protocol", "sample lists hold another number of samples than configured"),
+  E_PROTOCOL_SAMPLE_INDEX: finding(
+    "protocol",
+    "a record's sampleIndex is not its sample's place in environment.json's evaluation list",
+  ),
   E_PROTOCOL_UNKNOWN_SAMPLE: finding(
     "protocol",
     "a record scores a sample that is not a listed evaluation sample",

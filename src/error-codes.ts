@@ -462,7 +462,7 @@ export const ERROR_CODES = {
   E_REPLAY_FINGERPRINT: finding("replay", "a replayed fingerprint's bytes differ from the bundle's"),
   E_REPLAY_MODEL_MISMATCH: finding(
     "replay",
-    "the model given with --model is not the one the bundle was measured on",
+    "the model given with --model is not the one the bundle was measured on, or environment.json states other shapes than the checkpoint's",
   ),
   E_REPLAY_RECORD: finding("replay", "a replayed record differs beyond the verifier's tolerances"),
 } as const satisfies Record<`E_${string}`, ErrorCodeInfo>;

@@ -11,11 +11,16 @@ import { before, test } from "node:test";
 import { type RunParts, remadeRun } from "../../scripts/adversarial-bundles.js";
 import { readBundleZip } from "../../src/bundle/read.js";
 import type { EnvironmentFile, SampleRecord } from "../../src/bundle/types.js";
-import type { RunConfig } from "../../src/config/types.js";
 import { zipEntries } from "../../src/bundle/write.js";
 import { resolveConfig } from "../../src/config/load.js";
+import type { RunConfig } from "../../src/config/types.js";
 import { prove } from "../../src/measure/prove.js";
-import { checkReplay, compareRecords, replayCheckpoint, storedLinesIn } from "../../src/verify/checks/replay.js";
+import {
+  checkReplay,
+  compareRecords,
+  replayCheckpoint,
+  storedLinesIn,
+} from "../../src/verify/checks/replay.js";
 import { loadVerifyPolicy } from "../../src/verify/policy.js";
 import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";

@@ -465,6 +465,10 @@ export const ERROR_CODES = {
     "the model given with --model is not the one the bundle was measured on, or environment.json states other shapes than the checkpoint's",
   ),
   E_REPLAY_RECORD: finding("replay", "a replayed record differs beyond the verifier's tolerances"),
+  E_REPLAY_UNAVAILABLE: finding(
+    "replay",
+    "replay was asked for (--replay all or N) but the bundle's model or dataset is not here",
+  ),
 } as const satisfies Record<`E_${string}`, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

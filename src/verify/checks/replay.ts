@@ -38,6 +38,12 @@ export const REPLAY_SEED_PATTERN = /^[0-9a-f]{1,64}$/;
 export interface ReplayOptions {
   /** How many evaluation samples to re-run, or every one. */
   samples: number | "all";
+  /**
+   * The verifier demanded replay (`--replay all` or `--replay N`): a replay that cannot run here
+   * (the bundle's model or dataset is not here) fails, E_REPLAY_UNAVAILABLE, instead of warning.
+   * Otherwise a producer could dodge replay by naming a model hash the verifier does not hold.
+   */
+  required?: boolean;
   /** The seed choosing the samples (hex); default: a fresh one from the CSPRNG. */
   seed?: string;
   /** The verifier's checkpoint directory; default: the bundled model. */
@@ -307,6 +313,16 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
           CHECK,
           "E_REPLAY_MODEL_MISMATCH",
           "the model given is not the one the bundle was measured on",
+          details,
+        ),
+      ];
+    }
+    if (options.required) {
+      return [
+        fail(
+          CHECK,
+          "E_REPLAY_UNAVAILABLE",
+          "replay was asked for, but the bundle's model is not here (give it with --model DIR): nothing was replayed",
           details,
         ),
       ];

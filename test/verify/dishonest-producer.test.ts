@@ -164,3 +164,31 @@ test("replay compares the number of generated tokens compared, exactly", () => {
   fresh.generation = { compared: 8, matches: 4, firstDivergence: 4 };
   assert.match(compareRecords(stored, fresh, tolerances).join(), /generation\.compared 4 vs 8/);
 });
+
+test("the best shard handed over as the run: claims not judged is a warning, never a pass; its report says how many samples", async () => {
+  const config = resolveConfig({
+    preset: "ci-smoke",
+    overrides: { model: modelDir, context: 48, continuation: 8, samples: 3, calibrationSamples: 1 },
+  });
+  config.claims = [
+    { method: "quant", metric: "compression_ratio", op: ">=", threshold: 1, judge: "point" },
+    { method: "quant", metric: "mean_kl", op: "<=", threshold: 1, judge: "point" },
+  ];
+  const shard = join(outDir, "shard-2-of-3.zip");
+  await prove({
+    config,
+    out: shard,
+    key: { ...key, ephemeral: false },
+    cacheDir,
+    shard: { index: 2, count: 3 },
+  });
+  const { result } = await verifyReplayed(shard);
+  const claims = result.findings.filter((f) => f.check === "claims");
+  assert.deepEqual(
+    claims.map((f) => [f.ok, f.warning, f.code]),
+    [[true, true, "W_SHARD_CLAIMS_NOT_JUDGED"]],
+  );
+  const read = await readBundleZip(shard);
+  if (!read.ok) throw new Error("the shard is unreadable");
+  assert.match(read.entries.get("report.md")!.toString("utf8"), /, 1 of the run's 3 samples of 48 context/);
+});

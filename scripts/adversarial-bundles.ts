@@ -203,6 +203,18 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "model-files-not-the-hashed-model",
+      kind: "dishonest",
+      check: "protocol",
+      code: "E_PROTOCOL_MODEL_HASH",
+      exitCode: 5,
+      build: () =>
+        lie(({ environment }) => {
+          // The files a reviewer would compare are one model's; the hash replay matches, another's.
+          environment.model.sha256 = sha256Hex("another model");
+        }),
+    },
+    {
       name: "point-estimate-as-bound",
       kind: "dishonest",
       check: "policy",

@@ -1,3 +1,5 @@
+import { checkpointSha256 } from "../../model/checkpoint.js";
+import type { CheckpointFile } from "../../model/types.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -177,6 +179,15 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
     failures.add(
       "E_PROTOCOL_MODEL_HASH",
       "environment.json must list the model's files, each with its sha256 (model.files)",
+    );
+  } else if (
+    typeof modelHash === "string" &&
+    modelHash !== checkpointSha256(modelFiles as CheckpointFile[])
+  ) {
+    // The identity replay matches is model.sha256: the files a reviewer compares must be its files.
+    failures.add(
+      "E_PROTOCOL_MODEL_HASH",
+      "environment.json model.sha256 is not the identity of model.files (sha256 of their sorted sha256 digests joined by newlines)",
     );
   }
   const datasetHash = get(environment, "dataset", "sha256");

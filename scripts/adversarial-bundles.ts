@@ -211,7 +211,7 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
       build: () =>
         lie(({ environment }) => {
           // The files a reviewer would compare are one model's; the hash replay matches, another's.
-          environment.model.sha256 = sha256Hex("another model");
+          environment.model.sha256 = sha256Hex(Buffer.from("another model"));
         }),
     },
     {

@@ -16,6 +16,24 @@ export function fp16RangeError(x: number): SpgError {
   });
 }
 
+/** float32 bits of the smallest normal binary16 value, 2^-14. */
+const HALF_NORMAL_MIN_F32 = 0x38800000;
+/** float32 magnitudes below this round to at most 65504 (the largest finite binary16). */
+const HALF_ROUNDS_BELOW_MAX_F32 = 0x477fe000;
+
+/**
+ * floatBitsToHalfBits for a float32 whose magnitude lies in binary16's normal range and rounds
+ * below its overflow (HALF_NORMAL_MIN_F32 <= magnitude < HALF_ROUNDS_BELOW_MAX_F32): the
+ * mantissa cut to 10 bits, ties to even (+ 0xfff, + 1 more when the kept lowest bit is odd;
+ * a carry moves into the exponent), the exponent rebased from 127 to 15. The branch-free form
+ * of the conversion's normal case, tested against it.
+ */
+export function halfBitsOfNormal(f: number, magnitude: number): number {
+  return (
+    (((magnitude + 0x0fff + ((magnitude >>> 13) & 1)) >>> 13) - ((127 - 15) << 10)) | ((f >>> 16) & 0x8000)
+  );
+}
+
 /** Writes src[start, start+count) as little-endian fp16 at buf[o]; returns the new offset. */
 function writeHalfRange(
   buf: Uint8Array,
@@ -36,9 +54,15 @@ function writeHalfRange(
 
 /** Little-endian byte writer that grows as needed. */
 export class ByteWriter {
-  private buffer = new Uint8Array(256);
-  private view = new DataView(this.buffer.buffer);
+  private buffer: Uint8Array;
+  private view: DataView;
   private length = 0;
+
+  /** `capacity`: the bytes expected (exact when known: finish() then returns the buffer itself, no copy). */
+  constructor(capacity = 256) {
+    this.buffer = new Uint8Array(Math.max(1, capacity));
+    this.view = new DataView(this.buffer.buffer);
+  }
 
   private reserve(extra: number): void {
     if (this.length + extra <= this.buffer.length) return;
@@ -103,7 +127,13 @@ export class ByteWriter {
       for (let r = 0; r < rows.length; r++) {
         const start = rows[r] * width;
         for (let i = start; i < start + width; i++) {
-          const bits = floatBitsToHalfBits(raw[i]);
+          const f = raw[i];
+          const magnitude = f & 0x7fffffff;
+          if (magnitude >= HALF_NORMAL_MIN_F32 && magnitude < HALF_ROUNDS_BELOW_MAX_F32) {
+            out[o++] = halfBitsOfNormal(f, magnitude);
+            continue;
+          }
+          const bits = floatBitsToHalfBits(f);
           if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
           out[o++] = bits;
         }
@@ -133,12 +163,25 @@ export class ByteWriter {
     this.length += data.length;
   }
 
+  /**
+   * The next `count` bytes, zeroed, for the caller to fill at once (a packed stream built in
+   * place): the view is valid until the next write, which may move the buffer.
+   */
+  claim(count: number): Uint8Array {
+    this.reserve(count);
+    const region = this.buffer.subarray(this.length, this.length + count);
+    region.fill(0);
+    this.length += count;
+    return region;
+  }
+
   /** Bytes written so far. */
   size(): number {
     return this.length;
   }
 
   finish(): Uint8Array {
+    if (this.length === this.buffer.length) return this.buffer;
     return this.buffer.slice(0, this.length);
   }
 }

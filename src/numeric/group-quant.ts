@@ -6,7 +6,7 @@
  * |x - dequant(quant(x))| <= scale/2 (plus float32 rounding of the result).
  */
 
-import { packBits, packedLength, unpackBits } from "./bitpack.js";
+import { checkBits, packedLength } from "./bitpack.js";
 import type { ByteReader, ByteWriter } from "./bytes.js";
 import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor } from "./fp16.js";
 
@@ -97,6 +97,7 @@ export interface QuantGroups {
   bits: Uint8Array;
 }
 
+/** Codes per width (groups with members only), and the widths in ascending order. */
 function codeCounts(groups: QuantGroups): Map<number, number> {
   const counts = new Map<number, number>();
   for (let g = 0; g < groups.bits.length; g++) {
@@ -110,15 +111,65 @@ function widths(counts: Map<number, number>): number[] {
   return [...counts.keys()].sort((a, b) => a - b);
 }
 
+function nonEmptyGroups(groups: QuantGroups): number {
+  let nonEmpty = 0;
+  for (let g = 0; g < groups.bits.length; g++) if (groups.starts[g + 1] > groups.starts[g]) nonEmpty++;
+  return nonEmpty;
+}
+
+/**
+ * Where each width's code stream lies in the bytes after the metadata: streamStart[w] is its
+ * byte offset (streams in ascending width), and the total length of metadata and streams.
+ */
+function streamLayout(groups: QuantGroups): { streamStart: Int32Array; total: number } {
+  const counts = codeCounts(groups);
+  const streamStart = new Int32Array(17);
+  let total = GROUP_META_BYTES * nonEmptyGroups(groups);
+  for (const width of widths(counts)) {
+    checkBits(width);
+    streamStart[width] = total;
+    total += packedLength(counts.get(width) ?? 0, width);
+  }
+  return { streamStart, total };
+}
+
+/**
+ * Stores `code` as the index-th code of a `width`-bit stream starting at bytes[base], least
+ * significant bit first (packBits' layout): ORs into zeroed bytes, touching only bytes the
+ * code has bits in, so the last code of a stream never writes past it.
+ */
+function putCode(bytes: Uint8Array, base: number, index: number, width: number, code: number): void {
+  const bit = index * width;
+  const at = base + (bit >>> 3);
+  const shifted = code << (bit & 7);
+  bytes[at] |= shifted & 0xff;
+  if (shifted > 0xff) {
+    bytes[at + 1] |= (shifted >>> 8) & 0xff;
+    if (shifted > 0xffff) bytes[at + 2] |= shifted >>> 16;
+  }
+}
+
+/** The index-th code of a `width`-bit stream starting at bytes[base] (inverse of putCode). */
+function getCode(bytes: Uint8Array, base: number, index: number, width: number, end: number): number {
+  const bit = index * width;
+  const at = base + (bit >>> 3);
+  let word = bytes[at];
+  if (at + 1 < end) word |= bytes[at + 1] << 8;
+  if (at + 2 < end) word |= bytes[at + 2] << 16;
+  return (word >>> (bit & 7)) & ((1 << width) - 1);
+}
+
+/**
+ * Quantizes every group and writes the metadata and the code streams in one pass over the
+ * data: each code goes straight into its width's packed stream in the writer's buffer (no
+ * code array, no second packing pass). Bytes as documented on QuantGroups.
+ */
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
   const { members, starts, bits } = groups;
-  let nonEmpty = 0;
-  for (let g = 0; g < bits.length; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
-  // every group's fp16 scale and zero point, little-endian, in group order
-  const meta = new Uint8Array(GROUP_META_BYTES * nonEmpty);
-  // codes in member order (one typed array the loop below always stores into), split by
-  // width afterwards only when the groups have more than one
-  const codes = new Uint32Array(members.length);
+  const { streamStart, total } = streamLayout(groups);
+  const out = writer.claim(total);
+  // codes written so far per width
+  const written = new Int32Array(17);
   let metaAt = 0;
   for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
@@ -137,84 +188,74 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
     const scale = groupScale(zero, max, levels);
     const scaleBits = floatToHalfBits(scale);
     const zeroBits = floatToHalfBits(zero);
-    meta[metaAt++] = scaleBits & 0xff;
-    meta[metaAt++] = scaleBits >>> 8;
-    meta[metaAt++] = zeroBits & 0xff;
-    meta[metaAt++] = zeroBits >>> 8;
+    out[metaAt++] = scaleBits & 0xff;
+    out[metaAt++] = scaleBits >>> 8;
+    out[metaAt++] = zeroBits & 0xff;
+    out[metaAt++] = zeroBits >>> 8;
+    let index = written[width];
+    written[width] = index + (to - from);
     if (scale === 0) continue; // codes stay 0
-    for (let m = from; m < to; m++) {
-      // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
+    const base = streamStart[width];
+    if (8 % width === 0) {
+      // whole codes per byte: shifts and masks, the hot path of every quantized block
+      const perByteShift = 31 - Math.clz32(8 / width);
+      const slot = 8 / width - 1;
+      for (let m = from; m < to; m++, index++) {
+        // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
+        const v = (data[members[m]] - zero) / scale;
+        let code = (v + 0.5) | 0;
+        if (v < code - 0.5) code--;
+        out[base + (index >>> perByteShift)] |= (code > levels ? levels : code) << ((index & slot) * width);
+      }
+      continue;
+    }
+    for (let m = from; m < to; m++, index++) {
       const v = (data[members[m]] - zero) / scale;
       let code = (v + 0.5) | 0;
       if (v < code - 0.5) code--;
-      codes[m] = code > levels ? levels : code;
+      putCode(out, base, index, width, code > levels ? levels : code);
     }
-  }
-  writer.bytes(meta);
-  const counts = codeCounts(groups);
-  const used = widths(counts);
-  if (used.length === 1) {
-    writer.bytes(packBits(codes, used[0]));
-    return;
-  }
-  for (const width of used) {
-    const stream = new Uint32Array(counts.get(width) ?? 0);
-    let next = 0;
-    // element copies: a subarray view per group cost more than the group's codes
-    for (let g = 0; g < bits.length; g++) {
-      if (bits[g] !== width) continue;
-      for (let m = starts[g]; m < starts[g + 1]; m++) stream[next++] = codes[m];
-    }
-    writer.bytes(packBits(stream, width));
   }
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */
 export function decodeGroups(reader: ByteReader, out: Float32Array, groups: QuantGroups): void {
   const { members, starts, bits } = groups;
-  const groupCount = bits.length;
-  let nonEmpty = 0;
-  for (let g = 0; g < groupCount; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
-  const meta = reader.bytes(GROUP_META_BYTES * nonEmpty);
-  // codes back in member order, as encodeGroups held them
-  const counts = codeCounts(groups);
-  const used = widths(counts);
-  let codes: Uint32Array;
-  if (used.length === 1) {
-    codes = unpackBits(reader.bytes(packedLength(members.length, used[0])), members.length, used[0]);
-  } else {
-    codes = new Uint32Array(members.length);
-    for (const width of used) {
-      const count = counts.get(width) ?? 0;
-      const stream = unpackBits(reader.bytes(packedLength(count, width)), count, width);
-      let next = 0;
-      for (let g = 0; g < groupCount; g++) {
-        if (bits[g] !== width) continue;
-        for (let m = starts[g]; m < starts[g + 1]; m++) codes[m] = stream[next++];
-      }
-    }
-  }
+  const { streamStart, total } = streamLayout(groups);
+  const bytes = reader.bytes(total);
+  const read = new Int32Array(17);
   let metaAt = 0;
-  for (let g = 0; g < groupCount; g++) {
+  for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
     const to = starts[g + 1];
     if (to === from) continue;
-    const scale = halfBitsToFloat(meta[metaAt] | (meta[metaAt + 1] << 8));
-    const zero = halfBitsToFloat(meta[metaAt + 2] | (meta[metaAt + 3] << 8));
+    const scale = halfBitsToFloat(bytes[metaAt] | (bytes[metaAt + 1] << 8));
+    const zero = halfBitsToFloat(bytes[metaAt + 2] | (bytes[metaAt + 3] << 8));
     metaAt += GROUP_META_BYTES;
+    const width = bits[g];
+    const base = streamStart[width];
+    let index = read[width];
+    read[width] = index + (to - from);
     // same arithmetic as dequantizeValue (float64, then rounded into the Float32Array)
-    for (let m = from; m < to; m++) out[members[m]] = zero + codes[m] * scale;
+    if (8 % width === 0) {
+      const perByteShift = 31 - Math.clz32(8 / width);
+      const slot = 8 / width - 1;
+      const mask = (1 << width) - 1;
+      for (let m = from; m < to; m++, index++) {
+        const code = (bytes[base + (index >>> perByteShift)] >>> ((index & slot) * width)) & mask;
+        out[members[m]] = zero + code * scale;
+      }
+      continue;
+    }
+    for (let m = from; m < to; m++, index++) {
+      out[members[m]] = zero + getCode(bytes, base, index, width, total) * scale;
+    }
   }
 }
 
 /** Bytes encodeGroups writes for these groups (metadata + packed codes). */
 export function groupsBytes(groups: QuantGroups): number {
-  let meta = 0;
-  for (let g = 0; g < groups.bits.length; g++)
-    if (groups.starts[g + 1] > groups.starts[g]) meta += GROUP_META_BYTES;
-  let codes = 0;
-  for (const [bits, count] of codeCounts(groups)) codes += packedLength(count, bits);
-  return meta + codes;
+  return streamLayout(groups).total;
 }
 
 /** KIVI keys: per channel, runs of `groupSize` consecutive tokens of a [tokens, dim] matrix. */

@@ -8,11 +8,12 @@
  */
 
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
-import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
+import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import {
   channelGroups,
   decodeGroups,
   encodeGroups,
+  groupsBytes,
   type QuantGroups,
   tokenGroups,
 } from "../../numeric/group-quant.js";
@@ -24,7 +25,7 @@ import {
   countBits,
   type EncodedLayer,
   headFromRows,
-  readRows,
+  readRowsInto,
   writeRows,
 } from "../compressed.js";
 import { defineMethod } from "./define.js";
@@ -120,8 +121,8 @@ function decodeHead(
   const groups = groupsFor(tokens);
   decodeGroups(reader, keys, groups.keys);
   decodeGroups(reader, values, groups.values);
-  keys.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
-  values.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
+  readRowsInto(reader, keys, tokens * dim, recent.length * dim, dtype);
+  readRowsInto(reader, values, tokens * dim, recent.length * dim, dtype);
   return headFromRows(positions, kept, keys, values);
 }
 
@@ -141,11 +142,17 @@ function compressQuant(
   const kept = eligibleSlots(shape, context, p.localWindowTrim).map(maskIndices);
   const groupsFor = groupLayouts(p, shape.headDim);
   const encoded: EncodedLayer[] = cache.layers.map((layer, l) => {
-    const writer = new ByteWriter();
+    const { quantized, recent } = split(kept[l], p.residualTokens);
+    const groups = groupsFor(quantized.length);
+    const headBytes =
+      groupsBytes(groups.keys) +
+      groupsBytes(groups.values) +
+      2 * recent.length * shape.headDim * dtypeBytes(dtype);
+    const writer = new ByteWriter(layer.heads.length * headBytes);
     const histogram: Record<string, number> = {};
     for (const head of layer.heads)
       encodeHead(writer, head, kept[l], shape.headDim, p, dtype, histogram, groupsFor);
-    const quantizedSlots = split(kept[l], p.residualTokens).quantized.length;
+    const quantizedSlots = quantized.length;
     return {
       serialized: writer.finish(),
       tokensKept: kept[l].length * layer.heads.length,

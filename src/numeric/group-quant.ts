@@ -133,22 +133,6 @@ function streamLayout(groups: QuantGroups): { streamStart: Int32Array; total: nu
   return { streamStart, total };
 }
 
-/**
- * Stores `code` as the index-th code of a `width`-bit stream starting at bytes[base], least
- * significant bit first (packBits' layout): ORs into zeroed bytes, touching only bytes the
- * code has bits in, so the last code of a stream never writes past it.
- */
-function putCode(bytes: Uint8Array, base: number, index: number, width: number, code: number): void {
-  const bit = index * width;
-  const at = base + (bit >>> 3);
-  const shifted = code << (bit & 7);
-  bytes[at] |= shifted & 0xff;
-  if (shifted > 0xff) {
-    bytes[at + 1] |= (shifted >>> 8) & 0xff;
-    if (shifted > 0xffff) bytes[at + 2] |= shifted >>> 16;
-  }
-}
-
 /** The index-th code of a `width`-bit stream starting at bytes[base] (inverse of putCode). */
 function getCode(bytes: Uint8Array, base: number, index: number, width: number, end: number): number {
   const bit = index * width;
@@ -160,16 +144,38 @@ function getCode(bytes: Uint8Array, base: number, index: number, width: number, 
 }
 
 /**
+ * roundHalfUp(offset / scale) for offset >= 0 (x - zero), before clamping: from the product
+ * with 1/scale, a few ulps from the quotient, wherever that lies clearly between two ties
+ * (a division costs several multiplies), else from the quotient itself. The quotient is below
+ * 2^17 (levels + 1 at 16 bits), so its ulp is under 2^-35 and 1e-6 from a tie is clear.
+ */
+function groupCode(offset: number, scale: number, inverse: number): number {
+  const product = offset * inverse;
+  const code = (product + 0.5) | 0;
+  const above = product + 0.5 - code;
+  if (above > 1e-6 && above < 1 - 1e-6) return code;
+  // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
+  const v = offset / scale;
+  const exact = (v + 0.5) | 0;
+  return v < exact - 0.5 ? exact - 1 : exact;
+}
+
+/**
  * Quantizes every group and writes the metadata and the code streams in one pass over the
  * data: each code goes straight into its width's packed stream in the writer's buffer (no
- * code array, no second packing pass). Bytes as documented on QuantGroups.
+ * code array, no second packing pass), least significant bit first as packBits lays them out.
+ * Bytes as documented on QuantGroups.
  */
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
   const { members, starts, bits } = groups;
   const { streamStart, total } = streamLayout(groups);
   const out = writer.claim(total);
-  // codes written so far per width
-  const written = new Int32Array(17);
+  // Per width, where its stream is at: the next byte, and the codes not yet a whole byte
+  // (packBits' accumulator, carried from group to group; whole bytes are stored, never ORed
+  // into memory, so no store waits on the one before it).
+  const next = Int32Array.from(streamStart);
+  const pending = new Int32Array(17);
+  const pendingBits = new Int32Array(17);
   let metaAt = 0;
   for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
@@ -192,30 +198,26 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
     out[metaAt++] = scaleBits >>> 8;
     out[metaAt++] = zeroBits & 0xff;
     out[metaAt++] = zeroBits >>> 8;
-    let index = written[width];
-    written[width] = index + (to - from);
-    if (scale === 0) continue; // codes stay 0
-    const base = streamStart[width];
-    if (8 % width === 0) {
-      // whole codes per byte: shifts and masks, the hot path of every quantized block
-      const perByteShift = 31 - Math.clz32(8 / width);
-      const slot = 8 / width - 1;
-      for (let m = from; m < to; m++, index++) {
-        // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
-        const v = (data[members[m]] - zero) / scale;
-        let code = (v + 0.5) | 0;
-        if (v < code - 0.5) code--;
-        out[base + (index >>> perByteShift)] |= (code > levels ? levels : code) << ((index & slot) * width);
+    const inverse = 1 / scale;
+    let at = next[width];
+    let acc = pending[width];
+    let accBits = pendingBits[width];
+    for (let m = from; m < to; m++) {
+      // scale 0: every code is 0
+      const code = scale === 0 ? 0 : groupCode(data[members[m]] - zero, scale, inverse);
+      acc |= (code > levels ? levels : code) << accBits;
+      accBits += width;
+      while (accBits >= 8) {
+        out[at++] = acc & 0xff;
+        acc >>>= 8;
+        accBits -= 8;
       }
-      continue;
     }
-    for (let m = from; m < to; m++, index++) {
-      const v = (data[members[m]] - zero) / scale;
-      let code = (v + 0.5) | 0;
-      if (v < code - 0.5) code--;
-      putCode(out, base, index, width, code > levels ? levels : code);
-    }
+    next[width] = at;
+    pending[width] = acc;
+    pendingBits[width] = accBits;
   }
+  for (let width = 1; width <= 16; width++) if (pendingBits[width] > 0) out[next[width]] = pending[width];
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */

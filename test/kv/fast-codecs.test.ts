@@ -87,6 +87,39 @@ test("group codec: the same bytes and decoded values as the reference, every wid
   assert.equal(cases, 960);
 });
 
+test("group codec: values exactly on ties between codes round as the reference does (up)", () => {
+  // Groups spanning 0..15 at 4 bits have scale 1: every x.5 is a tie, and 2^-30 either side is not.
+  const values = Array.from({ length: 64 }, (_, i) => (i % 32) / 2);
+  values.push(0.5 + 2 ** -30, 0.5 - 2 ** -30, 0, 15, 7.5 - 2 ** -20, 7.5 + 2 ** -20, 0, 15);
+  const data = Float32Array.from(values);
+  const groups = tokenGroups(9, 8, 8, () => 4);
+  for (const lead of [0, 1]) {
+    assert.deepEqual(
+      encoded(encodeGroups, data, groups, lead),
+      encoded(encodeGroupsReference, data, groups, lead),
+    );
+  }
+});
+
+test("channel groups over [tokens, dim] are token groups over the transpose: same bytes", () => {
+  const next = rng(8);
+  const tokens = 37;
+  const dim = 12;
+  const data = Float32Array.from({ length: tokens * dim }, () => next() * 3 - 1);
+  const transposed = new Float32Array(tokens * dim);
+  for (let t = 0; t < tokens; t++)
+    for (let c = 0; c < dim; c++) transposed[c * tokens + t] = data[t * dim + c];
+  assert.deepEqual(
+    encoded(
+      encodeGroups,
+      transposed,
+      tokenGroups(dim, tokens, 8, () => 4),
+      0,
+    ),
+    encoded(encodeGroupsReference, data, channelGroups(tokens, dim, 8, 4), 0),
+  );
+});
+
 test("group codec: a truncated stream fails as the reference does (E_KV_DECODE)", () => {
   const groups = tokenGroups(6, 5, 4, (t) => (t % 2 ? 3 : 8));
   const data = Float32Array.from({ length: 30 }, (_, i) => Math.sin(i));

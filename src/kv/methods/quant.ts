@@ -10,7 +10,6 @@
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
 import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import {
-  channelGroups,
   decodeGroups,
   encodeGroups,
   groupsBytes,
@@ -29,7 +28,7 @@ import {
   writeRows,
 } from "../compressed.js";
 import { defineMethod } from "./define.js";
-import { eligibleSlots, gatherRows, maskIndices, schemaParts } from "./shared.js";
+import { eligibleSlots, gatherRows, gatherTransposed, maskIndices, schemaParts } from "./shared.js";
 import type { MethodContext } from "./types.js";
 
 export interface QuantParams {
@@ -74,7 +73,10 @@ function groupLayouts(p: QuantParams, dim: number): (tokens: number) => HeadGrou
     let groups = built.get(tokens);
     if (groups === undefined) {
       groups = {
-        keys: channelGroups(tokens, dim, p.groupSize, p.keyBits),
+        // KIVI's per-channel key groups (channelGroups over [tokens, dim]) are runs of tokens in
+        // the transposed [dim, tokens] block: the same groups, members and code order, read
+        // contiguously instead of a stride of dim apart
+        keys: tokenGroups(dim, tokens, p.groupSize, () => p.keyBits),
         values: tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
       };
       built.set(tokens, groups);
@@ -96,7 +98,7 @@ function encodeHead(
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
   const groups = groupsFor(tokens);
-  encodeGroups(writer, gatherRows(head.keys, quantized, dim), groups.keys);
+  encodeGroups(writer, gatherTransposed(head.keys, quantized, dim), groups.keys);
   encodeGroups(writer, gatherRows(head.values, quantized, dim), groups.values);
   writeRows(writer, head.keys, recent, dim, dtype);
   writeRows(writer, head.values, recent, dim, dtype);
@@ -119,7 +121,11 @@ function decodeHead(
   const keys = new Float32Array(kept.length * dim);
   const values = new Float32Array(kept.length * dim);
   const groups = groupsFor(tokens);
-  decodeGroups(reader, keys, groups.keys);
+  const keysByChannel = new Float32Array(tokens * dim);
+  decodeGroups(reader, keysByChannel, groups.keys);
+  for (let c = 0; c < dim; c++) {
+    for (let t = 0, from = c * tokens; t < tokens; t++) keys[t * dim + c] = keysByChannel[from + t];
+  }
   decodeGroups(reader, values, groups.values);
   readRowsInto(reader, keys, tokens * dim, recent.length * dim, dtype);
   readRowsInto(reader, values, tokens * dim, recent.length * dim, dtype);

@@ -213,11 +213,13 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
         accBits -= 8;
       }
     }
+    // A byte still filling is stored as it stands: the stream's next group rewrites it whole.
+    // (No flush loop after this one: a loop run only at the end kept V8 deoptimizing here.)
+    if (accBits > 0) out[at] = acc;
     next[width] = at;
     pending[width] = acc;
     pendingBits[width] = accBits;
   }
-  for (let width = 1; width <= 16; width++) if (pendingBits[width] > 0) out[next[width]] = pending[width];
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */

@@ -10,6 +10,7 @@
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
 import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import {
+  channelGroups,
   decodeGroups,
   encodeGroups,
   groupsBytes,
@@ -62,7 +63,10 @@ function split(kept: Int32Array, residual: number): { quantized: Int32Array; rec
 }
 
 interface HeadGroups {
+  /** Key groups over the transposed [dim, tokens] block, where the encoder reads them. */
   keys: QuantGroups;
+  /** The same key groups over the [tokens, dim] block, where the decoder writes them. */
+  keysByToken: QuantGroups;
   values: QuantGroups;
 }
 
@@ -77,6 +81,7 @@ function groupLayouts(p: QuantParams, dim: number): (tokens: number) => HeadGrou
         // the transposed [dim, tokens] block: the same groups, members and code order, read
         // contiguously instead of a stride of dim apart
         keys: tokenGroups(dim, tokens, p.groupSize, () => p.keyBits),
+        keysByToken: channelGroups(tokens, dim, p.groupSize, p.keyBits),
         values: tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
       };
       built.set(tokens, groups);
@@ -121,11 +126,7 @@ function decodeHead(
   const keys = new Float32Array(kept.length * dim);
   const values = new Float32Array(kept.length * dim);
   const groups = groupsFor(tokens);
-  const keysByChannel = new Float32Array(tokens * dim);
-  decodeGroups(reader, keysByChannel, groups.keys);
-  for (let c = 0; c < dim; c++) {
-    for (let t = 0, from = c * tokens; t < tokens; t++) keys[t * dim + c] = keysByChannel[from + t];
-  }
+  decodeGroups(reader, keys, groups.keysByToken);
   decodeGroups(reader, values, groups.values);
   readRowsInto(reader, keys, tokens * dim, recent.length * dim, dtype);
   readRowsInto(reader, values, tokens * dim, recent.length * dim, dtype);

@@ -72,6 +72,15 @@ function writeHalfRange(
   return o;
 }
 
+/**
+ * codes (binary16 bits) as float32 into out from `at`. The loop alone in a function: V8
+ * compiles long loops on the stack (OSR), and code after such a loop that had not yet run sent
+ * ByteReader.halves back to the interpreter at nearly every call.
+ */
+function floatsOfHalves(codes: Uint16Array, out: Float32Array, at: number): void {
+  for (let i = 0; i < codes.length; i++) out[at + i] = halfBitsToFloat(codes[i]);
+}
+
 /** Little-endian byte writer that grows as needed. */
 export class ByteWriter {
   private buffer: Uint8Array;
@@ -258,8 +267,8 @@ export class ByteReader {
         start % 2 === 0
           ? new Uint16Array(data.buffer, start, count)
           : new Uint16Array(data.slice(this.offset, this.offset + 2 * count).buffer);
-      for (let i = 0; i < count; i++) out[outStart + i] = halfBitsToFloat(codes[i]);
       this.offset += 2 * count;
+      floatsOfHalves(codes, out, outStart);
       return;
     }
     let o = this.offset;

@@ -499,7 +499,17 @@ export function smallestEigenvalueSumBound(
   shift: number,
 ): number {
   const lower = choleskyWorkspace(n);
-  // L row by row (row-major, lower triangle): each inner product runs along two rows
+  if (!shiftedCholesky(gram, n, shift, lower)) return Number.NEGATIVE_INFINITY;
+  return (count * count) / inverseFrobenius2(lower, n) - count * shift;
+}
+
+/**
+ * L (row-major, lower triangle) with G + shift·I = L Lᵀ, row by row, each inner product along
+ * two rows; false at a pivot that is not positive. (The loops are functions of their own, with
+ * nothing after them: V8 compiles long loops on the stack, and code after one that had not yet
+ * run sent the caller back to the interpreter at nearly every call.)
+ */
+function shiftedCholesky(gram: Float64Array, n: number, shift: number, lower: Float64Array): boolean {
   for (let i = 0; i < n; i++) {
     const rowI = i * n;
     for (let j = 0; j <= i; j++) {
@@ -508,28 +518,32 @@ export function smallestEigenvalueSumBound(
       if (i === j) sum += shift;
       for (let k = 0; k < j; k++) sum -= lower[rowI + k] * lower[rowJ + k];
       if (i === j) {
-        if (!(sum > 0)) return Number.NEGATIVE_INFINITY;
+        if (!(sum > 0)) return false;
         lower[rowI + i] = Math.sqrt(sum);
       } else {
         lower[rowI + j] = sum / lower[rowJ + j];
       }
     }
   }
-  // ‖L⁻¹‖_F²: column c of L⁻¹ by forward substitution, its squares summed as they come
+  return true;
+}
+
+/** ‖L⁻¹‖_F²: column c of L⁻¹ by forward substitution (into lower's last n entries), its squares summed as they come. */
+function inverseFrobenius2(lower: Float64Array, n: number): number {
   const column = lower.subarray(n * n);
-  let inverseTrace = 0;
+  let sum = 0;
   for (let c = 0; c < n; c++) {
     column[c] = 1 / lower[c * n + c];
-    inverseTrace += column[c] * column[c];
+    sum += column[c] * column[c];
     for (let i = c + 1; i < n; i++) {
       const rowI = i * n;
       let acc = 0;
       for (let k = c; k < i; k++) acc += lower[rowI + k] * column[k];
       column[i] = -acc / lower[rowI + i];
-      inverseTrace += column[i] * column[i];
+      sum += column[i] * column[i];
     }
   }
-  return (count * count) / inverseTrace - count * shift;
+  return sum;
 }
 
 let choleskyScratch: Float64Array | undefined;

@@ -8,7 +8,13 @@
 
 import { checkBits, packedLength } from "./bitpack.js";
 import type { ByteReader, ByteWriter } from "./bytes.js";
-import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor } from "./fp16.js";
+import {
+  assertHalfRepresentable,
+  floatToHalfBits,
+  halfBitsToFloat,
+  halfCeilBits,
+  halfFloorBits,
+} from "./fp16.js";
 
 export interface GroupQuant {
   /** fp16-exact step. */
@@ -25,29 +31,29 @@ export function levelsFor(bits: number): number {
 
 /** Scale and zero for values spanning [min, max] at this bit width. */
 export function chooseGroupQuant(min: number, max: number, bits: number): GroupQuant {
-  const zero = groupZero(min, max);
-  return { scale: groupScale(zero, max, levelsFor(bits)), zero };
+  const zero = halfBitsToFloat(groupZeroBits(min, max));
+  return { scale: halfBitsToFloat(groupScaleBits(zero, max, levelsFor(bits))), zero };
 }
 
-/** The fp16 zero point of a group spanning [min, max]: fp16 floor of min (both must fit fp16). */
-function groupZero(min: number, max: number): number {
+/** The fp16 bits of a group's zero point over [min, max]: fp16 floor of min (both must fit fp16). */
+function groupZeroBits(min: number, max: number): number {
   assertHalfRepresentable(min, "quantization group minimum");
   assertHalfRepresentable(max, "quantization group maximum");
-  return halfFloor(min);
+  return halfFloorBits(min);
 }
 
 /**
- * The fp16-exact step from `zero` that reaches `max` in `levels` steps (0 for an empty span).
- * A number, not a field of an object: encodeGroups calls it per group, and an object whose
- * scale is sometimes the small integer 0 made V8 box every scale it read afterwards.
+ * The fp16 bits of the exact step from `zero` that reaches `max` in `levels` steps (0 for an
+ * empty span). Bits, not a value: the encoder stores them, and converting the value back
+ * per group cost more than choosing it.
  */
-function groupScale(zero: number, max: number, levels: number): number {
+function groupScaleBits(zero: number, max: number, levels: number): number {
   const span = max - zero;
   if (span === 0) return 0;
-  let scaleBits = floatToHalfBits(halfCeil(span / levels));
+  let scaleBits = halfCeilBits(span / levels);
   // fp16 ceil of span/levels can still fall short after the multiply in float64; step up.
   while (zero + levels * halfBitsToFloat(scaleBits) < max) scaleBits++;
-  return halfBitsToFloat(scaleBits);
+  return scaleBits;
 }
 
 /**
@@ -189,11 +195,11 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
       if (x > max) max = x;
     }
     const width = bits[g];
-    const zero = groupZero(min, max);
+    const zeroBits = groupZeroBits(min, max);
+    const zero = halfBitsToFloat(zeroBits);
     const levels = levelsFor(width);
-    const scale = groupScale(zero, max, levels);
-    const scaleBits = floatToHalfBits(scale);
-    const zeroBits = floatToHalfBits(zero);
+    const scaleBits = groupScaleBits(zero, max, levels);
+    const scale = halfBitsToFloat(scaleBits);
     out[metaAt++] = scaleBits & 0xff;
     out[metaAt++] = scaleBits >>> 8;
     out[metaAt++] = zeroBits & 0xff;

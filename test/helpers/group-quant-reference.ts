@@ -6,13 +6,27 @@
  */
 import { packBits, packedLength, unpackBits } from "../../src/numeric/bitpack.js";
 import type { ByteReader, ByteWriter } from "../../src/numeric/bytes.js";
-import { floatToHalfBits, halfBitsToFloat } from "../../src/numeric/fp16.js";
 import {
-  chooseGroupQuant,
-  GROUP_META_BYTES,
-  levelsFor,
-  type QuantGroups,
-} from "../../src/numeric/group-quant.js";
+  assertHalfRepresentable,
+  floatToHalfBits,
+  halfBitsToFloat,
+  halfCeil,
+  halfFloor,
+} from "../../src/numeric/fp16.js";
+import { GROUP_META_BYTES, levelsFor, type QuantGroups } from "../../src/numeric/group-quant.js";
+
+/** The former choice of a group's fp16 zero point and step, through values rather than bits. */
+function chooseGroupQuant(min: number, max: number, bits: number): { scale: number; zero: number } {
+  assertHalfRepresentable(min, "quantization group minimum");
+  assertHalfRepresentable(max, "quantization group maximum");
+  const zero = halfFloor(min);
+  const levels = levelsFor(bits);
+  const span = max - zero;
+  if (span === 0) return { scale: 0, zero };
+  let scaleBits = floatToHalfBits(halfCeil(span / levels));
+  while (zero + levels * halfBitsToFloat(scaleBits) < max) scaleBits++;
+  return { scale: halfBitsToFloat(scaleBits), zero };
+}
 
 function codeCounts(groups: QuantGroups): Map<number, number> {
   const counts = new Map<number, number>();

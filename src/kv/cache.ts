@@ -15,6 +15,20 @@ export interface HeadCache {
 
 export interface LayerCache {
   heads: HeadCache[];
+  /**
+   * Set when the heads' keys and values are views into buffers already laid out the way the
+   * graph reads them ([heads, capacity, headDim], head h's slots first in its block): the
+   * padded cache takes these buffers over instead of copying every head (once; see
+   * src/kv/padded-cache.ts).
+   */
+  laidOut?: LaidOutBuffers;
+}
+
+/** A layer's keys and values as the graph reads them, [heads, capacity, headDim] each. */
+export interface LaidOutBuffers {
+  capacity: number;
+  keys: Float32Array;
+  values: Float32Array;
 }
 
 export interface KvCache {

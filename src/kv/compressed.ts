@@ -19,6 +19,7 @@ import { type ByteReader, type ByteWriter, fp16RangeError } from "../numeric/byt
 import { type BaselineDtype, dtypeBytes } from "../numeric/dtype.js";
 import { roundHalfInto } from "../numeric/fp16.js";
 import type { HeadCache, KvCache, LayerCache } from "./cache.js";
+import { laidOutLayer } from "./layout.js";
 
 export interface CompressedLayer {
   /** == serialized.length */
@@ -46,8 +47,12 @@ export interface CompressedCache {
   bytes: number;
   /** Decode-time behaviour that does not change stored bytes. */
   decode: { sparseTopK?: number };
-  /** Rebuilds the cache the model reads from the serialized bytes. */
-  materialize(): KvCache;
+  /**
+   * Rebuilds the cache the model reads from the serialized bytes. `layoutRoom`: the tokens the
+   * decoder will append; a method that can writes the rows straight into the graph's layout
+   * with that room (LayerCache.laidOut), so laying the cache out copies nothing.
+   */
+  materialize(layoutRoom?: number): KvCache;
 }
 
 /** Layout of the uncompressed cache that a decoder knows for free. */
@@ -70,23 +75,40 @@ export function baselineBytes(cache: KvCache, dtype: BaselineDtype): number {
  * on values it cannot hold, as the encoders do). Equal to what `full` stores and decodes,
  * without writing and hashing the bytes.
  */
-export function atBaselineDtype(cache: KvCache, dtype: BaselineDtype): KvCache {
-  const round = (src: Float32Array): Float32Array => {
-    if (dtype === "fp32") return Float32Array.from(src);
-    const out = new Float32Array(src.length);
+export function atBaselineDtype(cache: KvCache, dtype: BaselineDtype, layoutRoom?: number): KvCache {
+  const round = (src: Float32Array, out: Float32Array): Float32Array => {
+    if (dtype === "fp32") {
+      out.set(src);
+      return out;
+    }
     const unfit = roundHalfInto(src, out);
     if (unfit >= 0) throw fp16RangeError(src[unfit]);
     return out;
   };
   return {
     headDim: cache.headDim,
-    layers: cache.layers.map((layer) => ({
-      heads: layer.heads.map((head) => ({
+    layers: cache.layers.map((layer) => {
+      // with layoutRoom, rounded straight into the graph's layout (LayerCache.laidOut)
+      const rowsMatch = layer.heads.every(
+        (head) =>
+          head.keys.length === head.positions.length * cache.headDim &&
+          head.values.length === head.keys.length,
+      );
+      const laid =
+        layoutRoom === undefined || !rowsMatch
+          ? null
+          : laidOutLayer(
+              layer.heads.map((head) => head.positions.length),
+              cache.headDim,
+              layoutRoom,
+            );
+      const heads = layer.heads.map((head, h) => ({
         positions: Int32Array.from(head.positions),
-        keys: round(head.keys),
-        values: round(head.values),
-      })),
-    })),
+        keys: round(head.keys, laid === null ? new Float32Array(head.keys.length) : laid.keys[h]),
+        values: round(head.values, laid === null ? new Float32Array(head.values.length) : laid.values[h]),
+      }));
+      return laid === null ? { heads } : { heads, laidOut: laid.buffers };
+    }),
   };
 }
 
@@ -187,7 +209,7 @@ export function assembleCompressed(
   method: string,
   shape: CacheShape,
   encoded: EncodedLayer[],
-  decodeLayer: (bytes: Uint8Array, layer: number, shape: CacheShape) => LayerCache,
+  decodeLayer: (bytes: Uint8Array, layer: number, shape: CacheShape, layoutRoom?: number) => LayerCache,
   decode: { sparseTopK?: number } = {},
 ): CompressedCache {
   const layers: CompressedLayer[] = encoded.map((e, l) => ({
@@ -203,11 +225,11 @@ export function assembleCompressed(
     layers,
     bytes: layers.reduce((sum, layer) => sum + layer.bytes, 0),
     decode,
-    materialize(): KvCache {
+    materialize(layoutRoom?: number): KvCache {
       return {
         headDim: shape.headDim,
         layers: layers.map((layer, l) => {
-          const decoded = decodeLayer(layer.serialized, l, shape);
+          const decoded = decodeLayer(layer.serialized, l, shape, layoutRoom);
           if (decoded.heads.length !== shape.layers[l].numHeads) {
             throw new SpgError("E_KV_DECODE", `layer ${l}: decoded ${decoded.heads.length} heads`);
           }

@@ -10,7 +10,7 @@
  */
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
-import type { HeadCache, KvCache, LayerCache } from "./cache.js";
+import type { HeadCache, KvCache, LaidOutBuffers, LayerCache } from "./cache.js";
 
 /**
  * The additive bias for a key a query must not read. Finite (not -inf, not float32's
@@ -234,6 +234,61 @@ export function perHeadBias(bias: Float32Array, heads: number, q: number, total:
 /** Slots of the layer's widest head. */
 export function widestHead(layer: LayerCache): number {
   return Math.max(0, ...layer.heads.map((head) => head.positions.length));
+}
+
+/**
+ * Empty buffers for a layer whose heads keep `counts[h]` slots, laid out as the graph reads
+ * them with room for `room` more tokens per head, and per head the views at the start of its
+ * block: a decoder writes the rows there, and the padded cache takes the buffers over instead
+ * of copying every head into a layout of its own.
+ */
+export function laidOutLayer(
+  counts: readonly number[],
+  headDim: number,
+  room: number,
+): { buffers: LaidOutBuffers; keys: Float32Array[]; values: Float32Array[] } {
+  const capacity = Math.max(0, ...counts) + room;
+  const block = capacity * headDim;
+  const keys = new Float32Array(counts.length * block);
+  const values = new Float32Array(counts.length * block);
+  const views = (buffer: Float32Array) =>
+    counts.map((count, h) => buffer.subarray(h * block, h * block + count * headDim));
+  return { buffers: { capacity, keys, values }, keys: views(keys), values: views(values) };
+}
+
+/**
+ * The layer's laid-out buffers (LayerCache.laidOut) when they hold exactly its heads at this
+ * capacity (each head's keys and values a view at the start of its block), taken from the
+ * layer so that a second layout copies instead of sharing buffers a decoder appends to; else
+ * null.
+ */
+export function takeLaidOut(
+  layer: LayerCache,
+  config: Pick<GptNeoConfig, "numHeads" | "headDim">,
+  capacity: number,
+): LaidOutBuffers | null {
+  const buffers = layer.laidOut;
+  if (buffers === undefined || buffers.capacity !== capacity || layer.heads.length !== config.numHeads) {
+    return null;
+  }
+  const block = capacity * config.headDim;
+  const size = config.numHeads * block;
+  const startsBlock = (view: Float32Array, buffer: Float32Array, h: number, rows: number) =>
+    view.buffer === buffer.buffer &&
+    view.byteOffset === buffer.byteOffset + h * block * Float32Array.BYTES_PER_ELEMENT &&
+    view.length === rows * config.headDim;
+  const exact =
+    buffers.keys.length === size &&
+    buffers.values.length === size &&
+    layer.heads.every(
+      (head, h) =>
+        head.positions.length <= capacity &&
+        startsBlock(head.keys, buffers.keys, h, head.positions.length) &&
+        startsBlock(head.values, buffers.values, h, head.positions.length),
+    );
+  if (!exact) return null;
+  layer.laidOut = undefined;
+  return buffers;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
 import type { KvCache } from "./cache.js";
-import { AttentionBiases, packHeads, sameSlots, widestHead } from "./layout.js";
+import { AttentionBiases, packHeads, sameSlots, takeLaidOut, widestHead } from "./layout.js";
 
 interface PaddedLayer {
   /** Slots per head: the widest head's slots at creation plus the room asked for. */
@@ -74,10 +74,11 @@ export class PaddedCache {
         { fix: "build the cache from this model's forward pass" },
       );
     }
-    // Each head is copied once, straight into the layout the graph reads.
+    // Buffers a decoder already wrote in this layout are taken over; otherwise each head is
+    // copied once, straight into the layout the graph reads.
     const layers = cache.layers.map((layer, l): PaddedLayer => {
       const capacity = widestHead(layer) + extraTokens;
-      const { keys, values } = packHeads(layer, l, config, capacity);
+      const { keys, values } = takeLaidOut(layer, config, capacity) ?? packHeads(layer, l, config, capacity);
       return {
         capacity,
         keys,

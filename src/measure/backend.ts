@@ -87,7 +87,7 @@ export async function createBackend(
     };
   };
 
-  const compress = (method: MethodConfig, state: PrefillState): CompressionResult => {
+  const compress = (method: MethodConfig, state: PrefillState, layoutRoom?: number): CompressionResult => {
     const started = performance.now();
     const compressed = methodFor(method.kind).compress(
       state.cache,
@@ -105,7 +105,7 @@ export async function createBackend(
     );
     const encoded = performance.now();
     // The model reads what the stored bytes decode to, never the floats the method started from.
-    const cache = compressed.materialize();
+    const cache = compressed.materialize(layoutRoom);
     const decodeMs = performance.now() - encoded;
     return {
       bytes: compressed.bytes,
@@ -127,7 +127,7 @@ export async function createBackend(
 
   return {
     config,
-    baselineCache: (state) => atBaselineDtype(state.cache, options.baselineDtype),
+    baselineCache: (state, layoutRoom) => atBaselineDtype(state.cache, options.baselineDtype, layoutRoom),
     executionProvider: options.device,
     intraOpThreads: options.intraOpThreads ?? 0,
     runtime,

@@ -95,8 +95,9 @@ export interface EvaluationBackend {
    * The uncompressed cache as the baseline counts it (every slot at the baseline dtype):
    * the baseline continues from this, so a method is compared with what its ratio is against.
    */
-  baselineCache(prefill: PrefillState): KvCache;
-  compress(method: MethodConfig, prefill: PrefillState): CompressionResult;
+  baselineCache(prefill: PrefillState, layoutRoom?: number): KvCache;
+  /** `layoutRoom`: the tokens the decoder will append to the cache (see CompressedCache.materialize). */
+  compress(method: MethodConfig, prefill: PrefillState, layoutRoom?: number): CompressionResult;
 }
 
 export interface EvaluationOptions {
@@ -249,7 +250,7 @@ export async function evaluateSample(
   // untimed pass on a throwaway layout keeps it out of the baseline's timing, which every
   // method's speed ratio divides by (without it, `full` decoded 1.2-1.3x "faster" than itself).
   // The baseline's cache is rounded once: the warm-up and the timed pass lay out the same one.
-  const baselineCache = backend.baselineCache(prefill);
+  const baselineCache = backend.baselineCache(prefill, options.generationTokens);
   await backend.generate(
     denseRuntime,
     backend.layout(baselineCache, options.generationTokens),
@@ -279,7 +280,7 @@ export async function evaluateSample(
   const records: SampleRecord[] = [];
   const fingerprints: LayerFingerprint[] = [];
   for (const method of methods) {
-    const compressed = backend.compress(method, prefill);
+    const compressed = backend.compress(method, prefill, options.generationTokens);
     const runtime = await backend.runtime(compressed.sparseTopK);
     const result = await continueFrom(
       backend,

@@ -98,3 +98,41 @@ export function designedContext(
 export function row(matrix: Float32Array, slot: number, d: number): number[] {
   return Array.from(matrix.subarray(slot * d, (slot + 1) * d));
 }
+
+/** Params for every method kind that exercise its whole encoder (small shapes: 4 slots kept of 10). */
+export const everyMethodParams: Record<string, Record<string, unknown>> = {
+  full: {},
+  "window-trim": {},
+  streaming: { sinkTokens: 1, recentTokens: 3, localWindowTrim: true },
+  h2o: { keepRatio: 0.4, recentTokens: 2, sinkTokens: 1, selection: "per-layer", localWindowTrim: true },
+  snapkv: {
+    keepRatio: 0.4,
+    observationWindow: 2,
+    poolingKernel: 3,
+    pooling: "avg",
+    selection: "per-head",
+    localWindowTrim: true,
+  },
+  quant: { keyBits: 8, valueBits: 4, groupSize: 3, residualTokens: 1, localWindowTrim: true },
+  spg: {
+    stage1: {
+      keepRatio: 0.6,
+      layerKeepRatios: null,
+      sinkTokens: 1,
+      recentTokens: 2,
+      observationWindow: 2,
+      poolingKernels: [{ maxContextTokens: 16, kernel: 3 }],
+      pooling: "avg",
+      magnitudeWeight: 0.3,
+      selection: "per-layer",
+      localWindowTrim: true,
+    },
+    stage2: {
+      reservedHeads: 1,
+      magnitudeThreshold: 0.2,
+      mixedPrecision: { enabled: true, highBits: 8, lowBits: 3, highFraction: 0.3, groupSize: 3 },
+      lowRank: { enabled: true, energyThreshold: 0.9 },
+    },
+    decode: { sparseTopK: 4 },
+  },
+};

@@ -8,7 +8,7 @@ import { observationScores } from "../../src/kv/methods/scorer.js";
 import { roundToHalf } from "../../src/numeric/fp16.js";
 import { chooseGroupQuant } from "../../src/numeric/group-quant.js";
 import { windowSumsFromRows } from "../helpers/statistics.js";
-import { designedContext, randomCache, row, testConfig } from "./helpers.js";
+import { designedContext, everyMethodParams, randomCache, row, testConfig } from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);
 const SLOTS = 10;
@@ -264,43 +264,7 @@ test("every method: serialized length == bytes, deterministic fingerprints", () 
     (_l, h, s) => (s * (h + 2)) % 5,
     cache,
   );
-  const paramsFor: Record<string, Record<string, unknown>> = {
-    full: {},
-    "window-trim": {},
-    streaming: { sinkTokens: 1, recentTokens: 3, localWindowTrim: true },
-    h2o: { keepRatio: 0.4, recentTokens: 2, sinkTokens: 1, selection: "per-layer", localWindowTrim: true },
-    snapkv: {
-      keepRatio: 0.4,
-      observationWindow: 2,
-      poolingKernel: 3,
-      pooling: "avg",
-      selection: "per-head",
-      localWindowTrim: true,
-    },
-    quant: { keyBits: 8, valueBits: 4, groupSize: 3, residualTokens: 1, localWindowTrim: true },
-    spg: {
-      stage1: {
-        keepRatio: 0.6,
-        layerKeepRatios: null,
-        sinkTokens: 1,
-        recentTokens: 2,
-        observationWindow: 2,
-        poolingKernels: [{ maxContextTokens: 16, kernel: 3 }],
-        pooling: "avg",
-        magnitudeWeight: 0.3,
-        selection: "per-layer",
-        localWindowTrim: true,
-      },
-      stage2: {
-        reservedHeads: 1,
-        magnitudeThreshold: 0.2,
-        mixedPrecision: { enabled: true, highBits: 8, lowBits: 3, highFraction: 0.3, groupSize: 3 },
-        lowRank: { enabled: true, energyThreshold: 0.9 },
-      },
-      decode: { sparseTopK: 4 },
-    },
-  };
-  for (const [kind, params] of Object.entries(paramsFor)) {
+  for (const [kind, params] of Object.entries(everyMethodParams)) {
     const a = methodFor(kind).compress(cache, ctx, params);
     const b = methodFor(kind).compress(cache, ctx, params);
     assertAccounting(a);

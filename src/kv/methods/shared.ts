@@ -16,12 +16,13 @@ import {
   countBits,
   type EncodedLayer,
   headFromRows,
-  readRows,
+  readRowsInto,
   readSubset,
   subsetEncodingBytes,
   writeRows,
   writeSubset,
 } from "../compressed.js";
+import { laidOutLayer } from "../layout.js";
 import { readableMask } from "../select.js";
 import type { MethodContext } from "./types.js";
 
@@ -198,7 +199,11 @@ export function encodeKeptLayer(
   };
 }
 
-/** Inverse of encodeKeptLayer; `derivedKept` is given when the kept set was not stored. */
+/**
+ * Inverse of encodeKeptLayer; `derivedKept` is given when the kept set was not stored. With
+ * `layoutRoom`, the rows are decoded straight into the graph's layout (LayerCache.laidOut):
+ * the kept sets are read first, as the widest head sizes the buffers.
+ */
 export function decodeKeptLayer(
   bytes: Uint8Array,
   positions: Int32Array,
@@ -206,17 +211,36 @@ export function decodeKeptLayer(
   headDim: number,
   dtype: BaselineDtype,
   derivedKept: Int32Array[] | null,
+  layoutRoom?: number,
 ): LayerCache {
   const reader = new ByteReader(bytes);
-  const heads = [];
+  const kept: Int32Array[] = [];
+  const rows: Uint8Array[] = [];
+  const rowBytes = headDim * dtypeBytes(dtype);
   for (let h = 0; h < numHeads; h++) {
-    const kept = derivedKept === null ? readSubset(reader, positions.length) : derivedKept[h];
-    const keys = readRows(reader, kept.length, headDim, dtype);
-    const values = readRows(reader, kept.length, headDim, dtype);
-    heads.push(headFromRows(positions, kept, keys, values));
+    kept.push(derivedKept === null ? readSubset(reader, positions.length) : derivedKept[h]);
+    rows.push(reader.bytes(2 * kept[h].length * rowBytes));
   }
   reader.end();
-  return { heads };
+  const laid =
+    layoutRoom === undefined
+      ? null
+      : laidOutLayer(
+          kept.map((k) => k.length),
+          headDim,
+          layoutRoom,
+        );
+  const heads = kept.map((slots, h) => {
+    const headReader = new ByteReader(rows[h]);
+    const elements = slots.length * headDim;
+    const keys = laid === null ? new Float32Array(elements) : laid.keys[h];
+    const values = laid === null ? new Float32Array(elements) : laid.values[h];
+    readRowsInto(headReader, keys, 0, elements, dtype);
+    readRowsInto(headReader, values, 0, elements, dtype);
+    headReader.end();
+    return headFromRows(positions, slots, keys, values);
+  });
+  return laid === null ? { heads } : { heads, laidOut: laid.buffers };
 }
 
 /** A cache evicted to the given kept slots (stored in the bytes), kept slots at the baseline dtype. */
@@ -233,8 +257,8 @@ export function storeEvicted(
     kind,
     shape,
     encoded,
-    (bytes, l, s) =>
-      decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, null),
+    (bytes, l, s, room) =>
+      decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, null, room),
     decode,
   );
 }
@@ -257,8 +281,8 @@ export function storeDerived(
   const encoded = cache.layers.map((layer, l) =>
     encodeKeptLayer(layer, perHead(l, shape), shape.headDim, dtype, false),
   );
-  return assembleCompressed(kind, shape, encoded, (bytes, l, s) =>
-    decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, perHead(l, s)),
+  return assembleCompressed(kind, shape, encoded, (bytes, l, s, room) =>
+    decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, perHead(l, s), room),
   );
 }
 

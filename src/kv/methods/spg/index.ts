@@ -77,8 +77,8 @@ export const spgMethod = defineMethod<SpgParams>({
         "spg",
         shape,
         encoded,
-        (bytes, l, s) =>
-          decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, null),
+        (bytes, l, s, room) =>
+          decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, null, room),
         decode,
       );
     }

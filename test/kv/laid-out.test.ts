@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { KvCache } from "../../src/kv/cache.js";
+import { atBaselineDtype } from "../../src/kv/compressed.js";
+import { packHeads, widestHead } from "../../src/kv/layout.js";
+import { methodFor } from "../../src/kv/methods/index.js";
+import { PaddedCache } from "../../src/kv/padded-cache.js";
+import { designedContext, everyMethodParams, randomCache, testConfig } from "./helpers.js";
+
+const config = testConfig(["global", "local"], 2, 4, 4);
+const SLOTS = 10;
+const ROOM = 3;
+
+/** Per layer, the graph's keys and values as the copying layout (packHeads) builds them. */
+function packed(cache: KvCache, room: number): { keys: Float32Array; values: Float32Array }[] {
+  return cache.layers.map((layer, l) => packHeads(layer, l, config, widestHead(layer) + room));
+}
+
+function assertSameCache(actual: KvCache, expected: KvCache, what: string): void {
+  assert.equal(actual.layers.length, expected.layers.length, what);
+  actual.layers.forEach((layer, l) => {
+    layer.heads.forEach((head, h) => {
+      const other = expected.layers[l].heads[h];
+      assert.deepEqual([...head.positions], [...other.positions], `${what} layer ${l} head ${h} positions`);
+      assert.deepEqual([...head.keys], [...other.keys], `${what} layer ${l} head ${h} keys`);
+      assert.deepEqual([...head.values], [...other.values], `${what} layer ${l} head ${h} values`);
+    });
+  });
+}
+
+/** The padded cache's graph inputs, compared with what the copying layout feeds. */
+function assertGraphReads(padded: PaddedCache, expected: { keys: Float32Array; values: Float32Array }[]) {
+  const { past } = padded.inputs([SLOTS]);
+  past.forEach((layer, l) => {
+    assert.deepEqual([...layer.keys], [...expected[l].keys], `layer ${l} keys`);
+    assert.deepEqual([...layer.values], [...expected[l].values], `layer ${l} values`);
+  });
+}
+
+test("every method decoded straight into the graph's layout equals the decoded cache laid out by copying", () => {
+  const cache = randomCache(config, SLOTS, 8);
+  const ctx = designedContext(
+    config,
+    SLOTS,
+    4,
+    "fp16",
+    (_l, h, r, s) => ((h + 1) * (r + 1) * (s + 3)) % 7,
+    (_l, h, s) => (s * (h + 2)) % 5,
+    cache,
+  );
+  for (const [kind, params] of Object.entries(everyMethodParams)) {
+    const compressed = methodFor(kind).compress(cache, ctx, params);
+    const copied = compressed.materialize();
+    const direct = compressed.materialize(ROOM);
+    assertSameCache(direct, copied, kind);
+    const expected = packed(copied, ROOM);
+    assertGraphReads(PaddedCache.from(direct, config, ROOM), expected);
+    // laid out a second time: a copy, not the buffers the first layout appends to
+    assertGraphReads(PaddedCache.from(direct, config, ROOM), expected);
+  }
+});
+
+test("a laid-out layer is taken over once, only at its own capacity", () => {
+  const cache = randomCache(config, SLOTS, 9);
+  const ctx = designedContext(
+    config,
+    SLOTS,
+    4,
+    "fp16",
+    () => 0,
+    () => 0,
+  );
+  const direct = methodFor("full").compress(cache, ctx, {}).materialize(ROOM);
+  const buffers = direct.layers.map((layer) => layer.laidOut);
+  assert.ok(buffers.every((b) => b !== undefined));
+  const first = PaddedCache.from(direct, config, ROOM).inputs([SLOTS]).past;
+  first.forEach((layer, l) => assert.equal(layer.keys, buffers[l]?.keys, `layer ${l} taken over`));
+  assert.ok(direct.layers.every((layer) => layer.laidOut === undefined));
+  const second = PaddedCache.from(direct, config, ROOM).inputs([SLOTS]).past;
+  second.forEach((layer, l) => assert.notEqual(layer.keys, first[l].keys, `layer ${l} copied`));
+
+  // other room than decoded for: copied
+  const other = methodFor("full").compress(cache, ctx, {}).materialize(ROOM);
+  const wider = PaddedCache.from(other, config, ROOM + 1);
+  assert.ok(other.layers.every((layer) => layer.laidOut !== undefined));
+  assertGraphReads(wider, packed(other, ROOM + 1));
+});
+
+test("the baseline rounded straight into the graph's layout equals the rounded cache laid out by copying", () => {
+  const cache = randomCache(config, SLOTS, 10);
+  for (const dtype of ["fp16", "fp32"] as const) {
+    const copied = atBaselineDtype(cache, dtype);
+    const direct = atBaselineDtype(cache, dtype, ROOM);
+    assertSameCache(direct, copied, dtype);
+    assert.ok(direct.layers.every((layer) => layer.laidOut !== undefined));
+    assertGraphReads(PaddedCache.from(direct, config, ROOM), packed(copied, ROOM));
+  }
+});

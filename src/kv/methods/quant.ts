@@ -28,6 +28,7 @@ import {
   readRowsInto,
   writeRows,
 } from "../compressed.js";
+import { laidOutLayer } from "../layout.js";
 import { defineMethod } from "./define.js";
 import { eligibleSlots, gatherRows, gatherTransposed, maskIndices, schemaParts } from "./shared.js";
 import type { MethodContext } from "./types.js";
@@ -120,11 +121,12 @@ function decodeHead(
   p: QuantParams,
   dtype: BaselineDtype,
   groupsFor: (tokens: number) => HeadGroups,
+  into: { keys: Float32Array; values: Float32Array } | null,
 ): HeadCache {
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
-  const keys = new Float32Array(kept.length * dim);
-  const values = new Float32Array(kept.length * dim);
+  const keys = into?.keys ?? new Float32Array(kept.length * dim);
+  const values = into?.values ?? new Float32Array(kept.length * dim);
   const groups = groupsFor(tokens);
   decodeGroups(reader, keys, groups.keysByToken);
   decodeGroups(reader, values, groups.values);
@@ -167,12 +169,28 @@ function compressQuant(
       bitsHistogram: histogram,
     };
   });
-  return assembleCompressed("quant", shape, encoded, (bytes, l, s) => {
+  return assembleCompressed("quant", shape, encoded, (bytes, l, s, room) => {
     const reader = new ByteReader(bytes);
-    const heads = Array.from({ length: s.layers[l].numHeads }, () =>
-      decodeHead(reader, s.layers[l].positions, kept[l], s.headDim, p, dtype, groupsFor),
+    const numHeads = s.layers[l].numHeads;
+    // every head keeps the same slots: with the decoder's room, rows go straight into the
+    // graph's layout (LayerCache.laidOut)
+    const laid =
+      room === undefined
+        ? null
+        : laidOutLayer(new Array<number>(numHeads).fill(kept[l].length), s.headDim, room);
+    const heads = Array.from({ length: numHeads }, (_, h) =>
+      decodeHead(
+        reader,
+        s.layers[l].positions,
+        kept[l],
+        s.headDim,
+        p,
+        dtype,
+        groupsFor,
+        laid === null ? null : { keys: laid.keys[h], values: laid.values[h] },
+      ),
     );
     reader.end();
-    return { heads };
+    return laid === null ? { heads } : { heads, laidOut: laid.buffers };
   });
 }

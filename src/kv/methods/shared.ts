@@ -282,7 +282,15 @@ export function storeDerived(
     encodeKeptLayer(layer, perHead(l, shape), shape.headDim, dtype, false),
   );
   return assembleCompressed(kind, shape, encoded, (bytes, l, s, room) =>
-    decodeKeptLayer(bytes, s.layers[l].positions, s.layers[l].numHeads, s.headDim, dtype, perHead(l, s), room),
+    decodeKeptLayer(
+      bytes,
+      s.layers[l].positions,
+      s.layers[l].numHeads,
+      s.headDim,
+      dtype,
+      perHead(l, s),
+      room,
+    ),
   );
 }
 

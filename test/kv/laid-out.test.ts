@@ -74,10 +74,14 @@ test("a laid-out layer is taken over once, only at its own capacity", () => {
   const buffers = direct.layers.map((layer) => layer.laidOut);
   assert.ok(buffers.every((b) => b !== undefined));
   const first = PaddedCache.from(direct, config, ROOM).inputs([SLOTS]).past;
-  first.forEach((layer, l) => assert.equal(layer.keys, buffers[l]?.keys, `layer ${l} taken over`));
+  first.forEach((layer, l) => {
+    assert.equal(layer.keys, buffers[l]?.keys, `layer ${l} taken over`);
+  });
   assert.ok(direct.layers.every((layer) => layer.laidOut === undefined));
   const second = PaddedCache.from(direct, config, ROOM).inputs([SLOTS]).past;
-  second.forEach((layer, l) => assert.notEqual(layer.keys, first[l].keys, `layer ${l} copied`));
+  second.forEach((layer, l) => {
+    assert.notEqual(layer.keys, first[l].keys, `layer ${l} copied`);
+  });
 
   // other room than decoded for: copied
   const other = methodFor("full").compress(cache, ctx, {}).materialize(ROOM);

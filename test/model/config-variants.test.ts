@@ -117,3 +117,20 @@ test("spg model forward runs a checkpoint whose vocab_size is not GPT-2's (all-g
   assert.equal(parsed.logits[0].length, 37);
   assert.ok(maxAbsDiff(parsed.logits.flat(), expected.logits.data) <= TOLERANCE);
 });
+
+test("spg model eval on a vocabulary smaller than GPT-2's fails E_TOKEN_RANGE before loading weights", async () => {
+  const failure = await promisify(execFile)(process.execPath, [
+    join(packageRoot(), "bin", "run.js"),
+    "model",
+    "eval",
+    join(variantsRoot, "all-global"),
+  ]).then(
+    () => assert.fail("expected a non-zero exit"),
+    (error: { code: number; stderr: string }) => error,
+  );
+  assert.notEqual(failure.code, 0);
+  assert.match(
+    failure.stderr,
+    /E_TOKEN_RANGE: the model's vocab_size 37 is smaller than the GPT-2 tokenizer's/,
+  );
+});

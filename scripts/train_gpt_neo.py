@@ -72,12 +72,17 @@ def read_safetensors(path):
 
 def write_safetensors(path, tensors, dtype_name):
     """Writes tensors (name -> torch tensor) sorted by name, all in one dtype, atomically."""
-    np_dtype = np.dtype(SAFETENSORS_DTYPES[dtype_name][0]).newbyteorder("<")
+    np_dtype = None if dtype_name == "BF16" else np.dtype(SAFETENSORS_DTYPES[dtype_name][0]).newbyteorder("<")
     header = {"__metadata__": {"format": "pt"}}
     chunks = []
     offset = 0
     for name in sorted(tensors):
-        array = tensors[name].detach().cpu().numpy().astype(np_dtype)
+        tensor = tensors[name].detach().cpu()
+        if dtype_name == "BF16":
+            # numpy has no bfloat16: take torch's rounding and write its bits.
+            array = tensor.to(torch.bfloat16).view(torch.int16).numpy().astype("<i2")
+        else:
+            array = tensor.numpy().astype(np_dtype)
         raw = array.tobytes(order="C")
         header[name] = {"dtype": dtype_name, "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
@@ -107,6 +112,31 @@ def expand_attention_types(attention_types):
 
 def gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+# transformers' ACT2FN names (activations.py, v4.36), written with torch.nn.functional where torch
+# has the function and from the formula where it has not.
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_python": lambda x: x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))),
+    "gelu_10": lambda x: torch.clip(F.gelu(x), -10.0, 10.0),
+    "gelu_new": gelu_new,
+    "gelu_accurate": gelu_new,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "laplace": lambda x: 0.5 * (1.0 + torch.erf((x - 0.707107) / (0.282095 * math.sqrt(2.0)))),
+    "leaky_relu": lambda x: F.leaky_relu(x),
+    "linear": lambda x: x,
+    "mish": lambda x: F.mish(x),
+    "relu": lambda x: F.relu(x),
+    "relu2": lambda x: torch.square(F.relu(x)),
+    "relu6": lambda x: F.relu6(x),
+    "sigmoid": lambda x: torch.sigmoid(x),
+    "silu": lambda x: F.silu(x),
+    "swish": lambda x: F.silu(x),
+    "tanh": lambda x: torch.tanh(x),
+}
 
 
 class SelfAttention(nn.Module):
@@ -154,12 +184,13 @@ class Mlp(nn.Module):
     def __init__(self, config):
         super().__init__()
         hidden = config["hidden_size"]
-        inner = config.get("intermediate_size") or 4 * hidden
+        inner = config["intermediate_size"] if config.get("intermediate_size") is not None else 4 * hidden
         self.c_fc = nn.Linear(hidden, inner)
         self.c_proj = nn.Linear(inner, hidden)
+        self.act = ACTIVATIONS[config.get("activation_function", "gelu_new")]
 
     def forward(self, x):
-        return self.c_proj(gelu_new(self.c_fc(x)))
+        return self.c_proj(self.act(self.c_fc(x)))
 
 
 class Block(nn.Module):

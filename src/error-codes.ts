@@ -145,7 +145,9 @@ export const ERROR_CODES = {
   E_METHOD_INPUT: input("a KV method got a cache or statistics not from this model's prefill"),
   E_METHOD_KIND: input("an unknown compression method kind"),
   E_METHOD_PARAM: input("a method parameter is invalid for this model or run"),
-  E_MODEL_ACTIVATION: input("the checkpoint's activation function is not supported"),
+  E_MODEL_ACTIVATION: input(
+    "the checkpoint's activation_function is not one of the transformers ACT2FN names spg implements",
+  ),
   E_NON_FINITE: input("a value to be written as JSON is NaN, Infinity or undefined"),
   E_NON_JSON: input("a value to be written as JSON is not plain JSON data"),
   E_NO_GPU: input("--device cuda but no NVIDIA GPU is present"),

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { stringify } from "yaml";
+import { gpt2VocabularyProblem, vocabularySize } from "../data/tokenizer.js";
 import { SpgError } from "../errors.js";
 import { isMethodKind, methods } from "../kv/methods/index.js";
 import type { ParamProblem } from "../kv/methods/types.js";
@@ -545,6 +546,15 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
   const problems: ConfigProblem[] = [];
   const tokens =
     config.dataset.contextTokens + Math.max(config.dataset.continuationTokens, config.generation.tokens);
+  // The dataset is drawn as GPT-2 text (data/draw.ts): every id the tokenizer can produce must be a row of wte.
+  const vocabularyProblem = gpt2VocabularyProblem(model.vocabSize);
+  if (vocabularyProblem !== undefined) {
+    problems.push({
+      pointer: "/dataset",
+      message: vocabularyProblem,
+      fix: `prove needs a GPT-Neo checkpoint with the GPT-2 vocabulary (vocab_size >= ${vocabularySize}); other vocabularies run with spg model forward --ids`,
+    });
+  }
   if (tokens > model.maxPositions) {
     problems.push({
       pointer: "/dataset/contextTokens",

@@ -19,3 +19,12 @@ export function encode(text: string): number[] {
 export function decode(ids: Iterable<number>): string {
   return gpt2.decode(ids);
 }
+
+/**
+ * Why a model of `modelVocabSize` rows cannot read GPT-2 token ids, or undefined when it can
+ * (vocabularies padded past GPT-2's, as some checkpoints are, can).
+ */
+export function gpt2VocabularyProblem(modelVocabSize: number): string | undefined {
+  if (modelVocabSize >= vocabularySize) return undefined;
+  return `the model's vocab_size ${modelVocabSize} is smaller than the GPT-2 tokenizer's ${vocabularySize} ids the dataset is tokenized with`;
+}

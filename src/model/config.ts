@@ -6,13 +6,32 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpgError } from "../errors.js";
+import { checkActivation } from "./activations.js";
 import type { GptNeoConfig } from "./types.js";
 
 export const CONFIG_FILE = "config.json";
 export const GPT_NEO_ARCHITECTURE = "GPTNeoForCausalLM";
 export const GPT_NEO_MODEL_TYPE = "gpt_neo";
-/** Activations the runtime implements (transformers' ACT2FN names). */
-export const SUPPORTED_ACTIVATIONS: readonly string[] = ["gelu_new"];
+
+/**
+ * transformers' GPTNeoConfig.__init__ defaults (configuration_gpt_neo.py, v4.36): a config.json
+ * key that is absent means this value there, so it means the same here. save_pretrained writes
+ * every one of these keys; hand-written configs may leave some out.
+ */
+export const GPT_NEO_CONFIG_DEFAULTS: Readonly<Record<string, unknown>> = {
+  vocab_size: 50257,
+  max_position_embeddings: 2048,
+  hidden_size: 2048,
+  num_layers: 24,
+  attention_types: [[["global", "local"], 12]],
+  num_heads: 16,
+  intermediate_size: null,
+  window_size: 256,
+  activation_function: "gelu_new",
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 50256,
+  eos_token_id: 50256,
+};
 
 type AttentionKind = "global" | "local";
 
@@ -75,12 +94,19 @@ export function readGptNeoConfig(dir: string): GptNeoConfig {
 }
 
 /** Validate a parsed config.json object (`file` is only used in error messages). */
-export function parseGptNeoConfig(json: Record<string, unknown>, file: string): GptNeoConfig {
+export function parseGptNeoConfig(stored: Record<string, unknown>, file: string): GptNeoConfig {
+  // fromEntries defines own properties: a stored "__proto__" key cannot change the prototype.
+  const json: Record<string, unknown> = Object.fromEntries([
+    ...Object.entries(GPT_NEO_CONFIG_DEFAULTS),
+    ...Object.entries(stored).filter(([, value]) => value !== undefined),
+  ]);
   const architectures = json.architectures;
+  // GPTNeoForCausalLM.from_pretrained loads a gpt_neo config without `architectures`; one that
+  // names other heads only (GPTNeoModel, ...) comes from a checkpoint without the LM layout.
   if (
     json.model_type !== GPT_NEO_MODEL_TYPE ||
-    !Array.isArray(architectures) ||
-    !architectures.includes(GPT_NEO_ARCHITECTURE)
+    (architectures !== undefined &&
+      (!Array.isArray(architectures) || !architectures.includes(GPT_NEO_ARCHITECTURE)))
   ) {
     throw new SpgError(
       "E_CHECKPOINT_ARCH",
@@ -123,13 +149,13 @@ export function parseGptNeoConfig(json: Record<string, unknown>, file: string): 
       {
         file,
         field: "num_heads",
-        fix: "num_heads must divide hidden_size (head_dim = hidden_size / num_heads)",
+        fix: "num_heads must divide hidden_size (head_dim = hidden_size / num_heads); transformers rejects this config too",
       },
     );
   }
 
   let intermediateSize: number;
-  if (json.intermediate_size === null || json.intermediate_size === undefined) {
+  if (json.intermediate_size === null) {
     // transformers: inner_dim = config.intermediate_size if not None else 4 * hidden_size
     intermediateSize = 4 * hiddenSize;
   } else {
@@ -148,6 +174,8 @@ export function parseGptNeoConfig(json: Record<string, unknown>, file: string): 
       },
     );
   }
+  // transformers' PretrainedConfig sets a stored attention_layers after expanding attention_types,
+  // so the stored list is what the model runs: it must agree with the expansion we use.
   if (json.attention_layers !== undefined) {
     const stated = json.attention_layers;
     if (
@@ -168,10 +196,10 @@ export function parseGptNeoConfig(json: Record<string, unknown>, file: string): 
   }
 
   const epsilon = json.layer_norm_epsilon;
-  if (typeof epsilon !== "number" || !Number.isFinite(epsilon) || epsilon <= 0) {
+  if (typeof epsilon !== "number" || !Number.isFinite(epsilon) || epsilon < 0) {
     throw new SpgError(
       "E_CONFIG_INVALID",
-      `layer_norm_epsilon must be a positive number, got ${JSON.stringify(epsilon)}`,
+      `layer_norm_epsilon must be a non-negative number, got ${JSON.stringify(epsilon)}`,
       {
         file,
         field: "layer_norm_epsilon",
@@ -180,18 +208,7 @@ export function parseGptNeoConfig(json: Record<string, unknown>, file: string): 
     );
   }
 
-  const activation = json.activation_function;
-  if (typeof activation !== "string" || !SUPPORTED_ACTIVATIONS.includes(activation)) {
-    throw new SpgError(
-      "E_CONFIG_UNSUPPORTED",
-      `activation_function ${JSON.stringify(activation)} is not supported; the runtime implements ${SUPPORTED_ACTIVATIONS.join(", ")}`,
-      {
-        file,
-        field: "activation_function",
-        fix: 'use a checkpoint trained with activation_function "gelu_new" (every EleutherAI GPT-Neo is)',
-      },
-    );
-  }
+  const activation = checkActivation(json.activation_function, file);
 
   if (json.tie_word_embeddings === false) {
     throw new SpgError(
@@ -205,17 +222,19 @@ export function parseGptNeoConfig(json: Record<string, unknown>, file: string): 
     );
   }
 
+  // transformers does not check bos/eos against vocab_size (its defaults, 50256, exceed small
+  // vocabularies): an id the model cannot emit is recorded as absent, since nothing can match it.
   const optionalTokenId = (field: string): number | undefined => {
     const value = json[field];
     if (value === undefined || value === null) return undefined;
-    if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) >= vocabSize) {
-      throw new SpgError("E_CONFIG_INVALID", `${field} must be a token id below vocab_size ${vocabSize}`, {
+    if (!Number.isSafeInteger(value) || (value as number) < 0) {
+      throw new SpgError("E_CONFIG_INVALID", `${field} must be a non-negative integer token id`, {
         file,
         field,
         fix: `set ${field} to a valid token id or remove it`,
       });
     }
-    return value as number;
+    return (value as number) < vocabSize ? (value as number) : undefined;
   };
 
   return {

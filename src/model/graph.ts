@@ -8,7 +8,7 @@
  *
  * Semantics follow Hugging Face's modeling_gpt_neo.py (see test/fixtures/gpt-neo-hf):
  * no 1/sqrt(head_dim) scaling, q/k/v without bias, out_proj with bias, pre-LayerNorm
- * blocks, gelu_new MLP, logits = ln_f(h) @ wte^T (tied head: the file stores wte once).
+ * blocks, MLP with the config's ACT2FN activation (activations.ts), logits = ln_f(h) @ wte^T (tied head: the file stores wte once).
  *
  * Hybrid sparse attention is an input of the one graph (sparse_top_k = k, fed per call): with
  * k > 0, after the bias is added each query row keeps only the scores >= its k-th largest
@@ -20,6 +20,7 @@
 import { endianness } from "node:os";
 import { SpgError } from "../errors.js";
 import { MASKED_ATTENTION_BIAS } from "../kv/layout.js";
+import { type ActivationOps, applyActivation, checkActivation } from "./activations.js";
 import { expectedWeightShapes } from "./checkpoint.js";
 import {
   encodeModel,
@@ -205,8 +206,6 @@ export function validateGraphOptions(options: GraphOptions): void {
   }
 }
 
-const SUPPORTED_ACTIVATIONS = ["gelu_new", "gelu"];
-
 /** Small helper that names every intermediate value uniquely and collects nodes and initializers. */
 export class OnnxGraphWriter {
   /** Nodes of the graph being written (a subgraph's while `subgraph` builds one). */
@@ -319,13 +318,7 @@ export function gptNeoModelProto(
 ): OnnxModel {
   validateGraphOptions(options);
   const config = checkpoint.config;
-  if (!SUPPORTED_ACTIVATIONS.includes(config.activation)) {
-    throw new SpgError("E_MODEL_ACTIVATION", `activation_function ${config.activation} is not supported`, {
-      file: checkpoint.dir,
-      field: "activation_function",
-      fix: `use a GPT-Neo checkpoint whose activation_function is one of ${SUPPORTED_ACTIVATIONS.join(", ")}`,
-    });
-  }
+  checkActivation(config.activation, checkpoint.dir);
   const { numHeads: heads, headDim, hiddenSize: hidden, numLayers } = config;
   const g = new OnnxGraphWriter();
   const weightNames = graphWeightNames(config);
@@ -377,24 +370,20 @@ export function gptNeoModelProto(
   const splitHeads = (x2d: string, output?: string) =>
     g.op("Transpose", [g.op("Reshape", [x2d, headShape])], [attrInts("perm", [0, 2, 1, 3])], output);
 
-  const half = g.floatScalar("half", 0.5);
-  const one = g.floatScalar("one", 1);
-  const exactGelu = config.activation === "gelu";
-  const geluCubic = exactGelu ? "" : g.floatScalar("gelu_cubic", 0.044715);
-  const geluScale = exactGelu ? "" : g.floatScalar("gelu_scale", Math.sqrt(2 / Math.PI));
-  const invSqrt2 = exactGelu ? g.floatScalar("inv_sqrt2", Math.SQRT1_2) : "";
-  const activation = (x: string) => {
-    if (exactGelu) {
-      // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
-      const erf = g.op("Erf", [g.op("Mul", [x, invSqrt2])]);
-      return g.op("Mul", [g.op("Mul", [x, half]), g.op("Add", [erf, one])]);
-    }
-    // gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-    const cube = g.op("Mul", [g.op("Mul", [x, x]), x]);
-    const inner = g.op("Add", [x, g.op("Mul", [cube, geluCubic])]);
-    const tanh = g.op("Tanh", [g.op("Mul", [inner, geluScale])]);
-    return g.op("Mul", [g.op("Mul", [x, half]), g.op("Add", [tanh, one])]);
+  // One initializer per distinct constant, shared by every layer's MLP.
+  const activationConstants = new Map<number, string>();
+  const activationOps: ActivationOps = {
+    op: (opType, inputs, attributes) => g.op(opType, inputs, attributes),
+    constant: (value) => {
+      let name = activationConstants.get(value);
+      if (name === undefined) {
+        name = g.floatScalar("activation_constant", value);
+        activationConstants.set(value, name);
+      }
+      return name;
+    },
   };
+  const activation = (x: string) => applyActivation(config.activation, activationOps, x, checkpoint.dir);
 
   const topK = graphNames.sparseTopK;
   const oneIndex = g.int64Const("one_index", [1]);

@@ -348,6 +348,11 @@ test("checks against the model: positions, reserved heads, per-layer budgets", (
   );
   assert.match(tooLong.message, /exceeds the model's 2048 positions/);
   assert.match(tooLong.fix ?? "", /at most 1984/);
+  // The dataset is GPT-2 text: a model with fewer rows than the tokenizer's ids cannot read it.
+  const smallVocab = spgError(() => checkConfigAgainstModel(resolveConfig(), { ...model, vocabSize: 37 }));
+  assert.equal(smallVocab.code, "E_CONFIG_INVALID");
+  assert.match(smallVocab.message, /vocab_size 37 is smaller than the GPT-2 tokenizer's 50257 ids/);
+  checkConfigAgainstModel(resolveConfig(), { ...model, vocabSize: 50304 }); // padded vocabularies are fine
   const file = writeConfig(
     "heads.yaml",
     "extends: default\nmethods:\n  - name: spg\n    params: { stage1: { layerKeepRatios: [0.5, 0.5] }, stage2: { reservedHeads: 5 } }\n",

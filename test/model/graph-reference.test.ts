@@ -248,7 +248,7 @@ for (const name of ["A", "B"] as const) {
       } finally {
         await erfRuntime.close();
       }
-      const unknown = { ...checkpoint, config: { ...checkpoint.config, activation: "relu6" } };
+      const unknown = { ...checkpoint, config: { ...checkpoint.config, activation: "gelu_fancy" } };
       await assert.rejects(loadRuntime(unknown, { device: "cpu", ...options }), {
         code: "E_MODEL_ACTIVATION",
       });

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { SUPPORTED_ACTIVATIONS } from "../../src/model/activations.js";
 import { expandAttentionTypes, readGptNeoConfig } from "../../src/model/config.js";
+import { spgError } from "../helpers/spg-error.js";
 import { fixtureDir, makeTempDir, removeDir, spgCode } from "./reader-helpers.js";
 
 const tempDir = makeTempDir();
@@ -77,22 +79,57 @@ test("E_CHECKPOINT_ARCH: another architecture or model_type", () => {
   assert.throws(() => readModified({ architectures: ["GPT2LMHeadModel"] }), spgCode("E_CHECKPOINT_ARCH"));
   assert.throws(() => readModified({ architectures: ["GPTNeoModel"] }), spgCode("E_CHECKPOINT_ARCH"));
   assert.throws(() => readModified({ model_type: "gpt2" }), spgCode("E_CHECKPOINT_ARCH"));
-  assert.throws(() => readModified({ architectures: undefined }), spgCode("E_CHECKPOINT_ARCH"));
+  assert.throws(() => readModified({ model_type: undefined }), spgCode("E_CHECKPOINT_ARCH"));
 });
 
-test("E_CONFIG_INVALID: inconsistent or missing fields", () => {
+test("absent keys take transformers' GPTNeoConfig defaults, as from_pretrained reads them", () => {
+  // configuration_gpt_neo.py: window_size=256, activation_function="gelu_new", layer_norm_epsilon=1e-5.
+  readModified({
+    architectures: undefined, // GPTNeoForCausalLM.from_pretrained does not need it
+    window_size: undefined,
+    activation_function: undefined,
+    layer_norm_epsilon: undefined,
+  });
+  const config = readGptNeoConfig(tempDir);
+  assert.equal(config.windowSize, 256);
+  assert.equal(config.activation, "gelu_new");
+  assert.equal(config.layerNormEpsilon, 1e-5);
+  // Default attention_types (12 x global/local) gives 24 layers: with num_layers 4 transformers raises, so do we.
+  assert.throws(
+    () => readModified({ attention_types: undefined, attention_layers: undefined }),
+    spgCode("E_CONFIG_INVALID"),
+  );
+});
+
+test("bos/eos ids outside the vocabulary (transformers' default 50256 on a small vocab) read as absent", () => {
+  readModified({ bos_token_id: 50256, eos_token_id: 512 });
+  const config = readGptNeoConfig(tempDir);
+  assert.equal(config.bosTokenId, undefined);
+  assert.equal(config.eosTokenId, undefined);
+});
+
+test("all-global, all-local and window_size beyond max_position_embeddings are accepted; epsilon may be 0", () => {
+  readModified({ attention_types: [[["global"], 4]], attention_layers: undefined });
+  assert.deepEqual(readGptNeoConfig(tempDir).attentionLayers, ["global", "global", "global", "global"]);
+  readModified({ attention_types: [[["local"], 4]], attention_layers: undefined, window_size: 1000 });
+  assert.deepEqual(readGptNeoConfig(tempDir).attentionLayers, ["local", "local", "local", "local"]);
+  readModified({ layer_norm_epsilon: 0 });
+  assert.equal(readGptNeoConfig(tempDir).layerNormEpsilon, 0);
+});
+
+test("E_CONFIG_INVALID: inconsistent or malformed fields", () => {
   for (const changes of [
     { attention_types: [[["global", "local"], 1]] }, // 2 layers for num_layers 4
     { attention_layers: ["local", "local", "global", "local"] }, // disagrees with attention_types
-    { attention_types: undefined },
+    { attention_layers: ["global", "local", "global"] }, // shorter than num_layers
+    { attention_types: [[["global", "dense"], 2]], attention_layers: undefined },
     { num_heads: 5 }, // 32 % 5 != 0
     { hidden_size: 0 },
-    { window_size: undefined },
     { vocab_size: 12.5 },
     { max_position_embeddings: "64" },
     { layer_norm_epsilon: -1 },
     { intermediate_size: 0 },
-    { bos_token_id: 512 }, // outside vocab
+    { bos_token_id: -1 },
   ]) {
     assert.throws(() => readModified(changes), spgCode("E_CONFIG_INVALID"), JSON.stringify(changes));
   }
@@ -100,9 +137,21 @@ test("E_CONFIG_INVALID: inconsistent or missing fields", () => {
   assert.throws(() => readGptNeoConfig(tempDir), spgCode("E_CONFIG_INVALID"));
 });
 
-test("E_CONFIG_UNSUPPORTED: activation other than gelu_new, untied head", () => {
-  assert.throws(() => readModified({ activation_function: "gelu" }), spgCode("E_CONFIG_UNSUPPORTED"));
-  assert.throws(() => readModified({ activation_function: undefined }), spgCode("E_CONFIG_UNSUPPORTED"));
+test("every ACT2FN activation is accepted; others fail E_MODEL_ACTIVATION naming the field and the list", () => {
+  for (const name of SUPPORTED_ACTIVATIONS) {
+    readModified({ activation_function: name });
+    assert.equal(readGptNeoConfig(tempDir).activation, name);
+  }
+  for (const name of ["gelu_fancy", "", 3, null, "__proto__", "toString"]) {
+    const error = spgError(() => readModified({ activation_function: name }));
+    assert.equal(error.code, "E_MODEL_ACTIVATION", JSON.stringify(name));
+    assert.equal(error.field, "activation_function");
+    assert.equal(error.file, join(tempDir, "config.json"));
+    assert.match(error.message, /gelu_new, gelu_python, gelu_pytorch_tanh/);
+  }
+});
+
+test("E_CONFIG_UNSUPPORTED: untied head", () => {
   assert.throws(() => readModified({ tie_word_embeddings: false }), spgCode("E_CONFIG_UNSUPPORTED"));
 });
 

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { loadBrownSplit, loadBrownSplitNamed } from "../../data/brown.js";
 import { isLocalSource, loadLocalSplit } from "../../data/sources.js";
+import { gpt2VocabularyProblem } from "../../data/tokenizer.js";
 import type { DatasetSplit } from "../../data/types.js";
 import { SpgError } from "../../errors.js";
 import { evaluatePerplexity } from "../../measure/perplexity.js";
@@ -62,6 +63,14 @@ Defaults: the bundled model on the Brown eval split.`;
       flags["text-field"],
     );
     const checkpoint = await readCheckpoint(dir);
+    const vocabularyProblem = gpt2VocabularyProblem(checkpoint.config.vocabSize);
+    if (vocabularyProblem !== undefined) {
+      throw new SpgError("E_TOKEN_RANGE", vocabularyProblem, {
+        file: dir,
+        field: "vocab_size",
+        fix: "evaluate a GPT-Neo checkpoint with the GPT-2 vocabulary; other vocabularies run with spg model forward --ids",
+      });
+    }
     const windowTokens = flags.window ?? checkpoint.config.maxPositions;
     const runtime = await loadRuntime(checkpoint, {
       device: flags.device as "cpu" | "cuda" | "webgpu",

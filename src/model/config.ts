@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SpgError } from "../errors.js";
+import { configsDir } from "../paths.js";
 import { checkActivation } from "./activations.js";
 import type { GptNeoConfig } from "./types.js";
 
@@ -13,25 +14,20 @@ export const CONFIG_FILE = "config.json";
 export const GPT_NEO_ARCHITECTURE = "GPTNeoForCausalLM";
 export const GPT_NEO_MODEL_TYPE = "gpt_neo";
 
-/**
- * transformers' GPTNeoConfig.__init__ defaults (configuration_gpt_neo.py, v4.36): a config.json
- * key that is absent means this value there, so it means the same here. save_pretrained writes
- * every one of these keys; hand-written configs may leave some out.
- */
-export const GPT_NEO_CONFIG_DEFAULTS: Readonly<Record<string, unknown>> = {
-  vocab_size: 50257,
-  max_position_embeddings: 2048,
-  hidden_size: 2048,
-  num_layers: 24,
-  attention_types: [[["global", "local"], 12]],
-  num_heads: 16,
-  intermediate_size: null,
-  window_size: 256,
-  activation_function: "gelu_new",
-  layer_norm_epsilon: 1e-5,
-  bos_token_id: 50256,
-  eos_token_id: 50256,
-};
+/** configs/model/gpt-neo-defaults.json: transformers' GPTNeoConfig defaults for keys a config.json leaves out. */
+export const GPT_NEO_DEFAULTS_FILE = join("model", "gpt-neo-defaults.json");
+
+let cachedDefaults: Readonly<Record<string, unknown>> | undefined;
+
+/** transformers' GPTNeoConfig.__init__ defaults, read once from configs/ (never typed into code). */
+export function gptNeoConfigDefaults(): Readonly<Record<string, unknown>> {
+  if (cachedDefaults === undefined) {
+    const path = join(configsDir(), GPT_NEO_DEFAULTS_FILE);
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    cachedDefaults = Object.fromEntries(Object.entries(parsed).filter(([key]) => key !== "$comment"));
+  }
+  return cachedDefaults;
+}
 
 type AttentionKind = "global" | "local";
 
@@ -97,7 +93,7 @@ export function readGptNeoConfig(dir: string): GptNeoConfig {
 export function parseGptNeoConfig(stored: Record<string, unknown>, file: string): GptNeoConfig {
   // fromEntries defines own properties: a stored "__proto__" key cannot change the prototype.
   const json: Record<string, unknown> = Object.fromEntries([
-    ...Object.entries(GPT_NEO_CONFIG_DEFAULTS),
+    ...Object.entries(gptNeoConfigDefaults()),
     ...Object.entries(stored).filter(([, value]) => value !== undefined),
   ]);
   const architectures = json.architectures;

@@ -71,20 +71,25 @@ function requiredBranches(
 }
 
 /**
- * The quicker test of a requiredBranches schema: an object that lacks a required property of
- * every branch but one can match that one only, so that branch alone decides a pass, without
- * trying (and collecting the errors of) the others. A missing property is what ajv's
- * `required` tests: the value at that key is undefined.
+ * The quicker test of a requiredBranches schema: a value that lacks a property only one branch
+ * requires cannot match that branch (ajv's `required` fails where the value at the key is
+ * undefined). When that leaves one branch, its validator alone decides a pass: the others are
+ * ruled out without being tried (and without collecting their errors). One such property per
+ * branch is looked at; any doubt (two branches left, none, a failure) is the full validator's.
  */
 function oneOfByRequired(
   schema: Record<string, unknown>,
   branchValidator: (ref: string) => ValidateFunction | undefined,
 ): ((value: unknown) => boolean) | undefined {
-  const branches: { required: string[]; validate: ValidateFunction }[] = [];
-  for (const { ref, required } of requiredBranches(schema) ?? []) {
+  const declared = requiredBranches(schema) ?? [];
+  const branches: { key: string; validate: ValidateFunction }[] = [];
+  for (const { ref, required } of declared) {
+    const key = required.find((name) =>
+      declared.every((other) => other.ref === ref || !other.required.includes(name)),
+    );
     const validate = branchValidator(ref);
-    if (validate === undefined) return undefined;
-    branches.push({ required, validate });
+    if (key === undefined || validate === undefined) return undefined;
+    branches.push({ key, validate });
   }
   if (branches.length === 0) return undefined;
   return (value) => {
@@ -92,14 +97,7 @@ function oneOfByRequired(
     const fields = value as Record<string, unknown>;
     let only: ValidateFunction | undefined;
     for (const branch of branches) {
-      let possible = true;
-      for (const key of branch.required) {
-        if (fields[key] === undefined) {
-          possible = false;
-          break;
-        }
-      }
-      if (!possible) continue;
+      if (fields[branch.key] === undefined) continue;
       if (only !== undefined) return false;
       only = branch.validate;
     }

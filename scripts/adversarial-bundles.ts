@@ -1,9 +1,11 @@
 /**
  * An adversarial corpus: hostile bundles derived from any valid one, one case or more per
  * class of attack `spg verify` must refuse (signature malleation, lenient parsing, zip
- * tricks, work on failed-integrity input, resource exhaustion, forged output). Entry edits
- * are re-hashed and re-signed with a key the adversary made (a producer holding a key):
- * only the verifier's own rules can catch them. Shared by the tests and by
+ * tricks, work on failed-integrity input, resource exhaustion, forged output, a dishonest
+ * producer's lies). Entry edits are re-hashed and re-signed with a key the adversary made (a
+ * producer holding a key): only the verifier's own rules can catch them. A dishonest
+ * producer's lie also makes summary.json and report.md again from the edited records, so no
+ * arithmetic check catches it, only the rule the case names. Shared by the tests and by
  * `npm run bench -- verify --adversarial` (scripts/ never imports from test/).
  *
  * `scale` sizes the resource cases: 1 for tests (small, fast), larger for the benchmark,
@@ -11,17 +13,21 @@
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
 import zlib from "node:zlib";
-import { canonicalJson } from "../src/bundle/canonical.js";
+import { canonicalJson, canonicalJsonl, parseJsonl } from "../src/bundle/canonical.js";
 import { keyIdOf } from "../src/bundle/keys.js";
 import { sha256Hex } from "../src/bundle/manifest.js";
 import { manifestSignedMessage } from "../src/bundle/sign.js";
+import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../src/bundle/types.js";
+import type { RunConfig } from "../src/config/types.js";
+import { renderReportMarkdown } from "../src/measure/report-md.js";
+import { summarize } from "../src/measure/summary.js";
 import { buildRawZip, extraField, type RawZipEntry, type RawZipOptions } from "./raw-zip.js";
 
 export interface AdversarialCase {
   /** Short unique name. */
   name: string;
   /** The class of attack (the issue's list): what the case is an instance of. */
-  kind: "signature" | "parsing" | "zip" | "integrity-first" | "resources" | "output";
+  kind: "signature" | "parsing" | "zip" | "integrity-first" | "resources" | "output" | "dishonest";
   /** The check and code verify must refuse it with, and the exit status. */
   check: string;
   code: string;
@@ -86,6 +92,35 @@ export function zipOf(
   return buildRawZip(list, options);
 }
 
+/** A run's parsed files, as a dishonest producer edits them. */
+export interface RunParts {
+  config: RunConfig;
+  environment: EnvironmentFile;
+  records: SampleRecord[];
+  fingerprints: FingerprintLine[];
+}
+
+/**
+ * The run's files edited by `change`, with summary.json and report.md made again from them
+ * exactly as prove makes them: the lie is arithmetically consistent.
+ */
+export function remadeRun(entries: Entries, change: (parts: RunParts) => void): void {
+  const parts: RunParts = {
+    config: jsonOf(entries, "config.json") as unknown as RunConfig,
+    environment: jsonOf(entries, "environment.json") as unknown as EnvironmentFile,
+    records: parseJsonl(entries.get("records.jsonl")!) as unknown as SampleRecord[],
+    fingerprints: parseJsonl(entries.get("fingerprints.jsonl")!) as unknown as FingerprintLine[],
+  };
+  change(parts);
+  const summary = summarize(parts.records, parts.config);
+  entries.set("config.json", canonicalJson(parts.config));
+  entries.set("environment.json", canonicalJson(parts.environment));
+  entries.set("records.jsonl", canonicalJsonl(parts.records));
+  entries.set("fingerprints.jsonl", canonicalJsonl(parts.fingerprints));
+  entries.set("summary.json", canonicalJson(summary));
+  entries.set("report.md", Buffer.from(renderReportMarkdown(parts.config, summary, parts.environment)));
+}
+
 function copy(entries: Entries): Entries {
   return new Map([...entries].map(([name, bytes]) => [name, Buffer.from(bytes)]));
 }
@@ -132,8 +167,65 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
       change(value);
       entries.set(name, canonicalJson(value));
     });
+  const lie = (change: (parts: RunParts) => void): Buffer => edited((entries) => remadeRun(entries, change));
   const MiB = 1024 * 1024;
   const cases: AdversarialCase[] = [
+    {
+      name: "disagreeing-generation-tokens-dropped",
+      kind: "dishonest",
+      check: "consistency",
+      code: "E_CONSISTENCY_GENERATION",
+      exitCode: 5,
+      build: () =>
+        lie(({ records }) => {
+          // Compare only the tokens that agree: generation agreement 100%, the counts coherent.
+          for (const { generation } of records) {
+            if (generation.matches === generation.compared || generation.matches === 0) continue;
+            generation.compared = generation.matches;
+            generation.firstDivergence = null;
+            delete generation.baselineTokens;
+            delete generation.tokens;
+          }
+        }),
+    },
+    {
+      name: "samples-reordered",
+      kind: "dishonest",
+      check: "protocol",
+      code: "E_PROTOCOL_SAMPLE_INDEX",
+      exitCode: 5,
+      build: () =>
+        lie(({ records }) => {
+          // The bootstrap resamples positions in sampleIndex order: another order, another interval.
+          for (const record of records) {
+            if (record.sampleIndex <= 1) record.sampleIndex = 1 - record.sampleIndex;
+          }
+        }),
+    },
+    {
+      name: "model-files-not-the-hashed-model",
+      kind: "dishonest",
+      check: "protocol",
+      code: "E_PROTOCOL_MODEL_HASH",
+      exitCode: 5,
+      build: () =>
+        lie(({ environment }) => {
+          // The files a reviewer would compare are one model's; the hash replay matches, another's.
+          environment.model.sha256 = sha256Hex(Buffer.from("another model"));
+        }),
+    },
+    {
+      name: "point-estimate-as-bound",
+      kind: "dishonest",
+      check: "policy",
+      code: "E_POLICY_CONFIDENCE",
+      exitCode: 6,
+      build: () =>
+        lie(({ config }) => {
+          // A 1% interval: a claim judged on its bound is judged on the point.
+          config.bootstrap.confidence = 0.01;
+        }),
+    },
     {
       name: "malleated-signature",
       kind: "signature",

@@ -1,10 +1,11 @@
 /**
- * `node dist/scripts/measure_replay_tolerance.js BUNDLE... [--threads 1,2] [--prefill-chunk N]`
+ * `node dist/scripts/measure_replay_tolerance.js BUNDLE... [--threads 1,2] [--prefill-chunk N] [--samples N]`
  *
  * What the verify policy's replay tolerances (configs/verify/policy.yaml) are set from: every
  * sample of each bundle is replayed on the bundled model at each onnxruntime intra-op thread
  * count, with tolerances of zero, and the largest difference of any record from the stored
- * one is printed (NLL and KL per scored token, agreement as a fraction of tokens), with the
+ * one is printed (NLL, KL and a weights method's logit cosine per scored token, agreement as a
+ * fraction of tokens; `--samples N`: N samples chosen by seed 0 rather than all), with the
  * bytes and fingerprints that must be equal. Run on committed bundles measured on this machine.
  * `--prefill-chunk N` replays with the prefill in passes of N rows (kv.prefillChunkTokens)
  * against records proved in one pass: how far chunking moves the numbers, beside the same
@@ -22,7 +23,11 @@ import { checkReplay, replayCheckpoint, storedLinesIn } from "../src/verify/chec
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { threads: { type: "string", default: "1,2" }, "prefill-chunk": { type: "string" } },
+    options: {
+      threads: { type: "string", default: "1,2" },
+      "prefill-chunk": { type: "string" },
+      samples: { type: "string" },
+    },
   });
   const threads = values.threads.split(",").map(Number);
   const checkpoint = await replayCheckpoint(undefined);
@@ -48,9 +53,9 @@ async function main(): Promise<void> {
           evaluation: draw.evaluation,
           checkpoint,
           modelNamed: false,
-          tolerances: { nllPerToken: 0, klPerToken: 0, agreementFraction: 0 },
+          tolerances: { nllPerToken: 0, klPerToken: 0, agreementFraction: 0, logitCosinePerToken: 0 },
         },
-        { samples: "all", seed: "0", intraOpThreads },
+        { samples: values.samples === undefined ? "all" : Number(values.samples), seed: "0", intraOpThreads },
       );
       const summary = findings[findings.length - 1];
       const bytesOrFingerprints = findings.filter(

@@ -80,6 +80,18 @@ export function phasesOf(training: TrainingInfo): Phase[] {
   }));
 }
 
+/** What a phase's loss scored, from its recorded command line (`--output-vocab`, `--sampled-negatives`). */
+export function outputVocabularyOf(command: string): string {
+  const mode = /--output-vocab[ =](\S+)/.exec(command)?.[1] ?? "all";
+  if (mode === "seen")
+    return "every seen id (the exact full-vocabulary cross-entropy, `--output-vocab seen`)";
+  if (mode === "sampled") {
+    const negatives = /--sampled-negatives[ =](\d+)/.exec(command)?.[1] ?? "the default number of";
+    return `sampled softmax: the batch's target ids plus ${negatives} draws from the seen ids' unigram^0.75, left-out mass estimated (\`--output-vocab sampled\`; the logged loss is still the exact cross-entropy of the logged batch)`;
+  }
+  return "all ids (exact)";
+}
+
 const notMeasured =
   "_not measured yet_ (run `node dist/scripts/measure_bundled_model.js`, then this script again)";
 
@@ -214,7 +226,7 @@ function main(): void {
       : []),
     ...(training.output_vocabulary
       ? [
-          `| output vocabulary | the loss scored the ${training.output_vocabulary.seen_ids} ids that occur in the train split; the ${training.output_vocabulary.unseen_ids_held_at_zero} ids that never occur keep all-zero embedding rows, so their logit is always 0 (the loss is still the exact full-vocabulary cross-entropy: \`--output-vocab seen\`) |`,
+          `| output vocabulary | the ${training.output_vocabulary.unseen_ids_held_at_zero} ids that never occur in the train split keep all-zero embedding rows, so their logit is always 0; the loss scored the ${training.output_vocabulary.seen_ids} ids that occur. By phase: ${phases.map((phase, index) => `${index + 1}: ${outputVocabularyOf(phase.command)}`).join("; ")} |`,
         ]
       : []),
     `| steps done | ${training.steps} (schedule length ${training.max_steps}; stopped by: ${training.stop_reason}) |`,
@@ -234,7 +246,7 @@ function main(): void {
     "Training ran on 2 shared CPU cores; each phase's schedule is fixed by its arguments (a wall-clock",
     "`--deadline-utc` only guards against overrunning), so the same commands give the same weights.",
     "",
-    "### Loss curve (training loss, nats/token, mean over each logging interval)",
+    "### Loss curve (training loss, nats/token, mean over each logging interval; in a sampled-softmax phase, the exact loss of the interval's last batch)",
     "",
     "| step | tokens seen | loss | lr | elapsed s (in its phase) |",
     "|---|---|---|---|---|",

@@ -12,6 +12,7 @@ import { loadBrownSplitNamed } from "../src/data/brown.js";
 import { drawSamples } from "../src/data/sampling.js";
 import { encode } from "../src/data/tokenizer.js";
 import type { Sample } from "../src/data/types.js";
+import { checkpointSha256 } from "../src/model/checkpoint.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../src/model/executed.js";
 import type { GptNeoConfig } from "../src/model/types.js";
 import { sha256Hex } from "../src/numeric/sha256.js";
@@ -209,6 +210,10 @@ export function fixtureParts(
   const draw = fixtureDraw(config);
   const evaluation = draw.evaluation.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash }));
   const calibration = draw.calibration.map(({ sampleId, tokenHash }) => ({ sampleId, tokenHash }));
+  const modelFiles = [
+    { name: "config.json", sha256: sha256Text("config"), bytes: 100 },
+    { name: "model.safetensors", sha256: sha256Text("weights"), bytes: 1000 },
+  ];
   const environment: EnvironmentFile = {
     os: { platform: "linux", distro: "Fixture", release: "1", arch: "x64" },
     cpu: { manufacturer: "Fixture", brand: "CPU", cores: 2, physicalCores: 2 },
@@ -228,11 +233,8 @@ export function fixtureParts(
     },
     model: {
       path: "models/gpt-neo-brown",
-      sha256: sha256Text("model"),
-      files: [
-        { name: "config.json", sha256: sha256Text("config"), bytes: 100 },
-        { name: "model.safetensors", sha256: sha256Text("weights"), bytes: 1000 },
-      ],
+      sha256: checkpointSha256(modelFiles),
+      files: modelFiles,
       layers,
       heads: HEADS,
       hiddenSize: HIDDEN,

@@ -369,7 +369,7 @@ def build_config(args):
 TRAINING_FLAGS = ("data_dir", "run_dir", "out", "seed", "threads", "vocab_size", "hidden_size", "num_layers",
                   "num_heads", "intermediate_size", "window_size", "max_positions", "attention_types",
                   "tokens_per_step", "seq_lengths", "max_steps", "schedule_start", "lr", "min_lr_ratio",
-                  "init_weights", "output_vocab",
+                  "init_weights", "output_vocab", "sampled_negatives",
                   "warmup_steps", "weight_decay", "grad_clip", "log_every", "checkpoint_every", "init_from",
                   "stop_at_step", "deadline_utc")
 
@@ -484,6 +484,50 @@ class SeenVocabulary:
         return (log_normalizer - target_logits).mean()
 
 
+class SampledVocabulary(SeenVocabulary):
+    """Sampled softmax over the seen ids, for cheaper steps: the LM head is most of a step's cost.
+
+    Each step scores the batch's own target ids (always) plus the distinct ids of `negatives` draws
+    (with replacement) from the seen ids' unigram^0.75 distribution, keyed by (seed, step). The
+    normaliser over the ids left out is estimated Horvitz-Thompson style: a drawn id j stands for
+    exp(s_j) / P(j drawn), P(j drawn) = 1 - (1 - q_j)^negatives, so its logit gets -log P(j drawn).
+    Unseen ids still contribute exactly unseen_count * exp(0). The estimate of the normaliser is
+    unbiased, its log is not: this loss is not the model's cross-entropy, which is why every logged
+    step also reports the exact loss of the same batch and a run ends with an exact phase.
+    """
+
+    def __init__(self, train_tokens, vocab_size, negatives, seed):
+        super().__init__(train_tokens, vocab_size)
+        counts = torch.bincount(train_tokens, minlength=vocab_size)[self.ids].double()
+        weights = counts.pow(0.75)
+        self.proposal = (weights / weights.sum()).float()
+        self.log_inclusion = torch.log1p(-torch.pow(1.0 - weights / weights.sum(), negatives)).float()
+        self.negatives = negatives
+        self.seed = seed
+
+    def sampled_loss(self, model, inputs, targets, step):
+        h, _ = model.hidden_states(inputs)
+        h = h.reshape(-1, h.shape[-1])
+        target_positions = self.position[targets.reshape(-1)]
+        in_batch = torch.unique(target_positions)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 7)
+        drawn = torch.unique(torch.multinomial(self.proposal, self.negatives, replacement=True, generator=generator))
+        outside_batch = torch.ones(self.ids.numel(), dtype=torch.bool)
+        outside_batch[in_batch] = False
+        drawn = drawn[outside_batch[drawn]]
+        candidates = torch.cat([in_batch, drawn])
+        correction = torch.cat([torch.zeros(in_batch.numel()), -self.log_inclusion[drawn]])
+        weight = model.transformer.wte.weight.index_select(0, self.ids.index_select(0, candidates))
+        logits = F.linear(h, weight) + correction
+        log_normalizer = torch.logsumexp(logits, dim=1)
+        if self.unseen_count > 0:
+            log_normalizer = torch.logaddexp(log_normalizer, torch.tensor(math.log(self.unseen_count)))
+        slot = torch.full((self.ids.numel(),), -1, dtype=torch.long)
+        slot[in_batch] = torch.arange(in_batch.numel())
+        target_logits = logits.gather(1, slot[target_positions].unsqueeze(1)).squeeze(1)
+        return (log_normalizer - target_logits).mean(), candidates.numel()
+
+
 def full_vocabulary_loss(model, inputs, targets):
     logits = model(inputs)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -564,7 +608,10 @@ def train(args):
     initial_weights = None
     if args.init_weights:
         initial_weights = load_init_weights(model, args.init_weights)
-    seen = SeenVocabulary(train_tokens, config["vocab_size"]) if args.output_vocab == "seen" else None
+    if args.output_vocab == "sampled":
+        seen = SampledVocabulary(train_tokens, config["vocab_size"], args.sampled_negatives, args.seed)
+    else:
+        seen = SeenVocabulary(train_tokens, config["vocab_size"]) if args.output_vocab == "seen" else None
     if seen is not None:
         seen.zero_unseen_rows(model)
     optimizer = make_optimizer(model, args)
@@ -622,6 +669,7 @@ def train(args):
     model.train()
     started = time.time()
     window_loss, window_tokens, window_started = 0.0, 0, time.time()
+    window_scored, window_steps = 0, 0
     last_step = args.max_steps if args.stop_at_step is None else min(args.max_steps, args.stop_at_step)
     if last_step < args.max_steps:
         stop_reason = f"stop-at-step {last_step}"
@@ -634,7 +682,11 @@ def train(args):
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = seen.loss(model, inputs, targets) if seen is not None else full_vocabulary_loss(model, inputs, targets)
+        scored_ids = None
+        if isinstance(seen, SampledVocabulary):
+            loss, scored_ids = seen.sampled_loss(model, inputs, targets, step)
+        else:
+            loss = seen.loss(model, inputs, targets) if seen is not None else full_vocabulary_loss(model, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip).item()
@@ -642,6 +694,9 @@ def train(args):
         step += 1
         window_loss += loss.item() * targets.numel()
         window_tokens += targets.numel()
+        if scored_ids is not None:
+            window_scored += scored_ids
+            window_steps += 1
         if step % args.log_every == 0 or step == args.max_steps:
             elapsed = time.time() - window_started
             entry = {
@@ -654,9 +709,18 @@ def train(args):
                 "tokens_per_s": window_tokens / elapsed,
                 "elapsed_s": time.time() - started,
             }
+            if scored_ids is not None:
+                # The sampled loss is not the cross-entropy: log the exact loss of this step's batch too
+                # (after the update, so it is the loss the saved weights have on it).
+                # "loss" stays the exact cross-entropy (of this one batch); "sampled_loss" is the window's mean.
+                entry["sampled_loss"] = entry["loss"]
+                with torch.no_grad():
+                    entry["loss"] = seen.loss(model, inputs, targets).item()
+                entry["scored_ids_mean"] = window_scored / window_steps
             log.append(entry)
             print(json.dumps(entry), flush=True)
             window_loss, window_tokens, window_started = 0.0, 0, time.time()
+            window_scored, window_steps = 0, 0
         if step % args.checkpoint_every == 0:
             save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights)
     save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights)
@@ -668,8 +732,10 @@ def train(args):
     if seen is not None:
         if not seen.unseen_rows_are_zero(model):
             raise SystemExit("--output-vocab seen: unseen rows drifted from zero; not exporting")
-        training_info["output_vocabulary"] = {"mode": "seen", "seen_ids": int(seen.ids.numel()),
+        training_info["output_vocabulary"] = {"mode": args.output_vocab, "seen_ids": int(seen.ids.numel()),
                                               "unseen_ids_held_at_zero": int(seen.unseen_count)}
+        if isinstance(seen, SampledVocabulary):
+            training_info["output_vocabulary"]["sampled_negatives"] = args.sampled_negatives
     export_model(args.out, model, config, training_info)
     print(f"stopped at step {step} ({stop_reason}); exported {args.out}", flush=True)
 
@@ -793,8 +859,12 @@ def main():
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--init-weights", metavar="DIR",
                         help="start from an exported checkpoint's weights (same tensor shapes; fresh optimizer)")
-    parser.add_argument("--output-vocab", choices=["all", "seen"], default="all",
-                        help="seen: score only ids that occur in the train split; unseen rows held at 0 (exact)")
+    parser.add_argument("--output-vocab", choices=["all", "seen", "sampled"], default="all",
+                        help="seen: score only ids that occur in the train split; unseen rows held at 0 (exact). "
+                             "sampled: as seen, but each step scores its batch's targets plus --sampled-negatives "
+                             "drawn ids (sampled softmax; not exact: end with a seen phase)")
+    parser.add_argument("--sampled-negatives", type=int, default=4096,
+                        help="with --output-vocab sampled: draws per step from the seen ids' unigram^0.75")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="second phase: start from this run's checkpoint.pt")
     parser.add_argument("--schedule-start", type=int, default=0, help="step where this phase's warmup+cosine starts")
     parser.add_argument("--stop-at-step", type=int, default=None,

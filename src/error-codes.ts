@@ -408,6 +408,10 @@ export const ERROR_CODES = {
     "a ratio claim has no claim beside it on a metric the policy requires",
   ),
   E_POLICY_RESAMPLES: finding("policy", "fewer bootstrap resamples behind a claim than the policy asks for"),
+  E_POLICY_CONFIDENCE: finding(
+    "policy",
+    "the bootstrap confidence behind a claim is below the policy's minimum",
+  ),
   E_POLICY_RESOURCE_BOUND: finding(
     "policy",
     "the bootstrap asked for is above the policy's bound: refused before computing",
@@ -442,6 +446,10 @@ export const ERROR_CODES = {
   E_PROTOCOL_SAME_SPLIT: finding("protocol", "calibration and evaluation come from the same split"),
   E_PROTOCOL_SAMPLES: finding("protocol", "environment.json's sample lists are missing or malformed"),
   E_PROTOCOL_SAMPLE_COUNT: finding("protocol", "sample lists hold another number of samples than configured"),
+  E_PROTOCOL_SAMPLE_INDEX: finding(
+    "protocol",
+    "a record's sampleIndex is not its sample's place in environment.json's evaluation list",
+  ),
   E_PROTOCOL_UNKNOWN_SAMPLE: finding(
     "protocol",
     "a record scores a sample that is not a listed evaluation sample",
@@ -454,9 +462,13 @@ export const ERROR_CODES = {
   E_REPLAY_FINGERPRINT: finding("replay", "a replayed fingerprint's bytes differ from the bundle's"),
   E_REPLAY_MODEL_MISMATCH: finding(
     "replay",
-    "the model given with --model is not the one the bundle was measured on",
+    "the model given with --model is not the one the bundle was measured on, or environment.json states other shapes than the checkpoint's",
   ),
   E_REPLAY_RECORD: finding("replay", "a replayed record differs beyond the verifier's tolerances"),
+  E_REPLAY_UNAVAILABLE: finding(
+    "replay",
+    "replay was asked for (--replay all or N) but the bundle's model or dataset is not here",
+  ),
 } as const satisfies Record<`E_${string}`, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

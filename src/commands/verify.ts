@@ -49,7 +49,7 @@ arguments or environment (e.g. an unreadable --trusted-keys, --policy or --model
     json: Flags.boolean({ description: "print the findings as JSON" }),
     replay: Flags.string({
       description:
-        "re-run samples on the model here and compare within the policy's tolerances: auto or all (every sample), or N samples chosen by --replay-seed",
+        "re-run samples on the model here and compare within the policy's tolerances: auto (every sample where the bundle's model and dataset are here, else a warning), all (every sample; fails when it cannot), or N samples chosen by --replay-seed (fails when it cannot)",
       default: "auto",
     }),
     "no-replay": Flags.boolean({
@@ -119,5 +119,7 @@ function replayOptions(flags: {
       fix: "pass the seed a previous verify printed",
     });
   }
-  return { samples, seed, modelDir: flags.model, device: flags.device as ReplayOptions["device"] };
+  // auto replays where it can (a warning where it cannot); all or N is the verifier's demand.
+  const required = mode !== "auto";
+  return { samples, seed, required, modelDir: flags.model, device: flags.device as ReplayOptions["device"] };
 }

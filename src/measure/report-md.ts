@@ -97,10 +97,16 @@ export function renderReportMarkdown(
   environment: { model: { sha256: string } },
 ): string {
   const lines: string[] = [];
+  // A shard's records cover a part of the run's samples: say so rather than the run's count.
+  const measured = summary.methods[config.methods[0]?.name ?? ""]?.samples ?? config.dataset.samples;
+  const samples =
+    measured === config.dataset.samples
+      ? `${config.dataset.samples}`
+      : `${measured} of the run's ${config.dataset.samples}`;
   lines.push(`# spg proof bundle: ${config.name}`, "");
   lines.push(
     `Model \`${config.model.path}\` (sha256 ${environment.model.sha256.slice(0, 16)}…), ` +
-      `${config.dataset.samples} samples of ${config.dataset.contextTokens} context + ` +
+      `${samples} samples of ${config.dataset.contextTokens} context + ` +
       `${config.dataset.continuationTokens} continuation tokens from ${config.dataset.source}/${config.dataset.split}, ` +
       `baseline cache counted in ${config.kv.baselineDtype}.`,
     "",

@@ -12,10 +12,24 @@ import type { ClaimMetric, Tolerances } from "../config/types.js";
 import { SpgError } from "../errors.js";
 import { configsDir, schemasDir } from "../paths.js";
 
+/**
+ * The verifier's replay tolerances: a bundle's (config.tolerances) and, the verifier's alone,
+ * how far a weights method's logit cosine may move per scored token.
+ */
+export interface ReplayTolerances extends Tolerances {
+  logitCosinePerToken: number;
+}
+
 export interface VerifyPolicy {
-  replay: { tolerances: Tolerances };
+  replay: { tolerances: ReplayTolerances };
   samples: { minimum: number };
-  bootstrap: { minimumResamples: number; maximumResamples: number; maximumDraws: number };
+  bootstrap: {
+    minimumResamples: number;
+    /** Lowest bootstrap confidence behind a claim (absent: not judged). */
+    minimumConfidence?: number;
+    maximumResamples: number;
+    maximumDraws: number;
+  };
   /** Resource bounds on reading the bundle. */
   bundle?: { maxHeldEntryBytes?: number };
   claims: {
@@ -76,7 +90,7 @@ export function loadVerifyPolicy(path: string = defaultPolicyPath()): VerifyPoli
 }
 
 export interface EffectiveTolerances {
-  tolerances: Tolerances;
+  tolerances: ReplayTolerances;
   /** One line per bundle tolerance that was looser than the policy's and so ignored. */
   ignored: string[];
 }
@@ -85,11 +99,14 @@ export interface EffectiveTolerances {
  * The replay tolerances verify judges with: the policy's, each tightened by the bundle's
  * value when that is smaller. A looser bundle value is ignored and named.
  */
-export function effectiveTolerances(policy: Tolerances, bundle: Tolerances | undefined): EffectiveTolerances {
+export function effectiveTolerances(
+  policy: ReplayTolerances,
+  bundle: Tolerances | undefined,
+): EffectiveTolerances {
   const tolerances = { ...policy };
   const ignored: string[] = [];
-  for (const key of Object.keys(policy) as (keyof Tolerances)[]) {
-    const stated = bundle?.[key];
+  for (const key of Object.keys(policy) as (keyof ReplayTolerances)[]) {
+    const stated = (bundle as Partial<ReplayTolerances> | undefined)?.[key];
     if (typeof stated !== "number" || !Number.isFinite(stated)) continue;
     if (stated < policy[key]) tolerances[key] = stated;
     else if (stated > policy[key])

@@ -45,7 +45,7 @@ export function thresholdsLine(thresholds: Thresholds): string {
     .map(([metric, width]) => `${metric} ${width}`)
     .join(", ");
   return (
-    `  thresholds: replay NLL ${t.nllPerToken}/token, KL ${t.klPerToken}/token, agreement ${t.agreementFraction}; ` +
+    `  thresholds: replay NLL ${t.nllPerToken}/token, KL ${t.klPerToken}/token, agreement ${t.agreementFraction}, logit cosine ${t.logitCosinePerToken}/token; ` +
     `samples >= ${policy.samples.minimum}; bootstrap resamples ${policy.bootstrap.minimumResamples}-${policy.bootstrap.maximumResamples} ` +
     `(draws <= ${policy.bootstrap.maximumDraws}); ratio claims need ${policy.claims.ratioNeedsOneOf.join(" or ")}; ` +
     `widest interval: ${widths === "" ? "not bounded" : widths}`

@@ -54,7 +54,8 @@ export type WarningCode =
   | "W_DRAW_NOT_CHECKED"
   | "W_EXECUTED_COST_ABSENT"
   | "W_REPLAY_NOT_CHECKED"
-  | "W_REPLAY_OFF";
+  | "W_REPLAY_OFF"
+  | "W_SHARD_CLAIMS_NOT_JUDGED";
 
 /**
  * One result of one check. Failing findings carry a registered E_... code (src/error-codes.ts);

@@ -33,7 +33,7 @@ import { BundleContext } from "./context.js";
 import { JsonLinesReader } from "./parse.js";
 import { loadVerifyPolicy } from "./policy.js";
 import { type CheckOutcomes, runUnit, type VerifyResult, verifyResult } from "./runner.js";
-import { type Finding, pass, warn } from "./types.js";
+import { type Finding, fail, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */
@@ -181,7 +181,13 @@ function storedLinesOf(context: BundleContext, options: FileCheckOptions): Store
  */
 export const replayCheck: CheckUnit<FileCheckOptions> = {
   name: "replay",
-  codes: ["E_REPLAY_DIFFERS", "E_REPLAY_FINGERPRINT", "E_REPLAY_MODEL_MISMATCH", "E_REPLAY_RECORD"],
+  codes: [
+    "E_REPLAY_DIFFERS",
+    "E_REPLAY_FINGERPRINT",
+    "E_REPLAY_MODEL_MISMATCH",
+    "E_REPLAY_RECORD",
+    "E_REPLAY_UNAVAILABLE",
+  ],
   requires: ["integrity", "signature", "trust", "schemas", "consistency", "draw"],
   run: async (context, options) => {
     const replay = options.replay;
@@ -195,6 +201,15 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
       ];
     }
     if (context.evaluation === undefined) {
+      if (replay.required) {
+        return [
+          fail(
+            "replay",
+            "E_REPLAY_UNAVAILABLE",
+            "replay was asked for, but the bundle's dataset is not here (give it with --dataset-path and --calibration-path): nothing was replayed",
+          ),
+        ];
+      }
       return [
         warn(
           "replay",

@@ -22,7 +22,7 @@ const cases = adversarialCases(bundleFixture().contents.entries);
 
 test("the corpus covers every class of attack", () => {
   const kinds = new Set(cases.map((c) => c.kind));
-  for (const kind of ["signature", "parsing", "zip", "integrity-first", "resources", "output"]) {
+  for (const kind of ["signature", "parsing", "zip", "integrity-first", "resources", "output", "dishonest"]) {
     assert.ok(kinds.has(kind as never), kind);
   }
   assert.equal(new Set(cases.map((c) => c.name)).size, cases.length);

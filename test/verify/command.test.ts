@@ -7,7 +7,13 @@ import { after, test } from "node:test";
 import { zipEntries } from "../../src/bundle/write.js";
 import { packageRoot } from "../../src/paths.js";
 import { loadVerifyPolicy } from "../../src/verify/policy.js";
-import { EXIT_CLAIMS, EXIT_PASS, EXIT_TAMPERED, EXIT_UNREADABLE } from "../../src/verify/runner.js";
+import {
+  EXIT_CLAIMS,
+  EXIT_INVALID,
+  EXIT_PASS,
+  EXIT_TAMPERED,
+  EXIT_UNREADABLE,
+} from "../../src/verify/runner.js";
 import { requireTrustedByDefault, verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { buildEntries, bundleFixture, fixtureKey, fixtureParts } from "../helpers/bundle-fixture.js";
 
@@ -105,6 +111,27 @@ test("spg verify and spg inspect from the command line", async () => {
   assert.equal(inspect.status, 0, inspect.stderr);
   assert.match(inspect.stdout, /not verified/);
   assert.match(inspect.stdout, /stream\s+streaming\s+1\.28/);
+});
+
+test("--replay all or N demands a replay: a bundle whose model is not here fails, where auto warns", async () => {
+  // A producer dodging replay names a model hash the verifier does not hold (the fixture's is such).
+  const valid = await writeZip("replay-demanded.zip", bundleFixture().contents.entries);
+  const bin = join(packageRoot(), "bin", "run.js");
+  const run = (...extra: string[]) =>
+    spawnSync(process.execPath, [bin, "verify", valid, "--trusted-keys", keysFile, ...extra], {
+      encoding: "utf8",
+    });
+  const auto = run("--replay", "auto");
+  assert.equal(auto.status, EXIT_PASS, auto.stdout + auto.stderr);
+  assert.match(auto.stdout, /! replay\s+not checked: the bundle.s model is not available here/);
+  for (const demanded of [
+    ["--replay", "all"],
+    ["--replay", "2"],
+  ]) {
+    const result = run(...demanded);
+    assert.equal(result.status, EXIT_INVALID, result.stdout + result.stderr);
+    assert.match(result.stdout, /✗ replay\s+1 failure\n\s+E_REPLAY_UNAVAILABLE/);
+  }
 });
 
 test("--json through a slow pipe is complete on failure, and the exit code still comes through", async () => {

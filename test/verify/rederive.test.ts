@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { zipEntries } from "../../src/bundle/write.js";
 import { loadLocalSplit } from "../../src/data/sources.js";
 import { SpgError } from "../../src/errors.js";
 import { checkDraw } from "../../src/verify/checks/draw.js";
@@ -20,6 +21,7 @@ import {
   type VerifyOptions,
 } from "../../src/verify/runner.js";
 import type { Finding } from "../../src/verify/types.js";
+import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import {
   buildEntries,
   type FixtureParts,
@@ -108,6 +110,27 @@ test("a dataset the verifier does not hold is a warning, never a pass, and no bu
     result.findings.find((f) => f.check === "draw")!.message,
     /^not checked: .*not available here/,
   );
+});
+
+test("a dataset the verifier does not hold fails a demanded replay (--replay all): nothing was replayed", async () => {
+  const parts = fixtureParts();
+  parts.config.dataset.source = "text";
+  parts.config.dataset.path = "/dev/zero";
+  parts.environment.dataset.source = "text";
+  const file = join(dir, "dataset-not-here.zip");
+  const entries = buildEntries(parts, { key });
+  writeFileSync(file, await zipEntries([...entries].map(([name, data]) => ({ name, data }))));
+  const demanded = await verifyBundleFile(file, {
+    requireTrusted: false,
+    replay: { samples: "all", required: true },
+  });
+  const replay = demanded.findings.find((f) => f.check === "replay")!;
+  assert.equal(replay.code, "E_REPLAY_UNAVAILABLE");
+  assert.match(replay.message, /dataset is not here/);
+  assert.equal(demanded.exitCode, EXIT_INVALID);
+  const auto = await verifyBundleFile(file, { requireTrusted: false, replay: { samples: "all" } });
+  assert.equal(auto.findings.find((f) => f.check === "replay")!.code, "W_REPLAY_NOT_CHECKED");
+  assert.equal(auto.exitCode, EXIT_PASS);
 });
 
 test("a dataset the verifier names is matched by sha256, never by its path", async () => {

@@ -187,15 +187,17 @@ export class ConsistencyFold {
     }
     const generation = record.generation;
     const divergence = generation.firstDivergence;
+    // Every method generates exactly generation.tokens greedy tokens from both caches and
+    // compares them all: fewer compared would let a producer drop the tokens that disagree.
     if (
-      generation.compared > config.generation.tokens ||
+      generation.compared !== config.generation.tokens ||
       generation.matches > generation.compared ||
       (divergence === null) !== (generation.matches === generation.compared) ||
       (divergence !== null && (divergence >= generation.compared || generation.matches < divergence))
     ) {
       failures.add(
         "E_CONSISTENCY_GENERATION",
-        `${where}: generation ${JSON.stringify(generation)} impossible with ${config.generation.tokens} generated tokens`,
+        `${where}: generation ${JSON.stringify(generation)} impossible with ${config.generation.tokens} generated tokens (every one is compared)`,
       );
     }
     if (generation.tokens !== undefined || generation.baselineTokens !== undefined) {

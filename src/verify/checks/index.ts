@@ -205,6 +205,7 @@ export const protocolCheck: CheckUnit = {
     "E_PROTOCOL_SAME_SPLIT",
     "E_PROTOCOL_SAMPLES",
     "E_PROTOCOL_SAMPLE_COUNT",
+    "E_PROTOCOL_SAMPLE_INDEX",
     "E_PROTOCOL_UNKNOWN_SAMPLE",
   ],
   // Reads the parsed files defensively, so it still speaks when one is schema-invalid.
@@ -236,6 +237,7 @@ export const policyCheck: CheckUnit = {
   codes: [
     "E_POLICY_SAMPLES",
     "E_POLICY_RESAMPLES",
+    "E_POLICY_CONFIDENCE",
     "E_POLICY_RESOURCE_BOUND",
     "E_POLICY_QUALITY_BOUND",
     "E_POLICY_INTERVAL_WIDTH",

@@ -66,6 +66,14 @@ export function checkPolicy(input: PolicyInput): Finding[] {
       `bootstrap.resamples ${config.bootstrap.resamples}; this verifier's policy asks for at least ${policy.bootstrap.minimumResamples}`,
     );
   }
+  const { minimumConfidence } = policy.bootstrap;
+  if (claimed && minimumConfidence !== undefined && !(config.bootstrap.confidence >= minimumConfidence)) {
+    // A 1% interval is a point estimate called a bound: as empty as 2 resamples.
+    failures.add(
+      "E_POLICY_CONFIDENCE",
+      `bootstrap.confidence ${config.bootstrap.confidence}; this verifier's policy asks for at least ${minimumConfidence} behind a claim`,
+    );
+  }
   for (const claim of config.claims) {
     if (claim.metric !== "compression_ratio") continue;
     const bounded = config.claims.some(

@@ -1,3 +1,5 @@
+import { checkpointSha256 } from "../../model/checkpoint.js";
+import type { CheckpointFile } from "../../model/types.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -35,10 +37,11 @@ function get(value: unknown, ...path: string[]): unknown {
 function indexEvaluation(
   evaluation: unknown[] | undefined,
   failures?: FailureCollector,
-): { byId: Map<string, string>; hashes: Set<string> } {
+): { byId: Map<string, string>; positionOf: Map<string, number>; hashes: Set<string> } {
   const byId = new Map<string, string>();
+  const positionOf = new Map<string, number>();
   const hashes = new Set<string>();
-  for (const sample of evaluation ?? []) {
+  for (const [position, sample] of (evaluation ?? []).entries()) {
     const id = get(sample, "sampleId");
     const hash = get(sample, "tokenHash");
     if (typeof id !== "string" || typeof hash !== "string" || !SHA256_HEX.test(hash)) {
@@ -56,21 +59,25 @@ function indexEvaluation(
     }
     hashes.add(hash);
     byId.set(id, hash);
+    if (!positionOf.has(id)) positionOf.set(id, position);
   }
-  return { byId, hashes };
+  return { byId, positionOf, hashes };
 }
 
 /**
- * Every record scores a listed evaluation sample: folded one parsed records.jsonl line at a
+ * Every record scores a listed evaluation sample, at its place in the list: folded one parsed records.jsonl line at a
  * time (read defensively: a schema-invalid line is judged too).
  */
 export class ProtocolRecordsFold {
   readonly failures = new FailureCollector(CHECK);
   private readonly evaluationById: Map<string, string>;
+  private readonly positionOf: Map<string, number>;
 
   constructor(environment: unknown) {
     const evaluation = isRecord(environment) ? sampleList(environment, "evaluation") : undefined;
-    this.evaluationById = indexEvaluation(evaluation).byId;
+    const index = indexEvaluation(evaluation);
+    this.evaluationById = index.byId;
+    this.positionOf = index.positionOf;
   }
 
   record(record: unknown): void {
@@ -80,6 +87,18 @@ export class ProtocolRecordsFold {
       this.failures.add(
         "E_PROTOCOL_UNKNOWN_SAMPLE",
         `record ${String(id)}/${String(get(record, "method"))}: tokenHash ${String(hash)} is not that of a listed evaluation sample`,
+      );
+      return;
+    }
+    // The summary and its bootstrap order records by sampleIndex: it must be the sample's place
+    // in the draw, or a producer could reorder samples to move an interval (also without the
+    // dataset here, where the draw check cannot look).
+    const sampleIndex = get(record, "sampleIndex");
+    const position = this.positionOf.get(id);
+    if (sampleIndex !== position) {
+      this.failures.add(
+        "E_PROTOCOL_SAMPLE_INDEX",
+        `record ${id}/${String(get(record, "method"))}: sampleIndex ${String(sampleIndex)}, but ${id} is evaluation sample ${String(position)} in environment.json`,
       );
     }
   }
@@ -160,6 +179,15 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
     failures.add(
       "E_PROTOCOL_MODEL_HASH",
       "environment.json must list the model's files, each with its sha256 (model.files)",
+    );
+  } else if (
+    typeof modelHash === "string" &&
+    modelHash !== checkpointSha256(modelFiles as CheckpointFile[])
+  ) {
+    // The identity replay matches is model.sha256: the files a reviewer compares must be its files.
+    failures.add(
+      "E_PROTOCOL_MODEL_HASH",
+      "environment.json model.sha256 is not the identity of model.files (sha256 of their sorted sha256 digests joined by newlines)",
     );
   }
   const datasetHash = get(environment, "dataset", "sha256");

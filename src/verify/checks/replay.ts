@@ -19,7 +19,7 @@ import {
   type LayerFingerprint,
   type SampleRecord,
 } from "../../bundle/types.js";
-import type { RunConfig, Tolerances } from "../../config/types.js";
+import type { RunConfig } from "../../config/types.js";
 import { Mulberry32 } from "../../data/prng.js";
 import type { Sample } from "../../data/types.js";
 import { SpgError } from "../../errors.js";
@@ -27,6 +27,7 @@ import { measureRun } from "../../measure/open-run.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../../model/types.js";
 import { bundledModelDir } from "../../paths.js";
+import type { ReplayTolerances } from "../policy.js";
 import { type Finding, fail, pass, warn } from "../types.js";
 
 const CHECK = "replay" as const;
@@ -37,6 +38,12 @@ export const REPLAY_SEED_PATTERN = /^[0-9a-f]{1,64}$/;
 export interface ReplayOptions {
   /** How many evaluation samples to re-run, or every one. */
   samples: number | "all";
+  /**
+   * The verifier demanded replay (`--replay all` or `--replay N`): a replay that cannot run here
+   * (the bundle's model or dataset is not here) fails, E_REPLAY_UNAVAILABLE, instead of warning.
+   * Otherwise a producer could dodge replay by naming a model hash the verifier does not hold.
+   */
+  required?: boolean;
   /** The seed choosing the samples (hex); default: a fresh one from the CSPRNG. */
   seed?: string;
   /** The verifier's checkpoint directory; default: the bundled model. */
@@ -75,6 +82,8 @@ export interface RecordDifferences {
   nllPerToken: number;
   klPerToken: number;
   agreementFraction: number;
+  /** A weights method's logit cosine (0 for KV methods, which state none). */
+  logitCosinePerToken: number;
 }
 
 export function recordDifferences(stored: SampleRecord, fresh: SampleRecord): RecordDifferences {
@@ -91,15 +100,26 @@ export function recordDifferences(stored: SampleRecord, fresh: SampleRecord): Re
       Math.abs(stored.top1Matches - fresh.top1Matches) / tokens,
       Math.abs(stored.generation.matches - fresh.generation.matches) / compared,
     ),
+    // A record stating a cosine its replay has not (or the reverse) never passes (NaN).
+    logitCosinePerToken:
+      stored.logitCosineSum === undefined && fresh.logitCosineSum === undefined
+        ? 0
+        : Math.abs((stored.logitCosineSum ?? Number.NaN) - (fresh.logitCosineSum ?? Number.NaN)) / tokens,
   };
 }
 
 /** Differences between a stored record and its replay beyond the tolerances (NaN never passes). */
-export function compareRecords(stored: SampleRecord, fresh: SampleRecord, tolerances: Tolerances): string[] {
+export function compareRecords(
+  stored: SampleRecord,
+  fresh: SampleRecord,
+  tolerances: ReplayTolerances,
+): string[] {
   const problems: string[] = [];
   const d = recordDifferences(stored, fresh);
   if (stored.scoredTokens !== fresh.scoredTokens)
     problems.push(`scoredTokens ${stored.scoredTokens} vs ${fresh.scoredTokens}`);
+  if (stored.generation.compared !== fresh.generation.compared)
+    problems.push(`generation.compared ${stored.generation.compared} vs ${fresh.generation.compared}`);
   if (!(d.nllPerToken <= tolerances.nllPerToken))
     problems.push(
       `NLL per token differs by ${d.nllPerToken} (baseline ${stored.nllBaseline} vs ${fresh.nllBaseline}, compressed ${stored.nllCompressed} vs ${fresh.nllCompressed})`,
@@ -109,6 +129,10 @@ export function compareRecords(stored: SampleRecord, fresh: SampleRecord, tolera
   if (!(d.agreementFraction <= tolerances.agreementFraction))
     problems.push(
       `agreement differs by ${d.agreementFraction} of tokens (top-1 ${stored.top1Matches} vs ${fresh.top1Matches}, generation ${stored.generation.matches} vs ${fresh.generation.matches})`,
+    );
+  if (!(d.logitCosinePerToken <= tolerances.logitCosinePerToken))
+    problems.push(
+      `logit cosine per token differs by ${d.logitCosinePerToken} (${stored.logitCosineSum} vs ${fresh.logitCosineSum})`,
     );
   // Bytes are a pure function of what was kept: they must match exactly.
   if (stored.kvBytesBaseline !== fresh.kvBytesBaseline)
@@ -209,12 +233,17 @@ export interface ReplayInput {
   /** Whether the verifier named the model (--model): then a hash mismatch fails. */
   modelNamed: boolean;
   /** The tolerances verify judges with (policy, tightened by the bundle). */
-  tolerances: Tolerances;
+  tolerances: ReplayTolerances;
 }
 
 /** The largest of each difference over every record compared. */
 function widest(all: readonly RecordDifferences[]): RecordDifferences {
-  const out: RecordDifferences = { nllPerToken: 0, klPerToken: 0, agreementFraction: 0 };
+  const out: RecordDifferences = {
+    nllPerToken: 0,
+    klPerToken: 0,
+    agreementFraction: 0,
+    logitCosinePerToken: 0,
+  };
   for (const d of all) {
     for (const key of Object.keys(out) as (keyof RecordDifferences)[]) out[key] = Math.max(out[key], d[key]);
   }
@@ -288,6 +317,16 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
         ),
       ];
     }
+    if (options.required) {
+      return [
+        fail(
+          CHECK,
+          "E_REPLAY_UNAVAILABLE",
+          "replay was asked for, but the bundle's model is not here (give it with --model DIR): nothing was replayed",
+          details,
+        ),
+      ];
+    }
     return [
       warn(
         CHECK,
@@ -298,19 +337,25 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
     ];
   }
   const architecture = environment.model.architecture;
+  const { model } = environment;
+  // Consistency and executed-cost computed with the shapes the bundle states (every version's
+  // layers, heads and hidden size; version 3's architecture): they must be the checkpoint's.
   if (
-    architecture !== undefined &&
-    (architecture.vocabSize !== checkpoint.config.vocabSize ||
-      architecture.maxPositions !== checkpoint.config.maxPositions ||
-      architecture.intermediateSize !== checkpoint.config.intermediateSize ||
-      architecture.activation !== checkpoint.config.activation)
+    model.layers !== checkpoint.config.numLayers ||
+    model.heads !== checkpoint.config.numHeads ||
+    model.hiddenSize !== checkpoint.config.hiddenSize ||
+    (architecture !== undefined &&
+      (architecture.vocabSize !== checkpoint.config.vocabSize ||
+        architecture.maxPositions !== checkpoint.config.maxPositions ||
+        architecture.intermediateSize !== checkpoint.config.intermediateSize ||
+        architecture.activation !== checkpoint.config.activation))
   ) {
     return [
       fail(
         CHECK,
         "E_REPLAY_MODEL_MISMATCH",
-        "environment.json model.architecture is not the shapes of the checkpoint with the bundle's hash",
-        { stated: architecture },
+        "environment.json model (layers, heads, hiddenSize, architecture) is not the shapes of the checkpoint with the bundle's hash",
+        { stated: { layers: model.layers, heads: model.heads, hiddenSize: model.hiddenSize, architecture } },
       ),
     ];
   }

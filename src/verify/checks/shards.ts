@@ -24,7 +24,7 @@ import type { FindingCode } from "../../error-codes.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord, parseJsonEntry, parseJsonLinesEntry } from "../parse.js";
 import { describeSchemaErrors, type SchemaValidators } from "../schemas.js";
-import { type CheckName, type Finding, fail, pass } from "../types.js";
+import { type CheckName, type Finding, fail, pass, warn } from "../types.js";
 
 const CHECK = "shards" as const;
 
@@ -110,10 +110,13 @@ export function claimsOnShard(contents: BundleEntries, validators: SchemaValidat
   if (marker === undefined) {
     return fail("claims", "E_CHECK_SKIPPED", `not judged: ${SHARD_ENTRY} is invalid (see the shards check)`);
   }
-  return pass(
+  // A warning, never a pass: a shard's summary and report.md (claims included) are figures of a
+  // part of the run, and a producer could otherwise hand over its best shard as the run.
+  return warn(
     "claims",
+    "W_SHARD_CLAIMS_NOT_JUDGED",
     `not judged on a part: shard ${marker.index} of ${marker.count} covers ${marker.sampleIds.length} samples; ` +
-      "claims are judged on the merged bundle (spg merge)",
+      "its figures and report.md are of those samples only; claims are judged on the merged bundle (spg merge)",
     { shard: marker.index, count: marker.count },
   );
 }

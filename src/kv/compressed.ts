@@ -148,9 +148,20 @@ export function readRows(
   dtype: BaselineDtype,
 ): Float32Array {
   const out = new Float32Array(count * headDim);
-  if (dtype === "fp16") reader.halves(out.length, out, 0);
-  else reader.floats(out.length, out, 0);
+  readRowsInto(reader, out, 0, out.length, dtype);
   return out;
+}
+
+/** Reads `elements` values at the dtype into out from `at` (no copy through a row array). */
+export function readRowsInto(
+  reader: ByteReader,
+  out: Float32Array,
+  at: number,
+  elements: number,
+  dtype: BaselineDtype,
+): void {
+  if (dtype === "fp16") reader.halves(elements, out, at);
+  else reader.floats(elements, out, at);
 }
 
 /** Per-layer result of a method's encoder, before accounting. */

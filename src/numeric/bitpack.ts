@@ -8,7 +8,8 @@ export function packedLength(count: number, bits: number): number {
   return Math.ceil((count * bits) / 8);
 }
 
-function checkBits(bits: number): void {
+/** Fails (E_KV_BITS) unless bits is an integer in 1..16. */
+export function checkBits(bits: number): void {
   if (!Number.isInteger(bits) || bits < 1 || bits > 16) {
     throw new SpgError("E_KV_BITS", `bit width ${bits} is not an integer in 1..16`);
   }

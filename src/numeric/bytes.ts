@@ -16,6 +16,44 @@ export function fp16RangeError(x: number): SpgError {
   });
 }
 
+/** float32 bits of the smallest normal binary16 value, 2^-14. */
+const HALF_NORMAL_MIN_F32 = 0x38800000;
+/** float32 magnitudes below this round to at most 65504 (the largest finite binary16). */
+const HALF_ROUNDS_BELOW_MAX_F32 = 0x477fe000;
+
+/**
+ * floatBitsToHalfBits for a float32 whose magnitude lies in binary16's normal range and rounds
+ * below its overflow (HALF_NORMAL_MIN_F32 <= magnitude < HALF_ROUNDS_BELOW_MAX_F32): the
+ * mantissa cut to 10 bits, ties to even (+ 0xfff, + 1 more when the kept lowest bit is odd;
+ * a carry moves into the exponent), the exponent rebased from 127 to 15. The branch-free form
+ * of the conversion's normal case, tested against it.
+ */
+export function halfBitsOfNormal(f: number, magnitude: number): number {
+  return (
+    (((magnitude + 0x0fff + ((magnitude >>> 13) & 1)) >>> 13) - ((127 - 15) << 10)) | ((f >>> 16) & 0x8000)
+  );
+}
+
+/**
+ * raw[start, start+count) (float32 bits) as binary16 bits into out from `at`. Returns the index
+ * (into raw) of the first value binary16 cannot hold, or -1. A function of its own, over plain
+ * ranges, so V8 compiles one tight loop for it.
+ */
+function halvesOfRange(raw: Uint32Array, start: number, count: number, out: Uint16Array, at: number): number {
+  for (let i = start, o = at; i < start + count; i++, o++) {
+    const f = raw[i];
+    const magnitude = f & 0x7fffffff;
+    if (magnitude >= HALF_NORMAL_MIN_F32 && magnitude < HALF_ROUNDS_BELOW_MAX_F32) {
+      out[o] = halfBitsOfNormal(f, magnitude);
+      continue;
+    }
+    const bits = floatBitsToHalfBits(f);
+    if ((bits & 0x7c00) === 0x7c00) return i;
+    out[o] = bits;
+  }
+  return -1;
+}
+
 /** Writes src[start, start+count) as little-endian fp16 at buf[o]; returns the new offset. */
 function writeHalfRange(
   buf: Uint8Array,
@@ -34,11 +72,26 @@ function writeHalfRange(
   return o;
 }
 
+/**
+ * codes (binary16 bits) as float32 into out from `at`. The loop alone in a function: V8
+ * compiles long loops on the stack (OSR), and code after such a loop that had not yet run sent
+ * ByteReader.halves back to the interpreter at nearly every call.
+ */
+function floatsOfHalves(codes: Uint16Array, out: Float32Array, at: number): void {
+  for (let i = 0; i < codes.length; i++) out[at + i] = halfBitsToFloat(codes[i]);
+}
+
 /** Little-endian byte writer that grows as needed. */
 export class ByteWriter {
-  private buffer = new Uint8Array(256);
-  private view = new DataView(this.buffer.buffer);
+  private buffer: Uint8Array;
+  private view: DataView;
   private length = 0;
+
+  /** `capacity`: the bytes expected (exact when known: finish() then returns the buffer itself, no copy). */
+  constructor(capacity = 256) {
+    this.buffer = new Uint8Array(Math.max(1, capacity));
+    this.view = new DataView(this.buffer.buffer);
+  }
 
   private reserve(extra: number): void {
     if (this.length + extra <= this.buffer.length) return;
@@ -100,13 +153,16 @@ export class ByteWriter {
         ? new Uint16Array(this.buffer.buffer, this.length, width * rows.length)
         : new Uint16Array(width * rows.length);
       let o = 0;
-      for (let r = 0; r < rows.length; r++) {
+      // runs of consecutive rows (every row of an uncompressed head) convert as one range
+      for (let r = 0; r < rows.length; ) {
+        let end = r + 1;
+        while (end < rows.length && rows[end] === rows[end - 1] + 1) end++;
         const start = rows[r] * width;
-        for (let i = start; i < start + width; i++) {
-          const bits = floatBitsToHalfBits(raw[i]);
-          if ((bits & 0x7c00) === 0x7c00) throw fp16RangeError(src[i]);
-          out[o++] = bits;
-        }
+        const count = (end - r) * width;
+        const unfit = halvesOfRange(raw, start, count, out, o);
+        if (unfit >= 0) throw fp16RangeError(src[unfit]);
+        o += count;
+        r = end;
       }
       if (!aligned) this.buffer.set(new Uint8Array(out.buffer), this.length);
       this.length += 2 * o;
@@ -133,12 +189,25 @@ export class ByteWriter {
     this.length += data.length;
   }
 
+  /**
+   * The next `count` bytes, zeroed, for the caller to fill at once (a packed stream built in
+   * place): the view is valid until the next write, which may move the buffer.
+   */
+  claim(count: number): Uint8Array {
+    this.reserve(count);
+    const region = this.buffer.subarray(this.length, this.length + count);
+    region.fill(0);
+    this.length += count;
+    return region;
+  }
+
   /** Bytes written so far. */
   size(): number {
     return this.length;
   }
 
   finish(): Uint8Array {
+    if (this.length === this.buffer.length) return this.buffer;
     return this.buffer.slice(0, this.length);
   }
 }
@@ -198,8 +267,8 @@ export class ByteReader {
         start % 2 === 0
           ? new Uint16Array(data.buffer, start, count)
           : new Uint16Array(data.slice(this.offset, this.offset + 2 * count).buffer);
-      for (let i = 0; i < count; i++) out[outStart + i] = halfBitsToFloat(codes[i]);
       this.offset += 2 * count;
+      floatsOfHalves(codes, out, outStart);
       return;
     }
     let o = this.offset;

@@ -97,16 +97,24 @@ export function roundHalfInto(src: Float32Array, out: Float32Array): number {
 
 /** Smallest binary16 value >= x (x finite, |x| <= FP16_MAX). */
 export function halfCeil(x: number): number {
-  let h = floatToHalfBits(x);
-  if (halfBitsToFloat(h) < x) h = nextHalfUp(h);
-  return halfBitsToFloat(h);
+  return halfBitsToFloat(halfCeilBits(x));
+}
+
+/** The bits of halfCeil(x). */
+export function halfCeilBits(x: number): number {
+  const h = floatToHalfBits(x);
+  return halfBitsToFloat(h) < x ? nextHalfUp(h) : h;
 }
 
 /** Largest binary16 value <= x (x finite, |x| <= FP16_MAX). */
 export function halfFloor(x: number): number {
-  let h = floatToHalfBits(x);
-  if (halfBitsToFloat(h) > x) h = nextHalfDown(h);
-  return halfBitsToFloat(h);
+  return halfBitsToFloat(halfFloorBits(x));
+}
+
+/** The bits of halfFloor(x). */
+export function halfFloorBits(x: number): number {
+  const h = floatToHalfBits(x);
+  return halfBitsToFloat(h) > x ? nextHalfDown(h) : h;
 }
 
 function nextHalfUp(h: number): number {

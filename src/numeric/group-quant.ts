@@ -6,9 +6,15 @@
  * |x - dequant(quant(x))| <= scale/2 (plus float32 rounding of the result).
  */
 
-import { packBits, packedLength, unpackBits } from "./bitpack.js";
+import { checkBits, packedLength } from "./bitpack.js";
 import type { ByteReader, ByteWriter } from "./bytes.js";
-import { assertHalfRepresentable, floatToHalfBits, halfBitsToFloat, halfCeil, halfFloor } from "./fp16.js";
+import {
+  assertHalfRepresentable,
+  floatToHalfBits,
+  halfBitsToFloat,
+  halfCeilBits,
+  halfFloorBits,
+} from "./fp16.js";
 
 export interface GroupQuant {
   /** fp16-exact step. */
@@ -25,29 +31,29 @@ export function levelsFor(bits: number): number {
 
 /** Scale and zero for values spanning [min, max] at this bit width. */
 export function chooseGroupQuant(min: number, max: number, bits: number): GroupQuant {
-  const zero = groupZero(min, max);
-  return { scale: groupScale(zero, max, levelsFor(bits)), zero };
+  const zero = halfBitsToFloat(groupZeroBits(min, max));
+  return { scale: halfBitsToFloat(groupScaleBits(zero, max, levelsFor(bits))), zero };
 }
 
-/** The fp16 zero point of a group spanning [min, max]: fp16 floor of min (both must fit fp16). */
-function groupZero(min: number, max: number): number {
+/** The fp16 bits of a group's zero point over [min, max]: fp16 floor of min (both must fit fp16). */
+function groupZeroBits(min: number, max: number): number {
   assertHalfRepresentable(min, "quantization group minimum");
   assertHalfRepresentable(max, "quantization group maximum");
-  return halfFloor(min);
+  return halfFloorBits(min);
 }
 
 /**
- * The fp16-exact step from `zero` that reaches `max` in `levels` steps (0 for an empty span).
- * A number, not a field of an object: encodeGroups calls it per group, and an object whose
- * scale is sometimes the small integer 0 made V8 box every scale it read afterwards.
+ * The fp16 bits of the exact step from `zero` that reaches `max` in `levels` steps (0 for an
+ * empty span). Bits, not a value: the encoder stores them, and converting the value back
+ * per group cost more than choosing it.
  */
-function groupScale(zero: number, max: number, levels: number): number {
+function groupScaleBits(zero: number, max: number, levels: number): number {
   const span = max - zero;
   if (span === 0) return 0;
-  let scaleBits = floatToHalfBits(halfCeil(span / levels));
+  let scaleBits = halfCeilBits(span / levels);
   // fp16 ceil of span/levels can still fall short after the multiply in float64; step up.
   while (zero + levels * halfBitsToFloat(scaleBits) < max) scaleBits++;
-  return halfBitsToFloat(scaleBits);
+  return scaleBits;
 }
 
 /**
@@ -97,6 +103,7 @@ export interface QuantGroups {
   bits: Uint8Array;
 }
 
+/** Codes per width (groups with members only), and the widths in ascending order. */
 function codeCounts(groups: QuantGroups): Map<number, number> {
   const counts = new Map<number, number>();
   for (let g = 0; g < groups.bits.length; g++) {
@@ -110,15 +117,71 @@ function widths(counts: Map<number, number>): number[] {
   return [...counts.keys()].sort((a, b) => a - b);
 }
 
+function nonEmptyGroups(groups: QuantGroups): number {
+  let nonEmpty = 0;
+  for (let g = 0; g < groups.bits.length; g++) if (groups.starts[g + 1] > groups.starts[g]) nonEmpty++;
+  return nonEmpty;
+}
+
+/**
+ * Where each width's code stream lies in the bytes after the metadata: streamStart[w] is its
+ * byte offset (streams in ascending width), and the total length of metadata and streams.
+ */
+function streamLayout(groups: QuantGroups): { streamStart: Int32Array; total: number } {
+  const counts = codeCounts(groups);
+  const streamStart = new Int32Array(17);
+  let total = GROUP_META_BYTES * nonEmptyGroups(groups);
+  for (const width of widths(counts)) {
+    checkBits(width);
+    streamStart[width] = total;
+    total += packedLength(counts.get(width) ?? 0, width);
+  }
+  return { streamStart, total };
+}
+
+/** The index-th code of a `width`-bit stream starting at bytes[base] (inverse of putCode). */
+function getCode(bytes: Uint8Array, base: number, index: number, width: number, end: number): number {
+  const bit = index * width;
+  const at = base + (bit >>> 3);
+  let word = bytes[at];
+  if (at + 1 < end) word |= bytes[at + 1] << 8;
+  if (at + 2 < end) word |= bytes[at + 2] << 16;
+  return (word >>> (bit & 7)) & ((1 << width) - 1);
+}
+
+/**
+ * roundHalfUp(offset / scale) for offset >= 0 (x - zero), before clamping: from the product
+ * with 1/scale, a few ulps from the quotient, wherever that lies clearly between two ties
+ * (a division costs several multiplies), else from the quotient itself. The quotient is below
+ * 2^17 (levels + 1 at 16 bits), so its ulp is under 2^-35 and 1e-6 from a tie is clear.
+ */
+function groupCode(offset: number, scale: number, inverse: number): number {
+  const product = offset * inverse;
+  const code = (product + 0.5) | 0;
+  const above = product + 0.5 - code;
+  if (above > 1e-6 && above < 1 - 1e-6) return code;
+  // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
+  const v = offset / scale;
+  const exact = (v + 0.5) | 0;
+  return v < exact - 0.5 ? exact - 1 : exact;
+}
+
+/**
+ * Quantizes every group and writes the metadata and the code streams in one pass over the
+ * data: each code goes straight into its width's packed stream in the writer's buffer (no
+ * code array, no second packing pass), least significant bit first as packBits lays them out.
+ * Bytes as documented on QuantGroups.
+ */
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
   const { members, starts, bits } = groups;
-  let nonEmpty = 0;
-  for (let g = 0; g < bits.length; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
-  // every group's fp16 scale and zero point, little-endian, in group order
-  const meta = new Uint8Array(GROUP_META_BYTES * nonEmpty);
-  // codes in member order (one typed array the loop below always stores into), split by
-  // width afterwards only when the groups have more than one
-  const codes = new Uint32Array(members.length);
+  const { streamStart, total } = streamLayout(groups);
+  const out = writer.claim(total);
+  // Per width, where its stream is at: the next byte, and the codes not yet a whole byte
+  // (packBits' accumulator, carried from group to group; whole bytes are stored, never ORed
+  // into memory, so no store waits on the one before it).
+  const next = Int32Array.from(streamStart);
+  const pending = new Int32Array(17);
+  const pendingBits = new Int32Array(17);
   let metaAt = 0;
   for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
@@ -132,89 +195,77 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
       if (x > max) max = x;
     }
     const width = bits[g];
-    const zero = groupZero(min, max);
+    const zeroBits = groupZeroBits(min, max);
+    const zero = halfBitsToFloat(zeroBits);
     const levels = levelsFor(width);
-    const scale = groupScale(zero, max, levels);
-    const scaleBits = floatToHalfBits(scale);
-    const zeroBits = floatToHalfBits(zero);
-    meta[metaAt++] = scaleBits & 0xff;
-    meta[metaAt++] = scaleBits >>> 8;
-    meta[metaAt++] = zeroBits & 0xff;
-    meta[metaAt++] = zeroBits >>> 8;
-    if (scale === 0) continue; // codes stay 0
+    const scaleBits = groupScaleBits(zero, max, levels);
+    const scale = halfBitsToFloat(scaleBits);
+    out[metaAt++] = scaleBits & 0xff;
+    out[metaAt++] = scaleBits >>> 8;
+    out[metaAt++] = zeroBits & 0xff;
+    out[metaAt++] = zeroBits >>> 8;
+    const inverse = 1 / scale;
+    let at = next[width];
+    let acc = pending[width];
+    let accBits = pendingBits[width];
     for (let m = from; m < to; m++) {
-      // x >= zero, so v >= 0 and truncation is floor; then ties toward +infinity, as roundHalfUp
-      const v = (data[members[m]] - zero) / scale;
-      let code = (v + 0.5) | 0;
-      if (v < code - 0.5) code--;
-      codes[m] = code > levels ? levels : code;
+      // scale 0: every code is 0
+      const code = scale === 0 ? 0 : groupCode(data[members[m]] - zero, scale, inverse);
+      acc |= (code > levels ? levels : code) << accBits;
+      accBits += width;
+      while (accBits >= 8) {
+        out[at++] = acc & 0xff;
+        acc >>>= 8;
+        accBits -= 8;
+      }
     }
-  }
-  writer.bytes(meta);
-  const counts = codeCounts(groups);
-  const used = widths(counts);
-  if (used.length === 1) {
-    writer.bytes(packBits(codes, used[0]));
-    return;
-  }
-  for (const width of used) {
-    const stream = new Uint32Array(counts.get(width) ?? 0);
-    let next = 0;
-    // element copies: a subarray view per group cost more than the group's codes
-    for (let g = 0; g < bits.length; g++) {
-      if (bits[g] !== width) continue;
-      for (let m = starts[g]; m < starts[g + 1]; m++) stream[next++] = codes[m];
-    }
-    writer.bytes(packBits(stream, width));
+    // A byte still filling is stored as it stands: the stream's next group rewrites it whole.
+    // (No flush loop after this one: a loop run only at the end kept V8 deoptimizing here.)
+    if (accBits > 0) out[at] = acc;
+    next[width] = at;
+    pending[width] = acc;
+    pendingBits[width] = accBits;
   }
 }
 
 /** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */
 export function decodeGroups(reader: ByteReader, out: Float32Array, groups: QuantGroups): void {
   const { members, starts, bits } = groups;
-  const groupCount = bits.length;
-  let nonEmpty = 0;
-  for (let g = 0; g < groupCount; g++) if (starts[g + 1] > starts[g]) nonEmpty++;
-  const meta = reader.bytes(GROUP_META_BYTES * nonEmpty);
-  // codes back in member order, as encodeGroups held them
-  const counts = codeCounts(groups);
-  const used = widths(counts);
-  let codes: Uint32Array;
-  if (used.length === 1) {
-    codes = unpackBits(reader.bytes(packedLength(members.length, used[0])), members.length, used[0]);
-  } else {
-    codes = new Uint32Array(members.length);
-    for (const width of used) {
-      const count = counts.get(width) ?? 0;
-      const stream = unpackBits(reader.bytes(packedLength(count, width)), count, width);
-      let next = 0;
-      for (let g = 0; g < groupCount; g++) {
-        if (bits[g] !== width) continue;
-        for (let m = starts[g]; m < starts[g + 1]; m++) codes[m] = stream[next++];
-      }
-    }
-  }
+  const { streamStart, total } = streamLayout(groups);
+  const bytes = reader.bytes(total);
+  const read = new Int32Array(17);
   let metaAt = 0;
-  for (let g = 0; g < groupCount; g++) {
+  for (let g = 0; g < bits.length; g++) {
     const from = starts[g];
     const to = starts[g + 1];
     if (to === from) continue;
-    const scale = halfBitsToFloat(meta[metaAt] | (meta[metaAt + 1] << 8));
-    const zero = halfBitsToFloat(meta[metaAt + 2] | (meta[metaAt + 3] << 8));
+    const scale = halfBitsToFloat(bytes[metaAt] | (bytes[metaAt + 1] << 8));
+    const zero = halfBitsToFloat(bytes[metaAt + 2] | (bytes[metaAt + 3] << 8));
     metaAt += GROUP_META_BYTES;
+    const width = bits[g];
+    const base = streamStart[width];
+    let index = read[width];
+    read[width] = index + (to - from);
     // same arithmetic as dequantizeValue (float64, then rounded into the Float32Array)
-    for (let m = from; m < to; m++) out[members[m]] = zero + codes[m] * scale;
+    if (8 % width === 0) {
+      const perByteShift = 31 - Math.clz32(8 / width);
+      const slot = 8 / width - 1;
+      const mask = (1 << width) - 1;
+      for (let m = from; m < to; m++, index++) {
+        const code = (bytes[base + (index >>> perByteShift)] >>> ((index & slot) * width)) & mask;
+        out[members[m]] = zero + code * scale;
+      }
+      continue;
+    }
+    for (let m = from; m < to; m++, index++) {
+      out[members[m]] = zero + getCode(bytes, base, index, width, total) * scale;
+    }
   }
 }
 
 /** Bytes encodeGroups writes for these groups (metadata + packed codes). */
 export function groupsBytes(groups: QuantGroups): number {
-  let meta = 0;
-  for (let g = 0; g < groups.bits.length; g++)
-    if (groups.starts[g + 1] > groups.starts[g]) meta += GROUP_META_BYTES;
-  let codes = 0;
-  for (const [bits, count] of codeCounts(groups)) codes += packedLength(count, bits);
-  return meta + codes;
+  return streamLayout(groups).total;
 }
 
 /** KIVI keys: per channel, runs of `groupSize` consecutive tokens of a [tokens, dim] matrix. */

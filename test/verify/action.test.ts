@@ -110,9 +110,9 @@ test("the job fails when one bundle fails, after verifying all of them", () => {
   assert.equal(run.status, 1);
   assert.deepEqual(run.outputs, { verified: "3", failed: "1" });
   assert.deepEqual(run.calls, [
-    "verify bundles/a.zip --trusted-keys keys.txt --require-trusted --replay auto",
-    "verify bundles/bad.zip --trusted-keys keys.txt --require-trusted --replay auto",
-    "verify bundles/c.zip --trusted-keys keys.txt --require-trusted --replay auto",
+    "verify bundles/a.zip --trusted-keys keys.txt --require-trusted --replay all",
+    "verify bundles/bad.zip --trusted-keys keys.txt --require-trusted --replay all",
+    "verify bundles/c.zip --trusted-keys keys.txt --require-trusted --replay all",
   ]);
   assert.match(run.stdout, /::error title=spg verify::bundles\/bad\.zip failed verification \(exit 5\)/);
   assert.ok(run.summary.startsWith("before\n### spg verify: 3 bundle(s), 1 failed"));
@@ -137,8 +137,8 @@ test("the job passes when every bundle passes; globs, replay and trust flags are
   assert.deepEqual(off.calls, ["verify bundles/a.zip --require-trusted --no-replay"]);
 });
 
-test("replay defaults to auto: every sample where the model is here", () => {
-  assert.equal(action.inputs.replay.default, "auto");
+test("replay defaults to all: a gate passes only what it replayed, a bundle whose model is not here fails", () => {
+  assert.equal(action.inputs.replay.default, "all");
   assert.equal(action.inputs["model-path"].default, "");
 });
 

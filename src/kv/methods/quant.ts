@@ -8,11 +8,12 @@
  */
 
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
-import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
+import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import {
   channelGroups,
   decodeGroups,
   encodeGroups,
+  groupsBytes,
   type QuantGroups,
   tokenGroups,
 } from "../../numeric/group-quant.js";
@@ -24,11 +25,11 @@ import {
   countBits,
   type EncodedLayer,
   headFromRows,
-  readRows,
+  readRowsInto,
   writeRows,
 } from "../compressed.js";
 import { defineMethod } from "./define.js";
-import { eligibleSlots, gatherRows, maskIndices, schemaParts } from "./shared.js";
+import { eligibleSlots, gatherRows, gatherTransposed, maskIndices, schemaParts } from "./shared.js";
 import type { MethodContext } from "./types.js";
 
 export interface QuantParams {
@@ -62,7 +63,10 @@ function split(kept: Int32Array, residual: number): { quantized: Int32Array; rec
 }
 
 interface HeadGroups {
+  /** Key groups over the transposed [dim, tokens] block, where the encoder reads them. */
   keys: QuantGroups;
+  /** The same key groups over the [tokens, dim] block, where the decoder writes them. */
+  keysByToken: QuantGroups;
   values: QuantGroups;
 }
 
@@ -73,7 +77,11 @@ function groupLayouts(p: QuantParams, dim: number): (tokens: number) => HeadGrou
     let groups = built.get(tokens);
     if (groups === undefined) {
       groups = {
-        keys: channelGroups(tokens, dim, p.groupSize, p.keyBits),
+        // KIVI's per-channel key groups (channelGroups over [tokens, dim]) are runs of tokens in
+        // the transposed [dim, tokens] block: the same groups, members and code order, read
+        // contiguously instead of a stride of dim apart
+        keys: tokenGroups(dim, tokens, p.groupSize, () => p.keyBits),
+        keysByToken: channelGroups(tokens, dim, p.groupSize, p.keyBits),
         values: tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
       };
       built.set(tokens, groups);
@@ -95,7 +103,7 @@ function encodeHead(
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
   const groups = groupsFor(tokens);
-  encodeGroups(writer, gatherRows(head.keys, quantized, dim), groups.keys);
+  encodeGroups(writer, gatherTransposed(head.keys, quantized, dim), groups.keys);
   encodeGroups(writer, gatherRows(head.values, quantized, dim), groups.values);
   writeRows(writer, head.keys, recent, dim, dtype);
   writeRows(writer, head.values, recent, dim, dtype);
@@ -118,10 +126,10 @@ function decodeHead(
   const keys = new Float32Array(kept.length * dim);
   const values = new Float32Array(kept.length * dim);
   const groups = groupsFor(tokens);
-  decodeGroups(reader, keys, groups.keys);
+  decodeGroups(reader, keys, groups.keysByToken);
   decodeGroups(reader, values, groups.values);
-  keys.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
-  values.set(readRows(reader, recent.length, dim, dtype), tokens * dim);
+  readRowsInto(reader, keys, tokens * dim, recent.length * dim, dtype);
+  readRowsInto(reader, values, tokens * dim, recent.length * dim, dtype);
   return headFromRows(positions, kept, keys, values);
 }
 
@@ -141,11 +149,17 @@ function compressQuant(
   const kept = eligibleSlots(shape, context, p.localWindowTrim).map(maskIndices);
   const groupsFor = groupLayouts(p, shape.headDim);
   const encoded: EncodedLayer[] = cache.layers.map((layer, l) => {
-    const writer = new ByteWriter();
+    const { quantized, recent } = split(kept[l], p.residualTokens);
+    const groups = groupsFor(quantized.length);
+    const headBytes =
+      groupsBytes(groups.keys) +
+      groupsBytes(groups.values) +
+      2 * recent.length * shape.headDim * dtypeBytes(dtype);
+    const writer = new ByteWriter(layer.heads.length * headBytes);
     const histogram: Record<string, number> = {};
     for (const head of layer.heads)
       encodeHead(writer, head, kept[l], shape.headDim, p, dtype, histogram, groupsFor);
-    const quantizedSlots = split(kept[l], p.residualTokens).quantized.length;
+    const quantizedSlots = quantized.length;
     return {
       serialized: writer.finish(),
       tokensKept: kept[l].length * layer.heads.length,

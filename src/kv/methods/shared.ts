@@ -6,7 +6,7 @@
 import { Ajv, type ErrorObject } from "ajv";
 import { SpgError } from "../../errors.js";
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
-import { type BaselineDtype, dtypeBits } from "../../numeric/dtype.js";
+import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import type { KvCache, LayerCache } from "../cache.js";
 import {
   assembleCompressed,
@@ -18,6 +18,7 @@ import {
   headFromRows,
   readRows,
   readSubset,
+  subsetEncodingBytes,
   writeRows,
   writeSubset,
 } from "../compressed.js";
@@ -130,10 +131,28 @@ export function eligibleSlots(shape: CacheShape, context: MethodContext, trimLoc
 /** Rows (of `dim` values) of a [slots, dim] matrix, gathered contiguously in the order given. */
 export function gatherRows(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
   const out = new Float32Array(rows.length * dim);
-  // an element loop: a subarray view per row was one allocation per row
-  for (let i = 0, o = 0; i < rows.length; i++) {
+  // runs of consecutive rows (a window trim keeps one run) are one copy each; elsewhere an
+  // element loop, as a subarray view per row was one allocation per row
+  for (let i = 0, o = 0; i < rows.length; ) {
+    let end = i + 1;
+    while (end < rows.length && rows[end] === rows[end - 1] + 1) end++;
     const from = rows[i] * dim;
-    for (let c = 0; c < dim; c++) out[o++] = matrix[from + c];
+    const count = (end - i) * dim;
+    if (end - i > 1) out.set(matrix.subarray(from, from + count), o);
+    else for (let c = 0; c < dim; c++) out[o + c] = matrix[from + c];
+    o += count;
+    i = end;
+  }
+  return out;
+}
+
+/** The given rows of a [slots, dim] matrix, transposed: [dim, rows.length], column by column. */
+export function gatherTransposed(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
+  const count = rows.length;
+  const out = new Float32Array(count * dim);
+  for (let i = 0; i < count; i++) {
+    const from = rows[i] * dim;
+    for (let c = 0; c < dim; c++) out[c * count + i] = matrix[from + c];
   }
   return out;
 }
@@ -156,7 +175,12 @@ export function encodeKeptLayer(
   dtype: BaselineDtype,
   storeKept: boolean,
 ): EncodedLayer {
-  const writer = new ByteWriter();
+  let size = 0;
+  layer.heads.forEach((head, h) => {
+    if (storeKept) size += subsetEncodingBytes(kept[h].length, head.positions.length).bytes;
+    size += 2 * kept[h].length * headDim * dtypeBytes(dtype);
+  });
+  const writer = new ByteWriter(size);
   const histogram: Record<string, number> = {};
   let tokensKept = 0;
   layer.heads.forEach((head, h) => {

@@ -20,6 +20,7 @@ import {
   lowRankBytes,
   multiplyFactors,
   rankForEnergy,
+  smallestEigenvalueSumBound,
   symmetricTopEigen,
   topEigenvalueSumBound,
 } from "../../../numeric/lowrank.js";
@@ -126,6 +127,17 @@ export function lowRankChoice(
   const { bound, trace } = topEigenvalueSumBound(gram, plan.dim, ceiling - 1);
   // The margin is far above float64 rounding of eigenvalue sums: only clear cases skip.
   if (trace > 0 && bound < threshold * trace * (1 - 1e-9)) return null;
+  // The same question from the other end: when the dim - ceiling + 1 smallest eigenvalues
+  // surely hold more than the 1 - threshold of the energy the rank may leave out, the top
+  // ceiling - 1 cannot reach the threshold (random-weight K/V blocks: every block so far).
+  const leftOut = (1 - threshold) * trace;
+  const smallest = plan.dim - (ceiling - 1);
+  if (smallest > 0 && leftOut >= 1e-8 * smallest * trace && trace > 0) {
+    const held = smallestEigenvalueSumBound(gram, plan.dim, smallest, leftOut / smallest);
+    // The margins are far above the bound's rounding (see smallestEigenvalueSumBound) and the
+    // eigen-decomposition's (about n·eps of the trace): only clear cases skip.
+    if (held > leftOut * (1 + 1e-6) + 1e-9 * trace) return null;
+  }
   let rank = 0;
   let won = false;
   const { vectors } = symmetricTopEigen(gram, plan.dim, (values) => {

@@ -9,8 +9,8 @@
  * Every failure is returned as a finding of the "zip-safety" check with a stable code;
  * the reader never throws for a bad archive and never leaves an error unhandled.
  */
-import { promises as fs } from "node:fs";
-import { pipeline, type Readable } from "node:stream";
+import { createReadStream, promises as fs } from "node:fs";
+import { pipeline, Readable } from "node:stream";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
 import {
@@ -671,25 +671,42 @@ async function checkLocalHeaders(
  */
 const INFLATE_CHUNK_BYTES = 1024 * 1024;
 
-/** An entry's bytes: stored as they are, deflated through our own inflater (larger chunks than yauzl's). */
-function openEntryStream(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
-  const deflated = entry.compressionMethod === METHOD_DEFLATED;
-  return new Promise((resolve, reject) => {
-    zipfile.openReadStream(entry, deflated ? { decompress: false } : {}, (error, stream) => {
-      if (error !== null) {
-        reject(error);
-        return;
-      }
-      if (!deflated) {
-        resolve(stream);
-        return;
-      }
-      const inflater = zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK_BYTES });
-      // A read error reaches the inflater (and our listeners); destroying it stops the read.
-      pipeline(stream, inflater, () => undefined);
-      resolve(inflater);
-    });
+/**
+ * An entry's stored bytes straight from the file, in reads of INFLATE_CHUNK_BYTES (yauzl reads
+ * 16 KiB at a time). Its place comes from its local header, already checked against the central
+ * directory and the archive's layout (checkLocalHeaders) before anything is inflated.
+ */
+async function fileDataStream(path: string, zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+  const { fileDataStart } = await readLocalHeader(zipfile, entry);
+  if (entry.compressedSize === 0) return Readable.from([]);
+  return createReadStream(path, {
+    start: fileDataStart,
+    end: fileDataStart + entry.compressedSize - 1,
+    highWaterMark: INFLATE_CHUNK_BYTES,
   });
+}
+
+/** An entry's bytes: stored as they are, deflated through our own inflater (larger chunks than yauzl's). */
+async function openEntryStream(
+  source: Source,
+  zipfile: yauzl.ZipFile,
+  entry: yauzl.Entry,
+): Promise<Readable> {
+  const deflated = entry.compressionMethod === METHOD_DEFLATED;
+  const stored =
+    source.kind === "file"
+      ? await fileDataStream(source.path, zipfile, entry)
+      : await new Promise<Readable>((resolve, reject) => {
+          zipfile.openReadStream(entry, deflated ? { decompress: false } : {}, (error, stream) => {
+            if (error !== null) reject(error);
+            else resolve(stream);
+          });
+        });
+  if (!deflated) return stored;
+  const inflater = zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK_BYTES });
+  // A read error reaches the inflater (and our listeners); destroying it stops the read.
+  pipeline(stored, inflater, () => undefined);
+  return inflater;
 }
 
 interface InflateBudget {
@@ -707,6 +724,7 @@ type InflateResult =
  * limits) so a bomb is reported as one, and a mere size lie as a size mismatch.
  */
 async function inflateEntry(
+  source: Source,
   zipfile: yauzl.ZipFile,
   { entry, name }: CheckedEntry,
   limits: ZipReadLimits,
@@ -719,7 +737,7 @@ async function inflateEntry(
   const sizes = { entry: name, compressedSize: entry.compressedSize, declaredSize: entry.uncompressedSize };
   let stream: Readable;
   try {
-    stream = await openEntryStream(zipfile, entry);
+    stream = await openEntryStream(source, zipfile, entry);
   } catch (error) {
     return {
       ok: false,
@@ -741,9 +759,17 @@ async function inflateEntry(
     let bytes = 0;
     let crc = 0;
     let settled = false;
+    // The sink takes each chunk in a microtask, once the inflater has been handed its next piece
+    // (zlib pushes a chunk, then writes on): inflating on libuv's thread pool and the sink's work
+    // overlap instead of taking turns. Every chunk reaches the sink before the entry settles.
+    const handedOver: Buffer[] = [];
+    const handOver = () => {
+      for (let next = handedOver.shift(); next !== undefined; next = handedOver.shift()) sink?.push(next);
+    };
     const settle = (result: InflateResult) => {
       if (settled) return;
       settled = true;
+      handOver();
       stream.removeListener("data", onData);
       stream.removeListener("end", onEnd);
       // Keep an error listener: a destroyed inflater may still report, and that must not crash us.
@@ -795,8 +821,9 @@ async function inflateEntry(
           ),
         });
       } else if (bytes <= entry.uncompressedSize) {
-        if (sink !== undefined) sink.push(chunk);
-        else chunks.push(chunk);
+        if (sink !== undefined) {
+          if (handedOver.push(chunk) === 1) queueMicrotask(handOver);
+        } else chunks.push(chunk);
         crc = zlib.crc32(chunk, crc);
       } else if (chunks.length > 0) {
         // Over the declared size: a lie. Keep counting (to tell a bomb) but stop keeping.
@@ -804,6 +831,7 @@ async function inflateEntry(
       }
     };
     const onEnd = () => {
+      handOver();
       if (bytes !== entry.uncompressedSize) {
         settle({
           ok: false,
@@ -943,6 +971,7 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
         ? options.stream?.open(checked.name, contents, archiveNames)
         : undefined;
       const result = await inflateEntry(
+        source,
         zipfile,
         checked,
         limits,

@@ -11,8 +11,7 @@ import { drawConfiguredSplit } from "../data/draw.js";
 import { assertDisjointSamples } from "../data/sampling.js";
 import type { DatasetIdentity, Sample } from "../data/types.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
-import { createBackend } from "./backend.js";
-import { evaluateRun, type RunProgress } from "./run-methods.js";
+import type { RunProgress } from "./run-methods.js";
 
 /** The evaluation and calibration samples a config draws, with their splits' identities; they must never share a token sequence. */
 export async function drawRunSamples(config: RunConfig): Promise<{
@@ -55,6 +54,11 @@ export async function measureRun(
   options: MeasureRunOptions,
   progress: MeasureRunProgress = {},
 ): Promise<{ records: SampleRecord[]; fingerprints: FingerprintLine[]; executionProvider: string }> {
+  // Loaded here, not at import: they load onnxruntime, which `spg verify` needs only to replay.
+  const [{ createBackend }, { evaluateRun }] = await Promise.all([
+    import("./backend.js"),
+    import("./run-methods.js"),
+  ]);
   const backend = await createBackend(checkpoint, {
     device: options.device,
     observationWindow: config.kv.observationWindow,

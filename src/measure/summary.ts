@@ -271,10 +271,26 @@ const POINT_ONLY_FIELDS: readonly (keyof PooledSums)[] = [
   "logitCosineSum",
   "parametersBaseline",
   "parametersStored",
+  "teacherForcedTokens",
+  "continuationMs",
+  "baselineContinuationMs",
 ];
 
-/** The sums a bootstrap resample recomputes. */
-const METRIC_FIELDS = SUMMED_FIELDS.filter((field) => !POINT_ONLY_FIELDS.includes(field));
+/** The sums runCostMetrics reads: resampled only for records with runCost (no other metric reads them). */
+const RUN_COST_METRIC_FIELDS: readonly (keyof PooledSums)[] = [
+  "executedBytes",
+  "executedBytesBaseline",
+  "decodeSteps",
+  "generationMs",
+  "baselineGenerationMs",
+];
+
+/** The sums a bootstrap resample recomputes: those metricsFromSums reads. */
+function metricFields(runCost: boolean): (keyof PooledSums)[] {
+  return SUMMED_FIELDS.filter(
+    (field) => !POINT_ONLY_FIELDS.includes(field) && (runCost || !RUN_COST_METRIC_FIELDS.includes(field)),
+  );
+}
 
 /** Each summed field of the ordered records as a column: the bootstrap reads these, not the objects. */
 type Columns = Record<keyof PooledSums, Float64Array>;
@@ -398,11 +414,16 @@ function addRows(rows: Float64Array, width: number, positions: Uint32Array, tota
  * row by row once, so a resample reads one contiguous row per position instead of one scattered
  * value per field. Each field is still added in position order (the same figures as sumAt).
  */
-function* resampleSums(columns: Columns, bootstrap: RunConfig["bootstrap"]): Generator<PooledSums> {
+function* resampleSums(
+  columns: Columns,
+  bootstrap: RunConfig["bootstrap"],
+  runCost: boolean,
+): Generator<PooledSums> {
   const n = columns.scoredTokens.length;
-  const width = METRIC_FIELDS.length;
+  const fields = metricFields(runCost);
+  const width = fields.length;
   const rows = new Float64Array(n * width);
-  METRIC_FIELDS.forEach((field, f) => {
+  fields.forEach((field, f) => {
     const column = columns[field];
     for (let i = 0; i < n; i++) rows[i * width + f] = column[i];
   });
@@ -412,7 +433,7 @@ function* resampleSums(columns: Columns, bootstrap: RunConfig["bootstrap"]): Gen
     // The point-only sums stay 0: no metric reads them.
     const sums = {} as PooledSums;
     for (const field of SUMMED_FIELDS) sums[field] = 0;
-    METRIC_FIELDS.forEach((field, f) => {
+    fields.forEach((field, f) => {
       sums[field] = totals[f];
     });
     yield sums;
@@ -433,7 +454,7 @@ function bootstrapIntervals(
   ];
   const values: Record<string, number[]> = {};
   for (const key of keys) values[key] = [];
-  for (const sums of resampleSums(columns, bootstrap)) {
+  for (const sums of resampleSums(columns, bootstrap, runCost)) {
     const metrics = metricsFromSums(sums, method, runCost);
     for (const key of keys) values[key].push(metrics[key] as number);
   }

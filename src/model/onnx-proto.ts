@@ -4,7 +4,8 @@
  * inference graph needs: model, graph, nodes, attributes, tensors (inline or external
  * data), and value infos with symbolic dims.
  */
-import protobuf from "protobufjs";
+import { createRequire } from "node:module";
+import type protobuf from "protobufjs";
 
 const ONNX_SUBSET_PROTO = `
 syntax = "proto2";
@@ -146,7 +147,10 @@ let modelProtoType: protobuf.Type | undefined;
 
 function modelType(): protobuf.Type {
   if (modelProtoType === undefined) {
-    const root = protobuf.parse(ONNX_SUBSET_PROTO, { keepCase: true }).root;
+    // Loaded when a graph is first encoded: `spg verify` reads the executed-bytes accounting
+    // beside this module but encodes no graph unless it replays.
+    const protobufjs = createRequire(import.meta.url)("protobufjs") as typeof protobuf;
+    const root = protobufjs.parse(ONNX_SUBSET_PROTO, { keepCase: true }).root;
     modelProtoType = root.lookupType("onnx.ModelProto");
   }
   return modelProtoType;

@@ -31,6 +31,7 @@ const CLOSE_BRACKET = 0x5d;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const NEWLINE = 0x0a;
+const LOWER_E = 0x65;
 
 function failure(code: EntryParseCode, error: string): { ok: false; code: EntryParseCode; error: string } {
   return { ok: false, code, error };
@@ -123,6 +124,134 @@ function shapeOf(value: unknown, limit: number): { tooDeep: boolean; keysInOrder
   return shape;
 }
 
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const LOWER_A = 0x61;
+const LOWER_Z = 0x7a;
+const UPPER_E = 0x45;
+const FIRST_NON_ASCII = 0x80;
+/** Digits JSON.stringify writes back unchanged for any integer token (below 2^53 with room). */
+const EXACT_INTEGER_DIGITS = 15;
+/** Keys of this many digits at most are array indices, which JavaScript orders first, by value. */
+const INDEX_KEY_DIGITS = 9;
+
+/** Per nesting level of the scan below: scratch reused by every call (it neither recurses nor yields). */
+const scanFrames = {
+  object: new Uint8Array(MAX_JSON_NESTING + 1),
+  expectKey: new Uint8Array(MAX_JSON_NESTING + 1),
+  /** A key not made of digits was seen: a later index key would be reordered by JSON.parse. */
+  namedKey: new Uint8Array(MAX_JSON_NESTING + 1),
+  indexKeyDigits: new Int32Array(MAX_JSON_NESTING + 1),
+  keyStart: new Int32Array(MAX_JSON_NESTING + 1),
+  keyEnd: new Int32Array(MAX_JSON_NESTING + 1),
+};
+
+/** Whether the ASCII key bytes [start, end) sort strictly after [previousStart, previousEnd) (UTF-16 order). */
+function keyAfter(
+  bytes: Buffer,
+  previousStart: number,
+  previousEnd: number,
+  start: number,
+  end: number,
+): boolean {
+  const previousLength = previousEnd - previousStart;
+  const length = end - start;
+  for (let k = 0; ; k++) {
+    if (k === length) return false;
+    if (k === previousLength) return true;
+    const before = bytes[previousStart + k];
+    const after = bytes[start + k];
+    if (before !== after) return before < after;
+  }
+}
+
+/**
+ * A byte scan that proves, for bytes JSON.parse has just read, that they are exactly what
+ * JSON.stringify writes of the parsed value with every object's keys in ascending order,
+ * nesting at most `MAX_JSON_NESTING` deep: no whitespace, no escapes, numbers in their
+ * shortest form, ASCII keys strictly ascending (so none repeats), index-like keys ("16") only
+ * ahead of the others and ascending by value too (where JSON.parse puts them). True only then;
+ * false means "not shown", and the full checks below decide (and name the failure).
+ */
+export function writtenCanonically(bytes: Buffer, start: number, end: number): boolean {
+  const { object, expectKey, namedKey, indexKeyDigits, keyStart, keyEnd } = scanFrames;
+  let depth = 0;
+  let index = start;
+  while (index < end) {
+    const byte = bytes[index];
+    if (byte === QUOTE) {
+      let close = index + 1;
+      let ascii = true;
+      for (let char = bytes[close]; char !== QUOTE; char = bytes[++close]) {
+        if (char === BACKSLASH || close >= end) return false;
+        if (char >= FIRST_NON_ASCII) ascii = false;
+      }
+      if (object[depth] === 1 && expectKey[depth] === 1) {
+        if (!ascii) return false;
+        const from = index + 1;
+        if (keyStart[depth] >= 0 && !keyAfter(bytes, keyStart[depth], keyEnd[depth], from, close))
+          return false;
+        const first = bytes[from];
+        if (first >= DIGIT_0 && first <= DIGIT_9) {
+          const digits = close - from;
+          if (namedKey[depth] === 1 || digits > INDEX_KEY_DIGITS || digits < indexKeyDigits[depth])
+            return false;
+          if (first === DIGIT_0 && digits > 1) return false;
+          for (let k = from + 1; k < close; k++) if (bytes[k] < DIGIT_0 || bytes[k] > DIGIT_9) return false;
+          indexKeyDigits[depth] = digits;
+        } else namedKey[depth] = 1;
+        keyStart[depth] = from;
+        keyEnd[depth] = close;
+        expectKey[depth] = 0;
+      }
+      index = close + 1;
+      continue;
+    }
+    if (byte === MINUS || (byte >= DIGIT_0 && byte <= DIGIT_9)) {
+      const digitsFrom = byte === MINUS ? index + 1 : index;
+      let stop = index + 1;
+      let integer = true;
+      for (; stop < end; stop++) {
+        const char = bytes[stop];
+        if (char >= DIGIT_0 && char <= DIGIT_9) continue;
+        if (char === DOT || char === LOWER_E || char === UPPER_E || char === PLUS || char === MINUS)
+          integer = false;
+        else break;
+      }
+      const digits = stop - digitsFrom;
+      const plain =
+        integer &&
+        digits >= 1 &&
+        digits <= EXACT_INTEGER_DIGITS &&
+        !(bytes[digitsFrom] === DIGIT_0 && (digits > 1 || byte === MINUS));
+      if (!plain) {
+        const token = bytes.toString("latin1", index, stop);
+        if (String(Number(token)) !== token) return false;
+      }
+      index = stop;
+      continue;
+    }
+    if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      if (++depth > MAX_JSON_NESTING) return false;
+      const isObject = byte === OPEN_BRACE ? 1 : 0;
+      object[depth] = isObject;
+      expectKey[depth] = isObject;
+      namedKey[depth] = 0;
+      indexKeyDigits[depth] = 0;
+      keyStart[depth] = -1;
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) depth--;
+    else if (byte === COMMA) expectKey[depth] = object[depth];
+    else if (byte !== COLON && !(byte >= LOWER_A && byte <= LOWER_Z)) return false;
+    index++;
+  }
+  return true;
+}
+
 function tooDeep(where: string): { ok: false; code: EntryParseCode; error: string } {
   return failure(
     ENTRY_PARSE_CODES.nesting,
@@ -130,17 +259,31 @@ function tooDeep(where: string): { ok: false; code: EntryParseCode; error: strin
   );
 }
 
-/** One JSON document in bytes [start, end), strictly (see the header). `where` names it in errors. */
-export function parseStrict(bytes: Buffer, start: number, end: number, where: string): Parsed<unknown> {
+/**
+ * One JSON document in bytes [start, end), strictly (see the header). `name` names it in
+ * errors, with its line number when it is a line of a JSON Lines entry (the text is made only
+ * for an error, not for every line).
+ */
+export function parseStrict(
+  bytes: Buffer,
+  start: number,
+  end: number,
+  name: string,
+  line?: number,
+): Parsed<unknown> {
   const text = bytes.toString("utf8", start, end);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
+    const where = line === undefined ? name : `${name} line ${line}`;
     // Too deep is named first, as it would be of a document that did parse.
     if (!nestingWithin(bytes, start, end, MAX_JSON_NESTING)) return tooDeep(where);
     return failure(ENTRY_PARSE_CODES.syntax, `${where} is not valid JSON: ${(error as Error).message}`);
   }
+  // Fastest path (every line spg writes): the bytes show they are canonical, with no walk of the value.
+  if (writtenCanonically(bytes, start, end)) return { ok: true, value };
+  const where = line === undefined ? name : `${name} line ${line}`;
   const shape = shapeOf(value, MAX_JSON_NESTING);
   if (shape.tooDeep) return tooDeep(where);
   // Fast path: the text is its own plain serialization and every object's keys are in order,
@@ -200,26 +343,32 @@ export class JsonLinesReader {
 
   push(chunk: Buffer): void {
     let start = 0;
-    for (;;) {
+    const last = chunk.lastIndexOf(NEWLINE);
+    if (last !== -1 && this.pending.length > 0) {
+      const end = chunk.indexOf(NEWLINE);
+      this.pending.push(chunk.subarray(0, end));
+      const line = Buffer.concat(this.pending);
+      this.pending = [];
+      this.line(line, 0, line.length, true);
+      start = end + 1;
+    }
+    // The chunk's whole lines are UTF-8 exactly when each of them is (no UTF-8 sequence holds
+    // a 0x0A byte): one check for all of them, line by line only in a chunk that fails it.
+    const checkEachLine = start < last && !this.invalidUtf8 && !isUtf8(chunk.subarray(start, last));
+    while (start <= last) {
       const end = chunk.indexOf(NEWLINE, start);
-      if (end === -1) break;
-      if (this.pending.length > 0) {
-        this.pending.push(chunk.subarray(start, end));
-        const line = Buffer.concat(this.pending);
-        this.pending = [];
-        this.line(line, 0, line.length);
-      } else this.line(chunk, start, end);
+      this.line(chunk, start, end, checkEachLine);
       start = end + 1;
     }
     if (start < chunk.length) this.pending.push(chunk.subarray(start));
   }
 
-  private line(bytes: Buffer, start: number, end: number): void {
+  private line(bytes: Buffer, start: number, end: number, checkUtf8: boolean): void {
     const index = this.lines++;
     if (index === 0 && bytes.subarray(start, start + UTF8_BOM.length).equals(UTF8_BOM)) this.bom = true;
-    if (!this.invalidUtf8 && !isUtf8(bytes.subarray(start, end))) this.invalidUtf8 = true;
+    if (checkUtf8 && !this.invalidUtf8 && !isUtf8(bytes.subarray(start, end))) this.invalidUtf8 = true;
     if (this.bom || this.invalidUtf8 || this.lineFailure !== undefined) return;
-    const parsed = parseStrict(bytes, start, end, `${this.name} line ${index + 1}`);
+    const parsed = parseStrict(bytes, start, end, this.name, index + 1);
     if (parsed.ok) this.onValue(parsed.value, index);
     else this.lineFailure = parsed;
   }

@@ -270,7 +270,8 @@ export class ConsistencyFold {
       );
     }
     let bits = 0;
-    for (const [width, count] of Object.entries(fingerprint.bitsHistogram)) bits += Number(width) * count;
+    const histogram = fingerprint.bitsHistogram;
+    for (const width of Object.keys(histogram)) bits += Number(width) * histogram[width];
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",

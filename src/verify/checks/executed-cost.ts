@@ -79,6 +79,14 @@ function tokensPerSecond(tokens: number, ms: number): number {
   return tokens === 0 ? 0 : tokens / (ms / 1000);
 }
 
+/** A KV record's stated executed KV bytes, and what its layer fingerprints add up to. */
+interface KvRecordCost {
+  stated: number;
+  room: number;
+  sum: number;
+  layers: number;
+}
+
 /**
  * The check as a fold (verify streams records.jsonl, then fingerprints.jsonl, through it): each
  * record is judged as it arrives against the model's shapes and the config; what needs the
@@ -94,10 +102,9 @@ export class ExecutedCostFold {
   private records = 0;
   private carrying = 0;
   /** KV records: stated executed KV bytes, and what their layer fingerprints add up to. */
-  private readonly kvRecords = new Map<
-    string,
-    { stated: number; room: number; sum: number; layers: number }
-  >();
+  private readonly kvRecords = new Map<string, KvRecordCost>();
+  /** The same entries by sample, then method: a fingerprint line finds its record without building a key. */
+  private readonly kvRecordsBySample = new Map<string, Map<string, KvRecordCost>>();
   /** Weights methods: the executed weight bytes their records state (one value each, when they agree). */
   private readonly statedWeights = new Map<string, Set<number>>();
   private readonly ranks = new Map<string, Map<string, number>>();
@@ -142,12 +149,11 @@ export class ExecutedCostFold {
       bytes("executedBytes.kv", cost.executedBytes.kv, baselineKv);
     } else {
       bytes("executedBytes.weights", cost.executedBytes.weights, this.denseWeights);
-      this.kvRecords.set(`${record.sampleId}\u0000${record.method}`, {
-        stated: cost.executedBytes.kv,
-        room,
-        sum: 0,
-        layers: 0,
-      });
+      const entry = { stated: cost.executedBytes.kv, room, sum: 0, layers: 0 };
+      this.kvRecords.set(`${record.sampleId}\u0000${record.method}`, entry);
+      const methods = this.kvRecordsBySample.get(record.sampleId) ?? new Map<string, KvRecordCost>();
+      methods.set(record.method, entry);
+      this.kvRecordsBySample.set(record.sampleId, methods);
     }
 
     const speed = (message: string) => failures.add("E_EXECUTED_SPEED", `${where}: ${message}`);
@@ -186,7 +192,7 @@ export class ExecutedCostFold {
       this.ranks.set(line.method, methodRanks);
       return;
     }
-    const entry = this.kvRecords.get(`${line.sampleId}\u0000${line.method}`);
+    const entry = this.kvRecordsBySample.get(line.sampleId)?.get(line.method);
     const where = `record ${line.sampleId}/${line.method} layer ${line.layer}`;
     const read = line.slotsRead;
     if (read === undefined) {

@@ -52,10 +52,11 @@ class EntryLines implements EntrySink {
     onParsed?: (value: unknown) => void,
   ) {
     const validate = validators.get(name)?.validate;
+    const accepts = validators.get(name)?.accepts;
     this.reader = new JsonLinesReader(name, (value, line) => {
       onParsed?.(value);
       if (validate === undefined) return;
-      if (validate(value)) {
+      if (accepts?.(value) || validate(value)) {
         onValid(value);
         return;
       }

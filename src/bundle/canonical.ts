@@ -106,6 +106,10 @@ const MAX_PROPERTY_LIST = 512;
  */
 function serializeValidated(value: unknown, names: Set<string>): string {
   if (names.size > MAX_PROPERTY_LIST) return canonicalJsonStringByHand(value);
+  // The property list is looked up on every object, inherited properties included: a key that
+  // Object.prototype has ("__proto__", "constructor", ...) would be written into objects that
+  // lack it. Documents naming one (hostile input) are serialized by hand.
+  for (const name of names) if (name in Object.prototype) return canonicalJsonStringByHand(value);
   return JSON.stringify(value, [...names].sort());
 }
 

@@ -156,3 +156,17 @@ test("integer-like keys sort as strings, and documents with very many keys take 
     text.startsWith('{"10":1,"9":2,"wide":{"key1":1,"key10":10,"key100":100,"key1000":1000,"key1001":1001,'),
   );
 });
+
+test("keys Object.prototype has (__proto__, constructor, toString) are written only where they are own keys", () => {
+  // JSON.parse makes "__proto__" an own key, as a hostile bundle would; other objects must not inherit it.
+  const value = JSON.parse(
+    '{"a":{"__proto__":{"x":1}},"b":{"y":2},"c":{"constructor":3},"d":{"toString":4},"e":{}}',
+  );
+  const text = canonicalJsonString(value);
+  assert.equal(
+    text,
+    '{"a":{"__proto__":{"x":1}},"b":{"y":2},"c":{"constructor":3},"d":{"toString":4},"e":{}}',
+  );
+  assert.equal(text, canonicalJsonStringByHand(value));
+  assert.deepEqual(JSON.parse(text), value);
+});

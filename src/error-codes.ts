@@ -199,7 +199,7 @@ export const ERROR_CODES = {
   E_SWEEP_SPEC: input("the sweep spec (configs/sweeps/) is invalid"),
   E_SWEEP_SPEC_MISSING: input("the sweep spec file cannot be read"),
   E_TENSOR_DTYPE: input("a checkpoint tensor has an unsupported dtype"),
-  E_TENSOR_DUPLICATE: input("a checkpoint tensor is stored in two shards"),
+  E_TENSOR_DUPLICATE: input("a checkpoint tensor is stored twice (two shards, or one header)"),
   E_TENSOR_MISSING: input("a checkpoint tensor is missing"),
   E_TENSOR_NONFINITE: input("a checkpoint tensor holds NaN or Infinity"),
   E_TENSOR_SHAPE: input("a checkpoint tensor's shape disagrees with config.json"),

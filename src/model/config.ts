@@ -3,14 +3,16 @@
  * transformers' GPTNeoConfig (configuration_gpt_neo.py): `attention_types` [[pattern, repeat], ...]
  * expands to one entry per layer, `intermediate_size: null` means 4 * hidden_size.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SpgError } from "../errors.js";
 import { configsDir } from "../paths.js";
 import { checkActivation } from "./activations.js";
+import { DTYPE_BYTES, FLOAT_DTYPES } from "./safetensors.js";
 import type { GptNeoConfig } from "./types.js";
 
 export const CONFIG_FILE = "config.json";
+const SAFETENSORS_SUFFIX = ".safetensors";
 export const GPT_NEO_ARCHITECTURE = "GPTNeoForCausalLM";
 export const GPT_NEO_MODEL_TYPE = "gpt_neo";
 
@@ -32,7 +34,11 @@ export function gptNeoConfigDefaults(): Readonly<Record<string, unknown>> {
 type AttentionKind = "global" | "local";
 
 /** Expand transformers' `attention_types` ([[["global","local"], 2]] -> global, local, global, local). */
-export function expandAttentionTypes(attentionTypes: unknown, file: string): AttentionKind[] {
+export function expandAttentionTypes(
+  attentionTypes: unknown,
+  file: string,
+  numLayers?: number,
+): AttentionKind[] {
   const invalid = (why: string): SpgError =>
     new SpgError("E_CONFIG_INVALID", `attention_types ${why}`, {
       file,
@@ -41,7 +47,9 @@ export function expandAttentionTypes(attentionTypes: unknown, file: string): Att
     });
   if (!Array.isArray(attentionTypes) || attentionTypes.length === 0)
     throw invalid("must be a non-empty array");
-  const layers: AttentionKind[] = [];
+  // Check every entry and count the layers before expanding, so that a hostile repeat count
+  // fails here instead of allocating one array slot per claimed layer.
+  let total = 0;
   for (const [index, item] of attentionTypes.entries()) {
     if (!Array.isArray(item) || item.length !== 2) throw invalid(`[${index}] must be [pattern, repeat]`);
     const [pattern, repeat] = item as [unknown, unknown];
@@ -56,7 +64,14 @@ export function expandAttentionTypes(attentionTypes: unknown, file: string): Att
     if (!Number.isSafeInteger(repeat) || (repeat as number) < 0) {
       throw invalid(`[${index}][1] must be a non-negative integer repeat count`);
     }
-    for (let r = 0; r < (repeat as number); r++) layers.push(...(pattern as AttentionKind[]));
+    total += pattern.length * (repeat as number);
+  }
+  if (numLayers !== undefined && total !== numLayers) {
+    throw invalid(`expands to ${total} layers but num_layers is ${numLayers}`);
+  }
+  const layers: AttentionKind[] = [];
+  for (const [pattern, repeat] of attentionTypes as [AttentionKind[], number][]) {
+    for (let r = 0; r < repeat; r++) layers.push(...pattern);
   }
   return layers;
 }
@@ -86,11 +101,51 @@ export function readGptNeoConfig(dir: string): GptNeoConfig {
       fix: "restore config.json from the checkpoint's source",
     });
   }
-  return parseGptNeoConfig(raw as Record<string, unknown>, file);
+  return parseGptNeoConfig(raw as Record<string, unknown>, file, storedWeightBytes(dir));
+}
+
+/** Total bytes of the safetensors files in `dir`, or undefined when it holds none (a config-only folder). */
+function storedWeightBytes(dir: string): number | undefined {
+  const sizes = readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.name.endsWith(SAFETENSORS_SUFFIX) && entry.isFile())
+    .map((entry) => statSync(join(dir, entry.name)).size);
+  return sizes.length === 0 ? undefined : sizes.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * A config whose sizes imply more weight bytes than the checkpoint's files hold is refused before
+ * anything is sized from it (a hostile num_layers or hidden_size would otherwise allocate per layer).
+ * The bound is a strict lower one: the embeddings plus each layer's four attention projections, at
+ * the narrowest float dtype a checkpoint may store.
+ */
+function checkSizesFitWeights(
+  file: string,
+  weightBytes: number,
+  sizes: { vocabSize: number; hiddenSize: number; numLayers: number; maxPositions: number },
+): void {
+  const { vocabSize, hiddenSize, numLayers, maxPositions } = sizes;
+  const narrowest = Math.min(...FLOAT_DTYPES.map((dtype) => DTYPE_BYTES[dtype]));
+  const minimumElements = (vocabSize + maxPositions) * hiddenSize + numLayers * 4 * hiddenSize * hiddenSize;
+  const minimumBytes = minimumElements * narrowest;
+  if (minimumBytes > weightBytes) {
+    throw new SpgError(
+      "E_CONFIG_INVALID",
+      `config.json's sizes (vocab_size ${vocabSize}, hidden_size ${hiddenSize}, num_layers ${numLayers}, max_position_embeddings ${maxPositions}) need at least ${minimumBytes} bytes of weights but the checkpoint's safetensors files hold ${weightBytes}`,
+      {
+        file,
+        field: "num_layers",
+        fix: "the config does not describe these weights; use the config.json saved with them",
+      },
+    );
+  }
 }
 
 /** Validate a parsed config.json object (`file` is only used in error messages). */
-export function parseGptNeoConfig(stored: Record<string, unknown>, file: string): GptNeoConfig {
+export function parseGptNeoConfig(
+  stored: Record<string, unknown>,
+  file: string,
+  storedWeightBytes?: number,
+): GptNeoConfig {
   // fromEntries defines own properties: a stored "__proto__" key cannot change the prototype.
   const json: Record<string, unknown> = Object.fromEntries([
     ...Object.entries(gptNeoConfigDefaults()),
@@ -158,18 +213,10 @@ export function parseGptNeoConfig(stored: Record<string, unknown>, file: string)
     intermediateSize = positiveInteger("intermediate_size");
   }
 
-  const attentionLayers = expandAttentionTypes(json.attention_types, file);
-  if (attentionLayers.length !== numLayers) {
-    throw new SpgError(
-      "E_CONFIG_INVALID",
-      `attention_types expands to ${attentionLayers.length} layers but num_layers is ${numLayers}`,
-      {
-        file,
-        field: "attention_types",
-        fix: "make the repeats in attention_types add up to num_layers (transformers rejects this config too)",
-      },
-    );
+  if (storedWeightBytes !== undefined) {
+    checkSizesFitWeights(file, storedWeightBytes, { vocabSize, hiddenSize, numLayers, maxPositions });
   }
+  const attentionLayers = expandAttentionTypes(json.attention_types, file, numLayers);
   // transformers' PretrainedConfig sets a stored attention_layers after expanding attention_types,
   // so the stored list is what the model runs: it must agree with the expansion we use.
   if (json.attention_layers !== undefined) {

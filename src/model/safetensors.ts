@@ -232,6 +232,38 @@ function readExactly(fd: number, target: Uint8Array, position: number, path: str
   }
 }
 
+/**
+ * The first key that the top-level object of `text` (valid JSON) holds twice. JSON.parse keeps the
+ * last of duplicate keys silently, so two descriptions of one tensor would otherwise go unnoticed.
+ */
+export function firstDuplicateTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === "{" || c === "[") {
+      depth++;
+      expectKey = depth === 1;
+    } else if (c === "}" || c === "]") {
+      depth--;
+    } else if (c === "," && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return undefined;
+}
+
 /** Read and validate a safetensors file's header (only the header bytes are read). */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
   let fd: number;
@@ -245,7 +277,14 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     });
   }
   try {
-    const fileBytes = fstatSync(fd).size;
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) {
+      throw new SpgError("E_CHECKPOINT_MISSING", `${path} is not a regular file`, {
+        file: path,
+        fix: "a weights file must be a safetensors file; check the path (or the shard names in model.safetensors.index.json)",
+      });
+    }
+    const fileBytes = stats.size;
     if (fileBytes < 8) {
       throw new SpgError(
         "E_SAFETENSORS_TRUNCATED",
@@ -293,6 +332,14 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
       json = JSON.parse(text);
     } catch (cause) {
       throw headerError(path, `header is not valid JSON: ${(cause as Error).message}`);
+    }
+    const duplicate = firstDuplicateTopLevelKey(text);
+    if (duplicate !== undefined) {
+      throw new SpgError("E_TENSOR_DUPLICATE", `the header names ${duplicate} more than once`, {
+        file: path,
+        field: duplicate,
+        fix: "each tensor must be described exactly once; the file was not written by a safetensors writer: export it again",
+      });
     }
     const dataStart = 8 + headerBytes;
     const { metadata, tensors } = parseSafetensorsHeaderJson(path, json, fileBytes - dataStart);

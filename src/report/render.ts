@@ -28,6 +28,8 @@ import {
   storedSmallerExecutedLarger,
 } from "../measure/run-cost.js";
 import { summarize } from "../measure/summary.js";
+import { policyOf } from "../verify/checks/options.js";
+import { bootstrapRefusal } from "../verify/checks/policy.js";
 import { validateEntries } from "../verify/checks/schemas.js";
 import { BundleContext } from "../verify/context.js";
 import { runAllChecks, type VerifyResult } from "../verify/runner.js";
@@ -146,10 +148,21 @@ export async function buildReportFromEntries(
     if (parts.config === undefined || parts.records === undefined) {
       summaryProblem = "config.json or records.jsonl is missing or fails its schema: nothing to recompute.";
     } else {
-      try {
-        summary = summarize(parts.records, parts.config);
-      } catch (error) {
-        summaryProblem = isSpgError(error) ? error.describe() : String(error);
+      // The verifier's bootstrap bound holds here too: a bundle stating a huge bootstrap.resamples
+      // must not make the report spin (or run out of memory) where verify refuses it.
+      const refusal = bootstrapRefusal(
+        parts.config,
+        parts.records.length,
+        policyOf({ requireTrusted: false }),
+      );
+      if (refusal !== undefined) {
+        summaryProblem = `E_RECOMPUTE_LIMIT: ${refusal}: not recomputed`;
+      } else {
+        try {
+          summary = summarize(parts.records, parts.config);
+        } catch (error) {
+          summaryProblem = isSpgError(error) ? error.describe() : String(error);
+        }
       }
     }
   }

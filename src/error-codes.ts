@@ -98,6 +98,7 @@ export const ERROR_CODES = {
   E_DATASET_EMPTY: input("the dataset split holds no text"),
   E_DATASET_ENCODING: input("a dataset file is not valid UTF-8"),
   E_DATASET_GZIP: input("a .gz dataset file is damaged or cut short"),
+  E_DATASET_LINE_LENGTH: input("a dataset line is longer than the longest string the engine can hold"),
   E_DATASET_JSONL: input("a line of a jsonl dataset is not valid JSON or lacks its text field"),
   E_DATASET_MISSING: input("the dataset file or directory is missing, or --dataset-path was not given"),
   E_DATASET_PARQUET: input("a parquet dataset file cannot be read (not parquet, or cut short)"),

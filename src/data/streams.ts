@@ -3,6 +3,8 @@
  * by (the file's sha256 as on disk), `.gz` is inflated with Node's zlib and `.zst` with fzstd,
  * and the text comes out line by line, so a multi-GB shard is never held in memory.
  */
+
+import { constants } from "node:buffer";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { basename } from "node:path";
@@ -132,9 +134,9 @@ export interface NumberedLine {
 export async function* utf8Lines(
   chunks: AsyncIterable<Uint8Array>,
   file: string,
+  maxLineChars: number = constants.MAX_STRING_LENGTH,
 ): AsyncGenerator<NumberedLine> {
   const decoder = new TextDecoder("utf-8", { fatal: true });
-  let pending = "";
   let line = 0;
   let first = true;
   const decode = (chunk: Uint8Array, stream: boolean): string => {
@@ -149,19 +151,37 @@ export async function* utf8Lines(
       });
     }
   };
+  const tooLong = (): SpgError =>
+    new SpgError("E_DATASET_LINE_LENGTH", `line ${line + 1} runs past ${maxLineChars} characters`, {
+      file,
+      field: `line ${line + 1}`,
+      fix: "split the document over several lines (JSONL: one JSON object per line), or check that the file is line-oriented text",
+    });
+  // The unfinished line's pieces, joined once its break arrives: only new text is searched for
+  // breaks and nothing is copied per chunk (a growing string searched again for each chunk made
+  // one long line quadratic); a line is refused at the longest string the engine can hold.
+  let pieces: string[] = [];
+  let pendingChars = 0;
   const split = function* (text: string): Generator<NumberedLine> {
-    pending += text;
-    if (first && pending.length > 0) {
-      if (pending.startsWith("\uFEFF")) pending = pending.slice(1);
+    if (first && text.length > 0) {
+      if (text.startsWith("\uFEFF")) text = text.slice(1);
       first = false;
     }
     let start = 0;
-    for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n", start)) {
-      const raw = pending.slice(start, end);
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      if (pendingChars + end - start > maxLineChars) throw tooLong();
+      pieces.push(text.slice(start, end));
+      const raw = pieces.join("");
+      pieces = [];
+      pendingChars = 0;
       yield { line: ++line, text: raw.endsWith("\r") ? raw.slice(0, -1) : raw };
       start = end + 1;
     }
-    pending = pending.slice(start);
+    if (start < text.length) {
+      if (pendingChars + text.length - start > maxLineChars) throw tooLong();
+      pieces.push(text.slice(start));
+      pendingChars += text.length - start;
+    }
   };
   try {
     for await (const chunk of chunks) yield* split(decode(chunk, true));
@@ -177,6 +197,8 @@ export async function* utf8Lines(
     throw error;
   }
   yield* split(decode(new Uint8Array(0), false));
-  if (pending.length > 0)
-    yield { line: ++line, text: pending.endsWith("\r") ? pending.slice(0, -1) : pending };
+  if (pendingChars > 0) {
+    const last = pieces.join("");
+    yield { line: ++line, text: last.endsWith("\r") ? last.slice(0, -1) : last };
+  }
 }

@@ -5,7 +5,7 @@
  * lines, and a JSON Lines entry must read the same however its bytes are cut into chunks.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -136,10 +136,12 @@ test("the policy bounds every entry verify holds, not the streamed ones", async 
 
 test("the verifier's model is read only when replay runs; a bad --model path is still refused first", async () => {
   // A checkpoint whose layout is right but whose weights are not safetensors: reading it fails.
+  // As large as the real weights (zeros), so the config's sizes fit the files' bytes.
   const model = join(dir, "unreadable-model");
   mkdirSync(model, { recursive: true });
   copyFileSync(join(bundledModelDir(), "config.json"), join(model, "config.json"));
-  writeFileSync(join(model, "model.safetensors"), "not safetensors");
+  const weightBytes = statSync(join(bundledModelDir(), "model.safetensors")).size;
+  writeFileSync(join(model, "model.safetensors"), Buffer.alloc(weightBytes));
   const { entries } = bundleFixture().contents;
   const tampered = new Map(entries);
   tampered.set("report.md", Buffer.from("# changed after signing\n"));

@@ -151,6 +151,7 @@ class SelfAttention(nn.Module):
         self.k_proj = nn.Linear(hidden, hidden, bias=False)
         self.v_proj = nn.Linear(hidden, hidden, bias=False)
         self.out_proj = nn.Linear(hidden, hidden, bias=True)
+        self.dropout = 0.0  # training only (set_dropout); HF's attention_dropout and resid_dropout
 
     def split(self, x):
         batch, seq, _ = x.shape
@@ -166,10 +167,10 @@ class SelfAttention(nn.Module):
             allowed = allowed & (distance < self.window_size)
         scores = torch.where(allowed, scores, torch.tensor(torch.finfo(scores.dtype).min, dtype=scores.dtype))
         probabilities = torch.softmax(scores, dim=-1).to(v.dtype)
-        out = torch.matmul(probabilities, v)
+        out = torch.matmul(F.dropout(probabilities, self.dropout, self.training), v)
         batch, _, seq, _ = out.shape
         out = out.permute(0, 2, 1, 3).reshape(batch, seq, self.num_heads * self.head_dim)
-        return self.out_proj(out), probabilities
+        return F.dropout(self.out_proj(out), self.dropout, self.training), probabilities
 
 
 class AttentionWrapper(nn.Module):
@@ -188,9 +189,10 @@ class Mlp(nn.Module):
         self.c_fc = nn.Linear(hidden, inner)
         self.c_proj = nn.Linear(inner, hidden)
         self.act = ACTIVATIONS[config.get("activation_function", "gelu_new")]
+        self.dropout = 0.0  # training only (set_dropout); HF's resid_dropout
 
     def forward(self, x):
-        return self.c_proj(self.act(self.c_fc(x)))
+        return F.dropout(self.c_proj(self.act(self.c_fc(x))), self.dropout, self.training)
 
 
 class Block(nn.Module):
@@ -227,12 +229,20 @@ class GptNeoForCausalLM(nn.Module):
         super().__init__()
         self.config = config
         self.transformer = Transformer(config)
+        self.dropout = 0.0
+
+    def set_dropout(self, p):
+        """Dropout where HF's GPT-Neo has it (embeddings, attention weights, residual branches), in
+        training mode only: a regulariser of the run, not part of the exported model."""
+        for module in self.modules():
+            if hasattr(module, "dropout"):
+                module.dropout = p
 
     def hidden_states(self, input_ids, position_ids=None, want_attentions=False):
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1]).unsqueeze(0).expand_as(input_ids)
         t = self.transformer
-        h = t.wte(input_ids) + t.wpe(position_ids)
+        h = F.dropout(t.wte(input_ids) + t.wpe(position_ids), self.dropout, self.training)
         attentions = []
         for block in t.h:
             h, probabilities = block(h, position_ids)
@@ -400,7 +410,7 @@ def build_config(args):
 TRAINING_FLAGS = ("data_dir", "run_dir", "out", "seed", "threads", "vocab_size", "hidden_size", "num_layers",
                   "num_heads", "intermediate_size", "window_size", "max_positions", "attention_types",
                   "tokens_per_step", "seq_lengths", "max_steps", "schedule_start", "lr", "min_lr_ratio",
-                  "init_weights", "output_vocab", "sampled_negatives",
+                  "init_weights", "output_vocab", "sampled_negatives", "dropout",
                   "warmup_steps", "weight_decay", "grad_clip", "log_every", "checkpoint_every", "init_from",
                   "stop_at_step", "deadline_utc")
 
@@ -689,6 +699,7 @@ def train(args):
             raise SystemExit("--output-vocab seen: the embedding rows of ids unseen in training are not zero")
         # The restricted loss must equal the full-vocabulary cross-entropy (see SeenVocabulary).
         probe_inputs, probe_targets = sample_batch(train_tokens, step, args.seed + 1, 2, 64)
+        model.eval()
         with torch.no_grad():
             restricted, full = seen.loss(model, probe_inputs, probe_targets).item(), full_vocabulary_loss(model, probe_inputs, probe_targets).item()
         if abs(restricted - full) > 1e-4 * max(1.0, abs(full)):
@@ -697,6 +708,7 @@ def train(args):
               f"probe loss restricted {restricted:.6f} = full {full:.6f}", flush=True)
     deadline = deadline_from(args.deadline_utc)
     stop_reason = "max-steps"
+    model.set_dropout(args.dropout)
     model.train()
     started = time.time()
     window_loss, window_tokens, window_started = 0.0, 0, time.time()
@@ -745,8 +757,10 @@ def train(args):
                 # (after the update, so it is the loss the saved weights have on it).
                 # "loss" stays the exact cross-entropy (of this one batch); "sampled_loss" is the window's mean.
                 entry["sampled_loss"] = entry["loss"]
+                model.eval()
                 with torch.no_grad():
                     entry["loss"] = seen.loss(model, inputs, targets).item()
+                model.train()
                 entry["scored_ids_mean"] = window_scored / window_steps
             log.append(entry)
             print(json.dumps(entry), flush=True)
@@ -894,6 +908,8 @@ def main():
                         help="seen: score only ids that occur in the train split; unseen rows held at 0 (exact). "
                              "sampled: as seen, but each step scores its batch's targets plus --sampled-negatives "
                              "drawn ids (sampled softmax; not exact: end with a seen phase)")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="training-time dropout on embeddings, attention weights and residual branches (as HF's GPT-Neo places it)")
     parser.add_argument("--sampled-negatives", type=int, default=4096,
                         help="with --output-vocab sampled: draws per step from the seen ids' unigram^0.75")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="second phase: start from this run's checkpoint.pt")

@@ -94,6 +94,22 @@ export function designedContext(
   };
 }
 
+/**
+ * The context the every-method tests share: scores that differ by head, row and slot, so every
+ * method has something to rank, and the cache's own norms.
+ */
+export function everyMethodContext(config: GptNeoConfig, slots: number, cache: KvCache): MethodContext {
+  return designedContext(
+    config,
+    slots,
+    4,
+    "fp16",
+    (_l, h, r, s) => ((h + 1) * (r + 1) * (s + 3)) % 7,
+    (_l, h, s) => (s * (h + 2)) % 5,
+    cache,
+  );
+}
+
 /** Row `slot` of a head's keys or values. */
 export function row(matrix: Float32Array, slot: number, d: number): number[] {
   return Array.from(matrix.subarray(slot * d, (slot + 1) * d));

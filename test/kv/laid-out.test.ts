@@ -5,7 +5,13 @@ import { atBaselineDtype } from "../../src/kv/compressed.js";
 import { packHeads, widestHead } from "../../src/kv/layout.js";
 import { methodFor } from "../../src/kv/methods/index.js";
 import { PaddedCache } from "../../src/kv/padded-cache.js";
-import { designedContext, everyMethodParams, randomCache, testConfig } from "./helpers.js";
+import {
+  designedContext,
+  everyMethodContext,
+  everyMethodParams,
+  randomCache,
+  testConfig,
+} from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);
 const SLOTS = 10;
@@ -39,15 +45,7 @@ function assertGraphReads(padded: PaddedCache, expected: { keys: Float32Array; v
 
 test("every method decoded straight into the graph's layout equals the decoded cache laid out by copying", () => {
   const cache = randomCache(config, SLOTS, 8);
-  const ctx = designedContext(
-    config,
-    SLOTS,
-    4,
-    "fp16",
-    (_l, h, r, s) => ((h + 1) * (r + 1) * (s + 3)) % 7,
-    (_l, h, s) => (s * (h + 2)) % 5,
-    cache,
-  );
+  const ctx = everyMethodContext(config, SLOTS, cache);
   for (const [kind, params] of Object.entries(everyMethodParams)) {
     const compressed = methodFor(kind).compress(cache, ctx, params);
     const copied = compressed.materialize();

@@ -8,7 +8,14 @@ import { observationScores } from "../../src/kv/methods/scorer.js";
 import { roundToHalf } from "../../src/numeric/fp16.js";
 import { chooseGroupQuant } from "../../src/numeric/group-quant.js";
 import { windowSumsFromRows } from "../helpers/statistics.js";
-import { designedContext, everyMethodParams, randomCache, row, testConfig } from "./helpers.js";
+import {
+  designedContext,
+  everyMethodContext,
+  everyMethodParams,
+  randomCache,
+  row,
+  testConfig,
+} from "./helpers.js";
 
 const config = testConfig(["global", "local"], 2, 4, 4);
 const SLOTS = 10;
@@ -255,15 +262,7 @@ test("quant: closed-form bytes, per-group error <= half a step, residual at fp16
 
 test("every method: serialized length == bytes, deterministic fingerprints", () => {
   const cache = randomCache(config, SLOTS, 8);
-  const ctx = designedContext(
-    config,
-    SLOTS,
-    4,
-    "fp16",
-    (_l, h, r, s) => ((h + 1) * (r + 1) * (s + 3)) % 7,
-    (_l, h, s) => (s * (h + 2)) % 5,
-    cache,
-  );
+  const ctx = everyMethodContext(config, SLOTS, cache);
   for (const [kind, params] of Object.entries(everyMethodParams)) {
     const a = methodFor(kind).compress(cache, ctx, params);
     const b = methodFor(kind).compress(cache, ctx, params);

@@ -84,7 +84,124 @@ async function* gunzipped(raw: AsyncIterable<Uint8Array>, file: string): AsyncGe
   }
 }
 
+/**
+ * zstd's own decoder refuses frames whose window exceeds 2^27 bytes unless told otherwise
+ * (ZSTD_WINDOWLOG_LIMIT_DEFAULT, RFC 8878 section 3.1.1.1.2); fzstd has no such limit and
+ * allocates the declared window (or a single-segment frame's content size) up front.
+ */
+const ZSTD_WINDOW_LOG_LIMIT = 27;
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * Walks the frame and block headers of a zstd stream as its raw bytes go by (RFC 8878), so every
+ * frame's window is known before fzstd sees the frame. Only headers are parsed; block contents
+ * are skipped by their stated sizes.
+ */
+export class ZstdWindowGuard {
+  private pending: number[] = [];
+  private skip = 0;
+  private state: "magic" | "skippable-size" | "header" | "block" | "checksum" = "magic";
+  private checksum = false;
+  private headerBytes = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly limitLog = ZSTD_WINDOW_LOG_LIMIT,
+  ) {}
+
+  feed(chunk: Uint8Array): void {
+    let index = 0;
+    while (index < chunk.length) {
+      if (this.skip > 0) {
+        const step = Math.min(this.skip, chunk.length - index);
+        this.skip -= step;
+        index += step;
+        continue;
+      }
+      this.pending.push(chunk[index++]);
+      this.step();
+    }
+  }
+
+  private step(): void {
+    const p = this.pending;
+    switch (this.state) {
+      case "magic": {
+        if (p.length < 4) return;
+        const magic = (p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24)) >>> 0;
+        this.pending = [];
+        if (magic >>> 4 === 0x184d2a5) this.state = "skippable-size";
+        else if (magic === ZSTD_MAGIC) this.state = "header";
+        else this.state = "magic"; // not a frame: fzstd names the error
+        return;
+      }
+      case "skippable-size":
+        if (p.length < 4) return;
+        this.skip = (p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24)) >>> 0;
+        this.pending = [];
+        this.state = "magic";
+        return;
+      case "header": {
+        const descriptor = p[0];
+        const contentSizeFlag = descriptor >> 6;
+        const singleSegment = (descriptor >> 5) & 1;
+        const dictionaryBytes = [0, 1, 2, 4][descriptor & 3];
+        const contentSizeBytes = [singleSegment ? 1 : 0, 2, 4, 8][contentSizeFlag];
+        this.headerBytes = 1 + (singleSegment ? 0 : 1) + dictionaryBytes + contentSizeBytes;
+        if (p.length < this.headerBytes) return;
+        let windowBytes: number;
+        if (singleSegment) {
+          let size = 0;
+          const at = 1 + dictionaryBytes;
+          for (let i = contentSizeBytes - 1; i >= 0; i--) size = size * 256 + p[at + i];
+          windowBytes = contentSizeBytes === 2 ? size + 256 : size;
+        } else {
+          const exponent = p[1] >> 3;
+          const base = 2 ** (10 + exponent);
+          windowBytes = base + (base / 8) * (p[1] & 7);
+        }
+        if (windowBytes > 2 ** this.limitLog) {
+          throw new SpgError(
+            "E_DATASET_ZSTD",
+            `${this.file}: a zstd frame declares a ${windowBytes}-byte window, above zstd's default limit of ${2 ** this.limitLog} bytes`,
+            {
+              file: this.file,
+              field: "zstd frame window",
+              fix: "recompress the file with a standard level (zstd -19 or lower, without --long or --ultra windows) or check it with zstd -t",
+            },
+          );
+        }
+        this.checksum = ((descriptor >> 2) & 1) === 1;
+        this.pending = [];
+        this.state = "block";
+        return;
+      }
+      case "block": {
+        if (p.length < 3) return;
+        const header = p[0] | (p[1] << 8) | (p[2] << 16);
+        const last = header & 1;
+        const type = (header >> 1) & 3;
+        const size = header >>> 3;
+        this.pending = [];
+        this.skip = type === 1 ? 1 : size;
+        if (last) {
+          if (this.checksum) this.state = "checksum";
+          else this.state = "magic";
+        }
+        return;
+      }
+      case "checksum":
+        // The 4 checksum bytes: skip them, then the next frame's magic.
+        this.pending = [];
+        this.skip = 3;
+        this.state = "magic";
+        return;
+    }
+  }
+}
+
 async function* unzstd(raw: AsyncIterable<Uint8Array>, file: string): AsyncGenerator<Uint8Array> {
+  const guard = new ZstdWindowGuard(file);
   let out: Uint8Array[] = [];
   let finished = false;
   const decompressor = new Decompress((chunk, final) => {
@@ -99,6 +216,7 @@ async function* unzstd(raw: AsyncIterable<Uint8Array>, file: string): AsyncGener
     }
   };
   for await (const chunk of raw) {
+    guard.feed(chunk);
     push(chunk, false);
     const ready = out;
     out = [];

@@ -221,3 +221,47 @@ test("a streamed split's identity is complete only once it has been read to the 
   assert.equal(streamed.identity().documents, 3);
   assert.equal(streamed.identity().file?.sha256, sha256(Buffer.from(jsonlText)));
 });
+
+test("a .zst frame declaring a window above zstd's default limit fails before anything is allocated; frames and skippable frames in a row still read", async () => {
+  const magic = [0x28, 0xb5, 0x2f, 0xfd];
+  // Window descriptor exponent 20: 2^30 bytes (fzstd would allocate 1 GiB before failing).
+  const wideWindow = file("wide.jsonl.zst", Uint8Array.from([...magic, 0x00, 20 << 3, 0x01, 0x00, 0x00]));
+  const wideError = await spgErrorAsync(() => loadLocalSplit("jsonl", wideWindow, "eval"));
+  assert.equal(wideError.code, "E_DATASET_ZSTD");
+  assert.equal(wideError.file, wideWindow);
+  assert.match(wideError.message, /1073741824-byte window/);
+  // Single segment: the window is the declared content size (8 bytes: 2^40).
+  const hugeContent = file(
+    "huge.jsonl.zst",
+    Uint8Array.from([...magic, 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 0x01, 0x00, 0x00]),
+  );
+  assert.equal(
+    (await spgErrorAsync(() => loadLocalSplit("jsonl", hugeContent, "eval"))).code,
+    "E_DATASET_ZSTD",
+  );
+  // The second of two frames is checked too.
+  const first = zstdRawFrame(Buffer.from(`${JSON.stringify({ text: "one" })}\n`));
+  const secondWide = file(
+    "second.jsonl.zst",
+    Buffer.concat([first, Uint8Array.from([...magic, 0x00, 20 << 3, 0x01, 0x00, 0x00])]),
+  );
+  assert.equal(
+    (await spgErrorAsync(() => loadLocalSplit("jsonl", secondWide, "eval"))).code,
+    "E_DATASET_ZSTD",
+  );
+  // Frames at the limit, a skippable frame between them (magic 0x184D2A50, 4-byte size), read as one text.
+  const skippable = Uint8Array.from([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9]);
+  const two = file(
+    "two.jsonl.zst",
+    Buffer.concat([
+      zstdRawFrame(Buffer.from(`${JSON.stringify({ text: "first frame" })}\n`), 5),
+      skippable,
+      zstdRawFrame(Buffer.from(`${JSON.stringify({ text: "second frame" })}\n`), 7),
+    ]),
+  );
+  const split = await loadLocalSplit("jsonl", two, "eval");
+  assert.deepEqual(
+    split.documents.map((document) => document.text),
+    ["first frame", "second frame"],
+  );
+});

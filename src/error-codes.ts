@@ -108,7 +108,9 @@ export const ERROR_CODES = {
   E_DATASET_SOURCE: input("an unknown --dataset source"),
   E_DATASET_SPLIT: input("a dataset split name the source does not have"),
   E_DATASET_TOO_SHORT: input("the split is too short for the samples or window asked for"),
-  E_DATASET_ZSTD: input("a .zst dataset file is damaged or cut short, or a frame declares a window above zstd's default limit"),
+  E_DATASET_ZSTD: input(
+    "a .zst dataset file is damaged or cut short, or a frame declares a window above zstd's default limit",
+  ),
   E_DEVICE_UNAVAILABLE: input("the asked-for device (e.g. CUDA) is not available; spg never falls back"),
   E_EMPTY_TOKENS: input("no tokens to score"),
   E_EVAL_WINDOW: input("the --window does not fit the model"),

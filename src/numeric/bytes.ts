@@ -5,6 +5,7 @@
  */
 import { SpgError } from "../errors.js";
 import { floatBitsToHalfBits, floatToHalfBits, halfBitsToFloat } from "./fp16.js";
+import { floatsOfHalves as floatsOfHalvesKernel, halvesOfRuns, KERNELS_USABLE } from "./simd/kernels.js";
 
 /** Whether typed arrays are little-endian here, so fp16 can be written and read as Uint16Array. */
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
@@ -77,8 +78,46 @@ function writeHalfRange(
  * compiles long loops on the stack (OSR), and code after such a loop that had not yet run sent
  * ByteReader.halves back to the interpreter at nearly every call.
  */
-function floatsOfHalves(codes: Uint16Array, out: Float32Array, at: number): void {
+export function floatsOfHalvesScalar(codes: Uint16Array, out: Float32Array, at: number): void {
   for (let i = 0; i < codes.length; i++) out[at + i] = halfBitsToFloat(codes[i]);
+}
+
+/**
+ * The given rows (of `width` elements) of src as binary16 bits into out, in order; runs of
+ * consecutive rows (every row of an uncompressed head) convert as one range. The index into
+ * src of the first value binary16 cannot hold, or -1.
+ */
+export function halfRowsScalar(
+  raw: Uint32Array,
+  rows: ArrayLike<number>,
+  width: number,
+  out: Uint16Array,
+): number {
+  let o = 0;
+  for (let r = 0; r < rows.length; ) {
+    let end = r + 1;
+    while (end < rows.length && rows[end] === rows[end - 1] + 1) end++;
+    const count = (end - r) * width;
+    const unfit = halvesOfRange(raw, rows[r] * width, count, out, o);
+    if (unfit >= 0) return unfit;
+    o += count;
+    r = end;
+  }
+  return -1;
+}
+
+/** halfRowsScalar through the WebAssembly kernel (src/numeric/simd): the same bits. */
+function halfRowsKernel(src: Float32Array, rows: ArrayLike<number>, width: number, out: Uint16Array): number {
+  const runStarts: number[] = [];
+  const runCounts: number[] = [];
+  for (let r = 0; r < rows.length; ) {
+    let end = r + 1;
+    while (end < rows.length && rows[end] === rows[end - 1] + 1) end++;
+    runStarts.push(rows[r] * width);
+    runCounts.push((end - r) * width);
+    r = end;
+  }
+  return halvesOfRuns(src, runStarts, runCounts, runStarts.length, out, 0);
 }
 
 /** Little-endian byte writer that grows as needed. */
@@ -152,20 +191,12 @@ export class ByteWriter {
       const out = aligned
         ? new Uint16Array(this.buffer.buffer, this.length, width * rows.length)
         : new Uint16Array(width * rows.length);
-      let o = 0;
-      // runs of consecutive rows (every row of an uncompressed head) convert as one range
-      for (let r = 0; r < rows.length; ) {
-        let end = r + 1;
-        while (end < rows.length && rows[end] === rows[end - 1] + 1) end++;
-        const start = rows[r] * width;
-        const count = (end - r) * width;
-        const unfit = halvesOfRange(raw, start, count, out, o);
-        if (unfit >= 0) throw fp16RangeError(src[unfit]);
-        o += count;
-        r = end;
-      }
+      const unfit = KERNELS_USABLE
+        ? halfRowsKernel(src, rows, width, out)
+        : halfRowsScalar(raw, rows, width, out);
+      if (unfit >= 0) throw fp16RangeError(src[unfit]);
       if (!aligned) this.buffer.set(new Uint8Array(out.buffer), this.length);
-      this.length += 2 * o;
+      this.length += 2 * width * rows.length;
       return;
     }
     let o = this.length;
@@ -268,7 +299,8 @@ export class ByteReader {
           ? new Uint16Array(data.buffer, start, count)
           : new Uint16Array(data.slice(this.offset, this.offset + 2 * count).buffer);
       this.offset += 2 * count;
-      floatsOfHalves(codes, out, outStart);
+      // the kernel's values are the table's, bit for bit (test/numeric/simd.test.ts)
+      floatsOfHalvesKernel(codes, out, outStart);
       return;
     }
     let o = this.offset;

@@ -4,6 +4,7 @@
  * the stored bytes of every fp16 field must be bit-exact across machines.
  */
 import { SpgError } from "../errors.js";
+import { KERNELS_USABLE, roundHalvesInto } from "./simd/kernels.js";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -73,9 +74,15 @@ export function roundToHalf(x: number): number {
  * binary16 cannot hold (out is then incomplete), or -1. Values in binary16's normal range are
  * rounded on their float32 bits (mantissa cut to 10 bits; a carry moves into the exponent),
  * the rest go through the bit conversion; the two agree on every normal-range float32 pattern
- * (checked exhaustively when written).
+ * (checked exhaustively when written). The WebAssembly kernel (src/numeric/simd) gives the
+ * same bits (roundHalfIntoScalar is the reference it is tested against).
  */
 export function roundHalfInto(src: Float32Array, out: Float32Array): number {
+  return KERNELS_USABLE ? roundHalvesInto(src, out) : roundHalfIntoScalar(src, out);
+}
+
+/** roundHalfInto in TypeScript alone. */
+export function roundHalfIntoScalar(src: Float32Array, out: Float32Array): number {
   const raw = new Uint32Array(src.buffer, src.byteOffset, src.length);
   const outRaw = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < src.length; i++) {

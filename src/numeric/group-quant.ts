@@ -15,6 +15,7 @@ import {
   halfCeilBits,
   halfFloorBits,
 } from "./fp16.js";
+import { decodeGroupsFrom, encodeGroupsInto, groupsFitScratch } from "./simd/kernels.js";
 
 export interface GroupQuant {
   /** fp16-exact step. */
@@ -101,6 +102,10 @@ export interface QuantGroups {
   /** groups + 1 offsets into members. */
   starts: Int32Array;
   bits: Uint8Array;
+  /** Set when members[m] === m for every m (the kernels then read the data in place). */
+  identity?: boolean;
+  /** The flat array's elements the members reach (largest member + 1), when known. */
+  extent?: number;
 }
 
 /** Codes per width (groups with members only), and the widths in ascending order. */
@@ -167,15 +172,36 @@ function groupCode(offset: number, scale: number, inverse: number): number {
 }
 
 /**
- * Quantizes every group and writes the metadata and the code streams in one pass over the
- * data: each code goes straight into its width's packed stream in the writer's buffer (no
- * code array, no second packing pass), least significant bit first as packBits lays them out.
- * Bytes as documented on QuantGroups.
+ * Quantizes every group and writes the metadata and the code streams: bytes as documented on
+ * QuantGroups. The WebAssembly kernel (src/numeric/simd) where the groups fit its scratch,
+ * else, and to report a group binary16 cannot hold, the TypeScript loop (encodeGroupsScalar).
  */
 export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
-  const { members, starts, bits } = groups;
   const { streamStart, total } = streamLayout(groups);
   const out = writer.claim(total);
+  if (groupsFitScratch(groups, total, data.length) && encodeGroupsInto(data, groups, streamStart, out) < 0)
+    return;
+  encodeGroupsLoop(out, data, groups, streamStart);
+}
+
+/** encodeGroups in TypeScript alone: the reference the kernel is tested against. */
+export function encodeGroupsScalar(writer: ByteWriter, data: Float32Array, groups: QuantGroups): void {
+  const { streamStart, total } = streamLayout(groups);
+  encodeGroupsLoop(writer.claim(total), data, groups, streamStart);
+}
+
+/**
+ * One pass over the data: each code goes straight into its width's packed stream in the
+ * writer's buffer (no code array, no second packing pass), least significant bit first as
+ * packBits lays them out.
+ */
+function encodeGroupsLoop(
+  out: Uint8Array,
+  data: Float32Array,
+  groups: QuantGroups,
+  streamStart: Int32Array,
+): void {
+  const { members, starts, bits } = groups;
   // Per width, where its stream is at: the next byte, and the codes not yet a whole byte
   // (packBits' accumulator, carried from group to group; whole bytes are stored, never ORed
   // into memory, so no store waits on the one before it).
@@ -228,11 +254,31 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
   }
 }
 
-/** Inverse of encodeGroups: writes dequantized values into `out` at the members' indices. */
+/**
+ * Inverse of encodeGroups: writes dequantized values into `out` at the members' indices (the
+ * WebAssembly kernel where the groups fit its scratch, else decodeGroupsScalar's loop).
+ */
 export function decodeGroups(reader: ByteReader, out: Float32Array, groups: QuantGroups): void {
-  const { members, starts, bits } = groups;
   const { streamStart, total } = streamLayout(groups);
   const bytes = reader.bytes(total);
+  if (groupsFitScratch(groups, total, out.length)) decodeGroupsFrom(bytes, groups, streamStart, out);
+  else decodeGroupsLoop(bytes, out, groups, streamStart, total);
+}
+
+/** decodeGroups in TypeScript alone: the reference the kernel is tested against. */
+export function decodeGroupsScalar(reader: ByteReader, out: Float32Array, groups: QuantGroups): void {
+  const { streamStart, total } = streamLayout(groups);
+  decodeGroupsLoop(reader.bytes(total), out, groups, streamStart, total);
+}
+
+function decodeGroupsLoop(
+  bytes: Uint8Array,
+  out: Float32Array,
+  groups: QuantGroups,
+  streamStart: Int32Array,
+  total: number,
+): void {
+  const { members, starts, bits } = groups;
   const read = new Int32Array(17);
   let metaAt = 0;
   for (let g = 0; g < bits.length; g++) {
@@ -282,7 +328,7 @@ export function channelGroups(tokens: number, dim: number, groupSize: number, bi
     }
   }
   starts[g] = m;
-  return { members, starts, bits: new Uint8Array(g).fill(bits) };
+  return { members, starts, bits: new Uint8Array(g).fill(bits), extent: tokens * dim };
 }
 
 /**
@@ -313,5 +359,11 @@ export function tokenGroups(
     }
   }
   starts[g] = m;
-  return { members: members.subarray(0, m), starts, bits };
+  return {
+    members: members.subarray(0, m),
+    starts,
+    bits,
+    identity: alive === undefined,
+    extent: tokens * dim,
+  };
 }

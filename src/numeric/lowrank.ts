@@ -7,7 +7,9 @@
  * right = V_rᵀ [r, cols]. symmetricTopEigen computes only the r vectors kept (inverse
  * iteration); cyclic Jacobi is kept as the independent reference the tests compare against.
  */
+
 import { SpgError } from "../errors.js";
+import { gramOf, inverseFrobenius2Of } from "./simd/kernels.js";
 
 /**
  * Eigenvalues (descending) and eigenvectors (columns of `vectors`, [n, n] row-major) of a
@@ -498,6 +500,20 @@ export function smallestEigenvalueSumBound(
   count: number,
   shift: number,
 ): number {
+  // the WebAssembly kernel (src/numeric/simd): the same operations in the same order
+  const inverse = inverseFrobenius2Of(gram, n, shift);
+  if (inverse !== null)
+    return inverse < 0 ? Number.NEGATIVE_INFINITY : (count * count) / inverse - count * shift;
+  return smallestEigenvalueSumBoundScalar(gram, n, count, shift);
+}
+
+/** smallestEigenvalueSumBound in TypeScript alone: the reference the kernel is tested against. */
+export function smallestEigenvalueSumBoundScalar(
+  gram: Float64Array,
+  n: number,
+  count: number,
+  shift: number,
+): number {
   const lower = choleskyWorkspace(n);
   if (!shiftedCholesky(gram, n, shift, lower)) return Number.NEGATIVE_INFINITY;
   return (count * count) / inverseFrobenius2(lower, n) - count * shift;
@@ -560,6 +576,12 @@ function choleskyWorkspace(n: number): Float64Array {
  * so the result does not depend on how the loops are tiled.
  */
 export function gramMatrix(block: Float32Array, rows: number, cols: number): Float64Array {
+  // the WebAssembly kernel (src/numeric/simd) where it applies: the same sums, so the same bits
+  return gramOf(block, rows, cols) ?? gramMatrixScalar(block, rows, cols);
+}
+
+/** gramMatrix in TypeScript alone: the reference the kernel is tested against. */
+export function gramMatrixScalar(block: Float32Array, rows: number, cols: number): Float64Array {
   const gram = new Float64Array(cols * cols);
   const put = (i: number, j: number, value: number) => {
     gram[i * cols + j] = value;

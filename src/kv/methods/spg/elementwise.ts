@@ -200,21 +200,29 @@ export function writeElementwise(
 ): void {
   const { mixedPrecision, magnitudeThreshold } = stage2;
   const start = writer.size();
-  const alive = option.alive ?? range(block.length);
-  if (magnitudeThreshold > 0) writeSubset(writer, alive, block.length);
+  // every element (the dense form): its subset is the tag alone, and a token's elements are
+  // all at its width, so no list of the block's indices is built
+  if (magnitudeThreshold > 0) writeSubset(writer, option.alive ?? { length: block.length }, block.length);
   if (mixedPrecision.enabled) {
     let mask: Uint8Array | undefined;
+    let high = highCount(plan) * plan.dim;
+    let count = block.length;
     if (option.alive !== null) {
+      const alive = option.alive;
       mask = new Uint8Array(block.length);
-      for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
+      high = 0;
+      for (let n = 0; n < alive.length; n++) {
+        mask[alive[n]] = 1;
+        high += plan.isHigh[(alive[n] / plan.dim) | 0];
+      }
+      count = alive.length;
     }
     const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
     encodeGroups(writer, block, tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask));
-    let high = 0;
-    for (let n = 0; n < alive.length; n++) high += plan.isHigh[(alive[n] / plan.dim) | 0];
     countBits(histogram, mixedPrecision.highBits, high);
-    countBits(histogram, mixedPrecision.lowBits, alive.length - high);
+    countBits(histogram, mixedPrecision.lowBits, count - high);
   } else {
+    const alive = option.alive ?? range(block.length);
     writeRows(writer, block, alive, 1, dtype);
     countBits(histogram, dtypeBits(dtype), alive.length);
   }
@@ -237,8 +245,12 @@ export function decodeElementwise(
   const block = new Float32Array(size);
   const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : range(size);
   if (mixedPrecision.enabled) {
-    const mask = new Uint8Array(size);
-    for (const i of alive) mask[i] = 1;
+    // every element alive (the dense form): the groups without a mask, the same members
+    let mask: Uint8Array | undefined;
+    if (alive.length < size) {
+      mask = new Uint8Array(size);
+      for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
+    }
     const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
     decodeGroups(reader, block, tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask));
   } else {

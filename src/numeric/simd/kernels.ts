@@ -1,0 +1,294 @@
+/**
+ * The WebAssembly SIMD kernels (kernels.wat, compiled into kernels-wasm.ts) behind the fp16
+ * conversions and the group codec: the same bytes and floats as the TypeScript loops they
+ * replace (src/numeric/fp16.ts, bytes.ts, group-quant.ts keep those as the reference; the
+ * tests compare the two on random and boundary inputs), several times faster. Callers copy
+ * into the module's memory, call, and copy out; a call over more than SCRATCH_ELEMENTS
+ * values works in pieces (conversions) or stays in TypeScript (the group codec), so the
+ * memory never grows past a few MiB.
+ */
+import { KERNELS_WASM_BASE64 } from "./kernels-wasm.js";
+
+/** The part of the WebAssembly JS API used here (tsconfig's lib has no WebAssembly types). */
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+};
+
+interface KernelExports {
+  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  halves(src: number, dst: number, count: number): number;
+  floats(src: number, dst: number, count: number): void;
+  roundHalves(src: number, dst: number, count: number): number;
+  encodeGroups(
+    data: number,
+    members: number,
+    contiguous: number,
+    starts: number,
+    bits: number,
+    groups: number,
+    out: number,
+    state: number,
+  ): number;
+  gram(block: number, rows: number, cols: number, out: number): void;
+  inverseFrobenius2(gram: number, n: number, shift: number, lower: number): number;
+  decodeGroups(
+    bytes: number,
+    members: number,
+    starts: number,
+    bits: number,
+    groups: number,
+    out: number,
+    state: number,
+  ): void;
+}
+
+/**
+ * Whether the kernels run here: the module's memory is little-endian, and the views the
+ * callers copy through are in the machine's order (else the TypeScript loops run).
+ */
+export const KERNELS_USABLE = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+const kernels = new WebAssembly.Instance(
+  new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, "base64")),
+  {},
+).exports as unknown as KernelExports;
+
+/**
+ * Values one call handles at once: conversions go in pieces of this many, and a group codec
+ * call over more elements stays in TypeScript (a weight matrix), so the module's memory
+ * stays within a few MiB of scratch (it never shrinks once grown).
+ */
+export const SCRATCH_ELEMENTS = 1 << 18;
+
+/** The module's memory, grown to at least `bytes`, as views made after any growth. */
+function scratch(bytes: number): {
+  u8: Uint8Array;
+  u16: Uint16Array;
+  i32: Int32Array;
+  f32: Float32Array;
+  f64: Float64Array;
+} {
+  const have = kernels.memory.buffer.byteLength;
+  if (have < bytes) kernels.memory.grow(Math.ceil((bytes - have) / 65536));
+  const buffer = kernels.memory.buffer;
+  return {
+    u8: new Uint8Array(buffer),
+    u16: new Uint16Array(buffer),
+    i32: new Int32Array(buffer),
+    f32: new Float32Array(buffer),
+    f64: new Float64Array(buffer),
+  };
+}
+
+/** Rounds up to a multiple of 16 bytes (v128 loads and stores, and every view's alignment). */
+function aligned(bytes: number): number {
+  return (bytes + 15) & ~15;
+}
+
+/**
+ * src[start + i] as binary16 bits into out[at + i] for the rows given, as runs of `width`
+ * consecutive elements from each `runStarts[r]` for `runLengths[r]` rows; the index into src
+ * of the first value binary16 cannot hold (out is then incomplete), or -1.
+ */
+export function halvesOfRuns(
+  src: Float32Array,
+  runStarts: ArrayLike<number>,
+  runCounts: ArrayLike<number>,
+  runs: number,
+  out: Uint16Array,
+  at: number,
+): number {
+  let total = 0;
+  for (let r = 0; r < runs; r++) total += runCounts[r];
+  // the whole source once when it fits (one copy, a call per run), else run by run in pieces
+  if (src.length + total <= 2 * SCRATCH_ELEMENTS) {
+    const dst = aligned(4 * src.length);
+    const memory = scratch(dst + 2 * total);
+    memory.f32.set(src, 0);
+    let o = 0;
+    for (let r = 0; r < runs; r++) {
+      const unfit = kernels.halves(4 * runStarts[r], dst + 2 * o, runCounts[r]);
+      if (unfit >= 0) return runStarts[r] + unfit;
+      o += runCounts[r];
+    }
+    out.set(memory.u16.subarray(dst / 2, dst / 2 + total), at);
+    return -1;
+  }
+  let o = at;
+  for (let r = 0; r < runs; r++) {
+    const unfit = halvesOfRange(src, runStarts[r], runCounts[r], out, o);
+    if (unfit >= 0) return unfit;
+    o += runCounts[r];
+  }
+  return -1;
+}
+
+/** src[start, start + count) as binary16 bits into out from `at`; as halvesOfRuns. */
+export function halvesOfRange(
+  src: Float32Array,
+  start: number,
+  count: number,
+  out: Uint16Array,
+  at: number,
+): number {
+  for (let done = 0; done < count; done += SCRATCH_ELEMENTS) {
+    const n = Math.min(SCRATCH_ELEMENTS, count - done);
+    const dst = aligned(4 * n);
+    const memory = scratch(dst + 2 * n);
+    memory.f32.set(src.subarray(start + done, start + done + n), 0);
+    const unfit = kernels.halves(0, dst, n);
+    if (unfit >= 0) return start + done + unfit;
+    out.set(memory.u16.subarray(dst / 2, dst / 2 + n), at + done);
+  }
+  return -1;
+}
+
+/** Binary16 bits as float32 into out from `at` (fp16.ts's table values, NaN included). */
+export function floatsOfHalves(codes: Uint16Array, out: Float32Array, at: number): void {
+  for (let done = 0; done < codes.length; done += SCRATCH_ELEMENTS) {
+    const n = Math.min(SCRATCH_ELEMENTS, codes.length - done);
+    const dst = aligned(2 * n);
+    const memory = scratch(dst + 4 * n);
+    memory.u16.set(codes.subarray(done, done + n), 0);
+    kernels.floats(0, dst, n);
+    out.set(memory.f32.subarray(dst / 4, dst / 4 + n), at + done);
+  }
+}
+
+/** src rounded to the nearest binary16 value into out, as fp16.ts's roundHalfInto (same return). */
+export function roundHalvesInto(src: Float32Array, out: Float32Array): number {
+  for (let done = 0; done < src.length; done += SCRATCH_ELEMENTS) {
+    const n = Math.min(SCRATCH_ELEMENTS, src.length - done);
+    const memory = scratch(4 * n);
+    memory.f32.set(src.subarray(done, done + n), 0);
+    const unfit = kernels.roundHalves(0, 0, n);
+    if (unfit >= 0) return done + unfit;
+    out.set(memory.f32.subarray(0, n), done);
+  }
+  return -1;
+}
+
+/** The groups of group-quant.ts (QuantGroups), and whether member m is element m. */
+export interface KernelGroups {
+  members: Int32Array;
+  starts: Int32Array;
+  bits: Uint8Array;
+  /** members[m] === m for every m. */
+  identity?: boolean;
+  /** The largest member + 1, when known (else counted). */
+  extent?: number;
+}
+
+/** Elements of the flat array the groups' members reach (the largest member + 1). */
+export function extentOf(groups: KernelGroups): number {
+  if (groups.extent !== undefined) return groups.extent;
+  if (groups.identity) return groups.members.length;
+  let max = -1;
+  for (let i = 0; i < groups.members.length; i++) if (groups.members[i] > max) max = groups.members[i];
+  return max + 1;
+}
+
+/** Where encode/decode put things in the module's memory: data, members, starts, bits, state, then the bytes. */
+function groupLayout(groups: KernelGroups, extent: number, regionBytes: number) {
+  const data = 0;
+  const members = aligned(4 * extent);
+  const starts = members + aligned(4 * groups.members.length);
+  const bits = starts + aligned(4 * groups.starts.length);
+  const state = bits + aligned(groups.bits.length);
+  const bytes = state + 3 * 68;
+  const memory = scratch(aligned(bytes + regionBytes + 2));
+  memory.i32.set(groups.members, members / 4);
+  memory.i32.set(groups.starts, starts / 4);
+  memory.u8.set(groups.bits, bits);
+  return { memory, data, members, starts, bits, state, bytes };
+}
+
+/** Whether the kernels take these groups (else the caller's TypeScript loop does: a weight matrix). */
+export function groupsFitScratch(groups: KernelGroups, regionBytes: number, arrayLength: number): boolean {
+  return (
+    KERNELS_USABLE &&
+    groups.members.length <= SCRATCH_ELEMENTS &&
+    regionBytes <= 4 * SCRATCH_ELEMENTS &&
+    extentOf(groups) <= Math.min(arrayLength, SCRATCH_ELEMENTS)
+  );
+}
+
+/**
+ * group-quant.ts's encodeGroups into `out` (the region: metadata, then each width's stream
+ * from streamStart[width]): -1, or the first group whose values binary16 cannot hold (the
+ * caller then reports it as its own loop does).
+ */
+export function encodeGroupsInto(
+  data: Float32Array,
+  groups: KernelGroups,
+  streamStart: Int32Array,
+  out: Uint8Array,
+): number {
+  const extent = extentOf(groups);
+  const at = groupLayout(groups, extent, out.length);
+  at.memory.f32.set(data.subarray(0, extent), at.data / 4);
+  at.memory.i32.set(streamStart, at.state / 4);
+  at.memory.i32.fill(0, at.state / 4 + 17, at.state / 4 + 51);
+  at.memory.u8.fill(0, at.bytes, at.bytes + out.length);
+  const failed = kernels.encodeGroups(
+    at.data,
+    at.members,
+    groups.identity ? 1 : 0,
+    at.starts,
+    at.bits,
+    groups.bits.length,
+    at.bytes,
+    at.state,
+  );
+  if (failed >= 0) return failed;
+  out.set(at.memory.u8.subarray(at.bytes, at.bytes + out.length));
+  return -1;
+}
+
+/** group-quant.ts's decodeGroups from `region` (metadata and streams) into out at the members' indices. */
+export function decodeGroupsFrom(
+  region: Uint8Array,
+  groups: KernelGroups,
+  streamStart: Int32Array,
+  out: Float32Array,
+): void {
+  const extent = extentOf(groups);
+  const at = groupLayout(groups, extent, region.length);
+  // out's elements outside the members are kept: copied in and back unchanged
+  at.memory.f32.set(out.subarray(0, extent), at.data / 4);
+  at.memory.i32.set(streamStart, at.state / 4);
+  at.memory.i32.fill(0, at.state / 4 + 17, at.state / 4 + 34);
+  at.memory.u8.set(region, at.bytes);
+  at.memory.u8[at.bytes + region.length] = 0;
+  at.memory.u8[at.bytes + region.length + 1] = 0;
+  kernels.decodeGroups(at.bytes, at.members, at.starts, at.bits, groups.bits.length, at.data, at.state);
+  out.set(at.memory.f32.subarray(at.data / 4, at.data / 4 + extent));
+}
+
+/**
+ * lowrank.ts's gramMatrix (AᵀA in float64, each entry the row-order sum) through the kernel,
+ * the same bits; null where the kernel does not apply (columns not a multiple of 4, a block
+ * past the scratch), for the caller's loop.
+ */
+export function gramOf(block: Float32Array, rows: number, cols: number): Float64Array | null {
+  if (!KERNELS_USABLE || cols % 4 !== 0 || rows * cols > SCRATCH_ELEMENTS || cols * cols > SCRATCH_ELEMENTS)
+    return null;
+  const out = aligned(4 * rows * cols);
+  const memory = scratch(out + 8 * cols * cols);
+  memory.f32.set(block.subarray(0, rows * cols), 0);
+  kernels.gram(0, rows, cols, out);
+  return memory.f64.slice(out / 8, out / 8 + cols * cols);
+}
+
+/**
+ * lowrank.ts's ‖L⁻¹‖_F² for G + shift·I = L Lᵀ through the kernel, the same bits: -1 at a pivot
+ * that is not positive; null past the scratch (the caller's loop then runs).
+ */
+export function inverseFrobenius2Of(gram: Float64Array, n: number, shift: number): number | null {
+  if (!KERNELS_USABLE || 2 * n * n + n > SCRATCH_ELEMENTS) return null;
+  const lower = aligned(8 * n * n);
+  const memory = scratch(lower + 8 * (n * n + n));
+  memory.f64.set(gram.subarray(0, n * n), 0);
+  return kernels.inverseFrobenius2(0, n, shift, lower);
+}

@@ -286,9 +286,11 @@ export function gramOf(block: Float32Array, rows: number, cols: number): Float64
  * that is not positive; null past the scratch (the caller's loop then runs).
  */
 export function inverseFrobenius2Of(gram: Float64Array, n: number, shift: number): number | null {
-  if (!KERNELS_USABLE || 2 * n * n + n > SCRATCH_ELEMENTS) return null;
-  const lower = aligned(8 * n * n);
-  const memory = scratch(lower + 8 * (n * n + n));
+  if (!KERNELS_USABLE || 4 * n * n > SCRATCH_ELEMENTS) return null;
+  // G, then the kernel's work: L row-major, L column-major, L⁻¹ (zeroed: its upper triangle is read as 0)
+  const work = aligned(8 * n * n);
+  const memory = scratch(work + 3 * 8 * n * n);
   memory.f64.set(gram.subarray(0, n * n), 0);
-  return kernels.inverseFrobenius2(0, n, shift, lower);
+  memory.f64.fill(0, work / 8 + 2 * n * n, work / 8 + 3 * n * n);
+  return kernels.inverseFrobenius2(0, n, shift, work);
 }

@@ -636,79 +636,156 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tile_i))))
 
-  ;; lowrank.ts's shiftedCholesky then inverseFrobenius2, the same operations in the same order:
-  ;; L with G + shift·I = L Lᵀ (float64 [n, n] at $lower, row by row), then ‖L⁻¹‖_F² (one column
-  ;; of L⁻¹ at a time in the n float64 after L). -1 at a pivot that is not positive.
-  (func (export "inverseFrobenius2") (param $gram i32) (param $n i32) (param $shift f64) (param $lower i32) (result f64)
-    (local $i i32) (local $j i32) (local $k i32) (local $c i32) (local $rowI i32) (local $rowJ i32)
-    (local $sum f64) (local $acc f64) (local $total f64) (local $column i32) (local $value f64)
+;; lowrank.ts's shiftedCholesky then inverseFrobenius2, every entry by the same operations in
+  ;; the same order (so the same bits), in another order of entries, two lanes at a time:
+  ;; L with G + shift·I = L Lᵀ column by column (the rows below a pivot are independent), kept
+  ;; row-major at $work and column-major after it; then X = L⁻¹ row by row (the columns of a row
+  ;; are independent; X's upper triangle is zero, so a lane may start its sum early by adding
+  ;; +0), in the n·n float64 after those, zeroed by the caller; then ‖X‖_F² summed in the order
+  ;; inverseFrobenius2 sums it (column by column). -1 at a pivot that is not positive.
+  (func (export "inverseFrobenius2") (param $gram i32) (param $n i32) (param $shift f64) (param $work i32) (result f64)
+    (local $L i32) (local $T i32) (local $X i32) (local $i i32) (local $j i32) (local $k i32) (local $c i32)
+    (local $sum f64) (local $pivot f64) (local $a0 v128) (local $a1 v128) (local $scalar v128) (local $total f64)
+    (local $value f64) (local $rowN i32)
+    (local.set $rowN (i32.shl (local.get $n) (i32.const 3)))
+    (local.set $L (local.get $work))
+    (local.set $T (i32.add (local.get $L) (i32.mul (local.get $rowN) (local.get $n))))
+    (local.set $X (i32.add (local.get $T) (i32.mul (local.get $rowN) (local.get $n))))
+    ;; Cholesky, column j: the pivot, then the rows below it
     (block $factored
-      (loop $each_i
-        (br_if $factored (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $rowI (i32.mul (local.get $i) (local.get $n)))
-        (local.set $j (i32.const 0))
-        (block $row_done
-          (loop $each_j
-            (br_if $row_done (i32.gt_u (local.get $j) (local.get $i)))
-            (local.set $rowJ (i32.mul (local.get $j) (local.get $n)))
-            (local.set $sum (f64.load (i32.add (local.get $gram) (i32.shl (i32.add (local.get $rowI) (local.get $j)) (i32.const 3)))))
-            (if (i32.eq (local.get $i) (local.get $j)) (then (local.set $sum (f64.add (local.get $sum) (local.get $shift)))))
+      (loop $each_j
+        (br_if $factored (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $sum
+          (f64.add
+            (f64.load (i32.add (local.get $gram) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))))
+            (local.get $shift)))
+        (local.set $k (i32.const 0))
+        (block $dotted
+          (loop $each_k
+            (br_if $dotted (i32.ge_u (local.get $k) (local.get $j)))
+            (local.set $value (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $k) (i32.const 3))))))
+            (local.set $sum (f64.sub (local.get $sum) (f64.mul (local.get $value) (local.get $value))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br $each_k)))
+        (if (i32.eqz (f64.gt (local.get $sum) (f64.const 0))) (then (return (f64.const -1))))
+        (local.set $pivot (f64.sqrt (local.get $sum)))
+        (f64.store (i32.add (local.get $L) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (local.get $pivot))
+        (f64.store (i32.add (local.get $T) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (local.get $pivot))
+        (local.set $i (i32.add (local.get $j) (i32.const 1)))
+        ;; four rows at a time: L[i][j] = (G[i][j] - Σ_k L[i][k]·L[j][k]) / L[j][j]
+        (block $quads
+          (loop $each_quad
+            (br_if $quads (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+            (local.set $a0 (f64x2.splat (f64.load (i32.add (local.get $gram) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))))))
+            (local.set $a0 (f64x2.replace_lane 1 (local.get $a0)
+              (f64.load (i32.add (local.get $gram) (i32.add (i32.mul (i32.add (local.get $i) (i32.const 1)) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))))))
+            (local.set $a1 (f64x2.splat (f64.load (i32.add (local.get $gram) (i32.add (i32.mul (i32.add (local.get $i) (i32.const 2)) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))))))
+            (local.set $a1 (f64x2.replace_lane 1 (local.get $a1)
+              (f64.load (i32.add (local.get $gram) (i32.add (i32.mul (i32.add (local.get $i) (i32.const 3)) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))))))
             (local.set $k (i32.const 0))
-            (block $dotted
-              (loop $each_k
-                (br_if $dotted (i32.ge_u (local.get $k) (local.get $j)))
-                (local.set $sum
-                  (f64.sub (local.get $sum)
-                    (f64.mul
-                      (f64.load (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowI) (local.get $k)) (i32.const 3))))
-                      (f64.load (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowJ) (local.get $k)) (i32.const 3)))))))
+            (block $dotted4
+              (loop $each_k4
+                (br_if $dotted4 (i32.ge_u (local.get $k) (local.get $j)))
+                (local.set $scalar (f64x2.splat (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $k) (i32.const 3)))))))
+                (local.set $a0 (f64x2.sub (local.get $a0)
+                  (f64x2.mul (v128.load (i32.add (local.get $T) (i32.add (i32.mul (local.get $k) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3))))) (local.get $scalar))))
+                (local.set $a1 (f64x2.sub (local.get $a1)
+                  (f64x2.mul (v128.load offset=16 (i32.add (local.get $T) (i32.add (i32.mul (local.get $k) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3))))) (local.get $scalar))))
                 (local.set $k (i32.add (local.get $k) (i32.const 1)))
-                (br $each_k)))
-            (if (i32.eq (local.get $i) (local.get $j))
-              (then
-                (if (i32.eqz (f64.gt (local.get $sum) (f64.const 0))) (then (return (f64.const -1))))
-                (f64.store (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowI) (local.get $i)) (i32.const 3)))
-                  (f64.sqrt (local.get $sum))))
-              (else
-                (f64.store (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowI) (local.get $j)) (i32.const 3)))
-                  (f64.div (local.get $sum)
-                    (f64.load (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowJ) (local.get $j)) (i32.const 3))))))))
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br $each_j)))
+                (br $each_k4)))
+            (local.set $a0 (f64x2.div (local.get $a0) (f64x2.splat (local.get $pivot))))
+            (local.set $a1 (f64x2.div (local.get $a1) (f64x2.splat (local.get $pivot))))
+            (v128.store (i32.add (local.get $T) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3)))) (local.get $a0))
+            (v128.store offset=16 (i32.add (local.get $T) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3)))) (local.get $a1))
+            (f64.store (i32.add (local.get $L) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (f64x2.extract_lane 0 (local.get $a0)))
+            (f64.store (i32.add (local.get $L) (i32.add (i32.mul (i32.add (local.get $i) (i32.const 1)) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (f64x2.extract_lane 1 (local.get $a0)))
+            (f64.store (i32.add (local.get $L) (i32.add (i32.mul (i32.add (local.get $i) (i32.const 2)) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (f64x2.extract_lane 0 (local.get $a1)))
+            (f64.store (i32.add (local.get $L) (i32.add (i32.mul (i32.add (local.get $i) (i32.const 3)) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (f64x2.extract_lane 1 (local.get $a1)))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $each_quad)))
+        ;; the rows left, one at a time
+        (block $singles
+          (loop $each_single
+            (br_if $singles (i32.ge_u (local.get $i) (local.get $n)))
+            (local.set $sum (f64.load (i32.add (local.get $gram) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3))))))
+            (local.set $k (i32.const 0))
+            (block $dotted1
+              (loop $each_k1
+                (br_if $dotted1 (i32.ge_u (local.get $k) (local.get $j)))
+                (local.set $sum (f64.sub (local.get $sum)
+                  (f64.mul
+                    (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $k) (i32.const 3)))))
+                    (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $k) (i32.const 3))))))))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $each_k1)))
+            (local.set $value (f64.div (local.get $sum) (local.get $pivot)))
+            (f64.store (i32.add (local.get $L) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $j) (i32.const 3)))) (local.get $value))
+            (f64.store (i32.add (local.get $T) (i32.add (i32.mul (local.get $j) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3)))) (local.get $value))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $each_single)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $each_j)))
+    ;; X = L⁻¹, row i: X[i][i] = 1 / L[i][i]; X[i][c] = -(Σ_{k=c}^{i-1} L[i][k]·X[k][c]) / L[i][i]
+    (local.set $i (i32.const 0))
+    (block $inverted
+      (loop $each_i
+        (br_if $inverted (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $pivot (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3))))))
+        (f64.store (i32.add (local.get $X) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $i) (i32.const 3))))
+          (f64.div (f64.const 1) (local.get $pivot)))
+        (local.set $c (i32.const 0))
+        (block $quads
+          (loop $each_quad
+            (br_if $quads (i32.gt_u (i32.add (local.get $c) (i32.const 4)) (local.get $i)))
+            (local.set $a0 (v128.const f64x2 0 0))
+            (local.set $a1 (v128.const f64x2 0 0))
+            (local.set $k (local.get $c))
+            (block $dotted4
+              (loop $each_k4
+                (br_if $dotted4 (i32.ge_u (local.get $k) (local.get $i)))
+                (local.set $scalar (f64x2.splat (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $k) (i32.const 3)))))))
+                (local.set $a0 (f64x2.add (local.get $a0)
+                  (f64x2.mul (local.get $scalar) (v128.load (i32.add (local.get $X) (i32.add (i32.mul (local.get $k) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))))))
+                (local.set $a1 (f64x2.add (local.get $a1)
+                  (f64x2.mul (local.get $scalar) (v128.load offset=16 (i32.add (local.get $X) (i32.add (i32.mul (local.get $k) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))))))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $each_k4)))
+            (v128.store (i32.add (local.get $X) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))
+              (f64x2.div (f64x2.neg (local.get $a0)) (f64x2.splat (local.get $pivot))))
+            (v128.store offset=16 (i32.add (local.get $X) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))
+              (f64x2.div (f64x2.neg (local.get $a1)) (f64x2.splat (local.get $pivot))))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $each_quad)))
+        (block $singles
+          (loop $each_single
+            (br_if $singles (i32.ge_u (local.get $c) (local.get $i)))
+            (local.set $sum (f64.const 0))
+            (local.set $k (local.get $c))
+            (block $dotted1
+              (loop $each_k1
+                (br_if $dotted1 (i32.ge_u (local.get $k) (local.get $i)))
+                (local.set $sum (f64.add (local.get $sum)
+                  (f64.mul
+                    (f64.load (i32.add (local.get $L) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $k) (i32.const 3)))))
+                    (f64.load (i32.add (local.get $X) (i32.add (i32.mul (local.get $k) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))))))
+                (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                (br $each_k1)))
+            (f64.store (i32.add (local.get $X) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))
+              (f64.div (f64.neg (local.get $sum)) (local.get $pivot)))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $each_single)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $each_i)))
-    (local.set $column (i32.add (local.get $lower) (i32.shl (i32.mul (local.get $n) (local.get $n)) (i32.const 3))))
+    ;; ‖X‖_F², column by column from the diagonal down, as inverseFrobenius2 adds them
     (local.set $c (i32.const 0))
-    (block $inverted
+    (block $summed
       (loop $each_c
-        (br_if $inverted (i32.ge_u (local.get $c) (local.get $n)))
-        (local.set $value
-          (f64.div (f64.const 1)
-            (f64.load (i32.add (local.get $lower)
-              (i32.shl (i32.add (i32.mul (local.get $c) (local.get $n)) (local.get $c)) (i32.const 3))))))
-        (f64.store (i32.add (local.get $column) (i32.shl (local.get $c) (i32.const 3))) (local.get $value))
-        (local.set $total (f64.add (local.get $total) (f64.mul (local.get $value) (local.get $value))))
-        (local.set $i (i32.add (local.get $c) (i32.const 1)))
+        (br_if $summed (i32.ge_u (local.get $c) (local.get $n)))
+        (local.set $i (local.get $c))
         (block $column_done
           (loop $each_row
             (br_if $column_done (i32.ge_u (local.get $i) (local.get $n)))
-            (local.set $rowI (i32.mul (local.get $i) (local.get $n)))
-            (local.set $acc (f64.const 0))
-            (local.set $k (local.get $c))
-            (block $dotted
-              (loop $each_k
-                (br_if $dotted (i32.ge_u (local.get $k) (local.get $i)))
-                (local.set $acc
-                  (f64.add (local.get $acc)
-                    (f64.mul
-                      (f64.load (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowI) (local.get $k)) (i32.const 3))))
-                      (f64.load (i32.add (local.get $column) (i32.shl (local.get $k) (i32.const 3)))))))
-                (local.set $k (i32.add (local.get $k) (i32.const 1)))
-                (br $each_k)))
-            (local.set $value
-              (f64.div (f64.neg (local.get $acc))
-                (f64.load (i32.add (local.get $lower) (i32.shl (i32.add (local.get $rowI) (local.get $i)) (i32.const 3))))))
-            (f64.store (i32.add (local.get $column) (i32.shl (local.get $i) (i32.const 3))) (local.get $value))
+            (local.set $value (f64.load (i32.add (local.get $X) (i32.add (i32.mul (local.get $i) (local.get $rowN)) (i32.shl (local.get $c) (i32.const 3))))))
             (local.set $total (f64.add (local.get $total) (f64.mul (local.get $value) (local.get $value))))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br $each_row)))

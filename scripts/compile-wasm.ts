@@ -1,6 +1,5 @@
 /**
- * `npx tsc -p tsconfig.json && node dist/scripts/compile-wasm.js`: compiles the hand-written
- * WebAssembly text src/numeric/simd/kernels.wat (wabt, a build-time dependency) into
+ * `npm run build:wasm`: compiles the hand-written WebAssembly text src/numeric/simd/kernels.wat (wabt, a build-time dependency) into
  * src/numeric/simd/kernels-wasm.ts, the module's bytes as base64, committed so that a plain
  * `tsc` build runs. test/numeric/simd.test.ts compiles the text again and fails when the two differ.
  */

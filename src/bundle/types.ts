@@ -291,12 +291,14 @@ export interface EnvironmentFile {
     architecture?: ModelArchitecture;
   };
   dataset: {
-    source: "brown" | "text" | "jsonl" | "dir";
+    source: "brown" | "text" | "jsonl" | "parquet" | "dir";
     split: string;
     calibrationSplit: string;
     sha256: string;
     calibrationSha256: string;
     documents: number;
+    /** Added: the rule that drew the samples; absent in bundles from before it was recorded (all "pool"). */
+    sampling?: "pool" | "stream";
   };
   calibration: { samples: SampleHash[] };
   evaluation: { samples: SampleHash[] };

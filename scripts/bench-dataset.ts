@@ -79,7 +79,10 @@ export async function benchDataset(
   const config = resolveConfig();
   const dir = mkdtempSync(join(tmpdir(), "spg-bench-dataset-"));
   try {
-    const path = join(dir, format === "dir" ? "corpus" : `synthetic.${format === "text" ? "txt" : "jsonl.gz"}`);
+    const path = join(
+      dir,
+      format === "dir" ? "corpus" : `synthetic.${format === "text" ? "txt" : "jsonl.gz"}`,
+    );
     const textBytes = await writeSynthetic(format, path, documents);
     const count = samples ?? config.dataset.samples;
     let tokenized = 0;

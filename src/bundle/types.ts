@@ -260,6 +260,8 @@ export interface ModelArchitecture {
   maxPositions: number;
   intermediateSize: number;
   activation: string;
+  /** Added: false for an untied head (lm_head.weight a matrix of its own); absent when tied. */
+  tieWordEmbeddings?: false;
 }
 
 /** environment.json (schemas/environment.schema.json). */

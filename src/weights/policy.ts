@@ -6,13 +6,15 @@
  * Resolution per matrix: a keep-dense entry that matches wins; otherwise the first rule that
  * matches; a matrix no rule matches stays dense at the baseline dtype. Layer indices may be
  * negative (-1 = the last layer), so a preset can name boundary layers without knowing the
- * model's depth. Embeddings (wte, wpe) have no layer: a `layers` filter never excludes them.
+ * model's depth. Embeddings (wte, wpe) and an untied head (lm_head) have no layer: a `layers`
+ * filter never excludes them.
  */
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { presetPath, readConfigFile } from "../config/files.js";
 import { SpgError } from "../errors.js";
-import type { GptNeoConfig } from "../model/types.js";
+import { LM_HEAD } from "../model/checkpoint.js";
+import { type GptNeoConfig, headIsTied } from "../model/types.js";
 import type { BaselineDtype } from "../numeric/dtype.js";
 import { configsDir } from "../paths.js";
 import type { QuantSpec } from "./quantize.js";
@@ -29,6 +31,8 @@ export const WEIGHT_MODULE_KINDS = [
   "c_proj",
   "wte",
   "wpe",
+  // An untied head's own matrix (tie_word_embeddings false); a tied head is wte.
+  "lm_head",
 ] as const;
 export type WeightModuleKind = (typeof WEIGHT_MODULE_KINDS)[number];
 
@@ -77,7 +81,8 @@ const moduleList = {
   minItems: 1,
   uniqueItems: true,
   items: { enum: [...WEIGHT_MODULE_KINDS] },
-  description: "Module kinds by Hugging Face name: q_proj k_proj v_proj out_proj c_fc c_proj wte wpe.",
+  description:
+    "Module kinds by Hugging Face name: q_proj k_proj v_proj out_proj c_fc c_proj wte wpe lm_head (lm_head: an untied head only).",
 };
 const layerList = {
   type: "array",
@@ -256,6 +261,9 @@ export function weightMatrices(config: GptNeoConfig): WeightMatrix[] {
     }
     matrices.push({ name: `${p}.mlp.c_fc.weight`, kind: "c_fc", layer, rows: inner, cols: hidden });
     matrices.push({ name: `${p}.mlp.c_proj.weight`, kind: "c_proj", layer, rows: hidden, cols: inner });
+  }
+  if (!headIsTied(config)) {
+    matrices.push({ name: LM_HEAD, kind: "lm_head", layer: undefined, rows: config.vocabSize, cols: hidden });
   }
   return matrices;
 }

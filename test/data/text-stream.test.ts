@@ -65,12 +65,10 @@ function referenceSplit(text: string): DatasetDocument[] {
   const starts = lines.map((l, i) => [i, heading.exec(l)] as const).filter(([, m]) => m !== null);
   if (starts.length > 0) {
     push("L1", lines.slice(0, starts[0][0]));
-    starts.forEach(([at, m], k) =>
-      push(
-        `L${at + 1} ${m![1].trim()}`,
-        lines.slice(at, k + 1 < starts.length ? starts[k + 1][0] : lines.length),
-      ),
-    );
+    for (const [k, [at, m]] of starts.entries()) {
+      const end = k + 1 < starts.length ? starts[k + 1][0] : lines.length;
+      push(`L${at + 1} ${m![1].trim()}`, lines.slice(at, end));
+    }
     return out;
   }
   const blank = (l: string) => l.trim() === "";

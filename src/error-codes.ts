@@ -93,7 +93,6 @@ export const ERROR_CODES = {
   E_CONFIG_INVALID: input("a run config, flag or checkpoint config.json field is invalid"),
   E_CONFIG_MISSING: input("the --config file does not exist"),
   E_CONFIG_PARSE: input("the config file is not readable YAML or JSON"),
-  E_CONFIG_UNSUPPORTED: input("the checkpoint's config.json asks for something spg does not implement"),
   E_CONTEXT_LENGTH: input("a context length outside 1..max_position_embeddings"),
   E_DATASET_CHANGED: input("a text dataset file changed between the two passes that read it"),
   E_DATASET_DOCUMENT_LENGTH: input(

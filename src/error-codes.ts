@@ -227,6 +227,7 @@ export const ERROR_CODES = {
   E_WEIGHTS_DECODE: input("stored compressed weights are malformed"),
   E_WEIGHTS_POLICY: input("a weights policy (configs/weights/) is invalid"),
   E_WEIGHTS_POLICY_LAYER: input("a weights policy names a layer the model does not have"),
+  E_WEIGHTS_POLICY_MODULE: input("a weights policy names lm_head for a model whose head is tied to wte"),
   E_WEIGHTS_QUANT: input("invalid weight quantization settings (bits, group size)"),
   E_WEIGHTS_RANK: input("invalid low-rank settings for a weight matrix"),
   E_WEIGHTS_SHAPE: input("a weight tensor's shape disagrees with the model config"),

@@ -337,8 +337,27 @@ function treatmentOf(rule: WeightRule): MatrixTreatment {
   };
 }
 
+/** E_WEIGHTS_POLICY_MODULE when a rule or keep-dense entry names lm_head and the model's head is tied (it is wte). */
+function checkModulesExist(config: GptNeoConfig, params: WeightsParams): void {
+  if (!headIsTied(config)) return;
+  const entries = [
+    ...params.rules.map((rule, i) => [`params.rules.${i}.modules`, rule.modules] as const),
+    ...params.keepDense.map((entry, i) => [`params.keepDense.${i}.modules`, entry.modules] as const),
+  ];
+  for (const [field, modules] of entries) {
+    if (modules?.includes("lm_head")) {
+      throw new SpgError(
+        "E_WEIGHTS_POLICY_MODULE",
+        "the policy names lm_head, but this model's head is tied to wte (tie_word_embeddings is not false): it has no lm_head matrix",
+        { field, fix: "name wte (the tied head is the token embedding), or drop lm_head from the list" },
+      );
+    }
+  }
+}
+
 /** The treatment of every matrix of a model under a policy. */
 export function planCompression(config: GptNeoConfig, params: WeightsParams): MatrixPlan[] {
+  checkModulesExist(config, params);
   const numLayers = config.numLayers;
   const dense = params.keepDense.map((entry, i) => ({
     modules: entry.modules,

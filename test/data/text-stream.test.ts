@@ -22,6 +22,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { resolveConfig } from "../../src/config/load.js";
 import { drawConfiguredSplit } from "../../src/data/draw.js";
 import { Mulberry32 } from "../../src/data/prng.js";
@@ -146,6 +147,15 @@ test("a streamed text file gives the documented rule's documents (random files a
     compared++;
   }
   assert.ok(compared > 100, `${compared} files compared`);
+});
+
+test("a .gz or .zst text file gives the documents of the plain file; its sha256 is of the compressed bytes", async () => {
+  const text = " = One = \n\n first article \n = Two = \n\n second article \n";
+  const gz = gzipSync(Buffer.from(text));
+  const plain = await loadLocalSplit("text", file("plain.raw", text), "eval");
+  const compressed = await loadLocalSplit("text", file("wiki.test.raw.gz", gz), "eval");
+  assert.deepEqual(compressed.documents, plain.documents);
+  assert.equal(compressed.file?.sha256, createHash("sha256").update(gz).digest("hex"));
 });
 
 test("the text draw streams: recorded with the file's sha256 and size, rule 'stream', and redrawn identically", async () => {

@@ -238,20 +238,21 @@ export class ConsistencyFold {
     const { environment, layers } = this;
     this.layerFingerprints += 1;
     const fingerprint = line;
-    const key = `${fingerprint.sampleId}/${fingerprint.method}`;
-    const where = `fingerprint ${key}/layer ${fingerprint.layer}`;
+    // Worded only for a failure: most lines of a large bundle fail nothing.
+    const where = () =>
+      `fingerprint ${fingerprint.sampleId}/${fingerprint.method}/layer ${fingerprint.layer}`;
     const record = this.bySample.get(fingerprint.sampleId)?.methods.get(fingerprint.method);
     if (record === undefined) {
-      failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${where} has no record`);
+      failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${where()} has no record`);
       return;
     }
     record.layers ??= new Set();
     if (record.layers.has(fingerprint.layer)) {
-      failures.add("E_CONSISTENCY_DUPLICATE_FINGERPRINT", `${where} appears more than once`);
+      failures.add("E_CONSISTENCY_DUPLICATE_FINGERPRINT", `${where()} appears more than once`);
       return;
     }
     if (fingerprint.layer >= layers) {
-      failures.add("E_CONSISTENCY_LAYERS", `${where}: the model has ${layers} layers`);
+      failures.add("E_CONSISTENCY_LAYERS", `${where()}: the model has ${layers} layers`);
       return;
     }
     record.layers.add(fingerprint.layer);
@@ -260,13 +261,13 @@ export class ConsistencyFold {
     if (fingerprint.tokensTotal !== slots || fingerprint.tokensKept > fingerprint.tokensTotal) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
-        `${where}: keeps ${fingerprint.tokensKept} of ${fingerprint.tokensTotal} slots; the full cache has heads · contextTokens = ${slots}`,
+        `${where()}: keeps ${fingerprint.tokensKept} of ${fingerprint.tokensTotal} slots; the full cache has heads · contextTokens = ${slots}`,
       );
     }
     if (fingerprint.headsFullPrecision > environment.model.heads) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
-        `${where}: ${fingerprint.headsFullPrecision} heads at full precision, the model has ${environment.model.heads}`,
+        `${where()}: ${fingerprint.headsFullPrecision} heads at full precision, the model has ${environment.model.heads}`,
       );
     }
     let bits = 0;
@@ -275,7 +276,7 @@ export class ConsistencyFold {
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
-        `${where}: its bit histogram needs ${Math.ceil(bits / 8)} bytes but it states ${fingerprint.bytes}`,
+        `${where()}: its bit histogram needs ${Math.ceil(bits / 8)} bytes but it states ${fingerprint.bytes}`,
       );
     }
   }

@@ -193,11 +193,12 @@ export class ExecutedCostFold {
       return;
     }
     const entry = this.kvRecordsBySample.get(line.sampleId)?.get(line.method);
-    const where = `record ${line.sampleId}/${line.method} layer ${line.layer}`;
+    // Worded only for a failure: most lines of a large bundle fail nothing.
+    const where = () => `record ${line.sampleId}/${line.method} layer ${line.layer}`;
     const read = line.slotsRead;
     if (read === undefined) {
       if (this.input.version >= RUN_COST_FORMAT_VERSION || entry !== undefined)
-        this.failures.add("E_EXECUTED_BYTES", `${where}: fingerprint lacks slotsRead`);
+        this.failures.add("E_EXECUTED_BYTES", `${where()}: fingerprint lacks slotsRead`);
       return;
     }
     const low = Math.ceil(line.tokensKept / model.numHeads);
@@ -205,7 +206,7 @@ export class ExecutedCostFold {
     if (read < low || read > high) {
       this.failures.add(
         "E_EXECUTED_BYTES",
-        `${where}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
+        `${where()}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
       );
     }
     if (entry === undefined) return;

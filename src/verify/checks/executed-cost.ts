@@ -25,6 +25,7 @@ import {
   type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
+  type LayerFingerprint,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -85,6 +86,11 @@ interface KvRecordCost {
   room: number;
   sum: number;
   layers: number;
+}
+
+/** Where a KV fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
+function recordLayerWhere(line: LayerFingerprint): string {
+  return `record ${line.sampleId}/${line.method} layer ${line.layer}`;
 }
 
 /**
@@ -193,12 +199,10 @@ export class ExecutedCostFold {
       return;
     }
     const entry = this.kvRecordsBySample.get(line.sampleId)?.get(line.method);
-    // Worded only for a failure: most lines of a large bundle fail nothing.
-    const where = () => `record ${line.sampleId}/${line.method} layer ${line.layer}`;
     const read = line.slotsRead;
     if (read === undefined) {
       if (this.input.version >= RUN_COST_FORMAT_VERSION || entry !== undefined)
-        this.failures.add("E_EXECUTED_BYTES", `${where()}: fingerprint lacks slotsRead`);
+        this.failures.add("E_EXECUTED_BYTES", `${recordLayerWhere(line)}: fingerprint lacks slotsRead`);
       return;
     }
     const low = Math.ceil(line.tokensKept / model.numHeads);
@@ -206,7 +210,7 @@ export class ExecutedCostFold {
     if (read < low || read > high) {
       this.failures.add(
         "E_EXECUTED_BYTES",
-        `${where()}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
+        `${recordLayerWhere(line)}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
       );
     }
     if (entry === undefined) return;

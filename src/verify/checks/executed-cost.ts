@@ -114,6 +114,8 @@ export class ExecutedCostFold {
   /** Weights methods: the executed weight bytes their records state (one value each, when they agree). */
   private readonly statedWeights = new Map<string, Set<number>>();
   private readonly ranks = new Map<string, Map<string, number>>();
+  /** The baseline's executed KV bytes per cached slot count (every record of a run shares one or two). */
+  private readonly baselineKvBySlots = new Map<number, number>();
 
   constructor(private readonly input: Omit<ExecutedCostInput, "records" | "fingerprints">) {
     this.model = shapesConfig(input.environment.model);
@@ -135,10 +137,15 @@ export class ExecutedCostFold {
     const weightsMethod = this.kinds.get(record.method) === "weights";
     // Weights methods decode from their own prefill's first token: one step fewer.
     const room = weightsMethod ? Math.max(0, config.generation.tokens - 1) : config.generation.tokens;
-    const baselineKv = executedKvBytes(
-      model,
-      Array.from({ length: model.numLayers }, () => record.contextTokens + room),
-    );
+    const slots = record.contextTokens + room;
+    let baselineKv = this.baselineKvBySlots.get(slots);
+    if (baselineKv === undefined) {
+      baselineKv = executedKvBytes(
+        model,
+        Array.from({ length: model.numLayers }, () => slots),
+      );
+      this.baselineKvBySlots.set(slots, baselineKv);
+    }
     const bytes = (name: string, stated: number, expected: number) => {
       if (stated !== expected)
         failures.add(

@@ -227,6 +227,69 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "kv-bytes-shrunk",
+      kind: "dishonest",
+      check: "budget",
+      code: "E_BUDGET_BYTES",
+      exitCode: 5,
+      build: () =>
+        lie(({ records, fingerprints }) => {
+          // Every compressed layer stated at half its bytes (bit histogram halved too): a higher
+          // ratio whose arithmetic adds up, but not what its kept slots and params store.
+          const cut = new Map<string, number>();
+          for (const line of fingerprints) {
+            if ("kind" in line || line.method === "full") continue;
+            for (const width of Object.keys(line.bitsHistogram)) line.bitsHistogram[width] /= 2;
+            line.bytes /= 2;
+            cut.set(
+              `${line.sampleId}/${line.method}`,
+              (cut.get(`${line.sampleId}/${line.method}`) ?? 0) + line.bytes,
+            );
+          }
+          for (const record of records)
+            record.kvBytesCompressed -= cut.get(`${record.sampleId}/${record.method}`) ?? 0;
+        }),
+    },
+    {
+      name: "method-params-edited-after-run",
+      kind: "dishonest",
+      check: "budget",
+      code: "E_BUDGET_KEPT",
+      exitCode: 5,
+      build: () =>
+        lie(({ config }) => {
+          // A more aggressive method named over the records of a gentler one.
+          for (const method of config.methods) {
+            if (method.kind === "streaming") method.params.recentTokens = 2;
+          }
+        }),
+    },
+    {
+      name: "kept-slots-vary-by-sample",
+      kind: "dishonest",
+      check: "budget",
+      code: "E_BUDGET_KEPT",
+      exitCode: 5,
+      build: () =>
+        lie(({ records, fingerprints }) => {
+          // One sample's compressed layers keep one slot per head fewer, everything else made to agree.
+          const sample = records[0].sampleId;
+          const cut = new Map<string, number>();
+          for (const line of fingerprints) {
+            if ("kind" in line || line.method === "full" || line.sampleId !== sample) continue;
+            const heads = line.tokensTotal / records[0].contextTokens;
+            const perSlot = line.bytes / line.tokensKept;
+            line.tokensKept -= heads;
+            for (const width of Object.keys(line.bitsHistogram))
+              line.bitsHistogram[width] -= (line.bitsHistogram[width] / (line.tokensKept + heads)) * heads;
+            line.bytes -= perSlot * heads;
+            cut.set(line.method, (cut.get(line.method) ?? 0) + perSlot * heads);
+          }
+          for (const record of records)
+            if (record.sampleId === sample) record.kvBytesCompressed -= cut.get(record.method) ?? 0;
+        }),
+    },
+    {
       name: "malleated-signature",
       kind: "signature",
       check: "signature",

@@ -17,6 +17,7 @@ export type CheckName =
   | "trust"
   | "schemas"
   | "consistency"
+  | "budget"
   | "executed-cost"
   | "recompute"
   | "claims"
@@ -34,6 +35,7 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "trust",
   "schemas",
   "consistency",
+  "budget",
   "executed-cost",
   "recompute",
   "claims",

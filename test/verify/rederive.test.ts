@@ -220,7 +220,8 @@ test("the policy: minimum samples and resamples, a quality bound beside each rat
   const strict: VerifyPolicy = structuredClone(policy);
   strict.samples.minimum = 4;
   strict.bootstrap.minimumResamples = 500;
-  strict.claims.maximumIntervalWidth = { compression_ratio: 0.1 };
+  // The fixture keeps the same slots in every sample (its ratio interval is a point): the perplexity one is wide.
+  strict.claims.maximumIntervalWidth = { perplexity_increase_pct: 0.1 };
   const { result, failing } = await verifySigned(fixtureParts(), strict);
   assert.deepEqual(failing, [
     "policy:E_POLICY_SAMPLES",

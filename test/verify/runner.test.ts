@@ -155,6 +155,7 @@ test("missing model hash, re-signed: named by the protocol check as well as the 
   assert.deepEqual(failingCodes(result.findings), [
     "schemas:E_SCHEMA_ENVIRONMENT",
     "consistency:E_CHECK_SKIPPED",
+    "budget:E_CHECK_SKIPPED",
     "executed-cost:E_CHECK_SKIPPED",
     "recompute:E_CHECK_SKIPPED",
     "claims:E_CHECK_SKIPPED",

@@ -132,6 +132,14 @@ export const consistencyCheck: CheckUnit = {
     ),
 };
 
+export const budgetCheck: CheckUnit = {
+  name: "budget",
+  codes: ["E_BUDGET_KEPT", "E_BUDGET_BYTES"],
+  // Reads fingerprints by method and layer: only once consistency has tied them to the records and the model.
+  requires: ["schemas", "consistency"],
+  run: (context, options) => required(lineFoldsOf(context, options).budget, "budget").findings(),
+};
+
 export const executedCostCheck: CheckUnit = {
   name: "executed-cost",
   codes: ["E_EXECUTED_BYTES", "E_EXECUTED_SPEED"],
@@ -321,6 +329,7 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   trustCheck,
   schemasCheck,
   consistencyCheck,
+  budgetCheck,
   executedCostCheck,
   recomputeCheck,
   claimsCheck,

@@ -290,6 +290,24 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "method-names-equal-up-to-case",
+      kind: "dishonest",
+      check: "config-rules",
+      code: "E_CONFIG_RULE",
+      exitCode: 5,
+      build: () =>
+        lie(({ config, records, fingerprints }) => {
+          // A second method whose name reads as the first's in a report: "STREAM" beside "stream".
+          const method = config.methods[config.methods.length - 1];
+          const twin = method.name.toUpperCase();
+          config.methods.push({ ...structuredClone(method), name: twin });
+          for (const record of records.filter((r) => r.method === method.name))
+            records.push({ ...structuredClone(record), method: twin });
+          for (const line of fingerprints.filter((f) => f.method === method.name))
+            fingerprints.push({ ...structuredClone(line), method: twin });
+        }),
+    },
+    {
       name: "malleated-signature",
       kind: "signature",
       check: "signature",

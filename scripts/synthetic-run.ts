@@ -114,8 +114,12 @@ function streamingParams(): Record<string, unknown> {
   return structuredClone(defaultStreamingParams);
 }
 
-/** The fixture model's shapes beyond layers, heads and hidden size (format version 3's model.architecture). */
-const ARCHITECTURE = { vocabSize: 64, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
+/**
+ * The fixture model's shapes beyond layers, heads and hidden size (format version 3's
+ * model.architecture): the GPT-2 vocabulary its samples are tokenized with (a rule prove and
+ * verify's config-rules hold a run to).
+ */
+const ARCHITECTURE = { vocabSize: 50257, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
 
 function fixtureModelConfig(layers: number): GptNeoConfig {
   return {

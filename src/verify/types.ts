@@ -16,6 +16,7 @@ export type CheckName =
   | "signature"
   | "trust"
   | "schemas"
+  | "config-rules"
   | "consistency"
   | "budget"
   | "executed-cost"
@@ -34,6 +35,7 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "signature",
   "trust",
   "schemas",
+  "config-rules",
   "consistency",
   "budget",
   "executed-cost",

@@ -101,7 +101,7 @@ test("spg verify and spg inspect from the command line", async () => {
   assert.match(trusted.stdout.slice(annotations), /^::warning .*W_REPLAY_NOT_CHECKED \[replay\]/m);
   const json = JSON.parse(trusted.stdout.slice(0, annotations + 1));
   assert.equal(json.passed, true);
-  assert.equal(json.findings.length, 15);
+  assert.equal(json.findings.length, 16);
   assert.deepEqual(json.thresholds.policy, loadVerifyPolicy());
   assert.equal(json.recomputed.methods.stream.compressionRatio, 1.6);
   const table = readFileSync(summary, "utf8");

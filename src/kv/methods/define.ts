@@ -14,6 +14,7 @@ import type {
   MethodDefinition,
   MethodKind,
   MethodRun,
+  ModelShape,
   ParamProblem,
   PrefillStatistic,
 } from "./types.js";
@@ -25,7 +26,7 @@ export interface MethodSpec<P> {
   /** Rules across params and the run (the schema has passed). */
   runProblems?(p: P, run: MethodRun): ParamProblem[];
   /** Rules across params and the model (the schema has passed). */
-  modelProblems?(p: P, model: GptNeoConfig): ParamProblem[];
+  modelProblems?(p: P, model: ModelShape): ParamProblem[];
   /** Hybrid-sparse top-k for the decode graph; absent: dense (0). */
   decodeTopK?(params: Record<string, unknown>): number;
   /** Runs once params are valid, the cache fits the model and the statistics are there. */

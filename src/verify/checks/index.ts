@@ -16,6 +16,7 @@ import { ENTRY_SCHEMAS } from "../schemas.js";
 import type { CheckName, Finding } from "../types.js";
 import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
+import { checkConfigRules } from "./config-rules.js";
 import { checkDraw } from "./draw.js";
 import { checkIntegrity } from "./integrity.js";
 import { lineFoldsOf } from "./lines.js";
@@ -100,6 +101,16 @@ function required<T>(fold: T | undefined, what: string): T {
   if (fold === undefined) throw new Error(`${what} was not folded although the schemas passed`);
   return fold;
 }
+
+export const configRulesCheck: CheckUnit = {
+  name: "config-rules",
+  codes: ["E_CONFIG_RULE"],
+  requires: ["schemas"],
+  run: (context) => {
+    const { config, environment } = validInputs(context);
+    return checkConfigRules(config, environment);
+  },
+};
 
 export const consistencyCheck: CheckUnit = {
   name: "consistency",
@@ -328,6 +339,7 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   signatureCheck,
   trustCheck,
   schemasCheck,
+  configRulesCheck,
   consistencyCheck,
   budgetCheck,
   executedCostCheck,

@@ -464,6 +464,25 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "many-methods-and-claims",
+      kind: "resources",
+      check: "config-rules",
+      code: "E_CONFIG_RULE",
+      exitCode: 5,
+      build: () =>
+        editedJson("config.json", (config) => {
+          // Tens of thousands of methods and of claims naming none of them: the config's rules
+          // must cost linear time and bounded messages (each fix once listed every method name).
+          const count = Math.round(20_000 * scale);
+          const methods = config.methods as unknown[];
+          const claims = config.claims as unknown[];
+          for (let i = 0; i < count; i++) {
+            methods.push({ name: `m${i}`, kind: "window-trim", params: {} });
+            claims.push({ method: `x${i}`, metric: "mean_kl", op: "<=", threshold: 1, judge: "point" });
+          }
+        }),
+    },
+    {
       name: "signed-billion-resamples",
       kind: "resources",
       check: "recompute",

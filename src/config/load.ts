@@ -445,9 +445,13 @@ export function semanticProblems(config: RunConfig): ConfigProblem[] {
     }
   });
   // Names differing only in case read as one method in a report (and on a case-insensitive file system).
-  const folded = names.map((name) => name.toLowerCase());
+  // Maps, not indexOf: verify applies these rules to a signed config of any length.
+  const firstOfName = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (!firstOfName.has(name.toLowerCase())) firstOfName.set(name.toLowerCase(), i);
+  });
   config.methods.forEach((_method, i) => {
-    const first = folded.indexOf(folded[i]);
+    const first = firstOfName.get(names[i].toLowerCase()) ?? i;
     if (first !== i) {
       problems.push({
         pointer: `/methods/${i}/name`,
@@ -456,12 +460,16 @@ export function semanticProblems(config: RunConfig): ConfigProblem[] {
       });
     }
   });
+  const kindOf = new Map(config.methods.map((method) => [method.name, method.kind]));
+  // Built once, and bounded: a signed config may name any number of methods and claims.
+  const listed =
+    names.length > 8 ? `${names.slice(0, 8).join(", ")}, ... (${names.length} methods)` : names.join(", ");
   config.claims.forEach((claim, i) => {
-    if (!names.includes(claim.method)) {
+    if (!kindOf.has(claim.method)) {
       problems.push({
         pointer: `/claims/${i}/method`,
         message: `names no configured method ("${claim.method}")`,
-        fix: `use one of: ${names.join(", ")}`,
+        fix: `use one of: ${listed}`,
       });
     }
   });
@@ -528,9 +536,7 @@ export function semanticProblems(config: RunConfig): ConfigProblem[] {
       });
     }
   });
-  const hasClaimOnBaseline = config.claims.findIndex(
-    (c) => config.methods.find((m) => m.name === c.method)?.kind === "full",
-  );
+  const hasClaimOnBaseline = config.claims.findIndex((c) => kindOf.get(c.method) === "full");
   if (hasClaimOnBaseline >= 0) {
     problems.push({
       pointer: `/claims/${hasClaimOnBaseline}/method`,

@@ -98,3 +98,22 @@ for (const [name, change, message] of [
     assert.equal(result.exitCode, EXIT_INVALID);
   });
 }
+
+test("with replay asked, a config prove would refuse is never run: replay is skipped, not crashed", async () => {
+  const entries = new Map(honest);
+  remadeRun(entries, (parts) => {
+    params(parts, "snapkv").poolingKernel = 6;
+  });
+  resign(entries, key);
+  const path = join(dir, "even-kernel-replayed.zip");
+  writeFileSync(path, await zipEntries([...entries].map(([entry, data]) => ({ name: entry, data }))));
+  const result = await verifyBundleFile(path, {
+    trustedKeysFile: keysFile,
+    requireTrusted: true,
+    replay: { samples: "all", required: true },
+  });
+  const codes = result.findings.filter((f) => !f.ok).map((f) => `${f.check}:${f.code}`);
+  assert.ok(!codes.some((code) => code.endsWith("E_CHECK_CRASHED")), codes.join());
+  assert.deepEqual(codes, ["config-rules:E_CONFIG_RULE", "replay:E_CHECK_SKIPPED"]);
+  assert.match(result.findings.find((f) => f.check === "replay")?.message ?? "", /config-rules/);
+});

@@ -5,7 +5,6 @@
  * against the model, applies the rules and checks the statistics before compress runs.
  * Config validation and the hardware check ask the same definition (through the registry).
  */
-import type { GptNeoConfig } from "../../model/types.js";
 import type { KvCache } from "../cache.js";
 import type { CacheShape, CompressedCache } from "../compressed.js";
 import { checkedShape, checkStatistics, paramError, validateParams } from "./shared.js";

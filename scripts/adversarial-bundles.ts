@@ -227,6 +227,87 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "kv-bytes-shrunk",
+      kind: "dishonest",
+      check: "budget",
+      code: "E_BUDGET_BYTES",
+      exitCode: 5,
+      build: () =>
+        lie(({ records, fingerprints }) => {
+          // Every compressed layer stated at half its bytes (bit histogram halved too): a higher
+          // ratio whose arithmetic adds up, but not what its kept slots and params store.
+          const cut = new Map<string, number>();
+          for (const line of fingerprints) {
+            if ("kind" in line || line.method === "full") continue;
+            for (const width of Object.keys(line.bitsHistogram)) line.bitsHistogram[width] /= 2;
+            line.bytes /= 2;
+            cut.set(
+              `${line.sampleId}/${line.method}`,
+              (cut.get(`${line.sampleId}/${line.method}`) ?? 0) + line.bytes,
+            );
+          }
+          for (const record of records)
+            record.kvBytesCompressed -= cut.get(`${record.sampleId}/${record.method}`) ?? 0;
+        }),
+    },
+    {
+      name: "method-params-edited-after-run",
+      kind: "dishonest",
+      check: "budget",
+      code: "E_BUDGET_KEPT",
+      exitCode: 5,
+      build: () =>
+        lie(({ config }) => {
+          // A more aggressive method named over the records of a gentler one.
+          for (const method of config.methods) {
+            if (method.kind === "streaming") method.params.recentTokens = 2;
+          }
+        }),
+    },
+    {
+      name: "kept-slots-vary-by-sample",
+      kind: "dishonest",
+      check: "budget",
+      code: "E_BUDGET_KEPT",
+      exitCode: 5,
+      build: () =>
+        lie(({ records, fingerprints }) => {
+          // One sample's compressed layers keep one slot per head fewer, everything else made to agree.
+          const sample = records[0].sampleId;
+          const cut = new Map<string, number>();
+          for (const line of fingerprints) {
+            if ("kind" in line || line.method === "full" || line.sampleId !== sample) continue;
+            const heads = line.tokensTotal / records[0].contextTokens;
+            const perSlot = line.bytes / line.tokensKept;
+            line.tokensKept -= heads;
+            for (const width of Object.keys(line.bitsHistogram))
+              line.bitsHistogram[width] -= (line.bitsHistogram[width] / (line.tokensKept + heads)) * heads;
+            line.bytes -= perSlot * heads;
+            cut.set(line.method, (cut.get(line.method) ?? 0) + perSlot * heads);
+          }
+          for (const record of records)
+            if (record.sampleId === sample) record.kvBytesCompressed -= cut.get(record.method) ?? 0;
+        }),
+    },
+    {
+      name: "method-names-equal-up-to-case",
+      kind: "dishonest",
+      check: "config-rules",
+      code: "E_CONFIG_RULE",
+      exitCode: 5,
+      build: () =>
+        lie(({ config, records, fingerprints }) => {
+          // A second method whose name reads as the first's in a report: "STREAM" beside "stream".
+          const method = config.methods[config.methods.length - 1];
+          const twin = method.name.toUpperCase();
+          config.methods.push({ ...structuredClone(method), name: twin });
+          for (const record of records.filter((r) => r.method === method.name))
+            records.push({ ...structuredClone(record), method: twin });
+          for (const line of fingerprints.filter((f) => f.method === method.name))
+            fingerprints.push({ ...structuredClone(line), method: twin });
+        }),
+    },
+    {
       name: "malleated-signature",
       kind: "signature",
       check: "signature",
@@ -380,6 +461,25 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
             }
           }
           entries.set("records.jsonl", Buffer.from(out.join("")));
+        }),
+    },
+    {
+      name: "many-methods-and-claims",
+      kind: "resources",
+      check: "config-rules",
+      code: "E_CONFIG_RULE",
+      exitCode: 5,
+      build: () =>
+        editedJson("config.json", (config) => {
+          // Tens of thousands of methods and of claims naming none of them: the config's rules
+          // must cost linear time and bounded messages (each fix once listed every method name).
+          const count = Math.round(20_000 * scale);
+          const methods = config.methods as unknown[];
+          const claims = config.claims as unknown[];
+          for (let i = 0; i < count; i++) {
+            methods.push({ name: `m${i}`, kind: "window-trim", params: {} });
+            claims.push({ method: `x${i}`, metric: "mean_kl", op: "<=", threshold: 1, judge: "point" });
+          }
         }),
     },
     {

@@ -88,8 +88,13 @@ const CONTEXT = 16;
 const CONTINUATION = 9;
 /** Full fp16 context cache per layer: K and V, hidden · context elements each, 2 bytes. */
 const FULL_LAYER_ELEMENTS = 2 * HIDDEN * CONTEXT; // 256 elements at 16 bits = 512 bytes
-/** "stream" keeps these slots (of heads · context = 32) per layer in each sample. */
-const STREAM_KEPT = [24, 16, 20];
+/**
+ * "stream" keeps these slots (of heads · context = 32) per layer, in every sample: its params
+ * (the default preset's, with localWindowTrim) keep the readable window of a local layer, here
+ * 10 slots per head (how many a method keeps follows from its params and the model, never the
+ * sample: the budget check).
+ */
+const STREAM_KEPT = 20;
 
 let defaultStreamingParams: Record<string, unknown> | undefined;
 
@@ -109,8 +114,12 @@ function streamingParams(): Record<string, unknown> {
   return structuredClone(defaultStreamingParams);
 }
 
-/** The fixture model's shapes beyond layers, heads and hidden size (format version 3's model.architecture). */
-const ARCHITECTURE = { vocabSize: 64, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
+/**
+ * The fixture model's shapes beyond layers, heads and hidden size (format version 3's
+ * model.architecture): the GPT-2 vocabulary its samples are tokenized with (a rule prove and
+ * verify's config-rules hold a run to).
+ */
+const ARCHITECTURE = { vocabSize: 50257, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
 
 function fixtureModelConfig(layers: number): GptNeoConfig {
   return {
@@ -288,9 +297,9 @@ export function fixtureParts(
       generation: { compared: 6, matches: 6, firstDivergence: null },
       kvBytesCompressed: baselineBytes,
     });
-    // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values plus an int32 position per slot.
-    const kept = STREAM_KEPT[figures];
-    const streamLayerBytes = kept * 4 * 2 * 2 + kept * 4;
+    // stream keeps k slots per layer: k · headDim(4) · 2 (K, V) fp16 values (its kept set follows from params: no positions).
+    const kept = STREAM_KEPT;
+    const streamLayerBytes = kept * 4 * 2 * 2;
     records.push({
       ...common,
       method: "stream",
@@ -318,8 +327,8 @@ export function fixtureParts(
         layer,
         tokensKept: kept,
         tokensTotal: HEADS * CONTEXT,
-        headsFullPrecision: 0,
-        bitsHistogram: { "16": kept * 4 * 2, "32": kept },
+        headsFullPrecision: HEADS,
+        bitsHistogram: { "16": kept * 4 * 2 },
         bytes: streamLayerBytes,
         sha256: sha256Text(`stream ${i} ${layer}`),
       });

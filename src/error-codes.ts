@@ -26,7 +26,9 @@ export const CHECK_EXIT_CODE: Readonly<Record<CheckName, number>> = {
   signature: EXIT_TAMPERED,
   trust: EXIT_TAMPERED,
   schemas: EXIT_INVALID,
+  "config-rules": EXIT_INVALID,
   consistency: EXIT_INVALID,
+  budget: EXIT_INVALID,
   "executed-cost": EXIT_INVALID,
   recompute: EXIT_INVALID,
   protocol: EXIT_INVALID,
@@ -398,6 +400,18 @@ export const ERROR_CODES = {
 
   E_RECOMPUTE_FAILED: finding("recompute", "the summary cannot be recomputed from the records"),
   E_RECOMPUTE_LIMIT: finding("recompute", "the bootstrap would exceed this verifier's draw limit"),
+  E_CONFIG_RULE: finding(
+    "config-rules",
+    "config.json breaks a rule spg prove holds a config to (a method's params against the run or the stated model shapes, names, claims)",
+  ),
+  E_BUDGET_KEPT: finding(
+    "budget",
+    "a KV layer keeps other slot counts than its method's params give on the model's shapes (or than its other samples, methods or layers imply)",
+  ),
+  E_BUDGET_BYTES: finding(
+    "budget",
+    "a KV layer's bytes, bit histogram or full-precision heads are not what its kept slots and its method's params store",
+  ),
   E_EXECUTED_BYTES: finding(
     "executed-cost",
     "a record's executed bytes do not follow from the model's shapes and the fingerprints, or a format version 3 record lacks them",

@@ -424,7 +424,8 @@ function schemaProblem(error: ErrorObject): ConfigProblem {
 }
 
 /** Rules across fields that the schema cannot express. */
-function semanticProblems(config: RunConfig): ConfigProblem[] {
+/** The rules a config must keep beyond its schema (prove refuses a config that breaks one; verify re-applies them). */
+export function semanticProblems(config: RunConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const names = config.methods.map((m) => m.name);
   if (config.methods[0].kind !== "full") {
@@ -443,21 +444,32 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
       });
     }
   });
-  config.methods.forEach((method, i) => {
-    if (names.indexOf(method.name) !== i) {
+  // Names differing only in case read as one method in a report (and on a case-insensitive file system).
+  // Maps, not indexOf: verify applies these rules to a signed config of any length.
+  const firstOfName = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (!firstOfName.has(name.toLowerCase())) firstOfName.set(name.toLowerCase(), i);
+  });
+  config.methods.forEach((_method, i) => {
+    const first = firstOfName.get(names[i].toLowerCase()) ?? i;
+    if (first !== i) {
       problems.push({
         pointer: `/methods/${i}/name`,
-        message: `duplicates the name of methods[${names.indexOf(method.name)}]`,
-        fix: "give every method a unique name",
+        message: `duplicates the name of methods[${first}]${names[first] === names[i] ? "" : ` ("${names[first]}", up to case)`}`,
+        fix: "give every method a unique name (unique up to case)",
       });
     }
   });
+  const kindOf = new Map(config.methods.map((method) => [method.name, method.kind]));
+  // Built once, and bounded: a signed config may name any number of methods and claims.
+  const listed =
+    names.length > 8 ? `${names.slice(0, 8).join(", ")}, ... (${names.length} methods)` : names.join(", ");
   config.claims.forEach((claim, i) => {
-    if (!names.includes(claim.method)) {
+    if (!kindOf.has(claim.method)) {
       problems.push({
         pointer: `/claims/${i}/method`,
         message: `names no configured method ("${claim.method}")`,
-        fix: `use one of: ${names.join(", ")}`,
+        fix: `use one of: ${listed}`,
       });
     }
   });
@@ -524,9 +536,7 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
       });
     }
   });
-  const hasClaimOnBaseline = config.claims.findIndex(
-    (c) => config.methods.find((m) => m.name === c.method)?.kind === "full",
-  );
+  const hasClaimOnBaseline = config.claims.findIndex((c) => kindOf.get(c.method) === "full");
   if (hasClaimOnBaseline >= 0) {
     problems.push({
       pointer: `/claims/${hasClaimOnBaseline}/method`,
@@ -538,16 +548,21 @@ function semanticProblems(config: RunConfig): ConfigProblem[] {
 }
 
 /**
- * Checks that need the checkpoint's config: the sample fits the model's positions, and
- * per-model SPG settings (reserved heads, per-layer budgets) match its shape.
- * `prove` calls it after reading config.json, before loading weights.
+ * The rules of checkConfigAgainstModel that need only the model's shapes a bundle states
+ * (vocabulary and positions when known, heads, layers): `spg verify` applies them again to a
+ * signed config (checks/config-rules.ts).
  */
-export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, modelFile?: string): void {
+export function shapeProblems(
+  config: RunConfig,
+  model: Pick<GptNeoConfig, "numHeads" | "numLayers"> &
+    Partial<Pick<GptNeoConfig, "vocabSize" | "maxPositions">>,
+): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const tokens =
     config.dataset.contextTokens + Math.max(config.dataset.continuationTokens, config.generation.tokens);
   // The dataset is drawn as GPT-2 text (data/draw.ts): every id the tokenizer can produce must be a row of wte.
-  const vocabularyProblem = gpt2VocabularyProblem(model.vocabSize);
+  const vocabularyProblem =
+    model.vocabSize === undefined ? undefined : gpt2VocabularyProblem(model.vocabSize);
   if (vocabularyProblem !== undefined) {
     problems.push({
       pointer: "/dataset",
@@ -555,7 +570,7 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
       fix: `prove needs a GPT-Neo checkpoint with the GPT-2 vocabulary (vocab_size >= ${vocabularySize}); other vocabularies run with spg model forward --ids`,
     });
   }
-  if (tokens > model.maxPositions) {
+  if (model.maxPositions !== undefined && tokens > model.maxPositions) {
     problems.push({
       pointer: "/dataset/contextTokens",
       message: `context + max(continuation, generation) = ${tokens} tokens exceeds the model's ${model.maxPositions} positions`,
@@ -568,6 +583,16 @@ export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, 
       problems.push(methodProblem(i, problem));
     }
   });
+  return problems;
+}
+
+/**
+ * Checks that need the checkpoint's config: the sample fits the model's positions, and
+ * per-model SPG settings (reserved heads, per-layer budgets) match its shape.
+ * `prove` calls it after reading config.json, before loading weights.
+ */
+export function checkConfigAgainstModel(config: RunConfig, model: GptNeoConfig, modelFile?: string): void {
+  const problems: ConfigProblem[] = shapeProblems(config, model);
   config.methods.forEach((method, i) => {
     if (method.kind !== "weights") return;
     // Layer indices of a policy must exist in this model.

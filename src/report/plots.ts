@@ -31,6 +31,24 @@ function methodColor(methodOrder: readonly string[], field: "method" | "family" 
   };
 }
 
+/**
+ * A method axis in `methodOrder`, sorted by a rank field on each datum: vega-lite compiles a
+ * sort array into one nested conditional per name, and a bundle naming tens of thousands of
+ * methods overflowed the expression parser's stack.
+ */
+function methodAxis(methodOrder: readonly string[]) {
+  const rank = new Map(methodOrder.map((method, i) => [method, i]));
+  return {
+    rankOf: (method: string) => rank.get(method) ?? methodOrder.length,
+    y: {
+      field: "method",
+      type: "nominal" as const,
+      title: "method",
+      sort: { field: "methodRank", op: "min" as const },
+    },
+  };
+}
+
 /** Points at the same coordinates share one label ("a, b, c") on the first of them. */
 function labelled(points: readonly MethodPoint[]): (MethodPoint & { label: string; labelBelow: boolean })[] {
   // Neighbouring frontier points put their labels on alternate sides of the line.
@@ -150,7 +168,12 @@ export function heatmapSpec(
   const layers = new Set(cells.map((c) => c.layer)).size;
   // Text over dark cells is white: shade = the cell's position on the color scale.
   const max = domain === undefined ? Math.max(0, ...cells.map((c) => c[field])) : domain[1];
-  const values = cells.map((c) => ({ ...c, shade: max > 0 ? c[field] / max : 0 }));
+  const axis = methodAxis(methodOrder);
+  const values = cells.map((c) => ({
+    ...c,
+    shade: max > 0 ? c[field] / max : 0,
+    methodRank: axis.rankOf(c.method),
+  }));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     width: Math.max(160, 56 * layers),
@@ -159,7 +182,7 @@ export function heatmapSpec(
     config: BASE_CONFIG,
     encoding: {
       x: { field: "layer", type: "ordinal", title: "layer" },
-      y: { field: "method", type: "nominal", title: "method", sort: [...methodOrder] },
+      y: axis.y,
     },
     layer: [
       {
@@ -191,13 +214,14 @@ export function distributionSpec(
   field: "pplIncreasePct" | "klPerToken",
   title: string,
 ): Spec {
-  const y = { field: "method", type: "nominal" as const, title: "method", sort: [...methodOrder] };
+  const axis = methodAxis(methodOrder);
+  const y = axis.y;
   const x = { field, type: "quantitative" as const, title };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     width: 560,
     height: { step: 28 },
-    data: { values: samples.map((s) => ({ ...s })) },
+    data: { values: samples.map((s) => ({ ...s, methodRank: axis.rankOf(s.method) })) },
     config: BASE_CONFIG,
     layer: [
       {

@@ -16,7 +16,9 @@ export type CheckName =
   | "signature"
   | "trust"
   | "schemas"
+  | "config-rules"
   | "consistency"
+  | "budget"
   | "executed-cost"
   | "recompute"
   | "claims"
@@ -33,7 +35,9 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "signature",
   "trust",
   "schemas",
+  "config-rules",
   "consistency",
+  "budget",
   "executed-cost",
   "recompute",
   "claims",

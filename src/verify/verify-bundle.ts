@@ -188,7 +188,9 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
     "E_REPLAY_RECORD",
     "E_REPLAY_UNAVAILABLE",
   ],
-  requires: ["integrity", "signature", "trust", "schemas", "consistency", "draw"],
+  // config-rules: a config prove would refuse is never run (its method would throw mid-replay);
+  // budget: records that contradict their own params are not worth a model's time.
+  requires: ["integrity", "signature", "trust", "schemas", "config-rules", "consistency", "budget", "draw"],
   run: async (context, options) => {
     const replay = options.replay;
     if (replay === false) {

@@ -1,8 +1,10 @@
 /**
  * A signed bundle for report tests, built with the real writer (writeBundle) from the
  * hand-made fixture (test/helpers/bundle-fixture.ts) widened to every method of the default
- * preset: each compressed method keeps fewer slots than the one before and loses a little
- * more quality, so the plots have several points and a non-trivial frontier.
+ * preset, its windows scaled down to the fixture's 16-token context: each method keeps and
+ * stores what its params give there (src/kv/stored-layout.ts, which verify's budget check
+ * holds the fingerprints to) and loses a little more quality than the one before, so the
+ * plots have several points and a non-trivial frontier.
  */
 
 import { fixtureRunCost } from "../../scripts/synthetic-run.js";
@@ -11,13 +13,29 @@ import type { LayerFingerprint, SampleRecord } from "../../src/bundle/types.js";
 import { writeBundle } from "../../src/bundle/write.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { applySweep } from "../../src/config/sweep.js";
-import type { RunConfig } from "../../src/config/types.js";
+import type { MethodConfig, RunConfig } from "../../src/config/types.js";
+import { storedLayoutOf } from "../../src/kv/stored-layout.js";
 import { renderReportMarkdown } from "../../src/measure/report-md.js";
 import { summarize } from "../../src/measure/summary.js";
 import { fixtureParts, sha256Hex } from "../helpers/bundle-fixture.js";
 
-/** Bytes per kept slot in the fixture's layout: K and V (head dim 4) in fp16 plus an int32 position. */
-const SLOT_BYTES = 4 * 2 * 2 + 4;
+/** The preset's windows (sized for a 1024-token context) scaled to the fixture's 16 tokens; ratios and bit widths kept. */
+function fittedToContext(method: MethodConfig): MethodConfig {
+  const fitted = structuredClone(method);
+  const scale = (params: Record<string, unknown>) => {
+    for (const [key, value] of Object.entries(params)) {
+      if (typeof value !== "number") continue;
+      if (key === "recentTokens" || key === "observationWindow")
+        params[key] = Math.max(1, Math.round(value / 32));
+      if (key === "residualTokens") params[key] = Math.round(value / 16);
+      if (key === "sinkTokens") params[key] = Math.min(value, 1);
+    }
+  };
+  scale(fitted.params);
+  const stage1 = fitted.params.stage1;
+  if (typeof stage1 === "object" && stage1 !== null) scale(stage1 as Record<string, unknown>);
+  return fitted;
+}
 
 export interface ReportBundleOptions {
   /** Rename the last method in records and fingerprints (not in the config) to this. */
@@ -44,7 +62,9 @@ export async function writeReportBundle(
 ): Promise<ReportBundle> {
   const parts = fixtureParts({ runCost: true });
   const preset = resolveConfig();
-  const methods = options.sweep === undefined ? preset.methods : applySweep(preset, options.sweep).methods;
+  const methods = (
+    options.sweep === undefined ? preset.methods : applySweep(preset, options.sweep).methods
+  ).map(fittedToContext);
   const compressed = methods.filter((m) => m.kind !== "full").map((m) => m.name);
   const target = compressed[compressed.length - 1];
   const config: RunConfig = {
@@ -60,13 +80,27 @@ export async function writeReportBundle(
   const fullPrints = parts.fingerprints.filter((f) => f.method === "full");
   const records: SampleRecord[] = [...fullRecords];
   const fingerprints: LayerFingerprint[] = [...fullPrints];
+  const { heads, hiddenSize } = parts.environment.model;
   compressed.forEach((method, j) => {
     const step = j + 1;
+    // Every layer global: each keeps the per-head budget of the whole context.
+    const layout = storedLayoutOf(methods.find((m) => m.name === method)!, {
+      heads,
+      headDim: hiddenSize / heads,
+      contextTokens: config.dataset.contextTokens,
+      dtype: config.kv.baselineDtype,
+      layer: 0,
+    });
+    if (layout === undefined || typeof layout === "string") throw new Error(`${method}: no KV layout`);
+    const perHead = layout.keptPerHead(config.dataset.contextTokens);
+    const kept = heads * perHead;
+    const form = layout.stored(kept);
+    // spg's stage 2 stores its kept slots in fewer bits, as the scores decide: half of fp16 here.
+    const bitsHistogram = form.bitsHistogram ?? { "8": kept * (hiddenSize / heads) * 2 };
+    const layerBytes = form.bytes?.min ?? kept * (hiddenSize / heads) * 2 + heads;
     for (const base of fullRecords) {
       const i = base.sampleIndex;
       const layers = fullPrints.filter((f) => f.sampleId === base.sampleId);
-      const total = layers[0].tokensTotal;
-      const kept = Math.max(2, Math.floor(total / (step + 1)) - i);
       // Every other method pays extra quality for its compression: off the frontier.
       const extraNll = 0.2 * step * (1 + 0.5 * i) + (step % 2 === 0 ? 0.8 : 0);
       const mismatches = Math.min(base.generation.compared, Math.floor(step / 2) + (i % 2));
@@ -82,19 +116,19 @@ export async function writeReportBundle(
           matches,
           firstDivergence: mismatches === 0 ? null : matches,
         },
-        kvBytesCompressed: layers.length * kept * SLOT_BYTES,
-        // The fixture's two heads split the kept slots: the widest holds half, rounded up.
-        runCost: fixtureRunCost(config, base, Math.ceil(kept / 2)),
+        kvBytesCompressed: layers.length * layerBytes,
+        // Every head keeps the same count: the widest holds the per-head budget.
+        runCost: fixtureRunCost(config, base, perHead),
       });
       for (const layer of layers) {
         fingerprints.push({
           ...layer,
           method,
           tokensKept: kept,
-          headsFullPrecision: 0,
-          bitsHistogram: { "16": kept * 4 * 2, "32": kept },
-          bytes: kept * SLOT_BYTES,
-          slotsRead: Math.ceil(kept / 2),
+          headsFullPrecision: form.headsFullPrecision,
+          bitsHistogram,
+          bytes: layerBytes,
+          slotsRead: perHead,
           sha256: sha256Hex(`${method} ${base.sampleId} ${layer.layer}`),
         });
       }

@@ -60,5 +60,8 @@ test("a BOM in config.json with replay asked: refused before replay, no uncaught
   assert.equal(result.exitCode, 5);
   const replay = result.findings.find((finding) => finding.check === "replay");
   assert.equal(replay?.code, "E_CHECK_SKIPPED");
-  assert.match(replay?.message ?? "", /skipped because schemas(, consistency)?(, draw)? failed/);
+  assert.match(
+    replay?.message ?? "",
+    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, draw)? failed/,
+  );
 });

@@ -184,10 +184,10 @@ test("claims: judged on recomputed values; ratio without a quality bound; wrong 
   assert.deepEqual(codes(checkClaims(parts.config, recomputed)), []);
 
   const strict = fixtureParts().config;
-  strict.claims[0].threshold = 1.3; // the pooled ratio is 3072 / 2400 = 1.28
+  strict.claims[0].threshold = 1.7; // the pooled ratio is 3072 / 1920 = 1.6
   const failed = checkClaims(strict, recomputed);
   assert.deepEqual(codes(failed), ["E_CLAIM_FAILED"]);
-  assert.equal(failed[0].details?.value, 1.28);
+  assert.equal(failed[0].details?.value, 1.6);
 
   const ratioOnly = fixtureParts().config;
   ratioOnly.claims = [ratioOnly.claims[0]];

@@ -101,16 +101,16 @@ test("spg verify and spg inspect from the command line", async () => {
   assert.match(trusted.stdout.slice(annotations), /^::warning .*W_REPLAY_NOT_CHECKED \[replay\]/m);
   const json = JSON.parse(trusted.stdout.slice(0, annotations + 1));
   assert.equal(json.passed, true);
-  assert.equal(json.findings.length, 14);
+  assert.equal(json.findings.length, 16);
   assert.deepEqual(json.thresholds.policy, loadVerifyPolicy());
-  assert.equal(json.recomputed.methods.stream.compressionRatio, 1.28);
+  assert.equal(json.recomputed.methods.stream.compressionRatio, 1.6);
   const table = readFileSync(summary, "utf8");
   assert.match(table, /❌ fail \(exit 4\)[\s\S]*✅ pass/);
 
   const inspect = spawnSync(process.execPath, [bin, "inspect", valid], { encoding: "utf8" });
   assert.equal(inspect.status, 0, inspect.stderr);
   assert.match(inspect.stdout, /not verified/);
-  assert.match(inspect.stdout, /stream\s+streaming\s+1\.28/);
+  assert.match(inspect.stdout, /stream\s+streaming\s+1\.6/);
 });
 
 test("--replay all or N demands a replay: a bundle whose model is not here fails, where auto warns", async () => {

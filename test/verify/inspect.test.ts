@@ -11,8 +11,8 @@ test("inspect shows what the bundle states: format, signer, run, methods, claims
   const text = renderDescription("b.zip", description);
   assert.match(text, /not verified/);
   assert.match(text, new RegExp(`signer    ${key.keyId}\\n`));
-  assert.match(text, /stream\s+streaming\s+1\.28\s/); // 3072 / 2400 bytes, as summary.json states
-  assert.match(text, /compression_ratio >= 1\.2\s+point\s+1\.28\s/);
+  assert.match(text, /stream\s+streaming\s+1\.6\s/); // 3072 / 1920 bytes, as summary.json states
+  assert.match(text, /compression_ratio >= 1\.2\s+point\s+1\.6\s/);
   assert.match(text, /summary\.jsonl?\s+\d+/);
   // Integers (seeds, counts) exactly, not rounded to 5 significant digits (inspect trusts
   // nothing, so a config.json edited in place is enough to show it).

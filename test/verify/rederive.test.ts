@@ -102,6 +102,8 @@ test("a dataset the verifier does not hold is a warning, never a pass, and no bu
   const parts = fixtureParts();
   parts.config.dataset.source = "text";
   parts.config.dataset.path = "/dev/zero";
+  // A local split's calibration file (prove asks for it): neither path is read.
+  parts.config.dataset.calibrationPath = "/dev/full";
   parts.environment.dataset.source = "text";
   const { result, failing } = await verifySigned(parts);
   assert.deepEqual(failing, []);
@@ -116,6 +118,8 @@ test("a dataset the verifier does not hold fails a demanded replay (--replay all
   const parts = fixtureParts();
   parts.config.dataset.source = "text";
   parts.config.dataset.path = "/dev/zero";
+  // A local split's calibration file (prove asks for it): neither path is read.
+  parts.config.dataset.calibrationPath = "/dev/full";
   parts.environment.dataset.source = "text";
   const file = join(dir, "dataset-not-here.zip");
   const entries = buildEntries(parts, { key });
@@ -220,7 +224,8 @@ test("the policy: minimum samples and resamples, a quality bound beside each rat
   const strict: VerifyPolicy = structuredClone(policy);
   strict.samples.minimum = 4;
   strict.bootstrap.minimumResamples = 500;
-  strict.claims.maximumIntervalWidth = { compression_ratio: 0.1 };
+  // The fixture keeps the same slots in every sample (its ratio interval is a point): the perplexity one is wide.
+  strict.claims.maximumIntervalWidth = { perplexity_increase_pct: 0.1 };
   const { result, failing } = await verifySigned(fixtureParts(), strict);
   assert.deepEqual(failing, [
     "policy:E_POLICY_SAMPLES",

@@ -46,7 +46,7 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
     failedText,
     /✗ schemas\s+1 failure\n\s+E_CHECK_SKIPPED: skipped because integrity, trust failed/,
   );
-  assert.match(failedText, /FAIL b\.zip: 12 failing findings \(exit 4\)\n$/);
+  assert.match(failedText, /FAIL b\.zip: 14 failing findings \(exit 4\)\n$/);
   const json = JSON.parse(renderJson("b.zip", failing));
   assert.equal(json.exitCode, 4);
   assert.equal(json.passed, false);
@@ -58,13 +58,13 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
   result.findings.push(warn("replay", "W_REPLAY_OFF", "not replayed"));
   const annotations = githubAnnotations("bundles/a,b.zip", result);
-  assert.equal(annotations.length, 14);
+  assert.equal(annotations.length, 16);
   assert.match(
     annotations[0],
     /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
   );
   assert.equal(
-    annotations[12],
+    annotations[14],
     "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
   );
   assert.match(
@@ -86,7 +86,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify a.zip: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify b\.zip/);
-    assert.equal(printed.length, 28);
+    assert.equal(printed.length, 32);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,

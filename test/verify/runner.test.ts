@@ -154,7 +154,9 @@ test("missing model hash, re-signed: named by the protocol check as well as the 
   const result = await runAllChecks({ entries: buildEntries(parts) }, options);
   assert.deepEqual(failingCodes(result.findings), [
     "schemas:E_SCHEMA_ENVIRONMENT",
+    "config-rules:E_CHECK_SKIPPED",
     "consistency:E_CHECK_SKIPPED",
+    "budget:E_CHECK_SKIPPED",
     "executed-cost:E_CHECK_SKIPPED",
     "recompute:E_CHECK_SKIPPED",
     "claims:E_CHECK_SKIPPED",

@@ -5,7 +5,6 @@
  * against the model, applies the rules and checks the statistics before compress runs.
  * Config validation and the hardware check ask the same definition (through the registry).
  */
-import type { GptNeoConfig } from "../../model/types.js";
 import type { KvCache } from "../cache.js";
 import type { CacheShape, CompressedCache } from "../compressed.js";
 import { checkedShape, checkStatistics, paramError, validateParams } from "./shared.js";
@@ -14,6 +13,7 @@ import type {
   MethodDefinition,
   MethodKind,
   MethodRun,
+  ModelShape,
   ParamProblem,
   PrefillStatistic,
 } from "./types.js";
@@ -25,7 +25,7 @@ export interface MethodSpec<P> {
   /** Rules across params and the run (the schema has passed). */
   runProblems?(p: P, run: MethodRun): ParamProblem[];
   /** Rules across params and the model (the schema has passed). */
-  modelProblems?(p: P, model: GptNeoConfig): ParamProblem[];
+  modelProblems?(p: P, model: ModelShape): ParamProblem[];
   /** Hybrid-sparse top-k for the decode graph; absent: dense (0). */
   decodeTopK?(params: Record<string, unknown>): number;
   /** Runs once params are valid, the cache fits the model and the statistics are there. */

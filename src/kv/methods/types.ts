@@ -47,6 +47,9 @@ export interface MethodRun {
  * One rule a method's params break: `field` is the dotted path under params
  * (`stage1.observationWindow`), so config validation and compress name the same field.
  */
+/** What a method's model rules read of the checkpoint: its shape (a bundle states it too, so verify applies them). */
+export type ModelShape = Pick<GptNeoConfig, "numHeads" | "numLayers">;
+
 export interface ParamProblem {
   field: string;
   message: string;
@@ -67,7 +70,7 @@ export interface MethodDefinition {
   /** What schema-valid params break for this run (cross-field rules included). */
   runProblems(params: Record<string, unknown>, run: MethodRun): ParamProblem[];
   /** What schema-valid params break for this model. */
-  modelProblems(params: Record<string, unknown>, model: GptNeoConfig): ParamProblem[];
+  modelProblems(params: Record<string, unknown>, model: ModelShape): ParamProblem[];
   /** The hybrid-sparse top-k the decode graph needs for this method's caches (0: dense attention). */
   decodeTopK(params: Record<string, unknown>): number;
   /** Validates params (SpgError E_METHOD_PARAM) and compresses the prefill cache. */

@@ -16,6 +16,7 @@ import { ENTRY_SCHEMAS } from "../schemas.js";
 import type { CheckName, Finding } from "../types.js";
 import { fail } from "../types.js";
 import { checkClaims } from "./claims.js";
+import { checkConfigRules } from "./config-rules.js";
 import { checkDraw } from "./draw.js";
 import { checkIntegrity } from "./integrity.js";
 import { lineFoldsOf } from "./lines.js";
@@ -101,6 +102,16 @@ function required<T>(fold: T | undefined, what: string): T {
   return fold;
 }
 
+export const configRulesCheck: CheckUnit = {
+  name: "config-rules",
+  codes: ["E_CONFIG_RULE"],
+  requires: ["schemas"],
+  run: (context) => {
+    const { config, environment } = validInputs(context);
+    return checkConfigRules(config, environment);
+  },
+};
+
 export const consistencyCheck: CheckUnit = {
   name: "consistency",
   codes: [
@@ -130,6 +141,14 @@ export const consistencyCheck: CheckUnit = {
       // A shard holds the samples its marker lists, not the whole run's count.
       shardMarkerOf(context, validatorsOf(options))?.sampleIds.length,
     ),
+};
+
+export const budgetCheck: CheckUnit = {
+  name: "budget",
+  codes: ["E_BUDGET_KEPT", "E_BUDGET_BYTES"],
+  // Reads fingerprints by method and layer: only once consistency has tied them to the records and the model.
+  requires: ["schemas", "consistency"],
+  run: (context, options) => required(lineFoldsOf(context, options).budget, "budget").findings(),
 };
 
 export const executedCostCheck: CheckUnit = {
@@ -320,7 +339,9 @@ export const ENTRY_CHECKS: readonly CheckUnit[] = [
   signatureCheck,
   trustCheck,
   schemasCheck,
+  configRulesCheck,
   consistencyCheck,
+  budgetCheck,
   executedCostCheck,
   recomputeCheck,
   claimsCheck,

@@ -16,6 +16,7 @@ import type { BundleContext, EntryDigest } from "../context.js";
 import { JsonLinesReader, type Parsed } from "../parse.js";
 import { effectiveTolerances } from "../policy.js";
 import { describeSchemaErrors, LISTED_SCHEMA_ERRORS, type SchemaValidators } from "../schemas.js";
+import { BudgetFold } from "./budget.js";
 import { ConsistencyFold } from "./consistency.js";
 import { RecordIdentities } from "./draw.js";
 import { ExecutedCostFold } from "./executed-cost.js";
@@ -103,6 +104,8 @@ export class LineFolds {
   readonly summary: SummaryFold | undefined;
   /** The consistency check's state (when config.json and environment.json are valid). */
   readonly consistency: ConsistencyFold | undefined;
+  /** The budget check's state (when config.json and environment.json are valid). */
+  readonly budget: BudgetFold | undefined;
   /** The executed-cost check's state (when config.json and environment.json are valid). */
   readonly executedCost: ExecutedCostFold | undefined;
   /** Records that score no listed evaluation sample (every parsed line, valid or not). */
@@ -129,6 +132,10 @@ export class LineFolds {
             },
             environment as EnvironmentFile,
           );
+    this.budget =
+      config === undefined || environment === undefined
+        ? undefined
+        : new BudgetFold(config, environment as EnvironmentFile);
     const manifest = context.value("manifest.json") as { version?: unknown } | undefined;
     this.executedCost =
       config === undefined || environment === undefined
@@ -163,6 +170,7 @@ export class LineFolds {
       "fingerprints.jsonl",
       new EntryLines("fingerprints.jsonl", validators, finish("fingerprints.jsonl"), (value) => {
         this.consistency?.fingerprint(value as FingerprintLine);
+        this.budget?.fingerprint(value as FingerprintLine);
         this.executedCost?.fingerprint(value as FingerprintLine);
       }),
     );

@@ -1,9 +1,9 @@
 /** spg's params: their type and schema, the rules the schema cannot say, and what they ask of a run. */
-import type { GptNeoConfig } from "../../../model/types.js";
+
 import type { SelectionMode } from "../../select.js";
 import { observationWindowProblems } from "../define.js";
 import { paramError, paramFix, schemaParts } from "../shared.js";
-import type { MethodRun, ParamProblem } from "../types.js";
+import type { MethodRun, ModelShape, ParamProblem } from "../types.js";
 
 export interface SpgParams {
   stage1: {
@@ -171,7 +171,7 @@ export function runProblems(p: SpgParams, run: MethodRun): ParamProblem[] {
 }
 
 /** Rules against the model: no more reserved heads than it has, one keep ratio per layer. */
-export function modelProblems(p: SpgParams, model: GptNeoConfig): ParamProblem[] {
+export function modelProblems(p: SpgParams, model: ModelShape): ParamProblem[] {
   const { stage1, stage2 } = p;
   const problems: ParamProblem[] = [];
   if (stage2.reservedHeads !== "all" && stage2.reservedHeads > model.numHeads) {

@@ -1,0 +1,239 @@
+/**
+ * Each KV layer fingerprint against what its method's parameters give on the model's shapes
+ * (src/kv/stored-layout.ts), without running the model: a producer who edits a method's
+ * parameters after the run, or shrinks the slots and bytes it states (a higher ratio), fails
+ * here and not only under replay.
+ *
+ *   - E_BUDGET_KEPT: the slots kept are not the budget's. Without local-window trimming the
+ *     count is exact (heads × the per-head budget of the whole context). With it, a local
+ *     layer keeps what its readable window allows, which the bundle does not state; but one
+ *     model has one layout, so every sample keeps the same count on a (method, layer), every
+ *     trimming method of a layer must agree on one readable window, and every layer that is
+ *     not global must agree on one window (GPT-Neo has one window size).
+ *   - E_BUDGET_BYTES: given its kept slots, the layer's bytes, bit histogram and
+ *     full-precision heads are not the stored form's (exact for full, window-trim, streaming,
+ *     quant and per-head eviction; bytes within the kept sets' encodings for per-layer
+ *     selection; spg's stage 2 only its reserved heads, the rest following the scores).
+ * Which slots a scorer keeps, and what spg's stage 2 stores per head, stay replay's to check.
+ */
+import {
+  type EnvironmentFile,
+  type FingerprintLine,
+  isWeightFingerprint,
+  type LayerFingerprint,
+} from "../../bundle/types.js";
+import type { MethodConfig, RunConfig } from "../../config/types.js";
+import { type StoredLayout, storedLayoutOf } from "../../kv/stored-layout.js";
+import { FailureCollector } from "../collect.js";
+import { type Finding, pass } from "../types.js";
+
+const CHECK = "budget" as const;
+
+/** Readable slots per head a trimming method's kept count allows on a layer: [lo, hi]. */
+type Window = readonly [number, number];
+
+/** The eligible counts e in [0, max] with f(e) === value, f nondecreasing: an interval, or undefined. */
+export function preimage(f: (e: number) => number, value: number, max: number): Window | undefined {
+  let a = 0;
+  let b = max;
+  while (a < b) {
+    const m = Math.floor((a + b) / 2);
+    if (f(m) >= value) b = m;
+    else a = m + 1;
+  }
+  if (f(a) !== value) return undefined;
+  const lo = a;
+  b = max;
+  while (a < b) {
+    const m = Math.ceil((a + b) / 2);
+    if (f(m) <= value) a = m;
+    else b = m - 1;
+  }
+  return [lo, a];
+}
+
+function intersect(a: Window, b: Window): Window | undefined {
+  const lo = Math.max(a[0], b[0]);
+  const hi = Math.min(a[1], b[1]);
+  return lo <= hi ? [lo, hi] : undefined;
+}
+
+function sameHistogram(stated: Record<string, number>, expected: Record<string, number>): boolean {
+  const nonZero = (h: Record<string, number>) =>
+    Object.entries(h)
+      .filter(([, count]) => count !== 0)
+      .sort(([a], [b]) => Number(a) - Number(b));
+  return JSON.stringify(nonZero(stated)) === JSON.stringify(nonZero(expected));
+}
+
+export class BudgetFold {
+  private readonly failures = new FailureCollector(CHECK);
+  private readonly methods: Map<string, MethodConfig>;
+  private readonly layouts = new Map<string, StoredLayout | string | undefined>();
+  /** Per (method, layer): the kept total the first sample states, and the readable windows it allows. */
+  private readonly kept = new Map<string, { total: number; sampleId: string; window?: Window }>();
+  private readonly contextTokens: number;
+  private checked = 0;
+
+  constructor(
+    private readonly config: RunConfig,
+    private readonly environment: EnvironmentFile,
+  ) {
+    this.methods = new Map(config.methods.map((method) => [method.name, method]));
+    this.contextTokens = config.dataset.contextTokens;
+  }
+
+  private layoutOf(method: MethodConfig, layer: number): StoredLayout | string | undefined {
+    const key = `${method.name}\u0000${layer}`;
+    if (!this.layouts.has(key)) {
+      const { heads, hiddenSize } = this.environment.model;
+      this.layouts.set(
+        key,
+        storedLayoutOf(method, {
+          heads,
+          headDim: hiddenSize / heads,
+          contextTokens: this.contextTokens,
+          dtype: this.config.kv.baselineDtype,
+          layer,
+        }),
+      );
+    }
+    return this.layouts.get(key);
+  }
+
+  /** One fingerprints.jsonl line (schema-valid); others' problems (unknown method, layer) are consistency's. */
+  fingerprint(line: FingerprintLine): void {
+    if (isWeightFingerprint(line)) return;
+    const method = this.methods.get(line.method);
+    const { heads, layers } = this.environment.model;
+    if (method === undefined || line.layer >= layers) return;
+    const layout = this.layoutOf(method, line.layer);
+    if (layout === undefined) return;
+    const where = `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
+    if (typeof layout === "string") {
+      this.failures.add("E_BUDGET_KEPT", `${where}: ${layout}`);
+      return;
+    }
+    this.checked += 1;
+    const total = line.tokensKept;
+    const key = `${line.method}\u0000${line.layer}`;
+    const first = this.kept.get(key);
+    const c = this.contextTokens;
+    if (first !== undefined && first.total !== total) {
+      this.failures.add(
+        "E_BUDGET_KEPT",
+        `${where}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
+      );
+    }
+    if (total % heads !== 0) {
+      this.failures.add(
+        "E_BUDGET_KEPT",
+        `${where}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
+      );
+      return;
+    }
+    const perHead = total / heads;
+    if (!layout.trims) {
+      const expected = layout.keptPerHead(c);
+      if (perHead !== expected) {
+        this.failures.add(
+          "E_BUDGET_KEPT",
+          `${where}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
+        );
+      }
+    } else {
+      const window = preimage(layout.keptPerHead, perHead, c);
+      if (window === undefined) {
+        this.failures.add(
+          "E_BUDGET_KEPT",
+          `${where}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
+        );
+      } else if (first === undefined) {
+        this.kept.set(key, { total, sampleId: line.sampleId, window });
+      }
+    }
+    if (first === undefined && !this.kept.has(key)) this.kept.set(key, { total, sampleId: line.sampleId });
+    this.checkStored(where, line, layout, total);
+  }
+
+  private checkStored(
+    where: string,
+    fingerprint: LayerFingerprint,
+    layout: StoredLayout,
+    total: number,
+  ): void {
+    const form = layout.stored(total);
+    const problems: string[] = [];
+    if (fingerprint.headsFullPrecision !== form.headsFullPrecision) {
+      problems.push(
+        `${fingerprint.headsFullPrecision} full-precision heads, the params give ${form.headsFullPrecision}`,
+      );
+    }
+    if (
+      form.bytes !== undefined &&
+      (fingerprint.bytes < form.bytes.min || fingerprint.bytes > form.bytes.max)
+    ) {
+      const expected =
+        form.bytes.min === form.bytes.max ? `${form.bytes.min}` : `${form.bytes.min}..${form.bytes.max}`;
+      problems.push(`${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`);
+    }
+    if (form.bitsHistogram !== undefined && !sameHistogram(fingerprint.bitsHistogram, form.bitsHistogram)) {
+      problems.push(
+        `bit histogram ${JSON.stringify(fingerprint.bitsHistogram)}, its ${total} kept slots are ${JSON.stringify(form.bitsHistogram)}`,
+      );
+    }
+    if (problems.length > 0) this.failures.add("E_BUDGET_BYTES", `${where}: ${problems.join("; ")}`);
+  }
+
+  /** The findings, once every fingerprint is folded. */
+  findings(): Finding[] {
+    const { failures, contextTokens: c } = this;
+    // One model, one layout: the trimming methods of a layer agree on its readable window.
+    const windows = new Map<number, { window: Window; methods: string[] }>();
+    for (const [key, { window }] of this.kept) {
+      if (window === undefined) continue;
+      const [method, layerText] = key.split("\u0000");
+      const layer = Number(layerText);
+      const seen = windows.get(layer);
+      if (seen === undefined) {
+        windows.set(layer, { window, methods: [method] });
+        continue;
+      }
+      const both = intersect(seen.window, window);
+      if (both === undefined) {
+        failures.add(
+          "E_BUDGET_KEPT",
+          `layer ${layer}: ${method}'s kept slots need a readable window of ${window[0]}..${window[1]} slots per head, ${seen.methods.join(", ")}'s ${seen.window[0]}..${seen.window[1]}: one model reads one window`,
+        );
+        continue;
+      }
+      windows.set(layer, { window: both, methods: [...seen.methods, method] });
+    }
+    // Every layer that is not global (its window short of the context) has the model's one window size.
+    let local: { window: Window; layers: number[] } | undefined;
+    for (const [layer, { window }] of [...windows].sort(([a], [b]) => a - b)) {
+      if (window[1] >= c) continue;
+      if (local === undefined) {
+        local = { window, layers: [layer] };
+        continue;
+      }
+      const both = intersect(local.window, window);
+      if (both === undefined) {
+        failures.add(
+          "E_BUDGET_KEPT",
+          `layer ${layer} keeps as if its readable window were ${window[0]}..${window[1]} slots per head, layers ${local.layers.join(", ")} as if ${local.window[0]}..${local.window[1]}: the model's local layers share one window size`,
+        );
+        continue;
+      }
+      local = { window: both, layers: [...local.layers, layer] };
+    }
+    if (failures.size > 0) return failures.findings();
+    return [
+      pass(
+        CHECK,
+        `${this.checked} layer fingerprints keep and store what their methods' params give on ${this.environment.model.heads} heads × ${c} slots` +
+          (local === undefined ? "" : `; layers ${local.layers.join(", ")} read as local`),
+      ),
+    ];
+  }
+}

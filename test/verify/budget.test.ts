@@ -1,0 +1,148 @@
+/**
+ * The budget check against a dishonest producer holding a trusted key, on the committed
+ * default bundle (every KV method of the default preset, measured on the bundled model): each
+ * lie edits the config or the fingerprints, makes summary.json and report.md again
+ * (scripts/adversarial-bundles.ts remadeRun) and re-signs, so only the rule named refuses it,
+ * without replay.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { type RunParts, remadeRun } from "../../scripts/adversarial-bundles.js";
+import { readBundleZip } from "../../src/bundle/read.js";
+import type { LayerFingerprint } from "../../src/bundle/types.js";
+import { zipEntries } from "../../src/bundle/write.js";
+import { packageRoot } from "../../src/paths.js";
+import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
+import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
+import { fixtureKey, resign } from "../helpers/bundle-fixture.js";
+
+const dir = mkdtempSync(join(tmpdir(), "spg-budget-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const key = fixtureKey(21);
+const keysFile = join(dir, "trusted.txt");
+let honest: Map<string, Buffer>;
+
+before(async () => {
+  const read = await readBundleZip(join(packageRoot(), "bundles", "default.zip"));
+  if (!read.ok) throw new Error("bundles/default.zip is unreadable");
+  honest = new Map(read.entries);
+  writeFileSync(keysFile, `${key.keyId}\n`);
+});
+
+async function verifyLie(name: string, change: (parts: RunParts) => void) {
+  const entries = new Map(honest);
+  remadeRun(entries, change);
+  resign(entries, key);
+  const path = join(dir, `${name}.zip`);
+  writeFileSync(path, await zipEntries([...entries].map(([entry, data]) => ({ name: entry, data }))));
+  const result = await verifyBundleFile(path, {
+    trustedKeysFile: keysFile,
+    requireTrusted: true,
+    replay: false,
+  });
+  const failing = result.findings.filter((f) => !f.ok);
+  return { result, failing, codes: [...new Set(failing.map((f) => `${f.check}:${f.code}`))] };
+}
+
+const method = (parts: RunParts, name: string) => {
+  const found = parts.config.methods.find((m) => m.name === name);
+  if (found === undefined) throw new Error(`the default bundle has no method ${name}`);
+  return found.params as Record<string, unknown>;
+};
+const layersOf = (parts: RunParts, name: string) =>
+  parts.fingerprints.filter((f): f is LayerFingerprint => f.method === name && !("kind" in f));
+
+test("the default bundle re-signed unchanged passes, the budget check included", async () => {
+  const { result, codes } = await verifyLie("honest", () => {});
+  assert.deepEqual(codes, []);
+  assert.equal(result.exitCode, EXIT_PASS);
+  assert.match(result.findings.find((f) => f.check === "budget")?.message ?? "", /layers 1, 3 read as local/);
+});
+
+for (const [name, change, code] of [
+  [
+    "quant's parameters lowered to 2 bits after the run",
+    (parts: RunParts) => {
+      method(parts, "quant").keyBits = 2;
+      method(parts, "quant").valueBits = 2;
+    },
+    "budget:E_BUDGET_BYTES",
+  ],
+  [
+    "quant's stored bytes and bit histogram shrunk as if 2-bit (a higher ratio)",
+    (parts: RunParts) => {
+      const cut = new Map<string, number>();
+      for (const line of layersOf(parts, "quant")) {
+        const codes = line.bitsHistogram["4"] ?? 0;
+        delete line.bitsHistogram["4"];
+        line.bitsHistogram["2"] = codes;
+        line.bytes -= codes / 4;
+        cut.set(line.sampleId, (cut.get(line.sampleId) ?? 0) + codes / 4);
+      }
+      for (const record of parts.records)
+        if (record.method === "quant") record.kvBytesCompressed -= cut.get(record.sampleId) ?? 0;
+    },
+    "budget:E_BUDGET_BYTES",
+  ],
+  [
+    "spg's reserved full-precision heads edited",
+    (parts: RunParts) => {
+      (method(parts, "spg").stage2 as Record<string, unknown>).reservedHeads = 0;
+    },
+    "budget:E_BUDGET_BYTES",
+  ],
+  [
+    "streaming's recent window halved after the run",
+    (parts: RunParts) => {
+      method(parts, "streaming").recentTokens = 124;
+    },
+    "budget:E_BUDGET_KEPT",
+  ],
+  [
+    "h2o's keep ratio lowered after the run",
+    (parts: RunParts) => {
+      method(parts, "h2o").keepRatio = 0.125;
+    },
+    "budget:E_BUDGET_KEPT",
+  ],
+  [
+    "one sample's h2o keeps fewer slots (kept, bytes and histogram made to agree; slots read still within its bound)",
+    (parts: RunParts) => {
+      const sample = parts.records[0].sampleId;
+      let cut = 0;
+      for (const line of layersOf(parts, "h2o")) {
+        if (line.sampleId !== sample) continue;
+        // 4 heads × 8 slots fewer: rows of 32 fp16 keys and values, and each head's kept set.
+        line.tokensKept -= 32;
+        line.bitsHistogram["16"] -= 32 * 64;
+        line.bytes -= 32 * 128;
+        cut += 32 * 128;
+      }
+      for (const record of parts.records)
+        if (record.method === "h2o" && record.sampleId === sample) record.kvBytesCompressed -= cut;
+    },
+    "budget:E_BUDGET_KEPT",
+  ],
+] as const) {
+  test(`${name}: refused without replay (${code})`, async () => {
+    const { result, codes } = await verifyLie(name.replaceAll(/\W+/g, "-"), change);
+    assert.ok(codes.includes(code), codes.join());
+    assert.equal(result.exitCode, EXIT_INVALID);
+  });
+}
+
+test("a global layer made to read as local for every method (one model, one window): refused", async () => {
+  // Layer 0 is global: every method keeps its whole-context budget there. Shrink window-trim
+  // and quant (which keep the readable window) to a window no local layer has.
+  const { codes } = await verifyLie("layer-0-local", (parts) => {
+    for (const name of ["window-trim", "quant"]) {
+      for (const line of layersOf(parts, name)) {
+        if (line.layer === 0) line.tokensKept -= 4 * 100;
+      }
+    }
+  });
+  assert.ok(codes.includes("budget:E_BUDGET_KEPT"), codes.join());
+});

@@ -173,6 +173,7 @@ export const ERROR_CODES = {
   E_MERGE_MISSING_SHARD: input("a shard index from 1 to N is absent from spg merge's input (named)"),
   E_MERGE_NO_SHARDS: input("spg merge was given no shard bundles"),
   E_MERGE_NOT_A_SHARD: input("spg merge was given a whole-run or merged bundle, not a shard"),
+  E_MERGE_OUTPUT: input("spg merge's --out is a directory, one of the shards, or in no directory"),
   E_MERGE_OVERLAP: input("two shards to merge cover the same sample"),
   E_MERGE_SELF_CHECK: input("the merged bundle would not verify although its shards did (a bug in spg)"),
   E_MERGE_SHARD_COUNT: input("shards to merge disagree on the shard count N"),
@@ -182,6 +183,9 @@ export const ERROR_CODES = {
   E_MERGE_SHARD_TAMPERED: input("a shard to merge fails integrity or its signature"),
   E_MERGE_SHARD_UNREADABLE: input("a shard to merge is not a readable, safe zip"),
   E_MERGE_SHARD_UNTRUSTED: input("a shard to merge is signed by a key the trust policy refuses"),
+  E_MERGE_TOO_LARGE: input(
+    "the merged bundle would be over the limits verify reads it under (bundle.maxHeldEntryBytes, maxTotalBytes)",
+  ),
   E_MERGE_TOOL_MISMATCH: input("shards to merge were written by different spg versions or commits"),
   E_SHARD_ENV: input("--shard-from-env found no scheduler index, two, or no shard count"),
   E_SHARD_SPEC: input("a --shard K/N that is malformed, out of range, or leaves shards empty"),

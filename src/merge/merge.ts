@@ -8,7 +8,8 @@
  * Hostile input stays bounded: the output path and every input file are checked before any
  * zip is opened (a directory, a link, a FIFO or the same file twice never reaches the
  * reader); each shard is checked against the ones before it as soon as it verifies, so a set
- * that cannot be one run stops at the first shard that shows it (at most N + 1 verified);
+ * that cannot be one run stops at the first shard that shows it (at most N + 1 verified, N at
+ * most the draw's size);
  * and the bytes the merge would hold are counted shard by shard against the limits verify
  * reads a merged bundle under, so a merge verify would refuse is refused before it is built.
  */
@@ -240,6 +241,15 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
       },
     );
   }
+  // K is at most N; N at most the draw's size, so no set of shards holds more than N + 1 distinct files.
+  const drawSize = drawSizeOf(entries);
+  if (marker.count > drawSize) {
+    throw new SpgError(
+      "E_MERGE_SHARD_INVALID",
+      `${file}: shard.json says N = ${marker.count}, over the ${drawSize} evaluation samples its environment.json draws`,
+      { file, fix: "re-run this shard with spg prove --shard K/N; a shard.json is never edited by hand" },
+    );
+  }
   const keyId = result.findings.find((finding) => finding.check === "signature" && finding.ok)?.details
     ?.keyId;
   const kept = new Map<string, Buffer>();
@@ -272,6 +282,18 @@ function linesOf(file: string, entries: Map<string, Buffer>, entry: string): Own
     });
   }
   return owned.lines;
+}
+
+/** How many evaluation samples environment.json draws (0 when it cannot be read). */
+function drawSizeOf(entries: Map<string, Buffer>): number {
+  try {
+    const environment = JSON.parse(entries.get("environment.json")?.toString("utf8") ?? "null") as unknown;
+    const evaluation = isRecord(environment) ? environment.evaluation : undefined;
+    const samples = isRecord(evaluation) ? evaluation.samples : undefined;
+    return Array.isArray(samples) ? samples.length : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function jsonField(entries: Map<string, Buffer>, entry: string, field: string): string {

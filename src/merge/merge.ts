@@ -9,9 +9,9 @@
  * zip is opened (a directory, a link, a FIFO or the same file twice never reaches the
  * reader); each shard is checked against the ones before it as soon as it verifies, so a set
  * that cannot be one run stops at the first shard that shows it (at most N + 1 verified, N at
- * most the draw's size);
- * and the bytes the merge would hold are counted shard by shard against the limits verify
- * reads a merged bundle under, so a merge verify would refuse is refused before it is built.
+ * most the draw's size); and the bytes the merge would hold are counted shard by shard against
+ * the limits verify reads a merged bundle under, so a merge verify would refuse is refused
+ * before it is built.
  */
 import {
   accessSync,
@@ -158,7 +158,8 @@ function checkInputFiles(files: readonly string[]): { file: string; stats: Stats
         // The link is refused either way; its target only helps the message.
       }
       throw unreadable(
-        `is a symbolic link (to ${target}); spg merge reads only regular files`,
+        // The target as a JSON string: whatever bytes it holds reach the terminal inert.
+        `is a symbolic link (to ${JSON.stringify(target)}); spg merge reads only regular files`,
         "pass the shard file itself (its real path), not a link to it",
       );
     }

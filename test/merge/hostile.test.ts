@@ -167,7 +167,8 @@ test("a shard whose index is over its count, or a set whose count disagrees with
     "E_MERGE_SHARD_INVALID",
     /shard\.json.*index 4 is over its count 3/,
   );
-  // Every marker re-signed to say N = 4: K 1 to 3 are there, 4 never was.
+  // Every marker re-signed to say N = 4, over the 3-sample draw: refused at the first shard,
+  // so no set of files can make the merge read more than draw-size + 1 of them.
   const four = await Promise.all(
     shards.map((file, at) =>
       run.resigned(
@@ -181,7 +182,11 @@ test("a shard whose index is over its count, or a set whose count disagrees with
       ),
     ),
   );
-  await run.mergeFails(four, "E_MERGE_MISSING_SHARD", /shard 4 of 4 missing/);
+  await run.mergeFails(
+    four,
+    "E_MERGE_SHARD_INVALID",
+    /n4-1\.zip: shard\.json says N = 4, over the 3 evaluation samples/,
+  );
 });
 
 test("shards of another seed, model, dataset or signer", async () => {

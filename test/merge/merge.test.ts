@@ -328,16 +328,17 @@ test("merge refuses shards written by different tool versions", async () => {
 });
 
 test("merge refuses shards that disagree on N", async () => {
-  const fourShards = await resigned(
-    shardFile(3),
-    "n4.zip",
+  // Shard 2 re-signed as "2 of 2": a valid marker on its own (K <= N <= the draw), not this run's N.
+  const twoShards = await resigned(
+    shardFile(2),
+    "n2.zip",
     (entries) =>
       editJson(entries, "shard.json", (marker) => {
-        marker.count = 4;
+        marker.count = 2;
       }),
     producer,
   );
-  await mergeFails([shardFile(1), shardFile(2), fourShards], "E_MERGE_SHARD_COUNT");
+  await mergeFails([shardFile(1), twoShards, shardFile(3)], "E_MERGE_SHARD_COUNT", /shard count N = 2/);
 });
 
 test("merge refuses a shard signed by an untrusted key", async () => {

@@ -1,13 +1,15 @@
 /**
- * `npm run bench -- dataset [--documents N] [--samples N]`
+ * `npm run bench -- dataset [--format jsonl.gz|text|dir] [--documents N] [--samples N]`
  *
- * The streamed draw on a large file: writes a synthetic `.jsonl.gz` of N documents (random words,
- * 200-1800 each, deterministic), then draws the default preset's samples from it as
- * `spg prove --dataset jsonl` does, and prints the file's size, the draw's time, how many
- * documents were tokenized, and the process's peak resident memory (which stays far below the
- * file's size: nothing but the current document and the chosen windows is held).
+ * The streamed draw on a large split: writes N synthetic documents (random words, 200-1800
+ * each, deterministic) as a `.jsonl.gz` (default), one text file (documents separated by two
+ * blank lines, paragraphs inside by one) or a directory of one `.txt` per document, then draws
+ * the default preset's samples from it as `spg prove --dataset jsonl|text|dir` does, and prints
+ * the split's size, the draw's time, how many documents were tokenized, and the process's peak
+ * resident memory (which stays far below the split's size: nothing but the current document
+ * and the chosen windows is held). The files are deleted afterwards.
  */
-import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGzip } from "node:zlib";
@@ -22,38 +24,71 @@ const MiB = 1024 * 1024;
 const WORDS =
   "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches".split(" ");
 
-async function writeSyntheticJsonlGz(path: string, documents: number): Promise<number> {
-  const gzip = createGzip({ level: 1 });
-  const done = new Promise<void>((resolve, reject) => {
-    gzip
-      .pipe(createWriteStream(path))
-      .on("finish", () => resolve())
-      .on("error", reject);
-  });
+export type BenchDatasetFormat = "jsonl.gz" | "text" | "dir";
+
+/** The synthetic documents, deterministic: 200-1800 random words each, in paragraphs of 100. */
+function* syntheticDocuments(documents: number): Generator<string> {
   const random = mulberry32(1);
-  let bytes = 0;
   for (let d = 0; d < documents; d++) {
     const words = 200 + Math.floor(random() * 1600);
-    const text = Array.from({ length: words }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" ");
-    const line = `${JSON.stringify({ text, id: d })}\n`;
-    bytes += Buffer.byteLength(line);
-    if (!gzip.write(line)) await new Promise((resolve) => gzip.once("drain", resolve));
+    const text = Array.from({ length: words }, (_, w) => {
+      const word = WORDS[Math.floor(random() * WORDS.length)];
+      return w > 0 && w % 100 === 0 ? `\n\n${word}` : word;
+    }).join(" ");
+    yield text;
   }
-  gzip.end();
+}
+
+/** Writes the split in `format` at `path`; returns the bytes of text (JSON for jsonl.gz) written. */
+async function writeSynthetic(format: BenchDatasetFormat, path: string, documents: number): Promise<number> {
+  let bytes = 0;
+  if (format === "dir") {
+    let d = 0;
+    for (const text of syntheticDocuments(documents)) {
+      const sub = join(path, String(d % 100).padStart(2, "0"));
+      if (d < 100) mkdirSync(sub, { recursive: true });
+      writeFileSync(join(sub, `doc-${d++}.txt`), text);
+      bytes += Buffer.byteLength(text);
+    }
+    return bytes;
+  }
+  const file = createWriteStream(path);
+  const gzip = format === "jsonl.gz" ? createGzip({ level: 1 }) : undefined;
+  const sink = gzip ?? file;
+  const done = new Promise<void>((resolve, reject) => {
+    file.on("finish", () => resolve()).on("error", reject);
+  });
+  gzip?.pipe(file);
+  let d = 0;
+  for (const text of syntheticDocuments(documents)) {
+    const piece = format === "jsonl.gz" ? `${JSON.stringify({ text, id: d })}\n` : `${text}\n\n\n`;
+    d++;
+    bytes += Buffer.byteLength(piece);
+    if (!sink.write(piece)) await new Promise<void>((resolve) => sink.once("drain", () => resolve()));
+  }
+  sink.end();
   await done;
   return bytes;
 }
 
-export async function benchDataset(documents: number, samples: number | undefined): Promise<void> {
+export async function benchDataset(
+  documents: number,
+  samples: number | undefined,
+  format: BenchDatasetFormat = "jsonl.gz",
+): Promise<void> {
   const config = resolveConfig();
   const dir = mkdtempSync(join(tmpdir(), "spg-bench-dataset-"));
   try {
-    const path = join(dir, "synthetic.jsonl.gz");
-    const jsonBytes = await writeSyntheticJsonlGz(path, documents);
+    const path = join(
+      dir,
+      format === "dir" ? "corpus" : `synthetic.${format === "text" ? "txt" : "jsonl.gz"}`,
+    );
+    const textBytes = await writeSynthetic(format, path, documents);
     const count = samples ?? config.dataset.samples;
     let tokenized = 0;
+    const written = peakRssBytes();
     const started = performance.now();
-    const split = streamLocalSplit("jsonl", path, "eval");
+    const split = streamLocalSplit(format === "jsonl.gz" ? "jsonl" : format, path, "eval");
     await drawStreamedSamples(
       split.documents,
       {
@@ -70,15 +105,19 @@ export async function benchDataset(documents: number, samples: number | undefine
     );
     const seconds = (performance.now() - started) / 1000;
     const identity = split.identity();
+    const what = format === "jsonl.gz" ? "JSON" : "text";
     console.log(
-      `file: ${(statSync(path).size / MiB).toFixed(0)} MiB .jsonl.gz, ${(jsonBytes / MiB).toFixed(0)} MiB of JSON, ${identity.documents} documents`,
+      format === "dir"
+        ? `split: a directory of ${identity.documents} .txt files (100 subdirectories), ${(textBytes / MiB).toFixed(0)} MiB of text`
+        : `file: ${(statSync(path).size / MiB).toFixed(0)} MiB ${format}, ${(textBytes / MiB).toFixed(0)} MiB of ${what}, ${identity.documents} documents`,
     );
     console.log(
       `draw: ${count} samples of ${config.dataset.contextTokens}+${config.dataset.continuationTokens} tokens in ${seconds.toFixed(1)} s ` +
-        `(${(jsonBytes / MiB / seconds).toFixed(1)} MiB of JSON/s), ${tokenized} documents tokenized, file sha256 ${identity.file?.sha256.slice(0, 16)}`,
+        `(${(textBytes / MiB / seconds).toFixed(1)} MiB of ${what}/s), ${tokenized} documents tokenized, ` +
+        `split sha256 ${identity.sha256.slice(0, 16)}${identity.file ? `, file sha256 ${identity.file.sha256.slice(0, 16)}` : ""}`,
     );
     console.log(
-      `peak resident memory (the whole process, writing the file included): ${(peakRssBytes() / MiB).toFixed(0)} MiB`,
+      `peak resident memory (the whole process): ${(peakRssBytes() / MiB).toFixed(0)} MiB; ${(written / MiB).toFixed(0)} MiB after writing the split, before the draw`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

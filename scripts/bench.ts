@@ -2,7 +2,7 @@
  * `npm run bench -- model [--shape NAME]... [--prefill N] [--decode N] [--threads N]`
  * `npm run bench -- verify [--samples N] [--layers L] [--resamples N] [--repeats K] [--max-ratio R] [--max-rss-mib M] [--keep DIR]` (scripts/bench-verify.ts)
  * `npm run bench -- verify --adversarial [--scale N] [--case NAME]...` (scripts/bench-adversarial.ts)
- * `npm run bench -- dataset [--documents N] [--samples N]` (scripts/bench-dataset.ts)
+ * `npm run bench -- dataset [--format jsonl.gz|text|dir] [--documents N] [--samples N]` (scripts/bench-dataset.ts)
  * `npm run bench -- prove|methods [--preset NAME] [--model DIR | --shape NAME] [--samples N] [--context N] [--continuation N] [--prefill-chunk N]`
  *   (scripts/bench-prove.ts; --shape runs a real-shape checkpoint with random weights)
  *
@@ -199,6 +199,7 @@ async function main() {
       keep: { type: "string" },
       repeats: { type: "string", default: "3" },
       documents: { type: "string", default: "250000" },
+      format: { type: "string" },
     },
   });
   const what = positionals[0] ?? "model";
@@ -241,9 +242,16 @@ async function main() {
     return;
   }
   if (what === "dataset") {
+    const format = values.format ?? "jsonl.gz";
+    if (format !== "jsonl.gz" && format !== "text" && format !== "dir") {
+      console.error(`--format must be jsonl.gz, text or dir, got ${format}`);
+      process.exitCode = 2;
+      return;
+    }
     await benchDataset(
       Number(values.documents),
       values.samples === undefined ? undefined : Number(values.samples),
+      format,
     );
     return;
   }

@@ -5,7 +5,11 @@ The reference is the second PyTorch implementation in train_gpt_neo.py (written 
 transformers' modeling_gpt_neo.py / activations.py semantics, and checked against the HF
 fixtures by `train_gpt_neo.py --check-fixtures`); it is NOT Hugging Face's own output.
 
-  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/gpt_neo_variant_fixtures.py test/fixtures/gpt-neo-variants
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/gpt_neo_variant_fixtures.py test/fixtures/gpt-neo-variants [NAME ...]
+
+(with NAMEs, only those variants are written; each variant's seed depends on its place in the
+sorted list of all variants, so a variant added later changes the seeds of those after it:
+regenerate only the new one).
 
 Each variant DIR/<name>/ gets config.json (keys as transformers' save_pretrained writes them),
 model.safetensors and reference.json ({"input_ids": [...], "logits": {"shape", "data"}}).
@@ -56,6 +60,8 @@ VARIANTS.update({
     "weights-f16": ({}, {"dtype": "F16"}),
     "weights-bf16": ({}, {"dtype": "BF16"}),
     "lm-head-stored": ({}, {"store_lm_head": True}),
+    # tie_word_embeddings false: lm_head.weight is a matrix of its own (HF's GPTNeoForCausalLM accepts it).
+    "lm-head-untied": ({"tie_word_embeddings": False}, {}),
 })
 
 
@@ -94,9 +100,11 @@ def randomise(model, generator, options):
                 parameter.copy_(std * torch.randn(parameter.shape, generator=generator))
 
 
-def main(out_root):
+def main(out_root, only=()):
     torch.set_num_threads(1)
     for index, (name, (overrides, options)) in enumerate(sorted(VARIANTS.items())):
+        if only and name not in only:
+            continue
         config = dict(BASE, **overrides)
         dtype = options.get("dtype", "F32")
         seed = 1000 + index
@@ -134,4 +142,4 @@ def main(out_root):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])

@@ -229,6 +229,12 @@ class GptNeoForCausalLM(nn.Module):
         super().__init__()
         self.config = config
         self.transformer = Transformer(config)
+        # HF's GPTNeoForCausalLM with tie_word_embeddings false: lm_head is its own [vocab, hidden] matrix.
+        self.lm_head = (
+            nn.Linear(config["hidden_size"], config["vocab_size"], bias=False)
+            if config.get("tie_word_embeddings", True) is False
+            else None
+        )
         self.dropout = 0.0
 
     def set_dropout(self, p):
@@ -252,17 +258,17 @@ class GptNeoForCausalLM(nn.Module):
 
     def forward(self, input_ids, position_ids=None):
         h, _ = self.hidden_states(input_ids, position_ids)
-        # Tied LM head: logits = ln_f(h) @ wte.T
-        return F.linear(h, self.transformer.wte.weight)
+        # Tied LM head: logits = ln_f(h) @ wte.T (untied: @ lm_head.T)
+        return F.linear(h, self.transformer.wte.weight if self.lm_head is None else self.lm_head.weight)
 
     def load_hf_state(self, tensors):
-        """Loads HF tensors; lm_head.weight (if present) must equal wte; mask buffers are checked and ignored."""
+        """Loads HF tensors; a tied model's lm_head.weight (if present) must equal wte; mask buffers are checked and ignored."""
         own = self.state_dict()
         loaded = set()
         for name, value in tensors.items():
             if name.endswith(".attn.attention.bias") or name.endswith(".attn.attention.masked_bias"):
                 continue
-            if name == "lm_head.weight":
+            if name == "lm_head.weight" and self.lm_head is None:
                 continue
             if name not in own:
                 raise ValueError(f"unknown tensor {name}")
@@ -273,7 +279,7 @@ class GptNeoForCausalLM(nn.Module):
         missing = sorted(set(own) - loaded)
         if missing:
             raise ValueError(f"missing tensors: {missing}")
-        if "lm_head.weight" in tensors and not torch.equal(tensors["lm_head.weight"].float(), own["transformer.wte.weight"].float()):
+        if self.lm_head is None and "lm_head.weight" in tensors and not torch.equal(tensors["lm_head.weight"].float(), own["transformer.wte.weight"].float()):
             raise ValueError("lm_head.weight differs from transformer.wte.weight (expected tied)")
 
 

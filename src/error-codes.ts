@@ -93,14 +93,21 @@ export const ERROR_CODES = {
   E_CONFIG_INVALID: input("a run config, flag or checkpoint config.json field is invalid"),
   E_CONFIG_MISSING: input("the --config file does not exist"),
   E_CONFIG_PARSE: input("the config file is not readable YAML or JSON"),
-  E_CONFIG_UNSUPPORTED: input("the checkpoint's config.json asks for something spg does not implement"),
   E_CONTEXT_LENGTH: input("a context length outside 1..max_position_embeddings"),
+  E_DATASET_CHANGED: input("a text dataset file changed between the two passes that read it"),
+  E_DATASET_DOCUMENT_LENGTH: input(
+    "a dataset document is longer than the longest string the engine can hold",
+  ),
   E_DATASET_EMPTY: input("the dataset split holds no text"),
   E_DATASET_ENCODING: input("a dataset file is not valid UTF-8"),
   E_DATASET_GZIP: input("a .gz dataset file is damaged or cut short"),
   E_DATASET_LINE_LENGTH: input("a dataset line is longer than the longest string the engine can hold"),
   E_DATASET_JSONL: input("a line of a jsonl dataset is not valid JSON or lacks its text field"),
+  E_DATASET_LINK: input(
+    "a symbolic link in a dir dataset leaves the directory, is broken, or points to a directory",
+  ),
   E_DATASET_MISSING: input("the dataset file or directory is missing, or --dataset-path was not given"),
+  E_DATASET_NOT_REGULAR: input("a dataset path or *.txt entry is a FIFO, socket or device"),
   E_DATASET_PARQUET: input("a parquet dataset file cannot be read (not parquet, or cut short)"),
   E_DATASET_PARQUET_COLUMN: input(
     "a parquet dataset has no --text-field column, or a row's value there is not a string",
@@ -108,6 +115,7 @@ export const ERROR_CODES = {
   E_DATASET_SOURCE: input("an unknown --dataset source"),
   E_DATASET_SPLIT: input("a dataset split name the source does not have"),
   E_DATASET_TOO_SHORT: input("the split is too short for the samples or window asked for"),
+  E_DATASET_UNREADABLE: input("a dataset file or directory cannot be read (permissions, I/O)"),
   E_DATASET_ZSTD: input(
     "a .zst dataset file is damaged or cut short, or a frame declares a window above zstd's default limit",
   ),
@@ -227,6 +235,7 @@ export const ERROR_CODES = {
   E_WEIGHTS_DECODE: input("stored compressed weights are malformed"),
   E_WEIGHTS_POLICY: input("a weights policy (configs/weights/) is invalid"),
   E_WEIGHTS_POLICY_LAYER: input("a weights policy names a layer the model does not have"),
+  E_WEIGHTS_POLICY_MODULE: input("a weights policy names lm_head for a model whose head is tied to wte"),
   E_WEIGHTS_QUANT: input("invalid weight quantization settings (bits, group size)"),
   E_WEIGHTS_RANK: input("invalid low-rank settings for a weight matrix"),
   E_WEIGHTS_SHAPE: input("a weight tensor's shape disagrees with the model config"),

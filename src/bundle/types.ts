@@ -260,6 +260,8 @@ export interface ModelArchitecture {
   maxPositions: number;
   intermediateSize: number;
   activation: string;
+  /** Added: false for an untied head (lm_head.weight a matrix of its own); absent when tied. */
+  tieWordEmbeddings?: false;
 }
 
 /** environment.json (schemas/environment.schema.json). */
@@ -291,12 +293,14 @@ export interface EnvironmentFile {
     architecture?: ModelArchitecture;
   };
   dataset: {
-    source: "brown" | "text" | "jsonl" | "dir";
+    source: "brown" | "text" | "jsonl" | "parquet" | "dir";
     split: string;
     calibrationSplit: string;
     sha256: string;
     calibrationSha256: string;
     documents: number;
+    /** Added: the rule that drew the samples; absent in bundles from before it was recorded (all "pool"). */
+    sampling?: "pool" | "stream";
   };
   calibration: { samples: SampleHash[] };
   evaluation: { samples: SampleHash[] };

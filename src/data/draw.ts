@@ -1,12 +1,13 @@
 /**
- * The samples of one configured split and the split's identity: Brown, text and dir splits are
- * read whole and drawn by src/data/sampling.ts; JSONL and parquet splits stream through
- * src/data/stream-sampling.ts.
+ * The samples of one configured split and the split's identity: the Brown corpus is read whole
+ * and drawn by src/data/sampling.ts ("pool"); local sources (text, dir, JSONL, parquet) stream
+ * through src/data/stream-sampling.ts ("stream"). A bundle made before a source streamed records
+ * "pool" (or no rule at all): verify redraws it that way, reading the split whole.
  */
 import type { RunConfig } from "../config/types.js";
 import { loadBrownSplitNamed } from "./brown.js";
 import { drawSamples } from "./sampling.js";
-import { configuredLocalSource, isStreamedSource, loadLocalSplit, streamLocalSplit } from "./sources.js";
+import { configuredLocalSource, loadLocalSplit, streamLocalSplit } from "./sources.js";
 import { drawStreamedSamples } from "./stream-sampling.js";
 import { encode } from "./tokenizer.js";
 import type { DatasetIdentity, DatasetSplit, Sample } from "./types.js";
@@ -16,16 +17,27 @@ export interface DrawnSplit {
   samples: Sample[];
 }
 
+export type SamplingRule = DatasetIdentity["sampling"];
+
 function identityOf(split: DatasetSplit): DatasetIdentity {
   const { documents, ...rest } = split;
   return { ...rest, format: split.format ?? split.source, documents: documents.length, sampling: "pool" };
 }
 
-/** Draws `count` samples of the split a config names for `role` (0: the split is still read and identified). */
+/** The rule a source is drawn with today. */
+export function currentSamplingRule(source: RunConfig["dataset"]["source"]): SamplingRule {
+  return source === "brown" ? "pool" : "stream";
+}
+
+/**
+ * Draws `count` samples of the split a config names for `role` (0: the split is still read and
+ * identified), by `rule` (default: the source's current one; a bundle's recorded rule to redraw it).
+ */
 export async function drawConfiguredSplit(
   dataset: RunConfig["dataset"],
   role: Sample["role"],
   count: number,
+  rule: SamplingRule = currentSamplingRule(dataset.source),
 ): Promise<DrawnSplit> {
   const options = {
     count,
@@ -42,7 +54,7 @@ export async function drawConfiguredSplit(
         : loadBrownSplitNamed(dataset.calibrationSplit, "dataset.calibrationSplit");
   } else {
     const local = configuredLocalSource(dataset, role);
-    if (isStreamedSource(local.source)) {
+    if (rule === "stream") {
       const streamed = streamLocalSplit(local.source, local.path, local.split, local.options);
       const samples = await drawStreamedSamples(
         streamed.documents,

@@ -1,7 +1,13 @@
 /**
  * The text column of a .parquet file (hyparquet, with hyparquet-compressors for snappy, gzip,
  * zstd, brotli and lz4 pages), read one row group at a time so a large file is never held in
- * memory. Rows are numbered from 0, as parquet tools number them.
+ * memory: what is held is one row group's text column (its compressed bytes, then its strings).
+ * Rows are numbered from 0, as parquet tools number them.
+ *
+ * Sizes the file claims are checked before anything is allocated for them: a row group's column
+ * chunk must lie inside the file, and a page's stated uncompressed size must be one its codec can
+ * produce from its compressed bytes (compressorsWithLimits). hyparquet itself refuses a footer
+ * longer than the file.
  */
 import { basename } from "node:path";
 import {
@@ -13,6 +19,7 @@ import {
 } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { SpgError } from "../errors.js";
+import { ZstdWindowGuard } from "./streams.js";
 
 /** One row's text. */
 export interface ParquetTextRow {
@@ -39,6 +46,96 @@ async function readMetadata(
   }
 }
 
+type Decompressor = (input: Uint8Array, outputLength: number) => Uint8Array;
+
+/**
+ * The most output a codec can make from `inputBytes` of input, from its format: deflate's
+ * largest expansion is 1032:1 (zlib's FAQ: a 258-byte match per 2 bits, at best); an LZ4
+ * sequence's length bytes add at most 255 each. Snappy states its own length at the start of
+ * the data (checked exactly), zstd its window in each frame header (checked as for .zst files).
+ * Brotli has no useful bound (a meta-block of one-symbol codes costs no bits per byte), so a
+ * brotli page is trusted up to its stated size (hyparquet-compressors allocates it zeroed:
+ * only what is written becomes resident).
+ */
+const EXPANSION_LIMIT: Readonly<Record<string, number>> = { GZIP: 1032, LZ4: 255, LZ4_RAW: 255 };
+
+/** Snappy's preamble: the uncompressed length as a little-endian base-128 varint. */
+function snappyLength(input: Uint8Array): number {
+  let value = 0;
+  for (let i = 0, shift = 0; i < Math.min(input.length, 5); i++, shift += 7) {
+    value += (input[i] & 0x7f) * 2 ** shift;
+    if ((input[i] & 0x80) === 0) return value;
+  }
+  return Number.NaN;
+}
+
+/** hyparquet-compressors' decompressors, each refusing a page whose stated size its data cannot hold. */
+function compressorsWithLimits(file: string): Record<string, Decompressor> {
+  const claimTooLarge = (codec: string, claimed: number, detail: string) =>
+    new SpgError(
+      "E_DATASET_PARQUET",
+      `a ${codec} page claims ${claimed} uncompressed bytes, ${detail}; refused before allocating it`,
+      {
+        file,
+        field: "page header uncompressed_page_size",
+        fix: "the file is damaged or crafted: download it again, or rewrite it with a standard writer (pyarrow, hyparquet-writer)",
+      },
+    );
+  const limited: Record<string, Decompressor> = {};
+  for (const [codec, decompress] of Object.entries(compressors as Record<string, Decompressor>)) {
+    limited[codec] = (input, outputLength) => {
+      if (codec === "SNAPPY") {
+        const stated = snappyLength(input);
+        if (stated !== outputLength)
+          throw claimTooLarge(codec, outputLength, `but its snappy data states ${stated}`);
+      } else if (codec === "ZSTD") {
+        try {
+          new ZstdWindowGuard(file).feed(input);
+        } catch (error) {
+          throw claimTooLarge(codec, outputLength, (error as Error).message);
+        }
+      } else if (EXPANSION_LIMIT[codec] !== undefined) {
+        const most = EXPANSION_LIMIT[codec] * input.length;
+        if (outputLength > most)
+          throw claimTooLarge(
+            codec,
+            outputLength,
+            `more than ${codec} can expand ${input.length} bytes to (${most})`,
+          );
+      }
+      return decompress(input, outputLength);
+    };
+  }
+  return limited;
+}
+
+/** E_DATASET_PARQUET when a row group's text column chunk claims bytes past the end of the file. */
+function checkChunkInFile(
+  file: string,
+  metadata: FileMetaData,
+  group: number,
+  column: string,
+  fileBytes: number,
+) {
+  const chunk = metadata.row_groups[group].columns.find(
+    (c) => c.meta_data?.path_in_schema.length === 1 && c.meta_data.path_in_schema[0] === column,
+  )?.meta_data;
+  if (chunk === undefined) return;
+  const start = Number(chunk.dictionary_page_offset ?? chunk.data_page_offset);
+  const end = start + Number(chunk.total_compressed_size);
+  if (!(start >= 0 && end <= fileBytes)) {
+    throw new SpgError(
+      "E_DATASET_PARQUET",
+      `row group ${group}: column "${column}" claims bytes ${start}-${end}, past the end of the file (${fileBytes} bytes)`,
+      {
+        file,
+        field: `row_groups[${group}].${column}`,
+        fix: `download ${basename(file)} again (it may be cut short), or rewrite it with a standard writer`,
+      },
+    );
+  }
+}
+
 /** The column names at the top of the file's schema. */
 export function topLevelColumns(metadata: FileMetaData): string[] {
   return parquetSchema(metadata).children.map((child) => child.element.name);
@@ -62,9 +159,11 @@ export async function* parquetTextRows(file: string, textField: string): AsyncGe
       },
     );
   }
+  const limitedCompressors = compressorsWithLimits(file);
   let rowStart = 0;
-  for (const group of metadata.row_groups) {
+  for (const [index, group] of metadata.row_groups.entries()) {
     const rowEnd = rowStart + Number(group.num_rows);
+    checkChunkInFile(file, metadata, index, textField, buffer.byteLength);
     let values: unknown[][] = [];
     try {
       await parquetRead({
@@ -73,12 +172,13 @@ export async function* parquetTextRows(file: string, textField: string): AsyncGe
         columns: [textField],
         rowStart,
         rowEnd,
-        compressors,
+        compressors: limitedCompressors,
         onComplete: (rows: unknown[][]) => {
           values = rows;
         },
       });
     } catch (error) {
+      if (error instanceof SpgError) throw error;
       throw unreadable(file, `rows ${rowStart}-${rowEnd - 1}: ${(error as Error).message}`, error);
     }
     for (let i = 0; i < values.length; i++) {

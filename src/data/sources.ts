@@ -10,8 +10,8 @@
  *   ` = = Section = = ` lines are not top-level), each heading starts a document that runs
  *   to the next one (text before the first heading is a document of its own). Otherwise
  *   documents are separated by blank lines: by runs of two or more blank lines when the
- *   file has any (single blank lines then separate paragraphs inside a document), else by
- *   single blank lines. Document id: `L<line>` of its first line (WikiText: `L<line> <title>`).
+ *   file has any between two non-blank lines (single blank lines then separate paragraphs
+ *   inside a document), else by single blank lines. Document id: `L<line>` of its first line (WikiText: `L<line> <title>`).
  * - jsonl: one JSON object per non-blank line, its `textField` (default "text") a string;
  *   gzip (`.gz`) and zstd (`.zst`) files are decompressed as they stream.
  * - parquet: the `textField` column (a string per row).
@@ -19,32 +19,53 @@
  *   heading (the hub's WikiText parquet: one row per line of wiki.<split>.raw), lines of
  *   WikiText articles (src/data/rows.ts).
  * - dir: every *.txt file below the directory (recursively), sorted by relative path
- *   (byte order); id = the relative path with `/` separators.
+ *   (byte order); id = the relative path with `/` separators. A symbolic link named *.txt is
+ *   read when its target is a regular file inside the directory (id: the link's path); a link
+ *   leaving the directory, a broken one, or one to a directory (which could make a cycle) is
+ *   E_DATASET_LINK. A *.txt that is a FIFO, socket or device is E_DATASET_NOT_REGULAR (never
+ *   opened: a FIFO would block); other names are not read at all.
  * Files must be UTF-8 (a leading BOM is dropped). Leading/trailing blank lines of a
- * document are trimmed; whitespace-only documents are dropped.
+ * document are trimmed; whitespace-only documents are dropped. Unreadable files and
+ * directories are E_DATASET_UNREADABLE.
  *
- * text and dir are read whole (their splits are small, and sampling.ts draws from them);
- * jsonl and parquet stream (stream-sampling.ts draws from them in one pass), and their
- * file's sha256 is taken from the same bytes as they go by.
+ * Every source streams (stream-sampling.ts draws from it in one pass): only one document (a
+ * parquet source: one row group) is held at a time. A text file is read twice, since its layout
+ * depends on the whole file: once for the layout, once for the documents; both passes hash
+ * the bytes, and a file that changed in between is E_DATASET_CHANGED. The file's sha256 is
+ * taken from the bytes the documents came from, as they go by.
  */
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { constants } from "node:buffer";
+import { type Dirent, lstatSync, readdirSync, realpathSync, type Stats, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
-import { sha256Hex } from "../numeric/sha256.js";
 import { DocumentsHash, hashDocuments } from "./hash.js";
 import { jsonlRows } from "./jsonl.js";
 import { parquetTextRows } from "./parquet.js";
 import { type RowLayout, rowDocuments, type TextRow } from "./rows.js";
-import { compressionOf, decompressedChunks, digestFile, type FileDigest, utf8Lines } from "./streams.js";
-import { splitTextDocuments, trimBlankLines } from "./text-split.js";
+import {
+  compressionOf,
+  decompressedChunks,
+  digestFile,
+  type FileDigest,
+  type NumberedLine,
+  RawDigest,
+  unreadableDataset,
+  utf8Lines,
+} from "./streams.js";
+import {
+  documentTooLong,
+  splitTextDocuments,
+  TextDocumentSplitter,
+  TextLayoutScan,
+  trimBlankLines,
+} from "./text-split.js";
 import type { DatasetDocument, DatasetIdentity, DatasetSplit } from "./types.js";
 
+export { firstInvalidUtf8 } from "./streams.js";
 export { hashDocuments, splitTextDocuments };
 
 export type LocalSource = "text" | "jsonl" | "parquet" | "dir";
-export type StreamedSource = "jsonl" | "parquet";
 
 export const LOCAL_SOURCES: readonly LocalSource[] = ["text", "jsonl", "parquet", "dir"];
 
@@ -57,70 +78,78 @@ export function isLocalSource(source: string): source is LocalSource {
   return (LOCAL_SOURCES as readonly string[]).includes(source);
 }
 
-export function isStreamedSource(source: string): source is StreamedSource {
-  return source === "jsonl" || source === "parquet";
+function notRegular(path: string, what: string): SpgError {
+  return new SpgError("E_DATASET_NOT_REGULAR", `${path} is ${what}, not a regular file`, {
+    file: path,
+    fix: "point the dataset at regular files (a FIFO, socket or device is never read: it could block or never end)",
+  });
 }
 
-/**
- * Byte offset at which UTF-8 decoding first fails (the byte that cannot continue a valid
- * sequence; for a sequence cut off by the end of the file, its first byte), or -1 when valid.
- */
-export function firstInvalidUtf8(bytes: Uint8Array): number {
-  // With stream: true a prefix that ends inside a character is not an error, so "this
-  // prefix fails" is monotonic in its length and a binary search finds the shortest one.
-  const prefixFails = (length: number): boolean => {
-    try {
-      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, length), { stream: true });
-      return false;
-    } catch {
-      return true;
-    }
-  };
-  if (!prefixFails(bytes.length)) {
-    try {
-      new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-      return -1;
-    } catch {
-      // Truncated at the end: the last lead byte starts the incomplete character.
-      let i = bytes.length - 1;
-      while (i > 0 && (bytes[i] & 0xc0) === 0x80) i--;
-      return i;
-    }
-  }
-  let low = 1;
-  let high = bytes.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (prefixFails(middle)) high = middle;
-    else low = middle + 1;
-  }
-  return low - 1;
+function kindOf(stats: Stats): string {
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
+  return "not a regular file";
 }
 
-function decodeUtf8(bytes: Uint8Array, file: string): string {
-  try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    return text.startsWith("\uFEFF") ? text.slice(1) : text;
-  } catch (error) {
-    throw new SpgError(
-      "E_DATASET_ENCODING",
-      `not valid UTF-8: decoding fails at byte offset ${firstInvalidUtf8(bytes)}`,
-      { file, fix: "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)", cause: error },
-    );
-  }
+function badLink(path: string, what: string, fix: string): SpgError {
+  return new SpgError("E_DATASET_LINK", `${path} ${what}`, { file: path, fix });
 }
 
-function readUtf8(file: string): string {
-  return decodeUtf8(readFileSync(file), file);
+/** Whether `path` (resolved, real) lies inside the real directory `root`. */
+function inside(root: string, path: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
+/** Relative ids (with `/`) of the *.txt documents below `dir`, checked entry by entry (rule above). */
 function listTextFiles(dir: string): string[] {
+  const root = realpathSync(dir);
   const files: string[] = [];
   const walk = (current: string) => {
-    for (const entry of readdirSync(current, { withFileTypes: true })) {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(current, { withFileTypes: true });
+    } catch (error) {
+      throw unreadableDataset(current, error);
+    }
+    for (const entry of entries) {
       const full = join(current, entry.name);
+      const isText = entry.name.endsWith(".txt");
       if (entry.isDirectory()) walk(full);
-      else if (entry.isFile() && entry.name.endsWith(".txt")) files.push(full);
+      else if (entry.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = realpathSync(full);
+        } catch {
+          if (!isText) continue;
+          throw badLink(
+            full,
+            "is a symbolic link whose target does not exist",
+            "remove the link, or restore its target",
+          );
+        }
+        const stats = statSync(target);
+        if (stats.isDirectory()) {
+          throw badLink(
+            full,
+            `is a symbolic link to the directory ${target}; spg does not follow links to directories (one can make a cycle)`,
+            "replace the link with the directory (or a copy: cp -rL), or point --dataset-path at it",
+          );
+        }
+        if (!isText) continue;
+        if (!inside(root, target)) {
+          throw badLink(
+            full,
+            `is a symbolic link to ${target}, outside the dataset directory ${root}`,
+            "copy the files into the directory (cp -rL follows links), or point --dataset-path at the directory that holds them",
+          );
+        }
+        if (!stats.isFile()) throw notRegular(full, kindOf(stats));
+        files.push(full);
+      } else if (isText) {
+        if (!entry.isFile()) throw notRegular(full, kindOf(lstatSync(full)));
+        files.push(full);
+      }
     }
   };
   walk(dir);
@@ -129,16 +158,23 @@ function listTextFiles(dir: string): string[] {
   return ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** E_DATASET_MISSING unless `absolute` exists and is a directory exactly when the source is "dir". */
+/**
+ * E_DATASET_MISSING unless `absolute` exists and is a directory exactly when the source is
+ * "dir"; E_DATASET_NOT_REGULAR for a FIFO, socket or device.
+ */
 function checkLocalPath(source: LocalSource, absolute: string, split: string): void {
-  if (!existsSync(absolute)) {
+  let stats: Stats;
+  try {
+    stats = statSync(absolute);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw unreadableDataset(absolute, error);
     throw new SpgError("E_DATASET_MISSING", `dataset ${source} for split "${split}" not found: ${absolute}`, {
       file: absolute,
       field: "dataset.path",
       fix: "check --dataset-path (and {split} in it, or --calibration-path)",
     });
   }
-  const isDirectory = statSync(absolute).isDirectory();
+  const isDirectory = stats.isDirectory();
   if (isDirectory !== (source === "dir")) {
     throw new SpgError(
       "E_DATASET_MISSING",
@@ -152,6 +188,7 @@ function checkLocalPath(source: LocalSource, absolute: string, split: string): v
       },
     );
   }
+  if (!isDirectory && !stats.isFile()) throw notRegular(absolute, kindOf(stats));
 }
 
 function emptySplit(split: string, absolute: string): SpgError {
@@ -161,9 +198,9 @@ function emptySplit(split: string, absolute: string): SpgError {
   });
 }
 
-/** How a streamed file is stored, for the record: jsonl, jsonl.gz, jsonl.zst or parquet. */
-export function streamedFormat(source: StreamedSource, file: string): string {
-  if (source === "parquet") return "parquet";
+/** How a split's files are stored, for the record: text, dir, jsonl, jsonl.gz, jsonl.zst or parquet. */
+export function streamedFormat(source: LocalSource, file: string): string {
+  if (source !== "jsonl") return source;
   const compression = compressionOf(file);
   return compression === "gzip" ? "jsonl.gz" : compression === "zstd" ? "jsonl.zst" : "jsonl";
 }
@@ -175,51 +212,125 @@ export interface StreamedSplit {
   identity(): DatasetIdentity;
 }
 
+/** The lines of a file as `text.split(/\r?\n/)` gives them (gzip and zstd by extension), its raw bytes fed to `digest`. */
+function fileLines(file: string, digest: RawDigest): AsyncGenerator<NumberedLine> {
+  return utf8Lines(decompressedChunks(file, digest.update), file, undefined, true);
+}
+
+/** The documents of a text file, in two passes (layout, then documents); `done` gets the file's digest. */
+async function* textFileDocuments(
+  absolute: string,
+  path: string,
+  done: (file: FileDigest) => void,
+): AsyncGenerator<DatasetDocument> {
+  const scan = new TextLayoutScan();
+  const first = new RawDigest(path);
+  for await (const { text } of fileLines(absolute, first)) scan.add(text);
+  const second = new RawDigest(path);
+  const splitter = new TextDocumentSplitter(scan.layout(), absolute);
+  for await (const { line, text } of fileLines(absolute, second)) {
+    const document = splitter.push(line, text);
+    if (document) yield document;
+  }
+  const last = splitter.end();
+  if (last) yield last;
+  const file = second.result();
+  if (file.sha256 !== first.result().sha256) {
+    throw new SpgError(
+      "E_DATASET_CHANGED",
+      `${absolute} changed while it was being read (its sha256 differs between the two passes)`,
+      {
+        file: absolute,
+        fix: "let whatever writes the file finish (or copy it) and run again",
+      },
+    );
+  }
+  done(file);
+}
+
+/** One document per *.txt file below `absolute` (rule above), read one file at a time. */
+async function* directoryDocuments(
+  absolute: string,
+  maxChars = constants.MAX_STRING_LENGTH,
+): AsyncGenerator<DatasetDocument> {
+  const ids = listTextFiles(absolute);
+  if (ids.length === 0) {
+    throw new SpgError("E_DATASET_EMPTY", `no .txt files below ${absolute}`, {
+      file: absolute,
+      fix: "put the documents in *.txt files, one document per file",
+    });
+  }
+  for (const id of ids) {
+    const file = join(absolute, id);
+    const lines: string[] = [];
+    let chars = 0;
+    for await (const { line, text } of fileLines(file, new RawDigest(file))) {
+      chars += text.length + 1;
+      if (chars > maxChars) throw documentTooLong(file, id, maxChars, line);
+      lines.push(text);
+    }
+    const text = trimBlankLines(lines);
+    if (text.trim() !== "") yield { id, text };
+  }
+}
+
 /**
- * Streams one split of a JSONL or parquet source. Errors (raised while iterating):
- * E_DATASET_MISSING, E_DATASET_EMPTY, E_DATASET_ENCODING, E_DATASET_JSONL, E_DATASET_GZIP,
- * E_DATASET_ZSTD, E_DATASET_PARQUET, E_DATASET_PARQUET_COLUMN.
+ * Streams one split of a local source. Errors (raised while iterating): E_DATASET_MISSING,
+ * E_DATASET_EMPTY, E_DATASET_ENCODING, E_DATASET_UNREADABLE, E_DATASET_NOT_REGULAR,
+ * E_DATASET_LINK, E_DATASET_DOCUMENT_LENGTH, E_DATASET_LINE_LENGTH, E_DATASET_CHANGED,
+ * E_DATASET_JSONL, E_DATASET_GZIP, E_DATASET_ZSTD, E_DATASET_PARQUET, E_DATASET_PARQUET_COLUMN.
  */
 export function streamLocalSplit(
-  source: StreamedSource,
+  source: LocalSource,
   path: string,
   split: string,
   options: LocalSourceOptions = {},
 ): StreamedSplit {
   const absolute = resolve(path);
+  const rowSource = source === "jsonl" || source === "parquet";
   const textField = options.textField ?? "text";
   const layout: { value?: RowLayout } = {};
   const hash = new DocumentsHash();
   let file: FileDigest | undefined;
+  let finished = false;
   let sha256: string | undefined;
+  const sourceDocuments = (): AsyncIterable<DatasetDocument> => {
+    if (source === "text")
+      return textFileDocuments(absolute, path, (digest) => {
+        file = digest;
+      });
+    if (source === "dir") return directoryDocuments(absolute);
+    if (source === "jsonl") {
+      const raw = new RawDigest(path);
+      const rows = jsonlRows(
+        utf8Lines(decompressedChunks(absolute, raw.update), absolute),
+        absolute,
+        textField,
+      );
+      return (async function* () {
+        yield* rowDocuments(rows, layout);
+        file = raw.result();
+      })();
+    }
+    return (async function* () {
+      yield* rowDocuments(parquetRows(absolute, textField), layout);
+      file = await digestFile(absolute, path);
+    })();
+  };
   const documents = async function* (): AsyncGenerator<DatasetDocument> {
     checkLocalPath(source, absolute, split);
-    let rows: AsyncIterable<TextRow>;
-    let rawDigest: (() => FileDigest) | undefined;
-    if (source === "jsonl") {
-      const raw = createHash("sha256");
-      let bytes = 0;
-      const chunks = decompressedChunks(absolute, (chunk) => {
-        raw.update(chunk);
-        bytes += chunk.length;
-      });
-      rows = jsonlRows(utf8Lines(chunks, absolute), absolute, textField);
-      rawDigest = () => ({ path, bytes, sha256: raw.digest("hex") });
-    } else {
-      rows = parquetRows(absolute, textField);
-    }
-    for await (const document of rowDocuments(rows, layout)) {
+    for await (const document of sourceDocuments()) {
       hash.add(document);
       yield document;
     }
     if (hash.count === 0) throw emptySplit(split, absolute);
-    file = rawDigest ? rawDigest() : await digestFile(absolute, path);
     sha256 = hash.digest();
+    finished = true;
   };
   return {
     documents: documents(),
     identity: () => {
-      if (file === undefined || sha256 === undefined)
+      if (!finished || sha256 === undefined)
         throw new Error(`split "${split}" of ${absolute} was not read to its end`);
       return {
         source,
@@ -228,9 +339,8 @@ export function streamLocalSplit(
         sha256,
         documents: hash.count,
         format: streamedFormat(source, absolute),
-        file,
-        textField,
-        layout: layout.value,
+        ...(file ? { file } : {}),
+        ...(rowSource ? { textField, layout: layout.value } : {}),
         sampling: "stream",
       };
     },
@@ -243,8 +353,8 @@ async function* parquetRows(file: string, textField: string): AsyncGenerator<Tex
 }
 
 /**
- * Reads one split of a local source into memory (jsonl and parquet through streamLocalSplit).
- * Errors: those of streamLocalSplit.
+ * Reads one split of a local source into memory (through streamLocalSplit: what `spg model
+ * eval` and the pool draw of older bundles need). Errors: those of streamLocalSplit.
  */
 export async function loadLocalSplit(
   source: LocalSource,
@@ -252,43 +362,11 @@ export async function loadLocalSplit(
   split: string,
   options: LocalSourceOptions = {},
 ): Promise<DatasetSplit> {
-  if (isStreamedSource(source)) {
-    const streamed = streamLocalSplit(source, path, split, options);
-    const documents: DatasetDocument[] = [];
-    for await (const document of streamed.documents) documents.push(document);
-    const { sha256, path: absolute, ...identity } = streamed.identity();
-    return { ...identity, source, split, path: absolute, documents, sha256 };
-  }
-  const absolute = resolve(path);
-  checkLocalPath(source, absolute, split);
-  let documents: DatasetDocument[];
-  let file: FileDigest | undefined;
-  if (source === "dir") {
-    const ids = listTextFiles(absolute);
-    if (ids.length === 0) {
-      throw new SpgError("E_DATASET_EMPTY", `no .txt files below ${absolute}`, {
-        file: absolute,
-        fix: "put the documents in *.txt files, one document per file",
-      });
-    }
-    documents = ids
-      .map((id) => ({ id, text: trimBlankLines(readUtf8(join(absolute, id)).split(/\r?\n/)) }))
-      .filter((d) => d.text.trim() !== "");
-  } else {
-    const bytes = readFileSync(absolute);
-    file = { path, bytes: bytes.length, sha256: sha256Hex(bytes) };
-    documents = splitTextDocuments(decodeUtf8(bytes, absolute));
-  }
-  if (documents.length === 0) throw emptySplit(split, absolute);
-  return {
-    source,
-    split,
-    path: absolute,
-    documents,
-    sha256: hashDocuments(documents),
-    format: source,
-    ...(file ? { file } : {}),
-  };
+  const streamed = streamLocalSplit(source, path, split, options);
+  const documents: DatasetDocument[] = [];
+  for await (const document of streamed.documents) documents.push(document);
+  const { sha256, path: absolute, sampling: _, documents: __, ...identity } = streamed.identity();
+  return { ...identity, source, split, path: absolute, documents, sha256 };
 }
 
 /** The path a split of a local source reads: `{split}` in dataset.path, or calibrationPath for calibration. */

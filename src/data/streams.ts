@@ -35,24 +35,67 @@ export function compressionOf(file: string): Compression {
 
 /** sha256 and size of a file, read in chunks. */
 export async function digestFile(file: string, path: string = file): Promise<FileDigest> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, {
-    highWaterMark: READ_CHUNK_BYTES,
-  }) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    bytes += chunk.length;
+  const digest = new RawDigest(path);
+  for await (const _ of hashedChunks(file, digest.update)) {
+    // hashed as it goes by
   }
-  return { path, bytes, sha256: hash.digest("hex") };
+  return digest.result();
 }
 
-/** Raw chunks of a file, each also fed to `hash`. */
+/** Size and sha256 of the raw bytes of a file, fed chunk by chunk as they are read. */
+export class RawDigest {
+  private readonly hash = createHash("sha256");
+  private bytes = 0;
+
+  /** `path`: as configured (FileDigest.path). */
+  constructor(private readonly path: string) {}
+
+  readonly update = (chunk: Uint8Array): void => {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+  };
+
+  result(): FileDigest {
+    return { path: this.path, bytes: this.bytes, sha256: this.hash.digest("hex") };
+  }
+}
+
+/** E_DATASET_UNREADABLE for a file system error (permissions, I/O) met while reading `file`. */
+export function unreadableDataset(file: string, error: unknown): SpgError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new SpgError(
+    "E_DATASET_UNREADABLE",
+    `cannot read ${file}: ${code ?? (error as Error).message}${code === "EACCES" ? " (permission denied)" : ""}`,
+    {
+      file,
+      fix:
+        code === "EACCES"
+          ? `give this user read permission (e.g. chmod a+r '${file}'), or leave the file out of the dataset`
+          : "check that the file is a readable regular file on a working disk",
+      cause: error,
+    },
+  );
+}
+
+/** Raw chunks of a file, each also fed to `onChunk`; file system errors become E_DATASET_UNREADABLE. */
 async function* hashedChunks(file: string, onChunk: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
-  for await (const chunk of createReadStream(file, {
-    highWaterMark: READ_CHUNK_BYTES,
-  }) as AsyncIterable<Buffer>) {
-    onChunk(chunk);
-    yield chunk;
+  const stream = createReadStream(file, { highWaterMark: READ_CHUNK_BYTES }) as AsyncIterable<Buffer>;
+  const iterator = stream[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        throw unreadableDataset(file, error);
+      }
+      if (next.done) return;
+      onChunk(next.value);
+      yield next.value;
+    }
+  } finally {
+    // A reader that stops early (an error further down) closes the file.
+    await iterator.return?.();
   }
 }
 
@@ -245,28 +288,91 @@ export interface NumberedLine {
   text: string;
 }
 
+/** Where UTF-8 decoding of a stream fails: the absolute byte offset, given the previous chunk's tail. */
+function invalidUtf8Offset(tail: Uint8Array, chunk: Uint8Array, bytesBefore: number): number {
+  // A character split across chunks starts in the last 3 bytes of the previous chunk; leading
+  // continuation bytes there belong to a character that was already complete.
+  let from = 0;
+  while (from < tail.length && (tail[from] & 0xc0) === 0x80) from++;
+  const joined = Buffer.concat([tail.subarray(from), chunk]);
+  const at = firstInvalidUtf8(joined);
+  return bytesBefore - (tail.length - from) + (at < 0 ? joined.length : at);
+}
+
+/**
+ * Byte offset at which UTF-8 decoding first fails (the byte that cannot continue a valid
+ * sequence; for a sequence cut off by the end of the bytes, its first byte), or -1 when valid.
+ */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  // With stream: true a prefix that ends inside a character is not an error, so "this
+  // prefix fails" is monotonic in its length and a binary search finds the shortest one.
+  const prefixFails = (length: number): boolean => {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, length), { stream: true });
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  if (!prefixFails(bytes.length)) {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      return -1;
+    } catch {
+      // Truncated at the end: the last lead byte starts the incomplete character.
+      let i = bytes.length - 1;
+      while (i > 0 && (bytes[i] & 0xc0) === 0x80) i--;
+      return i;
+    }
+  }
+  let low = 1;
+  let high = bytes.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (prefixFails(middle)) high = middle;
+    else low = middle + 1;
+  }
+  return low - 1;
+}
+
 /**
  * The lines of a UTF-8 byte stream (`\n` or `\r\n`; a leading BOM dropped). A decompression
  * error is re-raised naming the first line that could not be read in full.
+ * `asSplit`: the lines exactly as `text.split(/\r?\n/)` gives them (a last line without a
+ * break keeps a trailing `\r`, and a text that ends with a break, or is empty, ends with an
+ * empty line), which is how a text file is split into documents (src/data/text-split.ts).
  */
 export async function* utf8Lines(
   chunks: AsyncIterable<Uint8Array>,
   file: string,
   maxLineChars: number = constants.MAX_STRING_LENGTH,
+  asSplit = false,
 ): AsyncGenerator<NumberedLine> {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let line = 0;
   let first = true;
+  let bytesBefore = 0;
+  let tail = new Uint8Array(0);
   const decode = (chunk: Uint8Array, stream: boolean): string => {
     try {
-      return decoder.decode(chunk, { stream });
+      const text = decoder.decode(chunk, { stream });
+      bytesBefore += chunk.length;
+      tail = Uint8Array.from(
+        chunk.length >= 3 ? chunk.subarray(chunk.length - 3) : [...tail, ...chunk].slice(-3),
+      );
+      return text;
     } catch (error) {
-      throw new SpgError("E_DATASET_ENCODING", `not valid UTF-8 in line ${line + 1}`, {
-        file,
-        field: `line ${line + 1}`,
-        fix: "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
-        cause: error,
-      });
+      const offset = invalidUtf8Offset(tail, chunk, bytesBefore);
+      throw new SpgError(
+        "E_DATASET_ENCODING",
+        `not valid UTF-8: decoding fails at byte offset ${offset}${compressionOf(file) === "none" ? "" : " of the decompressed text"} (line ${line + 1})`,
+        {
+          file,
+          field: `line ${line + 1}`,
+          fix: "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+          cause: error,
+        },
+      );
     }
   };
   const tooLong = (): SpgError =>
@@ -317,6 +423,8 @@ export async function* utf8Lines(
   yield* split(decode(new Uint8Array(0), false));
   if (pendingChars > 0) {
     const last = pieces.join("");
-    yield { line: ++line, text: last.endsWith("\r") ? last.slice(0, -1) : last };
+    yield { line: ++line, text: !asSplit && last.endsWith("\r") ? last.slice(0, -1) : last };
+  } else if (asSplit) {
+    yield { line: ++line, text: "" };
   }
 }

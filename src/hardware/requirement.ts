@@ -9,8 +9,9 @@
  *                 memory holds only onnxruntime's)
  *   weights     = parameterCount(model) * bytes(model.dtype)   (one session serves the
  *                 baseline and every KV method: hybrid-sparse top-k is an input of its graph)
- *   headCopy    = vocab * hidden * 4   (the tied head reads wte transposed: onnxruntime folds
- *                 that transpose into a second float32 copy at load)
+ *   headCopy    = vocab * hidden * 4   (the head reads wte, or an untied lm_head, transposed:
+ *                 onnxruntime folds that transpose into a second float32 copy at load; an
+ *                 untied lm_head is also in weights, held while the copy is made)
  *   load        = loadOverheadFraction * weights   (while the session is created: the stored
  *                 F16 tensors, their float32 casts and the pre-packed matrices overlap)
  *   passRows    = the query rows of the widest forward pass: the prefill chunk, at least the
@@ -43,7 +44,7 @@
  * more than the device holds (never measured: no GPU was at hand).
  */
 import type { RunConfig } from "../config/types.js";
-import type { GptNeoConfig } from "../model/types.js";
+import { type GptNeoConfig, headIsTied } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 
 /** Byte width of a run-time float32 value. */
@@ -88,7 +89,7 @@ export interface MemoryRequirement {
 /**
  * Parameters of a GPT-Neo checkpoint: token and position embeddings, per layer two
  * LayerNorms, q/k/v (no bias), out_proj (bias), the MLP (biases), the final LayerNorm;
- * lm_head is tied to wte and not counted twice.
+ * lm_head is tied to wte and not counted twice, unless tie_word_embeddings is false.
  */
 export function parameterCount(model: GptNeoConfig): number {
   const h = model.hiddenSize;
@@ -97,7 +98,8 @@ export function parameterCount(model: GptNeoConfig): number {
   const attention = 3 * h * h + (h * h + h);
   const mlp = h * inner + inner + (inner * h + h);
   const perLayer = 2 * layerNorm + attention + mlp;
-  return model.vocabSize * h + model.maxPositions * h + model.numLayers * perLayer + layerNorm;
+  const head = headIsTied(model) ? 0 : model.vocabSize * h;
+  return model.vocabSize * h + model.maxPositions * h + model.numLayers * perLayer + layerNorm + head;
 }
 
 /**

@@ -75,6 +75,8 @@ export function buildEnvironment(inputs: EnvironmentInputs): Record<string, unkn
         maxPositions: checkpoint.config.maxPositions,
         intermediateSize: checkpoint.config.intermediateSize,
         activation: checkpoint.config.activation,
+        // Written only for an untied head, so a tied model's environment.json is as before.
+        ...(checkpoint.config.tieWordEmbeddings === false ? { tieWordEmbeddings: false as const } : {}),
       },
     },
     dataset: {

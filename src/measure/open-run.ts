@@ -7,24 +7,32 @@
  */
 import type { FingerprintLine, SampleRecord } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
-import { drawConfiguredSplit } from "../data/draw.js";
+import { drawConfiguredSplit, type SamplingRule } from "../data/draw.js";
 import { assertDisjointSamples } from "../data/sampling.js";
 import type { DatasetIdentity, Sample } from "../data/types.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
 import type { RunProgress } from "./run-methods.js";
 
-/** The evaluation and calibration samples a config draws, with their splits' identities; they must never share a token sequence. */
-export async function drawRunSamples(config: RunConfig): Promise<{
+/**
+ * The evaluation and calibration samples a config draws, with their splits' identities; they
+ * must never share a token sequence. `rule`: a bundle's recorded sampling rule (verify), else
+ * the source's current one.
+ */
+export async function drawRunSamples(
+  config: RunConfig,
+  rule?: SamplingRule,
+): Promise<{
   evaluationSplit: DatasetIdentity;
   calibrationSplit: DatasetIdentity;
   evaluation: Sample[];
   calibration: Sample[];
 }> {
-  const evaluation = await drawConfiguredSplit(config.dataset, "eval", config.dataset.samples);
+  const evaluation = await drawConfiguredSplit(config.dataset, "eval", config.dataset.samples, rule);
   const calibration = await drawConfiguredSplit(
     config.dataset,
     "calibration",
     config.dataset.calibrationSamples,
+    rule,
   );
   assertDisjointSamples(evaluation.samples, calibration.samples);
   return {

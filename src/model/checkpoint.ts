@@ -1,7 +1,8 @@
 /**
  * Reads and validates a Hugging Face GPT-Neo checkpoint directory: config.json plus model.safetensors or a
  * sharded model.safetensors.index.json. Every tensor the config implies must be present with the right
- * shape; old persistent buffers and an explicit lm_head.weight are checked and dropped; anything else is
+ * shape; old persistent buffers and, for a tied head, an explicit lm_head.weight are checked and dropped
+ * (with tie_word_embeddings false, lm_head.weight is a weight the config implies); anything else is
  * rejected. All headers are validated before any tensor data is read.
  */
 import { createHash } from "node:crypto";
@@ -20,7 +21,7 @@ import {
   type SafetensorsHeader,
 } from "./safetensors.js";
 import { firstNonFinite, type StoredTensor, StoredWeights } from "./stored-weights.js";
-import type { CheckpointFile, GptNeoCheckpoint, GptNeoConfig } from "./types.js";
+import { type CheckpointFile, type GptNeoCheckpoint, type GptNeoConfig, headIsTied } from "./types.js";
 
 export const SAFETENSORS_FILE = "model.safetensors";
 export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
@@ -59,6 +60,7 @@ export function expectedWeightShapes(config: GptNeoConfig): Map<string, number[]
   }
   shapes.set("transformer.ln_f.weight", [hidden]);
   shapes.set("transformer.ln_f.bias", [hidden]);
+  if (!headIsTied(config)) shapes.set(LM_HEAD, [config.vocabSize, hidden]);
   return shapes;
 }
 
@@ -82,11 +84,13 @@ export function optionalTensorRules(config: GptNeoConfig): Map<string, OptionalT
     });
     rules.set(`${p}.masked_bias`, { kind: "buffer", shape: [], dtypes: FLOAT_DTYPES });
   }
-  rules.set(LM_HEAD, {
-    kind: "tied-lm-head",
-    shape: [config.vocabSize, config.hiddenSize],
-    dtypes: FLOAT_DTYPES,
-  });
+  if (headIsTied(config)) {
+    rules.set(LM_HEAD, {
+      kind: "tied-lm-head",
+      shape: [config.vocabSize, config.hiddenSize],
+      dtypes: FLOAT_DTYPES,
+    });
+  }
   return rules;
 }
 
@@ -340,7 +344,9 @@ export async function scanCheckpoint(dirArg: string): Promise<CheckpointScan> {
       {
         file: join(dir, layout === "single" ? SAFETENSORS_FILE : SAFETENSORS_INDEX_FILE),
         field: missing[0],
-        fix: "the weights do not match config.json (wrong num_layers, or an incomplete export); use the config saved with these weights",
+        fix: missing.includes(LM_HEAD)
+          ? `config.json says tie_word_embeddings false, so the head is ${LM_HEAD}, which is not stored; set tie_word_embeddings true if the head is ${WTE}, or export the checkpoint with its head`
+          : "the weights do not match config.json (wrong num_layers, or an incomplete export); use the config saved with these weights",
       },
     );
   }
@@ -401,7 +407,7 @@ export async function scanCheckpoint(dirArg: string): Promise<CheckpointScan> {
       `dropped ${buffers.length} persistent attention buffer(s) (attn.attention.bias / masked_bias) saved by older transformers; the runtime builds masks itself`,
     );
   }
-  const lmHead = location.get(LM_HEAD);
+  const lmHead = headIsTied(config) ? location.get(LM_HEAD) : undefined;
   if (lmHead !== undefined) {
     const head = readEntryFloat32(headers.get(lmHead.file)!, lmHead.entry);
     const wteAt = location.get(WTE)!;

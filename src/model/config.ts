@@ -253,14 +253,16 @@ export function parseGptNeoConfig(
 
   const activation = checkActivation(json.activation_function, file);
 
-  if (json.tie_word_embeddings === false) {
+  // transformers' PretrainedConfig default is true; false makes lm_head.weight a matrix of its own.
+  const tie = json.tie_word_embeddings;
+  if (tie !== undefined && typeof tie !== "boolean") {
     throw new SpgError(
-      "E_CONFIG_UNSUPPORTED",
-      "tie_word_embeddings is false; the runtime ties lm_head to wte",
+      "E_CONFIG_INVALID",
+      `tie_word_embeddings must be true or false, got ${JSON.stringify(tie)}`,
       {
         file,
         field: "tie_word_embeddings",
-        fix: "use a checkpoint whose lm_head is tied to transformer.wte (the GPT-Neo default)",
+        fix: "set tie_word_embeddings to true (lm_head is transformer.wte) or false (lm_head.weight is stored), or remove it",
       },
     );
   }
@@ -294,5 +296,6 @@ export function parseGptNeoConfig(
     activation,
     bosTokenId: optionalTokenId("bos_token_id"),
     eosTokenId: optionalTokenId("eos_token_id"),
+    ...(tie === false ? { tieWordEmbeddings: false } : {}),
   };
 }

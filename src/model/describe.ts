@@ -9,7 +9,7 @@ import { bundledModelDir } from "../paths.js";
 import { type CheckpointScan, scanCheckpoint } from "./checkpoint.js";
 import { GPT_NEO_ARCHITECTURE } from "./config.js";
 import type { SafetensorsDtype } from "./safetensors.js";
-import type { GptNeoConfig } from "./types.js";
+import { type GptNeoConfig, headIsTied } from "./types.js";
 
 /** Bytes of one float element in the KV cache, by storage precision (format constants). */
 const FP16_BYTES = 2;
@@ -44,7 +44,7 @@ export interface CheckpointDescription {
   config: GptNeoConfig;
   globalLayers: number;
   localLayers: number;
-  /** Parameters the runtime uses (the tied lm_head counted once, as transformers' num_parameters does). */
+  /** Parameters the runtime uses (a tied lm_head counted once, as transformers' num_parameters does). */
   parameters: number;
   /** Parameters widened to float32 in memory. */
   weightBytesFp32: number;
@@ -200,7 +200,7 @@ export function formatDescription(d: CheckpointDescription): string {
     `  vocabulary:          ${c.vocabSize}`,
     `  max positions:       ${c.maxPositions}`,
     `  layer norm epsilon:  ${c.layerNormEpsilon}`,
-    `  parameters:          ${d.parameters} (lm_head tied to wte, counted once); ${formatBytes(d.weightBytesFp32)} as float32`,
+    `  parameters:          ${d.parameters} (${headIsTied(c) ? "lm_head tied to wte, counted once" : "lm_head untied: a matrix of its own"}); ${formatBytes(d.weightBytesFp32)} as float32`,
     "  stored weights by dtype:",
     ...formatUsage(d.weightsByDtype),
   ];

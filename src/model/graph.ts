@@ -8,7 +8,8 @@
  *
  * Semantics follow Hugging Face's modeling_gpt_neo.py (see test/fixtures/gpt-neo-hf):
  * no 1/sqrt(head_dim) scaling, q/k/v without bias, out_proj with bias, pre-LayerNorm
- * blocks, MLP with the config's ACT2FN activation (activations.ts), logits = ln_f(h) @ wte^T (tied head: the file stores wte once).
+ * blocks, MLP with the config's ACT2FN activation (activations.ts), logits = ln_f(h) @ wte^T (tied head: the file stores wte once;
+ * with tie_word_embeddings false, @ lm_head^T, lm_head.weight an initializer of its own).
  *
  * Hybrid sparse attention is an input of the one graph (sparse_top_k = k, fed per call): with
  * k > 0, after the bias is added each query row keeps only the scores >= its k-th largest
@@ -21,7 +22,7 @@ import { endianness } from "node:os";
 import { SpgError } from "../errors.js";
 import { MASKED_ATTENTION_BIAS } from "../kv/layout.js";
 import { type ActivationOps, applyActivation, checkActivation } from "./activations.js";
-import { expectedWeightShapes } from "./checkpoint.js";
+import { expectedWeightShapes, LM_HEAD, WTE } from "./checkpoint.js";
 import {
   encodeModel,
   ONNX_DATA_LOCATION_EXTERNAL,
@@ -35,7 +36,7 @@ import {
   type OnnxTensor,
   type OnnxValueInfo,
 } from "./onnx-proto.js";
-import type { GptNeoCheckpoint, GptNeoConfig, WeightTensor } from "./types.js";
+import { type GptNeoCheckpoint, type GptNeoConfig, headIsTied, type WeightTensor } from "./types.js";
 
 /** Bump when the graph's structure or semantics change: part of the graph-cache key. */
 export const GRAPH_BUILDER_VERSION = "spg-gpt-neo-graph-5";
@@ -139,7 +140,7 @@ export function float32Bytes(data: Float32Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Total bytes of the float32 initializers the graph embeds (wte is shared by embedding and head). */
+/** Total bytes of the float32 initializers the graph embeds (a tied wte is shared by embedding and head). */
 export function initializerBytes(checkpoint: GptNeoCheckpoint): number {
   let total = 0;
   const shapes = expectedWeightShapes(checkpoint.config);
@@ -178,6 +179,7 @@ export function graphWeightNames(config: GptNeoConfig): string[] {
     );
   }
   names.push("transformer.ln_f.weight", "transformer.ln_f.bias");
+  if (!headIsTied(config)) names.push(LM_HEAD);
   return names;
 }
 
@@ -501,19 +503,20 @@ export function gptNeoModelProto(
     h = g.op("Add", [h, linear(inner, `${p}.mlp.c_proj.weight`, `${p}.mlp.c_proj.bias`)]);
   }
   const final = layerNorm(h, "transformer.ln_f");
-  // Tied head: logits = ln_f(h) @ wte^T. The Transpose of the initializer is constant-folded
-  // by onnxruntime at load, so MatMul gets a pre-packed [hidden, vocab] matrix (Gemm with
-  // transB=1 on a single decode row was ~20x slower) while the file stores wte once.
+  // Tied head: logits = ln_f(h) @ wte^T (untied: lm_head^T). The Transpose of the initializer is
+  // constant-folded by onnxruntime at load, so MatMul gets a pre-packed [hidden, vocab] matrix
+  // (Gemm with transB=1 on a single decode row was ~20x slower) while the file stores wte once.
   const transposed = (name: string) => g.op("Transpose", [name], [attrInts("perm", [1, 0])]);
   // Only the trailing logit_rows rows reach the vocabulary projection (a 1024-token prefill
   // would otherwise spend more on logits nobody reads than on the transformer).
   const lastRows = g.op("Slice", [final, g.op("Neg", [graphNames.logitRows]), sliceEnd, axes0]);
-  // A factorised wte = L R gives logits = (h @ R^T) @ L^T.
-  const wte = factors.has("transformer.wte.weight") ? factorNames("transformer.wte.weight") : undefined;
+  // A factorised head H = L R gives logits = (h @ R^T) @ L^T.
+  const headName = headIsTied(config) ? WTE : LM_HEAD;
+  const head = factors.has(headName) ? factorNames(headName) : undefined;
   const logits =
-    wte === undefined
-      ? g.op("MatMul", [lastRows, transposed("transformer.wte.weight")])
-      : g.op("MatMul", [g.op("MatMul", [lastRows, transposed(wte.right)]), transposed(wte.left)]);
+    head === undefined
+      ? g.op("MatMul", [lastRows, transposed(headName)])
+      : g.op("MatMul", [g.op("MatMul", [lastRows, transposed(head.right)]), transposed(head.left)]);
   g.op("Unsqueeze", [logits, axes0], [], graphNames.logits);
   // Reductions over the vocabulary run here, next to the MatMul, instead of as JS passes over
   // every row. The log-sum-exp is taken in float64: KL is a difference of terms near log Z,

@@ -16,6 +16,16 @@ export interface GptNeoConfig {
   activation: string;
   bosTokenId: number | undefined;
   eosTokenId: number | undefined;
+  /**
+   * `tie_word_embeddings` (transformers' default true): false when lm_head.weight is a matrix of
+   * its own. Absent means tied (configs built in code, bundles from before untied heads ran).
+   */
+  tieWordEmbeddings?: boolean;
+}
+
+/** Whether the LM head is transformer.wte.weight (tied) rather than lm_head.weight. */
+export function headIsTied(config: Pick<GptNeoConfig, "tieWordEmbeddings">): boolean {
+  return config.tieWordEmbeddings !== false;
 }
 
 /** Past keys/values of one layer as the graph reads them: [heads, slots, headDim], padded per head. */
@@ -117,7 +127,7 @@ export interface CheckpointFile {
 export interface GptNeoCheckpoint {
   dir: string;
   config: GptNeoConfig;
-  /** Weights by Hugging Face name; lm_head.weight absent (tied to transformer.wte.weight), buffers dropped. */
+  /** Weights by Hugging Face name; lm_head.weight only when untied (else the head is transformer.wte.weight), buffers dropped. */
   weights: ReadonlyMap<string, WeightTensor>;
   files: CheckpointFile[];
   /** sha256 over the sorted file hashes: the checkpoint's identity. */

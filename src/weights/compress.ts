@@ -6,7 +6,8 @@
  * weights form a checkpoint the existing dense runtime can run. Byte totals are sums of
  * serialized lengths, against every tensor at the baseline dtype.
  *
- * wte is tied to the LM head, so compressing wte also changes the output projection.
+ * A tied wte is also the LM head, so compressing wte also changes the output projection (an untied
+ * head is lm_head.weight, a matrix of its own: module kind lm_head).
  */
 import { createHash } from "node:crypto";
 import type { WeightFingerprintLine } from "../bundle/types.js";

@@ -6,13 +6,15 @@
  * Resolution per matrix: a keep-dense entry that matches wins; otherwise the first rule that
  * matches; a matrix no rule matches stays dense at the baseline dtype. Layer indices may be
  * negative (-1 = the last layer), so a preset can name boundary layers without knowing the
- * model's depth. Embeddings (wte, wpe) have no layer: a `layers` filter never excludes them.
+ * model's depth. Embeddings (wte, wpe) and an untied head (lm_head) have no layer: a `layers`
+ * filter never excludes them.
  */
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { presetPath, readConfigFile } from "../config/files.js";
 import { SpgError } from "../errors.js";
-import type { GptNeoConfig } from "../model/types.js";
+import { LM_HEAD } from "../model/checkpoint.js";
+import { type GptNeoConfig, headIsTied } from "../model/types.js";
 import type { BaselineDtype } from "../numeric/dtype.js";
 import { configsDir } from "../paths.js";
 import type { QuantSpec } from "./quantize.js";
@@ -29,6 +31,8 @@ export const WEIGHT_MODULE_KINDS = [
   "c_proj",
   "wte",
   "wpe",
+  // An untied head's own matrix (tie_word_embeddings false); a tied head is wte.
+  "lm_head",
 ] as const;
 export type WeightModuleKind = (typeof WEIGHT_MODULE_KINDS)[number];
 
@@ -77,7 +81,8 @@ const moduleList = {
   minItems: 1,
   uniqueItems: true,
   items: { enum: [...WEIGHT_MODULE_KINDS] },
-  description: "Module kinds by Hugging Face name: q_proj k_proj v_proj out_proj c_fc c_proj wte wpe.",
+  description:
+    "Module kinds by Hugging Face name: q_proj k_proj v_proj out_proj c_fc c_proj wte wpe lm_head (lm_head: an untied head only).",
 };
 const layerList = {
   type: "array",
@@ -257,6 +262,9 @@ export function weightMatrices(config: GptNeoConfig): WeightMatrix[] {
     matrices.push({ name: `${p}.mlp.c_fc.weight`, kind: "c_fc", layer, rows: inner, cols: hidden });
     matrices.push({ name: `${p}.mlp.c_proj.weight`, kind: "c_proj", layer, rows: hidden, cols: inner });
   }
+  if (!headIsTied(config)) {
+    matrices.push({ name: LM_HEAD, kind: "lm_head", layer: undefined, rows: config.vocabSize, cols: hidden });
+  }
   return matrices;
 }
 
@@ -329,8 +337,27 @@ function treatmentOf(rule: WeightRule): MatrixTreatment {
   };
 }
 
+/** E_WEIGHTS_POLICY_MODULE when a rule or keep-dense entry names lm_head and the model's head is tied (it is wte). */
+function checkModulesExist(config: GptNeoConfig, params: WeightsParams): void {
+  if (!headIsTied(config)) return;
+  const entries = [
+    ...params.rules.map((rule, i) => [`params.rules.${i}.modules`, rule.modules] as const),
+    ...params.keepDense.map((entry, i) => [`params.keepDense.${i}.modules`, entry.modules] as const),
+  ];
+  for (const [field, modules] of entries) {
+    if (modules?.includes("lm_head")) {
+      throw new SpgError(
+        "E_WEIGHTS_POLICY_MODULE",
+        "the policy names lm_head, but this model's head is tied to wte (tie_word_embeddings is not false): it has no lm_head matrix",
+        { field, fix: "name wte (the tied head is the token embedding), or drop lm_head from the list" },
+      );
+    }
+  }
+}
+
 /** The treatment of every matrix of a model under a policy. */
 export function planCompression(config: GptNeoConfig, params: WeightsParams): MatrixPlan[] {
+  checkModulesExist(config, params);
   const numLayers = config.numLayers;
   const dense = params.keepDense.map((entry, i) => ({
     modules: entry.modules,

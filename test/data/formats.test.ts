@@ -11,9 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { parquetMetadata } from "hyparquet";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { resolveConfig } from "../../src/config/load.js";
 import { drawConfiguredSplit } from "../../src/data/draw.js";
+import { parquetTextRows } from "../../src/data/parquet.js";
 import { loadLocalSplit, splitTextDocuments, streamLocalSplit } from "../../src/data/sources.js";
 import { spgErrorAsync } from "../helpers/spg-error.js";
 
@@ -264,4 +266,43 @@ test("a .zst frame declaring a window above zstd's default limit fails before an
     split.documents.map((document) => document.text),
     ["first frame", "second frame"],
   );
+});
+
+test("parquet sizes the file claims are checked before anything is allocated for them", async () => {
+  // Two 3 MB rows (snappy pages of over 1 MiB, so a page header's uncompressed size is a 4-byte varint).
+  const rows = [0, 1].map((i) => `row ${i} ${"abcdefghij".repeat(300_000)}`);
+  const bytes = parquet(rows);
+  const chunk = parquetMetadata(bytes.buffer as ArrayBuffer).row_groups[0].columns[0].meta_data!;
+  assert.equal(chunk.codec, "SNAPPY");
+  // The first page header: field 1 (type, 1 byte), then field 2, uncompressed_page_size, a zigzag varint.
+  const at = Number(chunk.data_page_offset) + 3;
+  let length = 0;
+  while (bytes[at + length] & 0x80) length++;
+  length++;
+  assert.equal(length, 4);
+  const claimed = new Uint8Array(bytes);
+  let zigzag = (2 ** 27 - 1) * 2; // 128 MiB, the largest claim the same four bytes hold
+  for (let i = 0; i < length; i++) {
+    claimed[at + i] = (zigzag & 0x7f) | (i < length - 1 ? 0x80 : 0);
+    zigzag = Math.floor(zigzag / 128);
+  }
+  const read = async (path: string) => {
+    for await (const _ of parquetTextRows(path, "text"));
+  };
+  const page = await spgErrorAsync(() => read(file("claims-page.parquet", claimed)));
+  assert.equal(page.code, "E_DATASET_PARQUET");
+  assert.match(
+    page.message,
+    /SNAPPY page claims 134217725 uncompressed bytes, but its snappy data states \d+; refused before allocating/,
+  );
+  // The footer kept, most of the column's bytes cut out: the chunk now claims bytes past the end.
+  const footerStart = bytes.length - 8 - new DataView(bytes.buffer).getUint32(bytes.length - 8, true);
+  const cut = Buffer.concat([bytes.subarray(0, 4), bytes.subarray(footerStart)]);
+  const past = await spgErrorAsync(() => read(file("claims-chunk.parquet", cut)));
+  assert.equal(past.code, "E_DATASET_PARQUET");
+  assert.match(past.message, /row group 0: column "text" claims bytes \d+-\d+, past the end of the file/);
+  // The untouched file reads.
+  const texts: string[] = [];
+  for await (const row of parquetTextRows(file("claims-none.parquet", bytes), "text")) texts.push(row.text);
+  assert.deepEqual(texts, rows);
 });

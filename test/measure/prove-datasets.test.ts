@@ -39,7 +39,11 @@ function prose(seed: number, words: number): string {
   ).join(" ");
 }
 
-async function proveAndVerify(overrides: Record<string, unknown>, name: string) {
+async function proveAndVerify(
+  overrides: Record<string, unknown>,
+  name: string,
+  dataset?: { path: string; calibrationPath: string },
+) {
   const config = resolveConfig({
     preset: "ci-smoke",
     overrides: {
@@ -60,12 +64,19 @@ async function proveAndVerify(overrides: Record<string, unknown>, name: string) 
   const result = await verifyBundleFile(out, {
     requireTrusted: false,
     replay: { samples: 1, modelDir, cacheDir },
+    dataset,
   });
   assert.deepEqual(
     result.findings.filter((f) => !f.ok),
     [],
   );
   assert.ok(result.findings.some((f) => f.check === "replay" && f.ok));
+  if (dataset !== undefined) {
+    // The verifier's own files: every sample redrawn from them, not merely "not checked".
+    const draw = result.findings.find((f) => f.check === "draw");
+    assert.equal(draw?.code, "OK", JSON.stringify(draw));
+    assert.match(draw?.message ?? "", /re-drawn here from the dataset given \(sha256 checked\): identical/);
+  }
   return environment.dataset as Record<string, unknown>;
 }
 
@@ -130,4 +141,50 @@ test("prove on the hub's WikiText parquet layout verifies and replays", async ()
       .update(readFileSync(join(dir, "test-00000-of-00001.parquet")))
       .digest("hex"),
   );
+});
+
+test("prove on a text file and on a directory streams the draw; verify redraws it from --dataset-path", async () => {
+  const text = (split: string) =>
+    Array.from(
+      { length: 4 },
+      (_, a) => ` = ${split} article ${a} = \n\n ${prose(a + split.length, 150)} \n`,
+    ).join("\n");
+  for (const split of ["test", "valid"]) writeFileSync(join(work, `wiki.${split}.raw`), text(split));
+  const files = { path: join(work, "wiki.test.raw"), calibrationPath: join(work, "wiki.valid.raw") };
+  const fromText = await proveAndVerify(
+    {
+      dataset: "text",
+      datasetPath: join(work, "wiki.{split}.raw"),
+      split: "test",
+      calibrationSplit: "valid",
+    },
+    "text",
+    files,
+  );
+  assert.equal(fromText.format, "text");
+  assert.equal(fromText.sampling, "stream");
+  assert.equal(fromText.documents, 4);
+  assert.equal(
+    (fromText.file as { sha256: string }).sha256,
+    createHash("sha256").update(readFileSync(files.path)).digest("hex"),
+  );
+
+  for (const split of ["eval", "calib"]) {
+    for (let d = 0; d < 5; d++) {
+      mkdirSync(join(work, split, `part-${d % 2}`), { recursive: true });
+      writeFileSync(
+        join(work, split, `part-${d % 2}`, `doc-${d}.txt`),
+        prose(d + (split === "eval" ? 0 : 70), 120),
+      );
+    }
+  }
+  const dirs = { path: join(work, "eval"), calibrationPath: join(work, "calib") };
+  const fromDir = await proveAndVerify(
+    { dataset: "dir", datasetPath: dirs.path, calibrationPath: dirs.calibrationPath },
+    "dir",
+    dirs,
+  );
+  assert.equal(fromDir.format, "dir");
+  assert.equal(fromDir.sampling, "stream");
+  assert.equal(fromDir.documents, 5);
 });

@@ -151,8 +151,16 @@ test("every ACT2FN activation is accepted; others fail E_MODEL_ACTIVATION naming
   }
 });
 
-test("E_CONFIG_UNSUPPORTED: untied head", () => {
-  assert.throws(() => readModified({ tie_word_embeddings: false }), spgCode("E_CONFIG_UNSUPPORTED"));
+test("tie_word_embeddings: false unties the head; absent or true ties it; anything else is E_CONFIG_INVALID", () => {
+  readModified({ tie_word_embeddings: false });
+  assert.equal(readGptNeoConfig(tempDir).tieWordEmbeddings, false);
+  for (const tied of [true, undefined]) {
+    readModified({ tie_word_embeddings: tied });
+    assert.equal(readGptNeoConfig(tempDir).tieWordEmbeddings, undefined);
+  }
+  const error = spgError(() => readModified({ tie_word_embeddings: "no" }));
+  assert.equal(error.code, "E_CONFIG_INVALID");
+  assert.equal(error.field, "tie_word_embeddings");
 });
 
 test("E_CHECKPOINT_MISSING: no config.json", () => {

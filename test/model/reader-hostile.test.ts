@@ -56,3 +56,32 @@ test("config sizes implying more weight bytes than the files hold fail before an
     await assert.rejects(scanCheckpoint(dir), spgCode("E_CONFIG_INVALID"));
   }
 });
+
+test("__metadata__ oddities: not an object of strings, or named twice, each a stable code; a valid one reads", () => {
+  const entry = '{"dtype":"F32","shape":[2],"data_offsets":[0,8]}';
+  const path = join(tempDir, "metadata.safetensors");
+  for (const metadata of ["null", "[]", '{"n":1}', '{"n":{"x":"1"}}', '"pt"']) {
+    writeSafetensors(path, `{"__metadata__":${metadata},"a":${entry}}`, 8);
+    assert.throws(() => readSafetensorsHeader(path), spgCode("E_SAFETENSORS_HEADER"), metadata);
+  }
+  writeSafetensors(path, `{"__metadata__":{"a":"1"},"__metadata__":{"b":"2"},"a":${entry}}`, 8);
+  assert.throws(() => readSafetensorsHeader(path), spgCode("E_TENSOR_DUPLICATE"));
+  writeSafetensors(path, `{"__metadata__":{"format":"pt"},"a":${entry}}`, 8);
+  assert.deepEqual([...readSafetensorsHeader(path).tensors.keys()], ["a"]);
+});
+
+test("a shard named under two spellings is one file, read once; __metadata__ listed as a tensor is E_TENSOR_MISSING", async () => {
+  const dir = join(tempDir, "spellings");
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(join(fixtureDir("config-A"), "config.json"), join(dir, "config.json"));
+  const shard = "model-00001-of-00001.safetensors";
+  copyFileSync(join(fixtureDir("config-A"), "model.safetensors"), join(dir, shard));
+  const names = [...readSafetensorsHeader(join(dir, shard)).tensors.keys()];
+  const weightMap = Object.fromEntries(names.map((name, i) => [name, i % 2 === 0 ? shard : `./${shard}`]));
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+  const scan = await scanCheckpoint(dir);
+  assert.deepEqual([...scan.headers.keys()], [shard]);
+  weightMap.__metadata__ = shard;
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+  await assert.rejects(scanCheckpoint(dir), spgCode("E_TENSOR_MISSING"));
+});

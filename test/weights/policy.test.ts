@@ -105,10 +105,29 @@ describe("weights policy", () => {
     assert.throws(() => planCompression(config, params), { code: "E_WEIGHTS_POLICY_LAYER" });
   });
 
+  test("lm_head names an untied head's matrix; for a tied head (which is wte) it is refused", () => {
+    const params: WeightsParams = {
+      baselineDtype: "fp16",
+      rules: [{ modules: ["lm_head"], lowRank: { rank: 2 } }],
+      keepDense: [],
+    };
+    assert.throws(() => planCompression(config, params), {
+      code: "E_WEIGHTS_POLICY_MODULE",
+      field: "params.rules.0.modules",
+    });
+    const untied = planCompression({ ...config, tieWordEmbeddings: false }, params);
+    assert.deepEqual(
+      untied
+        .filter((plan) => plan.treatment.encoding === "lowrank")
+        .map((plan) => [plan.name, plan.rows, plan.cols]),
+      [["lm_head.weight", config.vocabSize, config.hiddenSize]],
+    );
+  });
+
   test("the schema refuses unknown modules, both rank and energy, a rule with no treatment, maxRank with rank", () => {
     const base = { name: "x", kind: "weights", params: { baselineDtype: "fp16", keepDense: [] } };
     const bad = [
-      [{ modules: ["lm_head"], lowRank: { rank: 2 } }],
+      [{ modules: ["lm_head_bias"], lowRank: { rank: 2 } }],
       [{ modules: ["q_proj"], lowRank: { rank: 2, energy: 0.9 } }],
       [{ modules: ["q_proj"] }],
       [{ modules: ["q_proj"], quantize: { bits: 8, scheme: "asymmetric" } }],

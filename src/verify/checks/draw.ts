@@ -1,6 +1,7 @@
 /**
  * The draw, re-derived here without the model: the evaluation and calibration samples are
- * drawn again from the dataset + tokenizer + config seed (src/data/sampling.ts's rule), and
+ * drawn again from the dataset + tokenizer + config seed, by the rule environment.json records
+ * (src/data/sampling.ts's "pool", or src/data/stream-sampling.ts's "stream"), and
  * environment.json's lists and every record's sample identity must be exactly what that
  * gives. So a producer cannot drop an unflattering sample, swap one for a friendlier window,
  * or invent calibration hashes: only the seed and counts are theirs, and those are signed.
@@ -170,10 +171,12 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
 
   // One pass draws and identifies the splits; only when the draw fails are the splits read
   // alone, so a dataset that is not the bundle's is named as such rather than as a failed draw.
+  // The rule the bundle records (bundles from before the field existed were all drawn by "pool").
+  const rule = environment.dataset.sampling ?? "pool";
   let drawn: Awaited<ReturnType<typeof drawRunSamples>> | undefined;
   let drawError: SpgError | undefined;
   try {
-    drawn = await drawRunSamples(here.config);
+    drawn = await drawRunSamples(here.config, rule);
   } catch (error) {
     if (!isSpgError(error)) throw error;
     drawError = error;
@@ -184,8 +187,9 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
       drawn !== undefined
         ? { evaluation: drawn.evaluationSplit.sha256, calibration: drawn.calibrationSplit.sha256 }
         : {
-            evaluation: (await drawConfiguredSplit(here.config.dataset, "eval", 0)).identity.sha256,
-            calibration: (await drawConfiguredSplit(here.config.dataset, "calibration", 0)).identity.sha256,
+            evaluation: (await drawConfiguredSplit(here.config.dataset, "eval", 0, rule)).identity.sha256,
+            calibration: (await drawConfiguredSplit(here.config.dataset, "calibration", 0, rule)).identity
+              .sha256,
           };
   } catch (error) {
     if (!isSpgError(error)) throw error;

@@ -72,6 +72,7 @@ function shapesConfig(model: EnvironmentFile["model"]): GptNeoConfig | undefined
     activation: architecture.activation,
     bosTokenId: undefined,
     eosTokenId: undefined,
+    ...(architecture.tieWordEmbeddings === false ? { tieWordEmbeddings: false } : {}),
   };
 }
 

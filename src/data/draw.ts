@@ -6,6 +6,7 @@
  */
 import type { RunConfig } from "../config/types.js";
 import { loadBrownSplitNamed } from "./brown.js";
+import { brownSplitTokens } from "./brown-tokens.js";
 import { drawSamples } from "./sampling.js";
 import { configuredLocalSource, loadLocalSplit, streamLocalSplit } from "./sources.js";
 import { drawStreamedSamples } from "./stream-sampling.js";
@@ -65,11 +66,15 @@ export async function drawConfiguredSplit(
     }
     split = await loadLocalSplit(local.source, local.path, local.split, local.options);
   }
+  const tokens = () =>
+    dataset.source === "brown"
+      ? brownSplitTokens(split)
+      : split.documents.map((document) => encode(document.text));
   const samples =
     count === 0
       ? []
       : drawSamples(
-          split.documents.map((doc) => ({ id: doc.id, tokens: encode(doc.text) })),
+          tokens().map((ids, index) => ({ id: split.documents[index].id, tokens: ids })),
           { ...options, split: split.split },
         );
   return { identity: identityOf(split), samples };

@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { canonicalJsonString } from "../bundle/canonical.js";
 import { MAX_JSON_NESTING } from "../bundle/format.js";
+import type { LineMatcher } from "./fingerprint-line.js";
 
 /**
  * Parsing bundle entries without trusting them: every failure is a value with a stable
@@ -336,9 +337,15 @@ export class JsonLinesReader {
   private invalidUtf8 = false;
   private lineFailure: { ok: false; code: EntryParseCode; error: string } | undefined;
 
+  /**
+   * `onValue` gets each line's value and whether `matchLine` (when given) showed the line
+   * canonical and valid against its schema in one pass; a line it does not show is parsed
+   * strictly here, and its schema is the caller's to check.
+   */
   constructor(
     private readonly name: string,
-    private readonly onValue: (value: unknown, line: number) => void,
+    private readonly onValue: (value: unknown, line: number, shownValid: boolean) => void,
+    private readonly matchLine?: LineMatcher,
   ) {}
 
   push(chunk: Buffer): void {
@@ -368,8 +375,13 @@ export class JsonLinesReader {
     if (index === 0 && bytes.subarray(start, start + UTF8_BOM.length).equals(UTF8_BOM)) this.bom = true;
     if (checkUtf8 && !this.invalidUtf8 && !isUtf8(bytes.subarray(start, end))) this.invalidUtf8 = true;
     if (this.bom || this.invalidUtf8 || this.lineFailure !== undefined) return;
+    const matched = this.matchLine?.(bytes, start, end);
+    if (matched !== undefined) {
+      this.onValue(matched, index, true);
+      return;
+    }
     const parsed = parseStrict(bytes, start, end, this.name, index + 1);
-    if (parsed.ok) this.onValue(parsed.value, index);
+    if (parsed.ok) this.onValue(parsed.value, index, false);
     else this.lineFailure = parsed;
   }
 

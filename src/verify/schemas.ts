@@ -8,6 +8,7 @@ import standaloneCode from "ajv/dist/standalone/index.js";
 import addFormats from "ajv-formats";
 import { sha256Hex } from "../numeric/sha256.js";
 import { schemasDir } from "../paths.js";
+import { kvLayerMatcherFor, type LineMatcher } from "./fingerprint-line.js";
 
 /** Which schema each bundle entry validates against (.jsonl: each line). report.md is free text. */
 export const ENTRY_SCHEMAS: Readonly<Record<string, string>> = {
@@ -37,6 +38,11 @@ export type SchemaValidators = Map<
     schemaFile: string;
     validate?: ValidateFunction;
     accepts?: (value: unknown) => boolean;
+    /**
+     * For a JSON Lines entry whose schema has one: reads a line's bytes straight to its value
+     * when they are shown canonical and valid (fingerprint-line.ts), else undefined (the full path).
+     */
+    matchLine?: LineMatcher;
     /** Whether `validate` came compiled ahead of time (the build's module) rather than compiled here. */
     precompiled?: boolean;
     error?: string;
@@ -176,6 +182,12 @@ function precompiledFor(file: string, texts: ReadonlyMap<string, string>): Preco
   return module;
 }
 
+/** The one-pass line readers, per schema file, each used only where the schema is the one it implements. */
+const LINE_MATCHERS: Readonly<Record<string, (schema: Record<string, unknown>) => LineMatcher | undefined>> =
+  {
+    "fingerprint.schema.json": kvLayerMatcherFor,
+  };
+
 const cache = new Map<string, SchemaValidators>();
 
 /**
@@ -207,20 +219,21 @@ export function loadSchemaValidators(
     }
     try {
       const schema = JSON.parse(text) as Record<string, unknown>;
+      const matchLine = LINE_MATCHERS[schemaFile]?.(schema);
       if (precompiled !== undefined) {
         const exported = (key: string) =>
           precompiled[precompiled.index[key] ?? ""] as ValidateFunction | undefined;
         const validate = exported(schemaFile);
         if (validate === undefined) throw new Error(`${precompiledFile} lacks ${schemaFile}`);
         const accepts = oneOfByRequired(schema, (ref) => exported(`${schemaFile}${ref}`));
-        validators.set(entry, { schemaFile, validate, accepts, precompiled: true });
+        validators.set(entry, { schemaFile, validate, accepts, matchLine, precompiled: true });
         continue;
       }
       ajv ??= bundleAjv();
       const compiler = ajv;
       const validate = compiler.compile(schema);
       const accepts = oneOfByRequired(schema, (ref) => compiler.getSchema(`${schema.$id}${ref}`));
-      validators.set(entry, { schemaFile, validate, accepts, precompiled: false });
+      validators.set(entry, { schemaFile, validate, accepts, matchLine, precompiled: false });
     } catch (error) {
       validators.set(entry, {
         schemaFile,

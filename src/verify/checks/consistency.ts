@@ -2,6 +2,7 @@ import {
   type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
+  type LayerFingerprint,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -45,6 +46,11 @@ interface RecordState {
   kvBytesCompressed: number;
   layers: Set<number> | undefined;
   layerBytes: number;
+}
+
+/** Where a fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
+function fingerprintWhere(fingerprint: LayerFingerprint): string {
+  return `fingerprint ${fingerprint.sampleId}/${fingerprint.method}/layer ${fingerprint.layer}`;
 }
 
 /**
@@ -238,20 +244,24 @@ export class ConsistencyFold {
     const { environment, layers } = this;
     this.layerFingerprints += 1;
     const fingerprint = line;
-    const key = `${fingerprint.sampleId}/${fingerprint.method}`;
-    const where = `fingerprint ${key}/layer ${fingerprint.layer}`;
     const record = this.bySample.get(fingerprint.sampleId)?.methods.get(fingerprint.method);
     if (record === undefined) {
-      failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${where} has no record`);
+      failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${fingerprintWhere(fingerprint)} has no record`);
       return;
     }
     record.layers ??= new Set();
     if (record.layers.has(fingerprint.layer)) {
-      failures.add("E_CONSISTENCY_DUPLICATE_FINGERPRINT", `${where} appears more than once`);
+      failures.add(
+        "E_CONSISTENCY_DUPLICATE_FINGERPRINT",
+        `${fingerprintWhere(fingerprint)} appears more than once`,
+      );
       return;
     }
     if (fingerprint.layer >= layers) {
-      failures.add("E_CONSISTENCY_LAYERS", `${where}: the model has ${layers} layers`);
+      failures.add(
+        "E_CONSISTENCY_LAYERS",
+        `${fingerprintWhere(fingerprint)}: the model has ${layers} layers`,
+      );
       return;
     }
     record.layers.add(fingerprint.layer);
@@ -260,13 +270,13 @@ export class ConsistencyFold {
     if (fingerprint.tokensTotal !== slots || fingerprint.tokensKept > fingerprint.tokensTotal) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
-        `${where}: keeps ${fingerprint.tokensKept} of ${fingerprint.tokensTotal} slots; the full cache has heads · contextTokens = ${slots}`,
+        `${fingerprintWhere(fingerprint)}: keeps ${fingerprint.tokensKept} of ${fingerprint.tokensTotal} slots; the full cache has heads · contextTokens = ${slots}`,
       );
     }
     if (fingerprint.headsFullPrecision > environment.model.heads) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
-        `${where}: ${fingerprint.headsFullPrecision} heads at full precision, the model has ${environment.model.heads}`,
+        `${fingerprintWhere(fingerprint)}: ${fingerprint.headsFullPrecision} heads at full precision, the model has ${environment.model.heads}`,
       );
     }
     let bits = 0;
@@ -275,7 +285,7 @@ export class ConsistencyFold {
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
-        `${where}: its bit histogram needs ${Math.ceil(bits / 8)} bytes but it states ${fingerprint.bytes}`,
+        `${fingerprintWhere(fingerprint)}: its bit histogram needs ${Math.ceil(bits / 8)} bytes but it states ${fingerprint.bytes}`,
       );
     }
   }

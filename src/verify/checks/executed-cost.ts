@@ -25,6 +25,7 @@ import {
   type EnvironmentFile,
   type FingerprintLine,
   isWeightFingerprint,
+  type LayerFingerprint,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -88,6 +89,11 @@ interface KvRecordCost {
   layers: number;
 }
 
+/** Where a KV fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
+function recordLayerWhere(line: LayerFingerprint): string {
+  return `record ${line.sampleId}/${line.method} layer ${line.layer}`;
+}
+
 /**
  * The check as a fold (verify streams records.jsonl, then fingerprints.jsonl, through it): each
  * record is judged as it arrives against the model's shapes and the config; what needs the
@@ -109,6 +115,8 @@ export class ExecutedCostFold {
   /** Weights methods: the executed weight bytes their records state (one value each, when they agree). */
   private readonly statedWeights = new Map<string, Set<number>>();
   private readonly ranks = new Map<string, Map<string, number>>();
+  /** The baseline's executed KV bytes per cached slot count (every record of a run shares one or two). */
+  private readonly baselineKvBySlots = new Map<number, number>();
 
   constructor(private readonly input: Omit<ExecutedCostInput, "records" | "fingerprints">) {
     this.model = shapesConfig(input.environment.model);
@@ -130,10 +138,15 @@ export class ExecutedCostFold {
     const weightsMethod = this.kinds.get(record.method) === "weights";
     // Weights methods decode from their own prefill's first token: one step fewer.
     const room = weightsMethod ? Math.max(0, config.generation.tokens - 1) : config.generation.tokens;
-    const baselineKv = executedKvBytes(
-      model,
-      Array.from({ length: model.numLayers }, () => record.contextTokens + room),
-    );
+    const slots = record.contextTokens + room;
+    let baselineKv = this.baselineKvBySlots.get(slots);
+    if (baselineKv === undefined) {
+      baselineKv = executedKvBytes(
+        model,
+        Array.from({ length: model.numLayers }, () => slots),
+      );
+      this.baselineKvBySlots.set(slots, baselineKv);
+    }
     const bytes = (name: string, stated: number, expected: number) => {
       if (stated !== expected)
         failures.add(
@@ -194,11 +207,10 @@ export class ExecutedCostFold {
       return;
     }
     const entry = this.kvRecordsBySample.get(line.sampleId)?.get(line.method);
-    const where = `record ${line.sampleId}/${line.method} layer ${line.layer}`;
     const read = line.slotsRead;
     if (read === undefined) {
       if (this.input.version >= RUN_COST_FORMAT_VERSION || entry !== undefined)
-        this.failures.add("E_EXECUTED_BYTES", `${where}: fingerprint lacks slotsRead`);
+        this.failures.add("E_EXECUTED_BYTES", `${recordLayerWhere(line)}: fingerprint lacks slotsRead`);
       return;
     }
     const low = Math.ceil(line.tokensKept / model.numHeads);
@@ -206,7 +218,7 @@ export class ExecutedCostFold {
     if (read < low || read > high) {
       this.failures.add(
         "E_EXECUTED_BYTES",
-        `${where}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
+        `${recordLayerWhere(line)}: slotsRead ${read} outside [${low}, ${high}] for ${line.tokensKept} kept slots over ${model.numHeads} heads`,
       );
     }
     if (entry === undefined) return;

@@ -53,10 +53,10 @@ class EntryLines implements EntrySink {
   ) {
     const validate = validators.get(name)?.validate;
     const accepts = validators.get(name)?.accepts;
-    this.reader = new JsonLinesReader(name, (value, line) => {
+    const readLine = (value: unknown, line: number, shownValid: boolean) => {
       onParsed?.(value);
       if (validate === undefined) return;
-      if (accepts?.(value) || validate(value)) {
+      if (shownValid || accepts?.(value) || validate(value)) {
         onValid(value);
         return;
       }
@@ -67,7 +67,8 @@ class EntryLines implements EntrySink {
       for (const text of describeSchemaErrors(lineErrors, `line ${line + 1} `)) {
         if (this.errors.length < LISTED_SCHEMA_ERRORS) this.errors.push(text);
       }
-    });
+    };
+    this.reader = new JsonLinesReader(name, readLine, validators.get(name)?.matchLine);
   }
 
   push(chunk: Buffer): void {

@@ -1,0 +1,306 @@
+/**
+ * The one-pass fingerprint line reader (src/verify/fingerprint-line.ts) against the full path
+ * it stands in for (parse.ts's strict parse: JSON.parse, nesting, duplicate keys, canonical
+ * form; then fingerprint.schema.json through ajv), on seeded lines: valid ones, near misses
+ * built from values, and byte-level mutations. Wherever it reads a line, the full path must
+ * accept it and give the same value with the same key order; on every valid canonical KV
+ * line it must read it (else the fast path would be a no-op that could hide nothing).
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { canonicalJsonString } from "../../src/bundle/canonical.js";
+import { MAX_JSON_NESTING } from "../../src/bundle/format.js";
+import { Mulberry32 } from "../../src/data/prng.js";
+import { schemasDir } from "../../src/paths.js";
+import { kvLayerMatcherFor, matchKvLayerLine } from "../../src/verify/fingerprint-line.js";
+import { parseJsonLinesEntry, parseStrict } from "../../src/verify/parse.js";
+import { loadSchemaValidators } from "../../src/verify/schemas.js";
+
+const validators = loadSchemaValidators();
+const validate = validators.get("fingerprints.jsonl")?.validate;
+
+/** The full path's verdict on one line: its value when it parses strictly and matches the schema. */
+function fullPath(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {
+  const parsed = parseStrict(bytes, 0, bytes.length, "fingerprints.jsonl", 1);
+  if (!parsed.ok || validate === undefined) return { ok: false };
+  return validate(parsed.value) ? { ok: true, value: parsed.value } : { ok: false };
+}
+
+class Draw {
+  private readonly generator: Mulberry32;
+  constructor(seed: number) {
+    this.generator = new Mulberry32(seed);
+  }
+  unit(): number {
+    return this.generator.nextUint32() / 4294967296;
+  }
+  below(n: number): number {
+    return Math.floor(this.unit() * n);
+  }
+  pick<T>(list: readonly T[]): T {
+    return list[this.below(list.length)];
+  }
+  chance(p: number): boolean {
+    return this.unit() < p;
+  }
+}
+
+const IDENTIFIER_FIRST = "ABCXYZabcxyz0189";
+const IDENTIFIER_REST = `${IDENTIFIER_FIRST}._@=+-`;
+const ODD_CHARS = ["/", " ", '"', "\\", "é", "\u0000", "\n", "~", "*", "\u2028"];
+const HEX = "0123456789abcdef";
+
+function identifier(draw: Draw): string {
+  // Lengths around the pattern's limit of 128 characters, mostly short.
+  const length = draw.chance(0.1) ? 126 + draw.below(4) : 1 + draw.below(12);
+  let text = draw.pick([...IDENTIFIER_FIRST]);
+  for (let k = 1; k < length; k++) text += draw.pick([...IDENTIFIER_REST]);
+  if (draw.chance(0.05)) text = draw.pick(["", ".x", "-1", "_a"]) + text.slice(1);
+  if (draw.chance(0.05)) text += draw.pick(ODD_CHARS);
+  return text;
+}
+
+/** Mostly counts, sometimes what a schema or the canonical form refuses or reads otherwise. */
+function count(draw: Draw): unknown {
+  if (draw.chance(0.85)) return draw.pick([0, 1, 2, 7, 16, 32, 255, 4096, 123456789]) + draw.below(3);
+  return draw.pick([
+    -1,
+    0.5,
+    -0,
+    1e15 - 1,
+    1e15,
+    2 ** 53,
+    2 ** 53 + 2,
+    1e21,
+    1.5e300,
+    "7",
+    null,
+    true,
+    [1],
+    {},
+  ]);
+}
+
+function histogram(draw: Draw): Record<string, unknown> {
+  const keys = [
+    "1",
+    "2",
+    "4",
+    "8",
+    "9",
+    "10",
+    "16",
+    "19",
+    "20",
+    "29",
+    "30",
+    "32",
+    "33",
+    "0",
+    "01",
+    "100",
+    "a",
+    "-1",
+  ];
+  const result: Record<string, unknown> = {};
+  const members = draw.below(5);
+  for (let k = 0; k < members; k++) {
+    const key = draw.chance(0.9) ? draw.pick(keys.slice(0, 12)) : draw.pick(keys);
+    result[key] = count(draw);
+  }
+  return result;
+}
+
+function sha256(draw: Draw): string {
+  let text = "";
+  for (let k = 0; k < 64; k++) text += draw.pick([...HEX]);
+  if (draw.chance(0.05))
+    return draw.pick([text.toUpperCase(), text.slice(1), `${text}0`, `${text.slice(1)}g`]);
+  return text;
+}
+
+/** A KV layer fingerprint value, mostly valid; sometimes a field missing, added or a weight tensor's. */
+function kvValue(draw: Draw): Record<string, unknown> {
+  const value: Record<string, unknown> = {
+    sampleId: draw.chance(0.5) ? `eval-${draw.below(20000)}` : identifier(draw),
+    method: draw.chance(0.5) ? draw.pick(["full", "stream", "quant-4", "spg@0.5"]) : identifier(draw),
+    layer: count(draw),
+    tokensKept: count(draw),
+    tokensTotal: draw.chance(0.95) ? 1 + draw.below(5000) : count(draw),
+    headsFullPrecision: count(draw),
+    bitsHistogram: draw.chance(0.97) ? histogram(draw) : draw.pick([[], null, { "16": { a: 1 } }]),
+    bytes: count(draw),
+    sha256: sha256(draw),
+  };
+  if (draw.chance(0.7)) value.slotsRead = count(draw);
+  if (draw.chance(0.04)) delete value[draw.pick(Object.keys(value))];
+  if (draw.chance(0.03)) value[draw.pick(["kind", "extra", "tensor", "__proto__", "Layer"])] = "weights";
+  return value;
+}
+
+/** Canonical text where canonical JSON can hold the value, else JSON.stringify's. */
+function canonicalText(value: unknown): string {
+  try {
+    return canonicalJsonString(value);
+  } catch {
+    return JSON.stringify(value);
+  }
+}
+
+const INSERTED = [
+  ...'{}[]":,0123456789-+.eE \t\r\n\\/aefkstux',
+  "\u00e9",
+  "\ufeff",
+  "\u0000",
+  "NaN",
+  "Infinity",
+  "1e400",
+  "-0",
+  "00",
+  "\\u0030",
+  "true",
+  "null",
+];
+
+/** Near misses of one line: other key orders, whitespace, numbers, escapes, repeats, depth, bytes. */
+function mutations(text: string, draw: Draw): string[] {
+  const out: string[] = [];
+  const at = () => draw.below(text.length + 1);
+  for (let k = 0; k < 6; k++) {
+    const position = at();
+    const piece = draw.pick(INSERTED);
+    const kind = draw.below(3);
+    if (kind === 0) out.push(text.slice(0, position) + piece + text.slice(position));
+    else if (kind === 1) out.push(text.slice(0, position) + piece + text.slice(position + 1));
+    else out.push(text.slice(0, position) + text.slice(position + 1 + draw.below(3)));
+  }
+  const members = text.slice(1, -1).match(/"[^"]+":(\{[^}]*\}|"[^"]*"|[^,]+)/g) ?? [];
+  if (members.length > 1) {
+    const i = draw.below(members.length);
+    const j = draw.below(members.length);
+    const swapped = [...members];
+    [swapped[i], swapped[j]] = [swapped[j], swapped[i]];
+    out.push(`{${swapped.join(",")}}`);
+    out.push(`{${[...members, members[i]].join(",")}}`);
+    out.push(`{${members.slice(0, i).concat(members.slice(i)).join(",")}}`);
+    out.push(`{${[members[i], ...members].join(",")}}`);
+  }
+  const deep = `${"[".repeat(MAX_JSON_NESTING + 1)}1${"]".repeat(MAX_JSON_NESTING + 1)}`;
+  out.push(
+    `\ufeff${text}`,
+    `${text}\r`,
+    ` ${text}`,
+    `${text} `,
+    text.replace(/:(\d+)/, ":$1.0"),
+    text.replace(/:(\d+)/, ":$1e0"),
+    text.replace(/:(\d+)/, ":0$1"),
+    text.replace(/:(\d+)/, ":-$1"),
+    text.replace(/:(\d+)/, ":1e400"),
+    text.replace(/:(\d+)/, ":NaN"),
+    text.replace(/:(\d+)/, `:${deep}`),
+    text.replace(/"(\d+)":/, '"\\u0031$1":'),
+    text.replace(/"(\d+)":/, '"$1","$1":'),
+    text.replace(/"sha256":"/, '"sha256":"\\u0030'),
+    text.replace(/"method":"(.)/, '"method":"\\u00$1'),
+    text.replace(/\{"16":(\d+)\}/, '{"16":$1,"16":$1}'),
+    text.replace(/\{"(\d+)":(\d+),"(\d+)":(\d+)/, '{"$3":$4,"$1":$2'),
+    text.replace(/"bitsHistogram":\{/, '"bitsHistogram":{"4":1,'),
+    text.replace(/"bitsHistogram":\{/, '"bitsHistogram":{"8":1,'),
+    text.replace(/}$/, ',"zz":1}'),
+    text.replace(/^\{/, '{"__proto__":{},'),
+    text.replace(/,"tokensTotal":\d+/, ""),
+    text.slice(0, -1),
+  );
+  return out;
+}
+
+test("the one-pass fingerprint reader accepts only what the full path accepts, with the same value, and every valid KV line", () => {
+  assert.ok(validate !== undefined);
+  const draw = new Draw(20261207);
+  let lines = 0;
+  let read = 0;
+  let readable = 0;
+  let fullAccepted = 0;
+  for (let round = 0; round < 4000; round++) {
+    const original = canonicalText(kvValue(draw));
+    for (const text of [original, ...mutations(original, draw)]) {
+      lines += 1;
+      const bytes = Buffer.from(text, "utf8");
+      const full = fullPath(bytes);
+      // Read from inside a larger buffer, as lines are read from a chunk.
+      const framed = Buffer.concat([Buffer.from("x\n"), bytes, Buffer.from("\ny")]);
+      const matched = matchKvLayerLine(framed, 2, 2 + bytes.length);
+      if (full.ok) fullAccepted += 1;
+      if (matched !== undefined) {
+        read += 1;
+        assert.ok(full.ok, `read a line the full path refuses: ${text}`);
+        assert.deepStrictEqual(matched, full.value, text);
+        assert.equal(JSON.stringify(matched), JSON.stringify(full.value), `key order: ${text}`);
+      }
+      if (full.ok && !("kind" in (full.value as object))) {
+        // Every valid KV line is read, but one with an integer of 16 digits or more (left to the full path).
+        const value = full.value as Record<string, unknown>;
+        const counts = [...Object.values(value), ...Object.values(value.bitsHistogram as object)];
+        if (counts.some((item) => typeof item === "number" && item >= 1e15)) continue;
+        readable += 1;
+        assert.notEqual(matched, undefined, `a valid KV line was not read: ${text}`);
+      }
+    }
+  }
+  // The seeded lines reach both sides: most originals valid, most mutations not.
+  assert.ok(read > 2000 && read === readable, `${read} read, ${readable} readable`);
+  assert.ok(lines - fullAccepted > lines / 2, `${fullAccepted} of ${lines} accepted by the full path`);
+});
+
+test("lines the reader leaves to the full path get the full path's code", () => {
+  const good =
+    '{"bitsHistogram":{"16":192,"32":24},"bytes":480,"headsFullPrecision":0,"layer":0,"method":"stream","sampleId":"eval-0000","sha256":"8a24bca53b6ba7a68e4cdcc3a921995c200c97e6a6093781f5a84a8e66f891ae","slotsRead":12,"tokensKept":24,"tokensTotal":32}';
+  assert.notEqual(matchKvLayerLine(Buffer.from(good), 0, good.length), undefined);
+  const codeOf = (text: string) => {
+    const parsed = parseJsonLinesEntry(Buffer.from(`${text}\n`), "fingerprints.jsonl");
+    return parsed.ok ? "OK" : parsed.code;
+  };
+  const cases: [string, string][] = [
+    [good.replace('"bytes":480', '"bytes":480,"bytes":480'), "E_JSON_DUPLICATE_KEY"],
+    [good.replace(":480", ":480.0"), "E_JSON_NOT_CANONICAL"],
+    [good.replace(":480", ":NaN"), "E_JSON_SYNTAX"],
+    [good.replace(":480", ":1e400"), "E_JSON_NOT_CANONICAL"],
+    [
+      good.replace(":480", `:${"[".repeat(MAX_JSON_NESTING + 1)}${"]".repeat(MAX_JSON_NESTING + 1)}`),
+      "E_JSON_NESTING",
+    ],
+    [`\ufeff${good}`, "E_ENTRY_BOM"],
+    [`${good}\r`, "E_JSON_NOT_CANONICAL"],
+    ['{"bitsHistogram":{"32":24,"16":192}}', "E_JSON_NOT_CANONICAL"],
+  ];
+  for (const [text, code] of cases) {
+    assert.equal(matchKvLayerLine(Buffer.from(text), 0, Buffer.byteLength(text)), undefined, text);
+    assert.equal(codeOf(text), code, text);
+  }
+});
+
+test("the reader is used only where fingerprint.schema.json is the schema it implements", () => {
+  const schema = JSON.parse(readFileSync(join(schemasDir(), "fingerprint.schema.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(kvLayerMatcherFor(schema), matchKvLayerLine);
+  assert.equal(validators.get("fingerprints.jsonl")?.matchLine, matchKvLayerLine);
+  /** The schema with the value at `path` set (the last key's parent must exist). */
+  const changed = (path: string[], value: unknown) => {
+    const copy = structuredClone(schema);
+    let node = copy;
+    for (const key of path.slice(0, -1)) node = node[key] as Record<string, unknown>;
+    node[path[path.length - 1]] = value;
+    return kvLayerMatcherFor(copy);
+  };
+  // Annotations change nothing; any assertion does.
+  assert.equal(changed(["$defs", "kvLayer", "description"], "other words"), matchKvLayerLine);
+  assert.equal(changed(["$defs", "kvLayer", "properties", "layer", "maximum"], 100), undefined);
+  assert.equal(changed(["$defs", "kvLayer", "properties", "sha256", "pattern"], "^[0-9a-f]{40}$"), undefined);
+  assert.equal(changed(["$defs", "kvLayer", "required"], ["sampleId"]), undefined);
+  assert.equal(changed(["$defs", "weightTensor", "required"], ["method"]), undefined);
+  assert.equal(changed(["anyOf"], schema.oneOf), undefined);
+});

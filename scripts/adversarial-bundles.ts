@@ -27,7 +27,15 @@ export interface AdversarialCase {
   /** Short unique name. */
   name: string;
   /** The class of attack (the issue's list): what the case is an instance of. */
-  kind: "signature" | "parsing" | "zip" | "integrity-first" | "resources" | "output" | "dishonest";
+  kind:
+    | "signature"
+    | "parsing"
+    | "zip"
+    | "integrity-first"
+    | "resources"
+    | "output"
+    | "dishonest"
+    | "dishonest-merger";
   /** The check and code verify must refuse it with, and the exit status. */
   check: string;
   code: string;
@@ -586,4 +594,156 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
     },
   ];
   return cases;
+}
+
+/** The lines of a .jsonl entry, without the empty last one. */
+function linesOf(bytes: Buffer): string[] {
+  return bytes
+    .toString("utf8")
+    .split("\n")
+    .filter((line) => line !== "");
+}
+
+function sampleIdOf(line: string): string | undefined {
+  const value = JSON.parse(line) as { sampleId?: unknown };
+  return typeof value.sampleId === "string" ? value.sampleId : undefined;
+}
+
+/** shards.jsonl's lines, parsed, and each line's shard.json. */
+function shardsLines(
+  entries: Entries,
+): { line: Record<string, string>; marker: { index: number; sampleIds: string[] } }[] {
+  return linesOf(entries.get("shards.jsonl")!).map((text) => {
+    const line = JSON.parse(text) as Record<string, string>;
+    return { line, marker: JSON.parse(line.shard) as { index: number; sampleIds: string[] } };
+  });
+}
+
+function setShardsLines(entries: Entries, lines: readonly Record<string, string>[]): void {
+  entries.set("shards.jsonl", canonicalJsonl(lines));
+}
+
+/**
+ * A dishonest merger's cases, derived from `merged` (a merged bundle that verifies) and
+ * `foreign` (a shard bundle of another run of the same preset, e.g. another seed, whose K is
+ * one of the merge's). The merger holds a key the verifier trusts and re-signs every case;
+ * summary.json and report.md are made again from the edited records, so only the shards
+ * check's rebuild of every shard (each producer's own signature over its own lines) and its
+ * set rules can refuse them. Verify them with no trust policy, or one trusting the merger.
+ */
+export function adversarialMergeCases(merged: Entries, foreign: Entries): AdversarialCase[] {
+  const key = forgerKey();
+  const edited = (change: (entries: Entries) => void): Buffer => {
+    const entries = copy(merged);
+    change(entries);
+    return zipOf(resign(entries, key));
+  };
+  /** The records and fingerprints lines of `sampleIds` dropped, and the summary remade. */
+  const withoutSamples = (entries: Entries, sampleIds: ReadonlySet<string>) =>
+    remadeRun(entries, (parts) => {
+      parts.records = parts.records.filter((record) => !sampleIds.has(record.sampleId));
+      parts.fingerprints = parts.fingerprints.filter(
+        (line) => !("sampleId" in line) || !sampleIds.has((line as { sampleId: string }).sampleId),
+      );
+    });
+  const foreignMarker = JSON.parse(foreign.get("shard.json")!.toString("utf8")) as { index: number };
+  const case_ = (
+    name: string,
+    check: string,
+    code: string,
+    exitCode: number,
+    change: (entries: Entries) => void,
+  ): AdversarialCase => ({
+    name,
+    kind: "dishonest-merger",
+    check,
+    code,
+    exitCode,
+    build: () => edited(change),
+  });
+  return [
+    case_("merge-record-edited", "integrity", "E_SHARD_TAMPERED", 4, (entries) =>
+      // One sample's first record claims one more top-1 match than its shard signed.
+      remadeRun(entries, ({ records }) => {
+        const last = records[records.length - 1];
+        last.top1Matches = Math.max(0, last.top1Matches - 1);
+      }),
+    ),
+    case_("merge-shard-dropped", "shards", "E_SHARD_MISSING", 5, (entries) => {
+      // The worst shard left out, with its samples: the rest would judge better.
+      const lines = shardsLines(entries);
+      const dropped = lines[lines.length - 1];
+      setShardsLines(
+        entries,
+        lines.slice(0, -1).map(({ line }) => line),
+      );
+      withoutSamples(entries, new Set(dropped.marker.sampleIds));
+    }),
+    case_("merge-shard-substituted", "integrity", "E_SHARD_TAMPERED", 4, (entries) => {
+      // Shard K of another run (same preset, other seed) in place of this run's shard K: rebuilt
+      // with this run's config.json, it is not what its producer signed.
+      const lines = shardsLines(entries);
+      const at = lines.findIndex(({ marker }) => marker.index === foreignMarker.index);
+      const replaced = new Set(lines[at].marker.sampleIds);
+      const kept = {
+        manifest: "manifest.json",
+        signature: "signature.json",
+        shard: "shard.json",
+        environment: "environment.json",
+        summary: "summary.json",
+        report: "report.md",
+      };
+      lines[at].line = Object.fromEntries(
+        Object.entries(kept).map(([field, entry]) => [field, foreign.get(entry)!.toString("utf8")]),
+      );
+      setShardsLines(
+        entries,
+        lines.map(({ line }) => line),
+      );
+      for (const entry of ["records.jsonl", "fingerprints.jsonl"]) {
+        const own = linesOf(entries.get(entry)!);
+        const theirs = linesOf(foreign.get(entry)!).filter((line) => sampleIdOf(line) !== undefined);
+        const sampleLines = own.filter((line) => sampleIdOf(line) !== undefined);
+        const shared = own.filter((line) => sampleIdOf(line) === undefined);
+        const others = sampleLines.filter((line) => !replaced.has(sampleIdOf(line)!));
+        entries.set(
+          entry,
+          Buffer.from([...others, ...theirs, ...shared].map((line) => `${line}\n`).join("")),
+        );
+      }
+      remadeRun(entries, () => {});
+    }),
+    case_("merge-shards-reordered", "shards", "E_SHARD_LAYOUT", 5, (entries) =>
+      setShardsLines(
+        entries,
+        shardsLines(entries)
+          .map(({ line }) => line)
+          .reverse(),
+      ),
+    ),
+    case_("merge-shard-twice", "shards", "E_SHARD_DUPLICATE", 5, (entries) => {
+      const lines = shardsLines(entries).map(({ line }) => line);
+      setShardsLines(entries, [lines[0], ...lines]);
+    }),
+    case_("merge-environment-not-shard-1", "shards", "E_SHARD_INPUTS", 5, (entries) => {
+      // The merged environment.json names another machine than shard 1's did.
+      const environment = jsonOf(entries, "environment.json");
+      (environment.cpu as Record<string, unknown>).brand = "merger's own cpu";
+      entries.set("environment.json", canonicalJson(environment));
+    }),
+    case_("merge-kept-summary-edited", "integrity", "E_SHARD_TAMPERED", 4, (entries) => {
+      // A shard's own summary, as kept in shards.jsonl, made to look better.
+      const lines = shardsLines(entries).map(({ line }) => line);
+      const summary = JSON.parse(lines[0].summary) as Record<string, unknown>;
+      summary.note = "all claims hold";
+      lines[0].summary = canonicalJson(summary).toString("utf8");
+      setShardsLines(entries, lines);
+    }),
+    case_("merge-config-loosened", "integrity", "E_SHARD_TAMPERED", 4, (entries) =>
+      // The run's claims loosened after the shards were proved from its config.
+      remadeRun(entries, ({ config }) => {
+        for (const claim of config.claims) claim.threshold = claim.op === ">=" ? 0 : 1e6;
+      }),
+    ),
+  ];
 }

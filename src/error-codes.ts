@@ -176,22 +176,30 @@ export const ERROR_CODES = {
   E_SAFETENSORS_TRUNCATED: input("a safetensors file ends before a tensor's data"),
   E_SAMPLES_SHARED: input("a calibration sample has the same tokens as an evaluation sample"),
   E_MERGE_CONFIG_MISMATCH: input("shards to merge were proved from different run configs (config hash)"),
-  E_MERGE_DUPLICATE_SHARD: input("a shard index K is given twice to spg merge"),
+  E_MERGE_DUPLICATE_SHARD: input(
+    "a shard index K, or the same file (by name or hard link), is given twice to spg merge",
+  ),
   E_MERGE_INPUT_MISMATCH: input(
     "shards to merge ran different models, datasets or draws, or hold different weight fingerprints",
   ),
   E_MERGE_MISSING_SHARD: input("a shard index from 1 to N is absent from spg merge's input (named)"),
   E_MERGE_NO_SHARDS: input("spg merge was given no shard bundles"),
   E_MERGE_NOT_A_SHARD: input("spg merge was given a whole-run or merged bundle, not a shard"),
+  E_MERGE_OUTPUT: input("spg merge's --out is a directory, one of the shards, or in no directory"),
   E_MERGE_OVERLAP: input("two shards to merge cover the same sample"),
   E_MERGE_SELF_CHECK: input("the merged bundle would not verify although its shards did (a bug in spg)"),
   E_MERGE_SHARD_COUNT: input("shards to merge disagree on the shard count N"),
   E_MERGE_SHARD_INVALID: input(
-    "a shard to merge fails a verify check other than integrity, signature or trust",
+    "a shard to merge has an invalid shard.json or fails a verify check other than integrity, signature or trust",
   ),
   E_MERGE_SHARD_TAMPERED: input("a shard to merge fails integrity or its signature"),
-  E_MERGE_SHARD_UNREADABLE: input("a shard to merge is not a readable, safe zip"),
+  E_MERGE_SHARD_UNREADABLE: input(
+    "a shard to merge is missing, unreadable, not a regular file (a link, FIFO, device, directory) or not a safe zip",
+  ),
   E_MERGE_SHARD_UNTRUSTED: input("a shard to merge is signed by a key the trust policy refuses"),
+  E_MERGE_TOO_LARGE: input(
+    "the merged bundle would be over the limits verify reads it under (bundle.maxHeldEntryBytes, maxTotalBytes)",
+  ),
   E_MERGE_TOOL_MISMATCH: input("shards to merge were written by different spg versions or commits"),
   E_SHARD_ENV: input("--shard-from-env found no scheduler index, two, or no shard count"),
   E_SHARD_SPEC: input("a --shard K/N that is malformed, out of range, or leaves shards empty"),
@@ -373,7 +381,7 @@ export const ERROR_CODES = {
   ),
   E_SHARD_LAYOUT: finding(
     "shards",
-    "shards.jsonl is unreadable or a line does not match schemas/shards.schema.json",
+    "shards.jsonl is unreadable, a line does not match schemas/shards.schema.json, or the lines are not in K order",
   ),
   E_SHARD_MARKER: finding(
     "shards",

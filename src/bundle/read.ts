@@ -888,7 +888,18 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
       : null;
   const fail = (...findings: ZipSafetyFinding[]): BundleZipRead => ({ ok: false, findings });
 
-  const archiveBytes = source.kind === "buffer" ? source.buffer.length : (await fs.stat(source.path)).size;
+  let archiveBytes: number;
+  if (source.kind === "buffer") {
+    archiveBytes = source.buffer.length;
+  } else {
+    const stats = await fs.stat(source.path);
+    // Opening a FIFO blocks until a writer comes, and a device may never end: only files are read.
+    if (!stats.isFile()) {
+      const kind = stats.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
+      return fail(finding(ZIP_CODES.unreadable, `the archive is ${kind}`, { path: source.path }));
+    }
+    archiveBytes = stats.size;
+  }
   if (archiveBytes > limits.maxArchiveBytes) {
     return fail(
       finding(

@@ -17,9 +17,12 @@ disjoint parts of one run (same config hash, tool, model and dataset; every K fr
 once), and writes one bundle: records and fingerprints in the unsharded order, the summary
 recomputed over all samples, each shard's manifest, signature and environment kept inside,
 signed by the merger. On any failure nothing is written.
+Shards must be regular files (not links, FIFOs or directories), and --out must not be one
+of them or a directory.
 Exit codes: 0 merged and every claim holds, 6 merged but a claim failed, 2 bad input
 (an unreadable, tampered, untrusted or invalid shard; missing, duplicated or overlapping
-shards; mixed configs, tools or N: each its own code, listed in docs/errors.md).`;
+shards; mixed configs, tools or N; a bad --out; a merge over verify's size limits: each its
+own code, listed in docs/errors.md).`;
 
   static override examples = [
     "<%= config.bin %> merge shard-*.zip --out run.zip --key keys/signing-key.json --trusted-keys keys/trusted.txt",
@@ -48,6 +51,10 @@ shards; mixed configs, tools or N: each its own code, listed in docs/errors.md).
       description: "fail unless every shard's signer is in --trusted-keys (default: on when CI=true)",
       allowNo: true,
     }),
+    policy: Flags.string({
+      description:
+        "verify policy file whose limits the shards and the merged bundle must fit, as for spg verify (default: configs/verify/policy.yaml)",
+    }),
     json: Flags.boolean({ description: "print the result as JSON" }),
   };
 
@@ -64,6 +71,7 @@ shards; mixed configs, tools or N: each its own code, listed in docs/errors.md).
       tool: readToolInfo(),
       trustedKeysFile: flags["trusted-keys"],
       requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
+      policyFile: flags.policy,
     });
     const failed = result.summary.claims.filter((claim) => !claim.pass);
     if (flags.json) {

@@ -4,14 +4,31 @@
  * one bundle: records and fingerprints in the unsharded order, the summary recomputed over
  * every sample, each shard's own signed entries kept (shards.jsonl), signed by the merger.
  * Every failure is an SpgError with a stable code, and then nothing is written.
+ *
+ * Hostile input stays bounded: the output path and every input file are checked before any
+ * zip is opened (a directory, a link, a FIFO or the same file twice never reaches the
+ * reader); each shard is checked against the ones before it as soon as it verifies, so a set
+ * that cannot be one run stops at the first shard that shows it (at most N + 1 verified, N at
+ * most the draw's size); and the bytes the merge would hold are counted shard by shard against
+ * the limits verify reads a merged bundle under, so a merge verify would refuse is refused
+ * before it is built.
  */
+import {
+  accessSync,
+  promises as fs,
+  constants as fsConstants,
+  lstatSync,
+  readlinkSync,
+  type Stats,
+} from "node:fs";
+import path from "node:path";
 import { canonicalJson, canonicalJsonl } from "../bundle/canonical.js";
-import { SHARDS_ENTRY } from "../bundle/format.js";
+import { resolveZipReadLimits, SHARD_ENTRY, SHARDS_ENTRY, type ZipReadLimits } from "../bundle/format.js";
 import type { SigningKey } from "../bundle/keys.js";
 import type { ToolInfo } from "../bundle/manifest.js";
 import {
-  groupLines,
   joinLines,
+  KEPT_SHARD_ENTRIES,
   type OwnedLine,
   ownedLines,
   type ShardMarker,
@@ -26,6 +43,7 @@ import { renderReportMarkdown } from "../measure/report-md.js";
 import { summarize } from "../measure/summary.js";
 import { shardMarkerOf } from "../verify/checks/shards.js";
 import { isRecord } from "../verify/parse.js";
+import { loadVerifyPolicy } from "../verify/policy.js";
 import { EXIT_UNREADABLE, runChecks, type VerifyResult } from "../verify/runner.js";
 import { loadSchemaValidators } from "../verify/schemas.js";
 import type { Finding } from "../verify/types.js";
@@ -43,6 +61,10 @@ export interface MergeOptions {
   requireTrusted: boolean;
   /** Fixed creation time for reproducible bundles. */
   createdAt?: string;
+  /** The verify policy whose limits the merged bundle must fit (default configs/verify/policy.yaml). */
+  policyFile?: string;
+  /** Tighten or loosen the zip reader's limits, for the shards and for the merged bundle alike. */
+  limits?: Partial<ZipReadLimits>;
 }
 
 export interface MergeResult {
@@ -55,19 +77,108 @@ export interface MergeResult {
 
 interface VerifiedShard {
   file: string;
+  /** The entries the merge uses: config.json, the kept entries, records and fingerprints. */
   entries: Map<string, Buffer>;
   marker: ShardMarker;
   keyId: string | undefined;
   /** Failing findings that are not tampering or trust (judged after the set checks). */
   invalid: Finding[];
+  records: OwnedLine[];
+  fingerprints: OwnedLine[];
 }
 
 function failing(result: VerifyResult): Finding[] {
   return result.findings.filter((finding) => !finding.ok);
 }
 
+/** The failures as one line; checks skipped because of another failure only repeat it. */
 function listed(findings: readonly Finding[]): string {
-  return findings.map((finding) => `${finding.code}: ${finding.message}`).join("; ");
+  return findings
+    .filter((finding) => finding.code !== "E_CHECK_SKIPPED")
+    .map((finding) => `${finding.code}: ${finding.message}`)
+    .join("; ");
+}
+
+/** Where the merged bundle goes: not a directory, not one of the shards, in a directory that exists. */
+async function checkOutput(out: string, inputs: readonly { file: string; stats: Stats }[]): Promise<void> {
+  const fix = "give --out a new file name outside the list of shards, e.g. --out run.zip";
+  const existing = await fs.stat(out).catch(() => undefined);
+  if (existing?.isDirectory() === true) {
+    throw new SpgError("E_MERGE_OUTPUT", `--out ${out} is a directory`, { file: out, field: "--out", fix });
+  }
+  const same = inputs.find(
+    ({ file, stats }) =>
+      file === out || (existing !== undefined && stats.dev === existing.dev && stats.ino === existing.ino),
+  );
+  if (same !== undefined) {
+    throw new SpgError(
+      "E_MERGE_OUTPUT",
+      `--out ${out} is also given as a shard (${same.file}): the merge would replace it`,
+      { file: out, field: "--out", fix },
+    );
+  }
+  const parent = await fs.stat(path.dirname(out)).catch(() => undefined);
+  if (parent?.isDirectory() !== true) {
+    throw new SpgError("E_MERGE_OUTPUT", `--out ${out}: ${path.dirname(out)} is not a directory`, {
+      file: out,
+      field: "--out",
+      fix: `create ${path.dirname(out)} first, or write the merge elsewhere`,
+    });
+  }
+}
+
+/**
+ * Every shard path names a regular, readable file, and no file is named twice: checked with
+ * lstat before any zip is opened, so a link (which could name any file the merger may read),
+ * a FIFO or device (whose reading blocks or never ends) or a directory is refused by name.
+ * Synchronous: a few microseconds a file, where 10,000 awaited calls took seconds.
+ */
+function checkInputFiles(files: readonly string[]): { file: string; stats: Stats }[] {
+  const checked: { file: string; stats: Stats }[] = [];
+  const byInode = new Map<string, string>();
+  for (const file of files) {
+    const unreadable = (what: string, fix: string, cause?: unknown) =>
+      new SpgError("E_MERGE_SHARD_UNREADABLE", `${file} ${what}`, { file, fix, cause });
+    let stats: Stats;
+    try {
+      stats = lstatSync(file);
+      if (stats.isFile()) accessSync(file, fsConstants.R_OK);
+    } catch (cause) {
+      throw unreadable(
+        `cannot be read (${(cause as NodeJS.ErrnoException).code})`,
+        "check the path, and that the user running spg merge may read it",
+        cause,
+      );
+    }
+    if (stats.isSymbolicLink()) {
+      let target = "?";
+      try {
+        target = readlinkSync(file);
+      } catch {
+        // The link is refused either way; its target only helps the message.
+      }
+      throw unreadable(
+        // The target as a JSON string: whatever bytes it holds reach the terminal inert.
+        `is a symbolic link (to ${JSON.stringify(target)}); spg merge reads only regular files`,
+        "pass the shard file itself (its real path), not a link to it",
+      );
+    }
+    if (!stats.isFile()) {
+      const kind = stats.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
+      throw unreadable(`is ${kind}`, "pass the shard bundle files (.zip) spg prove --shard K/N wrote");
+    }
+    const inode = `${stats.dev}:${stats.ino}`;
+    const twin = byInode.get(inode);
+    if (twin !== undefined) {
+      throw new SpgError("E_MERGE_DUPLICATE_SHARD", `${twin} and ${file} are the same file`, {
+        file,
+        fix: "pass each shard once",
+      });
+    }
+    byInode.set(inode, file);
+    checked.push({ file, stats });
+  }
+  return checked;
 }
 
 /** Verify one shard through verify's own entry point; tampered, untrusted or unreadable stops the merge. */
@@ -77,6 +188,8 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
     trustedKeysFile: options.trustedKeysFile,
     requireTrusted: options.requireTrusted,
     replay: false,
+    policyFile: options.policyFile,
+    limits: options.limits,
   });
   const failures = failing(result);
   if (result.exitCode === EXIT_UNREADABLE || result.entries === undefined) {
@@ -106,28 +219,82 @@ async function verifyShard(file: string, options: MergeOptions): Promise<Verifie
       fix: "sign every shard with a key in --trusted-keys (see docs/distributed.md on keys)",
     });
   }
-  const marker = markerOf(result.entries);
+  const entries = result.entries;
+  if (entries.has(SHARDS_ENTRY) || !entries.has(SHARD_ENTRY)) {
+    throw new SpgError(
+      "E_MERGE_NOT_A_SHARD",
+      `${file} is ${entries.has(SHARDS_ENTRY) ? "a merged bundle" : "a whole-run bundle (no shard.json)"}, not a shard`,
+      {
+        file,
+        fix: "merge the bundles `spg prove --shard K/N` wrote; a whole-run or merged bundle is not a shard",
+      },
+    );
+  }
+  const marker = shardMarkerOf({ entries }, loadSchemaValidators());
   if (marker === undefined) {
-    throw new SpgError("E_MERGE_NOT_A_SHARD", `${file} is not a shard bundle (no valid shard.json)`, {
-      file,
-      fix: "merge the bundles `spg prove --shard K/N` wrote; a whole-run or merged bundle is not a shard",
-    });
+    const shardFindings = failures.filter((finding) => finding.check === "shards");
+    throw new SpgError(
+      "E_MERGE_SHARD_INVALID",
+      `${file} has an invalid shard.json: ${listed(shardFindings)}`,
+      {
+        file,
+        fix: "re-run this shard with spg prove --shard K/N; a shard.json is never edited by hand",
+      },
+    );
+  }
+  // K is at most N; N at most the draw's size, so no set of shards holds more than N + 1 distinct files.
+  const drawSize = drawSizeOf(entries);
+  if (marker.count > drawSize) {
+    throw new SpgError(
+      "E_MERGE_SHARD_INVALID",
+      `${file}: shard.json says N = ${marker.count}, over the ${drawSize} evaluation samples its environment.json draws`,
+      { file, fix: "re-run this shard with spg prove --shard K/N; a shard.json is never edited by hand" },
+    );
   }
   const keyId = result.findings.find((finding) => finding.check === "signature" && finding.ok)?.details
     ?.keyId;
+  const kept = new Map<string, Buffer>();
+  for (const name of [
+    "config.json",
+    ...Object.values(KEPT_SHARD_ENTRIES),
+    "records.jsonl",
+    "fingerprints.jsonl",
+  ]) {
+    const bytes = entries.get(name);
+    if (bytes !== undefined) kept.set(name, bytes);
+  }
   return {
     file,
-    entries: result.entries,
+    entries: kept,
     marker,
     keyId: typeof keyId === "string" ? keyId : undefined,
     invalid: failures,
+    records: linesOf(file, kept, "records.jsonl"),
+    fingerprints: linesOf(file, kept, "fingerprints.jsonl"),
   };
 }
 
-/** The shard's marker (shard.json), read as verify reads it; undefined for a whole-run or merged bundle. */
-function markerOf(entries: Map<string, Buffer>): ShardMarker | undefined {
-  if (entries.has(SHARDS_ENTRY)) return undefined;
-  return shardMarkerOf({ entries }, loadSchemaValidators());
+function linesOf(file: string, entries: Map<string, Buffer>, entry: string): OwnedLine[] {
+  const owned = ownedLines(entries.get(entry) ?? Buffer.alloc(0), entry);
+  if ("error" in owned) {
+    throw new SpgError("E_MERGE_SHARD_INVALID", `${file}: ${owned.error}`, {
+      file,
+      fix: "run `spg verify` on it and re-run the shard",
+    });
+  }
+  return owned.lines;
+}
+
+/** How many evaluation samples environment.json draws (0 when it cannot be read). */
+function drawSizeOf(entries: Map<string, Buffer>): number {
+  try {
+    const environment = JSON.parse(entries.get("environment.json")?.toString("utf8") ?? "null") as unknown;
+    const evaluation = isRecord(environment) ? environment.evaluation : undefined;
+    const samples = isRecord(evaluation) ? evaluation.samples : undefined;
+    return Array.isArray(samples) ? samples.length : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function jsonField(entries: Map<string, Buffer>, entry: string, field: string): string {
@@ -139,90 +306,108 @@ function jsonField(entries: Map<string, Buffer>, entry: string, field: string): 
   }
 }
 
-/** Every shard agrees with the first on `describe(shard)`; else `code`. */
+/** `shard` agrees with the first shard on `describe(shard)`; else `code`. */
 function requireSame(
-  shards: readonly VerifiedShard[],
+  first: VerifiedShard,
+  shard: VerifiedShard,
   code: InputErrorCode,
   what: string,
   describe: (shard: VerifiedShard) => string,
   fix: string,
 ): void {
-  const first = shards[0];
   const expected = describe(first);
-  const other = shards.find((shard) => describe(shard) !== expected);
-  if (other !== undefined) {
+  if (describe(shard) !== expected) {
     throw new SpgError(
       code,
-      `${other.file} has ${what} ${describe(other)}, but ${first.file} has ${expected}`,
-      { file: other.file, fix },
+      `${shard.file} has ${what} ${describe(shard)}, but ${first.file} has ${expected}`,
+      { file: shard.file, fix },
     );
   }
 }
 
-/** The shards are the N distinct parts of one run, by one tool, on one model and dataset. */
-function checkShardSet(shards: readonly VerifiedShard[]): void {
-  requireSame(
-    shards,
-    "E_MERGE_SHARD_COUNT",
-    "shard count N =",
-    (shard) => String(shard.marker.count),
-    "merge shards of one run, all proved with the same N",
-  );
-  requireSame(
-    shards,
-    "E_MERGE_CONFIG_MISMATCH",
-    "run config hash",
-    (shard) => shard.marker.runConfigSha256,
-    "merge shards proved from the same config (preset, file and flags)",
-  );
-  requireSame(
-    shards,
-    "E_MERGE_TOOL_MISMATCH",
-    "tool",
-    (shard) => jsonField(shard.entries, "manifest.json", "tool"),
-    "prove every shard with the same spg version and commit",
-  );
-  for (const field of ["model", "dataset", "evaluation", "calibration"]) {
+/**
+ * `shard` belongs with the shards admitted before it: one run (N, config, tool, model and
+ * dataset, the weight fingerprints), a K not seen yet, samples no other shard covers.
+ */
+function admit(
+  shard: VerifiedShard,
+  admitted: readonly VerifiedShard[],
+  owner: Map<string, VerifiedShard>,
+): void {
+  const first = admitted[0];
+  if (first !== undefined) {
     requireSame(
-      shards,
-      "E_MERGE_INPUT_MISMATCH",
-      `environment.json ${field}`,
-      (shard) => jsonField(shard.entries, "environment.json", field),
-      "prove every shard on the same model and dataset files",
+      first,
+      shard,
+      "E_MERGE_SHARD_COUNT",
+      "shard count N =",
+      (s) => String(s.marker.count),
+      "merge shards of one run, all proved with the same N",
     );
-  }
-  const byIndex = new Map<number, VerifiedShard>();
-  for (const shard of shards) {
-    const other = byIndex.get(shard.marker.index);
-    if (other !== undefined) {
-      throw new SpgError(
-        "E_MERGE_DUPLICATE_SHARD",
-        `${other.file} and ${shard.file} are both shard ${shard.marker.index} of ${shard.marker.count}`,
-        { file: shard.file, fix: "pass each shard once (a retried shard replaces its first try)" },
+    requireSame(
+      first,
+      shard,
+      "E_MERGE_CONFIG_MISMATCH",
+      "run config hash",
+      (s) => s.marker.runConfigSha256,
+      "merge shards proved from the same config (preset, file and flags)",
+    );
+    requireSame(
+      first,
+      shard,
+      "E_MERGE_TOOL_MISMATCH",
+      "tool",
+      (s) => jsonField(s.entries, "manifest.json", "tool"),
+      "prove every shard with the same spg version and commit",
+    );
+    for (const field of ["model", "dataset", "evaluation", "calibration"]) {
+      requireSame(
+        first,
+        shard,
+        "E_MERGE_INPUT_MISMATCH",
+        `environment.json ${field}`,
+        (s) => jsonField(s.entries, "environment.json", field),
+        "prove every shard on the same model and dataset files",
       );
     }
-    byIndex.set(shard.marker.index, shard);
-  }
-  const owner = new Map<string, VerifiedShard>();
-  for (const shard of shards) {
-    for (const id of shard.marker.sampleIds) {
-      const other = owner.get(id);
-      if (other !== undefined) {
-        throw new SpgError(
-          "E_MERGE_OVERLAP",
-          `sample ${id} is in both ${other.file} (shard ${other.marker.index}) and ${shard.file} (shard ${shard.marker.index})`,
-          {
-            file: shard.file,
-            fix: "merge shards whose samples are disjoint: the N shards `spg prove --shard K/N` wrote",
-          },
-        );
-      }
-      owner.set(id, shard);
+    if (!joinLines(sharedLines(shard)).equals(joinLines(sharedLines(first)))) {
+      throw new SpgError(
+        "E_MERGE_INPUT_MISMATCH",
+        `${shard.file} has other weight-tensor fingerprints in fingerprints.jsonl than ${first.file}`,
+        { file: shard.file, fix: "prove every shard from the same config and checkpoint" },
+      );
     }
   }
+  const twin = admitted.find((other) => other.marker.index === shard.marker.index);
+  if (twin !== undefined) {
+    throw new SpgError(
+      "E_MERGE_DUPLICATE_SHARD",
+      `${twin.file} and ${shard.file} are both shard ${shard.marker.index} of ${shard.marker.count}`,
+      { file: shard.file, fix: "pass each shard once (a retried shard replaces its first try)" },
+    );
+  }
+  for (const id of shard.marker.sampleIds) {
+    const other = owner.get(id);
+    if (other !== undefined) {
+      throw new SpgError(
+        "E_MERGE_OVERLAP",
+        `sample ${id} is in both ${other.file} (shard ${other.marker.index}) and ${shard.file} (shard ${shard.marker.index})`,
+        {
+          file: shard.file,
+          fix: "merge shards whose samples are disjoint: the N shards `spg prove --shard K/N` wrote",
+        },
+      );
+    }
+  }
+  for (const id of shard.marker.sampleIds) owner.set(id, shard);
+}
+
+/** Every K from 1 to N is there, and every shard passes every other check verify makes. */
+function checkComplete(shards: readonly VerifiedShard[]): void {
   const count = shards[0].marker.count;
+  const present = new Set(shards.map((shard) => shard.marker.index));
   const missing: number[] = [];
-  for (let index = 1; index <= count; index++) if (!byIndex.has(index)) missing.push(index);
+  for (let index = 1; index <= count; index++) if (!present.has(index)) missing.push(index);
   if (missing.length > 0) {
     throw new SpgError(
       "E_MERGE_MISSING_SHARD",
@@ -245,44 +430,92 @@ function checkShardSet(shards: readonly VerifiedShard[]): void {
   }
 }
 
-function linesOf(shard: VerifiedShard, entry: string): OwnedLine[] {
-  const owned = ownedLines(shard.entries.get(entry) ?? Buffer.alloc(0), entry);
-  // The shard verified, so its lines parse; this guards the invariant, not user input.
-  if ("error" in owned) throw new SpgError("E_MERGE_SHARD_INVALID", `${shard.file}: ${owned.error}`);
-  return owned.lines;
+function sharedLines(shard: VerifiedShard): Buffer[] {
+  return shard.fingerprints.filter((line) => line.sampleId === undefined).map((line) => line.bytes);
+}
+
+/** Bytes a list of lines takes in a .jsonl entry (each with its newline). */
+function linesBytes(lines: readonly OwnedLine[]): number {
+  let bytes = 0;
+  for (const line of lines) bytes += line.bytes.length + 1;
+  return bytes;
+}
+
+/**
+ * The bytes the merged bundle will hold, counted as each shard is admitted. verify reads a
+ * merged bundle's records.jsonl, fingerprints.jsonl and shards.jsonl whole (it rebuilds every
+ * shard from them), so each must fit the held-entry limit, and all of them the total limit:
+ * a merge past them would never verify, and counting first keeps the merge's memory bounded.
+ */
+class MergedSize {
+  private readonly held: number;
+  private readonly total: number;
+  private readonly bytes = new Map<string, number>([
+    ["records.jsonl", 0],
+    ["fingerprints.jsonl", 0],
+    [SHARDS_ENTRY, 0],
+  ]);
+
+  constructor(options: MergeOptions) {
+    const policy = loadVerifyPolicy(options.policyFile);
+    const limits = resolveZipReadLimits({
+      maxHeldEntryBytes: policy.bundle?.maxHeldEntryBytes,
+      ...options.limits,
+    });
+    this.held = Math.min(limits.maxHeldEntryBytes, limits.maxEntryBytes);
+    this.total = limits.maxTotalBytes;
+  }
+
+  add(shard: VerifiedShard, first: boolean): void {
+    const sampleLines = (lines: readonly OwnedLine[]) => lines.filter((line) => line.sampleId !== undefined);
+    this.grow(shard, "records.jsonl", linesBytes(shard.records));
+    this.grow(
+      shard,
+      "fingerprints.jsonl",
+      linesBytes(first ? shard.fingerprints : sampleLines(shard.fingerprints)),
+    );
+    this.grow(shard, SHARDS_ENTRY, canonicalJson(shardsLineOf(shard.entries)).length + 1);
+    let sum = 0;
+    for (const bytes of this.bytes.values()) sum += bytes;
+    if (sum > this.total)
+      this.refuse(shard, `its entries together (${sum} bytes)`, this.total, "maxTotalBytes");
+  }
+
+  private grow(shard: VerifiedShard, entry: string, bytes: number): void {
+    const now = (this.bytes.get(entry) ?? 0) + bytes;
+    this.bytes.set(entry, now);
+    if (now > this.held)
+      this.refuse(shard, `its ${entry} (${now} bytes)`, this.held, "bundle.maxHeldEntryBytes");
+  }
+
+  private refuse(shard: VerifiedShard, what: string, limit: number, field: string): never {
+    throw new SpgError(
+      "E_MERGE_TOO_LARGE",
+      `with ${shard.file} the merged bundle would be over verify's limits: ${what} over ${limit} bytes`,
+      {
+        file: shard.file,
+        field,
+        fix: "verify reads a merged bundle's records whole: prove fewer samples or methods per run, or raise bundle.maxHeldEntryBytes in the verify policy (configs/verify/policy.yaml) for merge and verify alike",
+      },
+    );
+  }
 }
 
 /** The run's lines in unsharded order: every sample's lines in draw order, then the weight-tensor lines. */
 function mergeLines(
   shards: readonly VerifiedShard[],
   draw: readonly string[],
-  entry: string,
-): { merged: Buffer[]; shared: Buffer[] } {
-  const owner = new Map<string, number>();
-  const all: OwnedLine[] = [];
-  let shared: Buffer[] | undefined;
-  for (const shard of shards) {
-    for (const id of shard.marker.sampleIds) owner.set(id, shard.marker.index);
-    const lines = linesOf(shard, entry);
-    const grouped = groupLines(lines, owner);
-    const sharedText = joinLines(grouped.shared);
-    if (shared !== undefined && !joinLines(shared).equals(sharedText)) {
-      throw new SpgError(
-        "E_MERGE_INPUT_MISMATCH",
-        `${shard.file} has other weight-tensor fingerprints in ${entry} than ${shards[0].file}`,
-        { file: shard.file, fix: "prove every shard from the same config and checkpoint" },
-      );
-    }
-    shared = grouped.shared;
-    all.push(...lines.filter((line) => line.sampleId !== undefined));
-  }
+  entry: "records" | "fingerprints",
+): Buffer[] {
   const position = new Map(draw.map((id, index) => [id, index]));
+  const all: OwnedLine[] = [];
+  for (const shard of shards)
+    for (const line of shard[entry]) if (line.sampleId !== undefined) all.push(line);
   // Stable: a sample's lines keep their order (methods, then layers).
-  const merged = all
+  return all
     .map((line, order) => ({ line, order, at: position.get(line.sampleId!) ?? Number.MAX_SAFE_INTEGER }))
     .sort((a, b) => a.at - b.at || a.order - b.order)
     .map(({ line }) => line.bytes);
-  return { merged, shared: shared ?? [] };
 }
 
 function drawOf(shard: VerifiedShard): string[] {
@@ -298,19 +531,27 @@ export async function mergeShards(options: MergeOptions): Promise<MergeResult> {
       fix: "pass the shard bundles, e.g. spg merge shard-*.zip --out run.zip",
     });
   }
+  const inputs = checkInputFiles(options.shards);
+  await checkOutput(options.out, inputs);
+  const size = new MergedSize(options);
   const shards: VerifiedShard[] = [];
-  for (const file of options.shards) shards.push(await verifyShard(file, options));
-  checkShardSet(shards);
+  const owner = new Map<string, VerifiedShard>();
+  for (const { file } of inputs) {
+    const shard = await verifyShard(file, options);
+    admit(shard, shards, owner);
+    size.add(shard, shards.length === 0);
+    shards.push(shard);
+  }
+  checkComplete(shards);
   shards.sort((a, b) => a.marker.index - b.marker.index);
 
   const first = shards[0];
   const config = first.entries.get("config.json")!;
   const draw = drawOf(first);
-  const records = mergeLines(shards, draw, "records.jsonl");
-  const fingerprints = mergeLines(shards, draw, "fingerprints.jsonl");
-  const recordsBytes = joinLines(records.merged);
+  const records = mergeLines(shards, draw, "records");
+  const recordsBytes = joinLines(records);
   const runConfig = JSON.parse(config.toString("utf8")) as RunConfig;
-  const parsedRecords = records.merged.map((line) => JSON.parse(line.toString("utf8")) as SampleRecord);
+  const parsedRecords = records.map((line) => JSON.parse(line.toString("utf8")) as SampleRecord);
   const summary = summarize(parsedRecords, runConfig);
   const environment = first.entries.get("environment.json")!;
   const modelSha256 = (JSON.parse(environment.toString("utf8")) as { model: { sha256: string } }).model
@@ -320,7 +561,7 @@ export async function mergeShards(options: MergeOptions): Promise<MergeResult> {
     ["config.json", config],
     ["environment.json", environment],
     ["records.jsonl", recordsBytes],
-    ["fingerprints.jsonl", joinLines([...fingerprints.merged, ...fingerprints.shared])],
+    ["fingerprints.jsonl", joinLines([...mergeLines(shards, draw, "fingerprints"), ...sharedLines(first)])],
     ["summary.json", canonicalJson(summary)],
     [
       "report.md",

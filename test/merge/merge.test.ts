@@ -5,60 +5,42 @@
  * and merged bundles whose shards do not add up, which `spg verify` must refuse.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { canonicalJson } from "../../src/bundle/canonical.js";
 import { BUNDLE_FORMAT_VERSION } from "../../src/bundle/format.js";
-import { generateKeyPair, type SigningKey, writeKeyPair } from "../../src/bundle/keys.js";
+import { generateKeyPair, type SigningKey } from "../../src/bundle/keys.js";
 import type { ToolInfo } from "../../src/bundle/manifest.js";
-import { readBundleZip } from "../../src/bundle/read.js";
 import { signatureJsonBytes, signManifest } from "../../src/bundle/sign.js";
-import { assembleBundle, zipEntries } from "../../src/bundle/write.js";
-import { isSpgError } from "../../src/errors.js";
-import { mergeShards } from "../../src/merge/merge.js";
-import { packageRoot } from "../../src/paths.js";
+import { zipEntries } from "../../src/bundle/write.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
+import { editJson, entriesOf, json, provedShardRun, type ShardRun } from "../helpers/shard-run.js";
 
-const bin = join(packageRoot(), "bin", "run.js");
-const SHARDS = 3;
 /** Record fields a re-run measures anew: wall-clock timings and the process's peak memory. */
 const MEASURED_FIELDS = ["timingsMs", "peakRssBytes"];
 
+let run: ShardRun;
 let dir: string;
 let producer: SigningKey;
 let merger: SigningKey;
-let producerKeyFile: string;
 let mergerKeyFile: string;
-/** Trusts the shard producer and the merger. */
 let trustBoth: string;
 let trustMergerOnly: string;
 let trustProducerOnly: string;
-const shardFile = (k: number) => join(dir, `shard-${k}.zip`);
-
-function spg(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", cwd: dir, env });
-}
-
-/** The environment of one Indexed Job pod: its index, and no other scheduler's variables. */
-function podEnv(index: number): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, JOB_COMPLETION_INDEX: String(index) };
-  for (const name of ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"])
-    delete env[name];
-  return env;
-}
-
-async function entriesOf(file: string): Promise<Map<string, Buffer>> {
-  const read = await readBundleZip(file);
-  assert.ok(read.ok, file);
-  return new Map(read.entries);
-}
-
-function json(bytes: Buffer | undefined): Record<string, unknown> {
-  return JSON.parse(bytes!.toString("utf8")) as Record<string, unknown>;
-}
+const shardFile = (k: number) => run.shardFile(k);
+const spg = (args: string[]) => run.spg(args);
+const resigned = (
+  source: string,
+  name: string,
+  edit: (entries: Map<string, Buffer>) => void,
+  key: SigningKey,
+  tool?: (tool: ToolInfo) => ToolInfo,
+) => run.resigned(source, name, edit, key, tool);
+const tampered = (source: string, name: string, edit: (entries: Map<string, Buffer>) => void) =>
+  run.tampered(source, name, edit);
+const mergeFails = (shards: string[], code: string, message?: RegExp) =>
+  run.mergeFails(shards, code, message);
 
 function jsonl(bytes: Buffer | undefined): Record<string, unknown>[] {
   return bytes!
@@ -106,106 +88,9 @@ function reportWithoutSpeeds(bytes: Buffer | undefined): string {
   return at < 0 ? text : text.slice(0, at);
 }
 
-/** Copy a bundle with its entries edited, re-signed by `key` (as a dishonest or other producer could). */
-async function resigned(
-  source: string,
-  name: string,
-  edit: (entries: Map<string, Buffer>) => void,
-  key: SigningKey,
-  tool?: (tool: ToolInfo) => ToolInfo,
-): Promise<string> {
-  const entries = await entriesOf(source);
-  edit(entries);
-  const manifest = json(entries.get("manifest.json")) as { tool: ToolInfo; createdAt: string };
-  const assembled = assembleBundle(
-    entries,
-    key,
-    tool ? tool(manifest.tool) : manifest.tool,
-    manifest.createdAt,
-  );
-  const file = join(dir, name);
-  writeFileSync(file, await zipEntries(assembled.entries));
-  return file;
-}
-
-/** Copy a bundle with its entries edited and NOT re-signed (tampering in transit). */
-async function tampered(source: string, name: string, edit: (entries: Map<string, Buffer>) => void) {
-  const entries = await entriesOf(source);
-  edit(entries);
-  const file = join(dir, name);
-  writeFileSync(file, await zipEntries([...entries].map(([entryName, data]) => ({ name: entryName, data }))));
-  return file;
-}
-
-function editJson(
-  entries: Map<string, Buffer>,
-  entry: string,
-  edit: (value: Record<string, unknown>) => void,
-) {
-  const value = json(entries.get(entry));
-  edit(value);
-  entries.set(entry, Buffer.from(JSON.stringify(value)));
-}
-
-/** Merge with the library; the code it fails with; and that nothing was written. */
-async function mergeFails(shards: string[], code: string, message?: RegExp): Promise<void> {
-  const outDir = mkdtempSync(join(dir, "out-"));
-  const out = join(outDir, "run.zip");
-  await assert.rejects(
-    mergeShards({
-      shards,
-      out,
-      key: merger,
-      tool: toolOf(),
-      trustedKeysFile: trustBoth,
-      requireTrusted: true,
-    }),
-    (error: unknown) => {
-      assert.ok(isSpgError(error), String(error));
-      assert.equal(error.code, code, error.message);
-      if (message !== undefined) assert.match(error.message, message);
-      return true;
-    },
-  );
-  assert.deepEqual(readdirSync(outDir), [], "a failed merge writes nothing");
-}
-
-let tool: ToolInfo;
-const toolOf = () => tool;
-
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "spg-shard-"));
-  producer = generateKeyPair();
-  merger = generateKeyPair();
-  producerKeyFile = (await writeKeyPair(join(dir, "producer"), { key: producer })).secretPath;
-  mergerKeyFile = (await writeKeyPair(join(dir, "merger"), { key: merger })).secretPath;
-  trustBoth = join(dir, "trusted-both.txt");
-  trustMergerOnly = join(dir, "trusted-merger.txt");
-  trustProducerOnly = join(dir, "trusted-producer.txt");
-  writeFileSync(trustBoth, `${producer.keyId}\n${merger.keyId}\n`);
-  writeFileSync(trustMergerOnly, `${merger.keyId}\n`);
-  writeFileSync(trustProducerOnly, `${producer.keyId}\n`);
-  const run = [
-    "prove",
-    "--preset",
-    "ci-smoke",
-    "--samples",
-    String(SHARDS),
-    "--key",
-    producerKeyFile,
-    "--json",
-  ];
-  const whole = spg([...run, "--out", join(dir, "whole.zip")]);
-  assert.equal(whole.status, 0, whole.stderr);
-  for (let index = 0; index < SHARDS; index++) {
-    const shard = spg(
-      [...run, "--shard-from-env", "--shard-count", String(SHARDS), "--out", shardFile(index + 1)],
-      podEnv(index),
-    );
-    assert.equal(shard.status, 0, shard.stderr);
-    assert.deepEqual(JSON.parse(shard.stdout).shard, { index: index + 1, count: SHARDS });
-  }
-  tool = (json((await entriesOf(shardFile(1))).get("manifest.json")) as { tool: ToolInfo }).tool;
+  run = await provedShardRun({ whole: true });
+  ({ dir, producer, merger, mergerKeyFile, trustBoth, trustMergerOnly, trustProducerOnly } = run);
   const merged = spg([
     "merge",
     shardFile(3),
@@ -443,16 +328,17 @@ test("merge refuses shards written by different tool versions", async () => {
 });
 
 test("merge refuses shards that disagree on N", async () => {
-  const fourShards = await resigned(
-    shardFile(3),
-    "n4.zip",
+  // Shard 2 re-signed as "2 of 2": a valid marker on its own (K <= N <= the draw), not this run's N.
+  const twoShards = await resigned(
+    shardFile(2),
+    "n2.zip",
     (entries) =>
       editJson(entries, "shard.json", (marker) => {
-        marker.count = 4;
+        marker.count = 2;
       }),
     producer,
   );
-  await mergeFails([shardFile(1), shardFile(2), fourShards], "E_MERGE_SHARD_COUNT");
+  await mergeFails([shardFile(1), twoShards, shardFile(3)], "E_MERGE_SHARD_COUNT", /shard count N = 2/);
 });
 
 test("merge refuses a shard signed by an untrusted key", async () => {

@@ -32,7 +32,7 @@ const CHECK = "shards" as const;
 export const SHARD_CODES = {
   /** shard.json is unreadable or invalid, or a bundle has both shard.json and shards.jsonl. */
   marker: "E_SHARD_MARKER",
-  /** shards.jsonl is unreadable or a line does not match schemas/shards.schema.json. */
+  /** shards.jsonl is unreadable, a line does not match schemas/shards.schema.json, or the lines are not in K order. */
   layout: "E_SHARD_LAYOUT",
   /** A shard's run config hash is not that of this config.json. */
   config: "E_SHARD_CONFIG",
@@ -256,6 +256,11 @@ function compareShards(shards: readonly ShardInMerge[], lineCount: number, failu
     );
   }
   const count = counts[0] ?? lineCount;
+  // One merge, one layout: K ascending, as spg merge writes it (no second bundle of the same shards).
+  const order = shards.map((shard) => shard.marker.index);
+  if (order.some((index, at) => at > 0 && index < order[at - 1])) {
+    failures.add(SHARD_CODES.layout, `${SHARDS_ENTRY} lists shards ${order.join(", ")}, not in K order`);
+  }
   const indices = new Map<number, number>();
   for (const { marker } of shards) indices.set(marker.index, (indices.get(marker.index) ?? 0) + 1);
   for (const [index, times] of indices) {

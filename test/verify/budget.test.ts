@@ -6,40 +6,19 @@
  * without replay.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { type RunParts, remadeRun } from "../../scripts/adversarial-bundles.js";
-import { readBundleZip } from "../../src/bundle/read.js";
+import { test } from "node:test";
+import type { RunParts } from "../../scripts/adversarial-bundles.js";
 import type { LayerFingerprint } from "../../src/bundle/types.js";
-import { zipEntries } from "../../src/bundle/write.js";
-import { packageRoot } from "../../src/paths.js";
 import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
-import { fixtureKey, resign } from "../helpers/bundle-fixture.js";
+import { remadeDefaultBundles } from "../helpers/remade-default.js";
 
-const dir = mkdtempSync(join(tmpdir(), "spg-budget-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
-const key = fixtureKey(21);
-const keysFile = join(dir, "trusted.txt");
-let honest: Map<string, Buffer>;
-
-before(async () => {
-  const read = await readBundleZip(join(packageRoot(), "bundles", "default.zip"));
-  if (!read.ok) throw new Error("bundles/default.zip is unreadable");
-  honest = new Map(read.entries);
-  writeFileSync(keysFile, `${key.keyId}\n`);
-});
+const lies = remadeDefaultBundles("spg-budget-", 21);
 
 async function verifyLie(name: string, change: (parts: RunParts) => void) {
-  const entries = new Map(honest);
-  remadeRun(entries, change);
-  resign(entries, key);
-  const path = join(dir, `${name}.zip`);
-  writeFileSync(path, await zipEntries([...entries].map(([entry, data]) => ({ name: entry, data }))));
+  const path = await lies.write(name, change);
   const result = await verifyBundleFile(path, {
-    trustedKeysFile: keysFile,
+    trustedKeysFile: lies.keysFile,
     requireTrusted: true,
     replay: false,
   });

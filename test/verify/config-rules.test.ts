@@ -5,30 +5,13 @@
  * without replay.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { type RunParts, remadeRun } from "../../scripts/adversarial-bundles.js";
-import { readBundleZip } from "../../src/bundle/read.js";
-import { zipEntries } from "../../src/bundle/write.js";
-import { packageRoot } from "../../src/paths.js";
+import { test } from "node:test";
+import type { RunParts } from "../../scripts/adversarial-bundles.js";
 import { EXIT_INVALID } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
-import { fixtureKey, resign } from "../helpers/bundle-fixture.js";
+import { remadeDefaultBundles } from "../helpers/remade-default.js";
 
-const dir = mkdtempSync(join(tmpdir(), "spg-config-rules-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
-const key = fixtureKey(22);
-const keysFile = join(dir, "trusted.txt");
-let honest: Map<string, Buffer>;
-
-before(async () => {
-  const read = await readBundleZip(join(packageRoot(), "bundles", "default.zip"));
-  if (!read.ok) throw new Error("bundles/default.zip is unreadable");
-  honest = new Map(read.entries);
-  writeFileSync(keysFile, `${key.keyId}\n`);
-});
+const lies = remadeDefaultBundles("spg-config-rules-", 22);
 
 const params = (parts: RunParts, name: string) =>
   parts.config.methods.find((m) => m.name === name)?.params as Record<string, unknown>;
@@ -82,13 +65,9 @@ for (const [name, change, message] of [
   ],
 ] as const) {
   test(`${name}: refused without replay (config-rules:E_CONFIG_RULE)`, async () => {
-    const entries = new Map(honest);
-    remadeRun(entries, change);
-    resign(entries, key);
-    const path = join(dir, `${name.replaceAll(/\W+/g, "-")}.zip`);
-    writeFileSync(path, await zipEntries([...entries].map(([entry, data]) => ({ name: entry, data }))));
+    const path = await lies.write(name, change);
     const result = await verifyBundleFile(path, {
-      trustedKeysFile: keysFile,
+      trustedKeysFile: lies.keysFile,
       requireTrusted: true,
       replay: false,
     });
@@ -100,15 +79,11 @@ for (const [name, change, message] of [
 }
 
 test("with replay asked, a config prove would refuse is never run: replay is skipped, not crashed", async () => {
-  const entries = new Map(honest);
-  remadeRun(entries, (parts) => {
+  const path = await lies.write("even-kernel-replayed", (parts) => {
     params(parts, "snapkv").poolingKernel = 6;
   });
-  resign(entries, key);
-  const path = join(dir, "even-kernel-replayed.zip");
-  writeFileSync(path, await zipEntries([...entries].map(([entry, data]) => ({ name: entry, data }))));
   const result = await verifyBundleFile(path, {
-    trustedKeysFile: keysFile,
+    trustedKeysFile: lies.keysFile,
     requireTrusted: true,
     replay: { samples: "all", required: true },
   });

@@ -16,7 +16,7 @@
  * they do for real models), 200 resamples (6e6 bootstrap draws, within the policy's maximum).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -134,6 +134,8 @@ function verifyCommandSeconds(zipPath: string): number {
 
 export async function benchVerify(options: VerifyBenchOptions): Promise<void> {
   const dir = options.keep ?? mkdtempSync(join(tmpdir(), "spg-bench-verify-"));
+  // A --keep folder that does not exist yet is made now, not found missing after minutes of building.
+  if (options.keep !== undefined) mkdirSync(options.keep, { recursive: true });
   try {
     const { zipPath, entriesPath, description } = await writeBenchBundle(dir, options);
     console.log(`bundle: ${description}`);

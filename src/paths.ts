@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -25,4 +25,17 @@ export function schemasDir(): string {
 
 export function configsDir(): string {
   return join(packageRoot(), "configs");
+}
+
+/**
+ * What a path that is not a regular file is, for messages: spg reads only regular files (a
+ * FIFO blocks until a writer comes, a device may never end).
+ */
+export function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isSymbolicLink()) return "a symbolic link";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
+  return stats.isFile() ? "a regular file" : "an unknown kind of file";
 }

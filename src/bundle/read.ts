@@ -13,6 +13,7 @@ import { createReadStream, promises as fs } from "node:fs";
 import { pipeline, Readable } from "node:stream";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
+import { fileKind } from "../paths.js";
 import {
   ALL_BUNDLE_ENTRY_NAMES,
   BUNDLE_ENTRY_ORDER,
@@ -895,8 +896,10 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
     const stats = await fs.stat(source.path);
     // Opening a FIFO blocks until a writer comes, and a device may never end: only files are read.
     if (!stats.isFile()) {
-      const kind = stats.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
-      return fail(finding(ZIP_CODES.unreadable, `the archive is ${kind}`, { path: source.path }));
+      const kind = fileKind(stats);
+      return fail(
+        finding(ZIP_CODES.unreadable, `the archive is ${kind}, not a regular file`, { path: source.path }),
+      );
     }
     archiveBytes = stats.size;
   }

@@ -39,6 +39,7 @@ import { type Dirent, lstatSync, readdirSync, realpathSync, type Stats, statSync
 import { join, relative, resolve, sep } from "node:path";
 import type { RunConfig } from "../config/types.js";
 import { SpgError } from "../errors.js";
+import { fileKind } from "../paths.js";
 import { DocumentsHash, hashDocuments } from "./hash.js";
 import { jsonlRows } from "./jsonl.js";
 import { parquetTextRows } from "./parquet.js";
@@ -83,13 +84,6 @@ function notRegular(path: string, what: string): SpgError {
     file: path,
     fix: "point the dataset at regular files (a FIFO, socket or device is never read: it could block or never end)",
   });
-}
-
-function kindOf(stats: Stats): string {
-  if (stats.isFIFO()) return "a FIFO";
-  if (stats.isSocket()) return "a socket";
-  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
-  return "not a regular file";
 }
 
 function badLink(path: string, what: string, fix: string): SpgError {
@@ -144,10 +138,10 @@ function listTextFiles(dir: string): string[] {
             "copy the files into the directory (cp -rL follows links), or point --dataset-path at the directory that holds them",
           );
         }
-        if (!stats.isFile()) throw notRegular(full, kindOf(stats));
+        if (!stats.isFile()) throw notRegular(full, fileKind(stats));
         files.push(full);
       } else if (isText) {
-        if (!entry.isFile()) throw notRegular(full, kindOf(lstatSync(full)));
+        if (!entry.isFile()) throw notRegular(full, fileKind(lstatSync(full)));
         files.push(full);
       }
     }
@@ -188,7 +182,7 @@ function checkLocalPath(source: LocalSource, absolute: string, split: string): v
       },
     );
   }
-  if (!isDirectory && !stats.isFile()) throw notRegular(absolute, kindOf(stats));
+  if (!isDirectory && !stats.isFile()) throw notRegular(absolute, fileKind(stats));
 }
 
 function emptySplit(split: string, absolute: string): SpgError {

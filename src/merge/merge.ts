@@ -41,6 +41,7 @@ import type { InputErrorCode } from "../error-codes.js";
 import { SpgError } from "../errors.js";
 import { renderReportMarkdown } from "../measure/report-md.js";
 import { summarize } from "../measure/summary.js";
+import { fileKind } from "../paths.js";
 import { shardMarkerOf } from "../verify/checks/shards.js";
 import { isRecord } from "../verify/parse.js";
 import { loadVerifyPolicy } from "../verify/policy.js";
@@ -164,8 +165,10 @@ function checkInputFiles(files: readonly string[]): { file: string; stats: Stats
       );
     }
     if (!stats.isFile()) {
-      const kind = stats.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
-      throw unreadable(`is ${kind}`, "pass the shard bundle files (.zip) spg prove --shard K/N wrote");
+      throw unreadable(
+        `is ${fileKind(stats)}, not a regular file`,
+        "pass the shard bundle files (.zip) spg prove --shard K/N wrote",
+      );
     }
     const inode = `${stats.dev}:${stats.ino}`;
     const twin = byInode.get(inode);

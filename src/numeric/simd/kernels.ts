@@ -189,6 +189,12 @@ export function extentOf(groups: KernelGroups): number {
   return max + 1;
 }
 
+/** One i32 per bit width 0..16 in each row of the codec's stream state (kernels.wat's $state). */
+const STATE_WIDTHS = 17;
+/** The state's rows: encode keeps each width's next byte, pending bits and their count; decode its next byte and values read. */
+const STATE_ROWS_ENCODE = 3;
+const STATE_ROWS_DECODE = 2;
+
 /** Where encode/decode put things in the module's memory: data, members, starts, bits, state, then the bytes. */
 function groupLayout(groups: KernelGroups, extent: number, regionBytes: number) {
   const data = 0;
@@ -196,7 +202,7 @@ function groupLayout(groups: KernelGroups, extent: number, regionBytes: number) 
   const starts = members + aligned(4 * groups.members.length);
   const bits = starts + aligned(4 * groups.starts.length);
   const state = bits + aligned(groups.bits.length);
-  const bytes = state + 3 * 68;
+  const bytes = state + STATE_ROWS_ENCODE * STATE_WIDTHS * 4;
   const memory = scratch(aligned(bytes + regionBytes + 2));
   memory.i32.set(groups.members, members / 4);
   memory.i32.set(groups.starts, starts / 4);
@@ -229,7 +235,7 @@ export function encodeGroupsInto(
   const at = groupLayout(groups, extent, out.length);
   at.memory.f32.set(data.subarray(0, extent), at.data / 4);
   at.memory.i32.set(streamStart, at.state / 4);
-  at.memory.i32.fill(0, at.state / 4 + 17, at.state / 4 + 51);
+  at.memory.i32.fill(0, at.state / 4 + STATE_WIDTHS, at.state / 4 + STATE_ROWS_ENCODE * STATE_WIDTHS);
   at.memory.u8.fill(0, at.bytes, at.bytes + out.length);
   const failed = kernels.encodeGroups(
     at.data,
@@ -258,7 +264,7 @@ export function decodeGroupsFrom(
   // out's elements outside the members are kept: copied in and back unchanged
   at.memory.f32.set(out.subarray(0, extent), at.data / 4);
   at.memory.i32.set(streamStart, at.state / 4);
-  at.memory.i32.fill(0, at.state / 4 + 17, at.state / 4 + 34);
+  at.memory.i32.fill(0, at.state / 4 + STATE_WIDTHS, at.state / 4 + STATE_ROWS_DECODE * STATE_WIDTHS);
   at.memory.u8.set(region, at.bytes);
   at.memory.u8[at.bytes + region.length] = 0;
   at.memory.u8[at.bytes + region.length + 1] = 0;

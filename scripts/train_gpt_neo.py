@@ -418,7 +418,7 @@ TRAINING_FLAGS = ("data_dir", "run_dir", "out", "seed", "threads", "vocab_size",
                   "tokens_per_step", "seq_lengths", "max_steps", "schedule_start", "lr", "min_lr_ratio",
                   "init_weights", "output_vocab", "sampled_negatives", "dropout",
                   "warmup_steps", "weight_decay", "grad_clip", "log_every", "checkpoint_every", "init_from",
-                  "stop_at_step", "deadline_utc")
+                  "stop_at_step", "deadline_utc", "grow")
 
 
 def command_from_args(train_args):
@@ -426,7 +426,10 @@ def command_from_args(train_args):
     parts = ["scripts/train_gpt_neo.py"]
     for name in TRAINING_FLAGS:
         value = train_args.get(name)
-        if value is None:
+        if value is None or value is False:
+            continue
+        if value is True:
+            parts.append(f"--{name.replace('_', '-')}")
             continue
         text = value if isinstance(value, str) else json.dumps(value)
         parts.append(f"--{name.replace('_', '-')} '{text}'" if any(c in text for c in " []\"'") else f"--{name.replace('_', '-')} {text}")
@@ -632,6 +635,74 @@ def export_model(out_dir, model, config, training_info):
     os.replace(temporary, os.path.join(out_dir, "training.json"))
 
 
+GROWN_CONFIG_KEYS = ("num_layers", "attention_types", "attention_layers")
+
+
+def grow_layers(init_state, config, model, args):
+    """Loads a checkpoint with fewer layers into a deeper model. Each group of the old layers (one period
+    of its attention pattern) keeps its weights and is followed by new groups of the same pattern whose
+    output projections (attention out_proj, MLP c_proj) start at zero: each new block adds nothing to
+    the residual stream, so the grown model computes what the checkpoint did, and training moves on
+    from there. The old parameters keep their AdamW moments; the new ones start fresh."""
+    old_config = init_state["config"]
+    differing = sorted(key for key in set(old_config) | set(config) if old_config.get(key) != config.get(key))
+    if any(key not in GROWN_CONFIG_KEYS for key in differing):
+        raise SystemExit(f"--grow: {args.init_from} differs in {differing}; only {list(GROWN_CONFIG_KEYS)} may change")
+    old_kinds, new_kinds = old_config["attention_layers"], config["attention_layers"]
+    period = len(old_config["attention_types"][0][0])
+    if len(old_config["attention_types"]) != 1 or config["attention_types"][0][0] != old_config["attention_types"][0][0] \
+            or len(config["attention_types"]) != 1:
+        raise SystemExit("--grow: both models must repeat one and the same attention pattern")
+    if len(new_kinds) % len(old_kinds) != 0 or len(new_kinds) <= len(old_kinds):
+        raise SystemExit(f"--grow: {len(new_kinds)} layers is not a multiple (> 1) of the checkpoint's {len(old_kinds)}")
+    factor = len(new_kinds) // len(old_kinds)
+    source_of = []  # new layer index -> old layer index, or None for a new layer
+    for group in range(len(old_kinds) // period):
+        source_of.extend(group * period + offset for offset in range(period))
+        source_of.extend([None] * (period * (factor - 1)))
+    old_model = GptNeoForCausalLM(old_config)
+    old_model.load_state_dict(init_state["model"])
+    old_names = [name for name, _ in named_parameters_in_optimizer_order(old_model)]
+    old_optimizer_state = init_state["optimizer"]["state"]
+    state = model.state_dict()
+    old_state = init_state["model"]
+
+    def old_name_of(name):
+        if not name.startswith("transformer.h."):
+            return name
+        index, rest = name[len("transformer.h."):].split(".", 1)
+        source = source_of[int(index)]
+        return None if source is None else f"transformer.h.{source}.{rest}"
+
+    with torch.no_grad():
+        for name in state:
+            source = old_name_of(name)
+            if source is not None:
+                state[name].copy_(old_state[source])
+            elif name.endswith(("attn.attention.out_proj.weight", "attn.attention.out_proj.bias",
+                                "mlp.c_proj.weight", "mlp.c_proj.bias")):
+                state[name].zero_()
+    model.load_state_dict(state)
+    optimizer_state = {}
+    for name, _ in named_parameters_in_optimizer_order(model):
+        source = old_name_of(name)
+        if source is not None:
+            moments = old_optimizer_state.get(old_names.index(source))
+            if moments is not None:
+                optimizer_state[name] = {key: value.clone() for key, value in moments.items()}
+    new_layers = [index for index, source in enumerate(source_of) if source is None]
+    print(f"grown from {len(old_kinds)} to {len(new_kinds)} layers; new layers {new_layers} start as identities", flush=True)
+    return {"record": {"from_layers": len(old_kinds), "to_layers": len(new_kinds), "new_layers": new_layers,
+                       "source_of_layer": source_of},
+            "optimizer_state": optimizer_state}
+
+
+def named_parameters_in_optimizer_order(model):
+    """make_optimizer's order: the decayed (matrix) parameters, then the others."""
+    named = list(model.named_parameters())
+    return [item for item in named if item[1].dim() >= 2] + [item for item in named if item[1].dim() < 2]
+
+
 def deadline_from(text):
     if not text:
         return None
@@ -672,8 +743,11 @@ def train(args):
         with open(args.init_from, "rb") as handle:
             init_bytes = handle.read()
         init_state = torch.load(args.init_from)
-        if init_state["config"] != config:
-            raise SystemExit(f"{args.init_from}: saved with a different model config")
+        grown = None
+        if args.grow:
+            grown = grow_layers(init_state, config, model, args)
+        elif init_state["config"] != config:
+            raise SystemExit(f"{args.init_from}: saved with a different model config (add --grow to add layers)")
         if init_state["step"] != args.schedule_start:
             raise SystemExit(f"{args.init_from} is at step {init_state['step']}; pass --schedule-start {init_state['step']}")
         previous_args = dict(init_state["args"])
@@ -686,8 +760,13 @@ def train(args):
             "previous_phase": init_state.get("previous_phase"),
             "initial_weights": init_state.get("initial_weights"),
         }
-        model.load_state_dict(init_state["model"])
-        optimizer.load_state_dict(init_state["optimizer"])
+        if grown is None:
+            model.load_state_dict(init_state["model"])
+            optimizer.load_state_dict(init_state["optimizer"])
+        else:
+            previous_phase["grown"] = grown["record"]
+            for name, state in grown["optimizer_state"].items():
+                optimizer.state[dict(model.named_parameters())[name]] = state
         step, log = init_state["step"], init_state["log"]
         print(f"phase 2 from {args.init_from} at step {step}", flush=True)
     if os.path.exists(checkpoint_path):
@@ -919,6 +998,8 @@ def main():
     parser.add_argument("--sampled-negatives", type=int, default=4096,
                         help="with --output-vocab sampled: draws per step from the seen ids' unigram^0.75")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="second phase: start from this run's checkpoint.pt")
+    parser.add_argument("--grow", action="store_true",
+                        help="with --init-from: the checkpoint has fewer layers (same pattern); new layers start as identities")
     parser.add_argument("--schedule-start", type=int, default=0, help="step where this phase's warmup+cosine starts")
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="stop at this step; the schedule still follows --max-steps (reproduces a deadline-stopped run)")

@@ -108,38 +108,30 @@ export interface QuantGroups {
   extent?: number;
 }
 
-/** Codes per width (groups with members only), and the widths in ascending order. */
-function codeCounts(groups: QuantGroups): Map<number, number> {
-  const counts = new Map<number, number>();
-  for (let g = 0; g < groups.bits.length; g++) {
-    const len = groups.starts[g + 1] - groups.starts[g];
-    if (len > 0) counts.set(groups.bits[g], (counts.get(groups.bits[g]) ?? 0) + len);
-  }
-  return counts;
-}
-
-function widths(counts: Map<number, number>): number[] {
-  return [...counts.keys()].sort((a, b) => a - b);
-}
-
-function nonEmptyGroups(groups: QuantGroups): number {
-  let nonEmpty = 0;
-  for (let g = 0; g < groups.bits.length; g++) if (groups.starts[g + 1] > groups.starts[g]) nonEmpty++;
-  return nonEmpty;
-}
-
 /**
  * Where each width's code stream lies in the bytes after the metadata: streamStart[w] is its
- * byte offset (streams in ascending width), and the total length of metadata and streams.
+ * byte offset (streams in ascending width, widths with codes only), and the total length of
+ * metadata and streams.
  */
 function streamLayout(groups: QuantGroups): { streamStart: Int32Array; total: number } {
-  const counts = codeCounts(groups);
+  const { bits, starts } = groups;
+  // codes per width (bits is a Uint8Array: a width past 16 is counted here and refused below)
+  const counts = new Int32Array(256);
+  let nonEmpty = 0;
+  for (let g = 0; g < bits.length; g++) {
+    const len = starts[g + 1] - starts[g];
+    if (len > 0) {
+      counts[bits[g]] += len;
+      nonEmpty++;
+    }
+  }
   const streamStart = new Int32Array(17);
-  let total = GROUP_META_BYTES * nonEmptyGroups(groups);
-  for (const width of widths(counts)) {
+  let total = GROUP_META_BYTES * nonEmpty;
+  for (let width = 0; width < counts.length; width++) {
+    if (counts[width] === 0) continue;
     checkBits(width);
     streamStart[width] = total;
-    total += packedLength(counts.get(width) ?? 0, width);
+    total += packedLength(counts[width], width);
   }
   return { streamStart, total };
 }
@@ -348,13 +340,25 @@ export function tokenGroups(
   const bits = new Uint8Array(perToken * tokens);
   let m = 0;
   let g = 0;
-  for (let t = 0; t < tokens; t++) {
-    const width = bitsOfToken(t);
-    for (let c0 = 0; c0 < dim; c0 += groupSize) {
-      bits[g] = width;
-      starts[g++] = m;
-      for (let i = t * dim + c0; i < t * dim + Math.min(c0 + groupSize, dim); i++) {
-        if (alive === undefined || alive[i] === 1) members[m++] = i;
+  if (alive === undefined) {
+    // every element, in order: the members are 0, 1, ... and a group starts at its first channel
+    for (let i = 0; i < members.length; i++) members[i] = i;
+    for (let t = 0; t < tokens; t++) {
+      const width = bitsOfToken(t);
+      for (let c0 = 0; c0 < dim; c0 += groupSize) {
+        bits[g] = width;
+        starts[g++] = t * dim + c0;
+      }
+    }
+    m = members.length;
+  } else {
+    for (let t = 0; t < tokens; t++) {
+      const width = bitsOfToken(t);
+      for (let c0 = 0; c0 < dim; c0 += groupSize) {
+        bits[g] = width;
+        starts[g++] = m;
+        const end = t * dim + Math.min(c0 + groupSize, dim);
+        for (let i = t * dim + c0; i < end; i++) if (alive[i] === 1) members[m++] = i;
       }
     }
   }

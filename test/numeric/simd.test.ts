@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { kernelsSource, kernelsTextPath } from "../../scripts/wasm-source.js";
+import { magnitudeCutScalar } from "../../src/kv/methods/spg/elementwise.js";
 import { ByteReader, ByteWriter, floatsOfHalvesScalar, halfRowsScalar } from "../../src/numeric/bytes.js";
 import { roundHalfInto, roundHalfIntoScalar } from "../../src/numeric/fp16.js";
 import {
@@ -31,6 +32,7 @@ import {
   floatsOfHalves,
   halvesOfRange,
   KERNELS_USABLE,
+  magnitudeCutOf,
   SCRATCH_ELEMENTS,
 } from "../../src/numeric/simd/kernels.js";
 import { KERNELS_WASM_BASE64 } from "../../src/numeric/simd/kernels-wasm.js";
@@ -287,4 +289,50 @@ test("Gram matrices and the Cholesky bound: the kernels' float64 bits are the sc
   const indefinite = Float64Array.from([1, 2, 2, 1]);
   assert.equal(smallestEigenvalueSumBound(indefinite, 2, 1, 1e-9), Number.NEGATIVE_INFINITY);
   assert.equal(smallestEigenvalueSumBoundScalar(indefinite, 2, 1, 1e-9), Number.NEGATIVE_INFINITY);
+});
+
+test("spg's magnitude cut: the kernel's cut and survivor count are the scalar loop's (zeros, NaN, values at the cut, odd lengths)", () => {
+  const next = rng(53);
+  for (let trial = 0; trial < 60; trial++) {
+    const length = trial === 0 ? 0 : 1 + Math.floor(next() * 700);
+    const spread = 10 ** (next() * 8 - 4);
+    const block = Float32Array.from({ length }, (_, i) =>
+      i % 17 === 2 ? 0 : i % 19 === 4 ? -0 : (next() - 0.5) * spread,
+    );
+    if (trial % 5 === 1 && length > 3) block[length - 2] = Number.NaN;
+    if (trial % 7 === 2 && length > 8) block[3] = -Math.fround(1e-3 * spread);
+    for (const threshold of [0.001, 0.25, 1, 1e-9, 0.5]) {
+      const scalar = magnitudeCutScalar(block, threshold);
+      const kernel = magnitudeCutOf(block, threshold);
+      assert.ok(kernel !== null, "the kernel runs at this size");
+      assert.ok(Object.is(kernel.cut, scalar.cut), `trial ${trial} threshold ${threshold} cut`);
+      assert.equal(kernel.count, scalar.count, `trial ${trial} threshold ${threshold} count`);
+    }
+  }
+  // a cut that a float32 value meets exactly, and the float32 values either side of it
+  const at = Float32Array.from([4, 1, -1, Math.fround(1 + 2 ** -23), Math.fround(1 - 2 ** -24), 0, -0, 2]);
+  const exact = magnitudeCutOf(at, 0.25);
+  assert.deepEqual(exact, magnitudeCutScalar(at, 0.25));
+  assert.equal(exact?.count, 5, "4, 1, -1, 1 + ulp and 2 survive; 1 - ulp/2 and the zeros do not");
+  // an all-zero block: cut 0, and zeros never survive
+  assert.deepEqual(magnitudeCutOf(new Float32Array(9), 0.001), { cut: 0, count: 0 });
+  // past the scratch the caller's loop runs
+  assert.equal(magnitudeCutOf(new Float32Array(SCRATCH_ELEMENTS + 1), 0.001), null);
+});
+
+test("token groups without a mask are the groups of an all-ones mask (the members' fast path)", () => {
+  for (const [tokens, dim, groupSize] of [
+    [80, 64, 32],
+    [7, 5, 3],
+    [1, 130, 32],
+    [0, 8, 4],
+  ]) {
+    const widths = (t: number) => (t % 3 === 0 ? 8 : 4);
+    const fast = tokenGroups(tokens, dim, groupSize, widths);
+    const masked = tokenGroups(tokens, dim, groupSize, widths, new Uint8Array(tokens * dim).fill(1));
+    assert.deepEqual(fast.members, masked.members);
+    assert.deepEqual(fast.starts, masked.starts);
+    assert.deepEqual(fast.bits, masked.bits);
+    assert.equal(fast.identity, true);
+  }
 });

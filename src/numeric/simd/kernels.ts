@@ -32,6 +32,8 @@ interface KernelExports {
   ): number;
   gram(block: number, rows: number, cols: number, out: number): void;
   inverseFrobenius2(gram: number, n: number, shift: number, lower: number): number;
+  maxAbs(block: number, n: number): number;
+  survivorCount(block: number, n: number, cut: number): number;
   decodeGroups(
     bytes: number,
     members: number,
@@ -299,4 +301,20 @@ export function inverseFrobenius2Of(gram: Float64Array, n: number, shift: number
   memory.f64.set(gram.subarray(0, n * n), 0);
   memory.f64.fill(0, work / 8 + 2 * n * n, work / 8 + 3 * n * n);
   return kernels.inverseFrobenius2(0, n, shift, work);
+}
+
+/**
+ * spg's magnitude cut (kv/methods/spg/elementwise.ts's magnitudeCutScalar) through the
+ * kernels, on one copy of the block: cut = threshold · max|x|, and how many x have
+ * |x| >= cut and x != 0; null past the scratch (the caller's loop then runs).
+ */
+export function magnitudeCutOf(
+  block: Float32Array,
+  threshold: number,
+): { cut: number; count: number } | null {
+  if (!KERNELS_USABLE || block.length > SCRATCH_ELEMENTS) return null;
+  const memory = scratch(4 * block.length);
+  memory.f32.set(block, 0);
+  const cut = threshold * kernels.maxAbs(0, block.length);
+  return { cut, count: kernels.survivorCount(0, block.length, cut) };
 }

@@ -792,4 +792,69 @@
         (local.set $c (i32.add (local.get $c) (i32.const 1)))
         (br $each_c)))
     (local.get $total))
+
+  ;; spg's magnitude cut, its largest |x| over the float32 block at $block ($n values), as
+  ;; elementwise.ts's maxAbs: NaN is never the largest (pmax keeps the running value, as
+  ;; `a > max` does). Four values a step.
+  (func (export "maxAbs") (param $block i32) (param $n i32) (result f32)
+    (local $i i32) (local $vmax v128) (local $max f32) (local $x f32)
+    (local.set $vmax (v128.const f32x4 0 0 0 0))
+    (block $vectors
+      (loop $four
+        (br_if $vectors (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+        (local.set $vmax (f32x4.pmax (local.get $vmax)
+          (f32x4.abs (v128.load (i32.add (local.get $block) (i32.shl (local.get $i) (i32.const 2)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $four)))
+    (local.set $max (f32x4.extract_lane 0 (local.get $vmax)))
+    (local.set $x (f32x4.extract_lane 1 (local.get $vmax)))
+    (if (f32.gt (local.get $x) (local.get $max)) (then (local.set $max (local.get $x))))
+    (local.set $x (f32x4.extract_lane 2 (local.get $vmax)))
+    (if (f32.gt (local.get $x) (local.get $max)) (then (local.set $max (local.get $x))))
+    (local.set $x (f32x4.extract_lane 3 (local.get $vmax)))
+    (if (f32.gt (local.get $x) (local.get $max)) (then (local.set $max (local.get $x))))
+    (block $done
+      (loop $one
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $x (f32.abs (f32.load (i32.add (local.get $block) (i32.shl (local.get $i) (i32.const 2))))))
+        (if (f32.gt (local.get $x) (local.get $max)) (then (local.set $max (local.get $x))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $one)))
+    (local.get $max))
+
+  ;; The magnitude cut's survivors among those values: how many x have |x| >= $cut (float64,
+  ;; as the TypeScript compares a float32 with a number) and x != 0; NaN is never counted
+  ;; (every comparison with it is false). Four values a step, lanes -1 where counted.
+  (func (export "survivorCount") (param $block i32) (param $n i32) (param $cut f64) (result i32)
+    (local $i i32) (local $a v128) (local $vcut v128) (local $count v128) (local $x f32) (local $total i32)
+    (local.set $vcut (f64x2.splat (local.get $cut)))
+    (local.set $count (v128.const i32x4 0 0 0 0))
+    (block $vectors
+      (loop $four
+        (br_if $vectors (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+        (local.set $a (f32x4.abs (v128.load (i32.add (local.get $block) (i32.shl (local.get $i) (i32.const 2))))))
+        (local.set $count
+          (i32x4.sub (local.get $count)
+            (v128.and
+              (f32x4.ne (local.get $a) (v128.const f32x4 0 0 0 0))
+              (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                (f64x2.ge (f64x2.promote_low_f32x4 (local.get $a)) (local.get $vcut))
+                (f64x2.ge
+                  (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $a) (local.get $a)))
+                  (local.get $vcut))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $four)))
+    (local.set $total
+      (i32.add
+        (i32.add (i32x4.extract_lane 0 (local.get $count)) (i32x4.extract_lane 1 (local.get $count)))
+        (i32.add (i32x4.extract_lane 2 (local.get $count)) (i32x4.extract_lane 3 (local.get $count)))))
+    (block $done
+      (loop $one
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $x (f32.abs (f32.load (i32.add (local.get $block) (i32.shl (local.get $i) (i32.const 2))))))
+        (if (i32.and (f64.ge (f64.promote_f32 (local.get $x)) (local.get $cut)) (f32.ne (local.get $x) (f32.const 0)))
+          (then (local.set $total (i32.add (local.get $total) (i32.const 1)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $one)))
+    (local.get $total))
 )

@@ -8,6 +8,7 @@ import { packedLength } from "../../../numeric/bitpack.js";
 import type { ByteReader, ByteWriter } from "../../../numeric/bytes.js";
 import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../../numeric/dtype.js";
 import { decodeGroups, encodeGroups, GROUP_META_BYTES, tokenGroups } from "../../../numeric/group-quant.js";
+import { magnitudeCutOf } from "../../../numeric/simd/kernels.js";
 import {
   countBits,
   readRows,
@@ -30,6 +31,17 @@ function maxAbs(block: Float32Array): number {
     if (a > max) max = a;
   }
   return max;
+}
+
+/**
+ * The magnitude cut of a block: cut = threshold · max|x|, and how many elements survive it.
+ * In TypeScript alone: the reference the kernel (magnitudeCutOf) is tested against.
+ */
+export function magnitudeCutScalar(block: Float32Array, threshold: number): { cut: number; count: number } {
+  const cut = threshold * maxAbs(block);
+  let count = 0;
+  for (let i = 0; i < block.length; i++) if (survives(block[i], cut)) count++;
+  return { cut, count };
 }
 
 export interface BlockPlan {
@@ -149,9 +161,8 @@ export class ElementwiseChoice {
       this.count = block.length;
       return this.count;
     }
-    const cut = magnitudeThreshold * maxAbs(block);
-    let count = 0;
-    for (let i = 0; i < block.length; i++) if (survives(block[i], cut)) count++;
+    const { cut, count } =
+      magnitudeCutOf(block, magnitudeThreshold) ?? magnitudeCutScalar(block, magnitudeThreshold);
     this.cut = cut;
     this.count = count;
     return count;

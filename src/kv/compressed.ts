@@ -116,6 +116,18 @@ export function atBaselineDtype(cache: KvCache, dtype: BaselineDtype, layoutRoom
  * The free layout of a prefill cache. Fails when heads of a layer disagree on positions or
  * arrays have the wrong size: methods compress the cache a prefill left, nothing else.
  */
+function samePositions(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function ascending(positions: ArrayLike<number>): boolean {
+  for (let i = 1; i < positions.length; i++) if (positions[i] <= positions[i - 1]) return false;
+  return true;
+}
+
 export function cacheShape(cache: KvCache): CacheShape {
   const { headDim } = cache;
   if (!Number.isInteger(headDim) || headDim < 1) {
@@ -127,7 +139,7 @@ export function cacheShape(cache: KvCache): CacheShape {
       if (layer.heads.length === 0) throw new SpgError("E_KV_CACHE", `layer ${l} has no heads`);
       const positions = layer.heads[0].positions;
       layer.heads.forEach((head, h) => {
-        if (head.positions.length !== positions.length || head.positions.some((p, i) => p !== positions[i])) {
+        if (!samePositions(head.positions, positions)) {
           throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: positions differ from head 0`, {
             fix: "compress the cache a prefill produced (every head holds the same positions)",
           });
@@ -136,10 +148,9 @@ export function cacheShape(cache: KvCache): CacheShape {
         if (head.keys.length !== size || head.values.length !== size) {
           throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: keys/values are not [slots, headDim]`);
         }
-        for (let i = 1; i < positions.length; i++) {
-          if (positions[i] <= positions[i - 1]) {
-            throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: positions are not ascending`);
-          }
+        // the other heads hold head 0's positions, so only head 0's order needs reading
+        if (h === 0 && !ascending(positions)) {
+          throw new SpgError("E_KV_CACHE", `layer ${l} head ${h}: positions are not ascending`);
         }
       });
       return { numHeads: layer.heads.length, positions: Int32Array.from(positions) };
@@ -286,12 +297,17 @@ export function writeSubset(writer: ByteWriter, members: ArrayLike<number>, tota
 }
 
 export function readSubset(reader: ByteReader, total: number): Int32Array {
+  const members = readSubsetUnlessAll(reader, total);
+  if (members !== null) return members;
+  const all = new Int32Array(total);
+  for (let i = 0; i < total; i++) all[i] = i;
+  return all;
+}
+
+/** readSubset, but null for the "all" tag (a caller that needs no list of every index). */
+export function readSubsetUnlessAll(reader: ByteReader, total: number): Int32Array | null {
   const tag = reader.u8();
-  if (tag === SUBSET_ALL) {
-    const all = new Int32Array(total);
-    for (let i = 0; i < total; i++) all[i] = i;
-    return all;
-  }
+  if (tag === SUBSET_ALL) return null;
   if (tag === SUBSET_BITMASK) {
     const mask = reader.bytes(Math.ceil(total / 8));
     const members: number[] = [];

@@ -12,7 +12,7 @@ import { magnitudeCutOf } from "../../../numeric/simd/kernels.js";
 import {
   countBits,
   readRows,
-  readSubset,
+  readSubsetUnlessAll,
   subsetEncodingBytes,
   writeRows,
   writeSubset,
@@ -254,16 +254,19 @@ export function decodeElementwise(
   const { mixedPrecision, magnitudeThreshold } = stage2;
   const size = plan.tokens * plan.dim;
   const block = new Float32Array(size);
-  const alive = magnitudeThreshold > 0 ? readSubset(reader, size) : range(size);
+  // null: every element (the dense form)
+  const alive = magnitudeThreshold > 0 ? readSubsetUnlessAll(reader, size) : null;
   if (mixedPrecision.enabled) {
-    // every element alive (the dense form): the groups without a mask, the same members
+    // every element alive: the groups without a mask, the same members
     let mask: Uint8Array | undefined;
-    if (alive.length < size) {
+    if (alive !== null && alive.length < size) {
       mask = new Uint8Array(size);
       for (let n = 0; n < alive.length; n++) mask[alive[n]] = 1;
     }
     const bitsOf = (t: number) => (plan.isHigh[t] ? mixedPrecision.highBits : mixedPrecision.lowBits);
     decodeGroups(reader, block, tokenGroups(plan.tokens, plan.dim, mixedPrecision.groupSize, bitsOf, mask));
+  } else if (alive === null) {
+    block.set(readRows(reader, size, 1, dtype));
   } else {
     const values = readRows(reader, alive.length, 1, dtype);
     alive.forEach((i, n) => {

@@ -63,24 +63,32 @@ const kernels = new WebAssembly.Instance(
  */
 export const SCRATCH_ELEMENTS = 1 << 18;
 
-/** The module's memory, grown to at least `bytes`, as views made after any growth. */
-function scratch(bytes: number): {
+interface ScratchViews {
   u8: Uint8Array;
   u16: Uint16Array;
   i32: Int32Array;
   f32: Float32Array;
   f64: Float64Array;
-} {
+}
+
+/** Views of the module's memory, remade only when growth replaced its buffer (the old one is detached). */
+let views: ScratchViews | null = null;
+
+/** The module's memory, grown to at least `bytes`, as views of its current buffer. */
+function scratch(bytes: number): ScratchViews {
   const have = kernels.memory.buffer.byteLength;
   if (have < bytes) kernels.memory.grow(Math.ceil((bytes - have) / 65536));
   const buffer = kernels.memory.buffer;
-  return {
-    u8: new Uint8Array(buffer),
-    u16: new Uint16Array(buffer),
-    i32: new Int32Array(buffer),
-    f32: new Float32Array(buffer),
-    f64: new Float64Array(buffer),
-  };
+  if (views === null || views.u8.buffer !== buffer) {
+    views = {
+      u8: new Uint8Array(buffer),
+      u16: new Uint16Array(buffer),
+      i32: new Int32Array(buffer),
+      f32: new Float32Array(buffer),
+      f64: new Float64Array(buffer),
+    };
+  }
+  return views;
 }
 
 /** Rounds up to a multiple of 16 bytes (v128 loads and stores, and every view's alignment). */

@@ -103,6 +103,8 @@ async function writeBenchBundle(
     { config, environment, records, fingerprints, summary, reportMd },
     ephemeralKey(),
     readToolInfo(),
+    // --keep DIR is the bench's own folder: a second run replaces its bundle.
+    { overwrite: true },
   );
   const size = (name: string) => written.entries.find((entry) => entry.name === name)?.data.length ?? 0;
   const entriesBytes = written.entries.reduce((sum, entry) => sum + entry.data.length, 0);

@@ -134,6 +134,8 @@ async function main(): Promise<number> {
       const result = await prove({
         config: plan.calibrationConfig,
         out,
+        // --keep DIR is this script's own folder: a second run replaces its bundles.
+        overwrite: true,
         key: ephemeralKey(),
         onEvent: (event) => {
           if (event.kind === "model") modelSha256 = event.sha256;

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { writeFileAtomic } from "../src/bundle/atomic.js";
 import { readBundleZip } from "../src/bundle/read.js";
-import { readTrustedKeys } from "../src/bundle/sign.js";
+import { readTrustedKeys, type TrustedKeys } from "../src/bundle/sign.js";
 import type { SampleRecord, Summary } from "../src/bundle/types.js";
 import type { RunConfig } from "../src/config/types.js";
 import { isSpgError } from "../src/errors.js";
@@ -47,7 +47,7 @@ class BundleRefused extends Error {
   }
 }
 
-async function verified(path: string, trusted: ReadonlySet<string> | undefined): Promise<VerifiedBundle> {
+async function verified(path: string, trusted: TrustedKeys | undefined): Promise<VerifiedBundle> {
   const read = await readBundleZip(path);
   if (!read.ok) {
     for (const f of read.findings) process.stderr.write(`${path}: ${f.code}: ${f.message}\n`);

@@ -124,7 +124,9 @@ export const ERROR_CODES = {
   E_DEVICE_UNAVAILABLE: input("the asked-for device (e.g. CUDA) is not available; spg never falls back"),
   E_EMPTY_TOKENS: input("no tokens to score"),
   E_EVAL_WINDOW: input("the --window does not fit the model"),
-  E_FILE_EXISTS: input("the output file exists and would be overwritten"),
+  E_FILE_EXISTS: input(
+    "the output file exists (spg keygen, spg prove --out, spg merge --out): pass --force to replace it",
+  ),
   E_FORWARD_IDS: input("`spg model forward` got no, malformed or out-of-range token ids"),
   E_FORWARD_INPUT: input("a forward pass got inputs of the wrong shape or kind (a bug in the caller)"),
   E_GENERATE_LENGTH: input("`spg model generate`: prompt + tokens exceed the model's positions"),
@@ -194,7 +196,7 @@ export const ERROR_CODES = {
   ),
   E_MERGE_SHARD_TAMPERED: input("a shard to merge fails integrity or its signature"),
   E_MERGE_SHARD_UNREADABLE: input(
-    "a shard to merge is missing, unreadable, not a regular file (a link, FIFO, device, directory) or not a safe zip",
+    "a shard to merge is missing, unreadable, not a regular file (a link, FIFO, device, directory), not the file checked before it was read, or not a safe zip",
   ),
   E_MERGE_SHARD_UNTRUSTED: input("a shard to merge is signed by a key the trust policy refuses"),
   E_MERGE_TOO_LARGE: input(
@@ -311,6 +313,10 @@ export const ERROR_CODES = {
   E_EPHEMERAL_KEY: finding("trust", "the signer is an ephemeral key, which a trust policy refuses"),
   E_NO_TRUSTED_KEYS: finding("trust", "a trusted signer is required but no --trusted-keys were given"),
   E_UNTRUSTED_KEY: finding("trust", "the signer is not in --trusted-keys"),
+  E_KEY_ROLE: finding(
+    "trust",
+    "the signer is in --trusted-keys, but not with the role this bundle needs (run, shard or merge)",
+  ),
 
   E_SCHEMA_CONFIG: finding("schemas", "config.json does not match schemas/config.schema.json"),
   E_SCHEMA_ENVIRONMENT: finding("schemas", "environment.json does not match schemas/environment.schema.json"),

@@ -20,6 +20,47 @@ export async function removeQuietly(file: string): Promise<void> {
   await fs.rm(file, { force: true });
 }
 
+function fileExists(destination: string, cause?: unknown): SpgError {
+  return new SpgError("E_FILE_EXISTS", `${destination} already exists`, {
+    file: destination,
+    fix: "choose another path, or pass --force to replace it",
+    cause,
+  });
+}
+
+/**
+ * Refuse an existing destination before any work is done (a run can take hours); the final
+ * placeTemporary() refuses again, atomically, should one appear meanwhile.
+ */
+export async function refuseExisting(destination: string, overwrite: boolean): Promise<void> {
+  if (overwrite) return;
+  const existing = await fs.lstat(destination).catch(() => undefined);
+  if (existing !== undefined) throw fileExists(destination);
+}
+
+/**
+ * Move a complete, flushed temporary file to its destination: rename over whatever is there
+ * when `overwrite`, else link() (which fails with EEXIST instead of replacing: an atomic
+ * "create only if absent") and drop the temporary name.
+ */
+export async function placeTemporary(
+  temporary: string,
+  destination: string,
+  overwrite: boolean,
+): Promise<void> {
+  if (overwrite) {
+    await fs.rename(temporary, destination);
+    return;
+  }
+  try {
+    await fs.link(temporary, destination);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") throw fileExists(destination, error);
+    throw error;
+  }
+  await removeQuietly(temporary);
+}
+
 export interface AtomicWriteOptions {
   /** File mode of the new file (before umask; applied again with chmod so umask cannot loosen nor tighten it). */
   mode?: number;
@@ -43,22 +84,9 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
-    if (options.overwrite === true) {
-      await fs.rename(temporary, destination);
-    } else {
-      // link() fails with EEXIST instead of replacing: an atomic "create only if absent".
-      await fs.link(temporary, destination);
-      await removeQuietly(temporary);
-    }
+    await placeTemporary(temporary, destination, options.overwrite === true);
   } catch (error) {
     await removeQuietly(temporary);
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new SpgError("E_FILE_EXISTS", `${destination} already exists`, {
-        file: destination,
-        fix: "choose another path, or pass --force to replace it",
-        cause: error,
-      });
-    }
     throw error;
   }
 }

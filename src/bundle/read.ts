@@ -9,7 +9,8 @@
  * Every failure is returned as a finding of the "zip-safety" check with a stable code;
  * the reader never throws for a bad archive and never leaves an error unhandled.
  */
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs, constants as fsConstants, type Stats } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import { pipeline, Readable } from "node:stream";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
@@ -97,6 +98,20 @@ export interface ReadBundleZipOptions {
   requiredNames?: readonly string[];
   /** Entries to hand to a sink as they inflate instead of keeping them (see EntryStreaming). */
   stream?: EntryStreaming;
+  /** How the file is opened and which file it must be (readBundleZip only). */
+  opening?: BundleFileOpening;
+}
+
+/**
+ * The file is opened once and every check and read goes through that handle (fstat, then
+ * positioned reads), so nothing can swap the path between a check and a read. Opened with
+ * O_NONBLOCK, so a FIFO is refused by its fstat instead of blocking the open.
+ */
+export interface BundleFileOpening {
+  /** Refuse a symbolic link at the path itself (O_NOFOLLOW) instead of following it. */
+  noFollow?: boolean;
+  /** The file must be this one (device and inode), e.g. the one a caller checked earlier. */
+  identity?: { dev: number; ino: number };
 }
 
 /** Where a streamed entry's bytes go, chunk by chunk, as they inflate (and pass the limits). */
@@ -195,7 +210,36 @@ function structuralCode(error: unknown): ErrorKind {
   return ZIP_CODES.unreadable;
 }
 
-type Source = { kind: "file"; path: string } | { kind: "buffer"; buffer: Buffer };
+type Source = { kind: "file"; handle: FileHandle; stats: Stats } | { kind: "buffer"; buffer: Buffer };
+
+/**
+ * yauzl reads through our handle (yauzl.fromFd would close the descriptor itself when the
+ * archive closes; the handle is ours to close, once).
+ */
+class HandleReader extends yauzl.RandomAccessReader {
+  constructor(private readonly handle: FileHandle) {
+    super();
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    if (end <= start) return Readable.from([]);
+    return this.handle.createReadStream({ start, end: end - 1, autoClose: false });
+  }
+
+  /** One positioned read, reporting bytesRead (as yauzl's own fd reader does) so a short one is "unexpected EOF". */
+  override read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (error: Error | null, bytesRead?: number) => void,
+  ): void {
+    this.handle.read(buffer, offset, length, position).then(
+      ({ bytesRead }) => callback(null, bytesRead),
+      (error: Error) => callback(error),
+    );
+  }
+}
 
 function openArchive(source: Source, onLateError: (error: Error) => void): Promise<yauzl.ZipFile> {
   const options: yauzl.Options = {
@@ -216,35 +260,23 @@ function openArchive(source: Source, onLateError: (error: Error) => void): Promi
       zipfile.on("error", onLateError);
       resolve(zipfile);
     };
-    if (source.kind === "file") yauzl.open(source.path, options, done);
+    if (source.kind === "file")
+      yauzl.fromRandomAccessReader(new HandleReader(source.handle), source.stats.size, options, done);
     else yauzl.fromBuffer(source.buffer, options, done);
   });
 }
 
 /** The first bytes of the archive, to tell a cut zip from something that never was one. */
 async function readHead(source: Source): Promise<Buffer> {
-  if (source.kind === "buffer") return source.buffer.subarray(0, LOCAL_FILE_HEADER_SIGNATURE.length);
-  const handle = await fs.open(source.path, "r");
-  try {
-    const buffer = Buffer.alloc(LOCAL_FILE_HEADER_SIGNATURE.length);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
+  return readAt(source, 0, LOCAL_FILE_HEADER_SIGNATURE.length);
 }
 
 /** `length` bytes at `position` (fewer at the end of the archive). */
 async function readAt(source: Source, position: number, length: number): Promise<Buffer> {
   if (source.kind === "buffer") return source.buffer.subarray(position, position + length);
-  const handle = await fs.open(source.path, "r");
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, position);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await source.handle.read(buffer, 0, length, position);
+  return buffer.subarray(0, bytesRead);
 }
 
 /** Where the central directory lies, from the end record (the archive's last 22 bytes once a comment is refused). */
@@ -677,13 +709,19 @@ const INFLATE_CHUNK_BYTES = 1024 * 1024;
  * 16 KiB at a time). Its place comes from its local header, already checked against the central
  * directory and the archive's layout (checkLocalHeaders) before anything is inflated.
  */
-async function fileDataStream(path: string, zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+async function fileDataStream(
+  handle: FileHandle,
+  zipfile: yauzl.ZipFile,
+  entry: yauzl.Entry,
+): Promise<Readable> {
   const { fileDataStart } = await readLocalHeader(zipfile, entry);
   if (entry.compressedSize === 0) return Readable.from([]);
-  return createReadStream(path, {
+  // Positioned reads on the one handle; the reader closes it once, at the end.
+  return handle.createReadStream({
     start: fileDataStart,
     end: fileDataStart + entry.compressedSize - 1,
     highWaterMark: INFLATE_CHUNK_BYTES,
+    autoClose: false,
   });
 }
 
@@ -696,7 +734,7 @@ async function openEntryStream(
   const deflated = entry.compressionMethod === METHOD_DEFLATED;
   const stored =
     source.kind === "file"
-      ? await fileDataStream(source.path, zipfile, entry)
+      ? await fileDataStream(source.handle, zipfile, entry)
       : await new Promise<Readable>((resolve, reject) => {
           zipfile.openReadStream(entry, deflated ? { decompress: false } : {}, (error, stream) => {
             if (error !== null) reject(error);
@@ -893,15 +931,7 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
   if (source.kind === "buffer") {
     archiveBytes = source.buffer.length;
   } else {
-    const stats = await fs.stat(source.path);
-    // Opening a FIFO blocks until a writer comes, and a device may never end: only files are read.
-    if (!stats.isFile()) {
-      const kind = fileKind(stats);
-      return fail(
-        finding(ZIP_CODES.unreadable, `the archive is ${kind}, not a regular file`, { path: source.path }),
-      );
-    }
-    archiveBytes = stats.size;
+    archiveBytes = source.stats.size;
   }
   if (archiveBytes > limits.maxArchiveBytes) {
     return fail(
@@ -1035,9 +1065,56 @@ async function guarded(read: () => Promise<BundleZipRead>): Promise<BundleZipRea
   }
 }
 
+/**
+ * Open `path` once (BundleFileOpening) and check the handle: a regular file, the expected one.
+ * A FIFO blocks a reader until a writer comes, and a device may never end: only files are read.
+ */
+async function openBundleFile(
+  path: string,
+  opening: BundleFileOpening = {},
+): Promise<{ handle: FileHandle; stats: Stats } | { finding: ZipSafetyFinding }> {
+  const flags =
+    fsConstants.O_RDONLY |
+    (fsConstants.O_NONBLOCK ?? 0) |
+    (opening.noFollow === true ? (fsConstants.O_NOFOLLOW ?? 0) : 0);
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(path, flags);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ELOOP under O_NOFOLLOW: the path is a link; ENXIO: a socket (which open() refuses).
+    const what =
+      code === "ELOOP" && opening.noFollow === true
+        ? "the archive is a symbolic link, which is not followed here"
+        : code === "ENXIO"
+          ? "the archive is a socket or device without a reader, not a regular file"
+          : `the archive cannot be opened (${code ?? String(error)})`;
+    return { finding: finding(ZIP_CODES.unreadable, what, { errorCode: code }) };
+  }
+  const refuse = async (message: string) => {
+    await handle.close();
+    return { finding: finding(ZIP_CODES.unreadable, message) };
+  };
+  const stats = await handle.stat();
+  if (!stats.isFile()) return refuse(`the archive is ${fileKind(stats)}, not a regular file`);
+  const expected = opening.identity;
+  if (expected !== undefined && (stats.dev !== expected.dev || stats.ino !== expected.ino)) {
+    return refuse("the archive is not the file that was checked before: its path now names another file");
+  }
+  return { handle, stats };
+}
+
 /** Safely read a bundle zip from disk. Never throws for a bad archive (only for bad limits). */
 export function readBundleZip(path: string, options: ReadBundleZipOptions = {}): Promise<BundleZipRead> {
-  return guarded(() => readFromSource({ kind: "file", path }, options));
+  return guarded(async () => {
+    const opened = await openBundleFile(path, options.opening);
+    if ("finding" in opened) return { ok: false, findings: [opened.finding] };
+    try {
+      return await readFromSource({ kind: "file", ...opened }, options);
+    } finally {
+      await opened.handle.close();
+    }
+  });
 }
 
 /** Safely read a bundle zip held in memory. */

@@ -207,11 +207,24 @@ export function verifySignature(manifestBytes: Uint8Array, signature: unknown): 
 }
 
 /**
+ * What a trusted key may sign: `run` a whole-run bundle (`spg prove` without --shard), `shard`
+ * a shard bundle (shard.json), `merge` a merged bundle (shards.jsonl). A key listed without
+ * roles may sign all three (every file written before roles existed means that).
+ */
+export const SIGNER_ROLES = ["run", "shard", "merge"] as const;
+export type SignerRole = (typeof SIGNER_ROLES)[number];
+
+/** Trusted key ids, each with the roles it is trusted for. */
+export type TrustedKeys = ReadonlyMap<string, ReadonlySet<SignerRole>>;
+
+/**
  * Trusted keys file: a JSON array of public keys (base64) or key ids (64 hex), a public
  * key file written by `spg keygen` (or a JSON array of them), or a text file with one
- * key or id per line ("#" starts a comment). Returns the trusted key ids.
+ * key or id per line ("#" starts a comment). A key may be limited to roles (SIGNER_ROLES):
+ * in text after the key (`KEY shard` or `KEY shard,merge`), in JSON as `{"key": KEY,
+ * "roles": [...]}` or a `roles` array in a public key file. Listed twice, a key has the union.
  */
-export async function readTrustedKeys(file: string): Promise<Set<string>> {
+export async function readTrustedKeys(file: string): Promise<TrustedKeys> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -229,32 +242,62 @@ export async function readTrustedKeys(file: string): Promise<Set<string>> {
   return parseTrustedKeys(text, file);
 }
 
-export function parseTrustedKeys(text: string, file = "trusted keys"): Set<string> {
+export function parseTrustedKeys(text: string, file = "trusted keys"): TrustedKeys {
   const trimmed = text.trim();
-  const items: { value: unknown; where: string }[] = [];
+  const items: { value: unknown; roles: unknown; where: string }[] = [];
   if (trimmed.startsWith("[") || trimmed.startsWith("{")) {
     const parsed = parseJson(trimmed, file);
     const list = Array.isArray(parsed) ? parsed : [parsed];
     list.forEach((value, index) => {
-      items.push({ value, where: Array.isArray(parsed) ? `[${index}]` : "$" });
+      const where = Array.isArray(parsed) ? `[${index}]` : "$";
+      const json = value !== null && typeof value === "object" && !Array.isArray(value) ? value : undefined;
+      const entry = json as Record<string, unknown> | undefined;
+      // {"key": KEY, "roles": [...]}: the key is a string; a public key file is itself the key.
+      const key = entry !== undefined && entry.type !== PUBLIC_KEY_FILE_TYPE ? entry.key : value;
+      items.push({ value: key, roles: entry?.roles, where });
     });
   } else {
     text.split(/\r?\n/).forEach((line, index) => {
-      const content = line.replace(/#.*$/, "").trim();
-      if (content !== "") items.push({ value: content, where: `line ${index + 1}` });
+      const [key, ...roles] = line
+        .replace(/#.*$/, "")
+        .trim()
+        .split(/[\s,]+/);
+      if (key !== "")
+        items.push({ value: key, roles: roles.length > 0 ? roles : undefined, where: `line ${index + 1}` });
     });
   }
-  const ids = new Set<string>();
-  for (const { value, where } of items) {
-    ids.add(trustedKeyId(value, where, file));
+  const keys = new Map<string, Set<SignerRole>>();
+  for (const { value, roles, where } of items) {
+    const id = trustedKeyId(value, where, file);
+    const granted = keys.get(id) ?? new Set<SignerRole>();
+    for (const role of trustedRoles(roles, where, file)) granted.add(role);
+    keys.set(id, granted);
   }
-  if (ids.size === 0) {
+  if (keys.size === 0) {
     throw new SpgError("E_TRUSTED_KEYS", "the trusted keys file lists no keys", {
       file,
       fix: "list at least one public key (base64) or key id (sha256 hex), or leave out --trusted-keys",
     });
   }
-  return ids;
+  return keys;
+}
+
+/** The roles listed for a key: all of them when none are listed. */
+function trustedRoles(roles: unknown, where: string, file: string): readonly SignerRole[] {
+  if (roles === undefined) return SIGNER_ROLES;
+  const known = new Set<string>(SIGNER_ROLES);
+  if (!Array.isArray(roles) || roles.length === 0 || !roles.every((role) => known.has(role))) {
+    throw new SpgError(
+      "E_TRUSTED_KEYS",
+      `${where} lists roles ${JSON.stringify(roles)}; a role is one of ${SIGNER_ROLES.join(", ")}`,
+      {
+        file,
+        field: where,
+        fix: `after the key, list what it may sign: ${SIGNER_ROLES.join(", ")} (e.g. "KEY shard"); no roles: all of them`,
+      },
+    );
+  }
+  return roles as SignerRole[];
 }
 
 function trustedKeyId(value: unknown, where: string, file: string): string {

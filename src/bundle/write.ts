@@ -10,7 +10,7 @@ import { PassThrough, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ZipArchive } from "archiver";
 import { SpgError } from "../errors.js";
-import { removeQuietly, temporarySibling } from "./atomic.js";
+import { placeTemporary, removeQuietly, temporarySibling } from "./atomic.js";
 import { canonicalJson, canonicalJsonl } from "./canonical.js";
 import {
   BUNDLE_ENTRY_ORDER,
@@ -55,6 +55,8 @@ export interface AssembledBundle {
 export interface BundleWriteOptions {
   /** ISO 8601 creation time recorded in the manifest; default now. Fix it for reproducible bytes. */
   createdAt?: string;
+  /** Replace an existing file at the destination (--force); default: refuse with E_FILE_EXISTS. */
+  overwrite?: boolean;
 }
 
 /** Serialize the contents canonically (throws E_NON_FINITE naming the path of a NaN/Infinity). */
@@ -135,13 +137,15 @@ export interface WrittenBundle extends AssembledBundle {
 
 /**
  * Write `entries` as a zip at `destination`, atomically: into a temporary sibling file,
- * flushed, then renamed. On any failure nothing appears at the destination and the
- * temporary file is removed; so it is when SIGINT/SIGTERM ends the process mid-write.
+ * flushed, then moved into place (placeTemporary: an existing file is refused with
+ * E_FILE_EXISTS unless `overwrite`). On any failure nothing appears at the destination and
+ * the temporary file is removed; so it is when SIGINT/SIGTERM ends the process mid-write.
  * Returns the zip's sha256 hex and length.
  */
 export async function writeZipAtomic(
   destination: string,
   entries: readonly { name: string; data: Uint8Array }[],
+  options: { overwrite?: boolean } = {},
 ): Promise<{ sha256: string; bytes: number }> {
   const temporary = temporarySibling(destination);
   const removeOnSignal = (signal: NodeJS.Signals) => {
@@ -177,7 +181,7 @@ export async function writeZipAtomic(
     } finally {
       await handle.close();
     }
-    await fs.rename(temporary, destination);
+    await placeTemporary(temporary, destination, options.overwrite === true);
     return { sha256: hash.digest("hex"), bytes };
   } catch (error) {
     await removeQuietly(temporary);
@@ -206,6 +210,6 @@ export async function writeBundle(
 ): Promise<WrittenBundle> {
   const createdAt = options.createdAt ?? new Date().toISOString();
   const assembled = assembleBundle(serializeContents(contents), key, tool, createdAt);
-  const zip = await writeZipAtomic(destination, assembled.entries);
+  const zip = await writeZipAtomic(destination, assembled.entries, { overwrite: options.overwrite });
   return { ...assembled, path: destination, ...zip };
 }

@@ -2,6 +2,7 @@ import { Args, Flags } from "@oclif/core";
 import { readBundleZip } from "../bundle/read.js";
 import { EXIT_UNREADABLE } from "../error-codes.js";
 import { SpgCommand } from "../spg-command.js";
+import { jsonTerminalSafe, terminalSafe } from "../terminal-safe.js";
 import { describeBundle, renderDescription } from "../verify/inspect.js";
 
 export default class Inspect extends SpgCommand {
@@ -29,13 +30,16 @@ or verified: use \`spg verify\` for that. Exit 3 when the zip is unreadable or u
     const { args, flags } = await this.parse(Inspect);
     const read = await readBundleZip(args.bundle);
     if (!read.ok) {
-      for (const finding of read.findings) process.stderr.write(`${finding.code}: ${finding.message}\n`);
+      for (const finding of read.findings)
+        process.stderr.write(`${finding.code}: ${terminalSafe(finding.message)}\n`);
       this.exit(EXIT_UNREADABLE);
       return;
     }
     const description = describeBundle({ entries: read.entries });
     process.stdout.write(
-      flags.json ? `${JSON.stringify(description, null, 2)}\n` : renderDescription(args.bundle, description),
+      flags.json
+        ? `${jsonTerminalSafe(JSON.stringify(description, null, 2))}\n`
+        : renderDescription(args.bundle, description),
     );
   }
 }

@@ -2,6 +2,7 @@ import path from "node:path";
 import { Flags } from "@oclif/core";
 import { defaultKeyDirectory, writeKeyPair } from "../bundle/keys.js";
 import { SpgCommand } from "../spg-command.js";
+import { jsonTerminalSafe, terminalSafe } from "../terminal-safe.js";
 
 export default class Keygen extends SpgCommand {
   static override summary = "Create an Ed25519 key pair for signing proof bundles.";
@@ -30,16 +31,18 @@ which \`spg prove\` uses when no --key is given.`;
     const written = await writeKeyPair(directory, { force: flags.force });
     if (flags.json) {
       this.log(
-        JSON.stringify({
-          keyId: written.key.keyId,
-          secretKey: written.secretPath,
-          publicKey: written.publicPath,
-        }),
+        jsonTerminalSafe(
+          JSON.stringify({
+            keyId: written.key.keyId,
+            secretKey: written.secretPath,
+            publicKey: written.publicPath,
+          }),
+        ),
       );
       return;
     }
     this.log(`key id:      ${written.key.keyId}`);
-    this.log(`public key:  ${written.publicPath}`);
-    this.log(`secret key:  ${written.secretPath} (mode 0600; keep it private)`);
+    this.log(`public key:  ${terminalSafe(written.publicPath)}`);
+    this.log(`secret key:  ${terminalSafe(written.secretPath)} (mode 0600; keep it private)`);
   }
 }

@@ -6,6 +6,7 @@ import { EXIT_CLAIMS } from "../error-codes.js";
 import { summaryTable } from "../measure/summary-table.js";
 import { mergeShards } from "../merge/merge.js";
 import { SpgCommand } from "../spg-command.js";
+import { jsonTerminalSafe, terminalSafe } from "../terminal-safe.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
 export default class Merge extends SpgCommand {
@@ -38,7 +39,12 @@ own code, listed in docs/errors.md).`;
   };
 
   static override flags = {
-    out: Flags.string({ char: "o", description: "merged bundle path", required: true }),
+    out: Flags.string({
+      char: "o",
+      description: "merged bundle path (an existing file is refused unless --force)",
+      required: true,
+    }),
+    force: Flags.boolean({ description: "replace an existing file at --out (atomically; never a shard)" }),
     key: Flags.string({ description: "secret key file the merger signs with (from `spg keygen`)" }),
     "ephemeral-key": Flags.boolean({
       description: "sign the merge with a throwaway key (fails verify under a trust policy)",
@@ -62,11 +68,14 @@ own code, listed in docs/errors.md).`;
     const { argv, flags } = await this.parse(Merge);
     const signing = await resolveSigningKey({ keyPath: flags.key, ephemeral: flags["ephemeral-key"] });
     if (signing.created) {
-      this.logToStderr(`created your signing key ${signing.key.keyId.slice(0, 16)} at ${signing.path}`);
+      this.logToStderr(
+        `created your signing key ${signing.key.keyId.slice(0, 16)} at ${terminalSafe(String(signing.path))}`,
+      );
     }
     const result = await mergeShards({
       shards: (argv as string[]).map((file) => resolve(file)),
       out: resolve(flags.out),
+      overwrite: flags.force,
       key: signing.key,
       tool: readToolInfo(),
       trustedKeysFile: flags["trusted-keys"],
@@ -76,17 +85,19 @@ own code, listed in docs/errors.md).`;
     const failed = result.summary.claims.filter((claim) => !claim.pass);
     if (flags.json) {
       this.log(
-        JSON.stringify({
-          bundle: result.path,
-          keyId: signing.key.keyId,
-          shards: result.shards,
-          summary: result.summary,
-        }),
+        jsonTerminalSafe(
+          JSON.stringify({
+            bundle: result.path,
+            keyId: signing.key.keyId,
+            shards: result.shards,
+            summary: result.summary,
+          }),
+        ),
       );
     } else {
       this.log(summaryTable(result.summary));
       this.log(
-        `merged ${result.shards.length} shards into ${result.path} (signed by ${signing.key.keyId.slice(0, 16)})`,
+        `merged ${result.shards.length} shards into ${terminalSafe(result.path)} (signed by ${signing.key.keyId.slice(0, 16)})`,
       );
       for (const claim of failed) {
         this.logToStderr(

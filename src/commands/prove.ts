@@ -11,6 +11,7 @@ import { type ProveEvent, prove, resolveProveConfig } from "../measure/prove.js"
 import { executedLargerMethods, executedLargerWarning } from "../measure/run-cost.js";
 import { summaryTable } from "../measure/summary-table.js";
 import { SpgCommand } from "../spg-command.js";
+import { jsonTerminalSafe, terminalSafe } from "../terminal-safe.js";
 
 export default class Prove extends SpgCommand {
   static override summary =
@@ -42,8 +43,10 @@ environment (the message names the file, field and fix).`;
     ...configFlags,
     out: Flags.string({
       char: "o",
-      description: "bundle path (default: <name>-<time>.zip in the current directory)",
+      description:
+        "bundle path (default: <name>-<time>.zip in the current directory); an existing file is refused unless --force",
     }),
+    force: Flags.boolean({ description: "replace an existing file at --out (atomically)" }),
     key: Flags.string({ description: "secret key file to sign with (from `spg keygen`)" }),
     "ephemeral-key": Flags.boolean({
       description: "sign with a throwaway key (recorded in the bundle; fails verify under a trust policy)",
@@ -113,7 +116,7 @@ environment (the message names the file, field and fix).`;
           );
         } else if (event.kind === "model") {
           this.logToStderr(
-            `model: ${event.path} (${event.sha256.slice(0, 12)}), provider ${event.executionProvider}`,
+            `model: ${terminalSafe(event.path)} (${event.sha256.slice(0, 12)}), provider ${event.executionProvider}`,
           );
         } else if (event.kind === "samples") {
           this.logToStderr(`samples: ${event.evaluation} evaluation, ${event.calibration} calibration`);
@@ -135,7 +138,15 @@ environment (the message names the file, field and fix).`;
           this.logToStderr(`weights method ${event.method} done (${event.done}/${event.total})`);
         }
       };
-      const result = await prove({ config, out, key, onEvent, cacheDir: flags["cache-dir"], shard });
+      const result = await prove({
+        config,
+        out,
+        overwrite: flags.force,
+        key,
+        onEvent,
+        cacheDir: flags["cache-dir"],
+        shard,
+      });
       bar?.stop();
       // A shard's claims are not judged on its part of the samples; the merged bundle's are.
       const failed = shard === undefined ? result.summary.claims.filter((claim) => !claim.pass) : [];
@@ -145,18 +156,20 @@ environment (the message names the file, field and fix).`;
       }
       if (flags.json) {
         this.log(
-          JSON.stringify({
-            bundle: result.bundle.path,
-            keyId: key.keyId,
-            ephemeralKey: key.ephemeral,
-            ...(shard === undefined ? {} : { shard }),
-            summary: result.summary,
-          }),
+          jsonTerminalSafe(
+            JSON.stringify({
+              bundle: result.bundle.path,
+              keyId: key.keyId,
+              ephemeralKey: key.ephemeral,
+              ...(shard === undefined ? {} : { shard }),
+              summary: result.summary,
+            }),
+          ),
         );
       } else {
         this.log(summaryTable(result.summary));
         this.log(
-          `bundle: ${result.bundle.path} (signed by ${key.keyId.slice(0, 16)}${key.ephemeral ? ", ephemeral" : ""})`,
+          `bundle: ${terminalSafe(result.bundle.path)} (signed by ${key.keyId.slice(0, 16)}${key.ephemeral ? ", ephemeral" : ""})`,
         );
         if (shard !== undefined) {
           this.log(
@@ -181,8 +194,8 @@ environment (the message names the file, field and fix).`;
     const defaultKey = await loadOrCreateDefaultKey();
     if (defaultKey.created) {
       this.logToStderr(
-        `created your signing key ${defaultKey.key.keyId.slice(0, 16)} at ${defaultKey.path} (mode 0600); ` +
-          `public half: ${defaultKey.publicPath}`,
+        `created your signing key ${defaultKey.key.keyId.slice(0, 16)} at ${terminalSafe(defaultKey.path)} (mode 0600); ` +
+          `public half: ${terminalSafe(defaultKey.publicPath)}`,
       );
     }
     return defaultKey.key;

@@ -7,6 +7,7 @@ import {
   writeReportFile,
 } from "../report/render.js";
 import { SpgCommand } from "../spg-command.js";
+import { terminalSafe } from "../terminal-safe.js";
 import { requireTrustedByDefault } from "../verify/verify-bundle.js";
 
 export default class Report extends SpgCommand {
@@ -62,6 +63,6 @@ recomputed from the bundle's records; the page loads nothing from the network.`;
       continuationSamples: flags.continuations,
     });
     await writeReportFile(out, report.html);
-    this.log(`report: ${out} (verdict: ${report.verdict})`);
+    this.log(`report: ${terminalSafe(out)} (verdict: ${report.verdict})`);
   }
 }

@@ -645,11 +645,14 @@ function problemsError(problems: readonly ConfigProblem[], merged: MergedConfig)
   const message =
     described.length === 1
       ? `${first.field} ${first.message}`
-      : `${described.length} problems in the configuration:\n${described
-          .map((p) => `  - ${p.field} ${p.message}${p.source ? ` [${p.source}]` : ""}; fix: ${p.fix}`)
-          .join("\n")}`;
+      : `${described.length} problems in the configuration:`;
+  const details =
+    described.length === 1
+      ? []
+      : described.map((p) => `  - ${p.field} ${p.message}${p.source ? ` [${p.source}]` : ""}; fix: ${p.fix}`);
   const fromFlag = first.source?.startsWith("--") === true;
   return new SpgError("E_CONFIG_INVALID", message, {
+    details,
     file: fromFlag ? undefined : first.source,
     field: fromFlag ? `${first.field} (set by ${first.source})` : first.field,
     fix: first.fix,

@@ -156,7 +156,7 @@ function listTextFiles(dir: string): string[] {
  * E_DATASET_MISSING unless `absolute` exists and is a directory exactly when the source is
  * "dir"; E_DATASET_NOT_REGULAR for a FIFO, socket or device.
  */
-function checkLocalPath(source: LocalSource, absolute: string, split: string): void {
+export function checkLocalPath(source: LocalSource, absolute: string, split: string): void {
   let stats: Stats;
   try {
     stats = statSync(absolute);

@@ -4,8 +4,14 @@
  * consecutive windows of `windowTokens`; every token but a window's first is scored;
  * perplexity = exp(sum NLL / scored tokens). The same tokens are scored by an add-one unigram
  * model fit on a reference split, as the floor a trained model must beat.
+ *
+ * A streamed split (a local dataset) is read one document at a time: what is held is the
+ * current document's text and tokens and one window's outputs, whatever the split's size.
+ * With maxWindows the rest of the split is still read (not tokenized, not run) so its sha256,
+ * over every document, is the one `spg prove` records.
  */
 
+import type { StreamedSplit } from "../data/sources.js";
 import { encode, endOfTextId } from "../data/tokenizer.js";
 import type { DatasetSplit } from "../data/types.js";
 import { fitUnigram, unigramLogProbability } from "../data/unigram.js";
@@ -52,9 +58,14 @@ export function splitTokenStream(split: DatasetSplit): number[] {
   return ids;
 }
 
+/** Its name and sha256: at once for a split in memory, once read to its end for a streamed one. */
+function identityOf(split: DatasetSplit | StreamedSplit): { split: string; sha256: string } {
+  return "identity" in split ? split.identity() : split;
+}
+
 export async function evaluatePerplexity(
   runtime: GptNeoRuntime,
-  split: DatasetSplit,
+  split: DatasetSplit | StreamedSplit,
   options: PerplexityOptions,
 ): Promise<PerplexityResult> {
   const config = runtime.config;
@@ -77,10 +88,16 @@ export async function evaluatePerplexity(
   let unigramNll = 0;
   let scored = 0;
   let windows = 0;
-  outer: for (const document of split.documents) {
+  const inMemory = Array.isArray(split.documents);
+  for await (const document of split.documents) {
+    if (windows >= maxWindows) {
+      // A stream is read on to its end for its hash (leaving the loop would close it).
+      if (inMemory) break;
+      continue;
+    }
     const ids = encode(document.text);
     for (let start = 0; start + 1 < ids.length; start += options.windowTokens) {
-      if (windows >= maxWindows) break outer;
+      if (windows >= maxWindows) break;
       const window = ids.slice(start, start + options.windowTokens);
       const inspector =
         options.inspect !== undefined && windows < options.inspect.windows ? options.inspect : undefined;
@@ -96,15 +113,20 @@ export async function evaluatePerplexity(
       options.onWindow?.(windows, scored, Math.exp(sumNll / scored));
     }
   }
+  const identity = identityOf(split);
   if (scored === 0) {
-    throw new SpgError("E_DATASET_TOO_SHORT", `split ${split.split} has no document of two tokens or more`, {
-      field: "dataset",
-      fix: "evaluate on a split with text in it",
-    });
+    throw new SpgError(
+      "E_DATASET_TOO_SHORT",
+      `split ${identity.split} has no document of two tokens or more`,
+      {
+        field: "dataset",
+        fix: "evaluate on a split with text in it",
+      },
+    );
   }
   return {
-    split: split.split,
-    splitSha256: split.sha256,
+    split: identity.split,
+    splitSha256: identity.sha256,
     windowTokens: options.windowTokens,
     windows,
     scoredTokens: scored,

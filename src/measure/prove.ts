@@ -3,6 +3,7 @@
  * evaluation -> summary -> signed bundle (docs/ARCHITECTURE.md "The data path").
  */
 import { resolve } from "node:path";
+import { refuseExisting } from "../bundle/atomic.js";
 import type { SigningKey } from "../bundle/keys.js";
 import { selectShard, shardMarker } from "../bundle/shards.js";
 import { readToolInfo } from "../bundle/tool-info.js";
@@ -34,8 +35,10 @@ export type ProveEvent =
 
 export interface ProveOptions {
   config: RunConfig;
-  /** Where the bundle goes (written atomically). */
+  /** Where the bundle goes (written atomically; an existing file is refused, E_FILE_EXISTS, unless `overwrite`). */
   out: string;
+  /** Replace an existing file at `out` (--force). */
+  overwrite?: boolean;
   key: SigningKey;
   probe?: HardwareProbe;
   onEvent?: (event: ProveEvent) => void;
@@ -88,6 +91,8 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
   const { config } = options;
   const emit = options.onEvent ?? (() => {});
   const modelDir = resolveModelDir(config);
+  // Before hours of measuring, not after: the final write refuses again, atomically.
+  await refuseExisting(options.out, options.overwrite === true);
 
   // The hardware check runs on the config alone, before any weight is loaded.
   const modelConfig = readGptNeoConfig(modelDir);
@@ -151,7 +156,7 @@ export async function prove(options: ProveOptions): Promise<ProveResult> {
     },
     options.key,
     readToolInfo(),
-    { createdAt: options.createdAt },
+    { createdAt: options.createdAt, overwrite: options.overwrite },
   );
   return { bundle, summary, records, snapshot };
 }

@@ -14,14 +14,17 @@
  * before it is built.
  */
 import {
-  accessSync,
+  closeSync,
   promises as fs,
   constants as fsConstants,
+  fstatSync,
   lstatSync,
+  openSync,
   readlinkSync,
   type Stats,
 } from "node:fs";
 import path from "node:path";
+import { refuseExisting } from "../bundle/atomic.js";
 import { canonicalJson, canonicalJsonl } from "../bundle/canonical.js";
 import { resolveZipReadLimits, SHARD_ENTRY, SHARDS_ENTRY, type ZipReadLimits } from "../bundle/format.js";
 import type { SigningKey } from "../bundle/keys.js";
@@ -53,8 +56,10 @@ import { verifyBundleFile } from "../verify/verify-bundle.js";
 export interface MergeOptions {
   /** Shard bundle files, in any order. */
   shards: readonly string[];
-  /** Where the merged bundle goes (written atomically; nothing on failure). */
+  /** Where the merged bundle goes (written atomically; nothing on failure; an existing file is refused unless `overwrite`). */
   out: string;
+  /** Replace an existing file at `out` (--force); never one of the shards. */
+  overwrite?: boolean;
   key: SigningKey;
   tool: ToolInfo;
   /** Trust policy every shard must meet, as in `spg verify`. */
@@ -74,6 +79,12 @@ export interface MergeResult {
   bytes: number;
   summary: Summary;
   shards: { file: string; index: number; keyId: string | undefined }[];
+}
+
+/** A shard path as checked: the file it named then, which every later read must still be. */
+interface CheckedInput {
+  file: string;
+  stats: Stats;
 }
 
 interface VerifiedShard {
@@ -100,8 +111,13 @@ function listed(findings: readonly Finding[]): string {
     .join("; ");
 }
 
-/** Where the merged bundle goes: not a directory, not one of the shards, in a directory that exists. */
-async function checkOutput(out: string, inputs: readonly { file: string; stats: Stats }[]): Promise<void> {
+/**
+ * Where the merged bundle goes: not a directory, not one of the shards, in a directory that
+ * exists, not an existing file unless `overwrite`. The write itself places the file with a
+ * rename (or, without overwrite, a link() that refuses an existing name): a shard's bytes are
+ * never written through, whatever the path names by then.
+ */
+async function checkOutput(out: string, inputs: readonly CheckedInput[], overwrite: boolean): Promise<void> {
   const fix = "give --out a new file name outside the list of shards, e.g. --out run.zip";
   const existing = await fs.stat(out).catch(() => undefined);
   if (existing?.isDirectory() === true) {
@@ -126,42 +142,62 @@ async function checkOutput(out: string, inputs: readonly { file: string; stats: 
       fix: `create ${path.dirname(out)} first, or write the merge elsewhere`,
     });
   }
+  await refuseExisting(out, overwrite);
 }
 
+/** How a shard is opened, here and by the reader: a link is refused, a FIFO never blocks the open. */
+const SHARD_OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0) | (fsConstants.O_NONBLOCK ?? 0);
+
 /**
- * Every shard path names a regular, readable file, and no file is named twice: checked with
- * lstat before any zip is opened, so a link (which could name any file the merger may read),
- * a FIFO or device (whose reading blocks or never ends) or a directory is refused by name.
- * Synchronous: a few microseconds a file, where 10,000 awaited calls took seconds.
+ * Every shard path names a regular, readable file, and no file is named twice, checked before
+ * any zip is opened: each path is opened (O_NOFOLLOW, O_NONBLOCK) and the open handle is
+ * checked (fstat), so a link (which could name any file the merger may read), a FIFO or device
+ * (whose reading blocks or never ends) or a directory is refused by name. The device and inode
+ * found are kept: the reader opens the path again the same way and refuses any other file
+ * (a path swapped in between). Synchronous: a few microseconds a file, where 10,000 awaited
+ * calls took seconds; each handle is closed at once, so any number of paths holds one descriptor.
  */
-function checkInputFiles(files: readonly string[]): { file: string; stats: Stats }[] {
-  const checked: { file: string; stats: Stats }[] = [];
+function checkInputFiles(files: readonly string[]): CheckedInput[] {
+  const checked: CheckedInput[] = [];
   const byInode = new Map<string, string>();
   for (const file of files) {
     const unreadable = (what: string, fix: string, cause?: unknown) =>
       new SpgError("E_MERGE_SHARD_UNREADABLE", `${file} ${what}`, { file, fix, cause });
     let stats: Stats;
     try {
-      stats = lstatSync(file);
-      if (stats.isFile()) accessSync(file, fsConstants.R_OK);
-    } catch (cause) {
-      throw unreadable(
-        `cannot be read (${(cause as NodeJS.ErrnoException).code})`,
-        "check the path, and that the user running spg merge may read it",
-        cause,
-      );
-    }
-    if (stats.isSymbolicLink()) {
-      let target = "?";
+      const descriptor = openSync(file, SHARD_OPEN_FLAGS);
       try {
-        target = readlinkSync(file);
-      } catch {
-        // The link is refused either way; its target only helps the message.
+        stats = fstatSync(descriptor);
+      } finally {
+        closeSync(descriptor);
+      }
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      // What the path is, for the message only: the decision was the open's.
+      const named = lstatSync(file, { throwIfNoEntry: false });
+      if (named?.isSymbolicLink() === true || code === "ELOOP") {
+        let target = "?";
+        try {
+          target = readlinkSync(file);
+        } catch {
+          // The link is refused either way; its target only helps the message.
+        }
+        throw unreadable(
+          // The target as a JSON string: whatever bytes it holds reach the terminal inert.
+          `is a symbolic link (to ${JSON.stringify(target)}); spg merge reads only regular files`,
+          "pass the shard file itself (its real path), not a link to it",
+        );
+      }
+      if (named !== undefined && !named.isFile()) {
+        throw unreadable(
+          `is ${fileKind(named)}, not a regular file`,
+          "pass the shard bundle files (.zip) spg prove --shard K/N wrote",
+        );
       }
       throw unreadable(
-        // The target as a JSON string: whatever bytes it holds reach the terminal inert.
-        `is a symbolic link (to ${JSON.stringify(target)}); spg merge reads only regular files`,
-        "pass the shard file itself (its real path), not a link to it",
+        `cannot be read (${code})`,
+        "check the path, and that the user running spg merge may read it",
+        cause,
       );
     }
     if (!stats.isFile()) {
@@ -185,9 +221,11 @@ function checkInputFiles(files: readonly string[]): { file: string; stats: Stats
 }
 
 /** Verify one shard through verify's own entry point; tampered, untrusted or unreadable stops the merge. */
-async function verifyShard(file: string, options: MergeOptions): Promise<VerifiedShard> {
+async function verifyShard({ file, stats }: CheckedInput, options: MergeOptions): Promise<VerifiedShard> {
   // Replay is verify's (of the merged bundle); merging checks everything else about each shard.
   const result = await verifyBundleFile(file, {
+    // The file checked above, opened the same way (no link followed), or nothing.
+    opening: { noFollow: true, identity: { dev: stats.dev, ino: stats.ino } },
     trustedKeysFile: options.trustedKeysFile,
     requireTrusted: options.requireTrusted,
     replay: false,
@@ -535,12 +573,12 @@ export async function mergeShards(options: MergeOptions): Promise<MergeResult> {
     });
   }
   const inputs = checkInputFiles(options.shards);
-  await checkOutput(options.out, inputs);
+  await checkOutput(options.out, inputs, options.overwrite === true);
   const size = new MergedSize(options);
   const shards: VerifiedShard[] = [];
   const owner = new Map<string, VerifiedShard>();
-  for (const { file } of inputs) {
-    const shard = await verifyShard(file, options);
+  for (const input of inputs) {
+    const shard = await verifyShard(input, options);
     admit(shard, shards, owner);
     size.add(shard, shards.length === 0);
     shards.push(shard);
@@ -591,7 +629,7 @@ export async function mergeShards(options: MergeOptions): Promise<MergeResult> {
       fix: "report this: the shards verified but their merge did not",
     });
   }
-  const written = await writeZipAtomic(options.out, assembled.entries);
+  const written = await writeZipAtomic(options.out, assembled.entries, { overwrite: options.overwrite });
   return {
     path: options.out,
     ...written,

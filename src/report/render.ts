@@ -12,6 +12,7 @@ import { basename } from "node:path";
 import { writeFileAtomic } from "../bundle/atomic.js";
 import type { Manifest } from "../bundle/manifest.js";
 import { readBundleZip, type ZipSafetyFinding } from "../bundle/read.js";
+import type { TrustedKeys } from "../bundle/sign.js";
 import {
   type EnvironmentFile,
   type FingerprintLine,
@@ -51,7 +52,7 @@ export interface ReportOptions {
   /** Run the verifier and show its verdict (false: the page says it is unverified). */
   verify: boolean;
   /** Key ids the verifier trusts (a trust policy); none = signer shown, not judged. */
-  trustedKeyIds?: ReadonlySet<string>;
+  trustedKeyIds?: ReadonlySet<string> | TrustedKeys;
   /** Fail the verdict unless the signer is trusted. */
   requireTrusted?: boolean;
   /** Samples whose greedy continuations are shown as text (default: DEFAULT_CONTINUATION_SAMPLES). */

@@ -4,6 +4,7 @@
  */
 
 import type { BundleEntries } from "../bundle/read.js";
+import { terminalSafe } from "../terminal-safe.js";
 import { isRecord, parseJsonEntry } from "./parse.js";
 
 export interface BundleDescription {
@@ -47,7 +48,8 @@ function show(value: unknown): string {
   // Counts, seeds and byte sizes are shown exactly; measured fractions to 5 significant digits.
   if (typeof value === "number")
     return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
-  return typeof value === "string" ? value : JSON.stringify(value);
+  // Text the bundle chose reaches the terminal inert.
+  return terminalSafe(typeof value === "string" ? value : JSON.stringify(value));
 }
 
 function table(rows: string[][]): string[] {
@@ -61,7 +63,7 @@ function table(rows: string[][]): string[] {
 export function renderDescription(bundle: string, description: BundleDescription): string {
   const { manifest, signer, config, summary } = description;
   const lines = [
-    `${bundle}  (as stated by the bundle; not verified — run \`spg verify\`)`,
+    `${terminalSafe(bundle)}  (as stated by the bundle; not verified — run \`spg verify\`)`,
     `  format    ${show(at(manifest, "format"))} v${show(at(manifest, "version"))}, written ${show(at(manifest, "createdAt"))} by ${show(at(manifest, "tool", "name"))} ${show(at(manifest, "tool", "version"))} (commit ${show(at(manifest, "tool", "commit"))})`,
     `  signer    ${signer === null ? "?" : `${show(signer.keyId)}${signer.ephemeral === true ? " (ephemeral key)" : ""}`}`,
     `  run       ${show(at(config, "name"))}: model ${show(at(config, "model", "path"))} on ${show(at(config, "model", "device"))}`,
@@ -77,7 +79,7 @@ export function renderDescription(bundle: string, description: BundleDescription
     const rows = [["method", "kind", "ratio", "ppl +%", "mean KL", "top-1", "generation", "samples"]];
     for (const [name, figures] of Object.entries(methods)) {
       rows.push([
-        name,
+        terminalSafe(name),
         kinds.get(name) ?? "?",
         show(at(figures, "compressionRatio")),
         show(at(figures, "perplexityIncreasePct")),
@@ -113,7 +115,10 @@ export function renderDescription(bundle: string, description: BundleDescription
   }
   lines.push("", "  entries");
   lines.push(
-    ...table([["name", "bytes"], ...description.entries.map((entry) => [entry.name, String(entry.bytes)])]),
+    ...table([
+      ["name", "bytes"],
+      ...description.entries.map((entry) => [terminalSafe(entry.name), String(entry.bytes)]),
+    ]),
   );
   return `${lines.join("\n")}\n`;
 }

@@ -4,29 +4,9 @@
  * plus a Markdown table appended to $GITHUB_STEP_SUMMARY.
  */
 import { appendFileSync } from "node:fs";
+import { jsonTerminalSafe, terminalSafe } from "../terminal-safe.js";
 import type { Thresholds, VerifyResult } from "./runner.js";
 import { CHECK_ORDER, type CheckName, type Finding } from "./types.js";
-
-/**
- * Characters a terminal or viewer acts on rather than shows: C0 and C1 controls (ESC and
- * CSI start escape sequences: a bundle could print a fake PASS line or hide a FAIL), line
- * and paragraph separators, and the invisible and bidirectional formatting marks that
- * reorder or hide text.
- */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
-
-/** The same less C0 controls, which JSON.stringify already escapes inside strings (and uses as layout outside). */
-const UNSAFE_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
-
-function codePointEscape(char: string): string {
-  return `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
-}
-
-/** Text from a bundle made inert for a terminal: every unsafe character shown as \uXXXX. */
-export function terminalSafe(text: string): string {
-  return text.replace(UNSAFE_CHARACTERS, codePointEscape);
-}
 
 /** Examples listed under a failing finding in the human report. */
 const EXAMPLES_SHOWN = 5;
@@ -110,7 +90,7 @@ export function renderJson(bundle: string, result: VerifyResult): string {
     2,
   );
   // JSON.stringify escapes C0 controls only; escaping the rest as \uXXXX gives the same JSON value.
-  return `${text.replace(UNSAFE_IN_JSON, codePointEscape)}\n`;
+  return `${jsonTerminalSafe(text)}\n`;
 }
 
 /** Workflow-command escaping (data): %, CR and LF (GitHub's documented %25, %0D, %0A); other controls made inert. */

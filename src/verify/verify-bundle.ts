@@ -8,7 +8,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { SHARD_ENTRY, SHARDS_ENTRY, type ZipReadLimits } from "../bundle/format.js";
-import { type EntrySink, readBundleZip, ZIP_CODES } from "../bundle/read.js";
+import { type BundleFileOpening, type EntrySink, readBundleZip, ZIP_CODES } from "../bundle/read.js";
 import { readTrustedKeys } from "../bundle/sign.js";
 import {
   type EnvironmentFile,
@@ -48,10 +48,13 @@ export interface VerifyFileOptions {
   policyFile?: string;
   /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
   dataset?: VerifierDataset;
+  /** How the bundle file is opened and which file it must be (spg merge: no link, the file it checked). */
+  opening?: BundleFileOpening;
 }
 
 interface FileCheckOptions extends CheckOptions {
   path: string;
+  opening?: BundleFileOpening;
   limits?: Partial<ZipReadLimits>;
   replay: ReplayOptions | false;
   /** The verifier's checkpoint, read and hashed on first call (only replay asks), undefined when none is here. */
@@ -94,6 +97,7 @@ export const zipSafetyCheck: CheckUnit<FileCheckOptions> = {
   run: async (context, options) => {
     const read = await readBundleZip(options.path, {
       limits: options.limits,
+      opening: options.opening,
       stream: {
         names: STREAMED_ENTRIES,
         open: (name, readSoFar, archiveNames) => {
@@ -157,6 +161,7 @@ function storedLinesOf(context: BundleContext, options: FileCheckOptions): Store
     } else {
       const read = await readBundleZip(options.path, {
         limits: options.limits,
+        opening: options.opening,
         stream: { names: STREAMED_ENTRIES, open: (name) => sink(name) },
       });
       if (!read.ok)
@@ -262,6 +267,7 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   let checkpoint: Promise<GptNeoCheckpoint | undefined> | undefined;
   const checkOptions: FileCheckOptions = {
     path,
+    opening: options.opening,
     // The policy bounds what verify holds in memory; a caller's limits come on top.
     limits: { maxHeldEntryBytes: policy.bundle?.maxHeldEntryBytes, ...options.limits },
     replay,

@@ -20,12 +20,16 @@ import {
   parseTrustedKeys,
   preAuthenticationEncoding,
   readTrustedKeys,
+  SIGNER_ROLES,
   type SignatureJson,
   signManifest,
+  type TrustedKeys,
   verifyEd25519,
   verifySignature,
 } from "../../src/bundle/sign.js";
 import { SpgError } from "../../src/errors.js";
+import { packageRoot } from "../../src/paths.js";
+import { checkTrust } from "../../src/verify/checks/trust.js";
 
 const hex = (text: string) => new Uint8Array(Buffer.from(text, "hex"));
 
@@ -172,22 +176,30 @@ test("altered signatures, swapped keys, lying key ids and raw (non-PAE) signatur
   assert.equal(codeOf(good), "OK");
 });
 
-test("trusted keys: JSON arrays, public key files and line lists of keys or ids", async () => {
+test("trusted keys: JSON arrays, public key files and line lists of keys or ids, each trusted for every role", async () => {
   const first = generateKeyPair();
   const second = generateKeyPair();
   const third = generateKeyPair();
+  const ids = (keys: TrustedKeys) => new Set(keys.keys());
   const expected = new Set([first.keyId, second.keyId]);
+  const everyRole = (keys: TrustedKeys) =>
+    [...keys.values()].every((roles) => SIGNER_ROLES.every((role) => roles.has(role)));
+  const fromJson = parseTrustedKeys(
+    JSON.stringify([encodeBase64(first.publicKey), second.keyId.toUpperCase()]),
+  );
+  assert.deepEqual(ids(fromJson), expected);
+  assert.ok(everyRole(fromJson));
+  const fromLines = parseTrustedKeys(
+    `# project keys\n${encodeBase64(first.publicKey)}\n\n  ${second.keyId}  # ci\n`,
+  );
+  assert.deepEqual(ids(fromLines), expected);
+  assert.ok(everyRole(fromLines));
   assert.deepEqual(
-    parseTrustedKeys(JSON.stringify([encodeBase64(first.publicKey), second.keyId.toUpperCase()])),
-    expected,
+    ids(parseTrustedKeys(publicKeyFileContents(third).toString("utf8"))),
+    new Set([third.keyId]),
   );
   assert.deepEqual(
-    parseTrustedKeys(`# project keys\n${encodeBase64(first.publicKey)}\n\n  ${second.keyId}  # ci\n`),
-    expected,
-  );
-  assert.deepEqual(parseTrustedKeys(publicKeyFileContents(third).toString("utf8")), new Set([third.keyId]));
-  assert.deepEqual(
-    parseTrustedKeys(`[${publicKeyFileContents(third).toString("utf8")}, "${first.keyId}"]`),
+    ids(parseTrustedKeys(`[${publicKeyFileContents(third).toString("utf8")}, "${first.keyId}"]`)),
     new Set([third.keyId, first.keyId]),
   );
   const invalid = (text: string, field?: string) =>
@@ -207,13 +219,75 @@ test("trusted keys: JSON arrays, public key files and line lists of keys or ids"
   try {
     const file = path.join(directory, "trusted.txt");
     await writeFile(file, `${first.keyId}\n`);
-    assert.deepEqual(await readTrustedKeys(file), new Set([first.keyId]));
+    assert.deepEqual(ids(await readTrustedKeys(file)), new Set([first.keyId]));
     await assert.rejects(readTrustedKeys(path.join(directory, "absent")), { code: "E_TRUSTED_KEYS" });
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+  // The committed file (no roles) keeps trusting the project key for everything.
+  const committed = await readTrustedKeys(path.join(packageRoot(), "bundles", "trusted-keys.txt"));
+  assert.equal(committed.size, 1);
+  assert.ok(everyRole(committed));
 });
 
+test("trusted keys with roles: text after the key or JSON roles; listed twice, the union; unknown roles refused", () => {
+  const shardKey = generateKeyPair();
+  const mergeKey = generateKeyPair();
+  const roles = (keys: TrustedKeys, id: string) => [...(keys.get(id) ?? [])].sort();
+  const text = parseTrustedKeys(`${shardKey.keyId} shard  # a shard job\n${mergeKey.keyId}\tmerge,run\n`);
+  assert.deepEqual(roles(text, shardKey.keyId), ["shard"]);
+  assert.deepEqual(roles(text, mergeKey.keyId), ["merge", "run"]);
+  const json = parseTrustedKeys(
+    JSON.stringify([
+      { key: encodeBase64(shardKey.publicKey), roles: ["shard"] },
+      { ...JSON.parse(publicKeyFileContents(mergeKey).toString("utf8")), roles: ["merge"] },
+      { key: shardKey.keyId, roles: ["run"] },
+    ]),
+  );
+  assert.deepEqual(roles(json, shardKey.keyId), ["run", "shard"]);
+  assert.deepEqual(roles(json, mergeKey.keyId), ["merge"]);
+  for (const [bad, field] of [
+    [`${shardKey.keyId} shards\n`, "line 1"],
+    [JSON.stringify([{ key: shardKey.keyId, roles: [] }]), "[0]"],
+    [JSON.stringify([{ key: shardKey.keyId, roles: "shard" }]), "[0]"],
+  ]) {
+    assert.throws(
+      () => parseTrustedKeys(bad, "keys.txt"),
+      (error: unknown) =>
+        error instanceof SpgError && error.code === "E_TRUSTED_KEYS" && error.field === field,
+      bad,
+    );
+  }
+});
+
+test("the trust check asks for the role the bundle needs: run, shard (shard.json) or merge (shards.jsonl)", () => {
+  const key = generateKeyPair();
+  const signature = Buffer.from(JSON.stringify({ ephemeral: false, publicKey: encodeBase64(key.publicKey) }));
+  const bundle = (...extra: string[]) => ({
+    entries: new Map<string, Buffer>([
+      ["signature.json", signature],
+      ...extra.map((name): [string, Buffer] => [name, Buffer.from("{}")]),
+    ]),
+  });
+  const verdict = (contents: { entries: Map<string, Buffer> }, line: string) =>
+    checkTrust(contents, { trustedKeyIds: parseTrustedKeys(line), requireTrusted: true })
+      .filter((finding) => !finding.ok)
+      .map((finding) => finding.code);
+  assert.deepEqual(verdict(bundle(), `${key.keyId} run`), []);
+  assert.deepEqual(verdict(bundle(), `${key.keyId} shard,merge`), ["E_KEY_ROLE"]);
+  assert.deepEqual(verdict(bundle("shard.json"), `${key.keyId} shard`), []);
+  assert.deepEqual(verdict(bundle("shard.json"), `${key.keyId} run merge`), ["E_KEY_ROLE"]);
+  assert.deepEqual(verdict(bundle("shards.jsonl"), `${key.keyId} merge`), []);
+  assert.deepEqual(verdict(bundle("shards.jsonl"), `${key.keyId} run,shard`), ["E_KEY_ROLE"]);
+  // No roles listed: every role, as before roles existed; a plain set of ids likewise.
+  assert.deepEqual(verdict(bundle("shards.jsonl"), key.keyId), []);
+  assert.deepEqual(
+    checkTrust(bundle("shard.json"), { trustedKeyIds: new Set([key.keyId]), requireTrusted: true }).map(
+      (f) => f.ok,
+    ),
+    [true],
+  );
+});
 test("a malleated signature (S + L) is refused by the one verifier, though tweetnacl accepts it", () => {
   const key = generateKeyPair();
   const manifest = Buffer.from('{"format":"spg-bundle"}');

@@ -131,22 +131,33 @@ test("a write that fails midway leaves neither the destination nor a temporary f
     await assert.rejects(writeBundle(missingDirectory, sampleContents(), fixedKey, tool, { createdAt }), {
       code: "E_BUNDLE_WRITE",
     });
-    // The destination is a directory: the rename fails after the zip was fully written.
+    // The destination is a directory: the rename (--force) fails after the zip was fully written.
     const blocked = path.join(directory, "blocked.zip");
     await import("node:fs/promises").then((fs) => fs.mkdir(blocked));
+    await assert.rejects(
+      writeBundle(blocked, sampleContents(), fixedKey, tool, { createdAt, overwrite: true }),
+      { code: "E_BUNDLE_WRITE" },
+    );
+    // Without --force the existing name is refused as such.
     await assert.rejects(writeBundle(blocked, sampleContents(), fixedKey, tool, { createdAt }), {
-      code: "E_BUNDLE_WRITE",
+      code: "E_FILE_EXISTS",
     });
     assert.deepEqual(await readdir(directory), ["blocked.zip"]);
     assert.deepEqual(await readdir(blocked), []);
   });
 });
 
-test("an existing bundle is replaced whole", async () => {
+test("an existing bundle is refused (E_FILE_EXISTS, left as it was) unless overwrite, then replaced whole", async () => {
   await withTempDir(async (directory) => {
     const destination = path.join(directory, "proof.zip");
     await writeBundle(destination, sampleContents(1), fixedKey, tool, { createdAt });
-    await writeBundle(destination, sampleContents(2), fixedKey, tool, { createdAt });
+    const first = await readFile(destination);
+    await assert.rejects(writeBundle(destination, sampleContents(2), fixedKey, tool, { createdAt }), {
+      code: "E_FILE_EXISTS",
+    });
+    assert.deepEqual(await readFile(destination), first);
+    assert.deepEqual(await readdir(directory), ["proof.zip"]);
+    await writeBundle(destination, sampleContents(2), fixedKey, tool, { createdAt, overwrite: true });
     const read = await readBundleZipBuffer(await readFile(destination));
     assert.ok(read.ok);
     assert.equal(parseJsonl(read.entries.get("records.jsonl")!).length, 4);
@@ -176,4 +187,45 @@ test("a read bundle can be edited and re-signed (how tampering tests build signe
   const manifest = parseJson(reread.entries.get("manifest.json")!) as unknown as Manifest;
   const summaryEntry = manifest.entries.find((entry) => entry.name === "summary.json")!;
   assert.equal(summaryEntry.sha256, createHash("sha256").update(edited.get("summary.json")!).digest("hex"));
+});
+
+test("a bundle file is opened once and checked by its handle: the file expected, a link only when allowed", async () => {
+  await withTempDir(async (directory) => {
+    const { stat, symlink } = await import("node:fs/promises");
+    const bundle = path.join(directory, "proof.zip");
+    const other = path.join(directory, "other.zip");
+    await writeBundle(bundle, sampleContents(1), fixedKey, tool, { createdAt });
+    await writeBundle(other, sampleContents(1), fixedKey, tool, { createdAt });
+    const identity = async (file: string) => {
+      const stats = await stat(file);
+      return { dev: stats.dev, ino: stats.ino };
+    };
+    assert.ok((await readBundleZip(bundle, { opening: { identity: await identity(bundle) } })).ok);
+    // Same bytes, another file: what is read must be the file that was checked.
+    const swapped = await readBundleZip(bundle, { opening: { identity: await identity(other) } });
+    assert.ok(!swapped.ok);
+    assert.equal(swapped.findings[0].code, "E_ZIP_UNREADABLE");
+    assert.match(swapped.findings[0].message, /not the file that was checked/);
+    const link = path.join(directory, "link.zip");
+    await symlink(bundle, link);
+    assert.ok((await readBundleZip(link)).ok, "verify follows a link it is given");
+    const refused = await readBundleZip(link, { opening: { noFollow: true } });
+    assert.ok(!refused.ok);
+    assert.match(refused.findings[0].message, /symbolic link/);
+    // A directory is refused by its handle's fstat.
+    const folder = await readBundleZip(directory);
+    assert.ok(!folder.ok);
+    assert.match(folder.findings[0].message, /a directory, not a regular file/);
+  });
+});
+
+test("prove's early check refuses an existing --out before any work (E_FILE_EXISTS), and allows it with overwrite", async () => {
+  await withTempDir(async (directory) => {
+    const { refuseExisting } = await import("../../src/bundle/atomic.js");
+    const out = path.join(directory, "run.zip");
+    await refuseExisting(out, false);
+    await import("node:fs/promises").then((fs) => fs.writeFile(out, "earlier"));
+    await assert.rejects(refuseExisting(out, false), { code: "E_FILE_EXISTS" });
+    await refuseExisting(out, true);
+  });
 });

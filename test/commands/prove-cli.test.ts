@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -79,5 +79,23 @@ test("prove --device cuda on a machine without an NVIDIA GPU stops before loadin
   } finally {
     rmSync(cwd, { recursive: true, force: true });
     rmSync(modelDir, { recursive: true, force: true });
+  }
+});
+
+test("prove --out an existing file exits 2 (E_FILE_EXISTS) before measuring, and leaves the file as it was", () => {
+  const cwd = mkdtempSync(join(tmpdir(), "spg-prove-cli-"));
+  try {
+    const out = join(cwd, "earlier.zip");
+    writeFileSync(out, "an earlier proof");
+    const result = spg(["prove", "--preset", "ci-smoke", "--ephemeral-key", "--json", "--out", out], cwd);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /^E_FILE_EXISTS: .*earlier\.zip already exists/m);
+    assert.match(result.stderr, /--force/);
+    // Refused before the run: no hardware check, model or samples were reported.
+    assert.equal(result.stdout, "");
+    assert.equal(readFileSync(out, "utf8"), "an earlier proof");
+    assert.deepEqual(readdirSync(cwd), ["earlier.zip"]);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
   }
 });

@@ -73,3 +73,53 @@ test("a window that does not fit the model is refused", async () => {
   await assert.rejects(evaluatePerplexity(runtime, split, { windowTokens: 33 }), /does not fit/);
   await runtime.close();
 });
+
+test("a streamed split is evaluated one document at a time, with the figures and hash of the split read whole", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { loadLocalSplit, streamLocalSplit } = await import("../../src/data/sources.js");
+  const dir = mkdtempSync(join(tmpdir(), "spg-ppl-stream-"));
+  try {
+    const file = join(dir, "docs.jsonl");
+    const documents = 40;
+    writeFileSync(
+      file,
+      Array.from({ length: documents }, (_, i) =>
+        JSON.stringify({ text: `${split.documents[i % 2].text} Document ${i} of the stream.` }),
+      ).join("\n"),
+    );
+    const checkpoint = await readCheckpoint(modelDir);
+    const runtime = await loadRuntime(checkpoint, { device: "cpu", observationWindow: 1 });
+    try {
+      const options = { windowTokens: 8, maxWindows: 5 };
+      const whole = await evaluatePerplexity(runtime, await loadLocalSplit("jsonl", file, "test"), options);
+      const streamed = streamLocalSplit("jsonl", file, "test");
+      let yielded = 0;
+      const yieldedAtWindow: number[] = [];
+      const counted = {
+        documents: (async function* () {
+          for await (const document of streamed.documents) {
+            yielded++;
+            yield document;
+          }
+        })(),
+        identity: () => streamed.identity(),
+      };
+      const result = await evaluatePerplexity(runtime, counted, {
+        ...options,
+        onWindow: () => yieldedAtWindow.push(yielded),
+      });
+      // Lazily: the first windows ran when only the first documents had been read ...
+      assert.ok(yieldedAtWindow[0] <= 2, `first window after ${yieldedAtWindow[0]} documents`);
+      // ... and the rest was read to its end for the hash, without running the model on it.
+      assert.equal(yielded, documents);
+      assert.deepEqual(result, whole);
+      assert.equal(result.windows, 5);
+    } finally {
+      await runtime.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

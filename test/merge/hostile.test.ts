@@ -12,6 +12,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -21,6 +22,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import zlib from "node:zlib";
 import { adversarialMergeCases, zipOf } from "../../scripts/adversarial-bundles.js";
+import { zipEntries } from "../../src/bundle/write.js";
 import { mergeShards } from "../../src/merge/merge.js";
 import { RUNNER_CODES } from "../../src/verify/checks/index.js";
 import { CHECK_UNITS, verifyBundleFile } from "../../src/verify/verify-bundle.js";
@@ -310,4 +312,152 @@ test("a dishonest merger holding a trusted key: every edit of the merge is refus
     }
   }
   assert.ok(statSync(merged).isFile());
+});
+
+test("--out an existing file: refused (E_FILE_EXISTS, the file untouched) unless overwrite (--force), then replaced whole", async () => {
+  const folder = join(run.dir, "existing");
+  mkdirSync(folder);
+  const out = join(folder, "run.zip");
+  writeFileSync(out, "an earlier run");
+  await assert.rejects(mergeShards(run.mergeOptions(shards, out)), { code: "E_FILE_EXISTS" });
+  assert.equal(readFileSync(out, "utf8"), "an earlier run");
+  await mergeShards({ ...run.mergeOptions(shards, out), overwrite: true });
+  assert.ok((await entriesOf(out)).has("shards.jsonl"), "the merged bundle replaced it");
+  // Atomic: no temporary file left beside it.
+  assert.deepEqual(readdirSync(folder), ["run.zip"]);
+  // --force never reaches a shard.
+  await assert.rejects(mergeShards({ ...run.mergeOptions(shards, shards[0]), overwrite: true }), {
+    code: "E_MERGE_OUTPUT",
+  });
+  const cli = run.spg([
+    "merge",
+    ...shards,
+    "--out",
+    out,
+    "--key",
+    run.mergerKeyFile,
+    "--trusted-keys",
+    run.trustBoth,
+  ]);
+  assert.equal(cli.status, 2, cli.stderr);
+  assert.match(cli.stderr, /^E_FILE_EXISTS: .*run\.zip already exists/m);
+  assert.match(cli.stderr, /--force/);
+});
+
+test("a shard path swapped after its check (another file, or a link) is refused: the reader checks its open handle", async () => {
+  const folder = join(run.dir, "swapped");
+  mkdirSync(folder);
+  const copies = shards.map((file, at) => {
+    const copy = join(folder, `shard-${at + 1}.zip`);
+    copyFileSync(file, copy);
+    return copy;
+  });
+  const out = join(folder, "run.zip");
+  // mergeShards checks every path before its first await; swap shard 3 right after, for a copy
+  // with the same bytes (a different file): what is read must be what was checked.
+  const pending = mergeShards(run.mergeOptions(copies, out));
+  copyFileSync(shards[2], join(folder, "new-3"));
+  renameSync(join(folder, "new-3"), copies[2]);
+  await assert.rejects(pending, (error: Error & { code?: string }) => {
+    assert.equal(error.code, "E_MERGE_SHARD_UNREADABLE", error.message);
+    assert.match(error.message, /not the file that was checked/);
+    return true;
+  });
+  // Swapped for a link to a file the merger may read: never followed.
+  const linked = mergeShards(run.mergeOptions(copies, out));
+  symlinkSync(run.mergerKeyFile, join(folder, "link-2"));
+  renameSync(join(folder, "link-2"), copies[1]);
+  await assert.rejects(linked, (error: Error & { code?: string }) => {
+    assert.equal(error.code, "E_MERGE_SHARD_UNREADABLE", error.message);
+    assert.match(error.message, /symbolic link/);
+    return true;
+  });
+  assert.ok(!readdirSync(folder).includes("run.zip"));
+});
+
+test("trust roles: shard keys sign shards, the merger's key the merge; neither passes for the other", async () => {
+  const roles = join(run.dir, "trusted-roles.txt");
+  writeFileSync(roles, `# roles\n${run.producer.keyId} shard\n${run.merger.keyId} merge\n`);
+  const folder = join(run.dir, "roles");
+  mkdirSync(folder);
+  const out = join(folder, "run.zip");
+  await mergeShards({ ...run.mergeOptions(shards, out), trustedKeysFile: roles });
+  const verified = await verifyBundleFile(out, {
+    trustedKeysFile: roles,
+    requireTrusted: true,
+    replay: false,
+  });
+  assert.deepEqual(
+    verified.findings
+      .filter((finding) => finding.check === "trust" || finding.check === "shards")
+      .map((f) => f.ok),
+    [true, true],
+    JSON.stringify(verified.findings.filter((finding) => !finding.ok)),
+  );
+  // A shard signed by the merger's key (trusted, but for merges only) cannot enter a merge.
+  const byMerger = await run.resigned(shards[1], "merger-signed-2.zip", () => undefined, run.merger);
+  await run.mergeFails([shards[0], byMerger, shards[2]], "E_MERGE_SHARD_UNTRUSTED", /E_KEY_ROLE/, {
+    trustedKeysFile: roles,
+  });
+  // The merge verified under a file where the producer may sign whole runs only: every rebuilt shard fails trust.
+  const runOnly = join(run.dir, "trusted-run-only.txt");
+  writeFileSync(runOnly, `${run.producer.keyId} run\n${run.merger.keyId} merge\n`);
+  const refused = await verifyBundleFile(out, {
+    trustedKeysFile: runOnly,
+    requireTrusted: true,
+    replay: false,
+  });
+  assert.equal(refused.exitCode, 4);
+  assert.ok(
+    refused.findings.some((f) => !f.ok && f.code === "E_SHARD_UNTRUSTED" && /E_KEY_ROLE/.test(f.message)),
+    JSON.stringify(refused.findings.filter((finding) => !finding.ok)),
+  );
+  // And the producer's shard key does not pass as the merger: a merge signed by it fails E_KEY_ROLE.
+  const shardKeyMerge = await run.resigned(out, "merge-by-producer.zip", () => undefined, run.producer);
+  const asMerger = await verifyBundleFile(shardKeyMerge, {
+    trustedKeysFile: roles,
+    requireTrusted: true,
+    replay: false,
+  });
+  assert.ok(asMerger.findings.some((f) => !f.ok && f.check === "trust" && f.code === "E_KEY_ROLE"));
+});
+
+test("file and entry names with newlines, escape sequences and bidi marks reach stderr inert", async () => {
+  const folder = join(run.dir, "names");
+  mkdirSync(folder);
+  // A zip whose one entry's name forges lines and reorders text, under a file name that does too.
+  const forged = "records.jsonl\n\u001b[32mPASS\u202e\u009b";
+  const crafted = join(folder, "shard\n\u001b[2KE_NONE: all shards verified\u202e.zip");
+  writeFileSync(crafted, await zipEntries([{ name: forged, data: Buffer.from("{}") }]));
+  const inert = (stream: string, what: string) => {
+    assert.doesNotMatch(
+      stream,
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+      /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/u,
+      `${what}: ${JSON.stringify(stream)}`,
+    );
+    assert.ok(!stream.split("\n").some((line) => line.startsWith("E_NONE")), what);
+  };
+  const merge = run.spg([
+    "merge",
+    shards[0],
+    crafted,
+    "--out",
+    join(folder, "run.zip"),
+    "--key",
+    run.mergerKeyFile,
+    "--trusted-keys",
+    run.trustBoth,
+  ]);
+  assert.equal(merge.status, 2, merge.stderr);
+  assert.match(merge.stderr, /^E_MERGE_SHARD_UNREADABLE: /);
+  assert.match(merge.stderr, /\\u001b\[2KE_NONE/);
+  inert(merge.stderr, "spg merge");
+  const inspect = run.spg(["inspect", crafted]);
+  assert.notEqual(inspect.status, 0);
+  assert.match(inspect.stderr, /\\u202e/);
+  inert(inspect.stderr, "spg inspect");
+  const verify = run.spg(["verify", crafted, "--no-require-trusted", "--no-replay"]);
+  assert.notEqual(verify.status, 0);
+  inert(verify.stdout + verify.stderr, "spg verify");
 });

@@ -153,3 +153,27 @@ test("no matching bundle, or a bad input, fails the job instead of passing vacuo
     assert.deepEqual(badReplay.calls, []);
   }
 });
+
+test("a bundle name with a newline cannot forge a workflow command or a summary row", () => {
+  const names = ["bundles/ok\n::warning::forged pass.zip", "bundles/bad\n::notice::forged|cell`x`.zip"];
+  const run = runVerifyStep(names);
+  assert.equal(run.status, 1);
+  assert.deepEqual(run.outputs, { verified: "2", failed: "1" });
+  // Each name reached spg whole, and every line the step printed is one of its own commands.
+  assert.equal(
+    run.calls.length,
+    4,
+    "spg got each name, newline included (the fake logs one line per name line)",
+  );
+  for (const line of run.stdout.split("\n").filter(Boolean)) {
+    assert.doesNotMatch(line, /^::(warning|notice)::forged/, `forged line: ${line}`);
+  }
+  assert.match(run.stdout, /::group::spg verify bundles\/ok%0A::warning::forged pass\.zip/);
+  assert.match(run.stdout, /::error title=spg verify::bundles\/bad%0A::notice::forged\|cell`x`\.zip failed/);
+  const rows = run.summary.split("\n").filter((line) => line.startsWith("| `"));
+  assert.equal(rows.length, 2, run.summary);
+  assert.ok(
+    rows.every((row) => row.split(/(?<!\\)\|/).length === 5),
+    run.summary,
+  );
+});

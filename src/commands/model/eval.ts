@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { loadBrownSplit, loadBrownSplitNamed } from "../../data/brown.js";
-import { isLocalSource, loadLocalSplit } from "../../data/sources.js";
+import { checkLocalPath, isLocalSource, type StreamedSplit, streamLocalSplit } from "../../data/sources.js";
 import { gpt2VocabularyProblem } from "../../data/tokenizer.js";
 import type { DatasetSplit } from "../../data/types.js";
 import { SpgError } from "../../errors.js";
@@ -10,6 +10,7 @@ import { readCheckpoint } from "../../model/checkpoint.js";
 import { loadRuntime } from "../../model/session.js";
 import { bundledModelDir } from "../../paths.js";
 import { SpgCommand } from "../../spg-command.js";
+import { terminalSafe } from "../../terminal-safe.js";
 
 export default class ModelEval extends SpgCommand {
   static override summary = "Print a model's perplexity on a dataset split.";
@@ -94,8 +95,10 @@ Defaults: the bundled model on the Brown eval split.`;
         );
         return;
       }
-      this.log(`model      ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
-      this.log(`split      ${flags.dataset}/${result.split} (sha256 ${result.splitSha256.slice(0, 16)})`);
+      this.log(`model      ${terminalSafe(dir)} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
+      this.log(
+        `split      ${terminalSafe(`${flags.dataset}/${result.split}`)} (sha256 ${result.splitSha256.slice(0, 16)})`,
+      );
       this.log(
         `windows    ${result.windows} of ${result.windowTokens} tokens, ${result.scoredTokens} tokens scored`,
       );
@@ -115,7 +118,7 @@ Defaults: the bundled model on the Brown eval split.`;
     path: string | undefined,
     split: string,
     textField: string | undefined,
-  ): Promise<DatasetSplit> {
+  ): Promise<DatasetSplit | StreamedSplit> {
     if (source === "brown") return loadBrownSplitNamed(split, "--split");
     if (!isLocalSource(source)) {
       throw new SpgError("E_DATASET_SOURCE", `unknown dataset source "${source}"`, {
@@ -129,6 +132,9 @@ Defaults: the bundled model on the Brown eval split.`;
         fix: "name the file or directory to read",
       });
     }
-    return loadLocalSplit(source, resolve(path), split, { textField });
+    // Streamed, one document at a time (never the whole split in memory); the path is checked
+    // now, before the model loads, as the stream would only on its first read.
+    checkLocalPath(source, resolve(path), split);
+    return streamLocalSplit(source, resolve(path), split, { textField });
   }
 }

@@ -10,17 +10,10 @@ import { generateText, generateWithMethod } from "../../measure/generate.js";
 import { resolveModelDir } from "../../measure/prove.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import { SpgCommand } from "../../spg-command.js";
+import { terminalSafe, terminalSafeLines } from "../../terminal-safe.js";
 
-/** Model text made safe for a terminal: control characters other than newline and tab shown as \u escapes. */
-export function printable(text: string): string {
-  let out = "";
-  for (const c of text) {
-    const code = c.codePointAt(0) ?? 0;
-    const control = (code < 0x20 && c !== "\n" && c !== "\t") || (code >= 0x7f && code <= 0x9f);
-    out += control ? `\\u${code.toString(16).padStart(4, "0")}` : c;
-  }
-  return out;
-}
+/** Model text made safe for a terminal (terminalSafeLines: newlines and tabs kept). */
+export const printable = terminalSafeLines;
 
 function methodNamed(config: RunConfig, name: string, source: string): MethodConfig {
   const method = config.methods.find((m) => m.name === name);
@@ -141,7 +134,7 @@ printed side by side with the first diverging token marked and the bytes each ca
           this.log(JSON.stringify({ ...head, continuation: { ids, text: decode(ids) } }));
           return;
         }
-        this.log(`model    ${dir} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
+        this.log(`model    ${terminalSafe(dir)} (sha256 ${checkpoint.sha256.slice(0, 16)})`);
         this.log(`prompt   ${JSON.stringify(flags.prompt)} (${prompt.length} tokens)`);
         this.log(`greedy   ${tokens} tokens, float32 cache\n`);
         this.log(printable(`${flags.prompt}${decode(ids)}`));
@@ -198,7 +191,7 @@ export function renderSideBySide(
     at === null ? decode(ids) : `${decode(ids.slice(0, at))}⟦${decode(ids.slice(at))}`;
   const baselineLabel = `baseline (${baselineDtype} cache)`;
   const lines = [
-    `model    ${dir} (sha256 ${modelSha256.slice(0, 16)})`,
+    `model    ${terminalSafe(dir)} (sha256 ${modelSha256.slice(0, 16)})`,
     `prompt   ${JSON.stringify(promptText)}`,
     `bytes    ${baselineLabel}: ${result.kvBytesBaseline.toLocaleString("en-US")}; ${method.name}: ${result.kvBytesCompressed.toLocaleString("en-US")} (${ratio.toFixed(2)}x smaller)`,
     at === null

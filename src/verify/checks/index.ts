@@ -75,7 +75,7 @@ export const signatureCheck: CheckUnit = {
 
 export const trustCheck: CheckUnit = {
   name: "trust",
-  codes: ["E_UNTRUSTED_KEY", "E_NO_TRUSTED_KEYS", "E_EPHEMERAL_KEY"],
+  codes: ["E_UNTRUSTED_KEY", "E_NO_TRUSTED_KEYS", "E_EPHEMERAL_KEY", "E_KEY_ROLE"],
   requires: ["signature"],
   run: (context, options) =>
     checkTrust(context, { trustedKeyIds: options.trustedKeyIds, requireTrusted: options.requireTrusted }),

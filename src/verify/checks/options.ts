@@ -2,6 +2,8 @@
  * What the checks need from the caller, and the verifier's settings derived from it (policy,
  * tolerances, schemas), in one place for the check units and the line folds.
  */
+
+import type { TrustedKeys } from "../../bundle/sign.js";
 import type { RunConfig } from "../../config/types.js";
 import type { BundleContext } from "../context.js";
 import {
@@ -19,8 +21,8 @@ import type { SignedMessage } from "./signature.js";
 export interface CheckOptions {
   /** The message a signature covers (default: the bundle format's pre-authentication encoding). */
   signedMessage?: SignedMessage;
-  /** Key ids the verifier trusts; undefined = no trust policy. */
-  trustedKeyIds?: ReadonlySet<string>;
+  /** Key ids the verifier trusts (with their roles, from readTrustedKeys; a plain set: every role); undefined = no trust policy. */
+  trustedKeyIds?: ReadonlySet<string> | TrustedKeys;
   /** Fail unless the signer is trusted (on by default when CI=true; the command decides). */
   requireTrusted: boolean;
   /** Compiled schemas; default: the package's schemas/. */

@@ -1,5 +1,7 @@
+import { SHARD_ENTRY, SHARDS_ENTRY } from "../../bundle/format.js";
 import { decodeBase64Strict, ED25519_PUBLIC_KEY_BYTES, keyIdOf } from "../../bundle/keys.js";
 import type { BundleEntries } from "../../bundle/read.js";
+import type { SignerRole, TrustedKeys } from "../../bundle/sign.js";
 import { bundleContext } from "../context.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
@@ -7,9 +9,10 @@ import { type Finding, fail, pass } from "../types.js";
 const CHECK = "trust" as const;
 
 export interface TrustOptions {
-  /** Key ids (sha256 hex of public keys) the verifier trusts, e.g. from readTrustedKeys()
-   * (src/bundle/sign.ts); undefined = no trust policy. */
-  trustedKeyIds?: ReadonlySet<string>;
+  /** Key ids (sha256 hex of public keys) the verifier trusts: from readTrustedKeys()
+   * (src/bundle/sign.ts) each with the roles it may sign; a plain set trusts each for every
+   * role; undefined = no trust policy. */
+  trustedKeyIds?: ReadonlySet<string> | TrustedKeys;
   /** Fail unless the signer is one of `trustedKeyIds` (on by default under CI). */
   requireTrusted: boolean;
 }
@@ -19,6 +22,20 @@ export interface TrustOptions {
  * identified by the hash of the public key itself (never the stated keyId), must be trusted
  * and must not be an ephemeral throwaway key. Without one, the signer is reported, not judged.
  */
+/** What the bundle is, so what its signer must be trusted to sign (a bundle holding both markers needs both roles). */
+export function signerRolesNeeded(contents: BundleEntries): SignerRole[] {
+  const roles: SignerRole[] = [];
+  if (contents.entries.has(SHARD_ENTRY)) roles.push("shard");
+  if (contents.entries.has(SHARDS_ENTRY)) roles.push("merge");
+  return roles.length > 0 ? roles : ["run"];
+}
+
+const ROLE_WORDS: Record<SignerRole, string> = {
+  run: "a whole-run bundle",
+  shard: "a shard bundle",
+  merge: "a merged bundle",
+};
+
 export function checkTrust(contents: BundleEntries, options: TrustOptions): Finding[] {
   const trusted = options.trustedKeyIds;
   const policy = trusted !== undefined || options.requireTrusted;
@@ -58,6 +75,23 @@ export function checkTrust(contents: BundleEntries, options: TrustOptions): Find
         keyId,
       }),
     );
+  } else if (trusted instanceof Map) {
+    const granted = trusted.get(keyId) as ReadonlySet<SignerRole>;
+    for (const role of signerRolesNeeded(contents).filter((needed) => !granted.has(needed))) {
+      findings.push(
+        fail(
+          CHECK,
+          "E_KEY_ROLE",
+          `signer ${keyId} is trusted to sign ${[...granted].map((g) => ROLE_WORDS[g]).join(" or ")}, not ${ROLE_WORDS[role]}`,
+          {
+            keyId,
+            role,
+            roles: [...granted],
+            fix: `list the key with the role ${role} in --trusted-keys if it may sign ${ROLE_WORDS[role]}`,
+          },
+        ),
+      );
+    }
   }
   if (ephemeral || signature.ephemeral !== false) {
     findings.push(

@@ -338,9 +338,15 @@ export function fixtureParts(
     environment.model.architecture = { ...ARCHITECTURE };
     // "stream" splits its kept slots evenly over the heads: the widest head holds kept / heads.
     const slotsRead = (line: LayerFingerprint) => line.tokensKept / HEADS;
-    for (const line of fingerprints) line.slotsRead = slotsRead(line);
+    // Each record's first layer line, by sample and method (a search per record made a large bench's build quadratic).
+    const firstLayer = new Map<string, LayerFingerprint>();
+    for (const line of fingerprints) {
+      line.slotsRead = slotsRead(line);
+      const key = `${line.sampleId}\u0000${line.method}`;
+      if (!firstLayer.has(key)) firstLayer.set(key, line);
+    }
     for (const record of records) {
-      const line = fingerprints.find((f) => f.sampleId === record.sampleId && f.method === record.method);
+      const line = firstLayer.get(`${record.sampleId}\u0000${record.method}`);
       record.runCost = fixtureRunCost(config, record, slotsRead(line as LayerFingerprint), layers);
     }
   }

@@ -409,62 +409,174 @@ function addRows(rows: Float64Array, width: number, positions: Uint32Array, tota
   }
 }
 
+/** One method as the bootstrap reads it: its ordered columns, its point figures, whether it has run cost. */
+interface BootstrapMethod {
+  method: string;
+  columns: Columns;
+  /** Each column summed over every row in order. */
+  sums: PooledSums;
+  point: PointMetrics;
+  runCost: boolean;
+}
+
+/** What a step threw, kept to be thrown where a method-by-method pass would have thrown it. */
+interface Thrown {
+  thrown: unknown;
+}
+
+function isThrown(value: unknown): value is Thrown {
+  return typeof value === "object" && value !== null && "thrown" in value;
+}
+
+/** Whether two columns hold the same bits in every row (so their sums over any positions are the same bits). */
+function sameBits(a: Float64Array, b: Float64Array): boolean {
+  return (
+    a.length === b.length &&
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    )
+  );
+}
+
+/** Whether every row of the column holds the same bits (Object.is: -0 and 0 differ). */
+function constantColumn(column: Float64Array): boolean {
+  const first = column[0];
+  for (let i = 1; i < column.length; i++) if (!Object.is(column[i], first)) return false;
+  return true;
+}
+
 /**
- * The summed fields of each resample, one row per resample position: the columns are laid out
- * row by row once, so a resample reads one contiguous row per position instead of one scattered
- * value per field. Each field is still added in position order (the same figures as sumAt).
+ * Where each method's resampled sums come from, for methods with the same number of rows (they
+ * see the same positions, drawn once): a column whose rows all hold one value adds that value n
+ * times whatever the positions, so its sum is the full column's (computed once); a column with
+ * the same bits as one already placed (the baseline NLL of every method, a full method's
+ * compressed NLL) has that column's sums. Every other column is one field of a row-major table,
+ * summed per resample in position order. So each field's sum is the same bits as summing that
+ * column over the positions alone (sumAt), with each distinct column added once per position.
  */
-function* resampleSums(
-  columns: Columns,
-  bootstrap: RunConfig["bootstrap"],
-  runCost: boolean,
-): Generator<PooledSums> {
-  const n = columns.scoredTokens.length;
-  const fields = metricFields(runCost);
-  const width = fields.length;
-  const rows = new Float64Array(n * width);
-  fields.forEach((field, f) => {
-    const column = columns[field];
-    for (let i = 0; i < n; i++) rows[i * width + f] = column[i];
-  });
-  const totals = new Float64Array(width);
-  for (const positions of bootstrapResamples(n, bootstrap.resamples, bootstrap.seed)) {
-    addRows(rows, width, positions, totals);
-    // The point-only sums stay 0: no metric reads them.
+class SharedResampleSums {
+  private readonly rows: Float64Array;
+  private readonly width: number;
+  private readonly totals: Float64Array;
+  /** Per method, per field it resamples: the table's field index, or -1 for a constant. */
+  private readonly sources: { field: keyof PooledSums; index: number; constant: number }[][];
+
+  constructor(methods: readonly BootstrapMethod[], n: number) {
+    const distinct: Float64Array[] = [];
+    this.sources = methods.map(({ columns, sums, runCost }) =>
+      metricFields(runCost).map((field) => {
+        const column = columns[field];
+        if (constantColumn(column)) return { field, index: -1, constant: sums[field] };
+        let index = distinct.findIndex((placed) => sameBits(placed, column));
+        if (index === -1) index = distinct.push(column) - 1;
+        return { field, index, constant: 0 };
+      }),
+    );
+    const width = distinct.length;
+    this.width = width;
+    this.rows = new Float64Array(n * width);
+    distinct.forEach((column, f) => {
+      for (let i = 0; i < n; i++) this.rows[i * width + f] = column[i];
+    });
+    this.totals = new Float64Array(width);
+  }
+
+  /** Sum the table over this resample's positions (before sumsOf, once per resample). */
+  add(positions: Uint32Array): void {
+    addRows(this.rows, this.width, positions, this.totals);
+  }
+
+  /** The method's sums for the resample just added; the point-only sums stay 0 (no metric reads them). */
+  sumsOf(method: number): PooledSums {
     const sums = {} as PooledSums;
     for (const field of SUMMED_FIELDS) sums[field] = 0;
-    fields.forEach((field, f) => {
-      sums[field] = totals[f];
-    });
-    yield sums;
+    for (const { field, index, constant } of this.sources[method]) {
+      sums[field] = index === -1 ? constant : this.totals[index];
+    }
+    return sums;
   }
 }
 
-function bootstrapIntervals(
-  columns: Columns,
-  method: string,
-  bootstrap: RunConfig["bootstrap"],
-  point: PointMetrics,
-  runCost: boolean,
-): MethodSummary["intervals"] {
-  // The run-cost ratios the point estimate has (a resample of timed samples is timed too).
-  const keys: IntervalKey[] = [
+/** The interval keys of a method: the base ones, and the run-cost ratios its point estimate has (a resample of timed samples is timed too). */
+function intervalKeys(point: PointMetrics): IntervalKey[] {
+  return [
     ...BASE_INTERVAL_KEYS,
     ...(["executedMemoryRatio", "decodeSpeedRatio"] as const).filter((key) => point[key] !== undefined),
   ];
-  const values: Record<string, number[]> = {};
-  for (const key of keys) values[key] = [];
-  for (const sums of resampleSums(columns, bootstrap, runCost)) {
-    const metrics = metricsFromSums(sums, method, runCost);
-    for (const key of keys) values[key].push(metrics[key] as number);
+}
+
+/**
+ * Every method's bootstrap intervals, or for each what its resamples threw (undefined where
+ * its point figures already failed). Methods with the same number of records share one
+ * stream of positions: each method's generator starts fresh from the same seed, so they would
+ * draw the same positions one by one (the paired bootstrap of the header); here they are drawn once.
+ */
+function bootstrapIntervalsOf(
+  methods: readonly (BootstrapMethod | undefined)[],
+  bootstrap: RunConfig["bootstrap"],
+): (MethodSummary["intervals"] | Thrown | undefined)[] {
+  const results: (MethodSummary["intervals"] | Thrown | undefined)[] = methods.map(() => undefined);
+  const groups = new Map<number, number[]>();
+  methods.forEach((method, m) => {
+    if (method === undefined) return;
+    const n = method.columns.scoredTokens.length;
+    groups.set(n, [...(groups.get(n) ?? []), m]);
+  });
+  for (const [n, members] of groups) {
+    try {
+      const group = resampleGroup(
+        members.map((m) => methods[m] as BootstrapMethod),
+        n,
+        bootstrap,
+      );
+      members.forEach((m, k) => {
+        results[m] = group[k];
+      });
+    } catch (thrown) {
+      // Outside one method's figures (the generator's seed): each method of the group would have met it.
+      for (const m of members) results[m] = { thrown };
+    }
+  }
+  return results;
+}
+
+/** The intervals of methods with n records each (or what each one's resamples threw), drawing each resample's positions once. */
+function resampleGroup(
+  group: readonly BootstrapMethod[],
+  n: number,
+  bootstrap: RunConfig["bootstrap"],
+): (MethodSummary["intervals"] | Thrown)[] {
+  const shared = new SharedResampleSums(group, n);
+  const keys = group.map(({ point }) => intervalKeys(point));
+  const values = keys.map((list) => list.map((): number[] => []));
+  const failed: (Thrown | undefined)[] = group.map(() => undefined);
+  for (const positions of bootstrapResamples(n, bootstrap.resamples, bootstrap.seed)) {
+    shared.add(positions);
+    group.forEach(({ method, runCost }, k) => {
+      if (failed[k] !== undefined) return;
+      let metrics: PointMetrics;
+      try {
+        metrics = metricsFromSums(shared.sumsOf(k), method, runCost);
+      } catch (thrown) {
+        failed[k] = { thrown };
+        return;
+      }
+      keys[k].forEach((key, j) => {
+        values[k][j].push(metrics[key] as number);
+      });
+    });
   }
   const alpha = (1 - bootstrap.confidence) / 2;
-  const intervals = {} as MethodSummary["intervals"];
-  for (const key of keys) {
-    const sorted = values[key].sort((a, b) => a - b);
-    intervals[key] = { low: quantileSorted(sorted, alpha), high: quantileSorted(sorted, 1 - alpha) };
-  }
-  return intervals;
+  return group.map((_, k) => {
+    const failure = failed[k];
+    if (failure !== undefined) return failure;
+    const intervals = {} as MethodSummary["intervals"];
+    keys[k].forEach((key, j) => {
+      const sorted = values[k][j].sort((a, b) => a - b);
+      intervals[key] = { low: quantileSorted(sorted, alpha), high: quantileSorted(sorted, 1 - alpha) };
+    });
+    return intervals;
+  });
 }
 
 /** One method's aggregates from its records (any order; sorted here by sampleIndex). */
@@ -480,15 +592,53 @@ export function summarizeMethod(
     if (first === undefined || record.sampleIndex < first.sampleIndex) first = record;
   const fold = new MethodFold(method, kind === undefined ? first?.weights !== undefined : kind === "weights");
   for (const record of records) fold.add(record);
-  return summarizeFold(fold, bootstrap);
+  return summarizeFolds([fold], bootstrap)[0];
 }
 
-/** One method's aggregates from its folded records. */
-function summarizeFold(fold: MethodFold, bootstrap: RunConfig["bootstrap"]): MethodSummary {
+/** A method's ordered columns, sums and point figures (what its summary and its bootstrap read). */
+interface PreparedMethod extends BootstrapMethod {
+  fold: MethodFold;
+  sums: PooledSums;
+  weightsKind: boolean;
+}
+
+function prepareFold(fold: MethodFold): PreparedMethod {
   const method = fold.method;
   const { columns, weightsKind, runCost } = fold.ordered();
   const sums = sumAt(columns);
-  const point = metricsFromSums(sums, method, runCost);
+  return { fold, method, columns, weightsKind, runCost, sums, point: metricsFromSums(sums, method, runCost) };
+}
+
+/**
+ * The methods' aggregates from their folded records, in order. An error is thrown as a
+ * method-by-method pass would meet it: the first method whose records, point figures or
+ * resamples fail.
+ */
+function summarizeFolds(folds: readonly MethodFold[], bootstrap: RunConfig["bootstrap"]): MethodSummary[] {
+  const prepared = folds.map((fold): PreparedMethod | Thrown => {
+    try {
+      return prepareFold(fold);
+    } catch (thrown) {
+      return { thrown };
+    }
+  });
+  const intervals = bootstrapIntervalsOf(
+    prepared.map((method) => (isThrown(method) ? undefined : method)),
+    bootstrap,
+  );
+  return prepared.map((method, m) => {
+    if (isThrown(method)) throw method.thrown;
+    const resampled = intervals[m];
+    if (resampled === undefined) throw new Error(`method "${method.method}" was not resampled`);
+    if (isThrown(resampled)) throw resampled.thrown;
+    return methodSummary(method, resampled);
+  });
+}
+
+function methodSummary(
+  { fold, sums, point, weightsKind, runCost }: PreparedMethod,
+  intervals: MethodSummary["intervals"],
+): MethodSummary {
   const weights = weightsKind
     ? {
         weights: {
@@ -517,7 +667,7 @@ function summarizeFold(fold: MethodFold, bootstrap: RunConfig["bootstrap"]): Met
     compressionRatio: point.compressionRatio,
     ...weights,
     ...(runCost ? runCostSummary(sums, point) : {}),
-    intervals: bootstrapIntervals(columns, method, bootstrap, point, runCost),
+    intervals,
   };
 }
 
@@ -656,8 +806,9 @@ function summaryOf(
   }
   if (unknownMethod !== undefined) throw unknownMethod;
   // fromEntries defines own properties, so no method name can reach the prototype.
+  const summaries = summarizeFolds([...byMethod.values()], bootstrap);
   const methods: Record<string, MethodSummary> = Object.fromEntries(
-    [...byMethod].map(([name, fold]) => [name, summarizeFold(fold, bootstrap)]),
+    [...byMethod.keys()].map((name, m) => [name, summaries[m]]),
   );
   const claims = config.claims.map((claim) => {
     const summary = byMethod.has(claim.method) ? methods[claim.method] : undefined;

@@ -1,6 +1,11 @@
 import type { FindingCode } from "../error-codes.js";
 import { type CheckName, type Finding, fail } from "./types.js";
 
+/** Where a record is, for a failure's words (made only then: most records fail nothing). */
+export function recordWhere(record: { sampleId: string; method: string }): string {
+  return `record ${record.sampleId}/${record.method}`;
+}
+
 /** At most this many examples are kept per failure code; the count says how many there were. */
 const EXAMPLES_PER_CODE = 10;
 

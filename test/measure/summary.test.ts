@@ -166,6 +166,155 @@ test("bootstrap intervals are deterministic from the seed and recomputed indepen
   assert.ok(Math.abs(first.intervals.compressionRatio.low - low) < 1e-12);
 });
 
+/**
+ * The bootstrap as the header states it, one method at a time and one field at a time: each
+ * method's own resamples from a fresh generator, each sum added in position order, the
+ * metrics' formulas, type-7 quantiles. summarize draws positions once for methods with the
+ * same number of records and sums a constant or repeated column once; its intervals must be
+ * these, bit for bit.
+ */
+function intervalsOneByOne(records: readonly SampleRecord[], bootstrap: RunConfig["bootstrap"]) {
+  const rows = [...records].sort((a, b) => a.sampleIndex - b.sampleIndex);
+  const timed = rows[0].runCost !== undefined;
+  const fields: Record<string, (r: SampleRecord) => number> = {
+    scored: (r) => r.scoredTokens,
+    nllBaseline: (r) => r.nllBaseline,
+    nllCompressed: (r) => r.nllCompressed,
+    kl: (r) => r.klSum,
+    top1: (r) => r.top1Matches,
+    compared: (r) => r.generation.compared,
+    matches: (r) => r.generation.matches,
+    ratioBaseline: (r) => r.kvBytesBaseline,
+    ratioCompressed: (r) => r.kvBytesCompressed,
+    executed: (r) => (r.runCost ? r.runCost.executedBytes.weights + r.runCost.executedBytes.kv : 0),
+    executedBaseline: (r) =>
+      r.runCost ? r.runCost.baselineExecutedBytes.weights + r.runCost.baselineExecutedBytes.kv : 0,
+    steps: (r) => r.runCost?.decodeSteps ?? 0,
+    generationMs: (r) => r.timingsMs.generation,
+    baselineGenerationMs: (r) => r.runCost?.baselineTimingsMs.generation ?? 0,
+  };
+  const values: Record<string, number[]> = {};
+  for (const positions of bootstrapIndices(rows.length, bootstrap.resamples, bootstrap.seed)) {
+    const sum: Record<string, number> = {};
+    for (const [field, read] of Object.entries(fields)) {
+      sum[field] = 0;
+      for (const p of positions) sum[field] += read(rows[p]);
+    }
+    const metrics: Record<string, number> = {
+      compressionRatio: sum.ratioBaseline / sum.ratioCompressed,
+      perplexityIncreasePct:
+        100 * (Math.exp(sum.nllCompressed / sum.scored) / Math.exp(sum.nllBaseline / sum.scored) - 1),
+      meanKl: sum.kl / sum.scored,
+      top1Agreement: sum.top1 / sum.scored,
+      generationAgreement: sum.matches / sum.compared,
+    };
+    if (timed) {
+      metrics.executedMemoryRatio = sum.executedBaseline / sum.executed;
+      metrics.decodeSpeedRatio =
+        sum.steps / (sum.generationMs / 1000) / (sum.steps / (sum.baselineGenerationMs / 1000));
+    }
+    for (const [key, value] of Object.entries(metrics)) {
+      values[key] ??= [];
+      values[key].push(value);
+    }
+  }
+  const alpha = (1 - bootstrap.confidence) / 2;
+  return Object.fromEntries(
+    Object.entries(values).map(([key, list]) => {
+      const sorted = list.sort((a, b) => a - b);
+      return [key, { low: quantileSorted(sorted, alpha), high: quantileSorted(sorted, 1 - alpha) }];
+    }),
+  );
+}
+
+test("methods resampled together give each method's own intervals, bit for bit", () => {
+  const next = mulberry32(17);
+  const samples = 40;
+  const runCost = (i: number): NonNullable<SampleRecord["runCost"]> => ({
+    executionProvider: "cpu",
+    intraOpThreads: 1,
+    executedBytes: { weights: 1000, kv: 40 + (i % 3) },
+    baselineExecutedBytes: { weights: 1000, kv: 90 },
+    teacherForcedTokens: 2,
+    decodeSteps: 4,
+    baselineTimingsMs: { continuation: 0.7, generation: 0.1 + next() },
+    tokensPerSecond: { teacherForced: 1, decode: 1, baselineTeacherForced: 1, baselineDecode: 1 },
+  });
+  const records: SampleRecord[] = [];
+  for (let i = 0; i < samples; i++) {
+    // Fractional values, so a sum taken in another order or as n times a constant would differ in its last bits.
+    const nllBaseline = 1 + next() * 3;
+    const timings = (generation: number) => ({
+      prefill: 0,
+      compress: 0,
+      decompress: 0,
+      continuation: 0.3,
+      generation,
+    });
+    // "full": its compressed NLL is its baseline's (the same column twice), everything else constant.
+    records.push(
+      record({
+        sampleIndex: i,
+        method: "full",
+        nllBaseline,
+        nllCompressed: nllBaseline,
+        timingsMs: timings(0.3),
+        runCost: runCost(i),
+      }),
+    );
+    const generation = { compared: 4, matches: Math.floor(next() * 5), firstDivergence: null };
+    records.push(
+      record({
+        sampleIndex: i,
+        method: "a",
+        nllBaseline,
+        nllCompressed: nllBaseline + next(),
+        klSum: 0.1,
+        top1Matches: Math.floor(next() * 3),
+        generation,
+        kvBytesCompressed: 30 + Math.floor(next() * 10),
+        timingsMs: timings(0.1 + next()),
+        runCost: runCost(i),
+      }),
+    );
+    // "b" lacks some samples: its own number of records, so its own positions.
+    if (i % 4 !== 0) {
+      records.push(
+        record({
+          sampleIndex: i,
+          method: "b",
+          nllBaseline,
+          nllCompressed: nllBaseline + 0.1,
+          klSum: next(),
+          kvBytesCompressed: 50,
+          timingsMs: timings(0.2),
+          runCost: runCost(i),
+        }),
+      );
+    }
+  }
+  const bootstrap = { resamples: 150, confidence: 0.9, seed: 23 };
+  const summary = summarize(
+    records,
+    config({
+      methods: ["full", "a", "b"].map((name) => ({
+        name,
+        kind: name === "full" ? "full" : "streaming",
+        params: {},
+      })),
+      bootstrap,
+    }),
+  );
+  for (const method of ["full", "a", "b"]) {
+    const own = records.filter((r) => r.method === method);
+    assert.deepStrictEqual(summary.methods[method].intervals, intervalsOneByOne(own, bootstrap), method);
+    assert.deepStrictEqual(
+      summarizeMethod(own, method, bootstrap).intervals,
+      summary.methods[method].intervals,
+    );
+  }
+});
+
 test("for symmetric data the interval contains the point and is roughly centred on it", () => {
   // Per-sample KL symmetric around 1 nat/token: 1 ± d.
   const deltas = [-0.4, -0.2, 0, 0.2, 0.4];

@@ -7,7 +7,7 @@ import {
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { compareGenerations } from "../../measure/metrics.js";
-import { FailureCollector } from "../collect.js";
+import { FailureCollector, recordWhere } from "../collect.js";
 import { type Finding, pass } from "../types.js";
 import { WeightsConsistencyFold } from "./weights-consistency.js";
 
@@ -107,16 +107,15 @@ export class ConsistencyFold {
     const { config, failures, methodKinds } = this;
     this.records += 1;
     this.weights.record(record);
-    const where = `record ${record.sampleId}/${record.method}`;
     if (!methodKinds.has(record.method)) {
       failures.add(
         "E_CONSISTENCY_UNKNOWN_METHOD",
-        `${where}: method "${record.method}" is not in config.methods`,
+        `${recordWhere(record)}: method "${record.method}" is not in config.methods`,
       );
     }
     let sample = this.bySample.get(record.sampleId);
     if (sample?.methods.has(record.method)) {
-      failures.add("E_CONSISTENCY_DUPLICATE_RECORD", `${where} appears more than once`);
+      failures.add("E_CONSISTENCY_DUPLICATE_RECORD", `${recordWhere(record)} appears more than once`);
       return;
     }
     const state: RecordState = {
@@ -132,7 +131,7 @@ export class ConsistencyFold {
         if (record[field] !== first[field]) {
           failures.add(
             "E_CONSISTENCY_SAMPLE_IDENTITY",
-            `${where}: ${field} ${String(record[field])} differs from method ${first.method}'s ${String(first[field])}`,
+            `${recordWhere(record)}: ${field} ${String(record[field])} differs from method ${first.method}'s ${String(first[field])}`,
           );
         }
       }
@@ -140,7 +139,7 @@ export class ConsistencyFold {
       if (Math.abs(record.nllBaseline - first.nllBaseline) > allowed) {
         failures.add(
           "E_CONSISTENCY_BASELINE_NLL",
-          `${where}: baseline NLL ${record.nllBaseline} differs from method ${first.method}'s ${first.nllBaseline} (same prefill)`,
+          `${recordWhere(record)}: baseline NLL ${record.nllBaseline} differs from method ${first.method}'s ${first.nllBaseline} (same prefill)`,
         );
       }
     } else {
@@ -162,7 +161,7 @@ export class ConsistencyFold {
       if (owner !== undefined && owner !== record.sampleId) {
         failures.add(
           "E_CONSISTENCY_SAMPLE_IDENTITY",
-          `${where}: sampleIndex ${record.sampleIndex} is also sample ${owner}'s`,
+          `${recordWhere(record)}: sampleIndex ${record.sampleIndex} is also sample ${owner}'s`,
         );
       }
       this.sampleOfIndex.set(record.sampleIndex, record.sampleId);
@@ -170,25 +169,25 @@ export class ConsistencyFold {
     if (record.contextTokens !== config.dataset.contextTokens) {
       failures.add(
         "E_CONSISTENCY_TOKENS",
-        `${where}: contextTokens ${record.contextTokens}, config says ${config.dataset.contextTokens}`,
+        `${recordWhere(record)}: contextTokens ${record.contextTokens}, config says ${config.dataset.contextTokens}`,
       );
     }
     if (record.continuationTokens !== config.dataset.continuationTokens) {
       failures.add(
         "E_CONSISTENCY_TOKENS",
-        `${where}: continuationTokens ${record.continuationTokens}, config says ${config.dataset.continuationTokens}`,
+        `${recordWhere(record)}: continuationTokens ${record.continuationTokens}, config says ${config.dataset.continuationTokens}`,
       );
     }
     if (record.scoredTokens !== record.continuationTokens - 1) {
       failures.add(
         "E_CONSISTENCY_TOKENS",
-        `${where}: scoredTokens ${record.scoredTokens}, expected continuationTokens - 1 = ${record.continuationTokens - 1}`,
+        `${recordWhere(record)}: scoredTokens ${record.scoredTokens}, expected continuationTokens - 1 = ${record.continuationTokens - 1}`,
       );
     }
     if (record.top1Matches > record.scoredTokens) {
       failures.add(
         "E_CONSISTENCY_TOKENS",
-        `${where}: top1Matches ${record.top1Matches} > scoredTokens ${record.scoredTokens}`,
+        `${recordWhere(record)}: top1Matches ${record.top1Matches} > scoredTokens ${record.scoredTokens}`,
       );
     }
     const generation = record.generation;
@@ -203,7 +202,7 @@ export class ConsistencyFold {
     ) {
       failures.add(
         "E_CONSISTENCY_GENERATION",
-        `${where}: generation ${JSON.stringify(generation)} impossible with ${config.generation.tokens} generated tokens (every one is compared)`,
+        `${recordWhere(record)}: generation ${JSON.stringify(generation)} impossible with ${config.generation.tokens} generated tokens (every one is compared)`,
       );
     }
     if (generation.tokens !== undefined || generation.baselineTokens !== undefined) {
@@ -216,20 +215,20 @@ export class ConsistencyFold {
       ) {
         failures.add(
           "E_CONSISTENCY_GENERATION",
-          `${where}: generated tokens give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
+          `${recordWhere(record)}: generated tokens give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
         );
       }
     }
     if (record.kvBytesBaseline !== this.baselineBytes) {
       failures.add(
         "E_CONSISTENCY_BASELINE_BYTES",
-        `${where}: kvBytesBaseline ${record.kvBytesBaseline}, but the full ${config.kv.baselineDtype} context cache is ${this.baselineBytes} bytes`,
+        `${recordWhere(record)}: kvBytesBaseline ${record.kvBytesBaseline}, but the full ${config.kv.baselineDtype} context cache is ${this.baselineBytes} bytes`,
       );
     }
     if (methodKinds.get(record.method) === "full" && record.kvBytesCompressed !== record.kvBytesBaseline) {
       failures.add(
         "E_CONSISTENCY_FULL_METHOD",
-        `${where}: the full method stores ${record.kvBytesCompressed} bytes, not the baseline's ${record.kvBytesBaseline}`,
+        `${recordWhere(record)}: the full method stores ${record.kvBytesCompressed} bytes, not the baseline's ${record.kvBytesBaseline}`,
       );
     }
   }

@@ -17,7 +17,7 @@ import { drawConfiguredSplit } from "../../data/draw.js";
 import type { Sample } from "../../data/types.js";
 import { isSpgError, type SpgError } from "../../errors.js";
 import { drawRunSamples } from "../../measure/open-run.js";
-import { FailureCollector } from "../collect.js";
+import { FailureCollector, recordWhere } from "../collect.js";
 import { type Finding, fail, pass, warn } from "../types.js";
 
 const CHECK = "draw" as const;
@@ -246,18 +246,26 @@ export async function checkDraw(input: DrawInput): Promise<DrawResult> {
   const covered = new Set<string>();
   for (const record of records) {
     const sample = byId.get(record.sampleId);
-    const where = `record ${record.sampleId}/${record.method}`;
     if (sample === undefined) {
-      failures.add("E_DRAW_RECORD", `${where}: no such sample in the draw`);
+      failures.add("E_DRAW_RECORD", `${recordWhere(record)}: no such sample in the draw`);
       continue;
     }
     covered.add(sample.sampleId);
-    const differs: string[] = (["tokenHash", "document", "offset"] as const).filter(
-      (field) => record[field] !== sample[field],
-    );
-    if (record.sampleIndex !== sample.index) differs.push("sampleIndex");
-    if (differs.length > 0) {
-      failures.add("E_DRAW_RECORD", `${where}: ${differs.join(", ")} differ from the sample drawn here`);
+    // Compared field by field; the list of those that differ is made only for a failure.
+    if (
+      record.tokenHash !== sample.tokenHash ||
+      record.document !== sample.document ||
+      record.offset !== sample.offset ||
+      record.sampleIndex !== sample.index
+    ) {
+      const differs: string[] = (["tokenHash", "document", "offset"] as const).filter(
+        (field) => record[field] !== sample[field],
+      );
+      if (record.sampleIndex !== sample.index) differs.push("sampleIndex");
+      failures.add(
+        "E_DRAW_RECORD",
+        `${recordWhere(record)}: ${differs.join(", ")} differ from the sample drawn here`,
+      );
     }
   }
   const recorded = input.recordedSampleIds === undefined ? undefined : new Set(input.recordedSampleIds);

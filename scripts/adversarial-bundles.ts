@@ -338,6 +338,28 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "small-order-signing-key",
+      kind: "signature",
+      check: "signature",
+      code: "E_SIGNATURE_WEAK_KEY",
+      exitCode: 4,
+      build: () => {
+        // The identity point as public key, R = identity and S = 0: OpenSSL's Ed25519 accepts
+        // this signature over any message, so the bundle can be edited after "signing" at will.
+        const entries = resign(copy(valid), key);
+        const identity = Buffer.alloc(32);
+        identity[0] = 1;
+        entries.set(
+          "signature.json",
+          signatureJson(
+            { privateKey: key.privateKey, publicKey: identity },
+            Buffer.concat([identity, Buffer.alloc(32)]),
+          ),
+        );
+        return zipOf(entries);
+      },
+    },
+    {
       name: "duplicate-key-config",
       kind: "parsing",
       check: "schemas",

@@ -305,6 +305,10 @@ export const ERROR_CODES = {
   E_SIGNATURE_KEY_ID: finding("signature", "signature.json's keyId is not the sha256 of its publicKey"),
   E_SIGNATURE_MALFORMED: finding("signature", "signature.json is not valid JSON or its fields are malformed"),
   E_SIGNATURE_MISSING: finding("signature", "the bundle has no signature.json"),
+  E_SIGNATURE_WEAK_KEY: finding(
+    "signature",
+    "signature.json's public key is a small-order or non-canonical Ed25519 point, under which a signature holds for any manifest",
+  ),
   E_SIGNATURE_NON_CANONICAL: finding(
     "signature",
     "the signature's scalar S is not below the group order (a malleated signature, RFC 8032)",

@@ -88,7 +88,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify a.zip: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify b\.zip/);
-    assert.equal(printed.length, 32);
+    assert.equal(printed.length, 34);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,

@@ -17,10 +17,17 @@ import { canonicalJson, canonicalJsonl, parseJsonl } from "../src/bundle/canonic
 import { keyIdOf } from "../src/bundle/keys.js";
 import { sha256Hex } from "../src/bundle/manifest.js";
 import { manifestSignedMessage } from "../src/bundle/sign.js";
-import type { EnvironmentFile, FingerprintLine, SampleRecord } from "../src/bundle/types.js";
+import type {
+  EnvironmentFile,
+  FingerprintLine,
+  LayerFingerprint,
+  SampleRecord,
+} from "../src/bundle/types.js";
 import type { RunConfig } from "../src/config/types.js";
 import { renderReportMarkdown } from "../src/measure/report-md.js";
 import { summarize } from "../src/measure/summary.js";
+import { executedKvBytes, executedWeightBytesOfShapes } from "../src/model/executed.js";
+import { shapesConfig } from "../src/verify/checks/executed-cost.js";
 import { buildRawZip, extraField, type RawZipEntry, type RawZipOptions } from "./raw-zip.js";
 
 export interface AdversarialCase {
@@ -331,6 +338,28 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
         }),
     },
     {
+      name: "small-order-signing-key",
+      kind: "signature",
+      check: "signature",
+      code: "E_SIGNATURE_WEAK_KEY",
+      exitCode: 4,
+      build: () => {
+        // The identity point as public key, R = identity and S = 0: OpenSSL's Ed25519 accepts
+        // this signature over any message, so the bundle can be edited after "signing" at will.
+        const entries = resign(copy(valid), key);
+        const identity = Buffer.alloc(32);
+        identity[0] = 1;
+        entries.set(
+          "signature.json",
+          signatureJson(
+            { privateKey: key.privateKey, publicKey: identity },
+            Buffer.concat([identity, Buffer.alloc(32)]),
+          ),
+        );
+        return zipOf(entries);
+      },
+    },
+    {
       name: "duplicate-key-config",
       kind: "parsing",
       check: "schemas",
@@ -594,6 +623,107 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
     },
   ];
   return cases;
+}
+
+/**
+ * A dishonest producer's lies that only the verifier's own checkpoint refuses before replay
+ * (the model check), and lies about what spg's stage 2 and the draw rule allow, derived from
+ * `measured`: a bundle measured on the model the verifier holds (bundles/default.zip, on the
+ * bundled model: every KV method with local-window trimming, spg with stage 2, format version
+ * 3, the Brown corpus). Each is consistent arithmetic, re-signed; verify them without replay.
+ */
+export function adversarialCheckpointCases(measured: Entries): AdversarialCase[] {
+  const key = forgerKey();
+  const lie = (
+    name: string,
+    check: string,
+    code: string,
+    change: (parts: RunParts) => void,
+  ): AdversarialCase => ({
+    name,
+    kind: "dishonest",
+    check,
+    code,
+    exitCode: 5,
+    build: () => {
+      const entries = copy(measured);
+      remadeRun(entries, change);
+      return zipOf(resign(entries, key));
+    },
+  });
+  return [
+    lie("global-layer-stated-local", "model", "E_MODEL_LAYOUT", (parts) => {
+      // Layer 0 (global) keeps, stores and reads what layer 1 (local) does, for every method
+      // and sample, the records' stored and executed bytes made to agree: one layout, one window.
+      const shapes = shapesConfig(parts.environment.model);
+      const layers = parts.fingerprints.filter((f): f is LayerFingerprint => !("kind" in f));
+      const at = new Map(layers.map((f) => [`${f.sampleId}/${f.method}/${f.layer}`, f]));
+      const cut = new Map<string, { bytes: number; slots: number }>();
+      for (const line of layers) {
+        const local = at.get(`${line.sampleId}/${line.method}/1`);
+        if (line.layer !== 0 || line.method === "full" || local === undefined) continue;
+        const key = `${line.sampleId}/${line.method}`;
+        const sum = cut.get(key) ?? { bytes: 0, slots: 0 };
+        sum.bytes += line.bytes - local.bytes;
+        sum.slots += (line.slotsRead ?? 0) - (local.slotsRead ?? 0);
+        cut.set(key, sum);
+        Object.assign(line, {
+          tokensKept: local.tokensKept,
+          bytes: local.bytes,
+          bitsHistogram: { ...local.bitsHistogram },
+          headsFullPrecision: local.headsFullPrecision,
+          slotsRead: local.slotsRead,
+        });
+      }
+      for (const record of parts.records) {
+        const sum = cut.get(`${record.sampleId}/${record.method}`);
+        if (sum === undefined) continue;
+        record.kvBytesCompressed -= sum.bytes;
+        if (record.runCost !== undefined && shapes !== undefined)
+          record.runCost.executedBytes.kv -= executedKvBytes(shapes, [sum.slots]);
+      }
+    }),
+    lie("activation-restated", "model", "E_MODEL_SHAPES", ({ environment, records, config }) => {
+      // Another activation, the executed weight bytes made to follow it (its graph's constants).
+      const before = shapesConfig(environment.model);
+      if (environment.model.architecture === undefined || before === undefined) return;
+      environment.model.architecture.activation = "relu";
+      const after = shapesConfig(environment.model) ?? before;
+      const options = { observationWindow: config.kv.observationWindow };
+      const delta =
+        executedWeightBytesOfShapes(after, options) - executedWeightBytesOfShapes(before, options);
+      for (const { runCost } of records) {
+        if (runCost === undefined) continue;
+        runCost.baselineExecutedBytes.weights += delta;
+        runCost.executedBytes.weights += delta;
+      }
+    }),
+    lie("spg-stage2-bytes-halved", "budget", "E_BUDGET_BYTES", ({ config, records, fingerprints }) => {
+      // spg's layers stated at half their bytes and codes: stage 2's forms follow the scores,
+      // but not below what its reserved heads, subsets and smallest block forms take.
+      const spg = new Set(config.methods.filter((m) => m.kind === "spg").map((m) => m.name));
+      const cut = new Map<string, number>();
+      for (const line of fingerprints) {
+        if ("kind" in line || !spg.has(line.method)) continue;
+        for (const width of Object.keys(line.bitsHistogram))
+          line.bitsHistogram[width] = Math.floor(line.bitsHistogram[width] / 2);
+        const half = Math.floor(line.bytes / 2);
+        const key = `${line.sampleId}/${line.method}`;
+        cut.set(key, (cut.get(key) ?? 0) + line.bytes - half);
+        line.bytes = half;
+      }
+      for (const record of records)
+        record.kvBytesCompressed -= cut.get(`${record.sampleId}/${record.method}`) ?? 0;
+    }),
+    lie("draw-rule-restated", "protocol", "E_PROTOCOL_DRAW_RULE", ({ environment }) => {
+      // The other rule: the draw check would redraw with it (one seed, two draws to pick from).
+      environment.dataset.sampling = environment.dataset.sampling === "stream" ? "pool" : "stream";
+    }),
+    lie("draw-rule-dropped", "protocol", "E_PROTOCOL_DRAW_RULE", ({ environment }) => {
+      // As if written before the rule was recorded, which a version 3 bundle never was.
+      delete environment.dataset.sampling;
+    }),
+  ];
 }
 
 /** The lines of a .jsonl entry, without the empty last one. */

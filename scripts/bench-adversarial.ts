@@ -15,7 +15,7 @@ import { readBundleZip } from "../src/bundle/read.js";
 import { peakRssBytes } from "../src/measure/evaluate.js";
 import { packageRoot } from "../src/paths.js";
 import { verifyBundleFile } from "../src/verify/verify-bundle.js";
-import { adversarialCases } from "./adversarial-bundles.js";
+import { adversarialCases, adversarialCheckpointCases } from "./adversarial-bundles.js";
 
 const MiB = 1024 * 1024;
 
@@ -53,9 +53,10 @@ export async function benchAdversarial(options: AdversarialBenchOptions): Promis
     "case                           zip MiB  exit  refused with                      seconds  peak RSS MiB",
   );
   try {
-    const cases = adversarialCases(base.entries, options.scale).filter(
-      (hostile) => options.only === undefined || options.only.includes(hostile.name),
-    );
+    const cases = [
+      ...adversarialCases(base.entries, options.scale),
+      ...adversarialCheckpointCases(base.entries),
+    ].filter((hostile) => options.only === undefined || options.only.includes(hostile.name));
     for (const hostile of cases) {
       const path = join(dir, `${hostile.name}.zip`);
       const zip = hostile.build();

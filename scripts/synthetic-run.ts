@@ -255,6 +255,8 @@ export function fixtureParts(
       sha256: draw.hashes.sha256 as string,
       calibrationSha256: draw.hashes.calibrationSha256 as string,
       documents: draw.hashes.documents as number,
+      // What prove records for the Brown corpus (src/data/draw.ts): drawn by "pool".
+      sampling: "pool",
     },
     calibration: { samples: calibration },
     evaluation: { samples: evaluation },

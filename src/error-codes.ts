@@ -39,6 +39,8 @@ export const CHECK_EXIT_CODE: Readonly<Record<CheckName, number>> = {
   policy: EXIT_CLAIMS,
   draw: EXIT_INVALID,
   "report-md": EXIT_INVALID,
+  // Shapes the bundle states that are not its checkpoint's: the records were computed on a lie.
+  model: EXIT_INVALID,
   // Measurements that do not reproduce make the bundle's records invalid.
   replay: EXIT_INVALID,
 };
@@ -305,6 +307,10 @@ export const ERROR_CODES = {
   E_SIGNATURE_KEY_ID: finding("signature", "signature.json's keyId is not the sha256 of its publicKey"),
   E_SIGNATURE_MALFORMED: finding("signature", "signature.json is not valid JSON or its fields are malformed"),
   E_SIGNATURE_MISSING: finding("signature", "the bundle has no signature.json"),
+  E_SIGNATURE_WEAK_KEY: finding(
+    "signature",
+    "signature.json's public key is a small-order or non-canonical Ed25519 point, under which a signature holds for any manifest",
+  ),
   E_SIGNATURE_NON_CANONICAL: finding(
     "signature",
     "the signature's scalar S is not below the group order (a malleated signature, RFC 8032)",
@@ -426,6 +432,18 @@ export const ERROR_CODES = {
     "budget",
     "a KV layer's bytes, bit histogram or full-precision heads are not what its kept slots and its method's params store",
   ),
+  E_MODEL_SHAPES: finding(
+    "model",
+    "environment.json states model shapes (layers, heads, hidden size, architecture) other than the verifier's checkpoint of that hash or config.json",
+  ),
+  E_MODEL_LAYOUT: finding(
+    "model",
+    "the KV layers' kept slots imply another attention layout (which layers are local, their window) than the verifier's checkpoint's config.json",
+  ),
+  E_MODEL_FILES: finding(
+    "model",
+    "environment.json lists the checkpoint's files under other names or sizes than the verifier's checkpoint of that hash",
+  ),
   E_EXECUTED_BYTES: finding(
     "executed-cost",
     "a record's executed bytes do not follow from the model's shapes and the fingerprints, or a format version 3 record lacks them",
@@ -479,6 +497,10 @@ export const ERROR_CODES = {
 
   E_PROTOCOL_DATASET_HASH: finding("protocol", "environment.json lacks a dataset split's sha256"),
   E_PROTOCOL_DATASET_IDENTITY: finding("protocol", "environment.json's dataset disagrees with config.json's"),
+  E_PROTOCOL_DRAW_RULE: finding(
+    "protocol",
+    "environment.json's draw rule (dataset.sampling) is not the one a producer of the bundle's format version uses for its source",
+  ),
   E_PROTOCOL_DEVICE: finding("protocol", "the run used or checked another device than configured"),
   E_PROTOCOL_DUPLICATE_SAMPLE: finding("protocol", "an evaluation sample is listed twice"),
   E_PROTOCOL_HARDWARE_CHECK: finding("protocol", "the hardware check did not pass"),

@@ -23,6 +23,13 @@ export const BUNDLE_FORMAT_VERSION: BundleFormatVersion = 3;
 export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2, 3] satisfies readonly BundleFormatVersion[];
 /** The first version whose records must state their run cost (runCost, slotsRead, model.architecture). */
 export const RUN_COST_FORMAT_VERSION = 3;
+/**
+ * The first version every producer records the rule that drew its samples
+ * (environment.json dataset.sampling: "pool" for the Brown corpus, "stream" for local
+ * sources). The field came before version 3, so a version 3 bundle without it, or with the
+ * other rule, was not written by any spg prove; older bundles may lack it ("pool").
+ */
+export const RECORDED_DRAW_RULE_FORMAT_VERSION: BundleFormatVersion = 3;
 
 /** Every entry of a bundle, in the order the writer stores them. Nothing else is allowed. */
 export const BUNDLE_ENTRY_ORDER = [

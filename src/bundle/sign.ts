@@ -108,6 +108,65 @@ export function hasCanonicalScalar(signature: Uint8Array): boolean {
   return scalar < ED25519_GROUP_ORDER;
 }
 
+const ED25519_FIELD_PRIME = 2n ** 255n - 19n;
+
+function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+  let result = 1n;
+  let b = ((base % modulus) + modulus) % modulus;
+  for (let e = exponent; e > 0n; e >>= 1n) {
+    if (e & 1n) result = (result * b) % modulus;
+    b = (b * b) % modulus;
+  }
+  return result;
+}
+
+/** The curve's d = -121665/121666 mod p, computed once. */
+let edwardsD: bigint | undefined;
+
+/**
+ * Whether a 32-byte Ed25519 public key is weak: not the canonical encoding of a curve point
+ * (y not below p), not a point, or of small order (8·A is the identity: one of the 8 torsion
+ * points). Under a small-order key a signature equation holds for any message with R and S
+ * chosen once (the identity key with R = identity, S = 0 verifies everything in OpenSSL), so
+ * such a key's signature binds nothing. RFC 8032 section 5.1.3 decoding, affine arithmetic.
+ */
+export function isWeakPublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return true;
+  const p = ED25519_FIELD_PRIME;
+  let y = 0n;
+  for (let index = ED25519_PUBLIC_KEY_BYTES - 1; index >= 0; index--)
+    y = (y << 8n) | BigInt(publicKey[index]);
+  const sign = y >> 255n;
+  y &= (1n << 255n) - 1n;
+  if (y >= p) return true;
+  edwardsD ??= (((-121665n * modPow(121666n, p - 2n, p)) % p) + p) % p;
+  const d = edwardsD;
+  const u = (y * y - 1n + p) % p;
+  const v = (d * y * y + 1n) % p;
+  let x = (u * modPow(v, 3n, p) * modPow(u * modPow(v, 7n, p), (p - 5n) / 8n, p)) % p;
+  const check = (v * x * x) % p;
+  if (check !== u) {
+    if (check !== (p - u) % p) return true;
+    x = (x * modPow(2n, (p - 1n) / 4n, p)) % p;
+  }
+  if (x === 0n && sign === 1n) return true;
+  if ((x & 1n) !== sign) x = p - x;
+  // Three doublings in projective coordinates (twisted Edwards, a = -1, dbl-2008-hwcd): 8·A,
+  // the identity when X = 0 and Y = Z.
+  let [X, Y, Z] = [x, y, 1n];
+  for (let i = 0; i < 3; i++) {
+    const A = (X * X) % p;
+    const B = (Y * Y) % p;
+    const C = (2n * Z * Z) % p;
+    const E = ((((X + Y) * (X + Y) - A - B) % p) + 2n * p) % p;
+    const G = (B - A + p) % p;
+    const F = (G - C + p) % p;
+    const H = (p - A - B + p) % p;
+    [X, Y, Z] = [(E * F) % p, (G * H) % p, (F * G) % p];
+  }
+  return X === 0n && Y === Z;
+}
+
 /**
  * The one Ed25519 verifier of the project (RFC 8032, strict): non-canonical S is refused
  * here, then node:crypto (OpenSSL) checks the equation. Everything that verifies a
@@ -115,6 +174,7 @@ export function hasCanonicalScalar(signature: Uint8Array): boolean {
  */
 export function verifyEd25519(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
   if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES || !hasCanonicalScalar(signature)) return false;
+  if (isWeakPublicKey(publicKey)) return false;
   try {
     const key = createPublicKey({
       key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey).toString("base64url") },
@@ -133,6 +193,7 @@ export const SIGNATURE_CODES = [
   "E_SIGNATURE_ALGORITHM",
   "E_SIGNATURE_KEY_ID",
   "E_SIGNATURE_NON_CANONICAL",
+  "E_SIGNATURE_WEAK_KEY",
   "E_SIGNATURE_INVALID",
 ] as const;
 export type SignatureCode = (typeof SIGNATURE_CODES)[number];
@@ -194,6 +255,14 @@ export function checkManifestSignature(
       ok: false,
       code: "E_SIGNATURE_NON_CANONICAL",
       message: "the signature's scalar S is not below the group order (a malleated signature)",
+    };
+  }
+  if (isWeakPublicKey(publicKey)) {
+    return {
+      ok: false,
+      code: "E_SIGNATURE_WEAK_KEY",
+      message:
+        "publicKey is a small-order (or non-canonical) Ed25519 point: a signature under it holds for any manifest, so it binds nothing",
     };
   }
   if (!verifyEd25519(signedMessage(manifestBytes), signatureBytes, publicKey)) {
@@ -303,11 +372,28 @@ function trustedRoles(roles: unknown, where: string, file: string): readonly Sig
 function trustedKeyId(value: unknown, where: string, file: string): string {
   if (value !== null && typeof value === "object" && !Array.isArray(value)) {
     const json = value as Record<string, unknown>;
-    if (json.type === PUBLIC_KEY_FILE_TYPE) return publicKeyFromJson(json, file).keyId;
+    if (json.type === PUBLIC_KEY_FILE_TYPE) {
+      const key = publicKeyFromJson(json, file);
+      if (isWeakPublicKey(key.publicKey)) {
+        throw new SpgError("E_TRUSTED_KEYS", `${where} is a small-order (or non-canonical) Ed25519 point`, {
+          file,
+          field: where,
+          fix: "remove it: a signature under such a key holds for any bundle, so trusting it trusts everyone",
+        });
+      }
+      return key.keyId;
+    }
   }
   if (typeof value === "string") {
     if (/^[0-9a-fA-F]{64}$/.test(value)) return value.toLowerCase();
     const publicKey = decodeBase64Strict(value, ED25519_PUBLIC_KEY_BYTES);
+    if (publicKey !== null && isWeakPublicKey(publicKey)) {
+      throw new SpgError("E_TRUSTED_KEYS", `${where} is a small-order (or non-canonical) Ed25519 point`, {
+        file,
+        field: where,
+        fix: "remove it: a signature under such a key holds for any bundle, so trusting it trusts everyone",
+      });
+    }
     if (publicKey !== null) return keyIdOf(publicKey);
   }
   throw new SpgError("E_TRUSTED_KEYS", `${where} is neither a public key nor a key id`, {

@@ -61,7 +61,7 @@ arguments or environment (e.g. an unreadable --trusted-keys, --policy or --model
     }),
     model: Flags.string({
       description:
-        "checkpoint directory to replay with, matched to the bundle by sha256 (default: the bundled model)",
+        "checkpoint directory to replay with and to hold the bundle's stated model shapes to (also under --no-replay), matched to the bundle by sha256 (default: the bundled model)",
     }),
     device: Flags.string({
       description: "device to replay on (default: cpu)",
@@ -86,6 +86,7 @@ arguments or environment (e.g. an unreadable --trusted-keys, --policy or --model
       trustedKeysFile: flags["trusted-keys"],
       requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
       replay: flags["no-replay"] ? false : replayOptions(flags),
+      modelDir: flags.model,
       policyFile: flags.policy,
       dataset: { path: flags["dataset-path"], calibrationPath: flags["calibration-path"] },
     });

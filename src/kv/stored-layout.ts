@@ -23,7 +23,9 @@ import { subsetEncodingBytes } from "./compressed.js";
 import type { H2oParams } from "./methods/h2o.js";
 import type { QuantParams } from "./methods/quant.js";
 import type { SnapKvParams } from "./methods/snapkv.js";
-import { reservedHeadCount, type SpgParams, stage2Enabled } from "./methods/spg/params.js";
+import { type BlockPlan, elementwiseBytes, sparseFloorBytes } from "./methods/spg/elementwise.js";
+import { factorBytes } from "./methods/spg/factors.js";
+import { reservedHeadCount, type SpgParams, type Stage2Params, stage2Enabled } from "./methods/spg/params.js";
 import type { StreamingParams } from "./methods/streaming.js";
 import { keepCount } from "./select.js";
 
@@ -44,6 +46,11 @@ export interface LayerGeometry {
 export interface StoredForm {
   bytes?: { min: number; max: number };
   bitsHistogram?: Record<string, number>;
+  /**
+   * Where the histogram is not exact (spg's stage 2 with a magnitude cut or low rank): the
+   * widths it may hold, and the least count of some widths (the reserved heads' elements).
+   */
+  bitsBounds?: { widths: readonly number[]; atLeast: Record<string, number> };
   headsFullPrecision: number;
 }
 
@@ -145,6 +152,73 @@ function quantForm(total: number, g: LayerGeometry, p: QuantParams): StoredForm 
   };
 }
 
+/**
+ * spg's stage 2 (spg/layers.ts encodeLayer) given its kept slots, from the params alone. Per
+ * head: its kept subset and a mode byte; the reserved heads' rows at the baseline dtype
+ * (exact); every other head, with mixed precision, its high-precision tokens' subset (exactly
+ * round(highFraction × kept) of them), then keys and values as two blocks (a form byte when
+ * low rank is on), each at most its dense element-wise form (scales and zero points per group,
+ * codes at the two widths: low rank or a magnitude cut is chosen only when smaller) and at
+ * least the smallest form the params allow (no survivors, or rank 0). With neither a cut nor
+ * low rank the dense form is the only one: bytes and histogram exact. How far below the dense
+ * form a block goes (survivors, rank) follows the values: replay's. Per-layer selection
+ * splits the kept slots over heads by score: only the widths and reserved heads are fixed.
+ */
+function stage2Form(total: number, g: LayerGeometry, stage2: Stage2Params, equalHeads: boolean): StoredForm {
+  const reserved = reservedHeadCount(stage2, g.heads);
+  const compressed = g.heads - reserved;
+  const { mixedPrecision: mixed, magnitudeThreshold, lowRank } = stage2;
+  const baselineBits = dtypeBits(g.dtype);
+  const compressedWidths = mixed.enabled
+    ? [mixed.highBits, mixed.lowBits]
+    : [baselineBits, ...(lowRank.enabled ? [16] : [])];
+  const widths = [
+    ...new Set([...(reserved > 0 ? [baselineBits] : []), ...(compressed > 0 ? compressedWidths : [])]),
+  ];
+  if (!equalHeads) return { headsFullPrecision: reserved, bitsBounds: { widths, atLeast: {} } };
+  const kept = total / g.heads;
+  const d = g.headDim;
+  const high = mixed.enabled ? Math.round(mixed.highFraction * kept) : 0;
+  const plan: BlockPlan = { tokens: kept, dim: d, isHigh: new Uint8Array(kept).fill(1, 0, high) };
+  const dense = elementwiseBytes(null, plan, stage2, g.dtype);
+  const cut = magnitudeThreshold > 0;
+  const lowest = Math.min(
+    dense,
+    cut ? sparseFloorBytes(0, kept * d, plan, stage2, g.dtype) : dense,
+    lowRank.enabled ? factorBytes(plan, 0, stage2, high) : dense,
+  );
+  const formByte = lowRank.enabled ? 1 : 0;
+  const highSubset = mixed.enabled ? subsetEncodingBytes(high, kept).bytes : 0;
+  // Every head: its kept subset of the context's slots and its mode byte.
+  const perHead = subsetEncodingBytes(kept, g.contextTokens).bytes + 1;
+  const fixed = g.heads * perHead + reserved * 2 * kept * d * dtypeBytes(g.dtype) + compressed * highSubset;
+  const reservedElements = reserved * 2 * kept * d;
+  const bytes = {
+    min: fixed + compressed * 2 * (formByte + lowest),
+    max: fixed + compressed * 2 * (formByte + dense),
+  };
+  if (!cut && !lowRank.enabled) {
+    return {
+      bytes,
+      bitsHistogram: histogram([
+        [baselineBits, reservedElements],
+        ...(mixed.enabled
+          ? ([
+              [mixed.highBits, compressed * 2 * high * d],
+              [mixed.lowBits, compressed * 2 * (kept - high) * d],
+            ] as [number, number][])
+          : ([[baselineBits, compressed * 2 * kept * d]] as [number, number][])),
+      ]),
+      headsFullPrecision: reserved,
+    };
+  }
+  return {
+    bytes,
+    bitsBounds: { widths, atLeast: histogram([[baselineBits, reservedElements]]) },
+    headsFullPrecision: reserved,
+  };
+}
+
 /** A bit histogram from (width, count) pairs, widths summed, zero counts left out (compressed.ts countBits). */
 function histogram(entries: [number, number][]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -222,8 +296,7 @@ export function storedLayoutOf(method: MethodConfig, g: LayerGeometry): StoredLa
       return {
         trims: stage1.localWindowTrim,
         keptPerHead,
-        // Stage 2's precision, sparsity and rank per head follow the scores: only the reserved heads are fixed.
-        stored: () => ({ headsFullPrecision: reservedHeadCount(stage2, g.heads) }),
+        stored: (total) => stage2Form(total, g, stage2, stage1.selection === "per-head"),
       };
     }
   }

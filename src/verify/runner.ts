@@ -19,7 +19,14 @@ import type { BundleEntries } from "../bundle/read.js";
 import type { Summary } from "../bundle/types.js";
 import { CHECK_EXIT_CODE, EXIT_PASS } from "../error-codes.js";
 import { isSpgError } from "../errors.js";
-import { type CheckOptions, type CheckUnit, drawCheck, ENTRY_CHECKS, thresholdsOf } from "./checks/index.js";
+import {
+  type CheckOptions,
+  type CheckUnit,
+  drawCheck,
+  ENTRY_CHECKS,
+  modelCheck,
+  thresholdsOf,
+} from "./checks/index.js";
 import { type BundleContext, bundleContext } from "./context.js";
 import type { EffectiveTolerances, VerifyPolicy } from "./policy.js";
 import { type CheckName, type Finding, fail } from "./types.js";
@@ -158,8 +165,8 @@ export function runChecks(
 }
 
 /**
- * The entry checks, then the draw re-derived from the verifier's dataset (asynchronous: a
- * dataset may be streamed). Everything `spg verify` checks short of reading the zip and replay.
+ * The entry checks, then the stated model against the verifier's checkpoint and the draw
+ * re-derived from the verifier's dataset (asynchronous: files are hashed, a dataset may be streamed). Everything `spg verify` checks short of reading the zip and replay.
  */
 export async function runAllChecks(
   contents: BundleEntries,
@@ -169,6 +176,7 @@ export async function runAllChecks(
   const context = bundleContext(contents);
   const findings: Finding[] = [];
   for (const unit of ENTRY_CHECKS) findings.push(...runUnitSync(unit, context, options, outcomes));
+  findings.push(...(await runUnit(modelCheck, context, options, outcomes)));
   findings.push(...(await runUnit(drawCheck, context, options, outcomes)));
   return verifyResult(findings, context.recomputed, thresholdsOf(context, options));
 }

@@ -27,6 +27,7 @@ export type CheckName =
   | "shards"
   | "draw"
   | "report-md"
+  | "model"
   | "replay";
 
 export const CHECK_ORDER: readonly CheckName[] = [
@@ -45,7 +46,8 @@ export const CHECK_ORDER: readonly CheckName[] = [
   "protocol",
   "shards",
   "report-md",
-  // The draw is re-derived after the synchronous checks (runAllChecks), replay last.
+  // The verifier's checkpoint and the draw are read after the synchronous checks (runAllChecks), replay last.
+  "model",
   "draw",
   "replay",
 ];
@@ -57,6 +59,7 @@ export const CHECK_ORDER: readonly CheckName[] = [
 export type WarningCode =
   | "W_DRAW_NOT_CHECKED"
   | "W_EXECUTED_COST_ABSENT"
+  | "W_MODEL_NOT_CHECKED"
   | "W_REPLAY_NOT_CHECKED"
   | "W_REPLAY_OFF"
   | "W_SHARD_CLAIMS_NOT_JUDGED";

@@ -21,8 +21,16 @@ import { SpgError } from "../errors.js";
 import { checkpointLayout } from "../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
 import type { VerifierDataset } from "./checks/draw.js";
-import { type CheckOptions, type CheckUnit, drawCheck, ENTRY_CHECKS, thresholdsOf } from "./checks/index.js";
+import {
+  type CheckOptions,
+  type CheckUnit,
+  drawCheck,
+  ENTRY_CHECKS,
+  modelCheck,
+  thresholdsOf,
+} from "./checks/index.js";
 import { LineFolds, STREAMED_ENTRIES } from "./checks/lines.js";
+import { scannedVerifierModel } from "./checks/model.js";
 import {
   checkReplay,
   type ReplayOptions,
@@ -50,6 +58,11 @@ export interface VerifyFileOptions {
   dataset?: VerifierDataset;
   /** How the bundle file is opened and which file it must be (spg merge: no link, the file it checked). */
   opening?: BundleFileOpening;
+  /**
+   * The verifier's checkpoint (--model DIR) when replay is off; with replay on, replay's own
+   * modelDir. The model check holds the stated shapes to it either way (default: the bundled model).
+   */
+  modelDir?: string;
 }
 
 interface FileCheckOptions extends CheckOptions {
@@ -195,7 +208,17 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
   ],
   // config-rules: a config prove would refuse is never run (its method would throw mid-replay);
   // budget: records that contradict their own params are not worth a model's time.
-  requires: ["integrity", "signature", "trust", "schemas", "config-rules", "consistency", "budget", "draw"],
+  requires: [
+    "integrity",
+    "signature",
+    "trust",
+    "schemas",
+    "config-rules",
+    "consistency",
+    "budget",
+    "model",
+    "draw",
+  ],
   run: async (context, options) => {
     const replay = options.replay;
     if (replay === false) {
@@ -245,6 +268,7 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
 export const CHECK_UNITS: readonly CheckUnit<never>[] = [
   zipSafetyCheck,
   ...ENTRY_CHECKS,
+  modelCheck,
   drawCheck,
   replayCheck,
 ] as CheckUnit<never>[];
@@ -263,18 +287,22 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   const replay = options.replay ?? { samples: "all" };
   // A bad --model path is the verifier's input error (exit 2), found before the bundle is read;
   // its weights are hashed only if replay runs.
-  if (replay !== false && replay.modelDir !== undefined) checkpointLayout(replay.modelDir);
+  const modelDir = replay === false ? options.modelDir : replay.modelDir;
+  if (modelDir !== undefined) checkpointLayout(modelDir);
   let checkpoint: Promise<GptNeoCheckpoint | undefined> | undefined;
+  const checkpointOnce = () => {
+    checkpoint ??= replay === false ? Promise.resolve(undefined) : replayCheckpoint(replay.modelDir);
+    return checkpoint;
+  };
   const checkOptions: FileCheckOptions = {
     path,
     opening: options.opening,
     // The policy bounds what verify holds in memory; a caller's limits come on top.
     limits: { maxHeldEntryBytes: policy.bundle?.maxHeldEntryBytes, ...options.limits },
     replay,
-    checkpoint: () => {
-      checkpoint ??= replay === false ? Promise.resolve(undefined) : replayCheckpoint(replay.modelDir);
-      return checkpoint;
-    },
+    checkpoint: checkpointOnce,
+    // With replay on, the checkpoint replay reads (hashed once); without, only scanned.
+    verifierModel: replay === false ? () => scannedVerifierModel(modelDir) : checkpointOnce,
     trustedKeyIds,
     requireTrusted: options.requireTrusted,
     policy,
@@ -283,7 +311,13 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   const context = new BundleContext();
   const outcomes: CheckOutcomes = new Map();
   const findings: Finding[] = [];
-  const units: CheckUnit<FileCheckOptions>[] = [zipSafetyCheck, ...ENTRY_CHECKS, drawCheck, replayCheck];
+  const units: CheckUnit<FileCheckOptions>[] = [
+    zipSafetyCheck,
+    ...ENTRY_CHECKS,
+    modelCheck,
+    drawCheck,
+    replayCheck,
+  ];
   for (const unit of units) findings.push(...(await runUnit(unit, context, checkOptions, outcomes)));
   const zipRead = outcomes.get("zip-safety") === true;
   const result: VerifyFileResult = verifyResult(

@@ -43,6 +43,30 @@ function variants(): MethodConfig[] {
     lowRank: { enabled: false, energyThreshold: 0.9 },
   };
   out.push({ name: "spg-eviction-only", kind: "spg", params: noStage2 });
+  // spg's stage 2 per head (per-head selection: every head keeps the same count): mixed
+  // precision alone (exact), a magnitude cut alone, low rank alone, and all three.
+  const stage2Variants: [string, Record<string, unknown>][] = [
+    ["mixed", { magnitudeThreshold: 0, lowRank: { enabled: false, energyThreshold: 0.9 } }],
+    [
+      "cut",
+      {
+        magnitudeThreshold: 0.5,
+        mixedPrecision: { enabled: false, highBits: 8, lowBits: 3, highFraction: 0.3, groupSize: 3 },
+        lowRank: { enabled: false, energyThreshold: 0.9 },
+      },
+    ],
+    ["lowrank", { magnitudeThreshold: 0, lowRank: { enabled: true, energyThreshold: 0.3 } }],
+    ["all", { reservedHeads: 2 }],
+  ];
+  for (const [name, stage2] of stage2Variants) {
+    const params = structuredClone(everyMethodParams.spg) as {
+      stage1: Record<string, unknown>;
+      stage2: Record<string, unknown>;
+    };
+    params.stage1.selection = "per-head";
+    Object.assign(params.stage2, stage2);
+    out.push({ name: `spg-per-head-${name}`, kind: "spg", params });
+  }
   const allResidual = structuredClone(everyMethodParams.quant);
   allResidual.residualTokens = 64;
   out.push({ name: "quant-all-residual", kind: "quant", params: allResidual });
@@ -67,6 +91,7 @@ for (const method of variants()) {
       everyMethodContext(config, SLOTS, cache),
       method.params,
     );
+    const ranged: [number, number, number][] = [];
     compressed.layers.forEach((layer, l) => {
       const layout = storedLayoutOf(method, {
         heads: HEADS,
@@ -86,11 +111,32 @@ for (const method of variants()) {
           `layer ${l}: ${layer.bytes} bytes, closed form ${form.bytes.min}..${form.bytes.max}`,
         );
         const stage1 = method.params.stage1 as { selection?: string } | undefined;
-        // Only per-layer selection leaves the heads' kept sets (their encodings) to the scores.
-        if (method.params.selection !== "per-layer" && stage1?.selection !== "per-layer")
+        // Only per-layer selection leaves the heads' kept sets (their encodings) to the scores,
+        // and spg's magnitude cut and low rank each block's form.
+        if (
+          method.params.selection !== "per-layer" &&
+          stage1?.selection !== "per-layer" &&
+          form.bitsBounds === undefined
+        )
           assert.equal(form.bytes.min, form.bytes.max);
+        if (form.bytes.min < form.bytes.max) ranged.push([form.bytes.min, layer.bytes, form.bytes.max]);
       }
       if (form.bitsHistogram !== undefined) assert.deepEqual(layer.bitsHistogram, form.bitsHistogram);
+      if (form.bitsBounds !== undefined) {
+        for (const [width, count] of Object.entries(layer.bitsHistogram)) {
+          if (count > 0)
+            assert.ok(form.bitsBounds.widths.includes(Number(width)), `layer ${l}: width ${width}`);
+        }
+        for (const [width, least] of Object.entries(form.bitsBounds.atLeast))
+          assert.ok((layer.bitsHistogram[width] ?? 0) >= least, `layer ${l}: ${width}-bit values`);
+      }
     });
+    if (method.name === "spg-per-head-lowrank" || method.name === "spg-per-head-cut") {
+      // The range is exercised: some block took a form below the dense one.
+      assert.ok(
+        ranged.some(([, bytes, max]) => bytes < max),
+        JSON.stringify(ranged),
+      );
+    }
   });
 }

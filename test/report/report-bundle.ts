@@ -96,8 +96,13 @@ export async function writeReportBundle(
     const kept = heads * perHead;
     const form = layout.stored(kept);
     // spg's stage 2 stores its kept slots in fewer bits, as the scores decide: half of fp16 here.
-    const bitsHistogram = form.bitsHistogram ?? { "8": kept * (hiddenSize / heads) * 2 };
-    const layerBytes = form.bytes?.min ?? kept * (hiddenSize / heads) * 2 + heads;
+    // The reserved heads' rows at the baseline dtype (their count is fixed), the rest at 8 bits;
+    // bytes the dense form's, which holds every one of them.
+    const reserved = form.bitsBounds?.atLeast ?? {};
+    const elements = kept * (hiddenSize / heads) * 2;
+    const rest = elements - Object.values(reserved).reduce((a, b) => a + b, 0);
+    const bitsHistogram = form.bitsHistogram ?? { ...reserved, ...(rest > 0 ? { "8": rest } : {}) };
+    const layerBytes = form.bytes?.max ?? elements + heads;
     for (const base of fullRecords) {
       const i = base.sampleIndex;
       const layers = fullPrints.filter((f) => f.sampleId === base.sampleId);

@@ -8,7 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { adversarialCases } from "../../scripts/adversarial-bundles.js";
+import { adversarialCases, adversarialCheckpointCases } from "../../scripts/adversarial-bundles.js";
+import { readBundleZip } from "../../src/bundle/read.js";
+import { packageRoot } from "../../src/paths.js";
 import { RUNNER_CODES } from "../../src/verify/checks/index.js";
 import { renderText } from "../../src/verify/report.js";
 import { CHECK_UNITS, verifyBundleFile } from "../../src/verify/verify-bundle.js";
@@ -62,6 +64,28 @@ test("a BOM in config.json with replay asked: refused before replay, no uncaught
   assert.equal(replay?.code, "E_CHECK_SKIPPED");
   assert.match(
     replay?.message ?? "",
-    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, draw)? failed/,
+    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, model)?(, draw)? failed/,
   );
+});
+
+test("lies only the verifier's checkpoint, spg's stage-2 bounds or the draw rule refuse (from bundles/default.zip, no replay)", async () => {
+  const base = await readBundleZip(join(packageRoot(), "bundles", "default.zip"));
+  assert.ok(base.ok);
+  for (const hostile of adversarialCheckpointCases(base.entries)) {
+    const path = join(dir, `${hostile.name}.zip`);
+    writeFileSync(path, hostile.build());
+    const result = await verifyBundleFile(path, { requireTrusted: false, replay: false });
+    const failing = result.findings.filter((finding) => !finding.ok);
+    assert.ok(
+      failing.some((finding) => finding.check === hostile.check && finding.code === hostile.code),
+      `${hostile.name}: ${failing.map((f) => `${f.check}:${f.code}`).join(", ")}`,
+    );
+    assert.equal(result.exitCode, hostile.exitCode, hostile.name);
+    for (const finding of failing) {
+      assert.ok(
+        declared.get(finding.check)?.has(finding.code),
+        `${finding.check} does not declare ${finding.code}`,
+      );
+    }
+  }
 });

@@ -74,6 +74,22 @@ for (const [name, change, code] of [
     "budget:E_BUDGET_BYTES",
   ],
   [
+    "spg's stored bytes and bit histogram halved (a higher ratio; stage 2's per-head forms follow the scores)",
+    (parts: RunParts) => {
+      const cut = new Map<string, number>();
+      for (const line of layersOf(parts, "spg")) {
+        for (const width of Object.keys(line.bitsHistogram))
+          line.bitsHistogram[width] = Math.floor(line.bitsHistogram[width] / 2);
+        const half = Math.floor(line.bytes / 2);
+        cut.set(line.sampleId, (cut.get(line.sampleId) ?? 0) + line.bytes - half);
+        line.bytes = half;
+      }
+      for (const record of parts.records)
+        if (record.method === "spg") record.kvBytesCompressed -= cut.get(record.sampleId) ?? 0;
+    },
+    "budget:E_BUDGET_BYTES",
+  ],
+  [
     "streaming's recent window halved after the run",
     (parts: RunParts) => {
       method(parts, "streaming").recentTokens = 124;

@@ -33,8 +33,10 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
     validators: fixtureValidators(),
   });
   const text = renderText("b.zip", passing);
-  // Every check the runner runs on a plain bundle (zip-safety and replay are verify-bundle.ts's; shards only speaks for shards).
-  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, CHECK_ORDER.length - 3);
+  // Every check the runner runs on a plain bundle (zip-safety and replay are verify-bundle.ts's; shards only speaks for
+  // shards; model warns: the fixture's synthetic model is not here).
+  assert.equal(text.split("\n").filter((line) => line.startsWith("  ✓")).length, CHECK_ORDER.length - 4);
+  assert.match(text, /^ {2}! model\s+not checked/m);
   assert.match(text, /^ {2}thresholds: replay NLL .*\/token/m);
   assert.match(text, /PASS b\.zip/);
 
@@ -46,7 +48,7 @@ test("text report: one line per check, ✓/✗, codes under failures, verdict la
     failedText,
     /✗ schemas\s+1 failure\n\s+E_CHECK_SKIPPED: skipped because integrity, trust failed/,
   );
-  assert.match(failedText, /FAIL b\.zip: 14 failing findings \(exit 4\)\n$/);
+  assert.match(failedText, /FAIL b\.zip: 15 failing findings \(exit 4\)\n$/);
   const json = JSON.parse(renderJson("b.zip", failing));
   assert.equal(json.exitCode, 4);
   assert.equal(json.passed, false);
@@ -58,13 +60,13 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
   result.findings.push({ check: "claims", code: "E_CLAIM_FAILED", ok: false, message: "50% | a\nb" });
   result.findings.push(warn("replay", "W_REPLAY_OFF", "not replayed"));
   const annotations = githubAnnotations("bundles/a,b.zip", result);
-  assert.equal(annotations.length, 16);
+  assert.equal(annotations.length, 17);
   assert.match(
     annotations[0],
     /^::error file=bundles\/a%2Cb\.zip,title=spg verify::E_INTEGRITY_HASH \[integrity\] /,
   );
   assert.equal(
-    annotations[14],
+    annotations[15],
     "::error file=bundles/a%2Cb.zip,title=spg verify::E_CLAIM_FAILED [claims] 50%25 | a%0Ab",
   );
   assert.match(
@@ -86,7 +88,7 @@ test("GitHub: escaped ::error per failure, and the table is appended to the step
     const summary = readFileSync(summaryFile, "utf8");
     assert.ok(summary.startsWith("earlier step\n### spg verify a.zip: ❌ fail (exit 4)"));
     assert.match(summary, /### spg verify b\.zip/);
-    assert.equal(printed.length, 32);
+    assert.equal(printed.length, 34);
     assert.equal(
       reportToGitHub("a.zip", result, {}, () => assert.fail("printed outside Actions")),
       false,

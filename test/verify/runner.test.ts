@@ -162,6 +162,7 @@ test("missing model hash, re-signed: named by the protocol check as well as the 
     "claims:E_CHECK_SKIPPED",
     "protocol:E_PROTOCOL_MODEL_HASH",
     "report-md:E_CHECK_SKIPPED",
+    "model:E_CHECK_SKIPPED",
     "draw:E_CHECK_SKIPPED",
   ]);
   assert.equal(result.exitCode, EXIT_INVALID);

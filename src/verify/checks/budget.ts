@@ -30,7 +30,7 @@ import { type Finding, pass } from "../types.js";
 const CHECK = "budget" as const;
 
 /** Readable slots per head a trimming method's kept count allows on a layer: [lo, hi]. */
-type Window = readonly [number, number];
+export type Window = readonly [number, number];
 
 /** The eligible counts e in [0, max] with f(e) === value, f nondecreasing: an interval, or undefined. */
 export function preimage(f: (e: number) => number, value: number, max: number): Window | undefined {
@@ -182,14 +182,38 @@ export class BudgetFold {
         `bit histogram ${JSON.stringify(fingerprint.bitsHistogram)}, its ${total} kept slots are ${JSON.stringify(form.bitsHistogram)}`,
       );
     }
+    if (form.bitsBounds !== undefined) {
+      const { widths, atLeast } = form.bitsBounds;
+      const stated = Object.entries(fingerprint.bitsHistogram).filter(([, count]) => count !== 0);
+      const foreign = stated.filter(([width]) => !widths.includes(Number(width))).map(([width]) => width);
+      if (foreign.length > 0) {
+        problems.push(
+          `bit histogram holds widths ${foreign.join(", ")}, the params store only ${widths.join(", ")}`,
+        );
+      }
+      for (const [width, least] of Object.entries(atLeast)) {
+        const count = fingerprint.bitsHistogram[width] ?? 0;
+        if (count < least) {
+          problems.push(
+            `${count} values at ${width} bits, its reserved heads alone store ${least} at the baseline dtype`,
+          );
+        }
+      }
+    }
     if (problems.length > 0) this.failures.add("E_BUDGET_BYTES", `${where}: ${problems.join("; ")}`);
   }
 
-  /** The findings, once every fingerprint is folded. */
-  findings(): Finding[] {
-    const { failures, contextTokens: c } = this;
-    // One model, one layout: the trimming methods of a layer agree on its readable window.
+  /**
+   * Per layer, the readable slots per head its trimming methods' kept counts allow (what they
+   * agree on), and the layers where they do not agree on any. The model check holds these to
+   * the verifier's checkpoint, when it has one.
+   */
+  readableWindows(): {
+    windows: Map<number, { window: Window; methods: string[] }>;
+    conflicts: string[];
+  } {
     const windows = new Map<number, { window: Window; methods: string[] }>();
+    const conflicts: string[] = [];
     for (const [key, { window }] of this.kept) {
       if (window === undefined) continue;
       const [method, layerText] = key.split("\u0000");
@@ -201,14 +225,22 @@ export class BudgetFold {
       }
       const both = intersect(seen.window, window);
       if (both === undefined) {
-        failures.add(
-          "E_BUDGET_KEPT",
+        conflicts.push(
           `layer ${layer}: ${method}'s kept slots need a readable window of ${window[0]}..${window[1]} slots per head, ${seen.methods.join(", ")}'s ${seen.window[0]}..${seen.window[1]}: one model reads one window`,
         );
         continue;
       }
       windows.set(layer, { window: both, methods: [...seen.methods, method] });
     }
+    return { windows, conflicts };
+  }
+
+  /** The findings, once every fingerprint is folded. */
+  findings(): Finding[] {
+    const { failures, contextTokens: c } = this;
+    // One model, one layout: the trimming methods of a layer agree on its readable window.
+    const { windows, conflicts } = this.readableWindows();
+    for (const conflict of conflicts) failures.add("E_BUDGET_KEPT", conflict);
     // Every layer that is not global (its window short of the context) has the model's one window size.
     let local: { window: Window; layers: number[] } | undefined;
     for (const [layer, { window }] of [...windows].sort(([a], [b]) => a - b)) {

@@ -56,7 +56,8 @@ export interface ExecutedCostInput {
  * The model's config as far as the graph's constants depend on it: attention types, window
  * and epsilon are inputs or attributes, never constants, so placeholders stand in for them.
  */
-function shapesConfig(model: EnvironmentFile["model"]): GptNeoConfig | undefined {
+/** The model config environment.json's shapes give (the executed bytes follow from it); undefined before version 3. */
+export function shapesConfig(model: EnvironmentFile["model"]): GptNeoConfig | undefined {
   const architecture = model.architecture;
   if (architecture === undefined || model.hiddenSize % model.heads !== 0) return undefined;
   return {

@@ -20,6 +20,7 @@ import { checkConfigRules } from "./config-rules.js";
 import { checkDraw } from "./draw.js";
 import { checkIntegrity } from "./integrity.js";
 import { lineFoldsOf } from "./lines.js";
+import { checkModel, scannedVerifierModel } from "./model.js";
 import { type CheckOptions, policyOf, tolerancesOf, validatorsOf } from "./options.js";
 import { bootstrapRefusal, checkPolicy } from "./policy.js";
 import { checkProtocol } from "./protocol.js";
@@ -216,6 +217,7 @@ export const protocolCheck: CheckUnit = {
     "E_PROTOCOL_DATASET_HASH",
     "E_PROTOCOL_DATASET_IDENTITY",
     "E_PROTOCOL_DEVICE",
+    "E_PROTOCOL_DRAW_RULE",
     "E_PROTOCOL_DUPLICATE_SAMPLE",
     "E_PROTOCOL_HARDWARE_CHECK",
     "E_PROTOCOL_LEAK",
@@ -236,6 +238,7 @@ export const protocolCheck: CheckUnit = {
       environment: context.value("environment.json"),
       // The records are judged only when the whole file parsed.
       records: folds.verdict("records.jsonl").parse.ok ? folds.protocol : undefined,
+      version: (context.value("manifest.json") as { version?: unknown } | undefined)?.version,
     });
   },
 };
@@ -330,6 +333,27 @@ export const drawCheck: CheckUnit = {
       );
     }
     return draw.findings;
+  },
+};
+
+/**
+ * The bundle's stated model shapes and the attention layout its kept slots imply, against the
+ * verifier's own checkpoint (asynchronous: the checkpoint's files are hashed), run after the
+ * entry checks and before the draw and replay, with or without replay.
+ */
+export const modelCheck: CheckUnit = {
+  name: "model",
+  codes: ["E_MODEL_SHAPES", "E_MODEL_LAYOUT", "E_MODEL_FILES"],
+  requires: ["integrity", "signature", "trust", "schemas"],
+  run: async (context, options) => {
+    const { config, environment } = validInputs(context);
+    const budget = lineFoldsOf(context, options).budget;
+    return checkModel({
+      environment,
+      contextTokens: config.dataset.contextTokens,
+      windows: budget?.readableWindows().windows ?? new Map(),
+      model: await (options.verifierModel ?? (() => scannedVerifierModel(undefined)))(),
+    });
   },
 };
 

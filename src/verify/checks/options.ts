@@ -15,6 +15,7 @@ import {
 import type { SchemaValidators } from "../schemas.js";
 import { loadSchemaValidators } from "../schemas.js";
 import type { VerifierDataset } from "./draw.js";
+import type { VerifierModel } from "./model.js";
 import type { SignedMessage } from "./signature.js";
 
 /** What the in-memory checks need from the caller (the runner's VerifyOptions extend it). */
@@ -35,6 +36,8 @@ export interface CheckOptions {
   policy?: VerifyPolicy;
   /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
   dataset?: VerifierDataset;
+  /** The verifier's checkpoint (read once, on first call); default: the bundled model's, scanned. */
+  verifierModel?: () => Promise<VerifierModel | undefined>;
 }
 
 export function validatorsOf(options: CheckOptions): SchemaValidators {

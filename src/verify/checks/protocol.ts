@@ -1,3 +1,6 @@
+import { RECORDED_DRAW_RULE_FORMAT_VERSION } from "../../bundle/format.js";
+import type { RunConfig } from "../../config/types.js";
+import { currentSamplingRule } from "../../data/draw.js";
 import { checkpointSha256 } from "../../model/checkpoint.js";
 import type { CheckpointFile } from "../../model/types.js";
 import { FailureCollector } from "../collect.js";
@@ -14,6 +17,25 @@ export interface ProtocolInput {
   environment: unknown;
   /** The lines (an array), or the records already folded line by line (ProtocolRecordsFold). */
   records: unknown;
+  /** manifest.json's format version (1 when absent). */
+  version?: unknown;
+}
+
+/**
+ * Whether environment.json's draw rule is one a producer of this format version could have
+ * recorded for this source. The draw check redraws with the stated rule, so a rule a current
+ * prove never uses would let a producer pick between two draws of one seed.
+ */
+export function drawRuleProblem(source: unknown, sampling: unknown, version: unknown): string | undefined {
+  if (typeof source !== "string") return undefined;
+  const rule = currentSamplingRule(source as RunConfig["dataset"]["source"]);
+  const recorded = typeof version === "number" && version >= RECORDED_DRAW_RULE_FORMAT_VERSION;
+  if (sampling === rule) return undefined;
+  if (sampling === undefined && !recorded) return undefined;
+  // Before the rule was recorded local sources were read whole and drawn by "pool"; between its
+  // recording and version 3, by "stream": either may stand in an older bundle.
+  if (!recorded && source !== "brown" && (sampling === "pool" || sampling === "stream")) return undefined;
+  return `environment.json dataset.sampling is ${JSON.stringify(sampling)}; a format version ${String(version ?? 1)} bundle of a ${source} source is drawn by ${JSON.stringify(rule)}${recorded ? " and records it" : ""}`;
 }
 
 function sampleList(
@@ -223,6 +245,13 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
       );
     }
   }
+
+  const ruleProblem = drawRuleProblem(
+    get(config, "dataset", "source"),
+    get(environment, "dataset", "sampling"),
+    input.version,
+  );
+  if (ruleProblem !== undefined) failures.add("E_PROTOCOL_DRAW_RULE", ruleProblem);
 
   const device = get(config, "model", "device");
   if (get(environment, "hardwareCheck", "verdict") !== "pass") {

@@ -54,7 +54,7 @@ function factorGroups(
  * writeFactors writes (it checks the two agree): per group an fp16 scale and zero point, then
  * one bit-packed stream per distinct width of each factor.
  */
-function factorBytes(plan: BlockPlan, rank: number, stage2: Stage2Params, highTokens: number): number {
+export function factorBytes(plan: BlockPlan, rank: number, stage2: Stage2Params, highTokens: number): number {
   const mixed = stage2.mixedPrecision;
   if (!mixed.enabled) return lowRankBytes(plan.tokens, plan.dim, rank);
   if (rank === 0) return 2;

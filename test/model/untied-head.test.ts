@@ -75,7 +75,10 @@ test("the stored lm_head is a weight of its own: counted in parameters, initiali
   assert.equal(executedWeightBytesOfShapes(tiedConfig, options) + headBytes, executed);
   // Format version 3's transposed head held lm_head^T in lm_head's place, as a tied head's wte^T.
   const transposed = { ...options, headLayout: "transposed" as const };
-  assert.equal(executedWeightBytesOfShapes(tiedConfig, transposed), executedWeightBytesOfShapes(scan.config, transposed));
+  assert.equal(
+    executedWeightBytesOfShapes(tiedConfig, transposed),
+    executedWeightBytesOfShapes(scan.config, transposed),
+  );
 });
 
 test("the head reads lm_head: read as tied (lm_head dropped), the same file misses the reference by far", async () => {

@@ -189,13 +189,13 @@ function printMemory(run: Awaited<ReturnType<typeof runEvaluation>>): void {
   );
   console.log(
     `  fp32 weights ${formatBytes(r.weightBytes)}: peak / weights ${(peak / r.weightBytes).toFixed(2)}; ` +
-      `peak over the process (${formatBytes(r.processBytes)} at the check), weights, head copy and the run's KV, logits, attention and activations ` +
+      `peak over the process (${formatBytes(r.processBytes)} at the check), weights and the run's KV, logits, attention and activations ` +
       `(${formatBytes(r.kvBytes + r.logitsBytes + r.attentionBytes + r.activationBytes)}): ` +
-      `${formatBytes(peak - r.processBytes - r.weightBytes - r.headCopyBytes - r.kvBytes - r.logitsBytes - r.attentionBytes - r.activationBytes)}`,
+      `${formatBytes(peak - r.processBytes - r.weightBytes - r.kvBytes - r.logitsBytes - r.attentionBytes - r.activationBytes)}`,
   );
   console.log(
     `  load (read, scan, session): ${(run.loadMs / 1000).toFixed(1)} s; resident after it ${formatBytes(run.loadedRssBytes)}, peak during it ${formatBytes(run.loadPeakBytes)} ` +
-      `(load overhead over process + weights + head copy: ${((run.loadPeakBytes - r.processBytes - r.weightBytes - r.headCopyBytes) / r.weightBytes).toFixed(3)} of the weights)`,
+      `(load overhead over process + weights: ${((run.loadPeakBytes - r.processBytes - r.weightBytes) / r.weightBytes).toFixed(3)} of the weights)`,
   );
 }
 

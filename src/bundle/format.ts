@@ -1,4 +1,5 @@
 import { SpgError } from "../errors.js";
+import type { HeadLayout } from "../model/types.js";
 
 /**
  * Bundle format: names, order, signing domain and the limits a reader enforces. These
@@ -12,15 +13,21 @@ import { SpgError } from "../errors.js";
  * Version 3 (run cost, issue 21) has version 2's entries; its records must carry `runCost`,
  * its KV fingerprints `slotsRead` and its environment `model.architecture` (verify's
  * executed-cost check). Versions 1 and 2 verify as before, their run-cost figures absent.
+ *
+ * Version 4 (issue 19) has version 3's entries; its runs read the head's matrix in place
+ * (src/model/types.ts HeadLayout), so executed weights hold wte once. Versions 1-3 were proved
+ * with the head's transposed copy: their replay runs that graph and their executed bytes count it.
  */
 
 export const BUNDLE_FORMAT = "spg-bundle";
-/** The versions this tool reads: 1, 2 (sharded runs: optional shard.json / shards.jsonl), 3 (run cost). */
-export type BundleFormatVersion = 1 | 2 | 3;
+/** The versions this tool reads: 1, 2 (sharded runs: optional shard.json / shards.jsonl), 3 (run cost), 4 (head in place). */
+export type BundleFormatVersion = 1 | 2 | 3 | 4;
 /** The version this tool writes. */
-export const BUNDLE_FORMAT_VERSION: BundleFormatVersion = 3;
+export const BUNDLE_FORMAT_VERSION: BundleFormatVersion = 4;
 /** The versions this tool reads. */
-export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2, 3] satisfies readonly BundleFormatVersion[];
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [
+  1, 2, 3, 4,
+] satisfies readonly BundleFormatVersion[];
 /** The first version whose records must state their run cost (runCost, slotsRead, model.architecture). */
 export const RUN_COST_FORMAT_VERSION = 3;
 /**
@@ -30,6 +37,13 @@ export const RUN_COST_FORMAT_VERSION = 3;
  * other rule, was not written by any spg prove; older bundles may lack it ("pool").
  */
 export const RECORDED_DRAW_RULE_FORMAT_VERSION: BundleFormatVersion = 3;
+/** The first version proved with the head reading its matrix in place. */
+export const IN_PLACE_HEAD_FORMAT_VERSION = 4;
+
+/** The head layout a bundle of this format version was proved with (its replay and executed bytes use it). */
+export function headLayoutOfVersion(version: number): HeadLayout {
+  return version >= IN_PLACE_HEAD_FORMAT_VERSION ? "in-place" : "transposed";
+}
 
 /** Every entry of a bundle, in the order the writer stores them. Nothing else is allowed. */
 export const BUNDLE_ENTRY_ORDER = [

@@ -106,7 +106,7 @@ function breakdown(r: MemoryRequirement): string {
   return (
     (r.processBytes > 0 ? `this process ${formatBytes(r.processBytes)} + ` : "") +
     (r.fixedOverheadBytes > 0 ? `runtime overhead ${formatBytes(r.fixedOverheadBytes)} + ` : "") +
-    `weights ${formatBytes(r.weightBytes)} + head copy ${formatBytes(r.headCopyBytes)}` +
+    `weights ${formatBytes(r.weightBytes)}` +
     ` + the larger of loading ${formatBytes(r.loadBytes)} and running (KV ${formatBytes(r.kvBytes)} + logits ${formatBytes(r.logitsBytes)}` +
     ` + attention ${formatBytes(r.attentionBytes)} + activations ${formatBytes(r.activationBytes)}, passes of ${r.passRows} rows)` +
     (r.weightsMethodBytes > 0 ? ` + weights methods ${formatBytes(r.weightsMethodBytes)}` : "") +
@@ -199,7 +199,6 @@ export function hardwareCheckRecord(check: HardwareCheck): HardwareCheckRecord {
       parameters: r.parameters,
       processBytes: r.processBytes,
       weightBytes: r.weightBytes,
-      headCopyBytes: r.headCopyBytes,
       loadBytes: r.loadBytes,
       loadOverheadFraction: r.loadOverheadFraction,
       logitsCopies: r.logitsCopies,

@@ -8,10 +8,8 @@
  *   process     = the process's resident bytes when the check runs (cpu; 0 for a GPU, whose
  *                 memory holds only onnxruntime's)
  *   weights     = parameterCount(model) * bytes(model.dtype)   (one session serves the
- *                 baseline and every KV method: hybrid-sparse top-k is an input of its graph)
- *   headCopy    = vocab * hidden * 4   (the head reads wte, or an untied lm_head, transposed:
- *                 onnxruntime folds that transpose into a second float32 copy at load; an
- *                 untied lm_head is also in weights, held while the copy is made)
+ *                 baseline and every KV method: hybrid-sparse top-k is an input of its graph;
+ *                 the head reads wte, or an untied lm_head, in place: no second copy)
  *   load        = loadOverheadFraction * weights   (while the session is created: the stored
  *                 F16 tensors, their float32 casts and the pre-packed matrices overlap)
  *   passRows    = the query rows of the widest forward pass: the prefill chunk, at least the
@@ -36,7 +34,7 @@
  *   weightsMethods = what weights methods add (src/weights/memory.ts; 0 without them)
  *   fixed       = fixedOverheadBytes   (measured: what onnxruntime and V8 add to the process
  *                 whatever the model: arenas' first chunks, compiled code, the corpus)
- *   required    = (process + fixed + weights + headCopy + max(load, run) + weightsMethods) * (1 + marginFraction)
+ *   required    = (process + fixed + weights + max(load, run) + weightsMethods) * (1 + marginFraction)
  *
  * The load overhead is gone before the first forward pass, so it and the run's working set
  * never add up. On a GPU the process term is 0 and every other term is counted as if on the
@@ -61,8 +59,6 @@ export interface MemoryRequirement {
   /** The process's own resident bytes when the check ran (0 on a GPU). */
   processBytes: number;
   weightBytes: number;
-  /** onnxruntime's transposed copy of wte for the tied head. */
-  headCopyBytes: number;
   /** What creating the session holds on top of the weights, before any forward pass. */
   loadBytes: number;
   /** Query rows of the widest forward pass (prefill chunk or whole context, or the continuation). */
@@ -116,7 +112,6 @@ export function memoryRequirement(
   const parameters = parameterCount(model);
   const onHost = config.model.device === "cpu";
   const weightBytes = parameters * DTYPE_BYTES[config.model.dtype];
-  const headCopyBytes = model.vocabSize * model.hiddenSize * FLOAT32_BYTES;
   const { activationFactor, marginFraction } = config.hardware;
   const logitsCopies = config.hardware.logitsCopies ?? 1;
   const loadOverheadFraction = config.hardware.loadOverheadFraction ?? 0;
@@ -154,19 +149,13 @@ export function memoryRequirement(
   const runBytes = kvBytes + logitsBytes + attentionBytes + activationBytes;
   const process = onHost ? Math.ceil(processBytes) : 0;
   const subtotalBytes =
-    process +
-    fixedOverheadBytes +
-    weightBytes +
-    headCopyBytes +
-    Math.max(loadBytes, runBytes) +
-    weightsMethodBytes;
+    process + fixedOverheadBytes + weightBytes + Math.max(loadBytes, runBytes) + weightsMethodBytes;
   return {
     device: config.model.device,
     tokens,
     parameters,
     processBytes: process,
     weightBytes,
-    headCopyBytes,
     loadBytes,
     passRows,
     kvBytes,

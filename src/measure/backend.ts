@@ -9,7 +9,7 @@ import { methodFor } from "../kv/methods/index.js";
 import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
-import type { GptNeoCheckpoint, GptNeoRuntime, RuntimeOptions } from "../model/types.js";
+import type { GptNeoCheckpoint, GptNeoRuntime, HeadLayout, RuntimeOptions } from "../model/types.js";
 import type { BaselineDtype } from "../numeric/dtype.js";
 import { sha256Hex } from "../numeric/sha256.js";
 import type { CompressionResult, EvaluationBackend, PrefillState } from "./evaluate.js";
@@ -24,6 +24,8 @@ export interface BackendOptions {
   cacheDir?: string;
   /** onnxruntime intra-op threads (0 or absent: onnxruntime's default). */
   intraOpThreads?: number;
+  /** Default in-place (src/model/types.ts). */
+  headLayout?: HeadLayout;
 }
 
 export interface ClosableBackend extends EvaluationBackend {
@@ -42,6 +44,7 @@ export async function createBackend(
     observationWindow: options.observationWindow,
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
+    headLayout: options.headLayout,
   });
   const views = new Map<number, GptNeoRuntime>([[0, dense]]);
   const runtime = async (sparseTopK: number | undefined): Promise<GptNeoRuntime> => {

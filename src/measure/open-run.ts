@@ -10,7 +10,7 @@ import type { RunConfig } from "../config/types.js";
 import { drawConfiguredSplit, type SamplingRule } from "../data/draw.js";
 import { assertDisjointSamples } from "../data/sampling.js";
 import type { DatasetIdentity, Sample } from "../data/types.js";
-import type { GptNeoCheckpoint } from "../model/types.js";
+import type { GptNeoCheckpoint, HeadLayout } from "../model/types.js";
 import type { RunProgress } from "./run-methods.js";
 
 /**
@@ -47,6 +47,8 @@ export interface MeasureRunOptions {
   device: RunConfig["model"]["device"];
   cacheDir?: string;
   intraOpThreads?: number;
+  /** The head's layout (default in-place): replay gives the one the bundle's format version was proved with. */
+  headLayout?: HeadLayout;
 }
 
 export interface MeasureRunProgress extends RunProgress {
@@ -74,6 +76,7 @@ export async function measureRun(
     prefillChunkTokens: config.kv.prefillChunkTokens,
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
+    headLayout: options.headLayout,
   });
   try {
     progress.backendOpened?.(backend.executionProvider);

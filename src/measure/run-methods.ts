@@ -6,7 +6,7 @@
 import type { FingerprintLine, SampleRecord } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
-import type { GptNeoCheckpoint } from "../model/types.js";
+import type { GptNeoCheckpoint, HeadLayout } from "../model/types.js";
 import { type EvaluationBackend, evaluateSample } from "./evaluate.js";
 import { evaluateWeightsMethods } from "./evaluate-weights.js";
 
@@ -20,7 +20,12 @@ export async function evaluateRun(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   config: RunConfig,
-  options: { cacheDir?: string; device?: RunConfig["model"]["device"]; intraOpThreads?: number } = {},
+  options: {
+    cacheDir?: string;
+    device?: RunConfig["model"]["device"];
+    intraOpThreads?: number;
+    headLayout?: HeadLayout;
+  } = {},
   progress: RunProgress = {},
 ): Promise<{ records: SampleRecord[]; fingerprints: FingerprintLine[] }> {
   const kvMethods = config.methods.filter((method) => method.kind !== "weights");
@@ -47,6 +52,7 @@ export async function evaluateRun(
         observationWindow: config.kv.observationWindow,
         cacheDir: options.cacheDir,
         intraOpThreads: options.intraOpThreads,
+        headLayout: options.headLayout,
       },
     },
     progress.weightsMethodDone,

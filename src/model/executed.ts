@@ -4,7 +4,9 @@
  *
  * Weights: every initializer of the ONNX model, at the dtype the graph computes with. At load
  * onnxruntime folds nodes whose inputs are all constant; spg's graph has two such kinds, a
- * Cast of a stored F16/BF16 weight to float32 and the Transpose of the tied head. A folded
+ * Cast of a stored F16/BF16 weight to float32 and the Transpose of a head's matrix (a
+ * factorised head's factors, or the whole head in the "transposed" layout of format version 3
+ * and before; the "in-place" head reads its matrix as stored). A folded
  * output is a tensor the session holds; an initializer (or folded value) that only folded
  * nodes read is released. So the held tensors are the constants some unfolded node (or a
  * graph output) reads, each counted at product(dims) * its dtype's width. Other all-constant

@@ -69,6 +69,7 @@ export function graphCacheKey(checkpoint: GptNeoCheckpoint, options: GraphOption
     builder: GRAPH_BUILDER_VERSION,
     checkpoint: checkpoint.sha256,
     observationWindow: options.observationWindow,
+    headLayout: options.headLayout ?? "in-place",
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex");
 }

@@ -283,7 +283,7 @@ export async function loadRuntime(
   checkpoint: GptNeoCheckpoint,
   options: LoadRuntimeOptions,
 ): Promise<GptNeoRuntime> {
-  const graphOptions = { observationWindow: options.observationWindow };
+  const graphOptions = { observationWindow: options.observationWindow, headLayout: options.headLayout };
   validateGraphOptions(graphOptions);
   // Check the device before building anything, so a missing provider fails fast.
   const providers = executionProviders(options.device);

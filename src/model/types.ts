@@ -144,10 +144,21 @@ export interface LowRankFactors {
   right: WeightTensor;
 }
 
+/**
+ * How the graph's vocabulary projection reads its matrix W (wte when tied, else lm_head):
+ *   "in-place":   logits = (W @ h^T)^T, W read as stored: the session's only float32 copy of it;
+ *   "transposed": logits = h @ W^T, whose constant W^T onnxruntime folds into a second float32
+ *                 copy at load (wte stays for the embedding): the graph bundles of format
+ *                 version 3 and before were proved with, which their replay and executed bytes use.
+ */
+export type HeadLayout = "in-place" | "transposed";
+
 export interface RuntimeOptions {
   device: "cpu" | "cuda" | "webgpu";
   /** Query rows whose attention probabilities the graph returns (attentionLastRows). */
   observationWindow: number;
+  /** Default "in-place" (graph.ts). */
+  headLayout?: HeadLayout;
   /** Where built graphs (ONNX external data) are cached. */
   cacheDir?: string;
 }

@@ -78,6 +78,12 @@ export class BundleContext implements BundleEntries {
     const result = this.json(name);
     return result.ok ? result.value : undefined;
   }
+
+  /** manifest.json's format version (1 when it states none: the checks judge it as version 1). */
+  version(): number {
+    const manifest = this.value("manifest.json") as { version?: unknown } | undefined;
+    return typeof manifest?.version === "number" ? manifest.version : 1;
+  }
 }
 
 /** The context of these contents: itself when it already is one, else a fresh one over its entries. */

@@ -258,6 +258,7 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
         checkpoint: await options.checkpoint(),
         modelNamed: replay.modelDir !== undefined,
         tolerances: thresholdsOf(context, options).replay.tolerances,
+        version: context.version(),
       },
       replay,
     );

@@ -62,7 +62,6 @@ function requirementOf(bytes: number): MemoryRequirement {
     parameters: 1,
     processBytes: 0,
     weightBytes: bytes,
-    headCopyBytes: 0,
     loadBytes: 0,
     passRows: 1,
     kvBytes: 0,
@@ -138,16 +137,16 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
   assert.equal(r.attentionBytes, 2 * 8 * 8 * 4);
   assert.equal(r.activationBytes, 3 * 8 * 16 * 4);
   assert.equal(r.processBytes, 1000); // counted on cpu
-  assert.equal(r.headCopyBytes, 10 * 4 * 4); // wte^T: vocab * hidden * fp32
   assert.equal(r.loadBytes, 1280); // half the weights
   // running (KV + logits + attention + activations) outweighs loading here
   const running = 1536 + 3360 + 512 + 1536;
-  assert.equal(r.subtotalBytes, 1000 + 100 + 2560 + 160 + running);
-  assert.equal(r.requiredBytes, Math.ceil((1000 + 100 + 2560 + 160 + running) * 1.25));
+  // the head reads wte in place: no second copy of it
+  assert.equal(r.subtotalBytes, 1000 + 100 + 2560 + running);
+  assert.equal(r.requiredBytes, Math.ceil((1000 + 100 + 2560 + running) * 1.25));
   // loading outweighs running once its fraction does: the two never add up
   const heavyLoad = structuredClone(config);
   heavyLoad.hardware.loadOverheadFraction = 4;
-  assert.equal(memoryRequirement(tiny, heavyLoad, 1000).subtotalBytes, 1000 + 100 + 2560 + 160 + 4 * 2560);
+  assert.equal(memoryRequirement(tiny, heavyLoad, 1000).subtotalBytes, 1000 + 100 + 2560 + 4 * 2560);
   // on a GPU the host process is not counted
   const onGpu = structuredClone(config);
   onGpu.model.device = "cuda";
@@ -299,7 +298,7 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
   const pass = hardwareCheckRecord(checkHardware(requirement, snapshot([], 20_000), "cpu"));
   assert.deepEqual(pass, {
     device: "cpu",
-    requiredBytes: 9980,
+    requiredBytes: 9780,
     availableBytes: 20_000,
     marginFraction: 0.25,
     verdict: "pass",
@@ -309,7 +308,6 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       parameters: 640,
       processBytes: 0,
       weightBytes: 2560,
-      headCopyBytes: 160,
       loadBytes: 0,
       loadOverheadFraction: 0,
       logitsCopies: 1,
@@ -323,7 +321,7 @@ test("the check as environment.json records it: flat inputs, pass/fail", () => {
       activationBytes: 1536,
       activationFactor: 3,
       weightsMethodBytes: 0,
-      subtotalBytes: 7984,
+      subtotalBytes: 7824,
       memorySource: "mem().available (free + reclaimable)",
       gpu: null,
       gpuSource: null,
@@ -362,7 +360,7 @@ test("weights methods add one compressed runtime (rank bounds by selection), the
   // an energy threshold may keep full rank: min(10, 4) * (10 + 4) = 56 values
   const energy = memoryRequirement(tiny, withWeights([{ modules: ["wte"], lowRank: { energy: 0.9 } }]));
   assert.equal(energy.weightsMethodBytes, fixed(parameters - 40 + 56));
-  assert.equal(energy.subtotalBytes, 2560 + 160 + 1536 + 1680 + 512 + 1536 + energy.weightsMethodBytes);
+  assert.equal(energy.subtotalBytes, 2560 + 1536 + 1680 + 512 + 1536 + energy.weightsMethodBytes);
   // plain quantization keeps the runtime dense
   const quantized = memoryRequirement(
     tiny,

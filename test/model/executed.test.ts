@@ -18,11 +18,18 @@ const headBytes = config.vocabSize * config.hiddenSize * FLOAT32;
 /** The graph's shape constants and scalars (a few int64 vectors): far under one KiB. */
 const CONSTANTS_BELOW = 1024;
 
-test("executed weights of the dense graph: every weight in float32 plus the tied head's transposed copy, plus small constants", () => {
+test("executed weights of the dense graph: every weight once in float32 (the head reads wte in place), plus small constants", () => {
   const executed = executedWeightBytesOfShapes(config, options);
-  const closedForm = parameters * FLOAT32 + headBytes;
+  const closedForm = parameters * FLOAT32;
   assert.ok(executed >= closedForm, `${executed} < ${closedForm}`);
   assert.ok(executed - closedForm < CONSTANTS_BELOW, `constants take ${executed - closedForm} bytes`);
+});
+
+test("the transposed head (format version 3's graph) adds the tied head's transposed copy", () => {
+  const inPlace = executedWeightBytesOfShapes(config, options);
+  const transposed = executedWeightBytesOfShapes(config, { ...options, headLayout: "transposed" });
+  // in place reads one more int64 pair (the [hidden, -1] shape of h^T's Reshape): 16 bytes
+  assert.equal(transposed - inPlace, headBytes - 2 * 8);
 });
 
 test("a factorised matrix executes its two float32 factors in place of the matrix", () => {
@@ -40,9 +47,17 @@ test("a factorised tied head holds its factors and their transposed copies", () 
   const name = "transformer.wte.weight";
   const rank = 5;
   const { vocabSize: v, hiddenSize: h } = config;
+  // the dense head: wte once (in place), plus the 16-byte shape its Reshape reads
   const dense = executedWeightBytesOfShapes(config, options);
   const factorised = executedWeightBytesOfShapes(config, options, new Map([[name, rank]]));
-  assert.equal(factorised - dense, 2 * FLOAT32 * (rank * (v + h) - v * h));
+  assert.equal(factorised - dense, 2 * FLOAT32 * rank * (v + h) - FLOAT32 * v * h - 2 * 8);
+  // format version 3's graph held wte and its transposed copy
+  const transposed = { ...options, headLayout: "transposed" as const };
+  const denseTransposed = executedWeightBytesOfShapes(config, transposed);
+  assert.equal(
+    executedWeightBytesOfShapes(config, transposed, new Map([[name, rank]])) - denseTransposed,
+    2 * FLOAT32 * (rank * (v + h) - v * h),
+  );
 });
 
 test("the session over the stored checkpoint (F16 cast at load) holds what the shapes give", async () => {

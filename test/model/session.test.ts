@@ -62,7 +62,8 @@ describe("graph cache with ONNX external data", () => {
       external.length,
       model.graph.initializer.filter((t) => t.name.startsWith("transformer.")).length,
     );
-    assert.ok(statSync(first.path).size < initializerBytes(checkpoint) / 10);
+    // Fixture A's graph structure is about 27 KB against 276 KB of weights.
+    assert.ok(statSync(first.path).size < initializerBytes(checkpoint) / 5);
     assert.ok(statSync(join(first.entryDir, WEIGHTS_FILE)).size >= initializerBytes(checkpoint));
 
     const second = await prepareGraph(checkpoint, options, {

@@ -64,14 +64,21 @@ test("the stored lm_head is a weight of its own: counted in parameters, initiali
       .map((m) => m.kind),
     ["wte", "wpe", "lm_head"],
   );
-  // Executed: lm_head is read only by the folded Transpose, so the session holds lm_head^T in
-  // its place and wte for the embedding: two [vocab, hidden] matrices, as a tied head's wte and
-  // wte^T. The verifier's derivation from shapes agrees with the graph built from the checkpoint.
+  // Executed: the head reads lm_head in place, so the session holds it and wte: one
+  // [vocab, hidden] matrix more than a tied head. The verifier's derivation from shapes agrees
+  // with the graph built from the checkpoint.
   const options = { observationWindow: 1 };
   const executed = executedWeightBytes(checkpoint, options);
   assert.equal(executedWeightBytesOfShapes(scan.config, options), executed);
   const { tieWordEmbeddings: _, ...tiedConfig } = scan.config;
-  assert.equal(executedWeightBytesOfShapes(tiedConfig, options), executed);
+  const headBytes = 4 * scan.config.vocabSize * scan.config.hiddenSize;
+  assert.equal(executedWeightBytesOfShapes(tiedConfig, options) + headBytes, executed);
+  // Format version 3's transposed head held lm_head^T in lm_head's place, as a tied head's wte^T.
+  const transposed = { ...options, headLayout: "transposed" as const };
+  assert.equal(
+    executedWeightBytesOfShapes(tiedConfig, transposed),
+    executedWeightBytesOfShapes(scan.config, transposed),
+  );
 });
 
 test("the head reads lm_head: read as tied (lm_head dropped), the same file misses the reference by far", async () => {

@@ -137,6 +137,7 @@ test("model shapes other than the checkpoint's (a version 2 bundle states no arc
         checkpoint,
         modelNamed: true,
         tolerances: loadVerifyPolicy().replay.tolerances,
+        version: json("manifest.json").version,
       },
       { samples: "all", cacheDir },
     );

@@ -27,14 +27,14 @@ const options: VerifyOptions = {
 const failing = (findings: Finding[]) => findings.filter((f) => !f.ok).map((f) => f.code);
 const executedCost = (findings: Finding[]) => findings.filter((f) => f.check === "executed-cost");
 
-function verify(parts: FixtureParts, version: 1 | 2 | 3) {
+function verify(parts: FixtureParts, version: 1 | 2 | 3 | 4) {
   return runChecks({ entries: buildEntries(parts, { key, version }) }, options);
 }
 
 /** A version 3 bundle whose records a forger rewrote after summarizing, re-signed with a trusted key. */
 function forged(edit: (records: SampleRecord[], parts: FixtureParts) => void) {
   const parts = fixtureParts({ runCost: true });
-  const entries = buildEntries(parts, { key, version: 3 });
+  const entries = buildEntries(parts, { key, version: 4 });
   edit(parts.records, parts);
   entries.set("records.jsonl", Buffer.from(`${parts.records.map((r) => canonicalJson(r)).join("\n")}\n`));
   entries.set(
@@ -45,9 +45,9 @@ function forged(edit: (records: SampleRecord[], parts: FixtureParts) => void) {
   return runChecks({ entries }, options);
 }
 
-test("a version 3 bundle with run cost verifies, and its summary states the run-cost ratios", () => {
+test("a version 4 bundle with run cost verifies, and its summary states the run-cost ratios", () => {
   const parts = fixtureParts({ runCost: true });
-  const result = verify(parts, 3);
+  const result = verify(parts, 4);
   assert.deepEqual(failing(result.findings), []);
   assert.equal(executedCost(result.findings)[0].code, "OK");
   const stream = result.recomputed!.methods.stream;
@@ -74,8 +74,8 @@ test("an older-format bundle without run cost verifies with a warning naming wha
   assert.equal(result.recomputed!.methods.stream.executedMemoryRatio, undefined);
 });
 
-test("a version 3 bundle without run cost fails", () => {
-  const result = verify(fixtureParts({ runCost: false }), 3);
+test("a version 4 bundle without run cost fails", () => {
+  const result = verify(fixtureParts({ runCost: false }), 4);
   assert.ok(failing(result.findings).includes("E_EXECUTED_BYTES"));
 });
 
@@ -89,7 +89,7 @@ test("a claim on a run-cost metric in an older-format bundle fails, never passes
     judge: "point",
   });
   // The producer could not summarize it either: hand verify the v3 summary of the same records.
-  parts.summary = verify(fixtureParts({ runCost: true }), 3).recomputed;
+  parts.summary = verify(fixtureParts({ runCost: true }), 4).recomputed;
   const result = verify(parts, 2);
   assert.equal(result.passed, false);
   assert.ok(failing(result.findings).includes("E_RECOMPUTE_FAILED"));
@@ -101,7 +101,7 @@ test("claims may name executed_memory_ratio and decode_speed_ratio", () => {
     { method: "stream", metric: "executed_memory_ratio", op: ">=", threshold: 1, judge: "bound" },
     { method: "stream", metric: "decode_speed_ratio", op: ">=", threshold: 10, judge: "point" },
   );
-  const result = verify(parts, 3);
+  const result = verify(parts, 4);
   const claims = result.recomputed!.claims.slice(-2);
   assert.deepEqual(
     claims.map((c) => c.pass),
@@ -137,7 +137,7 @@ test("executed bytes that do not follow from the shapes and fingerprints fail", 
 
 test("a changed model architecture in environment.json fails the executed bytes", () => {
   const parts = fixtureParts({ runCost: true });
-  const entries = buildEntries(parts, { key, version: 3 });
+  const entries = buildEntries(parts, { key, version: 4 });
   parts.environment.model.architecture!.intermediateSize *= 2;
   entries.set("environment.json", Buffer.from(canonicalJson(parts.environment)));
   resign(entries, key);

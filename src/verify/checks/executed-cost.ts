@@ -20,7 +20,7 @@
  * carries none, which is a warning naming what is missing, not a pass.
  */
 
-import { RUN_COST_FORMAT_VERSION } from "../../bundle/format.js";
+import { headLayoutOfVersion, RUN_COST_FORMAT_VERSION } from "../../bundle/format.js";
 import {
   type EnvironmentFile,
   type FingerprintLine,
@@ -30,6 +30,7 @@ import {
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../../model/executed.js";
+import type { GraphOptions } from "../../model/graph.js";
 import type { GptNeoConfig } from "../../model/types.js";
 import { plannedRank } from "../../weights/memory.js";
 import type { WeightsMethodParams } from "../../weights/method.js";
@@ -104,7 +105,7 @@ function recordLayerWhere(line: LayerFingerprint): string {
 export class ExecutedCostFold {
   private readonly failures = new FailureCollector(CHECK);
   private readonly model: GptNeoConfig | undefined;
-  private readonly graphOptions: { observationWindow: number };
+  private readonly graphOptions: GraphOptions;
   private readonly denseWeights: number;
   private readonly kinds: Map<string, string>;
   private records = 0;
@@ -121,7 +122,11 @@ export class ExecutedCostFold {
 
   constructor(private readonly input: Omit<ExecutedCostInput, "records" | "fingerprints">) {
     this.model = shapesConfig(input.environment.model);
-    this.graphOptions = { observationWindow: input.config.kv.observationWindow };
+    // The graph the bundle's version was proved with (version 3 and before: the head's transposed copy).
+    this.graphOptions = {
+      observationWindow: input.config.kv.observationWindow,
+      headLayout: headLayoutOfVersion(input.version),
+    };
     this.denseWeights =
       this.model === undefined ? 0 : executedWeightBytesOfShapes(this.model, this.graphOptions);
     this.kinds = new Map(input.config.methods.map((method) => [method.name, method.kind]));

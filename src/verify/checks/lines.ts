@@ -136,14 +136,13 @@ export class LineFolds {
       config === undefined || environment === undefined
         ? undefined
         : new BudgetFold(config, environment as EnvironmentFile);
-    const manifest = context.value("manifest.json") as { version?: unknown } | undefined;
     this.executedCost =
       config === undefined || environment === undefined
         ? undefined
         : new ExecutedCostFold({
             config,
             environment: environment as EnvironmentFile,
-            version: typeof manifest?.version === "number" ? manifest.version : 1,
+            version: context.version(),
           });
     this.protocol = new ProtocolRecordsFold(context.value("environment.json"));
     const finish = (name: string) => (verdict: LinesVerdict, digest: EntryDigest) => {

@@ -12,6 +12,7 @@
  * signature and trust passed.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { headLayoutOfVersion } from "../../bundle/format.js";
 import {
   type EnvironmentFile,
   type FingerprintLine,
@@ -234,6 +235,8 @@ export interface ReplayInput {
   modelNamed: boolean;
   /** The tolerances verify judges with (policy, tightened by the bundle). */
   tolerances: ReplayTolerances;
+  /** manifest.json's version: the graph the run is replayed with follows from it (headLayoutOfVersion). */
+  version: number;
 }
 
 /** The largest of each difference over every record compared. */
@@ -372,6 +375,7 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
     device: options.device ?? "cpu",
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
+    headLayout: headLayoutOfVersion(input.version),
   });
   for (const record of fresh.records) {
     const original = records.find((r) => r.sampleId === record.sampleId && r.method === record.method);

@@ -12,6 +12,8 @@ import { type RunParts, remadeRun } from "../../scripts/adversarial-bundles.js";
 import { readBundleZip } from "../../src/bundle/read.js";
 import { zipEntries } from "../../src/bundle/write.js";
 import { packageRoot } from "../../src/paths.js";
+import type { VerifyResult } from "../../src/verify/runner.js";
+import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { fixtureKey, resign } from "./bundle-fixture.js";
 
 export interface RemadeDefaultBundles {
@@ -19,6 +21,10 @@ export interface RemadeDefaultBundles {
   keysFile: string;
   /** Writes the default bundle with `change` applied and re-signed; returns the zip's path. */
   write(name: string, change: (parts: RunParts) => void): Promise<string>;
+  /** Writes it (as `write`) and verifies it against keysFile, trust required, without replay. */
+  verifyNoReplay(name: string, change: (parts: RunParts) => void, modelDir?: string): Promise<VerifyResult>;
+  /** "check:code" of each failing finding of a result, once each. */
+  failingCodes(result: VerifyResult): string[];
 }
 
 export function remadeDefaultBundles(folderPrefix: string, keySeedByte: number): RemadeDefaultBundles {
@@ -33,7 +39,7 @@ export function remadeDefaultBundles(folderPrefix: string, keySeedByte: number):
     honest = new Map(read.entries);
     writeFileSync(keysFile, `${key.keyId}\n`);
   });
-  return {
+  const bundles: RemadeDefaultBundles = {
     keysFile,
     async write(name, change) {
       if (honest === undefined) throw new Error("bundles/default.zip is read in before(): write from a test");
@@ -44,5 +50,18 @@ export function remadeDefaultBundles(folderPrefix: string, keySeedByte: number):
       writeFileSync(path, await zipEntries([...entries].map(([entry, data]) => ({ name: entry, data }))));
       return path;
     },
+    async verifyNoReplay(name, change, modelDir) {
+      const path = await bundles.write(name, change);
+      return verifyBundleFile(path, {
+        trustedKeysFile: keysFile,
+        requireTrusted: true,
+        replay: false,
+        modelDir,
+      });
+    },
+    failingCodes: (result) => [
+      ...new Set(result.findings.filter((f) => !f.ok).map((f) => `${f.check}:${f.code}`)),
+    ],
   };
+  return bundles;
 }

@@ -10,20 +10,13 @@ import { test } from "node:test";
 import type { RunParts } from "../../scripts/adversarial-bundles.js";
 import type { LayerFingerprint } from "../../src/bundle/types.js";
 import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
-import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { remadeDefaultBundles } from "../helpers/remade-default.js";
 
 const lies = remadeDefaultBundles("spg-budget-", 21);
 
 async function verifyLie(name: string, change: (parts: RunParts) => void) {
-  const path = await lies.write(name, change);
-  const result = await verifyBundleFile(path, {
-    trustedKeysFile: lies.keysFile,
-    requireTrusted: true,
-    replay: false,
-  });
-  const failing = result.findings.filter((f) => !f.ok);
-  return { result, failing, codes: [...new Set(failing.map((f) => `${f.check}:${f.code}`))] };
+  const result = await lies.verifyNoReplay(name, change);
+  return { result, codes: lies.failingCodes(result) };
 }
 
 const method = (parts: RunParts, name: string) => {

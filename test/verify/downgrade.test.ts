@@ -9,20 +9,13 @@ import { test } from "node:test";
 import type { RunParts } from "../../scripts/adversarial-bundles.js";
 import { drawRuleProblem } from "../../src/verify/checks/protocol.js";
 import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
-import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { remadeDefaultBundles } from "../helpers/remade-default.js";
 
 const lies = remadeDefaultBundles("spg-downgrade-", 29);
 
 async function verifyLie(name: string, change: (parts: RunParts) => void) {
-  const path = await lies.write(name, change);
-  const result = await verifyBundleFile(path, {
-    trustedKeysFile: lies.keysFile,
-    requireTrusted: true,
-    replay: false,
-  });
-  const failing = result.findings.filter((f) => !f.ok);
-  return { result, codes: [...new Set(failing.map((f) => `${f.check}:${f.code}`))] };
+  const result = await lies.verifyNoReplay(name, change);
+  return { result, codes: lies.failingCodes(result) };
 }
 
 test("the default bundle (version 3, Brown, drawn by pool) re-signed unchanged passes", async () => {

@@ -26,13 +26,7 @@ const scratch = mkdtempSync(join(tmpdir(), "spg-model-dirs-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 async function verifyLie(name: string, change: (parts: RunParts) => void, modelDir?: string) {
-  const path = await lies.write(name, change);
-  const result = await verifyBundleFile(path, {
-    trustedKeysFile: lies.keysFile,
-    requireTrusted: true,
-    replay: false,
-    modelDir,
-  });
+  const result = await lies.verifyNoReplay(name, change, modelDir);
   // Replay waits for the model check; under --no-replay it is skipped when that failed.
   const failing = result.findings.filter(
     (f) => !f.ok && !(f.check === "replay" && f.code === "E_CHECK_SKIPPED"),

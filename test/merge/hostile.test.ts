@@ -48,6 +48,16 @@ after(() => rmSync(run.dir, { recursive: true, force: true }));
 
 const sha = (file: string) => readFileSync(file).toString("base64");
 
+/** The three shards copied into a new folder as shard-K.zip (other files, same bytes). */
+function shardCopiesIn(folder: string): string[] {
+  mkdirSync(folder);
+  return shards.map((file, at) => {
+    const copy = join(folder, `shard-${at + 1}.zip`);
+    copyFileSync(file, copy);
+    return copy;
+  });
+}
+
 test("the same file twice, by name or by hard link, is refused before it is read", async () => {
   await run.mergeFails([...shards, shards[1]], "E_MERGE_DUPLICATE_SHARD", /are the same file/);
   const link = join(run.dir, "hard-2.zip");
@@ -139,12 +149,7 @@ test("--out a directory, one of the shards (by name or hard link) or in no direc
 
 test("merging again into the shard folder: the previous merge, globbed in as a shard, is the output", async () => {
   const folder = join(run.dir, "again");
-  mkdirSync(folder);
-  const copies = shards.map((file, at) => {
-    const copy = join(folder, `shard-${at + 1}.zip`);
-    copyFileSync(file, copy);
-    return copy;
-  });
+  const copies = shardCopiesIn(folder);
   const out = join(folder, "run.zip");
   await mergeShards(run.mergeOptions(copies, out));
   const first = sha(out);
@@ -346,12 +351,7 @@ test("--out an existing file: refused (E_FILE_EXISTS, the file untouched) unless
 
 test("a shard path swapped after its check (another file, or a link) is refused: the reader checks its open handle", async () => {
   const folder = join(run.dir, "swapped");
-  mkdirSync(folder);
-  const copies = shards.map((file, at) => {
-    const copy = join(folder, `shard-${at + 1}.zip`);
-    copyFileSync(file, copy);
-    return copy;
-  });
+  const copies = shardCopiesIn(folder);
   const out = join(folder, "run.zip");
   // mergeShards checks every path before its first await; swap shard 3 right after, for a copy
   // with the same bytes (a different file): what is read must be what was checked.

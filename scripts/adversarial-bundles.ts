@@ -11,7 +11,14 @@
  * `scale` sizes the resource cases: 1 for tests (small, fast), larger for the benchmark,
  * where the biggest cases approach the 64 MiB (zipped) the verifier must handle.
  */
-import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+} from "node:crypto";
 import zlib from "node:zlib";
 import { canonicalJson, canonicalJsonl, parseJsonl } from "../src/bundle/canonical.js";
 import { keyIdOf } from "../src/bundle/keys.js";
@@ -54,7 +61,7 @@ export interface AdversarialCase {
 type Entries = Map<string, Buffer>;
 
 /** The adversary's own Ed25519 key. */
-interface ForgerKey {
+export interface ForgerKey {
   privateKey: KeyObject;
   publicKey: Buffer;
 }
@@ -68,8 +75,26 @@ function forgerKey(): ForgerKey {
   };
 }
 
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** A key pair from a 32-byte seed: the same seed, the same key (a fuzzer's trusted test key). */
+export function seededForgerKey(seed: Buffer): ForgerKey {
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const raw = createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(12);
+  return { privateKey, publicKey: raw };
+}
+
+/** The key id a trusted-keys file names `key` by. */
+export function forgerKeyId(key: ForgerKey): string {
+  return keyIdOf(key.publicKey);
+}
+
 /** Re-hash every listed entry into the manifest and sign it: what a producer holding a key can do. */
-function resign(entries: Entries, key: ForgerKey): Entries {
+export function resign(entries: Entries, key: ForgerKey): Entries {
   const manifest = JSON.parse(entries.get("manifest.json")!.toString("utf8")) as {
     entries: { name: string; sha256: string; bytes: number }[];
   };

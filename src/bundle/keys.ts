@@ -6,11 +6,13 @@
  *   secret: {"type":"spg-ed25519-secret","publicKey":b64,"secretKey":b64(64 bytes),"keyId":hex}  mode 0600
  *   public: {"type":"spg-ed25519-public","publicKey":b64,"keyId":hex}
  */
-import { promises as fs } from "node:fs";
+import { promises as fs, constants as fsConstants, type Stats } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import nacl from "tweetnacl";
 import { SpgError } from "../errors.js";
+import { fileKind } from "../paths.js";
 import { writeFileAtomic } from "./atomic.js";
 import { canonicalJson, parseJson } from "./canonical.js";
 import { sha256Hex } from "./manifest.js";
@@ -190,20 +192,55 @@ function invalidKey(file: string, field: string, message: string): SpgError {
   });
 }
 
-async function readKeyFile(file: string): Promise<Record<string, unknown>> {
+function unreadableKey(file: string, cause: unknown): SpgError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  return new SpgError("E_KEY_READ", `cannot read key file (${code ?? String(cause)})`, {
+    file,
+    fix:
+      code === "ENOENT"
+        ? "check the path, or create a key with `spg keygen`"
+        : "check the file's permissions",
+    cause,
+  });
+}
+
+/**
+ * Open the key file once and do everything through that handle: `checkHandle` sees the file
+ * that is then read (its fstat), so nothing can swap the path between a check and the read.
+ * O_NONBLOCK: a FIFO is refused by its fstat instead of blocking the open.
+ */
+async function readKeyFile(
+  file: string,
+  checkHandle: (stats: Stats) => void = () => undefined,
+): Promise<Record<string, unknown>> {
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+  } catch (cause) {
+    throw unreadableKey(file, cause);
+  }
   let bytes: Buffer;
   try {
-    bytes = await fs.readFile(file);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new SpgError("E_KEY_READ", `cannot read key file (${code ?? String(cause)})`, {
-      file,
-      fix:
-        code === "ENOENT"
-          ? "check the path, or create a key with `spg keygen`"
-          : "check the file's permissions",
-      cause,
-    });
+    let stats: Stats;
+    try {
+      stats = await handle.stat();
+    } catch (cause) {
+      throw unreadableKey(file, cause);
+    }
+    if (!stats.isFile()) {
+      throw new SpgError("E_KEY_READ", `the key file is ${fileKind(stats)}, not a regular file`, {
+        file,
+        fix: "give the path of the key file `spg keygen` wrote",
+      });
+    }
+    checkHandle(stats);
+    try {
+      bytes = await handle.readFile();
+    } catch (cause) {
+      throw unreadableKey(file, cause);
+    }
+  } finally {
+    await handle.close();
   }
   const value = parseJson(bytes, file);
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -215,32 +252,22 @@ async function readKeyFile(file: string): Promise<Record<string, unknown>> {
 /**
  * Read a secret key file. The file must not be readable or writable by group or others
  * (E_KEY_PERMISSIONS, as ssh does) unless `allowInsecurePermissions`; on Windows modes
- * are not meaningful and are not checked.
+ * are not meaningful and are not checked. The mode is the opened file's, the one read.
  */
 export async function readSecretKey(
   file: string,
   options: { allowInsecurePermissions?: boolean } = {},
 ): Promise<SigningKey> {
-  if (process.platform !== "win32" && options.allowInsecurePermissions !== true) {
-    let mode: number;
-    try {
-      mode = (await fs.stat(file)).mode;
-    } catch (cause) {
-      throw new SpgError("E_KEY_READ", `cannot read key file (${(cause as NodeJS.ErrnoException).code})`, {
-        file,
-        fix: "check the path, or create a key with `spg keygen`",
-        cause,
-      });
-    }
-    if ((mode & 0o077) !== 0) {
+  const checkMode = process.platform !== "win32" && options.allowInsecurePermissions !== true;
+  const json = await readKeyFile(file, ({ mode }) => {
+    if (checkMode && (mode & 0o077) !== 0) {
       throw new SpgError(
         "E_KEY_PERMISSIONS",
         `secret key file is accessible by other users (mode ${(mode & 0o777).toString(8).padStart(4, "0")})`,
         { file, fix: `chmod 600 ${file}` },
       );
     }
-  }
-  const json = await readKeyFile(file);
+  });
   if (json.type !== SECRET_KEY_FILE_TYPE) {
     throw invalidKey(
       file,

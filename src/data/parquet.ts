@@ -11,7 +11,7 @@
  */
 import { basename } from "node:path";
 import {
-  asyncBufferFromFile,
+  type AsyncBuffer,
   type FileMetaData,
   parquetMetadataAsync,
   parquetRead,
@@ -19,7 +19,7 @@ import {
 } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { SpgError } from "../errors.js";
-import { ZstdWindowGuard } from "./streams.js";
+import { type OpenedDatasetFile, unreadableDataset, ZstdWindowGuard } from "./streams.js";
 
 /** One row's text. */
 export interface ParquetTextRow {
@@ -35,11 +35,40 @@ function unreadable(file: string, detail: string, cause: unknown): SpgError {
   });
 }
 
+/**
+ * The opened file as hyparquet's AsyncBuffer: positioned reads on the one handle (hyparquet's
+ * own asyncBufferFromFile stats the path, then opens it again for every slice).
+ */
+function handleBuffer({ file, handle, bytes }: OpenedDatasetFile): AsyncBuffer {
+  return {
+    byteLength: bytes,
+    async slice(start: number, end: number = bytes): Promise<ArrayBuffer> {
+      const length = Math.max(0, Math.min(end, bytes) - start);
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await handle.read(out, done, length - done, start + done));
+        } catch (error) {
+          throw unreadableDataset(file, error);
+        }
+        // The file shrank since it was opened.
+        if (bytesRead === 0)
+          throw unreadable(file, `the file ends at byte ${start + done}, before ${end}`, null);
+        done += bytesRead;
+      }
+      return out.buffer;
+    },
+  };
+}
+
 async function readMetadata(
-  file: string,
-): Promise<{ metadata: FileMetaData; buffer: Awaited<ReturnType<typeof asyncBufferFromFile>> }> {
+  opened: OpenedDatasetFile,
+): Promise<{ metadata: FileMetaData; buffer: AsyncBuffer }> {
+  const file = opened.file;
   try {
-    const buffer = await asyncBufferFromFile(file);
+    const buffer = handleBuffer(opened);
     return { buffer, metadata: await parquetMetadataAsync(buffer) };
   } catch (error) {
     throw unreadable(file, (error as Error).message, error);
@@ -145,8 +174,12 @@ export function topLevelColumns(metadata: FileMetaData): string[] {
  * Every row's `textField` value, in file order. E_DATASET_PARQUET for an unreadable file,
  * E_DATASET_PARQUET_COLUMN when the column is missing or a row's value is not a string.
  */
-export async function* parquetTextRows(file: string, textField: string): AsyncGenerator<ParquetTextRow> {
-  const { metadata, buffer } = await readMetadata(file);
+export async function* parquetTextRows(
+  opened: OpenedDatasetFile,
+  textField: string,
+): AsyncGenerator<ParquetTextRow> {
+  const file = opened.file;
+  const { metadata, buffer } = await readMetadata(opened);
   const columns = topLevelColumns(metadata);
   if (!columns.includes(textField)) {
     throw new SpgError(

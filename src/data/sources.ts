@@ -50,6 +50,9 @@ import {
   digestFile,
   type FileDigest,
   type NumberedLine,
+  notRegularDataset,
+  type OpenedDatasetFile,
+  openDatasetFile,
   RawDigest,
   unreadableDataset,
   utf8Lines,
@@ -79,12 +82,7 @@ export function isLocalSource(source: string): source is LocalSource {
   return (LOCAL_SOURCES as readonly string[]).includes(source);
 }
 
-function notRegular(path: string, what: string): SpgError {
-  return new SpgError("E_DATASET_NOT_REGULAR", `${path} is ${what}, not a regular file`, {
-    file: path,
-    fix: "point the dataset at regular files (a FIFO, socket or device is never read: it could block or never end)",
-  });
-}
+const notRegular = notRegularDataset;
 
 function badLink(path: string, what: string, fix: string): SpgError {
   return new SpgError("E_DATASET_LINK", `${path} ${what}`, { file: path, fix });
@@ -206,9 +204,9 @@ export interface StreamedSplit {
   identity(): DatasetIdentity;
 }
 
-/** The lines of a file as `text.split(/\r?\n/)` gives them (gzip and zstd by extension), its raw bytes fed to `digest`. */
-function fileLines(file: string, digest: RawDigest): AsyncGenerator<NumberedLine> {
-  return utf8Lines(decompressedChunks(file, digest.update), file, undefined, true);
+/** The lines of an opened file as `text.split(/\r?\n/)` gives them (gzip and zstd by extension), its raw bytes fed to `digest`. */
+function fileLines(opened: OpenedDatasetFile, digest: RawDigest): AsyncGenerator<NumberedLine> {
+  return utf8Lines(decompressedChunks(opened, digest.update), opened.file, undefined, true);
 }
 
 /** The documents of a text file, in two passes (layout, then documents); `done` gets the file's digest. */
@@ -217,18 +215,26 @@ async function* textFileDocuments(
   path: string,
   done: (file: FileDigest) => void,
 ): AsyncGenerator<DatasetDocument> {
-  const scan = new TextLayoutScan();
-  const first = new RawDigest(path);
-  for await (const { text } of fileLines(absolute, first)) scan.add(text);
-  const second = new RawDigest(path);
-  const splitter = new TextDocumentSplitter(scan.layout(), absolute);
-  for await (const { line, text } of fileLines(absolute, second)) {
-    const document = splitter.push(line, text);
-    if (document) yield document;
+  // Both passes read the one file opened and checked here (a swapped path is never read).
+  const opened = await openDatasetFile(absolute);
+  let file: FileDigest;
+  let first: RawDigest;
+  try {
+    const scan = new TextLayoutScan();
+    first = new RawDigest(path);
+    for await (const { text } of fileLines(opened, first)) scan.add(text);
+    const second = new RawDigest(path);
+    const splitter = new TextDocumentSplitter(scan.layout(), absolute);
+    for await (const { line, text } of fileLines(opened, second)) {
+      const document = splitter.push(line, text);
+      if (document) yield document;
+    }
+    const last = splitter.end();
+    if (last) yield last;
+    file = second.result();
+  } finally {
+    await opened.handle.close();
   }
-  const last = splitter.end();
-  if (last) yield last;
-  const file = second.result();
   if (file.sha256 !== first.result().sha256) {
     throw new SpgError(
       "E_DATASET_CHANGED",
@@ -258,10 +264,16 @@ async function* directoryDocuments(
     const file = join(absolute, id);
     const lines: string[] = [];
     let chars = 0;
-    for await (const { line, text } of fileLines(file, new RawDigest(file))) {
-      chars += text.length + 1;
-      if (chars > maxChars) throw documentTooLong(file, id, maxChars, line);
-      lines.push(text);
+    // The listing checked the entry; the file read is checked again on its handle (it may have been swapped).
+    const opened = await openDatasetFile(file);
+    try {
+      for await (const { line, text } of fileLines(opened, new RawDigest(file))) {
+        chars += text.length + 1;
+        if (chars > maxChars) throw documentTooLong(file, id, maxChars, line);
+        lines.push(text);
+      }
+    } finally {
+      await opened.handle.close();
     }
     const text = trimBlankLines(lines);
     if (text.trim() !== "") yield { id, text };
@@ -295,20 +307,30 @@ export function streamLocalSplit(
       });
     if (source === "dir") return directoryDocuments(absolute);
     if (source === "jsonl") {
-      const raw = new RawDigest(path);
-      const rows = jsonlRows(
-        utf8Lines(decompressedChunks(absolute, raw.update), absolute),
-        absolute,
-        textField,
-      );
       return (async function* () {
-        yield* rowDocuments(rows, layout);
-        file = raw.result();
+        const opened = await openDatasetFile(absolute);
+        try {
+          const raw = new RawDigest(path);
+          const rows = jsonlRows(
+            utf8Lines(decompressedChunks(opened, raw.update), absolute),
+            absolute,
+            textField,
+          );
+          yield* rowDocuments(rows, layout);
+          file = raw.result();
+        } finally {
+          await opened.handle.close();
+        }
       })();
     }
     return (async function* () {
-      yield* rowDocuments(parquetRows(absolute, textField), layout);
-      file = await digestFile(absolute, path);
+      const opened = await openDatasetFile(absolute);
+      try {
+        yield* rowDocuments(parquetRows(opened, textField), layout);
+        file = await digestFile(opened, path);
+      } finally {
+        await opened.handle.close();
+      }
     })();
   };
   const documents = async function* (): AsyncGenerator<DatasetDocument> {
@@ -341,8 +363,8 @@ export function streamLocalSplit(
   };
 }
 
-async function* parquetRows(file: string, textField: string): AsyncGenerator<TextRow> {
-  for await (const { row, text } of parquetTextRows(file, textField))
+async function* parquetRows(opened: OpenedDatasetFile, textField: string): AsyncGenerator<TextRow> {
+  for await (const { row, text } of parquetTextRows(opened, textField))
     yield { id: `R${row}`, line: row + 1, text };
 }
 

@@ -6,12 +6,14 @@
 
 import { constants } from "node:buffer";
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { promises as fs, constants as fsConstants } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { Decompress } from "fzstd";
 import { SpgError } from "../errors.js";
+import { fileKind } from "../paths.js";
 
 export type Compression = "none" | "gzip" | "zstd";
 
@@ -33,10 +35,10 @@ export function compressionOf(file: string): Compression {
   return "none";
 }
 
-/** sha256 and size of a file, read in chunks. */
-export async function digestFile(file: string, path: string = file): Promise<FileDigest> {
+/** sha256 and size of an opened file (openDatasetFile), read in chunks from its start. */
+export async function digestFile(opened: OpenedDatasetFile, path: string = opened.file): Promise<FileDigest> {
   const digest = new RawDigest(path);
-  for await (const _ of hashedChunks(file, digest.update)) {
+  for await (const _ of hashedChunks(opened, digest.update)) {
     // hashed as it goes by
   }
   return digest.result();
@@ -77,9 +79,68 @@ export function unreadableDataset(file: string, error: unknown): SpgError {
   );
 }
 
-/** Raw chunks of a file, each also fed to `onChunk`; file system errors become E_DATASET_UNREADABLE. */
-async function* hashedChunks(file: string, onChunk: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
-  const stream = createReadStream(file, { highWaterMark: READ_CHUNK_BYTES }) as AsyncIterable<Buffer>;
+/** E_DATASET_NOT_REGULAR: a FIFO, socket, device or directory where a dataset file belongs. */
+export function notRegularDataset(path: string, what: string): SpgError {
+  return new SpgError("E_DATASET_NOT_REGULAR", `${path} is ${what}, not a regular file`, {
+    file: path,
+    fix: "point the dataset at regular files (a FIFO, socket or device is never read: it could block or never end)",
+  });
+}
+
+/** A dataset file opened once: every check and read goes through `handle` (never the path again). */
+export interface OpenedDatasetFile {
+  file: string;
+  handle: FileHandle;
+  bytes: number;
+}
+
+/**
+ * Open a dataset file once and check it through the handle (fstat): a regular file, else
+ * E_DATASET_NOT_REGULAR. O_NONBLOCK, so a FIFO is refused by its fstat instead of blocking the
+ * open; a path swapped after any earlier check is still checked, since the check is on what is read.
+ */
+export async function openDatasetFile(file: string): Promise<OpenedDatasetFile> {
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    throw unreadableDataset(file, error);
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw notRegularDataset(file, fileKind(stats));
+    return { file, handle, bytes: stats.size };
+  } catch (error) {
+    await handle.close();
+    throw error instanceof SpgError ? error : unreadableDataset(file, error);
+  }
+}
+
+/** Run `read` on the file opened once, closing it after (also when `read` throws). */
+export async function withDatasetFile<T>(
+  file: string,
+  read: (opened: OpenedDatasetFile) => Promise<T>,
+): Promise<T> {
+  const opened = await openDatasetFile(file);
+  try {
+    return await read(opened);
+  } finally {
+    await opened.handle.close();
+  }
+}
+
+/** Raw chunks of an opened file from its start, each also fed to `onChunk`; file system errors become E_DATASET_UNREADABLE. */
+async function* hashedChunks(
+  opened: OpenedDatasetFile,
+  onChunk: (chunk: Uint8Array) => void,
+): AsyncGenerator<Uint8Array> {
+  const { file, handle } = opened;
+  // autoClose off: the handle is its opener's to close, and may be read again (a second pass).
+  const stream = handle.createReadStream({
+    start: 0,
+    highWaterMark: READ_CHUNK_BYTES,
+    autoClose: false,
+  }) as AsyncIterable<Buffer>;
   const iterator = stream[Symbol.asyncIterator]();
   try {
     for (;;) {
@@ -270,12 +331,13 @@ async function* unzstd(raw: AsyncIterable<Uint8Array>, file: string): AsyncGener
   if (!finished) throw truncated("zstd", file, "the file ends inside a frame");
 }
 
-/** The decompressed bytes of `file` (by its extension); `onRaw` sees every byte read from disk. */
+/** The decompressed bytes of an opened file (by its name's extension); `onRaw` sees every byte read from disk. */
 export function decompressedChunks(
-  file: string,
+  opened: OpenedDatasetFile,
   onRaw: (chunk: Uint8Array) => void,
 ): AsyncGenerator<Uint8Array> {
-  const raw = hashedChunks(file, onRaw);
+  const file = opened.file;
+  const raw = hashedChunks(opened, onRaw);
   const compression = compressionOf(file);
   if (compression === "gzip") return gunzipped(raw, file);
   if (compression === "zstd") return unzstd(raw, file);

@@ -7,9 +7,9 @@
  *
  * Files can be large, so the reader reads the header first and then each tensor's byte range on demand.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { endianness } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { writeFileAtomic } from "../bundle/atomic.js";
 import { SpgError } from "../errors.js";
 import { floatToHalfBits, halfBitsToFloat } from "../numeric/fp16.js";
 
@@ -604,21 +604,11 @@ export function encodeSafetensors(tensors: TensorToWrite[], metadata?: Record<st
   return out;
 }
 
-/** Write a safetensors file atomically (temp file in the same directory, then rename). */
-export function writeSafetensors(
+/** Write a safetensors file atomically (src/bundle/atomic.ts: whole or not at all; replaces an earlier file). */
+export async function writeSafetensors(
   path: string,
   tensors: TensorToWrite[],
   metadata?: Record<string, string>,
-): void {
-  const bytes = encodeSafetensors(tensors, metadata);
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, "w");
-  try {
-    let done = 0;
-    while (done < bytes.length)
-      done += writeSync(fd, bytes, done, Math.min(READ_CHUNK_BYTES, bytes.length - done));
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
+): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata), { overwrite: true });
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -96,6 +97,25 @@ test("a secret key readable by others is refused (E_KEY_PERMISSIONS)", { skip: !
     await chmod(secretPath, 0o620);
     await assert.rejects(readSecretKey(secretPath), { code: "E_KEY_PERMISSIONS" });
     assert.ok((await readSecretKey(secretPath, { allowInsecurePermissions: true })).keyId);
+  });
+});
+
+test("a secret key path that is a FIFO is refused, not waited on (one open, checked on the handle)", {
+  skip: !posix,
+  timeout: 20000,
+}, async () => {
+  await withTempDir(async (directory) => {
+    const fifo = path.join(directory, "signing-key.json");
+    execFileSync("mkfifo", ["-m", "600", fifo]);
+    // A stat-then-read reader passes the mode check and then blocks on the FIFO until a writer comes.
+    await assert.rejects(readSecretKey(fifo), (error: unknown) => {
+      return (
+        error instanceof SpgError &&
+        error.code === "E_KEY_READ" &&
+        /FIFO|not a regular file/.test(error.message)
+      );
+    });
+    await assert.rejects(readPublicKey(fifo), { code: "E_KEY_READ" });
   });
 });
 

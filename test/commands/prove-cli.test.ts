@@ -44,8 +44,8 @@ test("prove refuses an unknown preset with the list of presets", () => {
   assert.match(result.stderr, /default/);
 });
 
-test("prove --device cuda on a machine without an NVIDIA GPU stops before loading the model", () => {
-  const modelDir = writeRandomGptNeo({
+test("prove --device cuda on a machine without an NVIDIA GPU stops before loading the model", async () => {
+  const modelDir = await writeRandomGptNeo({
     hidden: 8,
     layers: 2,
     heads: 2,

@@ -17,6 +17,7 @@ import { resolveConfig } from "../../src/config/load.js";
 import { drawConfiguredSplit } from "../../src/data/draw.js";
 import { parquetTextRows } from "../../src/data/parquet.js";
 import { loadLocalSplit, splitTextDocuments, streamLocalSplit } from "../../src/data/sources.js";
+import { withDatasetFile } from "../../src/data/streams.js";
 import { spgErrorAsync } from "../helpers/spg-error.js";
 
 const work = mkdtempSync(join(tmpdir(), "spg-formats-"));
@@ -286,9 +287,10 @@ test("parquet sizes the file claims are checked before anything is allocated for
     claimed[at + i] = (zigzag & 0x7f) | (i < length - 1 ? 0x80 : 0);
     zigzag = Math.floor(zigzag / 128);
   }
-  const read = async (path: string) => {
-    for await (const _ of parquetTextRows(path, "text"));
-  };
+  const read = (path: string) =>
+    withDatasetFile(path, async (opened) => {
+      for await (const _ of parquetTextRows(opened, "text"));
+    });
   const page = await spgErrorAsync(() => read(file("claims-page.parquet", claimed)));
   assert.equal(page.code, "E_DATASET_PARQUET");
   assert.match(
@@ -303,6 +305,8 @@ test("parquet sizes the file claims are checked before anything is allocated for
   assert.match(past.message, /row group 0: column "text" claims bytes \d+-\d+, past the end of the file/);
   // The untouched file reads.
   const texts: string[] = [];
-  for await (const row of parquetTextRows(file("claims-none.parquet", bytes), "text")) texts.push(row.text);
+  await withDatasetFile(file("claims-none.parquet", bytes), async (opened) => {
+    for await (const row of parquetTextRows(opened, "text")) texts.push(row.text);
+  });
   assert.deepEqual(texts, rows);
 });

@@ -34,7 +34,7 @@ function gaussians(count: number, scale: number, state: { s: number }): Float32A
   return out;
 }
 
-export function writeRandomGptNeo(shape: RandomModelShape): string {
+export async function writeRandomGptNeo(shape: RandomModelShape): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "spg-random-neo-"));
   const h = shape.hidden;
   const inner = 4 * h;
@@ -67,7 +67,7 @@ export function writeRandomGptNeo(shape: RandomModelShape): string {
   }
   add("transformer.ln_f.weight", [h], 0.1, 1);
   add("transformer.ln_f.bias", [h], 0.1);
-  writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+  await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
   const pairs = shape.layers / 2;
   writeFileSync(
     join(dir, "config.json"),
@@ -95,8 +95,11 @@ export function writeRandomGptNeo(shape: RandomModelShape): string {
  * The small GPT-2-vocabulary model end-to-end tests prove on, and a temp directory for their
  * bundles and graphs; both are removed after the calling test file's tests.
  */
-export function tinyModelWorkspace(seed: number, prefix: string): { modelDir: string; outDir: string } {
-  const modelDir = writeRandomGptNeo({
+export async function tinyModelWorkspace(
+  seed: number,
+  prefix: string,
+): Promise<{ modelDir: string; outDir: string }> {
+  const modelDir = await writeRandomGptNeo({
     hidden: 16,
     layers: 2,
     heads: 2,

@@ -23,7 +23,7 @@ import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
 const run = promisify(execFile);
 const bin = join(packageRoot(), "bin", "run.js");
 // The local window (8) is shorter than prompt + continuation, so local layers' masking is exercised.
-const modelDir = writeRandomGptNeo({
+const modelDir = await writeRandomGptNeo({
   hidden: 16,
   layers: 2,
   heads: 2,

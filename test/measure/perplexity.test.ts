@@ -10,7 +10,14 @@ import { loadRuntime } from "../../src/model/session.js";
 import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
 import { referenceForward } from "../helpers/reference.js";
 
-const modelDir = writeRandomGptNeo({ hidden: 16, layers: 2, heads: 2, window: 4, maxPositions: 32, seed: 5 });
+const modelDir = await writeRandomGptNeo({
+  hidden: 16,
+  layers: 2,
+  heads: 2,
+  window: 4,
+  maxPositions: 32,
+  seed: 5,
+});
 after(() => rmSync(modelDir, { recursive: true, force: true }));
 
 const split: DatasetSplit = {

@@ -17,7 +17,7 @@ import { prove } from "../../src/measure/prove.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
 
-const modelDir = writeRandomGptNeo({
+const modelDir = await writeRandomGptNeo({
   hidden: 16,
   layers: 2,
   heads: 2,

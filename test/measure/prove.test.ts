@@ -9,7 +9,7 @@ import { prove, resolveProveConfig } from "../../src/measure/prove.js";
 import { summarize } from "../../src/measure/summary.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const { modelDir, outDir } = tinyModelWorkspace(7, "spg-prove-");
+const { modelDir, outDir } = await tinyModelWorkspace(7, "spg-prove-");
 
 test("prove measures every method on the Brown eval split and writes a bundle whose summary recomputes", async () => {
   const config = resolveConfig({

@@ -18,10 +18,13 @@ const tempDirs: string[] = [];
 after(() => tempDirs.forEach(removeDir));
 
 /** A temp checkpoint: fixture A's config.json plus model.safetensors holding `tensors`. */
-function checkpointWith(tensors: TensorToWrite[], fixture: "config-A" | "config-B" = "config-A"): string {
+async function checkpointWith(
+  tensors: TensorToWrite[],
+  fixture: "config-A" | "config-B" = "config-A",
+): Promise<string> {
   const dir = tempCheckpointWithConfig(fixture);
   tempDirs.push(dir);
-  writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+  await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
   return dir;
 }
 
@@ -108,7 +111,7 @@ test("F16 and BF16 checkpoints are widened to float32 within the format's roundi
     ["F16", 2 ** -11],
     ["BF16", 2 ** -8],
   ] as const) {
-    const dir = checkpointWith(tensorsA.map((t) => ({ ...t, dtype })));
+    const dir = await checkpointWith(tensorsA.map((t) => ({ ...t, dtype })));
     const report = await readCheckpointReport(dir);
     assert.ok(report.tensors.every((t) => t.dtype === dtype));
     let changed = 0;
@@ -132,8 +135,8 @@ test("sharded checkpoint (model.safetensors.index.json) reads the same weights",
     (t) => t.name.startsWith("transformer.h.0") || t.name.startsWith("transformer.h.1"),
   );
   const second = tensorsA.filter((t) => !first.includes(t));
-  writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), first, { format: "pt" });
-  writeSafetensors(join(dir, "model-00002-of-00002.safetensors"), second, { format: "pt" });
+  await writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), first, { format: "pt" });
+  await writeSafetensors(join(dir, "model-00002-of-00002.safetensors"), second, { format: "pt" });
   const weightMap: Record<string, string> = {};
   for (const t of first) weightMap[t.name] = "model-00001-of-00002.safetensors";
   for (const t of second) weightMap[t.name] = "model-00002-of-00002.safetensors";
@@ -183,7 +186,7 @@ test("sharded checkpoint (model.safetensors.index.json) reads the same weights",
   );
   await assert.rejects(readCheckpoint(dir), spgCode("E_TENSOR_MISSING"));
   // A tensor stored twice.
-  writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), [...first, wteA], { format: "pt" });
+  await writeSafetensors(join(dir, "model-00001-of-00002.safetensors"), [...first, wteA], { format: "pt" });
   writeFileSync(indexPath, JSON.stringify({ weight_map: weightMap }));
   await assert.rejects(readCheckpoint(dir), spgCode("E_TENSOR_DUPLICATE"));
   // A missing shard.
@@ -221,7 +224,11 @@ function oldBuffers(maskDtype: "BOOL" | "U8"): TensorToWrite[] {
 test("old persistent buffers (BOOL or U8 mask, masked_bias) and a tied lm_head are checked and dropped", async () => {
   const reference = await readCheckpoint(fixtureDir("config-A"));
   for (const maskDtype of ["BOOL", "U8"] as const) {
-    const dir = checkpointWith([...tensorsA, ...oldBuffers(maskDtype), { ...wteA, name: "lm_head.weight" }]);
+    const dir = await checkpointWith([
+      ...tensorsA,
+      ...oldBuffers(maskDtype),
+      { ...wteA, name: "lm_head.weight" },
+    ]);
     const report = await readCheckpointReport(dir);
     assert.deepEqual([...report.checkpoint.weights.keys()], [...reference.weights.keys()]);
     assert.equal(report.tensors.filter((t) => t.kind === "buffer").length, 8);
@@ -232,7 +239,7 @@ test("old persistent buffers (BOOL or U8 mask, masked_bias) and a tied lm_head a
   // An lm_head that differs from wte is accepted (tied models use wte, as transformers does) but noted.
   const changed = new Float32Array(wteA.data as Float32Array);
   changed[5] += 1;
-  const dir = checkpointWith([...tensorsA, { ...wteA, name: "lm_head.weight", data: changed }]);
+  const dir = await checkpointWith([...tensorsA, { ...wteA, name: "lm_head.weight", data: changed }]);
   const report = await readCheckpointReport(dir);
   assert.ok(report.notes.some((n) => n.includes("differs from transformer.wte.weight in 1 of")));
 });
@@ -241,30 +248,39 @@ test("E_TENSOR_DTYPE: a buffer or weight with the wrong dtype", async () => {
   const buffers = oldBuffers("BOOL").map((t) =>
     t.name.endsWith(".bias") ? { ...t, dtype: "F32" as const } : t,
   );
-  await assert.rejects(readCheckpoint(checkpointWith([...tensorsA, ...buffers])), spgCode("E_TENSOR_DTYPE"));
+  await assert.rejects(
+    readCheckpoint(await checkpointWith([...tensorsA, ...buffers])),
+    spgCode("E_TENSOR_DTYPE"),
+  );
   const intWeights = tensorsA.map((t) =>
     t.name === "transformer.ln_f.bias"
       ? { ...t, dtype: "I32" as const, data: new Int32Array(t.data.length) }
       : t,
   );
-  await assert.rejects(readCheckpoint(checkpointWith(intWeights)), spgCode("E_TENSOR_DTYPE"));
+  await assert.rejects(readCheckpoint(await checkpointWith(intWeights)), spgCode("E_TENSOR_DTYPE"));
 });
 
 test("E_TENSOR_UNEXPECTED: a tensor GPT-Neo does not have (or a layer beyond num_layers)", async () => {
   const extra = { name: "score.weight", dtype: "F32" as const, shape: [2, 32], data: new Float32Array(64) };
-  await assert.rejects(readCheckpoint(checkpointWith([...tensorsA, extra])), spgCode("E_TENSOR_UNEXPECTED"));
+  await assert.rejects(
+    readCheckpoint(await checkpointWith([...tensorsA, extra])),
+    spgCode("E_TENSOR_UNEXPECTED"),
+  );
   const layer4 = {
     name: "transformer.h.4.ln_1.bias",
     dtype: "F32" as const,
     shape: [32],
     data: new Float32Array(32),
   };
-  await assert.rejects(readCheckpoint(checkpointWith([...tensorsA, layer4])), spgCode("E_TENSOR_UNEXPECTED"));
+  await assert.rejects(
+    readCheckpoint(await checkpointWith([...tensorsA, layer4])),
+    spgCode("E_TENSOR_UNEXPECTED"),
+  );
 });
 
 test("E_TENSOR_MISSING: a weight the config implies is absent", async () => {
   const missing = tensorsA.filter((t) => t.name !== "transformer.h.3.mlp.c_proj.bias");
-  await assert.rejects(readCheckpoint(checkpointWith(missing)), (error: unknown) => {
+  await assert.rejects(readCheckpoint(await checkpointWith(missing)), (error: unknown) => {
     spgCode("E_TENSOR_MISSING")(error);
     assert.equal((error as { field: string }).field, "transformer.h.3.mlp.c_proj.bias");
     return true;
@@ -275,17 +291,20 @@ test("E_TENSOR_SHAPE: weights or buffers with the wrong shape", async () => {
   const transposed = tensorsA.map((t) =>
     t.name === "transformer.h.0.mlp.c_fc.weight" ? { ...t, shape: [32, 128] } : t,
   );
-  await assert.rejects(readCheckpoint(checkpointWith(transposed)), spgCode("E_TENSOR_SHAPE"));
+  await assert.rejects(readCheckpoint(await checkpointWith(transposed)), spgCode("E_TENSOR_SHAPE"));
   // An old mask buffer sized for another max_position_embeddings.
   const smallMask = oldBuffers("BOOL").map((t) =>
     t.name.endsWith(".bias") ? { ...t, shape: [1, 1, 32, 32], data: new Uint8Array(32 * 32) } : t,
   );
   await assert.rejects(
-    readCheckpoint(checkpointWith([...tensorsA, ...smallMask])),
+    readCheckpoint(await checkpointWith([...tensorsA, ...smallMask])),
     spgCode("E_TENSOR_SHAPE"),
   );
   const badHead = { ...wteA, name: "lm_head.weight", shape: [32, 512] };
-  await assert.rejects(readCheckpoint(checkpointWith([...tensorsA, badHead])), spgCode("E_TENSOR_SHAPE"));
+  await assert.rejects(
+    readCheckpoint(await checkpointWith([...tensorsA, badHead])),
+    spgCode("E_TENSOR_SHAPE"),
+  );
 });
 
 test("E_SAFETENSORS_TRUNCATED through readCheckpoint: a model.safetensors cut short", async () => {
@@ -298,7 +317,7 @@ test("E_SAFETENSORS_TRUNCATED through readCheckpoint: a model.safetensors cut sh
 });
 
 test("E_CHECKPOINT_ARCH through readCheckpoint: a GPT-2 config next to the weights", async () => {
-  const dir = checkpointWith(tensorsA);
+  const dir = await checkpointWith(tensorsA);
   const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
   writeFileSync(
     join(dir, "config.json"),
@@ -323,7 +342,7 @@ test("E_CHECKPOINT_MISSING: no directory, no weights, no config", async () => {
   tempDirs.push(dir);
   await assert.rejects(readCheckpoint(join(dir, "nope")), spgCode("E_CHECKPOINT_MISSING"));
   await assert.rejects(readCheckpoint(dir), spgCode("E_CHECKPOINT_MISSING"));
-  const noConfig = checkpointWith(tensorsA);
+  const noConfig = await checkpointWith(tensorsA);
   writeFileSync(join(noConfig, "config.json"), "{}");
   await assert.rejects(readCheckpoint(noConfig), spgCode("E_CHECKPOINT_ARCH"));
   rmSync(join(noConfig, "config.json"));
@@ -337,7 +356,7 @@ test("E_TENSOR_NONFINITE: a weight that overflowed to infinity in F16 is refused
     data[3] = 1e6; // above F16's 65504: encodes as +Inf
     return { ...t, dtype: "F16" as const, data };
   });
-  const dir = checkpointWith(overflowing);
+  const dir = await checkpointWith(overflowing);
   await assert.rejects(readCheckpoint(dir), (error: unknown) => {
     spgCode("E_TENSOR_NONFINITE")(error);
     assert.equal((error as { field: string }).field, "transformer.h.2.ln_2.weight");

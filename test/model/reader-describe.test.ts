@@ -73,7 +73,7 @@ test("dropped buffers and lm_head are counted separately by dtype", async () => 
   tempDirs.push(dir);
   const tensors = fixtureTensors("config-B");
   const wte = tensors.find((t) => t.name === "transformer.wte.weight")!;
-  writeSafetensors(join(dir, "model.safetensors"), [
+  await writeSafetensors(join(dir, "model.safetensors"), [
     ...tensors.map((t) => ({ ...t, dtype: "BF16" as const })),
     { ...wte, name: "lm_head.weight", dtype: "F16" },
     {

@@ -75,9 +75,9 @@ test("F16/BF16 encoding round-trips every value and rounds to nearest even", () 
   assert.equal(floatToBfloat16Bits(1 + 3 * 2 ** -8), 0x3f82);
 });
 
-test("writeSafetensors output is read back exactly for every dtype, with metadata and 8-byte padding", () => {
+test("writeSafetensors output is read back exactly for every dtype, with metadata and 8-byte padding", async () => {
   const path = join(tempDir, "all-dtypes.safetensors");
-  writeSafetensors(
+  await writeSafetensors(
     path,
     [
       { name: "f32", dtype: "F32", shape: [2, 2], data: new Float32Array([1.5, -2, 3.25, 1e-8]) },
@@ -158,9 +158,9 @@ test("encodeSafetensors matches the fixture writer byte for byte", () => {
 const goodHeader = (extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, ...extra });
 
-test("E_SAFETENSORS_TRUNCATED: a file cut short, a header length past the end, a file under 8 bytes", () => {
+test("E_SAFETENSORS_TRUNCATED: a file cut short, a header length past the end, a file under 8 bytes", async () => {
   const path = join(tempDir, "truncated.safetensors");
-  writeSafetensors(path, [{ name: "w", dtype: "F32", shape: [4, 4], data: new Float32Array(16) }]);
+  await writeSafetensors(path, [{ name: "w", dtype: "F32", shape: [4, 4], data: new Float32Array(16) }]);
   const size = readFileSync(path).length;
   truncateSync(path, size - 1);
   assert.throws(() => readSafetensorsHeader(path), spgCode("E_SAFETENSORS_TRUNCATED"));

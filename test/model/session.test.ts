@@ -123,7 +123,7 @@ describe("weights read in place from the checkpoint's safetensors", () => {
       const dir = tempCheckpointWithConfig("config-A");
       dirs.push(dir);
       const tensors = fixtureTensors("config-A").map((t) => ({ ...t, dtype }));
-      writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+      await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
       const stored = await readCheckpoint(dir);
       assert.ok(stored.weights instanceof StoredWeights);
       const inPlace = stored.weights.stored;

@@ -108,7 +108,7 @@ test("tie_word_embeddings false without lm_head.weight is E_TENSOR_MISSING namin
       data: readTensorFloat32(header, name),
     }));
   rmSync(join(dir, "model.safetensors"));
-  writeSafetensors(join(dir, "model.safetensors"), tensors);
+  await writeSafetensors(join(dir, "model.safetensors"), tensors);
   const error = await spgErrorAsync(() => readCheckpoint(dir));
   assert.equal(error.code, "E_TENSOR_MISSING");
   assert.equal(error.field, LM_HEAD);

@@ -14,7 +14,7 @@ import { escapeHtml, formatNumber } from "../../src/report/html.js";
 import { buildReport } from "../../src/report/render.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const { modelDir, outDir } = tinyModelWorkspace(5, "spg-report-prove-");
+const { modelDir, outDir } = await tinyModelWorkspace(5, "spg-report-prove-");
 
 test("the report of a measured bundle: verdict pass, every method and layer shown", async () => {
   // The preset's claims were calibrated on the bundled model; this random model's figures say

@@ -27,7 +27,7 @@ import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { fixtureKey, resign } from "../helpers/bundle-fixture.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const { modelDir, outDir } = tinyModelWorkspace(31, "spg-dishonest-");
+const { modelDir, outDir } = await tinyModelWorkspace(31, "spg-dishonest-");
 const bundle = join(outDir, "run.zip");
 const cacheDir = join(outDir, "graphs");
 const key = fixtureKey(12);

@@ -9,7 +9,7 @@ import { EXIT_PASS, EXIT_TAMPERED } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const { modelDir, outDir } = tinyModelWorkspace(11, "spg-verify-e2e-");
+const { modelDir, outDir } = await tinyModelWorkspace(11, "spg-verify-e2e-");
 
 test("a bundle written by spg prove (every ci-smoke method) passes every check; damaged, it does not", async () => {
   const config = resolveConfig({

@@ -21,8 +21,8 @@ import { fixtureKey, resign } from "../helpers/bundle-fixture.js";
 import { writeRandomGptNeo } from "../helpers/random-gpt-neo.js";
 
 const shape = { hidden: 16, layers: 2, heads: 2, window: 16, maxPositions: 128 };
-const modelDir = writeRandomGptNeo({ ...shape, seed: 3 });
-const otherModelDir = writeRandomGptNeo({ ...shape, seed: 4 });
+const modelDir = await writeRandomGptNeo({ ...shape, seed: 3 });
+const otherModelDir = await writeRandomGptNeo({ ...shape, seed: 4 });
 const outDir = mkdtempSync(join(tmpdir(), "spg-replay-"));
 const bundle = join(outDir, "run.zip");
 const cacheDir = join(outDir, "graphs");

@@ -93,7 +93,7 @@ describe("factorised graph", () => {
 });
 
 test("on a random GPT-2-vocabulary checkpoint (50257-row tied head factorised) the logits match within 1e-4", async () => {
-  const { modelDir } = tinyModelWorkspace(31, "spg-factorised-");
+  const { modelDir } = await tinyModelWorkspace(31, "spg-factorised-");
   const original = await readCheckpoint(modelDir);
   const compressed = compressCheckpoint(original, lowRankEverywhere);
   const factorised = factorisedCheckpoint(compressed);

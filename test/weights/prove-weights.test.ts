@@ -26,7 +26,7 @@ import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { fixtureKey, fixtureSignedMessage, resign } from "../helpers/bundle-fixture.js";
 import { tinyModelWorkspace } from "../helpers/random-gpt-neo.js";
 
-const { modelDir, outDir } = tinyModelWorkspace(23, "spg-weights-e2e-");
+const { modelDir, outDir } = await tinyModelWorkspace(23, "spg-weights-e2e-");
 const out = join(outDir, "weights.zip");
 
 describe("prove with weights methods", () => {

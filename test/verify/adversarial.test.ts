@@ -64,7 +64,7 @@ test("a BOM in config.json with replay asked: refused before replay, no uncaught
   assert.equal(replay?.code, "E_CHECK_SKIPPED");
   assert.match(
     replay?.message ?? "",
-    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, model)?(, draw)? failed/,
+    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, protocol)?(, model)?(, draw)? failed/,
   );
 });
 

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { drawCheck, modelCheck } from "../../src/verify/checks/index.js";
 import { EXIT_INVALID } from "../../src/verify/runner.js";
 import { replayCheck, verifyBundleFile } from "../../src/verify/verify-bundle.js";
-import { drawCheck, modelCheck } from "../../src/verify/checks/index.js";
 import { remadeDefaultBundles } from "../helpers/remade-default.js";
 
 const lies = remadeDefaultBundles("spg-protocol-gate-", 31);

@@ -345,7 +345,7 @@ export const drawCheck: CheckUnit = {
  */
 export const modelCheck: CheckUnit = {
   name: "model",
-  codes: ["E_MODEL_SHAPES", "E_MODEL_LAYOUT", "E_MODEL_FILES"],
+  codes: ["E_MODEL_SHAPES", "E_MODEL_LAYOUT", "E_MODEL_FILES", "E_MODEL_NOT_CHECKED"],
   // It matches the checkpoint by the stated model hash, which protocol holds to the listed files.
   requires: ["integrity", "signature", "trust", "schemas", "protocol"],
   run: async (context, options) => {
@@ -356,6 +356,7 @@ export const modelCheck: CheckUnit = {
       contextTokens: config.dataset.contextTokens,
       windows: budget?.readableWindows().windows ?? new Map(),
       model: await (options.verifierModel ?? (() => scannedVerifierModel(undefined)))(),
+      required: options.requireModel === true || policyOf(options).model?.required === true,
     });
   },
 };

@@ -32,7 +32,10 @@ export interface AdversarialBenchOptions {
  * AdversarialCase["verifyWith"]); prints {exitCode, codes, seconds, peakRssBytes} as JSON, every
  * failing code (a skip too: some cases are refused by what does not run).
  */
-export async function verifyOnce(path: string, verifyWith: AdversarialCase["verifyWith"] = {}): Promise<void> {
+export async function verifyOnce(
+  path: string,
+  verifyWith: AdversarialCase["verifyWith"] = {},
+): Promise<void> {
   const start = performance.now();
   const result = await verifyBundleFile(path, { requireTrusted: false, ...verifyWith });
   const seconds = (performance.now() - start) / 1000;
@@ -63,11 +66,15 @@ export async function benchAdversarial(options: AdversarialBenchOptions): Promis
       const path = join(dir, `${hostile.name}.zip`);
       const zip = hostile.build();
       writeFileSync(path, zip);
-      const run = spawnSync(process.execPath, [script, "--one", path, JSON.stringify(hostile.verifyWith ?? {})], {
-        encoding: "utf8",
-        maxBuffer: 16 * MiB,
-        timeout: options.maxSeconds * 2 * 1000,
-      });
+      const run = spawnSync(
+        process.execPath,
+        [script, "--one", path, JSON.stringify(hostile.verifyWith ?? {})],
+        {
+          encoding: "utf8",
+          maxBuffer: 16 * MiB,
+          timeout: options.maxSeconds * 2 * 1000,
+        },
+      );
       rmSync(path);
       if (run.status !== 0 || run.stdout.trim() === "") {
         overBudget++;

@@ -59,7 +59,8 @@ const IMPLEMENTED_KV_LAYER = {
 
 const ANNOTATIONS = new Set(["description", "title", "$comment"]);
 
-function withoutAnnotations(value: unknown): unknown {
+/** A schema with its annotations (description, title, $comment) left out: what it asserts. */
+export function withoutAnnotations(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutAnnotations);
   if (typeof value !== "object" || value === null) return value;
   const kept: Record<string, unknown> = {};
@@ -94,12 +95,12 @@ const COLON = 0x3a;
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
 /** Digits of an integer read here: below 2^53, so exact, and written back unchanged by JSON.stringify. */
-const MAX_INTEGER_DIGITS = 15;
+export const MAX_INTEGER_DIGITS = 15;
 /** The identifier pattern's length: its first character and up to 127 more. */
-const MAX_IDENTIFIER_BYTES = 128;
+export const MAX_IDENTIFIER_BYTES = 128;
 
 /** Bytes an identifier may hold after its first ([A-Za-z0-9._@=+-]); 2 = also a first byte ([A-Za-z0-9]). */
-const IDENTIFIER_BYTES = new Uint8Array(256);
+export const IDENTIFIER_BYTES = new Uint8Array(256);
 for (const char of "._@=+-") IDENTIFIER_BYTES[char.charCodeAt(0)] = 1;
 for (const [from, to] of [
   ["0", "9"],
@@ -108,11 +109,11 @@ for (const [from, to] of [
 ]) {
   for (let code = from.charCodeAt(0); code <= to.charCodeAt(0); code++) IDENTIFIER_BYTES[code] = 2;
 }
-const LOWER_HEX = new Uint8Array(256);
+export const LOWER_HEX = new Uint8Array(256);
 for (const char of "0123456789abcdef") LOWER_HEX[char.charCodeAt(0)] = 1;
-const SHA256_HEX_CHARS = 64;
+export const SHA256_HEX_CHARS = 64;
 
-const ascii = (text: string) => Uint8Array.from(text, (char) => char.charCodeAt(0));
+export const ascii = (text: string) => Uint8Array.from(text, (char) => char.charCodeAt(0));
 /** The bytes between the values, in canonical (sorted) key order. */
 const OPEN = ascii('{"bitsHistogram":{');
 const BYTES = ascii(',"bytes":');
@@ -161,7 +162,7 @@ function readInteger(bytes: Buffer, end: number, minimum: number): boolean {
  * Strings recently read per field: lines repeat a few method names and each sample's id, so
  * a matching one is reused instead of made again for every line.
  */
-class RecentStrings {
+export class RecentStrings {
   private readonly strings: string[] = [];
   private next = 0;
   constructor(private readonly size: number) {}

@@ -9,6 +9,7 @@ import addFormats from "ajv-formats";
 import { sha256Hex } from "../numeric/sha256.js";
 import { schemasDir } from "../paths.js";
 import { kvLayerMatcherFor, type LineMatcher } from "./fingerprint-line.js";
+import { recordMatcherFor } from "./record-line.js";
 
 /** Which schema each bundle entry validates against (.jsonl: each line). report.md is free text. */
 export const ENTRY_SCHEMAS: Readonly<Record<string, string>> = {
@@ -40,7 +41,7 @@ export type SchemaValidators = Map<
     accepts?: (value: unknown) => boolean;
     /**
      * For a JSON Lines entry whose schema has one: reads a line's bytes straight to its value
-     * when they are shown canonical and valid (fingerprint-line.ts), else undefined (the full path).
+     * when they are shown canonical and valid (fingerprint-line.ts, record-line.ts), else undefined (the full path).
      */
     matchLine?: LineMatcher;
     /** Whether `validate` came compiled ahead of time (the build's module) rather than compiled here. */
@@ -186,6 +187,7 @@ function precompiledFor(file: string, texts: ReadonlyMap<string, string>): Preco
 const LINE_MATCHERS: Readonly<Record<string, (schema: Record<string, unknown>) => LineMatcher | undefined>> =
   {
     "fingerprint.schema.json": kvLayerMatcherFor,
+    "record.schema.json": recordMatcherFor,
   };
 
 const cache = new Map<string, SchemaValidators>();

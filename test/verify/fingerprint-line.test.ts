@@ -10,13 +10,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { canonicalJsonString } from "../../src/bundle/canonical.js";
 import { MAX_JSON_NESTING } from "../../src/bundle/format.js";
-import { Mulberry32 } from "../../src/data/prng.js";
 import { schemasDir } from "../../src/paths.js";
 import { kvLayerMatcherFor, matchKvLayerLine } from "../../src/verify/fingerprint-line.js";
 import { parseJsonLinesEntry, parseStrict } from "../../src/verify/parse.js";
 import { loadSchemaValidators } from "../../src/verify/schemas.js";
+import { canonicalText, count, Draw, identifier, lineMutations, sha256 } from "../helpers/line-draws.js";
 
 const validators = loadSchemaValidators();
 const validate = validators.get("fingerprints.jsonl")?.validate;
@@ -26,61 +25,6 @@ function fullPath(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {
   const parsed = parseStrict(bytes, 0, bytes.length, "fingerprints.jsonl", 1);
   if (!parsed.ok || validate === undefined) return { ok: false };
   return validate(parsed.value) ? { ok: true, value: parsed.value } : { ok: false };
-}
-
-class Draw {
-  private readonly generator: Mulberry32;
-  constructor(seed: number) {
-    this.generator = new Mulberry32(seed);
-  }
-  unit(): number {
-    return this.generator.nextUint32() / 4294967296;
-  }
-  below(n: number): number {
-    return Math.floor(this.unit() * n);
-  }
-  pick<T>(list: readonly T[]): T {
-    return list[this.below(list.length)];
-  }
-  chance(p: number): boolean {
-    return this.unit() < p;
-  }
-}
-
-const IDENTIFIER_FIRST = "ABCXYZabcxyz0189";
-const IDENTIFIER_REST = `${IDENTIFIER_FIRST}._@=+-`;
-const ODD_CHARS = ["/", " ", '"', "\\", "é", "\u0000", "\n", "~", "*", "\u2028"];
-const HEX = "0123456789abcdef";
-
-function identifier(draw: Draw): string {
-  // Lengths around the pattern's limit of 128 characters, mostly short.
-  const length = draw.chance(0.1) ? 126 + draw.below(4) : 1 + draw.below(12);
-  let text = draw.pick([...IDENTIFIER_FIRST]);
-  for (let k = 1; k < length; k++) text += draw.pick([...IDENTIFIER_REST]);
-  if (draw.chance(0.05)) text = draw.pick(["", ".x", "-1", "_a"]) + text.slice(1);
-  if (draw.chance(0.05)) text += draw.pick(ODD_CHARS);
-  return text;
-}
-
-/** Mostly counts, sometimes what a schema or the canonical form refuses or reads otherwise. */
-function count(draw: Draw): unknown {
-  if (draw.chance(0.85)) return draw.pick([0, 1, 2, 7, 16, 32, 255, 4096, 123456789]) + draw.below(3);
-  return draw.pick([
-    -1,
-    0.5,
-    -0,
-    1e15 - 1,
-    1e15,
-    2 ** 53,
-    2 ** 53 + 2,
-    1e21,
-    1.5e300,
-    "7",
-    null,
-    true,
-    [1],
-    {},
-  ]);
 }
 
 function histogram(draw: Draw): Record<string, unknown> {
@@ -113,14 +57,6 @@ function histogram(draw: Draw): Record<string, unknown> {
   return result;
 }
 
-function sha256(draw: Draw): string {
-  let text = "";
-  for (let k = 0; k < 64; k++) text += draw.pick([...HEX]);
-  if (draw.chance(0.05))
-    return draw.pick([text.toUpperCase(), text.slice(1), `${text}0`, `${text.slice(1)}g`]);
-  return text;
-}
-
 /** A KV layer fingerprint value, mostly valid; sometimes a field missing, added or a weight tensor's. */
 function kvValue(draw: Draw): Record<string, unknown> {
   const value: Record<string, unknown> = {
@@ -140,80 +76,17 @@ function kvValue(draw: Draw): Record<string, unknown> {
   return value;
 }
 
-/** Canonical text where canonical JSON can hold the value, else JSON.stringify's. */
-function canonicalText(value: unknown): string {
-  try {
-    return canonicalJsonString(value);
-  } catch {
-    return JSON.stringify(value);
-  }
-}
-
-const INSERTED = [
-  ...'{}[]":,0123456789-+.eE \t\r\n\\/aefkstux',
-  "\u00e9",
-  "\ufeff",
-  "\u0000",
-  "NaN",
-  "Infinity",
-  "1e400",
-  "-0",
-  "00",
-  "\\u0030",
-  "true",
-  "null",
-];
-
-/** Near misses of one line: other key orders, whitespace, numbers, escapes, repeats, depth, bytes. */
+/** Near misses of one line: the shared ones and those of a fingerprint's own fields. */
 function mutations(text: string, draw: Draw): string[] {
-  const out: string[] = [];
-  const at = () => draw.below(text.length + 1);
-  for (let k = 0; k < 6; k++) {
-    const position = at();
-    const piece = draw.pick(INSERTED);
-    const kind = draw.below(3);
-    if (kind === 0) out.push(text.slice(0, position) + piece + text.slice(position));
-    else if (kind === 1) out.push(text.slice(0, position) + piece + text.slice(position + 1));
-    else out.push(text.slice(0, position) + text.slice(position + 1 + draw.below(3)));
-  }
-  const members = text.slice(1, -1).match(/"[^"]+":(\{[^}]*\}|"[^"]*"|[^,]+)/g) ?? [];
-  if (members.length > 1) {
-    const i = draw.below(members.length);
-    const j = draw.below(members.length);
-    const swapped = [...members];
-    [swapped[i], swapped[j]] = [swapped[j], swapped[i]];
-    out.push(`{${swapped.join(",")}}`);
-    out.push(`{${[...members, members[i]].join(",")}}`);
-    out.push(`{${members.slice(0, i).concat(members.slice(i)).join(",")}}`);
-    out.push(`{${[members[i], ...members].join(",")}}`);
-  }
-  const deep = `${"[".repeat(MAX_JSON_NESTING + 1)}1${"]".repeat(MAX_JSON_NESTING + 1)}`;
-  out.push(
-    `\ufeff${text}`,
-    `${text}\r`,
-    ` ${text}`,
-    `${text} `,
-    text.replace(/:(\d+)/, ":$1.0"),
-    text.replace(/:(\d+)/, ":$1e0"),
-    text.replace(/:(\d+)/, ":0$1"),
-    text.replace(/:(\d+)/, ":-$1"),
-    text.replace(/:(\d+)/, ":1e400"),
-    text.replace(/:(\d+)/, ":NaN"),
-    text.replace(/:(\d+)/, `:${deep}`),
-    text.replace(/"(\d+)":/, '"\\u0031$1":'),
-    text.replace(/"(\d+)":/, '"$1","$1":'),
+  return [
+    ...lineMutations(text, draw),
     text.replace(/"sha256":"/, '"sha256":"\\u0030'),
-    text.replace(/"method":"(.)/, '"method":"\\u00$1'),
     text.replace(/\{"16":(\d+)\}/, '{"16":$1,"16":$1}'),
     text.replace(/\{"(\d+)":(\d+),"(\d+)":(\d+)/, '{"$3":$4,"$1":$2'),
     text.replace(/"bitsHistogram":\{/, '"bitsHistogram":{"4":1,'),
     text.replace(/"bitsHistogram":\{/, '"bitsHistogram":{"8":1,'),
-    text.replace(/}$/, ',"zz":1}'),
-    text.replace(/^\{/, '{"__proto__":{},'),
     text.replace(/,"tokensTotal":\d+/, ""),
-    text.slice(0, -1),
-  );
-  return out;
+  ];
 }
 
 test("the one-pass fingerprint reader accepts only what the full path accepts, with the same value, and every valid KV line", () => {

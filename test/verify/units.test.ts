@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { packageRoot } from "../../src/paths.js";
 import { RUNNER_CODES } from "../../src/verify/checks/index.js";
 import { matchKvLayerLine } from "../../src/verify/fingerprint-line.js";
+import { matchRecordLine } from "../../src/verify/record-line.js";
 import { runChecks } from "../../src/verify/runner.js";
 import { CHECK_ORDER } from "../../src/verify/types.js";
 import { CHECK_UNITS } from "../../src/verify/verify-bundle.js";
@@ -80,13 +81,18 @@ test("the context parses each entry once: every check reads the same object", ()
   }
   // One parse per JSON document: 5 .json entries plus one per .jsonl line, plus the signing
   // domain's read of manifest.json's version inside the one Ed25519 verifier (src/bundle/sign.ts);
-  // a KV fingerprint line is read by the one-pass reader instead (fingerprint-line.ts), no JSON.parse.
+  // a KV fingerprint line and a records line are read by the one-pass readers instead
+  // (fingerprint-line.ts, record-line.ts), no JSON.parse.
   const linesOf = (name: string) => contents.entries.get(name)!.toString("utf8").split("\n").slice(0, -1);
-  const records = linesOf("records.jsonl").length;
+  const readInOnePass = (lines: string[], match: typeof matchKvLayerLine | typeof matchRecordLine) =>
+    lines.filter((line) => match(Buffer.from(line), 0, Buffer.byteLength(line)) !== undefined).length;
+  const records = linesOf("records.jsonl");
   const fingerprints = linesOf("fingerprints.jsonl");
-  const readInOnePass = fingerprints.filter(
-    (line) => matchKvLayerLine(Buffer.from(line), 0, Buffer.byteLength(line)) !== undefined,
-  ).length;
-  assert.ok(readInOnePass > 0);
-  assert.equal(parses, 5 + records + fingerprints.length - readInOnePass + 1);
+  const fingerprintsInOnePass = readInOnePass(fingerprints, matchKvLayerLine);
+  const recordsInOnePass = readInOnePass(records, matchRecordLine);
+  assert.ok(fingerprintsInOnePass > 0 && recordsInOnePass > 0);
+  assert.equal(
+    parses,
+    5 + records.length - recordsInOnePass + fingerprints.length - fingerprintsInOnePass + 1,
+  );
 });

@@ -33,6 +33,7 @@ import type {
 import type { RunConfig } from "../src/config/types.js";
 import { renderReportMarkdown } from "../src/measure/report-md.js";
 import { summarize } from "../src/measure/summary.js";
+import { checkpointSha256 } from "../src/model/checkpoint.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../src/model/executed.js";
 import { shapesConfig } from "../src/verify/checks/executed-cost.js";
 import { buildRawZip, extraField, type RawZipEntry, type RawZipOptions } from "./raw-zip.js";
@@ -56,6 +57,8 @@ export interface AdversarialCase {
   exitCode: number;
   /** The zip bytes (built on demand: the large ones are big). */
   build(): Buffer;
+  /** The verifier's settings the case is refused under, beside the corpus's (e.g. a gate's --require-model). */
+  verifyWith?: { requireModel?: boolean };
 }
 
 type Entries = Map<string, Buffer>;
@@ -664,6 +667,7 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
     check: string,
     code: string,
     change: (parts: RunParts) => void,
+    verifyWith?: AdversarialCase["verifyWith"],
   ): AdversarialCase => ({
     name,
     kind: "dishonest",
@@ -675,6 +679,7 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
       remadeRun(entries, change);
       return zipOf(resign(entries, key));
     },
+    ...(verifyWith === undefined ? {} : { verifyWith }),
   });
   return [
     lie("global-layer-stated-local", "model", "E_MODEL_LAYOUT", (parts) => {
@@ -708,20 +713,26 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
           record.runCost.executedBytes.kv -= executedKvBytes(shapes, [sum.slots]);
       }
     }),
-    lie("activation-restated", "model", "E_MODEL_SHAPES", ({ environment, records, config }) => {
-      // Another activation, the executed weight bytes made to follow it (its graph's constants).
-      const before = shapesConfig(environment.model);
-      if (environment.model.architecture === undefined || before === undefined) return;
-      environment.model.architecture.activation = "relu";
-      const after = shapesConfig(environment.model) ?? before;
-      const options = { observationWindow: config.kv.observationWindow };
-      const delta =
-        executedWeightBytesOfShapes(after, options) - executedWeightBytesOfShapes(before, options);
-      for (const { runCost } of records) {
-        if (runCost === undefined) continue;
-        runCost.baselineExecutedBytes.weights += delta;
-        runCost.executedBytes.weights += delta;
-      }
+    lie("activation-restated", "model", "E_MODEL_SHAPES", restateActivation),
+    lie(
+      "shapes-restated-model-not-here-gate",
+      "model",
+      "E_MODEL_NOT_CHECKED",
+      (parts) => {
+        // The same lie under a checkpoint the verifier does not hold (every file's hash another,
+        // config.json's too, the model hash made to agree): nothing here to hold the shapes to,
+        // which a gate asking --require-model refuses instead of warning.
+        restateActivation(parts);
+        for (const file of parts.environment.model.files)
+          file.sha256 = file.sha256.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+        parts.environment.model.sha256 = checkpointSha256(parts.environment.model.files);
+      },
+      { requireModel: true },
+    ),
+    lie("hardware-check-failed-replay-gated", "replay", "E_CHECK_SKIPPED", ({ environment }) => {
+      // A run whose own hardware check failed: refused by protocol, and neither the verifier's
+      // checkpoint, its dataset nor replay is spent on it (replay requires protocol).
+      environment.hardwareCheck.verdict = "fail";
     }),
     lie("spg-stage2-bytes-halved", "budget", "E_BUDGET_BYTES", ({ config, records, fingerprints }) => {
       // spg's layers stated at half their bytes and codes: stage 2's forms follow the scores,
@@ -749,6 +760,21 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
       delete environment.dataset.sampling;
     }),
   ];
+}
+
+/** Another activation stated, the executed weight bytes made to follow it (its graph's constants). */
+function restateActivation({ environment, records, config }: RunParts): void {
+  const before = shapesConfig(environment.model);
+  if (environment.model.architecture === undefined || before === undefined) return;
+  environment.model.architecture.activation = "relu";
+  const after = shapesConfig(environment.model) ?? before;
+  const options = { observationWindow: config.kv.observationWindow };
+  const delta = executedWeightBytesOfShapes(after, options) - executedWeightBytesOfShapes(before, options);
+  for (const { runCost } of records) {
+    if (runCost === undefined) continue;
+    runCost.baselineExecutedBytes.weights += delta;
+    runCost.executedBytes.weights += delta;
+  }
 }
 
 /** The lines of a .jsonl entry, without the empty last one. */

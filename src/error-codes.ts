@@ -440,6 +440,10 @@ export const ERROR_CODES = {
     "model",
     "the KV layers' kept slots imply another attention layout (which layers are local, their window) than the verifier's checkpoint's config.json",
   ),
+  E_MODEL_NOT_CHECKED: finding(
+    "model",
+    "the verifier requires the bundle's model shapes checked (--require-model, or the policy's model.required) but holds neither the bundle's checkpoint nor its config.json",
+  ),
   E_MODEL_FILES: finding(
     "model",
     "environment.json lists the checkpoint's files under other names or sizes than the verifier's checkpoint of that hash",

@@ -63,6 +63,10 @@ arguments or environment (e.g. an unreadable --trusted-keys, --policy or --model
       description:
         "checkpoint directory to replay with and to hold the bundle's stated model shapes to (also under --no-replay), matched to the bundle by sha256 (default: the bundled model)",
     }),
+    "require-model": Flags.boolean({
+      description:
+        "fail (E_MODEL_NOT_CHECKED) instead of warning when neither the bundle's checkpoint nor its config.json is here to hold its stated model shapes to (default: the policy's model.required, else off)",
+    }),
     device: Flags.string({
       description: "device to replay on (default: cpu)",
       options: ["cpu", "cuda", "webgpu"],
@@ -87,6 +91,7 @@ arguments or environment (e.g. an unreadable --trusted-keys, --policy or --model
       requireTrusted: flags["require-trusted"] ?? requireTrustedByDefault(),
       replay: flags["no-replay"] ? false : replayOptions(flags),
       modelDir: flags.model,
+      requireModel: flags["require-model"],
       policyFile: flags.policy,
       dataset: { path: flags["dataset-path"], calibrationPath: flags["calibration-path"] },
     });

@@ -30,6 +30,8 @@ export interface VerifyPolicy {
     maximumResamples: number;
     maximumDraws: number;
   };
+  /** required: a bundle whose model shapes cannot be checked here fails (E_MODEL_NOT_CHECKED). */
+  model?: { required?: boolean };
   /** Resource bounds on reading the bundle. */
   bundle?: { maxHeldEntryBytes?: number };
   claims: {

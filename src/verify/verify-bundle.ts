@@ -58,6 +58,8 @@ export interface VerifyFileOptions {
   dataset?: VerifierDataset;
   /** How the bundle file is opened and which file it must be (spg merge: no link, the file it checked). */
   opening?: BundleFileOpening;
+  /** Fail, not warn, when the bundle's model shapes cannot be checked here (--require-model). */
+  requireModel?: boolean;
   /**
    * The verifier's checkpoint (--model DIR) when replay is off; with replay on, replay's own
    * modelDir. The model check holds the stated shapes to it either way (default: the bundled model).
@@ -207,7 +209,9 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
     "E_REPLAY_UNAVAILABLE",
   ],
   // config-rules: a config prove would refuse is never run (its method would throw mid-replay);
-  // budget: records that contradict their own params are not worth a model's time.
+  // budget: records that contradict their own params are not worth a model's time; protocol:
+  // a run whose own facts are wrong (hardware check failed, model hash not its files', samples
+  // leaked) is refused before the verifier's time is spent on it, whatever the records say.
   requires: [
     "integrity",
     "signature",
@@ -216,6 +220,7 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
     "config-rules",
     "consistency",
     "budget",
+    "protocol",
     "model",
     "draw",
   ],
@@ -306,6 +311,7 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
     verifierModel: replay === false ? () => scannedVerifierModel(modelDir) : checkpointOnce,
     trustedKeyIds,
     requireTrusted: options.requireTrusted,
+    requireModel: options.requireModel,
     policy,
     dataset: options.dataset,
   };

@@ -64,7 +64,7 @@ test("a BOM in config.json with replay asked: refused before replay, no uncaught
   assert.equal(replay?.code, "E_CHECK_SKIPPED");
   assert.match(
     replay?.message ?? "",
-    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, model)?(, draw)? failed/,
+    /skipped because schemas(, config-rules)?(, consistency)?(, budget)?(, protocol)?(, model)?(, draw)? failed/,
   );
 });
 
@@ -74,7 +74,11 @@ test("lies only the verifier's checkpoint, spg's stage-2 bounds or the draw rule
   for (const hostile of adversarialCheckpointCases(base.entries)) {
     const path = join(dir, `${hostile.name}.zip`);
     writeFileSync(path, hostile.build());
-    const result = await verifyBundleFile(path, { requireTrusted: false, replay: false });
+    const result = await verifyBundleFile(path, {
+      requireTrusted: false,
+      replay: false,
+      ...hostile.verifyWith,
+    });
     const failing = result.findings.filter((finding) => !finding.ok);
     assert.ok(
       failing.some((finding) => finding.check === hostile.check && finding.code === hostile.code),

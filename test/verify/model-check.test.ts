@@ -16,6 +16,7 @@ import { checkpointSha256 } from "../../src/model/checkpoint.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../../src/model/executed.js";
 import { bundledModelDir } from "../../src/paths.js";
 import { shapesConfig } from "../../src/verify/checks/executed-cost.js";
+import { defaultPolicyPath } from "../../src/verify/policy.js";
 import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
 import { verifyBundleFile } from "../../src/verify/verify-bundle.js";
 import { bundleFixture } from "../helpers/bundle-fixture.js";
@@ -151,4 +152,43 @@ test("a bundle whose model is not here: the output says the shapes are the signe
   assert.equal(model?.code, "W_MODEL_NOT_CHECKED");
   assert.equal(model?.warning, true);
   assert.match(model?.message ?? "", /signer's word/);
+});
+
+test("--require-model: a bundle whose model is not here fails (E_MODEL_NOT_CHECKED), a gate is not passed on the signer's word", async () => {
+  const path = join(scratch, "fixture-required.zip");
+  writeFileSync(path, zipOf(bundleFixture().contents.entries));
+  const result = await verifyBundleFile(path, { requireTrusted: false, replay: false, requireModel: true });
+  const model = result.findings.find((f) => f.check === "model");
+  assert.equal(model?.code, "E_MODEL_NOT_CHECKED");
+  assert.equal(model?.ok, false);
+  assert.match(model?.message ?? "", /--require-model/);
+  assert.equal(result.exitCode, EXIT_INVALID);
+});
+
+test("the policy's model.required: a bundle whose checkpoint and config.json are not here fails instead of warning", async () => {
+  // The verifier holds a checkpoint of another config.json only: the stated shapes cannot be
+  // held to anything, whatever they are (an honest bundle here; a lie would read the same).
+  const other = join(scratch, "other-required");
+  cpSync(bundledModelDir(), other, { recursive: true });
+  const config = JSON.parse(readFileSync(join(other, "config.json"), "utf8")) as Record<string, unknown>;
+  config.window_size = 128;
+  writeFileSync(join(other, "config.json"), JSON.stringify(config));
+  const honest = () => {};
+  const warned = await verifyLie("not-required", honest, other);
+  assert.equal(warned.model?.code, "W_MODEL_NOT_CHECKED");
+  assert.equal(warned.result.exitCode, EXIT_PASS);
+  const policyFile = join(scratch, "policy-model-required.yaml");
+  const policy = readFileSync(defaultPolicyPath(), "utf8");
+  assert.match(policy, /^model:\n(?:\s*#.*\n)*\s+required: false$/m);
+  writeFileSync(policyFile, policy.replace(/^(model:\n(?:\s*#.*\n)*\s+required:) false$/m, "$1 true"));
+  const path = await lies.write("required-by-policy", honest);
+  const failed = await verifyBundleFile(path, {
+    trustedKeysFile: lies.keysFile,
+    requireTrusted: true,
+    replay: false,
+    modelDir: other,
+    policyFile,
+  });
+  assert.deepEqual(lies.failingCodes(failed), ["model:E_MODEL_NOT_CHECKED", "replay:E_CHECK_SKIPPED"]);
+  assert.equal(failed.exitCode, EXIT_INVALID);
 });

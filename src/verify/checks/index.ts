@@ -316,7 +316,9 @@ export const reportMdCheck: CheckUnit = {
 export const drawCheck: CheckUnit = {
   name: "draw",
   codes: ["E_DRAW_MISMATCH", "E_DRAW_RECORD", "E_DRAW_DATASET_MISMATCH", "E_DRAW_DATASET", "E_DRAW_FAILED"],
-  requires: ["integrity", "signature", "trust", "schemas"],
+  // The draw trusts protocol-level facts: the stated draw rule, the dataset hashes, the sample
+  // lists' shape. A dataset is not streamed for a bundle whose protocol is wrong.
+  requires: ["integrity", "signature", "trust", "schemas", "protocol"],
   run: async (context, options) => {
     const { config, environment } = validInputs(context);
     const shard = shardMarkerOf(context, validatorsOf(options));
@@ -343,8 +345,9 @@ export const drawCheck: CheckUnit = {
  */
 export const modelCheck: CheckUnit = {
   name: "model",
-  codes: ["E_MODEL_SHAPES", "E_MODEL_LAYOUT", "E_MODEL_FILES"],
-  requires: ["integrity", "signature", "trust", "schemas"],
+  codes: ["E_MODEL_SHAPES", "E_MODEL_LAYOUT", "E_MODEL_FILES", "E_MODEL_NOT_CHECKED"],
+  // It matches the checkpoint by the stated model hash, which protocol holds to the listed files.
+  requires: ["integrity", "signature", "trust", "schemas", "protocol"],
   run: async (context, options) => {
     const { config, environment } = validInputs(context);
     const budget = lineFoldsOf(context, options).budget;
@@ -353,6 +356,7 @@ export const modelCheck: CheckUnit = {
       contextTokens: config.dataset.contextTokens,
       windows: budget?.readableWindows().windows ?? new Map(),
       model: await (options.verifierModel ?? (() => scannedVerifierModel(undefined)))(),
+      required: options.requireModel === true || policyOf(options).model?.required === true,
     });
   },
 };

@@ -36,6 +36,30 @@ export interface ModelInput {
   windows: ReadonlyMap<number, { window: Window; methods: readonly string[] }>;
   /** The verifier's checkpoint, undefined when none is here. */
   model: VerifierModel | undefined;
+  /** A gate that needs the shapes checked: what would be W_MODEL_NOT_CHECKED fails (E_MODEL_NOT_CHECKED). */
+  required?: boolean;
+}
+
+/** The warning when the shapes cannot be checked here, or the failure when the verifier requires them checked. */
+function notChecked(required: boolean | undefined, why: string, detail?: Record<string, unknown>): Finding[] {
+  if (required === true) {
+    return [
+      fail(
+        CHECK,
+        "E_MODEL_NOT_CHECKED",
+        `${why}; the model shapes and attention layout it states cannot be checked, and this verifier requires them checked (--require-model or the policy's model.required): give the bundle's checkpoint or its config.json with --model DIR`,
+        detail,
+      ),
+    ];
+  }
+  return [
+    warn(
+      CHECK,
+      "W_MODEL_NOT_CHECKED",
+      `not checked: ${why}; the model shapes and attention layout the bundle states are the signer's word`,
+      detail,
+    ),
+  ];
 }
 
 /** Readable slots per head of a layer after a prefill of `contextTokens` (select.ts readableMask). */
@@ -85,28 +109,18 @@ function fileDifferences(
 export function checkModel(input: ModelInput): Finding[] {
   const { environment, model, contextTokens } = input;
   const stated = environment.model;
-  if (model === undefined) {
-    return [
-      warn(
-        CHECK,
-        "W_MODEL_NOT_CHECKED",
-        "not checked: no checkpoint here (give one with --model DIR); the model shapes and attention layout the bundle states are the signer's word",
-      ),
-    ];
-  }
+  if (model === undefined)
+    return notChecked(input.required, "no checkpoint here (give one with --model DIR)");
   const sameModel = model.sha256 === stated.sha256;
   const statedConfig = stated.files.find((f) => f.name === CONFIG_FILE);
   const hereConfig = model.files.find((f) => f.name === CONFIG_FILE);
   const sameConfig = statedConfig !== undefined && statedConfig.sha256 === hereConfig?.sha256;
   if (!sameModel && !sameConfig) {
-    return [
-      warn(
-        CHECK,
-        "W_MODEL_NOT_CHECKED",
-        `not checked: the bundle's model (sha256 ${stated.sha256}) is not the checkpoint here (${model.dir}, sha256 ${model.sha256}), nor is its ${CONFIG_FILE}; the model shapes and attention layout it states are the signer's word`,
-        { stated: stated.sha256, here: model.sha256 },
-      ),
-    ];
+    return notChecked(
+      input.required,
+      `the bundle's model (sha256 ${stated.sha256}) is not the checkpoint here (${model.dir}, sha256 ${model.sha256}), nor is its ${CONFIG_FILE}`,
+      { stated: stated.sha256, here: model.sha256 },
+    );
   }
   const findings: Finding[] = [];
   const which = sameModel ? "checkpoint" : `${CONFIG_FILE} (the weights are another checkpoint's)`;

@@ -36,6 +36,8 @@ export interface CheckOptions {
   policy?: VerifyPolicy;
   /** Dataset files the verifier names for bundles not measured on the bundled corpus. */
   dataset?: VerifierDataset;
+  /** Fail, not warn, when the bundle's model shapes cannot be checked here (--require-model; or the policy's model.required). */
+  requireModel?: boolean;
   /** The verifier's checkpoint (read once, on first call); default: the bundled model's, scanned. */
   verifierModel?: () => Promise<VerifierModel | undefined>;
 }

@@ -20,7 +20,7 @@ import {
   type SafetensorsEntry,
   type SafetensorsHeader,
 } from "./safetensors.js";
-import { firstNonFinite, type StoredTensor, StoredWeights } from "./stored-weights.js";
+import { firstNonFinite, type StoredTensor, StoredWeights, scanBuffer } from "./stored-weights.js";
 import { type CheckpointFile, type GptNeoCheckpoint, type GptNeoConfig, headIsTied } from "./types.js";
 
 export const SAFETENSORS_FILE = "model.safetensors";
@@ -453,7 +453,7 @@ export async function readCheckpointReport(dir: string): Promise<CheckpointRepor
   for (const [name, shape] of expectedWeightShapes(scan.config)) {
     const { file, entry } = scan.location.get(name)!;
     const header = scan.headers.get(file)!;
-    const tensor: StoredTensor = {
+    stored.set(name, {
       name,
       file,
       header,
@@ -462,20 +462,22 @@ export async function readCheckpointReport(dir: string): Promise<CheckpointRepor
       elements: entry.elements,
       offset: header.dataStart + entry.begin,
       bytes: entry.end - entry.begin,
-    };
-    const bad = firstNonFinite(tensor);
+    });
+  }
+  const scratch = scanBuffer(stored.values());
+  for (const tensor of stored.values()) {
+    const bad = firstNonFinite(tensor, scratch);
     if (bad !== undefined) {
       throw new SpgError(
         "E_TENSOR_NONFINITE",
-        `tensor ${name} holds ${bad.value} at flat index ${bad.index}`,
+        `tensor ${tensor.name} holds ${bad.value} at flat index ${bad.index}`,
         {
-          file: join(scan.dir, file),
-          field: name,
+          file: join(scan.dir, tensor.file),
+          field: tensor.name,
           fix: "the weights are corrupt (or overflowed when converted to a narrower dtype); use an intact checkpoint",
         },
       );
     }
-    stored.set(name, tensor);
   }
   const checkpoint: GptNeoCheckpoint = {
     dir: scan.dir,

@@ -21,6 +21,7 @@ interface Step {
   shell?: string;
   "continue-on-error"?: boolean | string;
   with?: Record<string, string>;
+  env?: Record<string, string>;
 }
 
 const root = packageRoot();
@@ -104,4 +105,19 @@ test("gate-example and ci: step outputs and inputs reach scripts as variables, n
         assert.doesNotMatch(step.run, /\$\{\{/, `${where}: an expression spliced into a script`);
     }
   }
+});
+
+test("the action: every input is read by a step (an input no step reads is silently ignored)", () => {
+  const action = join(root, "verify", "action.yml");
+  const parsed = parse(readFileSync(action, "utf8")) as { inputs: Record<string, unknown> };
+  const stepsText = stepsOf(action)
+    .map(({ step }) => JSON.stringify([step.with ?? {}, step.env ?? {}]))
+    .join("\n");
+  for (const input of Object.keys(parsed.inputs)) {
+    assert.ok(stepsText.includes(`inputs.${input} }}`), `input ${input} reaches no step's with or env`);
+  }
+  const verify = stepsOf(action).find(({ step }) => step.run?.includes("spg verify"))?.step;
+  assert.ok(verify?.env && verify.run, "the verify step");
+  assert.equal(verify.env.SPG_REQUIRE_MODEL, "${{ inputs.require-model }}");
+  assert.match(verify.run, /true\) args\+=\(--require-model\)/);
 });

@@ -8,7 +8,7 @@
 import { SpgError } from "../errors.js";
 import type { ForwardOutput, GptNeoConfig, LayerPast } from "../model/types.js";
 import type { KvCache } from "./cache.js";
-import { AttentionBiases, packHeads, sameSlots, takeLaidOut, widestHead } from "./layout.js";
+import { AttentionBiases, packHeads, recycleFloats, sameSlots, takeLaidOut, widestHead } from "./layout.js";
 
 interface PaddedLayer {
   /** Slots per head: the widest head's slots at creation plus the room asked for. */
@@ -52,12 +52,35 @@ function biasSharing(layers: PaddedLayer[], config: GptNeoConfig): BiasSharing {
 
 export class PaddedCache {
   private readonly sharing: BiasSharing;
+  private recycled = false;
 
   private constructor(
     private readonly config: GptNeoConfig,
     private readonly layers: PaddedLayer[],
   ) {
     this.sharing = biasSharing(layers, config);
+  }
+
+  private checkLive(): void {
+    if (this.recycled) {
+      throw new SpgError(
+        "E_KV_LAYOUT",
+        "the laid-out cache was recycled, its buffers lent to other layouts",
+        {
+          fix: "recycle a padded cache only once nothing reads or appends to it",
+        },
+      );
+    }
+  }
+
+  /**
+   * Lends the buffers to the next layouts (layout.ts zeroedFloats): only once nothing reads
+   * this cache any more, nor the cache it was laid out from when it took that one's buffers over.
+   */
+  recycle(): void {
+    this.checkLive();
+    this.recycled = true;
+    recycleFloats(this.layers.flatMap((layer) => [layer.keys, layer.values]));
   }
 
   /** Lays `cache` out with room for `extraTokens` more tokens in every head. */
@@ -104,6 +127,7 @@ export class PaddedCache {
 
   /** Graph inputs for new tokens at `queryPositions`: the buffers themselves, and the bias. */
   inputs(queryPositions: readonly number[]): { past: LayerPast[]; attentionBias: Float32Array[] } {
+    this.checkLive();
     const biases = new AttentionBiases(this.config.windowSize, queryPositions);
     const past: LayerPast[] = [];
     const attentionBias: Float32Array[] = [];
@@ -127,6 +151,7 @@ export class PaddedCache {
 
   /** Writes a forward pass's new keys/values (run with inputs(positions)) into the free slots. */
   append(output: ForwardOutput, positions: readonly number[]): void {
+    this.checkLive();
     const q = positions.length;
     const { numHeads, headDim } = this.config;
     this.layers.forEach((layer, l) => {
@@ -164,6 +189,7 @@ export class PaddedCache {
    * over those tokens, without a copy.
    */
   written(): { keys: Float32Array[]; values: Float32Array[] } {
+    this.checkLive();
     this.layers.forEach((layer, l) => {
       const short = layer.filled.findIndex((filled) => filled !== layer.capacity);
       if (short >= 0) {
@@ -179,6 +205,7 @@ export class PaddedCache {
 
   /** The written slots as a plain cache (what appendTokens would have built). */
   toCache(): KvCache {
+    this.checkLive();
     const { headDim } = this.config;
     return {
       headDim,

@@ -130,6 +130,11 @@ export async function continueFrom<T>(
   firstGenerated: number,
   generationTokens: number,
   teacherForced: TeacherForced<T>,
+  /**
+   * Nothing reads `cache` after this continuation: the layout's buffers (its own, or the
+   * ones it took over from `cache`) are lent to the next layouts instead of collected.
+   */
+  cacheDone = false,
 ): Promise<Continuation<T>> {
   const continuation = sample.tokens.slice(sample.contextTokens);
   // The first continuation token is predicted by the full-cache prefill: it is fed, not scored.
@@ -151,7 +156,9 @@ export async function continueFrom<T>(
     generationTokens,
   );
   const generationMs = performance.now() - started;
-  return { forced, generated, continuationMs, generationMs, kvReadBytes: laidOut.readBytes };
+  const kvReadBytes = laidOut.readBytes;
+  if (cacheDone) laidOut.recycle();
+  return { forced, generated, continuationMs, generationMs, kvReadBytes };
 }
 
 /** One side's executed bytes and timings, as runCostOf reads them. */
@@ -266,6 +273,7 @@ export async function evaluateSample(
     firstGenerated,
     options.generationTokens,
     (cache, tokens, positions) => backend.extend(denseRuntime, cache, tokens, positions),
+    true,
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
   const preparedBaseline = await backend.prepareBaseline(baseline.forced, targets);
@@ -291,6 +299,7 @@ export async function evaluateSample(
       options.generationTokens,
       (cache, tokens, positions) =>
         backend.score(runtime, cache, tokens, positions, preparedBaseline, targets),
+      true,
     );
     const forced = compareScored(preparedBaseline, result.forced, targets);
     records.push(

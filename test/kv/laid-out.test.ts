@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KvCache } from "../../src/kv/cache.js";
 import { atBaselineDtype } from "../../src/kv/compressed.js";
-import { packHeads, widestHead } from "../../src/kv/layout.js";
+import { packHeads, widestHead, zeroedFloats } from "../../src/kv/layout.js";
 import { methodFor } from "../../src/kv/methods/index.js";
 import { PaddedCache } from "../../src/kv/padded-cache.js";
 import {
@@ -97,4 +97,41 @@ test("the baseline rounded straight into the graph's layout equals the rounded c
     assert.ok(direct.layers.every((layer) => layer.laidOut !== undefined));
     assertGraphReads(PaddedCache.from(direct, config, ROOM), packed(copied, ROOM));
   }
+});
+
+test("a recycled layout's buffers come back zeroed to the next layouts, and the recycled cache refuses use", () => {
+  const cache = randomCache(config, SLOTS, 11);
+  const ctx = everyMethodContext(config, SLOTS, cache);
+  // every method decoded into buffers a recycled, written-to layout lends: the same graph inputs
+  for (const [kind, params] of Object.entries(everyMethodParams)) {
+    const lender = PaddedCache.from(randomCache(config, SLOTS + 2, 12), config, ROOM);
+    const lent = new Set(
+      lender.inputs([SLOTS + 2]).past.flatMap((layer) => [layer.keys.buffer, layer.values.buffer]),
+    );
+    lender.recycle();
+    assert.throws(() => lender.inputs([SLOTS + 2]), { code: "E_KV_LAYOUT" }, kind);
+    assert.throws(() => lender.recycle(), { code: "E_KV_LAYOUT" }, kind);
+    const compressed = methodFor(kind).compress(cache, ctx, params);
+    const direct = compressed.materialize(ROOM);
+    const reads = PaddedCache.from(direct, config, ROOM).inputs([SLOTS]).past;
+    assert.ok(
+      reads.some((layer) => lent.has(layer.keys.buffer)),
+      `${kind}: a lent buffer was used`,
+    );
+    assertSameCache(direct, compressed.materialize(), kind);
+    assertGraphReads(PaddedCache.from(direct, config, ROOM), packed(compressed.materialize(), ROOM));
+  }
+  // a view of the smallest buffer that holds the length, zeroed; longer than any lent: new
+  const lender = PaddedCache.from(cache, config, ROOM);
+  const past = lender.inputs([SLOTS]).past;
+  lender.recycle();
+  const size = past[0].keys.length;
+  const view = zeroedFloats(size - 5);
+  assert.ok(past.some((layer) => layer.keys.buffer === view.buffer || layer.values.buffer === view.buffer));
+  assert.equal(view.length, size - 5);
+  assert.ok(view.every((x) => x === 0));
+  const fresh = zeroedFloats(size + 1);
+  assert.ok(
+    past.every((layer) => layer.keys.buffer !== fresh.buffer && layer.values.buffer !== fresh.buffer),
+  );
 });

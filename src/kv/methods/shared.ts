@@ -3,7 +3,7 @@
  * the cache and attention statistics match the model config, and the storage of a cache
  * whose kept slots stay at the baseline dtype.
  */
-import { Ajv, type ErrorObject } from "ajv";
+import type { ErrorObject } from "ajv";
 import { SpgError } from "../../errors.js";
 import { ByteReader, ByteWriter } from "../../numeric/bytes.js";
 import { type BaselineDtype, dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
@@ -24,10 +24,11 @@ import {
 } from "../compressed.js";
 import { laidOutLayer } from "../layout.js";
 import { readableMask } from "../select.js";
+import { paramsValidators } from "./params-validators.js";
 import type { MethodContext } from "./types.js";
 
-const ajv = new Ajv({ allErrors: false, strict: true });
-const validators = new Map<Record<string, unknown>, ReturnType<typeof ajv.compile>>();
+/** Precompiled at build where the schema is the one compiled (params-validators.ts), else compiled once. */
+const validatorFor = paramsValidators();
 
 function describeError(error: ErrorObject): { field: string; message: string } {
   const path = error.instancePath.replace(/^\//, "").replaceAll("/", ".");
@@ -45,11 +46,7 @@ function describeError(error: ErrorObject): { field: string; message: string } {
 
 /** Validates params against the schema; fails naming the method and the field. */
 export function validateParams<T>(kind: string, schema: Record<string, unknown>, params: unknown): T {
-  let validate = validators.get(schema);
-  if (validate === undefined) {
-    validate = ajv.compile(schema);
-    validators.set(schema, validate);
-  }
+  const { validate } = validatorFor(kind, schema);
   if (!validate(params)) {
     const { field, message } = describeError(validate.errors![0]);
     throw paramError(kind, field, `${message}`);

@@ -15,11 +15,11 @@ const dir = mkdtempSync(join(tmpdir(), "spg-nonfinite-scan-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** One F32 tensor of `elements` finite values, with NaN at `badIndex` (if any), as the checkpoint reader records it. */
-function storedTensor(name: string, elements: number, badIndex?: number): StoredTensor {
+async function storedTensor(name: string, elements: number, badIndex?: number): Promise<StoredTensor> {
   const data = Float32Array.from({ length: elements }, (_, i) => (i % 7) - 3);
   if (badIndex !== undefined) data[badIndex] = Number.NaN;
   const path = join(dir, `${name}.safetensors`);
-  writeSafetensors(path, [{ name, dtype: "F32", shape: [elements], data }]);
+  await writeSafetensors(path, [{ name, dtype: "F32", shape: [elements], data }]);
   const header = readSafetensorsHeader(path);
   const entry = header.tensors.get(name)!;
   return {
@@ -34,20 +34,20 @@ function storedTensor(name: string, elements: number, badIndex?: number): Stored
   };
 }
 
-test("firstNonFinite: one small scratch buffer finds the value in a later chunk at its flat index", () => {
-  const tensor = storedTensor("late", 1000, 613);
+test("firstNonFinite: one small scratch buffer finds the value in a later chunk at its flat index", async () => {
+  const tensor = await storedTensor("late", 1000, 613);
   // 40 bytes: ten float32 values per read, so index 613 is in the 62nd chunk.
   const found = firstNonFinite(tensor, new ArrayBuffer(40));
   assert.equal(found?.index, 613);
   assert.ok(Number.isNaN(found?.value));
-  assert.equal(firstNonFinite(storedTensor("clean", 1000), new ArrayBuffer(40)), undefined);
+  assert.equal(firstNonFinite(await storedTensor("clean", 1000), new ArrayBuffer(40)), undefined);
 });
 
-test("firstNonFinite: the same scratch buffer serves tensors scanned one after another", () => {
-  const scratch = scanBuffer([storedTensor("a", 300, 299), storedTensor("b", 50, 0)]);
+test("firstNonFinite: the same scratch buffer serves tensors scanned one after another", async () => {
+  const scratch = scanBuffer([await storedTensor("a", 300, 299), await storedTensor("b", 50, 0)]);
   // sized for the largest tensor, never above one chunk
   assert.equal(scratch.byteLength, Math.min(SCAN_CHUNK_BYTES, 300 * 4));
-  assert.equal(firstNonFinite(storedTensor("a", 300, 299), scratch)?.index, 299);
-  assert.equal(firstNonFinite(storedTensor("b", 50, 0), scratch)?.index, 0);
-  assert.equal(firstNonFinite(storedTensor("c", 300), scratch), undefined);
+  assert.equal(firstNonFinite(await storedTensor("a", 300, 299), scratch)?.index, 299);
+  assert.equal(firstNonFinite(await storedTensor("b", 50, 0), scratch)?.index, 0);
+  assert.equal(firstNonFinite(await storedTensor("c", 300), scratch), undefined);
 });

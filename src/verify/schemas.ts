@@ -1,13 +1,16 @@
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import Ajv2020 from "ajv/dist/2020.js";
-import standaloneCode from "ajv/dist/standalone/index.js";
 import addFormats from "ajv-formats";
 import { sha256Hex } from "../numeric/sha256.js";
 import { schemasDir } from "../paths.js";
+import {
+  loadPrecompiled,
+  type PrecompiledModule,
+  precompiledModuleSource,
+} from "../precompiled-validators.js";
 import { kvLayerMatcherFor, type LineMatcher } from "./fingerprint-line.js";
 import { recordMatcherFor } from "./record-line.js";
 
@@ -136,13 +139,8 @@ function bundleAjv(source = false): InstanceType<typeof Ajv2020.default> {
  */
 const PRECOMPILED_FILE = join(dirname(fileURLToPath(import.meta.url)), "compiled-schemas.cjs");
 
-interface PrecompiledSchemas {
-  /** Export name of each schema file's validator, and of each oneOf branch's ("file#/$defs/x"). */
-  index: Record<string, string>;
-  /** sha256 of each schema file's text as compiled. */
-  sources: Record<string, string>;
-  [name: string]: unknown;
-}
+/** Keyed by schema file and each oneOf branch ("file#/$defs/x"); each source is the sha256 of the file's text. */
+type PrecompiledSchemas = PrecompiledModule;
 
 /** ajv's standalone code for every bundle schema in `dir`, with its index and sources: the precompiled module's text. */
 export function precompiledSchemasSource(dir: string = schemasDir()): string {
@@ -165,18 +163,13 @@ export function precompiledSchemasSource(dir: string = schemasDir()): string {
     for (const { ref } of requiredBranches(schema) ?? [])
       exported(`${schemaFile}${ref}`, `${schema.$id}${ref}`);
   }
-  return [
-    standaloneCode.default(ajv, refs),
-    `exports.index = ${JSON.stringify(index)};`,
-    `exports.sources = ${JSON.stringify(sources)};`,
-    "",
-  ].join("\n");
+  return precompiledModuleSource(ajv, refs, index, sources);
 }
 
 /** The precompiled validators, when they were compiled from exactly these schema texts; else undefined. */
 function precompiledFor(file: string, texts: ReadonlyMap<string, string>): PrecompiledSchemas | undefined {
-  if (!existsSync(file)) return undefined;
-  const module = createRequire(import.meta.url)(file) as PrecompiledSchemas;
+  const module = loadPrecompiled(file);
+  if (module === undefined) return undefined;
   for (const [schemaFile, text] of texts) {
     if (module.sources[schemaFile] !== sha256Hex(Buffer.from(text, "utf8"))) return undefined;
   }

@@ -5,23 +5,17 @@
  * the time the methods' encoding is charged with. A schema whose text is not the one compiled
  * (a changed method) is compiled now, as before.
  */
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv, type ValidateFunction } from "ajv";
-import standaloneCode from "ajv/dist/standalone/index.js";
 import { sha256Hex } from "../../numeric/sha256.js";
+import {
+  loadPrecompiled,
+  type PrecompiledModule,
+  precompiledModuleSource,
+} from "../../precompiled-validators.js";
 
 const PRECOMPILED_FILE = join(dirname(fileURLToPath(import.meta.url)), "compiled-params.cjs");
-
-interface PrecompiledParams {
-  /** Export name of each method kind's validator. */
-  index: Record<string, string>;
-  /** sha256 of each kind's schema as JSON.stringify wrote it when compiled. */
-  sources: Record<string, string>;
-  [name: string]: unknown;
-}
 
 /** The one ajv setting of params schemas (strict, first error only), here and at build time. */
 function paramsAjv(source = false): Ajv {
@@ -44,12 +38,7 @@ export function precompiledParamsSource(schemas: Readonly<Record<string, Record<
     index[kind] = `validate${i}`;
     sources[kind] = schemaDigest(schema);
   });
-  return [
-    standaloneCode.default(ajv, refs),
-    `exports.index = ${JSON.stringify(index)};`,
-    `exports.sources = ${JSON.stringify(sources)};`,
-    "",
-  ].join("\n");
+  return precompiledModuleSource(ajv, refs, index, sources);
 }
 
 export interface ParamsValidator {
@@ -65,15 +54,14 @@ export interface ParamsValidator {
 export function paramsValidators(
   precompiledFile: string = PRECOMPILED_FILE,
 ): (kind: string, schema: Record<string, unknown>) => ParamsValidator {
-  let module: PrecompiledParams | null | undefined;
+  // Keyed by method kind; each source is the sha256 of the kind's schema as JSON.stringify wrote it.
+  let module: PrecompiledModule | null | undefined;
   let ajv: Ajv | undefined;
   const validators = new Map<Record<string, unknown>, ParamsValidator>();
   return (kind, schema) => {
     const cached = validators.get(schema);
     if (cached !== undefined) return cached;
-    module ??= existsSync(precompiledFile)
-      ? (createRequire(import.meta.url)(precompiledFile) as PrecompiledParams)
-      : null;
+    module ??= loadPrecompiled(precompiledFile) ?? null;
     const name = module?.sources[kind] === schemaDigest(schema) ? module.index[kind] : undefined;
     const exported = name === undefined ? undefined : (module?.[name] as ValidateFunction | undefined);
     let validator: ParamsValidator;

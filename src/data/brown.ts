@@ -99,7 +99,12 @@ export function detokenizeSentence(words: readonly string[]): string {
   return text;
 }
 
-/** Tagged Brown text to readable text: sentences joined by spaces, paragraphs by a blank line. */
+/**
+ * Tagged Brown text to readable text: sentences joined by spaces, paragraphs by one line break.
+ * One "\n", not a blank line: GPT-2's pre-tokenizer splits "\n\nThe" into two newline tokens
+ * (id 198 twice), so a blank line taught a model that a newline follows a newline half the time,
+ * and its greedy text ended in runs of newlines.
+ */
 export function detagBrown(tagged: string): string {
   const paragraphs: string[] = [];
   let current: string[] = [];
@@ -121,7 +126,7 @@ export function detagBrown(tagged: string): string {
     current.push(detokenizeSentence(tokens.map(wordOf)));
   }
   flush();
-  return paragraphs.join("\n\n");
+  return paragraphs.join("\n");
 }
 
 import { hashDocuments } from "./hash.js";

@@ -12,6 +12,7 @@ import {
   hashDocuments,
   loadBrownSplit,
 } from "../../src/data/brown.js";
+import { encode } from "../../src/data/tokenizer.js";
 
 test("Brown splits: 400 train / 50 calibration / 50 eval, disjoint, covering all 500 documents", () => {
   const ids = brownDocumentIds();
@@ -76,7 +77,7 @@ test("detagging strips POS tags and rebuilds spacing, quotes and paragraphs", ()
   ].join("\n");
   assert.equal(
     detagBrown(tagged),
-    'The jury said "no evidence" that any irregularities took place. It was, he said (briefly), over.\n\nWho won?',
+    'The jury said "no evidence" that any irregularities took place. It was, he said (briefly), over.\nWho won?',
   );
   assert.equal(detokenizeSentence(["1/2", "inch", ";", "$", "5", "."]), "1/2 inch; $5.");
 });
@@ -107,5 +108,20 @@ test("a corpus directory without Brown documents is E_BROWN_EMPTY; a given direc
     assert.equal(loadBrownSplit("calibration", dir).documents[0].text, "Word 2.");
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a paragraph break is one newline token: the splits never encode two in a row", () => {
+  const newline = encode("\n");
+  assert.equal(newline.length, 1, "GPT-2 encodes a lone line break as one token");
+  for (const split of ["train", "calibration", "eval"] as const) {
+    for (const document of loadBrownSplit(split).documents) {
+      const ids = encode(document.text);
+      for (let i = 1; i < ids.length; i++) {
+        if (ids[i] === newline[0] && ids[i - 1] === newline[0]) {
+          assert.fail(`${split} document ${document.id}: two newline tokens at ${i - 1}`);
+        }
+      }
+    }
   }
 });

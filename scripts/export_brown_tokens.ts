@@ -1,63 +1,45 @@
 /**
- * Writes the Brown train and eval splits as GPT-2 token ids for scripts/train_gpt_neo.py:
- * `<split>.bin` (uint16 little-endian, documents in split order, each followed by
- * <|endoftext|>) and `manifest.json` (split hashes, token counts, sha256 of each .bin).
+ * Writes the Brown train and eval splits as GPT-2 token ids for scripts/train_gpt_neo.py
+ * (scripts/brown_token_files.ts: `<split>.bin` and `manifest.json`).
  *
- * Usage: node dist/scripts/export_brown_tokens.js [outDir]   (default tmp/train-data)
+ * Usage: node dist/scripts/export_brown_tokens.js [outDir] [--paragraph-break newline|blank-line]
+ *   outDir            default tmp/train-data
+ *   --paragraph-break newline (default): the text as spg reads it. blank-line: paragraphs joined by
+ *                     "\n\n", the layout before spg switched to one line break; only to reproduce
+ *                     training phases that used it (the model card names the layout of each phase).
  */
-import { createHash } from "node:crypto";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type BrownSplitName, loadBrownSplit } from "../src/data/brown.js";
-import { encode, endOfTextId, vocabularySize } from "../src/data/tokenizer.js";
+import { parseArgs } from "node:util";
+import { defaultParagraphBreak, type ParagraphBreak, paragraphBreaks } from "../src/data/brown.js";
+import { SpgError } from "../src/errors.js";
 import { packageRoot } from "../src/paths.js";
-
-const bytesPerId = 2;
-
-function writeAtomic(path: string, data: string | Uint8Array): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  writeFileSync(temporary, data);
-  renameSync(temporary, path);
-}
+import { writeBrownTokenFiles } from "./brown_token_files.js";
 
 function main(): void {
-  if (vocabularySize > 2 ** (8 * bytesPerId)) throw new Error("vocabulary does not fit in uint16");
-  const outDir = resolve(process.argv[2] ?? join(packageRoot(), "tmp", "train-data"));
-  mkdirSync(outDir, { recursive: true });
-  const manifest: Record<string, unknown> = {
-    tokenizer: "gpt2 (gpt-tokenizer r50k_base)",
-    vocabularySize,
-    endOfTextId,
-    dtype: "uint16-le",
-    layout: "documents in split order, each followed by endOfTextId",
-    splits: {},
-  };
-  const splits: BrownSplitName[] = ["train", "eval"];
-  for (const name of splits) {
-    const split = loadBrownSplit(name);
-    const ids: number[] = [];
-    for (const document of split.documents) {
-      for (const id of encode(document.text)) ids.push(id);
-      ids.push(endOfTextId);
-    }
-    const bytes = new Uint8Array(ids.length * bytesPerId);
-    const view = new DataView(bytes.buffer);
-    ids.forEach((id, index) => {
-      view.setUint16(index * bytesPerId, id, true);
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { "paragraph-break": { type: "string", default: defaultParagraphBreak } },
+  });
+  const paragraphBreak = values["paragraph-break"];
+  if (!Object.hasOwn(paragraphBreaks, paragraphBreak)) {
+    throw new SpgError("E_BROWN_PARAGRAPH_BREAK", `--paragraph-break "${paragraphBreak}" is not a layout`, {
+      field: "--paragraph-break",
+      fix: `use one of ${Object.keys(paragraphBreaks).join(", ")}`,
     });
-    writeAtomic(join(outDir, `${name}.bin`), bytes);
-    (manifest.splits as Record<string, unknown>)[name] = {
-      file: `${name}.bin`,
-      documents: split.documents.length,
-      documentIds: split.documents.map((document) => document.id),
-      splitSha256: split.sha256,
-      tokens: ids.length,
-      fileSha256: createHash("sha256").update(bytes).digest("hex"),
-    };
-    console.log(`${name}: ${split.documents.length} documents, ${ids.length} tokens`);
   }
-  writeAtomic(join(outDir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-  console.log(`wrote ${outDir}`);
+  if (positionals.length > 1) throw new Error(`one output directory at most, got ${positionals.join(" ")}`);
+  const outDir = resolve(positionals[0] ?? join(packageRoot(), "tmp", "train-data"));
+  const manifest = writeBrownTokenFiles(outDir, paragraphBreak as ParagraphBreak);
+  for (const [name, entry] of Object.entries(manifest.splits)) {
+    console.log(`${name}: ${entry.documents} documents, ${entry.tokens} tokens`);
+  }
+  console.log(`wrote ${outDir} (paragraph break: ${paragraphBreak})`);
 }
 
-main();
+try {
+  main();
+} catch (error) {
+  if (!(error instanceof SpgError)) throw error;
+  console.error(error.describe());
+  process.exitCode = error.exitCode;
+}

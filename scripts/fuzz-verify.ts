@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz -- [--seed S] [--iterations N] [--levels zip,entry,input] [--replay-runs R]
+ * `npm run fuzz -- [--seed S] [--iterations N] [--levels zip,entry,input,semantic] [--replay-runs R]
  *   [--timeout-s T] [--max-rss-mib M] [--heap-mib H] [--keep DIR]`
  *
  * A seeded, deterministic mutation fuzzer for `spg verify`. From the committed bundles
@@ -12,7 +12,10 @@
  *   re-zipped and re-signed with a test key the verifier is told to trust, so the mutant gets
  *   past the signature and exercises every later check;
  * - input: the verifier's own inputs (the trusted-keys file, the policy YAML, a --model
- *   directory's config.json) against the valid default bundle.
+ *   directory's config.json) against the valid default bundle;
+ * - semantic (scripts/fuzz-semantic.ts): a dishonest producer's consistent lies, schema-valid,
+ *   summary and report remade, re-signed; one that passes verify is replayed on the sample it
+ *   changed (unless the change is the signer's word by design) and flagged if it passes again.
  * Each mutant is verified (replay off; `--replay-runs` entry mutants of default.zip with replay
  * on) in a worker process with a heap cap; the parent kills a worker that passes the time
  * limit. A mutant is flagged when verify throws anything but an SpgError (a crash and its
@@ -46,10 +49,12 @@ import { mulberry32 } from "../src/measure/prng.js";
 import { renderReportMarkdown } from "../src/measure/report-md.js";
 import { summarize } from "../src/measure/summary.js";
 import { packageRoot } from "../src/paths.js";
+import { replayIndices } from "../src/verify/checks/replay.js";
 import { defaultPolicyPath } from "../src/verify/policy.js";
 import { renderJson, renderText } from "../src/verify/report.js";
 import { verifyBundleFile } from "../src/verify/verify-bundle.js";
 import { forgerKeyId, resign, seededForgerKey } from "./adversarial-bundles.js";
+import { type SemanticMutant, semanticMutant } from "./fuzz-semantic.js";
 import { buildRawZip, type RawZipEntry } from "./raw-zip.js";
 
 const MiB = 1024 * 1024;
@@ -57,8 +62,8 @@ const MiB = 1024 * 1024;
 const BUNDLE_EXIT_CODES = new Set([0, 3, 4, 5, 6]);
 const INPUT_EXIT_CODE = 2;
 
-export type FuzzLevel = "zip" | "entry" | "input";
-export const FUZZ_LEVELS: readonly FuzzLevel[] = ["zip", "entry", "input"];
+export type FuzzLevel = "zip" | "entry" | "input" | "semantic";
+export const FUZZ_LEVELS: readonly FuzzLevel[] = ["zip", "entry", "input", "semantic"];
 
 /** A generator of [0, 1) and the helpers every mutator draws with. */
 export class Draw {
@@ -92,6 +97,10 @@ export interface Mutant {
   /** A --model config.json (the rest of the bundled model's files beside it). */
   modelConfig?: string;
   replay: boolean;
+  /** A semantic mutant's change is the signer's word by design: passing verify is no finding. */
+  signersWord?: boolean;
+  /** A semantic mutant: the evaluation sample a replay must re-run to see the change, of how many. */
+  sample?: { index: number; of: number };
 }
 
 // ---------------------------------------------------------------- zip level
@@ -547,7 +556,8 @@ export interface FuzzJob {
   trustedKeysFile: string;
   policyFile?: string;
   modelDir?: string;
-  replay: boolean;
+  /** Replay off, every sample, or the samples a seed chooses (a semantic mutant's changed one). */
+  replay: boolean | { samples: number; seed: string };
 }
 
 export interface FuzzOutcome {
@@ -559,6 +569,8 @@ export interface FuzzOutcome {
   codes: string[];
   seconds: number;
   peakRssBytes: number;
+  /** Every check passed (exit 0). */
+  passed?: boolean;
 }
 
 /** Verify one mutant in this process and judge how verify handled it. */
@@ -567,11 +579,17 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
   const problems: string[] = [];
   let exitCode: number;
   let codes: string[] = [];
+  let passed = false;
   try {
     const result = await verifyBundleFile(job.bundlePath, {
       trustedKeysFile: job.trustedKeysFile,
       requireTrusted: true,
-      replay: job.replay ? { samples: "all", required: false, modelDir: job.modelDir } : false,
+      replay:
+        job.replay === false
+          ? false
+          : job.replay === true
+            ? { samples: "all", required: false, modelDir: job.modelDir }
+            : { ...job.replay, required: true, modelDir: job.modelDir },
       modelDir: job.modelDir,
       policyFile: job.policyFile,
     });
@@ -596,6 +614,11 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
     if (!BUNDLE_EXIT_CODES.has(exitCode)) problems.push(`exit ${exitCode} is not in the documented table`);
     if (result.passed && job.level !== "input" && failing.length > 0)
       problems.push("passed with failing findings");
+    passed = result.passed;
+    // A semantic mutant replayed on the sample it changed (the parent asks only for one whose
+    // change is not the signer's word) and still passing: a lie verify does not see.
+    if (result.passed && job.level === "semantic" && typeof job.replay === "object")
+      problems.push("semantic mutant passed verify with its changed sample replayed");
   } catch (error) {
     if (isSpgError(error)) {
       exitCode = error.exitCode;
@@ -618,6 +641,7 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
     codes,
     seconds: (performance.now() - start) / 1000,
     peakRssBytes: peakRssBytes(),
+    passed,
   };
 }
 
@@ -640,6 +664,27 @@ function runWorker(): void {
 
 // ---------------------------------------------------------------- the parent
 
+/** How many evaluation samples a bundle's environment.json lists (0 when it does not parse). */
+function evaluationSamples(entries: Map<string, Buffer>): number {
+  try {
+    const environment = JSON.parse(
+      (entries.get("environment.json") as Buffer).toString("utf8"),
+    ) as EnvironmentFile;
+    return environment.evaluation.samples.length;
+  } catch {
+    return 0;
+  }
+}
+
+/** A replay seed under which replay's own choice of one sample (replayIndices) is `index`. */
+export function replaySeedChoosing(index: number, total: number): string {
+  for (let n = 0; n < 1_000_000; n++) {
+    const seed = n.toString(16);
+    if (replayIndices(total, 1, seed)[0] === index) return seed;
+  }
+  throw new Error(`no replay seed below 1e6 chooses sample ${index} of ${total}`);
+}
+
 export interface FuzzOptions {
   seed: number;
   iterations: number;
@@ -660,6 +705,13 @@ export interface FuzzReport {
   codes: Map<string, number>;
   maxPeakRssBytes: number;
   maxSeconds: number;
+  /** The slowest mutant: its index, level and description. */
+  slowest?: string;
+  /** Semantic draws that changed nothing (skipped), mutants that passed verify without replay, of those the signer's word, and those replayed. */
+  noOps: number;
+  semanticPassed: number;
+  semanticSignersWord: number;
+  semanticReplayed: number;
 }
 
 /** The first line of each problem with numbers blurred: one class per distinct shape. */
@@ -780,6 +832,10 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
     codes: new Map(),
     maxPeakRssBytes: 0,
     maxSeconds: 0,
+    noOps: 0,
+    semanticPassed: 0,
+    semanticSignersWord: 0,
+    semanticReplayed: 0,
   };
   const defaultBundle = base.bundles.find((bundle) => bundle.name === "default.zip") ?? base.bundles[0];
   try {
@@ -808,6 +864,24 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
           bundle: buildRawZip(list),
           trustedKeys: testKeys,
           replay,
+        };
+      } else if (level === "semantic") {
+        // A change that leaves the run's files as they were is no mutant: draw again (bounded).
+        let made: SemanticMutant | undefined;
+        for (let attempt = 0; attempt < 20 && made === undefined; attempt++)
+          made = semanticMutant(draw, bundle.entries, key);
+        if (made === undefined) {
+          report.noOps++;
+          continue;
+        }
+        mutant = {
+          level,
+          description: `${bundle.name}: ${made.what}`,
+          bundle: buildRawZip([...made.entries].map(([name, data]) => ({ name, data }))),
+          trustedKeys: testKeys,
+          replay,
+          signersWord: made.signersWord,
+          sample: { index: made.sample, of: evaluationSamples(bundle.entries) },
         };
       } else {
         const made = inputMutant(draw, base.policy, modelConfig, base.projectKeys);
@@ -842,6 +916,29 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
       };
       const limit = replay ? options.timeoutSeconds * 10 : options.timeoutSeconds;
       let outcome = await worker.run(job, limit);
+      if (level === "semantic" && outcome.passed === true) {
+        report.semanticPassed++;
+        if (mutant.signersWord === true) report.semanticSignersWord++;
+        else if (mutant.sample !== undefined && mutant.sample.of > 0) {
+          // Passing without replay is the signer's word; a replay of the changed sample must refuse it.
+          report.semanticReplayed++;
+          outcome = await worker.run(
+            {
+              ...job,
+              replay: {
+                samples: 1,
+                seed: replaySeedChoosing(
+                  Number.isInteger(mutant.sample.index) && mutant.sample.index < mutant.sample.of
+                    ? Math.max(0, mutant.sample.index)
+                    : 0,
+                  mutant.sample.of,
+                ),
+              },
+            },
+            options.timeoutSeconds * 10,
+          );
+        }
+      }
       if (outcome.peakRssBytes > options.maxRssMiB * MiB) {
         // Peak RSS is the worker's lifetime peak: measure this mutant again in a fresh worker.
         worker.restart();
@@ -856,7 +953,10 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
       report.exitCodes.set(outcome.exitCode, (report.exitCodes.get(outcome.exitCode) ?? 0) + 1);
       for (const code of outcome.codes) report.codes.set(code, (report.codes.get(code) ?? 0) + 1);
       report.maxPeakRssBytes = Math.max(report.maxPeakRssBytes, outcome.peakRssBytes);
-      report.maxSeconds = Math.max(report.maxSeconds, outcome.seconds);
+      if (outcome.seconds > report.maxSeconds) {
+        report.maxSeconds = outcome.seconds;
+        report.slowest = `#${index} ${level} ${mutant.description.slice(0, 160)}`;
+      }
       if (options.verbose)
         console.log(
           `#${index} ${level}${replay ? " (replay)" : ""} ${mutant.description} -> exit ${outcome.exitCode} ${outcome.codes.slice(0, 3).join(" ")} (${outcome.seconds.toFixed(1)} s)`,
@@ -899,8 +999,12 @@ function printReport(options: FuzzOptions, report: FuzzReport): void {
   const top = [...report.codes].sort((a, b) => b[1] - a[1]).slice(0, 25);
   console.log(`  codes: ${top.map(([code, n]) => `${code} ${n}`).join(", ")}`);
   console.log(
-    `  slowest mutant ${report.maxSeconds.toFixed(1)} s; worker peak RSS ${(report.maxPeakRssBytes / MiB).toFixed(0)} MiB (bound ${options.maxRssMiB} MiB)`,
+    `  slowest mutant ${report.maxSeconds.toFixed(1)} s (${report.slowest ?? "none"}); worker peak RSS ${(report.maxPeakRssBytes / MiB).toFixed(0)} MiB (bound ${options.maxRssMiB} MiB)`,
   );
+  if (options.levels.includes("semantic"))
+    console.log(
+      `  semantic: ${report.semanticPassed} passed without replay (${report.semanticSignersWord} the signer's word by design, ${report.semanticReplayed} replayed on the changed sample); ${report.noOps} draws changed nothing`,
+    );
   const classes = new Map<string, number[]>();
   for (const flagged of report.flagged)
     for (const problem of flagged.problems) {

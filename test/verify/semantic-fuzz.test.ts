@@ -44,6 +44,22 @@ test("the pre-flight's factors stated other than the config's: refused by protoc
   assert.ok(lies.failingCodes(margin).includes("protocol:E_PROTOCOL_HARDWARE_CHECK"));
 });
 
+test("a generated token list longer than the tokens compared: refused by consistency (E_CONSISTENCY_GENERATION)", async () => {
+  // Found by `npm run fuzz -- --seed 33 --replay-runs 40` (#417): one of baselineTokens' 198s
+  // repeated (17 tokens, 16 compared), summary and report remade, passed with replay: the recount
+  // reads the shorter list, and the report would show a token no agreement figure counts.
+  for (const list of ["baselineTokens", "tokens"] as const) {
+    const result = await lies.verifyNoReplay(`long-${list}`, ({ records }) => {
+      const generation = records[3].generation;
+      const tokens = generation[list];
+      if (tokens === undefined) throw new Error(`record 3 has no ${list}`);
+      tokens.push(tokens[tokens.length - 1]);
+    });
+    assert.ok(lies.failingCodes(result).includes("consistency:E_CONSISTENCY_GENERATION"), list);
+    assert.equal(result.exitCode, 5);
+  }
+});
+
 test("a semantic mutant changes the run and is re-signed: its signature holds, its run files differ", async () => {
   const read = await readBundleZip(join(packageRoot(), "bundles", "default.zip"));
   assert.ok(read.ok);

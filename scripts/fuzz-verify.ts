@@ -1,6 +1,6 @@
 /**
- * `npm run fuzz -- [--seed S] [--iterations N] [--levels zip,entry,input,semantic] [--replay-runs R]
- *   [--timeout-s T] [--max-rss-mib M] [--heap-mib H] [--keep DIR]`
+ * `npm run fuzz -- [--seed S] [--iterations N] [--levels zip,entry,input,semantic,merge] [--replay-runs R]
+ *   [--timeout-s T] [--max-rss-mib M] [--heap-mib H] [--keep DIR] [--report]`
  *
  * A seeded, deterministic mutation fuzzer for `spg verify`. From the committed bundles
  * (bundles/*.zip) it makes hostile inputs at three levels:
@@ -15,13 +15,19 @@
  *   directory's config.json) against the valid default bundle;
  * - semantic (scripts/fuzz-semantic.ts): a dishonest producer's consistent lies, schema-valid,
  *   summary and report remade, re-signed; one that passes verify is replayed on the sample it
- *   changed (unless the change is the signer's word by design) and flagged if it passes again.
+ *   changed (unless the change is the signer's word by design) and flagged if it passes again;
+ * - merge (scripts/fuzz-merge.ts; asked for by name, it proves a 3-shard run first): `spg merge`
+ *   of a sharded run with one shard mutated (zip, entry or semantic, re-signed by the producer's
+ *   trusted key) or the list changed; only an exit-2 SpgError may stop it, leaving nothing at
+ *   --out, and a merge that is written is verified and must end in verify's table.
  * Each mutant is verified (replay off; `--replay-runs` entry mutants of default.zip with replay
  * on) in a worker process with a heap cap; the parent kills a worker that passes the time
  * limit. A mutant is flagged when verify throws anything but an SpgError (a crash and its
  * stack), an SpgError or result exits outside the documented table (0, 3-6 for a bundle; 2 for
  * the verifier's own input), a check crashed (E_CHECK_CRASHED), a failing finding has no
  * E_ code, it hangs past the limit, or the worker's peak resident memory passes the bound.
+ * With --report each bundle mutant is also rendered as `spg report --no-verify` renders it: only
+ * an SpgError may stop the page, and nothing from the bundle may reach it as markup.
  * The same seed gives the same mutants; flagged ones are written to --keep DIR.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -49,11 +55,19 @@ import { mulberry32 } from "../src/measure/prng.js";
 import { renderReportMarkdown } from "../src/measure/report-md.js";
 import { summarize } from "../src/measure/summary.js";
 import { packageRoot } from "../src/paths.js";
+import { buildReport } from "../src/report/render.js";
 import { replayIndices } from "../src/verify/checks/replay.js";
 import { defaultPolicyPath } from "../src/verify/policy.js";
 import { renderJson, renderText } from "../src/verify/report.js";
 import { verifyBundleFile } from "../src/verify/verify-bundle.js";
 import { forgerKeyId, resign, seededForgerKey } from "./adversarial-bundles.js";
+import {
+  type MergeBase,
+  type MergeJob,
+  mergeBase as makeMergeBase,
+  mergeMutant,
+  runMergeJob,
+} from "./fuzz-merge.js";
 import { type SemanticMutant, semanticMutant } from "./fuzz-semantic.js";
 import { buildRawZip, type RawZipEntry } from "./raw-zip.js";
 
@@ -62,8 +76,10 @@ const MiB = 1024 * 1024;
 const BUNDLE_EXIT_CODES = new Set([0, 3, 4, 5, 6]);
 const INPUT_EXIT_CODE = 2;
 
-export type FuzzLevel = "zip" | "entry" | "input" | "semantic";
+export type FuzzLevel = "zip" | "entry" | "input" | "semantic" | "merge";
+/** The default levels; `merge` proves a sharded run first (minutes), so it is asked for by name. */
 export const FUZZ_LEVELS: readonly FuzzLevel[] = ["zip", "entry", "input", "semantic"];
+const ALL_LEVELS: readonly FuzzLevel[] = [...FUZZ_LEVELS, "merge"];
 
 /** A generator of [0, 1) and the helpers every mutator draws with. */
 export class Draw {
@@ -558,6 +574,27 @@ export interface FuzzJob {
   modelDir?: string;
   /** Replay off, every sample, or the samples a seed chooses (a semantic mutant's changed one). */
   replay: boolean | { samples: number; seed: string };
+  /** Also render the mutant as `spg report --no-verify` does (its page from unverified entries). */
+  report?: boolean;
+  /** A merge mutant: merge these shards (then verify the result) instead of verifying bundlePath. */
+  merge?: MergeJob;
+}
+
+/** `spg report`'s page for the mutant, unverified: only an SpgError may stop it, and no bundle text is markup (as test/report/adversarial-report.test.ts holds the corpus). */
+async function reportProblems(job: FuzzJob): Promise<string[]> {
+  try {
+    const { html } = await buildReport(job.bundlePath, { verify: false });
+    if (/<script|javascript:/i.test(html) || html.match(/<\/style>/gi)?.length !== 1)
+      return ["report: markup from the bundle in the page"];
+    return [];
+  } catch (error) {
+    if (isSpgError(error))
+      return error.exitCode === INPUT_EXIT_CODE
+        ? []
+        : [`report: SpgError ${error.code} exit ${error.exitCode}`];
+    const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    return [`report crash (uncaught): ${stack.split("\n").slice(0, 4).join(" | ")}`];
+  }
 }
 
 export interface FuzzOutcome {
@@ -576,6 +613,15 @@ export interface FuzzOutcome {
 /** Verify one mutant in this process and judge how verify handled it. */
 export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
   const start = performance.now();
+  if (job.merge !== undefined) {
+    const merged = await runMergeJob(job.merge);
+    return {
+      index: job.index,
+      ...merged,
+      seconds: (performance.now() - start) / 1000,
+      peakRssBytes: peakRssBytes(),
+    };
+  }
   const problems: string[] = [];
   let exitCode: number;
   let codes: string[] = [];
@@ -634,6 +680,7 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
       problems.push(`crash (uncaught): ${stack.split("\n").slice(0, 4).join(" | ")}`);
     }
   }
+  if (job.report === true && job.level !== "input") problems.push(...(await reportProblems(job)));
   return {
     index: job.index,
     exitCode,
@@ -694,6 +741,8 @@ export interface FuzzOptions {
   maxRssMiB: number;
   heapMiB: number;
   keep?: string;
+  /** Also render every bundle mutant as `spg report --no-verify` does. */
+  report?: boolean;
   /** Print one line per mutant. */
   verbose?: boolean;
 }
@@ -837,6 +886,7 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
     semanticSignersWord: 0,
     semanticReplayed: 0,
   };
+  let mergeBase: MergeBase | undefined;
   const defaultBundle = base.bundles.find((bundle) => bundle.name === "default.zip") ?? base.bundles[0];
   try {
     for (let index = 0; index < options.iterations + options.replayRuns; index++) {
@@ -846,6 +896,7 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
       const level: FuzzLevel = replay ? "entry" : draw.pick(options.levels);
       const bundle = replay || level === "input" ? defaultBundle : draw.pick(base.bundles);
       let mutant: Mutant;
+      let mergeJob: MergeJob | undefined;
       if (level === "zip") {
         const made = await zipMutant(draw, bundle.zip);
         mutant = {
@@ -863,6 +914,20 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
           description: `${bundle.name}: ${made.what}`,
           bundle: buildRawZip(list),
           trustedKeys: testKeys,
+          replay,
+        };
+      } else if (level === "merge") {
+        mergeBase ??= await makeMergeBase();
+        const made = await mergeMutant(draw, mergeBase, dir, {
+          zip: zipMutant,
+          entry: entryMutant,
+        });
+        mergeJob = made.job;
+        mutant = {
+          level,
+          description: made.what,
+          bundle: made.files.get("mutant-shard.zip") as Buffer,
+          trustedKeys: base.projectKeys,
           replay,
         };
       } else if (level === "semantic") {
@@ -913,7 +978,9 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
         policyFile,
         modelDir: mutant.modelConfig === undefined ? undefined : modelDir,
         replay,
+        report: options.report,
       };
+      if (mergeJob !== undefined) job.merge = mergeJob;
       const limit = replay ? options.timeoutSeconds * 10 : options.timeoutSeconds;
       let outcome = await worker.run(job, limit);
       if (level === "semantic" && outcome.passed === true) {
@@ -982,6 +1049,7 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
   } finally {
     worker.restart();
     rmSync(dir, { recursive: true, force: true });
+    if (mergeBase !== undefined) rmSync(mergeBase.run.dir, { recursive: true, force: true });
   }
   return report;
 }
@@ -1028,13 +1096,14 @@ export async function fuzzMain(argv: string[]): Promise<number> {
       "max-rss-mib": { type: "string", default: "1024" },
       "heap-mib": { type: "string", default: "2048" },
       keep: { type: "string" },
+      report: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
     },
   });
   const levels = values.levels.split(",") as FuzzLevel[];
   for (const level of levels)
-    if (!FUZZ_LEVELS.includes(level))
-      throw new Error(`--levels: ${level} is not one of ${FUZZ_LEVELS.join(", ")}`);
+    if (!ALL_LEVELS.includes(level))
+      throw new Error(`--levels: ${level} is not one of ${ALL_LEVELS.join(", ")}`);
   const options: FuzzOptions = {
     seed: Number(values.seed),
     iterations: Number(values.iterations),
@@ -1044,6 +1113,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     maxRssMiB: Number(values["max-rss-mib"]),
     heapMiB: Number(values["heap-mib"]),
     keep: values.keep,
+    report: values.report,
     verbose: values.verbose,
   };
   const report = await fuzzVerify(options);

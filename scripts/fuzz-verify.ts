@@ -533,6 +533,33 @@ function inputMutant(
       }),
       () => ({ text: "", what: "empty" }),
       () => ({ text: '{"type":"spg-ed25519-public","publicKey":1}', what: "json key file" }),
+      () => {
+        // Many distinct keys (ids drawn from the stream), the project's among them, near and over the file limit.
+        const count = draw.pick([1000, 50_000, 70_000]);
+        const ids = Array.from({ length: count }, () =>
+          Array.from({ length: 8 }, () => (draw.int(2 ** 32) >>> 0).toString(16).padStart(8, "0")).join(""),
+        );
+        return { text: `${ids.join("\n")}\n${trustedKeys}`, what: `${count} keys` };
+      },
+      () => {
+        // The project's key listed again and again with conflicting roles.
+        const id =
+          trustedKeys
+            .split("\n")
+            .find((line) => /^[0-9a-f]{64}/.test(line))
+            ?.slice(0, 64) ?? "";
+        const roles = ["run", "shard", "merge", "run,merge", "bogus", ""];
+        return {
+          text: Array.from({ length: draw.pick([2, 100, 20_000]) }, () => `${id} ${draw.pick(roles)}`).join(
+            "\n",
+          ),
+          what: "duplicate keys, conflicting roles",
+        };
+      },
+      () => ({
+        text: `# ${"x".repeat(draw.pick([1 << 20, 5 << 20]))}\n${trustedKeys}`,
+        what: "huge comment line",
+      }),
     ];
     const made = draw.pick(variants)();
     return { trustedKeys: made.text, what: `trusted keys: ${made.what}` };
@@ -545,6 +572,9 @@ function inputMutant(
         `${"- ".repeat(5000)}x\n`,
         "!!binary AAAA",
         "key: !!js/function 'x'\n",
+        `# ${"y".repeat(draw.pick([1 << 19, 2 << 20]))}\n${policyText}`,
+        `${policyText}\nsamples:\n  minimum: 1\n`,
+        `${"k: 1\n".repeat(200_000)}`,
         mutateText(draw, Buffer.from(policyText)).bytes.toString("latin1"),
       ];
       return { policy: draw.pick(bombs), trustedKeys, what: "policy text" };

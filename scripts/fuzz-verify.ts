@@ -775,6 +775,8 @@ export interface FuzzOptions {
   report?: boolean;
   /** Print one line per mutant. */
   verbose?: boolean;
+  /** Asked before each mutant: true ends the run there, with the report of what ran (SIGTERM, SIGINT). */
+  stopped?: () => boolean;
 }
 
 export interface FuzzReport {
@@ -920,6 +922,7 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
   const defaultBundle = base.bundles.find((bundle) => bundle.name === "default.zip") ?? base.bundles[0];
   try {
     for (let index = 0; index < options.iterations + options.replayRuns; index++) {
+      if (options.stopped?.() === true) break;
       // Each mutant has its own stream: mutant i of seed S is the same whatever ran before it.
       const draw = new Draw(((options.seed * 0x9e3779b1) ^ (index * 0x85ebca6b)) >>> 0);
       const replay = index >= options.iterations;
@@ -1146,7 +1149,14 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     report: values.report,
     verbose: values.verbose,
   };
-  const report = await fuzzVerify(options);
+  // A run cut short (`timeout`, Ctrl-C) still prints the figures of the mutants it made.
+  let stop = false;
+  for (const signal of ["SIGTERM", "SIGINT"] as const)
+    process.once(signal, () => {
+      stop = true;
+    });
+  const report = await fuzzVerify({ ...options, stopped: () => stop });
+  if (stop) console.log(`stopped by a signal after ${report.iterations} mutants`);
   printReport(options, report);
   return report.flagged.length > 0 ? 1 : 0;
 }

@@ -266,11 +266,13 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
   const inputs = get(environment, "hardwareCheck", "inputs");
   if (hardware !== null && typeof hardware === "object" && inputs !== null && typeof inputs === "object") {
     for (const [factor, configured] of Object.entries(hardware)) {
+      // A factor the record states (marginFraction beside the inputs) must be the config's;
+      // inputs are free-form, and one a producer's record leaves out contradicts nothing.
       const stated =
         factor in inputs
           ? (inputs as Record<string, unknown>)[factor]
           : get(environment, "hardwareCheck", factor);
-      if (stated !== configured)
+      if (stated !== undefined && stated !== configured)
         failures.add(
           "E_PROTOCOL_HARDWARE_CHECK",
           `environment.json hardwareCheck states ${factor} ${JSON.stringify(stated)}; config.json hardware.${factor} is ${JSON.stringify(configured)}`,

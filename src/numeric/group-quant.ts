@@ -113,7 +113,29 @@ export interface QuantGroups {
  * byte offset (streams in ascending width, widths with codes only), and the total length of
  * metadata and streams.
  */
-function streamLayout(groups: QuantGroups): { streamStart: Int32Array; total: number } {
+function streamLayout(groups: QuantGroups): StreamLayout {
+  let layout = streamLayouts.get(groups);
+  if (layout === undefined) {
+    layout = countStreams(groups);
+    streamLayouts.set(groups, layout);
+  }
+  return layout;
+}
+
+interface StreamLayout {
+  /** Read only: shared by every call on the same groups (the codecs copy it). */
+  streamStart: Int32Array;
+  total: number;
+}
+
+/**
+ * Layouts by groups object: a method reuses its groups over every head (quant over a run), and
+ * counted again per call they were a tenth of its codec's time. Groups are never changed once
+ * built (channelGroups, tokenGroups), so the layout stays theirs.
+ */
+const streamLayouts = new WeakMap<QuantGroups, StreamLayout>();
+
+function countStreams(groups: QuantGroups): StreamLayout {
   const { bits, starts } = groups;
   // codes per width (bits is a Uint8Array: a width past 16 is counted here and refused below)
   const counts = new Int32Array(256);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { gatherTransposed } from "../../src/kv/methods/shared.js";
 import { ByteReader, ByteWriter, halfBitsOfNormal } from "../../src/numeric/bytes.js";
 import { floatBitsToHalfBits, floatToHalfBits } from "../../src/numeric/fp16.js";
 import {
@@ -118,6 +119,29 @@ test("channel groups over [tokens, dim] are token groups over the transpose: sam
     ),
     encoded(encodeGroupsReference, data, channelGroups(tokens, dim, 8, 4), 0),
   );
+});
+
+test("quant's transposed key gather is the element-by-element transpose of the rows given", () => {
+  const next = rng(11);
+  const dim = 12;
+  const slots = 40;
+  const matrix = Float32Array.from({ length: slots * dim }, () => next() * 4 - 2);
+  // empty, shorter than the eight-row step, a step and a tail, every slot, and a shuffled subset
+  const cases = [
+    [],
+    [3, 4, 5],
+    Array.from({ length: 19 }, (_, i) => i + 2),
+    Array.from({ length: slots }, (_, i) => i),
+    Array.from({ length: 27 }, () => Math.floor(next() * slots)),
+  ];
+  for (const list of cases) {
+    const rows = Int32Array.from(list);
+    const expected = new Float32Array(rows.length * dim);
+    for (let i = 0; i < rows.length; i++)
+      for (let c = 0; c < dim; c++) expected[c * rows.length + i] = matrix[rows[i] * dim + c];
+    const got = gatherTransposed(matrix, rows, dim);
+    assert.deepEqual(new Uint8Array(got.buffer), new Uint8Array(expected.buffer), `rows ${list.join(",")}`);
+  }
 });
 
 test("group codec: a truncated stream fails as the reference does (E_KV_DECODE)", () => {

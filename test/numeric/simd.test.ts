@@ -113,6 +113,18 @@ test("float32 to fp16: the kernel's bits and first unfit index are the numpy por
   const expected = new Uint16Array(rows.length * width);
   halfRowsScalar(bitsOf(fit), rows, width, expected);
   assert.deepEqual(writer.finish().subarray(1), new Uint8Array(expected.buffer));
+  // rows far from the source's start (the kernel copies only the span the runs reach), out of
+  // order, and a value binary16 cannot hold inside that span: the scalar's index
+  const later = [40, 41, 42, 57, 44, 60];
+  const spanWriter = new ByteWriter(2);
+  spanWriter.halfRows(fit, later, width);
+  const spanExpected = new Uint16Array(later.length * width);
+  halfRowsScalar(bitsOf(fit), later, width, spanExpected);
+  assert.deepEqual(spanWriter.finish(), new Uint8Array(spanExpected.buffer));
+  const unfitSrc = fit.slice(0, 61 * width);
+  unfitSrc[57 * width + 5] = 1e9;
+  assert.throws(() => new ByteWriter().halfRows(unfitSrc, later, width), /1000000000/);
+  assert.equal(halfRowsScalar(bitsOf(unfitSrc), later, width, new Uint16Array(later.length * width)), 57 * width + 5);
 });
 
 test("rounding to fp16: the kernel's float32 bits and unfit index are roundHalfIntoScalar's, past the scratch too", () => {

@@ -110,15 +110,24 @@ export function halvesOfRuns(
   at: number,
 ): number {
   let total = 0;
-  for (let r = 0; r < runs; r++) total += runCounts[r];
-  // the whole source once when it fits (one copy, a call per run), else run by run in pieces
-  if (src.length + total <= 2 * SCRATCH_ELEMENTS) {
-    const dst = aligned(4 * src.length);
+  // the span of src the runs reach: a method keeping 16 of 320 rows copies those, not the head
+  let first = src.length;
+  let last = 0;
+  for (let r = 0; r < runs; r++) {
+    total += runCounts[r];
+    if (runCounts[r] === 0) continue;
+    if (runStarts[r] < first) first = runStarts[r];
+    if (runStarts[r] + runCounts[r] > last) last = runStarts[r] + runCounts[r];
+  }
+  if (last < first) first = last;
+  // that span once when it fits (one copy, a call per run), else run by run in pieces
+  if (last - first + total <= 2 * SCRATCH_ELEMENTS) {
+    const dst = aligned(4 * (last - first));
     const memory = scratch(dst + 2 * total);
-    memory.f32.set(src, 0);
+    memory.f32.set(src.subarray(first, last), 0);
     let o = 0;
     for (let r = 0; r < runs; r++) {
-      const unfit = kernels.halves(4 * runStarts[r], dst + 2 * o, runCounts[r]);
+      const unfit = kernels.halves(4 * (runStarts[r] - first), dst + 2 * o, runCounts[r]);
       if (unfit >= 0) return runStarts[r] + unfit;
       o += runCounts[r];
     }

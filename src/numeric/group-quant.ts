@@ -15,7 +15,7 @@ import {
   halfCeilBits,
   halfFloorBits,
 } from "./fp16.js";
-import { decodeGroupsFrom, encodeGroupsInto, groupsFitScratch } from "./simd/kernels.js";
+import { decodeGroupsFrom, encodeGroupsInto, groupsFitScratch, SCRATCH_ELEMENTS } from "./simd/kernels.js";
 
 export interface GroupQuant {
   /** fp16-exact step. */
@@ -357,14 +357,13 @@ export function tokenGroups(
   alive?: Uint8Array,
 ): QuantGroups {
   const perToken = Math.ceil(dim / groupSize);
-  const members = new Int32Array(tokens * dim);
   const starts = new Int32Array(perToken * tokens + 1);
   const bits = new Uint8Array(perToken * tokens);
   let m = 0;
   let g = 0;
   if (alive === undefined) {
     // every element, in order: the members are 0, 1, ... and a group starts at its first channel
-    for (let i = 0; i < members.length; i++) members[i] = i;
+    const members = identityMembers(tokens * dim);
     for (let t = 0; t < tokens; t++) {
       const width = bitsOfToken(t);
       for (let c0 = 0; c0 < dim; c0 += groupSize) {
@@ -372,24 +371,43 @@ export function tokenGroups(
         starts[g++] = t * dim + c0;
       }
     }
-    m = members.length;
-  } else {
-    for (let t = 0; t < tokens; t++) {
-      const width = bitsOfToken(t);
-      for (let c0 = 0; c0 < dim; c0 += groupSize) {
-        bits[g] = width;
-        starts[g++] = m;
-        const end = t * dim + Math.min(c0 + groupSize, dim);
-        for (let i = t * dim + c0; i < end; i++) if (alive[i] === 1) members[m++] = i;
+    starts[g] = members.length;
+    return { members, starts, bits, identity: true, extent: tokens * dim };
+  }
+  const members = new Int32Array(tokens * dim);
+  for (let t = 0; t < tokens; t++) {
+    const width = bitsOfToken(t);
+    for (let c0 = 0; c0 < dim; c0 += groupSize) {
+      bits[g] = width;
+      starts[g++] = m;
+      const end = t * dim + Math.min(c0 + groupSize, dim);
+      // every index is written and a live one kept (m only moves past it): no branch per element
+      for (let i = t * dim + c0; i < end; i++) {
+        members[m] = i;
+        m += alive[i] === 1 ? 1 : 0;
       }
     }
   }
   starts[g] = m;
-  return {
-    members: members.subarray(0, m),
-    starts,
-    bits,
-    identity: alive === undefined,
-    extent: tokens * dim,
-  };
+  return { members: members.subarray(0, m), starts, bits, identity: false, extent: tokens * dim };
+}
+
+/** 0, 1, 2, ... up to the longest asked for: every group set without a mask reads a prefix of it. */
+let identity: Int32Array = new Int32Array(0);
+
+/**
+ * The members 0 .. n-1, a view of one shared array (grown when a longer one is asked for):
+ * members are only read, and a fresh list per call was a tenth of spg's encoder. Lists past
+ * the kernels' scratch (a weight matrix) are made fresh, so the shared one stays that small.
+ */
+function identityMembers(n: number): Int32Array {
+  if (n > SCRATCH_ELEMENTS) return counting(n);
+  if (identity.length < n) identity = counting(Math.min(SCRATCH_ELEMENTS, Math.max(n, 2 * identity.length)));
+  return identity.subarray(0, n);
+}
+
+function counting(n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
 }

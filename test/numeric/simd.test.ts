@@ -348,3 +348,31 @@ test("token groups without a mask are the groups of an all-ones mask (the member
     assert.equal(fast.identity, true);
   }
 });
+
+test("token groups with a mask: each token's runs of groupSize channels, the live elements in order", () => {
+  const next = rng(23);
+  for (const [tokens, dim, groupSize, live] of [
+    [80, 64, 32, 0.3],
+    [7, 5, 3, 0.5],
+    [9, 130, 32, 0.9],
+    [4, 8, 4, 0],
+  ]) {
+    const mask = Uint8Array.from({ length: tokens * dim }, () => (next() < live ? 1 : 0));
+    const widths = (t: number) => (t % 2 === 0 ? 2 : 8);
+    const members: number[] = [];
+    const starts: number[] = [];
+    const bits: number[] = [];
+    for (let t = 0; t < tokens; t++)
+      for (let c0 = 0; c0 < dim; c0 += groupSize) {
+        starts.push(members.length);
+        bits.push(widths(t));
+        for (let c = c0; c < Math.min(c0 + groupSize, dim); c++) if (mask[t * dim + c]) members.push(t * dim + c);
+      }
+    starts.push(members.length);
+    const groups = tokenGroups(tokens, dim, groupSize, widths, mask);
+    assert.deepEqual(groups.members, Int32Array.from(members));
+    assert.deepEqual(groups.starts, Int32Array.from(starts));
+    assert.deepEqual(groups.bits, Uint8Array.from(bits));
+    assert.equal(groups.identity, false);
+  }
+});

@@ -15,7 +15,13 @@ import {
   halfCeilBits,
   halfFloorBits,
 } from "./fp16.js";
-import { decodeGroupsFrom, encodeGroupsInto, groupsFitScratch, SCRATCH_ELEMENTS } from "./simd/kernels.js";
+import {
+  decodeGroupsFrom,
+  encodeGroupsInto,
+  encodeTransposedGroupsInto,
+  groupsFitScratch,
+  SCRATCH_ELEMENTS,
+} from "./simd/kernels.js";
 
 export interface GroupQuant {
   /** fp16-exact step. */
@@ -196,6 +202,70 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
   if (groupsFitScratch(groups, total, data.length) && encodeGroupsInto(data, groups, streamStart, out) < 0)
     return;
   encodeGroupsLoop(out, data, groups, streamStart);
+}
+
+/**
+ * encodeGroups of gatherTransposed(matrix, rows, dim): quant's keys, whose per-channel groups
+ * are runs of tokens in the transpose. Through the kernels the rows are copied into the
+ * module's memory as they lie and transposed there; else (rows past the scratch, or outside
+ * the matrix) gathered here.
+ */
+export function encodeTransposedGroups(
+  writer: ByteWriter,
+  matrix: Float32Array,
+  rows: Int32Array,
+  dim: number,
+  groups: QuantGroups,
+): void {
+  const { streamStart, total } = streamLayout(groups);
+  const out = writer.claim(total);
+  if (
+    rowsWithin(rows, matrix.length / dim) &&
+    groupsFitScratch(groups, total, rows.length * dim) &&
+    rows.length * dim <= SCRATCH_ELEMENTS &&
+    encodeTransposedGroupsInto(matrix, rows, dim, groups, streamStart, out) < 0
+  )
+    return;
+  encodeGroupsLoop(out, gatherTransposed(matrix, rows, dim), groups, streamStart);
+}
+
+function rowsWithin(rows: Int32Array, slots: number): boolean {
+  for (let i = 0; i < rows.length; i++) if (!(rows[i] >= 0 && rows[i] < slots)) return false;
+  return true;
+}
+
+/** The given rows of a [slots, dim] matrix, transposed: [dim, rows.length], column by column. */
+export function gatherTransposed(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
+  const count = rows.length;
+  const out = new Float32Array(count * dim);
+  // eight rows at a time, so each column's writes are eight consecutive values; the rows'
+  // offsets held in locals (read from rows per element, the loop cost 2-3x as much)
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const r0 = rows[i] * dim;
+    const r1 = rows[i + 1] * dim;
+    const r2 = rows[i + 2] * dim;
+    const r3 = rows[i + 3] * dim;
+    const r4 = rows[i + 4] * dim;
+    const r5 = rows[i + 5] * dim;
+    const r6 = rows[i + 6] * dim;
+    const r7 = rows[i + 7] * dim;
+    for (let c = 0, at = i; c < dim; c++, at += count) {
+      out[at] = matrix[r0 + c];
+      out[at + 1] = matrix[r1 + c];
+      out[at + 2] = matrix[r2 + c];
+      out[at + 3] = matrix[r3 + c];
+      out[at + 4] = matrix[r4 + c];
+      out[at + 5] = matrix[r5 + c];
+      out[at + 6] = matrix[r6 + c];
+      out[at + 7] = matrix[r7 + c];
+    }
+  }
+  for (; i < count; i++) {
+    const from = rows[i] * dim;
+    for (let c = 0; c < dim; c++) out[c * count + i] = matrix[from + c];
+  }
+  return out;
 }
 
 /** encodeGroups in TypeScript alone: the reference the kernel is tested against. */

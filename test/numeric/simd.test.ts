@@ -124,7 +124,10 @@ test("float32 to fp16: the kernel's bits and first unfit index are the numpy por
   const unfitSrc = fit.slice(0, 61 * width);
   unfitSrc[57 * width + 5] = 1e9;
   assert.throws(() => new ByteWriter().halfRows(unfitSrc, later, width), /1000000000/);
-  assert.equal(halfRowsScalar(bitsOf(unfitSrc), later, width, new Uint16Array(later.length * width)), 57 * width + 5);
+  assert.equal(
+    halfRowsScalar(bitsOf(unfitSrc), later, width, new Uint16Array(later.length * width)),
+    57 * width + 5,
+  );
 });
 
 test("rounding to fp16: the kernel's float32 bits and unfit index are roundHalfIntoScalar's, past the scratch too", () => {
@@ -366,7 +369,8 @@ test("token groups with a mask: each token's runs of groupSize channels, the liv
       for (let c0 = 0; c0 < dim; c0 += groupSize) {
         starts.push(members.length);
         bits.push(widths(t));
-        for (let c = c0; c < Math.min(c0 + groupSize, dim); c++) if (mask[t * dim + c]) members.push(t * dim + c);
+        for (let c = c0; c < Math.min(c0 + groupSize, dim); c++)
+          if (mask[t * dim + c]) members.push(t * dim + c);
       }
     starts.push(members.length);
     const groups = tokenGroups(tokens, dim, groupSize, widths, mask);

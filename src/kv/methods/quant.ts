@@ -13,6 +13,7 @@ import {
   channelGroups,
   decodeGroups,
   encodeGroups,
+  encodeTransposedGroups,
   groupsBytes,
   type QuantGroups,
   tokenGroups,
@@ -30,7 +31,7 @@ import {
 } from "../compressed.js";
 import { laidOutLayer } from "../layout.js";
 import { defineMethod } from "./define.js";
-import { eligibleSlots, gatherRows, gatherTransposed, maskIndices, schemaParts } from "./shared.js";
+import { eligibleSlots, gatherRows, maskIndices, schemaParts } from "./shared.js";
 import type { MethodContext } from "./types.js";
 
 export interface QuantParams {
@@ -116,7 +117,7 @@ function encodeHead(
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
   const groups = groupsFor(tokens);
-  encodeGroups(writer, gatherTransposed(head.keys, quantized, dim), groups.keys);
+  encodeTransposedGroups(writer, head.keys, quantized, dim, groups.keys);
   encodeGroups(writer, gatherRows(head.values, quantized, dim), groups.values);
   writeRows(writer, head.keys, recent, dim, dtype);
   writeRows(writer, head.values, recent, dim, dtype);

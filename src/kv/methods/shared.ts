@@ -144,40 +144,6 @@ export function gatherRows(matrix: Float32Array, rows: Int32Array, dim: number):
   return out;
 }
 
-/** The given rows of a [slots, dim] matrix, transposed: [dim, rows.length], column by column. */
-export function gatherTransposed(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
-  const count = rows.length;
-  const out = new Float32Array(count * dim);
-  // eight rows at a time, so each column's writes are eight consecutive values; the rows'
-  // offsets held in locals (read from rows per element, the loop cost 2-3x as much)
-  let i = 0;
-  for (; i + 8 <= count; i += 8) {
-    const r0 = rows[i] * dim;
-    const r1 = rows[i + 1] * dim;
-    const r2 = rows[i + 2] * dim;
-    const r3 = rows[i + 3] * dim;
-    const r4 = rows[i + 4] * dim;
-    const r5 = rows[i + 5] * dim;
-    const r6 = rows[i + 6] * dim;
-    const r7 = rows[i + 7] * dim;
-    for (let c = 0, at = i; c < dim; c++, at += count) {
-      out[at] = matrix[r0 + c];
-      out[at + 1] = matrix[r1 + c];
-      out[at + 2] = matrix[r2 + c];
-      out[at + 3] = matrix[r3 + c];
-      out[at + 4] = matrix[r4 + c];
-      out[at + 5] = matrix[r5 + c];
-      out[at + 6] = matrix[r6 + c];
-      out[at + 7] = matrix[r7 + c];
-    }
-  }
-  for (; i < count; i++) {
-    const from = rows[i] * dim;
-    for (let c = 0; c < dim; c++) out[c * count + i] = matrix[from + c];
-  }
-  return out;
-}
-
 /** Indices where mask is 1. */
 export function maskIndices(mask: Uint8Array): Int32Array {
   const out: number[] = [];

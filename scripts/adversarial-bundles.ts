@@ -148,18 +148,32 @@ export interface RunParts {
  * exactly as prove makes them: the lie is arithmetically consistent.
  */
 export function remadeRun(entries: Entries, change: (parts: RunParts) => void): void {
-  const parts: RunParts = {
+  const parts = runParts(entries);
+  change(parts);
+  writeRunParts(entries, parts);
+}
+
+/** The run's files of a bundle, parsed. */
+export function runParts(entries: Entries): RunParts {
+  return {
     config: jsonOf(entries, "config.json") as unknown as RunConfig,
     environment: jsonOf(entries, "environment.json") as unknown as EnvironmentFile,
     records: parseJsonl(entries.get("records.jsonl")!) as unknown as SampleRecord[],
     fingerprints: parseJsonl(entries.get("fingerprints.jsonl")!) as unknown as FingerprintLine[],
   };
-  change(parts);
-  const summary = summarize(parts.records, parts.config);
+}
+
+/**
+ * The run's files written back as canonical JSON, summary.json and report.md made from them
+ * (throws, writing nothing, when they do not summarize; `remake: false` keeps the old two).
+ */
+export function writeRunParts(entries: Entries, parts: RunParts, remake = true): void {
+  const summary = remake ? summarize(parts.records, parts.config) : undefined;
   entries.set("config.json", canonicalJson(parts.config));
   entries.set("environment.json", canonicalJson(parts.environment));
   entries.set("records.jsonl", canonicalJsonl(parts.records));
   entries.set("fingerprints.jsonl", canonicalJsonl(parts.fingerprints));
+  if (summary === undefined) return;
   entries.set("summary.json", canonicalJson(summary));
   entries.set("report.md", Buffer.from(renderReportMarkdown(parts.config, summary, parts.environment)));
 }

@@ -66,6 +66,7 @@ async function runEvaluation(options: ProveBenchOptions) {
     observationWindow: config.kv.observationWindow,
     baselineDtype: config.kv.baselineDtype,
     prefillChunkTokens: config.kv.prefillChunkTokens,
+    prefillChunkSplit: config.kv.prefillChunkSplit,
   });
   const loadMs = performance.now() - loadStarted;
   const loadedRssBytes = process.memoryUsage().rss;

@@ -1,6 +1,6 @@
 /**
- * `npm run fuzz -- [--seed S] [--iterations N] [--levels zip,entry,input] [--replay-runs R]
- *   [--timeout-s T] [--max-rss-mib M] [--heap-mib H] [--keep DIR]`
+ * `npm run fuzz -- [--seed S] [--iterations N] [--levels zip,entry,input,semantic,merge] [--replay-runs R]
+ *   [--timeout-s T] [--max-rss-mib M] [--heap-mib H] [--keep DIR] [--report]`
  *
  * A seeded, deterministic mutation fuzzer for `spg verify`. From the committed bundles
  * (bundles/*.zip) it makes hostile inputs at three levels:
@@ -12,13 +12,22 @@
  *   re-zipped and re-signed with a test key the verifier is told to trust, so the mutant gets
  *   past the signature and exercises every later check;
  * - input: the verifier's own inputs (the trusted-keys file, the policy YAML, a --model
- *   directory's config.json) against the valid default bundle.
+ *   directory's config.json) against the valid default bundle;
+ * - semantic (scripts/fuzz-semantic.ts): a dishonest producer's consistent lies, schema-valid,
+ *   summary and report remade, re-signed; one that passes verify is replayed on the sample it
+ *   changed (unless the change is the signer's word by design) and flagged if it passes again;
+ * - merge (scripts/fuzz-merge.ts; asked for by name, it proves a 3-shard run first): `spg merge`
+ *   of a sharded run with one shard mutated (zip, entry or semantic, re-signed by the producer's
+ *   trusted key) or the list changed; only an exit-2 SpgError may stop it, leaving nothing at
+ *   --out, and a merge that is written is verified and must end in verify's table.
  * Each mutant is verified (replay off; `--replay-runs` entry mutants of default.zip with replay
  * on) in a worker process with a heap cap; the parent kills a worker that passes the time
  * limit. A mutant is flagged when verify throws anything but an SpgError (a crash and its
  * stack), an SpgError or result exits outside the documented table (0, 3-6 for a bundle; 2 for
  * the verifier's own input), a check crashed (E_CHECK_CRASHED), a failing finding has no
  * E_ code, it hangs past the limit, or the worker's peak resident memory passes the bound.
+ * With --report each bundle mutant is also rendered as `spg report --no-verify` renders it: only
+ * an SpgError may stop the page, and nothing from the bundle may reach it as markup.
  * The same seed gives the same mutants; flagged ones are written to --keep DIR.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -46,10 +55,20 @@ import { mulberry32 } from "../src/measure/prng.js";
 import { renderReportMarkdown } from "../src/measure/report-md.js";
 import { summarize } from "../src/measure/summary.js";
 import { packageRoot } from "../src/paths.js";
+import { buildReport } from "../src/report/render.js";
+import { replayIndices } from "../src/verify/checks/replay.js";
 import { defaultPolicyPath } from "../src/verify/policy.js";
 import { renderJson, renderText } from "../src/verify/report.js";
 import { verifyBundleFile } from "../src/verify/verify-bundle.js";
 import { forgerKeyId, resign, seededForgerKey } from "./adversarial-bundles.js";
+import {
+  type MergeBase,
+  type MergeJob,
+  mergeBase as makeMergeBase,
+  mergeMutant,
+  runMergeJob,
+} from "./fuzz-merge.js";
+import { type SemanticMutant, semanticMutant } from "./fuzz-semantic.js";
 import { buildRawZip, type RawZipEntry } from "./raw-zip.js";
 
 const MiB = 1024 * 1024;
@@ -57,8 +76,10 @@ const MiB = 1024 * 1024;
 const BUNDLE_EXIT_CODES = new Set([0, 3, 4, 5, 6]);
 const INPUT_EXIT_CODE = 2;
 
-export type FuzzLevel = "zip" | "entry" | "input";
-export const FUZZ_LEVELS: readonly FuzzLevel[] = ["zip", "entry", "input"];
+export type FuzzLevel = "zip" | "entry" | "input" | "semantic" | "merge";
+/** The default levels; `merge` proves a sharded run first (minutes), so it is asked for by name. */
+export const FUZZ_LEVELS: readonly FuzzLevel[] = ["zip", "entry", "input", "semantic"];
+const ALL_LEVELS: readonly FuzzLevel[] = [...FUZZ_LEVELS, "merge"];
 
 /** A generator of [0, 1) and the helpers every mutator draws with. */
 export class Draw {
@@ -92,6 +113,10 @@ export interface Mutant {
   /** A --model config.json (the rest of the bundled model's files beside it). */
   modelConfig?: string;
   replay: boolean;
+  /** A semantic mutant's change is the signer's word by design: passing verify is no finding. */
+  signersWord?: boolean;
+  /** A semantic mutant: the evaluation sample a replay must re-run to see the change, of how many. */
+  sample?: { index: number; of: number };
 }
 
 // ---------------------------------------------------------------- zip level
@@ -508,6 +533,33 @@ function inputMutant(
       }),
       () => ({ text: "", what: "empty" }),
       () => ({ text: '{"type":"spg-ed25519-public","publicKey":1}', what: "json key file" }),
+      () => {
+        // Many distinct keys (ids drawn from the stream), the project's among them, near and over the file limit.
+        const count = draw.pick([1000, 50_000, 70_000]);
+        const ids = Array.from({ length: count }, () =>
+          Array.from({ length: 8 }, () => (draw.int(2 ** 32) >>> 0).toString(16).padStart(8, "0")).join(""),
+        );
+        return { text: `${ids.join("\n")}\n${trustedKeys}`, what: `${count} keys` };
+      },
+      () => {
+        // The project's key listed again and again with conflicting roles.
+        const id =
+          trustedKeys
+            .split("\n")
+            .find((line) => /^[0-9a-f]{64}/.test(line))
+            ?.slice(0, 64) ?? "";
+        const roles = ["run", "shard", "merge", "run,merge", "bogus", ""];
+        return {
+          text: Array.from({ length: draw.pick([2, 100, 20_000]) }, () => `${id} ${draw.pick(roles)}`).join(
+            "\n",
+          ),
+          what: "duplicate keys, conflicting roles",
+        };
+      },
+      () => ({
+        text: `# ${"x".repeat(draw.pick([1 << 20, 5 << 20]))}\n${trustedKeys}`,
+        what: "huge comment line",
+      }),
     ];
     const made = draw.pick(variants)();
     return { trustedKeys: made.text, what: `trusted keys: ${made.what}` };
@@ -520,6 +572,9 @@ function inputMutant(
         `${"- ".repeat(5000)}x\n`,
         "!!binary AAAA",
         "key: !!js/function 'x'\n",
+        `# ${"y".repeat(draw.pick([1 << 19, 2 << 20]))}\n${policyText}`,
+        `${policyText}\nsamples:\n  minimum: 1\n`,
+        `${"k: 1\n".repeat(200_000)}`,
         mutateText(draw, Buffer.from(policyText)).bytes.toString("latin1"),
       ];
       return { policy: draw.pick(bombs), trustedKeys, what: "policy text" };
@@ -547,7 +602,29 @@ export interface FuzzJob {
   trustedKeysFile: string;
   policyFile?: string;
   modelDir?: string;
-  replay: boolean;
+  /** Replay off, every sample, or the samples a seed chooses (a semantic mutant's changed one). */
+  replay: boolean | { samples: number; seed: string };
+  /** Also render the mutant as `spg report --no-verify` does (its page from unverified entries). */
+  report?: boolean;
+  /** A merge mutant: merge these shards (then verify the result) instead of verifying bundlePath. */
+  merge?: MergeJob;
+}
+
+/** `spg report`'s page for the mutant, unverified: only an SpgError may stop it, and no bundle text is markup (as test/report/adversarial-report.test.ts holds the corpus). */
+async function reportProblems(job: FuzzJob): Promise<string[]> {
+  try {
+    const { html } = await buildReport(job.bundlePath, { verify: false });
+    if (/<script|javascript:/i.test(html) || html.match(/<\/style>/gi)?.length !== 1)
+      return ["report: markup from the bundle in the page"];
+    return [];
+  } catch (error) {
+    if (isSpgError(error))
+      return error.exitCode === INPUT_EXIT_CODE
+        ? []
+        : [`report: SpgError ${error.code} exit ${error.exitCode}`];
+    const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    return [`report crash (uncaught): ${stack.split("\n").slice(0, 4).join(" | ")}`];
+  }
 }
 
 export interface FuzzOutcome {
@@ -559,19 +636,36 @@ export interface FuzzOutcome {
   codes: string[];
   seconds: number;
   peakRssBytes: number;
+  /** Every check passed (exit 0). */
+  passed?: boolean;
 }
 
 /** Verify one mutant in this process and judge how verify handled it. */
 export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
   const start = performance.now();
+  if (job.merge !== undefined) {
+    const merged = await runMergeJob(job.merge);
+    return {
+      index: job.index,
+      ...merged,
+      seconds: (performance.now() - start) / 1000,
+      peakRssBytes: peakRssBytes(),
+    };
+  }
   const problems: string[] = [];
   let exitCode: number;
   let codes: string[] = [];
+  let passed = false;
   try {
     const result = await verifyBundleFile(job.bundlePath, {
       trustedKeysFile: job.trustedKeysFile,
       requireTrusted: true,
-      replay: job.replay ? { samples: "all", required: false, modelDir: job.modelDir } : false,
+      replay:
+        job.replay === false
+          ? false
+          : job.replay === true
+            ? { samples: "all", required: false, modelDir: job.modelDir }
+            : { ...job.replay, required: true, modelDir: job.modelDir },
       modelDir: job.modelDir,
       policyFile: job.policyFile,
     });
@@ -596,6 +690,11 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
     if (!BUNDLE_EXIT_CODES.has(exitCode)) problems.push(`exit ${exitCode} is not in the documented table`);
     if (result.passed && job.level !== "input" && failing.length > 0)
       problems.push("passed with failing findings");
+    passed = result.passed;
+    // A semantic mutant replayed on the sample it changed (the parent asks only for one whose
+    // change is not the signer's word) and still passing: a lie verify does not see.
+    if (result.passed && job.level === "semantic" && typeof job.replay === "object")
+      problems.push("semantic mutant passed verify with its changed sample replayed");
   } catch (error) {
     if (isSpgError(error)) {
       exitCode = error.exitCode;
@@ -611,6 +710,7 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
       problems.push(`crash (uncaught): ${stack.split("\n").slice(0, 4).join(" | ")}`);
     }
   }
+  if (job.report === true && job.level !== "input") problems.push(...(await reportProblems(job)));
   return {
     index: job.index,
     exitCode,
@@ -618,6 +718,7 @@ export async function verifyMutant(job: FuzzJob): Promise<FuzzOutcome> {
     codes,
     seconds: (performance.now() - start) / 1000,
     peakRssBytes: peakRssBytes(),
+    passed,
   };
 }
 
@@ -640,6 +741,27 @@ function runWorker(): void {
 
 // ---------------------------------------------------------------- the parent
 
+/** How many evaluation samples a bundle's environment.json lists (0 when it does not parse). */
+function evaluationSamples(entries: Map<string, Buffer>): number {
+  try {
+    const environment = JSON.parse(
+      (entries.get("environment.json") as Buffer).toString("utf8"),
+    ) as EnvironmentFile;
+    return environment.evaluation.samples.length;
+  } catch {
+    return 0;
+  }
+}
+
+/** A replay seed under which replay's own choice of one sample (replayIndices) is `index`. */
+export function replaySeedChoosing(index: number, total: number): string {
+  for (let n = 0; n < 1_000_000; n++) {
+    const seed = n.toString(16);
+    if (replayIndices(total, 1, seed)[0] === index) return seed;
+  }
+  throw new Error(`no replay seed below 1e6 chooses sample ${index} of ${total}`);
+}
+
 export interface FuzzOptions {
   seed: number;
   iterations: number;
@@ -649,8 +771,12 @@ export interface FuzzOptions {
   maxRssMiB: number;
   heapMiB: number;
   keep?: string;
+  /** Also render every bundle mutant as `spg report --no-verify` does. */
+  report?: boolean;
   /** Print one line per mutant. */
   verbose?: boolean;
+  /** Asked before each mutant: true ends the run there, with the report of what ran (SIGTERM, SIGINT). */
+  stopped?: () => boolean;
 }
 
 export interface FuzzReport {
@@ -660,6 +786,13 @@ export interface FuzzReport {
   codes: Map<string, number>;
   maxPeakRssBytes: number;
   maxSeconds: number;
+  /** The slowest mutant: its index, level and description. */
+  slowest?: string;
+  /** Semantic draws that changed nothing (skipped), mutants that passed verify without replay, of those the signer's word, and those replayed. */
+  noOps: number;
+  semanticPassed: number;
+  semanticSignersWord: number;
+  semanticReplayed: number;
 }
 
 /** The first line of each problem with numbers blurred: one class per distinct shape. */
@@ -780,16 +913,23 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
     codes: new Map(),
     maxPeakRssBytes: 0,
     maxSeconds: 0,
+    noOps: 0,
+    semanticPassed: 0,
+    semanticSignersWord: 0,
+    semanticReplayed: 0,
   };
+  let mergeBase: MergeBase | undefined;
   const defaultBundle = base.bundles.find((bundle) => bundle.name === "default.zip") ?? base.bundles[0];
   try {
     for (let index = 0; index < options.iterations + options.replayRuns; index++) {
+      if (options.stopped?.() === true) break;
       // Each mutant has its own stream: mutant i of seed S is the same whatever ran before it.
       const draw = new Draw(((options.seed * 0x9e3779b1) ^ (index * 0x85ebca6b)) >>> 0);
       const replay = index >= options.iterations;
       const level: FuzzLevel = replay ? "entry" : draw.pick(options.levels);
       const bundle = replay || level === "input" ? defaultBundle : draw.pick(base.bundles);
       let mutant: Mutant;
+      let mergeJob: MergeJob | undefined;
       if (level === "zip") {
         const made = await zipMutant(draw, bundle.zip);
         mutant = {
@@ -808,6 +948,38 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
           bundle: buildRawZip(list),
           trustedKeys: testKeys,
           replay,
+        };
+      } else if (level === "merge") {
+        mergeBase ??= await makeMergeBase();
+        const made = await mergeMutant(draw, mergeBase, dir, {
+          zip: zipMutant,
+          entry: entryMutant,
+        });
+        mergeJob = made.job;
+        mutant = {
+          level,
+          description: made.what,
+          bundle: made.files.get("mutant-shard.zip") as Buffer,
+          trustedKeys: base.projectKeys,
+          replay,
+        };
+      } else if (level === "semantic") {
+        // A change that leaves the run's files as they were is no mutant: draw again (bounded).
+        let made: SemanticMutant | undefined;
+        for (let attempt = 0; attempt < 20 && made === undefined; attempt++)
+          made = semanticMutant(draw, bundle.entries, key);
+        if (made === undefined) {
+          report.noOps++;
+          continue;
+        }
+        mutant = {
+          level,
+          description: `${bundle.name}: ${made.what}`,
+          bundle: buildRawZip([...made.entries].map(([name, data]) => ({ name, data }))),
+          trustedKeys: testKeys,
+          replay,
+          signersWord: made.signersWord,
+          sample: { index: made.sample, of: evaluationSamples(bundle.entries) },
         };
       } else {
         const made = inputMutant(draw, base.policy, modelConfig, base.projectKeys);
@@ -839,9 +1011,34 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
         policyFile,
         modelDir: mutant.modelConfig === undefined ? undefined : modelDir,
         replay,
+        report: options.report,
       };
+      if (mergeJob !== undefined) job.merge = mergeJob;
       const limit = replay ? options.timeoutSeconds * 10 : options.timeoutSeconds;
       let outcome = await worker.run(job, limit);
+      if (level === "semantic" && outcome.passed === true) {
+        report.semanticPassed++;
+        if (mutant.signersWord === true) report.semanticSignersWord++;
+        else if (mutant.sample !== undefined && mutant.sample.of > 0) {
+          // Passing without replay is the signer's word; a replay of the changed sample must refuse it.
+          report.semanticReplayed++;
+          outcome = await worker.run(
+            {
+              ...job,
+              replay: {
+                samples: 1,
+                seed: replaySeedChoosing(
+                  Number.isInteger(mutant.sample.index) && mutant.sample.index < mutant.sample.of
+                    ? Math.max(0, mutant.sample.index)
+                    : 0,
+                  mutant.sample.of,
+                ),
+              },
+            },
+            options.timeoutSeconds * 10,
+          );
+        }
+      }
       if (outcome.peakRssBytes > options.maxRssMiB * MiB) {
         // Peak RSS is the worker's lifetime peak: measure this mutant again in a fresh worker.
         worker.restart();
@@ -856,7 +1053,10 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
       report.exitCodes.set(outcome.exitCode, (report.exitCodes.get(outcome.exitCode) ?? 0) + 1);
       for (const code of outcome.codes) report.codes.set(code, (report.codes.get(code) ?? 0) + 1);
       report.maxPeakRssBytes = Math.max(report.maxPeakRssBytes, outcome.peakRssBytes);
-      report.maxSeconds = Math.max(report.maxSeconds, outcome.seconds);
+      if (outcome.seconds > report.maxSeconds) {
+        report.maxSeconds = outcome.seconds;
+        report.slowest = `#${index} ${level} ${mutant.description.slice(0, 160)}`;
+      }
       if (options.verbose)
         console.log(
           `#${index} ${level}${replay ? " (replay)" : ""} ${mutant.description} -> exit ${outcome.exitCode} ${outcome.codes.slice(0, 3).join(" ")} (${outcome.seconds.toFixed(1)} s)`,
@@ -882,6 +1082,7 @@ export async function fuzzVerify(options: FuzzOptions): Promise<FuzzReport> {
   } finally {
     worker.restart();
     rmSync(dir, { recursive: true, force: true });
+    if (mergeBase !== undefined) rmSync(mergeBase.run.dir, { recursive: true, force: true });
   }
   return report;
 }
@@ -899,8 +1100,12 @@ function printReport(options: FuzzOptions, report: FuzzReport): void {
   const top = [...report.codes].sort((a, b) => b[1] - a[1]).slice(0, 25);
   console.log(`  codes: ${top.map(([code, n]) => `${code} ${n}`).join(", ")}`);
   console.log(
-    `  slowest mutant ${report.maxSeconds.toFixed(1)} s; worker peak RSS ${(report.maxPeakRssBytes / MiB).toFixed(0)} MiB (bound ${options.maxRssMiB} MiB)`,
+    `  slowest mutant ${report.maxSeconds.toFixed(1)} s (${report.slowest ?? "none"}); worker peak RSS ${(report.maxPeakRssBytes / MiB).toFixed(0)} MiB (bound ${options.maxRssMiB} MiB)`,
   );
+  if (options.levels.includes("semantic"))
+    console.log(
+      `  semantic: ${report.semanticPassed} passed without replay (${report.semanticSignersWord} the signer's word by design, ${report.semanticReplayed} replayed on the changed sample); ${report.noOps} draws changed nothing`,
+    );
   const classes = new Map<string, number[]>();
   for (const flagged of report.flagged)
     for (const problem of flagged.problems) {
@@ -924,13 +1129,14 @@ export async function fuzzMain(argv: string[]): Promise<number> {
       "max-rss-mib": { type: "string", default: "1024" },
       "heap-mib": { type: "string", default: "2048" },
       keep: { type: "string" },
+      report: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
     },
   });
   const levels = values.levels.split(",") as FuzzLevel[];
   for (const level of levels)
-    if (!FUZZ_LEVELS.includes(level))
-      throw new Error(`--levels: ${level} is not one of ${FUZZ_LEVELS.join(", ")}`);
+    if (!ALL_LEVELS.includes(level))
+      throw new Error(`--levels: ${level} is not one of ${ALL_LEVELS.join(", ")}`);
   const options: FuzzOptions = {
     seed: Number(values.seed),
     iterations: Number(values.iterations),
@@ -940,9 +1146,17 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     maxRssMiB: Number(values["max-rss-mib"]),
     heapMiB: Number(values["heap-mib"]),
     keep: values.keep,
+    report: values.report,
     verbose: values.verbose,
   };
-  const report = await fuzzVerify(options);
+  // A run cut short (`timeout`, Ctrl-C) still prints the figures of the mutants it made.
+  let stop = false;
+  for (const signal of ["SIGTERM", "SIGINT"] as const)
+    process.once(signal, () => {
+      stop = true;
+    });
+  const report = await fuzzVerify({ ...options, stopped: () => stop });
+  if (stop) console.log(`stopped by a signal after ${report.iterations} mutants`);
   printReport(options, report);
   return report.flagged.length > 0 ? 1 : 0;
 }

@@ -360,7 +360,10 @@ export const ERROR_CODES = {
     "a layer fingerprint's counts are impossible for the model",
   ),
   E_CONSISTENCY_FULL_METHOD: finding("consistency", "the full method stores other than the baseline's bytes"),
-  E_CONSISTENCY_GENERATION: finding("consistency", "a record's generation counts are impossible"),
+  E_CONSISTENCY_GENERATION: finding(
+    "consistency",
+    "a record's generation counts are impossible, or its token lists are not the tokens compared",
+  ),
   E_CONSISTENCY_LAYERS: finding(
     "consistency",
     "layer fingerprints do not cover each model layer exactly once",
@@ -511,7 +514,10 @@ export const ERROR_CODES = {
   ),
   E_PROTOCOL_DEVICE: finding("protocol", "the run used or checked another device than configured"),
   E_PROTOCOL_DUPLICATE_SAMPLE: finding("protocol", "an evaluation sample is listed twice"),
-  E_PROTOCOL_HARDWARE_CHECK: finding("protocol", "the hardware check did not pass"),
+  E_PROTOCOL_HARDWARE_CHECK: finding(
+    "protocol",
+    "the hardware check did not pass, or it states other factors than the config's hardware",
+  ),
   E_PROTOCOL_LEAK: finding("protocol", "a calibration sample has an evaluation sample's tokens"),
   E_PROTOCOL_MODEL_HASH: finding("protocol", "environment.json lacks the model's sha256"),
   E_PROTOCOL_NO_ENVIRONMENT: finding("protocol", "environment.json is missing or not an object"),

@@ -11,8 +11,8 @@ import type { FileHandle } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import nacl from "tweetnacl";
+import { boundedFileProblem, INPUT_FILE_LIMITS } from "../bounded-read.js";
 import { SpgError } from "../errors.js";
-import { fileKind } from "../paths.js";
 import { writeFileAtomic } from "./atomic.js";
 import { canonicalJson, parseJson } from "./canonical.js";
 import { sha256Hex } from "./manifest.js";
@@ -227,8 +227,9 @@ async function readKeyFile(
     } catch (cause) {
       throw unreadableKey(file, cause);
     }
-    if (!stats.isFile()) {
-      throw new SpgError("E_KEY_READ", `the key file is ${fileKind(stats)}, not a regular file`, {
+    const problem = boundedFileProblem(stats, INPUT_FILE_LIMITS.keyFileBytes);
+    if (problem !== undefined) {
+      throw new SpgError("E_KEY_READ", `the key file cannot be read: ${problem}`, {
         file,
         fix: "give the path of the key file `spg keygen` wrote",
       });

@@ -8,8 +8,8 @@
  * with the prefix and type of the manifest's own format version (SPGBUNDLEv2 ... for version 2).
  */
 import { createPublicKey, verify } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
+import { INPUT_FILE_LIMITS, readBoundedFileSync } from "../bounded-read.js";
 import type { FindingCode } from "../error-codes.js";
 import { SpgError } from "../errors.js";
 import { canonicalJson, parseJson } from "./canonical.js";
@@ -294,21 +294,17 @@ export type TrustedKeys = ReadonlyMap<string, ReadonlySet<SignerRole>>;
  * "roles": [...]}` or a `roles` array in a public key file. Listed twice, a key has the union.
  */
 export async function readTrustedKeys(file: string): Promise<TrustedKeys> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (cause) {
-    throw new SpgError(
-      "E_TRUSTED_KEYS",
-      `cannot read trusted keys (${(cause as NodeJS.ErrnoException).code})`,
-      {
+  const bytes = readBoundedFileSync(
+    file,
+    INPUT_FILE_LIMITS.trustedKeysBytes,
+    (reason, cause) =>
+      new SpgError("E_TRUSTED_KEYS", `cannot read trusted keys: ${reason}`, {
         file,
-        fix: "check the --trusted-keys path",
+        fix: "give --trusted-keys a regular file listing one key per line",
         cause,
-      },
-    );
-  }
-  return parseTrustedKeys(text, file);
+      }),
+  );
+  return parseTrustedKeys(bytes.toString("utf8"), file);
 }
 
 export function parseTrustedKeys(text: string, file = "trusted keys"): TrustedKeys {

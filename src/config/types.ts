@@ -3,6 +3,8 @@
  * bundle's config.json. schemas/config.schema.json is the source of truth; this type
  * mirrors it. Every number here comes from configs/ presets, a config file or flags.
  */
+import type { PrefillChunkSplit } from "../model/prefill-chunks.js";
+
 export interface RunConfig {
   /** Preset or config name, for people. */
   name: string;
@@ -45,6 +47,11 @@ export interface RunConfig {
      * context]); absent: one pass, as bundles written before it were proved.
      */
     prefillChunkTokens?: number;
+    /**
+     * Optional (added): how the chunked prefill splits the context (src/model/prefill-chunks.ts);
+     * absent: "remainder-first", as bundles written before it were proved.
+     */
+    prefillChunkSplit?: PrefillChunkSplit;
   };
   /** Methods to run, each from the same prefill. The first must be kind "full". */
   methods: MethodConfig[];

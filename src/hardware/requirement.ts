@@ -12,9 +12,10 @@
  *                 the head reads wte, or an untied lm_head, in place: no second copy)
  *   load        = loadOverheadFraction * weights   (while the session is created: the stored
  *                 F16 tensors, their float32 casts and the pre-packed matrices overlap)
- *   passRows    = the query rows of the widest forward pass: the prefill chunk, at least the
- *                 observation window (kv.prefillChunkTokens, capped at the context), or the whole
- *                 context when the prefill runs in one pass; the continuation pass if wider
+ *   passRows    = the query rows of the widest forward pass: the prefill's widest pass as
+ *                 src/model/prefill-chunks.ts splits the context (kv.prefillChunkTokens and
+ *                 kv.prefillChunkSplit; the last pass holds at least the observation window), or
+ *                 the whole context when the prefill runs in one pass; the continuation pass if wider
  *   kv          = kvCopies * 2 (keys, values) * layers * hidden * tokens * 4   (fp32 at run time:
  *                 the prefill's cache, the baseline's fp16-rounded copy and its laid-out copy, a
  *                 method's reconstructed and laid-out caches, what V8 has not yet collected)
@@ -42,6 +43,7 @@
  * more than the device holds (never measured: no GPU was at hand).
  */
 import type { RunConfig } from "../config/types.js";
+import { prefillChunkSizes } from "../model/prefill-chunks.js";
 import { type GptNeoConfig, headIsTied } from "../model/types.js";
 import { weightsMethodsBytes } from "../weights/memory.js";
 
@@ -122,12 +124,16 @@ export function memoryRequirement(
   const kvBytes = Math.ceil(kvCopies * 2 * model.numLayers * model.hiddenSize * tokens * FLOAT32_BYTES);
   const logitRows = Math.max(1, continuationTokens - 1);
   const chunk = config.kv.prefillChunkTokens;
-  const prefillRows =
+  const passes =
     chunk === undefined
-      ? contextTokens
-      : Math.min(contextTokens, Math.max(chunk, config.kv.observationWindow));
-  const prefillKeys =
-    chunk === undefined || prefillRows === contextTokens ? contextTokens : contextTokens + prefillRows;
+      ? [contextTokens]
+      : prefillChunkSizes(contextTokens, {
+          tokens: chunk,
+          lastRows: config.kv.observationWindow,
+          split: config.kv.prefillChunkSplit,
+        });
+  const prefillRows = Math.max(...passes);
+  const prefillKeys = passes.length === 1 ? contextTokens : contextTokens + prefillRows;
   // The teacher-forced continuation is one pass over the (laid-out) context and its own rows.
   const continuationKeys = tokens + logitRows;
   const passRows = Math.max(prefillRows, logitRows);

@@ -8,6 +8,7 @@ import { widestHead } from "../kv/layout.js";
 import { methodFor } from "../kv/methods/index.js";
 import { PaddedCache } from "../kv/padded-cache.js";
 import { loadDistributionSession } from "../model/distribution.js";
+import type { PrefillChunkSplit } from "../model/prefill-chunks.js";
 import { forwardOnCache, generateGreedy, loadRuntime, prefillTokens } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime, HeadLayout, RuntimeOptions } from "../model/types.js";
 import type { BaselineDtype } from "../numeric/dtype.js";
@@ -21,6 +22,8 @@ export interface BackendOptions {
   baselineDtype: BaselineDtype;
   /** Query rows per prefill pass (kv.prefillChunkTokens); absent: one pass. */
   prefillChunkTokens?: number;
+  /** How the chunked prefill splits the context (kv.prefillChunkSplit); default remainder-first. */
+  prefillChunkSplit?: PrefillChunkSplit;
   cacheDir?: string;
   /** onnxruntime intra-op threads (0 or absent: onnxruntime's default). */
   intraOpThreads?: number;
@@ -142,7 +145,13 @@ export async function createBackend(
         returns: { attention: false },
         ...(options.prefillChunkTokens === undefined
           ? {}
-          : { chunks: { tokens: options.prefillChunkTokens, lastRows: options.observationWindow } }),
+          : {
+              chunks: {
+                tokens: options.prefillChunkTokens,
+                lastRows: options.observationWindow,
+                split: options.prefillChunkSplit,
+              },
+            }),
       });
       // The cache holds its own copy of the keys and values; the sample keeps the state alive
       // through every method, so the output's copy is let go here.

@@ -74,6 +74,7 @@ export async function measureRun(
     observationWindow: config.kv.observationWindow,
     baselineDtype: config.kv.baselineDtype,
     prefillChunkTokens: config.kv.prefillChunkTokens,
+    prefillChunkSplit: config.kv.prefillChunkSplit,
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
     headLayout: options.headLayout,

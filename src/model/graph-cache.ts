@@ -22,6 +22,7 @@ import {
 } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { temporarySibling } from "../bundle/atomic.js";
 import { SpgError } from "../errors.js";
 import {
   buildGptNeoGraph,
@@ -113,7 +114,10 @@ async function writeEntry(
   entryDir: string,
   key: string,
 ) {
-  const tempDir = `${entryDir}.tmp-${process.pid}-${Date.now()}`;
+  // Named as the atomic file writer names its temporaries (a random suffix beside the target, so
+  // the rename stays on one file system and two writers never share one); a directory is renamed
+  // into place itself, as link() (placeTemporary's no-overwrite move) does not take directories.
+  const tempDir = temporarySibling(entryDir);
   mkdirSync(tempDir, { recursive: true });
   try {
     const weightsPath = join(tempDir, WEIGHTS_FILE);

@@ -13,6 +13,7 @@ import { executedWeightBytes, shapeOnlyPlacement } from "./executed.js";
 import { graphNames, spgModel, validateGraphOptions } from "./graph.js";
 import { type GraphCacheOptions, prepareGraph, storedPlacement } from "./graph-cache.js";
 import { encodeModel, OnnxDataType } from "./onnx-proto.js";
+import { type PrefillChunking, prefillChunkSizes } from "./prefill-chunks.js";
 import { StoredWeights } from "./stored-weights.js";
 import type {
   ForwardInput,
@@ -362,52 +363,6 @@ export async function loadRuntime(
       await session.release();
     },
   };
-}
-
-/**
- * A prefill run in query chunks against the growing cache: onnxruntime then holds one layer's
- * attention as [heads, chunk, context + chunk] instead of [heads, context, context], whose
- * copies (scores, bias sum, softmax, If output) dominate a long prefill's memory.
- */
-export interface PrefillChunking {
-  /** Query rows per forward pass (kv.prefillChunkTokens). */
-  tokens: number;
-  /**
-   * Rows the last pass must hold: the observation window, whose attention rows and window
-   * sums come from the last pass only.
-   */
-  lastRows: number;
-}
-
-/**
- * Query rows per pass, in order: the last pass holds max(tokens, lastRows) rows (capped at
- * the context), the passes before it `tokens` each, the first one the remainder.
- */
-export function prefillChunkSizes(count: number, chunks: PrefillChunking): number[] {
-  for (const [field, value] of [
-    ["tokens", chunks.tokens],
-    ["lastRows", chunks.lastRows],
-  ] as const) {
-    if (!Number.isInteger(value) || value < 1) {
-      throw new SpgError(
-        "E_RUNTIME_OPTION",
-        `prefill chunk ${field} must be a positive integer, got ${value}`,
-        {
-          field: field === "tokens" ? "kv.prefillChunkTokens" : "kv.observationWindow",
-          fix: "set kv.prefillChunkTokens (--prefill-chunk) to a positive number of tokens",
-        },
-      );
-    }
-  }
-  const last = Math.min(count, Math.max(chunks.tokens, chunks.lastRows));
-  const sizes = [last];
-  let left = count - last;
-  while (left > 0) {
-    const size = Math.min(chunks.tokens, left);
-    sizes.unshift(size);
-    left -= size;
-  }
-  return sizes;
 }
 
 /**

@@ -15,7 +15,13 @@ import {
   halfCeilBits,
   halfFloorBits,
 } from "./fp16.js";
-import { decodeGroupsFrom, encodeGroupsInto, groupsFitScratch } from "./simd/kernels.js";
+import {
+  decodeGroupsFrom,
+  encodeGroupsInto,
+  encodeTransposedGroupsInto,
+  groupsFitScratch,
+  SCRATCH_ELEMENTS,
+} from "./simd/kernels.js";
 
 export interface GroupQuant {
   /** fp16-exact step. */
@@ -113,7 +119,29 @@ export interface QuantGroups {
  * byte offset (streams in ascending width, widths with codes only), and the total length of
  * metadata and streams.
  */
-function streamLayout(groups: QuantGroups): { streamStart: Int32Array; total: number } {
+function streamLayout(groups: QuantGroups): StreamLayout {
+  let layout = streamLayouts.get(groups);
+  if (layout === undefined) {
+    layout = countStreams(groups);
+    streamLayouts.set(groups, layout);
+  }
+  return layout;
+}
+
+interface StreamLayout {
+  /** Read only: shared by every call on the same groups (the codecs copy it). */
+  streamStart: Int32Array;
+  total: number;
+}
+
+/**
+ * Layouts by groups object: a method reuses its groups over every head (quant over a run), and
+ * counted again per call they were a tenth of its codec's time. Groups are never changed once
+ * built (channelGroups, tokenGroups), so the layout stays theirs.
+ */
+const streamLayouts = new WeakMap<QuantGroups, StreamLayout>();
+
+function countStreams(groups: QuantGroups): StreamLayout {
   const { bits, starts } = groups;
   // codes per width (bits is a Uint8Array: a width past 16 is counted here and refused below)
   const counts = new Int32Array(256);
@@ -174,6 +202,70 @@ export function encodeGroups(writer: ByteWriter, data: Float32Array, groups: Qua
   if (groupsFitScratch(groups, total, data.length) && encodeGroupsInto(data, groups, streamStart, out) < 0)
     return;
   encodeGroupsLoop(out, data, groups, streamStart);
+}
+
+/**
+ * encodeGroups of gatherTransposed(matrix, rows, dim): quant's keys, whose per-channel groups
+ * are runs of tokens in the transpose. Through the kernels the rows are copied into the
+ * module's memory as they lie and transposed there; else (rows past the scratch, or outside
+ * the matrix) gathered here.
+ */
+export function encodeTransposedGroups(
+  writer: ByteWriter,
+  matrix: Float32Array,
+  rows: Int32Array,
+  dim: number,
+  groups: QuantGroups,
+): void {
+  const { streamStart, total } = streamLayout(groups);
+  const out = writer.claim(total);
+  if (
+    rowsWithin(rows, matrix.length / dim) &&
+    groupsFitScratch(groups, total, rows.length * dim) &&
+    rows.length * dim <= SCRATCH_ELEMENTS &&
+    encodeTransposedGroupsInto(matrix, rows, dim, groups, streamStart, out) < 0
+  )
+    return;
+  encodeGroupsLoop(out, gatherTransposed(matrix, rows, dim), groups, streamStart);
+}
+
+function rowsWithin(rows: Int32Array, slots: number): boolean {
+  for (let i = 0; i < rows.length; i++) if (!(rows[i] >= 0 && rows[i] < slots)) return false;
+  return true;
+}
+
+/** The given rows of a [slots, dim] matrix, transposed: [dim, rows.length], column by column. */
+export function gatherTransposed(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
+  const count = rows.length;
+  const out = new Float32Array(count * dim);
+  // eight rows at a time, so each column's writes are eight consecutive values; the rows'
+  // offsets held in locals (read from rows per element, the loop cost 2-3x as much)
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const r0 = rows[i] * dim;
+    const r1 = rows[i + 1] * dim;
+    const r2 = rows[i + 2] * dim;
+    const r3 = rows[i + 3] * dim;
+    const r4 = rows[i + 4] * dim;
+    const r5 = rows[i + 5] * dim;
+    const r6 = rows[i + 6] * dim;
+    const r7 = rows[i + 7] * dim;
+    for (let c = 0, at = i; c < dim; c++, at += count) {
+      out[at] = matrix[r0 + c];
+      out[at + 1] = matrix[r1 + c];
+      out[at + 2] = matrix[r2 + c];
+      out[at + 3] = matrix[r3 + c];
+      out[at + 4] = matrix[r4 + c];
+      out[at + 5] = matrix[r5 + c];
+      out[at + 6] = matrix[r6 + c];
+      out[at + 7] = matrix[r7 + c];
+    }
+  }
+  for (; i < count; i++) {
+    const from = rows[i] * dim;
+    for (let c = 0; c < dim; c++) out[c * count + i] = matrix[from + c];
+  }
+  return out;
 }
 
 /** encodeGroups in TypeScript alone: the reference the kernel is tested against. */
@@ -335,14 +427,13 @@ export function tokenGroups(
   alive?: Uint8Array,
 ): QuantGroups {
   const perToken = Math.ceil(dim / groupSize);
-  const members = new Int32Array(tokens * dim);
   const starts = new Int32Array(perToken * tokens + 1);
   const bits = new Uint8Array(perToken * tokens);
   let m = 0;
   let g = 0;
   if (alive === undefined) {
     // every element, in order: the members are 0, 1, ... and a group starts at its first channel
-    for (let i = 0; i < members.length; i++) members[i] = i;
+    const members = identityMembers(tokens * dim);
     for (let t = 0; t < tokens; t++) {
       const width = bitsOfToken(t);
       for (let c0 = 0; c0 < dim; c0 += groupSize) {
@@ -350,24 +441,43 @@ export function tokenGroups(
         starts[g++] = t * dim + c0;
       }
     }
-    m = members.length;
-  } else {
-    for (let t = 0; t < tokens; t++) {
-      const width = bitsOfToken(t);
-      for (let c0 = 0; c0 < dim; c0 += groupSize) {
-        bits[g] = width;
-        starts[g++] = m;
-        const end = t * dim + Math.min(c0 + groupSize, dim);
-        for (let i = t * dim + c0; i < end; i++) if (alive[i] === 1) members[m++] = i;
+    starts[g] = members.length;
+    return { members, starts, bits, identity: true, extent: tokens * dim };
+  }
+  const members = new Int32Array(tokens * dim);
+  for (let t = 0; t < tokens; t++) {
+    const width = bitsOfToken(t);
+    for (let c0 = 0; c0 < dim; c0 += groupSize) {
+      bits[g] = width;
+      starts[g++] = m;
+      const end = t * dim + Math.min(c0 + groupSize, dim);
+      // every index is written and a live one kept (m only moves past it): no branch per element
+      for (let i = t * dim + c0; i < end; i++) {
+        members[m] = i;
+        m += alive[i] === 1 ? 1 : 0;
       }
     }
   }
   starts[g] = m;
-  return {
-    members: members.subarray(0, m),
-    starts,
-    bits,
-    identity: alive === undefined,
-    extent: tokens * dim,
-  };
+  return { members: members.subarray(0, m), starts, bits, identity: false, extent: tokens * dim };
+}
+
+/** 0, 1, 2, ... up to the longest asked for: every group set without a mask reads a prefix of it. */
+let identity: Int32Array = new Int32Array(0);
+
+/**
+ * The members 0 .. n-1, a view of one shared array (grown when a longer one is asked for):
+ * members are only read, and a fresh list per call was a tenth of spg's encoder. Lists past
+ * the kernels' scratch (a weight matrix) are made fresh, so the shared one stays that small.
+ */
+function identityMembers(n: number): Int32Array {
+  if (n > SCRATCH_ELEMENTS) return counting(n);
+  if (identity.length < n) identity = counting(Math.min(SCRATCH_ELEMENTS, Math.max(n, 2 * identity.length)));
+  return identity.subarray(0, n);
+}
+
+function counting(n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
 }

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { parse } from "yaml";
+import { INPUT_FILE_LIMITS, type RefuseFile, readBoundedFileSync } from "../bounded-read.js";
 import type { ClaimMetric, Tolerances } from "../config/types.js";
 import { SpgError } from "../errors.js";
 import { configsDir, schemasDir } from "../paths.js";
@@ -57,9 +58,16 @@ function policyValidator(): ValidateFunction {
 
 /** Read and validate a policy file. Bad file: SpgError E_VERIFY_POLICY (exit 2, the verifier's own input). */
 export function loadVerifyPolicy(path: string = defaultPolicyPath()): VerifyPolicy {
+  const refuse: RefuseFile = (reason, cause) =>
+    new SpgError("E_VERIFY_POLICY", `cannot read the verify policy: ${reason}`, {
+      file: path,
+      fix: "give --policy a regular YAML file shaped like configs/verify/policy.yaml",
+      cause,
+    });
+  const text = readBoundedFileSync(path, INPUT_FILE_LIMITS.policyBytes, refuse).toString("utf8");
   let value: unknown;
   try {
-    value = parse(readFileSync(path, "utf8"), { uniqueKeys: true });
+    value = parse(text, { uniqueKeys: true });
   } catch (error) {
     throw new SpgError("E_VERIFY_POLICY", `cannot read the verify policy: ${(error as Error).message}`, {
       file: path,

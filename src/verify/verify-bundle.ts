@@ -17,7 +17,7 @@ import {
   type SampleRecord,
 } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
-import { SpgError } from "../errors.js";
+import { isSpgError, SpgError } from "../errors.js";
 import { checkpointLayout } from "../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../model/types.js";
 import type { VerifierDataset } from "./checks/draw.js";
@@ -296,10 +296,22 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
   const modelDir = replay === false ? options.modelDir : replay.modelDir;
   if (modelDir !== undefined) checkpointLayout(modelDir);
   let checkpoint: Promise<GptNeoCheckpoint | undefined> | undefined;
-  const checkpointOnce = () => {
+  // A --model directory that does not read (its config.json against its own weights, say) is
+  // the verifier's bad input like a bad path: kept here and thrown (exit 2) after the check that
+  // met it, never a crashed check. The bundled model not reading only leaves nothing to check with.
+  let verifierInputError: unknown;
+  const asVerifierInput = <T>(read: () => Promise<T>) =>
+    modelDir === undefined
+      ? read
+      : () =>
+          read().catch((error: unknown) => {
+            if (isSpgError(error)) verifierInputError ??= error;
+            throw error;
+          });
+  const checkpointOnce = asVerifierInput(() => {
     checkpoint ??= replay === false ? Promise.resolve(undefined) : replayCheckpoint(replay.modelDir);
     return checkpoint;
-  };
+  });
   const checkOptions: FileCheckOptions = {
     path,
     opening: options.opening,
@@ -308,7 +320,7 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
     replay,
     checkpoint: checkpointOnce,
     // With replay on, the checkpoint replay reads (hashed once); without, only scanned.
-    verifierModel: replay === false ? () => scannedVerifierModel(modelDir) : checkpointOnce,
+    verifierModel: replay === false ? asVerifierInput(() => scannedVerifierModel(modelDir)) : checkpointOnce,
     trustedKeyIds,
     requireTrusted: options.requireTrusted,
     requireModel: options.requireModel,
@@ -325,7 +337,10 @@ export async function verifyBundleFile(path: string, options: VerifyFileOptions)
     drawCheck,
     replayCheck,
   ];
-  for (const unit of units) findings.push(...(await runUnit(unit, context, checkOptions, outcomes)));
+  for (const unit of units) {
+    findings.push(...(await runUnit(unit, context, checkOptions, outcomes)));
+    if (verifierInputError !== undefined) throw verifierInputError;
+  }
   const zipRead = outcomes.get("zip-safety") === true;
   const result: VerifyFileResult = verifyResult(
     findings,

@@ -12,6 +12,7 @@ import {
 } from "../../src/hardware/check.js";
 import type { GpuSnapshot, HardwareSnapshot } from "../../src/hardware/probe.js";
 import { type MemoryRequirement, memoryRequirement, parameterCount } from "../../src/hardware/requirement.js";
+import type { PrefillChunkSplit } from "../../src/model/prefill-chunks.js";
 import type { GptNeoConfig } from "../../src/model/types.js";
 import { spgError } from "../helpers/spg-error.js";
 
@@ -164,10 +165,16 @@ test("memory requirement of a tiny config, term by term (closed form)", () => {
 
 test("memory requirement in prefill chunks: attention and activations scale with the pass's rows (closed form)", () => {
   const tiny = tinyModel();
-  const chunked = (chunk: number | undefined, observationWindow: number) =>
+  const chunked = (
+    chunk: number | undefined,
+    observationWindow: number,
+    split: PrefillChunkSplit | "absent" = "balanced",
+  ) =>
     memoryRequirement(
       tiny,
       runConfig((c) => {
+        if (split === "absent") delete c.kv.prefillChunkSplit;
+        else c.kv.prefillChunkSplit = split;
         c.dataset.contextTokens = 20;
         c.dataset.continuationTokens = 3;
         c.generation.tokens = 2;
@@ -191,6 +198,15 @@ test("memory requirement in prefill chunks: attention and activations scale with
   assert.equal(four.activationBytes, 3 * 4 * 16 * 4);
   // the last pass holds at least the observation window
   assert.equal(chunked(4, 6).attentionBytes, 5 * 2 * 6 * 26 * 4);
+  // 20 rows in chunks of at most 8: balanced 6 + 7 + 7, remainder first 4 + 8 + 8 (also when the field is absent)
+  const balanced = chunked(8, 2);
+  assert.equal(balanced.passRows, 7);
+  assert.equal(balanced.attentionBytes, 5 * 2 * 7 * 27 * 4);
+  for (const split of ["remainder-first", "absent"] as const) {
+    const remainderFirst = chunked(8, 2, split);
+    assert.equal(remainderFirst.passRows, 8);
+    assert.equal(remainderFirst.attentionBytes, 5 * 2 * 8 * 28 * 4);
+  }
   // KV: copies * (K,V) * layers * hidden * (context + continuation) * fp32
   assert.equal(four.kvBytes, 3.5 * 2 * 2 * 4 * 23 * 4);
   assert.ok(four.requiredBytes < whole.requiredBytes);

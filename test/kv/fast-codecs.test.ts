@@ -11,6 +11,8 @@ import {
   channelGroups,
   decodeGroups,
   encodeGroups,
+  encodeTransposedGroups,
+  gatherTransposed,
   groupsBytes,
   type QuantGroups,
   tokenGroups,
@@ -118,6 +120,67 @@ test("channel groups over [tokens, dim] are token groups over the transpose: sam
     ),
     encoded(encodeGroupsReference, data, channelGroups(tokens, dim, 8, 4), 0),
   );
+});
+
+test("quant's transposed key gather is the element-by-element transpose of the rows given", () => {
+  const next = rng(11);
+  const dim = 12;
+  const slots = 40;
+  const matrix = Float32Array.from({ length: slots * dim }, () => next() * 4 - 2);
+  // empty, shorter than the eight-row step, a step and a tail, every slot, and a shuffled subset
+  const cases = [
+    [],
+    [3, 4, 5],
+    Array.from({ length: 19 }, (_, i) => i + 2),
+    Array.from({ length: slots }, (_, i) => i),
+    Array.from({ length: 27 }, () => Math.floor(next() * slots)),
+  ];
+  for (const list of cases) {
+    const rows = Int32Array.from(list);
+    const expected = new Float32Array(rows.length * dim);
+    for (let i = 0; i < rows.length; i++)
+      for (let c = 0; c < dim; c++) expected[c * rows.length + i] = matrix[rows[i] * dim + c];
+    const got = gatherTransposed(matrix, rows, dim);
+    assert.deepEqual(new Uint8Array(got.buffer), new Uint8Array(expected.buffer), `rows ${list.join(",")}`);
+  }
+});
+
+test("quant's keys through the kernel's transpose: the bytes of the reference codec on the gathered transpose", () => {
+  const next = rng(12);
+  for (const [slots, dim, groupSize, bits] of [
+    [320, 64, 32, 4],
+    [45, 12, 8, 2],
+    [9, 5, 3, 8],
+  ]) {
+    const matrix = Float32Array.from({ length: slots * dim }, () => (next() * 6 - 3) ** 3);
+    // every slot, a run from the middle, a shuffled subset, none
+    for (const list of [
+      Array.from({ length: slots }, (_, i) => i),
+      Array.from({ length: slots - 7 }, (_, i) => i + 4),
+      Array.from({ length: Math.ceil(slots / 2) }, () => Math.floor(next() * slots)),
+      [],
+    ]) {
+      const rows = Int32Array.from(list);
+      const groups = tokenGroups(dim, rows.length, groupSize, () => bits);
+      const writer = new ByteWriter(3);
+      writer.u8(0xa5);
+      encodeTransposedGroups(writer, matrix, rows, dim, groups);
+      writer.u8(0x5a);
+      const expected = encoded(encodeGroupsReference, gatherTransposed(matrix, rows, dim), groups, 1);
+      assert.deepEqual(writer.finish(), expected, `${slots}x${dim}, ${rows.length} rows`);
+    }
+  }
+  // a value fp16 cannot hold fails as the reference's codec does
+  const matrix = Float32Array.from({ length: 40 * 8 }, (_, i) => Math.sin(i));
+  matrix[17 * 8 + 3] = 1e6;
+  const rows = Int32Array.from({ length: 30 }, (_, i) => i + 2);
+  const groups = tokenGroups(8, rows.length, 8, () => 4);
+  assert.throws(() => encodeTransposedGroups(new ByteWriter(), matrix, rows, 8, groups), {
+    code: "E_KV_FP16_RANGE",
+  });
+  assert.throws(() => encodeGroups(new ByteWriter(), gatherTransposed(matrix, rows, 8), groups), {
+    code: "E_KV_FP16_RANGE",
+  });
 });
 
 test("group codec: a truncated stream fails as the reference does (E_KV_DECODE)", () => {

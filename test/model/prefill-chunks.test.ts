@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  loadRuntime,
+  PREFILL_CHUNK_SPLITS,
   type PrefillChunking,
   prefillChunkSizes,
-  prefillTokens,
-} from "../../src/model/session.js";
+} from "../../src/model/prefill-chunks.js";
+import { loadRuntime, prefillTokens } from "../../src/model/session.js";
 import type { ForwardOutput, GptNeoCheckpoint, GptNeoRuntime } from "../../src/model/types.js";
 import { fixtureCase, loadFixtureCheckpoint, maxAbsDiff } from "../helpers/fixture-checkpoint.js";
 import { spgError, spgErrorAsync } from "../helpers/spg-error.js";
@@ -18,8 +18,9 @@ import { spgError, spgErrorAsync } from "../helpers/spg-error.js";
 const TOLERANCE = 1e-4;
 const OBSERVATION_WINDOW = 3;
 
-test("chunk sizes: the last pass holds max(chunk, observation rows), the first the remainder", () => {
+test("chunk sizes, remainder first (the default): the last pass holds max(chunk, observation rows), the first the remainder", () => {
   const sizes = (count: number, chunks: PrefillChunking) => prefillChunkSizes(count, chunks);
+  assert.deepEqual(sizes(320, { tokens: 256, lastRows: 16, split: "remainder-first" }), [64, 256]);
   assert.deepEqual(sizes(24, { tokens: 5, lastRows: 3 }), [4, 5, 5, 5, 5]);
   assert.deepEqual(sizes(24, { tokens: 2, lastRows: 7 }), [1, 2, 2, 2, 2, 2, 2, 2, 2, 7]);
   assert.deepEqual(sizes(320, { tokens: 256, lastRows: 16 }), [64, 256]);
@@ -30,6 +31,46 @@ test("chunk sizes: the last pass holds max(chunk, observation rows), the first t
     assert.equal(error.code, "E_RUNTIME_OPTION");
     assert.equal(error.field, "kv.prefillChunkTokens");
   }
+});
+
+test("chunk sizes, balanced: the fewest passes of at most the chunk, equal to a row, the larger last, the last at least the observation rows", () => {
+  const sizes = (count: number, tokens: number, lastRows: number) =>
+    prefillChunkSizes(count, { tokens, lastRows, split: "balanced" });
+  assert.deepEqual(sizes(320, 256, 16), [160, 160]);
+  assert.deepEqual(sizes(1024, 256, 32), [256, 256, 256, 256]);
+  assert.deepEqual(sizes(512, 256, 32), [256, 256]);
+  assert.deepEqual(sizes(2032, 256, 32), [254, 254, 254, 254, 254, 254, 254, 254]);
+  assert.deepEqual(sizes(24, 5, 3), [4, 5, 5, 5, 5]);
+  assert.deepEqual(sizes(23, 5, 3), [4, 4, 5, 5, 5]);
+  assert.deepEqual(sizes(10, 256, 16), [10]);
+  // Equal passes smaller than the observation rows: a last pass of those rows, the rest split evenly.
+  assert.deepEqual(sizes(24, 2, 7), [1, 2, 2, 2, 2, 2, 2, 2, 2, 7]);
+  assert.deepEqual(sizes(9, 4, 8), [1, 8]);
+  assert.deepEqual(sizes(8, 4, 9), [8]);
+  for (const [count, tokens, lastRows] of [
+    [320, 256, 16],
+    [2032, 128, 32],
+    [777, 100, 50],
+    [24, 2, 7],
+    [9, 4, 8],
+  ]) {
+    const split = sizes(count, tokens, lastRows);
+    assert.equal(
+      split.reduce((a, b) => a + b, 0),
+      count,
+      `${count}/${tokens}: the passes cover the context`,
+    );
+    assert.ok(split[split.length - 1] >= Math.min(count, lastRows), `${count}/${tokens}: last pass`);
+    assert.ok(
+      split.slice(0, -1).every((size) => size <= tokens && size >= 1),
+      `${count}/${tokens}: earlier passes within the chunk`,
+    );
+  }
+  const error = spgError(() =>
+    prefillChunkSizes(10, { tokens: 4, lastRows: 3, split: "sideways" as unknown as "balanced" }),
+  );
+  assert.equal(error.code, "E_RUNTIME_OPTION");
+  assert.equal(error.field, "kv.prefillChunkSplit");
 });
 
 function assertSameOutputs(chunked: ForwardOutput, whole: ForwardOutput, what: string) {
@@ -76,11 +117,13 @@ for (const name of ["A", "B"] as const) {
       const hfLogits = reference.logits?.data ?? [];
       const hfLastRow = hfLogits.slice((count - 1) * vocab, count * vocab);
       const whole = await prefillTokens(runtime, ids);
-      for (const tokens of [1, 2, 5, 8]) {
-        const chunks = { tokens, lastRows: OBSERVATION_WINDOW };
+      for (const [tokens, split] of [1, 2, 5, 8].flatMap((t) =>
+        PREFILL_CHUNK_SPLITS.map((split) => [t, split] as const),
+      )) {
+        const chunks = { tokens, lastRows: OBSERVATION_WINDOW, split };
         assert.ok(prefillChunkSizes(count, chunks).length > 1, "the case runs more than one pass");
         const chunked = await prefillTokens(runtime, ids, { logitRows: 1, chunks });
-        const what = `chunk ${tokens}`;
+        const what = `chunk ${tokens} ${split}`;
         assert.ok(maxAbsDiff(chunked.output.logits, hfLastRow) <= TOLERANCE, `${what}: HF last logits`);
         const heads = checkpoint.config.numHeads;
         (reference.attentions ?? []).forEach((attention, l) => {

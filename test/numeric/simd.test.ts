@@ -113,6 +113,21 @@ test("float32 to fp16: the kernel's bits and first unfit index are the numpy por
   const expected = new Uint16Array(rows.length * width);
   halfRowsScalar(bitsOf(fit), rows, width, expected);
   assert.deepEqual(writer.finish().subarray(1), new Uint8Array(expected.buffer));
+  // rows far from the source's start (the kernel copies only the span the runs reach), out of
+  // order, and a value binary16 cannot hold inside that span: the scalar's index
+  const later = [40, 41, 42, 57, 44, 60];
+  const spanWriter = new ByteWriter(2);
+  spanWriter.halfRows(fit, later, width);
+  const spanExpected = new Uint16Array(later.length * width);
+  halfRowsScalar(bitsOf(fit), later, width, spanExpected);
+  assert.deepEqual(spanWriter.finish(), new Uint8Array(spanExpected.buffer));
+  const unfitSrc = fit.slice(0, 61 * width);
+  unfitSrc[57 * width + 5] = 1e9;
+  assert.throws(() => new ByteWriter().halfRows(unfitSrc, later, width), /1000000000/);
+  assert.equal(
+    halfRowsScalar(bitsOf(unfitSrc), later, width, new Uint16Array(later.length * width)),
+    57 * width + 5,
+  );
 });
 
 test("rounding to fp16: the kernel's float32 bits and unfit index are roundHalfIntoScalar's, past the scratch too", () => {
@@ -334,5 +349,34 @@ test("token groups without a mask are the groups of an all-ones mask (the member
     assert.deepEqual(fast.starts, masked.starts);
     assert.deepEqual(fast.bits, masked.bits);
     assert.equal(fast.identity, true);
+  }
+});
+
+test("token groups with a mask: each token's runs of groupSize channels, the live elements in order", () => {
+  const next = rng(23);
+  for (const [tokens, dim, groupSize, live] of [
+    [80, 64, 32, 0.3],
+    [7, 5, 3, 0.5],
+    [9, 130, 32, 0.9],
+    [4, 8, 4, 0],
+  ]) {
+    const mask = Uint8Array.from({ length: tokens * dim }, () => (next() < live ? 1 : 0));
+    const widths = (t: number) => (t % 2 === 0 ? 2 : 8);
+    const members: number[] = [];
+    const starts: number[] = [];
+    const bits: number[] = [];
+    for (let t = 0; t < tokens; t++)
+      for (let c0 = 0; c0 < dim; c0 += groupSize) {
+        starts.push(members.length);
+        bits.push(widths(t));
+        for (let c = c0; c < Math.min(c0 + groupSize, dim); c++)
+          if (mask[t * dim + c]) members.push(t * dim + c);
+      }
+    starts.push(members.length);
+    const groups = tokenGroups(tokens, dim, groupSize, widths, mask);
+    assert.deepEqual(groups.members, Int32Array.from(members));
+    assert.deepEqual(groups.starts, Int32Array.from(starts));
+    assert.deepEqual(groups.bits, Uint8Array.from(bits));
+    assert.equal(groups.identity, false);
   }
 });

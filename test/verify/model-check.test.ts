@@ -14,7 +14,7 @@ import { type RunParts, zipOf } from "../../scripts/adversarial-bundles.js";
 import type { LayerFingerprint } from "../../src/bundle/types.js";
 import { checkpointSha256 } from "../../src/model/checkpoint.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../../src/model/executed.js";
-import { bundledModelDir } from "../../src/paths.js";
+import { bundledModelDir, packageRoot } from "../../src/paths.js";
 import { shapesConfig } from "../../src/verify/checks/executed-cost.js";
 import { defaultPolicyPath } from "../../src/verify/policy.js";
 import { EXIT_INVALID, EXIT_PASS } from "../../src/verify/runner.js";
@@ -142,6 +142,25 @@ test("--model DIR under --no-replay: the stated shapes are held to that checkpoi
   assert.deepEqual(codes, []);
   assert.equal(notHers?.code, "W_MODEL_NOT_CHECKED");
   assert.match(notHers?.message ?? "", /is not the checkpoint here/);
+});
+
+test("--model DIR whose config.json does not fit its own weights: the verifier's bad input (exit 2, the checkpoint's code), not a crashed check", async () => {
+  // Found by `npm run fuzz` (input level, seed 33 #29): the model check crashed (E_CHECK_CRASHED).
+  const unfit = join(scratch, "unfit");
+  cpSync(bundledModelDir(), unfit, { recursive: true });
+  const config = JSON.parse(readFileSync(join(unfit, "config.json"), "utf8")) as Record<string, unknown>;
+  config.intermediate_size = config.hidden_size;
+  writeFileSync(join(unfit, "config.json"), JSON.stringify(config));
+  const bundle = join(packageRoot(), "bundles", "default.zip");
+  for (const replay of [false, { samples: 1, modelDir: unfit }] as const)
+    await assert.rejects(
+      verifyBundleFile(bundle, { requireTrusted: false, replay, modelDir: unfit }),
+      (error: Error & { code?: string; exitCode?: number }) => {
+        assert.equal(error.code, "E_TENSOR_SHAPE", error.message);
+        assert.equal(error.exitCode, 2);
+        return true;
+      },
+    );
 });
 
 test("a bundle whose model is not here: the output says the shapes are the signer's word (W_MODEL_NOT_CHECKED)", async () => {

@@ -13,6 +13,7 @@ import {
   channelGroups,
   decodeGroups,
   encodeGroups,
+  encodeTransposedGroups,
   groupsBytes,
   type QuantGroups,
   tokenGroups,
@@ -30,7 +31,7 @@ import {
 } from "../compressed.js";
 import { laidOutLayer } from "../layout.js";
 import { defineMethod } from "./define.js";
-import { eligibleSlots, gatherRows, gatherTransposed, maskIndices, schemaParts } from "./shared.js";
+import { eligibleSlots, gatherRows, maskIndices, schemaParts } from "./shared.js";
 import type { MethodContext } from "./types.js";
 
 export interface QuantParams {
@@ -71,11 +72,19 @@ interface HeadGroups {
   values: QuantGroups;
 }
 
-/** Key and value groups by quantized token count: the same for every head of a layer, so built once. */
+/**
+ * Key and value groups by params, head size and quantized token count: the same for every head
+ * of a layer and for every sample of a run, so built once per run (building them, three
+ * member lists of the cache's size, cost as much as a third of the encoder). A run has a few
+ * distinct keys (one token count per layer kind); past MAX_GROUP_LAYOUTS the oldest go.
+ */
+const MAX_GROUP_LAYOUTS = 16;
+const builtGroups = new Map<string, HeadGroups>();
+
 function groupLayouts(p: QuantParams, dim: number): (tokens: number) => HeadGroups {
-  const built = new Map<number, HeadGroups>();
   return (tokens) => {
-    let groups = built.get(tokens);
+    const key = `${p.keyBits} ${p.valueBits} ${p.groupSize} ${dim} ${tokens}`;
+    let groups = builtGroups.get(key);
     if (groups === undefined) {
       groups = {
         // KIVI's per-channel key groups (channelGroups over [tokens, dim]) are runs of tokens in
@@ -85,7 +94,11 @@ function groupLayouts(p: QuantParams, dim: number): (tokens: number) => HeadGrou
         keysByToken: channelGroups(tokens, dim, p.groupSize, p.keyBits),
         values: tokenGroups(tokens, dim, p.groupSize, () => p.valueBits),
       };
-      built.set(tokens, groups);
+      if (builtGroups.size >= MAX_GROUP_LAYOUTS) {
+        const oldest = builtGroups.keys().next();
+        if (!oldest.done) builtGroups.delete(oldest.value);
+      }
+      builtGroups.set(key, groups);
     }
     return groups;
   };
@@ -104,7 +117,7 @@ function encodeHead(
   const { quantized, recent } = split(kept, p.residualTokens);
   const tokens = quantized.length;
   const groups = groupsFor(tokens);
-  encodeGroups(writer, gatherTransposed(head.keys, quantized, dim), groups.keys);
+  encodeTransposedGroups(writer, head.keys, quantized, dim, groups.keys);
   encodeGroups(writer, gatherRows(head.values, quantized, dim), groups.values);
   writeRows(writer, head.keys, recent, dim, dtype);
   writeRows(writer, head.values, recent, dim, dtype);

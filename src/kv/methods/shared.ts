@@ -144,25 +144,6 @@ export function gatherRows(matrix: Float32Array, rows: Int32Array, dim: number):
   return out;
 }
 
-/** The given rows of a [slots, dim] matrix, transposed: [dim, rows.length], column by column. */
-export function gatherTransposed(matrix: Float32Array, rows: Int32Array, dim: number): Float32Array {
-  const count = rows.length;
-  const out = new Float32Array(count * dim);
-  // eight rows at a time, so each column's writes are eight consecutive values
-  let i = 0;
-  for (; i + 8 <= count; i += 8) {
-    for (let c = 0; c < dim; c++) {
-      const at = c * count + i;
-      for (let k = 0; k < 8; k++) out[at + k] = matrix[rows[i + k] * dim + c];
-    }
-  }
-  for (; i < count; i++) {
-    const from = rows[i] * dim;
-    for (let c = 0; c < dim; c++) out[c * count + i] = matrix[from + c];
-  }
-  return out;
-}
-
 /** Indices where mask is 1. */
 export function maskIndices(mask: Uint8Array): Int32Array {
   const out: number[] = [];

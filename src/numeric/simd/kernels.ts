@@ -30,6 +30,7 @@ interface KernelExports {
     out: number,
     state: number,
   ): number;
+  transpose(src: number, rows: number, cols: number, dst: number): void;
   gram(block: number, rows: number, cols: number, out: number): void;
   inverseFrobenius2(gram: number, n: number, shift: number, lower: number): number;
   maxAbs(block: number, n: number): number;
@@ -110,15 +111,24 @@ export function halvesOfRuns(
   at: number,
 ): number {
   let total = 0;
-  for (let r = 0; r < runs; r++) total += runCounts[r];
-  // the whole source once when it fits (one copy, a call per run), else run by run in pieces
-  if (src.length + total <= 2 * SCRATCH_ELEMENTS) {
-    const dst = aligned(4 * src.length);
+  // the span of src the runs reach: a method keeping 16 of 320 rows copies those, not the head
+  let first = src.length;
+  let last = 0;
+  for (let r = 0; r < runs; r++) {
+    total += runCounts[r];
+    if (runCounts[r] === 0) continue;
+    if (runStarts[r] < first) first = runStarts[r];
+    if (runStarts[r] + runCounts[r] > last) last = runStarts[r] + runCounts[r];
+  }
+  if (last < first) first = last;
+  // that span once when it fits (one copy, a call per run), else run by run in pieces
+  if (last - first + total <= 2 * SCRATCH_ELEMENTS) {
+    const dst = aligned(4 * (last - first));
     const memory = scratch(dst + 2 * total);
-    memory.f32.set(src, 0);
+    memory.f32.set(src.subarray(first, last), 0);
     let o = 0;
     for (let r = 0; r < runs; r++) {
-      const unfit = kernels.halves(4 * runStarts[r], dst + 2 * o, runCounts[r]);
+      const unfit = kernels.halves(4 * (runStarts[r] - first), dst + 2 * o, runCounts[r]);
       if (unfit >= 0) return runStarts[r] + unfit;
       o += runCounts[r];
     }
@@ -205,19 +215,23 @@ const STATE_WIDTHS = 17;
 const STATE_ROWS_ENCODE = 3;
 const STATE_ROWS_DECODE = 2;
 
-/** Where encode/decode put things in the module's memory: data, members, starts, bits, state, then the bytes. */
-function groupLayout(groups: KernelGroups, extent: number, regionBytes: number) {
+/**
+ * Where encode/decode put things in the module's memory: data, members, starts, bits, state,
+ * the bytes, then `stagingBytes` for the caller (rows to transpose into data).
+ */
+function groupLayout(groups: KernelGroups, extent: number, regionBytes: number, stagingBytes = 0) {
   const data = 0;
   const members = aligned(4 * extent);
   const starts = members + aligned(4 * groups.members.length);
   const bits = starts + aligned(4 * groups.starts.length);
   const state = bits + aligned(groups.bits.length);
   const bytes = state + STATE_ROWS_ENCODE * STATE_WIDTHS * 4;
-  const memory = scratch(aligned(bytes + regionBytes + 2));
+  const staging = aligned(bytes + regionBytes + 2);
+  const memory = scratch(staging + stagingBytes);
   memory.i32.set(groups.members, members / 4);
   memory.i32.set(groups.starts, starts / 4);
   memory.u8.set(groups.bits, bits);
-  return { memory, data, members, starts, bits, state, bytes };
+  return { memory, data, members, starts, bits, state, bytes, staging };
 }
 
 /** Whether the kernels take these groups (else the caller's TypeScript loop does: a weight matrix). */
@@ -244,6 +258,43 @@ export function encodeGroupsInto(
   const extent = extentOf(groups);
   const at = groupLayout(groups, extent, out.length);
   at.memory.f32.set(data.subarray(0, extent), at.data / 4);
+  return encodeLaidOut(at, groups, streamStart, out);
+}
+
+/**
+ * encodeGroupsInto of gatherTransposed(matrix, rows, dim) (group-quant.ts), the transpose done
+ * in the module's memory: the rows are copied in as they lie (a run of consecutive rows is one
+ * copy) and the kernel transposes them into the data the codec reads. The caller checks
+ * groupsFitScratch with rows.length · dim elements.
+ */
+export function encodeTransposedGroupsInto(
+  matrix: Float32Array,
+  rows: Int32Array,
+  dim: number,
+  groups: KernelGroups,
+  streamStart: Int32Array,
+  out: Uint8Array,
+): number {
+  const count = rows.length;
+  // the data region holds the whole transpose, whatever the members reach
+  const at = groupLayout(groups, Math.max(extentOf(groups), count * dim), out.length, 4 * count * dim);
+  for (let i = 0; i < count; ) {
+    let end = i + 1;
+    while (end < count && rows[end] === rows[end - 1] + 1) end++;
+    at.memory.f32.set(matrix.subarray(rows[i] * dim, rows[end - 1] * dim + dim), at.staging / 4 + i * dim);
+    i = end;
+  }
+  kernels.transpose(at.staging, count, dim, at.data);
+  return encodeLaidOut(at, groups, streamStart, out);
+}
+
+/** The codec's call once the data is in place: its state, the zeroed region, then the bytes out. */
+function encodeLaidOut(
+  at: ReturnType<typeof groupLayout>,
+  groups: KernelGroups,
+  streamStart: Int32Array,
+  out: Uint8Array,
+): number {
   at.memory.i32.set(streamStart, at.state / 4);
   at.memory.i32.fill(0, at.state / 4 + STATE_WIDTHS, at.state / 4 + STATE_ROWS_ENCODE * STATE_WIDTHS);
   at.memory.u8.fill(0, at.bytes, at.bytes + out.length);

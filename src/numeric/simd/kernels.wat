@@ -553,6 +553,28 @@
         (local.set $g (i32.add (local.get $g) (i32.const 1)))
         (br $group))))
 
+  ;; quant's transposed key gather (group-quant.ts gatherTransposed) on rows already in memory:
+  ;; dst[c·rows + i] = src[i·cols + c], the float32 bits moved as i32 (nothing converted)
+  (func (export "transpose") (param $src i32) (param $rows i32) (param $cols i32) (param $dst i32)
+    (local $i i32) (local $c i32) (local $from i32) (local $to i32) (local $stride i32)
+    (local.set $stride (i32.shl (local.get $rows) (i32.const 2)))
+    (block $done
+      (loop $each_row
+        (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+        (local.set $from (i32.add (local.get $src) (i32.shl (i32.mul (local.get $i) (local.get $cols)) (i32.const 2))))
+        (local.set $to (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $c (i32.const 0))
+        (block $row_done
+          (loop $each_col
+            (br_if $row_done (i32.ge_u (local.get $c) (local.get $cols)))
+            (i32.store (local.get $to) (i32.load (local.get $from)))
+            (local.set $from (i32.add (local.get $from) (i32.const 4)))
+            (local.set $to (i32.add (local.get $to) (local.get $stride)))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $each_col)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $each_row))))
+
   ;; lowrank.ts's gramMatrix for $cols a multiple of 4: G = AᵀA [cols, cols] (float64 at $out)
   ;; of the row-major float32 block A [rows, cols] at $block. Each entry is the plain row-order
   ;; sum Σ_r A[r,i]·A[r,j] (float32 products are exact in float64), as there: 4x4 tiles of the

@@ -208,14 +208,18 @@ export class ConsistencyFold {
     if (generation.tokens !== undefined || generation.baselineTokens !== undefined) {
       // The token ids shown in the report must be the ones the agreement figures count.
       const recounted = compareGenerations(generation.baselineTokens ?? [], generation.tokens ?? []);
+      // Each list holds exactly the compared tokens: a longer one would show the report tokens
+      // no agreement figure counts (the recount reads only the shorter list's length).
+      const lengths = [generation.baselineTokens?.length, generation.tokens?.length];
       if (
+        lengths.some((length) => length !== generation.compared) ||
         recounted.compared !== generation.compared ||
         recounted.matches !== generation.matches ||
         recounted.firstDivergence !== generation.firstDivergence
       ) {
         failures.add(
           "E_CONSISTENCY_GENERATION",
-          `${recordWhere(record)}: generated tokens give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
+          `${recordWhere(record)}: generated tokens (${lengths[0]} baseline, ${lengths[1]} compressed) give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
         );
       }
     }

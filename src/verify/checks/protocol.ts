@@ -260,6 +260,25 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
       "the hardware check did not pass (environment.json hardwareCheck.verdict)",
     );
   }
+  // The check's inputs are the run config's hardware factors (prove copies them in): a
+  // signed environment whose pre-flight used other factors than the config states contradicts it.
+  const hardware = get(config, "hardware");
+  const inputs = get(environment, "hardwareCheck", "inputs");
+  if (hardware !== null && typeof hardware === "object" && inputs !== null && typeof inputs === "object") {
+    for (const [factor, configured] of Object.entries(hardware)) {
+      // A factor the record states (marginFraction beside the inputs) must be the config's;
+      // inputs are free-form, and one a producer's record leaves out contradicts nothing.
+      const stated =
+        factor in inputs
+          ? (inputs as Record<string, unknown>)[factor]
+          : get(environment, "hardwareCheck", factor);
+      if (stated !== undefined && stated !== configured)
+        failures.add(
+          "E_PROTOCOL_HARDWARE_CHECK",
+          `environment.json hardwareCheck states ${factor} ${JSON.stringify(stated)}; config.json hardware.${factor} is ${JSON.stringify(configured)}`,
+        );
+    }
+  }
   if (
     get(environment, "hardwareCheck", "device") !== device ||
     get(environment, "executionProvider") !== device

@@ -270,6 +270,10 @@ export const ERROR_CODES = {
     "zip-safety",
     "bytes precede the first entry (another file glued in front: a polyglot)",
   ),
+  E_ZIP_MULTI_DISK: finding(
+    "zip-safety",
+    "the archive names a disk other than 0, or fewer entries on its disk than in all: a split archive, not a bundle",
+  ),
   E_ZIP_ZIP64: finding(
     "zip-safety",
     "the archive uses zip64 records or fields (never needed within the limits)",
@@ -508,6 +512,10 @@ export const ERROR_CODES = {
   E_PROTOCOL_DEVICE: finding("protocol", "the run used or checked another device than configured"),
   E_PROTOCOL_DUPLICATE_SAMPLE: finding("protocol", "an evaluation sample is listed twice"),
   E_PROTOCOL_HARDWARE_CHECK: finding("protocol", "the hardware check did not pass"),
+  E_PROTOCOL_HARDWARE_INPUTS: finding(
+    "protocol",
+    "environment.json's hardware check is not the memory requirement recomputed from config.json and the model's shapes, or lacks an input it needs",
+  ),
   E_PROTOCOL_LEAK: finding("protocol", "a calibration sample has an evaluation sample's tokens"),
   E_PROTOCOL_MODEL_HASH: finding("protocol", "environment.json lacks the model's sha256"),
   E_PROTOCOL_NO_ENVIRONMENT: finding("protocol", "environment.json is missing or not an object"),

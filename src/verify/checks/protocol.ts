@@ -6,6 +6,7 @@ import type { CheckpointFile } from "../../model/types.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
+import { hardwareRecordProblems } from "./hardware-record.js";
 
 const CHECK = "protocol" as const;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -259,6 +260,14 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
       "E_PROTOCOL_HARDWARE_CHECK",
       "the hardware check did not pass (environment.json hardwareCheck.verdict)",
     );
+  }
+  for (const problem of hardwareRecordProblems(
+    environment.hardwareCheck,
+    config,
+    environment.model,
+    input.version,
+  )) {
+    failures.add("E_PROTOCOL_HARDWARE_INPUTS", problem);
   }
   if (
     get(environment, "hardwareCheck", "device") !== device ||

@@ -57,8 +57,11 @@ export interface AdversarialCase {
   exitCode: number;
   /** The zip bytes (built on demand: the large ones are big). */
   build(): Buffer;
-  /** The verifier's settings the case is refused under, beside the corpus's (e.g. a gate's --require-model). */
-  verifyWith?: { requireModel?: boolean };
+  /**
+   * The verifier's settings the case is refused under, beside the corpus's (e.g. a gate's
+   * --require-model, or a replay of one sample with a fixed seed for a lie only replay sees).
+   */
+  verifyWith?: { requireModel?: boolean; replay?: { samples: number; seed: string; required: boolean } };
 }
 
 type Entries = Map<string, Buffer>;
@@ -817,6 +820,34 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
       environment.hardwareCheck.availableBytes = environment.hardwareCheck.requiredBytes - 1;
     }),
     lie(
+      "continuation-text-swapped-same-pattern",
+      "replay",
+      "E_REPLAY_GENERATION",
+      ({ records }) => {
+        // Other text shown, in every sample, baseline and methods alike, with the same agreement
+        // pattern (an injective map of the ids): every figure recounts, only replay sees the text.
+        const other = (id: number) => (id + 1) % 50000;
+        for (const { generation } of records) {
+          generation.baselineTokens = generation.baselineTokens?.map(other);
+          generation.tokens = generation.tokens?.map(other);
+        }
+      },
+      ONE_SAMPLE_REPLAYED,
+    ),
+    lie(
+      "layer-sha256-edited",
+      "replay",
+      "E_REPLAY_FINGERPRINT",
+      ({ fingerprints }) => {
+        // Every KV layer's hash another: nothing without replay reads it; a record that replays
+        // bit for bit stored these very bytes, so its layers' hashes must be the replay's.
+        for (const line of fingerprints) {
+          if (!("kind" in line)) line.sha256 = line.sha256.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+        }
+      },
+      ONE_SAMPLE_REPLAYED,
+    ),
+    lie(
       "generated-ids-dropped-where-they-diverge",
       "consistency",
       "E_CONSISTENCY_GENERATION",
@@ -850,6 +881,11 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
     ),
   ];
 }
+
+/** One sample replayed, chosen by a fixed seed: a lie in every sample is seen whichever it is. */
+const ONE_SAMPLE_REPLAYED: AdversarialCase["verifyWith"] = {
+  replay: { samples: 1, seed: "6", required: true },
+};
 
 /** Another activation stated, the executed weight bytes made to follow it (its graph's constants). */
 function restateActivation({ environment, records, config }: RunParts): void {

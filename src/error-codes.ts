@@ -536,6 +536,10 @@ export const ERROR_CODES = {
     "replay did not reproduce: which samples were re-run, and the seed that chose them",
   ),
   E_REPLAY_FINGERPRINT: finding("replay", "a replayed fingerprint's bytes differ from the bundle's"),
+  E_REPLAY_GENERATION: finding(
+    "replay",
+    "a stored generated token list leaves the replay's where the replay was not nearly tied",
+  ),
   E_REPLAY_MODEL_MISMATCH: finding(
     "replay",
     "the model given with --model is not the one the bundle was measured on, or environment.json states other shapes than the checkpoint's",

@@ -204,6 +204,7 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
   codes: [
     "E_REPLAY_DIFFERS",
     "E_REPLAY_FINGERPRINT",
+    "E_REPLAY_GENERATION",
     "E_REPLAY_MODEL_MISMATCH",
     "E_REPLAY_RECORD",
     "E_REPLAY_UNAVAILABLE",

@@ -360,7 +360,10 @@ export const ERROR_CODES = {
     "a layer fingerprint's counts are impossible for the model",
   ),
   E_CONSISTENCY_FULL_METHOD: finding("consistency", "the full method stores other than the baseline's bytes"),
-  E_CONSISTENCY_GENERATION: finding("consistency", "a record's generation counts are impossible"),
+  E_CONSISTENCY_GENERATION: finding(
+    "consistency",
+    "a record's generation counts are impossible, or its token lists are not the tokens compared (length, vocabulary, one baseline per sample, in every record or none)",
+  ),
   E_CONSISTENCY_LAYERS: finding(
     "consistency",
     "layer fingerprints do not cover each model layer exactly once",

@@ -23,7 +23,7 @@ import {
   type LayerFingerprint,
 } from "../../bundle/types.js";
 import type { MethodConfig, RunConfig } from "../../config/types.js";
-import { type StoredLayout, storedLayoutOf } from "../../kv/stored-layout.js";
+import { type StoredForm, type StoredLayout, storedLayoutOf } from "../../kv/stored-layout.js";
 import { FailureCollector } from "../collect.js";
 import { type Finding, pass } from "../types.js";
 
@@ -58,20 +58,63 @@ function intersect(a: Window, b: Window): Window | undefined {
   return lo <= hi ? [lo, hi] : undefined;
 }
 
-function sameHistogram(stated: Record<string, number>, expected: Record<string, number>): boolean {
-  const nonZero = (h: Record<string, number>) =>
-    Object.entries(h)
-      .filter(([, count]) => count !== 0)
-      .sort(([a], [b]) => Number(a) - Number(b));
-  return JSON.stringify(nonZero(stated)) === JSON.stringify(nonZero(expected));
+/** A histogram's nonzero counts by width, the form stored() gives it in (zero counts say nothing). */
+function nonZeroCounts(histogram: Record<string, number>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const [width, count] of Object.entries(histogram)) if (count !== 0) counts.set(width, count);
+  return counts;
+}
+
+/** The stated histogram's nonzero counts are exactly `expected`'s (one walk, no copies: it runs per line). */
+function sameHistogram(stated: Record<string, number>, expected: Map<string, number>): boolean {
+  let nonZero = 0;
+  for (const width in stated) {
+    const count = stated[width];
+    if (count === 0) continue;
+    if (expected.get(width) !== count) return false;
+    nonZero += 1;
+  }
+  return nonZero === expected.size;
+}
+
+/** Where a fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
+function fingerprintWhere(line: LayerFingerprint): string {
+  return `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
+}
+
+/** A layout's stored form for one kept total, with its histogram's nonzero counts: the same for every sample. */
+interface ExpectedForm {
+  form: StoredForm;
+  histogram: Map<string, number> | undefined;
+}
+
+/** The kept total a (method, layer)'s first sample states, and the readable windows it allows. */
+interface FirstKept {
+  total: number;
+  sampleId: string;
+  window?: Window;
+}
+
+/**
+ * One (method, layer): its layout, what its first line fixed, and what the last kept total
+ * gave (every sample keeps one total on a layer, so one entry is enough; a hostile bundle's
+ * many totals cost a recomputation each, never memory).
+ */
+interface LayerSlot {
+  key: string;
+  layout: StoredLayout | string | undefined;
+  first: FirstKept | undefined;
+  last: { total: number; expected: ExpectedForm } | undefined;
+  lastWindow: { perHead: number; window: Window | undefined } | undefined;
 }
 
 export class BudgetFold {
   private readonly failures = new FailureCollector(CHECK);
   private readonly methods: Map<string, MethodConfig>;
-  private readonly layouts = new Map<string, StoredLayout | string | undefined>();
+  /** Per method, per layer: its layout and what its lines so far fixed (found without building a key per line). */
+  private readonly slots = new Map<string, (LayerSlot | undefined)[]>();
   /** Per (method, layer): the kept total the first sample states, and the readable windows it allows. */
-  private readonly kept = new Map<string, { total: number; sampleId: string; window?: Window }>();
+  private readonly kept = new Map<string, FirstKept>();
   private readonly contextTokens: number;
   private checked = 0;
 
@@ -83,22 +126,31 @@ export class BudgetFold {
     this.contextTokens = config.dataset.contextTokens;
   }
 
-  private layoutOf(method: MethodConfig, layer: number): StoredLayout | string | undefined {
-    const key = `${method.name}\u0000${layer}`;
-    if (!this.layouts.has(key)) {
+  private slotOf(method: MethodConfig, layer: number): LayerSlot {
+    let byLayer = this.slots.get(method.name);
+    if (byLayer === undefined) {
+      byLayer = [];
+      this.slots.set(method.name, byLayer);
+    }
+    let slot = byLayer[layer];
+    if (slot === undefined) {
       const { heads, hiddenSize } = this.environment.model;
-      this.layouts.set(
-        key,
-        storedLayoutOf(method, {
+      slot = {
+        key: `${method.name}\u0000${layer}`,
+        layout: storedLayoutOf(method, {
           heads,
           headDim: hiddenSize / heads,
           contextTokens: this.contextTokens,
           dtype: this.config.kv.baselineDtype,
           layer,
         }),
-      );
+        first: undefined,
+        last: undefined,
+        lastWindow: undefined,
+      };
+      byLayer[layer] = slot;
     }
-    return this.layouts.get(key);
+    return slot;
   }
 
   /** One fingerprints.jsonl line (schema-valid); others' problems (unknown method, layer) are consistency's. */
@@ -107,28 +159,28 @@ export class BudgetFold {
     const method = this.methods.get(line.method);
     const { heads, layers } = this.environment.model;
     if (method === undefined || line.layer >= layers) return;
-    const layout = this.layoutOf(method, line.layer);
+    const slot = this.slotOf(method, line.layer);
+    const layout = slot.layout;
     if (layout === undefined) return;
-    const where = `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
+    const where = () => fingerprintWhere(line);
     if (typeof layout === "string") {
-      this.failures.add("E_BUDGET_KEPT", `${where}: ${layout}`);
+      this.failures.add("E_BUDGET_KEPT", `${where()}: ${layout}`);
       return;
     }
     this.checked += 1;
     const total = line.tokensKept;
-    const key = `${line.method}\u0000${line.layer}`;
-    const first = this.kept.get(key);
+    const first = slot.first;
     const c = this.contextTokens;
     if (first !== undefined && first.total !== total) {
       this.failures.add(
         "E_BUDGET_KEPT",
-        `${where}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
+        `${where()}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
       );
     }
     if (total % heads !== 0) {
       this.failures.add(
         "E_BUDGET_KEPT",
-        `${where}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
+        `${where()}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
       );
       return;
     }
@@ -138,31 +190,50 @@ export class BudgetFold {
       if (perHead !== expected) {
         this.failures.add(
           "E_BUDGET_KEPT",
-          `${where}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
+          `${where()}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
         );
       }
     } else {
-      const window = preimage(layout.keptPerHead, perHead, c);
+      if (slot.lastWindow?.perHead !== perHead) {
+        slot.lastWindow = { perHead, window: preimage(layout.keptPerHead, perHead, c) };
+      }
+      const window = slot.lastWindow.window;
       if (window === undefined) {
         this.failures.add(
           "E_BUDGET_KEPT",
-          `${where}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
+          `${where()}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
         );
       } else if (first === undefined) {
-        this.kept.set(key, { total, sampleId: line.sampleId, window });
+        this.setFirst(slot, { total, sampleId: line.sampleId, window });
       }
     }
-    if (first === undefined && !this.kept.has(key)) this.kept.set(key, { total, sampleId: line.sampleId });
-    this.checkStored(where, line, layout, total);
+    if (first === undefined && slot.first === undefined)
+      this.setFirst(slot, { total, sampleId: line.sampleId });
+    this.checkStored(where, line, layout, slot, total);
+  }
+
+  private setFirst(slot: LayerSlot, first: FirstKept): void {
+    slot.first = first;
+    this.kept.set(slot.key, first);
+  }
+
+  private expectedForm(layout: StoredLayout, slot: LayerSlot, total: number): ExpectedForm {
+    if (slot.last?.total !== total) {
+      const form = layout.stored(total);
+      const histogram = form.bitsHistogram === undefined ? undefined : nonZeroCounts(form.bitsHistogram);
+      slot.last = { total, expected: { form, histogram } };
+    }
+    return slot.last.expected;
   }
 
   private checkStored(
-    where: string,
+    where: () => string,
     fingerprint: LayerFingerprint,
     layout: StoredLayout,
+    slot: LayerSlot,
     total: number,
   ): void {
-    const form = layout.stored(total);
+    const { form, histogram } = this.expectedForm(layout, slot, total);
     const problems: string[] = [];
     if (fingerprint.headsFullPrecision !== form.headsFullPrecision) {
       problems.push(
@@ -177,7 +248,7 @@ export class BudgetFold {
         form.bytes.min === form.bytes.max ? `${form.bytes.min}` : `${form.bytes.min}..${form.bytes.max}`;
       problems.push(`${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`);
     }
-    if (form.bitsHistogram !== undefined && !sameHistogram(fingerprint.bitsHistogram, form.bitsHistogram)) {
+    if (histogram !== undefined && !sameHistogram(fingerprint.bitsHistogram, histogram)) {
       problems.push(
         `bit histogram ${JSON.stringify(fingerprint.bitsHistogram)}, its ${total} kept slots are ${JSON.stringify(form.bitsHistogram)}`,
       );
@@ -200,7 +271,7 @@ export class BudgetFold {
         }
       }
     }
-    if (problems.length > 0) this.failures.add("E_BUDGET_BYTES", `${where}: ${problems.join("; ")}`);
+    if (problems.length > 0) this.failures.add("E_BUDGET_BYTES", `${where()}: ${problems.join("; ")}`);
   }
 
   /**

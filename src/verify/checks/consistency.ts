@@ -44,7 +44,10 @@ type FirstRecord = Pick<SampleRecord, (typeof SAMPLE_IDENTITY_FIELDS)[number] | 
 interface RecordState {
   contextTokens: number;
   kvBytesCompressed: number;
-  layers: Set<number> | undefined;
+  /** Which model layers have a fingerprint (1 each), from the first KV fingerprint on: a byte per layer, not a Set per record. */
+  layers: Uint8Array | undefined;
+  /** How many distinct layers `layers` marks. */
+  layerCount: number;
   layerBytes: number;
 }
 
@@ -122,6 +125,7 @@ export class ConsistencyFold {
       contextTokens: record.contextTokens,
       kvBytesCompressed: record.kvBytesCompressed,
       layers: undefined,
+      layerCount: 0,
       layerBytes: 0,
     };
     if (sample !== undefined) {
@@ -248,8 +252,8 @@ export class ConsistencyFold {
       failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${fingerprintWhere(fingerprint)} has no record`);
       return;
     }
-    record.layers ??= new Set();
-    if (record.layers.has(fingerprint.layer)) {
+    record.layers ??= new Uint8Array(layers);
+    if (record.layers[fingerprint.layer] === 1) {
       failures.add(
         "E_CONSISTENCY_DUPLICATE_FINGERPRINT",
         `${fingerprintWhere(fingerprint)} appears more than once`,
@@ -263,7 +267,8 @@ export class ConsistencyFold {
       );
       return;
     }
-    record.layers.add(fingerprint.layer);
+    record.layers[fingerprint.layer] = 1;
+    record.layerCount += 1;
     record.layerBytes += fingerprint.bytes;
     const slots = environment.model.heads * record.contextTokens;
     if (fingerprint.tokensTotal !== slots || fingerprint.tokensKept > fingerprint.tokensTotal) {
@@ -280,7 +285,7 @@ export class ConsistencyFold {
     }
     let bits = 0;
     const histogram = fingerprint.bitsHistogram;
-    for (const width of Object.keys(histogram)) bits += Number(width) * histogram[width];
+    for (const width in histogram) bits += Number(width) * histogram[width];
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
@@ -322,7 +327,7 @@ export class ConsistencyFold {
           }
           continue;
         }
-        const count = seen?.size ?? 0;
+        const count = record.layerCount;
         if (count !== layers) {
           failures.add(
             "E_CONSISTENCY_LAYERS",

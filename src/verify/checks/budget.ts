@@ -21,6 +21,7 @@ import {
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
+  MAX_BIT_WIDTH,
 } from "../../bundle/types.js";
 import type { MethodConfig, RunConfig } from "../../config/types.js";
 import { type StoredForm, type StoredLayout, storedLayoutOf } from "../../kv/stored-layout.js";
@@ -58,34 +59,43 @@ function intersect(a: Window, b: Window): Window | undefined {
   return lo <= hi ? [lo, hi] : undefined;
 }
 
-/** A histogram's nonzero counts by width, the form stored() gives it in (zero counts say nothing). */
-function nonZeroCounts(histogram: Record<string, number>): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const [width, count] of Object.entries(histogram)) if (count !== 0) counts.set(width, count);
+/**
+ * An expected histogram's counts by width, 0 where it names none (zero counts say nothing);
+ * null when it names a nonzero count at a width no schema-valid histogram can hold.
+ */
+function countsByWidth(histogram: Record<string, number>): Float64Array | null {
+  const counts = new Float64Array(MAX_BIT_WIDTH + 1);
+  for (const [width, count] of Object.entries(histogram)) {
+    if (count === 0) continue;
+    const index = Number(width);
+    if (!Number.isInteger(index) || index < 1 || index > MAX_BIT_WIDTH || String(index) !== width)
+      return null;
+    counts[index] = count;
+  }
   return counts;
 }
 
-/** The stated histogram's nonzero counts are exactly `expected`'s (one walk, no copies: it runs per line). */
-function sameHistogram(stated: Record<string, number>, expected: Map<string, number>): boolean {
-  let nonZero = 0;
-  for (const width in stated) {
-    const count = stated[width];
-    if (count === 0) continue;
-    if (expected.get(width) !== count) return false;
-    nonZero += 1;
+/**
+ * The stated histogram's nonzero counts are exactly `expected`'s. Read by width, not by its
+ * keys (integer-like keys are an object's elements, which a walk turns into strings): it runs
+ * per line, and a schema-valid histogram names only widths 1..MAX_BIT_WIDTH.
+ */
+function sameHistogram(stated: Record<string, number>, expected: Float64Array): boolean {
+  for (let width = 1; width <= MAX_BIT_WIDTH; width++) {
+    if ((stated[width] ?? 0) !== expected[width]) return false;
   }
-  return nonZero === expected.size;
+  return true;
+}
+
+/** A layout's stored form for one kept total, with its histogram by width (undefined: none exact): the same for every sample. */
+interface ExpectedForm {
+  form: StoredForm;
+  histogram: Float64Array | null | undefined;
 }
 
 /** Where a fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
 function fingerprintWhere(line: LayerFingerprint): string {
   return `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
-}
-
-/** A layout's stored form for one kept total, with its histogram's nonzero counts: the same for every sample. */
-interface ExpectedForm {
-  form: StoredForm;
-  histogram: Map<string, number> | undefined;
 }
 
 /** The kept total a (method, layer)'s first sample states, and the readable windows it allows. */
@@ -220,7 +230,7 @@ export class BudgetFold {
   private expectedForm(layout: StoredLayout, slot: LayerSlot, total: number): ExpectedForm {
     if (slot.last?.total !== total) {
       const form = layout.stored(total);
-      const histogram = form.bitsHistogram === undefined ? undefined : nonZeroCounts(form.bitsHistogram);
+      const histogram = form.bitsHistogram === undefined ? undefined : countsByWidth(form.bitsHistogram);
       slot.last = { total, expected: { form, histogram } };
     }
     return slot.last.expected;
@@ -248,7 +258,10 @@ export class BudgetFold {
         form.bytes.min === form.bytes.max ? `${form.bytes.min}` : `${form.bytes.min}..${form.bytes.max}`;
       problems.push(`${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`);
     }
-    if (histogram !== undefined && !sameHistogram(fingerprint.bitsHistogram, histogram)) {
+    if (
+      histogram !== undefined &&
+      (histogram === null || !sameHistogram(fingerprint.bitsHistogram, histogram))
+    ) {
       problems.push(
         `bit histogram ${JSON.stringify(fingerprint.bitsHistogram)}, its ${total} kept slots are ${JSON.stringify(form.bitsHistogram)}`,
       );

@@ -3,6 +3,7 @@ import {
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
+  MAX_BIT_WIDTH,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -285,7 +286,8 @@ export class ConsistencyFold {
     }
     let bits = 0;
     const histogram = fingerprint.bitsHistogram;
-    for (const width in histogram) bits += Number(width) * histogram[width];
+    // By width, not by its keys: a schema-valid histogram names only widths 1..MAX_BIT_WIDTH.
+    for (let width = 1; width <= MAX_BIT_WIDTH; width++) bits += width * (histogram[width] ?? 0);
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",

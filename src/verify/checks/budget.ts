@@ -93,6 +93,13 @@ interface ExpectedForm {
   histogram: Float64Array | null | undefined;
 }
 
+/** `problems` with `text` added (the list made only for a failure: most lines fail nothing). */
+function withProblem(problems: string[] | undefined, text: string): string[] {
+  const list = problems ?? [];
+  list.push(text);
+  return list;
+}
+
 /** Where a fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
 function fingerprintWhere(line: LayerFingerprint): string {
   return `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
@@ -172,9 +179,8 @@ export class BudgetFold {
     const slot = this.slotOf(method, line.layer);
     const layout = slot.layout;
     if (layout === undefined) return;
-    const where = () => fingerprintWhere(line);
     if (typeof layout === "string") {
-      this.failures.add("E_BUDGET_KEPT", `${where()}: ${layout}`);
+      this.failures.add("E_BUDGET_KEPT", `${fingerprintWhere(line)}: ${layout}`);
       return;
     }
     this.checked += 1;
@@ -184,13 +190,13 @@ export class BudgetFold {
     if (first !== undefined && first.total !== total) {
       this.failures.add(
         "E_BUDGET_KEPT",
-        `${where()}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
+        `${fingerprintWhere(line)}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
       );
     }
     if (total % heads !== 0) {
       this.failures.add(
         "E_BUDGET_KEPT",
-        `${where()}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
+        `${fingerprintWhere(line)}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
       );
       return;
     }
@@ -200,7 +206,7 @@ export class BudgetFold {
       if (perHead !== expected) {
         this.failures.add(
           "E_BUDGET_KEPT",
-          `${where()}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
+          `${fingerprintWhere(line)}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
         );
       }
     } else {
@@ -211,7 +217,7 @@ export class BudgetFold {
       if (window === undefined) {
         this.failures.add(
           "E_BUDGET_KEPT",
-          `${where()}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
+          `${fingerprintWhere(line)}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
         );
       } else if (first === undefined) {
         this.setFirst(slot, { total, sampleId: line.sampleId, window });
@@ -219,7 +225,7 @@ export class BudgetFold {
     }
     if (first === undefined && slot.first === undefined)
       this.setFirst(slot, { total, sampleId: line.sampleId });
-    this.checkStored(where, line, layout, slot, total);
+    this.checkStored(line, layout, slot, total);
   }
 
   private setFirst(slot: LayerSlot, first: FirstKept): void {
@@ -237,16 +243,17 @@ export class BudgetFold {
   }
 
   private checkStored(
-    where: () => string,
     fingerprint: LayerFingerprint,
     layout: StoredLayout,
     slot: LayerSlot,
     total: number,
   ): void {
     const { form, histogram } = this.expectedForm(layout, slot, total);
-    const problems: string[] = [];
+    // Made only for a failure (most lines fail nothing): no array per line.
+    let problems: string[] | undefined;
     if (fingerprint.headsFullPrecision !== form.headsFullPrecision) {
-      problems.push(
+      problems = withProblem(
+        problems,
         `${fingerprint.headsFullPrecision} full-precision heads, the params give ${form.headsFullPrecision}`,
       );
     }
@@ -256,13 +263,17 @@ export class BudgetFold {
     ) {
       const expected =
         form.bytes.min === form.bytes.max ? `${form.bytes.min}` : `${form.bytes.min}..${form.bytes.max}`;
-      problems.push(`${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`);
+      problems = withProblem(
+        problems,
+        `${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`,
+      );
     }
     if (
       histogram !== undefined &&
       (histogram === null || !sameHistogram(fingerprint.bitsHistogram, histogram))
     ) {
-      problems.push(
+      problems = withProblem(
+        problems,
         `bit histogram ${JSON.stringify(fingerprint.bitsHistogram)}, its ${total} kept slots are ${JSON.stringify(form.bitsHistogram)}`,
       );
     }
@@ -271,20 +282,23 @@ export class BudgetFold {
       const stated = Object.entries(fingerprint.bitsHistogram).filter(([, count]) => count !== 0);
       const foreign = stated.filter(([width]) => !widths.includes(Number(width))).map(([width]) => width);
       if (foreign.length > 0) {
-        problems.push(
+        problems = withProblem(
+          problems,
           `bit histogram holds widths ${foreign.join(", ")}, the params store only ${widths.join(", ")}`,
         );
       }
       for (const [width, least] of Object.entries(atLeast)) {
         const count = fingerprint.bitsHistogram[width] ?? 0;
         if (count < least) {
-          problems.push(
+          problems = withProblem(
+            problems,
             `${count} values at ${width} bits, its reserved heads alone store ${least} at the baseline dtype`,
           );
         }
       }
     }
-    if (problems.length > 0) this.failures.add("E_BUDGET_BYTES", `${where()}: ${problems.join("; ")}`);
+    if (problems !== undefined)
+      this.failures.add("E_BUDGET_BYTES", `${fingerprintWhere(fingerprint)}: ${problems.join("; ")}`);
   }
 
   /**

@@ -710,7 +710,8 @@ def deadline_from(text):
     now = dt.datetime.now(dt.timezone.utc)
     deadline = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
     if deadline <= now:
-        raise SystemExit(f"--deadline-utc {text} is already past")
+        # A session that crosses midnight names tomorrow's time: the next HH:MM, within 24 hours.
+        deadline += dt.timedelta(days=1)
     return deadline.timestamp()
 
 
@@ -1003,7 +1004,7 @@ def main():
     parser.add_argument("--schedule-start", type=int, default=0, help="step where this phase's warmup+cosine starts")
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="stop at this step; the schedule still follows --max-steps (reproduces a deadline-stopped run)")
-    parser.add_argument("--deadline-utc", default=None, help="HH:MM; stop and export before this wall-clock time")
+    parser.add_argument("--deadline-utc", default=None, help="HH:MM (UTC, the next such time, within 24 hours); stop and export before it")
     parser.add_argument("--deadline-margin-s", type=float, default=60.0)
     args = parser.parse_args()
     args.command = " ".join(sys.argv)

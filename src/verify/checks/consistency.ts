@@ -3,6 +3,7 @@ import {
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
+  MAX_BIT_WIDTH,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -44,7 +45,10 @@ type FirstRecord = Pick<SampleRecord, (typeof SAMPLE_IDENTITY_FIELDS)[number] | 
 interface RecordState {
   contextTokens: number;
   kvBytesCompressed: number;
-  layers: Set<number> | undefined;
+  /** Which model layers have a fingerprint (1 each), from the first KV fingerprint on: a byte per layer, not a Set per record. */
+  layers: Uint8Array | undefined;
+  /** How many distinct layers `layers` marks. */
+  layerCount: number;
   layerBytes: number;
 }
 
@@ -135,6 +139,7 @@ export class ConsistencyFold {
       contextTokens: record.contextTokens,
       kvBytesCompressed: record.kvBytesCompressed,
       layers: undefined,
+      layerCount: 0,
       layerBytes: 0,
     };
     if (sample !== undefined) {
@@ -292,8 +297,8 @@ export class ConsistencyFold {
       failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${fingerprintWhere(fingerprint)} has no record`);
       return;
     }
-    record.layers ??= new Set();
-    if (record.layers.has(fingerprint.layer)) {
+    record.layers ??= new Uint8Array(layers);
+    if (record.layers[fingerprint.layer] === 1) {
       failures.add(
         "E_CONSISTENCY_DUPLICATE_FINGERPRINT",
         `${fingerprintWhere(fingerprint)} appears more than once`,
@@ -307,7 +312,8 @@ export class ConsistencyFold {
       );
       return;
     }
-    record.layers.add(fingerprint.layer);
+    record.layers[fingerprint.layer] = 1;
+    record.layerCount += 1;
     record.layerBytes += fingerprint.bytes;
     const slots = environment.model.heads * record.contextTokens;
     if (fingerprint.tokensTotal !== slots || fingerprint.tokensKept > fingerprint.tokensTotal) {
@@ -324,7 +330,8 @@ export class ConsistencyFold {
     }
     let bits = 0;
     const histogram = fingerprint.bitsHistogram;
-    for (const width of Object.keys(histogram)) bits += Number(width) * histogram[width];
+    // By width, not by its keys: a schema-valid histogram names only widths 1..MAX_BIT_WIDTH.
+    for (let width = 1; width <= MAX_BIT_WIDTH; width++) bits += width * (histogram[width] ?? 0);
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
@@ -373,7 +380,7 @@ export class ConsistencyFold {
           }
           continue;
         }
-        const count = seen?.size ?? 0;
+        const count = record.layerCount;
         if (count !== layers) {
           failures.add(
             "E_CONSISTENCY_LAYERS",

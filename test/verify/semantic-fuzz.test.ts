@@ -33,10 +33,7 @@ test("the pre-flight's factors stated other than the config's: refused by protoc
       ["protocol:E_PROTOCOL_HARDWARE_INPUTS"],
       field,
     );
-    assert.match(
-      result.findings.find((f) => !f.ok)?.message ?? "",
-      new RegExp(field),
-    );
+    assert.match(result.findings.find((f) => !f.ok)?.message ?? "", new RegExp(field));
   }
   const margin = await lies.verifyNoReplay("hardware-margin", ({ environment }) => {
     environment.hardwareCheck.marginFraction = 0;

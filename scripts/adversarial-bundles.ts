@@ -57,8 +57,11 @@ export interface AdversarialCase {
   exitCode: number;
   /** The zip bytes (built on demand: the large ones are big). */
   build(): Buffer;
-  /** The verifier's settings the case is refused under, beside the corpus's (e.g. a gate's --require-model). */
-  verifyWith?: { requireModel?: boolean };
+  /**
+   * The verifier's settings the case is refused under, beside the corpus's (e.g. a gate's
+   * --require-model, or a replay of one sample with a fixed seed for a lie only replay sees).
+   */
+  verifyWith?: { requireModel?: boolean; replay?: { samples: number; seed: string; required: boolean } };
 }
 
 type Entries = Map<string, Buffer>;
@@ -639,6 +642,39 @@ export function adversarialCases(valid: Entries, scale = 1): AdversarialCase[] {
       build: () => zipOf(valid, {}, (list) => (list[7].extra = extraField(0x0001, Buffer.alloc(8)))),
     },
     {
+      name: "split-archive-disk-numbers",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_MULTI_DISK",
+      exitCode: 3,
+      // Entries on this disk fewer than in all: a split archive's first part, which yauzl read whole.
+      build: () => zipOf(valid, { disks: { entriesOnDisk: 1 } }),
+    },
+    {
+      name: "central-directory-on-another-disk",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_MULTI_DISK",
+      exitCode: 3,
+      build: () => zipOf(valid, { disks: { centralDirectoryDisk: 1 } }),
+    },
+    {
+      name: "entry-on-another-disk",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_MULTI_DISK",
+      exitCode: 3,
+      build: () => zipOf(valid, {}, (list) => (list[3].diskNumberStart = 2)),
+    },
+    {
+      name: "end-record-disk-number",
+      kind: "zip",
+      check: "zip-safety",
+      code: "E_ZIP_MULTI_DISK",
+      exitCode: 3,
+      build: () => zipOf(valid, { disks: { disk: 1, centralDirectoryDisk: 1 } }),
+    },
+    {
       name: "too-many-entries",
       kind: "resources",
       check: "zip-safety",
@@ -773,8 +809,97 @@ export function adversarialCheckpointCases(measured: Entries): AdversarialCase[]
       // As if written before the rule was recorded, which a version 3 bundle never was.
       delete environment.dataset.sampling;
     }),
+    lie("hardware-input-deleted", "protocol", "E_PROTOCOL_HARDWARE_INPUTS", ({ environment }) => {
+      // The input that showed the logits' share of the requirement, gone: nothing to recompute from.
+      delete environment.hardwareCheck.inputs.logitsCopies;
+    }),
+    lie(
+      "hardware-requirement-lowered",
+      "protocol",
+      "E_PROTOCOL_HARDWARE_INPUTS",
+      ({ environment, config }) => {
+        // A run that did not fit, stated as one that did: fewer logits copies in the config and the
+        // check, the total made to follow, the verdict kept (the parts no longer add up).
+        config.hardware.logitsCopies = 0.1;
+        const inputs = environment.hardwareCheck.inputs as Record<string, number>;
+        inputs.logitsCopies = 0.1;
+        inputs.subtotalBytes -= inputs.logitsBytes;
+        environment.hardwareCheck.requiredBytes = Math.ceil(
+          inputs.subtotalBytes * (1 + environment.hardwareCheck.marginFraction),
+        );
+      },
+    ),
+    lie("hardware-verdict-above-available", "protocol", "E_PROTOCOL_HARDWARE_INPUTS", ({ environment }) => {
+      // Less memory available than required, the verdict still pass.
+      environment.hardwareCheck.availableBytes = environment.hardwareCheck.requiredBytes - 1;
+    }),
+    lie(
+      "continuation-text-swapped-same-pattern",
+      "replay",
+      "E_REPLAY_GENERATION",
+      ({ records }) => {
+        // Other text shown, in every sample, baseline and methods alike, with the same agreement
+        // pattern (an injective map of the ids): every figure recounts, only replay sees the text.
+        const other = (id: number) => (id + 1) % 50000;
+        for (const { generation } of records) {
+          generation.baselineTokens = generation.baselineTokens?.map(other);
+          generation.tokens = generation.tokens?.map(other);
+        }
+      },
+      ONE_SAMPLE_REPLAYED,
+    ),
+    lie(
+      "layer-sha256-edited",
+      "replay",
+      "E_REPLAY_FINGERPRINT",
+      ({ fingerprints }) => {
+        // Every KV layer's hash another: nothing without replay reads it; a record that replays
+        // bit for bit stored these very bytes, so its layers' hashes must be the replay's.
+        for (const line of fingerprints) {
+          if (!("kind" in line)) line.sha256 = line.sha256.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+        }
+      },
+      ONE_SAMPLE_REPLAYED,
+    ),
+    lie(
+      "generated-ids-dropped-where-they-diverge",
+      "consistency",
+      "E_CONSISTENCY_GENERATION",
+      ({ records }) => {
+        // The report shows the continuations of the records that carry ids: drop the ones that differ.
+        for (const { generation } of records) {
+          if (generation.firstDivergence === null) continue;
+          delete generation.baselineTokens;
+          delete generation.tokens;
+        }
+      },
+    ),
+    lie("generated-ids-past-compared", "consistency", "E_CONSISTENCY_GENERATION", ({ records }) => {
+      // Tokens shown beyond the ones compared (recounting reads the shorter list's length).
+      for (const { generation } of records) generation.tokens?.push(...(generation.baselineTokens ?? []));
+    }),
+    lie(
+      "method-continuation-against-own-baseline",
+      "consistency",
+      "E_CONSISTENCY_GENERATION",
+      ({ records }) => {
+        // One method's shown text replaced, baseline and continuation alike, keeping its match
+        // pattern (so the agreement figures still recount): a baseline no other method saw.
+        const method = records.find((r) => r.method !== "full")?.method;
+        for (const { generation, method: name } of records) {
+          if (name !== method) continue;
+          generation.baselineTokens = generation.baselineTokens?.map((id) => (id + 1) % 50000);
+          generation.tokens = generation.tokens?.map((id) => (id + 1) % 50000);
+        }
+      },
+    ),
   ];
 }
+
+/** One sample replayed, chosen by a fixed seed: a lie in every sample is seen whichever it is. */
+const ONE_SAMPLE_REPLAYED: AdversarialCase["verifyWith"] = {
+  replay: { samples: 1, seed: "6", required: true },
+};
 
 /** Another activation stated, the executed weight bytes made to follow it (its graph's constants). */
 function restateActivation({ environment, records, config }: RunParts): void {

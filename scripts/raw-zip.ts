@@ -55,6 +55,8 @@ export interface RawZipEntry {
   trailingBytes?: Buffer;
   /** Entry comment in the central directory. */
   comment?: Buffer;
+  /** The central record's "disk number start" (default 0: a one-file archive). */
+  diskNumberStart?: number;
   /**
    * Write no local header/data for this entry: its central record points at the local
    * header of entry `shareLocalHeaderOf` (overlapping entries).
@@ -65,6 +67,8 @@ export interface RawZipEntry {
 export interface RawZipOptions {
   /** Entry count written in the end record (default: the real count). */
   declaredEntryCount?: number;
+  /** The end record's disk fields (default 0, 0 and the entry count: one file). */
+  disks?: { disk?: number; centralDirectoryDisk?: number; entriesOnDisk?: number };
   comment?: Buffer;
   /** Bytes before the first local header (a polyglot's other file); offsets account for it. */
   prefix?: Buffer;
@@ -170,7 +174,7 @@ export function buildRawZip(entries: readonly RawZipEntry[], options: RawZipOpti
     record.writeUInt16LE(item.extra.length, 30);
     const entryComment = item.entry.comment ?? Buffer.alloc(0);
     record.writeUInt16LE(entryComment.length, 32);
-    record.writeUInt16LE(0, 34);
+    record.writeUInt16LE(item.entry.diskNumberStart ?? 0, 34);
     record.writeUInt16LE(0, 36);
     record.writeUInt32LE((item.entry.externalAttributes ?? REGULAR_FILE_ATTRIBUTES) >>> 0, 38);
     record.writeUInt32LE(localOffset >>> 0, 42);
@@ -181,9 +185,9 @@ export function buildRawZip(entries: readonly RawZipEntry[], options: RawZipOpti
   const end = Buffer.alloc(22);
   const count = options.declaredEntryCount ?? entries.length;
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(0, 4);
-  end.writeUInt16LE(0, 6);
-  end.writeUInt16LE(count, 8);
+  end.writeUInt16LE(options.disks?.disk ?? 0, 4);
+  end.writeUInt16LE(options.disks?.centralDirectoryDisk ?? 0, 6);
+  end.writeUInt16LE(options.disks?.entriesOnDisk ?? count, 8);
   end.writeUInt16LE(count, 10);
   end.writeUInt32LE(centralBytes.length, 12);
   end.writeUInt32LE(centralStart, 16);

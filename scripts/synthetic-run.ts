@@ -12,6 +12,8 @@ import { loadBrownSplitNamed } from "../src/data/brown.js";
 import { drawSamples } from "../src/data/sampling.js";
 import { encode } from "../src/data/tokenizer.js";
 import type { Sample } from "../src/data/types.js";
+import { checkHardware, hardwareCheckRecord } from "../src/hardware/check.js";
+import { memoryRequirement } from "../src/hardware/requirement.js";
 import { checkpointSha256 } from "../src/model/checkpoint.js";
 import { executedKvBytes, executedWeightBytesOfShapes } from "../src/model/executed.js";
 import type { GptNeoConfig } from "../src/model/types.js";
@@ -119,6 +121,9 @@ function streamingParams(): Record<string, unknown> {
  * model.architecture): the GPT-2 vocabulary its samples are tokenized with (a rule prove and
  * verify's config-rules hold a run to).
  */
+/** The resident bytes the fixture's hardware check says the process held (a machine's figure). */
+const FIXTURE_PROCESS_BYTES = 100 * 2 ** 20;
+
 const ARCHITECTURE = { vocabSize: 50257, maxPositions: 32, intermediateSize: 32, activation: "gelu_new" };
 
 function fixtureModelConfig(layers: number): GptNeoConfig {
@@ -338,6 +343,19 @@ export function fixtureParts(
   }
   if (options.runCost ?? true) {
     environment.model.architecture = { ...ARCHITECTURE };
+    // The hardware check as prove records it from version 3 on: every input of the requirement.
+    environment.hardwareCheck = hardwareCheckRecord(
+      checkHardware(
+        memoryRequirement(fixtureModelConfig(layers), config, FIXTURE_PROCESS_BYTES),
+        {
+          os: { platform: "linux", distro: "Fixture", release: "1", kernel: "1", arch: "x64" },
+          cpu: { manufacturer: "Fixture", brand: "CPU", cores: 2, physicalCores: 2, speedGHz: 1 },
+          memory: { total: 8 * 2 ** 30, free: 4 * 2 ** 30, available: 4 * 2 ** 30 },
+          gpus: [],
+        },
+        "cpu",
+      ),
+    );
     // "stream" splits its kept slots evenly over the heads: the widest head holds kept / heads.
     const slotsRead = (line: LayerFingerprint) => line.tokensKept / HEADS;
     // Each record's first layer line, by sample and method (a search per record made a large bench's build quadratic).

@@ -274,6 +274,10 @@ export const ERROR_CODES = {
     "zip-safety",
     "bytes precede the first entry (another file glued in front: a polyglot)",
   ),
+  E_ZIP_MULTI_DISK: finding(
+    "zip-safety",
+    "the archive names a disk other than 0, or fewer entries on its disk than in all: a split archive, not a bundle",
+  ),
   E_ZIP_ZIP64: finding(
     "zip-safety",
     "the archive uses zip64 records or fields (never needed within the limits)",
@@ -362,7 +366,7 @@ export const ERROR_CODES = {
   E_CONSISTENCY_FULL_METHOD: finding("consistency", "the full method stores other than the baseline's bytes"),
   E_CONSISTENCY_GENERATION: finding(
     "consistency",
-    "a record's generation counts are impossible, or its token lists are not the tokens compared",
+    "a record's generation counts are impossible, or its token lists are not the tokens compared (length, vocabulary, one baseline per sample, in every record or none)",
   ),
   E_CONSISTENCY_LAYERS: finding(
     "consistency",
@@ -514,9 +518,10 @@ export const ERROR_CODES = {
   ),
   E_PROTOCOL_DEVICE: finding("protocol", "the run used or checked another device than configured"),
   E_PROTOCOL_DUPLICATE_SAMPLE: finding("protocol", "an evaluation sample is listed twice"),
-  E_PROTOCOL_HARDWARE_CHECK: finding(
+  E_PROTOCOL_HARDWARE_CHECK: finding("protocol", "the hardware check did not pass"),
+  E_PROTOCOL_HARDWARE_INPUTS: finding(
     "protocol",
-    "the hardware check did not pass, or it states other factors than the config's hardware",
+    "environment.json's hardware check is not the memory requirement recomputed from config.json and the model's shapes, or lacks an input it needs",
   ),
   E_PROTOCOL_LEAK: finding("protocol", "a calibration sample has an evaluation sample's tokens"),
   E_PROTOCOL_MODEL_HASH: finding("protocol", "environment.json lacks the model's sha256"),
@@ -538,6 +543,10 @@ export const ERROR_CODES = {
     "replay did not reproduce: which samples were re-run, and the seed that chose them",
   ),
   E_REPLAY_FINGERPRINT: finding("replay", "a replayed fingerprint's bytes differ from the bundle's"),
+  E_REPLAY_GENERATION: finding(
+    "replay",
+    "a stored generated token list leaves the replay's where the replay was not nearly tied",
+  ),
   E_REPLAY_MODEL_MISMATCH: finding(
     "replay",
     "the model given with --model is not the one the bundle was measured on, or environment.json states other shapes than the checkpoint's",

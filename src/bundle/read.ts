@@ -60,6 +60,8 @@ export const ZIP_CODES = {
   comment: "E_ZIP_COMMENT",
   /** Zip64 records or fields: never needed within the format's size limits. */
   zip64: "E_ZIP_ZIP64",
+  /** A disk number other than 0, or an entry count per disk other than the total: a split archive. */
+  multiDisk: "E_ZIP_MULTI_DISK",
 } as const;
 
 export type ZipSafetyCode = (typeof ZIP_CODES)[keyof typeof ZIP_CODES];
@@ -162,6 +164,8 @@ const END_OF_CENTRAL_DIRECTORY_SIGNATURE = 0x06054b50;
 /** Fixed sizes of the zip records (APPNOTE 4.3). */
 const END_OF_CENTRAL_DIRECTORY_BYTES = 22;
 const CENTRAL_HEADER_FIXED_BYTES = 46;
+/** Where a central directory record holds its "disk number start". */
+const CENTRAL_DISK_START_OFFSET = 34;
 const DATA_DESCRIPTOR_BYTES = 12;
 /** A zip64 marker in a 32-bit or 16-bit field. */
 const ZIP64_MARKER_32 = 0xffffffff;
@@ -320,6 +324,23 @@ async function checkArchiveEnvelope(
     end.readUInt32LE(0) !== END_OF_CENTRAL_DIRECTORY_SIGNATURE
   ) {
     return { findings: [finding(ZIP_CODES.unreadable, "the archive does not end with its end record")] };
+  }
+  // Disk numbers (this disk, the central directory's) and "entries on this disk": an spg bundle is
+  // one file, so they are 0, 0 and the total; other values make a split archive that readers
+  // disagree about (yauzl reads the total and ignores the rest).
+  const disk = end.readUInt16LE(4);
+  const centralDirectoryDisk = end.readUInt16LE(6);
+  const entriesOnDisk = end.readUInt16LE(8);
+  if (disk !== 0 || centralDirectoryDisk !== 0 || entriesOnDisk !== end.readUInt16LE(10)) {
+    return {
+      findings: [
+        finding(
+          ZIP_CODES.multiDisk,
+          `the end record names disk ${disk}, the central directory on disk ${centralDirectoryDisk} and ${entriesOnDisk} of ${end.readUInt16LE(10)} entries on this disk; a bundle is one file (0, 0, all)`,
+          { disk, centralDirectoryDisk, entriesOnDisk, entryCount: end.readUInt16LE(10) },
+        ),
+      ],
+    };
   }
   const entryCount = end.readUInt16LE(10);
   const centralDirectoryBytes = end.readUInt32LE(12);
@@ -589,6 +610,21 @@ async function checkLocalHeaders(
   const spans: { name: string; start: number; end: number }[] = [];
   let centralRecordBytes = 0;
   for (const { entry, name } of checked) {
+    // The record's "disk number start" (yauzl skips it): 0 in a one-file archive.
+    const diskStart = await readAt(
+      source,
+      layout.centralDirectoryOffset + centralRecordBytes + CENTRAL_DISK_START_OFFSET,
+      2,
+    );
+    if (diskStart.length === 2 && diskStart.readUInt16LE(0) !== 0) {
+      findings.push(
+        finding(
+          ZIP_CODES.multiDisk,
+          `entry ${JSON.stringify(name)} starts on disk ${diskStart.readUInt16LE(0)}; a bundle is one file (disk 0)`,
+          { entry: name, diskNumberStart: diskStart.readUInt16LE(0) },
+        ),
+      );
+    }
     centralRecordBytes +=
       CENTRAL_HEADER_FIXED_BYTES + entry.fileNameLength + entry.extraFieldLength + entry.fileCommentLength;
     let header: yauzl.LocalFileHeader;
@@ -960,7 +996,9 @@ async function readFromSource(source: Source, options: ReadBundleZipOptions): Pr
     const code =
       /end of central directory record signature not found/i.test(message) && startsLikeZip
         ? ZIP_CODES.truncated
-        : structuralCode(error);
+        : /multi-disk/i.test(message)
+          ? ZIP_CODES.multiDisk
+          : structuralCode(error);
     return fail(
       finding(
         code,

@@ -122,6 +122,12 @@ export function isWeightFingerprint(line: FingerprintLine): line is WeightFinger
 }
 
 /** fingerprints.jsonl: one line per (sample, method, layer). */
+/**
+ * The widest bit width a layer fingerprint's histogram may name (fingerprint.schema.json's
+ * propertyNames: "1".."32"): a schema-valid histogram is read by width, 1..MAX_BIT_WIDTH, with no walk of its keys.
+ */
+export const MAX_BIT_WIDTH = 32;
+
 export interface LayerFingerprint {
   sampleId: string;
   method: string;
@@ -131,7 +137,7 @@ export interface LayerFingerprint {
   tokensTotal: number;
   /** Heads stored at full (baseline) precision. */
   headsFullPrecision: number;
-  /** Stored key/value elements per bit width, e.g. {"16": 1024, "4": 8192}. */
+  /** Stored key/value elements per bit width (1..MAX_BIT_WIDTH), e.g. {"16": 1024, "4": 8192}. */
   bitsHistogram: Record<string, number>;
   /** Bytes this layer's compressed representation occupies. */
   bytes: number;

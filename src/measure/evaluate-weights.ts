@@ -14,7 +14,7 @@
 import type { SampleRecord, WeightFingerprintLine } from "../bundle/types.js";
 import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
-import { type LoadRuntimeOptions, loadRuntime } from "../model/session.js";
+import { type GreedyStep, type LoadRuntimeOptions, loadRuntime } from "../model/session.js";
 import type { GptNeoCheckpoint, GptNeoRuntime } from "../model/types.js";
 import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
 import { policyOfMethod } from "../weights/method.js";
@@ -22,6 +22,8 @@ import { factorisedCheckpoint } from "../weights/runtime.js";
 import {
   continueFrom,
   type EvaluationBackend,
+  type GreedyTraces,
+  greedyTraceKey,
   measuredRecord,
   runCostOf,
   type SideCost,
@@ -39,6 +41,8 @@ export interface SampleBaseline {
   generated: number[];
   /** The dense session's executed bytes and timings on this sample (each record's runCost baseline). */
   cost: SideCost;
+  /** Greedy steps of `generated` (null for its first token, the prefill's), when traced. */
+  trace?: (GreedyStep | null)[];
 }
 
 function contextOf(sample: Sample): number[] {
@@ -51,6 +55,7 @@ async function runFromContext(
   runtime: GptNeoRuntime,
   sample: Sample,
   tokens: number,
+  trace?: GreedyStep[],
 ) {
   const started = performance.now();
   const prefill = await backend.prefill(runtime, contextOf(sample));
@@ -66,6 +71,8 @@ async function runFromContext(
     first,
     decodeStepsOf(tokens),
     (laidOut, fed, positions) => backend.extend(runtime, laidOut, fed, positions),
+    false,
+    trace,
   );
   return {
     ...result,
@@ -80,16 +87,24 @@ export async function sampleBaseline(
   backend: EvaluationBackend,
   sample: Sample,
   generationTokens: number,
+  traced = false,
 ): Promise<SampleBaseline> {
   const dense = await backend.runtime(undefined);
-  const run = await runFromContext(backend, dense, sample, generationTokens);
+  const trace = traced ? ([] as GreedyStep[]) : undefined;
+  const run = await runFromContext(backend, dense, sample, generationTokens, trace);
   return {
     sample,
     rows: run.rows,
     targets: sample.tokens.slice(sample.contextTokens + 1),
     generated: run.generated,
     cost: sideCost(dense, run),
+    ...(trace === undefined ? {} : { trace: firstTokenUntraced(trace, generationTokens) }),
   };
+}
+
+/** A weights list's steps: its first token is the prefill's (no decode step), the rest traced. */
+function firstTokenUntraced(trace: GreedyStep[], generationTokens: number): (GreedyStep | null)[] {
+  return generationTokens > 0 ? [null, ...trace] : [];
 }
 
 function sideCost(
@@ -169,10 +184,17 @@ export async function evaluateWeightsSample(
   model: CompressedModel,
   baseline: SampleBaseline,
   generationTokens: number,
+  greedyTraces?: GreedyTraces,
 ): Promise<SampleRecord> {
   const { sample, targets } = baseline;
   const vocab = backend.config.vocabSize;
-  const run = await runFromContext(backend, model.runtime, sample, generationTokens);
+  const trace = greedyTraces === undefined ? undefined : ([] as GreedyStep[]);
+  const run = await runFromContext(backend, model.runtime, sample, generationTokens, trace);
+  if (trace !== undefined && baseline.trace !== undefined)
+    greedyTraces?.set(greedyTraceKey(sample.sampleId, model.method.name), {
+      baseline: baseline.trace,
+      tokens: firstTokenUntraced(trace, generationTokens),
+    });
   const forced = compareWithBaseline(
     await backend.prepareBaseline(baseline.rows, targets),
     run.rows,
@@ -230,7 +252,11 @@ export async function evaluateWeightsMethods(
   checkpoint: GptNeoCheckpoint,
   samples: readonly Sample[],
   methods: readonly MethodConfig[],
-  options: { generationTokens: number; runtime: Omit<LoadRuntimeOptions, "externalDataThresholdBytes"> },
+  options: {
+    generationTokens: number;
+    runtime: Omit<LoadRuntimeOptions, "externalDataThresholdBytes">;
+    greedyTraces?: GreedyTraces;
+  },
   onMethodDone?: (method: string, done: number, total: number) => void,
 ): Promise<WeightsEvaluation> {
   const records: SampleRecord[] = [];
@@ -238,12 +264,22 @@ export async function evaluateWeightsMethods(
   if (methods.length === 0) return { records, fingerprints };
   const baselines: SampleBaseline[] = [];
   for (const sample of samples)
-    baselines.push(await sampleBaseline(backend, sample, options.generationTokens));
+    baselines.push(
+      await sampleBaseline(backend, sample, options.generationTokens, options.greedyTraces !== undefined),
+    );
   for (const [index, method] of methods.entries()) {
     const model = await openCompressedModel(checkpoint, method, options.runtime);
     try {
       for (const baseline of baselines) {
-        records.push(await evaluateWeightsSample(backend, model, baseline, options.generationTokens));
+        records.push(
+          await evaluateWeightsSample(
+            backend,
+            model,
+            baseline,
+            options.generationTokens,
+            options.greedyTraces,
+          ),
+        );
       }
     } finally {
       await model.runtime.close();

@@ -9,6 +9,7 @@ import type { MethodConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { KvCache } from "../kv/cache.js";
 import type { PaddedCache } from "../kv/padded-cache.js";
+import type { GreedyStep } from "../model/session.js";
 import type { ForwardOutput, GptNeoConfig, GptNeoRuntime } from "../model/types.js";
 import {
   assertFinite,
@@ -89,6 +90,8 @@ export interface EvaluationBackend {
     firstToken: number,
     startPosition: number,
     steps: number,
+    /** When given, each step's runner-up and logit gap are pushed to it (replay reads them). */
+    trace?: GreedyStep[],
   ): Promise<number[]>;
   baselineBytes(cache: KvCache): number;
   /**
@@ -102,6 +105,24 @@ export interface EvaluationBackend {
 
 export interface EvaluationOptions {
   generationTokens: number;
+  /** When given, every record's greedy steps are traced into it (replay; prove leaves it out). */
+  greedyTraces?: GreedyTraces;
+}
+
+/**
+ * The greedy steps behind one record's generated token lists, position by position (null where
+ * the step is not a decode step: a weights method's first token, which its prefill predicts).
+ */
+export interface GreedyTrace {
+  baseline: (GreedyStep | null)[];
+  tokens: (GreedyStep | null)[];
+}
+
+/** Traces by record: greedyTraceKey(sampleId, method). */
+export type GreedyTraces = Map<string, GreedyTrace>;
+
+export function greedyTraceKey(sampleId: string, method: string): string {
+  return `${sampleId}\u0000${method}`;
 }
 
 export interface SampleEvaluation {
@@ -135,6 +156,8 @@ export async function continueFrom<T>(
    * ones it took over from `cache`) are lent to the next layouts instead of collected.
    */
   cacheDone = false,
+  /** When given, generation's greedy steps are pushed to it. */
+  trace?: GreedyStep[],
 ): Promise<Continuation<T>> {
   const continuation = sample.tokens.slice(sample.contextTokens);
   // The first continuation token is predicted by the full-cache prefill: it is fed, not scored.
@@ -154,6 +177,7 @@ export async function continueFrom<T>(
     firstGenerated,
     sample.contextTokens,
     generationTokens,
+    trace,
   );
   const generationMs = performance.now() - started;
   const kvReadBytes = laidOut.readBytes;
@@ -265,6 +289,7 @@ export async function evaluateSample(
     sample.contextTokens,
     options.generationTokens,
   );
+  const baselineTrace = options.greedyTraces === undefined ? undefined : ([] as GreedyStep[]);
   const baseline = await continueFrom(
     backend,
     denseRuntime,
@@ -274,6 +299,7 @@ export async function evaluateSample(
     options.generationTokens,
     (cache, tokens, positions) => backend.extend(denseRuntime, cache, tokens, positions),
     true,
+    baselineTrace,
   );
   const targets = sample.tokens.slice(sample.contextTokens + 1);
   const preparedBaseline = await backend.prepareBaseline(baseline.forced, targets);
@@ -290,6 +316,7 @@ export async function evaluateSample(
   for (const method of methods) {
     const compressed = backend.compress(method, prefill, options.generationTokens);
     const runtime = await backend.runtime(compressed.sparseTopK);
+    const trace = baselineTrace === undefined ? undefined : ([] as GreedyStep[]);
     const result = await continueFrom(
       backend,
       runtime,
@@ -300,7 +327,13 @@ export async function evaluateSample(
       (cache, tokens, positions) =>
         backend.score(runtime, cache, tokens, positions, preparedBaseline, targets),
       true,
+      trace,
     );
+    if (baselineTrace !== undefined && trace !== undefined)
+      options.greedyTraces?.set(greedyTraceKey(sample.sampleId, method.name), {
+        baseline: baselineTrace,
+        tokens: trace,
+      });
     const forced = compareScored(preparedBaseline, result.forced, targets);
     records.push(
       measuredRecord(sample, method.name, forced, generationRecord(baseline.generated, result.generated), {

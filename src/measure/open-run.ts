@@ -11,6 +11,7 @@ import { drawConfiguredSplit, type SamplingRule } from "../data/draw.js";
 import { assertDisjointSamples } from "../data/sampling.js";
 import type { DatasetIdentity, Sample } from "../data/types.js";
 import type { GptNeoCheckpoint, HeadLayout } from "../model/types.js";
+import type { GreedyTraces } from "./evaluate.js";
 import type { RunProgress } from "./run-methods.js";
 
 /**
@@ -49,6 +50,8 @@ export interface MeasureRunOptions {
   intraOpThreads?: number;
   /** The head's layout (default in-place): replay gives the one the bundle's format version was proved with. */
   headLayout?: HeadLayout;
+  /** When given, every record's greedy steps are traced into it (replay judges its token lists with them). */
+  greedyTraces?: GreedyTraces;
 }
 
 export interface MeasureRunProgress extends RunProgress {

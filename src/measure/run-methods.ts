@@ -7,7 +7,7 @@ import type { FingerprintLine, SampleRecord } from "../bundle/types.js";
 import type { RunConfig } from "../config/types.js";
 import type { Sample } from "../data/types.js";
 import type { GptNeoCheckpoint, HeadLayout } from "../model/types.js";
-import { type EvaluationBackend, evaluateSample } from "./evaluate.js";
+import { type EvaluationBackend, evaluateSample, type GreedyTraces } from "./evaluate.js";
 import { evaluateWeightsMethods } from "./evaluate-weights.js";
 
 export interface RunProgress {
@@ -25,6 +25,8 @@ export async function evaluateRun(
     device?: RunConfig["model"]["device"];
     intraOpThreads?: number;
     headLayout?: HeadLayout;
+    /** When given, every record's greedy steps are traced into it (replay). */
+    greedyTraces?: GreedyTraces;
   } = {},
   progress: RunProgress = {},
 ): Promise<{ records: SampleRecord[]; fingerprints: FingerprintLine[] }> {
@@ -35,6 +37,7 @@ export async function evaluateRun(
   for (const [done, sample] of samples.entries()) {
     const result = await evaluateSample(backend, sample, kvMethods, {
       generationTokens: config.generation.tokens,
+      greedyTraces: options.greedyTraces,
     });
     records.push(...result.records);
     fingerprints.push(...result.fingerprints);
@@ -54,6 +57,7 @@ export async function evaluateRun(
         intraOpThreads: options.intraOpThreads,
         headLayout: options.headLayout,
       },
+      greedyTraces: options.greedyTraces,
     },
     progress.weightsMethodDone,
   );

@@ -548,22 +548,47 @@ export async function generateGreedy(
   firstToken: number,
   startPosition: number,
   steps: number,
+  trace?: GreedyStep[],
 ): Promise<number[]> {
   const padded = cache instanceof PaddedCache ? cache : PaddedCache.from(cache, runtime.config, steps);
   const generated: number[] = [];
   let token = firstToken;
   for (let step = 0; step < steps; step++) {
     const positions = [startPosition + step];
-    // Only the argmax and the new keys and values are read: the rest stays in onnxruntime.
+    // Only the argmax and the new keys and values are read (the logits too when traced): the rest stays in onnxruntime.
     const output = await runtime.forward({
       inputIds: [token],
       positionIds: positions,
       ...padded.inputs(positions),
-      returns: { logits: false, attention: false, statistics: false },
+      returns: { logits: trace !== undefined, attention: false, statistics: false },
     });
     if (step + 1 < steps) padded.append(output, positions);
     token = output.logitsArgmax[0];
     generated.push(token);
+    trace?.push(greedyStepOf(output.logits, token));
   }
   return generated;
+}
+
+/**
+ * One greedy step as a replay judges a stored token that differs from its own: the token the
+ * step ranked second and by how much its logit trails the chosen one's (its log-probability
+ * gap: the softmax's normaliser cancels).
+ */
+export interface GreedyStep {
+  runnerUp: number;
+  gap: number;
+}
+
+/** The runner-up of one row of logits behind `chosen` (the graph's argmax). */
+export function greedyStepOf(logits: Float32Array, chosen: number): GreedyStep {
+  let runnerUp = -1;
+  let best = Number.NEGATIVE_INFINITY;
+  for (let id = 0; id < logits.length; id++) {
+    if (id !== chosen && logits[id] > best) {
+      best = logits[id];
+      runnerUp = id;
+    }
+  }
+  return { runnerUp, gap: logits[chosen] - best };
 }

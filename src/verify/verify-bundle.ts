@@ -41,7 +41,7 @@ import { BundleContext } from "./context.js";
 import { JsonLinesReader } from "./parse.js";
 import { loadVerifyPolicy } from "./policy.js";
 import { type CheckOutcomes, runUnit, type VerifyResult, verifyResult } from "./runner.js";
-import { type Finding, fail, pass, warn } from "./types.js";
+import { CHECK_ORDER, type CheckName, type Finding, fail, pass, warn } from "./types.js";
 
 export interface VerifyFileOptions {
   /** Trusted keys file (key ids or public keys); undefined = no trust policy. */
@@ -196,6 +196,21 @@ function storedLinesOf(context: BundleContext, options: FileCheckOptions): Store
 }
 
 /**
+ * The checks before replay that it does not wait for: zip-safety (nothing runs without it), the
+ * figures derived from the records (executed-cost, recompute, claims, policy, report-md: replay
+ * re-runs the records themselves, and its verdict is reported beside theirs) and shards.
+ */
+const REPLAY_RUNS_WITHOUT: ReadonlySet<CheckName> = new Set<CheckName>([
+  "zip-safety",
+  "executed-cost",
+  "recompute",
+  "claims",
+  "policy",
+  "shards",
+  "report-md",
+]);
+
+/**
  * Replay touches nothing on the bundle's word: it runs only once the bytes, the signer, the
  * files and the draw held, on the verifier's model and the samples re-drawn here.
  */
@@ -204,26 +219,20 @@ export const replayCheck: CheckUnit<FileCheckOptions> = {
   codes: [
     "E_REPLAY_DIFFERS",
     "E_REPLAY_FINGERPRINT",
+    "E_REPLAY_GENERATION",
     "E_REPLAY_MODEL_MISMATCH",
     "E_REPLAY_RECORD",
     "E_REPLAY_UNAVAILABLE",
   ],
-  // config-rules: a config prove would refuse is never run (its method would throw mid-replay);
-  // budget: records that contradict their own params are not worth a model's time; protocol:
-  // a run whose own facts are wrong (hardware check failed, model hash not its files', samples
-  // leaked) is refused before the verifier's time is spent on it, whatever the records say.
-  requires: [
-    "integrity",
-    "signature",
-    "trust",
-    "schemas",
-    "config-rules",
-    "consistency",
-    "budget",
-    "protocol",
-    "model",
-    "draw",
-  ],
+  // Every check before it but REPLAY_RUNS_WITHOUT: a check added before replay is required
+  // unless it is named there. config-rules: a config prove would refuse is never run (its
+  // method would throw mid-replay); budget: records that contradict their own params are not
+  // worth a model's time; protocol: a run whose own facts are wrong (hardware check failed,
+  // model hash not its files', samples leaked) is refused before the verifier's time is spent
+  // on it, whatever the records say.
+  requires: CHECK_ORDER.slice(0, CHECK_ORDER.indexOf("replay")).filter(
+    (check) => !REPLAY_RUNS_WITHOUT.has(check),
+  ),
   run: async (context, options) => {
     const replay = options.replay;
     if (replay === false) {

@@ -3,6 +3,7 @@
  * a seeded draw, canonical text of a drawn value, and near misses of a line that every reader
  * must leave to the full path or read exactly as it does.
  */
+import assert from "node:assert/strict";
 import { canonicalJsonString } from "../../src/bundle/canonical.js";
 import { MAX_JSON_NESTING } from "../../src/bundle/format.js";
 import { Mulberry32 } from "../../src/data/prng.js";
@@ -142,4 +143,59 @@ export function lineMutations(text: string, draw: Draw): string[] {
     text.slice(0, -1),
   );
   return out;
+}
+
+/** What one differential run saw: lines tried, read by the one-pass reader, meant to be read, accepted by the full path. */
+export interface DifferentialCounts {
+  lines: number;
+  read: number;
+  readable: number;
+  fullAccepted: number;
+}
+
+/**
+ * The seeded differential loop both one-pass readers are held to: each round draws a value,
+ * writes its canonical text and the text's near misses, and reads each line both ways. Wherever
+ * the reader reads a line, the full path must accept it and give the same value with the same
+ * key order; every line the full path accepts that the reader is meant to read it must read.
+ */
+export function differentialRun(options: {
+  seed: number;
+  rounds: number;
+  /** A drawn value, mostly valid. */
+  value: (draw: Draw) => unknown;
+  /** Near misses of a line's text. */
+  mutations: (text: string, draw: Draw) => string[];
+  /** The one-pass reader: the line in bytes [start, end), or undefined (left to the full path). */
+  match: (bytes: Buffer, start: number, end: number) => unknown;
+  /** The full path's verdict: its value when it parses strictly and matches the schema. */
+  fullPath: (bytes: Buffer) => { ok: true; value: unknown } | { ok: false };
+  /** Whether a value the full path accepts is one the reader is meant to read (some are left to the full path by design). */
+  meantToRead: (value: unknown) => boolean;
+}): DifferentialCounts {
+  const draw = new Draw(options.seed);
+  const counts: DifferentialCounts = { lines: 0, read: 0, readable: 0, fullAccepted: 0 };
+  for (let round = 0; round < options.rounds; round++) {
+    const original = canonicalText(options.value(draw));
+    for (const text of [original, ...options.mutations(original, draw)]) {
+      counts.lines += 1;
+      const bytes = Buffer.from(text, "utf8");
+      const full = options.fullPath(bytes);
+      // Read from inside a larger buffer, as lines are read from a chunk.
+      const framed = Buffer.concat([Buffer.from("x\n"), bytes, Buffer.from("\ny")]);
+      const matched = options.match(framed, 2, 2 + bytes.length);
+      if (full.ok) counts.fullAccepted += 1;
+      if (matched !== undefined) {
+        counts.read += 1;
+        assert.ok(full.ok, `read a line the full path refuses: ${text}`);
+        assert.deepStrictEqual(matched, full.value, text);
+        assert.equal(JSON.stringify(matched), JSON.stringify(full.value), `key order: ${text}`);
+      }
+      if (full.ok && options.meantToRead(full.value)) {
+        counts.readable += 1;
+        assert.notEqual(matched, undefined, `a line the reader is meant to read was not read: ${text}`);
+      }
+    }
+  }
+  return counts;
 }

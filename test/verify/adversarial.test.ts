@@ -55,7 +55,7 @@ test("a BOM in config.json with replay asked: refused before replay, no uncaught
   );
 });
 
-test("lies only the verifier's checkpoint, spg's stage-2 bounds or the draw rule refuse (from bundles/default.zip, no replay)", async () => {
+test("lies only the verifier's checkpoint, spg's stage-2 bounds, the draw rule, the hardware check, the generated ids or replay refuse (from bundles/default.zip)", async () => {
   const base = await readBundleZip(join(packageRoot(), "bundles", "default.zip"));
   assert.ok(base.ok);
   for (const hostile of adversarialCheckpointCases(base.entries)) {

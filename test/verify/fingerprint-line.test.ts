@@ -15,7 +15,14 @@ import { schemasDir } from "../../src/paths.js";
 import { kvLayerMatcherFor, matchKvLayerLine } from "../../src/verify/fingerprint-line.js";
 import { parseJsonLinesEntry, parseStrict } from "../../src/verify/parse.js";
 import { loadSchemaValidators } from "../../src/verify/schemas.js";
-import { canonicalText, count, Draw, identifier, lineMutations, sha256 } from "../helpers/line-draws.js";
+import {
+  count,
+  type Draw,
+  differentialRun,
+  identifier,
+  lineMutations,
+  sha256,
+} from "../helpers/line-draws.js";
 
 const validators = loadSchemaValidators();
 const validate = validators.get("fingerprints.jsonl")?.validate;
@@ -91,37 +98,21 @@ function mutations(text: string, draw: Draw): string[] {
 
 test("the one-pass fingerprint reader accepts only what the full path accepts, with the same value, and every valid KV line", () => {
   assert.ok(validate !== undefined);
-  const draw = new Draw(20261207);
-  let lines = 0;
-  let read = 0;
-  let readable = 0;
-  let fullAccepted = 0;
-  for (let round = 0; round < 4000; round++) {
-    const original = canonicalText(kvValue(draw));
-    for (const text of [original, ...mutations(original, draw)]) {
-      lines += 1;
-      const bytes = Buffer.from(text, "utf8");
-      const full = fullPath(bytes);
-      // Read from inside a larger buffer, as lines are read from a chunk.
-      const framed = Buffer.concat([Buffer.from("x\n"), bytes, Buffer.from("\ny")]);
-      const matched = matchKvLayerLine(framed, 2, 2 + bytes.length);
-      if (full.ok) fullAccepted += 1;
-      if (matched !== undefined) {
-        read += 1;
-        assert.ok(full.ok, `read a line the full path refuses: ${text}`);
-        assert.deepStrictEqual(matched, full.value, text);
-        assert.equal(JSON.stringify(matched), JSON.stringify(full.value), `key order: ${text}`);
-      }
-      if (full.ok && !("kind" in (full.value as object))) {
-        // Every valid KV line is read, but one with an integer of 16 digits or more (left to the full path).
-        const value = full.value as Record<string, unknown>;
-        const counts = [...Object.values(value), ...Object.values(value.bitsHistogram as object)];
-        if (counts.some((item) => typeof item === "number" && item >= 1e15)) continue;
-        readable += 1;
-        assert.notEqual(matched, undefined, `a valid KV line was not read: ${text}`);
-      }
-    }
-  }
+  const { lines, read, readable, fullAccepted } = differentialRun({
+    seed: 20261207,
+    rounds: 4000,
+    value: kvValue,
+    mutations,
+    match: matchKvLayerLine,
+    fullPath,
+    // Every valid KV line, but one with an integer of 16 digits or more (left to the full path).
+    meantToRead: (accepted) => {
+      const value = accepted as Record<string, unknown>;
+      if ("kind" in value) return false;
+      const counts = [...Object.values(value), ...Object.values(value.bitsHistogram as object)];
+      return !counts.some((item) => typeof item === "number" && item >= 1e15);
+    },
+  });
   // The seeded lines reach both sides: most originals valid, most mutations not.
   assert.ok(read > 2000 && read === readable, `${read} read, ${readable} readable`);
   assert.ok(lines - fullAccepted > lines / 2, `${fullAccepted} of ${lines} accepted by the full path`);

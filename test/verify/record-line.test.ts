@@ -15,7 +15,14 @@ import { schemasDir } from "../../src/paths.js";
 import { parseJsonLinesEntry, parseStrict } from "../../src/verify/parse.js";
 import { implementedRecordSchema, matchRecordLine, recordMatcherFor } from "../../src/verify/record-line.js";
 import { loadSchemaValidators } from "../../src/verify/schemas.js";
-import { canonicalText, count, Draw, identifier, lineMutations, sha256 } from "../helpers/line-draws.js";
+import {
+  count,
+  type Draw,
+  differentialRun,
+  identifier,
+  lineMutations,
+  sha256,
+} from "../helpers/line-draws.js";
 
 const validators = loadSchemaValidators();
 const validate = validators.get("records.jsonl")?.validate;
@@ -176,38 +183,21 @@ function mutations(text: string, draw: Draw): string[] {
 
 test("the one-pass records reader accepts only what the full path accepts, with the same value, and every valid record it is meant to read", () => {
   assert.ok(validate !== undefined);
-  const draw = new Draw(20261208);
-  let lines = 0;
-  let read = 0;
-  let readable = 0;
-  let fullAccepted = 0;
-  for (let round = 0; round < 3000; round++) {
-    const original = canonicalText(recordValue(draw));
-    for (const text of [original, ...mutations(original, draw)]) {
-      lines += 1;
-      const bytes = Buffer.from(text, "utf8");
-      const full = fullPath(bytes);
-      // Read from inside a larger buffer, as lines are read from a chunk.
-      const framed = Buffer.concat([Buffer.from("x\n"), bytes, Buffer.from("\ny")]);
-      const matched = matchRecordLine(framed, 2, 2 + bytes.length);
-      if (full.ok) fullAccepted += 1;
-      if (matched !== undefined) {
-        read += 1;
-        assert.ok(full.ok, `read a line the full path refuses: ${text}`);
-        assert.deepStrictEqual(matched, full.value, text);
-        assert.equal(JSON.stringify(matched), JSON.stringify(full.value), `key order: ${text}`);
-      }
-      if (full.ok) {
-        // Every valid record is read but those the reader leaves to the full path by design:
-        // a weights method's, a document outside printable unescaped ASCII.
-        const value = full.value as Record<string, unknown>;
-        if ("weights" in value || "logitCosineSum" in value) continue;
-        if (!/^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/.test(value.document as string)) continue;
-        readable += 1;
-        assert.notEqual(matched, undefined, `a valid record was not read: ${text}`);
-      }
-    }
-  }
+  const { lines, read, readable, fullAccepted } = differentialRun({
+    seed: 20261208,
+    rounds: 3000,
+    value: recordValue,
+    mutations,
+    match: matchRecordLine,
+    fullPath,
+    // Every valid record but those the reader leaves to the full path by design: a weights
+    // method's, a document outside printable unescaped ASCII.
+    meantToRead: (accepted) => {
+      const value = accepted as Record<string, unknown>;
+      if ("weights" in value || "logitCosineSum" in value) return false;
+      return /^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/.test(value.document as string);
+    },
+  });
   // The seeded lines reach both sides: many originals valid, most mutations not.
   assert.ok(read > 1000 && read === readable, `${read} read, ${readable} readable`);
   assert.ok(lines - fullAccepted > lines / 2, `${fullAccepted} of ${lines} accepted by the full path`);

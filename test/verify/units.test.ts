@@ -96,3 +96,17 @@ test("the context parses each entry once: every check reads the same object", ()
     5 + records.length - recordsInOnePass + fingerprints.length - fingerprintsInOnePass + 1,
   );
 });
+
+test("replay requires every check before it but those it runs beside (derived from CHECK_ORDER)", () => {
+  const replay = CHECK_UNITS.find((unit) => unit.name === "replay");
+  const before = CHECK_ORDER.slice(0, CHECK_ORDER.indexOf("replay"));
+  // What replay may run without: the figures derived from the records, shards, and zip-safety (always first).
+  const beside = ["zip-safety", "executed-cost", "recompute", "claims", "policy", "shards", "report-md"];
+  assert.deepEqual(
+    replay?.requires,
+    before.filter((check) => !beside.includes(check)),
+  );
+  // The checks whose failure must keep a model's time from being spent (named in its reasons).
+  for (const check of ["config-rules", "consistency", "budget", "protocol", "model", "draw"] as const)
+    assert.ok(replay?.requires.includes(check), check);
+});

@@ -21,9 +21,10 @@ import {
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
+  MAX_BIT_WIDTH,
 } from "../../bundle/types.js";
 import type { MethodConfig, RunConfig } from "../../config/types.js";
-import { type StoredLayout, storedLayoutOf } from "../../kv/stored-layout.js";
+import { type StoredForm, type StoredLayout, storedLayoutOf } from "../../kv/stored-layout.js";
 import { FailureCollector } from "../collect.js";
 import { type Finding, pass } from "../types.js";
 
@@ -58,20 +59,79 @@ function intersect(a: Window, b: Window): Window | undefined {
   return lo <= hi ? [lo, hi] : undefined;
 }
 
-function sameHistogram(stated: Record<string, number>, expected: Record<string, number>): boolean {
-  const nonZero = (h: Record<string, number>) =>
-    Object.entries(h)
-      .filter(([, count]) => count !== 0)
-      .sort(([a], [b]) => Number(a) - Number(b));
-  return JSON.stringify(nonZero(stated)) === JSON.stringify(nonZero(expected));
+/**
+ * An expected histogram's counts by width, 0 where it names none (zero counts say nothing);
+ * null when it names a nonzero count at a width no schema-valid histogram can hold.
+ */
+function countsByWidth(histogram: Record<string, number>): Float64Array | null {
+  const counts = new Float64Array(MAX_BIT_WIDTH + 1);
+  for (const [width, count] of Object.entries(histogram)) {
+    if (count === 0) continue;
+    const index = Number(width);
+    if (!Number.isInteger(index) || index < 1 || index > MAX_BIT_WIDTH || String(index) !== width)
+      return null;
+    counts[index] = count;
+  }
+  return counts;
+}
+
+/**
+ * The stated histogram's nonzero counts are exactly `expected`'s. Read by width, not by its
+ * keys (integer-like keys are an object's elements, which a walk turns into strings): it runs
+ * per line, and a schema-valid histogram names only widths 1..MAX_BIT_WIDTH.
+ */
+function sameHistogram(stated: Record<string, number>, expected: Float64Array): boolean {
+  for (let width = 1; width <= MAX_BIT_WIDTH; width++) {
+    if ((stated[width] ?? 0) !== expected[width]) return false;
+  }
+  return true;
+}
+
+/** A layout's stored form for one kept total, with its histogram by width (undefined: none exact): the same for every sample. */
+interface ExpectedForm {
+  form: StoredForm;
+  histogram: Float64Array | null | undefined;
+}
+
+/** `problems` with `text` added (the list made only for a failure: most lines fail nothing). */
+function withProblem(problems: string[] | undefined, text: string): string[] {
+  const list = problems ?? [];
+  list.push(text);
+  return list;
+}
+
+/** Where a fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
+function fingerprintWhere(line: LayerFingerprint): string {
+  return `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
+}
+
+/** The kept total a (method, layer)'s first sample states, and the readable windows it allows. */
+interface FirstKept {
+  total: number;
+  sampleId: string;
+  window?: Window;
+}
+
+/**
+ * One (method, layer): its layout, what its first line fixed, and what the last kept total
+ * gave (every sample keeps one total on a layer, so one entry is enough; a hostile bundle's
+ * many totals cost a recomputation each, never memory).
+ */
+interface LayerSlot {
+  key: string;
+  layout: StoredLayout | string | undefined;
+  first: FirstKept | undefined;
+  last: { total: number; expected: ExpectedForm } | undefined;
+  lastWindow: { perHead: number; window: Window | undefined } | undefined;
 }
 
 export class BudgetFold {
   private readonly failures = new FailureCollector(CHECK);
   private readonly methods: Map<string, MethodConfig>;
-  private readonly layouts = new Map<string, StoredLayout | string | undefined>();
+  /** Per method, per layer: its layout and what its lines so far fixed (found without building a key per line). */
+  private readonly slots = new Map<string, (LayerSlot | undefined)[]>();
   /** Per (method, layer): the kept total the first sample states, and the readable windows it allows. */
-  private readonly kept = new Map<string, { total: number; sampleId: string; window?: Window }>();
+  private readonly kept = new Map<string, FirstKept>();
   private readonly contextTokens: number;
   private checked = 0;
 
@@ -83,22 +143,31 @@ export class BudgetFold {
     this.contextTokens = config.dataset.contextTokens;
   }
 
-  private layoutOf(method: MethodConfig, layer: number): StoredLayout | string | undefined {
-    const key = `${method.name}\u0000${layer}`;
-    if (!this.layouts.has(key)) {
+  private slotOf(method: MethodConfig, layer: number): LayerSlot {
+    let byLayer = this.slots.get(method.name);
+    if (byLayer === undefined) {
+      byLayer = [];
+      this.slots.set(method.name, byLayer);
+    }
+    let slot = byLayer[layer];
+    if (slot === undefined) {
       const { heads, hiddenSize } = this.environment.model;
-      this.layouts.set(
-        key,
-        storedLayoutOf(method, {
+      slot = {
+        key: `${method.name}\u0000${layer}`,
+        layout: storedLayoutOf(method, {
           heads,
           headDim: hiddenSize / heads,
           contextTokens: this.contextTokens,
           dtype: this.config.kv.baselineDtype,
           layer,
         }),
-      );
+        first: undefined,
+        last: undefined,
+        lastWindow: undefined,
+      };
+      byLayer[layer] = slot;
     }
-    return this.layouts.get(key);
+    return slot;
   }
 
   /** One fingerprints.jsonl line (schema-valid); others' problems (unknown method, layer) are consistency's. */
@@ -107,28 +176,27 @@ export class BudgetFold {
     const method = this.methods.get(line.method);
     const { heads, layers } = this.environment.model;
     if (method === undefined || line.layer >= layers) return;
-    const layout = this.layoutOf(method, line.layer);
+    const slot = this.slotOf(method, line.layer);
+    const layout = slot.layout;
     if (layout === undefined) return;
-    const where = `fingerprint ${line.sampleId}/${line.method}/layer ${line.layer}`;
     if (typeof layout === "string") {
-      this.failures.add("E_BUDGET_KEPT", `${where}: ${layout}`);
+      this.failures.add("E_BUDGET_KEPT", `${fingerprintWhere(line)}: ${layout}`);
       return;
     }
     this.checked += 1;
     const total = line.tokensKept;
-    const key = `${line.method}\u0000${line.layer}`;
-    const first = this.kept.get(key);
+    const first = slot.first;
     const c = this.contextTokens;
     if (first !== undefined && first.total !== total) {
       this.failures.add(
         "E_BUDGET_KEPT",
-        `${where}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
+        `${fingerprintWhere(line)}: keeps ${total} slots, sample ${first.sampleId} keeps ${first.total} on the same layer; how many a method keeps follows from its params and the model, never the sample`,
       );
     }
     if (total % heads !== 0) {
       this.failures.add(
         "E_BUDGET_KEPT",
-        `${where}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
+        `${fingerprintWhere(line)}: ${total} kept slots are not the same count for each of the ${heads} heads (per-layer selection too keeps heads × the per-head budget)`,
       );
       return;
     }
@@ -138,34 +206,54 @@ export class BudgetFold {
       if (perHead !== expected) {
         this.failures.add(
           "E_BUDGET_KEPT",
-          `${where}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
+          `${fingerprintWhere(line)}: keeps ${perHead} slots per head; ${method.kind} with these params keeps ${expected} of a ${c}-token context`,
         );
       }
     } else {
-      const window = preimage(layout.keptPerHead, perHead, c);
+      if (slot.lastWindow?.perHead !== perHead) {
+        slot.lastWindow = { perHead, window: preimage(layout.keptPerHead, perHead, c) };
+      }
+      const window = slot.lastWindow.window;
       if (window === undefined) {
         this.failures.add(
           "E_BUDGET_KEPT",
-          `${where}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
+          `${fingerprintWhere(line)}: keeps ${perHead} slots per head, which ${method.kind} with these params keeps for no readable window of a ${c}-token context (at most ${layout.keptPerHead(c)})`,
         );
       } else if (first === undefined) {
-        this.kept.set(key, { total, sampleId: line.sampleId, window });
+        this.setFirst(slot, { total, sampleId: line.sampleId, window });
       }
     }
-    if (first === undefined && !this.kept.has(key)) this.kept.set(key, { total, sampleId: line.sampleId });
-    this.checkStored(where, line, layout, total);
+    if (first === undefined && slot.first === undefined)
+      this.setFirst(slot, { total, sampleId: line.sampleId });
+    this.checkStored(line, layout, slot, total);
+  }
+
+  private setFirst(slot: LayerSlot, first: FirstKept): void {
+    slot.first = first;
+    this.kept.set(slot.key, first);
+  }
+
+  private expectedForm(layout: StoredLayout, slot: LayerSlot, total: number): ExpectedForm {
+    if (slot.last?.total !== total) {
+      const form = layout.stored(total);
+      const histogram = form.bitsHistogram === undefined ? undefined : countsByWidth(form.bitsHistogram);
+      slot.last = { total, expected: { form, histogram } };
+    }
+    return slot.last.expected;
   }
 
   private checkStored(
-    where: string,
     fingerprint: LayerFingerprint,
     layout: StoredLayout,
+    slot: LayerSlot,
     total: number,
   ): void {
-    const form = layout.stored(total);
-    const problems: string[] = [];
+    const { form, histogram } = this.expectedForm(layout, slot, total);
+    // Made only for a failure (most lines fail nothing): no array per line.
+    let problems: string[] | undefined;
     if (fingerprint.headsFullPrecision !== form.headsFullPrecision) {
-      problems.push(
+      problems = withProblem(
+        problems,
         `${fingerprint.headsFullPrecision} full-precision heads, the params give ${form.headsFullPrecision}`,
       );
     }
@@ -175,10 +263,17 @@ export class BudgetFold {
     ) {
       const expected =
         form.bytes.min === form.bytes.max ? `${form.bytes.min}` : `${form.bytes.min}..${form.bytes.max}`;
-      problems.push(`${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`);
+      problems = withProblem(
+        problems,
+        `${fingerprint.bytes} bytes, its ${total} kept slots are stored in ${expected}`,
+      );
     }
-    if (form.bitsHistogram !== undefined && !sameHistogram(fingerprint.bitsHistogram, form.bitsHistogram)) {
-      problems.push(
+    if (
+      histogram !== undefined &&
+      (histogram === null || !sameHistogram(fingerprint.bitsHistogram, histogram))
+    ) {
+      problems = withProblem(
+        problems,
         `bit histogram ${JSON.stringify(fingerprint.bitsHistogram)}, its ${total} kept slots are ${JSON.stringify(form.bitsHistogram)}`,
       );
     }
@@ -187,20 +282,23 @@ export class BudgetFold {
       const stated = Object.entries(fingerprint.bitsHistogram).filter(([, count]) => count !== 0);
       const foreign = stated.filter(([width]) => !widths.includes(Number(width))).map(([width]) => width);
       if (foreign.length > 0) {
-        problems.push(
+        problems = withProblem(
+          problems,
           `bit histogram holds widths ${foreign.join(", ")}, the params store only ${widths.join(", ")}`,
         );
       }
       for (const [width, least] of Object.entries(atLeast)) {
         const count = fingerprint.bitsHistogram[width] ?? 0;
         if (count < least) {
-          problems.push(
+          problems = withProblem(
+            problems,
             `${count} values at ${width} bits, its reserved heads alone store ${least} at the baseline dtype`,
           );
         }
       }
     }
-    if (problems.length > 0) this.failures.add("E_BUDGET_BYTES", `${where}: ${problems.join("; ")}`);
+    if (problems !== undefined)
+      this.failures.add("E_BUDGET_BYTES", `${fingerprintWhere(fingerprint)}: ${problems.join("; ")}`);
   }
 
   /**

@@ -3,6 +3,7 @@ import {
   type FingerprintLine,
   isWeightFingerprint,
   type LayerFingerprint,
+  MAX_BIT_WIDTH,
   type SampleRecord,
 } from "../../bundle/types.js";
 import type { RunConfig } from "../../config/types.js";
@@ -44,9 +45,19 @@ type FirstRecord = Pick<SampleRecord, (typeof SAMPLE_IDENTITY_FIELDS)[number] | 
 interface RecordState {
   contextTokens: number;
   kvBytesCompressed: number;
-  layers: Set<number> | undefined;
+  /** Which model layers have a fingerprint (1 each), from the first KV fingerprint on: a byte per layer, not a Set per record. */
+  layers: Uint8Array | undefined;
+  /** How many distinct layers `layers` marks. */
+  layerCount: number;
   layerBytes: number;
 }
+
+/**
+ * Methods whose records compare against one baseline continuation of a sample: the KV methods
+ * continue the shared prefill's baseline cache from its first token on (that token excluded),
+ * the weights methods the dense model from the context (that token included).
+ */
+type GenerationGroup = "kv" | "weights";
 
 /** Where a fingerprint line is, for a failure's words (made only then: most lines fail nothing). */
 function fingerprintWhere(fingerprint: LayerFingerprint): string {
@@ -72,7 +83,13 @@ export class ConsistencyFold {
   private readonly methodKinds: Map<string, RunConfig["methods"][number]["kind"]>;
   private readonly layers: number;
   private readonly baselineBytes: number;
-  private readonly bySample = new Map<string, { first: FirstRecord; methods: Map<string, RecordState> }>();
+  private readonly bySample = new Map<
+    string,
+    { first: FirstRecord; methods: Map<string, RecordState>; baselineTokens?: Map<GenerationGroup, string> }
+  >();
+  /** Records with generated token ids, and without: a bundle carries them in every record or none. */
+  private recordsWithTokens = 0;
+  private recordsWithoutTokens = 0;
   private readonly sampleOfIndex = new Map<number, string>();
   private readonly weights: WeightsConsistencyFold;
   private records = 0;
@@ -122,6 +139,7 @@ export class ConsistencyFold {
       contextTokens: record.contextTokens,
       kvBytesCompressed: record.kvBytesCompressed,
       layers: undefined,
+      layerCount: 0,
       layerBytes: 0,
     };
     if (sample !== undefined) {
@@ -206,23 +224,50 @@ export class ConsistencyFold {
       );
     }
     if (generation.tokens !== undefined || generation.baselineTokens !== undefined) {
+      this.recordsWithTokens += 1;
       // The token ids shown in the report must be the ones the agreement figures count.
-      const recounted = compareGenerations(generation.baselineTokens ?? [], generation.tokens ?? []);
-      // Each list holds exactly the compared tokens: a longer one would show the report tokens
-      // no agreement figure counts (the recount reads only the shorter list's length).
-      const lengths = [generation.baselineTokens?.length, generation.tokens?.length];
-      if (
-        lengths.some((length) => length !== generation.compared) ||
+      const baselineTokens = generation.baselineTokens ?? [];
+      const tokens = generation.tokens ?? [];
+      const recounted = compareGenerations(baselineTokens, tokens);
+      const vocabulary = this.environment.model.architecture?.vocabSize;
+      const outside = [...baselineTokens, ...tokens].find(
+        (id) => vocabulary !== undefined && id >= vocabulary,
+      );
+      if (baselineTokens.length !== generation.compared || tokens.length !== generation.compared) {
+        // Recounting compares the shorter list's length: a longer one would show tokens never compared.
+        failures.add(
+          "E_CONSISTENCY_GENERATION",
+          `${recordWhere(record)}: ${baselineTokens.length} baseline and ${tokens.length} generated token ids; the record compares ${generation.compared}`,
+        );
+      } else if (outside !== undefined) {
+        failures.add(
+          "E_CONSISTENCY_GENERATION",
+          `${recordWhere(record)}: generated token id ${outside} is outside the model's ${vocabulary}-token vocabulary`,
+        );
+      } else if (
         recounted.compared !== generation.compared ||
         recounted.matches !== generation.matches ||
         recounted.firstDivergence !== generation.firstDivergence
       ) {
         failures.add(
           "E_CONSISTENCY_GENERATION",
-          `${recordWhere(record)}: generated tokens (${lengths[0]} baseline, ${lengths[1]} compressed) give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
+          `${recordWhere(record)}: generated tokens give ${JSON.stringify(recounted)}, the record says compared ${generation.compared}, matches ${generation.matches}, firstDivergence ${generation.firstDivergence}`,
         );
       }
-    }
+      // Every method of a group continues the same baseline: one list per sample and group
+      // (else the report could show each method beside a baseline of its own choosing).
+      const group: GenerationGroup = methodKinds.get(record.method) === "weights" ? "weights" : "kv";
+      sample.baselineTokens ??= new Map();
+      const key = baselineTokens.join(",");
+      const earlier = sample.baselineTokens.get(group);
+      if (earlier === undefined) sample.baselineTokens.set(group, key);
+      else if (earlier !== key) {
+        failures.add(
+          "E_CONSISTENCY_GENERATION",
+          `${recordWhere(record)}: baseline continuation [${key}] differs from the one the sample's other ${group === "kv" ? "KV-cache" : "weights"} methods compare against [${earlier}] (one baseline per sample)`,
+        );
+      }
+    } else this.recordsWithoutTokens += 1;
     if (record.kvBytesBaseline !== this.baselineBytes) {
       failures.add(
         "E_CONSISTENCY_BASELINE_BYTES",
@@ -252,8 +297,8 @@ export class ConsistencyFold {
       failures.add("E_CONSISTENCY_ORPHAN_FINGERPRINT", `${fingerprintWhere(fingerprint)} has no record`);
       return;
     }
-    record.layers ??= new Set();
-    if (record.layers.has(fingerprint.layer)) {
+    record.layers ??= new Uint8Array(layers);
+    if (record.layers[fingerprint.layer] === 1) {
       failures.add(
         "E_CONSISTENCY_DUPLICATE_FINGERPRINT",
         `${fingerprintWhere(fingerprint)} appears more than once`,
@@ -267,7 +312,8 @@ export class ConsistencyFold {
       );
       return;
     }
-    record.layers.add(fingerprint.layer);
+    record.layers[fingerprint.layer] = 1;
+    record.layerCount += 1;
     record.layerBytes += fingerprint.bytes;
     const slots = environment.model.heads * record.contextTokens;
     if (fingerprint.tokensTotal !== slots || fingerprint.tokensKept > fingerprint.tokensTotal) {
@@ -284,7 +330,8 @@ export class ConsistencyFold {
     }
     let bits = 0;
     const histogram = fingerprint.bitsHistogram;
-    for (const width of Object.keys(histogram)) bits += Number(width) * histogram[width];
+    // By width, not by its keys: a schema-valid histogram names only widths 1..MAX_BIT_WIDTH.
+    for (let width = 1; width <= MAX_BIT_WIDTH; width++) bits += width * (histogram[width] ?? 0);
     if (Math.ceil(bits / 8) > fingerprint.bytes) {
       failures.add(
         "E_CONSISTENCY_FINGERPRINT",
@@ -312,6 +359,13 @@ export class ConsistencyFold {
           );
       }
     }
+    if (this.recordsWithTokens > 0 && this.recordsWithoutTokens > 0) {
+      // Dropping the ids from some records would choose which continuations the report shows.
+      failures.add(
+        "E_CONSISTENCY_GENERATION",
+        `${this.recordsWithTokens} records carry their generated token ids and ${this.recordsWithoutTokens} do not: a run records them in every record or none`,
+      );
+    }
     failures.absorb(this.fingerprintFailures);
     for (const [sampleId, { methods }] of bySample) {
       for (const [method, record] of methods) {
@@ -326,7 +380,7 @@ export class ConsistencyFold {
           }
           continue;
         }
-        const count = seen?.size ?? 0;
+        const count = record.layerCount;
         if (count !== layers) {
           failures.add(
             "E_CONSISTENCY_LAYERS",

@@ -137,13 +137,31 @@ export class RecordIdentities implements Iterable<RecordIdentity> {
     this.sampleOf[row] = slot;
   }
 
-  *[Symbol.iterator](): Iterator<RecordIdentity> {
-    for (let row = 0; row < this.count; row++) {
-      yield this.own.get(row) ?? {
-        ...this.samples[this.sampleOf[row]],
-        method: this.methods[this.methodOf[row]],
-      };
-    }
+  [Symbol.iterator](): Iterator<RecordIdentity> {
+    // A plain iterator and one object literal per row: a generator spreading each sample took
+    // 3-8x as long (61-76 ms against 9-24 ms of CPU for 30000 rows, measured alone).
+    let row = 0;
+    return {
+      next: (): IteratorResult<RecordIdentity> => {
+        if (row >= this.count) return { done: true, value: undefined };
+        const own = this.own.get(row);
+        if (own !== undefined) {
+          row++;
+          return { done: false, value: own };
+        }
+        const sample = this.samples[this.sampleOf[row]];
+        const value: RecordIdentity = {
+          sampleId: sample.sampleId,
+          method: this.methods[this.methodOf[row]],
+          tokenHash: sample.tokenHash,
+          document: sample.document,
+          offset: sample.offset,
+          sampleIndex: sample.sampleIndex,
+        };
+        row++;
+        return { done: false, value };
+      },
+    };
   }
 }
 

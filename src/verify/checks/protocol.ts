@@ -6,6 +6,7 @@ import type { CheckpointFile } from "../../model/types.js";
 import { FailureCollector } from "../collect.js";
 import { isRecord } from "../parse.js";
 import { type Finding, fail, pass } from "../types.js";
+import { hardwareRecordProblems } from "./hardware-record.js";
 
 const CHECK = "protocol" as const;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -260,24 +261,13 @@ export function checkProtocol(input: ProtocolInput): Finding[] {
       "the hardware check did not pass (environment.json hardwareCheck.verdict)",
     );
   }
-  // The check's inputs are the run config's hardware factors (prove copies them in): a
-  // signed environment whose pre-flight used other factors than the config states contradicts it.
-  const hardware = get(config, "hardware");
-  const inputs = get(environment, "hardwareCheck", "inputs");
-  if (hardware !== null && typeof hardware === "object" && inputs !== null && typeof inputs === "object") {
-    for (const [factor, configured] of Object.entries(hardware)) {
-      // A factor the record states (marginFraction beside the inputs) must be the config's;
-      // inputs are free-form, and one a producer's record leaves out contradicts nothing.
-      const stated =
-        factor in inputs
-          ? (inputs as Record<string, unknown>)[factor]
-          : get(environment, "hardwareCheck", factor);
-      if (stated !== undefined && stated !== configured)
-        failures.add(
-          "E_PROTOCOL_HARDWARE_CHECK",
-          `environment.json hardwareCheck states ${factor} ${JSON.stringify(stated)}; config.json hardware.${factor} is ${JSON.stringify(configured)}`,
-        );
-    }
+  for (const problem of hardwareRecordProblems(
+    environment.hardwareCheck,
+    config,
+    environment.model,
+    input.version,
+  )) {
+    failures.add("E_PROTOCOL_HARDWARE_INPUTS", problem);
   }
   if (
     get(environment, "hardwareCheck", "device") !== device ||

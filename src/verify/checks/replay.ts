@@ -24,12 +24,14 @@ import type { RunConfig } from "../../config/types.js";
 import { Mulberry32 } from "../../data/prng.js";
 import type { Sample } from "../../data/types.js";
 import { SpgError } from "../../errors.js";
+import { type GreedyTrace, type GreedyTraces, greedyTraceKey } from "../../measure/evaluate.js";
 import { measureRun } from "../../measure/open-run.js";
 import { readCheckpoint } from "../../model/checkpoint.js";
 import type { GptNeoCheckpoint } from "../../model/types.js";
 import { bundledModelDir } from "../../paths.js";
 import type { ReplayTolerances } from "../policy.js";
 import { type Finding, fail, pass, warn } from "../types.js";
+import { compareGeneratedTokens } from "./replay-generation.js";
 
 const CHECK = "replay" as const;
 
@@ -253,13 +255,34 @@ function widest(all: readonly RecordDifferences[]): RecordDifferences {
   return out;
 }
 
+/** Canonical text of a bit histogram (key order aside): compared exactly, like the bytes. */
+function histogramText(histogram: Record<string, number>): string {
+  return JSON.stringify(Object.entries(histogram).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * Whether a replayed record reproduced its stored one bit for bit (NLL, KL, top-1): then the
+ * caches it scored were the stored ones, and each layer's sha256 must be the stored one too.
+ */
+function bitIdentical(stored: SampleRecord, fresh: SampleRecord): boolean {
+  return (
+    stored.nllBaseline === fresh.nllBaseline &&
+    stored.nllCompressed === fresh.nllCompressed &&
+    stored.klSum === fresh.klSum &&
+    stored.top1Matches === fresh.top1Matches
+  );
+}
+
 function compareFingerprints(
   fresh: readonly FingerprintLine[],
   stored: readonly FingerprintLine[],
   findings: Finding[],
-): { compared: number; identical: number } {
+  /** Records (sampleId NUL method) the replay reproduced bit for bit: their layers' sha256 must match. */
+  exactRecords: ReadonlySet<string>,
+): { compared: number; identical: number; hashesCompared: number } {
   let compared = 0;
   let identical = 0;
+  let hashesCompared = 0;
   for (const line of fresh) {
     compared++;
     if (isWeightFingerprint(line)) {
@@ -288,22 +311,45 @@ function compareFingerprints(
       original === undefined ||
       original.bytes !== line.bytes ||
       original.tokensKept !== line.tokensKept ||
+      original.headsFullPrecision !== line.headsFullPrecision ||
+      histogramText(original.bitsHistogram) !== histogramText(line.bitsHistogram) ||
       (original.slotsRead !== undefined && original.slotsRead !== line.slotsRead)
     ) {
       findings.push(
         fail(
           CHECK,
           "E_REPLAY_FINGERPRINT",
-          `${line.sampleId} / ${line.method} layer ${line.layer}: bytes, tokens kept or slots read differ`,
+          `${line.sampleId} / ${line.method} layer ${line.layer}: bytes, tokens kept, full-precision heads, bit histogram or slots read differ`,
           {
             stored: original ?? null,
-            replayed: { bytes: line.bytes, tokensKept: line.tokensKept, slotsRead: line.slotsRead },
+            replayed: {
+              bytes: line.bytes,
+              tokensKept: line.tokensKept,
+              headsFullPrecision: line.headsFullPrecision,
+              bitsHistogram: line.bitsHistogram,
+              slotsRead: line.slotsRead,
+            },
           },
         ),
       );
-    } else if (original.sha256 === line.sha256) identical++;
+      continue;
+    }
+    if (original.sha256 === line.sha256) identical++;
+    if (exactRecords.has(`${line.sampleId}\u0000${line.method}`)) {
+      hashesCompared++;
+      if (original.sha256 !== line.sha256) {
+        findings.push(
+          fail(
+            CHECK,
+            "E_REPLAY_FINGERPRINT",
+            `${line.sampleId} / ${line.method} layer ${line.layer}: the record replays bit for bit, but the layer's sha256 is not the replayed bytes'`,
+            { stored: original.sha256, replayed: line.sha256 },
+          ),
+        );
+      }
+    }
   }
-  return { compared, identical };
+  return { compared, identical, hashesCompared };
 }
 
 export async function checkReplay(input: ReplayInput, options: ReplayOptions): Promise<Finding[]> {
@@ -371,12 +417,16 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
   const records = stored.records;
   const findings: Finding[] = [];
   const differences: RecordDifferences[] = [];
+  const greedyTraces: GreedyTraces = new Map();
   const fresh = await measureRun(checkpoint, chosen, config, {
     device: options.device ?? "cpu",
     cacheDir: options.cacheDir,
     intraOpThreads: options.intraOpThreads,
     headLayout: headLayoutOfVersion(input.version),
+    greedyTraces,
   });
+  const pairs: { stored: SampleRecord; fresh: SampleRecord; trace: GreedyTrace | undefined }[] = [];
+  const exactRecords = new Set<string>();
   for (const record of fresh.records) {
     const original = records.find((r) => r.sampleId === record.sampleId && r.method === record.method);
     if (original === undefined) {
@@ -390,6 +440,12 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
       continue;
     }
     differences.push(recordDifferences(original, record));
+    pairs.push({
+      stored: original,
+      fresh: record,
+      trace: greedyTraces.get(greedyTraceKey(record.sampleId, record.method)),
+    });
+    if (bitIdentical(original, record)) exactRecords.add(`${record.sampleId}\u0000${record.method}`);
     const problems = compareRecords(original, record, input.tolerances);
     if (problems.length > 0) {
       findings.push(
@@ -404,7 +460,22 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
       );
     }
   }
-  const fingerprints = compareFingerprints(fresh.fingerprints, stored.fingerprints, findings);
+  const generation = compareGeneratedTokens(pairs, input.tolerances.nllPerToken);
+  for (const { record, problem } of generation.problems) {
+    findings.push(
+      fail(CHECK, "E_REPLAY_GENERATION", `${record}: the stored ${problem}`, { record, problem }),
+    );
+  }
+  const fingerprints = compareFingerprints(fresh.fingerprints, stored.fingerprints, findings, exactRecords);
+  const generationText =
+    generation.compared === 0
+      ? "no generated token ids stored"
+      : `${generation.identical} of ${generation.compared} generated token lists identical` +
+        (generation.nearTies.length === 0
+          ? ""
+          : `, ${generation.nearTies.length} leave the replay at a near-tie (${generation.nearTies
+              .map((t) => `${t.record} ${t.list} token ${t.position}, gap ${t.gap.toPrecision(2)}`)
+              .join("; ")}) and are compared up to it`);
   const largest = widest(differences);
   const speeds = replayedSpeedRatios(records, fresh.records);
   const speedText = Object.entries(speeds)
@@ -428,13 +499,21 @@ export async function checkReplay(input: ReplayInput, options: ReplayOptions): P
       CHECK,
       `${where}: ${differences.length} records within tolerance (largest differences: NLL ${largest.nllPerToken.toExponential(2)}/token, ` +
         `KL ${largest.klPerToken.toExponential(2)}/token, agreement ${largest.agreementFraction}), ` +
-        `${fingerprints.compared} layer/tensor fingerprints with equal bytes (${fingerprints.identical} bit-identical)` +
+        `${fingerprints.compared} layer/tensor fingerprints with equal bytes (${fingerprints.identical} bit-identical; ` +
+        `sha256 held to the replay's for the ${fingerprints.hashesCompared} layers of records replayed bit for bit, ` +
+        `the others within the tolerances above); ${generationText}` +
         (speedText === "" ? "" : `; decode speed ratios of these samples, not judged: ${speedText}`),
       {
         seed,
         samples: chosen.map((s) => s.sampleId),
         largestDifferences: largest,
         decodeSpeedRatios: speeds,
+        generation: {
+          compared: generation.compared,
+          identical: generation.identical,
+          nearTies: generation.nearTies,
+        },
+        sha256Compared: fingerprints.hashesCompared,
       },
     ),
   ];

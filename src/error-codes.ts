@@ -389,7 +389,10 @@ export const ERROR_CODES = {
   ),
   E_CONSISTENCY_TOKENS: finding("consistency", "token counts disagree with the config"),
   E_CONSISTENCY_UNKNOWN_METHOD: finding("consistency", "a record names a method not in config.methods"),
-  E_CONSISTENCY_WEIGHTS: finding("consistency", "a record's weights fields do not match its method's kind"),
+  E_CONSISTENCY_WEIGHTS: finding(
+    "consistency",
+    "a record's weights fields do not match its method's kind, or a weight fingerprint does not match its method's policy or its tensor's name",
+  ),
 
   E_SHARD_CONFIG: finding("shards", "a shard's run config hash is not this config.json's sha256"),
   E_SHARD_COUNT: finding("shards", "a merge's shards disagree on N, or N is not the number of shards"),

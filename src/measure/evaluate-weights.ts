@@ -18,6 +18,7 @@ import { type GreedyStep, type LoadRuntimeOptions, loadRuntime } from "../model/
 import type { GptNeoCheckpoint, GptNeoRuntime } from "../model/types.js";
 import { type CompressedWeights, compressCheckpoint } from "../weights/compress.js";
 import { policyOfMethod } from "../weights/method.js";
+import { layerOfTensorName } from "../weights/policy.js";
 import { factorisedCheckpoint } from "../weights/runtime.js";
 import {
   continueFrom,
@@ -135,22 +136,19 @@ export interface CompressedModel {
   fingerprints: WeightFingerprintLine[];
 }
 
-const LAYER_OF_NAME = /^transformer\.h\.(\d+)\./;
-
 /** One fingerprint line per stored tensor (dense ones too: the record's bytes are their sum). */
 export function weightFingerprintLines(
   method: string,
   compressed: CompressedWeights,
 ): WeightFingerprintLine[] {
   return compressed.tensors.map((tensor) => {
-    const layer = LAYER_OF_NAME.exec(tensor.name);
     const { name: _name, ...stored } = tensor.fingerprint;
     return {
       kind: "weights",
       method,
       tensor: tensor.name,
       module: tensor.plan?.kind ?? null,
-      layer: layer === null ? null : Number(layer[1]),
+      layer: layerOfTensorName(tensor.name),
       ...stored,
     };
   });

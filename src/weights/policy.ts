@@ -230,6 +230,14 @@ export function loadWeightPolicy(nameOrPath: string): WeightPolicy {
   return validateWeightPolicy(readConfigFile(path), path);
 }
 
+const LAYER_OF_NAME = /^transformer\.h\.(\d+)\./;
+
+/** The block a checkpoint tensor belongs to, from its HF name; null outside the blocks (embeddings, ln_f, head). */
+export function layerOfTensorName(name: string): number | null {
+  const match = LAYER_OF_NAME.exec(name);
+  return match === null ? null : Number(match[1]);
+}
+
 /** One weight matrix of the checkpoint a policy may rewrite. */
 export interface WeightMatrix {
   name: string;

@@ -172,6 +172,28 @@ describe("prove with weights methods", () => {
     assert.ok(failedCodes(checked).includes("E_CONSISTENCY_BYTES"));
   });
 
+  test("a tensor fingerprint moved to another layer or module is rejected (found by the semantic fuzzer)", () => {
+    for (const edit of [
+      (line: WeightFingerprintLine) => {
+        line.layer = line.layer === null ? 1 : line.layer + 1;
+      },
+      (line: WeightFingerprintLine) => {
+        line.module = line.module === "wpe" ? "wte" : "wpe";
+      },
+    ]) {
+      const checked = tampered((_records, lines) => {
+        const line = lines.find(
+          (l): l is WeightFingerprintLine =>
+            isWeightFingerprint(l) && l.method === "naive" && l.layer !== null,
+        );
+        if (line === undefined) throw new Error("no layer tensor in the weights run");
+        edit(line);
+      });
+      assert.equal(checked.exitCode, EXIT_INVALID);
+      assert.ok(failedCodes(checked).includes("E_CONSISTENCY_WEIGHTS"), failedCodes(checked).join());
+    }
+  });
+
   test("a tensor fingerprint shrunk together with its records is rejected (dense bytes and policy)", () => {
     const checked = tampered((records, lines) => {
       const line = lines.find(

@@ -19,7 +19,7 @@ import { graphWeightNames } from "../../model/graph.js";
 import type { GptNeoConfig } from "../../model/types.js";
 import { dtypeBits, dtypeBytes } from "../../numeric/dtype.js";
 import { sensitivityOf, type WeightsMethodParams } from "../../weights/method.js";
-import { planCompression } from "../../weights/policy.js";
+import { layerOfTensorName, planCompression } from "../../weights/policy.js";
 import { variantParams } from "../../weights/sensitivity.js";
 import { FailureCollector } from "../collect.js";
 
@@ -177,6 +177,15 @@ function checkWeightsMethods(
       sums.bytes += line.bytes;
       sums.baselineBytes += line.baselineBytes;
       sums.parameters += line.parameters;
+      // Layer and module are what the report groups a tensor's bytes by: both follow from its name.
+      const module = plans.get(line.tensor)?.kind ?? null;
+      const layer = layerOfTensorName(line.tensor);
+      if (line.layer !== layer || line.module !== module) {
+        failures.add(
+          "E_CONSISTENCY_WEIGHTS",
+          `${where}: states layer ${line.layer}, module ${line.module}; the tensor's name gives layer ${layer}, module ${module}`,
+        );
+      }
       const treatment = plans.get(line.tensor)?.treatment ?? { encoding: "dense" as const };
       const bits =
         treatment.encoding === "dense" || treatment.quantize === undefined

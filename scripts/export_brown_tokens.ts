@@ -14,6 +14,7 @@ import { defaultParagraphBreak, type ParagraphBreak, paragraphBreaks } from "../
 import { SpgError } from "../src/errors.js";
 import { packageRoot } from "../src/paths.js";
 import { writeBrownTokenFiles } from "./brown_token_files.js";
+import { runScript } from "./run-script.js";
 
 function main(): void {
   const { values, positionals } = parseArgs({
@@ -36,10 +37,4 @@ function main(): void {
   console.log(`wrote ${outDir} (paragraph break: ${paragraphBreak})`);
 }
 
-try {
-  main();
-} catch (error) {
-  if (!(error instanceof SpgError)) throw error;
-  console.error(error.describe());
-  process.exitCode = error.exitCode;
-}
+runScript(main);

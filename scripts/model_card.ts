@@ -15,7 +15,6 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { brownSplitNames, loadBrownSplit, type ParagraphBreak, paragraphBreaks } from "../src/data/brown.js";
-import { SpgError } from "../src/errors.js";
 import { bundledModelDir } from "../src/paths.js";
 import { brownSplitTokenFile } from "./brown_token_files.js";
 import {
@@ -28,6 +27,7 @@ import {
   reproducePlan,
   type TrainingRecord,
 } from "./model_lineage.js";
+import { runScript } from "./run-script.js";
 
 interface LossEntry {
   step: number;
@@ -430,10 +430,4 @@ function main(): void {
   console.log(`wrote ${outPath}`);
 }
 
-try {
-  main();
-} catch (error) {
-  if (!(error instanceof SpgError)) throw error;
-  console.error(error.describe());
-  process.exitCode = error.exitCode;
-}
+runScript(main);
